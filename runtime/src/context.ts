@@ -1,0 +1,45 @@
+// What a handler sees about the call it serves, the same on gRPC and on RabbitMQ.
+
+import type { MethodDesc, TransportName } from "./descriptors.js";
+import type { Metadata } from "./metadata.js";
+
+export interface HandlerContext {
+  readonly method: MethodDesc;
+  readonly transport: TransportName;
+  /** Request metadata: gRPC metadata or AMQP headers. */
+  readonly metadata: Metadata;
+  /** Absolute deadline in epoch milliseconds, if the caller set one. */
+  readonly deadline: number | undefined;
+  /** Aborted when the caller cancels, the deadline passes or the server shuts down. */
+  readonly signal: AbortSignal;
+  /** Metadata sent back with the response (gRPC trailers, AMQP reply headers). */
+  readonly responseMetadata: Metadata;
+  /** Who called: a gRPC peer address, or the AMQP connection's user_id when the broker vouched for it. */
+  readonly peer: string | undefined;
+  /** Values interceptors attach for handlers (a verified identity, a trace span...). */
+  readonly values: Map<string | symbol, unknown>;
+}
+
+/** Options every client call takes, whatever the transport. */
+export interface CallOptions {
+  /** Relative deadline; overrides the method's default. */
+  timeoutMs?: number;
+  /** Absolute deadline (epoch ms or Date); the earlier of this and timeoutMs wins. */
+  deadline?: number | Date;
+  signal?: AbortSignal;
+  metadata?: Metadata;
+  /** Called with the response metadata (gRPC trailers merged over headers, AMQP reply headers). */
+  onResponseMetadata?: (metadata: Metadata) => void;
+}
+
+/** The absolute deadline of a call, or undefined when it has none. */
+export function resolveDeadline(options: CallOptions | undefined, defaultTimeoutMs: number | undefined, now = Date.now()): number | undefined {
+  let deadline: number | undefined;
+  const timeout = options?.timeoutMs ?? defaultTimeoutMs;
+  if (timeout !== undefined && timeout > 0) deadline = now + timeout;
+  if (options?.deadline !== undefined) {
+    const abs = options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
+    deadline = deadline === undefined ? abs : Math.min(deadline, abs);
+  }
+  return deadline;
+}
