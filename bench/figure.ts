@@ -1,0 +1,25 @@
+// One benchmark figure. `ratio` says how many times better grabbit is than the baseline measured in
+// the same run: value/baseline for rates, baseline/value for times and memory (above 1 is better).
+export interface Figure {
+  value: number;
+  unit: string;
+  baseline: number;
+  ratio: number;
+  /** What the baseline is, e.g. "raw amqplib confirm channel". */
+  baselineName?: string;
+  note?: string;
+}
+
+export type Higher = "higher-is-better" | "lower-is-better";
+
+export function figure(value: number, baseline: number, unit: string, better: Higher, baselineName?: string): Figure {
+  const ratio = better === "higher-is-better" ? value / baseline : baseline / value;
+  return { value: round(value), unit, baseline: round(baseline), ratio: Math.round(ratio * 100) / 100, ...(baselineName ? { baselineName } : {}) };
+}
+
+function round(n: number): number {
+  return n >= 100 ? Math.round(n) : Math.round(n * 1000) / 1000;
+}
+
+/** A bench module: bench/<area>.ts exports `run`, and bench/run.ts calls each in turn. */
+export type BenchModule = { run(options: { quick: boolean }): Promise<Record<string, Figure>> };

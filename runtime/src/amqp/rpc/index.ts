@@ -1,0 +1,2 @@
+// RPC over RabbitMQ (reply_to + correlation_id). Filled in by the RPC client and server.
+export {};

@@ -1,0 +1,2 @@
+// gRPC transport on @grpc/grpc-js.
+export {};
