@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { AmqpConnection, type AmqpSession } from "@grabbit/runtime/amqp";
+import { Code, StatusError } from "@grabbit/runtime";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { TcpProxy, brokerProxy } from "../support/tcp-proxy.js";
+
+const cleanup: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f().catch(() => {});
+});
+
+function nextEvent<T = unknown>(emitter: AmqpConnection, name: string): Promise<T> {
+  return new Promise((resolve) => emitter.once(name, resolve));
+}
+
+describe("AmqpConnection", () => {
+  it("connects, reports the broker's quorum support and runs setups now and on every session", async () => {
+    const proxy = await brokerProxy();
+    cleanup.push(() => proxy.stop());
+    const conn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-test", reconnect: { initialDelayMs: 20 } });
+    cleanup.push(() => conn.close());
+    expect(conn.connected).toBe(true);
+    expect(conn.supportsQuorumQueues()).toBe(true);
+
+    const seen: number[] = [];
+    const order: string[] = [];
+    conn.onSession(async (s) => {
+      seen.push(s.id);
+      order.push("a");
+    });
+    conn.onSession(async () => {
+      order.push("b");
+    });
+    // The "now" run of a setup is asynchronous; wait for it through a second session cycle instead of a timer.
+    const first = await conn.waitForSession();
+    const reconnected = nextEvent<AmqpSession>(conn, "connected");
+    const disconnected = nextEvent(conn, "disconnected");
+    proxy.cutAll();
+    await disconnected;
+    expect(conn.connected).toBe(false);
+    const second = await reconnected;
+    expect(second.id).toBeGreaterThan(first.id);
+    await first.closed; // the old session reports its loss
+    expect(seen).toEqual([first.id, second.id]);
+    expect(order).toEqual(["a", "b", "a", "b"]);
+    // The new session is usable.
+    const ch = await second.createChannel();
+    const q = await ch.assertQueue("", { exclusive: true });
+    expect(q.queue).toMatch(/^amq\.gen/);
+    await ch.close();
+  });
+
+  it("keeps retrying while the broker refuses connections and recovers when it accepts again", async () => {
+    const proxy = await brokerProxy();
+    cleanup.push(() => proxy.stop());
+    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    cleanup.push(() => conn.close());
+    proxy.refuse(true);
+    let attempts = 0;
+    const threeFailures = new Promise<void>((resolve) =>
+      conn.on("reconnecting", () => {
+        if (++attempts === 3) resolve();
+      }),
+    );
+    proxy.cutAll();
+    await threeFailures;
+    expect(conn.connected).toBe(false);
+    await expect(conn.waitForSession({ timeoutMs: 1 })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    proxy.refuse(false);
+    const session = await conn.waitForSession();
+    expect(session.open).toBe(true);
+    expect(conn.connected).toBe(true);
+  });
+
+  it("fails over to the next URL when the first is down", async () => {
+    const dead = new TcpProxy("127.0.0.1", 1);
+    await dead.start();
+    dead.refuse(true);
+    cleanup.push(() => dead.stop());
+    const conn = await AmqpConnection.connect({ urls: [dead.url, AMQP_URL] });
+    cleanup.push(() => conn.close());
+    const session = await conn.waitForSession();
+    expect(session.url).toBe(new URL(AMQP_URL).toString().replace(/\/\/[^@]*@/, "//"));
+  });
+
+  it("rejects connect() with UNAVAILABLE when every URL is down and attempts run out", async () => {
+    const dead = new TcpProxy("127.0.0.1", 1);
+    await dead.start();
+    dead.refuse(true);
+    cleanup.push(() => dead.stop());
+    const err = await AmqpConnection.connect({ urls: dead.url, reconnect: { initialDelayMs: 5, maxAttempts: 2 } }).catch((e) => e);
+    expect(err).toBeInstanceOf(StatusError);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).not.toContain("guest:guest");
+  });
+
+  it("close() closes tracked resources first and never reconnects", async () => {
+    const proxy = await brokerProxy();
+    cleanup.push(() => proxy.stop());
+    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 5 } });
+    const events: string[] = [];
+    const session = await conn.waitForSession();
+    conn.track({
+      async close() {
+        // Still usable while tracked resources drain.
+        const ch = await session.createChannel();
+        await ch.checkQueue("amq.rabbitmq.trace").catch(() => undefined);
+        events.push("tracked closed");
+      },
+    });
+    conn.on("reconnecting", () => events.push("reconnecting"));
+    await conn.close();
+    events.push("connection closed");
+    await session.closed;
+    expect(events).toEqual(["tracked closed", "connection closed"]);
+    expect(conn.connected).toBe(false);
+    await expect(conn.waitForSession()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+  });
+
+  it("a channel error does not take the connection down", async () => {
+    const conn = await AmqpConnection.connect();
+    cleanup.push(() => conn.close());
+    const session = await conn.waitForSession();
+    const ch = await session.createChannel();
+    const closed = new Promise<void>((r) => ch.once("close", r));
+    await expect(ch.checkQueue(uniqueName("missing"))).rejects.toThrow(/NOT_FOUND/);
+    await closed;
+    expect(session.open).toBe(true);
+    expect(conn.connected).toBe(true);
+  });
+});
