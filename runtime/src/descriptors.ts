@@ -43,6 +43,10 @@ export interface EventDesc<T = any> {
   /** Placeholder names in template order, in proto spelling ("region"). */
   readonly routingFields: readonly string[];
   readonly persistent: boolean;
-  /** Placeholder values of one event as text, not yet escaped (headers exchanges send them as is). */
-  routingValues(event: T): Record<string, string>;
+  /**
+   * Placeholder values as text, keyed by proto field name, not yet escaped (headers exchanges send
+   * them as is). Takes a partial event too: fields left out are left out of the result, which is how
+   * a consumer's filter becomes binding values.
+   */
+  routingValues(event: Partial<T>): Record<string, string>;
 }

@@ -1,0 +1,407 @@
+// Descriptors in, model out: walks the files to generate, reads grabbit's options typed with
+// @bufbuild/protobuf, resolves defaults and checks them. Every problem is collected with its source
+// position; the caller fails generation once with all of them.
+import {
+  type DescEnum,
+  type DescField,
+  type DescFile,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  type FileRegistry,
+  getOption,
+  hasOption,
+  ScalarType,
+} from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { getComments } from "@bufbuild/protoplugin";
+import * as opts from "../gen/grabbit/v1/options_pb.js";
+import { ContractError, ContractErrors } from "./errors.js";
+import { locate, optionPath, type Position } from "./location.js";
+import type {
+  EnumTableModel,
+  EventModel,
+  ExchangeKindName,
+  FileModel,
+  GenerationModel,
+  ImportModel,
+  MethodModel,
+  RoutingFieldModel,
+  ServiceModel,
+  TransportName,
+  TypeRef,
+} from "./model.js";
+import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
+
+export interface BuildOptions {
+  /** Extension of relative imports: ".js" for NodeNext (default), "" for bundlers, ".ts" for Deno-style. */
+  importExtension: string;
+  /** Suffix ts-proto was told to add to its files (its `fileSuffix` option). */
+  tsProtoSuffix: string;
+  /** Suffix of grabbit's own files: orders.proto becomes orders<suffix>.ts. */
+  outputSuffix: string;
+}
+
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { importExtension: ".js", tsProtoSuffix: "", outputSuffix: ".grabbit" };
+
+const DEFAULT_PREFETCH = 32;
+const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
+const PLACEHOLDER_RE = /\{([^{}]*)\}/g;
+
+// Option field numbers, for pointing errors at the exact option line where buf recorded one.
+const EXT = { file: 51730, event: 51731, service: 51732, method: 51733 } as const;
+const EVENT_FIELD = { exchange: 1, exchangeKind: 2, routingKey: 3 } as const;
+const SERVICE_FIELD = { transports: 1, requestQueue: 2, prefetch: 3 } as const;
+
+const KIND_NAMES: Record<number, ExchangeKindName | undefined> = {
+  [opts.ExchangeKind.TOPIC]: "topic",
+  [opts.ExchangeKind.DIRECT]: "direct",
+  [opts.ExchangeKind.FANOUT]: "fanout",
+  [opts.ExchangeKind.HEADERS]: "headers",
+};
+
+const INTEGER_SCALARS = new Set([
+  ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64,
+  ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64, ScalarType.FLOAT, ScalarType.DOUBLE,
+]);
+
+export function buildModel(registry: FileRegistry, filesToGenerate: readonly string[], options: BuildOptions = DEFAULT_BUILD_OPTIONS): GenerationModel {
+  const builder = new ModelBuilder(options);
+  const files: FileModel[] = [];
+  for (const name of filesToGenerate) {
+    const file = registry.getFile(name);
+    if (!file) throw new Error(`the request names ${name} to generate but does not contain it`);
+    const model = builder.file(file);
+    if (model) files.push(model);
+  }
+  if (builder.errors.length > 0) throw new ContractErrors(builder.errors);
+  return { files };
+}
+
+class ModelBuilder {
+  readonly errors: ContractError[] = [];
+  // Checks that span files: one exchange has one kind, one request queue serves one service.
+  private readonly exchanges = new Map<string, { kind: ExchangeKindName; where: Position; event: string }>();
+  private readonly queues = new Map<string, { service: string; where: Position }>();
+
+  constructor(private readonly options: BuildOptions) {}
+
+  private fail(where: Position, message: string): void {
+    this.errors.push(new ContractError(where, message));
+  }
+
+  file(file: DescFile): FileModel | undefined {
+    const defaults = hasOption(file, opts.file) ? getOption(file, opts.file) : undefined;
+    const events = collectMessages(file.messages).filter((m) => hasOption(m, opts.event));
+    if (file.services.length === 0 && events.length === 0) return undefined;
+
+    const outputPath = tsProtoModulePath(file.proto.name, "") + this.options.outputSuffix + ".ts";
+    const ctx = new FileContext(outputPath, this.options);
+    const fileModel: FileModel = {
+      proto: file.proto.name,
+      outputPath,
+      imports: ctx.imports,
+      services: [],
+      events: [],
+      enumTables: ctx.enumTables,
+      usesGrpc: false,
+      usesAmqpRpc: false,
+    };
+    if (defaults) this.checkFileDefaults(file, defaults);
+    for (const service of file.services) {
+      const model = this.service(service, defaults, ctx);
+      fileModel.services.push(model);
+      fileModel.usesGrpc ||= model.grpc;
+      fileModel.usesAmqpRpc ||= model.amqp !== undefined;
+    }
+    for (const message of events) fileModel.events.push(this.event(message, defaults, ctx));
+    return fileModel;
+  }
+
+  private checkFileDefaults(file: DescFile, defaults: opts.FileOptions): void {
+    const at = locate(file, optionPath(file, EXT.file));
+    if (defaults.exchange && !NAME_RE.test(defaults.exchange)) {
+      this.fail(at, `(grabbit.v1.file).exchange "${defaults.exchange}" is not a valid exchange name (letters, digits, "-", "_", ".", ":")`);
+    }
+    if (defaults.queuePrefix && !NAME_RE.test(defaults.queuePrefix)) {
+      this.fail(at, `(grabbit.v1.file).queue_prefix "${defaults.queuePrefix}" may only contain letters, digits, "-", "_", ".", ":"`);
+    }
+  }
+
+  private service(service: DescService, defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
+    const own = hasOption(service, opts.service) ? getOption(service, opts.service) : undefined;
+    const at = (field?: number) => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
+    // "BridgeService" and "Bridge" both give BridgeService, BridgeHandlers, BridgeClient.
+    const base = serviceBaseName(service).replace(/(.)Service$/, "$1");
+
+    const declared = own?.transports.length ? own.transports : defaults?.transports.length ? defaults.transports : [opts.Transport.GRPC];
+    const transports: TransportName[] = [];
+    for (const t of declared) {
+      const name = t === opts.Transport.GRPC ? "grpc" : t === opts.Transport.AMQP ? "amqp" : undefined;
+      if (!name) {
+        this.fail(at(SERVICE_FIELD.transports), `service ${service.typeName}: transport ${t} is not TRANSPORT_GRPC or TRANSPORT_AMQP`);
+      } else if (transports.includes(name)) {
+        this.fail(at(SERVICE_FIELD.transports), `service ${service.typeName}: transport ${name.toUpperCase()} is listed twice`);
+      } else {
+        transports.push(name);
+      }
+    }
+    const amqp = transports.includes("amqp");
+    if (!amqp && own?.requestQueue) {
+      this.fail(at(SERVICE_FIELD.requestQueue), `service ${service.typeName} sets request_queue but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove request_queue`);
+    }
+    if (!amqp && own?.prefetch) {
+      this.fail(at(SERVICE_FIELD.prefetch), `service ${service.typeName} sets prefetch but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove prefetch`);
+    }
+
+    let amqpModel: ServiceModel["amqp"];
+    if (amqp) {
+      const requestQueue = own?.requestQueue || (defaults?.queuePrefix ?? "") + service.typeName;
+      const where = at(SERVICE_FIELD.requestQueue);
+      if (!NAME_RE.test(requestQueue) || requestQueue.startsWith("amq.") || Buffer.byteLength(requestQueue) > 255) {
+        this.fail(where, `service ${service.typeName}: request queue "${requestQueue}" is not a valid queue name (up to 255 of letters, digits, "-", "_", ".", ":"; not starting with "amq.")`);
+      }
+      const earlier = this.queues.get(requestQueue);
+      if (earlier) {
+        this.fail(where, `services ${earlier.service} and ${service.typeName} both use request queue "${requestQueue}"; give one of them its own request_queue`);
+      } else {
+        this.queues.set(requestQueue, { service: service.typeName, where });
+      }
+      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH };
+    }
+
+    const serviceTimeout = own?.timeoutMs || defaults?.timeoutMs || undefined;
+    const members = new NameScope();
+    const methods = service.methods.map((m) => this.method(m, members, serviceTimeout, amqp, ctx));
+    return {
+      typeName: service.typeName,
+      protoName: service.name,
+      names: {
+        desc: ctx.names.claim(`${base}Service`),
+        handlers: ctx.names.claim(`${base}Handlers`),
+        client: ctx.names.claim(`${base}Client`),
+        grpcClient: ctx.names.claim(`create${base}GrpcClient`),
+        grpcAdd: ctx.names.claim(`add${base}GrpcService`),
+        amqpClient: ctx.names.claim(`create${base}AmqpClient`),
+        amqpServe: ctx.names.claim(`serve${base}Amqp`),
+      },
+      transports,
+      grpc: transports.includes("grpc"),
+      amqp: amqpModel,
+      methods,
+      comment: comment(service),
+      deprecated: service.deprecated,
+    };
+  }
+
+  private method(method: DescMethod, members: NameScope, serviceTimeout: number | undefined, amqp: boolean, ctx: FileContext): MethodModel {
+    const own = hasOption(method, opts.method) ? getOption(method, opts.method) : undefined;
+    if (amqp && method.methodKind !== "unary") {
+      this.fail(
+        locate(method),
+        `method ${method.parent.typeName}.${method.name} is ${method.methodKind.replace("_", "-")} but the service is served over AMQP, which carries unary calls only; move it to a gRPC-only service`,
+      );
+    }
+    const idempotent =
+      (own?.idempotent ?? false) ||
+      method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT ||
+      method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    return {
+      protoName: method.name,
+      memberName: members.claim(methodMemberName(method)),
+      path: `/${method.parent.typeName}/${method.name}`,
+      kind: method.methodKind,
+      input: ctx.typeRef(method.input),
+      output: ctx.typeRef(method.output),
+      idempotent,
+      timeoutMs: own?.timeoutMs || serviceTimeout,
+      comment: comment(method),
+      deprecated: method.deprecated,
+    };
+  }
+
+  private event(message: DescMessage, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
+    const own = getOption(message, opts.event);
+    const at = (field?: number) => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
+    const base = tsProtoTypeName(message);
+
+    const exchange = own.exchange || defaults?.exchange || "";
+    if (!exchange) {
+      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName} has no exchange: set (grabbit.v1.event).exchange, or (grabbit.v1.file).exchange for the whole file`);
+    } else if (!NAME_RE.test(exchange) || Buffer.byteLength(exchange) > 255) {
+      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName}: "${exchange}" is not a valid exchange name (up to 255 of letters, digits, "-", "_", ".", ":")`);
+    } else if (exchange.startsWith("amq.")) {
+      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName}: exchange names starting with "amq." are reserved by RabbitMQ`);
+    }
+
+    const exchangeKind = KIND_NAMES[own.exchangeKind] ?? KIND_NAMES[defaults?.exchangeKind ?? 0] ?? "topic";
+    if (exchange) {
+      const where = at(EVENT_FIELD.exchangeKind);
+      const earlier = this.exchanges.get(exchange);
+      if (earlier && earlier.kind !== exchangeKind) {
+        this.fail(
+          where,
+          `event ${message.typeName} declares exchange "${exchange}" as ${exchangeKind}, but ${earlier.event} (${earlier.where.file}:${earlier.where.line}) declares it as ${earlier.kind}; one exchange has one kind`,
+        );
+      } else if (!earlier) {
+        this.exchanges.set(exchange, { kind: exchangeKind, where, event: message.typeName });
+      }
+    }
+
+    const routingKey = own.routingKey || message.typeName;
+    const routingFields = this.routingFields(message, routingKey, exchangeKind, at(EVENT_FIELD.routingKey), ctx);
+    return {
+      typeName: message.typeName,
+      type: ctx.typeRef(message),
+      names: {
+        desc: ctx.names.claim(`${base}Event`),
+        publisher: ctx.names.claim(`${base}Publisher`),
+        consumer: ctx.names.claim(`${base}Consumer`),
+        filter: ctx.names.claim(`${base}Filter`),
+      },
+      exchange,
+      exchangeKind,
+      routingKey,
+      routingFields,
+      persistent: own.persistent ?? true,
+      comment: comment(message),
+      deprecated: message.deprecated,
+    };
+  }
+
+  private routingFields(message: DescMessage, template: string, kind: ExchangeKindName, where: Position, ctx: FileContext): RoutingFieldModel[] {
+    const fail = (text: string) => this.fail(where, `event ${message.typeName}: routing key "${template}": ${text}`);
+    if (Buffer.byteLength(template) > 255) fail("longer than the 255 bytes AMQP allows");
+    const literal = template.replace(PLACEHOLDER_RE, "");
+    if (/[{}]/.test(literal)) fail(`unbalanced "{" or "}"`);
+    if (/[*#]/.test(literal)) fail(`"*" and "#" are wildcards for bindings and cannot appear in a routing key`);
+
+    const fields: RoutingFieldModel[] = [];
+    for (const match of template.matchAll(PLACEHOLDER_RE)) {
+      const name = match[1]!;
+      const start = match.index!;
+      const end = start + match[0].length;
+      if (kind === "topic" && ((start > 0 && template[start - 1] !== ".") || (end < template.length && template[end] !== "."))) {
+        fail(`{${name}} must be a whole word between dots, so that consumers can bind to it with "*"`);
+      }
+      const field = message.fields.find((f) => f.name === name);
+      if (!field) {
+        const known = message.fields.filter(isRoutable).map((f) => f.name);
+        fail(`{${name}} is not a field of ${message.typeName}${known.length ? ` (scalar fields: ${known.join(", ")})` : " (it has no scalar fields)"}`);
+        continue;
+      }
+      if (!isRoutable(field)) {
+        fail(`{${name}} is a ${describeField(field)} field; placeholders take string, number, bool or enum fields`);
+        continue;
+      }
+      if (fields.some((f) => f.protoName === name)) {
+        fail(`{${name}} appears twice`);
+        continue;
+      }
+      fields.push(this.routingField(field, ctx));
+    }
+    if (kind === "fanout" && fields.length > 0) {
+      fail(`a fanout exchange ignores routing keys, so placeholders would never filter anything; use a topic exchange or remove them`);
+    }
+    return fields;
+  }
+
+  private routingField(field: DescField, ctx: FileContext): RoutingFieldModel {
+    const tsName = tsProtoFieldName(field);
+    if (field.fieldKind === "enum") {
+      return { protoName: field.name, tsName, kind: "enum", enumTable: ctx.enumTable(field.enum) };
+    }
+    const scalar = field.fieldKind === "scalar" ? field.scalar : ScalarType.STRING;
+    const kind = scalar === ScalarType.BOOL ? "bool" : INTEGER_SCALARS.has(scalar) ? "number" : "string";
+    return { protoName: field.name, tsName, kind };
+  }
+}
+
+function isRoutable(field: DescField): boolean {
+  if (field.fieldKind === "enum") return true;
+  return field.fieldKind === "scalar" && field.scalar !== ScalarType.BYTES;
+}
+
+function describeField(field: DescField): string {
+  switch (field.fieldKind) {
+    case "list":
+      return "repeated";
+    case "map":
+      return "map";
+    case "message":
+      return `message (${field.message.typeName})`;
+    case "scalar":
+      return field.scalar === ScalarType.BYTES ? "bytes" : "scalar";
+    default:
+      return field.fieldKind;
+  }
+}
+
+function collectMessages(messages: readonly DescMessage[]): DescMessage[] {
+  const out: DescMessage[] = [];
+  for (const m of messages) {
+    if (m.proto.options?.mapEntry) continue;
+    out.push(m, ...collectMessages(m.nestedMessages));
+  }
+  return out;
+}
+
+function comment(desc: DescMessage | DescService | DescMethod): string | undefined {
+  const raw = getComments(desc).leading;
+  if (!raw?.trim()) return undefined;
+  // `// text` comes through as " text": drop the indentation every line shares.
+  const lines = raw.replace(/\s+$/, "").split("\n");
+  const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
+  const text = lines.map((l) => l.slice(indent)).join("\n").trim();
+  // A comment may not close the JSDoc block it is placed in.
+  return text.replace(/\*\//g, "*\\/");
+}
+
+/** Per generated file: the imports of ts-proto modules and the names already taken. */
+class FileContext {
+  readonly imports: ImportModel[] = [];
+  readonly enumTables: EnumTableModel[] = [];
+  readonly names = new NameScope();
+  private readonly aliases = new Map<string, string>();
+  private readonly tables = new Map<DescEnum, string>();
+
+  constructor(
+    private readonly outputPath: string,
+    private readonly options: BuildOptions,
+  ) {}
+
+  typeRef(message: DescMessage): TypeRef {
+    return { typeName: message.typeName, tsRef: `${this.moduleAlias(message.file)}.${tsProtoTypeName(message)}` };
+  }
+
+  enumTable(desc: DescEnum): string {
+    let name = this.tables.get(desc);
+    if (!name) {
+      name = this.names.claim(`$${tsProtoTypeName(desc)}Names`);
+      this.tables.set(desc, name);
+      this.enumTables.push({ name, entries: desc.values.map((v) => ({ number: v.number, name: v.name })) });
+    }
+    return name;
+  }
+
+  private moduleAlias(file: DescFile): string {
+    const target = tsProtoModulePath(file.proto.name, this.options.tsProtoSuffix);
+    let alias = this.aliases.get(target);
+    if (!alias) {
+      alias = `$${this.imports.length}`;
+      this.aliases.set(target, alias);
+      this.imports.push({ alias, from: relativeImport(this.outputPath, target) + this.options.importExtension });
+    }
+    return alias;
+  }
+}
+
+function relativeImport(fromFile: string, toModule: string): string {
+  const from = fromFile.split("/").slice(0, -1);
+  const to = toModule.split("/");
+  let common = 0;
+  while (common < from.length && common < to.length - 1 && from[common] === to[common]) common++;
+  const up = from.length - common;
+  const rest = to.slice(common).join("/");
+  return up === 0 ? `./${rest}` : `${"../".repeat(up)}${rest}`;
+}

@@ -1,0 +1,70 @@
+// Renders the model with handlebars. Templates are compiled once per process; each output kind
+// has its own template under generator/templates/.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import Handlebars from "handlebars";
+import type { FileModel } from "./model/model.js";
+
+export interface RenderOptions {
+  /** Module the generated code imports the runtime from. */
+  runtime: string;
+  version: string;
+}
+
+/** The templates folder, found from here whether running from source or from dist/. */
+function templatesDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, "templates");
+    if (existsSync(join(candidate, "file.hbs"))) return candidate;
+    const nested = join(dir, "generator", "templates");
+    if (existsSync(join(nested, "file.hbs"))) return nested;
+    dir = dirname(dir);
+  }
+  throw new Error("protoc-gen-grabbit: cannot find its templates folder (generator/templates)");
+}
+
+let compiled: Map<string, Handlebars.TemplateDelegate> | undefined;
+
+function engine(): Map<string, Handlebars.TemplateDelegate> {
+  if (compiled) return compiled;
+  const hb = Handlebars.create();
+  hb.registerHelper("json", (value: unknown) => JSON.stringify(value));
+  hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+  // {{#jsdoc comment deprecated indent}}fallback{{/jsdoc}}: the proto comment as a JSDoc block.
+  hb.registerHelper("jsdoc", function (this: unknown, comment: unknown, deprecated: unknown, ...rest: unknown[]) {
+    const options = rest[rest.length - 1] as Handlebars.HelperOptions;
+    const indent = typeof rest[0] === "string" ? rest[0] : "";
+    const text = typeof comment === "string" && comment ? comment : options.fn(this).trim();
+    const lines = text.split("\n").map((l) => l.replace(/\s+$/, ""));
+    if (deprecated === true) lines.push("", "@deprecated");
+    if (lines.length === 1) return `${indent}/** ${lines[0]} */`;
+    return [`${indent}/**`, ...lines.map((l) => (l ? `${indent} * ${l}` : `${indent} *`)), `${indent} */`].join("\n");
+  });
+  const dir = templatesDir();
+  const load = (name: string) => readFileSync(join(dir, `${name}.hbs`), "utf8");
+  const compile = (name: string) => hb.compile(load(name), { noEscape: true, strict: false, preventIndent: true });
+  hb.registerPartial("service", compile("service"));
+  hb.registerPartial("event", compile("event"));
+  compiled = new Map([["file", compile("file")]]);
+  return compiled;
+}
+
+export function renderTemplate(name: string, context: object): string {
+  const template = engine().get(name);
+  if (!template) throw new Error(`protoc-gen-grabbit: no template named ${name}`);
+  return template(context);
+}
+
+export function renderFile(file: FileModel, options: RenderOptions): string {
+  const amqpImports: string[] = [];
+  if (file.events.length > 0 || file.usesAmqpRpc) amqpImports.push("type AmqpConnection");
+  if (file.events.length > 0) {
+    amqpImports.push("EventConsumer", "EventPublisher", "type EventConsumerOptions", "type EventHandler", "type PublishOptions");
+  }
+  if (file.usesAmqpRpc) amqpImports.push("AmqpRpcTransport", "serveAmqp", "type AmqpRpcServer");
+  const text = renderTemplate("file", { ...file, ...options, amqpImports: amqpImports.join(", ") });
+  // Templates leave blank-line runs where optional sections are empty.
+  return text.replace(/\n{3,}/g, "\n\n");
+}
