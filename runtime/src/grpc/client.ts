@@ -1,0 +1,342 @@
+// The client side of the gRPC transport: one grpc-js Client (one channel) per transport, calls made
+// with its makeXxxRequest methods and the descriptors' codecs as serializers, so the unary path adds
+// little to raw grpc-js: no grpc-js interceptors, no per-call serializer closures.
+
+import * as grpc from "@grpc/grpc-js";
+import { resolveDeadline, type CallOptions } from "../context.js";
+import type { MethodDesc } from "../descriptors.js";
+import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import type { Metadata } from "../metadata.js";
+import { Code, StatusError } from "../status.js";
+import type { Transport } from "../transport.js";
+import { asBuffer, fromGrpcMetadata, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
+import { AsyncQueue } from "./queue.js";
+
+export interface GrpcTransportOptions {
+  /** Defaults to an insecure (plaintext) channel; see tlsChannelCredentials. */
+  credentials?: grpc.ChannelCredentials;
+  /** Client interceptors, the first outermost. They run before the gRPC call starts. */
+  interceptors?: Interceptor[];
+  channelOptions?: grpc.ChannelOptions;
+  /** Deadline for calls that set none and whose method declares none. */
+  timeoutMs?: number;
+}
+
+/** Serializers made once per method descriptor, not once per call. */
+interface MethodCodec {
+  serialize(value: unknown): Buffer;
+  deserialize(bytes: Buffer): unknown;
+}
+
+const codecs = new WeakMap<MethodDesc, MethodCodec>();
+
+export function methodCodec(method: MethodDesc): MethodCodec {
+  let codec = codecs.get(method);
+  if (codec === undefined) {
+    const { input, output } = method;
+    codec = {
+      serialize: (value) => asBuffer(input.encode(value)),
+      deserialize: (bytes) => output.decode(bytes),
+    };
+    codecs.set(method, codec);
+  }
+  return codec;
+}
+
+// Interceptors always get a signal; calls without one share this never-aborted one.
+const NEVER_ABORTED = new AbortController().signal;
+const NO_OPTIONS: grpc.CallOptions = Object.freeze({}) as grpc.CallOptions;
+// Response messages buffered per stream before grpc-js is told to stop reading (flow control).
+const HIGH_WATER = 32;
+
+type ClientStream = grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
+
+interface PumpState {
+  done: boolean;
+  error: { error: unknown } | undefined;
+}
+
+export class GrpcTransport implements Transport {
+  /** The underlying grpc-js client, for what this class does not cover (waitForReady, channel state). */
+  readonly client: grpc.Client;
+  private readonly timeoutMs: number | undefined;
+  private readonly chain: CallNext | undefined;
+
+  constructor(address: string, options: GrpcTransportOptions = {}) {
+    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+    this.timeoutMs = options.timeoutMs;
+    this.chain =
+      options.interceptors && options.interceptors.length > 0
+        ? applyInterceptors((request) => this.dispatch(request), options.interceptors)
+        : undefined;
+  }
+
+  unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
+    const deadline = this.deadlineFor(method, options);
+    if (this.chain === undefined) {
+      if (options?.onResponseMetadata === undefined) {
+        return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined) as Promise<O>;
+      }
+      const responseMetadata: Metadata = {};
+      const onResponseMetadata = options.onResponseMetadata;
+      return this.unaryCall(method, request, options.metadata, deadline, options.signal, responseMetadata).then((message) => {
+        onResponseMetadata(responseMetadata);
+        return message as O;
+      });
+    }
+    return this.chain(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
+      options?.onResponseMetadata?.(response.metadata);
+      return response.message as O;
+    });
+  }
+
+  clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O> {
+    const deadline = this.deadlineFor(method, options);
+    const call =
+      this.chain === undefined
+        ? this.dispatch(this.callRequest(method, options, deadline, undefined, requests))
+        : this.chain(this.callRequest(method, options, deadline, undefined, requests));
+    return call.then((response) => {
+      options?.onResponseMetadata?.(response.metadata);
+      return response.message as O;
+    });
+  }
+
+  /** The call starts when iteration starts; leaving the loop early cancels it. */
+  async *serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
+    yield* this.streamResponses<O>(method, options, request, undefined);
+  }
+
+  /** The call starts when iteration starts; leaving the loop early cancels it. */
+  async *bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
+    yield* this.streamResponses<O>(method, options, undefined, requests);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
+    const request = this.callRequest(method, options, this.deadlineFor(method, options), message, messages);
+    const response = await (this.chain === undefined ? this.dispatch(request) : this.chain(request));
+    if (response.messages === undefined) throw new StatusError(Code.INTERNAL, `an interceptor returned no response stream for ${method.path}`);
+    yield* response.messages as AsyncIterable<O>;
+    options?.onResponseMetadata?.(response.metadata);
+  }
+
+  /**
+   * CallOptions.timeoutMs and deadline win (the earlier of both); without either, the method's
+   * timeout, else the transport's.
+   */
+  private deadlineFor(method: MethodDesc, options: CallOptions | undefined): number | undefined {
+    const fallback = method.timeoutMs ?? this.timeoutMs;
+    if (options === undefined || (options.timeoutMs === undefined && options.deadline === undefined)) {
+      return fallback !== undefined && fallback > 0 ? Date.now() + fallback : undefined;
+    }
+    return resolveDeadline(options, options.deadline !== undefined ? undefined : fallback);
+  }
+
+  private callRequest(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): CallRequest {
+    return {
+      method,
+      transport: "grpc",
+      side: "client",
+      // A copy: interceptors add to it, and the caller's object must not change under it.
+      metadata: { ...options?.metadata },
+      deadline,
+      signal: options?.signal ?? NEVER_ABORTED,
+      message,
+      messages,
+      values: new Map(),
+      peer: undefined,
+    };
+  }
+
+  /** The innermost step of the interceptor chain: the gRPC call itself. */
+  private async dispatch(request: CallRequest): Promise<CallResponse> {
+    const { method, metadata, deadline, signal } = request;
+    const responseMetadata: Metadata = {};
+    switch (method.kind) {
+      case "unary":
+        return { message: await this.unaryCall(method, request.message, metadata, deadline, signal, responseMetadata), metadata: responseMetadata };
+      case "client_streaming":
+        return { message: await this.clientStreamCall(method, requireStream(request), metadata, deadline, signal, responseMetadata), metadata: responseMetadata };
+      case "server_streaming": {
+        throwIfAborted(signal);
+        const call = this.client.makeServerStreamRequest(method.path, methodCodec(method).serialize, methodCodec(method).deserialize, request.message, toGrpcMetadata(metadata), callOptions(deadline));
+        return { messages: readResponses(call, signal, responseMetadata, undefined), metadata: responseMetadata };
+      }
+      case "bidi_streaming": {
+        const requests = requireStream(request);
+        throwIfAborted(signal);
+        const codec = methodCodec(method);
+        const call = this.client.makeBidiStreamRequest(method.path, codec.serialize, codec.deserialize, toGrpcMetadata(metadata), callOptions(deadline));
+        const pump: PumpState = { done: false, error: undefined };
+        const messages = readResponses(call, signal, responseMetadata, pump);
+        void writeRequests(call, requests, pump);
+        return { messages, metadata: responseMetadata };
+      }
+      default:
+        throw new StatusError(Code.INTERNAL, `unknown method kind ${String(method.kind)} for ${method.path}`);
+    }
+  }
+
+  /**
+   * One unary call. With `responseMetadata` the promise settles on the status event, after headers
+   * and trailers are copied in; without it, on the grpc-js callback (one event fewer).
+   */
+  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata | undefined): Promise<unknown> {
+    if (signal?.aborted) return Promise.reject(abortedError(signal));
+    const codec = methodCodec(method);
+    let grpcMetadata: grpc.Metadata;
+    try {
+      grpcMetadata = toGrpcMetadata(metadata);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return new Promise((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      let result: unknown;
+      const call = this.client.makeUnaryRequest(method.path, codec.serialize, codec.deserialize, message, grpcMetadata, callOptions(deadline), (err, value) => {
+        if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+        if (responseMetadata !== undefined) result = value;
+        else if (err) reject(statusErrorFromGrpc(err));
+        else resolve(value);
+      });
+      if (responseMetadata !== undefined) {
+        call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+        call.on("status", (status: grpc.StatusObject) => {
+          if (status.code !== grpc.status.OK) return reject(statusErrorFromGrpc(status));
+          fromGrpcMetadata(status.metadata, responseMetadata);
+          resolve(result);
+        });
+      }
+      if (signal !== undefined) {
+        onAbort = () => call.cancel();
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+    });
+  }
+
+  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal, responseMetadata: Metadata): Promise<unknown> {
+    throwIfAborted(signal);
+    const codec = methodCodec(method);
+    const grpcMetadata = toGrpcMetadata(metadata);
+    return new Promise((resolve, reject) => {
+      let result: unknown;
+      const pump: PumpState = { done: false, error: undefined };
+      const call = this.client.makeClientStreamRequest(method.path, codec.serialize, codec.deserialize, grpcMetadata, callOptions(deadline), (_err, value) => {
+        result = value;
+      });
+      const onAbort = () => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      call.on("error", ignore);
+      call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+      call.on("status", (status: grpc.StatusObject) => {
+        pump.done = true;
+        signal.removeEventListener("abort", onAbort);
+        // The request stream failed first: that is the cause, not the CANCELLED it led to.
+        if (pump.error) return reject(StatusError.from(pump.error.error));
+        if (status.code !== grpc.status.OK) return reject(statusErrorFromGrpc(status));
+        fromGrpcMetadata(status.metadata, responseMetadata);
+        resolve(result);
+      });
+      void writeRequests(call, requests, pump);
+    });
+  }
+}
+
+/** Copies the request stream into the call, honouring back-pressure; stops when the call ends. */
+async function writeRequests(call: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, requests: AsyncIterable<unknown>, pump: PumpState): Promise<void> {
+  try {
+    for await (const message of requests) {
+      if (pump.done) break;
+      if (!call.write(message)) await drained(call);
+      if (pump.done) break;
+    }
+    if (!pump.done) call.end();
+  } catch (error) {
+    if (!pump.done) {
+      pump.error = { error };
+      call.cancel();
+    }
+  }
+}
+
+function drained(call: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("status", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("status", done);
+  });
+}
+
+/**
+ * Response messages of a server- or bidi-streaming call. The stream ends after both the readable
+ * side ended (all messages delivered) and the status arrived; a non-OK status is thrown last.
+ */
+function readResponses(call: ClientStream, signal: AbortSignal, responseMetadata: Metadata, pump: PumpState | undefined): AsyncQueue<unknown> {
+  let status: grpc.StatusObject | undefined;
+  let readableEnded = false;
+  const queue = new AsyncQueue<unknown>(HIGH_WATER, () => call.resume(), () => {
+    if (status === undefined) call.cancel();
+    // Keep the stream flowing so that grpc-js can finish; the queue drops what still arrives.
+    call.resume();
+  });
+  const onAbort = () => call.cancel();
+  const finish = () => {
+    if (status === undefined || !readableEnded) return;
+    signal.removeEventListener("abort", onAbort);
+    if (pump) pump.done = true;
+    if (pump?.error) queue.end(StatusError.from(pump.error.error));
+    else if (status.code !== grpc.status.OK) queue.end(statusErrorFromGrpc(status));
+    else queue.end();
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  call.on("data", (message: unknown) => {
+    if (queue.push(message)) call.pause();
+  });
+  call.on("end", () => {
+    readableEnded = true;
+    finish();
+  });
+  call.on("close", () => {
+    readableEnded = true;
+    finish();
+  });
+  call.on("error", ignore); // the status event carries the same failure
+  call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+  call.on("status", (s: grpc.StatusObject) => {
+    status = s;
+    if (pump) pump.done = true;
+    fromGrpcMetadata(s.metadata, responseMetadata);
+    finish();
+  });
+  return queue;
+}
+
+function callOptions(deadline: number | undefined): grpc.CallOptions {
+  return deadline === undefined ? NO_OPTIONS : { deadline };
+}
+
+function requireStream(request: CallRequest): AsyncIterable<unknown> {
+  if (request.messages === undefined) throw new StatusError(Code.INTERNAL, `no request stream for ${request.method.path}`);
+  return request.messages;
+}
+
+function abortedError(signal: AbortSignal): StatusError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof StatusError) return reason;
+  const message = reason instanceof Error ? reason.message : "the call was cancelled";
+  return new StatusError(Code.CANCELLED, message, { cause: reason });
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError(signal);
+}
+
+function ignore(): void {}

@@ -1,0 +1,389 @@
+// The server side of the gRPC transport: plain async handlers (handler.ts) adapted to grpc-js's
+// callback and stream API, with the runtime's HandlerContext and server interceptors around them.
+
+import * as grpc from "@grpc/grpc-js";
+import type { HandlerContext } from "../context.js";
+import type { MethodDesc, ServiceDesc } from "../descriptors.js";
+import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import type { Metadata } from "../metadata.js";
+import { Code, StatusError } from "../status.js";
+import { asBuffer, fromGrpcMetadata, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
+import { AsyncQueue } from "./queue.js";
+
+type SurfaceCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
+
+type WritableCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type ReadableCall = grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+/** Shared by the handlers of one server, so that shutdown can tell handlers why they were stopped. */
+interface ServerState {
+  /** Set when shutdown's grace period ran out and the remaining calls are being cut off. */
+  forced: boolean;
+}
+
+// Request messages buffered per call before grpc-js is told to stop reading (flow control).
+const HIGH_WATER = 32;
+// The handler context travels on the interceptor request under this key (spread copies it too).
+const CONTEXT = Symbol("grabbit.grpc.context");
+
+export interface GrpcServerOptions {
+  /** Server interceptors, the first outermost. They wrap every handler of every service added. */
+  interceptors?: Interceptor[];
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** The grpc-js service definition of a service: paths, streaming flags and the descriptors' codecs. */
+export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [key, method] of Object.entries(service.methods)) {
+    const { input, output } = method;
+    definition[key] = {
+      path: method.path,
+      requestStream: method.kind === "client_streaming" || method.kind === "bidi_streaming",
+      responseStream: method.kind === "server_streaming" || method.kind === "bidi_streaming",
+      requestSerialize: (value) => asBuffer(input.encode(value)),
+      requestDeserialize: (bytes) => input.decode(bytes),
+      responseSerialize: (value) => asBuffer(output.encode(value)),
+      responseDeserialize: (bytes) => output.decode(bytes),
+      originalName: method.name,
+    };
+  }
+  return definition;
+}
+
+/**
+ * grpc-js handlers for a service implementation (an object of plain async functions keyed like
+ * `service.methods`). Methods without a handler are left out, so grpc-js answers UNIMPLEMENTED.
+ */
+export function grpcServiceImplementation(service: ServiceDesc, handlers: object, options: { interceptors?: Interceptor[] } = {}): grpc.UntypedServiceImplementation {
+  return implementation(service, handlers, options.interceptors, { forced: false });
+}
+
+function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState): grpc.UntypedServiceImplementation {
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [key, method] of Object.entries(service.methods)) {
+    const fn = (handlers as Record<string, unknown>)[key];
+    if (typeof fn !== "function") continue;
+    // Handlers may be methods of a class instance, so keep `this`.
+    const handler = (fn as (...args: unknown[]) => unknown).bind(handlers);
+    const chain = interceptors && interceptors.length > 0 ? applyInterceptors(terminal(method, handler), interceptors) : undefined;
+    switch (method.kind) {
+      case "unary":
+        impl[key] = unaryHandler(method, handler, chain, state);
+        break;
+      case "client_streaming":
+        impl[key] = clientStreamHandler(method, handler, chain, state);
+        break;
+      case "server_streaming":
+        impl[key] = serverStreamHandler(method, handler, chain, state);
+        break;
+      case "bidi_streaming":
+        impl[key] = bidiStreamHandler(method, handler, chain, state);
+        break;
+    }
+  }
+  return impl;
+}
+
+type Handler = (input: unknown, context: HandlerContext) => unknown;
+
+/** The innermost step of a server chain: the user's handler with the (possibly rewritten) request. */
+function terminal(method: MethodDesc, handler: Handler): CallNext {
+  const streamingInput = method.kind === "client_streaming" || method.kind === "bidi_streaming";
+  const streamingOutput = method.kind === "server_streaming" || method.kind === "bidi_streaming";
+  return async (request: CallRequest): Promise<CallResponse> => {
+    const context = (request as CallRequest & { [CONTEXT]?: GrpcHandlerContext })[CONTEXT];
+    if (context === undefined) throw new StatusError(Code.INTERNAL, "an interceptor replaced the call request without keeping its fields");
+    // An interceptor may have replaced the metadata object; the handler sees what it passed on.
+    context.metadata = request.metadata;
+    const result = await handler(streamingInput ? request.messages : request.message, context);
+    return streamingOutput
+      ? { messages: result as AsyncIterable<unknown>, metadata: context.responseMetadata }
+      : { message: result, metadata: context.responseMetadata };
+  };
+}
+
+function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const context = new GrpcHandlerContext(method, call, state);
+    let result: unknown;
+    try {
+      result = chain === undefined ? handler(call.request, context) : chain(context.request(call.request, undefined)).then(responseMessage);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then(
+      (message) => {
+        context.finish();
+        sendUnaryResult(callback, message, context);
+      },
+      (err: unknown) => {
+        context.finish();
+        callback(grpcStatusFromError(err, context.responseMetadata));
+      },
+    );
+  };
+}
+
+function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleClientStreamingCall<unknown, unknown> {
+  return (call, callback) => {
+    const context = new GrpcHandlerContext(method, call, state);
+    const requests = readRequests(call);
+    let result: unknown;
+    try {
+      result = chain === undefined ? handler(requests, context) : chain(context.request(undefined, requests)).then(responseMessage);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).then(
+      (message) => {
+        context.finish();
+        void requests.return();
+        sendUnaryResult(callback, message, context);
+      },
+      (err: unknown) => {
+        context.finish();
+        void requests.return();
+        callback(grpcStatusFromError(err, context.responseMetadata));
+      },
+    );
+  };
+}
+
+function serverStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) => {
+    const context = new GrpcHandlerContext(method, call, state);
+    void respondWithStream(call, context, async () =>
+      chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
+    );
+  };
+}
+
+function bidiStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleBidiStreamingCall<unknown, unknown> {
+  return (call) => {
+    const context = new GrpcHandlerContext(method, call, state);
+    const requests = readRequests(call);
+    void respondWithStream(
+      call,
+      context,
+      async () => (chain === undefined ? handler(requests, context) : responseStream(await chain(context.request(undefined, requests)))),
+      requests,
+    );
+  };
+}
+
+function responseMessage(response: CallResponse): unknown {
+  return response.message;
+}
+
+function responseStream(response: CallResponse): unknown {
+  return response.messages;
+}
+
+function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown, context: GrpcHandlerContext): void {
+  if (!hasKeys(context.responseMetadata)) return callback(null, message);
+  let trailers: grpc.Metadata;
+  try {
+    trailers = toGrpcMetadata(context.responseMetadata);
+  } catch (err) {
+    return callback({ code: grpc.status.INTERNAL, details: (err as Error).message });
+  }
+  callback(null, message, trailers);
+}
+
+/** Runs a handler that returns a response stream and writes it out, then the status and trailers. */
+async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, start: () => Promise<unknown>, requests?: AsyncQueue<unknown>): Promise<void> {
+  try {
+    const messages = await start();
+    if (messages === undefined || messages === null || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
+      throw new StatusError(Code.INTERNAL, `the handler of ${context.method.path} returned no async iterable`);
+    }
+    for await (const message of messages as AsyncIterable<unknown>) {
+      if (call.cancelled) break;
+      if (!call.write(message)) await drainedOrCancelled(call);
+      if (call.cancelled) break;
+    }
+    context.finish();
+    void requests?.return();
+    if (call.cancelled) return;
+    let trailers: grpc.Metadata;
+    try {
+      trailers = toGrpcMetadata(context.responseMetadata);
+    } catch (err) {
+      call.emit("error", { code: Code.INTERNAL, details: (err as Error).message });
+      return;
+    }
+    call.end(trailers);
+  } catch (err) {
+    context.finish();
+    void requests?.return();
+    // grpc-js turns an emitted error into the call's status (code, details, metadata as trailers).
+    call.emit("error", grpcStatusFromError(err, context.responseMetadata));
+  }
+}
+
+function drainedOrCancelled(call: WritableCall): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
+}
+
+/**
+ * The request stream a handler iterates. It ends when the client half-closes and fails with
+ * CANCELLED when the call is cancelled. A handler that stops reading early does not end the call.
+ */
+function readRequests(call: ReadableCall): AsyncQueue<unknown> {
+  const queue = new AsyncQueue<unknown>(
+    HIGH_WATER,
+    () => call.resume(),
+    () => call.resume(), // nobody reads any more: let grpc-js drain the rest into the void
+  );
+  call.on("data", (message: unknown) => {
+    if (queue.push(message)) call.pause();
+  });
+  call.on("end", () => queue.end());
+  call.on("cancelled", () => queue.end(new StatusError(Code.CANCELLED, "the call was cancelled")));
+  call.on("close", () => queue.end(new StatusError(Code.CANCELLED, "the call ended before the request stream did")));
+  call.on("error", ignore);
+  return queue;
+}
+
+/**
+ * HandlerContext for one gRPC call. The signal (and the deadline timer and cancel listener behind
+ * it) is made only when a handler or interceptor reads it, which most unary handlers never do.
+ */
+class GrpcHandlerContext implements HandlerContext {
+  readonly transport = "grpc" as const;
+  metadata: Metadata;
+  readonly deadline: number | undefined;
+  readonly responseMetadata: Metadata = {};
+  readonly values = new Map<string | symbol, unknown>();
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private finished = false;
+
+  constructor(
+    readonly method: MethodDesc,
+    private readonly call: SurfaceCall,
+    private readonly state: ServerState,
+  ) {
+    this.metadata = fromGrpcMetadata(call.metadata);
+    const deadline = call.getDeadline();
+    const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+    this.deadline = Number.isFinite(ms) ? ms : undefined;
+  }
+
+  get peer(): string | undefined {
+    return this.call.getPeer();
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.call.cancelled) this.onCancel();
+      else if (!this.finished) {
+        (this.call as NodeJS.EventEmitter).once("cancelled", this.onCancel);
+        if (this.deadline !== undefined) {
+          this.timer = setTimeout(this.onDeadline, Math.max(0, this.deadline - Date.now()));
+        }
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** The interceptor view of this call; values set on it reach the handler. */
+  request(message: unknown, messages: AsyncIterable<unknown> | undefined): CallRequest {
+    const self = this;
+    return {
+      method: this.method,
+      transport: "grpc",
+      side: "server",
+      metadata: this.metadata,
+      deadline: this.deadline,
+      // A getter, so that a chain that never looks at the signal does not create one.
+      get signal() {
+        return self.signal;
+      },
+      message,
+      messages,
+      values: this.values,
+      peer: this.call.getPeer(),
+      [CONTEXT]: this,
+    } as CallRequest;
+  }
+
+  /** The handler is done: stop watching for cancellation and the deadline. */
+  finish(): void {
+    this.finished = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.controller !== undefined) (this.call as NodeJS.EventEmitter).off("cancelled", this.onCancel);
+  }
+
+  private readonly onCancel = (): void => {
+    if (this.finished) return;
+    const reason = this.state.forced
+      ? new StatusError(Code.UNAVAILABLE, "the server is shutting down")
+      : this.deadline !== undefined && Date.now() >= this.deadline
+        ? new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed")
+        : new StatusError(Code.CANCELLED, "the client cancelled the call");
+    this.controller?.abort(reason);
+  };
+
+  private readonly onDeadline = (): void => {
+    if (!this.finished) this.controller?.abort(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed"));
+  };
+}
+
+/** A grpc-js server serving grabbit services, with graceful shutdown. */
+export class GrpcServer {
+  readonly server: grpc.Server;
+  private readonly interceptors: Interceptor[] | undefined;
+  private readonly state: ServerState = { forced: false };
+
+  constructor(options: GrpcServerOptions = {}) {
+    this.server = new grpc.Server(options.channelOptions);
+    this.interceptors = options.interceptors;
+  }
+
+  add(service: ServiceDesc, handlers: object): this {
+    this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state));
+    return this;
+  }
+
+  /** Binds and starts serving; resolves with the bound port (useful with port 0). */
+  listen(address = "127.0.0.1:0", credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+    });
+  }
+
+  /**
+   * Stops accepting calls and waits for those in flight; after `graceMs` the rest are cancelled
+   * (their handlers' signals abort with UNAVAILABLE) and the connections closed.
+   */
+  shutdown(graceMs = 10_000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.state.forced = true;
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function ignore(): void {}
