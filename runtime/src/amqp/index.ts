@@ -10,3 +10,25 @@ export {
   type AmqpSession,
   type SessionSetup,
 } from "./connection.js";
+export { Publisher, type PublisherOptions, type RawPublishOptions } from "./publisher.js";
+export { EventPublisher, type EventPublisherOptions, type PublishOptions } from "./events.js";
+export { EventConsumer, type EventConsumerOptions, type EventHandler, type DeliveryContext } from "./consumer.js";
+export {
+  type QueueType,
+  resolveQueueType,
+  declareEventExchange,
+  declareConsumerQueues,
+  bindEvent,
+  retryQueueName,
+  type ConsumerTopology,
+} from "./topology.js";
+export {
+  CONTENT_TYPE_PROTOBUF,
+  HEADER_ATTEMPT,
+  HEADER_ATTEMPTS,
+  HEADER_ERROR,
+  HEADER_ORIGINAL_EXCHANGE,
+  HEADER_ORIGINAL_ROUTING_KEY,
+  metadataToHeaders,
+  headersToMetadata,
+} from "./headers.js";

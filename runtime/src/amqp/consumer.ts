@@ -1,0 +1,399 @@
+// Typed event consumption with manual acks, bounded prefetch and concurrency, delayed retries and a
+// dead-letter queue.
+//
+// Failure handling, per delivery:
+// - the handler resolves: the message is acked;
+// - the handler throws: a copy goes (with a publisher confirm) to the TTL queue
+//   `${queue}.retry.${delayMs}` with `x-grabbit-attempt` incremented, which dead-letters it back to
+//   the work queue after the delay; only then is the original acked;
+// - after `maxAttempts`, or at once when the handler throws a StatusError with code INVALID_ARGUMENT
+//   or FAILED_PRECONDITION (a permanent failure: retrying cannot help), the message goes to the
+//   dead-letter queue with body, properties and headers kept, plus `x-grabbit-error` (the reason),
+//   `x-grabbit-attempts`, `x-grabbit-original-exchange` and `x-grabbit-original-routing-key`;
+// - a body that does not decode, an unknown or missing `type`, or a content_type other than
+//   application/x-protobuf goes straight to the dead-letter queue with the reason.
+// If moving a message to a retry or dead-letter queue fails, the original is not acked: the broker
+// delivers it again (at-least-once; a consumer may see a message twice, never zero times).
+
+import type { Channel, ConsumeMessage, Options } from "amqplib";
+import type { EventDesc } from "../descriptors.js";
+import type { Metadata } from "../metadata.js";
+import { bindingKey } from "../routing.js";
+import { Code, StatusError } from "../status.js";
+import type { AmqpConnection, AmqpSession } from "./connection.js";
+import {
+  CONTENT_TYPE_PROTOBUF,
+  HEADER_ATTEMPT,
+  HEADER_ATTEMPTS,
+  HEADER_ERROR,
+  HEADER_ORIGINAL_EXCHANGE,
+  HEADER_ORIGINAL_ROUTING_KEY,
+  headerInt,
+  headersToMetadata,
+} from "./headers.js";
+import { Publisher } from "./publisher.js";
+import { bindEvent, declareConsumerQueues, declareEventExchange, resolveQueueType, retryQueueName, type QueueType } from "./topology.js";
+
+export interface DeliveryContext {
+  messageId: string | undefined;
+  /** The AMQP `type` property: the message's full name. */
+  typeName: string | undefined;
+  /** The routing key the event was first published with (also on retried deliveries). */
+  routingKey: string;
+  /** The exchange the event was first published to. */
+  exchange: string;
+  metadata: Metadata;
+  redelivered: boolean;
+  /** 1-based: 1 on the first delivery, 2 on the first retry... */
+  attempt: number;
+  /** When the event was published, epoch milliseconds (the wire carries seconds). */
+  timestamp: number | undefined;
+  /** Aborted when the delivery can no longer be acked (connection lost): the broker will redeliver it. */
+  signal: AbortSignal;
+}
+
+export type EventHandler<T> = (event: T, delivery: DeliveryContext) => Promise<void> | void;
+
+export interface EventConsumerOptions {
+  /** The work queue, chosen by the consuming service; competing consumers share it. */
+  queue: string;
+  /** Unacked deliveries the broker sends at once. Default 32. */
+  prefetch?: number;
+  /** Handlers running at once. Default: prefetch. */
+  concurrency?: number;
+  retry?: {
+    /** Deliveries in all, the first included, before dead-lettering. Default 5. */
+    maxAttempts?: number;
+    /** Delay before each retry; the last one repeats. Default [1000, 5000, 30000]. */
+    delaysMs?: number[];
+  };
+  /** "auto" (default) = quorum where the broker supports it. Retry and dead-letter queues use the same type. */
+  queueType?: "auto" | QueueType;
+  /** Default `${queue}.dlq`. */
+  deadLetterQueue?: string;
+  /** Declare every queue with x-expires (temporary consumers and tests): deleted after this long unused. */
+  queueExpiresMs?: number;
+  /** Called when a handler fails (the message is retried or dead-lettered anyway); for logging. */
+  onHandlerError?: (err: unknown, delivery: DeliveryContext) => void;
+  /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). */
+  onError?: (err: Error) => void;
+}
+
+interface Registration {
+  event: EventDesc;
+  handler: EventHandler<any>;
+  /** Routing placeholders a headers exchange sends as headers: not user metadata. */
+  routingHeaders: ReadonlySet<string>;
+}
+
+const DEFAULT_DELAYS = [1000, 5000, 30000];
+const DEATH_HEADERS = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
+
+export class EventConsumer {
+  readonly queue: string;
+  readonly deadLetterQueue: string;
+  private readonly prefetch: number;
+  private readonly concurrency: number;
+  private readonly maxAttempts: number;
+  private readonly delaysMs: number[];
+  private readonly registrations = new Map<string, Registration>();
+  private readonly bindings: { event: EventDesc; filter: Record<string, unknown> | undefined }[] = [];
+  private channel: Channel | undefined;
+  private consumerTag: string | undefined;
+  private setupSession: AmqpSession | undefined;
+  private setupPromise: Promise<void> | undefined;
+  private channelAbort: AbortController | undefined;
+  private retryPublisher: Publisher | undefined;
+  private unregister: (() => void) | undefined;
+  private untrack: (() => void) | undefined;
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private stopped = false;
+  /** Deliveries received while `concurrency` handlers were busy. */
+  private readonly backlog: { msg: ConsumeMessage; ch: Channel; signal: AbortSignal }[] = [];
+  private running = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+  private queueType: QueueType | undefined;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    private readonly options: EventConsumerOptions,
+  ) {
+    if (!options.queue) throw new TypeError("EventConsumer needs a queue name");
+    this.queue = options.queue;
+    this.deadLetterQueue = options.deadLetterQueue ?? `${options.queue}.dlq`;
+    this.prefetch = Math.max(1, options.prefetch ?? 32);
+    this.concurrency = Math.max(1, options.concurrency ?? this.prefetch);
+    this.maxAttempts = Math.max(1, options.retry?.maxAttempts ?? 5);
+    const delays = options.retry?.delaysMs ?? DEFAULT_DELAYS;
+    this.delaysMs = (delays.length > 0 ? delays : DEFAULT_DELAYS).map((d) => Math.max(1, Math.floor(d)));
+  }
+
+  /** The queue type in use once started. */
+  get type(): QueueType | undefined {
+    return this.queueType;
+  }
+
+  /**
+   * Handles one event type on this queue (several types may share it: dispatch is by the AMQP `type`
+   * property). `filter` gives values for routing placeholders; call again with another filter to bind
+   * more keys for the same type (with the same handler).
+   */
+  on<T>(event: EventDesc<T>, handler: EventHandler<T>, filter?: Record<string, unknown>): this {
+    if (this.starting) throw new Error("EventConsumer.on() must be called before start()");
+    // Fail here, not at start(): a direct exchange needs every placeholder in the filter.
+    if (event.exchangeKind === "topic" || event.exchangeKind === "direct") bindingKey(event, filter ?? {});
+    const name = event.type.typeName;
+    const existing = this.registrations.get(name);
+    if (existing && existing.handler !== handler) throw new Error(`a different handler is already registered for ${name} on queue "${this.queue}"`);
+    this.registrations.set(name, {
+      event,
+      handler,
+      routingHeaders: new Set(event.exchangeKind === "headers" ? event.routingFields.map((f) => f.toLowerCase()) : []),
+    });
+    this.bindings.push({ event, filter });
+    return this;
+  }
+
+  /** Declares exchanges, queues and bindings and starts consuming; all again after every reconnect. */
+  start(): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("the consumer was stopped"));
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    if (this.registrations.size === 0) throw new Error(`EventConsumer on "${this.queue}" has no handlers: call on() first`);
+    this.retryPublisher = new Publisher(this.connection, { maxInFlight: Math.max(this.prefetch, 16), track: false });
+    this.unregister = this.connection.onSession((session) => this.setup(session), { now: false });
+    this.untrack = this.connection.track({ close: () => this.stop() });
+    for (;;) {
+      const session = await this.connection.waitForSession();
+      try {
+        await this.setup(session);
+        return;
+      } catch (err) {
+        // A session lost mid-setup is retried on the next one; a refusal from a live broker is the caller's.
+        if (session.open) throw err;
+      }
+    }
+  }
+
+  /** Cancels the subscription, returns unstarted deliveries to the queue and waits for running handlers. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopped = true;
+    this.unregister?.();
+    this.untrack?.();
+    const ch = this.channel;
+    const tag = this.consumerTag;
+    if (ch && tag) await ch.cancel(tag).catch(() => undefined);
+    for (const item of this.backlog.splice(0)) safe(() => item.ch.nack(item.msg, false, true));
+    if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    await this.retryPublisher?.close();
+    this.channel = undefined;
+    if (ch) await ch.close().catch(() => undefined);
+  }
+
+  private setup(session: AmqpSession): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.setupSession === session && this.setupPromise) return this.setupPromise;
+    this.setupSession = session;
+    const p = this.subscribe(session);
+    this.setupPromise = p;
+    p.catch(() => {
+      if (this.setupPromise === p) this.setupPromise = undefined;
+    });
+    return p;
+  }
+
+  private async subscribe(session: AmqpSession): Promise<void> {
+    const type = resolveQueueType(this.connection, this.options.queueType);
+    this.queueType = type;
+    const ch = await session.createChannel();
+    let ok = false;
+    try {
+      const seen = new Set<string>();
+      for (const { event } of this.bindings) {
+        if (seen.has(event.exchange)) continue;
+        seen.add(event.exchange);
+        await declareEventExchange(ch, event);
+      }
+      await declareConsumerQueues(ch, {
+        queue: this.queue,
+        type,
+        deadLetterQueue: this.deadLetterQueue,
+        retryDelaysMs: this.delaysMs,
+        ...(this.options.queueExpiresMs !== undefined ? { expiresMs: this.options.queueExpiresMs } : {}),
+      });
+      for (const { event, filter } of this.bindings) await bindEvent(ch, this.queue, event, filter);
+      await ch.prefetch(this.prefetch);
+      if (this.stopped) return;
+      const abort = new AbortController();
+      this.channelAbort?.abort();
+      this.channelAbort = abort;
+      this.channel = ch;
+      ch.on("close", () => this.onChannelClosed(ch, session, abort));
+      const reply = await ch.consume(this.queue, (msg) => this.onDelivery(ch, msg, abort.signal), { noAck: false });
+      this.consumerTag = reply.consumerTag;
+      ok = true;
+    } finally {
+      if (!ok) await ch.close().catch(() => undefined);
+    }
+  }
+
+  private onChannelClosed(ch: Channel, session: AmqpSession, abort: AbortController): void {
+    // Unacked deliveries on this channel go back to the queue: tell their handlers.
+    abort.abort(new StatusError(Code.UNAVAILABLE, "the channel closed; the message will be redelivered"));
+    for (let i = this.backlog.length - 1; i >= 0; i--) if (this.backlog[i]!.ch === ch) this.backlog.splice(i, 1);
+    if (this.channel !== ch) return;
+    this.channel = undefined;
+    this.consumerTag = undefined;
+    if (this.stopped || !session.open) return; // a new session re-subscribes through onSession
+    // A channel error on a live session: subscribe again on it.
+    this.setupSession = undefined;
+    this.setup(session).catch((err) => this.reportError(err));
+  }
+
+  private onDelivery(ch: Channel, msg: ConsumeMessage | null, signal: AbortSignal): void {
+    if (msg === null) {
+      // The broker cancelled us (queue deleted or a quorum leader moved): subscribe again.
+      if (this.channel === ch && !this.stopped) void ch.close().catch(() => undefined);
+      return;
+    }
+    if (this.stopped) {
+      safe(() => ch.nack(msg, false, true));
+      return;
+    }
+    if (this.running >= this.concurrency) {
+      this.backlog.push({ msg, ch, signal });
+      return;
+    }
+    this.run(msg, ch, signal);
+  }
+
+  private run(msg: ConsumeMessage, ch: Channel, signal: AbortSignal): void {
+    this.running++;
+    void this.handle(msg, ch, signal)
+      .catch((err) => this.reportError(err instanceof Error ? err : new Error(String(err))))
+      .finally(() => {
+        this.running--;
+        const next = this.backlog.shift();
+        if (next) this.run(next.msg, next.ch, next.signal);
+        else if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+  }
+
+  private async handle(msg: ConsumeMessage, ch: Channel, signal: AbortSignal): Promise<void> {
+    const props = msg.properties;
+    const headers = (props.headers ?? {}) as Record<string, unknown>;
+    const attempt = headerInt(headers, HEADER_ATTEMPT) ?? 1;
+    if (props.contentType !== CONTENT_TYPE_PROTOBUF) {
+      return this.deadLetter(msg, ch, `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`, attempt);
+    }
+    const typeName = typeof props.type === "string" ? props.type : undefined;
+    const reg = typeName ? this.registrations.get(typeName) : undefined;
+    if (!reg) {
+      return this.deadLetter(msg, ch, typeName ? `no handler for message type ${typeName} on queue ${this.queue}` : "the message has no type property", attempt);
+    }
+    let event: unknown;
+    try {
+      event = reg.event.type.decode(msg.content);
+    } catch (err) {
+      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${err instanceof Error ? err.message : String(err)}`, attempt);
+    }
+    const delivery: DeliveryContext = {
+      messageId: typeof props.messageId === "string" ? props.messageId : undefined,
+      typeName,
+      routingKey: stringHeader(headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
+      exchange: stringHeader(headers, HEADER_ORIGINAL_EXCHANGE) ?? msg.fields.exchange,
+      metadata: headersToMetadata(headers, reg.routingHeaders),
+      redelivered: msg.fields.redelivered,
+      attempt,
+      timestamp: typeof props.timestamp === "number" ? props.timestamp * 1000 : undefined,
+      signal,
+    };
+    try {
+      await reg.handler(event, delivery);
+    } catch (err) {
+      safe(() => this.options.onHandlerError?.(err, delivery));
+      const reason = err instanceof Error ? err.message : String(err);
+      const permanent = err instanceof StatusError && (err.code === Code.INVALID_ARGUMENT || err.code === Code.FAILED_PRECONDITION);
+      if (permanent || attempt >= this.maxAttempts) {
+        return this.deadLetter(msg, ch, permanent ? reason : `${reason} (gave up after ${attempt} attempts)`, attempt);
+      }
+      return this.retry(msg, ch, attempt);
+    }
+    safe(() => ch.ack(msg));
+  }
+
+  private async retry(msg: ConsumeMessage, ch: Channel, attempt: number): Promise<void> {
+    const delay = this.delaysMs[Math.min(attempt - 1, this.delaysMs.length - 1)]!;
+    const props = copyProperties(msg);
+    props.headers[HEADER_ATTEMPT] = attempt + 1;
+    await this.move(msg, ch, retryQueueName(this.queue, delay), props);
+  }
+
+  private async deadLetter(msg: ConsumeMessage, ch: Channel, reason: string, attempt: number): Promise<void> {
+    const props = copyProperties(msg);
+    props.headers[HEADER_ERROR] = reason;
+    props.headers[HEADER_ATTEMPTS] = attempt;
+    await this.move(msg, ch, this.deadLetterQueue, props);
+  }
+
+  // Copy first (confirmed), ack second: a crash between the two duplicates, never loses.
+  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }): Promise<void> {
+    try {
+      await this.retryPublisher!.publish("", queue, msg.content, props, { mandatory: true });
+    } catch (err) {
+      safe(() => ch.nack(msg, false, true));
+      this.reportError(new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      return;
+    }
+    safe(() => ch.ack(msg));
+  }
+
+  private reportError(err: Error): void {
+    if (this.options.onError) safe(() => this.options.onError!(err));
+    else this.connection.emit("consumer-error", err);
+  }
+}
+
+function stringHeader(headers: Record<string, unknown>, name: string): string | undefined {
+  const v = headers[name];
+  return typeof v === "string" ? v : Buffer.isBuffer(v) ? v.toString("utf8") : undefined;
+}
+
+/** The message's properties for a copy: everything kept but per-message TTL and broker death records. */
+function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Record<string, unknown> } {
+  const p = msg.properties;
+  const headers: Record<string, unknown> = { ...(p.headers ?? {}) };
+  for (const h of DEATH_HEADERS) delete headers[h];
+  // Where it was first published, so retried deliveries still report it and the DLQ keeps it.
+  headers[HEADER_ORIGINAL_EXCHANGE] ??= msg.fields.exchange;
+  headers[HEADER_ORIGINAL_ROUTING_KEY] ??= msg.fields.routingKey;
+  const out: Options.Publish & { headers: Record<string, unknown> } = { headers };
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) out.contentEncoding = p.contentEncoding;
+  if (p.deliveryMode !== undefined) out.deliveryMode = p.deliveryMode;
+  if (p.priority !== undefined) out.priority = p.priority;
+  if (p.correlationId !== undefined) out.correlationId = p.correlationId;
+  if (p.replyTo !== undefined) out.replyTo = p.replyTo;
+  if (p.messageId !== undefined) out.messageId = p.messageId;
+  if (p.timestamp !== undefined) out.timestamp = p.timestamp;
+  if (p.type !== undefined) out.type = p.type;
+  if (p.appId !== undefined) out.appId = p.appId;
+  return out;
+}
+
+function safe(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // The channel is gone: the broker redelivers what was not acked.
+  }
+}

@@ -1,0 +1,126 @@
+// Typed event publishing: one EventPublisher per event type, on a (possibly shared) Publisher.
+
+import { randomUUID } from "node:crypto";
+import type { Options } from "amqplib";
+import type { EventDesc } from "../descriptors.js";
+import type { Metadata } from "../metadata.js";
+import { renderRoutingKey } from "../routing.js";
+import { Code, StatusError } from "../status.js";
+import type { AmqpConnection, AmqpSession } from "./connection.js";
+import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
+import { Publisher } from "./publisher.js";
+import { declareEventExchange } from "./topology.js";
+
+export interface PublishOptions {
+  /** Default: a new UUID. Give your own to make re-publishing idempotent for consumers. */
+  messageId?: string;
+  /** Sent as headers of the same names (reserved names are skipped). */
+  metadata?: Metadata;
+  timeoutMs?: number;
+  /** Overrides the event's declared persistence. */
+  persistent?: boolean;
+  /** Per-message TTL. */
+  expirationMs?: number;
+  priority?: number;
+  signal?: AbortSignal;
+}
+
+export interface EventPublisherOptions {
+  /** Declare the event's exchange (durable, of its kind) on every session. Default true. */
+  declareExchange?: boolean;
+  timeoutMs?: number;
+  /** Share one confirm channel and window between several event publishers. */
+  publisher?: Publisher;
+}
+
+/**
+ * Publishes one event type per the wire contract: to its exchange with the rendered routing key,
+ * mandatory, content_type application/x-protobuf, type = full message name, message_id, timestamp
+ * (seconds), delivery_mode 2 unless transient, metadata as headers. On a headers exchange the
+ * routing placeholders are sent as headers too.
+ */
+export class EventPublisher<T> {
+  private readonly publisher: Publisher;
+  private readonly ownsPublisher: boolean;
+  private readonly timeoutMs: number | undefined;
+  private declared = false;
+  private declaring: Promise<void> | undefined;
+  private readonly unregister: (() => void) | undefined;
+
+  constructor(
+    private readonly connection: AmqpConnection,
+    readonly event: EventDesc<T>,
+    options: EventPublisherOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs;
+    this.ownsPublisher = options.publisher === undefined;
+    this.publisher = options.publisher ?? new Publisher(connection, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {});
+    if (options.declareExchange ?? true) {
+      this.unregister = connection.onSession((session) => this.declare(session));
+    } else {
+      this.declared = true;
+    }
+  }
+
+  async publish(event: T, options: PublishOptions = {}): Promise<void> {
+    // Publishing before the first declaration finished would hit a missing exchange.
+    if (!this.declared) await this.ensureDeclared(options);
+    const desc = this.event;
+    const content = desc.type.encode(event);
+    const headers = metadataToHeaders(options.metadata);
+    if (desc.exchangeKind === "headers" && desc.routingFields.length > 0) {
+      const values = desc.routingValues(event);
+      for (const field of desc.routingFields) headers[field] = values[field] ?? "";
+    }
+    const persistent = options.persistent ?? desc.persistent;
+    const props: Options.Publish = {
+      contentType: CONTENT_TYPE_PROTOBUF,
+      type: desc.type.typeName,
+      messageId: options.messageId ?? randomUUID(),
+      timestamp: Math.floor(Date.now() / 1000),
+      deliveryMode: persistent ? 2 : 1,
+      headers,
+    };
+    if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
+    if (options.priority !== undefined) props.priority = options.priority;
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return this.publisher.publish(desc.exchange, renderRoutingKey(desc, event), content, props, {
+      mandatory: true,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** Waits for this publisher's confirms (and closes its own Publisher; a shared one stays open). */
+  async close(): Promise<void> {
+    this.unregister?.();
+    if (this.ownsPublisher) await this.publisher.close();
+  }
+
+  private async declare(session: AmqpSession): Promise<void> {
+    const ch = await session.createChannel();
+    try {
+      await declareEventExchange(ch, this.event);
+      this.declared = true;
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  }
+
+  private async ensureDeclared(options: PublishOptions): Promise<void> {
+    this.declaring ??= (async () => {
+      const session = await this.connection.waitForSession({
+        timeoutMs: options.timeoutMs ?? this.timeoutMs ?? 30_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (this.declared) return;
+      try {
+        await this.declare(session);
+      } catch (err) {
+        const code = /PRECONDITION_FAILED/.test(String(err)) ? Code.FAILED_PRECONDITION : Code.UNAVAILABLE;
+        throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    })().finally(() => (this.declaring = undefined));
+    return this.declaring;
+  }
+}

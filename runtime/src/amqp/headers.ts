@@ -1,0 +1,49 @@
+// Header names and conversions of the events wire contract. Metadata travels as AMQP headers of the
+// same (lower-case) names; names grabbit itself uses are reserved and never copied from metadata.
+
+import { isReservedHeader, type Metadata } from "../metadata.js";
+
+export const CONTENT_TYPE_PROTOBUF = "application/x-protobuf";
+
+/** 1-based delivery attempt, set by the consumer when it schedules a retry. */
+export const HEADER_ATTEMPT = "x-grabbit-attempt";
+/** On dead-lettered messages: why, after how many attempts, and where the message was first published. */
+export const HEADER_ERROR = "x-grabbit-error";
+export const HEADER_ATTEMPTS = "x-grabbit-attempts";
+export const HEADER_ORIGINAL_EXCHANGE = "x-grabbit-original-exchange";
+export const HEADER_ORIGINAL_ROUTING_KEY = "x-grabbit-original-routing-key";
+
+/** Metadata as AMQP headers: lower-case names, reserved names skipped. */
+export function metadataToHeaders(metadata: Metadata | undefined, into: Record<string, unknown> = {}): Record<string, unknown> {
+  if (!metadata) return into;
+  for (const key in metadata) {
+    const value = metadata[key];
+    if (typeof value !== "string") continue;
+    const name = key.toLowerCase();
+    if (isReservedHeader(name)) continue;
+    into[name] = value;
+  }
+  return into;
+}
+
+/** AMQP headers as metadata: string-like values of non-reserved names, minus the ones in `skip`. */
+export function headersToMetadata(headers: Record<string, unknown> | undefined, skip?: ReadonlySet<string>): Metadata {
+  const out: Metadata = {};
+  if (!headers) return out;
+  for (const key in headers) {
+    const name = key.toLowerCase();
+    if (isReservedHeader(name) || skip?.has(name)) continue;
+    const value = headers[key];
+    if (typeof value === "string") out[name] = value;
+    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") out[name] = String(value);
+    else if (value instanceof Uint8Array) out[name] = Buffer.from(value).toString("utf8");
+  }
+  return out;
+}
+
+/** A header read as a positive integer (amqplib may hand back numbers, bigints or strings). */
+export function headerInt(headers: Record<string, unknown> | undefined, name: string): number | undefined {
+  const value = headers?.[name];
+  const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" ? Number(value) : NaN;
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
+}

@@ -1,0 +1,297 @@
+// Confirmed publishing that survives reconnects.
+//
+// Every message accepted by publish() stays in this publisher's memory until the broker confirms it
+// (resolve), returns it as unroutable (UnroutableError), refuses it, or its timeout passes (reject).
+// Messages still unconfirmed when a channel or connection is lost are sent again on the next
+// channel with the same message_id: at-least-once, never silently dropped.
+
+import { randomUUID } from "node:crypto";
+import type { ConfirmChannel, Message, Options } from "amqplib";
+import { Code, StatusError, UnroutableError } from "../status.js";
+import type { AmqpConnection, AmqpSession } from "./connection.js";
+
+export interface PublisherOptions {
+  /** Messages accepted but not yet confirmed; publish() waits while the window is full. Default 1000. */
+  maxInFlight?: number;
+  /** Default per-publish timeout, waiting for the window, a session and the confirm included. Default 30 000 ms. */
+  timeoutMs?: number;
+  /** Register with the connection so its close() waits for this publisher. Default true. */
+  track?: boolean;
+}
+
+export interface RawPublishOptions {
+  /** Ask the broker to return the message when no queue is bound for it. Default true. */
+  mandatory?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+interface Entry {
+  exchange: string;
+  routingKey: string;
+  content: Buffer;
+  props: Options.Publish;
+  resolve(): void;
+  reject(err: Error): void;
+  settled: boolean;
+  /** The channel the current copy was sent on, if it is in flight. */
+  channel: ConfirmChannel | undefined;
+  returned: string | undefined;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  admitted: boolean;
+}
+
+const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
+
+export class Publisher {
+  private readonly connection: AmqpConnection;
+  private readonly maxInFlight: number;
+  private readonly timeoutMs: number;
+  private channel: ConfirmChannel | undefined;
+  private channelSession: AmqpSession | undefined;
+  private opening: Promise<void> | undefined;
+  /** Accepted, not yet written to a channel (or to be written again after a loss), in order. */
+  private queue: Entry[] = [];
+  /** Written to `channel`, awaiting confirm, in publish order. */
+  private readonly inFlight = new Set<Entry>();
+  /** Accepted and not yet settled, waiting for the window included. */
+  private unsettled = 0;
+  /** Admitted into the window and not yet settled. */
+  private active = 0;
+  /** Accepted while the window was full, in order. */
+  private readonly windowWaiters: Entry[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
+  private waitingForDrain = false;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly unregisterSetup: () => void;
+  private readonly untrack: () => void;
+
+  constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
+    this.connection = connection;
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1000);
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.unregisterSetup = connection.onSession((session) => this.openChannel(session));
+    this.untrack = options.track === false ? () => {} : connection.track(this);
+  }
+
+  /** Counters for monitoring: copies sent again after a lost channel, waits for the socket to drain. */
+  readonly stats = { published: 0, resent: 0, drainWaits: 0 };
+
+  /** Messages accepted and not yet settled (waiting for the window included). */
+  get pending(): number {
+    return this.unsettled;
+  }
+
+  /** Messages inside the in-flight window (at most maxInFlight). */
+  get inWindow(): number {
+    return this.active;
+  }
+
+  /**
+   * Publishes and resolves when the broker confirms. Rejects with UnroutableError when a mandatory
+   * message is returned, NOT_FOUND when the exchange does not exist, DEADLINE_EXCEEDED when the
+   * confirm does not come in time, UNAVAILABLE when no connection came back in time, CANCELLED on abort.
+   * A message_id is generated when the properties carry none (it identifies re-sent copies).
+   */
+  publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
+    if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+    const props: Options.Publish = { ...properties, mandatory: options.mandatory ?? true };
+    if (props.messageId === undefined) props.messageId = randomUUID();
+    return new Promise<void>((resolve, reject) => {
+      const entry: Entry = {
+        exchange,
+        routingKey,
+        content: buffer,
+        props,
+        resolve,
+        reject,
+        settled: false,
+        channel: undefined,
+        returned: undefined,
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+        admitted: false,
+      };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        entry.timer = setTimeout(() => this.expire(entry, timeoutMs), timeoutMs);
+      }
+      if (signal) {
+        entry.onAbort = () => this.settle(entry, StatusError.from(signal.reason, Code.CANCELLED));
+        signal.addEventListener("abort", entry.onAbort, { once: true });
+      }
+      this.unsettled++;
+      if (this.active < this.maxInFlight && this.windowWaiters.length === 0) this.admit(entry);
+      else this.windowWaiters.push(entry);
+    });
+  }
+
+  /** Stops accepting messages and waits until every accepted one is settled, then closes the channel. */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.unregisterSetup();
+    this.untrack();
+    const ch = this.channel;
+    this.channel = undefined;
+    if (ch) await ch.close().catch(() => {});
+  }
+
+  private admit(entry: Entry): void {
+    entry.admitted = true;
+    this.active++;
+    this.queue.push(entry);
+    this.pump();
+  }
+
+  private async openChannel(session: AmqpSession): Promise<void> {
+    if (this.closed && this.unsettled === 0) return;
+    const ch = await session.createConfirmChannel();
+    this.channel = ch;
+    this.channelSession = session;
+    this.waitingForDrain = false;
+    let lastError: Error | undefined;
+    ch.on("error", (err: Error) => (lastError = err));
+    ch.on("return", (msg: Message) => this.onReturn(ch, msg));
+    ch.on("drain", () => {
+      if (this.channel !== ch) return;
+      this.waitingForDrain = false;
+      this.pump();
+    });
+    ch.on("close", () => this.onChannelClosed(ch, session, lastError));
+    this.pump();
+  }
+
+  // Writes queued messages until the channel's buffer says stop (back-pressure) or the queue is empty.
+  private pump(): void {
+    const ch = this.channel;
+    if (!ch || this.waitingForDrain) return;
+    while (this.queue.length > 0) {
+      const entry = this.queue.shift()!;
+      if (entry.settled) continue;
+      let ok: boolean;
+      try {
+        ok = ch.publish(entry.exchange, entry.routingKey, entry.content, entry.props, (err) => this.onConfirm(entry, ch, err));
+      } catch (err) {
+        if (err instanceof Error && err.name === "IllegalOperationError") {
+          // The channel is going away: keep the message for the next one.
+          this.queue.unshift(entry);
+          if (this.channel === ch) this.channel = undefined;
+          return;
+        }
+        // Bad properties (e.g. headers too large to encode): this message can never be sent.
+        this.settle(entry, new StatusError(Code.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err), { cause: err }));
+        continue;
+      }
+      entry.channel = ch;
+      this.inFlight.add(entry);
+      this.stats.published++;
+      if (!ok) {
+        this.stats.drainWaits++;
+        this.waitingForDrain = true;
+        return;
+      }
+    }
+  }
+
+  private onConfirm(entry: Entry, ch: ConfirmChannel, err: Error | null): void {
+    if (entry.channel !== ch) return;
+    if (err && err.message === "channel closed") return; // onChannelClosed puts it back in the queue
+    entry.channel = undefined;
+    this.inFlight.delete(entry);
+    if (err) this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message (${err.message})`, { cause: err }));
+    else if (entry.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.returned));
+    else this.settle(entry, undefined);
+  }
+
+  // RabbitMQ sends basic.return before the basic.ack of the same message, so marking the oldest
+  // matching in-flight entry is enough; its ack then rejects it.
+  private onReturn(ch: ConfirmChannel, msg: Message): void {
+    const id = msg.properties.messageId;
+    for (const entry of this.inFlight) {
+      if (
+        entry.channel === ch &&
+        entry.returned === undefined &&
+        entry.props.messageId === id &&
+        entry.exchange === msg.fields.exchange &&
+        entry.routingKey === msg.fields.routingKey
+      ) {
+        entry.returned = (msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE";
+        return;
+      }
+    }
+  }
+
+  private onChannelClosed(ch: ConfirmChannel, session: AmqpSession, lastError: Error | undefined): void {
+    const missing = lastError ? NOT_FOUND_EXCHANGE.exec(lastError.message)?.[1] : undefined;
+    const again: Entry[] = [];
+    for (const entry of this.inFlight) {
+      if (entry.channel !== ch) continue;
+      this.inFlight.delete(entry);
+      entry.channel = undefined;
+      entry.returned = undefined;
+      if (entry.settled) continue;
+      if (missing !== undefined && entry.exchange === missing) {
+        this.settle(entry, new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, { cause: lastError }));
+      } else {
+        this.stats.resent++;
+        again.push(entry);
+      }
+    }
+    this.queue = again.concat(this.queue);
+    if (this.channel === ch) {
+      this.channel = undefined;
+      this.waitingForDrain = false;
+    }
+    // A channel-level error (not a lost connection): open a new channel on the same session.
+    if (session.open && !(this.closed && this.unsettled === 0)) {
+      this.opening ??= this.openChannel(session)
+        .catch(() => undefined)
+        .finally(() => (this.opening = undefined));
+    }
+  }
+
+  private expire(entry: Entry, timeoutMs: number): void {
+    if (entry.settled) return;
+    const connected = this.connection.connected && this.channel !== undefined;
+    this.settle(
+      entry,
+      connected
+        ? new StatusError(Code.DEADLINE_EXCEEDED, `no publisher confirm within ${timeoutMs} ms`)
+        : new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`),
+    );
+  }
+
+  private settle(entry: Entry, err: Error | undefined): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    if (entry.timer) clearTimeout(entry.timer);
+    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    // The slot frees now even if a late confirm may still arrive for an in-flight copy.
+    this.unsettled--;
+    if (entry.admitted) {
+      this.active--;
+      while (this.active < this.maxInFlight && this.windowWaiters.length > 0) {
+        const next = this.windowWaiters.shift()!;
+        if (!next.settled) this.admit(next);
+      }
+    }
+    if (err) entry.reject(err);
+    else entry.resolve();
+    if (this.unsettled === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+}
