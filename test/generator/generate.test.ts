@@ -1,0 +1,108 @@
+// The real pipeline on every kind of input a buf user has: `buf generate` runs ts-proto and
+// protoc-gen-grabbit over proto2, proto3 and editions files, and what comes out type-checks strict.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import { bindingKey, renderRoutingKey } from "@grabbit/runtime";
+import { bufGenerate, FIXTURES, REPO, scratchDir, typeCheck } from "../support/buf.js";
+
+let out: string;
+let generation: { ok: boolean; stderr: string };
+
+beforeAll(() => {
+  const dir = scratchDir("gen");
+  out = join(dir, "gen");
+  generation = bufGenerate(
+    dir,
+    `version: v2
+inputs:
+  - directory: ${FIXTURES}
+plugins:
+  - local: protoc-gen-ts_proto
+    out: gen
+    strategy: all
+    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
+  - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
+    out: gen
+    strategy: all
+`,
+  );
+});
+
+const read = (file: string) => readFileSync(join(out, file), "utf8");
+
+describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
+  it("generates a file for each proto with services or events, and none for the rest", () => {
+    expect(generation.stderr).toBe("");
+    for (const f of ["kitchen/v1/kitchen", "kitchen/common/v1/common", "legacy/v1/legacy", "modern/v1/modern"]) {
+      expect(existsSync(join(out, `${f}.grabbit.ts`)), f).toBe(true);
+    }
+    expect(existsSync(join(out, "grabbit/v1/options.grabbit.ts"))).toBe(false);
+  });
+
+  it("type-checks strict under NodeNext, together with ts-proto's messages", () => {
+    expect(typeCheck(out)).toBe("");
+  });
+
+  it("escapes member names that would break a class and keeps colliding names apart", () => {
+    const text = read("kitchen/v1/kitchen.grabbit.ts");
+    for (const member of ["constructor$(", "then$(", "toString$(", "transport$(", "delete(", "unary(", "unary2("]) {
+      expect(text).toContain(`  ${member}request`);
+    }
+    // ts-proto renames a message called Date so that it does not shadow the global.
+    expect(text).toContain("clientStream(requests: AsyncIterable<$0.DateMessage>, options?: CallOptions): Promise<$0.FunctionMessage>");
+    expect(text).toContain("AsyncIterable<$0.snakeCaseMessage>");
+  });
+
+  it("resolves service options over file defaults over built-in defaults", () => {
+    const kitchen = read("kitchen/v1/kitchen.grabbit.ts");
+    expect(kitchen).toContain('amqp: { requestQueue: "kitchen.orders.rpc", prefetch: 8 }');
+    expect(kitchen).toMatch(/getOrder: \{[^}]*idempotent: true,\s*timeoutMs: 250,/);
+    expect(kitchen).toMatch(/cancelOrder: \{[^}]*idempotent: false,\s*timeoutMs: 1000,/);
+    expect(kitchen).toMatch(/touch: \{[^}]*idempotent: true,/);
+    expect(kitchen).toContain('export const AmqpOnlyService: ServiceDesc<');
+    expect(kitchen).not.toContain("createAmqpOnlyGrpcClient");
+    expect(kitchen).not.toContain("createPlainAmqpClient");
+    const common = read("kitchen/common/v1/common.grabbit.ts");
+    expect(common).toContain('amqp: { requestQueue: "common.kitchen.common.v1.Pricing", prefetch: 16 }');
+    expect(common).toContain("timeoutMs: 3000");
+    expect(common).toContain('exchange: "kitchen.common"');
+  });
+
+  it("renders routing keys from real ts-proto messages: enum names, escaping, proto2 defaults, editions", async () => {
+    const kitchenMessages = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.ts")).href);
+    const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
+    const created = kitchenMessages.OrderCreated.fromPartial({ orderId: "o1", region: "eu.west", tier: kitchenMessages.Tier.TIER_GOLD });
+    expect(renderRoutingKey(kitchen.OrderCreatedEvent, created)).toBe("order.eu%2Ewest.TIER_GOLD.created");
+    expect(bindingKey(kitchen.OrderCreatedEvent, kitchen.OrderCreatedEvent.routingValues({ tier: kitchenMessages.Tier.TIER_SILVER }))).toBe(
+      "order.*.TIER_SILVER.created",
+    );
+    expect(renderRoutingKey(kitchen.AuditLoggedEvent, kitchenMessages.AuditLogged.fromPartial({ level: 3 }))).toBe("audit.3");
+    expect(() => bindingKey(kitchen.AuditLoggedEvent, {})).toThrow(/direct exchange "kitchen.audit": the consumer's filter needs a value for "level"/);
+    expect(kitchen.BroadcastEvent.persistent).toBe(false);
+    expect(kitchen.BroadcastEvent.exchangeKind).toBe("fanout");
+    expect(kitchen.TaggedEvent.routingValues(kitchenMessages.Tagged.fromPartial({ team: "core", urgent: true }))).toEqual({ team: "core", urgent: "true" });
+    expect(kitchen.Outer_HappenedEvent.routingKeyTemplate).toBe("kitchen.v1.Outer.Happened");
+
+    const legacyMessages = await import(pathToFileURL(join(out, "legacy/v1/legacy.ts")).href);
+    const legacy = await import(pathToFileURL(join(out, "legacy/v1/legacy.grabbit.ts")).href);
+    const ticket = legacyMessages.Ticket.fromPartial({ id: "t1" });
+    expect(renderRoutingKey(legacy.TicketEvent, ticket)).toBe("ticket.general.PRIORITY_NORMAL");
+
+    const modernMessages = await import(pathToFileURL(join(out, "modern/v1/modern.ts")).href);
+    const modern = await import(pathToFileURL(join(out, "modern/v1/modern.grabbit.ts")).href);
+    expect(renderRoutingKey(modern.ShipmentEvent, modernMessages.Shipment.fromPartial({ carrier: "dhl" }))).toBe("shipment.dhl");
+  });
+
+  it("gives the codec of each method the message's full name and a binary round trip", async () => {
+    const messages = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.ts")).href);
+    const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
+    const method = kitchen.OrdersService.methods.getOrder;
+    expect(method.path).toBe("/kitchen.v1.OrdersService/GetOrder");
+    expect(method.input.typeName).toBe("kitchen.v1.GetOrderRequest");
+    const bytes = method.input.encode(messages.GetOrderRequest.fromPartial({ orderId: "42" }));
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(method.input.decode(bytes)).toEqual({ orderId: "42" });
+  });
+});
