@@ -1,0 +1,164 @@
+// Interceptors of the runtime's one shape on both sides of a gRPC call: token propagation, identity
+// passed to handlers through values, and streams passed through interceptors.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, StatusError, type Interceptor } from "@grabbit/runtime";
+import { GrpcTransport } from "@grabbit/runtime/grpc";
+import { collect, fromArray, startHarness, statusOf, TestService, type Harness, type Req, type Res } from "./fixtures.js";
+
+const M = TestService.methods;
+
+/** Client side: adds the caller's token before the call starts. */
+const bearer =
+  (token: string): Interceptor =>
+  (next) =>
+  async (req) => {
+    req.metadata["authorization"] = `Bearer ${token}`;
+    return next(req);
+  };
+
+/** Server side: rejects calls without a known token and tells handlers who called. */
+const authenticate: Interceptor = (next) => async (req) => {
+  const header = req.metadata["authorization"];
+  const user = header === "Bearer s3cret" ? "alice" : undefined;
+  if (user === undefined) throw new StatusError(Code.UNAUTHENTICATED, header ? "unknown token" : "missing token");
+  req.values.set("user", user);
+  return next(req);
+};
+
+const log: string[] = [];
+const record =
+  (name: string): Interceptor =>
+  (next) =>
+  async (req) => {
+    log.push(`${req.side}:${name}:before:${req.method.name}`);
+    const res = await next(req);
+    log.push(`${req.side}:${name}:after:${req.method.name}`);
+    return res;
+  };
+
+/** Wraps streams both ways: doubles request `n` going in, tags responses coming out. */
+const streamRewriter: Interceptor = (next) => async (req) => {
+  if (req.messages) {
+    const inner = req.messages as AsyncIterable<Req>;
+    req.messages = (async function* () {
+      for await (const m of inner) yield { ...m, n: (m.n ?? 0) * 2 };
+    })();
+  }
+  const res = await next(req);
+  if (res.messages) {
+    const inner = res.messages as AsyncIterable<Res>;
+    return {
+      ...res,
+      messages: (async function* () {
+        for await (const m of inner) yield { ...m, text: `${m.text ?? ""}!` };
+      })(),
+    };
+  }
+  return res;
+};
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness({
+    server: { interceptors: [record("outer"), authenticate, record("inner")] },
+    client: { interceptors: [record("client"), bearer("s3cret")] },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe("token propagation", () => {
+  it("passes the client's token to the server and the identity to the handler", async () => {
+    const res = await h.client.unary(M.echo, { text: "hello" });
+    expect(res.metadata?.["authorization"]).toBe("Bearer s3cret");
+    expect(res.values?.["user"]).toBe("alice");
+  });
+
+  it("rejects a call without a token with UNAUTHENTICATED (the handler never runs)", async () => {
+    const anonymous = new GrpcTransport(h.address);
+    try {
+      const err = await statusOf(anonymous.unary(M.echo, {}));
+      expect(err.code).toBe(Code.UNAUTHENTICATED);
+      expect(err.rawMessage).toBe("missing token");
+      expect((await statusOf(collect(anonymous.serverStream(M.count, { n: 3 })))).code).toBe(Code.UNAUTHENTICATED);
+    } finally {
+      anonymous.close();
+    }
+  });
+
+  it("rejects a wrong token", async () => {
+    const intruder = new GrpcTransport(h.address, { interceptors: [bearer("guess")] });
+    try {
+      expect((await statusOf(intruder.unary(M.echo, {}))).rawMessage).toBe("unknown token");
+    } finally {
+      intruder.close();
+    }
+  });
+
+  it("applies interceptors to every call kind", async () => {
+    expect((await collect(h.client.serverStream(M.count, { n: 2 }))).length).toBe(2);
+    expect((await h.client.clientStream(M.sum, fromArray([{ n: 1 }, { n: 2 }]))).metadata?.["authorization"]).toBe("Bearer s3cret");
+    expect((await collect(h.client.bidiStream(M.chat, fromArray([{ text: "x" }])))).map((r) => r.text)).toEqual(["re: x"]);
+  });
+});
+
+describe("ordering", () => {
+  it("runs the first interceptor outermost on both sides", async () => {
+    log.length = 0;
+    await h.client.unary(M.echo, {});
+    expect(log).toEqual([
+      "client:client:before:Echo",
+      "server:outer:before:Echo",
+      "server:inner:before:Echo",
+      "server:inner:after:Echo",
+      "server:outer:after:Echo",
+      "client:client:after:Echo",
+    ]);
+  });
+});
+
+describe("streams through interceptors", () => {
+  it("lets interceptors rewrite request and response streams on the client", async () => {
+    const t = new GrpcTransport(h.address, { interceptors: [bearer("s3cret"), streamRewriter] });
+    try {
+      const sum = await t.clientStream(M.sum, fromArray([{ n: 1 }, { n: 2 }, { n: 3 }]));
+      expect(sum.n).toBe(12);
+      const out = await collect(t.bidiStream(M.chat, fromArray([{ text: "a", n: 1 }])));
+      expect(out).toEqual([{ text: "re: a!", n: 2 }]);
+    } finally {
+      t.close();
+    }
+  });
+
+  it("lets interceptors rewrite streams on the server", async () => {
+    const s = await startHarness({ server: { interceptors: [streamRewriter] } });
+    try {
+      expect((await s.client.clientStream(M.sum, fromArray([{ n: 5 }]))).n).toBe(10);
+      expect(await collect(s.client.serverStream(M.count, { n: 2 }))).toEqual([{ n: 0, text: "!" }, { n: 1, text: "!" }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("lets a client interceptor see response metadata", async () => {
+    let seen: Record<string, string> | undefined;
+    const t = new GrpcTransport(h.address, {
+      interceptors: [
+        bearer("s3cret"),
+        (next) => async (req) => {
+          const res = await next(req);
+          seen = res.metadata;
+          return res;
+        },
+      ],
+    });
+    try {
+      await t.unary(M.echo, { text: "trailer" });
+      expect(seen?.["x-echo"]).toBe("trailer");
+    } finally {
+      t.close();
+    }
+  });
+});

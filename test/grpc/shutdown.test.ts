@@ -1,0 +1,112 @@
+// Graceful shutdown: new calls are refused, calls in flight finish; after the grace period the rest
+// are cut off and their handlers' signals abort with UNAVAILABLE.
+import { describe, expect, it } from "vitest";
+import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
+import { GrpcServer, GrpcTransport, grpcServiceDefinition, grpcServiceImplementation } from "@grabbit/runtime/grpc";
+import * as grpc from "@grpc/grpc-js";
+import { Probe, statusOf, TestService, testHandlers, type Req, type Res } from "./fixtures.js";
+
+const M = TestService.methods;
+
+/** A service whose `wait` call finishes only when the test releases it. */
+function gatedHandlers() {
+  const { handlers } = testHandlers();
+  const started = new Probe<HandlerContext>();
+  const release = new Probe<void>();
+  const aborted = new Probe<unknown>();
+  return {
+    started,
+    release,
+    aborted,
+    handlers: {
+      ...handlers,
+      async wait(_req: Req, ctx: HandlerContext): Promise<Res> {
+        started.resolve(ctx);
+        ctx.signal.addEventListener("abort", () => aborted.resolve(ctx.signal.reason), { once: true });
+        await release.promise;
+        return { text: "finished" };
+      },
+    },
+  };
+}
+
+describe("graceful shutdown", () => {
+  it("waits for a call in flight and refuses new ones", async () => {
+    const gated = gatedHandlers();
+    const server = new GrpcServer().add(TestService, gated.handlers);
+    const port = await server.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      const inFlight = client.unary(M.wait, {});
+      await gated.started.promise;
+
+      let shutDown = false;
+      const shutdown = server.shutdown(60_000).then(() => (shutDown = true));
+      // New calls fail while the old one is still running.
+      const refused = await statusOf(client.unary(M.echo, {}));
+      expect(refused.code).toBe(Code.UNAVAILABLE);
+      expect(shutDown).toBe(false);
+
+      gated.release.resolve();
+      expect((await inFlight).text).toBe("finished");
+      await shutdown;
+      expect(shutDown).toBe(true);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("cuts off calls still running after the grace period, aborting their signals", async () => {
+    const gated = gatedHandlers();
+    const server = new GrpcServer().add(TestService, gated.handlers);
+    const port = await server.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      const inFlight = statusOf(client.unary(M.wait, {}));
+      await gated.started.promise;
+      await server.shutdown(100);
+      const reason = await gated.aborted.promise;
+      expect(reason).toBeInstanceOf(StatusError);
+      expect((reason as StatusError).code).toBe(Code.UNAVAILABLE);
+      // The client sees the connection go away.
+      expect([Code.UNAVAILABLE, Code.CANCELLED, Code.INTERNAL]).toContain((await inFlight).code);
+    } finally {
+      gated.release.resolve();
+      client.close();
+    }
+  });
+
+  it("shuts down at once when idle", async () => {
+    const server = new GrpcServer().add(TestService, testHandlers().handlers);
+    await server.listen();
+    await server.shutdown();
+  });
+});
+
+describe("plain grpc-js servers", () => {
+  it("can host a service through grpcServiceDefinition and grpcServiceImplementation", async () => {
+    const server = new grpc.Server();
+    const { handlers } = testHandlers();
+    server.addService(
+      grpcServiceDefinition(TestService),
+      grpcServiceImplementation(TestService, handlers, {
+        interceptors: [
+          (next) => async (req) => {
+            req.values.set("via", "plain");
+            return next(req);
+          },
+        ],
+      }),
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      expect((await client.unary(M.echo, { text: "x" })).values?.["via"]).toBe("plain");
+    } finally {
+      client.close();
+      server.forceShutdown();
+    }
+  });
+});
