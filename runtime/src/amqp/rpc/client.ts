@@ -1,0 +1,458 @@
+// The client side of RPC over RabbitMQ: a Transport, so a generated client works on it unchanged.
+//
+// One channel per connection session carries every call: requests are published on it and replies
+// come back on it through RabbitMQ's direct reply-to (no reply queue to declare, nothing to clean
+// up). Calls are matched to replies by correlation id in one map; nothing is allocated per call on
+// the broker side, which is what keeps a round trip close to the raw library's.
+
+import { randomUUID } from "node:crypto";
+import type { Channel, ConsumeMessage, Message } from "amqplib";
+import type { AmqpConnection, AmqpSession } from "../connection.js";
+import { CONTENT_TYPE_PROTOBUF, headersToMetadata, metadataToHeaders } from "../headers.js";
+import { resolveDeadline, type CallOptions } from "../../context.js";
+import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
+import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { normalizeMetadata } from "../../metadata.js";
+import { Code, StatusError } from "../../status.js";
+import type { Transport } from "../../transport.js";
+import { DIRECT_REPLY_TO, HEADER_MESSAGE, HEADER_METHOD, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
+
+export interface AmqpRpcTransportOptions {
+  /** Client interceptors, first = outermost; they see side "client", transport "amqp". */
+  interceptors?: Interceptor[];
+  /**
+   * Deadline for calls that set none and whose method declares none, in ms; 0 = no deadline.
+   * Default 30 000: over a queue a lost server means silence, so an unbounded call could wait forever.
+   */
+  timeoutMs?: number;
+  /**
+   * While the connection is down: false (default, as gRPC's fail-fast) rejects new calls at once with
+   * UNAVAILABLE; true waits for the connection to come back, within the call's deadline.
+   */
+  waitForReady?: boolean;
+  /**
+   * Service descriptors whose methods this transport calls. Needed only for services with a
+   * custom request queue: without one, a method's queue is the service name from its path
+   * (`/demo.v1.Orders/Get` -> `demo.v1.Orders`), the wire contract's default.
+   */
+  services?: readonly ServiceDesc[];
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const NEVER = new AbortController().signal;
+
+/** The reply channel of one session. */
+interface Link {
+  readonly session: AmqpSession;
+  readonly channel: Channel;
+  alive: boolean;
+  /** Set while the channel's write buffer is full; publishing waits for it. */
+  drain: Promise<void> | undefined;
+}
+
+/** One call waiting for its reply. */
+class Pending {
+  timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly link: Link,
+    readonly method: MethodDesc,
+    readonly signal: AbortSignal,
+    readonly resolve: (response: CallResponse) => void,
+    readonly reject: (err: StatusError) => void,
+  ) {}
+
+  /** Detaches timers and listeners; the caller has already removed it from the map. */
+  dispose(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort) this.signal.removeEventListener("abort", this.onAbort);
+  }
+}
+
+/** Errors built from a reply carry the server's metadata; local ones (timeouts, losses) do not. */
+const fromReply = new WeakSet<StatusError>();
+
+/**
+ * Unary calls over RabbitMQ. Streaming methods are rejected with UNIMPLEMENTED: a queue has no
+ * notion of a stream that both ends hold open.
+ *
+ * `close()` stops the transport: calls still waiting are rejected with CANCELLED at once (their
+ * requests may still be served), later calls with UNAVAILABLE. The connection stays open; closing
+ * the connection closes the transport too.
+ */
+export class AmqpRpcTransport implements Transport {
+  private readonly connection: AmqpConnection;
+  private readonly defaultTimeoutMs: number;
+  private readonly waitForReady: boolean;
+  private readonly chain: CallNext;
+  private readonly pending = new Map<string, Pending>();
+  private readonly queues = new WeakMap<MethodDesc, string>();
+  private readonly queuesByPath = new Map<string, string>();
+  private readonly unregister: () => void;
+  private readonly untrack: () => void;
+  private link: Link | undefined;
+  /** The session whose link setup failed, and why: calls fail fast instead of waiting on it. */
+  private linkFailure: { session: AmqpSession; error: Error } | undefined;
+  /** Woken whenever the link or the connection changes, to re-check readiness. */
+  private readonly changeWaiters = new Set<() => void>();
+  private closed = false;
+
+  constructor(connection: AmqpConnection, options: AmqpRpcTransportOptions = {}) {
+    this.connection = connection;
+    this.defaultTimeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.waitForReady = options.waitForReady ?? false;
+    this.chain = applyInterceptors(this.send, options.interceptors);
+    for (const service of options.services ?? []) this.register(service);
+    this.unregister = connection.onSession((session) => this.openLink(session));
+    this.untrack = connection.track(this);
+    // The channel's 'close' normally tells us first; this covers a session lost before its link opened.
+    connection.on("disconnected", this.onDisconnected);
+  }
+
+  /** Makes calls to `service`'s methods go to its declared request queue. */
+  register(service: ServiceDesc): this {
+    const queue = service.amqp?.requestQueue;
+    if (!queue) return this;
+    for (const method of Object.values(service.methods)) {
+      this.queues.set(method, queue);
+      this.queuesByPath.set(method.path, queue);
+    }
+    return this;
+  }
+
+  async unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
+    if (method.kind !== "unary") throw streamingError(method);
+    const req: CallRequest = {
+      method,
+      transport: "amqp",
+      side: "client",
+      metadata: normalizeMetadata(options?.metadata),
+      deadline: resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
+      signal: options?.signal ?? NEVER,
+      message: request,
+      values: new Map(),
+      peer: undefined,
+    };
+    try {
+      const response = await this.chain(req);
+      options?.onResponseMetadata?.(response.metadata);
+      return response.message as O;
+    } catch (err) {
+      const status = StatusError.from(err);
+      if (fromReply.has(status)) options?.onResponseMetadata?.(status.metadata);
+      throw status;
+    }
+  }
+
+  serverStream<I, O>(method: MethodDesc<I, O>, _request?: I, _options?: CallOptions): AsyncIterable<O> {
+    const err = streamingError(method);
+    return {
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }),
+    };
+  }
+
+  clientStream<I, O>(method: MethodDesc<I, O>, _requests?: AsyncIterable<I>, _options?: CallOptions): Promise<O> {
+    return Promise.reject(streamingError(method));
+  }
+
+  bidiStream<I, O>(method: MethodDesc<I, O>, _requests?: AsyncIterable<I>, _options?: CallOptions): AsyncIterable<O> {
+    return this.serverStream(method);
+  }
+
+  /** Number of calls waiting for a reply. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unregister();
+    this.untrack();
+    this.connection.off("disconnected", this.onDisconnected);
+    this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
+    this.wake();
+    const link = this.link;
+    this.link = undefined;
+    if (link?.alive) {
+      link.alive = false;
+      await link.channel.close().catch(() => {});
+    }
+  }
+
+  // ---- sending -------------------------------------------------------------------------------
+
+  /** The innermost step of the interceptor chain: publish the request and wait for its reply. */
+  private readonly send = (req: CallRequest): Promise<CallResponse> => {
+    const link = this.link;
+    if (link !== undefined && link.alive && link.drain === undefined && !this.closed && !req.signal.aborted) {
+      return this.publish(link, req);
+    }
+    return this.sendWhenReady(req);
+  };
+
+  private async sendWhenReady(req: CallRequest): Promise<CallResponse> {
+    for (;;) {
+      if (this.closed) throw new StatusError(Code.UNAVAILABLE, "the RPC transport is closed");
+      if (req.signal.aborted) throw cancelled(req.signal);
+      if (req.deadline !== undefined && req.deadline <= Date.now()) throw deadlineError(req.method);
+      const link = this.link;
+      if (link?.alive) {
+        if (link.drain === undefined) return this.publish(link, req);
+        await this.waitFor(link.drain, req);
+        continue;
+      }
+      const session = this.connection.currentSession;
+      if (session && this.linkFailure?.session === session) {
+        const cause = this.linkFailure.error;
+        throw new StatusError(Code.UNAVAILABLE, `cannot receive replies: ${cause.message}`, { cause });
+      }
+      // A session without a link yet is still running its setups; ours will open the link shortly.
+      if (!session && !this.waitForReady) {
+        throw new StatusError(Code.UNAVAILABLE, "not connected to RabbitMQ");
+      }
+      await this.waitFor(new Promise<void>((resolve) => this.changeWaiters.add(resolve)), req);
+    }
+  }
+
+  /** Waits for `event`, or fails on the call's deadline or cancellation. */
+  private waitFor(event: Promise<void>, req: CallRequest): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => done(() => reject(cancelled(req.signal)));
+      const done = (f: () => void) => {
+        if (timer !== undefined) clearTimeout(timer);
+        req.signal.removeEventListener("abort", onAbort);
+        f();
+      };
+      if (req.deadline !== undefined) {
+        timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.max(0, req.deadline - Date.now()));
+      }
+      req.signal.addEventListener("abort", onAbort, { once: true });
+      event.then(() => done(resolve));
+    });
+  }
+
+  private publish(link: Link, req: CallRequest): Promise<CallResponse> {
+    const method = req.method;
+    let timeoutMs: number | undefined;
+    if (req.deadline !== undefined) {
+      timeoutMs = Math.ceil(req.deadline - Date.now());
+      if (timeoutMs <= 0) return Promise.reject(deadlineError(method));
+    }
+    let body: Buffer;
+    try {
+      const bytes = method.input.encode(req.message);
+      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      return Promise.reject(new StatusError(Code.INTERNAL, `could not encode the ${method.input.typeName} request: ${messageOf(err)}`, { cause: err }));
+    }
+    const headers = metadataToHeaders(req.metadata);
+    headers[HEADER_METHOD] = method.path;
+    if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
+    const id = randomUUID();
+    const queue = this.queueOf(method);
+
+    return new Promise<CallResponse>((resolve, reject) => {
+      const call = new Pending(id, link, method, req.signal, resolve, reject);
+      // Registered before publishing: a fast server's reply can arrive in the very next read.
+      this.pending.set(id, call);
+      let flushed: boolean;
+      try {
+        flushed = link.channel.publish("", queue, body, {
+          correlationId: id,
+          messageId: id,
+          replyTo: DIRECT_REPLY_TO,
+          contentType: CONTENT_TYPE_PROTOBUF,
+          type: method.input.typeName,
+          headers,
+          mandatory: true,
+          ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
+        });
+      } catch (err) {
+        this.pending.delete(id);
+        reject(new StatusError(Code.UNAVAILABLE, `could not send the request: ${messageOf(err)}`, { cause: err }));
+        return;
+      }
+      if (!flushed) this.awaitDrain(link);
+      if (timeoutMs !== undefined) {
+        call.timer = setTimeout(() => this.settle(id, deadlineError(method)), timeoutMs);
+      }
+      if (req.signal !== NEVER) {
+        if (req.signal.aborted) {
+          this.settle(id, cancelled(req.signal));
+          return;
+        }
+        call.onAbort = () => this.settle(id, cancelled(req.signal));
+        req.signal.addEventListener("abort", call.onAbort, { once: true });
+      }
+    });
+  }
+
+  /** Back-pressure: when amqplib's buffer is full, later calls wait for it to drain. */
+  private awaitDrain(link: Link): void {
+    if (link.drain) return;
+    link.drain = new Promise<void>((resolve) => {
+      const done = () => {
+        link.channel.off("drain", done);
+        link.channel.off("close", done);
+        link.drain = undefined;
+        resolve();
+      };
+      link.channel.on("drain", done);
+      link.channel.on("close", done);
+    });
+  }
+
+  private queueOf(method: MethodDesc): string {
+    let queue = this.queues.get(method);
+    if (queue !== undefined) return queue;
+    queue = this.queuesByPath.get(method.path) ?? serviceOfPath(method.path);
+    this.queues.set(method, queue);
+    return queue;
+  }
+
+  // ---- replies -------------------------------------------------------------------------------
+
+  private readonly onReply = (msg: ConsumeMessage | null): void => {
+    if (msg === null) return; // the broker cancelled the consumer; the channel's close follows
+    const id = msg.properties.correlationId as string | undefined;
+    const call = id === undefined ? undefined : this.pending.get(id);
+    // Unknown ids are replies to calls that already timed out or were cancelled: dropped.
+    if (call === undefined) return;
+    this.pending.delete(call.id);
+    call.dispose();
+    const headers = msg.properties.headers as Record<string, unknown> | undefined;
+    const metadata = headersToMetadata(headers);
+    const code = readStatus(headers);
+    if (code === undefined) {
+      call.reject(new StatusError(Code.INTERNAL, "the reply has no rpc-status header", { metadata }));
+      return;
+    }
+    if (code !== Code.OK) {
+      const err = new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata });
+      fromReply.add(err);
+      call.reject(err);
+      return;
+    }
+    let message: unknown;
+    try {
+      message = call.method.output.decode(msg.content);
+    } catch (err) {
+      call.reject(new StatusError(Code.INTERNAL, `could not decode the ${call.method.output.typeName} response: ${messageOf(err)}`, { cause: err, metadata }));
+      return;
+    }
+    call.resolve({ message, metadata });
+  };
+
+  /** A mandatory request no queue took: nobody serves that queue (it does not even exist). */
+  private readonly onReturn = (msg: Message): void => {
+    const id = msg.properties.correlationId as string | undefined;
+    if (id === undefined) return;
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.settle(
+      id,
+      new StatusError(Code.UNAVAILABLE, `no server for ${call.method.path}: queue "${msg.fields.routingKey}" does not exist (${msg.fields.exchange === "" ? "default exchange, " : ""}${(msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE"})`),
+    );
+  };
+
+  private settle(id: string, err: StatusError): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    this.pending.delete(id);
+    call.dispose();
+    call.reject(err);
+  }
+
+  // ---- the link ------------------------------------------------------------------------------
+
+  private async openLink(session: AmqpSession): Promise<void> {
+    if (this.closed || !session.open) return;
+    let channel: Channel;
+    try {
+      channel = await session.createChannel();
+      // No-ack is required by direct reply-to, and the consumer must exist before the first publish.
+      await channel.consume(DIRECT_REPLY_TO, this.onReply, { noAck: true });
+    } catch (err) {
+      this.linkFailure = { session, error: err instanceof Error ? err : new Error(String(err)) };
+      this.wake();
+      throw err;
+    }
+    if (this.closed || !session.open) {
+      await channel.close().catch(() => {});
+      return;
+    }
+    const link: Link = { session, channel, alive: true, drain: undefined };
+    channel.on("return", this.onReturn);
+    channel.on("close", () => this.lose(link));
+    this.link = link;
+    this.linkFailure = undefined;
+    this.wake();
+  }
+
+  /** The link's channel closed: its calls can never get a reply, so they fail now, not at their deadline. */
+  private lose(link: Link): void {
+    if (!link.alive) return;
+    link.alive = false;
+    if (this.link === link) this.link = undefined;
+    this.failAll(link, () => new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
+    this.wake();
+    // Only the channel died (the session lives on): open a new one, as no new session will run our setup.
+    if (!this.closed && link.session.open && this.connection.currentSession === link.session) {
+      setTimeout(() => {
+        if (!this.closed && this.link === undefined && link.session.open) this.openLink(link.session).catch(() => {});
+      }, 100).unref();
+    }
+  }
+
+  private readonly onDisconnected = (): void => {
+    const link = this.link;
+    if (link && !link.session.open) this.lose(link);
+    this.wake();
+  };
+
+  private failAll(link: Link | undefined, error: () => StatusError): void {
+    for (const call of [...this.pending.values()]) {
+      if (link === undefined || call.link === link) this.settle(call.id, error());
+    }
+  }
+
+  private wake(): void {
+    const waiters = [...this.changeWaiters];
+    this.changeWaiters.clear();
+    for (const w of waiters) w();
+  }
+}
+
+function streamingError(method: MethodDesc): StatusError {
+  return new StatusError(Code.UNIMPLEMENTED, `${method.path}: streaming is not supported over RabbitMQ (only unary methods are)`);
+}
+
+function deadlineError(method: MethodDesc): StatusError {
+  return new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the deadline passed before the reply arrived`);
+}
+
+function cancelled(signal: AbortSignal): StatusError {
+  const reason = signal.reason;
+  if (reason instanceof StatusError) return reason;
+  // AbortSignal.timeout() is a deadline by another name.
+  if (reason instanceof Error && reason.name === "TimeoutError") {
+    return new StatusError(Code.DEADLINE_EXCEEDED, `the call's signal timed out: ${reason.message}`, { cause: reason });
+  }
+  return new StatusError(Code.CANCELLED, reason instanceof Error && reason.message ? `the call was cancelled: ${reason.message}` : "the call was cancelled", {
+    cause: reason,
+  });
+}
+
+/** "/demo.v1.Orders/Get" -> "demo.v1.Orders", the default request queue. */
+function serviceOfPath(path: string): string {
+  const end = path.lastIndexOf("/");
+  return path.slice(path.startsWith("/") ? 1 : 0, end > 0 ? end : path.length);
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,485 @@
+// The server side of RPC over RabbitMQ: consumes a service's request queue, calls the handler
+// named by the `rpc-method` header, and publishes the reply to `reply_to`.
+//
+// Any number of servers (processes or connections) may consume one request queue; RabbitMQ hands
+// each request to one of them. A request is acked only after its reply has been published, so a
+// server that dies mid-call leaves the request to another server (at-least-once: a handler can run
+// twice for one call when a server is lost between doing the work and acking).
+
+import type { Channel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
+import type { AmqpConnection, AmqpSession } from "../connection.js";
+import { CONTENT_TYPE_PROTOBUF, HEADER_ERROR, headersToMetadata, metadataToHeaders } from "../headers.js";
+import type { HandlerContext } from "../../context.js";
+import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
+import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import type { Metadata } from "../../metadata.js";
+import { Code, StatusError } from "../../status.js";
+import { deadLetterQueueName, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
+
+export type AmqpQueueType = "auto" | "quorum" | "classic";
+
+export interface AmqpRpcServerOptions {
+  /** Server interceptors, first = outermost; they see side "server", transport "amqp". */
+  interceptors?: Interceptor[];
+  /** Requests handled at once by this server (per connection session). Default: the service's `amqp.prefetch`. */
+  prefetch?: number;
+  /**
+   * Type of the request queue and its dead-letter queue, both durable. "auto" (default): quorum
+   * where the broker supports it, classic otherwise, and an existing queue of either type is used as
+   * it is. "quorum"/"classic": declared so, and a clash with an existing queue is an error.
+   */
+  queueType?: AmqpQueueType;
+  /** How long `close()` lets in-flight handlers finish before aborting them (they reply UNAVAILABLE). Default 10 000 ms. */
+  closeTimeoutMs?: number;
+  /** Problems no caller can be told about (a dead-letter publish that failed, a consumer the broker cancelled). */
+  onError?: (err: Error) => void;
+}
+
+interface MethodEntry {
+  readonly key: string;
+  readonly method: MethodDesc;
+  /** Undefined when the service object has no function for the method, or it streams. */
+  readonly handler: ((request: unknown, ctx: HandlerContext) => unknown) | undefined;
+  readonly unsupported: string | undefined;
+}
+
+/** The consumer of one session. */
+interface ServerLink {
+  readonly session: AmqpSession;
+  readonly channel: Channel;
+  readonly deadLetters: ConfirmChannel;
+  consumerTag: string | undefined;
+  alive: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * Serves `handlers` (an object with one function per method, keyed as in `service.methods`) on the
+ * service's request queue. Resolves once the queue is declared and consumed, so a call made after
+ * it is served by this server (or another on the same queue).
+ */
+export async function serveAmqp(
+  connection: AmqpConnection,
+  service: ServiceDesc,
+  handlers: object,
+  options: AmqpRpcServerOptions = {},
+): Promise<AmqpRpcServer> {
+  const server = new AmqpRpcServer(connection, service, handlers, options);
+  try {
+    await connection.waitForSession();
+    await server.started;
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}
+
+/**
+ * A running RPC server. Requests are answered per the wire contract:
+ * - unknown `rpc-method`, or a streaming method: UNIMPLEMENTED;
+ * - a body the request type cannot decode: INVALID_ARGUMENT;
+ * - no `reply_to`: published to `<requestQueue>.dlq` with header `x-grabbit-error`, then acked;
+ * - `rpc-timeout-ms` of 0 or less (already late on arrival): DEADLINE_EXCEEDED without running the
+ *   handler (expired requests still queued are dropped by the broker through `expiration`);
+ * - a handler still running at the deadline: its `ctx.signal` is aborted and DEADLINE_EXCEEDED is
+ *   replied at once;
+ * - a handler that throws a StatusError: its code, message and metadata; anything else thrown:
+ *   UNKNOWN with the error's message (never its stack).
+ * The deadline starts when the request arrives (the caller's clock is never compared with ours).
+ * There is no cancellation over the queue: a caller that gives up does not abort the handler.
+ */
+export class AmqpRpcServer {
+  readonly service: ServiceDesc;
+  readonly requestQueue: string;
+  /** Resolves when the first session's consumer is up; rejects if that setup failed. */
+  readonly started: Promise<void>;
+  private readonly connection: AmqpConnection;
+  private readonly handlers: object;
+  private readonly methods = new Map<string, MethodEntry>();
+  private readonly interceptors: Interceptor[] | undefined;
+  private readonly prefetch: number;
+  private readonly queueType: AmqpQueueType;
+  private readonly closeTimeoutMs: number;
+  private readonly onError: ((err: Error) => void) | undefined;
+  private readonly unregister: () => void;
+  private readonly untrack: () => void;
+  private link: ServerLink | undefined;
+  private startedSettle: ((err?: unknown) => void) | undefined;
+  /** Calls being handled: each entry ends its call early with the given status. */
+  private readonly active = new Set<(err: StatusError) => void>();
+  private inFlightCount = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closing: Promise<void> | undefined;
+
+  /** Prefer `serveAmqp`, which waits until the server consumes. */
+  constructor(connection: AmqpConnection, service: ServiceDesc, handlers: object, options: AmqpRpcServerOptions = {}) {
+    if (!service.amqp) {
+      throw new TypeError(`service ${service.typeName} is not served over AMQP (its descriptor has no amqp section)`);
+    }
+    this.connection = connection;
+    this.service = service;
+    this.handlers = handlers;
+    this.requestQueue = service.amqp.requestQueue;
+    this.prefetch = Math.max(1, Math.floor(options.prefetch ?? service.amqp.prefetch ?? 1));
+    this.queueType = options.queueType ?? "auto";
+    this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.onError = options.onError;
+    this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
+    for (const [key, method] of Object.entries(service.methods)) {
+      const fn = (handlers as Record<string, unknown>)[key];
+      let unsupported: string | undefined;
+      if (method.kind !== "unary") unsupported = `${method.path}: streaming is not supported over RabbitMQ`;
+      else if (typeof fn !== "function") unsupported = `${method.path} is not implemented by this server`;
+      this.methods.set(method.path, {
+        key,
+        method,
+        handler: unsupported === undefined ? (fn as MethodEntry["handler"]) : undefined,
+        unsupported,
+      });
+    }
+    this.started = new Promise<void>((resolve, reject) => {
+      this.startedSettle = (err) => {
+        this.startedSettle = undefined;
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+    });
+    this.started.catch(() => {});
+    this.unregister = connection.onSession((session) => this.setup(session));
+    this.untrack = connection.track(this);
+  }
+
+  /** Requests being handled now. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /**
+   * Stops consuming, lets in-flight handlers finish and reply (up to `closeTimeoutMs`, then their
+   * signals are aborted and UNAVAILABLE is replied), and closes its channels. Requests not yet
+   * delivered stay in the queue for other servers.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.unregister();
+    this.untrack();
+    this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
+    const link = this.link;
+    if (link?.alive && link.consumerTag !== undefined) {
+      await link.channel.cancel(link.consumerTag).catch(() => {});
+    }
+    if (this.inFlightCount > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.closeTimeoutMs)));
+      const idle = await Promise.race([this.whenIdle().then(() => true), graceOver]);
+      clearTimeout(timer);
+      if (!idle) {
+        const err = new StatusError(Code.UNAVAILABLE, "the server is shutting down");
+        for (const end of [...this.active]) end(err);
+        await this.whenIdle();
+      }
+    }
+    this.link = undefined;
+    if (link?.alive) {
+      link.alive = false;
+      await Promise.allSettled([link.channel.close(), link.deadLetters.close()]);
+    }
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.inFlightCount === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ---- topology and consumer, per session -----------------------------------------------------
+
+  private async setup(session: AmqpSession): Promise<void> {
+    if (this.closing || !session.open) return;
+    try {
+      await this.declare(session, this.requestQueue);
+      await this.declare(session, deadLetterQueueName(this.requestQueue));
+      const channel = await session.createChannel();
+      const deadLetters = await session.createConfirmChannel();
+      const link: ServerLink = { session, channel, deadLetters, consumerTag: undefined, alive: true };
+      channel.on("close", () => this.lose(link));
+      deadLetters.on("close", () => {
+        // Dead-lettering needs its own channel; losing it alone restarts the consumer too.
+        if (link.alive) channel.close().catch(() => {});
+      });
+      await channel.prefetch(this.prefetch);
+      if (this.closing || !session.open) {
+        link.alive = false;
+        await Promise.allSettled([channel.close(), deadLetters.close()]);
+        return;
+      }
+      this.link = link;
+      const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), { noAck: false });
+      link.consumerTag = ok.consumerTag;
+      this.startedSettle?.();
+    } catch (err) {
+      this.startedSettle?.(err);
+      throw err;
+    }
+  }
+
+  /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
+  private async declare(session: AmqpSession, queue: string): Promise<void> {
+    const quorum = this.queueType === "quorum" || (this.queueType === "auto" && this.connection.supportsQuorumQueues());
+    const options: Options.AssertQueue = { durable: true, ...(quorum ? { arguments: { "x-queue-type": "quorum" } } : {}) };
+    const ch = await session.createChannel();
+    try {
+      await ch.assertQueue(queue, options);
+    } catch (err) {
+      // 406 PRECONDITION_FAILED: the queue exists with other arguments (closes the channel).
+      if (this.queueType !== "auto" || (err as { code?: number }).code !== 406) throw err;
+      const check = await session.createChannel();
+      try {
+        await check.checkQueue(queue);
+      } finally {
+        await check.close().catch(() => {});
+      }
+    } finally {
+      await ch.close().catch(() => {});
+    }
+  }
+
+  private lose(link: ServerLink): void {
+    if (!link.alive) return;
+    link.alive = false;
+    link.deadLetters.close().catch(() => {});
+    if (this.link === link) this.link = undefined;
+    // Only the channel died (the session lives on): consume again, as no new session will run our setup.
+    if (!this.closing && link.session.open) {
+      setTimeout(() => {
+        if (this.closing || this.link !== undefined || !link.session.open || this.connection.currentSession !== link.session) return;
+        this.setup(link.session).catch((err) => this.report(err));
+      }, 100).unref();
+    }
+  }
+
+  // ---- requests -------------------------------------------------------------------------------
+
+  private onDelivery(link: ServerLink, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // The broker cancelled us (the queue was deleted): a fresh channel re-declares and consumes.
+      this.report(new Error(`the broker cancelled the consumer of queue "${this.requestQueue}"`));
+      link.channel.close().catch(() => {});
+      return;
+    }
+    if (this.closing) {
+      // Arrived while shutting down: hand it back for another server.
+      try {
+        link.channel.nack(msg, false, true);
+      } catch {
+        // Channel gone: the broker requeues it anyway.
+      }
+      return;
+    }
+    this.inFlightCount++;
+    this.handle(link, msg)
+      .catch((err) => this.report(err))
+      .finally(() => {
+        if (--this.inFlightCount === 0) {
+          const waiters = this.idleWaiters;
+          this.idleWaiters = [];
+          for (const w of waiters) w();
+        }
+      });
+  }
+
+  private async handle(link: ServerLink, msg: ConsumeMessage): Promise<void> {
+    const arrival = Date.now();
+    const props = msg.properties;
+    const headers = props.headers as Record<string, unknown> | undefined;
+    const replyTo = props.replyTo as string | undefined;
+    if (!replyTo) {
+      await this.deadLetter(link, msg, "the request has no reply_to, so no reply can be sent");
+      return;
+    }
+    const path = readText(headers, HEADER_METHOD);
+    const entry = path === undefined ? undefined : this.methods.get(path);
+    if (entry === undefined) {
+      const what = path === undefined ? "the request has no rpc-method header" : `unknown method ${path}`;
+      this.reply(link, msg, undefined, Code.UNIMPLEMENTED, `${what} (service ${this.service.typeName} on queue "${this.requestQueue}")`);
+      return;
+    }
+    if (entry.handler === undefined) {
+      this.reply(link, msg, entry.method, Code.UNIMPLEMENTED, entry.unsupported ?? `${entry.method.path} is not implemented`);
+      return;
+    }
+    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? readMillis(props.expiration);
+    if (timeoutMs !== undefined && timeoutMs <= 0) {
+      this.reply(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
+      return;
+    }
+    let request: unknown;
+    try {
+      request = entry.method.input.decode(msg.content);
+    } catch (err) {
+      this.reply(link, msg, entry.method, Code.INVALID_ARGUMENT, `could not decode the request as ${entry.method.input.typeName}: ${messageOf(err)}`);
+      return;
+    }
+    await this.invoke(link, msg, entry, request, timeoutMs === undefined ? undefined : arrival + timeoutMs);
+  }
+
+  /** Runs interceptors and handler, racing them against the deadline and shutdown. */
+  private invoke(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, request: unknown, deadline: number | undefined): Promise<void> {
+    const controller = new AbortController();
+    const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
+    const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
+    const ctx: HandlerContext = {
+      method: entry.method,
+      transport: "amqp",
+      metadata,
+      deadline,
+      signal: controller.signal,
+      responseMetadata: {},
+      peer,
+      values: new Map(),
+    };
+    const handler = entry.handler!;
+    const handlers = this.handlers;
+    const terminal = async (req: CallRequest): Promise<CallResponse> => {
+      const message = await handler.call(handlers, req.message, ctx);
+      return { message, metadata: ctx.responseMetadata };
+    };
+    const run = this.interceptors ? applyInterceptors(terminal, this.interceptors) : terminal;
+    const req: CallRequest = {
+      method: entry.method,
+      transport: "amqp",
+      side: "server",
+      metadata,
+      deadline,
+      signal: controller.signal,
+      message: request,
+      values: ctx.values,
+      peer,
+    };
+
+    return new Promise<void>((done) => {
+      let finished = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (response: CallResponse | undefined, error: unknown): void => {
+        if (finished) return;
+        finished = true;
+        if (timer !== undefined) clearTimeout(timer);
+        this.active.delete(end);
+        if (response !== undefined) this.replyOk(link, msg, entry.method, response);
+        else {
+          const status = StatusError.from(error);
+          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...ctx.responseMetadata, ...status.metadata });
+        }
+        done();
+      };
+      // Ends the call before the handler does (deadline, shutdown): abort its signal, reply now.
+      const end = (err: StatusError): void => {
+        if (finished) return;
+        controller.abort(err);
+        finish(undefined, err);
+      };
+      this.active.add(end);
+      if (deadline !== undefined) {
+        timer = setTimeout(
+          () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${entry.method.path}: the handler did not finish before the deadline`)),
+          Math.max(0, deadline - Date.now()),
+        );
+      }
+      let work: Promise<CallResponse>;
+      try {
+        work = run(req);
+      } catch (err) {
+        work = Promise.reject(err);
+      }
+      work.then(
+        (response) => finish(response, undefined),
+        (err) => finish(undefined, err),
+      );
+    });
+  }
+
+  private replyOk(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, response: CallResponse): void {
+    let body: Buffer;
+    try {
+      const bytes = method.output.encode(response.message);
+      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      this.reply(link, msg, method, Code.INTERNAL, `could not encode the ${method.output.typeName} response: ${messageOf(err)}`, response.metadata);
+      return;
+    }
+    this.reply(link, msg, method, Code.OK, "", response.metadata, body);
+  }
+
+  /** Publishes the reply, then acks the request. */
+  private reply(
+    link: ServerLink,
+    msg: ConsumeMessage,
+    method: MethodDesc | undefined,
+    code: Code,
+    message: string,
+    metadata?: Metadata,
+    body: Buffer = EMPTY,
+  ): void {
+    const headers = metadataToHeaders(metadata);
+    headers[HEADER_STATUS] = code;
+    if (code !== Code.OK) headers[HEADER_MESSAGE] = message;
+    // If the request's channel died mid-call, the reply can still go out on the new one (the
+    // request itself will be redelivered, and its second reply dropped by the caller as late).
+    const channel = link.alive ? link.channel : this.link?.channel;
+    if (channel === undefined) return;
+    try {
+      channel.publish("", msg.properties.replyTo as string, body, {
+        correlationId: msg.properties.correlationId,
+        contentType: CONTENT_TYPE_PROTOBUF,
+        ...(code === Code.OK && method ? { type: method.output.typeName } : {}),
+        headers,
+      });
+      if (link.alive) link.channel.ack(msg);
+    } catch {
+      // The channel closed under us: the broker redelivers the unacked request.
+    }
+  }
+
+  /** Keeps an unanswerable request in `<queue>.dlq` with the reason, confirmed before the ack. */
+  private async deadLetter(link: ServerLink, msg: ConsumeMessage, reason: string): Promise<void> {
+    const p = msg.properties;
+    const headers = { ...(p.headers ?? {}), [HEADER_ERROR]: reason };
+    const options: Options.Publish = { headers, persistent: true };
+    if (p.contentType !== undefined) options.contentType = p.contentType;
+    if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
+    if (p.correlationId !== undefined) options.correlationId = p.correlationId;
+    if (p.messageId !== undefined) options.messageId = p.messageId;
+    if (p.timestamp !== undefined) options.timestamp = p.timestamp;
+    if (p.type !== undefined) options.type = p.type;
+    if (p.appId !== undefined) options.appId = p.appId;
+    if (p.priority !== undefined) options.priority = p.priority;
+    // No expiration (kept until someone looks) and no user_id (the broker checks it against ours).
+    try {
+      await new Promise<void>((resolve, reject) => {
+        link.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, options, (err) => (err ? reject(err) : resolve()));
+      });
+      if (link.alive) link.channel.ack(msg);
+    } catch (err) {
+      this.report(new Error(`could not dead-letter a request from queue "${this.requestQueue}": ${messageOf(err)}`));
+      try {
+        if (link.alive) link.channel.nack(msg, false, true);
+      } catch {
+        // Channel gone: redelivered anyway.
+      }
+    }
+  }
+
+  private report(err: unknown): void {
+    this.onError?.(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,44 @@
+// The RPC-over-RabbitMQ wire contract (SPEC.md, "Wire contract"): the names other languages rely on.
+// Changing any of these breaks every non-TypeScript client and server, so they live in one place.
+
+import { Code } from "../../status.js";
+
+/** RabbitMQ's direct reply-to pseudo queue: replies go straight to the consuming channel, no queue. */
+export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
+
+/** Request header: the gRPC path of the method, "/demo.v1.Orders/Get". */
+export const HEADER_METHOD = "rpc-method";
+/** Request header: the caller's remaining deadline in milliseconds (also sent as `expiration`). */
+export const HEADER_TIMEOUT = "rpc-timeout-ms";
+/** Reply header: the gRPC status code as an integer, 0 = OK. */
+export const HEADER_STATUS = "rpc-status";
+/** Reply header: the error text when the status is not OK. */
+export const HEADER_MESSAGE = "rpc-message";
+
+/** Where requests that cannot be answered (no reply_to) are kept, next to the request queue. */
+export function deadLetterQueueName(requestQueue: string): string {
+  return `${requestQueue}.dlq`;
+}
+
+/** The status code in a reply's headers; undefined when it is missing or not an integer code. */
+export function readStatus(headers: Record<string, unknown> | undefined): Code | undefined {
+  const value = headers?.[HEADER_STATUS];
+  const n =
+    typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" && value !== "" ? Number(value) : NaN;
+  return Number.isInteger(n) && n >= 0 ? (n as Code) : undefined;
+}
+
+/** A header as text (amqplib hands back long strings as strings, some brokers' as buffers). */
+export function readText(headers: Record<string, unknown> | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  if (typeof value === "string") return value;
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
+  if (typeof value === "number" || typeof value === "bigint") return String(value);
+  return undefined;
+}
+
+/** Milliseconds from a header or the `expiration` property; undefined when absent or malformed. */
+export function readMillis(value: unknown): number | undefined {
+  const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" && value !== "" ? Number(value) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
