@@ -1,0 +1,122 @@
+// What a team does on day one, from packed tarballs: install grabbit and the runtime into a fresh
+// repo, `npx grabbit init`, `npx buf generate`, type-check strict with the repo's own tsc, then run
+// the generated code over gRPC, RPC over RabbitMQ and events against the real broker.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { REPO } from "../support/buf.js";
+
+const version = (pkg: string) => JSON.parse(readFileSync(join(REPO, "node_modules", pkg, "package.json"), "utf8")).version as string;
+
+let repo: string;
+
+function sh(cmd: string, args: string[], cwd = repo, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
+  }
+}
+
+beforeAll(() => {
+  const packs = mkdtempSync(join(tmpdir(), "grabbit-packs-"));
+  const packed = (dir: string) => sh("npm", ["pack", "--silent", "--pack-destination", packs], dir).trim().split("\n").pop()!;
+  const tool = join(packs, packed(REPO));
+  const runtime = join(packs, packed(join(REPO, "runtime")));
+
+  repo = mkdtempSync(join(tmpdir(), "grabbit-consumer-"));
+  writeFileSync(join(repo, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2));
+  sh("npm", [
+    "install", "--no-audit", "--no-fund", "--prefer-offline",
+    runtime, `@bufbuild/protobuf@${version("@bufbuild/protobuf")}`,
+  ]);
+  sh("npm", [
+    "install", "--save-dev", "--no-audit", "--no-fund", "--prefer-offline",
+    tool, `ts-proto@${version("ts-proto")}`, `@bufbuild/buf@${version("@bufbuild/buf")}`,
+    `typescript@${version("typescript")}`, `@types/node@${version("@types/node")}`,
+  ]);
+}, 600_000);
+
+describe("a consuming repo", () => {
+  it("is set up by grabbit init and generates code that type-checks strict under NodeNext", () => {
+    const init = sh("npx", ["grabbit", "init"]);
+    expect(init).toContain("wrote buf.gen.yaml");
+    expect(existsSync(join(repo, "proto/grabbit/v1/options.proto"))).toBe(true);
+    // A second run keeps what is there.
+    expect(sh("npx", ["grabbit", "init"])).toContain("kept  buf.gen.yaml (already there)");
+
+    sh("npx", ["buf", "generate"]);
+    expect(existsSync(join(repo, "src/gen/hello/v1/hello.grabbit.ts"))).toBe(true);
+    expect(existsSync(join(repo, "src/gen/grabbit/v1/options.ts"))).toBe(false);
+
+    writeFileSync(
+      join(repo, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, outDir: "dist", rootDir: "src", skipLibCheck: false, types: ["node"] },
+        include: ["src"],
+      }),
+    );
+    sh("npx", ["tsc", "--noEmit"]);
+  }, 300_000);
+
+  it("runs the generated code over gRPC, RPC over RabbitMQ and events", () => {
+    const queue = uniqueName("e2e-greeted");
+    writeFileSync(
+      join(repo, "src/main.ts"),
+      `import { AmqpConnection } from "@grabbit/runtime/amqp";
+import { GrpcServer } from "@grabbit/runtime/grpc";
+import {
+  type GreeterHandlers, addGreeterGrpcService, createGreeterGrpcClient, serveGreeterAmqp, createGreeterAmqpClient,
+  GreetedPublisher, GreetedConsumer,
+} from "./gen/hello/v1/hello.grabbit.js";
+import { Greeted, SayHelloResponse } from "./gen/hello/v1/hello.js";
+
+const handlers: GreeterHandlers = {
+  sayHello: async (request, context) => SayHelloResponse.fromPartial({ greeting: \`hello \${request.name} over \${context.transport}\` }),
+};
+
+const server = new GrpcServer();
+addGreeterGrpcService(server, handlers);
+const port = await server.listen("127.0.0.1:0");
+const grpcClient = createGreeterGrpcClient(\`127.0.0.1:\${port}\`);
+const overGrpc = await grpcClient.sayHello({ name: "ada" });
+
+const connection = await AmqpConnection.connect(process.env.AMQP_URL);
+const rpcServer = await serveGreeterAmqp(connection, handlers);
+const overAmqp = await createGreeterAmqpClient(connection).sayHello({ name: "bob" }, { timeoutMs: 10000 });
+
+const consumer = new GreetedConsumer(connection, { queue: ${JSON.stringify(queue)}, filter: { language: "en" } });
+const received: Greeted[] = [];
+const done = new Promise<void>((resolve) => {
+  void consumer.start(async (event) => {
+    received.push(event);
+    if (received.length === 1) resolve();
+  });
+});
+await new Promise((r) => setTimeout(r, 200));
+const publisher = new GreetedPublisher(connection);
+await publisher.publish(Greeted.fromPartial({ name: "cy", language: "fr" })).catch((e: Error) => e.name);
+await publisher.publish(Greeted.fromPartial({ name: "dee", language: "en" }));
+await done;
+
+console.log(JSON.stringify({ overGrpc: overGrpc.greeting, overAmqp: overAmqp.greeting, received: received.map((e) => e.name) }));
+await consumer.stop();
+await rpcServer.close();
+const session = await connection.waitForSession();
+const channel = await session.createChannel();
+await channel.deleteQueue(${JSON.stringify(queue)});
+await channel.deleteQueue(${JSON.stringify(queue + ".dlq")}).catch(() => undefined);
+await connection.close();
+await server.shutdown(1000);
+`,
+    );
+    sh("npx", ["tsc"]);
+    const output = sh("node", ["dist/main.js"], repo, { AMQP_URL });
+    const result = JSON.parse(output.trim().split("\n").pop()!);
+    expect(result).toEqual({ overGrpc: "hello ada over grpc", overAmqp: "hello bob over amqp", received: ["dee"] });
+  }, 120_000);
+});
