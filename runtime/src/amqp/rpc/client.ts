@@ -222,15 +222,16 @@ export class AmqpRpcTransport implements Transport {
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => done(() => reject(cancelled(req.signal)));
+      const watch = req.signal !== NEVER;
       const done = (f: () => void) => {
         if (timer !== undefined) clearTimeout(timer);
-        req.signal.removeEventListener("abort", onAbort);
+        if (watch) req.signal.removeEventListener("abort", onAbort);
         f();
       };
       if (req.deadline !== undefined) {
         timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.max(0, req.deadline - Date.now()));
       }
-      req.signal.addEventListener("abort", onAbort, { once: true });
+      if (watch) req.signal.addEventListener("abort", onAbort, { once: true });
       event.then(() => done(resolve));
     });
   }
