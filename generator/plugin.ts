@@ -5,24 +5,41 @@ import {
   type CodeGeneratorRequest,
   type CodeGeneratorResponse,
   CodeGeneratorResponse_Feature,
+  CodeGeneratorResponse_FileSchema,
   CodeGeneratorResponseSchema,
   Edition,
   FileDescriptorSetSchema,
 } from "@bufbuild/protobuf/wkt";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
-import { renderFile } from "./render.js";
+import { buildAsyncApi } from "./asyncapi.js";
+import { renderFile, renderTopology } from "./render.js";
 
 export const PLUGIN_NAME = "protoc-gen-grabbit";
 export const PLUGIN_VERSION = "0.1.0";
 
 export interface PluginParameters extends BuildOptions {
   runtime: string;
+  /** File name of the AsyncAPI document, when asked for. */
+  asyncapi: string | undefined;
+  asyncapiTitle: string;
+  asyncapiVersion: string;
+  /** File name of the Mermaid topology diagram, when asked for. */
+  mermaid: string | undefined;
 }
+
+const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid";
 
 /** Parses `opt:` values from buf.gen.yaml ("key=value,key=value"). */
 export function parseParameters(parameter: string): PluginParameters {
-  const params: PluginParameters = { ...DEFAULT_BUILD_OPTIONS, runtime: "@grabbit/runtime" };
+  const params: PluginParameters = {
+    ...DEFAULT_BUILD_OPTIONS,
+    runtime: "@grabbit/runtime",
+    asyncapi: undefined,
+    asyncapiTitle: "grabbit contracts",
+    asyncapiVersion: "0.0.0",
+    mermaid: undefined,
+  };
   for (const pair of parameter.split(",").map((p) => p.trim()).filter(Boolean)) {
     const eq = pair.indexOf("=");
     const key = eq < 0 ? pair : pair.slice(0, eq);
@@ -41,10 +58,20 @@ export function parseParameters(parameter: string): PluginParameters {
       case "file_suffix":
         params.outputSuffix = value;
         break;
+      case "asyncapi":
+        params.asyncapi = value === "" || value === "true" ? "asyncapi.json" : value;
+        break;
+      case "asyncapi_title":
+        params.asyncapiTitle = value;
+        break;
+      case "asyncapi_version":
+        params.asyncapiVersion = value;
+        break;
+      case "mermaid":
+        params.mermaid = value === "" || value === "true" ? "topology.mmd" : value;
+        break;
       default:
-        throw new ParameterError(
-          `unknown option "${key}"; known options: import_extension, runtime, ts_proto_file_suffix, file_suffix`,
-        );
+        throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
     }
   }
   return params;
@@ -62,14 +89,14 @@ export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
     const params = parseParameters(request.parameter);
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
     const model = buildModel(registry, request.fileToGenerate, params);
-    for (const file of model.files) {
-      response.file.push({
-        $typeName: "google.protobuf.compiler.CodeGeneratorResponse.File",
-        name: file.outputPath,
-        content: renderFile(file, { runtime: params.runtime, version: PLUGIN_VERSION }),
-        insertionPoint: "",
-      });
+    const renderOptions = { runtime: params.runtime, version: PLUGIN_VERSION };
+    const emit = (name: string, content: string) => response.file.push(create(CodeGeneratorResponse_FileSchema, { name, content }));
+    for (const file of model.files) emit(file.outputPath, renderFile(file, renderOptions));
+    if (params.asyncapi) {
+      const doc = buildAsyncApi(model, registry, { title: params.asyncapiTitle, version: params.asyncapiVersion });
+      emit(params.asyncapi, JSON.stringify(doc, null, 2) + "\n");
     }
+    if (params.mermaid) emit(params.mermaid, renderTopology(model, renderOptions));
   } catch (err) {
     // Contract and parameter errors are the user's to fix: report them as text, never a stack.
     if (err instanceof ContractErrors || err instanceof ParameterError) {

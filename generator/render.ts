@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Handlebars from "handlebars";
-import type { FileModel } from "./model/model.js";
+import type { FileModel, GenerationModel } from "./model/model.js";
 
 export interface RenderOptions {
   /** Module the generated code imports the runtime from. */
@@ -47,7 +47,10 @@ function engine(): Map<string, Handlebars.TemplateDelegate> {
   const compile = (name: string) => hb.compile(load(name), { noEscape: true, strict: false, preventIndent: true });
   hb.registerPartial("service", compile("service"));
   hb.registerPartial("event", compile("event"));
-  compiled = new Map([["file", compile("file")]]);
+  compiled = new Map([
+    ["file", compile("file")],
+    ["topology.mmd", compile("topology.mmd")],
+  ]);
   return compiled;
 }
 
@@ -67,4 +70,35 @@ export function renderFile(file: FileModel, options: RenderOptions): string {
   const text = renderTemplate("file", { ...file, ...options, amqpImports: amqpImports.join(", ") });
   // Templates leave blank-line runs where optional sections are empty.
   return text.replace(/\n{3,}/g, "\n\n");
+}
+
+/** Mermaid node ids: letters, digits and underscores only. */
+function nodeId(prefix: string, name: string): string {
+  return `${prefix}_${name.replace(/[^A-Za-z0-9]/g, "_")}`;
+}
+
+/** The whole generation's RabbitMQ topology as a Mermaid flowchart. */
+export function renderTopology(model: GenerationModel, options: RenderOptions): string {
+  const exchanges = new Map<string, { id: string; name: string; kind: string }>();
+  const events = [];
+  const services = [];
+  for (const file of model.files) {
+    for (const event of file.events) {
+      const exchangeId = nodeId("x", event.exchange);
+      exchanges.set(event.exchange, { id: exchangeId, name: event.exchange, kind: event.exchangeKind });
+      const bindingKey = event.exchangeKind === "fanout" ? "all" : event.routingKey.replace(/\{[^}]*\}/g, "*");
+      events.push({ ...event, id: nodeId("e", event.typeName), exchangeId, queueId: nodeId("q", event.typeName), bindingKey });
+    }
+    for (const service of file.services) {
+      services.push({
+        ...service,
+        id: nodeId("s", service.typeName),
+        queueId: nodeId("rq", service.typeName),
+        callerId: nodeId("c", service.typeName),
+        grpcOnly: !service.amqp,
+        methodList: service.methods.map((m) => m.protoName).join(", "),
+      });
+    }
+  }
+  return renderTemplate("topology.mmd", { ...options, exchanges: [...exchanges.values()], events, services });
 }

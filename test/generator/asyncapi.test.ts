@@ -1,0 +1,68 @@
+// The plugin's AsyncAPI 3.0 document validates with the real AsyncAPI parser and says what the
+// wire contract says; the Mermaid diagram names every exchange, routing key and request queue.
+import { join } from "node:path";
+import { Parser } from "@asyncapi/parser";
+import { describe, expect, it } from "vitest";
+import { run } from "../../generator/plugin.js";
+import { bufRequest, FIXTURES, REPO } from "../support/buf.js";
+
+function generate(dir: string, parameter: string, only?: (f: string) => boolean) {
+  const response = run(bufRequest(dir, parameter, only));
+  expect(response.error ?? "").toBe("");
+  return Object.fromEntries(response.file.map((f) => [f.name, f.content]));
+}
+
+describe("AsyncAPI document", () => {
+  it("validates with @asyncapi/parser for the example system and for every fixture", async () => {
+    const parser = new Parser();
+    for (const [dir, only] of [
+      [join(REPO, "proto"), (f: string) => f.startsWith("example/")],
+      [FIXTURES, undefined],
+    ] as const) {
+      const files = generate(dir, "asyncapi,asyncapi_title=Example,asyncapi_version=1.2.3", only);
+      const { document, diagnostics } = await parser.parse(files["asyncapi.json"]!);
+      const errors = diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`);
+      expect(errors).toEqual([]);
+      expect(document).toBeDefined();
+    }
+  });
+
+  it("describes events, their exchanges and routing keys, and RPC request/reply", async () => {
+    const files = generate(join(REPO, "proto"), "asyncapi", (f) => f.startsWith("example/"));
+    const doc = JSON.parse(files["asyncapi.json"]!);
+    const reported = doc.channels["event.example.v1.RequestReported"];
+    expect(reported.address).toBe("report.{decision}.{region}");
+    expect(reported.bindings.amqp.exchange).toMatchObject({ name: "example.reports", type: "topic", durable: true });
+    expect(reported.parameters.decision.enum).toEqual(["DECISION_UNSPECIFIED", "DECISION_APPROVED", "DECISION_DENIED"]);
+    expect(doc.operations["publish.example.v1.RequestReported"].bindings.amqp).toMatchObject({ deliveryMode: 2, mandatory: true });
+
+    const requests = doc.channels["rpc.example.v1.RequestProcessorService"];
+    expect(requests.address).toBe("example.v1.RequestProcessorService");
+    const op = doc.operations["example.v1.RequestProcessorService.ProcessRequest"];
+    expect(op.reply.address.location).toBe("$message.header#/reply_to");
+    const request = doc.components.messages["example.v1.RequestProcessorService.ProcessRequest.request"];
+    expect(request.headers.properties["rpc-method"].const).toBe("/example.v1.RequestProcessorService/ProcessRequest");
+    expect(request.contentType).toBe("application/x-protobuf");
+    // The gRPC-only Bridge has no messaging channels.
+    expect(Object.keys(doc.channels).some((k) => k.includes("BridgeService"))).toBe(false);
+    // Payload schemas follow the fields, with proto3 JSON names and well-known types mapped.
+    expect(doc.components.schemas["example.v1.RequestReported"].properties).toMatchObject({
+      requestId: { type: "string" },
+      amountCents: { type: "string", format: "int64" },
+      decidedAt: { type: "string", format: "date-time" },
+    });
+  });
+});
+
+describe("Mermaid topology", () => {
+  it("draws exchanges, routing and binding keys, request queues and gRPC-only services", () => {
+    const files = generate(join(REPO, "proto"), "mermaid", (f) => f.startsWith("example/"));
+    const text = files["topology.mmd"]!;
+    expect(text.split("\n")[1]).toBe("flowchart LR");
+    expect(text).toContain('x_example_reports{"example.reports<br/>topic exchange"}');
+    expect(text).toContain('e_example_v1_RequestReported -- "report.{decision}.{region}" --> x_example_reports');
+    expect(text).toContain('x_example_reports -. "report.*.*" .->');
+    expect(text).toContain('rq_example_v1_RequestProcessorService[("example.v1.RequestProcessorService<br/>request queue")]');
+    expect(text).toContain('s_example_v1_BridgeService[["example.v1.BridgeService<br/>gRPC: NotifyRequestDone"]]');
+  });
+});
