@@ -64,9 +64,9 @@ export function renderFile(file: FileModel, options: RenderOptions): string {
   const amqpImports: string[] = [];
   if (file.events.length > 0 || file.usesAmqpRpc) amqpImports.push("type AmqpConnection");
   if (file.events.length > 0) {
-    amqpImports.push("EventConsumer", "EventPublisher", "type EventConsumerOptions", "type EventHandler", "type PublishOptions");
+    amqpImports.push("EventConsumer", "EventPublisher", "type EventConsumerOptions", "type EventHandler", "type EventPublisherOptions", "type PublishOptions");
   }
-  if (file.usesAmqpRpc) amqpImports.push("AmqpRpcTransport", "serveAmqp", "type AmqpRpcServer");
+  if (file.usesAmqpRpc) amqpImports.push("AmqpRpcTransport", "serveAmqp", "type AmqpRpcServer", "type AmqpRpcServerOptions", "type AmqpRpcTransportOptions");
   const text = renderTemplate("file", { ...file, ...options, amqpImports: amqpImports.join(", ") });
   // Templates leave blank-line runs where optional sections are empty.
   return text.replace(/\n{3,}/g, "\n\n");

@@ -17,6 +17,8 @@ export interface MethodDesc<I = any, O = any> {
   readonly idempotent: boolean;
   /** Default deadline for calls that set none (method, else service, else file option). */
   readonly timeoutMs?: number;
+  /** The service's AMQP request queue, when the service is served over RabbitMQ. */
+  readonly requestQueue?: string;
 }
 
 export interface ServiceDesc<M extends Record<string, MethodDesc> = Record<string, MethodDesc>> {

@@ -310,7 +310,7 @@ export class AmqpRpcTransport implements Transport {
   private queueOf(method: MethodDesc): string {
     let queue = this.queues.get(method);
     if (queue !== undefined) return queue;
-    queue = this.queuesByPath.get(method.path) ?? serviceOfPath(method.path);
+    queue = method.requestQueue ?? this.queuesByPath.get(method.path) ?? serviceOfPath(method.path);
     this.queues.set(method, queue);
     return queue;
   }
