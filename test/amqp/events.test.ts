@@ -200,4 +200,17 @@ describe("events round trip", () => {
     await pub.publish({ id: "2", region: "", amount: 0 });
     expect(await janitor.messageCount(q)).toBe(1);
   });
+
+  it("an exchange that exists with another kind fails the publish with FAILED_PRECONDITION", async () => {
+    const exchange = janitor.exchange("kind");
+    const ch = await janitor.channel();
+    await ch.assertExchange(exchange, "fanout", { durable: true });
+    const errors: Error[] = [];
+    conn.on("error", (e) => errors.push(e));
+    const pub = new EventPublisher(conn, orderEvent(exchange, "topic", "x"));
+    closers.push(() => pub.close());
+    await expect(pub.publish({ id: "1", region: "", amount: 0 })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+    conn.removeAllListeners("error");
+    expect(conn.connected).toBe(true);
+  });
 });

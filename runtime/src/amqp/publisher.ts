@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { Code, StatusError, UnroutableError } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
+import { Deque } from "./deque.js";
 
 export interface PublisherOptions {
   /** Messages accepted but not yet confirmed; publish() waits while the window is full. Default 1000. */
@@ -53,7 +54,7 @@ export class Publisher {
   private channelSession: AmqpSession | undefined;
   private opening: Promise<void> | undefined;
   /** Accepted, not yet written to a channel (or to be written again after a loss), in order. */
-  private queue: Entry[] = [];
+  private readonly queue = new Deque<Entry>();
   /** Written to `channel`, awaiting confirm, in publish order. */
   private readonly inFlight = new Set<Entry>();
   /** Accepted and not yet settled, waiting for the window included. */
@@ -61,7 +62,7 @@ export class Publisher {
   /** Admitted into the window and not yet settled. */
   private active = 0;
   /** Accepted while the window was full, in order. */
-  private readonly windowWaiters: Entry[] = [];
+  private readonly windowWaiters = new Deque<Entry>();
   private readonly idleWaiters: (() => void)[] = [];
   private waitingForDrain = false;
   private closed = false;
@@ -187,7 +188,7 @@ export class Publisher {
       } catch (err) {
         if (err instanceof Error && err.name === "IllegalOperationError") {
           // The channel is going away: keep the message for the next one.
-          this.queue.unshift(entry);
+          this.queue.unshiftAll([entry]);
           if (this.channel === ch) this.channel = undefined;
           return;
         }
@@ -250,7 +251,7 @@ export class Publisher {
         again.push(entry);
       }
     }
-    this.queue = again.concat(this.queue);
+    this.queue.unshiftAll(again);
     if (this.channel === ch) {
       this.channel = undefined;
       this.waitingForDrain = false;

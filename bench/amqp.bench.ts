@@ -1,0 +1,199 @@
+// Typed events vs raw amqplib on the same broker, same queue, same messages.
+// publish_confirmed: EventPublisher (window of 1000 confirms) vs a raw confirm channel publishing
+//   pipelined batches and waiting with waitForConfirms, honouring 'drain' (raw amqplib at its best).
+// consume: EventConsumer (manual ack after the handler) vs raw consume + decode + ack, same prefetch.
+// Rounds alternate raw and typed; each figure keeps the best round of each side.
+import { randomUUID } from "node:crypto";
+import amqp from "amqplib";
+import type { Channel, ConfirmChannel } from "amqplib";
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import type { EventDesc, MessageType } from "../runtime/src/index.js";
+import { renderRoutingKey } from "../runtime/src/routing.js";
+import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
+import { figure, type Figure } from "./figure.js";
+
+interface TickMsg {
+  id: string;
+  region: string;
+  amount: number;
+}
+
+const Tick: MessageType<TickMsg> = {
+  typeName: "bench.v1.Tick",
+  encode(m) {
+    const w = new BinaryWriter();
+    if (m.id) w.uint32(10).string(m.id);
+    if (m.region) w.uint32(18).string(m.region);
+    if (m.amount) w.uint32(24).int32(m.amount);
+    return w.finish();
+  },
+  decode(bytes) {
+    const r = new BinaryReader(bytes);
+    const m: TickMsg = { id: "", region: "", amount: 0 };
+    while (r.pos < r.len) {
+      const [field, wire] = r.tag();
+      if (field === 1) m.id = r.string();
+      else if (field === 2) m.region = r.string();
+      else if (field === 3) m.amount = r.int32();
+      else r.skip(wire);
+    }
+    return m;
+  },
+};
+
+const URL_ = process.env.AMQP_URL ?? "amqp://127.0.0.1";
+const suffix = Math.random().toString(16).slice(2, 10);
+const exchange = `grabbit-bench-${suffix}`;
+const queue = `grabbit-bench-${suffix}`;
+const event: EventDesc<TickMsg> = {
+  type: Tick,
+  exchange,
+  exchangeKind: "topic",
+  routingKeyTemplate: "tick.{region}",
+  routingFields: ["region"],
+  persistent: true,
+  routingValues: (t: TickMsg) => ({ region: t.region }),
+};
+
+function tick(i: number): TickMsg {
+  return { id: `t-${i}`, region: "eu", amount: i };
+}
+
+async function rawPublish(ch: ConfirmChannel, n: number): Promise<number> {
+  const batch = 1000;
+  const start = performance.now();
+  for (let sent = 0; sent < n; ) {
+    const end = Math.min(n, sent + batch);
+    for (; sent < end; sent++) {
+      const t = tick(sent);
+      const ok = ch.publish(exchange, renderRoutingKey(event, t), Buffer.from(Tick.encode(t)), {
+        contentType: "application/x-protobuf",
+        type: Tick.typeName,
+        messageId: randomUUID(),
+        timestamp: Math.floor(Date.now() / 1000),
+        deliveryMode: 2,
+        mandatory: true,
+        headers: {},
+      });
+      if (!ok) await new Promise((r) => ch.once("drain", r));
+    }
+    await ch.waitForConfirms();
+  }
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function typedPublish(pub: EventPublisher<TickMsg>, n: number): Promise<number> {
+  const start = performance.now();
+  const all: Promise<void>[] = new Array(n);
+  for (let i = 0; i < n; i++) all[i] = pub.publish(tick(i));
+  await Promise.all(all);
+  return n / ((performance.now() - start) / 1000);
+}
+
+async function fill(ch: ConfirmChannel, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const t = tick(i);
+    const ok = ch.publish(exchange, "tick.eu", Buffer.from(Tick.encode(t)), {
+      contentType: "application/x-protobuf",
+      type: Tick.typeName,
+      messageId: randomUUID(),
+      deliveryMode: 1,
+    });
+    if (!ok) await new Promise((r) => ch.once("drain", r));
+    if (i % 1000 === 999) await ch.waitForConfirms();
+  }
+  await ch.waitForConfirms();
+}
+
+async function rawConsume(ch: Channel, n: number, prefetch: number): Promise<number> {
+  await ch.prefetch(prefetch);
+  let count = 0;
+  let sum = 0;
+  let tag = "";
+  const start = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    ch.consume(queue, (msg) => {
+      if (!msg) return;
+      if (msg.properties.contentType === "application/x-protobuf" && msg.properties.type === Tick.typeName) sum += Tick.decode(msg.content).amount;
+      ch.ack(msg);
+      if (++count === n) resolve();
+    }).then((ok) => (tag = ok.consumerTag), reject);
+  });
+  const rate = n / ((performance.now() - start) / 1000);
+  await ch.cancel(tag);
+  if (sum < 0) throw new Error("unreachable");
+  return rate;
+}
+
+async function typedConsume(conn: AmqpConnection, n: number, prefetch: number): Promise<number> {
+  let count = 0;
+  let sum = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const consumer = new EventConsumer(conn, { queue, prefetch, queueType: "classic", retry: { delaysMs: [1000] } });
+  consumer.on(event, (t) => {
+    sum += t.amount;
+    if (++count === n) done();
+  });
+  const start = performance.now();
+  await consumer.start();
+  await finished;
+  const rate = n / ((performance.now() - start) / 1000);
+  await consumer.stop();
+  if (sum < 0) throw new Error("unreachable");
+  return rate;
+}
+
+export async function run({ quick }: { quick: boolean }): Promise<Record<string, Figure>> {
+  const nPub = quick ? 5_000 : 20_000;
+  const nCon = quick ? 5_000 : 20_000;
+  const rounds = quick ? 1 : 2;
+  const prefetch = 200;
+
+  const raw = await amqp.connect(URL_);
+  raw.on("error", () => {});
+  const conn = await AmqpConnection.connect({ urls: URL_, name: "grabbit-bench" });
+  const admin = await raw.createChannel();
+  try {
+    await admin.assertExchange(exchange, "topic", { durable: true });
+    await declareConsumerQueues(admin, { queue, type: "classic", deadLetterQueue: `${queue}.dlq`, retryDelaysMs: [1000] });
+    await admin.bindQueue(queue, exchange, "tick.*");
+
+    const rawCh = await raw.createConfirmChannel();
+    const pub = new EventPublisher(conn, event);
+    await pub.publish(tick(0)); // declare + open the channel outside the timing
+    await rawPublish(rawCh, 1000); // warm up
+    await admin.purgeQueue(queue);
+
+    let bestRawPub = 0;
+    let bestTypedPub = 0;
+    for (let r = 0; r < rounds; r++) {
+      bestRawPub = Math.max(bestRawPub, await rawPublish(rawCh, nPub));
+      await admin.purgeQueue(queue);
+      bestTypedPub = Math.max(bestTypedPub, await typedPublish(pub, nPub));
+      await admin.purgeQueue(queue);
+    }
+    await pub.close();
+
+    let bestRawCon = 0;
+    let bestTypedCon = 0;
+    const consumeCh = await raw.createChannel();
+    for (let r = 0; r < rounds; r++) {
+      await fill(rawCh, nCon);
+      bestRawCon = Math.max(bestRawCon, await rawConsume(consumeCh, nCon, prefetch));
+      await admin.purgeQueue(queue);
+      await fill(rawCh, nCon);
+      bestTypedCon = Math.max(bestTypedCon, await typedConsume(conn, nCon, prefetch));
+      await admin.purgeQueue(queue);
+    }
+    return {
+      publish_confirmed: figure(bestTypedPub, bestRawPub, "msg/s", "higher-is-better", "raw amqplib confirm channel, pipelined batches + waitForConfirms"),
+      consume: figure(bestTypedCon, bestRawCon, "msg/s", "higher-is-better", "raw amqplib consume + decode + ack, same prefetch"),
+    };
+  } finally {
+    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`]) await admin.deleteQueue(q).catch(() => {});
+    await admin.deleteExchange(exchange).catch(() => {});
+    await conn.close();
+    await raw.close().catch(() => {});
+  }
+}
