@@ -154,6 +154,26 @@ describe("AMQP RPC under failure and load", () => {
     await eventually(() => entered >= 6, "the cut requests to be redelivered");
   });
 
+  it("re-declares and consumes again when its request queue is deleted under it", async () => {
+    const service = echoService();
+    const q = service.amqp!.requestQueue;
+    queues.push(q);
+    const conn = await connect(AMQP_URL, "rpc-requeue-server");
+    const errors: Error[] = [];
+    cleanup.push(await serveAmqp(conn, service, { echo: (req: { text: string; delayMs: number }) => req }, { onError: (e) => errors.push(e) }));
+    const t = new AmqpRpcTransport(conn);
+    cleanup.push(t);
+    expect((await t.unary(service.methods.echo, { text: "one", delayMs: 0 })).text).toBe("one");
+    const ch = await admin.createChannel();
+    await ch.deleteQueue(q);
+    await ch.close();
+    await eventually(async () => {
+      const r = await t.unary(service.methods.echo, { text: "two", delayMs: 0 }, { timeoutMs: 2000 }).catch((e: StatusError) => e.code);
+      return typeof r === "object" && r.text === "two";
+    }, "calls to work again");
+    expect(errors.some((e) => e.message.includes("cancelled the consumer"))).toBe(true);
+  });
+
   it("waits for the connection with waitForReady instead of failing fast", async () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);

@@ -15,7 +15,7 @@ import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, 
 import { normalizeMetadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Transport } from "../../transport.js";
-import { DIRECT_REPLY_TO, HEADER_MESSAGE, HEADER_METHOD, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
+import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
 
 export interface AmqpRpcTransportOptions {
   /** Client interceptors, first = outermost; they see side "client", transport "amqp". */
@@ -229,7 +229,7 @@ export class AmqpRpcTransport implements Transport {
         f();
       };
       if (req.deadline !== undefined) {
-        timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.max(0, req.deadline - Date.now()));
+        timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.min(MAX_TIMEOUT_MS, Math.max(0, req.deadline - Date.now())));
       }
       if (watch) req.signal.addEventListener("abort", onAbort, { once: true });
       event.then(() => done(resolve));
@@ -240,7 +240,7 @@ export class AmqpRpcTransport implements Transport {
     const method = req.method;
     let timeoutMs: number | undefined;
     if (req.deadline !== undefined) {
-      timeoutMs = Math.ceil(req.deadline - Date.now());
+      timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.ceil(req.deadline - Date.now()));
       if (timeoutMs <= 0) return Promise.reject(deadlineError(method));
     }
     let body: Buffer;
@@ -402,11 +402,14 @@ export class AmqpRpcTransport implements Transport {
     this.failAll(link, () => new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
     this.wake();
     // Only the channel died (the session lives on): open a new one, as no new session will run our setup.
-    if (!this.closed && link.session.open && this.connection.currentSession === link.session) {
-      setTimeout(() => {
-        if (!this.closed && this.link === undefined && link.session.open) this.openLink(link.session).catch(() => {});
-      }, 100).unref();
-    }
+    if (!this.closed && link.session.open) this.reopen(link.session, 100);
+  }
+
+  private reopen(session: AmqpSession, delayMs: number): void {
+    setTimeout(() => {
+      if (this.closed || this.link !== undefined || !session.open || this.connection.currentSession !== session) return;
+      this.openLink(session).catch(() => this.reopen(session, Math.min(delayMs * 2, 5_000)));
+    }, delayMs).unref();
   }
 
   private readonly onDisconnected = (): void => {

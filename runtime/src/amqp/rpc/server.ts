@@ -14,7 +14,7 @@ import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import type { Metadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
-import { deadLetterQueueName, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
+import { deadLetterQueueName, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
 
 export type AmqpQueueType = "auto" | "quorum" | "classic";
 
@@ -256,12 +256,17 @@ export class AmqpRpcServer {
     link.deadLetters.close().catch(() => {});
     if (this.link === link) this.link = undefined;
     // Only the channel died (the session lives on): consume again, as no new session will run our setup.
-    if (!this.closing && link.session.open) {
-      setTimeout(() => {
-        if (this.closing || this.link !== undefined || !link.session.open || this.connection.currentSession !== link.session) return;
-        this.setup(link.session).catch((err) => this.report(err));
-      }, 100).unref();
-    }
+    if (!this.closing && link.session.open) this.resetup(link.session, 100);
+  }
+
+  private resetup(session: AmqpSession, delayMs: number): void {
+    setTimeout(() => {
+      if (this.closing || this.link !== undefined || !session.open || this.connection.currentSession !== session) return;
+      this.setup(session).catch((err) => {
+        this.report(err);
+        this.resetup(session, Math.min(delayMs * 2, 5_000));
+      });
+    }, delayMs).unref();
   }
 
   // ---- requests -------------------------------------------------------------------------------
@@ -388,7 +393,7 @@ export class AmqpRpcServer {
       if (deadline !== undefined) {
         timer = setTimeout(
           () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${entry.method.path}: the handler did not finish before the deadline`)),
-          Math.max(0, deadline - Date.now()),
+          Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now())),
         );
       }
       let work: Promise<CallResponse>;

@@ -42,3 +42,9 @@ export function readMillis(value: unknown): number | undefined {
   const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" && value !== "" ? Number(value) : NaN;
   return Number.isFinite(n) ? n : undefined;
 }
+
+/**
+ * Longest delay Node's timers take (about 24.8 days); longer ones fire at once. Deadlines further
+ * away than this are sent and timed as this (RabbitMQ's `expiration` is bounded too).
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
