@@ -23,6 +23,17 @@ describe("unary", () => {
     expect(res.metadata?.["x-data-bin"]).toBe(Buffer.from([1, 2, 250]).toString("base64"));
     expect(res.peer).toMatch(/127\.0\.0\.1/);
     expect(res.deadline).toBeNull();
+    // HTTP/2 and gRPC protocol headers are not user metadata.
+    expect(res.metadata?.["content-type"]).toBeUndefined();
+    expect(res.metadata?.["te"]).toBeUndefined();
+  });
+
+  it("does not send or surface protocol headers as metadata", async () => {
+    let seen: Record<string, string> | undefined;
+    const res = await h.client.unary(M.echo, {}, { metadata: { "Content-Type": "text/plain", "grpc-timeout": "1n" }, onResponseMetadata: (md) => (seen = md) });
+    expect(res.metadata?.["grpc-timeout"]).toBeUndefined();
+    expect(seen).toBeDefined();
+    expect(Object.keys(seen!).filter((k) => ["content-type", "date", "grpc-status", "grpc-message"].includes(k))).toEqual([]);
   });
 
   it("reports response metadata (headers and trailers)", async () => {

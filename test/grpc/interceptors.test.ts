@@ -104,6 +104,49 @@ describe("token propagation", () => {
   });
 });
 
+describe("failing interceptors", () => {
+  it("reach the caller as StatusErrors, whether they throw, reject or fail a stream", async () => {
+    const sync: Interceptor = () => () => {
+      throw new Error("sync failure");
+    };
+    const rejects: Interceptor = () => async () => {
+      throw new TypeError("async failure");
+    };
+    const badStream: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      return {
+        ...res,
+        messages: (async function* () {
+          yield* res.messages!;
+          throw new Error("stream wrapper failure");
+        })(),
+      };
+    };
+    for (const [interceptor, message] of [
+      [sync, "sync failure"],
+      [rejects, "async failure"],
+    ] as const) {
+      const t = new GrpcTransport(h.address, { interceptors: [interceptor] });
+      try {
+        const call = t.unary(M.echo, {});
+        expect(call).toBeInstanceOf(Promise);
+        const err = await statusOf(call);
+        expect(err.code).toBe(Code.UNKNOWN);
+        expect(err.rawMessage).toBe(message);
+      } finally {
+        t.close();
+      }
+    }
+    const t = new GrpcTransport(h.address, { interceptors: [bearer("s3cret"), badStream] });
+    try {
+      const err = await statusOf(collect(t.serverStream(M.count, { n: 2 })));
+      expect(err.rawMessage).toBe("stream wrapper failure");
+    } finally {
+      t.close();
+    }
+  });
+});
+
 describe("ordering", () => {
   it("runs the first interceptor outermost on both sides", async () => {
     log.length = 0;

@@ -84,7 +84,7 @@ export class GrpcTransport implements Transport {
         return message as O;
       });
     }
-    return this.chain(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
+    return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     });
@@ -92,11 +92,7 @@ export class GrpcTransport implements Transport {
 
   clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O> {
     const deadline = this.deadlineFor(method, options);
-    const call =
-      this.chain === undefined
-        ? this.dispatch(this.callRequest(method, options, deadline, undefined, requests))
-        : this.chain(this.callRequest(method, options, deadline, undefined, requests));
-    return call.then((response) => {
+    return this.intercept(this.callRequest(method, options, deadline, undefined, requests)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     });
@@ -118,10 +114,29 @@ export class GrpcTransport implements Transport {
 
   private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
     const request = this.callRequest(method, options, this.deadlineFor(method, options), message, messages);
-    const response = await (this.chain === undefined ? this.dispatch(request) : this.chain(request));
+    const response = await this.intercept(request);
     if (response.messages === undefined) throw new StatusError(Code.INTERNAL, `an interceptor returned no response stream for ${method.path}`);
-    yield* response.messages as AsyncIterable<O>;
+    if (this.chain === undefined) {
+      yield* response.messages as AsyncIterable<O>;
+    } else {
+      try {
+        yield* response.messages as AsyncIterable<O>;
+      } catch (err) {
+        // An interceptor's wrapper stream may fail with anything; callers get a StatusError.
+        throw StatusError.from(err);
+      }
+    }
     options?.onResponseMetadata?.(response.metadata);
+  }
+
+  /** Runs the interceptor chain (or the call alone); whatever it throws reaches the caller as a StatusError. */
+  private intercept(request: CallRequest): Promise<CallResponse> {
+    if (this.chain === undefined) return this.dispatch(request);
+    try {
+      return this.chain(request).catch(rethrowAsStatusError);
+    } catch (err) {
+      return Promise.reject(StatusError.from(err));
+    }
   }
 
   /**
@@ -337,6 +352,10 @@ function abortedError(signal: AbortSignal): StatusError {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortedError(signal);
+}
+
+function rethrowAsStatusError(err: unknown): never {
+  throw StatusError.from(err);
 }
 
 function ignore(): void {}

@@ -3,18 +3,34 @@
 // Metadata: the runtime's Metadata is a plain object of strings. Keys ending in "-bin" are binary in
 // gRPC; they travel through the runtime as base64 text (standard alphabet), both ways, so nothing is
 // lost and other languages see real binary headers. Only the first value of a repeated key is kept.
+// HTTP/2 and gRPC protocol headers (content-type, date, grpc-status, grpc-timeout...) are not user
+// metadata: they are neither sent from nor copied into the runtime's Metadata.
 
 import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status.js";
 import type { Metadata } from "../metadata.js";
 import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "./status-details.js";
 
+/** Headers that belong to HTTP/2 or the gRPC protocol itself, not to the application. */
+const PROTOCOL_HEADERS = new Set([
+  "content-type",
+  "date",
+  "te",
+  "grpc-status",
+  "grpc-message",
+  "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+  "accept-encoding",
+  STATUS_DETAILS_KEY, // surfaced as StatusError.details instead
+]);
+
 export function toGrpcMetadata(metadata: Metadata | undefined): grpc.Metadata {
   const out = new grpc.Metadata();
   if (metadata === undefined) return out;
   for (const key in metadata) {
     const value = metadata[key];
-    if (value === undefined) continue;
+    if (value === undefined || PROTOCOL_HEADERS.has(key.toLowerCase())) continue;
     try {
       if (key.endsWith("-bin")) out.set(key, Buffer.from(value, "base64"));
       else out.set(key, value);
@@ -31,7 +47,7 @@ export function fromGrpcMetadata(metadata: grpc.Metadata | null | undefined, int
   if (!metadata) return into;
   const map = metadata.getMap();
   for (const key in map) {
-    if (key === STATUS_DETAILS_KEY) continue; // surfaced as StatusError.details instead
+    if (PROTOCOL_HEADERS.has(key)) continue;
     const value = map[key]!;
     into[key] = typeof value === "string" ? value : value.toString("base64");
   }
