@@ -128,4 +128,36 @@ describe("AmqpConnection", () => {
     expect(session.open).toBe(true);
     expect(conn.connected).toBe(true);
   });
+
+  it("negotiates the heartbeat asked for, and unregistered setups stop running", async () => {
+    const proxy = await brokerProxy();
+    cleanup.push(() => proxy.stop());
+    const conn = await AmqpConnection.connect({ urls: proxy.url, heartbeatSeconds: 7, reconnect: { initialDelayMs: 5 } });
+    cleanup.push(() => conn.close());
+    const session = await conn.waitForSession();
+    expect((session.connection.connection as unknown as { heartbeat: number }).heartbeat).toBe(7);
+    const calls: string[] = [];
+    const off = conn.onSession(() => void calls.push("removed"), { now: false });
+    conn.onSession(() => void calls.push("kept"), { now: false });
+    off();
+    const next = nextEvent(conn, "connected");
+    proxy.cutAll();
+    await next;
+    expect(calls).toEqual(["kept"]);
+  });
+
+  it("waitForSession honours an abort signal while disconnected", async () => {
+    const proxy = await brokerProxy();
+    cleanup.push(() => proxy.stop());
+    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 5, maxDelayMs: 20 } });
+    cleanup.push(() => conn.close());
+    proxy.refuse(true);
+    const lost = nextEvent(conn, "disconnected");
+    proxy.cutAll();
+    await lost;
+    const ac = new AbortController();
+    const waiting = conn.waitForSession({ signal: ac.signal });
+    ac.abort();
+    await expect(waiting).rejects.toMatchObject({ code: Code.CANCELLED });
+  });
 });

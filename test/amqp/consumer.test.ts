@@ -273,4 +273,18 @@ describe("EventConsumer", () => {
     expect(attempts).toEqual([1, 2, 3]);
     expect(Number(dead.properties.headers!["x-grabbit-attempts"])).toBe(3);
   });
+
+  it("start() rejects FAILED_PRECONDITION when the queue exists with another type, and can be retried", async () => {
+    const { event, queue, consumer } = setup({ queueType: "quorum" });
+    const ch = await janitor.channel();
+    await ch.assertQueue(queue, { durable: true });
+    const errors: Error[] = [];
+    conn.on("error", (e) => errors.push(e));
+    await expect(consumer.on(event, () => {}).start()).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+    conn.removeAllListeners("error");
+    expect(conn.connected).toBe(true);
+    await ch.deleteQueue(queue);
+    await consumer.start();
+    expect(consumer.type).toBe("quorum");
+  });
 });

@@ -200,7 +200,10 @@ export class AmqpConnection extends EventEmitter {
 
   /**
    * Registers a setup run on every new session, in registration order, before "connected" is
-   * emitted; if a session is up now it also runs now. Returns a function that unregisters it.
+   * emitted; if a session is up now it also runs now (unless `now: false`). Returns a function
+   * that unregisters it. A setup must use the session it is given: waitForSession() inside a setup
+   * would wait for the setups themselves. A setup that throws is reported ("error"/onError) and
+   * the others still run.
    */
   onSession(setup: SessionSetup, options: { now?: boolean } = {}): () => void {
     this.setups.push(setup);

@@ -158,7 +158,16 @@ export class EventConsumer {
   /** Declares exchanges, queues and bindings and starts consuming; all again after every reconnect. */
   start(): Promise<void> {
     if (this.stopped) return Promise.reject(new Error("the consumer was stopped"));
-    this.starting ??= this.doStart();
+    this.starting ??= this.doStart().catch(async (err) => {
+      // Leave nothing behind that would retry on the next session; start() may be called again.
+      this.unregister?.();
+      this.untrack?.();
+      await this.retryPublisher?.close();
+      this.starting = undefined;
+      this.setupSession = undefined;
+      this.setupPromise = undefined;
+      throw err;
+    });
     return this.starting;
   }
 
@@ -174,7 +183,7 @@ export class EventConsumer {
         return;
       } catch (err) {
         // A session lost mid-setup is retried on the next one; a refusal from a live broker is the caller's.
-        if (session.open) throw err;
+        if (session.open) throw toStatus(err, `cannot subscribe to queue "${this.queue}"`);
       }
     }
   }
@@ -361,6 +370,13 @@ export class EventConsumer {
     if (this.options.onError) safe(() => this.options.onError!(err));
     else this.connection.emit("consumer-error", err);
   }
+}
+
+function toStatus(err: unknown, context: string): StatusError {
+  if (err instanceof StatusError) return err;
+  const text = err instanceof Error ? err.message : String(err);
+  const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /NOT_FOUND/.test(text) ? Code.NOT_FOUND : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
+  return new StatusError(code, `${context}: ${text}`, { cause: err });
 }
 
 function stringHeader(headers: Record<string, unknown>, name: string): string | undefined {
