@@ -98,6 +98,7 @@ export class AmqpRpcTransport implements Transport {
   /** Woken whenever the link or the connection changes, to re-check readiness. */
   private readonly changeWaiters = new Set<() => void>();
   private closed = false;
+  private watchedSession: AmqpSession | undefined;
 
   constructor(connection: AmqpConnection, options: AmqpRpcTransportOptions = {}) {
     this.connection = connection;
@@ -107,8 +108,6 @@ export class AmqpRpcTransport implements Transport {
     for (const service of options.services ?? []) this.register(service);
     this.unregister = connection.onSession((session) => this.openLink(session));
     this.untrack = connection.track(this);
-    // The channel's 'close' normally tells us first; this covers a session lost before its link opened.
-    connection.on("disconnected", this.onDisconnected);
   }
 
   /** Makes calls to `service`'s methods go to its declared request queue. */
@@ -171,7 +170,6 @@ export class AmqpRpcTransport implements Transport {
     this.closed = true;
     this.unregister();
     this.untrack();
-    this.connection.off("disconnected", this.onDisconnected);
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
     this.wake();
     const link = this.link;
@@ -213,6 +211,22 @@ export class AmqpRpcTransport implements Transport {
       if (!session && !this.waitForReady) {
         throw new StatusError(Code.UNAVAILABLE, "not connected to RabbitMQ");
       }
+      if (!session) {
+        // waitForReady: the connection's own wait also fails when it is closed or gives up.
+        const remaining = req.deadline === undefined ? undefined : Math.max(0, req.deadline - Date.now());
+        const up = this.connection.waitForSession({
+          ...(req.signal !== NEVER ? { signal: req.signal } : {}),
+          // A little later than our own deadline timer, so the caller sees DEADLINE_EXCEEDED.
+          ...(remaining !== undefined ? { timeoutMs: remaining + 100 } : {}),
+        });
+        await this.waitFor(up.then(() => undefined), req);
+        continue;
+      }
+      // If that session dies before our setup runs on it, waiters must re-check (and fail fast).
+      if (this.watchedSession !== session) {
+        this.watchedSession = session;
+        void session.closed.then(() => this.wake());
+      }
       await this.waitFor(new Promise<void>((resolve) => this.changeWaiters.add(resolve)), req);
     }
   }
@@ -232,7 +246,10 @@ export class AmqpRpcTransport implements Transport {
         timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.min(MAX_TIMEOUT_MS, Math.max(0, req.deadline - Date.now())));
       }
       if (watch) req.signal.addEventListener("abort", onAbort, { once: true });
-      event.then(() => done(resolve));
+      event.then(
+        () => done(resolve),
+        (err: unknown) => done(() => reject(StatusError.from(err, Code.UNAVAILABLE))),
+      );
     });
   }
 
@@ -411,12 +428,6 @@ export class AmqpRpcTransport implements Transport {
       this.openLink(session).catch(() => this.reopen(session, Math.min(delayMs * 2, 5_000)));
     }, delayMs).unref();
   }
-
-  private readonly onDisconnected = (): void => {
-    const link = this.link;
-    if (link && !link.session.open) this.lose(link);
-    this.wake();
-  };
 
   private failAll(link: Link | undefined, error: () => StatusError): void {
     for (const call of [...this.pending.values()]) {
