@@ -367,6 +367,38 @@ describe("AMQP RPC", () => {
     expect(res.text).toBe("routed");
   });
 
+  it("declares a quorum request queue and DLQ by default, adopts an existing classic queue, and refuses a clash when the type is explicit", async () => {
+    const ch = await admin.createChannel();
+    // Default ("auto"): quorum on this broker.
+    const { service } = await serve({ echo: (r) => r });
+    const q = service.amqp!.requestQueue;
+    const redeclare = async (name: string, args: Record<string, unknown>) => {
+      const c = await admin.createChannel();
+      c.on("error", () => {});
+      try {
+        await c.assertQueue(name, { durable: true, arguments: args });
+        await c.close();
+        return "same";
+      } catch (err) {
+        return (err as { code?: number }).code;
+      }
+    };
+    expect(await redeclare(q, { "x-queue-type": "quorum" })).toBe("same");
+    expect(await redeclare(`${q}.dlq`, { "x-queue-type": "quorum" })).toBe("same");
+
+    // An existing classic queue is used as it is in "auto" mode.
+    const classic = echoService();
+    queues.push(classic.amqp!.requestQueue);
+    await ch.assertQueue(classic.amqp!.requestQueue, { durable: true });
+    const server = await serveAmqp(serverConn, classic, { echo: (r: Echo) => r });
+    closables.push(server);
+    expect((await client().unary(classic.methods.echo, { text: "adopted", delayMs: 0 })).text).toBe("adopted");
+
+    // Explicit "quorum" on that classic queue: the clash is reported, not papered over.
+    await expect(serveAmqp(serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" })).rejects.toMatchObject({ code: 406 });
+    await ch.close();
+  });
+
   it("close(): the transport cancels waiting calls; the server finishes in-flight handlers first", async () => {
     let started!: () => void;
     const running = new Promise<void>((r) => (started = r));

@@ -224,7 +224,8 @@ export class AmqpRpcServer {
       link.consumerTag = ok.consumerTag;
       this.startedSettle?.();
     } catch (err) {
-      this.startedSettle?.(err);
+      // A setup cut short by a lost session is retried on the next one; anything else is the answer.
+      if (session.open) this.startedSettle?.(err);
       throw err;
     }
   }
