@@ -4,7 +4,7 @@
 // can show and validate them.
 import type { DescField, DescMessage, FileRegistry } from "@bufbuild/protobuf";
 import { ScalarType } from "@bufbuild/protobuf";
-import { getComments } from "@bufbuild/protoplugin";
+import { leadingComment } from "./model/location.js";
 import type { EventModel, GenerationModel, ServiceModel } from "./model/model.js";
 
 const AMQP_BINDING_VERSION = "0.3.0";
@@ -77,7 +77,7 @@ class SchemaSet {
   private message(message: DescMessage): Json {
     const properties: Record<string, Json> = {};
     for (const field of message.fields) properties[field.jsonName] = this.field(field);
-    const description = getComments(message).leading?.trim();
+    const description = leadingComment(message)?.trim();
     return { type: "object", title: message.typeName, ...(description ? { description } : {}), properties };
   }
 

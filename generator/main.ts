@@ -1,7 +1,24 @@
-// Entry point of the protoc-gen-grabbit binary.
-import { runNodeJs } from "@bufbuild/protoplugin";
-import { PLUGIN_NAME, PLUGIN_VERSION, run } from "./plugin.js";
+// Entry point of the protoc-gen-grabbit binary: a CodeGeneratorRequest on stdin, the response on
+// stdout. Written against @bufbuild/protobuf directly: @bufbuild/protoplugin's runner would load the
+// TypeScript compiler, which costs more than generating a thousand files.
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { CodeGeneratorRequestSchema, CodeGeneratorResponseSchema } from "@bufbuild/protobuf/wkt";
+import { PLUGIN_NAME, run } from "./plugin.js";
 
-export function main(): void {
-  runNodeJs({ name: PLUGIN_NAME, version: PLUGIN_VERSION, run });
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export async function main(): Promise<void> {
+  try {
+    const request = fromBinary(CodeGeneratorRequestSchema, await readStdin());
+    const response = run(request);
+    await new Promise<void>((resolve, reject) => process.stdout.write(toBinary(CodeGeneratorResponseSchema, response), (err) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    // A bug of ours, not the user's contract: say so in one line, keep the stack for a report.
+    process.stderr.write(`${PLUGIN_NAME}: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -14,10 +14,9 @@ import {
   ScalarType,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { getComments } from "@bufbuild/protoplugin";
 import * as opts from "../gen/grabbit/v1/options_pb.js";
 import { ContractError, ContractErrors } from "./errors.js";
-import { locate, optionPath, type Position } from "./location.js";
+import { leadingComment, locate, optionPath, type Position } from "./location.js";
 import type {
   EnumTableModel,
   EventModel,
@@ -78,16 +77,19 @@ export function buildModel(registry: FileRegistry, filesToGenerate: readonly str
   return { files };
 }
 
+type Where = Position | (() => Position);
+
 class ModelBuilder {
   readonly errors: ContractError[] = [];
   // Checks that span files: one exchange has one kind, one request queue serves one service.
-  private readonly exchanges = new Map<string, { kind: ExchangeKindName; where: Position; event: string }>();
-  private readonly queues = new Map<string, { service: string; where: Position }>();
+  private readonly exchanges = new Map<string, { kind: ExchangeKindName; where: () => Position; event: string }>();
+  private readonly queueOwners = new Map<string, string>();
 
   constructor(private readonly options: BuildOptions) {}
 
-  private fail(where: Position, message: string): void {
-    this.errors.push(new ContractError(where, message));
+  // Positions are looked up only when something is wrong: `where` may be a thunk.
+  private fail(where: Where, message: string): void {
+    this.errors.push(new ContractError(typeof where === "function" ? where() : where, message));
   }
 
   file(file: DescFile): FileModel | undefined {
@@ -119,7 +121,7 @@ class ModelBuilder {
   }
 
   private checkFileDefaults(file: DescFile, defaults: opts.FileOptions): void {
-    const at = locate(file, optionPath(file, EXT.file));
+    const at = () => locate(file, optionPath(file, EXT.file));
     if (defaults.exchange && !NAME_RE.test(defaults.exchange)) {
       this.fail(at, `(grabbit.v1.file).exchange "${defaults.exchange}" is not a valid exchange name (letters, digits, "-", "_", ".", ":")`);
     }
@@ -130,7 +132,7 @@ class ModelBuilder {
 
   private service(service: DescService, defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
     const own = hasOption(service, opts.service) ? getOption(service, opts.service) : undefined;
-    const at = (field?: number) => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
+    const at = (field?: number) => () => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
     // "BridgeService" and "Bridge" both give BridgeService, BridgeHandlers, BridgeClient.
     const base = serviceBaseName(service).replace(/(.)Service$/, "$1");
 
@@ -161,11 +163,11 @@ class ModelBuilder {
       if (!NAME_RE.test(requestQueue) || requestQueue.startsWith("amq.") || Buffer.byteLength(requestQueue) > 255) {
         this.fail(where, `service ${service.typeName}: request queue "${requestQueue}" is not a valid queue name (up to 255 of letters, digits, "-", "_", ".", ":"; not starting with "amq.")`);
       }
-      const earlier = this.queues.get(requestQueue);
+      const earlier = this.queueOwners.get(requestQueue);
       if (earlier) {
-        this.fail(where, `services ${earlier.service} and ${service.typeName} both use request queue "${requestQueue}"; give one of them its own request_queue`);
+        this.fail(where, `services ${earlier} and ${service.typeName} both use request queue "${requestQueue}"; give one of them its own request_queue`);
       } else {
-        this.queues.set(requestQueue, { service: service.typeName, where });
+        this.queueOwners.set(requestQueue, service.typeName);
       }
       amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH };
     }
@@ -198,7 +200,7 @@ class ModelBuilder {
     const own = hasOption(method, opts.method) ? getOption(method, opts.method) : undefined;
     if (amqp && method.methodKind !== "unary") {
       this.fail(
-        locate(method),
+        () => locate(method),
         `method ${method.parent.typeName}.${method.name} is ${method.methodKind.replace("_", "-")} but the service is served over AMQP, which carries unary calls only; move it to a gRPC-only service`,
       );
     }
@@ -222,7 +224,7 @@ class ModelBuilder {
 
   private event(message: DescMessage, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
     const own = getOption(message, opts.event);
-    const at = (field?: number) => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
+    const at = (field?: number) => () => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
     const base = tsProtoTypeName(message);
 
     const exchange = own.exchange || defaults?.exchange || "";
@@ -239,9 +241,10 @@ class ModelBuilder {
       const where = at(EVENT_FIELD.exchangeKind);
       const earlier = this.exchanges.get(exchange);
       if (earlier && earlier.kind !== exchangeKind) {
+        const other = earlier.where();
         this.fail(
           where,
-          `event ${message.typeName} declares exchange "${exchange}" as ${exchangeKind}, but ${earlier.event} (${earlier.where.file}:${earlier.where.line}) declares it as ${earlier.kind}; one exchange has one kind`,
+          `event ${message.typeName} declares exchange "${exchange}" as ${exchangeKind}, but ${earlier.event} (${other.file}:${other.line}) declares it as ${earlier.kind}; one exchange has one kind`,
         );
       } else if (!earlier) {
         this.exchanges.set(exchange, { kind: exchangeKind, where, event: message.typeName });
@@ -269,7 +272,7 @@ class ModelBuilder {
     };
   }
 
-  private routingFields(message: DescMessage, template: string, kind: ExchangeKindName, where: Position, ctx: FileContext): RoutingFieldModel[] {
+  private routingFields(message: DescMessage, template: string, kind: ExchangeKindName, where: Where, ctx: FileContext): RoutingFieldModel[] {
     const fail = (text: string) => this.fail(where, `event ${message.typeName}: routing key "${template}": ${text}`);
     if (Buffer.byteLength(template) > 255) fail("longer than the 255 bytes AMQP allows");
     const literal = template.replace(PLACEHOLDER_RE, "");
@@ -347,7 +350,7 @@ function collectMessages(messages: readonly DescMessage[]): DescMessage[] {
 }
 
 function comment(desc: DescMessage | DescService | DescMethod): string | undefined {
-  const raw = getComments(desc).leading;
+  const raw = leadingComment(desc);
   if (!raw?.trim()) return undefined;
   // `// text` comes through as " text": drop the indentation every line shares.
   const lines = raw.replace(/\s+$/, "").split("\n");

@@ -67,19 +67,38 @@ function fileOf(desc: AnyDesc): DescFile {
   return desc.kind === "file" ? desc : desc.kind === "field" || desc.kind === "rpc" ? desc.parent.file : (desc as { file: DescFile }).file;
 }
 
-const indexes = new WeakMap<DescFile, Map<string, number[]>>();
+const spanIndexes = new WeakMap<DescFile, Map<string, number[]>>();
+const commentIndexes = new WeakMap<DescFile, Map<string, string>>();
 
+// Built only when an error needs a position: a large request has a location for every token.
 function spans(file: DescFile): Map<string, number[]> {
-  let index = indexes.get(file);
+  let index = spanIndexes.get(file);
   if (!index) {
     index = new Map();
     for (const loc of file.proto.sourceCodeInfo?.location ?? []) {
       const key = loc.path.join(",");
       if (!index.has(key)) index.set(key, loc.span);
     }
-    indexes.set(file, index);
+    spanIndexes.set(file, index);
   }
   return index;
+}
+
+function comments(file: DescFile): Map<string, string> {
+  let index = commentIndexes.get(file);
+  if (!index) {
+    index = new Map();
+    for (const loc of file.proto.sourceCodeInfo?.location ?? []) {
+      if (loc.leadingComments) index.set(loc.path.join(","), loc.leadingComments);
+    }
+    commentIndexes.set(file, index);
+  }
+  return index;
+}
+
+/** The comment written just above a declaration, as protoc records it (one leading space kept). */
+export function leadingComment(desc: AnyDesc): string | undefined {
+  return comments(fileOf(desc)).get(declarationPath(desc).join(","));
 }
 
 /** The position of the longest prefix of `path` that has a location, 1-based like compilers print. */
