@@ -2,9 +2,9 @@
 // ctx.signal when it passes; an AbortSignal cancels the call on both sides. The tests wait for
 // events (probes), never assert durations.
 import { afterEach, describe, expect, it } from "vitest";
-import { Code, StatusError } from "@grabbit/runtime";
-import { GrpcTransport } from "@grabbit/runtime/grpc";
-import { collect, fromArray, startHarness, statusOf, TestService, type Harness, type Req } from "./fixtures.js";
+import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
+import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
+import { collect, fromArray, Probe, startHarness, statusOf, TestService, testHandlers, type Harness, type Req } from "./fixtures.js";
 
 const M = TestService.methods;
 let h: Harness | undefined;
@@ -34,6 +34,7 @@ describe("deadlines", () => {
 
   it("fails with DEADLINE_EXCEEDED and aborts the handler's signal", async () => {
     h = await startHarness();
+    await h.client.unary(M.echo, {}); // connect first: the deadline should not be spent on setup
     const err = await statusOf(h.client.unary(M.wait, {}, { timeoutMs: 200 }));
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
     const ctx = await h.probes.waitStarted.promise;
@@ -66,6 +67,51 @@ describe("deadlines", () => {
     }
     expect((await statusOf(h.client.clientStream(M.sum, never(), { timeoutMs: 200 }))).code).toBe(Code.DEADLINE_EXCEEDED);
     expect((await statusOf(collect(h.client.bidiStream(M.chat, never(), { timeoutMs: 200 })))).code).toBe(Code.DEADLINE_EXCEEDED);
+  });
+});
+
+describe("deadline propagation", () => {
+  it("a handler passing ctx.signal downstream sees the downstream call fail with DEADLINE_EXCEEDED", async () => {
+    h = await startHarness(); // the downstream service
+    const downstream = h.client;
+    const downstreamError = new Probe<StatusError>();
+    const { handlers } = testHandlers();
+    const front = new GrpcServer().add(TestService, {
+      ...handlers,
+      async wait(_req: Req, ctx: HandlerContext) {
+        try {
+          return await downstream.unary(M.wait, {}, { signal: ctx.signal, deadline: ctx.deadline });
+        } catch (err) {
+          downstreamError.resolve(err as StatusError);
+          throw err;
+        }
+      },
+    });
+    const port = await front.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      // Connect both hops first, so that the deadline is not spent on connection setup.
+      await client.unary(M.echo, {});
+      await downstream.unary(M.echo, {});
+      expect((await statusOf(client.unary(M.wait, {}, { timeoutMs: 300 }))).code).toBe(Code.DEADLINE_EXCEEDED);
+      expect((await downstreamError.promise).code).toBe(Code.DEADLINE_EXCEEDED);
+      // The downstream handler was stopped too.
+      expect(((await h.probes.waitAborted.promise) as StatusError).code).toBeOneOf([Code.DEADLINE_EXCEEDED, Code.CANCELLED]);
+    } finally {
+      client.close();
+      await front.shutdown(1000);
+    }
+  });
+
+  it("a signal aborted with a StatusError reason rejects with that status", async () => {
+    h = await startHarness();
+    const controller = new AbortController();
+    const call = h.client.unary(M.wait, {}, { signal: controller.signal });
+    await h.probes.waitStarted.promise;
+    controller.abort(new StatusError(Code.UNAVAILABLE, "upstream went away"));
+    const err = await statusOf(call);
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.rawMessage).toBe("upstream went away");
   });
 });
 

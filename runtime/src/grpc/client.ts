@@ -215,13 +215,13 @@ export class GrpcTransport implements Transport {
       const call = this.client.makeUnaryRequest(method.path, codec.serialize, codec.deserialize, message, grpcMetadata, callOptions(deadline), (err, value) => {
         if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
         if (responseMetadata !== undefined) result = value;
-        else if (err) reject(statusErrorFromGrpc(err));
+        else if (err) reject(callError(err, signal));
         else resolve(value);
       });
       if (responseMetadata !== undefined) {
         call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
         call.on("status", (status: grpc.StatusObject) => {
-          if (status.code !== grpc.status.OK) return reject(statusErrorFromGrpc(status));
+          if (status.code !== grpc.status.OK) return reject(callError(status, signal));
           fromGrpcMetadata(status.metadata, responseMetadata);
           resolve(result);
         });
@@ -252,7 +252,7 @@ export class GrpcTransport implements Transport {
         signal.removeEventListener("abort", onAbort);
         // The request stream failed first: that is the cause, not the CANCELLED it led to.
         if (pump.error) return reject(StatusError.from(pump.error.error));
-        if (status.code !== grpc.status.OK) return reject(statusErrorFromGrpc(status));
+        if (status.code !== grpc.status.OK) return reject(callError(status, signal));
         fromGrpcMetadata(status.metadata, responseMetadata);
         resolve(result);
       });
@@ -308,7 +308,7 @@ function readResponses(call: ClientStream, signal: AbortSignal, responseMetadata
     signal.removeEventListener("abort", onAbort);
     if (pump) pump.done = true;
     if (pump?.error) queue.end(StatusError.from(pump.error.error));
-    else if (status.code !== grpc.status.OK) queue.end(statusErrorFromGrpc(status));
+    else if (status.code !== grpc.status.OK) queue.end(callError(status, signal));
     else queue.end();
   };
   signal.addEventListener("abort", onAbort, { once: true });
@@ -341,6 +341,16 @@ function callOptions(deadline: number | undefined): grpc.CallOptions {
 function requireStream(request: CallRequest): AsyncIterable<unknown> {
   if (request.messages === undefined) throw new StatusError(Code.INTERNAL, `no request stream for ${request.method.path}`);
   return request.messages;
+}
+
+/**
+ * The error a failed call rejects with. A call cancelled through its signal fails with the signal's
+ * reason when that is a StatusError, so a handler that passes its own ctx.signal to a downstream call
+ * sees DEADLINE_EXCEEDED (or UNAVAILABLE at shutdown), not a bare CANCELLED.
+ */
+function callError(status: { code: number; details: string; metadata: grpc.Metadata | null }, signal: AbortSignal | undefined): StatusError {
+  if (status.code === grpc.status.CANCELLED && signal?.aborted) return abortedError(signal);
+  return statusErrorFromGrpc(status);
 }
 
 function abortedError(signal: AbortSignal): StatusError {

@@ -27,6 +27,9 @@ interface ServerState {
 
 // Request messages buffered per call before grpc-js is told to stop reading (flow control).
 const HIGH_WATER = 32;
+// A client cancels its stream when its own deadline passes, which can be a little before the server's
+// copy of it (clocks start at different moments): a cancel this close to the deadline is the deadline.
+const DEADLINE_SLACK_MS = 100;
 // The handler context travels on the interceptor request under this key (spread copies it too).
 const CONTEXT = Symbol("grabbit.grpc.context");
 
@@ -333,7 +336,7 @@ class GrpcHandlerContext implements HandlerContext {
     if (this.finished) return;
     const reason = this.state.forced
       ? new StatusError(Code.UNAVAILABLE, "the server is shutting down")
-      : this.deadline !== undefined && Date.now() >= this.deadline
+      : this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS
         ? new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed")
         : new StatusError(Code.CANCELLED, "the client cancelled the call");
     this.controller?.abort(reason);
