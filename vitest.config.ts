@@ -10,6 +10,7 @@ export default defineConfig({
       { find: /^@grabbit\/runtime$/, replacement: runtimeSrc("index.ts") },
       { find: /^@grabbit\/runtime\/amqp$/, replacement: runtimeSrc("amqp/index.ts") },
       { find: /^@grabbit\/runtime\/grpc$/, replacement: runtimeSrc("grpc/index.ts") },
+      { find: /^@grabbit\/runtime\/outbox$/, replacement: runtimeSrc("outbox/index.ts") },
     ],
   },
   test: {

@@ -1,0 +1,357 @@
+// The read side of the outbox: publishes stored events with confirms, marks each row sent only after
+// its confirm, and keeps order per ordering key even with several relays (one per service instance).
+//
+// How relays share the work: events are spread over a fixed set of partitions by ordering key, and a
+// relay takes a short lease on the partitions it sends from (claimed with SELECT ... FOR UPDATE SKIP
+// LOCKED, so two relays never claim the same partition at once), renews it while a batch is in
+// flight, and gives it back after marking. A partition is sent by one relay at a time, in id order
+// on one confirm channel, so events of one key reach the exchange in the order they were added.
+// No transaction stays open while waiting for the broker: writers are never blocked by a slow
+// broker, and the embedded (single-connection) database works the same way.
+//
+// A relay killed mid-batch leaves its rows unmarked; once its lease expires (or it restarts with the
+// same relayId) they are sent again with the same message_id. Delivery is at-least-once: consumers
+// drop the copies by message_id (see idempotent()).
+
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Options } from "amqplib";
+import type { AmqpConnection, AmqpSession } from "../amqp/connection.js";
+import { CONTENT_TYPE_PROTOBUF } from "../amqp/headers.js";
+import { Publisher } from "../amqp/publisher.js";
+import { Code, StatusError } from "../status.js";
+import type { Database } from "./database.js";
+import type { Outbox } from "./outbox.js";
+
+export interface OutboxRelayOptions {
+  /** Lease owner name. Default: host-pid-random. A relay restarted with the same id takes its leases back at once. */
+  relayId?: string;
+  /** Rows read and published per round. Default 500. */
+  batchSize?: number;
+  /** How long a claimed partition stays ours without renewal; a crashed relay's partitions wait this long. Default 15 000 ms. */
+  leaseMs?: number;
+  /** Pause between polls when there is nothing to send. Default 200 ms. */
+  pollMs?: number;
+  /** Partitions claimed per round; lower spreads partitions over more relays. Default: a quarter of them (at least 1). */
+  partitionsPerClaim?: number;
+  /** Per-message confirm timeout, waiting for a lost connection to come back included. Default 60 000 ms. */
+  publishTimeoutMs?: number;
+  /** Publish attempts before a row is marked failed (kept, with last_error). 0 = never give up. Default 20. */
+  maxAttempts?: number;
+  /** Backoff between attempts of one row (unroutable, refused, timed out). Default 1 000 ms doubling up to 60 000 ms. */
+  retryDelayMs?: { initial?: number; max?: number };
+  /** Sent rows are deleted this long after their confirm; a negative value keeps them. Default 1 hour. */
+  retainSentMs?: number;
+  /** Errors nobody awaits: a failed round (database or broker), a row that failed to publish. */
+  onError?: (err: Error) => void;
+  /**
+   * Called with the message ids of a round once the broker has confirmed them and before their rows
+   * are marked sent. For metrics; a crash at this point is the window in which a copy is sent again.
+   */
+  onConfirmed?: (messageIds: string[]) => void;
+}
+
+interface Row {
+  id: string;
+  message_id: string;
+  partition: number;
+  exchange: string;
+  exchange_kind: string;
+  routing_key: string;
+  type: string;
+  content: Uint8Array;
+  headers: Record<string, unknown>;
+  persistent: boolean;
+  expiration_ms: number | null;
+  priority: number | null;
+  ts: number;
+  attempts: number;
+  due: boolean;
+}
+
+export interface OutboxRelayStats {
+  /** Rows confirmed by the broker and marked sent. */
+  sent: number;
+  /** Publish attempts that failed (the row is retried later). */
+  failedAttempts: number;
+  /** Rows marked failed after maxAttempts. */
+  gaveUp: number;
+  /** Rounds that published something. */
+  rounds: number;
+}
+
+export class OutboxRelay {
+  readonly id: string;
+  readonly stats: OutboxRelayStats = { sent: 0, failedAttempts: 0, gaveUp: 0, rounds: 0 };
+  private readonly t: string;
+  private readonly p: string;
+  private readonly batchSize: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly perClaim: number;
+  private readonly maxAttempts: number;
+  private readonly retryInitial: number;
+  private readonly retryMax: number;
+  private readonly retainSentMs: number;
+  private readonly publisher: Publisher;
+  private readonly stopController = new AbortController();
+  private running: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private declared = new Set<string>();
+  private declaredSession: number | undefined;
+  private lastPurge = 0;
+
+  constructor(
+    private readonly db: Database,
+    private readonly connection: AmqpConnection,
+    private readonly outbox: Outbox,
+    private readonly options: OutboxRelayOptions = {},
+  ) {
+    this.id = options.relayId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    this.t = outbox.table;
+    this.p = outbox.partitionTable;
+    this.batchSize = Math.max(1, options.batchSize ?? 500);
+    this.leaseMs = Math.max(100, options.leaseMs ?? 15_000);
+    this.pollMs = Math.max(1, options.pollMs ?? 200);
+    this.perClaim = Math.max(1, options.partitionsPerClaim ?? Math.ceil(outbox.partitions / 4));
+    this.maxAttempts = Math.max(0, options.maxAttempts ?? 20);
+    this.retryInitial = Math.max(1, options.retryDelayMs?.initial ?? 1000);
+    this.retryMax = Math.max(this.retryInitial, options.retryDelayMs?.max ?? 60_000);
+    this.retainSentMs = options.retainSentMs ?? 3_600_000;
+    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false });
+  }
+
+  /** Starts the loop in the background; errors go to onError and the loop goes on. */
+  start(): this {
+    if (this.stopping) throw new Error("the relay was stopped");
+    this.running ??= this.loop();
+    return this;
+  }
+
+  /** Ends the wait between polls: call it after committing a transaction that added events. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /** Finishes the round in progress (its confirms and marks), gives the leases back, closes the channel. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.stopController.abort(new StatusError(Code.CANCELLED, "the relay is stopping"));
+      this.wake();
+      await this.running;
+      await this.publisher.close();
+      await this.db.query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1`, [this.id]).catch((err) => this.report(err));
+    })();
+    return this.stopping;
+  }
+
+  /**
+   * One round: claim partitions, publish what is due in them, mark it. Returns the rows sent. For
+   * tests and for callers that drive the relay themselves instead of start().
+   */
+  async runOnce(): Promise<number> {
+    const parts = await this.claim();
+    if (parts.length === 0) return 0;
+    const renew = setInterval(() => {
+      this.db
+        .query(`UPDATE ${this.p} SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND partition = ANY($3::int[])`, [this.id, this.leaseMs / 1000, parts])
+        .catch((err) => this.report(err));
+    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    try {
+      return await this.sendFrom(parts);
+    } finally {
+      clearInterval(renew);
+      await this.db
+        .query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND partition = ANY($2::int[])`, [this.id, parts])
+        .catch((err) => this.report(err));
+    }
+  }
+
+  /** Deletes sent rows older than retainSentMs; returns how many. */
+  async purge(): Promise<number> {
+    if (this.retainSentMs < 0) return 0;
+    const { rows } = await this.db.query(`WITH d AS (DELETE FROM ${this.t} WHERE sent_at < now() - make_interval(secs => $1) RETURNING 1) SELECT count(*)::int AS n FROM d`, [
+      this.retainSentMs / 1000,
+    ]);
+    return Number((rows[0] as { n: number }).n);
+  }
+
+  private async loop(): Promise<void> {
+    const signal = this.stopController.signal;
+    let errorDelay = 0;
+    while (!signal.aborted) {
+      let sent = 0;
+      try {
+        // Claim nothing while the broker is away: leases would only block other relays.
+        await this.connection.waitForSession({ signal });
+        sent = await this.runOnce();
+        errorDelay = 0;
+        if (this.retainSentMs >= 0 && Date.now() - this.lastPurge > 60_000) {
+          this.lastPurge = Date.now();
+          await this.purge();
+        }
+      } catch (err) {
+        if (signal.aborted) break;
+        this.report(err);
+        errorDelay = Math.min(5000, Math.max(this.pollMs, errorDelay * 2));
+        await this.sleep(errorDelay);
+        continue;
+      }
+      if (sent === 0) await this.sleep(this.pollMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        this.woken = false;
+        done();
+      };
+    });
+  }
+
+  private async claim(): Promise<number[]> {
+    // SKIP LOCKED: a partition another relay is claiming right now is passed over, not waited for.
+    // Rows locked by a concurrent claim are re-checked after its commit, so a fresh lease is respected.
+    const { rows } = await this.db.query(
+      `UPDATE ${this.p} SET owner = $1, lease_until = now() + make_interval(secs => $2)
+       WHERE partition IN (
+         SELECT p.partition FROM ${this.p} p
+         WHERE (p.lease_until < now() OR p.owner = $1)
+           AND EXISTS (SELECT 1 FROM ${this.t} o WHERE o.partition = p.partition AND o.sent_at IS NULL AND o.failed_at IS NULL)
+         ORDER BY random()
+         LIMIT $3
+         FOR UPDATE SKIP LOCKED)
+       RETURNING partition`,
+      [this.id, this.leaseMs / 1000, this.perClaim],
+    );
+    return rows.map((r: { partition: number }) => Number(r.partition));
+  }
+
+  private async sendFrom(parts: number[]): Promise<number> {
+    const { rows } = await this.db.query(
+      `SELECT id::text AS id, message_id, partition, exchange, exchange_kind, routing_key, type, content, headers, persistent,
+              expiration_ms, priority, floor(extract(epoch FROM created_at))::float8 AS ts, attempts, (next_attempt_at <= now()) AS due
+       FROM ${this.t}
+       WHERE partition = ANY($1::int[]) AND sent_at IS NULL AND failed_at IS NULL
+       ORDER BY id
+       LIMIT $2`,
+      [parts, this.batchSize],
+    );
+    // A row waiting for its retry holds back the later rows of its partition: order per key first.
+    const blocked = new Set<number>();
+    const due: Row[] = [];
+    for (const row of rows as Row[]) {
+      if (blocked.has(row.partition)) continue;
+      if (!row.due) {
+        blocked.add(row.partition);
+        continue;
+      }
+      due.push(row);
+    }
+    if (due.length === 0) return 0;
+    const refused = await this.declareExchanges(due);
+    const outcomes = await Promise.allSettled(
+      due.map((row) => {
+        const err = refused.get(row.exchange);
+        return err ? Promise.reject(err) : this.publish(row);
+      }),
+    );
+    const ok: Row[] = [];
+    const failed: { row: Row; err: unknown }[] = [];
+    outcomes.forEach((o, i) => (o.status === "fulfilled" ? ok.push(due[i]!) : failed.push({ row: due[i]!, err: o.reason })));
+    if (ok.length > 0) {
+      this.options.onConfirmed?.(ok.map((r) => r.message_id));
+      await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])`, [ok.map((r) => r.id)]);
+      this.stats.sent += ok.length;
+      this.stats.rounds++;
+    }
+    for (const { row, err } of failed) await this.markFailed(row, err);
+    return ok.length;
+  }
+
+  private publish(row: Row): Promise<void> {
+    const props: Options.Publish = {
+      contentType: CONTENT_TYPE_PROTOBUF,
+      type: row.type,
+      messageId: row.message_id,
+      timestamp: Number(row.ts),
+      deliveryMode: row.persistent ? 2 : 1,
+      headers: row.headers ?? {},
+    };
+    if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
+    if (row.priority !== null) props.priority = Number(row.priority);
+    const content = Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content);
+    return this.publisher.publish(row.exchange, row.routing_key, content, props, { mandatory: true });
+  }
+
+  /** Declares each exchange once per session; returns the ones the broker refused, with why. */
+  private async declareExchanges(rows: Row[]): Promise<Map<string, Error>> {
+    const refused = new Map<string, Error>();
+    const session: AmqpSession = await this.connection.waitForSession({ signal: this.stopController.signal });
+    if (this.declaredSession !== session.id) {
+      this.declared = new Set();
+      this.declaredSession = session.id;
+    }
+    const wanted = new Map<string, string>();
+    for (const r of rows) if (r.exchange !== "" && !r.exchange.startsWith("amq.") && !this.declared.has(r.exchange)) wanted.set(r.exchange, r.exchange_kind);
+    for (const [exchange, kind] of wanted) {
+      const ch = await session.createChannel();
+      try {
+        await ch.assertExchange(exchange, kind, { durable: true });
+        this.declared.add(exchange);
+      } catch (err) {
+        // A lost session fails the round (retried later); a refusal from a live broker fails these rows.
+        if (!session.open) throw err;
+        refused.set(exchange, new StatusError(Code.FAILED_PRECONDITION, `could not declare exchange "${exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      } finally {
+        await ch.close().catch(() => {});
+      }
+    }
+    return refused;
+  }
+
+  private async markFailed(row: Row, err: unknown): Promise<void> {
+    this.stats.failedAttempts++;
+    const message = err instanceof Error ? err.message : String(err);
+    const delayMs = Math.min(this.retryMax, this.retryInitial * 2 ** Math.min(20, row.attempts));
+    const { rows } = await this.db.query(
+      `UPDATE ${this.t} SET attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => $3),
+              failed_at = CASE WHEN $4::int > 0 AND attempts + 1 >= $4::int THEN now() END
+       WHERE id = $1::bigint
+       RETURNING failed_at IS NOT NULL AS gave_up`,
+      [row.id, message.slice(0, 2000), delayMs / 1000, this.maxAttempts],
+    );
+    const gaveUp = Boolean((rows[0] as { gave_up?: boolean } | undefined)?.gave_up);
+    if (gaveUp) this.stats.gaveUp++;
+    this.report(
+      new StatusError(
+        err instanceof StatusError ? err.code : Code.UNAVAILABLE,
+        `outbox row ${row.id} (message ${row.message_id} to "${row.exchange}" with key "${row.routing_key}") ${gaveUp ? `failed for good after ${row.attempts + 1} attempts` : "will be retried"}: ${message}`,
+        { cause: err },
+      ),
+    );
+  }
+
+  private report(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.options.onError?.(e);
+    } catch {
+      // A logger that throws must not stop the relay.
+    }
+  }
+}
