@@ -45,6 +45,13 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
     expect(typeCheck(out)).toBe("");
   });
 
+  it("passes the pedantic flags careful teams use (erasable syntax only, exact optionals, no unused)", () => {
+    const ours = typeCheck(out, { pedantic: true })
+      .split("\n")
+      .filter((line) => line.includes(".grabbit.ts("));
+    expect(ours).toEqual([]);
+  });
+
   it("escapes member names that would break a class and keeps colliding names apart", () => {
     const text = read("kitchen/v1/kitchen.grabbit.ts");
     for (const member of ["constructor$(", "then$(", "toString$(", "transport$(", "delete(", "unary(", "unary2("]) {

@@ -67,7 +67,20 @@ export function bufGenerate(dir: string, template: string, extraArgs: string[] =
 }
 
 /** Runs tsc (strict, NodeNext) on a folder of TypeScript; returns its diagnostics, empty when clean. */
-export function typeCheck(dir: string, files: string[] = ["**/*.ts"], paths: Record<string, string[]> = runtimePaths()): string {
+// What careful consumers turn on. ts-proto's output (enums, unused imports) trips some of them, so
+// callers filter the diagnostics down to the files they own.
+const PEDANTIC = {
+  noUnusedLocals: true,
+  noUnusedParameters: true,
+  noImplicitOverride: true,
+  noImplicitReturns: true,
+  exactOptionalPropertyTypes: true,
+  noPropertyAccessFromIndexSignature: true,
+  erasableSyntaxOnly: true,
+  verbatimModuleSyntax: true,
+};
+
+export function typeCheck(dir: string, { pedantic = false, files = ["**/*.ts"], paths = runtimePaths() }: { pedantic?: boolean; files?: string[]; paths?: Record<string, string[]> } = {}): string {
   const tsconfig = {
     compilerOptions: {
       target: "ES2022",
@@ -75,6 +88,7 @@ export function typeCheck(dir: string, files: string[] = ["**/*.ts"], paths: Rec
       moduleResolution: "NodeNext",
       strict: true,
       noEmit: true,
+      ...(pedantic ? PEDANTIC : {}),
       skipLibCheck: true,
       esModuleInterop: true,
       types: ["node"],
