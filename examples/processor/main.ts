@@ -1,0 +1,22 @@
+// The Request Processor alone: node --import tsx examples/processor/main.ts
+// Env: AMQP_URL, PROCESSOR_GRPC (listen, 127.0.0.1:50052), BRIDGE_GRPC (127.0.0.1:50051),
+// PROCESSOR_SEED (42), PROCESSOR_AMQP=1 to serve processRequest over RabbitMQ too, EXAMPLE_TOKENS.
+
+import { tokensFromEnv } from "../shared/auth.js";
+import { closeOnSignal, connectOrExit, env } from "../shared/main.js";
+import { startProcessor } from "./processor.js";
+
+const connection = await connectOrExit("processor");
+const processor = await startProcessor({
+  connection,
+  grpcAddress: env("PROCESSOR_GRPC", "127.0.0.1:50052"),
+  bridgeAddress: env("BRIDGE_GRPC", "127.0.0.1:50051"),
+  serveAmqp: env("PROCESSOR_AMQP", "") === "1",
+  seed: Number(env("PROCESSOR_SEED", "42")),
+  tokens: tokensFromEnv(),
+  log: console.log,
+});
+closeOnSignal("processor", async () => {
+  await processor.close();
+  await connection.close();
+});

@@ -1,0 +1,162 @@
+// The three services started in one process, wired together on free ports, and a client that sends a
+// batch through the Bridge's REST API. `demo.ts` and test/examples use it; each service also runs
+// alone (see examples/README.md).
+
+import { AmqpConnection, redactUrl } from "@grabbit/runtime/amqp";
+import { startBridge, type Bridge, type StoredRequest } from "./bridge/bridge.js";
+import { mulberry32, startProcessor, type Processor } from "./processor/processor.js";
+import { startReporter, type Reporter, type ReportSummary } from "./reporter/reporter.js";
+import { DEFAULT_TOKENS } from "./shared/auth.js";
+
+export interface SystemOptions {
+  amqpUrl?: string;
+  seed?: number;
+  tokens?: string[];
+  /** The Reporter's queue; a run of its own by default, deleted a minute after the run. */
+  reporterQueue?: string;
+  /** Bind the Reporter to one region only (tests use a region of their own). */
+  reporterRegion?: string;
+  /** Call processRequest over RabbitMQ instead of gRPC. */
+  processorOverAmqp?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface System {
+  connection: AmqpConnection;
+  bridge: Bridge;
+  processor: Processor;
+  reporter: Reporter;
+  close(): Promise<void>;
+}
+
+export class BrokerUnreachableError extends Error {}
+
+export async function startSystem(options: SystemOptions = {}): Promise<System> {
+  const url = options.amqpUrl ?? process.env.AMQP_URL ?? "amqp://127.0.0.1";
+  const tokens = options.tokens ?? DEFAULT_TOKENS;
+  let connection: AmqpConnection;
+  try {
+    connection = await AmqpConnection.connect({ urls: url, name: "grabbit-example", connectTimeoutMs: 5000, reconnect: { maxDelayMs: 1000 } });
+  } catch (err) {
+    throw new BrokerUnreachableError(`no RabbitMQ at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    // The Reporter first: its queue must be bound before the first report is published.
+    const reporter = await startReporter({
+      connection,
+      queue: options.reporterQueue ?? `example.reporter.run-${process.pid}-${Date.now().toString(36)}`,
+      queueExpiresMs: 60_000,
+      tokens,
+      ...(options.reporterRegion !== undefined ? { region: options.reporterRegion } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
+    started.push(reporter);
+    const bridge = await startBridge({
+      httpPort: 0,
+      grpcAddress: "127.0.0.1:0",
+      tokens,
+      ...(options.processorOverAmqp ? { processorOverAmqp: connection } : {}),
+      ...(options.log ? { log: options.log } : {}),
+    });
+    started.push(bridge);
+    const processor = await startProcessor({
+      connection,
+      bridgeAddress: bridge.grpcAddress,
+      grpcAddress: "127.0.0.1:0",
+      serveAmqp: options.processorOverAmqp ?? false,
+      seed: options.seed ?? 42,
+      tokens,
+      ...(options.log ? { log: options.log } : {}),
+    });
+    started.push(processor);
+    if (!options.processorOverAmqp) bridge.connectProcessor(processor.grpcAddress);
+    return {
+      connection,
+      bridge,
+      processor,
+      reporter,
+      async close() {
+        // Front to back, so nothing is cut off mid-request.
+        await bridge.close();
+        await processor.close();
+        await reporter.close();
+        await connection.close();
+      },
+    };
+  } catch (err) {
+    for (const s of started.reverse()) await s.close().catch(() => undefined);
+    await connection.close();
+    throw err;
+  }
+}
+
+export interface BatchOptions {
+  count: number;
+  seed?: number;
+  token: string;
+  /** Regions the requests are spread over. */
+  regions?: string[];
+  timeoutMs?: number;
+}
+
+export interface BatchResult {
+  requests: Omit<StoredRequest, "authorization">[];
+  summary: ReportSummary;
+  elapsedMs: number;
+}
+
+/**
+ * Sends `count` requests through the REST API (customers, amounts and regions drawn from the seed),
+ * polls getStatus until each is final, reads each result, and waits for the Reporter to count them all.
+ */
+export async function runBatch(system: System, options: BatchOptions): Promise<BatchResult> {
+  const started = Date.now();
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const random = mulberry32(options.seed ?? 42);
+  const regions = options.regions ?? ["eu-west", "us-east", "ap-south"];
+  const api = new RestClient(system.bridge.httpUrl, options.token);
+  const bodies = Array.from({ length: options.count }, (_, i) => ({
+    customer: `customer-${(i % 7) + 1}`,
+    amountCents: 1000 + Math.floor(random() * 99_000),
+    region: regions[Math.floor(random() * regions.length)]!,
+  }));
+  const ids = await Promise.all(
+    bodies.map(async (body) => {
+      const { status, json } = await api.call("POST", "/sendRequest", body);
+      if (status !== 202) throw new Error(`sendRequest answered ${status}: ${JSON.stringify(json)}`);
+      return json.requestId as string;
+    }),
+  );
+
+  const pending = new Set(ids);
+  while (pending.size > 0) {
+    if (Date.now() - started > timeoutMs) throw new Error(`${pending.size} of ${ids.length} requests are not finished after ${timeoutMs} ms`);
+    await Promise.all(
+      [...pending].map(async (id) => {
+        const { json } = await api.call("GET", `/getStatus/${id}`);
+        if (json.status === "DONE" || json.status === "FAILED") pending.delete(id);
+      }),
+    );
+    if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const requests = await Promise.all(ids.map(async (id) => (await api.call("GET", `/getResult/${id}`)).json));
+  await system.reporter.waitFor(ids, Math.max(1000, timeoutMs - (Date.now() - started)));
+  return { requests, summary: system.reporter.summary(), elapsedMs: Date.now() - started };
+}
+
+/** A minimal client of the Bridge's REST API. */
+export class RestClient {
+  constructor(
+    readonly baseUrl: string,
+    readonly token: string | undefined,
+  ) {}
+
+  async call(method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; json: any }> {
+    const headers: Record<string, string> = {};
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(this.baseUrl + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    return { status: res.status, json: await res.json() };
+  }
+}

@@ -1,0 +1,120 @@
+// The reference system end to end on the real broker: REST in, gRPC to the Processor, the report over
+// RabbitMQ to the Reporter, the gRPC callback to the Bridge; and the token checked at every hop.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AmqpConnection } from "@grabbit/runtime/amqp";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { generateExamples } from "./generate.js";
+
+type SystemModule = typeof import("../../examples/system.js");
+let sys: SystemModule;
+let system: Awaited<ReturnType<SystemModule["startSystem"]>>;
+let gen: { processor: any; bridge: any; reports: any; common: any };
+// A region of this run's own: the Reporter binds report.*.<region>, so other runs' reports never reach it.
+const region = uniqueName("test");
+const queue = uniqueName("example.reporter");
+const TOKEN = "test-token";
+const OTHER = "other-token";
+
+beforeAll(async () => {
+  generateExamples();
+  sys = await import("../../examples/system.js");
+  gen = {
+    processor: await import("../../examples/gen/example/v1/processor.grabbit.js"),
+    bridge: await import("../../examples/gen/example/v1/bridge.grabbit.js"),
+    reports: await import("../../examples/gen/example/v1/reports.grabbit.js"),
+    common: await import("../../examples/gen/example/v1/common.js"),
+  };
+  system = await sys.startSystem({ amqpUrl: AMQP_URL, seed: 7, tokens: [TOKEN, OTHER], reporterQueue: queue, reporterRegion: region });
+});
+
+afterAll(async () => {
+  await system?.close();
+  // The Reporter's queues expire on their own (x-expires); delete them now anyway.
+  const connection = await AmqpConnection.connect({ urls: AMQP_URL });
+  const channel = await (await connection.waitForSession()).createChannel();
+  for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
+  await connection.close();
+});
+
+describe("the example system", () => {
+  it("decides every request sent through REST, and the Reporter sees every report", async () => {
+    const count = 30;
+    const { requests, summary } = await sys.runBatch(system, { count, seed: 7, token: TOKEN, regions: [region] });
+    expect(requests).toHaveLength(count);
+    for (const r of requests) {
+      expect(r.status).toBe("DONE");
+      expect(["APPROVED", "DENIED"]).toContain(r.decision);
+      expect(system.reporter.has(r.requestId)).toBe(true);
+    }
+    expect(summary.reports).toBe(count);
+    expect(summary.approved + summary.denied).toBe(count);
+    expect(summary.approved).toBe(requests.filter((r) => r.decision === "APPROVED").length);
+    expect(summary.byRegion[region]).toMatchObject({ approved: summary.approved, denied: summary.denied });
+    expect(summary.refused).toBe(0);
+    // The Bridge's own store agrees with what the REST API said.
+    for (const r of requests) expect(system.bridge.requests.get(r.requestId)?.decision).toBe(r.decision);
+  });
+
+  it("decides the same way for the same seed", async () => {
+    const { decide } = await import("../../examples/processor/processor.js");
+    const request = (i: number) => ({ requestId: `r${i}`, customer: `c${i}`, amountCents: 1000 * i, region: "eu" });
+    const run = (seed: number) => Array.from({ length: 40 }, (_, i) => decide(seed, request(i + 1)).decision);
+    expect(run(1)).toEqual(run(1));
+    expect(run(1)).not.toEqual(run(2));
+    expect(new Set(run(1)).size).toBe(2);
+  });
+});
+
+describe("token propagation", () => {
+  it("the Bridge refuses a request without a valid bearer token", async () => {
+    const body = { customer: "mallory", amountCents: 100, region };
+    const before = system.bridge.requests.size;
+    for (const token of [undefined, "forged"]) {
+      const { status, json } = await new sys.RestClient(system.bridge.httpUrl, token).call("POST", "/sendRequest", body);
+      expect(status).toBe(401);
+      expect(json.error).toMatch(/Bearer/);
+    }
+    const { status } = await new sys.RestClient(system.bridge.httpUrl, "forged").call("GET", "/getStatus/anything");
+    expect(status).toBe(401);
+    expect(system.bridge.requests.size).toBe(before);
+  });
+
+  it("the Processor refuses gRPC calls without a valid token", async () => {
+    const client = gen.processor.createRequestProcessorGrpcClient(system.processor.grpcAddress);
+    const request = { request: { requestId: "direct-1", customer: "mallory", amountCents: 100, region } };
+    await expect(client.processRequest(request)).rejects.toMatchObject({ code: 16 }); // UNAUTHENTICATED
+    await expect(client.processRequest(request, { metadata: { authorization: "Bearer forged" } })).rejects.toMatchObject({ code: 16 });
+  });
+
+  it("the Bridge takes a callback only with the token the request came with", async () => {
+    const { json } = await new sys.RestClient(system.bridge.httpUrl, TOKEN).call("POST", "/sendRequest", { customer: "ada", amountCents: 500, region });
+    const client = gen.bridge.createBridgeGrpcClient(system.bridge.grpcAddress);
+    const done = { requestId: json.requestId, decision: gen.common.Decision.DECISION_DENIED, reason: "forged" };
+    await expect(client.notifyRequestDone(done)).rejects.toMatchObject({ code: 16 });
+    // A valid token, but not this request's: PERMISSION_DENIED.
+    await expect(client.notifyRequestDone(done, { metadata: { authorization: `Bearer ${OTHER}` } })).rejects.toMatchObject({ code: 7 });
+    await system.reporter.waitFor([json.requestId], 10_000);
+  });
+
+  it("the Reporter dead-letters a report without a valid token instead of counting it", async () => {
+    const before = system.reporter.summary();
+    const publisher = new gen.reports.RequestReportedPublisher(system.connection);
+    const forged = { requestId: uniqueName("forged"), decision: gen.common.Decision.DECISION_APPROVED, region, amountCents: 1, decidedAt: new Date() };
+    await publisher.publish(forged, { metadata: { authorization: "Bearer forged" } });
+    await publisher.close();
+    // It lands in the Reporter's dead-letter queue with the reason.
+    const channel = await (await system.connection.waitForSession()).createChannel();
+    let dead: any = false;
+    for (let i = 0; i < 100 && !dead; i++) {
+      dead = await channel.get(`${queue}.dlq`, { noAck: true });
+      if (!dead) await new Promise((r) => setTimeout(r, 50));
+    }
+    await channel.close();
+    expect(dead).toBeTruthy();
+    expect(String(dead.properties.headers["x-grabbit-error"])).toMatch(/no valid bearer token/);
+    const after = system.reporter.summary();
+    expect(after.refused).toBe(before.refused + 1);
+    expect(after.reports).toBe(before.reports);
+    expect(system.reporter.has(forged.requestId)).toBe(false);
+  });
+});
