@@ -245,9 +245,9 @@ export class OutboxRelay {
     const { rows } = await this.db.query(
       `SELECT id::text AS id, message_id, partition, exchange, exchange_kind, routing_key, type, content, headers, persistent,
               expiration_ms, priority, floor(extract(epoch FROM created_at))::float8 AS ts, attempts, (next_attempt_at <= now()) AS due
-       FROM ${this.t}
+       FROM ${this.t} o
        WHERE partition = ANY($1::int[]) AND sent_at IS NULL AND failed_at IS NULL
-       ORDER BY id
+       ORDER BY o.id -- the bigint column: "id" alone would sort the text alias
        LIMIT $2`,
       [parts, this.batchSize],
     );
