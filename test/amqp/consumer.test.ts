@@ -287,4 +287,28 @@ describe("EventConsumer", () => {
     await consumer.start();
     expect(consumer.type).toBe("quorum");
   });
+
+  it("re-subscribes when the broker cancels the consumer (queue deleted under it)", async () => {
+    const { event, queue, consumer, pub } = setup();
+    const got: string[] = [];
+    const done = countdown(1);
+    await consumer
+      .on(event, (o) => {
+        got.push(o.id);
+        done.hit();
+      })
+      .start();
+    const ch = await janitor.channel();
+    await ch.deleteQueue(queue);
+    // Wait (by broker round trips) until the consumer has declared its queue again and subscribed.
+    for (;;) {
+      const probe = await janitor.channel();
+      const q = await probe.checkQueue(queue).catch(() => undefined);
+      await probe.close().catch(() => {});
+      if (q && q.consumerCount > 0) break;
+    }
+    await pub.publish({ id: "after", region: "eu", amount: 0 });
+    await done.done;
+    expect(got).toEqual(["after"]);
+  });
 });
