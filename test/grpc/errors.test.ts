@@ -76,6 +76,44 @@ describe("status errors", () => {
   });
 });
 
+describe("undecodable requests", () => {
+  // A raw grpc-js client sends bytes the JSON codec cannot read.
+  const garbage = (v: string) => Buffer.from(v);
+  const decode = (b: Buffer) => b;
+
+  it("answers INVALID_ARGUMENT, as the AMQP transport does, for unary and server-streaming calls", async () => {
+    const raw = new grpc.Client(h.address, grpc.credentials.createInsecure());
+    try {
+      const unary = await new Promise<grpc.ServiceError>((resolve) => raw.makeUnaryRequest(M.echo.path, garbage, decode, "{not json", (e) => resolve(e!)));
+      expect(unary.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(unary.details).toMatch(/cannot decode test\.v1\.Req/);
+      const stream = raw.makeServerStreamRequest(M.count.path, garbage, decode, "{not json");
+      stream.on("data", () => {});
+      stream.on("error", () => {}); // the status event says the same
+      const status = await new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
+      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it("fails a client stream with INVALID_ARGUMENT at the bad message", async () => {
+    const raw = new grpc.Client(h.address, grpc.credentials.createInsecure());
+    try {
+      const err = await new Promise<grpc.ServiceError>((resolve) => {
+        const call = raw.makeClientStreamRequest(M.sum.path, garbage, decode, (e) => resolve(e!));
+        call.write('{"n":1}');
+        call.write("{broken");
+        call.write('{"n":2}');
+        call.end();
+      });
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
 describe("interop of the details trailer", () => {
   it("is a google.rpc.Status that a raw grpc-js client can read", async () => {
     // A raw grpc-js call sees the same trailer other languages would decode.

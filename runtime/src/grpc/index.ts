@@ -1,4 +1,25 @@
 // gRPC transport on @grpc/grpc-js: a Transport for generated clients, a server for generated handlers.
+//
+// What callers and handlers can rely on:
+// - Wire: plain gRPC (HTTP/2, `application/grpc+proto`), method paths from the descriptors, messages
+//   coded by the descriptors' MessageTypes. Any gRPC implementation can call or serve these services.
+// - Deadlines: CallOptions.timeoutMs and/or deadline (the earlier wins); with neither, the method's
+//   timeoutMs, else the transport's timeoutMs; `timeoutMs: 0` means none. Handlers see it as
+//   ctx.deadline, and ctx.signal aborts (reason: StatusError DEADLINE_EXCEEDED) when it passes.
+// - Cancellation: CallOptions.signal cancels the call; the caller gets CANCELLED, or the signal's
+//   reason when that is a StatusError (pass ctx.signal downstream to propagate a deadline). The
+//   handler's ctx.signal aborts with CANCELLED; at a forced shutdown with UNAVAILABLE.
+// - Errors: clients reject with StatusError: code, message, trailers as `metadata`, and the
+//   `grpc-status-details-bin` trailer (google.rpc.Status) decoded into `details`. A handler's
+//   StatusError is sent as is (its metadata and ctx.responseMetadata become trailers); any other
+//   error becomes UNKNOWN with its message and never a stack.
+// - Metadata: lower-case string keys. Binary (`-bin`) entries are base64 strings in both directions.
+//   HTTP/2 and gRPC protocol headers (content-type, date, grpc-status, grpc-timeout...) are neither
+//   sent nor surfaced. Response metadata is headers and trailers merged (trailers win).
+// - Streams: serverStream/bidiStream start the call when iteration starts; leaving the loop early
+//   cancels it. Request streams are written with back-pressure; a failing request stream fails the
+//   call with its own error. Response and request messages are buffered with a bounded queue.
+// - A request the server cannot decode is answered INVALID_ARGUMENT (as on AMQP), not grpc-js's INTERNAL.
 export { GrpcTransport, type GrpcTransportOptions } from "./client.js";
 export { GrpcServer, type GrpcServerOptions, grpcServiceDefinition, grpcServiceImplementation } from "./server.js";
 export { tlsChannelCredentials, tlsServerCredentials } from "./tls.js";

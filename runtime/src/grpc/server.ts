@@ -39,7 +39,24 @@ export interface GrpcServerOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
-/** The grpc-js service definition of a service: paths, streaming flags and the descriptors' codecs. */
+/** A request message that failed to decode, standing in for it until a handler wrapper sees it. */
+class Undecodable {
+  readonly error: StatusError;
+  constructor(typeName: string, cause: unknown) {
+    this.error = new StatusError(Code.INVALID_ARGUMENT, `cannot decode ${typeName}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** The request stream handed to a streaming handler; remembers a message that failed to decode. */
+class RequestQueue extends AsyncQueue<unknown> {
+  decodeError: StatusError | undefined;
+}
+
+/**
+ * The grpc-js service definition of a service: paths, streaming flags and the descriptors' codecs.
+ * Use it with grpcServiceImplementation (or GrpcServer): an undecodable request reaches the
+ * implementation as a marker that it answers with INVALID_ARGUMENT.
+ */
 export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [key, method] of Object.entries(service.methods)) {
@@ -49,7 +66,15 @@ export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinit
       requestStream: method.kind === "client_streaming" || method.kind === "bidi_streaming",
       responseStream: method.kind === "server_streaming" || method.kind === "bidi_streaming",
       requestSerialize: (value) => asBuffer(input.encode(value)),
-      requestDeserialize: (bytes) => input.decode(bytes),
+      // Never throws: grpc-js would answer INTERNAL; the handlers answer INVALID_ARGUMENT instead,
+      // as the AMQP transport does for a request it cannot decode.
+      requestDeserialize: (bytes) => {
+        try {
+          return input.decode(bytes);
+        } catch (err) {
+          return new Undecodable(input.typeName, err);
+        }
+      },
       responseSerialize: (value) => asBuffer(output.encode(value)),
       responseDeserialize: (bytes) => output.decode(bytes),
       originalName: method.name,
@@ -112,6 +137,7 @@ function terminal(method: MethodDesc, handler: Handler): CallNext {
 
 function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
+    if (call.request instanceof Undecodable) return callback(grpcStatusFromError(call.request.error, {}));
     const context = new GrpcHandlerContext(method, call, state);
     let result: unknown;
     try {
@@ -146,12 +172,13 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
       (message) => {
         context.finish();
         void requests.return();
-        sendUnaryResult(callback, message, context);
+        if (requests.decodeError) callback(grpcStatusFromError(requests.decodeError, context.responseMetadata));
+        else sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
         context.finish();
         void requests.return();
-        callback(grpcStatusFromError(err, context.responseMetadata));
+        callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
       },
     );
   };
@@ -159,6 +186,10 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
 
 function serverStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
+    if (call.request instanceof Undecodable) {
+      call.emit("error", grpcStatusFromError(call.request.error, {}));
+      return;
+    }
     const context = new GrpcHandlerContext(method, call, state);
     void respondWithStream(call, context, async () =>
       chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
@@ -199,7 +230,7 @@ function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown
 }
 
 /** Runs a handler that returns a response stream and writes it out, then the status and trailers. */
-async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, start: () => Promise<unknown>, requests?: AsyncQueue<unknown>): Promise<void> {
+async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, start: () => Promise<unknown>, requests?: RequestQueue): Promise<void> {
   try {
     const messages = await start();
     if (messages === undefined || messages === null || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
@@ -213,6 +244,7 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     context.finish();
     void requests?.return();
     if (call.cancelled) return;
+    if (requests?.decodeError) throw requests.decodeError;
     let trailers: grpc.Metadata;
     try {
       trailers = toGrpcMetadata(context.responseMetadata);
@@ -225,7 +257,7 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     context.finish();
     void requests?.return();
     // grpc-js turns an emitted error into the call's status (code, details, metadata as trailers).
-    call.emit("error", grpcStatusFromError(err, context.responseMetadata));
+    call.emit("error", grpcStatusFromError(requests?.decodeError ?? err, context.responseMetadata));
   }
 }
 
@@ -242,17 +274,22 @@ function drainedOrCancelled(call: WritableCall): Promise<void> {
 }
 
 /**
- * The request stream a handler iterates. It ends when the client half-closes and fails with
- * CANCELLED when the call is cancelled. A handler that stops reading early does not end the call.
+ * The request stream a handler iterates. It ends when the client half-closes, fails with
+ * CANCELLED when the call is cancelled and with INVALID_ARGUMENT at a message it cannot decode. A handler that stops reading early does not end the call.
  */
-function readRequests(call: ReadableCall): AsyncQueue<unknown> {
-  const queue = new AsyncQueue<unknown>(
+function readRequests(call: ReadableCall): RequestQueue {
+  const queue = new RequestQueue(
     HIGH_WATER,
     () => call.resume(),
     () => call.resume(), // nobody reads any more: let grpc-js drain the rest into the void
   );
   call.on("data", (message: unknown) => {
-    if (queue.push(message)) call.pause();
+    if (message instanceof Undecodable) {
+      // The call fails with INVALID_ARGUMENT whatever the handler does with the error it reads.
+      queue.decodeError ??= message.error;
+      queue.end(message.error);
+      call.resume();
+    } else if (queue.push(message)) call.pause();
   });
   call.on("end", () => queue.end());
   call.on("cancelled", () => queue.end(new StatusError(Code.CANCELLED, "the call was cancelled")));
