@@ -111,9 +111,6 @@ version: v2
 clean: true
 inputs:
   - directory: ${proto}
-    # grabbit's options are read by the plugin, not generated as messages.
-    exclude_paths:
-      - ${proto}/grabbit
 plugins:
   # Messages and their binary codecs.
   - local: protoc-gen-ts_proto

@@ -51,7 +51,6 @@ describe("a consuming repo", () => {
 
     sh("npx", ["buf", "generate"]);
     expect(existsSync(join(repo, "src/gen/hello/v1/hello.grabbit.ts"))).toBe(true);
-    expect(existsSync(join(repo, "src/gen/grabbit/v1/options.ts"))).toBe(false);
 
     writeFileSync(
       join(repo, "tsconfig.json"),
