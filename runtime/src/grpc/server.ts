@@ -275,7 +275,8 @@ function drainedOrCancelled(call: WritableCall): Promise<void> {
 
 /**
  * The request stream a handler iterates. It ends when the client half-closes, fails with
- * CANCELLED when the call is cancelled and with INVALID_ARGUMENT at a message it cannot decode. A handler that stops reading early does not end the call.
+ * CANCELLED when the call is cancelled and with INVALID_ARGUMENT at a message it cannot decode.
+ * A handler that stops reading early does not end the call.
  */
 function readRequests(call: ReadableCall): RequestQueue {
   const queue = new RequestQueue(
