@@ -262,10 +262,14 @@ export class EventConsumer {
     if (this.channel !== ch) return;
     this.channel = undefined;
     this.consumerTag = undefined;
-    if (this.stopped || !session.open) return; // a new session re-subscribes through onSession
-    // A channel error on a live session: subscribe again on it.
-    this.setupSession = undefined;
-    this.setup(session).catch((err) => this.reportError(err));
+    // amqplib closes channels just before it reports the connection lost, hence the microtask;
+    // after a lost connection the next session re-subscribes through onSession.
+    queueMicrotask(() => {
+      if (this.stopped || !session.open || this.channel) return;
+      // A channel error or a broker-side cancel on a live session: subscribe again on it.
+      this.setupSession = undefined;
+      this.setup(session).catch((err) => this.reportError(err));
+    });
   }
 
   private onDelivery(ch: Channel, msg: ConsumeMessage | null, signal: AbortSignal): void {

@@ -257,11 +257,13 @@ export class Publisher {
       this.waitingForDrain = false;
     }
     // A channel-level error (not a lost connection): open a new channel on the same session.
-    if (session.open && !(this.closed && this.unsettled === 0)) {
+    // amqplib closes channels just before it reports the connection lost, hence the microtask.
+    queueMicrotask(() => {
+      if (!session.open || this.channel || (this.closed && this.unsettled === 0)) return;
       this.opening ??= this.openChannel(session)
         .catch(() => undefined)
         .finally(() => (this.opening = undefined));
-    }
+    });
   }
 
   private expire(entry: Entry, timeoutMs: number): void {
