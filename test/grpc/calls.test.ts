@@ -53,6 +53,22 @@ describe("unary", () => {
   });
 });
 
+describe("connection", () => {
+  it("connects ahead of the first call with ready()", async () => {
+    await h.client.ready();
+  });
+
+  it("ready() rejects with UNAVAILABLE when nothing listens", async () => {
+    const { GrpcTransport } = await import("@grabbit/runtime/grpc");
+    const dead = new GrpcTransport("127.0.0.1:1");
+    try {
+      expect((await statusOf(dead.ready(300))).code).toBe(Code.UNAVAILABLE);
+    } finally {
+      dead.close();
+    }
+  });
+});
+
 describe("server streaming", () => {
   it("delivers every message in order, then response trailers", async () => {
     let seen: Record<string, string> | undefined;

@@ -108,6 +108,20 @@ export class GrpcTransport implements Transport {
     yield* this.streamResponses<O>(method, options, undefined, requests);
   }
 
+  /**
+   * Connects now rather than on the first call; resolves once the channel is ready, rejects with
+   * UNAVAILABLE if it is not within `timeoutMs`. Calls do not need it: they connect on demand.
+   */
+  ready(timeoutMs = 10_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.waitForReady(Date.now() + timeoutMs, (err) => {
+        if (err) reject(new StatusError(Code.UNAVAILABLE, `not connected within ${timeoutMs} ms: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  /** Closes the channel; calls in flight fail, later calls fail at once. */
   close(): void {
     this.client.close();
   }
