@@ -135,4 +135,37 @@ describe("faults", () => {
     // Lost connections are routine: they must not surface as consumer errors.
     expect(errors).toEqual([]);
   });
+
+  it("a broker that stays down: every accepted message is confirmed before the cut or rejected UNAVAILABLE", async () => {
+    const { proxy, conn } = await proxied();
+    const q = janitor.queue("outage");
+    const ch = await janitor.channel();
+    await ch.assertQueue(q, { durable: true });
+    const p = new Publisher(conn, { maxInFlight: 300, timeoutMs: 4000 });
+    closers.push(() => p.close());
+    const total = 1500;
+    const confirmedIds: string[] = [];
+    const codes = new Map<number, number>();
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        p.publish("", q, Buffer.from(String(i)), { messageId: `o-${i}` }).then(
+          () => {
+            confirmedIds.push(`o-${i}`);
+            if (confirmedIds.length === 200) {
+              proxy.refuse(true);
+              proxy.cutAll();
+            }
+          },
+          (err: StatusError) => codes.set(err.code, (codes.get(err.code) ?? 0) + 1),
+        ),
+      ),
+    );
+    const rejected = [...codes.values()].reduce((a, b) => a + b, 0);
+    expect(confirmedIds.length + rejected).toBe(total);
+    expect(rejected).toBeGreaterThan(0);
+    expect([...codes.keys()]).toEqual([14]); // UNAVAILABLE only
+    const inQueue = new Set((await janitor.drain(q)).map((m) => m.properties.messageId as string));
+    for (const id of confirmedIds) expect(inQueue.has(id)).toBe(true);
+    expect(p.pending).toBe(0);
+  });
 });
