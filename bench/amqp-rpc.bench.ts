@@ -159,14 +159,22 @@ async function sequential(call: Call, n: number, into: number[]): Promise<void> 
   }
 }
 
-async function concurrent(call: Call, n: number): Promise<number> {
+/** Calls per second with IN_FLIGHT outstanding; adds the process CPU time used (client and server, µs) to `cpu`. */
+async function concurrent(call: Call, n: number, cpu?: { us: number; calls: number }): Promise<number> {
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   let next = 0;
   const worker = async () => {
     while (next < n) await call(next++);
   };
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
-  return n / (Number(process.hrtime.bigint() - start) / 1e9);
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  if (cpu) {
+    const used = process.cpuUsage(cpuStart);
+    cpu.us += used.user + used.system;
+    cpu.calls += n;
+  }
+  return n / elapsed;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -189,6 +197,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const raw = await rawSide(qRaw);
   const lat = { grabbit: [] as number[], raw: [] as number[] };
   const rate = { grabbit: [] as number[], raw: [] as number[] };
+  // CPU per call is steadier than wall time on a shared machine: what the library itself costs.
+  const cpu = { grabbit: { us: 0, calls: 0 }, raw: { us: 0, calls: 0 } };
   try {
     // Warm-up: JIT, channel buffers, quorum queue leaders.
     await sequential(grabbit.call, 300, []);
@@ -199,7 +209,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       // Alternate which side goes first so that drift over the run does not favour one.
       const order = r % 2 === 0 ? (["grabbit", "raw"] as const) : (["raw", "grabbit"] as const);
       for (const side of order) await sequential(side === "grabbit" ? grabbit.call : raw.call, seqCalls, lat[side]);
-      for (const side of order) rate[side].push(await concurrent(side === "grabbit" ? grabbit.call : raw.call, rateCalls));
+      for (const side of order) rate[side].push(await concurrent(side === "grabbit" ? grabbit.call : raw.call, rateCalls, cpu[side]));
     }
   } finally {
     await grabbit.close();
@@ -216,5 +226,6 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     amqp_rpc_p50_ms: figure(percentile(lat.grabbit, 50), percentile(lat.raw, 50), "ms", "lower-is-better", base),
     amqp_rpc_p99_ms: figure(percentile(lat.grabbit, 99), percentile(lat.raw, 99), "ms", "lower-is-better", base),
     amqp_rpc_calls_per_s: figure(median(rate.grabbit), median(rate.raw), "calls/s", "higher-is-better", `${base}, ${IN_FLIGHT} in flight`),
+    amqp_rpc_cpu_us_per_call: figure(cpu.grabbit.us / cpu.grabbit.calls, cpu.raw.us / cpu.raw.calls, "µs CPU", "lower-is-better", `${base}, client+server in one process`),
   };
 }

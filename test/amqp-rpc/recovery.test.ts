@@ -100,11 +100,12 @@ describe("AMQP RPC under failure and load", () => {
     cleanup.push(t);
     expect((await t.unary(service.methods.echo, { text: "before", delayMs: 0 })).text).toBe("before");
 
-    const calls = Array.from({ length: 5 }, () => t.unary(service.methods.slow, { text: "", delayMs: 0 }));
-    await eventually(() => entered === 5, "all five calls to reach the handler");
+    // 40 calls: 16 in handlers (the service's prefetch), the rest still queued in the broker.
+    const calls = Array.from({ length: 40 }, () => t.unary(service.methods.slow, { text: "", delayMs: 0 }));
+    await eventually(() => entered === 16, "a prefetch's worth of calls to reach the handler");
     p.cutAll();
     const results = await outcomes(calls);
-    expect(results).toEqual(Array(5).fill(Code.UNAVAILABLE));
+    expect(results).toEqual(Array(40).fill(Code.UNAVAILABLE));
     expect(t.inFlight).toBe(0);
     release();
 
