@@ -1,0 +1,248 @@
+// Turning any buf input into an image: one `buf build` per side (both sides in parallel), then a cheap
+// split of the FileDescriptorSet into per-file byte slices. Files whose bytes are equal on both sides
+// cannot differ in any rule, so only the changed ones are ever decoded; source info (the bulk of an
+// image) is decoded lazily, only for files that have findings or comment edits.
+import { spawn } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { moduleRoots } from "./config.js";
+
+/** Bad usage or input: the CLI prints the message and exits 1. */
+export class InputError extends Error {}
+
+export interface Location {
+  line: number;
+  column: number;
+  leading: string;
+  trailing: string;
+  detached: string[];
+}
+
+export interface ImageFile {
+  path: string;
+  isImport: boolean;
+  /** The descriptor without source info and buf's image extension: equal bytes, equal file. */
+  desc: Uint8Array;
+  src: Uint8Array | undefined;
+  pkg: string;
+  decoded?: FileDescriptorProto;
+  locations?: Map<string, Location>;
+}
+
+export interface Image {
+  input: string;
+  files: Map<string, ImageFile>;
+  /** Where a file of this image lives for a human (buf's "external path"), relative to the cwd. */
+  externalPath(path: string): string;
+}
+
+function bufBin(): string {
+  // Prefer the buf next to grabbit (this file is governance/ or dist/governance/), then PATH.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, "node_modules", ".bin", "buf");
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  const local = resolve("node_modules/.bin/buf");
+  return existsSync(local) ? local : "buf";
+}
+
+/** Runs `buf build <input> -o -` and returns the binary image. */
+export function runBufBuild(input: string, cwd: string, config?: string): Promise<Uint8Array> {
+  const args = ["build", input, "-o", "-#format=binpb"];
+  if (config !== undefined) args.push("--config", config);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => reject(new InputError(`cannot run buf (${e.message}); install @bufbuild/buf`)));
+    child.on("close", (code) => {
+      if (code === 0) return resolvePromise(Buffer.concat(out));
+      const msg = Buffer.concat(err).toString("utf8").trim().replace(/^Failure: /, "");
+      reject(new InputError(`cannot build "${input}": ${msg || `buf exited with status ${code}`}`));
+    });
+  });
+}
+
+// --- a minimal protobuf wire reader: just enough to slice messages by field ---
+
+function varint(buf: Uint8Array, pos: number): [number, number] {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    if (pos >= buf.length) throw new InputError("the image is truncated");
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [result, pos];
+    shift += 7;
+    if (shift > 63) throw new InputError("the image is not a protobuf image");
+  }
+}
+
+interface RawField {
+  no: number;
+  wire: number;
+  start: number; // start of the tag
+  dataStart: number;
+  end: number;
+  value: number; // varint value, or length for wire type 2
+}
+
+function* fields(buf: Uint8Array, start = 0, end = buf.length): Generator<RawField> {
+  let pos = start;
+  while (pos < end) {
+    const tagStart = pos;
+    const [tag, p1] = varint(buf, pos);
+    const no = Math.floor(tag / 8);
+    const wire = tag & 7;
+    pos = p1;
+    let value = 0;
+    let dataStart = pos;
+    switch (wire) {
+      case 0:
+        [value, pos] = varint(buf, pos);
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2:
+        [value, dataStart] = varint(buf, pos);
+        pos = dataStart + value;
+        break;
+      case 5:
+        pos += 4;
+        break;
+      default:
+        throw new InputError(`the image is not a protobuf image (wire type ${wire})`);
+    }
+    if (pos > end || no === 0) throw new InputError("the image is not a protobuf image");
+    yield { no, wire, start: tagStart, dataStart, end: pos, value };
+  }
+}
+
+const utf8 = new TextDecoder();
+
+function splitFile(bytes: Uint8Array): ImageFile {
+  const keep: Array<[number, number]> = [];
+  let src: Uint8Array | undefined;
+  let path = "";
+  let pkg = "";
+  let isImport = false;
+  for (const f of fields(bytes)) {
+    if (f.no === 9 && f.wire === 2) {
+      src = bytes.subarray(f.dataStart, f.end);
+      continue;
+    }
+    if (f.no === 8042 && f.wire === 2) {
+      // buf's ImageFileExtension: field 1 is is_import.
+      for (const g of fields(bytes, f.dataStart, f.end)) if (g.no === 1 && g.wire === 0) isImport = g.value !== 0;
+      continue;
+    }
+    if (f.no === 1 && f.wire === 2) path = utf8.decode(bytes.subarray(f.dataStart, f.end));
+    if (f.no === 2 && f.wire === 2) pkg = utf8.decode(bytes.subarray(f.dataStart, f.end));
+    const last = keep[keep.length - 1];
+    if (last && last[1] === f.start) last[1] = f.end;
+    else keep.push([f.start, f.end]);
+  }
+  let desc: Uint8Array;
+  if (keep.length === 1) desc = bytes.subarray(keep[0]![0], keep[0]![1]);
+  else {
+    desc = new Uint8Array(keep.reduce((n, [a, b]) => n + b - a, 0));
+    let o = 0;
+    for (const [a, b] of keep) {
+      desc.set(bytes.subarray(a, b), o);
+      o += b - a;
+    }
+  }
+  if (!path) throw new InputError("the image has a file without a name");
+  return { path, isImport, desc, src, pkg };
+}
+
+/** Splits a binary image (a FileDescriptorSet) into its files. */
+export function parseImage(bytes: Uint8Array): Map<string, ImageFile> {
+  const files = new Map<string, ImageFile>();
+  for (const f of fields(bytes)) {
+    if (f.no !== 1 || f.wire !== 2) continue;
+    const file = splitFile(bytes.subarray(f.dataStart, f.end));
+    files.set(file.path, file);
+  }
+  return files;
+}
+
+export function decodeFile(file: ImageFile): FileDescriptorProto {
+  file.decoded ??= fromBinary(FileDescriptorProtoSchema, file.desc);
+  return file.decoded;
+}
+
+/** Source locations of one file, keyed by the descriptor path joined with ".". Decoded on demand. */
+export function locations(file: ImageFile): Map<string, Location> {
+  if (file.locations) return file.locations;
+  const map = new Map<string, Location>();
+  const src = file.src;
+  if (src) {
+    for (const loc of fields(src)) {
+      if (loc.no !== 1 || loc.wire !== 2) continue;
+      const path: number[] = [];
+      const span: number[] = [];
+      const l: Location = { line: 1, column: 1, leading: "", trailing: "", detached: [] };
+      for (const f of fields(src, loc.dataStart, loc.end)) {
+        if ((f.no === 1 || f.no === 2) && f.wire === 2) {
+          const into = f.no === 1 ? path : span;
+          for (let p = f.dataStart; p < f.end; ) {
+            const [v, np] = varint(src, p);
+            into.push(v > 0x7fffffff ? v - 2 ** 32 : v);
+            p = np;
+          }
+        } else if ((f.no === 1 || f.no === 2) && f.wire === 0) (f.no === 1 ? path : span).push(f.value);
+        else if (f.wire === 2 && (f.no === 3 || f.no === 4 || f.no === 6)) {
+          const text = utf8.decode(src.subarray(f.dataStart, f.end));
+          if (f.no === 3) l.leading = text;
+          else if (f.no === 4) l.trailing = text;
+          else l.detached.push(text);
+        }
+      }
+      l.line = (span[0] ?? 0) + 1;
+      l.column = (span[1] ?? 0) + 1;
+      const key = path.join(".");
+      if (!map.has(key)) map.set(key, l);
+    }
+  }
+  file.locations = map;
+  return map;
+}
+
+function isLocalDir(input: string): string | undefined {
+  if (input.includes("#")) return undefined;
+  try {
+    return statSync(input).isDirectory() ? resolve(input) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Maps image paths to paths a human (and GitHub annotations) can open, as buf prints them. */
+export function pathMapper(input: string, cwd: string, fallback?: (p: string) => string): (p: string) => string {
+  const dir = isLocalDir(resolve(cwd, input)) !== undefined ? resolve(cwd, input) : undefined;
+  if (!dir) return fallback ?? ((p) => p);
+  const roots = moduleRoots(dir);
+  const memo = new Map<string, string>();
+  return (p) => {
+    let hit = memo.get(p);
+    if (hit !== undefined) return hit;
+    const found = roots.find((r) => existsSync(join(dir, r, p))) ?? (fallback ? undefined : roots[0]);
+    hit = found === undefined ? fallback!(p) : relative(cwd, join(dir, found, p)).split(sep).join("/");
+    memo.set(p, hit);
+    return hit;
+  };
+}
+
+export async function buildImage(input: string, cwd: string, config?: string): Promise<Image> {
+  const bytes = await runBufBuild(input, cwd, config);
+  return { input, files: parseImage(bytes), externalPath: pathMapper(input, cwd) };
+}

@@ -1,0 +1,55 @@
+// What every rule family gets: both sides and a way to report a finding against an element.
+import type { FileEl, Side } from "../model.js";
+import type { ChangeKind } from "./catalog.js";
+
+export interface At {
+  file: FileEl;
+  spath: number[];
+}
+
+export interface Finding {
+  rule: string;
+  /** False for informational change kinds (additions, deprecations, comments). */
+  breaking: boolean;
+  at: At;
+  /** A more precise sub-path for the location (e.g. the field's type), falling back to the element. */
+  sub?: number[];
+  message: string;
+  /** Findings that share a subject describe one change (a rename): they are reported once. */
+  subject?: string;
+  /** For a change kind, an explicit bump that overrides the kind's default. */
+  bump?: "major" | "minor" | "patch";
+}
+
+export class Ctx {
+  readonly findings: Finding[] = [];
+  constructor(
+    readonly old: Side,
+    readonly cur: Side,
+    readonly enabled: Set<string>,
+  ) {}
+
+  on(rule: string): boolean {
+    return this.enabled.has(rule);
+  }
+
+  /** Reports a finding of `rule` if the rule is selected. */
+  add(rule: string, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subject">> = {}): void {
+    if (!this.enabled.has(rule)) return;
+    this.findings.push({ rule, breaking: true, at, message, ...extra });
+  }
+
+  /** Reports a non-breaking change, always (the semantic version needs every change). */
+  change(kind: ChangeKind, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subject" | "bump">> = {}): void {
+    this.findings.push({ rule: kind, breaking: false, at, message, ...extra });
+  }
+}
+
+/** A file-level anchor: the package statement, else the syntax statement, else line 1. */
+export function fileAt(file: FileEl): At {
+  return { file, spath: [] };
+}
+
+export function stripDot(name: string): string {
+  return name.startsWith(".") ? name.slice(1) : name;
+}

@@ -1,0 +1,68 @@
+// Enum rules: enums paired by full name, values by number (several names may share one with allow_alias).
+import type { EnumEl } from "../model.js";
+import { Ctx } from "./context.js";
+import { enumJsonFormat, enumType } from "./features.js";
+
+export function checkEnums(ctx: Ctx): void {
+  for (const [name, after] of ctx.cur.enums) {
+    const before = ctx.old.enums.get(name);
+    if (before) compareEnum(ctx, before, after);
+  }
+}
+
+function namesByNumber(e: EnumEl): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const v of e.d.value) {
+    const list = out.get(v.number);
+    if (list) list.push(v.name);
+    else out.set(v.number, [v.name]);
+  }
+  return out;
+}
+
+function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
+  const at = { file: after.file, spath: after.spath };
+  const what = `enum "${after.local}"`;
+  const tb = enumType(before);
+  const ta = enumType(after);
+  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.local}" changed from ${tb} to ${ta}.`);
+  if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" changed from supporting JSON to best-effort JSON.`);
+  for (const r of before.d.reservedRange) {
+    // Enum reserved ranges are inclusive.
+    if (!after.d.reservedRange.some((x) => x.start <= r.start && x.end >= r.end)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} was deleted.`);
+  }
+  for (const n of before.d.reservedName) {
+    if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);
+  }
+  if (after.d.reservedRange.length > before.d.reservedRange.length || after.d.reservedName.length > before.d.reservedName.length) {
+    ctx.change("RESERVED_ADDED", at, `Reserved numbers or names were added to ${what}.`);
+  }
+  const b = namesByNumber(before);
+  const a = namesByNumber(after);
+  const reservedNumber = (n: number) => after.d.reservedRange.some((r) => r.start <= n && n <= r.end);
+  for (const [n, names] of b) {
+    const now = a.get(n);
+    if (!now) {
+      const base = `Previously present enum value "${n}" on ${what} was deleted`;
+      ctx.add("ENUM_VALUE_NO_DELETE", at, `${base}.`, { subject: `value:${after.fullName}:${n}` });
+      if (!reservedNumber(n)) ctx.add("ENUM_VALUE_NO_DELETE_UNLESS_NUMBER_RESERVED", at, `${base} without reserving the number "${n}".`);
+      const missing = names.filter((x) => !after.d.reservedName.includes(x));
+      if (missing.length) ctx.add("ENUM_VALUE_NO_DELETE_UNLESS_NAME_RESERVED", at, `${base} without reserving the name "${missing[0]}".`);
+      continue;
+    }
+    if (names.some((x) => !now.includes(x))) {
+      const index = after.d.value.findIndex((v) => v.number === n);
+      ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed name from "${names.join(", ")}" to "${now.join(", ")}".`, {
+        sub: [1],
+        subject: `value:${after.fullName}:${n}`,
+      });
+      ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {
+        sub: [1],
+        subject: `value:${after.fullName}:${n}`,
+      });
+    }
+  }
+  after.d.value.forEach((v, i) => {
+    if (!b.has(v.number)) ctx.change("ENUM_VALUE_ADDED", { file: after.file, spath: [...after.spath, 2, i] }, `Enum value "${v.name}" (${v.number}) was added to ${what}.`);
+  });
+}

@@ -1,0 +1,108 @@
+// Resolved behaviour of elements whatever the syntax: proto2/proto3 defaults, or editions features
+// set on the file, message and field. Rules compare behaviour, not spelling.
+import { isFieldSet } from "@bufbuild/protobuf";
+import {
+  FieldDescriptorProtoSchema,
+  FeatureSet_EnumType,
+  FeatureSet_FieldPresence,
+  FeatureSet_JsonFormat,
+  FeatureSet_Utf8Validation,
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  type FeatureSet,
+  type FieldDescriptorProto,
+} from "@bufbuild/protobuf/wkt";
+import type { EnumEl, FileEl, MessageEl, Side } from "../model.js";
+
+type Holder = { options?: { features?: FeatureSet | undefined } | undefined } | undefined;
+
+function resolve<K extends keyof FeatureSet>(key: K, chain: Holder[], fallback: FeatureSet[K]): FeatureSet[K] {
+  // The innermost explicit value wins; 0 means "not set" for every feature enum.
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const v = chain[i]?.options?.features?.[key];
+    if (v !== undefined && v !== 0) return v;
+  }
+  return fallback;
+}
+
+function messageChain(m: MessageEl | undefined): Holder[] {
+  const out: Holder[] = [];
+  for (let x = m; x; x = x.parent) out.unshift(x.d);
+  return out;
+}
+
+export function enumType(e: EnumEl): "open" | "closed" {
+  const fallback = e.file.syntax === "proto2" ? FeatureSet_EnumType.CLOSED : FeatureSet_EnumType.OPEN;
+  const v = e.file.syntax === "editions" ? resolve("enumType", [e.file.fd, ...messageChain(e.parent), e.d], fallback) : fallback;
+  return v === FeatureSet_EnumType.CLOSED ? "closed" : "open";
+}
+
+export function jsonFormat(file: FileEl, chain: Holder[]): "allow" | "legacy" {
+  const fallback = file.syntax === "proto2" ? FeatureSet_JsonFormat.LEGACY_BEST_EFFORT : FeatureSet_JsonFormat.ALLOW;
+  const v = file.syntax === "editions" ? resolve("jsonFormat", [file.fd, ...chain], fallback) : fallback;
+  return v === FeatureSet_JsonFormat.LEGACY_BEST_EFFORT ? "legacy" : "allow";
+}
+
+export function messageJsonFormat(m: MessageEl): "allow" | "legacy" {
+  return jsonFormat(m.file, messageChain(m));
+}
+
+export function enumJsonFormat(e: EnumEl): "allow" | "legacy" {
+  return jsonFormat(e.file, [...messageChain(e.parent), e.d]);
+}
+
+export function utf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" | "none" {
+  const fallback = m.file.syntax === "proto2" ? FeatureSet_Utf8Validation.NONE : FeatureSet_Utf8Validation.VERIFY;
+  const v = m.file.syntax === "editions" ? resolve("utf8Validation", [m.file.fd, ...messageChain(m), f], fallback) : fallback;
+  return v === FeatureSet_Utf8Validation.NONE ? "none" : "verify";
+}
+
+export type Cardinality = "optional" | "implicit" | "required" | "repeated" | "map";
+
+/** Whether oneof_index is set (proto2 fields read as 0 when unset, so presence must be asked). */
+export function inOneof(f: FieldDescriptorProto): boolean {
+  return isFieldSet(f, FieldDescriptorProtoSchema.field.oneofIndex);
+}
+
+export function isMessageType(f: FieldDescriptorProto): boolean {
+  return f.type === FieldDescriptorProto_Type.MESSAGE || f.type === FieldDescriptorProto_Type.GROUP;
+}
+
+export function cardinality(f: FieldDescriptorProto, m: MessageEl, side: Side): Cardinality {
+  if (f.label === FieldDescriptorProto_Label.REPEATED) {
+    const target = isMessageType(f) ? side.messages.get(f.typeName.replace(/^\./, "")) : undefined;
+    return target?.d.options?.mapEntry ? "map" : "repeated";
+  }
+  if (f.label === FieldDescriptorProto_Label.REQUIRED) return "required";
+  if (m.file.syntax === "editions") {
+    const p = resolve("fieldPresence", [m.file.fd, ...messageChain(m), f], FeatureSet_FieldPresence.EXPLICIT);
+    if (p === FeatureSet_FieldPresence.LEGACY_REQUIRED) return "required";
+    if (p === FeatureSet_FieldPresence.IMPLICIT && !isMessageType(f) && !inOneof(f)) return "implicit";
+    return "optional";
+  }
+  if (m.file.syntax === "proto3" && !f.proto3Optional && !isMessageType(f) && !inOneof(f)) return "implicit";
+  return "optional";
+}
+
+export const CARDINALITY_TEXT: Record<Cardinality, string> = {
+  optional: "optional with explicit presence",
+  implicit: "optional with implicit presence",
+  required: "required",
+  repeated: "repeated",
+  map: "map",
+};
+
+const TYPE_NAMES: Record<number, string> = {
+  1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32", 8: "bool", 9: "string",
+  10: "group", 11: "message", 12: "bytes", 13: "uint32", 14: "enum", 15: "sfixed32", 16: "sfixed64", 17: "sint32", 18: "sint64",
+};
+
+export function typeName(f: FieldDescriptorProto): string {
+  return TYPE_NAMES[f.type] ?? String(f.type);
+}
+
+/** The field's type as printed in messages: the scalar name, or the referenced full name. */
+export function typeText(f: FieldDescriptorProto): string {
+  if (f.typeName && (isMessageType(f) || f.type === FieldDescriptorProto_Type.ENUM)) return f.typeName.replace(/^\./, "");
+  return typeName(f);
+}

@@ -1,0 +1,198 @@
+// Message and field rules: messages are paired by full name across the whole image (so moves between
+// files are the FILE rules' business), fields by number, oneofs by name.
+import { FieldDescriptorProto_Type as T, FieldOptions_CType, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
+import type { MessageEl } from "../model.js";
+import { Ctx } from "./context.js";
+import { CARDINALITY_TEXT, cardinality, inOneof, isMessageType, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
+
+// Scalar types that share an encoding on the wire, and those that also print the same in JSON.
+const WIRE_GROUPS: T[][] = [
+  [T.INT32, T.INT64, T.UINT32, T.UINT64, T.BOOL],
+  [T.SINT32, T.SINT64],
+  [T.FIXED32, T.SFIXED32],
+  [T.FIXED64, T.SFIXED64],
+  [T.STRING, T.BYTES],
+];
+const JSON_GROUPS: T[][] = [
+  [T.INT32, T.UINT32],
+  [T.INT64, T.UINT64],
+  [T.FIXED32, T.SFIXED32],
+  [T.FIXED64, T.SFIXED64],
+];
+
+function sameGroup(groups: T[][], a: T, b: T): boolean {
+  return groups.some((g) => g.includes(a) && g.includes(b));
+}
+
+function ranges(rs: Array<{ start: number; end: number }>): string {
+  return rs.map((r) => `[${r.start},${r.end})`).join(", ");
+}
+
+function covered(r: { start: number; end: number }, by: Array<{ start: number; end: number }>): boolean {
+  return by.some((b) => b.start <= r.start && b.end >= r.end);
+}
+
+function reservedNumber(m: MessageEl, n: number): boolean {
+  return m.d.reservedRange.some((r) => r.start <= n && n < r.end);
+}
+
+const CTYPE = ["STRING", "CORD", "STRING_PIECE"];
+const JSTYPE = ["JS_NORMAL", "JS_STRING", "JS_NUMBER"];
+
+/** The property name ts-proto generates for a field (lowerCamelCase of the proto name). */
+export function tsName(f: FieldDescriptorProto): string {
+  return f.name.replace(/_+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function fieldAt(m: MessageEl, index: number) {
+  return { file: m.file, spath: [...m.spath, 2, index] };
+}
+
+export function checkMessages(ctx: Ctx): void {
+  for (const [name, after] of ctx.cur.messages) {
+    const before = ctx.old.messages.get(name);
+    if (!before) continue;
+    compareMessage(ctx, before, after);
+  }
+}
+
+function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
+  const at = { file: after.file, spath: after.spath };
+  const what = `message "${after.local}"`;
+  if (!before.d.options?.noStandardDescriptorAccessor && after.d.options?.noStandardDescriptorAccessor) {
+    ctx.add("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", at, `Message "${after.local}" changed option "no_standard_descriptor_accessor" from "false" to "true".`, { sub: [7, 2] });
+  }
+  const jb = messageJsonFormat(before);
+  const ja = messageJsonFormat(after);
+  if (jb === "allow" && ja === "legacy") ctx.add("MESSAGE_SAME_JSON_FORMAT", at, `Message "${after.local}" changed from supporting JSON to best-effort JSON.`);
+
+  // Reserved ranges and names, extension ranges.
+  for (const r of before.d.reservedRange) {
+    if (!covered(r, after.d.reservedRange)) ctx.add("RESERVED_MESSAGE_NO_DELETE", at, `Previously present reserved range "${ranges([r])}" on ${what} was deleted.`);
+  }
+  for (const n of before.d.reservedName) {
+    if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_MESSAGE_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);
+  }
+  const newReserved = after.d.reservedRange.filter((r) => !covered(r, before.d.reservedRange)).length + after.d.reservedName.filter((n) => !before.d.reservedName.includes(n)).length;
+  if (newReserved) ctx.change("RESERVED_ADDED", at, `Reserved numbers or names were added to ${what}.`);
+  for (const r of before.d.extensionRange) {
+    if (!covered(r, after.d.extensionRange)) ctx.add("EXTENSION_MESSAGE_NO_DELETE", at, `Previously present extension range "${ranges([r])}" on ${what} was deleted.`);
+  }
+
+  // Oneofs by name (proto3 `optional` makes synthetic oneofs: those are presence, not oneofs).
+  const realOneofs = (m: MessageEl) => {
+    const synthetic = new Set(m.d.field.filter((f) => f.proto3Optional && inOneof(f)).map((f) => f.oneofIndex!));
+    return new Map(m.d.oneofDecl.map((o, i) => [o.name, i] as const).filter(([, i]) => !synthetic.has(i)));
+  };
+  const oneofsBefore = realOneofs(before);
+  const oneofsAfter = realOneofs(after);
+  for (const o of oneofsBefore.keys()) if (!oneofsAfter.has(o)) ctx.add("ONEOF_NO_DELETE", at, `Previously present oneof "${o}" on ${what} was deleted.`);
+  for (const [o, i] of oneofsAfter) if (!oneofsBefore.has(o)) ctx.change("ONEOF_ADDED", { file: after.file, spath: [...after.spath, 8, i] }, `Oneof "${o}" was added to ${what}.`);
+  const oneofOf = (m: MessageEl, f: FieldDescriptorProto, real: Map<string, number>) => {
+    if (!inOneof(f) || f.proto3Optional) return undefined;
+    const name = m.d.oneofDecl[f.oneofIndex]?.name;
+    return name !== undefined && real.has(name) ? name : undefined;
+  };
+
+  // Required fields, by number.
+  const required = (m: MessageEl, side: typeof ctx.old) => new Set(m.d.field.filter((f) => cardinality(f, m, side) === "required").map((f) => f.number));
+  const reqBefore = required(before, ctx.old);
+  const reqAfter = required(after, ctx.cur);
+  for (const n of reqBefore) if (!reqAfter.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.local}" had required field "${n}" deleted. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
+  for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.local}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
+
+  const afterByNumber = new Map(after.d.field.map((f, i) => [f.number, [f, i] as const]));
+  const beforeNumbers = new Set(before.d.field.map((f) => f.number));
+  for (const f of before.d.field) {
+    const pair = afterByNumber.get(f.number);
+    if (!pair) {
+      const base = `Previously present field "${f.number}" with name "${f.name}" on ${what} was deleted`;
+      ctx.add("FIELD_NO_DELETE", at, `${base}.`, { subject: `field:${after.fullName}:${f.number}` });
+      if (!reservedNumber(after, f.number)) ctx.add("FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED", at, `${base} without reserving the number "${f.number}".`);
+      if (!after.d.reservedName.includes(f.name)) ctx.add("FIELD_NO_DELETE_UNLESS_NAME_RESERVED", at, `${base} without reserving the name "${f.name}".`);
+      continue;
+    }
+    const [g, index] = pair;
+    const fat = fieldAt(after, index);
+    const field = `Field "${g.number}" with name "${g.name}" on ${what}`;
+    // A rename is one change, whichever rules see it: they share a subject and are reported once.
+    const renamed = f.name !== g.name ? { subject: `field:${after.fullName}:${g.number}` } : {};
+    if (f.name !== g.name) ctx.add("FIELD_SAME_NAME", fat, `Field "${g.number}" on ${what} changed name from "${f.name}" to "${g.name}".`, { sub: [1], ...renamed });
+    if (f.jsonName !== g.jsonName) ctx.add("FIELD_SAME_JSON_NAME", fat, `${field} changed option "json_name" from "${f.jsonName}" to "${g.jsonName}".`, { sub: [10], ...renamed });
+    if (tsName(f) !== tsName(g)) ctx.add("TYPESCRIPT_FIELD_RENAMED", fat, `Field "${g.number}" on ${what} changed its TypeScript property from "${tsName(f)}" to "${tsName(g)}"; callers that use it no longer compile.`, { sub: [1], ...renamed });
+
+    // Types.
+    const typeSub = g.typeName ? [6] : [5];
+    const tb = typeText(f);
+    const ta = typeText(g);
+    if (f.type !== g.type || (f.typeName !== g.typeName && f.typeName !== "" && g.typeName !== "")) {
+      ctx.add("FIELD_SAME_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
+      const wireOk =
+        (f.type === g.type && !(isMessageType(f) || f.type === T.ENUM)) ||
+        sameGroup(WIRE_GROUPS, f.type, g.type) ||
+        (f.type === T.ENUM && g.type === T.ENUM) ||
+        (f.type === T.ENUM && sameGroup(WIRE_GROUPS, T.INT32, g.type)) ||
+        (g.type === T.ENUM && sameGroup(WIRE_GROUPS, T.INT32, f.type)) ||
+        (f.type === T.MESSAGE && g.type === T.BYTES) ||
+        (f.type === T.BYTES && g.type === T.MESSAGE);
+      const jsonOk = (f.type === g.type && f.type === T.ENUM) || (f.type === g.type && !isMessageType(f)) || sameGroup(JSON_GROUPS, f.type, g.type);
+      const sameNamed = f.typeName === g.typeName;
+      if (!wireOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
+        ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
+      }
+      if (!jsonOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
+        ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
+      }
+    }
+
+    // Cardinality.
+    const cb = cardinality(f, before, ctx.old);
+    const ca = cardinality(g, after, ctx.cur);
+    const norm = (c: Cardinality) => (c === "map" ? "repeated" : c);
+    if (norm(cb) !== norm(ca)) {
+      const text = `${field} changed cardinality from "${CARDINALITY_TEXT[cb]}" to "${CARDINALITY_TEXT[ca]}".`;
+      ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4] });
+      const repeatedChanged = (norm(cb) === "repeated") !== (norm(ca) === "repeated");
+      const lengthDelimited = [T.STRING, T.BYTES, T.MESSAGE].includes(g.type) && ca !== "map" && cb !== "map";
+      if (repeatedChanged && !lengthDelimited) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
+      if (repeatedChanged) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
+    }
+    if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && oneofOf(after, g, oneofsAfter) === undefined && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
+      const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");
+      ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, { sub: [4] });
+    }
+
+    // Oneof membership.
+    const ob = oneofOf(before, f, oneofsBefore);
+    const oa = oneofOf(after, g, oneofsAfter);
+    if (ob !== oa) {
+      const msg =
+        ob === undefined ? `${field} moved from outside to inside oneof "${oa}".` : oa === undefined ? `${field} moved from inside to outside oneof "${ob}".` : `${field} moved from oneof "${ob}" to oneof "${oa}".`;
+      ctx.add("FIELD_SAME_ONEOF", fat, msg, { sub: [9] });
+    }
+
+    if ((f.defaultValue ?? "") !== (g.defaultValue ?? "") && f.type === g.type) {
+      ctx.add("FIELD_SAME_DEFAULT", fat, `${field} changed default value from ${f.defaultValue || "none"} to ${g.defaultValue || "none"}.`, { sub: [7] });
+    }
+    const jsb = JSTYPE[f.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
+    const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
+    if (jsb !== jsa) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
+    if (g.type === T.STRING || g.type === T.BYTES) {
+      const ctb = CTYPE[f.options?.ctype ?? FieldOptions_CType.STRING] ?? "";
+      const cta = CTYPE[g.options?.ctype ?? FieldOptions_CType.STRING] ?? "";
+      if (ctb !== cta) ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb}" to "${cta}".`, { sub: [8, 1] });
+    }
+    if (g.type === T.STRING && f.type === T.STRING) {
+      const ub = utf8Validation(f, before);
+      const ua = utf8Validation(g, after);
+      if (ub !== ua) ctx.add("FIELD_SAME_UTF8_VALIDATION", fat, `${field} changed UTF8 validation from ${ub.toUpperCase()} to ${ua.toUpperCase()}.`, { sub: [8, 21, 4] });
+      // Java verifies when the file asks for it, else as the field's resolved UTF8 validation.
+      const javab = before.file.fd.options?.javaStringCheckUtf8 ? "verify" : ub;
+      const javaa = after.file.fd.options?.javaStringCheckUtf8 ? "verify" : ua;
+      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", fat, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
+    }
+  }
+  after.d.field.forEach((g, i) => {
+    if (!beforeNumbers.has(g.number)) ctx.change("FIELD_ADDED", fieldAt(after, i), `Field "${g.number}" with name "${g.name}" (${typeName(g) === "message" || typeName(g) === "enum" ? typeText(g) : typeName(g)}) was added to ${what}.`);
+  });
+}

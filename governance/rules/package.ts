@@ -1,0 +1,37 @@
+// PACKAGE-level rules: declarations may move between the files of a package, but not leave it.
+import type { FileEl, Side } from "../model.js";
+import { Ctx, fileAt } from "./context.js";
+
+function anyFileOf(side: Side, pkg: string): FileEl | undefined {
+  for (const f of side.files.values()) if (f.pkg === pkg) return f;
+  return undefined;
+}
+
+export function checkPackages(ctx: Ctx): void {
+  for (const pkg of ctx.old.packages.keys()) {
+    if (ctx.cur.packages.has(pkg)) continue;
+    const f = anyFileOf(ctx.old, pkg);
+    if (f) ctx.add("PACKAGE_NO_DELETE", fileAt(f), `Previously present package "${pkg}" was deleted.`);
+  }
+  for (const pkg of ctx.cur.packages.keys()) {
+    if (ctx.old.packages.has(pkg)) continue;
+    const f = anyFileOf(ctx.cur, pkg);
+    if (f && !f.image.isImport) ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
+  }
+  const deleted = (rule: string, what: string, olds: Map<string, { file: FileEl; fullName: string; parent?: { fullName: string } }>, news: Map<string, unknown>) => {
+    for (const [name, el] of olds) {
+      if (news.has(name)) continue;
+      const pkg = el.file.pkg;
+      // A deleted package is reported once, by PACKAGE_NO_DELETE.
+      if (!ctx.cur.packages.has(pkg)) continue;
+      const parent = el.parent ? ctx.cur.messages.get(el.parent.fullName) : undefined;
+      const at = parent ?? anyFileOf(ctx.cur, pkg) ?? el.file;
+      const anchor = "spath" in at ? at : fileAt(at);
+      ctx.add(rule, anchor, `Previously present ${what} "${name}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
+    }
+  };
+  deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages);
+  deleted("PACKAGE_ENUM_NO_DELETE", "enum", ctx.old.enums, ctx.cur.enums);
+  deleted("PACKAGE_SERVICE_NO_DELETE", "service", ctx.old.services, ctx.cur.services);
+  deleted("PACKAGE_EXTENSION_NO_DELETE", "extension", ctx.old.extensions, ctx.cur.extensions);
+}
