@@ -353,6 +353,27 @@ describe("AMQP RPC", () => {
     expect(err.rawMessage).toBe("missing or bad token");
   });
 
+  it("lets interceptors replace the request by spreading it, keeping signal and values", async () => {
+    const TAG = Symbol("tag");
+    const rewrite: Interceptor = (next) => (req) => {
+      req.values.set(TAG, `${req.side}-tagged`);
+      return next({ ...req, message: { ...(req.message as Echo), text: `${(req.message as Echo).text}+${req.side}` } });
+    };
+    let sawSignal = false;
+    const { service } = await serve(
+      {
+        echo: (req, ctx) => {
+          sawSignal = ctx.signal instanceof AbortSignal && !ctx.signal.aborted;
+          return { text: `${req.text} ${String(ctx.values.get(TAG))}`, delayMs: 0 };
+        },
+      },
+      { interceptors: [rewrite] },
+    );
+    const res = await client({ interceptors: [rewrite] }).unary(service.methods.echo, { text: "m", delayMs: 0 });
+    expect(res.text).toBe("m+client+server server-tagged");
+    expect(sawSignal).toBe(true);
+  });
+
   it("fails UNAVAILABLE when no queue exists for the service (mandatory return)", async () => {
     const service = echoService();
     const err = await rejection(client().unary(service.methods.echo, { text: "x", delayMs: 0 }, { timeoutMs: 0 }));

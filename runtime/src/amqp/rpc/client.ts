@@ -123,6 +123,7 @@ export class AmqpRpcTransport implements Transport {
 
   async unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw streamingError(method);
+    let values: Map<string | symbol, unknown> | undefined;
     const req: CallRequest = {
       method,
       transport: "amqp",
@@ -131,7 +132,11 @@ export class AmqpRpcTransport implements Transport {
       deadline: resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
       signal: options?.signal ?? NEVER,
       message: request,
-      values: new Map(),
+      // Made on first use; an own getter, so `{ ...req }` in an interceptor still carries it.
+      get values() {
+        values ??= new Map();
+        return values;
+      },
       peer: undefined,
     };
     try {

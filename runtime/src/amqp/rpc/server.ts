@@ -337,36 +337,58 @@ export class AmqpRpcServer {
 
   /** Runs interceptors and handler, racing them against the deadline and shutdown. */
   private invoke(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, request: unknown, deadline: number | undefined): Promise<void> {
-    const controller = new AbortController();
     const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
     const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
+    // The abort controller and the values map are made on first use: most handlers never touch
+    // them, and they are a measurable part of a call's cost. Own getters (not prototype ones) so
+    // that `{ ...ctx }` and `{ ...req }` in user code still carry them.
+    let controller: AbortController | undefined;
+    let values: Map<string | symbol, unknown> | undefined;
     const ctx: HandlerContext = {
       method: entry.method,
       transport: "amqp",
       metadata,
       deadline,
-      signal: controller.signal,
+      get signal() {
+        controller ??= new AbortController();
+        return controller.signal;
+      },
       responseMetadata: {},
       peer,
-      values: new Map(),
+      get values() {
+        values ??= new Map();
+        return values;
+      },
+    };
+    const abort = (reason: StatusError) => {
+      controller ??= new AbortController();
+      controller.abort(reason);
     };
     const handler = entry.handler!;
     const handlers = this.handlers;
-    const terminal = async (req: CallRequest): Promise<CallResponse> => {
-      const message = await handler.call(handlers, req.message, ctx);
-      return { message, metadata: ctx.responseMetadata };
+    const callHandler = async (message: unknown): Promise<CallResponse> => {
+      const response = await handler.call(handlers, message, ctx);
+      return { message: response, metadata: ctx.responseMetadata };
     };
-    const run = this.interceptors ? applyInterceptors(terminal, this.interceptors) : terminal;
-    const req: CallRequest = {
-      method: entry.method,
-      transport: "amqp",
-      side: "server",
-      metadata,
-      deadline,
-      signal: controller.signal,
-      message: request,
-      values: ctx.values,
-      peer,
+    const interceptors = this.interceptors;
+    const start = (): Promise<CallResponse> => {
+      if (!interceptors) return callHandler(request);
+      const req: CallRequest = {
+        method: entry.method,
+        transport: "amqp",
+        side: "server",
+        metadata,
+        deadline,
+        get signal() {
+          return ctx.signal;
+        },
+        message: request,
+        get values() {
+          return ctx.values;
+        },
+        peer,
+      };
+      return applyInterceptors((r) => callHandler(r.message), interceptors)(req);
     };
 
     return new Promise<void>((done) => {
@@ -387,7 +409,7 @@ export class AmqpRpcServer {
       // Ends the call before the handler does (deadline, shutdown): abort its signal, reply now.
       const end = (err: StatusError): void => {
         if (finished) return;
-        controller.abort(err);
+        abort(err);
         finish(undefined, err);
       };
       this.active.add(end);
@@ -399,7 +421,7 @@ export class AmqpRpcServer {
       }
       let work: Promise<CallResponse>;
       try {
-        work = run(req);
+        work = start();
       } catch (err) {
         work = Promise.reject(err);
       }
