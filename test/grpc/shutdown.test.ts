@@ -56,7 +56,7 @@ describe("graceful shutdown", () => {
     }
   });
 
-  it("cuts off calls still running after the grace period, aborting their signals", async () => {
+  it("ends calls still running after the grace period with UNAVAILABLE, aborting their signals", async () => {
     const gated = gatedHandlers();
     const server = new GrpcServer().add(TestService, gated.handlers);
     const port = await server.listen();
@@ -68,10 +68,46 @@ describe("graceful shutdown", () => {
       const reason = await gated.aborted.promise;
       expect(reason).toBeInstanceOf(StatusError);
       expect((reason as StatusError).code).toBe(Code.UNAVAILABLE);
-      // The client sees the connection go away.
-      expect([Code.UNAVAILABLE, Code.CANCELLED, Code.INTERNAL]).toContain((await inFlight).code);
+      // The client gets a proper, retryable status rather than a reset stream.
+      const err = await inFlight;
+      expect(err.code).toBe(Code.UNAVAILABLE);
+      expect(err.rawMessage).toBe("the server is shutting down");
     } finally {
       gated.release.resolve();
+      client.close();
+    }
+  });
+
+  it("ends a server stream still running after the grace period with UNAVAILABLE", async () => {
+    const { handlers } = testHandlers();
+    const server = new GrpcServer().add(TestService, {
+      ...handlers,
+      async *count(_req: Req, ctx: HandlerContext): AsyncIterable<Res> {
+        yield { n: 0 };
+        // A stream that never ends by itself (a subscription), stopped only through its signal.
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
+      },
+    });
+    const port = await server.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      const got: Res[] = [];
+      let first!: () => void;
+      const firstSeen = new Promise<void>((resolve) => (first = resolve));
+      const consumed = statusOf(
+        (async () => {
+          for await (const r of client.serverStream(M.count, {})) {
+            got.push(r);
+            first();
+          }
+        })(),
+      );
+      await firstSeen;
+      await server.shutdown(100);
+      const err = await consumed;
+      expect(got).toEqual([{ n: 0 }]);
+      expect(err.code).toBe(Code.UNAVAILABLE);
+    } finally {
       client.close();
     }
   });

@@ -23,7 +23,16 @@ type ReadableCall = grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDup
 interface ServerState {
   /** Set when shutdown's grace period ran out and the remaining calls are being cut off. */
   forced: boolean;
+  /** Calls whose handlers are still running, so that shutdown can end them with UNAVAILABLE. */
+  readonly active: Set<GrpcHandlerContext>;
 }
+
+/** How a call's result is sent: the unary callback, or the stream (grpc-js turns an error into the status). */
+type Respond = grpc.sendUnaryData<unknown> | WritableCall;
+
+// After the grace period, how long the UNAVAILABLE statuses get to reach clients before the
+// connections are closed hard.
+const CUT_OFF_FLUSH_MS = 1000;
 
 // Request messages buffered per call before grpc-js is told to stop reading (flow control).
 const HIGH_WATER = 32;
@@ -88,7 +97,7 @@ export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinit
  * `service.methods`). Methods without a handler are left out, so grpc-js answers UNIMPLEMENTED.
  */
 export function grpcServiceImplementation(service: ServiceDesc, handlers: object, options: { interceptors?: Interceptor[] } = {}): grpc.UntypedServiceImplementation {
-  return implementation(service, handlers, options.interceptors, { forced: false });
+  return implementation(service, handlers, options.interceptors, { forced: false, active: new Set() });
 }
 
 function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState): grpc.UntypedServiceImplementation {
@@ -138,7 +147,7 @@ function terminal(method: MethodDesc, handler: Handler): CallNext {
 function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     if (call.request instanceof Undecodable) return callback(grpcStatusFromError(call.request.error, {}));
-    const context = new GrpcHandlerContext(method, call, state);
+    const context = new GrpcHandlerContext(method, call, state, callback);
     let result: unknown;
     try {
       result = chain === undefined ? handler(call.request, context) : chain(context.request(call.request, undefined)).then(responseMessage);
@@ -147,12 +156,10 @@ function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | un
     }
     Promise.resolve(result).then(
       (message) => {
-        context.finish();
-        sendUnaryResult(callback, message, context);
+        if (context.finish()) sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
-        context.finish();
-        callback(grpcStatusFromError(err, context.responseMetadata));
+        if (context.finish()) callback(grpcStatusFromError(err, context.responseMetadata));
       },
     );
   };
@@ -160,7 +167,7 @@ function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | un
 
 function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleClientStreamingCall<unknown, unknown> {
   return (call, callback) => {
-    const context = new GrpcHandlerContext(method, call, state);
+    const context = new GrpcHandlerContext(method, call, state, callback);
     const requests = readRequests(call);
     let result: unknown;
     try {
@@ -170,15 +177,14 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
     }
     Promise.resolve(result).then(
       (message) => {
-        context.finish();
         void requests.return();
+        if (!context.finish()) return;
         if (requests.decodeError) callback(grpcStatusFromError(requests.decodeError, context.responseMetadata));
         else sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
-        context.finish();
         void requests.return();
-        callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
+        if (context.finish()) callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
       },
     );
   };
@@ -190,7 +196,7 @@ function serverStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
       call.emit("error", grpcStatusFromError(call.request.error, {}));
       return;
     }
-    const context = new GrpcHandlerContext(method, call, state);
+    const context = new GrpcHandlerContext(method, call, state, call);
     void respondWithStream(call, context, async () =>
       chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
     );
@@ -199,7 +205,7 @@ function serverStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
 
 function bidiStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleBidiStreamingCall<unknown, unknown> {
   return (call) => {
-    const context = new GrpcHandlerContext(method, call, state);
+    const context = new GrpcHandlerContext(method, call, state, call);
     const requests = readRequests(call);
     void respondWithStream(
       call,
@@ -237,13 +243,12 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
       throw new StatusError(Code.INTERNAL, `the handler of ${context.method.path} returned no async iterable`);
     }
     for await (const message of messages as AsyncIterable<unknown>) {
-      if (call.cancelled) break;
+      if (call.cancelled || context.isFinished) break;
       if (!call.write(message)) await drainedOrCancelled(call);
-      if (call.cancelled) break;
+      if (call.cancelled || context.isFinished) break;
     }
-    context.finish();
     void requests?.return();
-    if (call.cancelled) return;
+    if (!context.finish() || call.cancelled) return;
     if (requests?.decodeError) throw requests.decodeError;
     let trailers: grpc.Metadata;
     try {
@@ -254,8 +259,8 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     }
     call.end(trailers);
   } catch (err) {
-    context.finish();
     void requests?.return();
+    if (!context.finish()) return;
     // grpc-js turns an emitted error into the call's status (code, details, metadata as trailers).
     call.emit("error", grpcStatusFromError(requests?.decodeError ?? err, context.responseMetadata));
   }
@@ -317,7 +322,9 @@ class GrpcHandlerContext implements HandlerContext {
     readonly method: MethodDesc,
     private readonly call: SurfaceCall,
     private readonly state: ServerState,
+    private readonly respond: Respond,
   ) {
+    state.active.add(this);
     this.metadata = fromGrpcMetadata(call.metadata);
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -363,11 +370,32 @@ class GrpcHandlerContext implements HandlerContext {
     } as CallRequest;
   }
 
-  /** The handler is done: stop watching for cancellation and the deadline. */
-  finish(): void {
+  get isFinished(): boolean {
+    return this.finished;
+  }
+
+  /**
+   * The handler is done: stop watching for cancellation and the deadline. False when the call was
+   * already finished (cut off at shutdown): then its result must not be sent.
+   */
+  finish(): boolean {
+    if (this.finished) return false;
     this.finished = true;
+    this.state.active.delete(this);
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.controller !== undefined) (this.call as NodeJS.EventEmitter).off("cancelled", this.onCancel);
+    return true;
+  }
+
+  /** Shutdown ran out of grace: end the call with UNAVAILABLE (retryable) and tell the handler. */
+  cutOff(): void {
+    if (this.finished) return;
+    const reason = new StatusError(Code.UNAVAILABLE, "the server is shutting down");
+    this.controller?.abort(reason);
+    this.finish();
+    const status = grpcStatusFromError(reason, this.responseMetadata);
+    if (typeof this.respond === "function") this.respond(status);
+    else this.respond.emit("error", status);
   }
 
   private readonly onCancel = (): void => {
@@ -389,7 +417,7 @@ class GrpcHandlerContext implements HandlerContext {
 export class GrpcServer {
   readonly server: grpc.Server;
   private readonly interceptors: Interceptor[] | undefined;
-  private readonly state: ServerState = { forced: false };
+  private readonly state: ServerState = { forced: false, active: new Set() };
 
   constructor(options: GrpcServerOptions = {}) {
     this.server = new grpc.Server(options.channelOptions);
@@ -409,20 +437,27 @@ export class GrpcServer {
   }
 
   /**
-   * Stops accepting calls and waits for those in flight; after `graceMs` the rest are cancelled
-   * (their handlers' signals abort with UNAVAILABLE) and the connections closed.
+   * Stops accepting calls and waits for those in flight. After `graceMs` the rest end with
+   * UNAVAILABLE (their handlers' signals abort with that reason, their later results are dropped),
+   * and connections still open a moment later are closed hard.
    */
   shutdown(graceMs = 10_000): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      let flushTimer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(graceTimer);
+        clearTimeout(flushTimer);
+        resolve();
+      };
+      const graceTimer = setTimeout(() => {
         this.state.forced = true;
-        this.server.forceShutdown();
-        resolve();
+        for (const context of [...this.state.active]) context.cutOff();
+        flushTimer = setTimeout(() => {
+          this.server.forceShutdown();
+          done();
+        }, CUT_OFF_FLUSH_MS);
       }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
+      this.server.tryShutdown(done);
     });
   }
 }
