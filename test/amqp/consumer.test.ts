@@ -247,13 +247,18 @@ describe("EventConsumer", () => {
       await consumer.on(event, () => {}).start();
       expect(consumer.type).toBe(expected);
       // Re-declaring with the other type must fail if the queue really has the expected type.
+      // Every other argument as declared, so the type is the only difference.
       const other = expected === "quorum" ? { "x-queue-type": "classic" } : { "x-queue-type": "quorum" };
-      for (const q of [queue, `${queue}.dlq`, `${queue}.retry.50`]) {
+      const strategy = expected === "quorum" ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } : {};
+      const argsOf: Record<string, Record<string, unknown>> = {
+        [queue]: { ...other, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": `${queue}.dlq` },
+        [`${queue}.dlq`]: other,
+        [`${queue}.retry.50`]: { ...other, "x-message-ttl": 50, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue, ...strategy },
+      };
+      for (const [q, args] of Object.entries(argsOf)) {
         const ch = await janitor.channel();
-        const args = q.includes(".retry.")
-          ? { ...other, "x-message-ttl": 50, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue }
-          : other;
-        await expect(ch.assertQueue(q, { durable: true, arguments: args })).rejects.toThrow(/PRECONDITION_FAILED/);
+        const err = await ch.assertQueue(q, { durable: true, arguments: args }).catch((e: Error) => e);
+        expect(String(err)).toMatch(/inequivalent arg 'x-queue-type'/);
       }
       await consumer.stop();
     }
@@ -310,5 +315,29 @@ describe("EventConsumer", () => {
     await pub.publish({ id: "after", region: "eu", amount: 0 });
     await done.done;
     expect(got).toEqual(["after"]);
+  });
+
+  it("the work queue dead-letters to the DLQ: rejected messages and those past the delivery limit are kept", async () => {
+    const { event, queue, consumer, pub } = setup({ queueType: "quorum", deliveryLimit: 2 });
+    await consumer.on(event, () => {}).start();
+    await consumer.stop();
+    const ch = await janitor.channel();
+    // Rejected without requeue by some other client: kept.
+    await pub.publish({ id: "rejected", region: "eu", amount: 0 });
+    const m1 = await ch.get(queue);
+    expect(m1).not.toBe(false);
+    ch.nack(m1 as never, false, false);
+    const d1 = await janitor.next(`${queue}.dlq`);
+    expect(event.type.decode(d1.content).id).toBe("rejected");
+    expect(d1.properties.headers!["x-death"][0].reason).toBe("rejected");
+    // Returned to the queue on every delivery (as a crashing consumer would): dead-lettered at the limit.
+    await pub.publish({ id: "crashy", region: "eu", amount: 0 });
+    for (;;) {
+      const m = await ch.get(queue);
+      if (m === false) break;
+      ch.nack(m, false, true);
+    }
+    const d2 = await janitor.next(`${queue}.dlq`);
+    expect(event.type.decode(d2.content).id).toBe("crashy");
   });
 });

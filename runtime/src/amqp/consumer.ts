@@ -73,6 +73,12 @@ export interface EventConsumerOptions {
   deadLetterQueue?: string;
   /** Declare every queue with x-expires (temporary consumers and tests): deleted after this long unused. */
   queueExpiresMs?: number;
+  /**
+   * Quorum queues only: after this many deliveries of one message (broker redeliveries after a
+   * crash or a lost connection included) the broker moves it to the DLQ itself. A guard against
+   * messages that kill the consumer process before it can dead-letter them. Default: no limit.
+   */
+  deliveryLimit?: number;
   /** Called when a handler fails (the message is retried or dead-lettered anyway); for logging. */
   onHandlerError?: (err: unknown, delivery: DeliveryContext) => void;
   /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). */
@@ -238,6 +244,7 @@ export class EventConsumer {
         deadLetterQueue: this.deadLetterQueue,
         retryDelaysMs: this.delaysMs,
         ...(this.options.queueExpiresMs !== undefined ? { expiresMs: this.options.queueExpiresMs } : {}),
+        ...(this.options.deliveryLimit !== undefined ? { deliveryLimit: this.options.deliveryLimit } : {}),
       });
       for (const { event, filter } of this.bindings) await bindEvent(ch, this.queue, event, filter);
       await ch.prefetch(this.prefetch);

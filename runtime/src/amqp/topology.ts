@@ -31,6 +31,8 @@ export interface ConsumerTopology {
   retryDelaysMs: readonly number[];
   /** x-expires for every queue (temporary consumers, tests). */
   expiresMs?: number;
+  /** Quorum only: deliveries (redeliveries included) after which the broker dead-letters a message. */
+  deliveryLimit?: number;
 }
 
 export function retryQueueName(queue: string, delayMs: number): string {
@@ -44,7 +46,11 @@ export function retryQueueName(queue: string, delayMs: number): string {
 export async function declareConsumerQueues(channel: Channel, t: ConsumerTopology): Promise<void> {
   const expires = t.expiresMs !== undefined ? { "x-expires": t.expiresMs } : {};
   // Quorum queues can be neither exclusive nor auto-delete: every queue here is durable and shared.
-  await channel.assertQueue(t.queue, { durable: true, arguments: typeArguments(t.type, expires) });
+  // The work queue dead-letters to the DLQ too, so a message rejected without requeue (or past
+  // the delivery limit, e.g. one that crashes every consumer) is kept rather than dropped.
+  const work: Record<string, unknown> = { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": t.deadLetterQueue, ...expires };
+  if (t.type === "quorum" && t.deliveryLimit !== undefined) work["x-delivery-limit"] = t.deliveryLimit;
+  await channel.assertQueue(t.queue, { durable: true, arguments: typeArguments(t.type, work) });
   await channel.assertQueue(t.deadLetterQueue, { durable: true, arguments: typeArguments(t.type, expires) });
   for (const delay of new Set(t.retryDelaysMs)) {
     const dl: Record<string, unknown> = {
