@@ -106,8 +106,8 @@ if (process.env.GRABBIT_GRPC_BENCH_SERVER === "1" && process.send) {
   process.on("disconnect", () => process.exit(0));
 }
 
-/** Calls per second with `concurrency` calls in flight for `durationMs`. */
-export async function unaryThroughput(call: (i: number) => Promise<unknown>, concurrency: number, durationMs: number): Promise<number> {
+/** Calls per second with `concurrency` calls in flight for `durationMs`; `onDone` gets the call count. */
+export async function unaryThroughput(call: (i: number) => Promise<unknown>, concurrency: number, durationMs: number, onDone?: (calls: number) => void): Promise<number> {
   let done = 0;
   const start = performance.now();
   const end = start + durationMs;
@@ -118,6 +118,7 @@ export async function unaryThroughput(call: (i: number) => Promise<unknown>, con
     }
   };
   await Promise.all(Array.from({ length: concurrency }, lane));
+  onDone?.(done);
   return done / ((performance.now() - start) / 1000);
 }
 
@@ -175,15 +176,19 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
 
     const rawRates: number[] = [];
     const grabbitRates: number[] = [];
+    // Client CPU per call: this process runs only the clients (the server is a child process), and
+    // CPU time is steadier than wall time when neighbours load the machine.
+    const cpu = { raw: { us: 0, calls: 0 }, grabbit: { us: 0, calls: 0 } };
+    const measure = async (side: "raw" | "grabbit") => {
+      const before = process.cpuUsage();
+      const rate = await unaryThroughput(side === "raw" ? rawCall : grabbitCall, inFlight, durationMs, (calls) => (cpu[side].calls += calls));
+      const used = process.cpuUsage(before);
+      cpu[side].us += used.user + used.system;
+      (side === "raw" ? rawRates : grabbitRates).push(rate);
+    };
     for (let r = 0; r < rounds; r++) {
       // Swap who goes first each round.
-      if (r % 2 === 0) {
-        rawRates.push(await unaryThroughput(rawCall, inFlight, durationMs));
-        grabbitRates.push(await unaryThroughput(grabbitCall, inFlight, durationMs));
-      } else {
-        grabbitRates.push(await unaryThroughput(grabbitCall, inFlight, durationMs));
-        rawRates.push(await unaryThroughput(rawCall, inFlight, durationMs));
-      }
+      for (const side of r % 2 === 0 ? (["raw", "grabbit"] as const) : (["grabbit", "raw"] as const)) await measure(side);
     }
 
     const rawLatencies: number[] = [];
@@ -198,6 +203,14 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     return {
       grpc_unary_calls_per_s: figure(grabbitRate, rawRate, "calls/s", "higher-is-better", `raw grpc-js makeUnaryRequest, ${inFlight} in flight`),
       grpc_unary_p50_ms: figure(percentile(grabbitLatencies, 50), percentile(rawLatencies, 50), "ms", "lower-is-better", "raw grpc-js makeUnaryRequest, sequential"),
+      grpc_unary_p99_ms: figure(percentile(grabbitLatencies, 99), percentile(rawLatencies, 99), "ms", "lower-is-better", "raw grpc-js makeUnaryRequest, sequential"),
+      grpc_unary_client_cpu_us_per_call: figure(
+        cpu.grabbit.us / cpu.grabbit.calls,
+        cpu.raw.us / cpu.raw.calls,
+        "µs CPU",
+        "lower-is-better",
+        `raw grpc-js makeUnaryRequest, ${inFlight} in flight, client process only`,
+      ),
     };
   } finally {
     transport.close();
