@@ -296,7 +296,12 @@ export class AmqpConnection extends EventEmitter {
     }
   }
 
-  private reportError(err: Error): void {
+  /**
+   * Reports an error that has no caller to reject: to `onError`, and as "error" when someone
+   * listens (never as an unhandled "error" event). Publishers and consumers without an error hook
+   * of their own report here.
+   */
+  reportError(err: Error): void {
     this.options.onError?.(err);
     if (this.listenerCount("error") > 0) this.emit("error", err);
   }

@@ -81,7 +81,7 @@ export interface EventConsumerOptions {
   deliveryLimit?: number;
   /** Called when a handler fails (the message is retried or dead-lettered anyway); for logging. */
   onHandlerError?: (err: unknown, delivery: DeliveryContext) => void;
-  /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). */
+  /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). Default: the connection's reportError. */
   onError?: (err: Error) => void;
 }
 
@@ -379,7 +379,7 @@ export class EventConsumer {
 
   private reportError(err: Error): void {
     if (this.options.onError) safe(() => this.options.onError!(err));
-    else this.connection.emit("consumer-error", err);
+    else this.connection.reportError(err);
   }
 }
 
