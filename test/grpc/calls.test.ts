@@ -69,6 +69,27 @@ describe("connection", () => {
   });
 });
 
+describe("closed transport", () => {
+  it("fails calls with UNAVAILABLE after close()", async () => {
+    const { GrpcTransport } = await import("@grabbit/runtime/grpc");
+    const t = new GrpcTransport(h.address);
+    expect((await t.unary(M.echo, { text: "before" })).text).toBe("before");
+    t.close();
+    expect((await statusOf(t.unary(M.echo, {}))).code).toBe(Code.UNAVAILABLE);
+    expect((await statusOf(collect(t.serverStream(M.count, { n: 1 })))).code).toBe(Code.UNAVAILABLE);
+    expect((await statusOf(t.clientStream(M.sum, fromArray<Req>([])))).code).toBe(Code.UNAVAILABLE);
+  });
+});
+
+describe("long deadlines", () => {
+  it("sends a deadline beyond ~24.8 days as none (grpc-js servers would read it as passed)", async () => {
+    const res = await h.client.unary(M.echo, {}, { timeoutMs: 40 * 24 * 3600 * 1000 });
+    expect(res.deadline).toBeNull();
+    const near = await h.client.unary(M.echo, {}, { timeoutMs: 20 * 24 * 3600 * 1000 });
+    expect(near.deadline).toBeGreaterThan(Date.now() + 19 * 24 * 3600 * 1000);
+  });
+});
+
 describe("server streaming", () => {
   it("delivers every message in order, then response trailers", async () => {
     let seen: Record<string, string> | undefined;

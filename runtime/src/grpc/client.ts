@@ -48,6 +48,7 @@ const NEVER_ABORTED = new AbortController().signal;
 const NO_OPTIONS: grpc.CallOptions = Object.freeze({}) as grpc.CallOptions;
 // Response messages buffered per stream before grpc-js is told to stop reading (flow control).
 const HIGH_WATER = 32;
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 type ClientStream = grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
 
@@ -61,6 +62,7 @@ export class GrpcTransport implements Transport {
   readonly client: grpc.Client;
   private readonly timeoutMs: number | undefined;
   private readonly chain: CallNext | undefined;
+  private closed = false;
 
   constructor(address: string, options: GrpcTransportOptions = {}) {
     this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
@@ -123,6 +125,7 @@ export class GrpcTransport implements Transport {
 
   /** Closes the channel; calls in flight fail, later calls fail at once. */
   close(): void {
+    this.closed = true;
     this.client.close();
   }
 
@@ -183,6 +186,8 @@ export class GrpcTransport implements Transport {
 
   /** The innermost step of the interceptor chain: the gRPC call itself. */
   private async dispatch(request: CallRequest): Promise<CallResponse> {
+    // grpc-js throws a plain Error for calls on a closed channel; callers get a StatusError.
+    if (this.closed) throw closedError();
     const { method, metadata, deadline, signal } = request;
     const responseMetadata: Metadata = {};
     switch (method.kind) {
@@ -215,6 +220,7 @@ export class GrpcTransport implements Transport {
    * and trailers are copied in; without it, on the grpc-js callback (one event fewer).
    */
   private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata | undefined): Promise<unknown> {
+    if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     const codec = methodCodec(method);
     let grpcMetadata: grpc.Metadata;
@@ -349,7 +355,11 @@ function readResponses(call: ClientStream, signal: AbortSignal, responseMetadata
 }
 
 function callOptions(deadline: number | undefined): grpc.CallOptions {
-  return deadline === undefined ? NO_OPTIONS : { deadline };
+  if (deadline === undefined) return NO_OPTIONS;
+  // grpc-js servers read a timeout past ~24.8 days as negative (int32), i.e. already passed, and
+  // grpc-js clients treat it as infinite anyway: send such a deadline as none.
+  if (deadline - Date.now() > MAX_TIMEOUT_MS) return NO_OPTIONS;
+  return { deadline };
 }
 
 function requireStream(request: CallRequest): AsyncIterable<unknown> {
@@ -365,6 +375,10 @@ function requireStream(request: CallRequest): AsyncIterable<unknown> {
 function callError(status: { code: number; details: string; metadata: grpc.Metadata | null }, signal: AbortSignal | undefined): StatusError {
   if (status.code === grpc.status.CANCELLED && signal?.aborted) return abortedError(signal);
   return statusErrorFromGrpc(status);
+}
+
+function closedError(): StatusError {
+  return new StatusError(Code.UNAVAILABLE, "the transport is closed");
 }
 
 function abortedError(signal: AbortSignal): StatusError {

@@ -39,6 +39,7 @@ const HIGH_WATER = 32;
 // A client cancels its stream when its own deadline passes, which can be a little before the server's
 // copy of it (clocks start at different moments): a cancel this close to the deadline is the deadline.
 const DEADLINE_SLACK_MS = 100;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 // The handler context travels on the interceptor request under this key (spread copies it too).
 const CONTEXT = Symbol("grabbit.grpc.context");
 
@@ -341,7 +342,8 @@ class GrpcHandlerContext implements HandlerContext {
       if (this.call.cancelled) this.onCancel();
       else if (!this.finished) {
         (this.call as NodeJS.EventEmitter).once("cancelled", this.onCancel);
-        if (this.deadline !== undefined) {
+        // Past setTimeout's range (about 24.8 days) Node would fire at once: such a deadline is no deadline.
+        if (this.deadline !== undefined && this.deadline - Date.now() <= MAX_TIMER_MS) {
           this.timer = setTimeout(this.onDeadline, Math.max(0, this.deadline - Date.now()));
         }
       }
