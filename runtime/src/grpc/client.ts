@@ -232,16 +232,20 @@ export class GrpcTransport implements Transport {
     return new Promise((resolve, reject) => {
       let onAbort: (() => void) | undefined;
       let result: unknown;
+      let error: grpc.ServiceError | null = null;
       const call = this.client.makeUnaryRequest(method.path, codec.serialize, codec.deserialize, message, grpcMetadata, callOptions(deadline), (err, value) => {
         if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-        if (responseMetadata !== undefined) result = value;
-        else if (err) reject(callError(err, signal));
+        if (responseMetadata !== undefined) {
+          error = err;
+          result = value;
+        } else if (err) reject(callError(err, signal));
         else resolve(value);
       });
       if (responseMetadata !== undefined) {
         call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+        // grpc-js calls back first, then emits the status with the trailers.
         call.on("status", (status: grpc.StatusObject) => {
-          if (status.code !== grpc.status.OK) return reject(callError(status, signal));
+          if (error) return reject(callError(error, signal));
           fromGrpcMetadata(status.metadata, responseMetadata);
           resolve(result);
         });
@@ -259,8 +263,10 @@ export class GrpcTransport implements Transport {
     const grpcMetadata = toGrpcMetadata(metadata);
     return new Promise((resolve, reject) => {
       let result: unknown;
+      let error: grpc.ServiceError | null = null;
       const pump: PumpState = { done: false, error: undefined };
-      const call = this.client.makeClientStreamRequest(method.path, codec.serialize, codec.deserialize, grpcMetadata, callOptions(deadline), (_err, value) => {
+      const call = this.client.makeClientStreamRequest(method.path, codec.serialize, codec.deserialize, grpcMetadata, callOptions(deadline), (err, value) => {
+        error = err;
         result = value;
       });
       const onAbort = () => call.cancel();
@@ -272,7 +278,8 @@ export class GrpcTransport implements Transport {
         signal.removeEventListener("abort", onAbort);
         // The request stream failed first: that is the cause, not the CANCELLED it led to.
         if (pump.error) return reject(StatusError.from(pump.error.error));
-        if (status.code !== grpc.status.OK) return reject(callError(status, signal));
+        // The callback's error also covers an OK status without a response message.
+        if (error) return reject(callError(error, signal));
         fromGrpcMetadata(status.metadata, responseMetadata);
         resolve(result);
       });

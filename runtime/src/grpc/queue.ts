@@ -5,7 +5,8 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private items: T[] = [];
   private closed = false;
   private failure: { error: unknown } | undefined;
-  private waiter: (() => void) | undefined;
+  // Usually one, but nothing stops a caller from calling next() again before the last one settled.
+  private waiters: (() => void)[] = [];
   private paused = false;
 
   constructor(
@@ -55,7 +56,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
         }
         return { value: undefined, done: true };
       }
-      await new Promise<void>((resolve) => (this.waiter = resolve));
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
   }
 
@@ -64,6 +65,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
     this.closed = true;
     this.items.length = 0;
     this.failure = undefined;
+    this.wake(); // a next() still waiting now sees the end
     if (wasOpen) this.onReturn();
     return { value: undefined, done: true };
   }
@@ -73,10 +75,9 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   }
 
   private wake(): void {
-    const waiter = this.waiter;
-    if (waiter) {
-      this.waiter = undefined;
-      waiter();
-    }
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
   }
 }
