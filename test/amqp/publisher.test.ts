@@ -138,4 +138,20 @@ describe("Publisher", () => {
     await expect(p.publish("", q, new Uint8Array([0]))).rejects.toMatchObject({ code: Code.UNAVAILABLE });
     expect(await janitor.messageCount(q)).toBe(100);
   });
+
+  it("a message the broker refuses at channel level is rejected, not re-sent forever; the others still go", async () => {
+    const q = await queue("forged");
+    const p = publisher();
+    const results = await Promise.allSettled([
+      p.publish("", q, new Uint8Array([1])),
+      p.publish("", q, new Uint8Array([2]), { userId: "someone-else" }),
+      p.publish("", q, new Uint8Array([3])),
+    ]);
+    expect(results[1]).toMatchObject({ status: "rejected", reason: { code: Code.PERMISSION_DENIED } });
+    expect(results[0]!.status).toBe("fulfilled");
+    expect(results[2]!.status).toBe("fulfilled");
+    const bodies = (await janitor.drain(q)).map((m) => m.content[0]).sort();
+    // At-least-once: a message in flight when the channel closed may have been stored and re-sent.
+    expect(new Set(bodies)).toEqual(new Set([1, 3]));
+  });
 });

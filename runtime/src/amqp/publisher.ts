@@ -42,9 +42,14 @@ interface Entry {
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   admitted: boolean;
+  /** Channel errors (not connection losses) seen while this message was in flight. */
+  channelErrors: number;
 }
 
 const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
+const WRONG_USER_ID = /user_id property set to '([^']*)'/;
+/** A message in flight at this many channel errors is taken for their cause and rejected, not re-sent again. */
+const MAX_CHANNEL_ERRORS = 3;
 
 export class Publisher {
   private readonly connection: AmqpConnection;
@@ -120,6 +125,7 @@ export class Publisher {
         signal,
         onAbort: undefined,
         admitted: false,
+        channelErrors: 0,
       };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         entry.timer = setTimeout(() => this.expire(entry, timeoutMs), timeoutMs);
@@ -237,6 +243,7 @@ export class Publisher {
 
   private onChannelClosed(ch: ConfirmChannel, session: AmqpSession, lastError: Error | undefined): void {
     const missing = lastError ? NOT_FOUND_EXCHANGE.exec(lastError.message)?.[1] : undefined;
+    const wrongUser = lastError ? WRONG_USER_ID.exec(lastError.message)?.[1] : undefined;
     const again: Entry[] = [];
     for (const entry of this.inFlight) {
       if (entry.channel !== ch) continue;
@@ -244,8 +251,14 @@ export class Publisher {
       entry.channel = undefined;
       entry.returned = undefined;
       if (entry.settled) continue;
+      // Channel errors name their cause only in text: reject the messages that caused them rather
+      // than re-sending them into the same error forever.
       if (missing !== undefined && entry.exchange === missing) {
         this.settle(entry, new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, { cause: lastError }));
+      } else if (wrongUser !== undefined && entry.props.userId === wrongUser) {
+        this.settle(entry, new StatusError(Code.PERMISSION_DENIED, lastError!.message, { cause: lastError }));
+      } else if (lastError && ++entry.channelErrors >= MAX_CHANNEL_ERRORS) {
+        this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
       } else {
         this.stats.resent++;
         again.push(entry);
