@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpConnection, type AmqpSession } from "@grabbit/runtime/amqp";
+import { AmqpConnection, Publisher, type AmqpSession } from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { TcpProxy, brokerProxy } from "../support/tcp-proxy.js";
@@ -159,5 +159,35 @@ describe("AmqpConnection", () => {
     const waiting = conn.waitForSession({ signal: ac.signal });
     ac.abort();
     await expect(waiting).rejects.toMatchObject({ code: Code.CANCELLED });
+  });
+
+  it("with noDelay, frames written in one tick leave the socket in a few writes, not one per frame", async () => {
+    const counts: Record<string, number> = {};
+    for (const noDelay of [true]) {
+      const conn = await AmqpConnection.connect({ noDelay });
+      cleanup.push(() => conn.close());
+      const session = await conn.waitForSession();
+      const socket = (session.connection.connection as unknown as { stream: { _write: Function; _writev?: Function } }).stream;
+      const p = new Publisher(conn);
+      await p.publish("", "grabbit-nowhere", new Uint8Array([0]), {}, { mandatory: false });
+      let writes = 0;
+      const write = socket._write;
+      const writev = socket._writev;
+      socket._write = function (this: unknown, ...args: unknown[]) {
+        writes++;
+        return write.apply(this, args);
+      };
+      if (writev) {
+        socket._writev = function (this: unknown, ...args: unknown[]) {
+          writes++;
+          return writev.apply(this, args);
+        };
+      }
+      await Promise.all(Array.from({ length: 200 }, (_, i) => p.publish("", "grabbit-nowhere", new Uint8Array([i]), {}, { mandatory: false })));
+      counts[String(noDelay)] = writes;
+      await p.close();
+    }
+    // 200 publishes are 200 frames (200 writes without the cork); corked, they leave in a handful.
+    expect(counts["true"]).toBeLessThan(20);
   });
 });
