@@ -19,5 +19,6 @@ closeOnSignal("reporter", async () => {
   clearInterval(timer);
   await reporter.close();
   await connection.close();
+  last = ""; // print the final summary even when unchanged
   print();
 });

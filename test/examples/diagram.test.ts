@@ -38,7 +38,8 @@ let rendered = 0;
 async function render(text: string): Promise<{ root: string | undefined; nodes: string[]; edges: string[]; error: string | null }> {
   return page!.evaluate(
     async ([source, id]) => {
-      const mermaid = (globalThis as any).mermaid;
+      // Runs in the page; this file is compiled without the DOM library, hence the `any`.
+      const { mermaid, document } = globalThis as any;
       const out = document.createElement("div");
       document.body.append(out);
       try {
