@@ -175,6 +175,37 @@ describe("AMQP RPC under failure and load", () => {
     expect(errors.some((e) => e.message.includes("cancelled the consumer"))).toBe(true);
   });
 
+  it("re-opens its reply channel when only that channel dies (the connection stays up)", async () => {
+    const service = echoService();
+    queues.push(service.amqp!.requestQueue);
+    const conn = await connect(AMQP_URL, "rpc-channel-death");
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    cleanup.push(
+      await serveAmqp(conn, service, {
+        echo: (req: { text: string; delayMs: number }) => req,
+        slow: async () => {
+          await released;
+          return { text: "slow", delayMs: 0 };
+        },
+      }),
+    );
+    const t = new AmqpRpcTransport(conn, { timeoutMs: 0 });
+    cleanup.push(t);
+    expect((await t.unary(service.methods.echo, { text: "a", delayMs: 0 })).text).toBe("a");
+    const waiting = t.unary(service.methods.slow, { text: "", delayMs: 0 });
+    await eventually(() => t.inFlight === 1, "the slow call to be sent");
+    // White-box: close the transport's own channel, as a channel-level error would.
+    await (t as unknown as { link: { channel: amqp.Channel } }).link.channel.close();
+    expect(await waiting.catch((e: StatusError) => e.code)).toBe(Code.UNAVAILABLE);
+    release();
+    expect(conn.connected).toBe(true);
+    await eventually(async () => {
+      const r = await t.unary(service.methods.echo, { text: "b", delayMs: 0 }, { timeoutMs: 2000 }).catch((e: StatusError) => e.code);
+      return typeof r === "object" && r.text === "b";
+    }, "calls to work on a new channel");
+  });
+
   it("waits for the connection with waitForReady instead of failing fast", async () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
