@@ -1,0 +1,354 @@
+// The CLI around the rules: configuration, in-proto acceptance, renames, semantic versions, formats,
+// exit codes, and inputs of every kind (directories, images, git refs, broken ones).
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { BUF, ROOT, compareTrees, grabbit, proto, tempDir, writeTree } from "./helpers.js";
+
+const demo = (body: string) => ({ "demo/v1/demo.proto": proto(body) });
+const OLD = demo(`
+// An order.
+message Order {
+  string id = 1;
+  int32 count = 2;
+  string note = 3;
+}
+`);
+
+describe("exit codes and the json report", () => {
+  it("exits 0 with bump none when nothing changed", async () => {
+    const r = await compareTrees(OLD, OLD);
+    expect(r.code).toBe(0);
+    expect(r.report).toEqual({ bump: "none", changes: [] });
+  });
+
+  it("exits 100 on a breaking change, with exactly the SPEC's keys", async () => {
+    const r = await compareTrees(OLD, demo(`
+// An order.
+message Order {
+  string id = 1;
+  int32 count = 2;
+}
+`));
+    expect(r.code).toBe(100);
+    expect(Object.keys(r.report!)).toEqual(["bump", "changes"]);
+    expect(r.report!.bump).toBe("major");
+    const c = r.report!.changes[0]!;
+    expect(Object.keys(c)).toEqual(["rule", "breaking", "bump", "categories", "path", "line", "column", "message"]);
+    expect(c).toMatchObject({ rule: "FIELD_NO_DELETE", breaking: true, bump: "major", categories: ["FILE", "PACKAGE"], path: "new/demo/v1/demo.proto", line: 6, column: 1 });
+    expect(c.message).toBe('Previously present field "3" with name "note" on message "Order" was deleted.');
+  });
+
+  it("exits 0 on additions and classifies them minor", async () => {
+    const r = await compareTrees(OLD, demo(`
+// An order.
+message Order {
+  string id = 1;
+  int32 count = 2;
+  string note = 3;
+  bool urgent = 4;
+}
+
+message Refund {
+  string order_id = 1;
+}
+`));
+    expect(r.code).toBe(0);
+    expect(r.report!.bump).toBe("minor");
+    expect(r.report!.changes.map((c) => [c.rule, c.breaking, c.bump, c.line])).toEqual([
+      ["FIELD_ADDED", false, "minor", 10],
+      ["MESSAGE_ADDED", false, "minor", 13],
+    ]);
+  });
+
+  it("classifies a deprecation minor and a comment-only edit patch", async () => {
+    const deprecated = await compareTrees(OLD, demo(`
+// An order.
+message Order {
+  string id = 1;
+  int32 count = 2;
+  string note = 3 [deprecated = true];
+}
+`));
+    expect(deprecated.code).toBe(0);
+    expect(deprecated.report!.changes.map((c) => [c.rule, c.bump])).toEqual([["DEPRECATED", "minor"]]);
+    const comment = await compareTrees(OLD, demo(`
+// An order placed by a customer.
+message Order {
+  string id = 1;
+  int32 count = 2;
+  string note = 3;
+}
+`));
+    expect(comment.report).toMatchObject({ bump: "patch", changes: [{ rule: "COMMENT_CHANGED", breaking: false, bump: "patch", line: 6, column: 1 }] });
+  });
+
+  it("points a type change at the type, and a deleted file at the previous file", async () => {
+    const typed = await compareTrees(OLD, demo(`
+// An order.
+message Order {
+  string id = 1;
+  int64 count = 2;
+  string note = 3;
+}
+`));
+    expect(typed.report!.changes[0]).toMatchObject({ rule: "FIELD_SAME_TYPE", line: 8, column: 3 });
+    const gone = await compareTrees({ ...OLD, "demo/v1/extra.proto": proto("message Extra {}") }, OLD);
+    expect(gone.report!.changes[0]).toMatchObject({ rule: "FILE_NO_DELETE", path: "old/demo/v1/extra.proto", line: 1, column: 1 });
+  });
+});
+
+describe("usage and input errors exit 1 with a sentence", () => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ["no command", [], /a command is required/],
+    ["unknown command", ["frobnicate"], /unknown command "frobnicate"/],
+    ["missing --against", ["breaking", "."], /--against is required/],
+    ["unknown flag", ["breaking", ".", "--against", ".", "--nope"], /unknown flag "--nope"/],
+    ["unknown format", ["breaking", ".", "--against", ".", "--format", "xml"], /unknown format "xml"/],
+    ["unknown rule", ["breaking", ".", "--against", ".", "--use", "NOT_A_RULE"], /unknown rule or category "NOT_A_RULE"/],
+    ["two inputs", ["breaking", "a", "b", "--against", "."], /unexpected argument "b"/],
+  ];
+  it.each(cases)("%s", async (_name, argv, message) => {
+    const r = await grabbit(tempDir(), argv);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it("a missing directory", async () => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), OLD);
+    const r = await grabbit(dir, ["breaking", "nowhere", "--against", "old"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^grabbit breaking: input: cannot build "nowhere": /);
+  });
+
+  it("a proto that does not compile", async () => {
+    const r = await compareTrees(OLD, demo("message Order { string id = 1 }"));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/input: cannot build "new": .*demo\.proto:\d+:\d+/);
+  });
+
+  it("a broken image", async () => {
+    const dir = tempDir();
+    writeTree(dir, OLD);
+    writeFileSync(join(dir, "broken.binpb"), "this is not an image");
+    const r = await grabbit(dir, ["breaking", ".", "--against", "broken.binpb"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--against: cannot build "broken.binpb"/);
+  });
+
+  it("a bad buf.yaml", async () => {
+    const r = await compareTrees(OLD, { ...OLD, "buf.yaml": "version: v2\nbreaking:\n  use:\n    - NO_SUCH\n" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unknown rule or category "NO_SUCH"/);
+  });
+});
+
+describe("inputs", () => {
+  it("compares against a binary image built by buf", async () => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), OLD);
+    writeTree(join(dir, "new"), demo("message Order { string id = 1; }"));
+    execFileSync(BUF, ["build", "old", "-o", "old.binpb"], { cwd: dir });
+    const r = await grabbit(dir, ["breaking", "new", "--against", "old.binpb", "--format", "json"]);
+    expect(r.code).toBe(100);
+    expect(r.breaking).toEqual(["FIELD_NO_DELETE", "FIELD_NO_DELETE"]);
+  });
+
+  it("compares against a git branch (.git#branch=main) and reports a missing ref", async () => {
+    const dir = tempDir();
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: dir, stdio: "pipe" });
+    git("init", "-q", "-b", "main");
+    git("config", "user.email", "t@example.com");
+    git("config", "user.name", "t");
+    writeTree(dir, { "buf.yaml": "version: v2\nmodules:\n  - path: proto\n", ...Object.fromEntries(Object.entries(OLD).map(([k, v]) => [`proto/${k}`, v])) });
+    git("add", ".");
+    git("commit", "-q", "-m", "v1");
+    writeTree(dir, { "proto/demo/v1/demo.proto": proto("// An order.\nmessage Order {\n  string id = 1;\n  int32 count = 2;\n}") });
+    const r = await grabbit(dir, ["breaking", "--against", ".git#branch=main", "--format", "json"]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(100);
+    expect(r.report!.changes[0]).toMatchObject({ rule: "FIELD_NO_DELETE", path: "proto/demo/v1/demo.proto" });
+    const missing = await grabbit(dir, ["breaking", "--against", ".git#branch=nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/--against: cannot build "\.git#branch=nope"/);
+  });
+});
+
+describe("configuration (buf.yaml breaking section and flags)", () => {
+  const before = demo("message Order {\n  string id = 1;\n  string note = 2;\n}");
+  const after = demo("message Order {\n  string id = 1;\n  reserved 2;\n}");
+  const withYaml = (yaml: string) => ({ ...after, "buf.yaml": yaml });
+
+  it("defaults to FILE: a reserved deletion still breaks", async () => {
+    const r = await compareTrees(before, after);
+    expect(r.breaking).toEqual(["FIELD_NO_DELETE"]);
+  });
+
+  it("use: WIRE lets a deletion that reserves the number pass", async () => {
+    const r = await compareTrees(before, withYaml("version: v2\nbreaking:\n  use:\n    - WIRE\n"));
+    expect(r.code).toBe(0);
+  });
+
+  it("except drops a rule", async () => {
+    const r = await compareTrees(before, withYaml("version: v2\nbreaking:\n  use: [FILE]\n  except:\n    - FIELD_NO_DELETE\n"));
+    expect(r.code).toBe(0);
+  });
+
+  it("ignore skips paths, ignore_only skips a rule under paths", async () => {
+    expect((await compareTrees(before, withYaml("version: v2\nbreaking:\n  ignore:\n    - demo/v1\n"))).code).toBe(0);
+    expect((await compareTrees(before, withYaml("version: v2\nbreaking:\n  ignore_only:\n    FIELD_NO_DELETE:\n      - demo/v1/demo.proto\n"))).code).toBe(0);
+    expect((await compareTrees(before, withYaml("version: v2\nbreaking:\n  ignore_only:\n    RPC_NO_DELETE:\n      - demo\n"))).code).toBe(100);
+  });
+
+  it("ignore_unstable_packages skips v1alpha1 packages", async () => {
+    const alpha = (body: string) => ({ "demo/v1alpha1/demo.proto": proto(body, 'syntax = "proto3";\n\npackage demo.v1alpha1;\n') });
+    const o = alpha("message Order { string id = 1; string note = 2; }");
+    const n = alpha("message Order { string id = 1; }");
+    expect((await compareTrees(o, n)).code).toBe(100);
+    expect((await compareTrees(o, { ...n, "buf.yaml": "version: v2\nbreaking:\n  ignore_unstable_packages: true\n" })).code).toBe(0);
+  });
+
+  it("v1 buf.yaml selects v1 membership", async () => {
+    const r = await compareTrees(before, withYaml("version: v1\nbreaking:\n  use:\n    - WIRE_JSON\n"));
+    expect(r.breaking).toEqual(["FIELD_NO_DELETE_UNLESS_NAME_RESERVED"]);
+  });
+
+  it("--use replaces the configuration, --except removes, --config points elsewhere", async () => {
+    expect((await compareTrees(before, withYaml("version: v2\nbreaking:\n  use: [WIRE]\n"), ["--use", "FIELD_NO_DELETE"])).breaking).toEqual(["FIELD_NO_DELETE"]);
+    expect((await compareTrees(before, after, ["--except", "FIELD_NO_DELETE"])).code).toBe(0);
+    const r = await compareTrees(before, after, ["--config", "version: v2\nbreaking:\n  use: [WIRE]\n"]);
+    expect(r.code).toBe(0);
+  });
+});
+
+describe("acceptance comments in the proto", () => {
+  it("accepts the named rule with a reason: not failing, still major", async () => {
+    const r = await compareTrees(
+      demo("message Order {\n  string id = 1;\n  string note = 2;\n}"),
+      demo("// grabbit:accept FIELD_NO_DELETE reason: note moved to v2.Order\nmessage Order {\n  string id = 1;\n}"),
+    );
+    expect(r.code).toBe(0);
+    expect(r.report!.bump).toBe("major");
+    const c = r.report!.changes.find((x) => x.rule === "FIELD_NO_DELETE")!;
+    expect(c.breaking).toBe(false);
+    expect(c.bump).toBe("major");
+    expect(c.message).toMatch(/^Accepted \(note moved to v2\.Order\): Previously present field "2"/);
+  });
+
+  it("does not accept another rule, nor an acceptance without a reason", async () => {
+    const old = demo("message Order {\n  string id = 1;\n  string note = 2;\n}");
+    expect((await compareTrees(old, demo("// grabbit:accept FIELD_SAME_TYPE reason: other\nmessage Order {\n  string id = 1;\n}"))).code).toBe(100);
+    expect((await compareTrees(old, demo("// grabbit:accept FIELD_NO_DELETE\nmessage Order {\n  string id = 1;\n}"))).code).toBe(100);
+  });
+});
+
+describe("renames are one finding", () => {
+  it("a renamed message is reported once, not deleted plus added", async () => {
+    const r = await compareTrees(demo("message Order { string id = 1; int32 n = 2; }"), demo("message Purchase { string id = 1; int32 n = 2; }"), ["--use", "FILE,PACKAGE,TYPESCRIPT"]);
+    expect(r.report!.changes).toHaveLength(1);
+    expect(r.report!.changes[0]!.rule).toBe("TYPESCRIPT_MESSAGE_RENAMED");
+    expect(r.report!.changes[0]!.message).toMatch(/"demo\.v1\.Order" was renamed to "demo\.v1\.Purchase".*\(also MESSAGE_NO_DELETE, PACKAGE_MESSAGE_NO_DELETE\)/);
+  });
+
+  it("a renamed field is one finding under buf's FIELD_SAME_NAME", async () => {
+    const r = await compareTrees(demo("message Order { string order_id = 1; }"), demo("message Order { string purchase_id = 1; }"));
+    expect(r.report!.changes.map((c) => c.rule)).toEqual(["FIELD_SAME_NAME"]);
+    expect(r.report!.changes[0]!.message).toMatch(/also FIELD_SAME_JSON_NAME, TYPESCRIPT_FIELD_RENAMED/);
+  });
+
+  it("a wire-safe rename of the proto name keeping the TypeScript name is not a TypeScript break", async () => {
+    const r = await compareTrees(demo("message Order { string order_id = 1; }"), demo("message Order { string orderId = 1; }"), ["--use", "TYPESCRIPT"]);
+    expect(r.code).toBe(0);
+  });
+});
+
+describe("routing keys", () => {
+  const options = readFileSync(join(ROOT, "proto/grabbit/v1/options.proto"), "utf8");
+  const event = (opts: string) => ({
+    "grabbit/v1/options.proto": options,
+    "demo/v1/demo.proto": proto(`message OrderCreated {\n  option (grabbit.v1.event) = {${opts}};\n  string region = 1;\n  string zone = 2;\n}`, 'syntax = "proto3";\n\npackage demo.v1;\n\nimport "grabbit/v1/options.proto";\n'),
+  });
+  const check = (a: string, b: string) => compareTrees(event(a), event(b), ["--use", "GRABBIT"]);
+
+  it("a placeholder renamed at the same word still breaks typed filters", async () => {
+    const r = await check(`exchange: "o" routing_key: "order.{region}.created"`, `exchange: "o" routing_key: "order.{zone}.created"`);
+    expect(r.breaking).toEqual(["GRABBIT_EVENT_ROUTING_KEY_CHANGED"]);
+    expect(r.report!.changes[0]!.message).toMatch(/placeholders/);
+  });
+
+  it("a new word breaks bindings like order.*.created", async () => {
+    const r = await check(`exchange: "o" routing_key: "order.{region}.created"`, `exchange: "o" routing_key: "order.{region}.{zone}.created"`);
+    expect(r.report!.changes[0]!.message).toMatch(/consumers bound to "order\.\*\.created" no longer match/);
+  });
+
+  it("a fanout exchange ignores the key", async () => {
+    const r = await check(`exchange: "o" exchange_kind: EXCHANGE_KIND_FANOUT routing_key: "a"`, `exchange: "o" exchange_kind: EXCHANGE_KIND_FANOUT routing_key: "b"`);
+    expect(r.code).toBe(0);
+    expect(r.report!.changes.map((c) => [c.rule, c.bump])).toEqual([["OPTION_CHANGED", "patch"]]);
+  });
+
+  it("the implicit key is the full name: spelling it out is no change", async () => {
+    const r = await check(`exchange: "o"`, `exchange: "o" routing_key: "demo.v1.OrderCreated"`);
+    expect(r.code).toBe(0);
+    expect(r.report!.changes.filter((c) => c.rule !== "COMMENT_CHANGED")).toEqual([]);
+  });
+});
+
+describe("formats", () => {
+  const pair = async (format: string) => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), demo("message Order {\n  string id = 1;\n  string note = 2;\n}"));
+    writeTree(join(dir, "new"), demo("message Order {\n  string id = 1;\n  bool urgent = 3;\n}"));
+    return grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", format]);
+  };
+
+  it("text is path:line:column: RULE_ID message, breaking first", async () => {
+    const r = await pair("text");
+    expect(r.code).toBe(100);
+    expect(r.stdout).toBe(
+      'new/demo/v1/demo.proto:5:1: FIELD_NO_DELETE Previously present field "2" with name "note" on message "Order" was deleted.\n' +
+        'new/demo/v1/demo.proto:7:3: FIELD_ADDED Field "3" with name "urgent" (bool) was added to message "Order".\n',
+    );
+  });
+
+  it("github-actions annotations", async () => {
+    const r = await pair("github-actions");
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toBe('::error file=new/demo/v1/demo.proto,line=5,col=1,title=FIELD_NO_DELETE::Previously present field "2" with name "note" on message "Order" was deleted.');
+    expect(lines[1]).toMatch(/^::notice file=new\/demo\/v1\/demo\.proto,line=7,col=3,title=FIELD_ADDED::/);
+  });
+
+  it("markdown for a pull-request comment", async () => {
+    const r = await pair("markdown");
+    expect(r.stdout).toMatch(/^### grabbit breaking: :x: 1 breaking change\n/);
+    expect(r.stdout).toContain("Semantic version bump for the SDK: **major**");
+    expect(r.stdout).toContain("| `FIELD_NO_DELETE` | major | `new/demo/v1/demo.proto:5:1` |");
+    expect(r.stdout).toContain("#### Other changes");
+  });
+});
+
+describe("the real bin", () => {
+  beforeAll(() => {
+    // bin/grabbit.js runs the compiled CLI; build it when this checkout has not been built yet.
+    if (!existsSync(join(ROOT, "dist/governance/cli.js"))) spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: ROOT });
+  });
+
+  it("node bin/grabbit.js breaking exits 100 and prints json", () => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), OLD);
+    writeTree(join(dir, "new"), demo("message Order { string id = 1; }"));
+    const r = spawnSync(process.execPath, [join(ROOT, "bin/grabbit.js"), "breaking", "new", "--against", "old", "--format", "json"], { cwd: dir, encoding: "utf8" });
+    expect(r.status).toBe(100);
+    const report = JSON.parse(r.stdout) as { bump: string; changes: Array<{ rule: string }> };
+    expect(report.bump).toBe("major");
+    expect(report.changes.map((c) => c.rule)).toContain("FIELD_NO_DELETE");
+  });
+
+  it("node bin/grabbit.js with bad usage exits 1", () => {
+    const r = spawnSync(process.execPath, [join(ROOT, "bin/grabbit.js"), "breaking"], { encoding: "utf8" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--against is required/);
+  });
+});
