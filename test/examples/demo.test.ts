@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { scratchDir, typeCheck } from "../support/buf.js";
 import { generateExamples } from "./generate.js";
 
 type SystemModule = typeof import("../../examples/system.js");
@@ -53,6 +54,11 @@ describe("the example system", () => {
     expect(summary.refused).toBe(0);
     // The Bridge's own store agrees with what the REST API said.
     for (const r of requests) expect(system.bridge.requests.get(r.requestId)?.decision).toBe(r.decision);
+  });
+
+  it("type-checks against the generated code (strict, NodeNext)", () => {
+    // The scratch folder is two levels below the repo: .tmp/<name>/.
+    expect(typeCheck(scratchDir("examples-tsc"), { files: ["../../examples/**/*.ts"] })).toBe("");
   });
 
   it("decides the same way for the same seed", async () => {
