@@ -1,7 +1,7 @@
 // Interceptors of the runtime's one shape on both sides of a gRPC call: token propagation, identity
 // passed to handlers through values, and streams passed through interceptors.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, StatusError, type Interceptor } from "@grabbit/runtime";
+import { Code, StatusError, type CallRequest, type Interceptor } from "@grabbit/runtime";
 import { GrpcTransport } from "@grabbit/runtime/grpc";
 import { collect, fromArray, startHarness, statusOf, TestService, type Harness, type Req, type Res } from "./fixtures.js";
 
@@ -143,6 +143,31 @@ describe("failing interceptors", () => {
       expect(err.rawMessage).toBe("stream wrapper failure");
     } finally {
       t.close();
+    }
+  });
+});
+
+describe("what interceptors see", () => {
+  it("gets the call's side, transport, method, deadline, peer and a live signal on both ends", async () => {
+    const seen: CallRequest[] = [];
+    const spy: Interceptor = (next) => async (req) => {
+      seen.push(req);
+      expect(req.signal.aborted).toBe(false);
+      return next(req);
+    };
+    const s = await startHarness({ server: { interceptors: [spy] }, client: { interceptors: [spy] } });
+    try {
+      await s.client.unary(M.echo, { text: "x" }, { timeoutMs: 60_000 });
+      const [client, server] = seen;
+      expect(client).toMatchObject({ side: "client", transport: "grpc", message: { text: "x" }, peer: undefined });
+      expect(server).toMatchObject({ side: "server", transport: "grpc", message: { text: "x" } });
+      expect(client!.method).toBe(M.echo);
+      expect(server!.method).toBe(M.echo);
+      expect(server!.peer).toMatch(/127\.0\.0\.1/);
+      expect(client!.deadline).toBeTypeOf("number");
+      expect(Math.abs(server!.deadline! - client!.deadline!)).toBeLessThan(10_000);
+    } finally {
+      await s.close();
     }
   });
 });
