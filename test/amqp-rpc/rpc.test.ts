@@ -381,11 +381,14 @@ describe("AMQP RPC", () => {
     expect(err.rawMessage).toContain(service.amqp!.requestQueue);
   });
 
-  it("uses a service's custom request queue when the transport knows the service", async () => {
+  it("sends to a custom request queue named by the method descriptor or a registered service", async () => {
     const queue = uniqueName("custom-orders-q");
     const { service } = await serve({ echo: (req) => req }, {}, echoService(queue));
-    const res = await client({ services: [service] }).unary(service.methods.echo, { text: "routed", delayMs: 0 });
-    expect(res.text).toBe("routed");
+    // As generated code does: the method carries its queue.
+    const generated = { ...service.methods.echo, requestQueue: queue };
+    expect((await client().unary(generated, { text: "by method", delayMs: 0 })).text).toBe("by method");
+    // Hand-written descriptors without it: the transport learns the queue from the service.
+    expect((await client({ services: [service] }).unary(service.methods.echo, { text: "by service", delayMs: 0 })).text).toBe("by service");
   });
 
   it("declares a quorum request queue and DLQ by default, adopts an existing classic queue, and refuses a clash when the type is explicit", async () => {

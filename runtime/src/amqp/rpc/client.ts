@@ -31,8 +31,9 @@ export interface AmqpRpcTransportOptions {
    */
   waitForReady?: boolean;
   /**
-   * Service descriptors whose methods this transport calls. Needed only for services with a
-   * custom request queue: without one, a method's queue is the service name from its path
+   * Service descriptors whose methods this transport calls. Only for hand-written method
+   * descriptors without `requestQueue` (generated ones carry it): such a method's queue is its
+   * service's declared one if registered here, else the service name from its path
    * (`/demo.v1.Orders/Get` -> `demo.v1.Orders`), the wire contract's default.
    */
   services?: readonly ServiceDesc[];
