@@ -33,7 +33,7 @@ afterAll(async () => {
   // The Reporter's queues expire on their own (x-expires); delete them now anyway.
   const connection = await AmqpConnection.connect({ urls: AMQP_URL });
   const channel = await (await connection.waitForSession()).createChannel();
-  for (const q of [queue, `${queue}.dlq`]) await channel.deleteQueue(q).catch(() => undefined);
+  for (const q of [queue, `${queue}.dlq`, ...[1000, 5000, 30000].map((ms) => `${queue}.retry.${ms}`)]) await channel.deleteQueue(q).catch(() => undefined);
   await connection.close();
 });
 
