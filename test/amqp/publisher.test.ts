@@ -107,6 +107,12 @@ describe("Publisher", () => {
     const err = await p.publish("", q, new Uint8Array([1]), {}, { timeoutMs: 100 }).catch((e) => e);
     expect(err).toBeInstanceOf(StatusError);
     expect(err.code).toBe(Code.UNAVAILABLE);
+    // Mixed timeouts expire in deadline order, whatever the order they were published in.
+    const order: number[] = [];
+    await Promise.all(
+      [300, 100, 200, 100].map((t, i) => p.publish("", q, new Uint8Array([10 + i]), {}, { timeoutMs: t }).catch(() => order.push(t))),
+    );
+    expect(order).toEqual([100, 100, 200, 300]);
     // A publish with time to spare goes through once the broker is back.
     const later = p.publish("", q, new Uint8Array([2]), {}, { timeoutMs: 60_000 });
     proxy.refuse(false);

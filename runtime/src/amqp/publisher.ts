@@ -38,7 +38,9 @@ interface Entry {
   /** The channel the current copy was sent on, if it is in flight. */
   channel: ConfirmChannel | undefined;
   returned: string | undefined;
-  timer: NodeJS.Timeout | undefined;
+  /** Epoch ms after which the message is rejected; Infinity for none. */
+  deadline: number;
+  timeoutMs: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   admitted: boolean;
@@ -72,6 +74,11 @@ export class Publisher {
   private waitingForDrain = false;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /**
+   * Deadlines, one bucket per timeout value. Within a bucket insertion order is deadline order, so
+   * one timer per bucket (at its oldest entry) replaces a timer per message.
+   */
+  private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
   private readonly unregisterSetup: () => void;
   private readonly untrack: () => void;
 
@@ -121,14 +128,16 @@ export class Publisher {
         settled: false,
         channel: undefined,
         returned: undefined,
-        timer: undefined,
+        deadline: Infinity,
+        timeoutMs,
         signal,
         onAbort: undefined,
         admitted: false,
         channelErrors: 0,
       };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        entry.timer = setTimeout(() => this.expire(entry, timeoutMs), timeoutMs);
+        entry.deadline = Date.now() + timeoutMs;
+        this.armDeadline(entry);
       }
       if (signal) {
         entry.onAbort = () => this.settle(entry, StatusError.from(signal.reason, Code.CANCELLED));
@@ -279,6 +288,31 @@ export class Publisher {
     });
   }
 
+  private armDeadline(entry: Entry): void {
+    let bucket = this.deadlines.get(entry.timeoutMs);
+    if (!bucket) {
+      bucket = { entries: new Set(), timer: undefined };
+      this.deadlines.set(entry.timeoutMs, bucket);
+    }
+    bucket.entries.add(entry);
+    if (!bucket.timer) this.scheduleBucket(entry.timeoutMs, bucket, entry.deadline);
+  }
+
+  private scheduleBucket(timeoutMs: number, bucket: { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }, at: number): void {
+    bucket.timer = setTimeout(() => {
+      bucket.timer = undefined;
+      const now = Date.now();
+      for (const entry of bucket.entries) {
+        if (entry.deadline > now) {
+          this.scheduleBucket(timeoutMs, bucket, entry.deadline);
+          return;
+        }
+        this.expire(entry, timeoutMs); // settle() removes it from the bucket
+      }
+      if (bucket.entries.size === 0) this.deadlines.delete(timeoutMs);
+    }, Math.max(0, at - Date.now()));
+  }
+
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
     const connected = this.connection.connected && this.channel !== undefined;
@@ -293,7 +327,7 @@ export class Publisher {
   private settle(entry: Entry, err: Error | undefined): void {
     if (entry.settled) return;
     entry.settled = true;
-    if (entry.timer) clearTimeout(entry.timer);
+    if (entry.deadline !== Infinity) this.deadlines.get(entry.timeoutMs)?.entries.delete(entry);
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     // The slot frees now even if a late confirm may still arrive for an in-flight copy.
     this.unsettled--;
