@@ -8,6 +8,7 @@ import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, 
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
 import { asBuffer, fromGrpcMetadata, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
+import { HealthServiceDesc, HealthStatus } from "./health.js";
 import { AsyncQueue } from "./queue.js";
 
 type SurfaceCall =
@@ -420,6 +421,7 @@ export class GrpcServer {
   readonly server: grpc.Server;
   private readonly interceptors: Interceptor[] | undefined;
   private readonly state: ServerState = { forced: false, active: new Set() };
+  private health: HealthStatus | undefined;
 
   constructor(options: GrpcServerOptions = {}) {
     this.server = new grpc.Server(options.channelOptions);
@@ -429,6 +431,17 @@ export class GrpcServer {
   add(service: ServiceDesc, handlers: object): this {
     this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state));
     return this;
+  }
+
+  /**
+   * Serves grpc.health.v1.Health from `health` (by default: the whole server SERVING). Health checks
+   * bypass the server's interceptors, since probes carry no credentials; shutdown() turns every
+   * status NOT_SERVING and ends Watch streams before draining.
+   */
+  addHealth(health: HealthStatus = new HealthStatus()): HealthStatus {
+    this.server.addService(grpcServiceDefinition(HealthServiceDesc), implementation(HealthServiceDesc, health.handlers, undefined, this.state));
+    this.health = health;
+    return health;
   }
 
   /** Binds and starts serving; resolves with the bound port (useful with port 0). */
@@ -444,6 +457,7 @@ export class GrpcServer {
    * and connections still open a moment later are closed hard.
    */
   shutdown(graceMs = 10_000): Promise<void> {
+    this.health?.shutdown();
     return new Promise((resolve) => {
       let flushTimer: NodeJS.Timeout | undefined;
       const done = () => {
