@@ -45,11 +45,12 @@ export function upperFirst(s: string): string {
 }
 
 // Member names that would break a class or object: the constructor, Object.prototype members,
-// `then` (an object with a `then` method is taken for a promise), and the client's own field.
+// `then` (an object with a `then` method is taken for a promise), and the client's own members.
 const UNSAFE_MEMBERS = new Set([
   "constructor",
   "then",
   "transport",
+  "close",
   "toString",
   "toJSON",
   "toLocaleString",

@@ -9,4 +9,6 @@ export interface Transport {
   serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O>;
   clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O>;
   bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O>;
+  /** Releases what the transport holds (a gRPC channel, a reply consumer). */
+  close?(): void | Promise<void>;
 }

@@ -54,7 +54,7 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
 
   it("escapes member names that would break a class and keeps colliding names apart", () => {
     const text = read("kitchen/v1/kitchen.grabbit.ts");
-    for (const member of ["constructor$(", "then$(", "toString$(", "transport$(", "delete(", "unary(", "unary2("]) {
+    for (const member of ["constructor$(", "then$(", "toString$(", "transport$(", "close$(", "delete(", "unary(", "unary2("]) {
       expect(text).toContain(`  ${member}request`);
     }
     // ts-proto renames a message called Date so that it does not shadow the global.

@@ -77,6 +77,7 @@ describe("generated gRPC code", () => {
         then$: (req: any) => ({ ...req, text: "then" }),
         toString$: (req: any) => ({ ...req, text: "toString" }),
         transport$: (req: any) => ({ ...req, text: "transport" }),
+        close$: (req: any) => ({ ...req, text: "close" }),
       }),
     );
     const client = g.createEverythingGrpcClient(address);
@@ -101,7 +102,9 @@ describe("generated gRPC code", () => {
     expect(upper).toEqual(["A", "B"]);
 
     expect(await client.delete(outer)).toEqual({ seconds: 42, nanos: 0 });
-    for (const name of ["constructor", "then", "toString", "transport"]) expect((await client[`${name}$`](outer)).text).toBe(name);
+    for (const name of ["constructor", "then", "toString", "transport", "close"]) expect((await client[`${name}$`](outer)).text).toBe(name);
+    await client.close();
+    await expect(client.unary(outer)).rejects.toMatchObject({ code: 14 });
   });
 });
 
