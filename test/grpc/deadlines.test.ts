@@ -35,7 +35,7 @@ describe("deadlines", () => {
   it("fails with DEADLINE_EXCEEDED and aborts the handler's signal", async () => {
     h = await startHarness();
     await h.client.unary(M.echo, {}); // connect first: the deadline should not be spent on setup
-    const err = await statusOf(h.client.unary(M.wait, {}, { timeoutMs: 200 }));
+    const err = await statusOf(h.client.unary(M.wait, {}, { timeoutMs: 1000 }));
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
     const ctx = await h.probes.waitStarted.promise;
     expect(ctx.deadline).toBeTypeOf("number");
@@ -46,6 +46,7 @@ describe("deadlines", () => {
 
   it("uses the method's timeout when the call sets none", async () => {
     h = await startHarness();
+    await h.client.unary(M.echo, {});
     const err = await statusOf(h.client.unary(M.waitShort, {}));
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
     expect((await h.probes.waitStarted.promise).deadline).toBeTypeOf("number");
@@ -93,7 +94,7 @@ describe("deadline propagation", () => {
       // Connect both hops first, so that the deadline is not spent on connection setup.
       await client.unary(M.echo, {});
       await downstream.unary(M.echo, {});
-      expect((await statusOf(client.unary(M.wait, {}, { timeoutMs: 300 }))).code).toBe(Code.DEADLINE_EXCEEDED);
+      expect((await statusOf(client.unary(M.wait, {}, { timeoutMs: 1000 }))).code).toBe(Code.DEADLINE_EXCEEDED);
       expect((await downstreamError.promise).code).toBe(Code.DEADLINE_EXCEEDED);
       // The downstream handler was stopped too.
       expect(((await h.probes.waitAborted.promise) as StatusError).code).toBeOneOf([Code.DEADLINE_EXCEEDED, Code.CANCELLED]);

@@ -44,7 +44,7 @@ export const TestService = {
     echo: method("Echo", "unary"),
     fail: method("Fail", "unary"),
     wait: method("Wait", "unary"),
-    waitShort: method("WaitShort", "unary", 300),
+    waitShort: method("WaitShort", "unary", 1000),
     missing: method("Missing", "unary"),
     count: method("Count", "server_streaming"),
     sum: method("Sum", "client_streaming"),
