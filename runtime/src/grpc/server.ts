@@ -312,10 +312,11 @@ function readRequests(call: ReadableCall): RequestQueue {
  */
 class GrpcHandlerContext implements HandlerContext {
   readonly transport = "grpc" as const;
-  metadata: Metadata;
   readonly deadline: number | undefined;
   readonly responseMetadata: Metadata = {};
-  readonly values = new Map<string | symbol, unknown>();
+  // Made on first use: many handlers never look at request metadata or values.
+  private metadataCache: Metadata | undefined;
+  private valuesCache: Map<string | symbol, unknown> | undefined;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
@@ -327,10 +328,22 @@ class GrpcHandlerContext implements HandlerContext {
     private readonly respond: Respond,
   ) {
     state.active.add(this);
-    this.metadata = fromGrpcMetadata(call.metadata);
     const deadline = call.getDeadline();
     const ms = deadline instanceof Date ? deadline.getTime() : deadline;
     this.deadline = Number.isFinite(ms) ? ms : undefined;
+  }
+
+  get metadata(): Metadata {
+    return (this.metadataCache ??= fromGrpcMetadata(this.call.metadata));
+  }
+
+  /** An interceptor may pass on a different metadata object; the handler sees that one. */
+  set metadata(metadata: Metadata) {
+    this.metadataCache = metadata;
+  }
+
+  get values(): Map<string | symbol, unknown> {
+    return (this.valuesCache ??= new Map());
   }
 
   get peer(): string | undefined {
