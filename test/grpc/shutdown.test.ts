@@ -119,6 +119,28 @@ describe("graceful shutdown", () => {
   });
 });
 
+describe("handlers", () => {
+  it("may be a class instance: methods keep their `this`", async () => {
+    class Greeter {
+      private readonly greeting = "hello";
+      async echo(req: Req): Promise<Res> {
+        return { text: `${this.greeting} ${req.text}` };
+      }
+    }
+    const server = new GrpcServer().add(TestService, new Greeter());
+    const port = await server.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      expect((await client.unary(M.echo, { text: "there" })).text).toBe("hello there");
+      // Methods the instance lacks are UNIMPLEMENTED.
+      expect((await statusOf(client.unary(M.fail, {}))).code).toBe(Code.UNIMPLEMENTED);
+    } finally {
+      client.close();
+      await server.shutdown(1000);
+    }
+  });
+});
+
 describe("plain grpc-js servers", () => {
   it("can host a service through grpcServiceDefinition and grpcServiceImplementation", async () => {
     const server = new grpc.Server();
