@@ -15,7 +15,8 @@
 //   error becomes UNKNOWN with its message and never a stack.
 // - Metadata: lower-case string keys. Binary (`-bin`) entries are base64 strings in both directions.
 //   HTTP/2 and gRPC protocol headers (content-type, date, grpc-status, grpc-timeout...) are neither
-//   sent nor surfaced. Response metadata is headers and trailers merged (trailers win).
+//   sent nor surfaced. Response metadata is headers and trailers merged (trailers win), passed to
+//   CallOptions.onResponseMetadata on success; on failure it is the StatusError's metadata.
 // - Streams: serverStream/bidiStream start the call when iteration starts; leaving the loop early
 //   cancels it. Request streams are written with back-pressure; a failing request stream fails the
 //   call with its own error. Response and request messages are buffered with a bounded queue.
