@@ -4,6 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages } from "./diff.js";
+import { changedFiles } from "./changed.js";
 import { InputError, buildImage, pathMapper } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
@@ -152,13 +153,15 @@ async function breaking(argv: string[], io: Io): Promise<number> {
 
   const p = progress(io);
   try {
-    p.phase(`building ${args.input} and ${args.against} with buf`);
-    // One buf build per side, side by side: they dominate the run time.
+    // buf builds dominate the run time: build only what differs when that can be known up front,
+    // and both sides side by side.
+    const changed = changedFiles(args.input, args.against!, io.cwd);
+    p.phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${args.input} and ${args.against} with buf`);
     const [cur, old] = await Promise.all([
-      buildImage(args.input, io.cwd).catch((e: unknown) => {
+      buildImage(args.input, io.cwd, changed?.inputPaths, changed?.unchangedPackages).catch((e: unknown) => {
         throw e instanceof InputError ? new InputError(`input: ${e.message}`) : e;
       }),
-      buildImage(args.against!, io.cwd).catch((e: unknown) => {
+      buildImage(args.against!, io.cwd, changed?.againstPaths, changed?.unchangedPackages).catch((e: unknown) => {
         throw e instanceof InputError ? new InputError(`--against: ${e.message}`) : e;
       }),
     ]);

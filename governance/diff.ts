@@ -75,12 +75,15 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   const changed: string[] = [];
   const onlyOld: string[] = [];
   const onlyNew: string[] = [];
+  // Imports (dependencies, and files a partial build pulled in) are context, not subjects.
+  const own = (f: { isImport: boolean } | undefined) => f !== undefined && !f.isImport;
   for (const [path, f] of old.files) {
+    if (!own(f)) continue;
     const g = cur.files.get(path);
-    if (!g) onlyOld.push(path);
-    else if (!sameBytes(f.desc, g.desc) || !sameBytes(f.src, g.src)) changed.push(path);
+    if (!own(g)) onlyOld.push(path);
+    else if (!sameBytes(f.desc, g!.desc) || !sameBytes(f.src, g!.src)) changed.push(path);
   }
-  for (const path of cur.files.keys()) if (!old.files.has(path)) onlyNew.push(path);
+  for (const [path, g] of cur.files) if (own(g) && !own(old.files.get(path))) onlyNew.push(path);
   opts.onProgress?.(`comparing ${changed.length + onlyOld.length + onlyNew.length} changed of ${cur.files.size} files`);
 
   const oldSide = indexSide(old, [...changed, ...onlyOld]);

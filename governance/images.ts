@@ -37,6 +37,8 @@ export interface Image {
   files: Map<string, ImageFile>;
   /** Where a file of this image lives for a human (buf's "external path"), relative to the cwd. */
   externalPath(path: string): string;
+  /** Packages of files left out of a partial build because they are the same on both sides. */
+  packagesOutside?: Set<string>;
 }
 
 function bufBin(): string {
@@ -52,8 +54,8 @@ function bufBin(): string {
 }
 
 /** Runs `buf build <input> -o -` and returns the binary image. */
-export function runBufBuild(input: string, cwd: string, config?: string): Promise<Uint8Array> {
-  const args = ["build", input, "-o", "-#format=binpb"];
+export function runBufBuild(input: string, cwd: string, config?: string, paths?: string[]): Promise<Uint8Array> {
+  const args = ["build", input, "-o", "-#format=binpb", ...(paths ?? []).flatMap((p) => ["--path", p])];
   if (config !== undefined) args.push("--config", config);
   return new Promise((resolvePromise, reject) => {
     const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
@@ -242,7 +244,8 @@ export function pathMapper(input: string, cwd: string, fallback?: (p: string) =>
   };
 }
 
-export async function buildImage(input: string, cwd: string, config?: string): Promise<Image> {
-  const bytes = await runBufBuild(input, cwd, config);
-  return { input, files: parseImage(bytes), externalPath: pathMapper(input, cwd) };
+/** Builds an input; with `paths`, only those files (an empty list builds nothing). */
+export async function buildImage(input: string, cwd: string, paths?: string[], packagesOutside?: Set<string>): Promise<Image> {
+  const files = paths && paths.length === 0 ? new Map<string, ImageFile>() : parseImage(await runBufBuild(input, cwd, undefined, paths));
+  return { input, files, externalPath: pathMapper(input, cwd), ...(packagesOutside ? { packagesOutside } : {}) };
 }

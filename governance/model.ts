@@ -68,7 +68,8 @@ export function syntaxOf(fd: FileDescriptorProto): string {
 
 export function indexSide(image: Image, paths: Iterable<string>): Side {
   const side: Side = { image, files: new Map(), messages: new Map(), enums: new Map(), services: new Map(), extensions: new Map(), packages: new Map() };
-  for (const f of image.files.values()) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
+  for (const f of image.files.values()) if (!f.isImport) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
+  for (const pkg of image.packagesOutside ?? []) side.packages.set(pkg, (side.packages.get(pkg) ?? 0) + 1);
   for (const path of paths) {
     const image_ = image.files.get(path);
     if (!image_) continue;

@@ -352,3 +352,47 @@ describe("the real bin", () => {
     expect(r.stderr).toMatch(/--against is required/);
   });
 });
+
+describe("partial builds give the same report as full builds", () => {
+  const many = (variant: boolean) => {
+    const tree: Record<string, string> = {};
+    for (let i = 0; i < 12; i++) {
+      const pkg = `demo.p${i % 3}`;
+      const imp = i >= 3 ? `import "p${(i - 3) % 3}/f${i - 3}.proto";\n` : "";
+      const dep = i >= 3 ? `  M${i - 3} prev = 9;\n` : "";
+      const changed = variant && (i === 4 || i === 7);
+      tree[`p${i % 3}/f${i}.proto`] = `syntax = "proto3";\n\npackage ${pkg};\n\n${imp}\n// M${i}.\nmessage M${i} {\n  string id = 1;\n${changed ? "  int64 n = 2;\n" : "  int32 n = 2;\n"}${dep}}\n`;
+    }
+    if (variant) delete tree["p2/f11.proto"];
+    if (variant) tree["p0/f6.proto"] = tree["p0/f6.proto"]!.replace("// M6.", "// M6, commented.");
+    return tree;
+  };
+
+  it("between directories and against a git ref", async () => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), many(false));
+    writeTree(join(dir, "new"), many(true));
+    const fast = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json"]);
+    process.env.GRABBIT_FULL_BUILD = "1";
+    let full;
+    try {
+      full = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json"]);
+    } finally {
+      delete process.env.GRABBIT_FULL_BUILD;
+    }
+    expect(fast.report).toEqual(full.report);
+    expect(fast.report!.changes.map((c) => c.rule).sort()).toEqual(["COMMENT_CHANGED", "FIELD_SAME_TYPE", "FIELD_SAME_TYPE", "FILE_NO_DELETE"]);
+
+    const repo = tempDir();
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "pipe" });
+    git("init", "-q", "-b", "main");
+    writeTree(repo, many(false));
+    git("add", ".");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "v1");
+    execFileSync("rm", ["-rf", ...Object.keys(many(false)).map((p) => join(repo, p))]);
+    writeTree(repo, many(true));
+    const viaGit = await grabbit(repo, ["breaking", ".", "--against", ".git#branch=main", "--format", "json"]);
+    expect(viaGit.stderr).toBe("");
+    expect(viaGit.report!.changes.map((c) => [c.rule, c.path.replace(/^new\//, ""), c.line])).toEqual(full.report!.changes.map((c) => [c.rule, c.path.replace(/^(new|old)\//, ""), c.line]));
+  });
+});
