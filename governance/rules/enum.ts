@@ -2,6 +2,7 @@
 import type { EnumEl } from "../model.js";
 import { Ctx } from "./context.js";
 import { enumJsonFormat, enumType } from "./features.js";
+import { covered } from "./message.js";
 
 export function checkEnums(ctx: Ctx): void {
   for (const [name, after] of ctx.cur.enums) {
@@ -29,7 +30,7 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" changed from supporting JSON to best-effort JSON.`);
   for (const r of before.d.reservedRange) {
     // Enum reserved ranges are inclusive.
-    if (!after.d.reservedRange.some((x) => x.start <= r.start && x.end >= r.end)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} was deleted.`);
+    if (!covered(r, after.d.reservedRange, true)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} was deleted.`);
   }
   for (const n of before.d.reservedName) {
     if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);

@@ -28,8 +28,16 @@ function ranges(rs: Array<{ start: number; end: number }>): string {
   return rs.map((r) => `[${r.start},${r.end})`).join(", ");
 }
 
-function covered(r: { start: number; end: number }, by: Array<{ start: number; end: number }>): boolean {
-  return by.some((b) => b.start <= r.start && b.end >= r.end);
+/** Whether every number of `r` is still in `by` (ranges may be split or merged: [start, end)). */
+export function covered(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): boolean {
+  const sorted = [...by].sort((a, b) => a.start - b.start);
+  const gap = inclusive ? 1 : 0;
+  let at = r.start;
+  for (const b of sorted) {
+    if (b.start > at) break;
+    if (b.end + gap > at) at = b.end + gap;
+  }
+  return inclusive ? at > r.end : at >= r.end;
 }
 
 function reservedNumber(m: MessageEl, n: number): boolean {
@@ -131,8 +139,6 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
         (f.type === g.type && !(isMessageType(f) || f.type === T.ENUM)) ||
         sameGroup(WIRE_GROUPS, f.type, g.type) ||
         (f.type === T.ENUM && g.type === T.ENUM) ||
-        (f.type === T.ENUM && sameGroup(WIRE_GROUPS, T.INT32, g.type)) ||
-        (g.type === T.ENUM && sameGroup(WIRE_GROUPS, T.INT32, f.type)) ||
         (f.type === T.MESSAGE && g.type === T.BYTES) ||
         (f.type === T.BYTES && g.type === T.MESSAGE);
       const jsonOk = (f.type === g.type && f.type === T.ENUM) || (f.type === g.type && !isMessageType(f)) || sameGroup(JSON_GROUPS, f.type, g.type);
@@ -148,14 +154,14 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
     // Cardinality.
     const cb = cardinality(f, before, ctx.old);
     const ca = cardinality(g, after, ctx.cur);
-    const norm = (c: Cardinality) => (c === "map" ? "repeated" : c);
-    if (norm(cb) !== norm(ca)) {
+    if (cb !== ca) {
       const text = `${field} changed cardinality from "${CARDINALITY_TEXT[cb]}" to "${CARDINALITY_TEXT[ca]}".`;
       ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4] });
-      const repeatedChanged = (norm(cb) === "repeated") !== (norm(ca) === "repeated");
-      const lengthDelimited = [T.STRING, T.BYTES, T.MESSAGE].includes(g.type) && ca !== "map" && cb !== "map";
-      if (repeatedChanged && !lengthDelimited) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
-      if (repeatedChanged) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
+      // Presence alone never changes the encoding; a map is a repeated entry message on the wire only.
+      const single = (c: Cardinality) => (c === "implicit" ? "optional" : c);
+      const wire = (c: Cardinality) => (c === "map" ? "repeated" : single(c));
+      if (wire(cb) !== wire(ca)) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
+      if (single(cb) !== single(ca)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
     }
     if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && oneofOf(after, g, oneofsAfter) === undefined && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
       const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");

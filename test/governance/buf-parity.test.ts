@@ -1,0 +1,46 @@
+// Parity with the real `buf breaking` on pairs where the rules are easy to get subtly wrong (types that
+// share an encoding, cardinality and presence, maps, oneofs, split ranges, moves between files): with
+// all four buf categories selected, grabbit reports exactly buf's rule IDs.
+import { describe, expect, it } from "vitest";
+import { bufBreaking, compareTrees, proto, type Tree } from "./helpers.js";
+
+const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
+const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
+const pairs: Array<[string, Tree, Tree]> = [
+  ["optional added", P("message T { string a = 1; }"), P("message T { optional string a = 1; }")],
+  ["optional removed", P("message T { optional string a = 1; }"), P("message T { string a = 1; }")],
+  ["map to repeated", P("message T { map<string,string> m = 1; }"), P("message T { message E { string key = 1; string value = 2; } repeated E m = 1; }")],
+  ["nested deleted", P("message T { message In { string a = 1; } In i = 1; }"), P("message T { string x = 2; }")],
+  ["enum to int", P("enum E { E_A = 0; } message T { E e = 1; }"), P("enum E { E_A = 0; } message T { int32 e = 1; }")],
+  ["msg type change", P("message A { string a = 1; } message B { string b = 1; } message T { A x = 1; }"), P("message A { string a = 1; } message B { string b = 1; } message T { B x = 1; }")],
+  ["string to bytes", P("message T { string a = 1; }"), P("message T { bytes a = 1; }")],
+  ["sint32 to sint64", P("message T { sint32 a = 1; }"), P("message T { sint64 a = 1; }")],
+  ["uint32 int32", P("message T { uint32 a = 1; }"), P("message T { int32 a = 1; }")],
+  ["fixed32 sfixed32", P("message T { fixed32 a = 1; }"), P("message T { sfixed32 a = 1; }")],
+  ["int64 uint64", P("message T { int64 a = 1; }"), P("message T { uint64 a = 1; }")],
+  ["bool int32", P("message T { bool a = 1; }"), P("message T { int32 a = 1; }")],
+  ["repeated string to single", P("message T { repeated string a = 1; }"), P("message T { string a = 1; }")],
+  ["repeated msg to single", P("message M {} message T { repeated M a = 1; }"), P("message M {} message T { M a = 1; }")],
+  ["proto2 optional to required", P2("message T { optional string a = 1; }"), P2("message T { required string a = 1; }")],
+  ["proto2 optional to repeated int", P2("message T { optional int32 a = 1; }"), P2("message T { repeated int32 a = 1; }")],
+  ["into oneof", P("message T { string a = 1; }"), P("message T { oneof o { string a = 1; } }")],
+  ["oneof renamed", P("message T { oneof o { string a = 1; } }"), P("message T { oneof p { string a = 1; } }")],
+  ["enum alias", P("enum E { option allow_alias = true; E_A = 0; E_B = 0; }"), P("enum E { E_A = 0; }")],
+  ["rpc renamed", P("message A {} service S { rpc Get(A) returns (A); }"), P("message A {} service S { rpc Fetch(A) returns (A); }")],
+  ["message moved file", { "demo/v1/a.proto": proto("message A { string x = 1; }"), "demo/v1/b.proto": proto("message B {}") }, { "demo/v1/a.proto": proto("message C {}"), "demo/v1/b.proto": proto("message B {}\nmessage A { string x = 1; }") }],
+  ["json_name explicit same", P("message T { string a_b = 1; }"), P('message T { string a_b = 1 [json_name = "aB"]; }')],
+  ["ext range grow", P2("message T { extensions 10 to 20; }"), P2("message T { extensions 10 to 15; extensions 16 to 20; }")],
+  ["reserved split", P("message T { reserved 1 to 10; }"), P("message T { reserved 1 to 5, 6 to 10; }")],
+];
+
+const use = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"];
+
+describe("same rule IDs as buf breaking", () => {
+  it.each(pairs)("%s", async (_name, before, after) => {
+    const r = await compareTrees(before, after, ["--use", use.join(",")]);
+    expect(r.stderr).toBe("");
+    const ours = [...new Set(r.breaking.filter((x) => !/^(GRABBIT|TYPESCRIPT)_/.test(x)))].sort();
+    const buf = [...new Set(bufBreaking(r.dir, use).rules)].sort();
+    expect(ours).toEqual(buf);
+  });
+});
