@@ -55,10 +55,15 @@ const event: EventDesc<TickMsg> = {
   routingValues: (t: TickMsg) => ({ region: t.region }),
 };
 
-/** BENCH_VERBOSE=1 prints every round to stderr. */
-function log(what: string, rate: number): number {
-  if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${what}: ${Math.round(rate)} msg/s\n`);
+/** BENCH_VERBOSE=1 prints every round to stderr, with this process's CPU time per message. */
+let cpuMark = process.cpuUsage();
+function log(what: string, rate: number, n: number): number {
+  const cpu = process.cpuUsage(cpuMark);
+  if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${what}: ${Math.round(rate)} msg/s, ${((cpu.user + cpu.system) / n).toFixed(1)} us CPU/msg\n`);
   return rate;
+}
+function mark(): void {
+  cpuMark = process.cpuUsage();
 }
 
 function tick(i: number): TickMsg {
@@ -172,8 +177,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const rawCh = await raw.createConfirmChannel();
     const rawChs = [rawCh, await rawNoDelay.createConfirmChannel()];
     const pub = new EventPublisher(conn, event);
-    await pub.publish(tick(0)); // declare + open the channel outside the timing
-    for (const ch of rawChs) await rawPublish(ch, 1000); // warm up
+    // Warm both sides up alike (JIT, channels, the exchange declaration) outside the timing.
+    for (const ch of rawChs) await rawPublish(ch, 1000);
+    await typedPublish(pub, 1000);
     await admin.purgeQueue(queue);
 
     let bestRawPub = 0;
@@ -181,8 +187,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     // Alternate which side goes first: the shared broker's load drifts between rounds.
     for (let r = 0; r < rounds; r++) {
       const sides = [
-        async () => (bestRawPub = Math.max(bestRawPub, log(`raw publish ${r % 2 ? "noDelay" : "nagle"}`, await rawPublish(rawChs[r % 2]!, nPub)))),
-        async () => (bestTypedPub = Math.max(bestTypedPub, log("typed publish", await typedPublish(pub, nPub)))),
+        async () => (bestRawPub = Math.max(bestRawPub, log(`raw publish ${r % 2 ? "noDelay" : "nagle"}`, (mark(), await rawPublish(rawChs[r % 2]!, nPub)), nPub))),
+        async () => (bestTypedPub = Math.max(bestTypedPub, log("typed publish", (mark(), await typedPublish(pub, nPub)), nPub))),
       ];
       for (const side of r % 2 ? sides.reverse() : sides) {
         await side();
@@ -196,8 +202,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const consumeChs = [await raw.createChannel(), await rawNoDelay.createChannel()];
     for (let r = 0; r < rounds; r++) {
       const sides = [
-        async () => (bestRawCon = Math.max(bestRawCon, log(`raw consume ${r % 2 ? "noDelay" : "nagle"}`, await rawConsume(consumeChs[r % 2]!, nCon, prefetch)))),
-        async () => (bestTypedCon = Math.max(bestTypedCon, log("typed consume", await typedConsume(conn, nCon, prefetch)))),
+        async () => (bestRawCon = Math.max(bestRawCon, log(`raw consume ${r % 2 ? "noDelay" : "nagle"}`, (mark(), await rawConsume(consumeChs[r % 2]!, nCon, prefetch)), nCon))),
+        async () => (bestTypedCon = Math.max(bestTypedCon, log("typed consume", (mark(), await typedConsume(conn, nCon, prefetch)), nCon))),
       ];
       for (const side of r % 2 ? sides.reverse() : sides) {
         await fill(rawCh, nCon);
