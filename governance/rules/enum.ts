@@ -2,7 +2,7 @@
 import type { EnumEl } from "../model.js";
 import { Ctx } from "./context.js";
 import { enumJsonFormat, enumType } from "./features.js";
-import { covered } from "./message.js";
+import { covered, missingText } from "./message.js";
 
 export function checkEnums(ctx: Ctx): void {
   for (const [name, after] of ctx.cur.enums) {
@@ -26,11 +26,15 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   const what = `enum "${after.local}"`;
   const tb = enumType(before);
   const ta = enumType(after);
-  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.local}" changed from ${tb} to ${ta}.`);
-  if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" changed from supporting JSON to best-effort JSON.`);
+  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.local}" changed from ${tb} to ${ta}.`, { sub: [3, 7, 2] });
+  if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") {
+    ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [3, 7, 6] });
+  }
   for (const r of before.d.reservedRange) {
     // Enum reserved ranges are inclusive.
-    if (!covered(r, after.d.reservedRange, true)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} was deleted.`);
+    if (!covered(r, after.d.reservedRange, true)) {
+      ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} is missing values: ${missingText(r, after.d.reservedRange, true)} were removed.`);
+    }
   }
   for (const n of before.d.reservedName) {
     if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);
@@ -54,7 +58,7 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
     if (names.some((x) => !now.includes(x))) {
       const index = after.d.value.findIndex((v) => v.number === n);
       ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed name from "${names.join(", ")}" to "${now.join(", ")}".`, {
-        sub: [1],
+        sub: [2],
         subject: `value:${after.fullName}:${n}`,
       });
       ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {

@@ -24,8 +24,30 @@ function sameGroup(groups: T[][], a: T, b: T): boolean {
   return groups.some((g) => g.includes(a) && g.includes(b));
 }
 
-function ranges(rs: Array<{ start: number; end: number }>): string {
-  return rs.map((r) => `[${r.start},${r.end})`).join(", ");
+/** The numbers of `r` no longer in `by`, printed as buf does ("[8,9]", inclusive). */
+export function missingText(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): string {
+  const last = inclusive ? r.end : r.end - 1;
+  const inNew = (n: number) => by.some((b) => b.start <= n && (inclusive ? n <= b.end : n < b.end));
+  const out: string[] = [];
+  let start: number | undefined;
+  // Ranges can be huge (up to 2^29): walk boundaries, not numbers.
+  const points = [...new Set([r.start, ...by.flatMap((b) => [b.start, inclusive ? b.end + 1 : b.end])])].filter((n) => n >= r.start && n <= last).sort((a, b) => a - b);
+  for (let i = 0; i < points.length; i++) {
+    const from = points[i]!;
+    const to = (points[i + 1] ?? last + 1) - 1;
+    if (!inNew(from)) {
+      start ??= from;
+      if (i === points.length - 1 || inNew(points[i + 1]!)) {
+        out.push(start === to ? `[${start}]` : `[${start},${to}]`);
+        start = undefined;
+      }
+    }
+  }
+  return out.join(", ");
+}
+
+function rangeText(r: { start: number; end: number }, inclusive = false): string {
+  return `[${r.start},${inclusive ? r.end : r.end - 1}]`;
 }
 
 /** Whether every number of `r` is still in `by` (ranges may be split or merged: [start, end)). */
@@ -43,6 +65,9 @@ export function covered(r: { start: number; end: number }, by: Array<{ start: nu
 function reservedNumber(m: MessageEl, n: number): boolean {
   return m.d.reservedRange.some((r) => r.start <= n && n < r.end);
 }
+
+const WIRE_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#updating";
+const JSON_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#json";
 
 const CTYPE = ["STRING", "CORD", "STRING_PIECE"];
 const JSTYPE = ["JS_NORMAL", "JS_STRING", "JS_NUMBER"];
@@ -68,15 +93,15 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
   const at = { file: after.file, spath: after.spath };
   const what = `message "${after.local}"`;
   if (!before.d.options?.noStandardDescriptorAccessor && after.d.options?.noStandardDescriptorAccessor) {
-    ctx.add("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", at, `Message "${after.local}" changed option "no_standard_descriptor_accessor" from "false" to "true".`, { sub: [7, 2] });
+    ctx.add("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", at, `Message option "no_standard_descriptor_accessor" changed from "false" to "true".`, { sub: [7, 2] });
   }
   const jb = messageJsonFormat(before);
   const ja = messageJsonFormat(after);
-  if (jb === "allow" && ja === "legacy") ctx.add("MESSAGE_SAME_JSON_FORMAT", at, `Message "${after.local}" changed from supporting JSON to best-effort JSON.`);
+  if (jb === "allow" && ja === "legacy") ctx.add("MESSAGE_SAME_JSON_FORMAT", at, `Message "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [7, 12, 6] });
 
   // Reserved ranges and names, extension ranges.
   for (const r of before.d.reservedRange) {
-    if (!covered(r, after.d.reservedRange)) ctx.add("RESERVED_MESSAGE_NO_DELETE", at, `Previously present reserved range "${ranges([r])}" on ${what} was deleted.`);
+    if (!covered(r, after.d.reservedRange)) ctx.add("RESERVED_MESSAGE_NO_DELETE", at, `Previously present reserved range "${rangeText(r)}" on ${what} is missing values: ${missingText(r, after.d.reservedRange)} were removed.`);
   }
   for (const n of before.d.reservedName) {
     if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_MESSAGE_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);
@@ -84,7 +109,7 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
   const newReserved = after.d.reservedRange.filter((r) => !covered(r, before.d.reservedRange)).length + after.d.reservedName.filter((n) => !before.d.reservedName.includes(n)).length;
   if (newReserved) ctx.change("RESERVED_ADDED", at, `Reserved numbers or names were added to ${what}.`);
   for (const r of before.d.extensionRange) {
-    if (!covered(r, after.d.extensionRange)) ctx.add("EXTENSION_MESSAGE_NO_DELETE", at, `Previously present extension range "${ranges([r])}" on ${what} was deleted.`);
+    if (!covered(r, after.d.extensionRange)) ctx.add("EXTENSION_MESSAGE_NO_DELETE", at, `Previously present extension range "${rangeText(r)}" on ${what} is missing values: ${missingText(r, after.d.extensionRange)} were removed.`);
   }
 
   // Oneofs by name (proto3 `optional` makes synthetic oneofs: those are presence, not oneofs).
@@ -107,7 +132,8 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
   const reqBefore = required(before, ctx.old);
   const reqAfter = required(after, ctx.cur);
   for (const n of reqBefore) if (!reqAfter.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.local}" had required field "${n}" deleted. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
-  for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.local}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
+  const fieldOf = (n: number) => ({ file: after.file, spath: [...after.spath, 2, after.d.field.findIndex((f) => f.number === n)] });
+  for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", fieldOf(n), `Message "${after.local}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
 
   const afterByNumber = new Map(after.d.field.map((f, i) => [f.number, [f, i] as const]));
   const beforeNumbers = new Set(before.d.field.map((f) => f.number));
@@ -144,10 +170,10 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
       const jsonOk = (f.type === g.type && f.type === T.ENUM) || (f.type === g.type && !isMessageType(f)) || sameGroup(JSON_GROUPS, f.type, g.type);
       const sameNamed = f.typeName === g.typeName;
       if (!wireOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
-        ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
+        ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}". See ${WIRE_DOC} for wire compatibility rules.`, { sub: typeSub });
       }
       if (!jsonOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
-        ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
+        ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}". See ${WIRE_DOC} for wire compatibility rules and ${JSON_DOC} for JSON compatibility rules.`, { sub: typeSub });
       }
     }
 
@@ -173,7 +199,7 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
     const oa = oneofOf(after, g, oneofsAfter);
     if (ob !== oa) {
       const msg =
-        ob === undefined ? `${field} moved from outside to inside oneof "${oa}".` : oa === undefined ? `${field} moved from inside to outside oneof "${ob}".` : `${field} moved from oneof "${ob}" to oneof "${oa}".`;
+        ob === undefined ? `${field} moved from outside to inside a oneof.` : oa === undefined ? `${field} moved from inside to outside a oneof.` : `${field} moved from oneof "${ob}" to oneof "${oa}".`;
       ctx.add("FIELD_SAME_ONEOF", fat, msg, { sub: [9] });
     }
 
@@ -195,7 +221,9 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
       // Java verifies when the file asks for it, else as the field's resolved UTF8 validation.
       const javab = before.file.fd.options?.javaStringCheckUtf8 ? "verify" : ub;
       const javaa = after.file.fd.options?.javaStringCheckUtf8 ? "verify" : ua;
-      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", fat, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
+      // Point at the file option when that is what changed.
+      const javaAt = (before.file.fd.options?.javaStringCheckUtf8 ?? false) !== (after.file.fd.options?.javaStringCheckUtf8 ?? false) && after.file.fd.options?.javaStringCheckUtf8 ? { file: after.file, spath: [8, 27] } : fat;
+      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
     }
   }
   after.d.field.forEach((g, i) => {

@@ -18,7 +18,7 @@ export function checkPackages(ctx: Ctx): void {
     const f = anyFileOf(ctx.cur, pkg);
     if (f && !f.image.isImport) ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
   }
-  const deleted = (rule: string, what: string, olds: Map<string, { file: FileEl; fullName: string; parent?: { fullName: string } }>, news: Map<string, unknown>) => {
+  const deleted = (rule: string, what: string, olds: Map<string, { file: FileEl; fullName: string; local: string; parent?: { fullName: string } }>, news: Map<string, unknown>) => {
     for (const [name, el] of olds) {
       if (news.has(name)) continue;
       const pkg = el.file.pkg;
@@ -27,7 +27,7 @@ export function checkPackages(ctx: Ctx): void {
       const parent = el.parent ? ctx.cur.messages.get(el.parent.fullName) : undefined;
       const at = parent ?? anyFileOf(ctx.cur, pkg) ?? el.file;
       const anchor = "spath" in at ? at : fileAt(at);
-      ctx.add(rule, anchor, `Previously present ${what} "${name}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
+      ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
     }
   };
   deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages);

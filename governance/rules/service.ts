@@ -26,12 +26,12 @@ function compareService(ctx: Ctx, before: ServiceEl, after: ServiceEl): void {
       continue;
     }
     const rpc = `RPC "${name}" on service "${after.local}"`;
-    const streaming = (v: boolean, kind: string) => (v ? `${kind} streaming` : `non-${kind} streaming`);
+    const streaming = (v: boolean, kind: string) => (v ? `${kind} streaming` : `${kind} unary`);
     if (b.d.clientStreaming !== a.d.clientStreaming) {
-      ctx.add("RPC_SAME_CLIENT_STREAMING", a, `${rpc} changed from ${streaming(b.d.clientStreaming, "client")} to ${streaming(a.d.clientStreaming, "client")}.`, { sub: [5] });
+      ctx.add("RPC_SAME_CLIENT_STREAMING", a, `${rpc} changed from ${streaming(b.d.clientStreaming, "client")} to ${streaming(a.d.clientStreaming, "client")}.`, {});
     }
     if (b.d.serverStreaming !== a.d.serverStreaming) {
-      ctx.add("RPC_SAME_SERVER_STREAMING", a, `${rpc} changed from ${streaming(b.d.serverStreaming, "server")} to ${streaming(a.d.serverStreaming, "server")}.`, { sub: [6] });
+      ctx.add("RPC_SAME_SERVER_STREAMING", a, `${rpc} changed from ${streaming(b.d.serverStreaming, "server")} to ${streaming(a.d.serverStreaming, "server")}.`, {});
     }
     if (b.d.inputType !== a.d.inputType) {
       ctx.add("RPC_SAME_REQUEST_TYPE", a, `${rpc} changed request type from "${stripDot(b.d.inputType)}" to "${stripDot(a.d.inputType)}".`, { sub: [2] });

@@ -2,7 +2,8 @@
 // share an encoding, cardinality and presence, maps, oneofs, split ranges, moves between files): with
 // all four buf categories selected, grabbit reports exactly buf's rule IDs.
 import { describe, expect, it } from "vitest";
-import { bufBreaking, compareTrees, proto, type Tree } from "./helpers.js";
+import { RULE_CASES } from "./cases.js";
+import { bufBreaking, bufLines, compareTrees, proto, type Tree } from "./helpers.js";
 
 const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
 const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
@@ -42,5 +43,18 @@ describe("same rule IDs as buf breaking", () => {
     const ours = [...new Set(r.breaking.filter((x) => !/^(GRABBIT|TYPESCRIPT)_/.test(x)))].sort();
     const buf = [...new Set(bufBreaking(r.dir, use).rules)].sort();
     expect(ours).toEqual(buf);
+  });
+});
+
+describe("same locations and messages as buf breaking", () => {
+  // Differences by design: a deleted file or package points at the previous file (buf prints no path),
+  // and a rename is one finding (buf prints FIELD_SAME_NAME and FIELD_SAME_JSON_NAME).
+  const byDesign = new Set(["FILE_NO_DELETE", "PACKAGE_NO_DELETE", "FIELD_SAME_NAME"]);
+  const cases = RULE_CASES.filter((c) => c.buf && !byDesign.has(c.rule));
+  it.each(cases.map((c) => [c.rule, c] as const))("%s", async (_rule, c) => {
+    const t = (x: Tree | string): Tree => (typeof x === "string" ? { "demo/v1/demo.proto": x } : x);
+    const r = await compareTrees(t(c.old), t(c.bad), ["--use", c.use]);
+    const ours = r.report!.changes.filter((x) => x.breaking).map((x) => `${x.path}:${x.line}:${x.column}: ${x.rule} ${x.message}`).sort();
+    expect(ours).toEqual(bufLines(r.dir, [c.use]).sort());
   });
 });

@@ -66,6 +66,17 @@ export async function compareTrees(oldTree: Tree, newTree: Tree, args: string[] 
   return { ...run, dir };
 }
 
+/** `buf breaking` on the same kind of trees: its findings as `path:line:column: RULE message`. */
+export function bufLines(dir: string, use: string[]): string[] {
+  bufBreaking(dir, use);
+  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], { cwd: dir, encoding: "utf8" });
+  return (r.stdout ?? "")
+    .split("\n")
+    .filter((l) => l.trim().startsWith("{"))
+    .map((l) => JSON.parse(l) as { path: string; start_line: number; start_column: number; type: string; message: string })
+    .map((x) => `${x.path}:${x.start_line}:${x.start_column}: ${x.type} ${x.message}`);
+}
+
 /** `buf breaking` on the same kind of trees: the rule IDs it reports. */
 export function bufBreaking(dir: string, use: string[]): { code: number; rules: string[] } {
   // buf reads the configuration from the input module's buf.yaml.
