@@ -42,7 +42,15 @@ const defaultIo = (): Io => ({
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "init") {
-    const mod = (await import("../generator/init.js" as string)) as { runInit(argv: string[]): Promise<number> | number };
+    // Loaded only when asked for: `breaking` must not pay for (or depend on) the generator.
+    let mod: { runInit(argv: string[]): Promise<number> | number };
+    try {
+      mod = (await import("../generator/init.js" as string)) as typeof mod;
+    } catch (err) {
+      if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+      io.stderr("grabbit: init is not available in this build.\n");
+      return 1;
+    }
     return await mod.runInit(rest);
   }
   if (command === "breaking") {

@@ -98,10 +98,10 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   checkGrabbit(ctx);
   reportRenames(ctx, renames);
   checkChanges(ctx, renames);
-  return finish(ctx.findings, opts.config, renames.targets);
+  return finish(ctx.findings, opts.config, renames.targets, ctx.notes);
 }
 
-function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<string>): Report {
+function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<string>, notes: Map<string, string>): Report {
   const kept = findings.filter((f) => {
     if (f.at.file.image.isImport) return false;
     if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
@@ -131,7 +131,8 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
     const spath = head.at.spath;
     const loc =
       (head.sub && locs.get([...spath, ...head.sub].join("."))) || locs.get(spath.join(".")) || (spath.length === 0 ? locs.get("2") ?? locs.get("12") : undefined);
-    let message = head.message + (others.length ? ` (also ${others.join(", ")})` : "");
+    const note = head.subject !== undefined && !RENAME_HEADS.includes(head.rule) ? notes.get(head.subject) : undefined;
+    let message = head.message + (note ? ` (${note})` : "") + (others.length ? ` (also ${others.join(", ")})` : "");
     let breaking = head.breaking;
     let bump: Exclude<Bump, "none">;
     let categories: string[] = [];

@@ -23,6 +23,8 @@ export interface Finding {
 
 export class Ctx {
   readonly findings: Finding[] = [];
+  /** What a subject turned out to be (a rename), told even when only buf's deletion rules run. */
+  readonly notes = new Map<string, string>();
   constructor(
     readonly old: Side,
     readonly cur: Side,

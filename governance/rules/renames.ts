@@ -68,6 +68,9 @@ export function findRenames(ctx: Ctx): Renames {
 }
 
 export function reportRenames(ctx: Ctx, r: Renames): void {
+  for (const [kind, map] of [["message", r.messages], ["enum", r.enums], ["service", r.services], ["rpc", r.methods]] as const) {
+    for (const [from, to] of map) ctx.notes.set(`${kind}:${from}`, `renamed to "${to}"`);
+  }
   for (const [from, to] of r.messages) {
     const before = ctx.old.messages.get(from)!;
     const after = ctx.cur.messages.get(to)!;

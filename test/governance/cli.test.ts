@@ -396,3 +396,12 @@ describe("partial builds give the same report as full builds", () => {
     expect(viaGit.report!.changes.map((c) => [c.rule, c.path.replace(/^new\//, ""), c.line])).toEqual(full.report!.changes.map((c) => [c.rule, c.path.replace(/^(new|old)\//, ""), c.line]));
   });
 });
+
+describe("a rename seen by buf's rules only", () => {
+  it("says what the deletion really was", async () => {
+    const r = await compareTrees(demo("message Order { string id = 1; int32 n = 2; }"), demo("message Purchase { string id = 1; int32 n = 2; }"), ["--use", "FILE"]);
+    expect(r.report!.changes.map((c) => [c.rule, c.message])).toEqual([
+      ["MESSAGE_NO_DELETE", 'Previously present message "Order" was deleted from file. (renamed to "demo.v1.Purchase")'],
+    ]);
+  });
+});
