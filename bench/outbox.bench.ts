@@ -1,0 +1,99 @@
+// Outbox relay throughput vs direct confirmed publishing, same broker, same event, same queue.
+// outbox_relay: an OutboxRelay on PostgreSQL draining N rows already in the outbox (claim, read,
+//   publish with confirms, mark sent) vs EventPublisher publishing the same N events with confirms.
+// The ratio is the price of durability across crashes: below 1 is expected.
+import amqp from "amqplib";
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import type { EventDesc, MessageType } from "../runtime/src/index.js";
+import { AmqpConnection, EventPublisher } from "../runtime/src/amqp/index.js";
+import { Outbox, OutboxRelay, openDatabase } from "../runtime/src/outbox/index.js";
+import { figure, type Figure } from "./figure.js";
+
+interface Tick {
+  id: string;
+  region: string;
+  amount: number;
+}
+
+const TickType: MessageType<Tick> = {
+  typeName: "bench.v1.OutboxTick",
+  encode(m) {
+    const w = new BinaryWriter();
+    if (m.id) w.uint32(10).string(m.id);
+    if (m.region) w.uint32(18).string(m.region);
+    if (m.amount) w.uint32(24).int32(m.amount);
+    return w.finish();
+  },
+  decode(bytes) {
+    const r = new BinaryReader(bytes);
+    const m: Tick = { id: "", region: "", amount: 0 };
+    while (r.pos < r.len) {
+      const [field, wire] = r.tag();
+      if (field === 1) m.id = r.string();
+      else if (field === 2) m.region = r.string();
+      else if (field === 3) m.amount = r.int32();
+      else r.skip(wire);
+    }
+    return m;
+  },
+};
+
+const AMQP = process.env.AMQP_URL ?? "amqp://127.0.0.1";
+const PG = process.env.GRABBIT_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+
+export async function run({ quick }: { quick: boolean }): Promise<Record<string, Figure>> {
+  const n = quick ? 2_000 : 20_000;
+  const suffix = Math.random().toString(16).slice(2, 10);
+  const event: EventDesc<Tick> = {
+    type: TickType,
+    exchange: `grabbit-bench-outbox-${suffix}`,
+    exchangeKind: "topic",
+    routingKeyTemplate: "tick.{region}",
+    routingFields: ["region"],
+    persistent: true,
+    routingValues: (t: Tick) => ({ region: t.region }),
+  };
+  const queue = `grabbit-bench-outbox-${suffix}`;
+  const admin = await amqp.connect(AMQP);
+  const ch = await admin.createChannel();
+  await ch.assertExchange(event.exchange, "topic", { durable: true });
+  await ch.assertQueue(queue, { durable: true });
+  await ch.bindQueue(queue, event.exchange, "#");
+  const db = await openDatabase(PG);
+  const outbox = new Outbox({ table: `bench_outbox_${suffix}` });
+  const conn = await AmqpConnection.connect({ urls: AMQP, name: "grabbit-bench-outbox" });
+  const tick = (i: number): Tick => ({ id: `t-${i}`, region: `r${i % 8}`, amount: i });
+  try {
+    await outbox.install(db);
+    // Direct: the baseline.
+    const publisher = new EventPublisher(conn, event);
+    let t0 = performance.now();
+    await Promise.all(Array.from({ length: n }, (_, i) => publisher.publish(tick(i))));
+    const directMs = performance.now() - t0;
+    await publisher.close();
+    await ch.purgeQueue(queue);
+
+    // Outbox: rows written first (not timed), then the relay drains them.
+    for (let i = 0; i < n; i += 500) {
+      await db.transaction(async (tx) => {
+        for (let j = i; j < Math.min(n, i + 500); j++) await outbox.add(tx, event, tick(j));
+      });
+    }
+    const relay = new OutboxRelay(db, conn, outbox, { pollMs: 5, batchSize: 1000, partitionsPerClaim: outbox.partitions });
+    t0 = performance.now();
+    relay.start();
+    while ((await outbox.counts(db)).pending > 0) await new Promise((r) => setTimeout(r, 5));
+    const relayMs = performance.now() - t0;
+    await relay.stop();
+    const rate = (ms: number) => n / (ms / 1000);
+    const f = figure(rate(relayMs), rate(directMs), "msg/s", "higher-is-better", "EventPublisher, direct confirmed publish");
+    return { outbox_relay: { ...f, note: `${n} events; relay on PostgreSQL, batch 1000` } };
+  } finally {
+    await conn.close().catch(() => {});
+    await outbox.uninstall(db).catch(() => {});
+    await db.close().catch(() => {});
+    await ch.deleteQueue(queue).catch(() => {});
+    await ch.deleteExchange(event.exchange).catch(() => {});
+    await admin.close().catch(() => {});
+  }
+}
