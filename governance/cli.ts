@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages } from "./diff.js";
-import { changedFiles } from "./changed.js";
+import { changedFiles, type ChangedFiles } from "./changed.js";
 import { InputError, buildImage, pathMapper } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
@@ -165,14 +165,26 @@ async function breaking(argv: string[], io: Io): Promise<number> {
     // and both sides side by side.
     const changed = changedFiles(args.input, args.against!, io.cwd);
     p.phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${args.input} and ${args.against} with buf`);
-    const [cur, old] = await Promise.all([
-      buildImage(args.input, io.cwd, changed?.inputPaths, changed?.unchangedPackages).catch((e: unknown) => {
-        throw e instanceof InputError ? new InputError(`input: ${e.message}`) : e;
-      }),
-      buildImage(args.against!, io.cwd, changed?.againstPaths, changed?.unchangedPackages).catch((e: unknown) => {
-        throw e instanceof InputError ? new InputError(`--against: ${e.message}`) : e;
-      }),
-    ]);
+    const build = (paths: ChangedFiles | undefined) =>
+      Promise.all([
+        buildImage(args.input, io.cwd, paths?.inputPaths, paths?.unchangedPackages).catch((e: unknown) => {
+          throw e instanceof InputError ? new InputError(`input: ${e.message}`) : e;
+        }),
+        buildImage(args.against!, io.cwd, paths?.againstPaths, paths?.unchangedPackages).catch((e: unknown) => {
+          throw e instanceof InputError ? new InputError(`--against: ${e.message}`) : e;
+        }),
+      ]);
+    let images: Awaited<ReturnType<typeof build>>;
+    try {
+      images = await build(changed);
+    } catch (err) {
+      // A partial build can trip on what a whole one handles (excluded paths, odd layouts): the
+      // whole build decides, and reports the input's real problem if there is one.
+      if (!changed || !(err instanceof InputError)) throw err;
+      p.phase(`building ${args.input} and ${args.against} with buf`);
+      images = await build(undefined);
+    }
+    const [cur, old] = images;
     // A deleted file is printed where it lived: through the against input if it is a directory,
     // else where the current input keeps its files.
     old.externalPath = pathMapper(args.against!, io.cwd, cur.externalPath);

@@ -405,3 +405,14 @@ describe("a rename seen by buf's rules only", () => {
     ]);
   });
 });
+
+describe("partial builds fall back to whole ones", () => {
+  it("when buf.yaml excludes a directory that holds a changed file", async () => {
+    const yaml = "version: v2\nmodules:\n  - path: .\n    excludes:\n      - scratch\n";
+    const base = { "buf.yaml": yaml, ...OLD, "scratch/wip.proto": 'syntax = "proto3";\npackage scratch;\nmessage W {}\n' };
+    const r = await compareTrees(base, { ...base, "scratch/wip.proto": 'syntax = "proto3";\npackage scratch;\nmessage W { string x = 1; }\n' });
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.report).toEqual({ bump: "none", changes: [] });
+  });
+});
