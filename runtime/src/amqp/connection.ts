@@ -165,6 +165,8 @@ export class AmqpConnection extends EventEmitter {
   private wakeReconnect: (() => void) | undefined;
   private serverVersion: [number, number] = [0, 0];
   private closePromise: Promise<void> | undefined;
+  /** Why the latest connection attempt failed, until one succeeds: the cause a timeout reports. */
+  private lastConnectError: Error | undefined;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
@@ -241,7 +243,10 @@ export class AmqpConnection extends EventEmitter {
       signal?.addEventListener("abort", onAbort, { once: true });
       if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
         timer = setTimeout(
-          () => waiter.reject(new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms`)),
+          () => {
+            const cause = this.lastConnectError;
+            waiter.reject(new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms${cause ? ` (last attempt: ${cause.message})` : ""}`, cause ? { cause } : {}));
+          },
           Math.max(0, timeoutMs),
         );
       }
@@ -321,8 +326,10 @@ export class AmqpConnection extends EventEmitter {
         try {
           session = await this.open(this.urls[index]!);
           this.urlIndex = index;
+          this.lastConnectError = undefined;
         } catch (err) {
           lastError = err instanceof Error ? err : new Error(String(err));
+          this.lastConnectError = lastError;
         }
       }
       if (this.closing) {
