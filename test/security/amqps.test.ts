@@ -1,0 +1,153 @@
+// amqps end to end against a private RabbitMQ node with a TLS listener that requires client
+// certificates (mutual TLS), all certificates made here with openssl: a client that trusts the CA and
+// shows its own certificate connects and publishes; one without the CA, with a certificate from
+// another CA, without a certificate, or dialling a name the server certificate does not carry fails,
+// and says why.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, StatusError } from "@grabbit/runtime";
+import { AmqpConnection, Publisher, type AmqpTlsOptions } from "@grabbit/runtime/amqp";
+import { startPrivateBroker, type PrivateBroker } from "./private-broker.js";
+
+interface Pki {
+  dir: string;
+  ca: string;
+  clientCert: string;
+  clientKey: string;
+  otherCa: string;
+  otherClientCert: string;
+  otherClientKey: string;
+}
+
+function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), "grabbit-amqps-pki-"));
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  ssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=grabbit amqps test CA");
+  ssl("req", "-x509", ...ec, "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=someone else's CA");
+  // Only the name "localhost": dialling 127.0.0.1 is then a hostname mismatch.
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
+  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  const issue = (who: string, cn: string, ca: string, ext: string) => {
+    ssl("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${cn}`);
+    ssl("x509", "-req", "-in", `${who}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "2", "-out", `${who}.crt`, "-extfile", ext);
+  };
+  issue("server", "localhost", "ca", "server.ext");
+  issue("client", "grabbit-client", "ca", "client.ext");
+  issue("intruder", "grabbit-client", "other", "client.ext");
+  const read = (f: string) => readFileSync(join(dir, f), "utf8");
+  return {
+    dir,
+    ca: read("ca.crt"),
+    clientCert: read("client.crt"),
+    clientKey: read("client.key"),
+    otherCa: read("other.crt"),
+    otherClientCert: read("intruder.crt"),
+    otherClientKey: read("intruder.key"),
+  };
+}
+
+let pki: Pki;
+let broker: PrivateBroker;
+
+beforeAll(async () => {
+  pki = makePki();
+  // If this throws, the test fails with the node's own output: the reason it could not start here.
+  broker = await startPrivateBroker({
+    cacertfile: join(pki.dir, "ca.crt"),
+    certfile: join(pki.dir, "server.crt"),
+    keyfile: join(pki.dir, "server.key"),
+    requireClientCert: true,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await broker?.stop();
+  if (pki) rmSync(pki.dir, { recursive: true, force: true });
+}, 60_000);
+
+/** One connection attempt, no retries, so a refusal surfaces as the error it is. */
+async function connect(host: string, tls: AmqpTlsOptions): Promise<AmqpConnection> {
+  return AmqpConnection.connect({ urls: `amqps://guest:guest@${host}:${broker.tlsPort}`, tls, reconnect: { maxAttempts: 1 }, connectTimeoutMs: 60_000, name: "amqps-test" });
+}
+
+async function refusal(host: string, tls: AmqpTlsOptions): Promise<StatusError> {
+  try {
+    const c = await connect(host, tls);
+    await c.close();
+  } catch (err) {
+    expect(err).toBeInstanceOf(StatusError);
+    return err as StatusError;
+  }
+  throw new Error("the TLS connection was accepted but should have been refused");
+}
+
+describe("amqps with mutual TLS on a private node", () => {
+  const mine = () => ({ ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
+
+  it("connects with the CA and a client certificate, and a confirmed publish goes through", async () => {
+    const conn = await connect("localhost", mine());
+    try {
+      const session = await conn.waitForSession();
+      expect(session.url).toMatch(/^amqps:\/\/localhost:/);
+      // The socket under the session really is TLS, with the server's certificate verified.
+      const socket = (session.connection.connection as unknown as { stream: import("node:tls").TLSSocket }).stream;
+      expect(socket.encrypted).toBe(true);
+      expect(socket.authorized).toBe(true);
+      expect(socket.getPeerCertificate().subject.CN).toBe("localhost");
+      const ch = await session.createChannel();
+      const q = await ch.assertQueue("", { exclusive: true });
+      const publisher = new Publisher(conn);
+      await publisher.publish("", q.queue, Buffer.from("over tls"));
+      const got = await ch.get(q.queue, { noAck: true });
+      expect(got && got.content.toString()).toBe("over tls");
+      await publisher.close();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it("without the CA the server is not trusted", async () => {
+    const err = await refusal("localhost", { cert: pki.clientCert, key: pki.clientKey });
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toMatch(/self[- ]signed certificate/);
+  });
+
+  it("trusting another CA only: the server is not trusted", async () => {
+    const err = await refusal("localhost", { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey });
+    expect(err.message).toMatch(/self[- ]signed certificate|unable to verify|unable to get/);
+  });
+
+  it("dialling a name the certificate does not carry fails the hostname check", async () => {
+    const err = await refusal("127.0.0.1", mine());
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list|does not match certificate's altnames/);
+  });
+
+  it("with the default (retrying) policy, the connect timeout still names the TLS failure", async () => {
+    try {
+      const c = await AmqpConnection.connect({ urls: `amqps://guest:guest@localhost:${broker.tlsPort}`, tls: { cert: pki.clientCert, key: pki.clientKey }, connectTimeoutMs: 3000 });
+      await c.close();
+      throw new Error("connected without trusting the CA");
+    } catch (err) {
+      expect((err as StatusError).code).toBe(Code.UNAVAILABLE);
+      expect((err as Error).message).toMatch(/within 3000 ms \(last attempt: self[- ]signed certificate/);
+    }
+  });
+
+  it("a client without a certificate is refused by the broker", async () => {
+    const err = await refusal("localhost", { ca: pki.ca });
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    // The broker ends the handshake with a TLS alert (TLS 1.3: "certificate required").
+    expect(err.message).toMatch(/alert certificate required|handshake failure/);
+  });
+
+  it("a client certificate from another CA is refused by the broker", async () => {
+    const err = await refusal("localhost", { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey });
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toMatch(/alert unknown ca|alert bad certificate/);
+  });
+});
