@@ -6,17 +6,20 @@
 // - the handler throws: a copy goes (with a publisher confirm) to the TTL queue
 //   `${queue}.retry.${delayMs}` with `x-grabbit-attempt` incremented, which dead-letters it back to
 //   the work queue after the delay; only then is the original acked;
-// - after `maxAttempts`, or at once when the handler throws a StatusError with code INVALID_ARGUMENT
-//   or FAILED_PRECONDITION (a permanent failure: retrying cannot help), the message goes to the
+// - after `maxAttempts`, or at once when the handler or an interceptor throws a StatusError with code
+//   INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED or PERMISSION_DENIED (a permanent failure:
+//   retrying cannot help), the message goes to the
 //   dead-letter queue with body, properties and headers kept, plus `x-grabbit-error` (the reason),
 //   `x-grabbit-attempts`, `x-grabbit-original-exchange` and `x-grabbit-original-routing-key`;
-// - a body that does not decode, an unknown or missing `type`, or a content_type other than
-//   application/x-protobuf goes straight to the dead-letter queue with the reason.
+// - a body that does not decode, an unknown or missing `type`, a content_type other than
+//   application/x-protobuf, a body over `maxMessageBytes` or a `user_id` not in `requireUserId` goes
+//   straight to the dead-letter queue with the reason.
 // If moving a message to a retry or dead-letter queue fails, the original is not acked: the broker
 // delivers it again (at-least-once; a consumer may see a message twice, never zero times).
 
 import type { Channel, ConsumeMessage, Options } from "amqplib";
-import type { EventDesc } from "../descriptors.js";
+import type { EventDesc, MethodDesc } from "../descriptors.js";
+import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { bindingKey } from "../routing.js";
 import { Code, StatusError } from "../status.js";
@@ -28,6 +31,7 @@ import {
   HEADER_ERROR,
   HEADER_ORIGINAL_EXCHANGE,
   HEADER_ORIGINAL_ROUTING_KEY,
+  HEADER_ORIGINAL_USER_ID,
   headerInt,
   headersToMetadata,
 } from "./headers.js";
@@ -50,6 +54,13 @@ export interface DeliveryContext {
   timestamp: number | undefined;
   /** Aborted when the delivery can no longer be acked (connection lost): the broker will redeliver it. */
   signal: AbortSignal;
+  /**
+   * The AMQP `user_id` the broker validated against the publisher's login (kept across retries).
+   * Undefined when the publisher did not set it.
+   */
+  userId: string | undefined;
+  /** Values interceptors attached (a verified identity: claimsOf(delivery) with @grabbit/runtime/auth). */
+  values: Map<string | symbol, unknown>;
 }
 
 export type EventHandler<T> = (event: T, delivery: DeliveryContext) => Promise<void> | void;
@@ -79,6 +90,22 @@ export interface EventConsumerOptions {
    * messages that kill the consumer process before it can dead-letter them. Default: no limit.
    */
   deliveryLimit?: number;
+  /**
+   * Server interceptors around every handler (transport "amqp", side "server"): the request's
+   * metadata are the headers, `message` the decoded event, `peer` the user_id, `method.path`
+   * "event:<full type name>". A StatusError they throw counts as the handler's (see the codes above:
+   * UNAUTHENTICATED from an auth interceptor dead-letters at once with the reason).
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Accept only events whose `user_id` (validated by the broker against the publisher's login) is
+   * one of these; others, user_id-less ones included, are dead-lettered. Only a copy that came back
+   * through the default exchange (our own retry path, which publishers without rights on
+   * `amq.default` cannot use) may carry the original user_id in a header.
+   */
+  requireUserId?: string | string[];
+  /** Bodies larger than this are dead-lettered undecoded. Default: no limit (the broker's max_message_size). */
+  maxMessageBytes?: number;
   /** Called when a handler fails (the message is retried or dead-lettered anyway); for logging. */
   onHandlerError?: (err: unknown, delivery: DeliveryContext) => void;
   /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). Default: the connection's reportError. */
@@ -90,7 +117,12 @@ interface Registration {
   handler: EventHandler<any>;
   /** Routing placeholders a headers exchange sends as headers: not user metadata. */
   routingHeaders: ReadonlySet<string>;
+  /** What interceptors see as the call's method. */
+  method: MethodDesc;
 }
+
+/** Handler errors that no retry can fix. */
+const PERMANENT = new Set<Code>([Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED]);
 
 const DEFAULT_DELAYS = [1000, 5000, 30000];
 const DEATH_HEADERS = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
@@ -156,6 +188,7 @@ export class EventConsumer {
       event,
       handler,
       routingHeaders: new Set(event.exchangeKind === "headers" ? event.routingFields.map((f) => f.toLowerCase()) : []),
+      method: eventMethod(event),
     });
     this.bindings.push({ event, filter });
     return this;
@@ -312,6 +345,16 @@ export class EventConsumer {
     const props = msg.properties;
     const headers = (props.headers ?? {}) as Record<string, unknown>;
     const attempt = headerInt(headers, HEADER_ATTEMPT) ?? 1;
+    // Our retry copies come back through the default exchange and carry the user_id in a header.
+    const userId = typeof props.userId === "string" ? props.userId : msg.fields.exchange === "" ? stringHeader(headers, HEADER_ORIGINAL_USER_ID) : undefined;
+    const allowed = this.options.requireUserId;
+    if (allowed !== undefined && (userId === undefined || !(Array.isArray(allowed) ? allowed : [allowed]).includes(userId))) {
+      return this.deadLetter(msg, ch, userId === undefined ? "the message has no user_id and this consumer requires one" : `user_id ${JSON.stringify(userId)} may not publish to this consumer`, attempt);
+    }
+    const max = this.options.maxMessageBytes;
+    if (max !== undefined && msg.content.length > max) {
+      return this.deadLetter(msg, ch, `the message body is ${msg.content.length} bytes, over the limit of ${max} (maxMessageBytes)`, attempt);
+    }
     if (props.contentType !== CONTENT_TYPE_PROTOBUF) {
       return this.deadLetter(msg, ch, `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`, attempt);
     }
@@ -336,13 +379,36 @@ export class EventConsumer {
       attempt,
       timestamp: typeof props.timestamp === "number" ? props.timestamp * 1000 : undefined,
       signal,
+      userId,
+      values: new Map(),
     };
     try {
-      await reg.handler(event, delivery);
+      const interceptors = this.options.interceptors;
+      if (interceptors && interceptors.length > 0) {
+        const req: CallRequest = {
+          method: reg.method,
+          transport: "amqp",
+          side: "server",
+          metadata: delivery.metadata,
+          deadline: undefined,
+          signal,
+          message: event,
+          values: delivery.values,
+          peer: userId,
+        };
+        await applyInterceptors(async (r) => {
+          // An interceptor may pass on other metadata or a changed message; the handler sees those.
+          delivery.metadata = r.metadata;
+          await reg.handler(r.message, delivery);
+          return { metadata: {} };
+        }, interceptors)(req);
+      } else {
+        await reg.handler(event, delivery);
+      }
     } catch (err) {
       safe(() => this.options.onHandlerError?.(err, delivery));
       const reason = err instanceof Error ? err.message : String(err);
-      const permanent = err instanceof StatusError && (err.code === Code.INVALID_ARGUMENT || err.code === Code.FAILED_PRECONDITION);
+      const permanent = err instanceof StatusError && PERMANENT.has(err.code);
       if (permanent || attempt >= this.maxAttempts) {
         return this.deadLetter(msg, ch, permanent ? reason : `${reason} (gave up after ${attempt} attempts)`, attempt);
       }
@@ -403,6 +469,9 @@ function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Recor
   // Where it was first published, so retried deliveries still report it and the DLQ keeps it.
   headers[HEADER_ORIGINAL_EXCHANGE] ??= msg.fields.exchange;
   headers[HEADER_ORIGINAL_ROUTING_KEY] ??= msg.fields.routingKey;
+  // user_id itself cannot be copied (the broker checks it against our login): keep it as a header.
+  if (typeof p.userId === "string") headers[HEADER_ORIGINAL_USER_ID] = p.userId;
+  else if (msg.fields.exchange !== "") delete headers[HEADER_ORIGINAL_USER_ID]; // set by the publisher, not by us
   const out: Options.Publish & { headers: Record<string, unknown> } = { headers };
   if (p.contentType !== undefined) out.contentType = p.contentType;
   if (p.contentEncoding !== undefined) out.contentEncoding = p.contentEncoding;
@@ -415,6 +484,12 @@ function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Recor
   if (p.type !== undefined) out.type = p.type;
   if (p.appId !== undefined) out.appId = p.appId;
   return out;
+}
+
+/** An event as a method, for interceptors: `event:<type>` names it in logs and authorize hooks. */
+function eventMethod(event: EventDesc): MethodDesc {
+  const typeName = event.type.typeName;
+  return { name: typeName.slice(typeName.lastIndexOf(".") + 1), path: `event:${typeName}`, kind: "unary", input: event.type, output: event.type, idempotent: false };
 }
 
 function safe(f: () => void): void {

@@ -2,7 +2,8 @@
 
 import { randomUUID } from "node:crypto";
 import type { Options } from "amqplib";
-import type { EventDesc } from "../descriptors.js";
+import type { EventDesc, MethodDesc } from "../descriptors.js";
+import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { renderRoutingKey } from "../routing.js";
 import { Code, StatusError } from "../status.js";
@@ -10,6 +11,8 @@ import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
 import { Publisher } from "./publisher.js";
 import { declareEventExchange } from "./topology.js";
+
+const NEVER = new AbortController().signal;
 
 export interface PublishOptions {
   /** Default: a new UUID. Give your own to make re-publishing idempotent for consumers. */
@@ -31,6 +34,18 @@ export interface EventPublisherOptions {
   timeoutMs?: number;
   /** Share one confirm channel and window between several event publishers. */
   publisher?: Publisher;
+  /**
+   * Client interceptors (transport "amqp", side "client", `method.path` "event:<full type name>",
+   * `message` the event): they may add metadata, such as `authorization` with bearerToken().
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Sent as the AMQP `user_id`: the broker refuses the publish (PERMISSION_DENIED) unless it equals
+   * the connection's user, so consumers can trust it (EventConsumerOptions.requireUserId).
+   */
+  userId?: string;
+  /** Encoded events larger than this are refused with RESOURCE_EXHAUSTED, never sent. Default: no limit. */
+  maxMessageBytes?: number;
 }
 
 /**
@@ -46,6 +61,10 @@ export class EventPublisher<T> {
   private declared = false;
   private declaring: Promise<void> | undefined;
   private readonly unregister: (() => void) | undefined;
+  private readonly interceptors: Interceptor[] | undefined;
+  private readonly method: MethodDesc;
+  private readonly userId: string | undefined;
+  private readonly maxMessageBytes: number;
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -53,6 +72,11 @@ export class EventPublisher<T> {
     options: EventPublisherOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs;
+    this.userId = options.userId;
+    this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
+    const typeName = event.type.typeName;
+    this.method = { name: typeName.slice(typeName.lastIndexOf(".") + 1), path: `event:${typeName}`, kind: "unary", input: event.type, output: event.type, idempotent: false };
+    this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     this.ownsPublisher = options.publisher === undefined;
     this.publisher = options.publisher ?? new Publisher(connection, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {});
     if (options.declareExchange ?? true) {
@@ -63,11 +87,33 @@ export class EventPublisher<T> {
   }
 
   async publish(event: T, options: PublishOptions = {}): Promise<void> {
+    if (!this.interceptors) return this.send(event, options, options.metadata);
+    const req: CallRequest = {
+      method: this.method,
+      transport: "amqp",
+      side: "client",
+      metadata: { ...options.metadata },
+      deadline: undefined,
+      signal: options.signal ?? NEVER,
+      message: event,
+      values: new Map(),
+      peer: undefined,
+    };
+    await applyInterceptors(async (r) => {
+      await this.send(r.message as T, options, r.metadata);
+      return { metadata: {} };
+    }, this.interceptors)(req);
+  }
+
+  private async send(event: T, options: PublishOptions, metadata: Metadata | undefined): Promise<void> {
     // Publishing before the first declaration finished would hit a missing exchange.
     if (!this.declared) await this.ensureDeclared(options);
     const desc = this.event;
     const content = desc.type.encode(event);
-    const headers = metadataToHeaders(options.metadata);
+    if (content.byteLength > this.maxMessageBytes) {
+      throw new StatusError(Code.RESOURCE_EXHAUSTED, `the encoded ${desc.type.typeName} is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`);
+    }
+    const headers = metadataToHeaders(metadata);
     if (desc.exchangeKind === "headers" && desc.routingFields.length > 0) {
       const values = desc.routingValues(event);
       for (const field of desc.routingFields) headers[field] = values[field] ?? "";
@@ -81,6 +127,7 @@ export class EventPublisher<T> {
       deliveryMode: persistent ? 2 : 1,
       headers,
     };
+    if (this.userId !== undefined) props.userId = this.userId;
     if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;

@@ -12,6 +12,8 @@ export const HEADER_ERROR = "x-grabbit-error";
 export const HEADER_ATTEMPTS = "x-grabbit-attempts";
 export const HEADER_ORIGINAL_EXCHANGE = "x-grabbit-original-exchange";
 export const HEADER_ORIGINAL_ROUTING_KEY = "x-grabbit-original-routing-key";
+/** On retried and dead-lettered copies: the user_id the broker validated on the original. */
+export const HEADER_ORIGINAL_USER_ID = "x-grabbit-original-user-id";
 
 /** Metadata as AMQP headers: lower-case names, reserved names skipped. */
 export function metadataToHeaders(metadata: Metadata | undefined, into: Record<string, unknown> = {}): Record<string, unknown> {

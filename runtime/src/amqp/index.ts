@@ -29,6 +29,7 @@ export {
   HEADER_ERROR,
   HEADER_ORIGINAL_EXCHANGE,
   HEADER_ORIGINAL_ROUTING_KEY,
+  HEADER_ORIGINAL_USER_ID,
   metadataToHeaders,
   headersToMetadata,
 } from "./headers.js";

@@ -18,6 +18,8 @@ export interface PublisherOptions {
   timeoutMs?: number;
   /** Register with the connection so its close() waits for this publisher. Default true. */
   track?: boolean;
+  /** Bodies larger than this are refused (RESOURCE_EXHAUSTED) before they are queued. Default: no limit. */
+  maxMessageBytes?: number;
 }
 
 export interface RawPublishOptions {
@@ -57,6 +59,7 @@ export class Publisher {
   private readonly connection: AmqpConnection;
   private readonly maxInFlight: number;
   private readonly timeoutMs: number;
+  private readonly maxMessageBytes: number;
   private channel: ConfirmChannel | undefined;
   private channelSession: AmqpSession | undefined;
   private opening: Promise<void> | undefined;
@@ -86,6 +89,7 @@ export class Publisher {
     this.connection = connection;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 1000);
     this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.unregisterSetup = connection.onSession((session) => this.openChannel(session));
     this.untrack = options.track === false ? () => {} : connection.track(this);
   }
@@ -113,6 +117,10 @@ export class Publisher {
     if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
+    // Refused here, not buffered: an oversized message would sit in memory until the broker refused it.
+    if (content.byteLength > this.maxMessageBytes) {
+      return Promise.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
+    }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
     const props: Options.Publish = { ...properties, mandatory: options.mandatory ?? true };
