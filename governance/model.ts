@@ -101,10 +101,3 @@ export function methodsOf(s: ServiceEl): Map<string, MethodEl> {
   s.d.method.forEach((m, i) => out.set(m.name, { file: s.file, spath: [...s.spath, 2, i], fullName: `${s.fullName}.${m.name}`, local: m.name, d: m, service: s }));
   return out;
 }
-
-/** Elements of one file, keyed by full name: for the per-file (FILE category) deletion rules. */
-export function inFile<T extends Base>(map: Map<string, T>, path: string): Map<string, T> {
-  const out = new Map<string, T>();
-  for (const [k, v] of map) if (v.file.path === path) out.set(k, v);
-  return out;
-}
