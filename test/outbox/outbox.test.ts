@@ -126,6 +126,23 @@ describe("outbox on PostgreSQL", () => {
     }
   });
 
+  it("wake() ends the poll wait: a relay polling once a day still sends a new event at once", async () => {
+    const outbox = await newOutbox(2);
+    const exchange = janitor.exchange("wake");
+    const event = orderEvent(exchange, "topic", "order.{region}");
+    const q = await boundQueue(exchange, "wake");
+    const r = relay(outbox, { pollMs: 86_400_000 }).start();
+    for (let i = 0; i < 3; i++) {
+      // Let the relay find nothing and go to sleep, then write and wake it.
+      await until(async () => (await outbox.counts(db)).pending === 0, "idle");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await db.transaction((tx) => outbox.add(tx, event, { id: `w-${i}`, region: "eu", amount: i }));
+      r.wake();
+      await until(async () => (await janitor.messageCount(q)) === i + 1, `event ${i} delivered after wake()`, 30_000);
+    }
+    expect(r.stats.sent).toBe(3);
+  });
+
   it("retries an event the broker cannot route, holds back its key meanwhile, then gives up visibly", async () => {
     const outbox = await newOutbox(4);
     const exchange = janitor.exchange("noroute");

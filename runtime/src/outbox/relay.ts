@@ -210,13 +210,14 @@ export class OutboxRelay {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.wakeUp = () => {
+        // A stale wakeUp left behind would swallow the next wake() (it resets `woken`).
         this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = () => {
         this.woken = false;
         done();
       };
@@ -231,7 +232,7 @@ export class OutboxRelay {
        WHERE partition IN (
          SELECT p.partition FROM ${this.p} p
          WHERE (p.lease_until < now() OR p.owner = $1)
-           AND EXISTS (SELECT 1 FROM ${this.t} o WHERE o.partition = p.partition AND o.sent_at IS NULL AND o.failed_at IS NULL)
+           AND EXISTS (SELECT 1 FROM ${this.t} o WHERE o.partition = p.partition AND o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= now())
          ORDER BY random()
          LIMIT $3
          FOR UPDATE SKIP LOCKED)
