@@ -14,6 +14,8 @@ export interface BreakingConfig {
   ignore: string[];
   ignoreOnly: Record<string, string[]>;
   ignoreUnstablePackages: boolean;
+  /** v2 paths in ignore lists are relative to buf.yaml, through the module's directory. */
+  roots: string[];
 }
 
 // --- a YAML subset: block maps and lists, flow lists, scalars, comments. buf.yaml needs no more. ---
@@ -148,9 +150,14 @@ export function loadConfig(dir: string, explicit?: string): BreakingConfig {
     ignore: strings(section.ignore, "breaking.ignore"),
     ignoreOnly,
     ignoreUnstablePackages: section.ignore_unstable_packages === true,
+    roots: version === "v2" && Array.isArray(doc.modules) ? (doc.modules as Array<{ [k: string]: Yaml }>).map((m) => normalizeRoot(String((m && typeof m === "object" && m.path) || "."))) : [""],
   };
   for (const id of [...cfg.use, ...cfg.except, ...Object.keys(cfg.ignoreOnly)]) checkRuleName(id, found?.where ?? "buf.yaml");
   return cfg;
+}
+
+function normalizeRoot(r: string): string {
+  return r.replace(/^\.\/?/, "").replace(/\/+$/, "");
 }
 
 export function checkRuleName(id: string, where: string): void {
@@ -214,14 +221,20 @@ function under(path: string, prefix: string): boolean {
   return p === "." || p === "" || path === p || path.startsWith(p + "/");
 }
 
+/** Whether an ignore list names the file at image path `path`. */
+export function ignoredPath(cfg: BreakingConfig, list: string[], path: string): boolean {
+  const paths = cfg.roots.map((r) => (r ? `${r}/${path}` : path));
+  return list.some((p) => paths.some((q) => under(q, p)));
+}
+
 /** Whether the configuration ignores a finding of `rule` at image path `path` in package `pkg`. */
 export function ignored(cfg: BreakingConfig, rule: string, path: string, pkg: string | undefined): boolean {
-  if (cfg.ignore.some((p) => under(path, p))) return true;
+  if (ignoredPath(cfg, cfg.ignore, path)) return true;
   if (cfg.ignoreUnstablePackages && pkg !== undefined && isUnstablePackage(pkg)) return true;
   const info = RULE_BY_ID.get(rule);
   const cats = info ? categoriesOf(info, cfg.version) : [];
   for (const [key, paths] of Object.entries(cfg.ignoreOnly)) {
-    if ((key === rule || cats.includes(key)) && paths.some((p) => under(path, p))) return true;
+    if ((key === rule || cats.includes(key)) && ignoredPath(cfg, paths, path)) return true;
   }
   return false;
 }

@@ -2,7 +2,7 @@
 // configuration (ignore, ignore_only, unstable packages), in-proto acceptances and rename collapsing,
 // and give each change a location and a semantic-version bump.
 import { Buffer } from "node:buffer";
-import { ignored, type BreakingConfig } from "./config.js";
+import { ignored, ignoredPath, type BreakingConfig } from "./config.js";
 import { locations, type Image } from "./images.js";
 import { indexSide } from "./model.js";
 import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind } from "./rules/catalog.js";
@@ -105,7 +105,7 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
   const kept = findings.filter((f) => {
     if (f.at.file.image.isImport) return false;
     if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
-    if (!f.breaking) return !cfg.ignore.some((p) => f.at.file.path === p || f.at.file.path.startsWith(p.replace(/\/+$/, "") + "/"));
+    if (!f.breaking) return !ignoredPath(cfg, cfg.ignore, f.at.file.path);
     return !ignored(cfg, f.rule, f.at.file.path, f.at.file.pkg);
   });
 

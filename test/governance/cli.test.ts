@@ -416,3 +416,16 @@ describe("partial builds fall back to whole ones", () => {
     expect(r.report).toEqual({ bump: "none", changes: [] });
   });
 });
+
+describe("ignore paths are relative to buf.yaml, as in buf", () => {
+  it("v2 with a module directory", async () => {
+    const inProto = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [`proto/${k}`, v]));
+    const yaml = (ignore: string) => `version: v2\nmodules:\n  - path: proto\nbreaking:\n  ignore:\n    - ${ignore}\n`;
+    const before = inProto(demo("message Order {\n  string id = 1;\n  string note = 2;\n}"));
+    const after = inProto(demo("message Order {\n  string id = 1;\n}"));
+    expect((await compareTrees({ ...before, "buf.yaml": yaml("proto/demo") }, { ...after, "buf.yaml": yaml("proto/demo") })).code).toBe(0);
+    const r = await compareTrees({ ...before, "buf.yaml": yaml("demo") }, { ...after, "buf.yaml": yaml("demo") });
+    expect(r.code).toBe(100);
+    expect(r.report!.changes[0]!.path).toBe("new/proto/demo/v1/demo.proto");
+  });
+});
