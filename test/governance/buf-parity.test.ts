@@ -1,9 +1,12 @@
 // Parity with the real `buf breaking` on pairs where the rules are easy to get subtly wrong (types that
 // share an encoding, cardinality and presence, maps, oneofs, split ranges, moves between files): with
 // all four buf categories selected, grabbit reports exactly buf's rule IDs.
+import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { RULES, categoriesOf } from "../../governance/rules/catalog.js";
+import { maxBump, nextVersion } from "../../governance/semver.js";
 import { RULE_CASES } from "./cases.js";
-import { bufBreaking, bufLines, compareTrees, proto, type Tree } from "./helpers.js";
+import { BUF, bufBreaking, bufLines, compareTrees, proto, type Tree } from "./helpers.js";
 
 const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
 const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
@@ -56,5 +59,35 @@ describe("same locations and messages as buf breaking", () => {
     const r = await compareTrees(t(c.old), t(c.bad), ["--use", c.use]);
     const ours = r.report!.changes.filter((x) => x.breaking).map((x) => `${x.path}:${x.line}:${x.column}: ${x.rule} ${x.message}`).sort();
     expect(ours).toEqual(bufLines(r.dir, [c.use]).sort());
+  });
+});
+
+describe("the rule catalog is buf's", () => {
+  it.each(["v1", "v2"] as const)("same IDs and categories as `buf config ls-breaking-rules --version %s`", (version) => {
+    const out = execFileSync(BUF, ["config", "ls-breaking-rules", "--version", version, "--format", "json"], { encoding: "utf8" });
+    const theirs = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: string; categories: string[] })
+      .map((r) => `${r.id} ${[...r.categories].sort().join(",")}`)
+      .sort();
+    const ours = RULES.filter((r) => !r.grabbit)
+      .filter((r) => version === "v2" || r.v1Categories !== null)
+      .map((r) => `${r.id} ${[...categoriesOf(r, version)].sort().join(",")}`)
+      .sort();
+    expect(ours).toEqual(theirs);
+  });
+});
+
+describe("semantic versions", () => {
+  it("takes the largest bump and computes the next version", () => {
+    expect(maxBump([])).toBe("none");
+    expect(maxBump(["patch", "minor", "patch"])).toBe("minor");
+    expect(maxBump(["minor", "major"])).toBe("major");
+    expect(nextVersion("1.2.3", "major")).toBe("2.0.0");
+    expect(nextVersion("1.2.3", "minor")).toBe("1.3.0");
+    expect(nextVersion("1.2.3", "patch")).toBe("1.2.4");
+    expect(nextVersion("0.4.1", "major")).toBe("0.5.0");
+    expect(nextVersion("1.2.3", "none")).toBe("1.2.3");
   });
 });
