@@ -11,7 +11,7 @@ import { Ctx, type Finding } from "./rules/context.js";
 import { checkEnums } from "./rules/enum.js";
 import { checkFiles } from "./rules/file.js";
 import { checkGrabbit } from "./rules/grabbit.js";
-import { checkMessages } from "./rules/message.js";
+import { checkExtensions, checkMessages } from "./rules/message.js";
 import { checkPackages } from "./rules/package.js";
 import { findRenames, reportRenames } from "./rules/renames.js";
 import { checkServices } from "./rules/service.js";
@@ -93,6 +93,7 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   checkFiles(ctx, changed, onlyOld, onlyNew);
   checkPackages(ctx);
   checkMessages(ctx);
+  checkExtensions(ctx);
   checkEnums(ctx);
   checkServices(ctx);
   checkGrabbit(ctx);

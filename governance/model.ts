@@ -43,6 +43,7 @@ export interface ServiceEl extends Base {
 }
 export interface ExtensionEl extends Base {
   d: FieldDescriptorProto;
+  parent?: MessageEl;
 }
 export interface MethodEl extends Base {
   d: MethodDescriptorProto;
@@ -79,14 +80,14 @@ export function indexSide(image: Image, paths: Iterable<string>): Side {
     const prefix = fd.package ? fd.package + "." : "";
     const addEnum = (d: EnumDescriptorProto, spath: number[], local: string, parent?: MessageEl) =>
       side.enums.set(prefix + local, { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) });
-    const addExt = (d: FieldDescriptorProto, spath: number[], local: string) =>
-      side.extensions.set(prefix + local, { file, spath, fullName: prefix + local, local, d });
+    const addExt = (d: FieldDescriptorProto, spath: number[], local: string, parent?: MessageEl) =>
+      side.extensions.set(prefix + local, { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) });
     const addMessage = (d: DescriptorProto, spath: number[], local: string, parent?: MessageEl) => {
       const el: MessageEl = { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) };
       side.messages.set(el.fullName, el);
       d.nestedType.forEach((n, i) => addMessage(n, [...spath, 3, i], `${local}.${n.name}`, el));
       d.enumType.forEach((e, i) => addEnum(e, [...spath, 4, i], `${local}.${e.name}`, el));
-      d.extension.forEach((x, i) => addExt(x, [...spath, 6, i], `${local}.${x.name}`));
+      d.extension.forEach((x, i) => addExt(x, [...spath, 6, i], `${local}.${x.name}`, el));
     };
     fd.messageType.forEach((m, i) => addMessage(m, [4, i], m.name));
     fd.enumType.forEach((e, i) => addEnum(e, [5, i], e.name));

@@ -1,8 +1,10 @@
 // Message and field rules: messages are paired by full name across the whole image (so moves between
 // files are the FILE rules' business), fields by number, oneofs by name.
 import { FieldDescriptorProto_Type as T, FieldOptions_CType, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
-import type { MessageEl } from "../model.js";
-import { Ctx } from "./context.js";
+import { create } from "@bufbuild/protobuf";
+import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import type { ExtensionEl, MessageEl } from "../model.js";
+import { Ctx, type At } from "./context.js";
 import { CARDINALITY_TEXT, cardinality, inOneof, isMessageType, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
 
 // Scalar types that share an encoding on the wire, and those that also print the same in JSON.
@@ -81,6 +83,23 @@ function fieldAt(m: MessageEl, index: number) {
   return { file: m.file, spath: [...m.spath, 2, index] };
 }
 
+// Extensions pair by what they extend and their number, and get the field checks.
+export function checkExtensions(ctx: Ctx): void {
+  const key = (e: ExtensionEl) => `${e.d.extendee}:${e.d.number}`;
+  const before = new Map([...ctx.old.extensions.values()].map((e) => [key(e), e]));
+  const scope = (e: ExtensionEl): MessageEl => e.parent ?? { file: e.file, spath: [], fullName: e.file.pkg, local: "", d: FILE_SCOPE };
+  for (const a of ctx.cur.extensions.values()) {
+    const b = before.get(key(a));
+    if (!b) continue;
+    const on = `message "${a.d.extendee.replace(/^\./, "")}"`;
+    const at = { file: a.file, spath: a.spath };
+    if (b.d.name !== a.d.name) ctx.add("FIELD_SAME_NAME", at, `Extension "${a.d.number}" on ${on} changed name from "${b.fullName}" to "${a.fullName}".`, { sub: [1] });
+    compareFieldShared(ctx, b.d, a.d, scope(b), scope(a), at, `Extension "${a.d.number}" with name "${a.fullName}" on ${on}`, false);
+  }
+}
+
+const FILE_SCOPE = create(DescriptorProtoSchema);
+
 export function checkMessages(ctx: Ctx): void {
   for (const [name, after] of ctx.cur.messages) {
     const before = ctx.old.messages.get(name);
@@ -155,6 +174,27 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
     if (f.jsonName !== g.jsonName) ctx.add("FIELD_SAME_JSON_NAME", fat, `${field} changed option "json_name" from "${f.jsonName}" to "${g.jsonName}".`, { sub: [10], ...renamed });
     if (tsName(f) !== tsName(g)) ctx.add("TYPESCRIPT_FIELD_RENAMED", fat, `Field "${g.number}" on ${what} changed its TypeScript property from "${tsName(f)}" to "${tsName(g)}"; callers that use it no longer compile.`, { sub: [1], ...renamed });
 
+    compareFieldShared(ctx, f, g, before, after, fat, field, oneofOf(after, g, oneofsAfter) !== undefined);
+    // Oneof membership.
+    const ob = oneofOf(before, f, oneofsBefore);
+    const oa = oneofOf(after, g, oneofsAfter);
+    if (ob !== oa) {
+      const msg =
+        ob === undefined ? `${field} moved from outside to inside a oneof.` : oa === undefined ? `${field} moved from inside to outside a oneof.` : `${field} moved from oneof "${ob}" to oneof "${oa}".`;
+      ctx.add("FIELD_SAME_ONEOF", fat, msg, { sub: [9] });
+    }
+
+  }
+  after.d.field.forEach((g, i) => {
+    if (!beforeNumbers.has(g.number)) ctx.change("FIELD_ADDED", fieldAt(after, i), `Field "${g.number}" with name "${g.name}" (${typeName(g) === "message" || typeName(g) === "enum" ? typeText(g) : typeName(g)}) was added to ${what}.`);
+  });
+}
+
+/**
+ * The checks fields and extensions share: type, cardinality, default, and the options that change
+ * generated code. `before`/`after` give the scope (syntax and features) the fields resolve in.
+ */
+function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescriptorProto, before: MessageEl, after: MessageEl, fat: At, field: string, gInOneof: boolean): void {
     // Types.
     const typeSub = g.typeName ? [6] : [5];
     const tb = typeText(f);
@@ -189,18 +229,9 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
       if (wire(cb) !== wire(ca)) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
       if (single(cb) !== single(ca)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
     }
-    if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && oneofOf(after, g, oneofsAfter) === undefined && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
+    if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
       const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");
       ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, { sub: [4] });
-    }
-
-    // Oneof membership.
-    const ob = oneofOf(before, f, oneofsBefore);
-    const oa = oneofOf(after, g, oneofsAfter);
-    if (ob !== oa) {
-      const msg =
-        ob === undefined ? `${field} moved from outside to inside a oneof.` : oa === undefined ? `${field} moved from inside to outside a oneof.` : `${field} moved from oneof "${ob}" to oneof "${oa}".`;
-      ctx.add("FIELD_SAME_ONEOF", fat, msg, { sub: [9] });
     }
 
     if ((f.defaultValue ?? "") !== (g.defaultValue ?? "") && f.type === g.type) {
@@ -226,7 +257,3 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
       if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
     }
   }
-  after.d.field.forEach((g, i) => {
-    if (!beforeNumbers.has(g.number)) ctx.change("FIELD_ADDED", fieldAt(after, i), `Field "${g.number}" with name "${g.name}" (${typeName(g) === "message" || typeName(g) === "enum" ? typeText(g) : typeName(g)}) was added to ${what}.`);
-  });
-}

@@ -35,6 +35,16 @@ const pairs: Array<[string, Tree, Tree]> = [
   ["json_name explicit same", P("message T { string a_b = 1; }"), P('message T { string a_b = 1 [json_name = "aB"]; }')],
   ["ext range grow", P2("message T { extensions 10 to 20; }"), P2("message T { extensions 10 to 15; extensions 16 to 20; }")],
   ["reserved split", P("message T { reserved 1 to 10; }"), P("message T { reserved 1 to 5, 6 to 10; }")],
+  ["ext type", P2("message T { extensions 10 to 20; }\nextend T { optional int32 x = 10; }"), P2("message T { extensions 10 to 20; }\nextend T { optional int64 x = 10; }")],
+  ["ext renamed", P2("message T { extensions 10 to 20; }\nextend T { optional int32 x = 10; }"), P2("message T { extensions 10 to 20; }\nextend T { optional int32 y = 10; }")],
+  ["group", P2("message T { optional group G = 1 { optional int32 a = 2; } }"), P2("message T { optional group G = 1 { optional int64 a = 2; } }")],
+  ["nested enum moved out", P("message T { enum E { E_A = 0; } E e = 1; }"), P("enum E { E_A = 0; } message T { E e = 1; }")],
+  ["service moved file", { "demo/v1/a.proto": proto("message A {}\nservice S { rpc G(A) returns (A); }") }, { "demo/v1/a.proto": proto("message A {}"), "demo/v1/b.proto": proto('import "demo/v1/a.proto";\nservice S { rpc G(A) returns (A); }') }],
+  ["required removed", P2("message T { required int32 a = 1; }"), P2("message T { optional int32 a = 1; }")],
+  ["field deleted reserved both", P("message T { int32 a = 1; int32 b = 2; }"), P('message T { int32 a = 1; reserved 2; reserved "b"; }')],
+  ["enum value deleted reserved", P("enum E { E_A = 0; E_B = 1; }"), P('enum E { E_A = 0; reserved 1; reserved "E_B"; }')],
+  ["proto3 to proto2", P("message T { int32 a = 1; }"), P2("message T { optional int32 a = 1; }")],
+  ["message type to other package", { "demo/v1/a.proto": proto("message A {}\nmessage T { A a = 1; }"), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nmessage A {}\n' }, { "demo/v1/a.proto": proto('import "x/v1/x.proto";\nmessage A {}\nmessage T { x.v1.A a = 1; }'), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nmessage A {}\n' }],
 ];
 
 const use = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"];
