@@ -15,7 +15,21 @@ import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, 
 import { normalizeMetadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Transport } from "../../transport.js";
-import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
+import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
+
+/** The highest status code gRPC defines (UNAUTHENTICATED). */
+const MAX_CODE = Code.UNAUTHENTICATED;
+
+/** A header value shown in an error, bounded: it came from the network. */
+function describe(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === "string" ? JSON.stringify(value) : Buffer.isBuffer(value) ? `${value.length} bytes` : typeof value === "bigint" ? `${value}` : JSON.stringify(value) ?? String(value);
+  } catch {
+    text = typeof value;
+  }
+  return text.length > 64 ? `${text.slice(0, 64)}...` : text;
+}
 
 export interface AmqpRpcTransportOptions {
   /** Client interceptors, first = outermost; they see side "client", transport "amqp". */
@@ -37,6 +51,14 @@ export interface AmqpRpcTransportOptions {
    * (`/demo.v1.Orders/Get` -> `demo.v1.Orders`), the wire contract's default.
    */
   services?: readonly ServiceDesc[];
+  /**
+   * Largest request body sent and reply body accepted, in bytes: a bigger request fails with
+   * RESOURCE_EXHAUSTED before it is published, a bigger reply is dropped undecoded and the call
+   * fails with RESOURCE_EXHAUSTED. Default: no limit.
+   */
+  maxMessageBytes?: number;
+  /** Sent as the AMQP `user_id` of requests (the broker checks it equals our login); servers see it as ctx.peer. */
+  userId?: string;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -87,6 +109,8 @@ export class AmqpRpcTransport implements Transport {
   private readonly connection: AmqpConnection;
   private readonly defaultTimeoutMs: number;
   private readonly waitForReady: boolean;
+  private readonly maxMessageBytes: number;
+  private readonly userId: string | undefined;
   private readonly chain: CallNext;
   private readonly pending = new Map<string, Pending>();
   private readonly queues = new WeakMap<MethodDesc, string>();
@@ -105,6 +129,8 @@ export class AmqpRpcTransport implements Transport {
     this.connection = connection;
     this.defaultTimeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.waitForReady = options.waitForReady ?? false;
+    this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
+    this.userId = options.userId;
     this.chain = applyInterceptors(this.send, options.interceptors);
     for (const service of options.services ?? []) this.register(service);
     this.unregister = connection.onSession((session) => this.openLink(session));
@@ -273,6 +299,9 @@ export class AmqpRpcTransport implements Transport {
     } catch (err) {
       return Promise.reject(new StatusError(Code.INTERNAL, `could not encode the ${method.input.typeName} request: ${messageOf(err)}`, { cause: err }));
     }
+    if (body.length > this.maxMessageBytes) {
+      return Promise.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `${method.path}: the request is ${body.length} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
+    }
     const headers = metadataToHeaders(req.metadata);
     headers[HEADER_METHOD] = method.path;
     if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
@@ -293,6 +322,7 @@ export class AmqpRpcTransport implements Transport {
           type: method.input.typeName,
           headers,
           mandatory: true,
+          ...(this.userId !== undefined ? { userId: this.userId } : {}),
           ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
         });
       } catch (err) {
@@ -352,13 +382,26 @@ export class AmqpRpcTransport implements Transport {
     const metadata = headersToMetadata(headers);
     const code = readStatus(headers);
     if (code === undefined) {
-      call.reject(new StatusError(Code.INTERNAL, "the reply has no rpc-status header", { metadata }));
+      const raw = headers?.[HEADER_STATUS];
+      const what = raw === undefined ? "has no rpc-status header" : `has an rpc-status that is not a status code (${describe(raw)})`;
+      call.reject(new StatusError(Code.INTERNAL, `the reply to ${call.method.path} ${what}`, { metadata }));
+      return;
+    }
+    if (code > MAX_CODE) {
+      // As gRPC does with codes it does not know: UNKNOWN, keeping the number in the text.
+      const err = new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${readText(headers, HEADER_MESSAGE) ?? ""}`, { metadata });
+      fromReply.add(err);
+      call.reject(err);
       return;
     }
     if (code !== Code.OK) {
       const err = new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata });
       fromReply.add(err);
       call.reject(err);
+      return;
+    }
+    if (msg.content.length > this.maxMessageBytes) {
+      call.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `${call.method.path}: the reply is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`, { metadata }));
       return;
     }
     let message: unknown;

@@ -33,6 +33,11 @@ export interface AmqpRpcServerOptions {
   closeTimeoutMs?: number;
   /** Problems no caller can be told about (a dead-letter publish that failed, a consumer the broker cancelled). */
   onError?: (err: Error) => void;
+  /**
+   * Largest request body decoded and response body sent, in bytes; past it the caller gets
+   * RESOURCE_EXHAUSTED (the handler does not run, or its response is not sent). Default: no limit.
+   */
+  maxMessageBytes?: number;
 }
 
 interface MethodEntry {
@@ -104,6 +109,7 @@ export class AmqpRpcServer {
   private readonly queueType: AmqpQueueType;
   private readonly closeTimeoutMs: number;
   private readonly onError: ((err: Error) => void) | undefined;
+  private readonly maxMessageBytes: number;
   private readonly unregister: () => void;
   private readonly untrack: () => void;
   private link: ServerLink | undefined;
@@ -127,6 +133,7 @@ export class AmqpRpcServer {
     this.queueType = options.queueType ?? "auto";
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onError = options.onError;
+    this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     for (const [key, method] of Object.entries(service.methods)) {
       const fn = (handlers as Record<string, unknown>)[key];
@@ -325,6 +332,10 @@ export class AmqpRpcServer {
       this.reply(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
       return;
     }
+    if (msg.content.length > this.maxMessageBytes) {
+      this.reply(link, msg, entry.method, Code.RESOURCE_EXHAUSTED, `${entry.method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
+      return;
+    }
     let request: unknown;
     try {
       request = entry.method.input.decode(msg.content);
@@ -439,6 +450,10 @@ export class AmqpRpcServer {
       body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
       this.reply(link, msg, method, Code.INTERNAL, `could not encode the ${method.output.typeName} response: ${messageOf(err)}`, response.metadata);
+      return;
+    }
+    if (body.length > this.maxMessageBytes) {
+      this.reply(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: the response is ${body.length} bytes, over the limit of ${this.maxMessageBytes}`, response.metadata);
       return;
     }
     this.reply(link, msg, method, Code.OK, "", response.metadata, body);
