@@ -92,8 +92,22 @@ class ModelBuilder {
     this.errors.push(new ContractError(typeof where === "function" ? where() : where, message));
   }
 
+  /**
+   * An option's value, or undefined when unset. Bytes that do not decode as the option's message
+   * (a hand-made or corrupted request: buf never sends them) are a contract error at the option.
+   */
+  private option<V>(desc: DescFile | DescMessage | DescService | DescMethod, read: () => V | undefined, number: number, what: string): V | undefined {
+    try {
+      return read();
+    } catch (err) {
+      const name = desc.kind === "file" ? desc.proto.name : desc.kind === "rpc" ? `${desc.parent.typeName}.${desc.name}` : desc.typeName;
+      this.fail(() => locate(desc, optionPath(desc, number)), `the (grabbit.v1.${what}) option of ${name} cannot be decoded: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
+    }
+  }
+
   file(file: DescFile): FileModel | undefined {
-    const defaults = hasOption(file, opts.file) ? getOption(file, opts.file) : undefined;
+    const defaults = this.option(file, () => (hasOption(file, opts.file) ? getOption(file, opts.file) : undefined), EXT.file, "file");
     const events = collectMessages(file.messages).filter((m) => hasOption(m, opts.event));
     if (file.services.length === 0 && events.length === 0) return undefined;
 
@@ -116,7 +130,10 @@ class ModelBuilder {
       fileModel.usesGrpc ||= model.grpc;
       fileModel.usesAmqpRpc ||= model.amqp !== undefined;
     }
-    for (const message of events) fileModel.events.push(this.event(message, defaults, ctx));
+    for (const message of events) {
+      const own = this.option(message, () => getOption(message, opts.event), EXT.event, "event");
+      if (own) fileModel.events.push(this.event(message, own, defaults, ctx));
+    }
     return fileModel;
   }
 
@@ -131,7 +148,7 @@ class ModelBuilder {
   }
 
   private service(service: DescService, defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
-    const own = hasOption(service, opts.service) ? getOption(service, opts.service) : undefined;
+    const own = this.option(service, () => (hasOption(service, opts.service) ? getOption(service, opts.service) : undefined), EXT.service, "service");
     const at = (field?: number) => () => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
     // "BridgeService" and "Bridge" both give BridgeService, BridgeHandlers, BridgeClient.
     const base = serviceBaseName(service).replace(/(.)Service$/, "$1");
@@ -197,7 +214,7 @@ class ModelBuilder {
   }
 
   private method(method: DescMethod, members: NameScope, serviceTimeout: number | undefined, amqp: boolean, ctx: FileContext): MethodModel {
-    const own = hasOption(method, opts.method) ? getOption(method, opts.method) : undefined;
+    const own = this.option(method, () => (hasOption(method, opts.method) ? getOption(method, opts.method) : undefined), EXT.method, "method");
     if (amqp && method.methodKind !== "unary") {
       this.fail(
         () => locate(method),
@@ -222,8 +239,7 @@ class ModelBuilder {
     };
   }
 
-  private event(message: DescMessage, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
-    const own = getOption(message, opts.event);
+  private event(message: DescMessage, own: opts.EventOptions, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
     const at = (field?: number) => () => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
     const base = tsProtoTypeName(message);
 
