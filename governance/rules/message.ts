@@ -94,7 +94,7 @@ export function checkExtensions(ctx: Ctx): void {
     const on = `message "${a.d.extendee.replace(/^\./, "")}"`;
     const at = { file: a.file, spath: a.spath };
     if (b.d.name !== a.d.name) ctx.add("FIELD_SAME_NAME", at, `Extension "${a.d.number}" on ${on} changed name from "${b.fullName}" to "${a.fullName}".`, { sub: [1] });
-    compareFieldShared(ctx, b.d, a.d, scope(b), scope(a), at, `Extension "${a.d.number}" with name "${a.fullName}" on ${on}`, false);
+    compareFieldShared(ctx, b.d, a.d, scope(b), scope(a), at, `Extension "${a.d.number}" with name "${a.fullName}" on ${on}`, false, `extension:${a.fullName}`);
   }
 }
 
@@ -194,7 +194,7 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
  * The checks fields and extensions share: type, cardinality, default, and the options that change
  * generated code. `before`/`after` give the scope (syntax and features) the fields resolve in.
  */
-function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescriptorProto, before: MessageEl, after: MessageEl, fat: At, field: string, gInOneof: boolean): void {
+function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescriptorProto, before: MessageEl, after: MessageEl, fat: At, field: string, gInOneof: boolean, key = `${after.fullName}:${g.number}`): void {
     // Types.
     const typeSub = g.typeName ? [6] : [5];
     const tb = typeText(f);
@@ -222,7 +222,7 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     const ca = cardinality(g, after, ctx.cur);
     if (cb !== ca) {
       const text = `${field} changed cardinality from "${CARDINALITY_TEXT[cb]}" to "${CARDINALITY_TEXT[ca]}".`;
-      ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4] });
+      ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4], subject: `cardinality:${key}` });
       // Presence alone never changes the encoding; a map is a repeated entry message on the wire only.
       const single = (c: Cardinality) => (c === "implicit" ? "optional" : c);
       const wire = (c: Cardinality) => (c === "map" ? "repeated" : single(c));
@@ -231,7 +231,10 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     }
     if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
       const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");
-      ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, { sub: [4] });
+      ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, {
+        sub: [4],
+        subject: `cardinality:${key}`,
+      });
     }
 
     if ((f.defaultValue ?? "") !== (g.defaultValue ?? "") && f.type === g.type) {

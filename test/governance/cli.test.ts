@@ -429,3 +429,17 @@ describe("ignore paths are relative to buf.yaml, as in buf", () => {
     expect(r.report!.changes[0]!.path).toBe("new/proto/demo/v1/demo.proto");
   });
 });
+
+describe("proto3 optional toggled", () => {
+  it("is one finding: buf's cardinality rule, naming the TypeScript one", async () => {
+    const r = await compareTrees(demo("message Order { string note = 1; }"), demo("message Order { optional string note = 1; }"));
+    expect(r.report!.changes.map((c) => [c.rule, c.message])).toEqual([
+      [
+        "FIELD_SAME_CARDINALITY",
+        'Field "1" with name "note" on message "Order" changed cardinality from "optional with implicit presence" to "optional with explicit presence". (also TYPESCRIPT_FIELD_OPTIONAL_CHANGED)',
+      ],
+    ]);
+    const ts = await compareTrees(demo("message Order { string note = 1; }"), demo("message Order { optional string note = 1; }"), ["--use", "TYPESCRIPT"]);
+    expect(ts.report!.changes[0]!.message).toMatch(/changed its TypeScript type from "T" to "T \| undefined"/);
+  });
+});
