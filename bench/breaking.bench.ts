@@ -87,7 +87,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const bb = best(b);
     if (gb.status !== 100 || bb.status !== 100) throw new Error(`expected both to find breaking changes (grabbit ${gb.status}, buf ${bb.status})`);
     const out: Record<string, Figure> = {
-      breaking_time_ms: { ...figure(gb.ms, bb.ms, "ms", "lower-is-better", "buf breaking (same inputs, FILE rules)"), note: `${files} files per side, best of ${reps}` },
+      breaking_time_ms: { ...figure(gb.ms, bb.ms, "ms", "lower-is-better", "buf breaking (same inputs, FILE rules)"), note: `${files} files per side, ${reps} run${reps === 1 ? "" : "s"} each${reps === 1 ? "" : " (best)"}` },
     };
     if (Number.isFinite(gb.rssMb) && Number.isFinite(bb.rssMb)) {
       out.breaking_peak_rss_mb = {
