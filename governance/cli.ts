@@ -7,6 +7,7 @@ import { compareImages } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
 import { InputError, buildImage, pathMapper } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
+import { maxBump } from "./semver.js";
 
 const USAGE = `Usage: grabbit <command> [options]
 
@@ -22,6 +23,9 @@ grabbit breaking options:
   --format FORMAT          text (default), json, github-actions, markdown
   --error-format FORMAT    alias of --format
   --config PATH|DATA       buf.yaml to read the breaking section from
+  --path PATH              only report changes in files under PATH (repeatable; as printed)
+  --exclude-path PATH      do not report changes in files under PATH (repeatable)
+  --exclude-imports        accepted for buf compatibility (imports are never compared)
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
 
@@ -79,16 +83,18 @@ interface Args {
   except: string[];
   format: Format;
   config?: string;
+  paths: string[];
+  excludePaths: string[];
 }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { input: ".", use: [], except: [], format: "text" };
+  const a: Args = { input: ".", use: [], except: [], format: "text", paths: [], excludePaths: [] };
   let input: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf("=");
     const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const takes = ["--against", "--use", "--except", "--format", "--error-format", "--config"];
+    const takes = ["--against", "--use", "--except", "--format", "--error-format", "--config", "--path", "--exclude-path"];
     if (takes.includes(flag)) {
       const value = eq > 0 && arg.startsWith("--") ? arg.slice(eq + 1) : argv[++i];
       if (value === undefined || value === "") return `${flag} needs a value.`;
@@ -96,11 +102,14 @@ function parseArgs(argv: string[]): Args | string {
       else if (flag === "--use") a.use.push(...value.split(",").filter(Boolean));
       else if (flag === "--except") a.except.push(...value.split(",").filter(Boolean));
       else if (flag === "--config") a.config = value;
+      else if (flag === "--path") a.paths.push(value.replace(/\/+$/, ""));
+      else if (flag === "--exclude-path") a.excludePaths.push(value.replace(/\/+$/, ""));
       else {
         if (!(FORMATS as readonly string[]).includes(value)) return `unknown format "${value}"; use one of ${FORMATS.join(", ")}.`;
         a.format = value as Format;
       }
     } else if (arg === "-h" || arg === "--help") return "help";
+    else if (arg === "--exclude-imports" || arg === "--limit-to-input-files") continue;
     else if (arg.startsWith("-") && arg !== "-") return `unknown flag "${arg}".`;
     else if (input === undefined) input = arg;
     else return `unexpected argument "${arg}" (only one input is compared).`;
@@ -188,7 +197,12 @@ async function breaking(argv: string[], io: Io): Promise<number> {
     // A deleted file is printed where it lived: through the against input if it is a directory,
     // else where the current input keeps its files.
     old.externalPath = pathMapper(args.against!, io.cwd, cur.externalPath);
-    const report = compareImages(old, cur, { config, enabled, onProgress: (s) => p.phase(s) });
+    let report = compareImages(old, cur, { config, enabled, onProgress: (s) => p.phase(s) });
+    if (args.paths.length || args.excludePaths.length) {
+      const under = (path: string, list: string[]) => list.some((q) => q === "." || path === q || path.startsWith(q.replace(/^\.\//, "") + "/"));
+      const changes = report.changes.filter((c) => (!args.paths.length || under(c.path, args.paths)) && !under(c.path, args.excludePaths));
+      report = { bump: maxBump(changes.map((c) => c.bump)), changes };
+    }
     p.done();
     io.stdout(render(report, args.format));
     return report.changes.some((c) => c.breaking) ? 100 : 0;

@@ -443,3 +443,17 @@ describe("proto3 optional toggled", () => {
     expect(ts.report!.changes[0]!.message).toMatch(/changed its TypeScript type from "T" to "T \| undefined"/);
   });
 });
+
+describe("--path and --exclude-path", () => {
+  it("limit the report to files, as printed", async () => {
+    const two = (note: boolean) => ({
+      "demo/v1/a.proto": proto(`message A {\n  string id = 1;\n${note ? "  string note = 2;\n" : ""}}`),
+      "demo/v1/b.proto": proto(`message B {\n  string id = 1;\n${note ? "  string note = 2;\n" : ""}}`),
+    });
+    const only = await compareTrees(two(true), two(false), ["--path", "new/demo/v1/a.proto"]);
+    expect(only.report!.changes.map((c) => c.path)).toEqual(["new/demo/v1/a.proto"]);
+    const except = await compareTrees(two(true), two(false), ["--exclude-path", "new/demo", "--exclude-imports"]);
+    expect(except.code).toBe(0);
+    expect(except.report).toEqual({ bump: "none", changes: [] });
+  });
+});
