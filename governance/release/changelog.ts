@@ -15,9 +15,10 @@ export function sectionOf(change: Change): Section {
 }
 
 // Messages quote proto text (map<string, int32>, routing keys such as order.*.created): escape what
-// markdown would otherwise read as markup.
+// markdown would otherwise read as markup. Underscores inside names (placed_at_ms) are left alone:
+// CommonMark never reads an intraword "_" as emphasis.
 function escapeMarkdown(s: string): string {
-  return s.replace(/[\\`*_[\]<>|]/g, (c) => `\\${c}`).replace(/\s*\n\s*/g, " ");
+  return s.replace(/[\\`*[\]<>|]/g, (c) => `\\${c}`).replace(/\s*\n\s*/g, " ");
 }
 
 export interface EntryInput {
@@ -66,7 +67,7 @@ export function addEntry(existing: string | undefined, version: string, entry: s
   const text = existing && existing.trim() ? existing : HEADER;
   const blocks = splitEntries(text);
   const kept = blocks.entries.filter((e) => e.version !== version).map((e) => e.text);
-  return [blocks.head.trimEnd(), "", entry.trimEnd(), ...kept.map((t) => t.trimEnd())].join("\n\n").replace(/\n{3,}/g, "\n\n") + "\n";
+  return [blocks.head.trimEnd(), entry.trimEnd(), ...kept.map((t) => t.trimEnd())].join("\n\n") + "\n";
 }
 
 function splitEntries(text: string): { head: string; entries: { version: string; text: string }[] } {
