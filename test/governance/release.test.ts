@@ -105,6 +105,9 @@ const CONTRACT_V2 = CONTRACT_V1.replace("  string region = 2;\n}", "  string reg
 // Incompatible: a field deleted and an event's routing key renamed.
 const CONTRACT_V3 = CONTRACT_V2.replace("  string note = 3;\n", "").replace("order.{region}.placed", "orders.{region}.placed");
 
+// Comment only: a patch.
+const CONTRACT_V4 = CONTRACT_V3.replace("message OrderShipped {", "// Sent when the parcel leaves the warehouse.\nmessage OrderShipped {");
+
 const lineOf = (text: string, needle: string) => text.split("\n").findIndex((l) => l.includes(needle)) + 1;
 
 function commit(contract: string, message: string): void {
@@ -256,6 +259,7 @@ describe("grabbit release to a registry on loopback", () => {
     const third = await release(releaseArgs());
     expect(third.err).toBe("");
     expect(third.result).toMatchObject({ previous: "1.1.0", version: "2.0.0", bump: "major", published: true });
+    sh("git", ["tag", third.result!.gitTag!], repo);
     const changelog = readFileSync(join(repo, "sdk/CHANGELOG.md"), "utf8");
     const entry = changelog.slice(changelog.indexOf("## 2.0.0"), changelog.indexOf("## 1.1.0"));
     expect(entry).toContain("Major release after 1.1.0");
@@ -270,6 +274,26 @@ describe("grabbit release to a registry on loopback", () => {
     const deps = JSON.parse(sh("npm", ["view", `${SDK}@2.0.0`, "dependencies", "--json", "--registry", registry], home));
     expect(Object.keys(deps).sort()).toEqual(["@bufbuild/protobuf", "@grabbit/runtime"]);
   }, 180_000);
+
+  it("releases by package name alone (as CI does): previous version and changelog come from the registry", async () => {
+    commit(CONTRACT_V4, "contract v4: a comment");
+    const fourth = await release(["--package", SDK, "--registry", registry, "--tag-prefix", "orders-sdk-v"]);
+    expect(fourth.err).toBe("");
+    expect(fourth.result).toMatchObject({ previous: "2.0.0", version: "2.0.1", bump: "patch", published: true, against: ".git#tag=orders-sdk-v2.0.0" });
+    expect(fourth.result!.packageDir).toBe(join(repo, "node_modules/.cache/grabbit/release/grabbit-sdk-orders"));
+    // The checkout's package folder is not touched.
+    expect(JSON.parse(readFileSync(join(repo, "sdk/package.json"), "utf8")).version).toBe("2.0.0");
+    const extract = mkdtempSync(join(tmpdir(), "grabbit-sdk-tgz-"));
+    try {
+      sh("tar", ["-xzf", fourth.result!.tarball!, "-C", extract], repo);
+      const changelog = readFileSync(join(extract, "package/CHANGELOG.md"), "utf8");
+      expect([...changelog.matchAll(/^## (\S+)/gm)].map((m) => m[1])).toEqual(["2.0.1", "2.0.0", "1.1.0", "1.0.0"]);
+      expect(changelog).toContain(`### Documentation\n\n- \`COMMENT_CHANGED\` (\`proto/shop/v1/orders.proto:${lineOf(CONTRACT_V4, "message OrderShipped")}\`)`);
+    } finally {
+      rmSync(extract, { recursive: true, force: true });
+    }
+    expect(versions()).toEqual(["1.0.0", "1.1.0", "2.0.0", "2.0.1"]);
+  }, 120_000);
 
   it("installs in a fresh project from the registry, compiles strict and makes a real gRPC call", () => {
     const app = mkdtempSync(join(tmpdir(), "grabbit-sdk-consumer-"));
