@@ -319,6 +319,8 @@ describe("grabbit release to a registry on loopback", () => {
         `import { GrpcServer } from "@grabbit/runtime/grpc";
 import { addOrdersGrpcService, createOrdersGrpcClient, type OrdersHandlers } from "@grabbit-sdk/orders/shop/v1/orders.grabbit.js";
 import { GetOrderResponse, OrderPlaced } from "@grabbit-sdk/orders/shop/v1/orders.js";
+// The same module without its extension (the "./*" export).
+import { OrderShipped } from "@grabbit-sdk/orders/shop/v1/orders";
 
 // 2.0.0 dropped "note": the compiler must say so.
 // @ts-expect-error note was deleted from GetOrderResponse
@@ -337,7 +339,8 @@ const client = createOrdersGrpcClient(\`127.0.0.1:\${port}\`);
 const reply = await client.getOrder({ id: "o-1" });
 await client.close();
 await server.shutdown(1000);
-console.log(JSON.stringify({ placed, reply }));
+const shipped = OrderShipped.decode(OrderShipped.encode({ id: "o-1" }).finish());
+console.log(JSON.stringify({ placed, reply, shipped }));
 `,
       );
       sh(join(app, "node_modules/.bin/tsc"), ["-p", app], app);
@@ -345,6 +348,7 @@ console.log(JSON.stringify({ placed, reply }));
       expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual({
         placed: { id: "o-1", region: "eu", placedAtMs: 1700000000000 },
         reply: { id: "o-1 via grpc", totalCents: 4200 },
+        shipped: { id: "o-1" },
       });
     } finally {
       rmSync(app, { recursive: true, force: true });
