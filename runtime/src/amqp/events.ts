@@ -164,7 +164,8 @@ export class EventPublisher<T> {
       try {
         await this.declare(session);
       } catch (err) {
-        const code = /PRECONDITION_FAILED/.test(String(err)) ? Code.FAILED_PRECONDITION : Code.UNAVAILABLE;
+        const text = String(err);
+        const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
         throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
     })().finally(() => (this.declaring = undefined));

@@ -77,9 +77,15 @@ export async function serveAmqp(
     await server.started;
   } catch (err) {
     await server.close();
-    throw err;
+    throw setupStatus(err, `cannot serve ${service.typeName} on queue "${service.amqp?.requestQueue}"`);
   }
   return server;
+}
+
+/** A refusal for lack of permissions as PERMISSION_DENIED; other broker errors as they came (406...). */
+function setupStatus(err: unknown, context: string): unknown {
+  if (err instanceof StatusError || !/ACCESS_REFUSED/.test(messageOf(err))) return err;
+  return new StatusError(Code.PERMISSION_DENIED, `${context}: ${messageOf(err)}`, { cause: err });
 }
 
 /**
