@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRelease, type ReleaseResult } from "../../governance/release/cli.js";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { REPO, scratchDir } from "../support/buf.js";
 
 const SDK = "@grabbit-sdk/orders";
@@ -67,6 +68,9 @@ async function release(args: string[]): Promise<{ code: number; result?: Release
 const RELEASE = ["--package", "sdk", "--registry", "", "--tag-prefix", "orders-sdk-v"];
 const releaseArgs = () => RELEASE.map((a) => (a === "" ? registry : a));
 
+// Its own exchange, so that runs sharing a broker never see each other's events.
+const EXCHANGE = uniqueName("release-shop-events");
+
 const CONTRACT_V1 = `syntax = "proto3";
 
 package shop.v1;
@@ -92,7 +96,7 @@ message GetOrderResponse {
 
 message OrderPlaced {
   option (grabbit.v1.event) = {
-    exchange: "shop.events"
+    exchange: "${EXCHANGE}"
     routing_key: "order.{region}.placed"
   };
   string id = 1;
@@ -295,7 +299,7 @@ describe("grabbit release to a registry on loopback", () => {
     expect(versions()).toEqual(["1.0.0", "1.1.0", "2.0.0", "2.0.1"]);
   }, 120_000);
 
-  it("installs in a fresh project from the registry, compiles strict and makes a real gRPC call", () => {
+  it("installs in a fresh project from the registry, compiles strict, calls it over gRPC and through RabbitMQ", () => {
     const app = mkdtempSync(join(tmpdir(), "grabbit-sdk-consumer-"));
     try {
       // The SDK and the runtime come from the loopback registry; everything else from npm's default.
@@ -316,8 +320,11 @@ describe("grabbit release to a registry on loopback", () => {
       mkdirSync(join(app, "src"));
       writeFileSync(
         join(app, "src/main.ts"),
-        `import { GrpcServer } from "@grabbit/runtime/grpc";
-import { addOrdersGrpcService, createOrdersGrpcClient, type OrdersHandlers } from "@grabbit-sdk/orders/shop/v1/orders.grabbit.js";
+        `import { AmqpConnection } from "@grabbit/runtime/amqp";
+import { GrpcServer } from "@grabbit/runtime/grpc";
+import {
+  OrderPlacedConsumer, OrderPlacedPublisher, addOrdersGrpcService, createOrdersGrpcClient, type OrdersHandlers,
+} from "@grabbit-sdk/orders/shop/v1/orders.grabbit.js";
 import { GetOrderResponse, OrderPlaced } from "@grabbit-sdk/orders/shop/v1/orders.js";
 // The same module without its extension (the "./*" export).
 import { OrderShipped } from "@grabbit-sdk/orders/shop/v1/orders";
@@ -340,15 +347,39 @@ const reply = await client.getOrder({ id: "o-1" });
 await client.close();
 await server.shutdown(1000);
 const shipped = OrderShipped.decode(OrderShipped.encode({ id: "o-1" }).finish());
-console.log(JSON.stringify({ placed, reply, shipped }));
+
+// An event through the broker on 2.0.0's routing key (orders.{region}.placed), filtered by region.
+const queue = process.env.QUEUE!;
+const connection = await AmqpConnection.connect(process.env.AMQP_URL);
+const consumer = new OrderPlacedConsumer(connection, { queue, filter: { region: "eu" } });
+let deliver!: (event: OrderPlaced) => void;
+const delivered = new Promise<OrderPlaced>((resolve) => (deliver = resolve));
+await consumer.start(async (event) => deliver(event));
+const publisher = new OrderPlacedPublisher(connection);
+await publisher.publish(OrderPlaced.fromPartial({ id: "o-2", region: "eu", placedAtMs: 5 }));
+const event = await delivered;
+await consumer.stop();
+await publisher.close();
+const channel = await (await connection.waitForSession()).createChannel();
+await channel.deleteQueue(queue);
+await channel.deleteQueue(\`\${queue}.dlq\`).catch(() => undefined);
+await channel.deleteExchange(${JSON.stringify(EXCHANGE)}).catch(() => undefined);
+await connection.close();
+
+console.log(JSON.stringify({ placed, reply, shipped, event }));
 `,
       );
       sh(join(app, "node_modules/.bin/tsc"), ["-p", app], app);
-      const output = sh(process.execPath, [join(app, "dist/main.js")], app);
+      const output = execFileSync(process.execPath, [join(app, "dist/main.js")], {
+        cwd: app,
+        encoding: "utf8",
+        env: { ...process.env, AMQP_URL, QUEUE: uniqueName("release-orders-placed") },
+      });
       expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual({
         placed: { id: "o-1", region: "eu", placedAtMs: 1700000000000 },
         reply: { id: "o-1 via grpc", totalCents: 4200 },
         shipped: { id: "o-1" },
+        event: { id: "o-2", region: "eu", placedAtMs: 5 },
       });
     } finally {
       rmSync(app, { recursive: true, force: true });
