@@ -223,7 +223,8 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
     bump: report?.bump ?? "initial",
     released: false,
     dryRun: args.dryRun,
-    against: against ?? null,
+    // A first release compares with nothing, whatever --against says.
+    against: previous !== undefined ? against! : null,
     packageDir: pkgDir,
     tarball: null,
     published: false,

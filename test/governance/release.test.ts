@@ -299,6 +299,23 @@ describe("grabbit release to a registry on loopback", () => {
     expect(versions()).toEqual(["1.0.0", "1.1.0", "2.0.0", "2.0.1"]);
   }, 120_000);
 
+  it("stops with buf's diagnostics when the contract does not build", async () => {
+    const broken = scratchDir("release-broken");
+    try {
+      mkdirSync(join(broken, "proto/shop/v1"), { recursive: true });
+      writeFileSync(join(broken, "buf.yaml"), "version: v2\nmodules:\n  - path: proto\n");
+      writeFileSync(join(broken, "proto/shop/v1/orders.proto"), 'syntax = "proto3";\npackage shop.v1;\nmessage Order {\n  Missing item = 1;\n}\n');
+      let err = "";
+      const code = await runRelease(["--package", "sdk", "--name", "@grabbit-sdk/broken", "--dry-run"], { stdout: () => {}, stderr: (s) => void (err += s), cwd: broken });
+      expect(code).toBe(1);
+      expect(err).toMatch(/^grabbit release: buf generate \. failed \(exit \d+\):\n[^\n]*shop\/v1\/orders\.proto:4:3:[^\n]*Missing/);
+      // A dry run leaves nothing behind.
+      expect(existsSync(join(broken, "sdk"))).toBe(false);
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("installs in a fresh project from the registry, compiles strict, calls it over gRPC and through RabbitMQ", () => {
     const app = mkdtempSync(join(tmpdir(), "grabbit-sdk-consumer-"));
     try {
