@@ -113,7 +113,9 @@ export function installedPackage(name: string, from: string): { dir: string; ver
   }
 }
 
-const IMPORT = /(?:^|[\s;])(?:import|export)\s(?:[^'"]*?\sfrom\s)?["']([^"']+)["']/g;
+// Statements only: an import or export at the start of a line (JSDoc copied from proto comments starts
+// with " * " and may well say `import "orders.proto"`).
+const IMPORT = /^(?:import|export)\s(?:[^'";]*?\sfrom\s*)?["']([^"']+)["']/gm;
 
 /** Packages the generated code imports (bare specifiers), plus the two every SDK runs on. */
 export function importedPackages(srcDir: string): string[] {
@@ -197,7 +199,8 @@ export function writeManifest(pkgDir: string, { name, version, dependencies, con
     },
     files: ["dist/", "src/", "CHANGELOG.md", "README.md"],
     sideEffects: false,
-    dependencies: { ...(old.dependencies as Record<string, string> | undefined), ...dependencies },
+    // Generated code, generated dependencies: one the code stopped importing goes away.
+    dependencies,
   });
   if (!pkg.engines) pkg.engines = { node: ">=20" };
   writeFileSync(path, JSON.stringify(pkg, null, 2) + "\n");

@@ -3,6 +3,10 @@
 import { describe, expect, it } from "vitest";
 import type { Change, Report } from "../../governance/diff.js";
 import { addEntry, renderEntry, sectionOf } from "../../governance/release/changelog.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { importedPackages } from "../../governance/release/build.js";
 import { runRelease } from "../../governance/release/cli.js";
 import { checkChosenVersion, compareVersions, highestVersion, nextVersion, parseVersion } from "../../governance/release/version.js";
 
@@ -145,6 +149,35 @@ Major release after 1.4.2: 7 contract changes against \`.git#tag=v1.4.2\`.
     expect(redo).not.toContain("(2026-03-02)");
     const own = addEntry("# Orders SDK changes\n\nAsk #orders for help.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n", "1.0.1", "## 1.0.1 (2026-03-05)\n\nPatch.\n");
     expect(own).toBe("# Orders SDK changes\n\nAsk #orders for help.\n\n## 1.0.1 (2026-03-05)\n\nPatch.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n");
+  });
+});
+
+describe("the SDK's dependencies", () => {
+  it("are the packages the generated code imports, not what its comments mention", () => {
+    const src = mkdtempSync(join(tmpdir(), "grabbit-sdk-src-"));
+    try {
+      mkdirSync(join(src, "shop/v1"), { recursive: true });
+      writeFileSync(
+        join(src, "shop/v1/orders.ts"),
+        `/* eslint-disable */
+import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import {
+  type Long,
+  util,
+} from "long";
+import * as $0 from "./common.js";
+export * from "node:events";
+
+/**
+ * Clients should import "orders.proto" and export { x } from "nowhere" in their own code.
+ */
+export const text = 'import "fake"';
+`,
+      );
+      expect(importedPackages(src)).toEqual(["@bufbuild/protobuf", "@grabbit/runtime", "long"]);
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
   });
 });
 
