@@ -178,7 +178,14 @@ export function parseImage(bytes: Uint8Array): Map<string, ImageFile> {
 }
 
 export function decodeFile(file: ImageFile): FileDescriptorProto {
-  file.decoded ??= fromBinary(FileDescriptorProtoSchema, file.desc);
+  if (!file.decoded) {
+    // A damaged image can split into files whose bytes are not a descriptor: bad input, not a crash.
+    try {
+      file.decoded = fromBinary(FileDescriptorProtoSchema, file.desc);
+    } catch (err) {
+      throw new InputError(`the image's file "${file.path}" is not a valid file descriptor (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
   return file.decoded;
 }
 
