@@ -110,14 +110,54 @@ class Session implements AmqpSession {
   }
 
   async createChannel(): Promise<Channel> {
-    const ch = await this.connection.createChannel();
-    ch.on("error", () => {});
-    return ch;
+    return this.adopt(await this.whileOpen(this.connection.createChannel()));
   }
 
   async createConfirmChannel(): Promise<ConfirmChannel> {
-    const ch = await this.connection.createConfirmChannel();
+    return this.adopt(await this.whileOpen(this.connection.createConfirmChannel()));
+  }
+
+  // A channel opened while the connection is being torn down (from another channel's 'close'
+  // handler, when this session still looks open) may never get its reply: fail it when the session goes.
+  private whileOpen<C>(opening: Promise<C>): Promise<C> {
+    if (!this.open) {
+      opening.catch(() => {});
+      return Promise.reject(new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost"));
+    }
+    const lost = this.closed.then(() => {
+      throw new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost while opening a channel");
+    });
+    lost.catch(() => {});
+    opening.catch(() => {});
+    return Promise.race([opening, lost]);
+  }
+
+  // amqplib settles channel.close() only on the broker's CloseOk: when the connection drops in
+  // between, the promise never settles, and a setup or stop() awaiting it would hang for good.
+  // Settle it once the channel or the session is gone, whichever comes first.
+  private adopt<C extends Channel>(ch: C): C {
     ch.on("error", () => {});
+    const close = ch.close.bind(ch);
+    let closed = false;
+    ch.once("close", () => (closed = true));
+    ch.close = () => {
+      if (closed) return close();
+      return new Promise<void>((resolve, reject) => {
+        const gone = () => resolve();
+        ch.once("close", gone);
+        void this.closed.then(gone);
+        close().then(
+          () => {
+            ch.off("close", gone);
+            resolve();
+          },
+          (err: unknown) => {
+            ch.off("close", gone);
+            reject(err);
+          },
+        );
+      });
+    };
     return ch;
   }
 }
