@@ -156,17 +156,23 @@ export class EventPublisher<T> {
 
   private async ensureDeclared(options: PublishOptions): Promise<void> {
     this.declaring ??= (async () => {
-      const session = await this.connection.waitForSession({
-        timeoutMs: options.timeoutMs ?? this.timeoutMs ?? 30_000,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      if (this.declared) return;
-      try {
-        await this.declare(session);
-      } catch (err) {
-        const text = String(err);
-        const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
-        throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs ?? 30_000);
+      for (;;) {
+        const session = await this.connection.waitForSession({
+          timeoutMs: Math.max(0, deadline - Date.now()),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        if (this.declared) return;
+        try {
+          await this.declare(session);
+          return;
+        } catch (err) {
+          // The connection went during the declaration: try again on the next session, within the timeout.
+          if (!session.open) continue;
+          const text = String(err);
+          const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
+          throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        }
       }
     })().finally(() => (this.declaring = undefined));
     return this.declaring;
