@@ -29,7 +29,7 @@ export interface ImageFile {
   src: Uint8Array | undefined;
   pkg: string;
   decoded?: FileDescriptorProto;
-  locations?: Map<string, Location>;
+  locations?: Locations;
 }
 
 export interface Image {
@@ -74,17 +74,34 @@ export function runBufBuild(input: string, cwd: string, config?: string, paths?:
 
 // --- a minimal protobuf wire reader: just enough to slice messages by field ---
 
-function varint(buf: Uint8Array, pos: number): [number, number] {
+// Position after the last varint read: returning it through a variable instead of a tuple keeps the
+// hot loops free of allocations (images of thousands of files hold millions of varints).
+let after = 0;
+
+function readVarint(buf: Uint8Array, pos: number): number {
+  const b0 = buf[pos];
+  if (b0 !== undefined && b0 < 0x80) {
+    after = pos + 1;
+    return b0;
+  }
   let result = 0;
   let shift = 0;
   for (;;) {
     if (pos >= buf.length) throw new InputError("the image is truncated");
     const b = buf[pos++]!;
     result += (b & 0x7f) * 2 ** shift;
-    if (b < 0x80) return [result, pos];
+    if (b < 0x80) {
+      after = pos;
+      return result;
+    }
     shift += 7;
     if (shift > 63) throw new InputError("the image is not a protobuf image");
   }
+}
+
+function varint(buf: Uint8Array, pos: number): [number, number] {
+  const v = readVarint(buf, pos);
+  return [v, after];
 }
 
 interface RawField {
@@ -189,41 +206,88 @@ export function decodeFile(file: ImageFile): FileDescriptorProto {
   return file.decoded;
 }
 
-/** Source locations of one file, keyed by the descriptor path joined with ".". Decoded on demand. */
-export function locations(file: ImageFile): Map<string, Location> {
-  if (file.locations) return file.locations;
-  const map = new Map<string, Location>();
-  const src = file.src;
-  if (src) {
-    for (const loc of fields(src)) {
-      if (loc.no !== 1 || loc.wire !== 2) continue;
-      const path: number[] = [];
-      const span: number[] = [];
-      const l: Location = { line: 1, column: 1, leading: "", trailing: "", detached: [] };
-      for (const f of fields(src, loc.dataStart, loc.end)) {
-        if ((f.no === 1 || f.no === 2) && f.wire === 2) {
-          const into = f.no === 1 ? path : span;
-          for (let p = f.dataStart; p < f.end; ) {
-            const [v, np] = varint(src, p);
-            into.push(v > 0x7fffffff ? v - 2 ** 32 : v);
-            p = np;
-          }
-        } else if ((f.no === 1 || f.no === 2) && f.wire === 0) (f.no === 1 ? path : span).push(f.value);
-        else if (f.wire === 2 && (f.no === 3 || f.no === 4 || f.no === 6)) {
-          const text = utf8.decode(src.subarray(f.dataStart, f.end));
-          if (f.no === 3) l.leading = text;
-          else if (f.no === 4) l.trailing = text;
-          else l.detached.push(text);
-        }
+/**
+ * Source locations of one file, keyed by the descriptor path joined with ".". Building the index reads
+ * only each location's path; spans and comments are decoded when asked for (most never are).
+ */
+export class Locations {
+  private readonly decoded = new Map<string, Location>();
+  constructor(
+    private readonly src: Uint8Array,
+    private readonly index: Map<string, number>,
+  ) {}
+
+  get(key: string): Location | undefined {
+    let hit = this.decoded.get(key);
+    if (hit) return hit;
+    const start = this.index.get(key);
+    if (start === undefined) return undefined;
+    const [len, dataStart] = varint(this.src, start);
+    hit = decodeLocation(this.src, dataStart, dataStart + len);
+    this.decoded.set(key, hit);
+    return hit;
+  }
+}
+
+function decodeLocation(src: Uint8Array, start: number, end: number): Location {
+  const span: number[] = [];
+  const l: Location = { line: 1, column: 1, leading: "", trailing: "", detached: [] };
+  for (const f of fields(src, start, end)) {
+    if (f.no === 2 && f.wire === 2) {
+      for (let p = f.dataStart; p < f.end && span.length < 2; ) {
+        const [v, np] = varint(src, p);
+        span.push(v);
+        p = np;
       }
-      l.line = (span[0] ?? 0) + 1;
-      l.column = (span[1] ?? 0) + 1;
-      const key = path.join(".");
-      if (!map.has(key)) map.set(key, l);
+    } else if (f.no === 2 && f.wire === 0) span.push(f.value);
+    else if (f.wire === 2 && (f.no === 3 || f.no === 4 || f.no === 6)) {
+      const text = utf8.decode(src.subarray(f.dataStart, f.end));
+      if (f.no === 3) l.leading = text;
+      else if (f.no === 4) l.trailing = text;
+      else l.detached.push(text);
     }
   }
-  file.locations = map;
-  return map;
+  l.line = (span[0] ?? 0) + 1;
+  l.column = (span[1] ?? 0) + 1;
+  return l;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function locations(file: ImageFile): Locations {
+  if (file.locations) return file.locations;
+  const src = file.src ?? EMPTY;
+  const index = new Map<string, number>();
+  let pos = 0;
+  while (pos < src.length) {
+    const tag = readVarint(src, pos);
+    const p1 = after;
+    if (tag !== 0x0a) {
+      // Not a location (field 1, length-delimited): skip whatever it is.
+      const next = fields(src, pos).next().value as RawField;
+      pos = next.end;
+      continue;
+    }
+    const lenStart = p1;
+    const len = readVarint(src, p1);
+    const body = after;
+    const end = body + len;
+    // The path comes first (field 1, packed); build its key without intermediate arrays.
+    let key = "";
+    if (body < end && src[body] === 0x0a) {
+      const plen = readVarint(src, body + 1);
+      const pstart = after;
+      for (let p = pstart; p < pstart + plen; ) {
+        const v = readVarint(src, p);
+        key = key === "" ? String(v) : `${key}.${v}`;
+        p = after;
+      }
+    }
+    if (!index.has(key)) index.set(key, lenStart);
+    pos = end;
+  }
+  file.locations = new Locations(src, index);
+  return file.locations;
 }
 
 function isLocalDir(input: string): string | undefined {

@@ -23,7 +23,8 @@ function namesByNumber(e: EnumEl): Map<number, string[]> {
 
 function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   const at = { file: after.file, spath: after.spath };
-  const what = `enum "${after.local}"`;
+  // buf names an enum by its own name in these messages, even when nested.
+  const what = `enum "${after.d.name}"`;
   const tb = enumType(before);
   const ta = enumType(after);
   if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.local}" changed from ${tb} to ${ta}.`, { sub: [3, 7, 2] });
