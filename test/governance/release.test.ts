@@ -112,6 +112,9 @@ const CONTRACT_V3 = CONTRACT_V2.replace("  string note = 3;\n", "").replace("ord
 // Comment only: a patch.
 const CONTRACT_V4 = CONTRACT_V3.replace("message OrderShipped {", "// Sent when the parcel leaves the warehouse.\nmessage OrderShipped {");
 
+// An addition, released as a prerelease.
+const CONTRACT_V5 = CONTRACT_V4.replace("message OrderShipped {\n  string id = 1;\n", "message OrderShipped {\n  string id = 1;\n  string carrier = 2;\n");
+
 const lineOf = (text: string, needle: string) => text.split("\n").findIndex((l) => l.includes(needle)) + 1;
 
 function commit(contract: string, message: string): void {
@@ -299,6 +302,15 @@ describe("grabbit release to a registry on loopback", () => {
     expect(versions()).toEqual(["1.0.0", "1.1.0", "2.0.0", "2.0.1"]);
   }, 120_000);
 
+  it("publishes a prerelease under its own dist-tag, leaving latest alone", async () => {
+    sh("git", ["tag", "orders-sdk-v2.0.1"], repo);
+    commit(CONTRACT_V5, "contract v5: carrier");
+    const beta = await release(["--package", SDK, "--registry", registry, "--tag-prefix", "orders-sdk-v", "--preid", "beta"]);
+    expect(beta.err).toBe("");
+    expect(beta.result).toMatchObject({ previous: "2.0.1", version: "2.1.0-beta.0", bump: "minor", distTag: "beta", published: true });
+    expect(JSON.parse(sh("npm", ["view", SDK, "dist-tags", "--json", "--registry", registry], home))).toEqual({ latest: "2.0.1", beta: "2.1.0-beta.0" });
+  }, 120_000);
+
   it("stops with buf's diagnostics when the contract does not build", async () => {
     const broken = scratchDir("release-broken");
     try {
@@ -384,6 +396,9 @@ await channel.deleteExchange(${JSON.stringify(EXCHANGE)}).catch(() => undefined)
 await connection.close();
 
 console.log(JSON.stringify({ placed, reply, shipped, event }));
+// Everything is closed, but the runtime's publisher leaves its confirm-deadline timer armed after the
+// last confirm (a ref'd timer, up to 30 s): exit rather than wait for it.
+process.exit(0);
 `,
       );
       sh(join(app, "node_modules/.bin/tsc"), ["-p", app], app);
