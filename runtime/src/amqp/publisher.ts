@@ -319,6 +319,8 @@ export class Publisher {
       }
       if (bucket.entries.size === 0) this.deadlines.delete(timeoutMs);
     }, Math.max(0, at - Date.now()));
+    // A deadline alone must not keep a process alive: the socket does while there is work in flight.
+    bucket.timer.unref();
   }
 
   private expire(entry: Entry, timeoutMs: number): void {
@@ -335,7 +337,14 @@ export class Publisher {
   private settle(entry: Entry, err: Error | undefined): void {
     if (entry.settled) return;
     entry.settled = true;
-    if (entry.deadline !== Infinity) this.deadlines.get(entry.timeoutMs)?.entries.delete(entry);
+    if (entry.deadline !== Infinity) {
+      const bucket = this.deadlines.get(entry.timeoutMs);
+      bucket?.entries.delete(entry);
+      if (bucket && bucket.entries.size === 0) {
+        clearTimeout(bucket.timer);
+        this.deadlines.delete(entry.timeoutMs);
+      }
+    }
     if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
     // The slot frees now even if a late confirm may still arrive for an in-flight copy.
     this.unsettled--;
