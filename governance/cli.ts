@@ -14,6 +14,7 @@ const USAGE = `Usage: grabbit <command> [options]
 Commands:
   init                                 write buf.yaml, buf.gen.yaml and proto/ for grabbit
   breaking [input] --against <ref>     report changes against <ref> and fail on breaking ones
+  release [input] --package <dir|name> next SDK version, changelog, build, pack and publish
 
 grabbit breaking options:
   --against <input>        what to compare with: a directory, an image (.binpb, .json),
@@ -68,6 +69,7 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
       throw err;
     }
   }
+  if (command === "release") return (await import("./release/cli.js")).runRelease(rest, io);
   if (command === "--help" || command === "-h" || command === "help") {
     io.stdout(USAGE);
     return 0;
