@@ -130,8 +130,8 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
   const changes: Change[] = out.map(({ head, others }) => {
     const locs = locations(head.at.file.image);
     const spath = head.at.spath;
-    const loc =
-      (head.sub && locs.get([...spath, ...head.sub].join("."))) || locs.get(spath.join(".")) || (spath.length === 0 ? locs.get("2") ?? locs.get("12") : undefined);
+    // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).
+    const loc = spath.length === 0 ? undefined : (head.sub && locs.get([...spath, ...head.sub].join("."))) || locs.get(spath.join("."));
     const note = head.subject !== undefined && !RENAME_HEADS.includes(head.rule) ? notes.get(head.subject) : undefined;
     let message = head.message + (note ? ` (${note})` : "") + (others.length ? ` (also ${others.join(", ")})` : "");
     let breaking = head.breaking;

@@ -34,7 +34,7 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   for (const r of before.d.reservedRange) {
     // Enum reserved ranges are inclusive.
     if (!covered(r, after.d.reservedRange, true)) {
-      ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "[${r.start},${r.end}]" on ${what} is missing values: ${missingText(r, after.d.reservedRange, true)} were removed.`);
+      ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "${r.start === r.end ? `[${r.start}]` : `[${r.start},${r.end}]`}" on ${what} is missing values: ${missingText(r, after.d.reservedRange, true)} were removed.`);
     }
   }
   for (const n of before.d.reservedName) {
@@ -58,7 +58,7 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
     }
     if (names.some((x) => !now.includes(x))) {
       const index = after.d.value.findIndex((v) => v.number === n);
-      ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed name from "${names.join(", ")}" to "${now.join(", ")}".`, {
+      ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed name from "${names.join('", "')}" to "${now.join('", "')}".`, {
         sub: [2],
         subject: `value:${after.fullName}:${n}`,
       });

@@ -74,7 +74,8 @@ export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyN
       if (!ctx.on(rule)) continue;
       const a = optionValue(before, key);
       const b = optionValue(after, key);
-      if (a !== b) ctx.add(rule, { file: after, spath: [8, sub] }, `File option "${option}" changed from "${a}" to "${b}".`);
+      // Quoted like buf (Go's %q): backslashes in PHP namespaces come out doubled.
+      if (a !== b) ctx.add(rule, { file: after, spath: [8, sub] }, `File option "${option}" changed from ${JSON.stringify(a)} to ${JSON.stringify(b)}.`);
     }
     // Declarations that left this file (moving them elsewhere still breaks per-file generated code).
     const deleted = (rule: string, what: string, olds: Map<string, { local: string; parent?: { spath: number[]; fullName: string } }> | undefined, news: Map<string, unknown> | undefined) => {

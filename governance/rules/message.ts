@@ -49,7 +49,8 @@ export function missingText(r: { start: number; end: number }, by: Array<{ start
 }
 
 function rangeText(r: { start: number; end: number }, inclusive = false): string {
-  return `[${r.start},${inclusive ? r.end : r.end - 1}]`;
+  const last = inclusive ? r.end : r.end - 1;
+  return last === r.start ? `[${r.start}]` : `[${r.start},${last}]`;
 }
 
 /** Whether every number of `r` is still in `by` (ranges may be split or merged: [start, end)). */
@@ -110,13 +111,14 @@ export function checkMessages(ctx: Ctx): void {
 
 function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
   const at = { file: after.file, spath: after.spath };
-  const what = `message "${after.local}"`;
+  // buf names a message by its own name in these messages, even when nested.
+  const what = `message "${after.d.name}"`;
   if (!before.d.options?.noStandardDescriptorAccessor && after.d.options?.noStandardDescriptorAccessor) {
     ctx.add("MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", at, `Message option "no_standard_descriptor_accessor" changed from "false" to "true".`, { sub: [7, 2] });
   }
   const jb = messageJsonFormat(before);
   const ja = messageJsonFormat(after);
-  if (jb === "allow" && ja === "legacy") ctx.add("MESSAGE_SAME_JSON_FORMAT", at, `Message "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [7, 12, 6] });
+  if (jb === "allow" && ja === "legacy") ctx.add("MESSAGE_SAME_JSON_FORMAT", at, `Message "${after.d.name}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [7, 12, 6] });
 
   // Reserved ranges and names, extension ranges.
   for (const r of before.d.reservedRange) {
@@ -150,9 +152,9 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
   const required = (m: MessageEl, side: typeof ctx.old) => new Set(m.d.field.filter((f) => cardinality(f, m, side) === "required").map((f) => f.number));
   const reqBefore = required(before, ctx.old);
   const reqAfter = required(after, ctx.cur);
-  for (const n of reqBefore) if (!reqAfter.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.local}" had required field "${n}" deleted. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
+  for (const n of reqBefore) if (!reqAfter.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.d.name}" had required field "${n}" deleted. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
   const fieldOf = (n: number) => ({ file: after.file, spath: [...after.spath, 2, after.d.field.findIndex((f) => f.number === n)] });
-  for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", fieldOf(n), `Message "${after.local}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
+  for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", fieldOf(n), `Message "${after.d.name}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
 
   const afterByNumber = new Map(after.d.field.map((f, i) => [f.number, [f, i] as const]));
   const beforeNumbers = new Set(before.d.field.map((f) => f.number));

@@ -4,7 +4,7 @@
 import { FieldDescriptorProto_Label } from "@bufbuild/protobuf/wkt";
 import { methodsOf, type EnumEl, type MessageEl, type ServiceEl } from "../model.js";
 import { Ctx } from "./context.js";
-import { compareEvents, compareServiceContracts } from "./grabbit.js";
+import { compareEvents, compareServiceContracts, effectiveEvent } from "./grabbit.js";
 
 export interface Renames {
   messages: Map<string, string>;
@@ -16,17 +16,26 @@ export interface Renames {
   targets: Set<string>;
 }
 
-function pairUnique<T>(olds: Map<string, T>, news: Map<string, T>, shape: (el: T) => string | undefined): Map<string, string> {
+// Shapes are compared within one scope (package and enclosing message): two unrelated declarations in
+// different packages often share a shape, a rename does not move.
+const scopeOf = (name: string) => name.slice(0, Math.max(0, name.lastIndexOf(".")));
+
+function pairUnique<T>(olds: Map<string, T>, news: Map<string, T>, shape0: (el: T) => string | undefined): Map<string, string> {
+  const shape = (el: T, name: string) => {
+    const s = shape0(el);
+    // Events may move between packages (their exchange pins them down): the type change is the finding.
+    return s === undefined ? undefined : s.startsWith("event:") ? s : `${scopeOf(name)}|${s}`;
+  };
   const gone = new Map<string, string[]>();
   const came = new Map<string, string[]>();
   for (const [name, el] of olds) {
     if (news.has(name)) continue;
-    const s = shape(el);
+    const s = shape(el, name);
     if (s !== undefined) gone.set(s, [...(gone.get(s) ?? []), name]);
   }
   for (const [name, el] of news) {
     if (olds.has(name)) continue;
-    const s = shape(el);
+    const s = shape(el, name);
     if (s !== undefined) came.set(s, [...(came.get(s) ?? []), name]);
   }
   const out = new Map<string, string>();
@@ -37,7 +46,12 @@ function pairUnique<T>(olds: Map<string, T>, news: Map<string, T>, shape: (el: T
   return out;
 }
 
-const messageShape = (m: MessageEl) =>
+const messageShape = (m: MessageEl) => {
+  const fields = fieldShape(m);
+  const ev = fields === undefined ? undefined : effectiveEvent(m);
+  return ev ? `event:${ev.exchange}|${fields}` : fields;
+};
+const fieldShape = (m: MessageEl) =>
   m.d.field.length === 0 || m.d.options?.mapEntry
     ? undefined
     : m.d.field

@@ -457,3 +457,26 @@ describe("--path and --exclude-path", () => {
     expect(except.report).toEqual({ bump: "none", changes: [] });
   });
 });
+
+describe("renames stay in their scope, events may move", () => {
+  const options = readFileSync(join(ROOT, "proto/grabbit/v1/options.proto"), "utf8");
+  const head = (pkg: string) => `syntax = "proto3";\n\npackage ${pkg};\n\nimport "grabbit/v1/options.proto";\n`;
+  it("same-shaped messages in different packages are not a rename", async () => {
+    const r = await compareTrees(
+      { "a/v1/a.proto": proto("message X { string id = 1; }", 'syntax = "proto3";\n\npackage a.v1;\n') },
+      { "a/v1/a.proto": proto("message Keep {}", 'syntax = "proto3";\n\npackage a.v1;\n'), "b/v1/b.proto": proto("message Y { string id = 1; }", 'syntax = "proto3";\n\npackage b.v1;\n') },
+      ["--use", "FILE,TYPESCRIPT"],
+    );
+    expect(r.report!.changes.map((c) => c.rule).sort()).toEqual(["FILE_ADDED", "MESSAGE_ADDED", "MESSAGE_NO_DELETE", "PACKAGE_ADDED"]);
+  });
+  it("an event moved to another package changes its type", async () => {
+    const ev = (pkg: string) => proto(`message OrderCreated {\n  option (grabbit.v1.event) = {exchange: "orders" routing_key: "order.created"};\n  string id = 1;\n}`, head(pkg));
+    const r = await compareTrees(
+      { "grabbit/v1/options.proto": options, "a/v1/a.proto": ev("a.v1") },
+      { "grabbit/v1/options.proto": options, "b/v1/b.proto": ev("b.v1") },
+      ["--use", "GRABBIT"],
+    );
+    expect(r.breaking).toEqual(["GRABBIT_EVENT_TYPE_CHANGED"]);
+    expect(r.report!.changes.find((c) => c.breaking)!.message).toMatch(/"a\.v1\.OrderCreated" was renamed to "b\.v1\.OrderCreated"/);
+  });
+});
