@@ -34,6 +34,7 @@ import {
   HEADER_ORIGINAL_USER_ID,
   headerInt,
   headersToMetadata,
+  republishableHeaders,
 } from "./headers.js";
 import { Publisher } from "./publisher.js";
 import { bindEvent, declareConsumerQueues, declareEventExchange, resolveQueueType, retryQueueName, type QueueType } from "./topology.js";
@@ -432,10 +433,21 @@ export class EventConsumer {
   }
 
   // Copy first (confirmed), ack second: a crash between the two duplicates, never loses.
-  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }): Promise<void> {
+  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }, bare = false): Promise<void> {
     try {
       await this.retryPublisher!.publish("", queue, msg.content, props, { mandatory: true });
     } catch (err) {
+      if (!bare && err instanceof StatusError && err.code === Code.INVALID_ARGUMENT) {
+        // The copy cannot be encoded (headers amqplib cannot write, or over its 64 KB table): requeueing
+        // would loop on it forever, so keep it in the DLQ with grabbit's headers only.
+        const headers: Record<string, unknown> = {
+          [HEADER_ERROR]: `${typeof props.headers[HEADER_ERROR] === "string" ? `${props.headers[HEADER_ERROR]}; ` : ""}its headers could not be copied and were dropped (${err.rawMessage})`,
+          [HEADER_ATTEMPTS]: props.headers[HEADER_ATTEMPTS] ?? headerInt(props.headers, HEADER_ATTEMPT) ?? 1,
+          [HEADER_ORIGINAL_EXCHANGE]: stringHeader(props.headers, HEADER_ORIGINAL_EXCHANGE) ?? msg.fields.exchange,
+          [HEADER_ORIGINAL_ROUTING_KEY]: stringHeader(props.headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
+        };
+        return this.move(msg, ch, this.deadLetterQueue, { ...props, headers }, true);
+      }
       safe(() => ch.nack(msg, false, true));
       this.reportError(new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
       return;
@@ -464,7 +476,7 @@ function stringHeader(headers: Record<string, unknown>, name: string): string | 
 /** The message's properties for a copy: everything kept but per-message TTL and broker death records. */
 function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Record<string, unknown> } {
   const p = msg.properties;
-  const headers: Record<string, unknown> = { ...(p.headers ?? {}) };
+  const headers: Record<string, unknown> = republishableHeaders(p.headers ?? {});
   for (const h of DEATH_HEADERS) delete headers[h];
   // Where it was first published, so retried deliveries still report it and the DLQ keeps it.
   headers[HEADER_ORIGINAL_EXCHANGE] ??= msg.fields.exchange;

@@ -43,6 +43,36 @@ export function headersToMetadata(headers: Record<string, unknown> | undefined, 
   return out;
 }
 
+/**
+ * Headers as received, made safe to publish again. amqplib reads a nested table whose keys include
+ * "!" as an instruction ({"!": type, value}) when encoding, so such a table from another client's
+ * message would make every copy of it fail to encode; it is wrapped to be written as the table it
+ * is. The typed values amqplib itself decodes that way (decimal, timestamp) are kept as they are.
+ */
+export function republishableHeaders(headers: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key in headers) out[key] = republishable(headers[key]);
+  return out;
+}
+
+function republishable(value: unknown): unknown {
+  if (value === null || typeof value !== "object" || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) return value.map(republishable);
+  const table = value as Record<string, unknown>;
+  if (Object.hasOwn(table, "!") && isDecodedTypedValue(table)) return table;
+  const inner: Record<string, unknown> = {};
+  for (const key in table) inner[key] = republishable(table[key]);
+  return Object.hasOwn(table, "!") ? { "!": "object", value: inner } : inner;
+}
+
+function isDecodedTypedValue(t: Record<string, unknown>): boolean {
+  const keys = Object.keys(t);
+  if (keys.length !== 2 || !keys.includes("value")) return false;
+  const v = t.value as Record<string, unknown> | null;
+  if (t["!"] === "timestamp") return typeof v === "number";
+  return t["!"] === "decimal" && typeof v === "object" && v !== null && typeof v.places === "number" && typeof v.digits === "number";
+}
+
 /** A header read as a positive integer (amqplib may hand back numbers, bigints or strings). */
 export function headerInt(headers: Record<string, unknown> | undefined, name: string): number | undefined {
   const value = headers?.[name];

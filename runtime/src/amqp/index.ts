@@ -31,5 +31,6 @@ export {
   HEADER_ORIGINAL_ROUTING_KEY,
   HEADER_ORIGINAL_USER_ID,
   metadataToHeaders,
+  republishableHeaders,
   headersToMetadata,
 } from "./headers.js";

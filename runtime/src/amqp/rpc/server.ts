@@ -8,7 +8,7 @@
 
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
-import { CONTENT_TYPE_PROTOBUF, HEADER_ERROR, headersToMetadata, metadataToHeaders } from "../headers.js";
+import { CONTENT_TYPE_PROTOBUF, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
@@ -498,7 +498,7 @@ export class AmqpRpcServer {
   /** Keeps an unanswerable request in `<queue>.dlq` with the reason, confirmed before the ack. */
   private async deadLetter(link: ServerLink, msg: ConsumeMessage, reason: string): Promise<void> {
     const p = msg.properties;
-    const headers = { ...(p.headers ?? {}), [HEADER_ERROR]: reason };
+    const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason };
     const options: Options.Publish = { headers, persistent: true };
     if (p.contentType !== undefined) options.contentType = p.contentType;
     if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
