@@ -170,6 +170,40 @@ describe("RPC server under hostile requests", () => {
   });
 });
 
+describe("RPC server: a request without reply_to whose headers cannot be copied", () => {
+  it("still goes to the DLQ, with the reason and without its headers", async () => {
+    const service = echoService();
+    const q = service.amqp!.requestQueue;
+    queues.push(q, `${q}.dlq`);
+    const server = await serveAmqp(conn, service, { echo: async (r: Echo) => r }, { onError: (e) => errors.push(e) });
+    const ch = await raw.createChannel();
+    const headers = (n: number) => ({ "rpc-method": service.methods.echo.path, "x-pad": "p".repeat(n) });
+    // The largest padding amqplib will encode (its header table tops out at 64 KB): the server's copy
+    // adds the reason to it, and so cannot be encoded. A failed try sends nothing.
+    let lo = 60_000;
+    let hi = 66_000;
+    while (lo + 1 < hi) {
+      const mid = (lo + hi) >> 1;
+      try {
+        ch.sendToQueue(`${q}.nobody-${mid}`, Buffer.alloc(0), { headers: headers(mid) });
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    ch.sendToQueue(q, Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })), { messageId: "big", headers: headers(lo) });
+    const dead = await new Promise<amqp.ConsumeMessage>((resolve) => {
+      void ch.consume(`${q}.dlq`, (m) => {
+        if (m) resolve(m);
+      }, { noAck: true });
+    });
+    expect(dead.properties.messageId).toBe("big");
+    expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(/no reply_to.*; its headers could not be copied and were dropped/);
+    await server.close();
+    expect(errors).toEqual([]);
+  });
+});
+
 /** A reply the raw server sends, and what the client must make of it. */
 const replySpec = fc.record({
   correlation: fc.oneof({ weight: 8, arbitrary: fc.constant("right" as const) }, fc.constantFrom("missing" as const, "wrong" as const)),

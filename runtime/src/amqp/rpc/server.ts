@@ -509,10 +509,19 @@ export class AmqpRpcServer {
     if (p.appId !== undefined) options.appId = p.appId;
     if (p.priority !== undefined) options.priority = p.priority;
     // No expiration (kept until someone looks) and no user_id (the broker checks it against ours).
-    try {
-      await new Promise<void>((resolve, reject) => {
-        link.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, options, (err) => (err ? reject(err) : resolve()));
+    const send = (o: Options.Publish) =>
+      new Promise<void>((resolve, reject) => {
+        link.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, (err) => (err ? reject(err) : resolve()));
       });
+    try {
+      try {
+        await send(options);
+      } catch (err) {
+        // Headers amqplib cannot write again (over its 64 KB table...): requeueing would loop on the
+        // request forever, so keep it with the reason only.
+        if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+        await send({ ...options, headers: { [HEADER_ERROR]: `${reason}; its headers could not be copied and were dropped (${messageOf(err)})` } });
+      }
       if (link.alive) link.channel.ack(msg);
     } catch (err) {
       this.report(new Error(`could not dead-letter a request from queue "${this.requestQueue}": ${messageOf(err)}`));
