@@ -1,5 +1,5 @@
 // Renames told apart from delete-plus-add: a declaration that disappeared and one that appeared with
-// the same shape (fields' numbers and types, enum numbers, methods' signatures), one of each, are one
+// the same shape (fields' numbers, names and types, enum numbers, methods' signatures), one of each, are one
 // rename. It is reported once (the deletion rules share its subject) and the addition is not reported.
 import { FieldDescriptorProto_Label } from "@bufbuild/protobuf/wkt";
 import { methodsOf, type EnumEl, type MessageEl, type ServiceEl } from "../model.js";
@@ -55,7 +55,7 @@ const fieldShape = (m: MessageEl) =>
   m.d.field.length === 0 || m.d.options?.mapEntry
     ? undefined
     : m.d.field
-        .map((f) => `${f.number}:${f.type}:${f.label === FieldDescriptorProto_Label.REPEATED ? "r" : ""}:${f.typeName.split(".").pop()}`)
+        .map((f) => `${f.number}:${f.name}:${f.type}:${f.label === FieldDescriptorProto_Label.REPEATED ? "r" : ""}:${f.typeName.split(".").pop()}`)
         .sort()
         .join(",");
 const enumShape = (e: EnumEl) => (e.d.value.length <= 1 ? undefined : e.d.value.map((v) => v.number).sort((a, b) => a - b).join(","));
