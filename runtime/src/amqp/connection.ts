@@ -333,7 +333,9 @@ export class AmqpConnection extends EventEmitter {
     this.ready = false;
     if (session?.open) {
       try {
-        await session.connection.close();
+        // amqplib settles close() only on the broker's CloseOk: a connection lost in between would
+        // leave it pending forever, so the session's end counts as closed too.
+        await Promise.race([session.connection.close(), session.closed]);
       } catch {
         // Already gone: nothing left to close.
       }
@@ -373,7 +375,7 @@ export class AmqpConnection extends EventEmitter {
         }
       }
       if (this.closing) {
-        if (session) await session.connection.close().catch(() => {});
+        if (session) await Promise.race([session.connection.close().catch(() => {}), session.closed]);
         return;
       }
       if (!session) {
