@@ -3,6 +3,9 @@
 import { AmqpConnection, EventConsumer } from "../../runtime/src/amqp/index.js";
 import { idempotent, openDatabase } from "../../runtime/src/outbox/index.js";
 import { orderEvent, type Order } from "../amqp/fixtures.js";
+import { exitWithParent } from "../outbox/child-support.js";
+
+exitWithParent();
 
 const env = (name: string): string => {
   const v = process.env[name];

@@ -61,6 +61,11 @@ async function proxied(name: string): Promise<{ conn: AmqpConnection; sessions: 
   return { conn, sessions: () => sessions };
 }
 
+/** Progress on stderr with GRABBIT_LOAD_DEBUG=1, to see where a stuck run is stuck. */
+function debug(text: string): void {
+  if (process.env.GRABBIT_LOAD_DEBUG) process.stderr.write(`load: ${new Date().toISOString()} ${text}\n`);
+}
+
 type RpcOutcome = "ok" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "hung" | string;
 
 describe("load with faults", () => {
@@ -121,8 +126,11 @@ describe("load with faults", () => {
     const server = await serveAmqp(serverConn.conn, service, { echo: async (req: { text: string }) => ({ text: req.text, delayMs: 0 }) }, { queueType: "classic" });
     closers.push(() => server.close());
     const clientConn = await proxied("grabbit-load-rpc-client");
-    const transport = new AmqpRpcTransport(clientConn.conn, { timeoutMs: RPC_DEADLINE_MS });
-    closers.push(() => transport.close());
+    // Fail-fast (the default) answers UNAVAILABLE while disconnected; waitForReady holds calls until
+    // the connection is back or their deadline passes (DEADLINE_EXCEEDED). Calls alternate.
+    const failFast = new AmqpRpcTransport(clientConn.conn, { timeoutMs: RPC_DEADLINE_MS });
+    const patient = new AmqpRpcTransport(clientConn.conn, { timeoutMs: RPC_DEADLINE_MS, waitForReady: true });
+    closers.push(() => failFast.close(), () => patient.close());
 
     const appliedCount = async (): Promise<number> => (await db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n;
 
@@ -133,6 +141,7 @@ describe("load with faults", () => {
     const rpcOne = (i: number): Promise<RpcOutcome> => {
       let timer: NodeJS.Timeout | undefined;
       const watchdog = new Promise<RpcOutcome>((resolve) => (timer = setTimeout(() => resolve("hung"), HANG_MS)));
+      const transport = i % 2 === 0 ? failFast : patient;
       const call = transport.unary(service.methods.echo, { text: `c${i}`, delayMs: 0 }).then(
         (r): RpcOutcome => (r.text === `c${i}` ? "ok" : "wrong reply"),
         (err): RpcOutcome => (err instanceof StatusError ? (err.code === Code.UNAVAILABLE ? "UNAVAILABLE" : err.code === Code.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : `code ${err.code}`) : String(err)),
@@ -154,45 +163,72 @@ describe("load with faults", () => {
     const publisher = new EventPublisher(pubConn.conn, event, { publisher: shared });
     let confirmed = 0;
     const faults: string[] = [];
-    const cut = (why: string) => {
+    // A fault hits live connections only: one that is still reconnecting from the last would not notice.
+    const proxiedConns = [pubConn, c1, clientConn, serverConn];
+    const allUp = () => until(() => proxiedConns.every((c) => c.conn.connected), "every proxied connection up");
+    const cut = async (why: string) => {
+      await allUp();
       proxy.cutAll();
       faults.push(`cut (${why})`);
+      debug(faults.at(-1)!);
     };
     let killedChild: Child | undefined;
     const faultLoop = (async () => {
       await until(() => confirmed >= TOTAL * 0.2, "20% published", 600_000);
-      cut("20% published");
+      await cut("20% published");
       await until(() => confirmed >= TOTAL * 0.5, "50% published", 600_000);
-      cut("50% published");
+      await cut("50% published");
       await until(() => confirmed >= TOTAL * 0.8, "80% published", 600_000);
+      await allUp();
       proxy.refuse(true);
       proxy.cutAll();
+      debug("refusing");
       await until(() => !pubConn.conn.connected && !c1.conn.connected, "publisher and consumer disconnected");
-      // Long enough for several refused reconnect attempts; progress-free by nature, so a fixed pause.
-      await sleep(1500);
+      // Longer than the RPC deadline, so calls waiting for the connection run out of time; an
+      // outage has no progress to wait for, so this one pause is fixed.
+      await sleep(RPC_DEADLINE_MS + 1000);
       proxy.refuse(false);
-      faults.push("refused new connections for 1.5 s (80% published)");
+      faults.push(`refused new connections for ${(RPC_DEADLINE_MS + 1000) / 1000} s (80% published)`);
+      debug(faults.at(-1)!);
       await until(async () => (await appliedCount()) >= TOTAL * 0.35, "35% applied", 600_000);
-      cut("35% applied");
+      await cut("35% applied");
       await until(async () => (await appliedCount()) >= TOTAL * 0.5, "50% applied", 600_000);
       killedChild = child;
       child.kill9();
       expect(await child.exited).toBe("SIGKILL");
       faults.push("consumer child-1 killed with SIGKILL (50% applied)");
+      debug(faults.at(-1)!);
       child = await startChild("child-2");
+      // Cuts that land while connections are still reconnecting and running their session setups.
+      await until(async () => (await appliedCount()) >= TOTAL * 0.6, "60% applied", 600_000);
+      await allUp();
+      for (let k = 0; k < 4; k++) {
+        proxy.cutAll();
+        await sleep(Math.random() * 100);
+      }
+      faults.push("4 cuts in a burst, 0-100 ms apart, hitting reconnects and setups (60% applied)");
+      debug(faults.at(-1)!);
       await until(async () => (await appliedCount()) >= TOTAL * 0.7, "70% applied", 600_000);
-      cut("70% applied");
+      await cut("70% applied");
       await until(async () => (await appliedCount()) >= TOTAL * 0.85, "85% applied", 600_000);
-      cut("85% applied");
+      await cut("85% applied");
     })();
     // Awaited below; this only keeps a failure from being reported as unhandled before that.
     faultLoop.catch(() => {});
+
+    const watch = setInterval(() => {
+      const state = proxiedConns.map((c) => `${c.conn.connected ? "up" : "down"}/${c.sessions()}`).join(" ");
+      debug(`connections ${state}; publisher pending=${shared.pending} window=${shared.inWindow} ${JSON.stringify(shared.stats)} confirmed=${confirmed}`);
+    }, 5000);
+    closers.push(async () => clearInterval(watch));
 
     // ---- publish everything; a publish that fails is published again with the same message_id ----
     let publishFailures = 0;
     let todo = Array.from({ length: TOTAL }, (_, i) => i);
     const publishStarted = Date.now();
-    while (todo.length > 0) {
+    for (let round = 0; todo.length > 0; round++) {
+      // Each round is bounded by the publish timeout; a run that cannot publish at all must end.
+      if (round === 5) throw new Error(`${todo.length} events could not be published in 5 rounds`);
       const failed: number[] = [];
       for (let from = 0; from < todo.length; from += CHUNK) {
         const chunk = todo.slice(from, from + CHUNK);
@@ -200,6 +236,7 @@ describe("load with faults", () => {
           chunk.map((i) => publisher.publish({ id: `e-${i}`, region: `r${i % 7}`, amount: i }, { messageId: `load-${i}` }).then(() => confirmed++)),
         );
         outcomes.forEach((o, k) => o.status === "rejected" && failed.push(chunk[k]!));
+        debug(`published ${confirmed}, failed ${failed.length}`);
       }
       publishFailures += failed.length;
       todo = failed;
@@ -207,11 +244,14 @@ describe("load with faults", () => {
     const publishMs = Date.now() - publishStarted;
 
     await faultLoop;
+    debug("faults done");
     await until(async () => (await appliedCount()) >= TOTAL, "every event applied", 600_000);
+    debug("all applied");
     // Let redeliveries still in flight land, then stop both consumers cleanly before counting.
     await until(async () => (await janitor.messageCount(queue)) === 0, "queue empty", 600_000);
     loadDone = true;
     await rpcLoop;
+    debug("rpc loop done");
     await consumer.stop();
     child.proc.kill("SIGTERM");
     expect(await child.exited).toBe(0);
@@ -244,9 +284,9 @@ describe("load with faults", () => {
     expect(missing).toBe(0);
     expect(rows[0]).toEqual({ n: TOTAL, d: TOTAL });
     expect(dead).toBe(0);
-    expect(faults).toHaveLength(7);
-    // Every proxied connection really went through the cuts and the refusal (1 + 5 cuts + 1 refusal).
-    for (const c of [pubConn, c1, clientConn, serverConn]) expect(c.sessions()).toBeGreaterThanOrEqual(7);
+    expect(faults).toHaveLength(8);
+    // Every proxied connection really went through the cuts and the refusal (1 + 5 cuts + 1 refusal, burst not counted).
+    for (const c of proxiedConns) expect(c.sessions()).toBeGreaterThanOrEqual(7);
     // The killed consumer had been doing real work, and its successor took over.
     expect(byWho["child-1"]).toBeGreaterThan(0);
     expect(killedChild).toBeDefined();

@@ -3,6 +3,9 @@
 // exact window in which a crash makes the next relay send copies.
 import { AmqpConnection } from "../../runtime/src/amqp/index.js";
 import { Outbox, OutboxRelay, openDatabase } from "../../runtime/src/outbox/index.js";
+import { exitWithParent } from "./child-support.js";
+
+exitWithParent();
 
 const env = (name: string): string => {
   const v = process.env[name];

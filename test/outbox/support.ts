@@ -28,12 +28,16 @@ export interface Child {
   kill9(): void;
 }
 
-/** Runs a TypeScript file under tsx in its own process; stdout lines are collected, stderr passed through. */
+/**
+ * Runs a TypeScript file under tsx in its own process; stdout lines are collected, stderr passed
+ * through. The child calls exitWithParent() (child-support.ts) so that no child outlives a killed test run.
+ */
 export function runChild(script: string, env: Record<string, string>): Child {
   const proc = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: REPO,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+    // stdin stays open for the child's life: when this process dies, it closes and the child exits.
+    stdio: ["pipe", "pipe", "inherit"],
   });
   const lines: string[] = [];
   let buffered = "";
@@ -55,3 +59,4 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
