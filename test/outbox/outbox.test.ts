@@ -126,6 +126,21 @@ describe("outbox on PostgreSQL", () => {
     }
   });
 
+  it("rounds of one relay run one at a time: concurrent runOnce() calls send each row once", async () => {
+    const outbox = await newOutbox(4);
+    const exchange = janitor.exchange("rounds");
+    const event = orderEvent(exchange, "topic", "order.{region}");
+    const q = await boundQueue(exchange, "rounds");
+    await db.transaction(async (tx) => {
+      for (let i = 0; i < 400; i++) await outbox.add(tx, event, { id: `r-${i}`, region: `k${i % 4}`, amount: i });
+    });
+    const r = relay(outbox, { partitionsPerClaim: 4, batchSize: 100 });
+    const sent = await Promise.all(Array.from({ length: 6 }, () => r.runOnce()));
+    expect(sent.reduce((a, b) => a + b, 0)).toBe(400);
+    await until(async () => (await janitor.messageCount(q)) >= 400, "all in the queue");
+    expect(await janitor.messageCount(q)).toBe(400);
+  });
+
   it("wake() ends the poll wait: a relay polling once a day still sends a new event at once", async () => {
     const outbox = await newOutbox(2);
     const exchange = janitor.exchange("wake");

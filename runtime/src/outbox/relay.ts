@@ -102,6 +102,7 @@ export class OutboxRelay {
   private declared = new Set<string>();
   private declaredSession: number | undefined;
   private lastPurge = 0;
+  private lastRound: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly db: Database,
@@ -152,7 +153,17 @@ export class OutboxRelay {
    * One round: claim partitions, publish what is due in them, mark it. Returns the rows sent. For
    * tests and for callers that drive the relay themselves instead of start().
    */
-  async runOnce(): Promise<number> {
+  runOnce(): Promise<number> {
+    // One round at a time per relay: two would both hold "our" leases and send the same rows.
+    const round = this.lastRound.then(() => this.round());
+    this.lastRound = round.then(
+      () => undefined,
+      () => undefined,
+    );
+    return round;
+  }
+
+  private async round(): Promise<number> {
     const parts = await this.claim();
     if (parts.length === 0) return 0;
     const renew = setInterval(() => {
