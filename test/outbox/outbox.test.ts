@@ -141,6 +141,35 @@ describe("outbox on PostgreSQL", () => {
     expect(await janitor.messageCount(q)).toBe(400);
   });
 
+  it("a relay stalled mid-round by a broker outage keeps its lease: another relay does not send its rows", async () => {
+    const outbox = await newOutbox(2);
+    const exchange = janitor.exchange("stall");
+    const event = orderEvent(exchange, "topic", "order.{region}");
+    const q = await boundQueue(exchange, "stall");
+    await db.transaction(async (tx) => {
+      for (let i = 0; i < 100; i++) await outbox.add(tx, event, { id: `s-${i}`, region: `k${i % 5}`, amount: i });
+    });
+    const proxy = await brokerProxy();
+    closers.push(() => proxy.stop());
+    const stalledConn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-outbox-stalled", reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+    closers.push(() => stalledConn.close());
+    const a = relay(outbox, { leaseMs: 300, partitionsPerClaim: 2 }, stalledConn);
+    // The round claims its partitions, then finds the broker gone and waits for it, renewing its lease.
+    const round = a.runOnce();
+    proxy.refuse(true);
+    proxy.cutAll();
+    const b = relay(outbox, { leaseMs: 300, partitionsPerClaim: 2 }).start();
+    // Several lease lengths: without renewal the healthy relay would take the partitions over.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(b.stats.sent).toBe(0);
+    proxy.refuse(false);
+    expect(await round).toBe(100);
+    await until(async () => (await outbox.counts(db)).pending === 0, "all marked");
+    expect(b.stats.sent).toBe(0);
+    await until(async () => (await janitor.messageCount(q)) >= 100, "all in the queue");
+    expect(await janitor.messageCount(q)).toBe(100);
+  });
+
   it("wake() ends the poll wait: a relay polling once a day still sends a new event at once", async () => {
     const outbox = await newOutbox(2);
     const exchange = janitor.exchange("wake");
