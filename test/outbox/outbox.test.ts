@@ -141,7 +141,7 @@ describe("outbox on PostgreSQL", () => {
     expect(await janitor.messageCount(q)).toBe(400);
   });
 
-  it("a relay stalled mid-round by a broker outage keeps its lease: another relay does not send its rows", async () => {
+  it("a relay stalled mid-round by a broker outage keeps its lease: another relay does not send its rows", { timeout: 120_000 }, async () => {
     const outbox = await newOutbox(2);
     const exchange = janitor.exchange("stall");
     const event = orderEvent(exchange, "topic", "order.{region}");
@@ -153,14 +153,18 @@ describe("outbox on PostgreSQL", () => {
     closers.push(() => proxy.stop());
     const stalledConn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-outbox-stalled", reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
     closers.push(() => stalledConn.close());
-    const a = relay(outbox, { leaseMs: 300, partitionsPerClaim: 2 }, stalledConn);
+    const a = relay(outbox, { leaseMs: 1500, partitionsPerClaim: 2 }, stalledConn);
     // The round claims its partitions, then finds the broker gone and waits for it, renewing its lease.
     const round = a.runOnce();
     proxy.refuse(true);
     proxy.cutAll();
-    const b = relay(outbox, { leaseMs: 300, partitionsPerClaim: 2 }).start();
+    await until(
+      async () => (await db.query(`SELECT count(*)::int AS n FROM ${outbox.partitionTable} WHERE owner = $1`, [a.id])).rows[0].n === 2,
+      "relay A holds both partitions",
+    );
+    const b = relay(outbox, { leaseMs: 1500, partitionsPerClaim: 2 }).start();
     // Several lease lengths: without renewal the healthy relay would take the partitions over.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await new Promise((resolve) => setTimeout(resolve, 5000));
     expect(b.stats.sent).toBe(0);
     proxy.refuse(false);
     expect(await round).toBe(100);
