@@ -10,13 +10,4 @@ export function maxBump(bumps: Iterable<Bump>): Bump {
   return ORDER[best]!;
 }
 
-/** The next version after `version` for a bump ("1.2.3" + minor -> "1.3.0"; 0.x treats major as minor). */
-export function nextVersion(version: string, bump: Bump): string {
-  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
-  if (!m) throw new Error(`not a semantic version: ${version}`);
-  let [major, minor, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (bump === "none") return `${major}.${minor}.${patch}`;
-  if (bump === "major" && major > 0) return `${major + 1}.0.0`;
-  if (bump === "major" || bump === "minor") return `${major}.${minor + 1}.0`;
-  return `${major}.${minor}.${patch + 1}`;
-}
+// The next version of an SDK from a bump lives with the release command (release/version.ts).

@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { RULES, categoriesOf } from "../../governance/rules/catalog.js";
-import { maxBump, nextVersion } from "../../governance/semver.js";
+import { maxBump } from "../../governance/semver.js";
 import { RULE_CASES } from "./cases.js";
 import { BUF, bufBreaking, bufLines, compareTrees, proto, type Tree } from "./helpers.js";
 
@@ -90,14 +90,9 @@ describe("the rule catalog is buf's", () => {
 });
 
 describe("semantic versions", () => {
-  it("takes the largest bump and computes the next version", () => {
+  it("takes the largest bump", () => {
     expect(maxBump([])).toBe("none");
     expect(maxBump(["patch", "minor", "patch"])).toBe("minor");
     expect(maxBump(["minor", "major"])).toBe("major");
-    expect(nextVersion("1.2.3", "major")).toBe("2.0.0");
-    expect(nextVersion("1.2.3", "minor")).toBe("1.3.0");
-    expect(nextVersion("1.2.3", "patch")).toBe("1.2.4");
-    expect(nextVersion("0.4.1", "major")).toBe("0.5.0");
-    expect(nextVersion("1.2.3", "none")).toBe("1.2.3");
   });
 });
