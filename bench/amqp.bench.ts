@@ -84,7 +84,6 @@ async function rawPublish(ch: ConfirmChannel, n: number): Promise<number> {
         timestamp: Math.floor(Date.now() / 1000),
         deliveryMode: 2,
         mandatory: true,
-        headers: {},
       });
       if (!ok) await new Promise((r) => ch.once("drain", r));
     }

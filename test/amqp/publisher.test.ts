@@ -80,6 +80,24 @@ describe("Publisher", () => {
     expect(await janitor.messageCount(q)).toBe(200);
   });
 
+  it("bounds the window by bytes too; a message larger than the bound goes alone", async () => {
+    const q = await queue("window-bytes");
+    const p = publisher({ maxInFlight: 1000, maxInFlightBytes: 2500 });
+    let maxSeen = 0;
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      all.push(p.publish("", q, new Uint8Array(1000).fill(i)));
+      maxSeen = Math.max(maxSeen, p.inWindow);
+    }
+    // Two 1000-byte bodies fit in 2500 bytes, a third does not.
+    expect(p.inWindow).toBe(2);
+    const big = p.publish("", q, new Uint8Array(10_000));
+    await Promise.all(all);
+    expect(maxSeen).toBe(2);
+    await big;
+    expect(await janitor.messageCount(q)).toBe(51);
+  });
+
   it("waits for 'drain' when the channel buffer is full and still delivers everything", async () => {
     const q = await queue("drain");
     const p = publisher({ maxInFlight: 5000 });

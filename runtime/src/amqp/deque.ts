@@ -12,6 +12,11 @@ export class Deque<T> {
     this.items.push(item);
   }
 
+  /** The front item without taking it. */
+  peek(): T | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
+  }
+
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head];

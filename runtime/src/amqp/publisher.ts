@@ -12,8 +12,13 @@ import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { Deque } from "./deque.js";
 
 export interface PublisherOptions {
-  /** Messages accepted but not yet confirmed; publish() waits while the window is full. Default 1000. */
+  /**
+   * Messages accepted but not yet confirmed; publish() waits while the window is full. Default 4096:
+   * the broker confirms persistent messages in batches, and a deep window keeps it busy.
+   */
   maxInFlight?: number;
+  /** Bytes of message bodies in the window at most (one larger message may go alone). Default 32 MiB. */
+  maxInFlightBytes?: number;
   /** Default per-publish timeout, waiting for the window, a session and the confirm included. Default 30 000 ms. */
   timeoutMs?: number;
   /** Register with the connection so its close() waits for this publisher. Default true. */
@@ -58,6 +63,8 @@ const MAX_CHANNEL_ERRORS = 3;
 export class Publisher {
   private readonly connection: AmqpConnection;
   private readonly maxInFlight: number;
+  private readonly maxInFlightBytes: number;
+  private activeBytes = 0;
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
   private channel: ConfirmChannel | undefined;
@@ -87,7 +94,8 @@ export class Publisher {
 
   constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
     this.connection = connection;
-    this.maxInFlight = Math.max(1, options.maxInFlight ?? 1000);
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 4096);
+    this.maxInFlightBytes = Math.max(1, options.maxInFlightBytes ?? 32 * 1024 * 1024);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.unregisterSetup = connection.onSession((session) => this.openChannel(session));
@@ -123,8 +131,14 @@ export class Publisher {
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
-    const props: Options.Publish = { ...properties, mandatory: options.mandatory ?? true };
-    if (props.messageId === undefined) props.messageId = randomUUID();
+    // The properties are kept (for a re-send) until confirmed, so callers must not change them after
+    // the call. They are copied only when something has to be filled in.
+    const mandatory = options.mandatory ?? true;
+    let props = properties;
+    if (props.mandatory !== mandatory || props.messageId === undefined) {
+      props = { ...properties, mandatory };
+      if (props.messageId === undefined) props.messageId = randomUUID();
+    }
     return new Promise<void>((resolve, reject) => {
       const entry: Entry = {
         exchange,
@@ -152,7 +166,7 @@ export class Publisher {
         signal.addEventListener("abort", entry.onAbort, { once: true });
       }
       this.unsettled++;
-      if (this.active < this.maxInFlight && this.windowWaiters.length === 0) this.admit(entry);
+      if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
       else this.windowWaiters.push(entry);
     });
   }
@@ -173,9 +187,14 @@ export class Publisher {
     if (ch) await ch.close().catch(() => {});
   }
 
+  private hasRoom(entry: Entry): boolean {
+    return this.active < this.maxInFlight && (this.active === 0 || this.activeBytes + entry.content.byteLength <= this.maxInFlightBytes);
+  }
+
   private admit(entry: Entry): void {
     entry.admitted = true;
     this.active++;
+    this.activeBytes += entry.content.byteLength;
     this.queue.push(entry);
     this.pump();
   }
@@ -350,8 +369,10 @@ export class Publisher {
     this.unsettled--;
     if (entry.admitted) {
       this.active--;
-      while (this.active < this.maxInFlight && this.windowWaiters.length > 0) {
-        const next = this.windowWaiters.shift()!;
+      this.activeBytes -= entry.content.byteLength;
+      for (let next = this.windowWaiters.peek(); next; next = this.windowWaiters.peek()) {
+        if (!next.settled && !this.hasRoom(next)) break;
+        this.windowWaiters.shift();
         if (!next.settled) this.admit(next);
       }
     }
