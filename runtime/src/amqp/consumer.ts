@@ -33,6 +33,7 @@ import {
   HEADER_ORIGINAL_ROUTING_KEY,
   HEADER_ORIGINAL_USER_ID,
   headerInt,
+  copiedProperties,
   headersToMetadata,
   republishableHeaders,
 } from "./headers.js";
@@ -484,18 +485,7 @@ function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Recor
   // user_id itself cannot be copied (the broker checks it against our login): keep it as a header.
   if (typeof p.userId === "string") headers[HEADER_ORIGINAL_USER_ID] = p.userId;
   else if (msg.fields.exchange !== "") delete headers[HEADER_ORIGINAL_USER_ID]; // set by the publisher, not by us
-  const out: Options.Publish & { headers: Record<string, unknown> } = { headers };
-  if (p.contentType !== undefined) out.contentType = p.contentType;
-  if (p.contentEncoding !== undefined) out.contentEncoding = p.contentEncoding;
-  if (p.deliveryMode !== undefined) out.deliveryMode = p.deliveryMode;
-  if (p.priority !== undefined) out.priority = p.priority;
-  if (p.correlationId !== undefined) out.correlationId = p.correlationId;
-  if (p.replyTo !== undefined) out.replyTo = p.replyTo;
-  if (p.messageId !== undefined) out.messageId = p.messageId;
-  if (p.timestamp !== undefined) out.timestamp = p.timestamp;
-  if (p.type !== undefined) out.type = p.type;
-  if (p.appId !== undefined) out.appId = p.appId;
-  return out;
+  return { ...copiedProperties(p), headers };
 }
 
 /** An event as a method, for interceptors: `event:<type>` names it in logs and authorize hooks. */

@@ -1,6 +1,7 @@
 // Header names and conversions of the events wire contract. Metadata travels as AMQP headers of the
 // same (lower-case) names; names grabbit itself uses are reserved and never copied from metadata.
 
+import type { MessageProperties, Options } from "amqplib";
 import { isReservedHeader, type Metadata } from "../metadata.js";
 
 export const CONTENT_TYPE_PROTOBUF = "application/x-protobuf";
@@ -78,4 +79,24 @@ export function headerInt(headers: Record<string, unknown> | undefined, name: st
   const value = headers?.[name];
   const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" ? Number(value) : NaN;
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
+}
+
+/**
+ * The properties a copy of a delivery keeps when it is published again (to a retry or dead-letter
+ * queue): everything but `expiration` (a copy is kept until handled) and `user_id` (the broker checks it
+ * against the connection that publishes the copy, which is ours).
+ */
+export function copiedProperties(p: MessageProperties): Options.Publish {
+  const out: Options.Publish = {};
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.contentEncoding !== undefined) out.contentEncoding = p.contentEncoding;
+  if (p.deliveryMode !== undefined) out.deliveryMode = p.deliveryMode;
+  if (p.priority !== undefined) out.priority = p.priority;
+  if (p.correlationId !== undefined) out.correlationId = p.correlationId;
+  if (p.replyTo !== undefined) out.replyTo = p.replyTo;
+  if (p.messageId !== undefined) out.messageId = p.messageId;
+  if (p.timestamp !== undefined) out.timestamp = p.timestamp;
+  if (p.type !== undefined) out.type = p.type;
+  if (p.appId !== undefined) out.appId = p.appId;
+  return out;
 }

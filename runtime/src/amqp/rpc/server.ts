@@ -8,7 +8,7 @@
 
 import type { Channel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
-import { CONTENT_TYPE_PROTOBUF, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
+import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
@@ -499,16 +499,8 @@ export class AmqpRpcServer {
   private async deadLetter(link: ServerLink, msg: ConsumeMessage, reason: string): Promise<void> {
     const p = msg.properties;
     const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason };
-    const options: Options.Publish = { headers, persistent: true };
-    if (p.contentType !== undefined) options.contentType = p.contentType;
-    if (p.contentEncoding !== undefined) options.contentEncoding = p.contentEncoding;
-    if (p.correlationId !== undefined) options.correlationId = p.correlationId;
-    if (p.messageId !== undefined) options.messageId = p.messageId;
-    if (p.timestamp !== undefined) options.timestamp = p.timestamp;
-    if (p.type !== undefined) options.type = p.type;
-    if (p.appId !== undefined) options.appId = p.appId;
-    if (p.priority !== undefined) options.priority = p.priority;
-    // No expiration (kept until someone looks) and no user_id (the broker checks it against ours).
+    // Kept until someone looks: persistent, whatever the request was.
+    const options: Options.Publish = { ...copiedProperties(p), headers, deliveryMode: 2 };
     const send = (o: Options.Publish) =>
       new Promise<void>((resolve, reject) => {
         link.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, (err) => (err ? reject(err) : resolve()));
