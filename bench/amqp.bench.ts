@@ -6,40 +6,14 @@
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import type { Channel, ConfirmChannel } from "amqplib";
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { EventDesc, MessageType } from "../runtime/src/index.js";
+import { type Order, orderType } from "../test/support/messages.js";
+import type { EventDesc } from "../runtime/src/index.js";
 import { renderRoutingKey } from "../runtime/src/routing.js";
 import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
 import { figure, type Figure } from "./figure.js";
 
-interface TickMsg {
-  id: string;
-  region: string;
-  amount: number;
-}
-
-const Tick: MessageType<TickMsg> = {
-  typeName: "bench.v1.Tick",
-  encode(m) {
-    const w = new BinaryWriter();
-    if (m.id) w.uint32(10).string(m.id);
-    if (m.region) w.uint32(18).string(m.region);
-    if (m.amount) w.uint32(24).int32(m.amount);
-    return w.finish();
-  },
-  decode(bytes) {
-    const r = new BinaryReader(bytes);
-    const m: TickMsg = { id: "", region: "", amount: 0 };
-    while (r.pos < r.len) {
-      const [field, wire] = r.tag();
-      if (field === 1) m.id = r.string();
-      else if (field === 2) m.region = r.string();
-      else if (field === 3) m.amount = r.int32();
-      else r.skip(wire);
-    }
-    return m;
-  },
-};
+type TickMsg = Order;
+const Tick = orderType("bench.v1.Tick");
 
 const URL_ = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const suffix = Math.random().toString(16).slice(2, 10);

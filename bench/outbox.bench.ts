@@ -3,40 +3,14 @@
 //   publish with confirms, mark sent) vs EventPublisher publishing the same N events with confirms.
 // The ratio is the price of durability across crashes: below 1 is expected.
 import amqp from "amqplib";
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { EventDesc, MessageType } from "../runtime/src/index.js";
+import { type Order, orderType } from "../test/support/messages.js";
+import type { EventDesc } from "../runtime/src/index.js";
 import { AmqpConnection, EventPublisher } from "../runtime/src/amqp/index.js";
 import { Outbox, OutboxRelay, openDatabase } from "../runtime/src/outbox/index.js";
 import { figure, type Figure } from "./figure.js";
 
-interface Tick {
-  id: string;
-  region: string;
-  amount: number;
-}
-
-const TickType: MessageType<Tick> = {
-  typeName: "bench.v1.OutboxTick",
-  encode(m) {
-    const w = new BinaryWriter();
-    if (m.id) w.uint32(10).string(m.id);
-    if (m.region) w.uint32(18).string(m.region);
-    if (m.amount) w.uint32(24).int32(m.amount);
-    return w.finish();
-  },
-  decode(bytes) {
-    const r = new BinaryReader(bytes);
-    const m: Tick = { id: "", region: "", amount: 0 };
-    while (r.pos < r.len) {
-      const [field, wire] = r.tag();
-      if (field === 1) m.id = r.string();
-      else if (field === 2) m.region = r.string();
-      else if (field === 3) m.amount = r.int32();
-      else r.skip(wire);
-    }
-    return m;
-  },
-};
+type Tick = Order;
+const TickType = orderType("bench.v1.OutboxTick");
 
 const AMQP = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const PG = process.env.GRABBIT_BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";

@@ -2,43 +2,15 @@
 // a janitor that deletes what a test declared so the shared broker stays clean.
 import amqp from "amqplib";
 import type { Channel, ChannelModel } from "amqplib";
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { EventDesc, ExchangeKind, MessageType } from "@grabbit/runtime";
+import type { EventDesc, ExchangeKind } from "@grabbit/runtime";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 
-export interface Order {
-  id: string;
-  region: string;
-  amount: number;
-}
+export { type Order, orderType } from "../support/messages.js";
+import { type Order, orderType } from "../support/messages.js";
+import type { MessageType } from "@grabbit/runtime";
 
-function orderType(typeName: string): MessageType<Order> {
-  return {
-    typeName,
-    encode(m) {
-      const w = new BinaryWriter();
-      if (m.id) w.uint32(10).string(m.id);
-      if (m.region) w.uint32(18).string(m.region);
-      if (m.amount) w.uint32(24).int32(m.amount);
-      return w.finish();
-    },
-    decode(bytes) {
-      const r = new BinaryReader(bytes);
-      const m: Order = { id: "", region: "", amount: 0 };
-      while (r.pos < r.len) {
-        const [field, wire] = r.tag();
-        if (field === 1) m.id = r.string();
-        else if (field === 2) m.region = r.string();
-        else if (field === 3) m.amount = r.int32();
-        else r.skip(wire);
-      }
-      return m;
-    },
-  };
-}
-
-export const OrderCreated = orderType("test.v1.OrderCreated");
-export const OrderCancelled = orderType("test.v1.OrderCancelled");
+export const OrderCreated: MessageType<Order> = orderType("test.v1.OrderCreated");
+export const OrderCancelled: MessageType<Order> = orderType("test.v1.OrderCancelled");
 
 /** A length-delimited field that claims more bytes than follow: no protobuf decoder accepts it. */
 export const UNDECODABLE = Buffer.from([0x0a, 0x05, 0x41]);

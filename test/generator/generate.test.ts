@@ -5,29 +5,15 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bindingKey, renderRoutingKey } from "@grabbit/runtime";
-import { bufGenerate, FIXTURES, REPO, scratchDir, typeCheck } from "../support/buf.js";
+import { generateFixtures, typeCheck } from "../support/buf.js";
 
 let out: string;
-let generation: { ok: boolean; stderr: string };
+let generation: { stderr: string };
 
 beforeAll(() => {
-  const dir = scratchDir("gen");
-  out = join(dir, "gen");
-  generation = bufGenerate(
-    dir,
-    `version: v2
-inputs:
-  - directory: ${FIXTURES}
-plugins:
-  - local: protoc-gen-ts_proto
-    out: gen
-    strategy: all
-    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
-  - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
-    out: gen
-    strategy: all
-`,
-  );
+  const result = generateFixtures("gen");
+  out = result.out;
+  generation = result;
 });
 
 const read = (file: string) => readFileSync(join(out, file), "utf8");

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { GrpcServer } from "@grabbit/runtime/grpc";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
-import { bufGenerate, FIXTURES, REPO, scratchDir } from "../support/buf.js";
+import { generateFixtures } from "../support/buf.js";
 
 let m: any; // ts-proto messages of kitchen.v1
 let g: any; // grabbit's generated kitchen.v1 code
@@ -19,25 +19,10 @@ async function* from<T>(items: T[]): AsyncIterable<T> {
 }
 
 beforeAll(async () => {
-  const dir = scratchDir("roundtrip");
-  const result = bufGenerate(
-    dir,
-    `version: v2
-inputs:
-  - directory: ${FIXTURES}
-plugins:
-  - local: protoc-gen-ts_proto
-    out: gen
-    strategy: all
-    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
-  - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
-    out: gen
-    strategy: all
-`,
-  );
-  expect(result.stderr).toBe("");
-  m = await import(pathToFileURL(join(dir, "gen/kitchen/v1/kitchen.ts")).href);
-  g = await import(pathToFileURL(join(dir, "gen/kitchen/v1/kitchen.grabbit.ts")).href);
+  const { out, stderr } = generateFixtures("roundtrip");
+  expect(stderr).toBe("");
+  m = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.ts")).href);
+  g = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
   connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "generator-roundtrip" });
 });
 

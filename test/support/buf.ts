@@ -66,6 +66,27 @@ export function bufGenerate(dir: string, template: string, extraArgs: string[] =
   }
 }
 
+/** ts-proto and protoc-gen-grabbit over the test fixtures, as a consuming repo's buf.gen.yaml would run them. */
+export function generateFixtures(prefix: string): { dir: string; out: string; stderr: string } {
+  const dir = scratchDir(prefix);
+  const result = bufGenerate(
+    dir,
+    `version: v2
+inputs:
+  - directory: ${FIXTURES}
+plugins:
+  - local: protoc-gen-ts_proto
+    out: gen
+    strategy: all
+    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
+  - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
+    out: gen
+    strategy: all
+`,
+  );
+  return { dir, out: join(dir, "gen"), stderr: result.stderr };
+}
+
 /** Runs tsc (strict, NodeNext) on a folder of TypeScript; returns its diagnostics, empty when clean. */
 // What careful consumers turn on. ts-proto's output (enums, unused imports) trips some of them, so
 // callers filter the diagnostics down to the files they own.
