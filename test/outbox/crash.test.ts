@@ -1,37 +1,21 @@
 // The relay is killed with SIGKILL in the middle of delivering, then started again: every event is
 // consumed (nothing lost) and applied once (the idempotent consumer drops the copies).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AmqpConnection, EventConsumer } from "@grabbit/runtime/amqp";
-import { Outbox, idempotent, installIdempotency, type Database } from "@grabbit/runtime/outbox";
+import { describe, expect, it } from "vitest";
+import { EventConsumer } from "@grabbit/runtime/amqp";
+import { Outbox, idempotent, installIdempotency } from "@grabbit/runtime/outbox";
 import { AMQP_URL } from "../support/broker.js";
-import { Janitor, orderEvent, type Order } from "../amqp/fixtures.js";
-import { PG_URL, pgDatabase, runChild, uniqueTable, until, type Child } from "./support.js";
+import { orderEvent, type Order } from "../amqp/fixtures.js";
+import { PG_URL, runChild, uniqueTable, until, type Child, outboxTestContext } from "./support.js";
 
 const CHILD = "test/outbox/relay-child.ts";
 const PARTITIONS = 8;
 const TOTAL = 4000;
 
-let db: Database;
-let conn: AmqpConnection;
-const janitor = new Janitor();
-const closers: (() => Promise<unknown>)[] = [];
-const tables: string[] = [];
 const children: Child[] = [];
-
-beforeAll(async () => {
-  db = await pgDatabase();
-  conn = await AmqpConnection.connect({ name: "grabbit-crash-test" });
-});
-afterEach(async () => {
+const ctx = outboxTestContext("grabbit-crash-test", () => {
   for (const c of children.splice(0)) c.kill9();
-  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  await janitor.cleanup();
-  for (const t of tables.splice(0)) await db.query(`DROP TABLE IF EXISTS ${t}`);
 });
-afterAll(async () => {
-  await conn.close();
-  await db.close();
-});
+const { janitor, closers, tables } = ctx;
 
 interface Setup {
   outbox: Outbox;
@@ -51,21 +35,21 @@ async function setup(): Promise<Setup> {
   const applied = uniqueTable("crash_applied");
   const dups = uniqueTable("crash_dups");
   tables.push(outbox.table, outbox.partitionTable, processed, applied, dups);
-  await outbox.install(db);
-  await installIdempotency(db, { table: processed });
-  await db.query(`CREATE TABLE ${applied} (message_id text NOT NULL, order_id text NOT NULL)`);
-  await db.query(`CREATE TABLE ${dups} (message_id text NOT NULL)`);
+  await outbox.install(ctx.db);
+  await installIdempotency(ctx.db, { table: processed });
+  await ctx.db.query(`CREATE TABLE ${applied} (message_id text NOT NULL, order_id text NOT NULL)`);
+  await ctx.db.query(`CREATE TABLE ${dups} (message_id text NOT NULL)`);
 
   const exchange = janitor.exchange("crash");
   const event = orderEvent(exchange, "topic", "order.{region}");
   const queue = janitor.queue("crash", [50]);
-  const consumer = new EventConsumer(conn, { queue, queueType: "classic", prefetch: 64, retry: { delaysMs: [50] } });
+  const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 64, retry: { delaysMs: [50] } });
   closers.push(() => consumer.stop());
   await consumer
     .on(
       event,
       idempotent<Order>(
-        db,
+        ctx.db,
         async (o, d, tx) => {
           await tx.query(`INSERT INTO ${applied} (message_id, order_id) VALUES ($1, $2)`, [d.messageId, o.id]);
         },
@@ -77,7 +61,7 @@ async function setup(): Promise<Setup> {
   const ids = new Set<string>();
   const regions = ["eu", "us", "ap", "sa", "af"];
   for (let i = 0; i < TOTAL; i += 100) {
-    await db.transaction(async (tx) => {
+    await ctx.db.transaction(async (tx) => {
       for (let j = i; j < i + 100; j++) ids.add(await outbox.add(tx, event, { id: `o-${j}`, region: regions[j % regions.length]!, amount: j }));
     });
   }
@@ -100,11 +84,11 @@ async function setup(): Promise<Setup> {
       return child;
     },
     async appliedCounts() {
-      const { rows } = await db.query(`SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`);
+      const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`);
       return rows[0] as { n: number; d: number };
     },
     async duplicates() {
-      const { rows } = await db.query(`SELECT count(*)::int AS n FROM ${dups}`);
+      const { rows } = await ctx.db.query(`SELECT count(*)::int AS n FROM ${dups}`);
       return (rows[0] as { n: number }).n;
     },
   };
@@ -116,7 +100,7 @@ async function stopChild(child: Child): Promise<void> {
 }
 
 async function appliedIds(s: Setup): Promise<Set<string>> {
-  const { rows } = await db.query(`SELECT DISTINCT message_id FROM ${s.applied}`);
+  const { rows } = await ctx.db.query(`SELECT DISTINCT message_id FROM ${s.applied}`);
   return new Set(rows.map((r: { message_id: string }) => r.message_id));
 }
 
@@ -125,15 +109,15 @@ describe("relay crash", () => {
     const s = await setup();
     const first = s.relay({ RELAY_ID: "crash-a", LEASE_MS: "1500" });
     // Kill once part of the outbox is out: well inside the run, rows in flight.
-    await until(async () => (await s.outbox.counts(db)).sent >= TOTAL / 5, "a fifth sent");
+    await until(async () => (await s.outbox.counts(ctx.db)).sent >= TOTAL / 5, "a fifth sent");
     first.kill9();
     expect(await first.exited).toBe("SIGKILL");
-    const atKill = await s.outbox.counts(db);
+    const atKill = await s.outbox.counts(ctx.db);
     expect(atKill.pending).toBeGreaterThan(0);
 
     // A different relay id: it must wait for the dead relay's leases to run out, then send the rest.
     const second = s.relay({ RELAY_ID: "crash-b", LEASE_MS: "1500" });
-    await until(async () => (await s.outbox.counts(db)).pending === 0, "outbox drained by the second relay");
+    await until(async () => (await s.outbox.counts(ctx.db)).pending === 0, "outbox drained by the second relay");
     await until(async () => (await s.appliedCounts()).d === TOTAL, "every event applied");
     await stopChild(second);
 
@@ -151,13 +135,13 @@ describe("relay crash", () => {
     const first = s.relay({ RELAY_ID: "crash-c", CRASH_AFTER: String(crashAfter) });
     expect(await first.exited).toBe("SIGKILL");
     expect(first.lines.some((l) => l.startsWith("crashing after"))).toBe(true);
-    const atKill = await s.outbox.counts(db);
+    const atKill = await s.outbox.counts(ctx.db);
     // Confirmed but never marked: the broker has them, the outbox still says pending.
     expect(atKill.sent).toBeLessThan(crashAfter);
 
     // Same relay id: it takes its own leases back at once and re-sends the unmarked rows.
     const second = s.relay({ RELAY_ID: "crash-c" });
-    await until(async () => (await s.outbox.counts(db)).pending === 0, "outbox drained after restart");
+    await until(async () => (await s.outbox.counts(ctx.db)).pending === 0, "outbox drained after restart");
     await until(async () => (await s.appliedCounts()).d === TOTAL, "every event applied");
     await until(async () => (await s.duplicates()) >= crashAfter - atKill.sent, "the copies reached the consumer");
     await stopChild(second);

@@ -1,49 +1,32 @@
 // The idempotent consumer on PostgreSQL: copies of a message_id are applied once, also when two
 // competing consumers get them at the same moment; a failing handler leaves no trace and is retried.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AmqpConnection, EventConsumer, EventPublisher, Publisher } from "@grabbit/runtime/amqp";
-import { idempotent, installIdempotency, purgeProcessed, type Database } from "@grabbit/runtime/outbox";
-import { Janitor, countdown, orderEvent, type Order } from "../amqp/fixtures.js";
-import { pgDatabase, uniqueTable, until } from "./support.js";
+import { describe, expect, it } from "vitest";
+import { EventConsumer, EventPublisher, Publisher } from "@grabbit/runtime/amqp";
+import { idempotent, installIdempotency, purgeProcessed } from "@grabbit/runtime/outbox";
+import { countdown, orderEvent, type Order } from "../amqp/fixtures.js";
+import { uniqueTable, until, outboxTestContext } from "./support.js";
 
-let db: Database;
-let conn: AmqpConnection;
-const janitor = new Janitor();
-const closers: (() => Promise<unknown>)[] = [];
-const tables: string[] = [];
-
-beforeAll(async () => {
-  db = await pgDatabase();
-  conn = await AmqpConnection.connect({ name: "grabbit-idempotent-test" });
-});
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  await janitor.cleanup();
-  for (const t of tables.splice(0)) await db.query(`DROP TABLE IF EXISTS ${t}`);
-});
-afterAll(async () => {
-  await conn.close();
-  await db.close();
-});
+const ctx = outboxTestContext("grabbit-idempotent-test");
+const { janitor, closers, tables } = ctx;
 
 async function tablesFor(): Promise<{ processed: string; applied: string; count(): Promise<{ n: number; d: number }> }> {
   const processed = uniqueTable("processed");
   const applied = uniqueTable("applied");
   tables.push(processed, applied);
-  await installIdempotency(db, { table: processed });
-  await db.query(`CREATE TABLE ${applied} (id text NOT NULL)`);
+  await installIdempotency(ctx.db, { table: processed });
+  await ctx.db.query(`CREATE TABLE ${applied} (id text NOT NULL)`);
   return {
     processed,
     applied,
     async count() {
-      const { rows } = await db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
+      const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
       return rows[0] as { n: number; d: number };
     },
   };
 }
 
 function publisher(event: ReturnType<typeof orderEvent>): EventPublisher<Order> {
-  const p = new EventPublisher(conn, event);
+  const p = new EventPublisher(ctx.conn, event);
   closers.push(() => p.close());
   return p;
 }
@@ -59,13 +42,13 @@ describe("idempotent consumer", () => {
     let duplicates = 0;
     const seen = countdown(total * copies);
     for (let i = 0; i < 2; i++) {
-      const c = new EventConsumer(conn, { queue, queueType: "classic", prefetch: 32, retry: { delaysMs: [50] } });
+      const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 32, retry: { delaysMs: [50] } });
       closers.push(() => c.stop());
       await c
         .on(
           event,
           idempotent<Order>(
-            db,
+            ctx.db,
             async (o, _d, tx) => {
               await tx.query(`INSERT INTO ${t.applied} (id) VALUES ($1)`, [o.id]);
               seen.hit();
@@ -91,7 +74,7 @@ describe("idempotent consumer", () => {
     await until(async () => (await t.count()).n === total, "all applied");
     expect(await t.count()).toEqual({ n: total, d: total });
     expect(duplicates).toBe(total * (copies - 1));
-    const { rows } = await db.query(`SELECT count(*)::int AS n FROM ${t.processed} WHERE consumer = 'idem-test'`);
+    const { rows } = await ctx.db.query(`SELECT count(*)::int AS n FROM ${t.processed} WHERE consumer = 'idem-test'`);
     expect(rows[0].n).toBe(total);
   });
 
@@ -102,13 +85,13 @@ describe("idempotent consumer", () => {
     const queue = janitor.queue("idem-fail", [50]);
     const attempts: number[] = [];
     const done = countdown(1);
-    const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
     closers.push(() => c.stop());
     await c
       .on(
         event,
         idempotent<Order>(
-          db,
+          ctx.db,
           async (o, d, tx) => {
             attempts.push(d.attempt);
             await tx.query(`INSERT INTO ${t.applied} (id) VALUES ($1)`, [o.id]);
@@ -125,10 +108,10 @@ describe("idempotent consumer", () => {
     expect(attempts).toEqual([1, 2]);
     expect(await t.count()).toEqual({ n: 1, d: 1 });
     // Different consumers keep separate records: the same id is new to another consumer name.
-    const fresh = await db.query(`INSERT INTO ${t.processed} (consumer, message_id) VALUES ('other', 'only-once') ON CONFLICT DO NOTHING RETURNING 1`);
+    const fresh = await ctx.db.query(`INSERT INTO ${t.processed} (consumer, message_id) VALUES ('other', 'only-once') ON CONFLICT DO NOTHING RETURNING 1`);
     expect(fresh.rows).toHaveLength(1);
-    expect(await purgeProcessed(db, 60_000, { table: t.processed })).toBe(0);
-    expect(await purgeProcessed(db, -60_000, { table: t.processed })).toBe(2);
+    expect(await purgeProcessed(ctx.db, 60_000, { table: t.processed })).toBe(0);
+    expect(await purgeProcessed(ctx.db, -60_000, { table: t.processed })).toBe(2);
   });
 
   it("dead-letters a message without message_id instead of applying it unguarded", async () => {
@@ -136,11 +119,11 @@ describe("idempotent consumer", () => {
     const exchange = janitor.exchange("idem-noid");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("idem-noid", [50]);
-    const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
     closers.push(() => c.stop());
-    await c.on(event, idempotent<Order>(db, async () => {}, { consumer: "noid", table: t.processed })).start();
+    await c.on(event, idempotent<Order>(ctx.db, async () => {}, { consumer: "noid", table: t.processed })).start();
     // A raw publish that leaves message_id out, as a foreign publisher might.
-    const raw = new Publisher(conn);
+    const raw = new Publisher(ctx.conn);
     closers.push(() => raw.close());
     await raw.publish(exchange, "order.eu", event.type.encode({ id: "n", region: "eu", amount: 0 }), {
       contentType: "application/x-protobuf",

@@ -1,42 +1,25 @@
 // The outbox on PostgreSQL: events exist only if their transaction committed, the relay sends them
 // per the wire contract and marks them after the confirm, order per key holds with two relays,
 // failures are retried and then given up visibly, a broker that is down costs the service nothing.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpConnection, EventConsumer } from "@grabbit/runtime/amqp";
-import { Outbox, OutboxRelay, idempotent, installIdempotency, type Database } from "@grabbit/runtime/outbox";
+import { Outbox, OutboxRelay, idempotent, installIdempotency } from "@grabbit/runtime/outbox";
 import { brokerProxy } from "../support/tcp-proxy.js";
-import { Janitor, countdown, orderEvent, type Order } from "../amqp/fixtures.js";
-import { pgDatabase, uniqueTable, until } from "./support.js";
+import { countdown, orderEvent, type Order } from "../amqp/fixtures.js";
+import { uniqueTable, until, outboxTestContext } from "./support.js";
 
-let db: Database;
-let conn: AmqpConnection;
-const janitor = new Janitor();
-const closers: (() => Promise<unknown>)[] = [];
-const tables: string[] = [];
-
-beforeAll(async () => {
-  db = await pgDatabase();
-  conn = await AmqpConnection.connect({ name: "grabbit-outbox-test" });
-});
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  await janitor.cleanup();
-  for (const t of tables.splice(0)) await db.query(`DROP TABLE IF EXISTS ${t}`);
-});
-afterAll(async () => {
-  await conn.close();
-  await db.close();
-});
+const ctx = outboxTestContext("grabbit-outbox-test");
+const { janitor, closers, tables } = ctx;
 
 async function newOutbox(partitions = 16): Promise<Outbox> {
   const outbox = new Outbox({ table: uniqueTable("outbox"), partitions });
   tables.push(outbox.table, outbox.partitionTable);
-  await outbox.install(db);
+  await outbox.install(ctx.db);
   return outbox;
 }
 
-function relay(outbox: Outbox, options: ConstructorParameters<typeof OutboxRelay>[3] = {}, connection = conn): OutboxRelay {
-  const r = new OutboxRelay(db, connection, outbox, { pollMs: 20, ...options });
+function relay(outbox: Outbox, options: ConstructorParameters<typeof OutboxRelay>[3] = {}, connection = ctx.conn): OutboxRelay {
+  const r = new OutboxRelay(ctx.db, connection, outbox, { pollMs: 20, ...options });
   closers.push(() => r.stop());
   return r;
 }
@@ -60,26 +43,26 @@ describe("outbox on PostgreSQL", () => {
     const q = await boundQueue(exchange, "ob");
     const business = uniqueTable("orders");
     tables.push(business);
-    await db.query(`CREATE TABLE ${business} (id text PRIMARY KEY)`);
+    await ctx.db.query(`CREATE TABLE ${business} (id text PRIMARY KEY)`);
 
-    const committedId = await db.transaction(async (tx) => {
+    const committedId = await ctx.db.transaction(async (tx) => {
       await tx.query(`INSERT INTO ${business} (id) VALUES ($1)`, ["o-1"]);
       return outbox.add(tx, event, { id: "o-1", region: "eu", amount: 7 }, { metadata: { traceparent: "00-abc-def-01", "x-grabbit-error": "reserved, dropped" } });
     });
     await expect(
-      db.transaction(async (tx) => {
+      ctx.db.transaction(async (tx) => {
         await tx.query(`INSERT INTO ${business} (id) VALUES ($1)`, ["o-2"]);
         await outbox.add(tx, event, { id: "o-2", region: "eu", amount: 8 });
         throw new Error("business rule failed");
       }),
     ).rejects.toThrow("business rule failed");
-    expect(await outbox.counts(db)).toEqual({ pending: 1, sent: 0, failed: 0 });
+    expect(await outbox.counts(ctx.db)).toEqual({ pending: 1, sent: 0, failed: 0 });
 
     const confirmed: string[][] = [];
     const r = relay(outbox, { onConfirmed: (ids) => confirmed.push(ids) });
     expect(await r.runOnce()).toBe(1);
     expect(confirmed).toEqual([[committedId]]);
-    expect(await outbox.counts(db)).toEqual({ pending: 0, sent: 1, failed: 0 });
+    expect(await outbox.counts(ctx.db)).toEqual({ pending: 0, sent: 1, failed: 0 });
 
     const [msg, ...more] = await janitor.drain(q);
     expect(more).toHaveLength(0);
@@ -103,14 +86,14 @@ describe("outbox on PostgreSQL", () => {
     const perKey = 150;
     // Writers interleave keys in many small transactions, as concurrent requests would.
     for (let i = 0; i < perKey; i++) {
-      await db.transaction(async (tx) => {
+      await ctx.db.transaction(async (tx) => {
         for (const region of keys) await outbox.add(tx, event, { id: `${region}-${i}`, region, amount: i });
       });
     }
     const a = relay(outbox, { partitionsPerClaim: 1, batchSize: 40 }).start();
     const b = relay(outbox, { partitionsPerClaim: 1, batchSize: 40 }).start();
     const total = keys.length * perKey;
-    await until(async () => (await outbox.counts(db)).sent === total, "all rows sent");
+    await until(async () => (await outbox.counts(ctx.db)).sent === total, "all rows sent");
     expect(a.stats.sent + b.stats.sent).toBe(total);
     // Both took part: the partitions were really shared, not held by one relay.
     expect(a.stats.sent).toBeGreaterThan(0);
@@ -131,7 +114,7 @@ describe("outbox on PostgreSQL", () => {
     const exchange = janitor.exchange("rounds");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const q = await boundQueue(exchange, "rounds");
-    await db.transaction(async (tx) => {
+    await ctx.db.transaction(async (tx) => {
       for (let i = 0; i < 400; i++) await outbox.add(tx, event, { id: `r-${i}`, region: `k${i % 4}`, amount: i });
     });
     const r = relay(outbox, { partitionsPerClaim: 4, batchSize: 100 });
@@ -146,7 +129,7 @@ describe("outbox on PostgreSQL", () => {
     const exchange = janitor.exchange("stall");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const q = await boundQueue(exchange, "stall");
-    await db.transaction(async (tx) => {
+    await ctx.db.transaction(async (tx) => {
       for (let i = 0; i < 100; i++) await outbox.add(tx, event, { id: `s-${i}`, region: `k${i % 5}`, amount: i });
     });
     const proxy = await brokerProxy();
@@ -159,7 +142,7 @@ describe("outbox on PostgreSQL", () => {
     proxy.refuse(true);
     proxy.cutAll();
     await until(
-      async () => (await db.query(`SELECT count(*)::int AS n FROM ${outbox.partitionTable} WHERE owner = $1`, [a.id])).rows[0].n === 2,
+      async () => (await ctx.db.query(`SELECT count(*)::int AS n FROM ${outbox.partitionTable} WHERE owner = $1`, [a.id])).rows[0].n === 2,
       "relay A holds both partitions",
     );
     const b = relay(outbox, { leaseMs: 1500, partitionsPerClaim: 2 }).start();
@@ -168,7 +151,7 @@ describe("outbox on PostgreSQL", () => {
     expect(b.stats.sent).toBe(0);
     proxy.refuse(false);
     expect(await round).toBe(100);
-    await until(async () => (await outbox.counts(db)).pending === 0, "all marked");
+    await until(async () => (await outbox.counts(ctx.db)).pending === 0, "all marked");
     expect(b.stats.sent).toBe(0);
     await until(async () => (await janitor.messageCount(q)) >= 100, "all in the queue");
     expect(await janitor.messageCount(q)).toBe(100);
@@ -182,9 +165,9 @@ describe("outbox on PostgreSQL", () => {
     const r = relay(outbox, { pollMs: 86_400_000 }).start();
     for (let i = 0; i < 3; i++) {
       // Let the relay find nothing and go to sleep, then write and wake it.
-      await until(async () => (await outbox.counts(db)).pending === 0, "idle");
+      await until(async () => (await outbox.counts(ctx.db)).pending === 0, "idle");
       await new Promise((resolve) => setTimeout(resolve, 50));
-      await db.transaction((tx) => outbox.add(tx, event, { id: `w-${i}`, region: "eu", amount: i }));
+      await ctx.db.transaction((tx) => outbox.add(tx, event, { id: `w-${i}`, region: "eu", amount: i }));
       r.wake();
       await until(async () => (await janitor.messageCount(q)) === i + 1, `event ${i} delivered after wake()`, 30_000);
     }
@@ -195,7 +178,7 @@ describe("outbox on PostgreSQL", () => {
     const outbox = await newOutbox(4);
     const exchange = janitor.exchange("noroute");
     const event = orderEvent(exchange, "topic", "order.{region}");
-    await db.transaction(async (tx) => {
+    await ctx.db.transaction(async (tx) => {
       await outbox.add(tx, event, { id: "first", region: "eu", amount: 1 });
       await outbox.add(tx, event, { id: "second", region: "eu", amount: 2 });
     });
@@ -203,7 +186,7 @@ describe("outbox on PostgreSQL", () => {
     const r = relay(outbox, { retryDelayMs: { initial: 50, max: 50 }, maxAttempts: 3, onError: (e) => errors.push(e) });
     // Nothing is bound: "first" comes back unroutable and "second" must not overtake it.
     expect(await r.runOnce()).toBe(0);
-    const { rows } = await db.query(`SELECT message_id, attempts, last_error, sent_at FROM ${outbox.table} ORDER BY id`);
+    const { rows } = await ctx.db.query(`SELECT message_id, attempts, last_error, sent_at FROM ${outbox.table} ORDER BY id`);
     expect(rows[0].attempts).toBe(1);
     expect(rows[0].last_error).toMatch(/unroutable|NO_ROUTE/i);
     expect(rows[0].sent_at).toBeNull();
@@ -213,14 +196,14 @@ describe("outbox on PostgreSQL", () => {
     // The binding appears: the next attempt delivers both, in order.
     const q = await boundQueue(exchange, "late");
     r.start();
-    await until(async () => (await outbox.counts(db)).pending === 0, "both sent after the binding appeared");
+    await until(async () => (await outbox.counts(ctx.db)).pending === 0, "both sent after the binding appeared");
     expect((await janitor.drain(q)).map((m) => event.type.decode(m.content).id)).toEqual(["first", "second"]);
 
     // With no binding at all, after maxAttempts the row is marked failed and kept with its reason.
     const lost = orderEvent(janitor.exchange("nobody"), "topic", "x.{region}");
-    await db.transaction((tx) => outbox.add(tx, lost, { id: "orphan", region: "eu", amount: 0 }));
-    await until(async () => (await outbox.counts(db)).failed === 1, "row given up");
-    const failed = await db.query(`SELECT attempts, last_error FROM ${outbox.table} WHERE failed_at IS NOT NULL`);
+    await ctx.db.transaction((tx) => outbox.add(tx, lost, { id: "orphan", region: "eu", amount: 0 }));
+    await until(async () => (await outbox.counts(ctx.db)).failed === 1, "row given up");
+    const failed = await ctx.db.query(`SELECT attempts, last_error FROM ${outbox.table} WHERE failed_at IS NOT NULL`);
     expect(failed.rows[0].attempts).toBe(3);
     expect(r.stats.gaveUp).toBe(1);
     expect(errors.some((e) => /failed for good after 3 attempts/.test(e.message))).toBe(true);
@@ -231,8 +214,8 @@ describe("outbox on PostgreSQL", () => {
     const processed = uniqueTable("processed");
     const applied = uniqueTable("applied");
     tables.push(processed, applied);
-    await installIdempotency(db, { table: processed });
-    await db.query(`CREATE TABLE ${applied} (id text NOT NULL)`);
+    await installIdempotency(ctx.db, { table: processed });
+    await ctx.db.query(`CREATE TABLE ${applied} (id text NOT NULL)`);
     const exchange = janitor.exchange("down");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("down", [50]);
@@ -240,13 +223,13 @@ describe("outbox on PostgreSQL", () => {
     // The consumer talks to the broker directly; only the relay's connection goes through the proxy.
     const total = 300;
     const all = countdown(total);
-    const consumer = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
     closers.push(() => consumer.stop());
     await consumer
       .on(
         event,
         idempotent<Order>(
-          db,
+          ctx.db,
           async (o, _d, tx) => {
             await tx.query(`INSERT INTO ${applied} (id) VALUES ($1)`, [o.id]);
             all.hit();
@@ -262,7 +245,7 @@ describe("outbox on PostgreSQL", () => {
     closers.push(() => relayConn.close());
     const r = relay(outbox, { batchSize: 50 }, relayConn).start();
 
-    await db.transaction((tx) => outbox.add(tx, event, { id: "before", region: "eu", amount: 0 }));
+    await ctx.db.transaction((tx) => outbox.add(tx, event, { id: "before", region: "eu", amount: 0 }));
     await until(async () => all.count === 1, "the first event");
 
     proxy.refuse(true);
@@ -270,19 +253,19 @@ describe("outbox on PostgreSQL", () => {
     await until(() => !relayConn.connected, "relay disconnected");
     // The service goes on: every transaction commits with its event, none waits for the broker.
     for (let i = 1; i < total; i++) {
-      await db.transaction(async (tx) => {
+      await ctx.db.transaction(async (tx) => {
         await outbox.add(tx, event, { id: `during-${i}`, region: i % 2 ? "eu" : "us", amount: i });
       });
     }
-    expect((await outbox.counts(db)).pending).toBe(total - 1);
+    expect((await outbox.counts(ctx.db)).pending).toBe(total - 1);
     expect(all.count).toBe(1);
 
     proxy.refuse(false);
     await all.done;
-    await until(async () => (await outbox.counts(db)).pending === 0, "outbox drained");
+    await until(async () => (await outbox.counts(ctx.db)).pending === 0, "outbox drained");
     // The handler counts before its transaction commits: wait for the commits, then count rows.
-    await until(async () => (await db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n >= total, "all applied");
-    const { rows } = await db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
+    await until(async () => (await ctx.db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n >= total, "all applied");
+    const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
     expect(rows[0]).toEqual({ n: total, d: total });
     expect(r.stats.sent).toBe(total);
     expect(await janitor.messageCount(`${queue}.dlq`)).toBe(0);

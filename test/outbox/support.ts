@@ -3,7 +3,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { openDatabase, type Database } from "@grabbit/runtime/outbox";
+import { Janitor } from "../amqp/fixtures.js";
 
 /** The test database: PostgreSQL 15 with trust auth on this machine and in CI. */
 export const PG_URL = process.env.GRABBIT_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -58,5 +61,35 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/**
+ * What each outbox test file sets up and tears down: the test database, a broker connection named
+ * `name`, and after every test its closers (newest first), declared queues and tables dropped.
+ * Call once at the top of a file; `db` and `conn` are there from the first test on.
+ */
+export function outboxTestContext(name: string, beforeCleanup: () => void = () => {}) {
+  const ctx = {
+    db: undefined as unknown as Database,
+    conn: undefined as unknown as AmqpConnection,
+    janitor: new Janitor(),
+    closers: [] as (() => Promise<unknown>)[],
+    tables: [] as string[],
+  };
+  beforeAll(async () => {
+    ctx.db = await pgDatabase();
+    ctx.conn = await AmqpConnection.connect({ name });
+  });
+  afterEach(async () => {
+    beforeCleanup();
+    for (const c of ctx.closers.splice(0).reverse()) await c().catch(() => {});
+    await ctx.janitor.cleanup();
+    for (const t of ctx.tables.splice(0)) await ctx.db.query(`DROP TABLE IF EXISTS ${t}`);
+  });
+  afterAll(async () => {
+    await ctx.conn.close();
+    await ctx.db.close();
+  });
+  return ctx;
 }
 
