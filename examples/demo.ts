@@ -1,4 +1,6 @@
-// `npm run demo`: the reference system end to end on the broker at AMQP_URL (default local).
+// `npm run demo`: the reference system end to end on the broker at AMQP_URL (default local), or with
+// each service's own user and vhost: BRIDGE_AMQP_URL, PROCESSOR_AMQP_URL, REPORTER_AMQP_URL (each
+// falls back to AMQP_URL; `eval "$(examples/broker-setup.sh)"` sets all three).
 // Starts the Reporter, the Bridge and the Request Processor in this process, sends a batch of requests
 // through the Bridge's REST API, waits for every decision and every report, prints a summary.
 //
@@ -6,6 +8,7 @@
 //   npm run demo -- --amqp                     the Bridge calls the Processor over RabbitMQ, not gRPC
 
 import { parseArgs } from "node:util";
+import { amqpUrlOf } from "./shared/main.js";
 import { BrokerUnreachableError, RestClient, runBatch, startSystem, type System } from "./system.js";
 
 const { values } = parseArgs({
@@ -27,11 +30,20 @@ const url = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 
 let system: System | undefined;
 try {
-  system = await startSystem({ amqpUrl: url, seed, tokens: [token], processorOverAmqp: values.amqp, ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}) });
+  system = await startSystem({
+    amqpUrl: url,
+    bridgeAmqpUrl: amqpUrlOf("bridge"),
+    processorAmqpUrl: amqpUrlOf("processor"),
+    reporterAmqpUrl: amqpUrlOf("reporter"),
+    seed,
+    tokens: [token],
+    processorOverAmqp: values.amqp,
+    ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}),
+  });
 } catch (err) {
   if (err instanceof BrokerUnreachableError) {
     console.error(
-      `demo: cannot reach RabbitMQ at ${url.replace(/\/\/[^@/]*@/, "//")}: start a broker (e.g. \`docker run -d -p 5672:5672 rabbitmq:3\` or \`rabbitmq-server -detached\`) or point AMQP_URL at one, then run \`npm run demo\` again.`,
+      `demo: ${err.message}. Start a broker (e.g. \`docker run -d -p 5672:5672 rabbitmq:3\` or \`rabbitmq-server -detached\`) or point AMQP_URL (or BRIDGE_/PROCESSOR_/REPORTER_AMQP_URL) at one, then run \`npm run demo\` again.`,
     );
     process.exit(1);
   }

@@ -9,7 +9,15 @@ import { startReporter, type Reporter, type ReportSummary } from "./reporter/rep
 import { DEFAULT_TOKENS } from "./shared/auth.js";
 
 export interface SystemOptions {
+  /** The broker for every service without a URL of its own. Default AMQP_URL, else amqp://127.0.0.1. */
   amqpUrl?: string;
+  /**
+   * Each service's own URL: its user and vhost (examples/broker-setup.sh makes them). The Bridge
+   * connects only with processorOverAmqp. Services with the same URL share one connection.
+   */
+  bridgeAmqpUrl?: string;
+  processorAmqpUrl?: string;
+  reporterAmqpUrl?: string;
   seed?: number;
   tokens?: string[];
   /** The Reporter's queue; a run of its own by default, deleted a minute after the run. */
@@ -22,7 +30,9 @@ export interface SystemOptions {
 }
 
 export interface System {
+  /** The Processor's connection (the only one when every service has the same URL). */
   connection: AmqpConnection;
+  connections: { bridge?: AmqpConnection; processor: AmqpConnection; reporter: AmqpConnection };
   bridge: Bridge;
   processor: Processor;
   reporter: Reporter;
@@ -33,19 +43,37 @@ export class BrokerUnreachableError extends Error {}
 
 export async function startSystem(options: SystemOptions = {}): Promise<System> {
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? "amqp://127.0.0.1";
+  const urls = { bridge: options.bridgeAmqpUrl ?? url, processor: options.processorAmqpUrl ?? url, reporter: options.reporterAmqpUrl ?? url };
   const tokens = options.tokens ?? DEFAULT_TOKENS;
-  let connection: AmqpConnection;
-  try {
-    connection = await AmqpConnection.connect({ urls: url, name: "grabbit-example", connectTimeoutMs: 5000, reconnect: { maxDelayMs: 1000 } });
-  } catch (err) {
-    throw new BrokerUnreachableError(`no RabbitMQ at ${redactUrl(url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  const opened = new Map<string, AmqpConnection>();
+  const closeConnections = async () => {
+    for (const c of opened.values()) await c.close().catch(() => undefined);
+  };
+  async function connect(service: keyof typeof urls): Promise<AmqpConnection> {
+    const serviceUrl = urls[service];
+    const open = opened.get(serviceUrl);
+    if (open) return open;
+    try {
+      const c = await AmqpConnection.connect({ urls: serviceUrl, name: `grabbit-example-${service}`, connectTimeoutMs: 5000, reconnect: { maxDelayMs: 1000 } });
+      opened.set(serviceUrl, c);
+      return c;
+    } catch (err) {
+      await closeConnections();
+      throw new BrokerUnreachableError(`${service}: cannot connect to RabbitMQ at ${redactUrl(serviceUrl)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
+  const connections = {
+    reporter: await connect("reporter"),
+    processor: await connect("processor"),
+    ...(options.processorOverAmqp ? { bridge: await connect("bridge") } : {}),
+  };
   const started: { close(): Promise<void> }[] = [];
   try {
     // The Reporter first: its queue must be bound before the first report is published.
     const reporter = await startReporter({
-      connection,
-      queue: options.reporterQueue ?? `example.reporter.run-${process.pid}-${Date.now().toString(36)}`,
+      connection: connections.reporter,
+      // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
+      queue: options.reporterQueue ?? `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
       queueExpiresMs: 60_000,
       tokens,
       ...(options.reporterRegion !== undefined ? { region: options.reporterRegion } : {}),
@@ -56,12 +84,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       httpPort: 0,
       grpcAddress: "127.0.0.1:0",
       tokens,
-      ...(options.processorOverAmqp ? { processorOverAmqp: connection } : {}),
+      ...(options.processorOverAmqp ? { processorOverAmqp: connections.bridge! } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
     started.push(bridge);
     const processor = await startProcessor({
-      connection,
+      connection: connections.processor,
       bridgeAddress: bridge.grpcAddress,
       grpcAddress: "127.0.0.1:0",
       serveAmqp: options.processorOverAmqp ?? false,
@@ -72,7 +100,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     started.push(processor);
     if (!options.processorOverAmqp) bridge.connectProcessor(processor.grpcAddress);
     return {
-      connection,
+      connection: connections.processor,
+      connections,
       bridge,
       processor,
       reporter,
@@ -81,12 +110,12 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
         await bridge.close();
         await processor.close();
         await reporter.close();
-        await connection.close();
+        await closeConnections();
       },
     };
   } catch (err) {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
-    await connection.close();
+    await closeConnections();
     throw err;
   }
 }

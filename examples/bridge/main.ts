@@ -1,19 +1,24 @@
 // The Bridge alone: node --import tsx examples/bridge/main.ts
 // Env: BRIDGE_HTTP_PORT (8080), BRIDGE_GRPC (listen, 127.0.0.1:50051), PROCESSOR_GRPC (127.0.0.1:50052),
-// EXAMPLE_TOKENS. Then, for example:
+// EXAMPLE_TOKENS; PROCESSOR_AMQP=1 to call processRequest over RabbitMQ instead (BRIDGE_AMQP_URL, else
+// AMQP_URL; the Processor must run with PROCESSOR_AMQP=1 too). Then, for example:
 //   curl -s -XPOST localhost:8080/sendRequest -H 'authorization: Bearer demo-token' \
 //     -d '{"customer":"ada","amountCents":1200,"region":"eu-west"}'
 //   curl -s localhost:8080/getResult/<requestId> -H 'authorization: Bearer demo-token'
 
 import { tokensFromEnv } from "../shared/auth.js";
-import { closeOnSignal, env } from "../shared/main.js";
+import { closeOnSignal, connectOrExit, env } from "../shared/main.js";
 import { startBridge } from "./bridge.js";
 
+const connection = env("PROCESSOR_AMQP", "") === "1" ? await connectOrExit("bridge") : undefined;
 const bridge = await startBridge({
   httpPort: Number(env("BRIDGE_HTTP_PORT", "8080")),
   grpcAddress: env("BRIDGE_GRPC", "127.0.0.1:50051"),
-  processorAddress: env("PROCESSOR_GRPC", "127.0.0.1:50052"),
+  ...(connection ? { processorOverAmqp: connection } : { processorAddress: env("PROCESSOR_GRPC", "127.0.0.1:50052") }),
   tokens: tokensFromEnv(),
   log: console.log,
 });
-closeOnSignal("bridge", () => bridge.close());
+closeOnSignal("bridge", async () => {
+  await bridge.close();
+  await connection?.close();
+});

@@ -1,5 +1,5 @@
 // The Request Processor alone: node --import tsx examples/processor/main.ts
-// Env: AMQP_URL, PROCESSOR_GRPC (listen, 127.0.0.1:50052), BRIDGE_GRPC (127.0.0.1:50051),
+// Env: PROCESSOR_AMQP_URL (else AMQP_URL), PROCESSOR_GRPC (listen, 127.0.0.1:50052), BRIDGE_GRPC (127.0.0.1:50051),
 // PROCESSOR_SEED (42), PROCESSOR_AMQP=1 to serve processRequest over RabbitMQ too, EXAMPLE_TOKENS.
 
 import { tokensFromEnv } from "../shared/auth.js";

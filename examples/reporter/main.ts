@@ -1,5 +1,5 @@
 // The Reporter alone: node --import tsx examples/reporter/main.ts
-// Env: AMQP_URL, REPORTER_QUEUE (example.reporter), EXAMPLE_TOKENS. Prints the summary every 5 s
+// Env: REPORTER_AMQP_URL (else AMQP_URL), REPORTER_QUEUE (example.reporter), EXAMPLE_TOKENS. Prints the summary every 5 s
 // when it changed, and once more on exit.
 
 import { tokensFromEnv } from "../shared/auth.js";

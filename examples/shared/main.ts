@@ -1,5 +1,5 @@
-// What the three services' main.ts files share: connecting to the broker with a clear message when it
-// is not there, and closing cleanly on Ctrl-C or SIGTERM.
+// What the three services' main.ts files share: connecting to the broker (each service with its own
+// URL, see examples/broker-setup.sh) with a clear message when it is not there, and closing cleanly on Ctrl-C or SIGTERM.
 
 import { AmqpConnection, redactUrl } from "@grabbit/runtime/amqp";
 
@@ -8,12 +8,18 @@ export function env(name: string, fallback: string): string {
   return value === undefined || value === "" ? fallback : value;
 }
 
-export async function connectOrExit(service: string): Promise<AmqpConnection> {
-  const url = env("AMQP_URL", "amqp://127.0.0.1");
+/** The service's own broker URL: `<SERVICE>_AMQP_URL` (its user and vhost), else `AMQP_URL`. */
+export function amqpUrlOf(service: "bridge" | "processor" | "reporter"): string {
+  return env(`${service.toUpperCase()}_AMQP_URL`, env("AMQP_URL", "amqp://127.0.0.1"));
+}
+
+export async function connectOrExit(service: "bridge" | "processor" | "reporter"): Promise<AmqpConnection> {
+  const url = amqpUrlOf(service);
   try {
     return await AmqpConnection.connect({ urls: url, name: `grabbit-example-${service}`, connectTimeoutMs: 5000 });
-  } catch {
-    console.error(`${service}: cannot reach RabbitMQ at ${redactUrl(url)}: start a broker or set AMQP_URL, then run it again.`);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    console.error(`${service}: cannot connect to RabbitMQ at ${redactUrl(url)} (${why}): start a broker or set ${service.toUpperCase()}_AMQP_URL or AMQP_URL, then run it again.`);
     process.exit(1);
   }
 }

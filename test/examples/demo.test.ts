@@ -1,6 +1,9 @@
 // The reference system end to end on the real broker: REST in, gRPC to the Processor, the report over
 // RabbitMQ to the Reporter, the gRPC callback to the Bridge; and the token checked at every hop.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { scratchDir, typeCheck } from "../support/buf.js";
@@ -123,4 +126,99 @@ describe("token propagation", () => {
     expect(after.reports).toBe(before.reports);
     expect(system.reporter.has(forged.requestId)).toBe(false);
   });
+});
+
+describe("the example on a vhost of its own, one least-privilege user per service", () => {
+  // examples/broker-setup.sh with names of this run's own (users are global to the broker).
+  const id = randomBytes(4).toString("hex");
+  const vhost = `grabbit-example-test-${id}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    EXAMPLE_USER_PREFIX: `grabbit-example-test-${id}`,
+    EXAMPLE_BRIDGE_PASSWORD: randomBytes(12).toString("hex"),
+    EXAMPLE_PROCESSOR_PASSWORD: randomBytes(12).toString("hex"),
+    EXAMPLE_REPORTER_PASSWORD: randomBytes(12).toString("hex"),
+    EXAMPLE_AMQP_HOST: new URL(AMQP_URL).host,
+  };
+  delete env.REPORTER_QUEUE; // the defaults: example.reporter and the demo's per-run queues
+  const setup = (...args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      execFile("bash", ["examples/broker-setup.sh", ...args], { env, timeout: 120_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`broker-setup.sh ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+      );
+    });
+  let urls: Record<string, string>;
+  const conns: AmqpConnection[] = [];
+  const connect = async (url: string) => {
+    const c = await AmqpConnection.connect({ urls: url, onError: () => {} });
+    conns.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    // Twice: the second run must change nothing (idempotent) and print the same URLs.
+    const first = await setup(vhost);
+    expect(await setup(vhost)).toBe(first);
+    urls = Object.fromEntries([...first.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(Object.keys(urls).sort()).toEqual(["BRIDGE_AMQP_URL", "PROCESSOR_AMQP_URL", "REPORTER_AMQP_URL"]);
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const c of conns) await c.close().catch(() => {});
+    await setup("--delete", vhost);
+    const left = await new Promise<string>((resolve) => execFile("rabbitmqctl", ["list_vhosts", "--quiet"], (_e, out) => resolve(out)));
+    expect(left).not.toContain(vhost);
+  }, 240_000);
+
+  for (const processorOverAmqp of [true, false]) {
+    it(`decides every request and reports each one (Processor over ${processorOverAmqp ? "RabbitMQ" : "gRPC"})`, async () => {
+      const own = await sys.startSystem({
+        bridgeAmqpUrl: urls.BRIDGE_AMQP_URL!,
+        processorAmqpUrl: urls.PROCESSOR_AMQP_URL!,
+        reporterAmqpUrl: urls.REPORTER_AMQP_URL!,
+        processorOverAmqp,
+        seed: 11,
+        tokens: [TOKEN],
+      });
+      try {
+        expect(new Set(Object.values(own.connections)).size).toBe(processorOverAmqp ? 3 : 2);
+        expect(own.reporter.queue).toMatch(/^example\.reporter\.run-/);
+        const count = 12;
+        const { requests, summary } = await sys.runBatch(own, { count, seed: 11, token: TOKEN });
+        expect(requests.map((r) => r.status)).toEqual(Array(count).fill("DONE"));
+        for (const r of requests) expect(own.reporter.has(r.requestId)).toBe(true);
+        expect(summary.reports).toBe(count);
+        expect(summary.refused).toBe(0);
+      } finally {
+        await own.close();
+      }
+    }, 60_000);
+  }
+
+  it("refuses each user outside its role", async () => {
+    const denied = async (p: Promise<unknown>, codes: Code[] = [Code.PERMISSION_DENIED]) => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, "the broker allowed what the permissions should refuse").toBeInstanceOf(StatusError);
+      expect(codes, String(err)).toContain((err as StatusError).code);
+      expect((err as StatusError).message).toMatch(/ACCESS_REFUSED/);
+    };
+    const report = { requestId: uniqueName("forged"), decision: gen.common.Decision.DECISION_APPROVED, region: "eu-west", amountCents: 1, decidedAt: new Date() };
+    // The Reporter consumes reports; it cannot publish one. It may declare the exchange (consumers
+    // do), so the refusal comes at basic.publish, which closes the channel: the publisher (today)
+    // re-sends twice, then fails FAILED_PRECONDITION with the broker's ACCESS_REFUSED text.
+    const reporterPublishing = new gen.reports.RequestReportedPublisher(await connect(urls.REPORTER_AMQP_URL!));
+    await denied(reporterPublishing.publish(report, { metadata: { authorization: `Bearer ${TOKEN}` } }), [Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION]);
+    await reporterPublishing.close().catch(() => {});
+    // The Bridge calls processRequest; it cannot serve it, nor consume the Reporter's queue.
+    const bridge = await connect(urls.BRIDGE_AMQP_URL!);
+    await denied(gen.processor.serveRequestProcessorAmqp(bridge, { processRequest: () => ({ requestId: "x", accepted: true }) }));
+    const bridgeConsuming = new gen.reports.RequestReportedConsumer(bridge, { queue: "example.reporter" });
+    await denied(bridgeConsuming.start(() => {}));
+    // The Processor publishes reports and serves requests; it cannot take the Reporter's queue.
+    const processorConsuming = new gen.reports.RequestReportedConsumer(await connect(urls.PROCESSOR_AMQP_URL!), { queue: "example.reporter" });
+    await denied(processorConsuming.start(() => {}));
+  }, 60_000);
 });
