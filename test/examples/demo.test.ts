@@ -207,10 +207,10 @@ describe("the example on a vhost of its own, one least-privilege user per servic
     };
     const report = { requestId: uniqueName("forged"), decision: gen.common.Decision.DECISION_APPROVED, region: "eu-west", amountCents: 1, decidedAt: new Date() };
     // The Reporter consumes reports; it cannot publish one. It may declare the exchange (consumers
-    // do), so the refusal comes at basic.publish, which closes the channel: the publisher (today)
-    // re-sends twice, then fails FAILED_PRECONDITION with the broker's ACCESS_REFUSED text.
+    // do), so the refusal comes at basic.publish, which closes the channel: the publisher fails that
+    // message at once with PERMISSION_DENIED and the broker's ACCESS_REFUSED text.
     const reporterPublishing = new gen.reports.RequestReportedPublisher(await connect(urls.REPORTER_AMQP_URL!));
-    await denied(reporterPublishing.publish(report, { metadata: { authorization: `Bearer ${TOKEN}` } }), [Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION]);
+    await denied(reporterPublishing.publish(report, { metadata: { authorization: `Bearer ${TOKEN}` } }));
     await reporterPublishing.close().catch(() => {});
     // The Bridge calls processRequest; it cannot serve it, nor consume the Reporter's queue.
     const bridge = await connect(urls.BRIDGE_AMQP_URL!);

@@ -57,6 +57,7 @@ interface Entry {
 
 const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
 const WRONG_USER_ID = /user_id property set to '([^']*)'/;
+const REFUSED_EXCHANGE = /ACCESS_REFUSED - access to exchange '([^']*)'/;
 /** A message in flight at this many channel errors is taken for their cause and rejected, not re-sent again. */
 const MAX_CHANNEL_ERRORS = 3;
 
@@ -280,6 +281,8 @@ export class Publisher {
   private onChannelClosed(ch: ConfirmChannel, session: AmqpSession, lastError: Error | undefined): void {
     const missing = lastError ? NOT_FOUND_EXCHANGE.exec(lastError.message)?.[1] : undefined;
     const wrongUser = lastError ? WRONG_USER_ID.exec(lastError.message)?.[1] : undefined;
+    // The broker calls the default exchange amq.default; publishers name it "".
+    const refused = lastError ? REFUSED_EXCHANGE.exec(lastError.message)?.[1]?.replace(/^amq\.default$/, "") : undefined;
     const again: Entry[] = [];
     for (const entry of this.inFlight) {
       if (entry.channel !== ch) continue;
@@ -291,7 +294,7 @@ export class Publisher {
       // than re-sending them into the same error forever.
       if (missing !== undefined && entry.exchange === missing) {
         this.settle(entry, new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, { cause: lastError }));
-      } else if (wrongUser !== undefined && entry.props.userId === wrongUser) {
+      } else if ((wrongUser !== undefined && entry.props.userId === wrongUser) || (refused !== undefined && entry.exchange === refused)) {
         this.settle(entry, new StatusError(Code.PERMISSION_DENIED, lastError!.message, { cause: lastError }));
       } else if (lastError && ++entry.channelErrors >= MAX_CHANNEL_ERRORS) {
         this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
