@@ -1,7 +1,7 @@
 // Runs the real buf: builds images for in-process plugin tests, and full `buf generate` runs.
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { CodeGeneratorRequestSchema, FileDescriptorSetSchema, type CodeGeneratorRequest } from "@bufbuild/protobuf/wkt";
@@ -136,8 +136,4 @@ export function runtimePaths(): Record<string, string[]> {
     "@grabbit/runtime/amqp": [join(src, "amqp/index.ts")],
     "@grabbit/runtime/grpc": [join(src, "grpc/index.ts")],
   };
-}
-
-export function relativeTo(dir: string, file: string): string {
-  return relative(dir, file);
 }
