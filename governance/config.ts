@@ -2,7 +2,7 @@
 // from `buf breaking` keeps its configuration. grabbit's own categories (GRABBIT, TYPESCRIPT) run next
 // to whatever buf rules the file selects unless `except` or `--except` removes them; `--use` on the
 // command line replaces the selection altogether.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ALL_CATEGORIES, GRABBIT_CATEGORIES, RULES, RULE_BY_ID, categoriesOf, type ConfigVersion } from "./rules/catalog.js";
 import { InputError } from "./images.js";
@@ -101,16 +101,32 @@ function strings(v: Yaml | undefined, what: string): string[] {
   return v.map((x) => String(x));
 }
 
+function readText(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new InputError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+}
+
 function readConfigText(dir: string, explicit?: string): { text: string; where: string } | undefined {
   if (explicit !== undefined) {
-    if (existsSync(explicit)) return { text: readFileSync(explicit, "utf8"), where: explicit };
+    if (existsSync(explicit)) {
+      // A directory means "the configuration that lives there", as for an input directory.
+      if (statSync(explicit).isDirectory()) {
+        const inside = readConfigText(explicit);
+        if (!inside) throw new InputError(`--config ${explicit}: a directory without buf.yaml; give the configuration file`);
+        return inside;
+      }
+      return { text: readText(explicit), where: explicit };
+    }
     // buf also accepts the configuration itself as the flag's value.
     if (/[\n:{]/.test(explicit)) return { text: explicit, where: "--config" };
     throw new InputError(`--config ${explicit}: no such file`);
   }
   for (const name of ["buf.yaml", "buf.yml"]) {
     const p = join(dir, name);
-    if (existsSync(p)) return { text: readFileSync(p, "utf8"), where: p };
+    if (existsSync(p)) return { text: readText(p), where: p };
   }
   return undefined;
 }

@@ -221,6 +221,14 @@ describe("configuration (buf.yaml breaking section and flags)", () => {
     const r = await compareTrees(before, after, ["--config", "version: v2\nbreaking:\n  use: [WIRE]\n"]);
     expect(r.code).toBe(0);
   });
+
+  it("--config may name a directory holding buf.yaml; one without it is a sentence, exit 1", async () => {
+    const r = await compareTrees(before, withYaml("version: v2\nbreaking:\n  use: [WIRE]\n"), ["--config", "new"]);
+    expect(r.code).toBe(0);
+    const none = await compareTrees(before, after, ["--config", "old"]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/--config \S*old: a directory without buf\.yaml/);
+  });
 });
 
 describe("acceptance comments in the proto", () => {

@@ -124,6 +124,8 @@ describe("grabbit breaking under hostile input", () => {
     const json: fc.Arbitrary<unknown> = fc.jsonValue({ maxDepth: 3 });
     const config = fc.oneof(
       fc.string({ maxLength: 60 }),
+      // Paths that exist but are no configuration file: directories, a binary image.
+      fc.constantFrom(".", "..", "/", good),
       json.map((v) => JSON.stringify(v)),
       fc.record({ version: fc.constantFrom("v1", "v2", "v3", 1, null), breaking: json }).map((v) => JSON.stringify(v)),
       fc.record({ version: fc.constant("v2"), breaking: fc.record({ use: fc.array(fc.constantFrom("FILE", "WIRE", "NOPE", "FIELD_NO_DELETE", "", "*"), { maxLength: 3 }), except: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }), ignore: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }) }) }).map((v) => JSON.stringify(v)),
