@@ -2,8 +2,11 @@
 // a janitor that deletes what a test declared so the shared broker stays clean.
 import amqp from "amqplib";
 import type { Channel, ChannelModel } from "amqplib";
+import { afterEach } from "vitest";
 import type { EventDesc, ExchangeKind } from "@grabbit/runtime";
+import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { brokerProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 export { type Order, orderType } from "../support/messages.js";
 import { type Order, orderType } from "../support/messages.js";
@@ -135,4 +138,24 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
   let resolve!: (v: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * For fault tests: connections through a TCP proxy the test controls. After each test, whatever
+ * was pushed on `closers` is closed, newest first, and the janitor deletes what the test declared.
+ */
+export function faultHarness(name: string, reconnect: { initialDelayMs: number; maxDelayMs: number }) {
+  const janitor = new Janitor();
+  const closers: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c().catch(() => {});
+    await janitor.cleanup();
+  });
+  async function proxied(): Promise<{ proxy: TcpProxy; conn: AmqpConnection }> {
+    const proxy = await brokerProxy();
+    const conn = await AmqpConnection.connect({ urls: proxy.url, name, reconnect });
+    closers.push(() => proxy.stop(), () => conn.close());
+    return { proxy, conn };
+  }
+  return { janitor, closers, proxied };
 }

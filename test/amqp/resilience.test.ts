@@ -1,25 +1,12 @@
 // Faults through a TCP proxy: connections cut mid-burst, a broker that refuses for a while.
 // Nothing accepted by publish() may vanish: each message is confirmed (and then consumable) or
 // reported to its caller.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpConnection, EventConsumer, EventPublisher, Publisher } from "@grabbit/runtime/amqp";
 import { StatusError } from "@grabbit/runtime";
-import { brokerProxy, type TcpProxy } from "../support/tcp-proxy.js";
-import { Janitor, countdown, orderEvent } from "./fixtures.js";
+import { countdown, faultHarness, orderEvent } from "./fixtures.js";
 
-const janitor = new Janitor();
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  await janitor.cleanup();
-});
-
-async function proxied(): Promise<{ proxy: TcpProxy; conn: AmqpConnection }> {
-  const proxy = await brokerProxy();
-  const conn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-fault-test", reconnect: { initialDelayMs: 10, maxDelayMs: 100 } });
-  closers.push(() => proxy.stop(), () => conn.close());
-  return { proxy, conn };
-}
+const { janitor, closers, proxied } = faultHarness("grabbit-fault-test", { initialDelayMs: 10, maxDelayMs: 100 });
 
 describe("faults", () => {
   it("a connection cut mid-burst loses nothing: every message is confirmed and consumed, or reported", async () => {

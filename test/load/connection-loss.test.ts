@@ -2,25 +2,13 @@
 // only on the broker's CloseOk, and a channel opened while the connection is being torn down may
 // never hear back. Either one, awaited inside a session setup, used to stop recovery for good.
 // No timers decide anything here: a hang shows as the test's own timeout.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AmqpConnection, EventPublisher, type AmqpSession } from "@grabbit/runtime/amqp";
 import type { Channel } from "amqplib";
-import { brokerProxy, type TcpProxy } from "../support/tcp-proxy.js";
-import { Janitor, orderEvent } from "../amqp/fixtures.js";
+import { brokerProxy } from "../support/tcp-proxy.js";
+import { faultHarness, orderEvent } from "../amqp/fixtures.js";
 
-const janitor = new Janitor();
-const closers: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c().catch(() => {});
-  await janitor.cleanup();
-});
-
-async function proxied(): Promise<{ proxy: TcpProxy; conn: AmqpConnection }> {
-  const proxy = await brokerProxy();
-  const conn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-loss-test", reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
-  closers.push(() => proxy.stop(), () => conn.close());
-  return { proxy, conn };
-}
+const { janitor, closers, proxied } = faultHarness("grabbit-loss-test", { initialDelayMs: 10, maxDelayMs: 50 });
 
 /** The next session after `session`. */
 function nextSession(conn: AmqpConnection, session: AmqpSession): Promise<AmqpSession> {
