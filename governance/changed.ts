@@ -1,8 +1,10 @@
 // The fast path: when both sides are on this machine (two directories, or the working tree against a
-// git ref of its own repository), the files whose text is the same on both sides cannot differ in any
-// rule, so buf only builds the changed files (with `--path`; their imports come along as imports).
-// Packages of the unchanged files are still needed (a package is deleted only when no file keeps it)
-// and are read from their `package` statement. Anything unusual falls back to full builds.
+// git ref of its own repository), buf only builds the files that can differ in a rule (with `--path`;
+// their imports come along as imports): the changed files, and the unchanged files that can name their
+// types (importers, and importers of an `import public` of one). A field's type is resolved through
+// the import, so a message there that became an enum changes the field, not the file's text. Packages
+// of the other files are still needed (a package is deleted only when no file keeps it) and are read
+// from their `package` statement. Anything unusual falls back to full builds.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
@@ -49,6 +51,39 @@ function packageOf(text: string): string {
   return PACKAGE.exec(text)?.[1] ?? "";
 }
 
+const IMPORT = /^\s*import\s+(public\s+|weak\s+)?"([^"]+)"\s*;/gm;
+
+/**
+ * The unchanged files (keys of `texts`, paths as imports name them) whose meaning can depend on a
+ * changed one: those that import it, and, where an importer re-exports it with `import public`,
+ * the importers of that importer too. A file that imports an importer without `public` cannot name
+ * the changed file's types, so it is not among them.
+ */
+function dependentsOf(texts: Map<string, string>, changed: Set<string>): Set<string> {
+  const importers = new Map<string, { path: string; reexports: boolean }[]>();
+  for (const [path, text] of texts) {
+    for (const m of text.matchAll(IMPORT)) {
+      const edge = { path, reexports: m[1]?.trim() === "public" };
+      const list = importers.get(m[2]!);
+      if (list) list.push(edge);
+      else importers.set(m[2]!, [edge]);
+    }
+  }
+  const found = new Set<string>();
+  const visible = new Set(changed);
+  const todo = [...changed];
+  for (let path = todo.pop(); path !== undefined; path = todo.pop()) {
+    for (const importer of importers.get(path) ?? []) {
+      if (!changed.has(importer.path)) found.add(importer.path);
+      if (importer.reexports && !visible.has(importer.path)) {
+        visible.add(importer.path);
+        todo.push(importer.path);
+      }
+    }
+  }
+  return found;
+}
+
 function isDir(p: string): boolean {
   try {
     return statSync(p).isDirectory();
@@ -75,16 +110,28 @@ function dirs(input: string, against: string, cwd: string): ChangedFiles | undef
   const inputPaths: string[] = [];
   const againstPaths: string[] = [];
   const unchangedPackages = new Set<string>();
+  const texts = new Map<string, string>();
+  const changed = new Set<string>();
   for (const [path, where] of a) {
     const other = b.get(path);
     const text = readFileSync(join(input, where), "utf8");
+    texts.set(path, text);
     if (other !== undefined && readFileSync(join(against, other), "utf8") === text) unchangedPackages.add(packageOf(text));
     else {
+      changed.add(path);
       inputPaths.push(rel(cwd, join(input, where)));
       if (other !== undefined) againstPaths.push(rel(cwd, join(against, other)));
     }
   }
-  for (const [path, where] of b) if (!a.has(path)) againstPaths.push(rel(cwd, join(against, where)));
+  for (const [path, where] of b) {
+    if (a.has(path)) continue;
+    changed.add(path);
+    againstPaths.push(rel(cwd, join(against, where)));
+  }
+  for (const path of dependentsOf(texts, changed)) {
+    inputPaths.push(rel(cwd, join(input, a.get(path)!)));
+    againstPaths.push(rel(cwd, join(against, b.get(path)!)));
+  }
   return { inputPaths, againstPaths, unchangedPackages, total: Math.max(a.size, b.size) };
 }
 
@@ -112,10 +159,23 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
     const before = new Set(git("ls-tree", "-r", "--name-only", rev).split("\n").filter(under));
     const now = protoFiles(input, roots.map((r) => r || "."));
     const unchangedPackages = new Set<string>();
-    for (const where of now.values()) {
+    // Imports name files relative to their module root; git names them relative to the repository.
+    const texts = new Map<string, string>();
+    const repoPathOf = new Map<string, string>();
+    const changedImports = new Set<string>();
+    for (const [path, where] of now) {
       const p = where.split(sep).join("/").replace(/^\.\//, "");
-      if (!changed.has(p)) unchangedPackages.add(packageOf(readFileSync(join(input, where), "utf8")));
+      const text = readFileSync(join(input, where), "utf8");
+      texts.set(path, text);
+      repoPathOf.set(path, p);
+      if (changed.has(p)) changedImports.add(path);
+      else unchangedPackages.add(packageOf(text));
     }
+    for (const p of before) {
+      const root = roots.find((r) => r === "" || p.startsWith(r + "/"));
+      if (changed.has(p) && root !== undefined) changedImports.add(root === "" ? p : p.slice(root.length + 1));
+    }
+    for (const path of dependentsOf(texts, changedImports)) changed.add(repoPathOf.get(path)!);
     const inputPaths = [...changed].filter((p) => existsSync(join(input, p))).map((p) => rel(cwd, join(input, p)));
     // buf takes the paths of a git input relative to the repository root.
     const againstPaths = [...changed].filter((p) => before.has(p));

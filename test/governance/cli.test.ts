@@ -4,6 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { changedFiles } from "../../governance/changed.js";
 import { BUF, ROOT, compareTrees, grabbit, proto, tempDir, writeTree } from "./helpers.js";
 
 const demo = (body: string) => ({ "demo/v1/demo.proto": proto(body) });
@@ -361,6 +362,18 @@ describe("the real bin", () => {
   });
 });
 
+/** `new` against `old` in `dir`, once as the CLI chooses (partial builds where it can) and once whole. */
+async function fastAndFull(dir: string) {
+  const argv = ["breaking", "new", "--against", "old", "--format", "json"];
+  const fast = await grabbit(dir, argv);
+  process.env.GRABBIT_FULL_BUILD = "1";
+  try {
+    return { fast, full: await grabbit(dir, argv) };
+  } finally {
+    delete process.env.GRABBIT_FULL_BUILD;
+  }
+}
+
 describe("partial builds give the same report as full builds", () => {
   const many = (variant: boolean) => {
     const tree: Record<string, string> = {};
@@ -380,14 +393,7 @@ describe("partial builds give the same report as full builds", () => {
     const dir = tempDir();
     writeTree(join(dir, "old"), many(false));
     writeTree(join(dir, "new"), many(true));
-    const fast = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json"]);
-    process.env.GRABBIT_FULL_BUILD = "1";
-    let full;
-    try {
-      full = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json"]);
-    } finally {
-      delete process.env.GRABBIT_FULL_BUILD;
-    }
+    const { fast, full } = await fastAndFull(dir);
     expect(fast.report).toEqual(full.report);
     expect(fast.report!.changes.map((c) => c.rule).sort()).toEqual(["COMMENT_CHANGED", "FIELD_SAME_TYPE", "FIELD_SAME_TYPE", "FILE_NO_DELETE"]);
 
@@ -402,6 +408,53 @@ describe("partial builds give the same report as full builds", () => {
     const viaGit = await grabbit(repo, ["breaking", ".", "--against", ".git#branch=main", "--format", "json"]);
     expect(viaGit.stderr).toBe("");
     expect(viaGit.report!.changes.map((c) => [c.rule, c.path.replace(/^new\//, ""), c.line])).toEqual(full.report!.changes.map((c) => [c.rule, c.path.replace(/^(new|old)\//, ""), c.line]));
+  });
+});
+
+describe("the partial build also checks the files that import a changed one", () => {
+  // base/types.proto changes Amount from a message to an enum. shop/order.proto, unchanged, has a
+  // field of that type: its field changed type although its text did not. shop/cart.proto has one too,
+  // through shop/all.proto's `import public`. shop/invoice.proto imports order.proto without public:
+  // it cannot name Amount, so it needs no build. Ten other files are untouched.
+  const tree = (variant: boolean): Record<string, string> => {
+    const head = (pkg: string) => `syntax = "proto3";\n\npackage ${pkg};\n`;
+    const out: Record<string, string> = {
+      "base/types.proto": proto(variant ? "enum Amount {\n  AMOUNT_UNSPECIFIED = 0;\n}" : "message Amount {\n  int64 units = 1;\n}", head("demo.base")),
+      "shop/order.proto": proto('import "base/types.proto";\n\nmessage Order {\n  string id = 1;\n  demo.base.Amount total = 2;\n}', head("demo.shop")),
+      "shop/invoice.proto": proto('import "shop/order.proto";\n\nmessage Invoice {\n  Order order = 1;\n}', head("demo.shop")),
+      "shop/all.proto": proto('import public "base/types.proto";', head("demo.shop")),
+      "shop/cart.proto": proto('import "shop/all.proto";\n\nmessage Cart {\n  demo.base.Amount total = 1;\n}', head("demo.shop")),
+    };
+    for (let i = 0; i < 10; i++) out[`other/f${i}.proto`] = proto(`message F${i} {\n  string id = 1;\n}`, head("demo.other"));
+    return out;
+  };
+
+  it("between directories and against a git ref, as a full build would", async () => {
+    const dir = tempDir();
+    writeTree(join(dir, "old"), tree(false));
+    writeTree(join(dir, "new"), tree(true));
+    const partial = changedFiles("new", "old", dir);
+    const built = ["base/types.proto", "shop/all.proto", "shop/cart.proto", "shop/order.proto"];
+    expect(partial?.inputPaths.sort()).toEqual(built.map((p) => `new/${p}`));
+    expect(partial?.againstPaths.sort()).toEqual(built.map((p) => `old/${p}`));
+    const { fast, full } = await fastAndFull(dir);
+    expect(fast.report).toEqual(full.report);
+    for (const file of ["new/shop/order.proto", "new/shop/cart.proto"]) {
+      expect(fast.report!.changes.filter((c) => c.path === file).map((c) => c.rule)).toContain("FIELD_SAME_TYPE");
+    }
+
+    const repo = tempDir();
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "pipe" });
+    git("init", "-q", "-b", "main");
+    // The git fast path needs the module's buf.yaml, to see that the layout is the same at both ends.
+    writeTree(repo, { "buf.yaml": "version: v2\n", ...tree(false) });
+    git("add", ".");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "v1");
+    writeTree(repo, tree(true));
+    expect(changedFiles(".", ".git#branch=main", repo)?.inputPaths.sort()).toEqual(built);
+    const viaGit = await grabbit(repo, ["breaking", ".", "--against", ".git#branch=main", "--format", "json"]);
+    expect(viaGit.stderr).toBe("");
+    expect(viaGit.report!.changes.map((c) => [c.rule, c.path, c.line])).toEqual(full.report!.changes.map((c) => [c.rule, c.path.replace(/^(new|old)\//, ""), c.line]));
   });
 });
 
