@@ -223,6 +223,11 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
           properties: {
             "rpc-status": { type: "integer", minimum: 0, maximum: 16, description: "gRPC status code; 0 is OK." },
             "rpc-message": { type: "string", description: "Error text when rpc-status is not 0." },
+            "rpc-status-details-bin": {
+              type: "string",
+              format: "binary",
+              description: "Optional, when rpc-status is not 0: the error details, a serialized google.rpc.Status, as an AMQP byte array.",
+            },
           },
           additionalProperties: { type: "string" },
         },

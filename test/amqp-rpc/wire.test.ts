@@ -1,5 +1,6 @@
 // The RPC wire contract (SPEC.md), checked against plain amqplib on each side: what another
 // language's client or server would see and send.
+import { BinaryReader } from "@bufbuild/protobuf/wire";
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
@@ -130,4 +131,114 @@ describe("RPC wire contract", () => {
     await ch.close();
     await server.close();
   });
+
+  it("error details travel as a google.rpc.Status in rpc-status-details-bin, both ways", async () => {
+    const service = echoService();
+    queues.push(service.amqp!.requestQueue);
+    const detail = { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Uint8Array.from([0x0a, 0x03, 0x66, 0x6f, 0x6f]) };
+    const server = await serveAmqp(conn, service, {
+      fail: () => {
+        throw new StatusError(Code.FAILED_PRECONDITION, "stock too low", { details: [detail] });
+      },
+    });
+    // A plain client reads the header as bytes and decodes it with nothing but the protobuf wire format.
+    const ch = await raw.createChannel();
+    const replies: amqp.ConsumeMessage[] = [];
+    await ch.consume("amq.rabbitmq.reply-to", (m) => m && replies.push(m), { noAck: true });
+    ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })), {
+      correlationId: "d-1",
+      replyTo: "amq.rabbitmq.reply-to",
+      contentType: "application/x-protobuf",
+      type: EchoType.typeName,
+      headers: { "rpc-method": service.methods.fail.path },
+    });
+    while (replies.length < 1) await new Promise((r) => setTimeout(r, 10));
+    const bytes = replies[0]!.properties.headers!["rpc-status-details-bin"] as Buffer;
+    expect(Buffer.isBuffer(bytes)).toBe(true);
+    expect(decodeStatus(bytes)).toEqual({ code: Code.FAILED_PRECONDITION, message: "stock too low", details: [[detail.typeUrl, Buffer.from(detail.value).toString("hex")]] });
+
+    // The typed client gets them as StatusError.details.
+    const transport = new AmqpRpcTransport(conn);
+    const err = await transport.unary(service.methods.fail, { text: "x", delayMs: 0 }).then(() => undefined, (e: unknown) => e as StatusError);
+    if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
+    expect(err.code).toBe(Code.FAILED_PRECONDITION);
+    expect(err.details.map((d) => [d.typeUrl, Buffer.from(d.value).toString("hex")])).toEqual([[detail.typeUrl, "0a03666f6f"]]);
+    await transport.close();
+    await ch.close();
+    await server.close();
+  });
+
+  it("a plain server's malformed details header keeps the status and drops the details", async () => {
+    const queue = `rpc-wire-bad-details-${Math.random().toString(16).slice(2)}`;
+    queues.push(queue);
+    const ch = await raw.createChannel();
+    await ch.assertQueue(queue, { durable: false, autoDelete: true });
+    await ch.consume(queue, (m) => {
+      if (!m) return;
+      ch.publish("", m.properties.replyTo, Buffer.alloc(0), {
+        correlationId: m.properties.correlationId,
+        headers: { "rpc-status": Code.ABORTED, "rpc-message": "conflict", "rpc-status-details-bin": Buffer.from([0x1a, 0xff]) },
+      });
+      ch.ack(m);
+    });
+    const transport = new AmqpRpcTransport(conn);
+    const method = { ...echoService().methods.fail, requestQueue: queue };
+    const err = await transport.unary(method, { text: "x", delayMs: 0 }).then(() => undefined, (e: unknown) => e as StatusError);
+    if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
+    expect(err.code).toBe(Code.ABORTED);
+    expect(err.rawMessage).toBe("conflict");
+    expect(err.details).toEqual([]);
+    await transport.close();
+    await ch.close();
+  });
+
+  it("metadata too large for an AMQP header still gets the status to the caller, without it", async () => {
+    const service = echoService();
+    queues.push(service.amqp!.requestQueue);
+    const problems: Error[] = [];
+    const server = await serveAmqp(
+      conn,
+      service,
+      {
+        fail: () => {
+          throw new StatusError(Code.RESOURCE_EXHAUSTED, "quota", { metadata: { "x-huge": "y".repeat(200_000) } });
+        },
+      },
+      { onError: (e) => problems.push(e) },
+    );
+    const transport = new AmqpRpcTransport(conn);
+    const err = await transport.unary(service.methods.fail, { text: "x", delayMs: 0 }, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as StatusError);
+    if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
+    expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(err.rawMessage).toMatch(/^quota \(the reply's metadata and error details were dropped: /);
+    expect(err.metadata["x-huge"]).toBeUndefined();
+    expect(problems.map((p) => p.message).join("\n")).toMatch(/dropped/);
+    await transport.close();
+    await server.close();
+  });
 });
+
+/** google.rpc.Status { int32 code = 1; string message = 2; repeated Any details = 3; }, read by hand. */
+function decodeStatus(bytes: Uint8Array): { code: number; message: string; details: [string, string][] } {
+  const r = new BinaryReader(bytes);
+  const out = { code: 0, message: "", details: [] as [string, string][] };
+  while (r.pos < r.len) {
+    const [field, wire] = r.tag();
+    if (field === 1) out.code = r.int32();
+    else if (field === 2) out.message = r.string();
+    else if (field === 3) {
+      const any = new BinaryReader(r.bytes());
+      let typeUrl = "";
+      let value = "";
+      while (any.pos < any.len) {
+        const [f, w] = any.tag();
+        if (f === 1) typeUrl = any.string();
+        else if (f === 2) value = Buffer.from(any.bytes()).toString("hex");
+        else any.skip(w, f);
+      }
+      out.details.push([typeUrl, value]);
+    } else r.skip(wire, field);
+  }
+  return out;
+}
+

@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "../status.js";
 import type { Metadata } from "../metadata.js";
-import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "./status-details.js";
+import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "../status-details.js";
 
 /** Headers that belong to HTTP/2 or the gRPC protocol itself, not to the application. */
 const PROTOCOL_HEADERS = new Set([
@@ -81,7 +81,7 @@ export function grpcStatusFromError(err: unknown, responseMetadata: Metadata): g
   // OK is not an error; a handler throwing it is a bug, reported as UNKNOWN rather than a silent success.
   const code = error.code === Code.OK ? Code.UNKNOWN : error.code;
   if (error.details.length > 0) {
-    trailers.set(STATUS_DETAILS_KEY, Buffer.from(encodeRpcStatus({ code, message: error.rawMessage, details: [...error.details] })));
+    trailers.set(STATUS_DETAILS_KEY, Buffer.from(encodeRpcStatus({ code, message: error.rawMessage, details: error.details })));
   }
   return { code: code as number as grpc.status, details: error.rawMessage, metadata: trailers };
 }

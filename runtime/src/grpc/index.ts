@@ -27,5 +27,5 @@ export { GrpcTransport, type GrpcTransportOptions } from "./client.js";
 export { GrpcServer, type GrpcServerOptions, grpcServiceDefinition, grpcServiceImplementation } from "./server.js";
 export { tlsChannelCredentials, tlsServerCredentials } from "./tls.js";
 export { HealthStatus, HealthServiceDesc, ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "./health.js";
-export { STATUS_DETAILS_KEY, encodeRpcStatus, decodeRpcStatus, type RpcStatus } from "./status-details.js";
+export { STATUS_DETAILS_KEY, encodeRpcStatus, decodeRpcStatus, type RpcStatus } from "../status-details.js";
 export { toGrpcMetadata, fromGrpcMetadata } from "./convert.js";

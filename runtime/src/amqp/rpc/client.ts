@@ -15,7 +15,7 @@ import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, 
 import { normalizeMetadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Transport } from "../../transport.js";
-import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readStatus, readText } from "./wire.js";
+import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readDetails, readStatus, readText } from "./wire.js";
 
 /** The highest status code gRPC defines (UNAUTHENTICATED). */
 const MAX_CODE = Code.UNAUTHENTICATED;
@@ -389,13 +389,13 @@ export class AmqpRpcTransport implements Transport {
     }
     if (code > MAX_CODE) {
       // As gRPC does with codes it does not know: UNKNOWN, keeping the number in the text.
-      const err = new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${readText(headers, HEADER_MESSAGE) ?? ""}`, { metadata });
+      const err = new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${readText(headers, HEADER_MESSAGE) ?? ""}`, { metadata, details: readDetails(headers) });
       fromReply.add(err);
       call.reject(err);
       return;
     }
     if (code !== Code.OK) {
-      const err = new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata });
+      const err = new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata, details: readDetails(headers) });
       fromReply.add(err);
       call.reject(err);
       return;

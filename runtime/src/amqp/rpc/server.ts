@@ -13,8 +13,9 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import type { Metadata } from "../../metadata.js";
-import { Code, StatusError } from "../../status.js";
-import { deadLetterQueueName, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
+import { Code, StatusError, type ErrorDetail } from "../../status.js";
+import { encodeRpcStatus } from "../../status-details.js";
+import { deadLetterQueueName, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_STATUS_DETAILS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
 
 export type AmqpQueueType = "auto" | "quorum" | "classic";
 
@@ -419,7 +420,7 @@ export class AmqpRpcServer {
         if (response !== undefined) this.replyOk(link, msg, entry.method, response);
         else {
           const status = StatusError.from(error);
-          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...ctx.responseMetadata, ...status.metadata });
+          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...ctx.responseMetadata, ...status.metadata }, EMPTY, status.details);
         }
         done();
       };
@@ -474,21 +475,36 @@ export class AmqpRpcServer {
     message: string,
     metadata?: Metadata,
     body: Buffer = EMPTY,
+    details?: readonly ErrorDetail[],
   ): void {
     const headers = metadataToHeaders(metadata);
     headers[HEADER_STATUS] = code;
     if (code !== Code.OK) headers[HEADER_MESSAGE] = message;
+    if (code !== Code.OK && details !== undefined && details.length > 0) {
+      headers[HEADER_STATUS_DETAILS] = Buffer.from(encodeRpcStatus({ code, message, details }));
+    }
     // If the request's channel died mid-call, the reply can still go out on the new one (the
     // request itself will be redelivered, and its second reply dropped by the caller as late).
     const channel = link.alive ? link.channel : this.link?.channel;
     if (channel === undefined) return;
-    try {
+    const send = (h: Record<string, unknown>) =>
       channel.publish("", msg.properties.replyTo as string, body, {
         correlationId: msg.properties.correlationId,
         contentType: CONTENT_TYPE_PROTOBUF,
         ...(code === Code.OK && method ? { type: method.output.typeName } : {}),
-        headers,
+        headers: h,
       });
+    try {
+      try {
+        send(headers);
+      } catch (err) {
+        // Metadata or details amqplib cannot encode (a header table over 64 KB...): the caller still
+        // gets the status, without them, rather than waiting for its deadline.
+        if (!cannotEncode(err)) throw err;
+        const note = `the reply's metadata and error details were dropped: ${messageOf(err)}`;
+        send({ [HEADER_STATUS]: code, ...(code !== Code.OK ? { [HEADER_MESSAGE]: `${message} (${note})` } : {}) });
+        this.report(new Error(`${method?.path ?? this.requestQueue}: ${note}`));
+      }
       if (link.alive) link.channel.ack(msg);
     } catch {
       // The channel closed under us: the broker redelivers the unacked request.
@@ -511,7 +527,7 @@ export class AmqpRpcServer {
       } catch (err) {
         // Headers amqplib cannot write again (over its 64 KB table...): requeueing would loop on the
         // request forever, so keep it with the reason only.
-        if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+        if (!cannotEncode(err)) throw err;
         await send({ ...options, headers: { [HEADER_ERROR]: `${reason}; its headers could not be copied and were dropped (${messageOf(err)})` } });
       }
       if (link.alive) link.channel.ack(msg);
@@ -528,6 +544,11 @@ export class AmqpRpcServer {
   private report(err: unknown): void {
     this.onError?.(err instanceof Error ? err : new Error(String(err)));
   }
+}
+
+/** How amqplib refuses properties it cannot write (a header table over 64 KB, a value of no AMQP type). */
+function cannotEncode(err: unknown): boolean {
+  return err instanceof RangeError || err instanceof TypeError;
 }
 
 function messageOf(err: unknown): string {

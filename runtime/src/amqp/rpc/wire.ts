@@ -1,7 +1,8 @@
 // The RPC-over-RabbitMQ wire contract (SPEC.md, "Wire contract"): the names other languages rely on.
 // Changing any of these breaks every non-TypeScript client and server, so they live in one place.
 
-import { Code } from "../../status.js";
+import { decodeRpcStatus } from "../../status-details.js";
+import { Code, type ErrorDetail } from "../../status.js";
 
 /** RabbitMQ's direct reply-to pseudo queue: replies go straight to the consuming channel, no queue. */
 export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
@@ -14,6 +15,12 @@ export const HEADER_TIMEOUT = "rpc-timeout-ms";
 export const HEADER_STATUS = "rpc-status";
 /** Reply header: the error text when the status is not OK. */
 export const HEADER_MESSAGE = "rpc-message";
+/**
+ * Reply header, optional, only when the status is not OK: the error details as a serialized
+ * google.rpc.Status (code, message, details), an AMQP byte array ('x'), as gRPC's
+ * `grpc-status-details-bin` trailer carries them.
+ */
+export const HEADER_STATUS_DETAILS = "rpc-status-details-bin";
 
 /** Where requests that cannot be answered (no reply_to) are kept, next to the request queue. */
 export function deadLetterQueueName(requestQueue: string): string {
@@ -35,6 +42,17 @@ export function readText(headers: Record<string, unknown> | undefined, name: str
   if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
   if (typeof value === "number" || typeof value === "bigint") return String(value);
   return undefined;
+}
+
+/** The error details of a reply; none when the header is absent, not bytes, or not a google.rpc.Status. */
+export function readDetails(headers: Record<string, unknown> | undefined): ErrorDetail[] {
+  const value = headers?.[HEADER_STATUS_DETAILS];
+  if (!(value instanceof Uint8Array)) return [];
+  try {
+    return decodeRpcStatus(value).details;
+  } catch {
+    return []; // a peer's malformed details: the code and message still stand, as on gRPC
+  }
 }
 
 /** Milliseconds from a header or the `expiration` property; undefined when absent or malformed. */

@@ -1,9 +1,10 @@
-// google.rpc.Status in the `grpc-status-details-bin` trailer, coded by hand so that the runtime needs no
-// generated google/rpc types. Status { int32 code = 1; string message = 2; repeated Any details = 3; }
-// and Any { string type_url = 1; bytes value = 2; }.
+// google.rpc.Status coded by hand, so that the runtime needs no generated google/rpc types: the
+// `grpc-status-details-bin` trailer on gRPC, the `rpc-status-details-bin` reply header on AMQP.
+// Status { int32 code = 1; string message = 2; repeated Any details = 3; } and
+// Any { string type_url = 1; bytes value = 2; }.
 
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import type { ErrorDetail } from "../status.js";
+import type { ErrorDetail } from "./status.js";
 
 /** The trailer gRPC implementations use for rich error details. */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -14,7 +15,7 @@ export interface RpcStatus {
   details: ErrorDetail[];
 }
 
-export function encodeRpcStatus(status: RpcStatus): Uint8Array {
+export function encodeRpcStatus(status: Omit<RpcStatus, "details"> & { details: readonly ErrorDetail[] }): Uint8Array {
   const w = new BinaryWriter();
   if (status.code !== 0) w.tag(1, WireType.Varint).int32(status.code);
   if (status.message !== "") w.tag(2, WireType.LengthDelimited).string(status.message);
