@@ -236,12 +236,24 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       requestMessages[`${method.protoName}Request`] = { $ref: `#/components/messages/${requestKey}` };
       replyMessages[`${method.protoName}Reply`] = { $ref: `#/components/messages/${replyKey}` };
     }
+    // The AMQP binding (0.3.0) has no field for the queue type: it travels as the queue argument's
+    // own name, an extension, and only when the contract fixes it.
+    const queueType = service.amqp?.queueType;
+    const typeNote = queueType
+      ? ` Every server declares it as a ${queueType} queue (x-queue-type ${queueType}) and refuses to serve an existing queue of another type.`
+      : " Declared as a quorum queue where the broker supports it, classic otherwise; an existing queue of either type is used as it is.";
     channels[requestChannel] = {
       address: queue,
       title: `${service.typeName} requests`,
-      description: `Request queue of ${service.typeName}, reached through the default exchange. Any number of servers may consume it.`,
+      description: `Request queue of ${service.typeName}, reached through the default exchange. Any number of servers may consume it.${typeNote}`,
       messages: requestMessages,
-      bindings: { amqp: { is: "queue", queue: { name: queue, durable: true, exclusive: false, autoDelete: false, vhost: "/" }, bindingVersion: AMQP_BINDING_VERSION } },
+      bindings: {
+        amqp: {
+          is: "queue",
+          queue: { name: queue, durable: true, exclusive: false, autoDelete: false, vhost: "/", ...(queueType ? { "x-queue-type": queueType } : {}) },
+          bindingVersion: AMQP_BINDING_VERSION,
+        },
+      },
     };
     channels[replyChannel] = {
       address: null,

@@ -26,6 +26,7 @@ import type {
   ImportModel,
   MethodModel,
   RoutingFieldModel,
+  QueueTypeName,
   ServiceModel,
   TransportName,
   TypeRef,
@@ -50,13 +51,18 @@ const PLACEHOLDER_RE = /\{([^{}]*)\}/g;
 // Option field numbers, for pointing errors at the exact option line where buf recorded one.
 const EXT = { file: 51730, event: 51731, service: 51732, method: 51733 } as const;
 const EVENT_FIELD = { exchange: 1, exchangeKind: 2, routingKey: 3 } as const;
-const SERVICE_FIELD = { transports: 1, requestQueue: 2, prefetch: 3 } as const;
+const SERVICE_FIELD = { transports: 1, requestQueue: 2, prefetch: 3, queueType: 5 } as const;
 
 const KIND_NAMES: Record<number, ExchangeKindName | undefined> = {
   [opts.ExchangeKind.TOPIC]: "topic",
   [opts.ExchangeKind.DIRECT]: "direct",
   [opts.ExchangeKind.FANOUT]: "fanout",
   [opts.ExchangeKind.HEADERS]: "headers",
+};
+
+const QUEUE_TYPE_NAMES: Record<number, QueueTypeName | undefined> = {
+  [opts.QueueType.QUORUM]: "quorum",
+  [opts.QueueType.CLASSIC]: "classic",
 };
 
 const INTEGER_SCALARS = new Set([
@@ -172,6 +178,14 @@ class ModelBuilder {
     if (!amqp && own?.prefetch) {
       this.fail(at(SERVICE_FIELD.prefetch), `service ${service.typeName} sets prefetch but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove prefetch`);
     }
+    // Unspecified (0) leaves the choice to the server at run time ("auto"); an unknown number (a
+    // newer options.proto) would otherwise be silently read as unspecified.
+    const queueType = own?.queueType ? QUEUE_TYPE_NAMES[own.queueType] : undefined;
+    if (own?.queueType && !queueType) {
+      this.fail(at(SERVICE_FIELD.queueType), `service ${service.typeName}: queue_type ${own.queueType} is not QUEUE_TYPE_QUORUM or QUEUE_TYPE_CLASSIC`);
+    } else if (!amqp && queueType) {
+      this.fail(at(SERVICE_FIELD.queueType), `service ${service.typeName} sets queue_type but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove queue_type`);
+    }
 
     let amqpModel: ServiceModel["amqp"];
     if (amqp) {
@@ -186,7 +200,7 @@ class ModelBuilder {
       } else {
         this.queueOwners.set(requestQueue, service.typeName);
       }
-      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH };
+      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH, ...(queueType ? { queueType } : {}) };
     }
 
     const serviceTimeout = own?.timeoutMs || defaults?.timeoutMs || undefined;

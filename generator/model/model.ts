@@ -3,6 +3,8 @@
 
 export type ExchangeKindName = "topic" | "direct" | "fanout" | "headers";
 export type TransportName = "grpc" | "amqp";
+/** A request queue type the contract names; absent when unspecified (the server picks at run time). */
+export type QueueTypeName = "quorum" | "classic";
 export type MethodKindName = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 
 /** A message type as generated code refers to it: `$1.Order`, with its full protobuf name. */
@@ -40,7 +42,7 @@ export interface ServiceModel {
   };
   transports: TransportName[];
   grpc: boolean;
-  amqp: { requestQueue: string; prefetch: number } | undefined;
+  amqp: { requestQueue: string; prefetch: number; queueType?: QueueTypeName } | undefined;
   methods: MethodModel[];
   comment: string | undefined;
   deprecated: boolean;

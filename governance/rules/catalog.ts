@@ -98,6 +98,7 @@ const GRABBIT_ROWS: Array<[string, string, string]> = [
   ["GRABBIT_EVENT_PERSISTENCE_CHANGED", "GRABBIT", "persistent events stay persistent (delivery_mode 2)."],
   ["GRABBIT_SERVICE_TRANSPORT_REMOVED", "GRABBIT", "services keep every transport they were served on."],
   ["GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED", "GRABBIT", "AMQP services keep their request queue."],
+  ["GRABBIT_SERVICE_QUEUE_TYPE_CHANGED", "GRABBIT", "AMQP services keep the type of their request queue (a server declaring an existing queue with another type gets PRECONDITION_FAILED); fixing a type that was unspecified counts too."],
   ["GRABBIT_METHOD_IDEMPOTENCY_REMOVED", "GRABBIT", "methods declared idempotent stay idempotent (callers retry them)."],
   ["TYPESCRIPT_FIELD_RENAMED", "TYPESCRIPT", "fields keep their generated property name (camelCase, as ts-proto writes it)."],
   ["TYPESCRIPT_FIELD_OPTIONAL_CHANGED", "TYPESCRIPT", "fields keep proto3 `optional` (T versus T | undefined)."],

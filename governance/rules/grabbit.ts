@@ -3,9 +3,9 @@
 // so moving a setting between the file and the element is not a change.
 import { getExtension, hasExtension } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { ExchangeKind, Transport, event as eventExt, file as fileExt, method as methodExt, service as serviceExt } from "../../generator/gen/grabbit/v1/options_pb.js";
+import { ExchangeKind, QueueType, Transport, event as eventExt, file as fileExt, method as methodExt, service as serviceExt } from "../../generator/gen/grabbit/v1/options_pb.js";
 import { methodsOf, type FileEl, type MessageEl, type MethodEl, type ServiceEl } from "../model.js";
-import { Ctx } from "./context.js";
+import { type At, Ctx } from "./context.js";
 
 export interface EffectiveEvent {
   exchange: string;
@@ -16,6 +16,10 @@ export interface EffectiveEvent {
 
 const KIND = { [ExchangeKind.UNSPECIFIED]: "topic", [ExchangeKind.TOPIC]: "topic", [ExchangeKind.DIRECT]: "direct", [ExchangeKind.FANOUT]: "fanout", [ExchangeKind.HEADERS]: "headers" } as Record<number, string>;
 const TRANSPORT = { [Transport.GRPC]: "gRPC", [Transport.AMQP]: "AMQP" } as Record<number, string>;
+/** "auto" is QUEUE_TYPE_UNSPECIFIED: quorum where the broker supports it, an existing queue used as is. */
+const QUEUE_TYPE = { [QueueType.UNSPECIFIED]: "auto", [QueueType.QUORUM]: "quorum", [QueueType.CLASSIC]: "classic" } as Record<number, string>;
+/** Where buf records `queue_type` inside the service's options: options, (grabbit.v1.service), field 5. */
+const QUEUE_TYPE_SUB = [3, 51732, 5];
 
 function fileDefaults(file: FileEl) {
   const o = file.fd.options;
@@ -95,7 +99,7 @@ export function compareEvents(ctx: Ctx, before: MessageEl, after: MessageEl): vo
   }
 }
 
-export function effectiveService(s: ServiceEl): { transports: string[]; queue: string; prefetch: number; timeoutMs: number } {
+export function effectiveService(s: ServiceEl): { transports: string[]; queue: string; prefetch: number; timeoutMs: number; queueType: string } {
   const o = s.d.options;
   const opts = o && hasExtension(o, serviceExt) ? getExtension(o, serviceExt) : undefined;
   const defaults = fileDefaults(s.file);
@@ -105,7 +109,39 @@ export function effectiveService(s: ServiceEl): { transports: string[]; queue: s
     queue: opts?.requestQueue || `${defaults?.queuePrefix ?? ""}${s.fullName}`,
     prefetch: opts?.prefetch || defaults?.prefetch || 32,
     timeoutMs: opts?.timeoutMs || defaults?.timeoutMs || 0,
+    queueType: QUEUE_TYPE[opts?.queueType ?? 0] ?? `QUEUE_TYPE ${opts?.queueType}`,
   };
+}
+
+/**
+ * A queue's type is fixed when it is created: a server that declares it with another type gets 406
+ * PRECONDITION_FAILED. So, for an existing request queue:
+ * - quorum <-> classic breaks: the new servers cannot start until the queue is deleted and re-created.
+ * - unspecified ("auto") -> quorum or classic breaks too, even where it names the type the broker
+ *   picked: "auto" servers used whatever queue they found (a classic one on brokers without quorum
+ *   queues, or one made by hand), so some deployments may hold the other type. The checker cannot
+ *   see them; a team that knows every environment already has that type accepts the finding.
+ * - quorum or classic -> unspecified does not: "auto" servers use an existing queue of either type.
+ *   It is reported as an option change (new environments get quorum where supported).
+ */
+function compareQueueTypes(ctx: Ctx, at: At, name: string, queue: string, before: string, after: string): void {
+  const rule = "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED";
+  if (after === "auto") {
+    ctx.change("OPTION_CHANGED", at, `${name} no longer fixes the type of its AMQP request queue "${queue}" (was ${before}): servers now use the existing queue of either type, and create a quorum queue where the broker supports it.`, { sub: QUEUE_TYPE_SUB });
+    return;
+  }
+  const fails = `servers declaring "${queue}" as ${after} fail with PRECONDITION_FAILED wherever it exists as`;
+  const fix = `until it is deleted and re-created (existing deployments keep the type they created it with)`;
+  if (before === "auto") {
+    ctx.add(
+      rule,
+      at,
+      `${name} now fixes its AMQP request queue type to ${after} (it was unspecified: quorum where the broker supports it, classic otherwise, any existing queue used as is): ${fails} another type, ${fix}. If every environment already has it as ${after}, accept the finding (grabbit:accept GRABBIT_SERVICE_QUEUE_TYPE_CHANGED reason: ...).`,
+      { sub: QUEUE_TYPE_SUB },
+    );
+    return;
+  }
+  ctx.add(rule, at, `${name} changed its AMQP request queue type from ${before} to ${after}: ${fails} ${before}, ${fix}.`, { sub: QUEUE_TYPE_SUB });
 }
 
 function idempotent(m: MethodEl): boolean {
@@ -131,6 +167,10 @@ export function compareServiceContracts(ctx: Ctx, before: ServiceEl, after: Serv
   for (const t of sa.transports) if (!sb.transports.includes(t)) ctx.change("TRANSPORT_ADDED", at, `${name} is now also served over ${t}.`, { sub: [3] });
   if (sb.transports.includes("AMQP") && sa.transports.includes("AMQP") && sb.queue !== sa.queue) {
     ctx.add("GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED", at, `${name} moved its AMQP request queue from "${sb.queue}" to "${sa.queue}": clients still publish to the old queue.`, { sub: [3] });
+  }
+  // On a moved queue the type is that of a new queue: the move is the finding.
+  if (sb.transports.includes("AMQP") && sa.transports.includes("AMQP") && sb.queue === sa.queue && sb.queueType !== sa.queueType) {
+    compareQueueTypes(ctx, at, name, sa.queue, sb.queueType, sa.queueType);
   }
   if (sb.prefetch !== sa.prefetch || sb.timeoutMs !== sa.timeoutMs) {
     ctx.change("OPTION_CHANGED", at, `${name} changed its prefetch or default timeout (prefetch ${sb.prefetch} -> ${sa.prefetch}, timeout ${sb.timeoutMs} ms -> ${sa.timeoutMs} ms).`, { sub: [3] });

@@ -31,6 +31,12 @@ export interface ServiceDesc<M extends Record<string, MethodDesc> = Record<strin
   readonly amqp?: {
     readonly requestQueue: string;
     readonly prefetch: number;
+    /**
+     * Type of the request queue and its dead-letter queue, from `(grabbit.v1.service).queue_type`.
+     * Absent when the contract leaves it unspecified: the server's `queueType` option decides, else
+     * "auto" (quorum where the broker supports it, classic otherwise, an existing queue used as is).
+     */
+    readonly queueType?: "quorum" | "classic";
   };
 }
 

@@ -419,8 +419,66 @@ describe("AMQP RPC", () => {
     expect((await client().unary(classic.methods.echo, { text: "adopted", delayMs: 0 })).text).toBe("adopted");
 
     // Explicit "quorum" on that classic queue: the clash is reported, not papered over.
-    await expect(serveAmqp(serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" })).rejects.toMatchObject({ code: 406 });
+    const clash = await rejection(serveAmqp(serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" }));
+    expect(clash.code).toBe(Code.FAILED_PRECONDITION);
+    expect(clash.rawMessage).toContain("the quorum type that the server's queueType option asks for");
+    expect((clash.cause as { code?: number }).code).toBe(406);
     await ch.close();
+  });
+
+  it("declares the queue type the contract names (service.amqp.queueType), refuses a queue of the other type with what to do, and lets the server option override it", async () => {
+    const redeclare = async (name: string, type: "quorum" | "classic") => {
+      const c = await admin.createChannel();
+      c.on("error", () => {});
+      try {
+        await c.assertQueue(name, { durable: true, arguments: { "x-queue-type": type } });
+        await c.close();
+        return "same";
+      } catch (err) {
+        return (err as { code?: number }).code;
+      }
+    };
+    const withType = (queueType: "quorum" | "classic"): EchoService => {
+      const s = echoService();
+      return { ...s, amqp: { ...s.amqp!, queueType } };
+    };
+
+    // The contract says classic: both the request queue and its DLQ are classic, on a broker whose
+    // "auto" choice would be quorum (the default test above shows that).
+    const { service } = await serve({ echo: (r) => r }, {}, withType("classic"));
+    const q = service.amqp!.requestQueue;
+    expect((await client().unary(service.methods.echo, { text: "classic", delayMs: 0 })).text).toBe("classic");
+    expect(await redeclare(q, "classic")).toBe("same");
+    expect(await redeclare(q, "quorum")).toBe(406);
+    expect(await redeclare(`${q}.dlq`, "classic")).toBe("same");
+    expect(await redeclare(`${q}.dlq`, "quorum")).toBe(406);
+
+    // The contract says classic, the queue exists as quorum (servers of an older contract made it).
+    const moved = withType("classic");
+    const mq = moved.amqp!.requestQueue;
+    queues.push(mq);
+    expect(await redeclare(mq, "quorum")).toBe("same");
+    const err = await rejection(serveAmqp(serverConn, moved, { echo: (r: Echo) => r }));
+    expect(err.code).toBe(Code.FAILED_PRECONDITION);
+    expect(err.rawMessage).toContain(`cannot serve ${moved.typeName}: queue "${mq}" already exists with another type than the classic type that the contract ((grabbit.v1.service).queue_type of ${moved.typeName}) asks for`);
+    expect(err.rawMessage).toContain(`delete "${mq}" and "${mq}.dlq"`);
+    expect(err.rawMessage).toContain("re-created as classic");
+    expect(err.rawMessage).toContain("inequivalent arg 'x-queue-type'");
+    // Nothing was changed: the queue is still quorum.
+    expect(await redeclare(mq, "quorum")).toBe("same");
+    // The server's own option wins over the contract: "quorum" (or "auto") serves the quorum queue.
+    const overridden = await serveAmqp(serverConn, moved, { echo: (r: Echo) => r }, { queueType: "quorum" });
+    closables.push(overridden);
+    expect((await client().unary(moved.methods.echo, { text: "overridden", delayMs: 0 })).text).toBe("overridden");
+
+    // The contract says quorum on an existing classic queue: refused the same way.
+    const toQuorum = withType("quorum");
+    const tq = toQuorum.amqp!.requestQueue;
+    queues.push(tq);
+    expect(await redeclare(tq, "classic")).toBe("same");
+    const err2 = await rejection(serveAmqp(serverConn, toQuorum, { echo: (r: Echo) => r }));
+    expect(err2.code).toBe(Code.FAILED_PRECONDITION);
+    expect(err2.rawMessage).toContain(`queue "${tq}" already exists with another type than the quorum type`);
   });
 
   it("close(): the transport cancels waiting calls; the server finishes in-flight handlers first", async () => {

@@ -52,6 +52,21 @@ describe("AsyncAPI document", () => {
       decidedAt: { type: "string", format: "date-time" },
     });
   });
+
+  it("names the request queue type the contract fixes, in the queue binding and the description, and validates", async () => {
+    const files = generate(FIXTURES, "asyncapi");
+    const { diagnostics } = await new Parser().parse(files["asyncapi.json"]!);
+    expect(diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`)).toEqual([]);
+    const doc = JSON.parse(files["asyncapi.json"]!);
+    const classic = doc.channels["rpc.kitchen.v1.AmqpOnly"];
+    expect(classic.bindings.amqp.queue).toEqual({ name: "kitchen.v1.AmqpOnly", durable: true, exclusive: false, autoDelete: false, vhost: "/", "x-queue-type": "classic" });
+    expect(classic.description).toContain("declares it as a classic queue (x-queue-type classic)");
+    expect(doc.channels["rpc.legacy.v1.Desk"].bindings.amqp.queue["x-queue-type"]).toBe("quorum");
+    // Unspecified: no type in the binding; the description says what the servers do instead.
+    const auto = doc.channels["rpc.kitchen.v1.OrdersService"];
+    expect(auto.bindings.amqp.queue).not.toHaveProperty("x-queue-type");
+    expect(auto.description).toContain("quorum queue where the broker supports it, classic otherwise");
+  });
 });
 
 describe("Mermaid topology", () => {
@@ -64,5 +79,12 @@ describe("Mermaid topology", () => {
     expect(text).toContain('x_example_reports -. "report.*.*" .->');
     expect(text).toContain('rq_example_v1_RequestProcessorService[("example.v1.RequestProcessorService<br/>request queue")]');
     expect(text).toContain('s_example_v1_BridgeService[["example.v1.BridgeService<br/>gRPC: NotifyRequestDone"]]');
+  });
+
+  it("labels a request queue with the type the contract fixes", () => {
+    const text = generate(FIXTURES, "mermaid")["topology.mmd"]!;
+    expect(text).toContain('rq_kitchen_v1_AmqpOnly[("kitchen.v1.AmqpOnly<br/>classic request queue")]');
+    expect(text).toContain('rq_legacy_v1_Desk[("legacy.v1.Desk<br/>quorum request queue")]');
+    expect(text).toContain('rq_kitchen_v1_OrdersService[("kitchen.orders.rpc<br/>request queue")]');
   });
 });

@@ -115,6 +115,37 @@ service Amqp { option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP]}; rpc
     expect(error).toMatch(/shop\/v1\/shop\.proto:7:\d+: method shop\.v1\.Amqp\.Watch is server-streaming but the service is served over AMQP/);
   });
 
+  it("refuses a queue_type on a gRPC-only service, at the queue_type line, and unknown queue types", () => {
+    const error = errorsOf(`
+message A { string id = 1; }
+service GrpcOnly {
+  option (grabbit.v1.service) = {
+    transports: [TRANSPORT_GRPC]
+    queue_type: QUEUE_TYPE_CLASSIC
+  };
+  rpc Do(A) returns (A);
+}
+service Defaulted {
+  option (grabbit.v1.service).queue_type = QUEUE_TYPE_QUORUM;
+  rpc Do(A) returns (A);
+}
+service Future {
+  option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP], queue_type: 7};
+  rpc Do(A) returns (A);
+}
+service Fine {
+  option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP], queue_type: QUEUE_TYPE_CLASSIC};
+  rpc Do(A) returns (A);
+}
+`);
+    expect(error.split("\n")).toEqual([
+      "shop/v1/shop.proto:9:5: service shop.v1.GrpcOnly sets queue_type but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove queue_type",
+      // No transports at all: gRPC only, by default.
+      "shop/v1/shop.proto:14:3: service shop.v1.Defaulted sets queue_type but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove queue_type",
+      "shop/v1/shop.proto:18:64: service shop.v1.Future: queue_type 7 is not QUEUE_TYPE_QUORUM or QUEUE_TYPE_CLASSIC",
+    ]);
+  });
+
   it("rejects unknown plugin options with the list of known ones", () => {
     const dir = protoModule({ "shop/v1/shop.proto": header + "message A { string id = 1; }\nservice S { rpc Do(A) returns (A); }" });
     const response = run(bufRequest(dir, "import_extention=js"));

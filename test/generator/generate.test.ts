@@ -63,6 +63,18 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
     expect(common).toContain('exchange: "kitchen.common"');
   });
 
+  it("puts the request queue type the contract names into the descriptor, and none when it names none", async () => {
+    // Text: the type-check test above compiles these descriptors against the runtime's ServiceDesc.
+    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain('amqp: { requestQueue: "kitchen.v1.AmqpOnly", prefetch: 32, queueType: "classic" }');
+    expect(read("legacy/v1/legacy.grabbit.ts")).toContain('amqp: { requestQueue: "legacy.v1.Desk", prefetch: 32, queueType: "quorum" }');
+    const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
+    const legacy = await import(pathToFileURL(join(out, "legacy/v1/legacy.grabbit.ts")).href);
+    expect(kitchen.AmqpOnlyService.amqp.queueType).toBe("classic");
+    expect(legacy.DeskService.amqp.queueType).toBe("quorum");
+    // Unspecified: no key at all, so the server's own option or "auto" decides.
+    expect(Object.keys(kitchen.OrdersService.amqp)).toEqual(["requestQueue", "prefetch"]);
+  });
+
   it("renders routing keys from real ts-proto messages: enum names, escaping, proto2 defaults, editions", async () => {
     const kitchenMessages = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.ts")).href);
     const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);

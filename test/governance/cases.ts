@@ -254,6 +254,23 @@ export const GRABBIT_CASES: RuleCase[] = [
     bad: gs(`transports: [TRANSPORT_AMQP] request_queue: "orders.requests"`),
     good: gs(`transports: [TRANSPORT_AMQP] request_queue: "demo.v1.Orders"`),
   },
+  {
+    // quorum -> classic breaks; dropping the type (back to "auto", which uses any existing queue) does not.
+    rule: "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED",
+    use: "GRABBIT",
+    old: gs(`transports: [TRANSPORT_AMQP] queue_type: QUEUE_TYPE_QUORUM`),
+    bad: gs(`transports: [TRANSPORT_AMQP] queue_type: QUEUE_TYPE_CLASSIC`),
+    good: gs(`transports: [TRANSPORT_AMQP]`),
+  },
+  {
+    // Unspecified -> a type breaks too (an existing queue may have the other one); on a moved queue
+    // the type is a new queue's, and only the move is reported.
+    rule: "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED",
+    use: "GRABBIT",
+    old: gs(`transports: [TRANSPORT_AMQP]`),
+    bad: gs(`transports: [TRANSPORT_AMQP] queue_type: QUEUE_TYPE_CLASSIC`),
+    good: gs(`transports: [TRANSPORT_AMQP] request_queue: "orders.fast" queue_type: QUEUE_TYPE_CLASSIC`),
+  },
   { rule: "GRABBIT_METHOD_IDEMPOTENCY_REMOVED", use: "GRABBIT", old: gs(`transports: [TRANSPORT_AMQP]`, " option (grabbit.v1.method) = {idempotent: true}; "), bad: gs(`transports: [TRANSPORT_AMQP]`), good: gs(`transports: [TRANSPORT_AMQP]`, " option idempotency_level = IDEMPOTENT; ") },
   // --- the generated TypeScript API ---
   { rule: "TYPESCRIPT_FIELD_RENAMED", use: "TYPESCRIPT", old: thing("  string order_id = 1;"), bad: thing("  string order_key = 1;"), good: thing("  string orderId = 1;") },

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file grabbit/v1/options.proto.
  */
 export const file_grabbit_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChhncmFiYml0L3YxL29wdGlvbnMucHJvdG8SCmdyYWJiaXQudjEijgEKDEV2ZW50T3B0aW9ucxIQCghleGNoYW5nZRgBIAEoCRIvCg1leGNoYW5nZV9raW5kGAIgASgOMhguZ3JhYmJpdC52MS5FeGNoYW5nZUtpbmQSEwoLcm91dGluZ19rZXkYAyABKAkSFwoKcGVyc2lzdGVudBgEIAEoCEgAiAEBQg0KC19wZXJzaXN0ZW50IngKDlNlcnZpY2VPcHRpb25zEikKCnRyYW5zcG9ydHMYASADKA4yFS5ncmFiYml0LnYxLlRyYW5zcG9ydBIVCg1yZXF1ZXN0X3F1ZXVlGAIgASgJEhAKCHByZWZldGNoGAMgASgNEhIKCnRpbWVvdXRfbXMYBCABKA0iNwoNTWV0aG9kT3B0aW9ucxISCgp0aW1lb3V0X21zGAEgASgNEhIKCmlkZW1wb3RlbnQYAiABKAgitwEKC0ZpbGVPcHRpb25zEhAKCGV4Y2hhbmdlGAEgASgJEi8KDWV4Y2hhbmdlX2tpbmQYAiABKA4yGC5ncmFiYml0LnYxLkV4Y2hhbmdlS2luZBIpCgp0cmFuc3BvcnRzGAMgAygOMhUuZ3JhYmJpdC52MS5UcmFuc3BvcnQSFAoMcXVldWVfcHJlZml4GAQgASgJEhAKCHByZWZldGNoGAUgASgNEhIKCnRpbWVvdXRfbXMYBiABKA0qlQEKDEV4Y2hhbmdlS2luZBIdChlFWENIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTRVhDSEFOR0VfS0lORF9UT1BJQxABEhgKFEVYQ0hBTkdFX0tJTkRfRElSRUNUEAISGAoURVhDSEFOR0VfS0lORF9GQU5PVVQQAxIZChVFWENIQU5HRV9LSU5EX0hFQURFUlMQBCpOCglUcmFuc3BvcnQSGQoVVFJBTlNQT1JUX1VOU1BFQ0lGSUVEEAASEgoOVFJBTlNQT1JUX0dSUEMQARISCg5UUkFOU1BPUlRfQU1RUBACOksKBGZpbGUSHC5nb29nbGUucHJvdG9idWYuRmlsZU9wdGlvbnMYkpQDIAEoCzIXLmdyYWJiaXQudjEuRmlsZU9wdGlvbnNSBGZpbGU6UQoFZXZlbnQSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYk5QDIAEoCzIYLmdyYWJiaXQudjEuRXZlbnRPcHRpb25zUgVldmVudDpXCgdzZXJ2aWNlEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGJSUAyABKAsyGi5ncmFiYml0LnYxLlNlcnZpY2VPcHRpb25zUgdzZXJ2aWNlOlMKBm1ldGhvZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJWUAyABKAsyGS5ncmFiYml0LnYxLk1ldGhvZE9wdGlvbnNSBm1ldGhvZGIGcHJvdG8z", [file_google_protobuf_descriptor]);
+  fileDesc("ChhncmFiYml0L3YxL29wdGlvbnMucHJvdG8SCmdyYWJiaXQudjEijgEKDEV2ZW50T3B0aW9ucxIQCghleGNoYW5nZRgBIAEoCRIvCg1leGNoYW5nZV9raW5kGAIgASgOMhguZ3JhYmJpdC52MS5FeGNoYW5nZUtpbmQSEwoLcm91dGluZ19rZXkYAyABKAkSFwoKcGVyc2lzdGVudBgEIAEoCEgAiAEBQg0KC19wZXJzaXN0ZW50IqMBCg5TZXJ2aWNlT3B0aW9ucxIpCgp0cmFuc3BvcnRzGAEgAygOMhUuZ3JhYmJpdC52MS5UcmFuc3BvcnQSFQoNcmVxdWVzdF9xdWV1ZRgCIAEoCRIQCghwcmVmZXRjaBgDIAEoDRISCgp0aW1lb3V0X21zGAQgASgNEikKCnF1ZXVlX3R5cGUYBSABKA4yFS5ncmFiYml0LnYxLlF1ZXVlVHlwZSI3Cg1NZXRob2RPcHRpb25zEhIKCnRpbWVvdXRfbXMYASABKA0SEgoKaWRlbXBvdGVudBgCIAEoCCK3AQoLRmlsZU9wdGlvbnMSEAoIZXhjaGFuZ2UYASABKAkSLwoNZXhjaGFuZ2Vfa2luZBgCIAEoDjIYLmdyYWJiaXQudjEuRXhjaGFuZ2VLaW5kEikKCnRyYW5zcG9ydHMYAyADKA4yFS5ncmFiYml0LnYxLlRyYW5zcG9ydBIUCgxxdWV1ZV9wcmVmaXgYBCABKAkSEAoIcHJlZmV0Y2gYBSABKA0SEgoKdGltZW91dF9tcxgGIAEoDSqVAQoMRXhjaGFuZ2VLaW5kEh0KGUVYQ0hBTkdFX0tJTkRfVU5TUEVDSUZJRUQQABIXChNFWENIQU5HRV9LSU5EX1RPUElDEAESGAoURVhDSEFOR0VfS0lORF9ESVJFQ1QQAhIYChRFWENIQU5HRV9LSU5EX0ZBTk9VVBADEhkKFUVYQ0hBTkdFX0tJTkRfSEVBREVSUxAEKk4KCVRyYW5zcG9ydBIZChVUUkFOU1BPUlRfVU5TUEVDSUZJRUQQABISCg5UUkFOU1BPUlRfR1JQQxABEhIKDlRSQU5TUE9SVF9BTVFQEAIqVgoJUXVldWVUeXBlEhoKFlFVRVVFX1RZUEVfVU5TUEVDSUZJRUQQABIVChFRVUVVRV9UWVBFX1FVT1JVTRABEhYKElFVRVVFX1RZUEVfQ0xBU1NJQxACOksKBGZpbGUSHC5nb29nbGUucHJvdG9idWYuRmlsZU9wdGlvbnMYkpQDIAEoCzIXLmdyYWJiaXQudjEuRmlsZU9wdGlvbnNSBGZpbGU6UQoFZXZlbnQSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMYk5QDIAEoCzIYLmdyYWJiaXQudjEuRXZlbnRPcHRpb25zUgVldmVudDpXCgdzZXJ2aWNlEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGJSUAyABKAsyGi5ncmFiYml0LnYxLlNlcnZpY2VPcHRpb25zUgdzZXJ2aWNlOlMKBm1ldGhvZBIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGJWUAyABKAsyGS5ncmFiYml0LnYxLk1ldGhvZE9wdGlvbnNSBm1ldGhvZGIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * Marks a message as an event and says where it is published.
@@ -100,6 +100,17 @@ export type ServiceOptions = Message<"grabbit.v1.ServiceOptions"> & {
    * @generated from field: uint32 timeout_ms = 4;
    */
   timeoutMs: number;
+
+  /**
+   * Type of the request queue. AMQP only. Unspecified: quorum where the broker
+   * supports it, classic otherwise, and an existing queue is used as it is.
+   * Set: every server declares the queue with this type and fails to start,
+   * rather than serve, if it exists with the other one. Changing it is a
+   * breaking change (the queue must be deleted and re-created).
+   *
+   * @generated from field: grabbit.v1.QueueType queue_type = 5;
+   */
+  queueType: QueueType;
 };
 
 /**
@@ -274,6 +285,47 @@ export enum Transport {
  */
 export const TransportSchema: GenEnum<Transport> = /*@__PURE__*/
   enumDesc(file_grabbit_v1_options, 1);
+
+/**
+ * The RabbitMQ queue type of an AMQP service's request queue (and of its
+ * dead-letter queue). Every server of one queue, in any language, must declare
+ * it with the same type, or RabbitMQ refuses the declaration with 406
+ * PRECONDITION_FAILED: that is why the type belongs in the contract.
+ *
+ * @generated from enum grabbit.v1.QueueType
+ */
+export enum QueueType {
+  /**
+   * grabbit's default: quorum where the broker supports it, classic otherwise;
+   * a queue that already exists, of either type, is used as it is.
+   *
+   * @generated from enum value: QUEUE_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Quorum queue: replicated, and every request is written to the Raft log
+   * (with an fsync) before it is delivered. Survives the loss of a node.
+   *
+   * @generated from enum value: QUEUE_TYPE_QUORUM = 1;
+   */
+  QUORUM = 1,
+
+  /**
+   * Classic queue: not replicated, no log write per request, so each call is
+   * faster (RPC requests are short-lived and gain little from replication).
+   * Lost with its node in a cluster.
+   *
+   * @generated from enum value: QUEUE_TYPE_CLASSIC = 2;
+   */
+  CLASSIC = 2,
+}
+
+/**
+ * Describes the enum grabbit.v1.QueueType.
+ */
+export const QueueTypeSchema: GenEnum<QueueType> = /*@__PURE__*/
+  enumDesc(file_grabbit_v1_options, 2);
 
 /**
  * @generated from extension: grabbit.v1.FileOptions file = 51730;

@@ -25,9 +25,12 @@ export interface AmqpRpcServerOptions {
   /** Requests handled at once by this server (per connection session). Default: the service's `amqp.prefetch`. */
   prefetch?: number;
   /**
-   * Type of the request queue and its dead-letter queue, both durable. "auto" (default): quorum
-   * where the broker supports it, classic otherwise, and an existing queue of either type is used as
-   * it is. "quorum"/"classic": declared so, and a clash with an existing queue is an error.
+   * Type of the request queue and its dead-letter queue, both durable. Default: the contract's
+   * `(grabbit.v1.service).queue_type` (`service.amqp.queueType`), else "auto". "auto": quorum where
+   * the broker supports it, classic otherwise, and an existing queue of either type is used as it
+   * is. "quorum"/"classic": declared with that `x-queue-type`, and an existing queue of another type
+   * fails `serveAmqp` with FAILED_PRECONDITION (RabbitMQ cannot change a queue's type in place).
+   * Setting it here overrides the contract: every server of the queue must still agree.
    */
   queueType?: AmqpQueueType;
   /** How long `close()` lets in-flight handlers finish before aborting them (they reply UNAVAILABLE). Default 10 000 ms. */
@@ -114,6 +117,8 @@ export class AmqpRpcServer {
   private readonly interceptors: Interceptor[] | undefined;
   private readonly prefetch: number;
   private readonly queueType: AmqpQueueType;
+  /** Who chose an explicit queue type, for the error when the existing queue disagrees. */
+  private readonly queueTypeSource: string;
   private readonly closeTimeoutMs: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly maxMessageBytes: number;
@@ -137,7 +142,9 @@ export class AmqpRpcServer {
     this.handlers = handlers;
     this.requestQueue = service.amqp.requestQueue;
     this.prefetch = Math.max(1, Math.floor(options.prefetch ?? service.amqp.prefetch ?? 1));
-    this.queueType = options.queueType ?? "auto";
+    this.queueType = options.queueType ?? service.amqp.queueType ?? "auto";
+    this.queueTypeSource =
+      options.queueType !== undefined ? "the server's queueType option" : `the contract ((grabbit.v1.service).queue_type of ${service.typeName})`;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onError = options.onError;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
@@ -246,14 +253,18 @@ export class AmqpRpcServer {
 
   /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
   private async declare(session: AmqpSession, queue: string): Promise<void> {
-    const quorum = this.queueType === "quorum" || (this.queueType === "auto" && this.connection.supportsQuorumQueues());
-    const options: Options.AssertQueue = { durable: true, ...(quorum ? { arguments: { "x-queue-type": "quorum" } } : {}) };
+    // An explicit type is always sent, classic too: where a default queue type is configured
+    // (RabbitMQ's default_queue_type), an argument-less declaration would get that type instead.
+    // "auto" on a broker without quorum queues sends none, as older brokers expect.
+    const type = this.queueType !== "auto" ? this.queueType : this.connection.supportsQuorumQueues() ? "quorum" : undefined;
+    const options: Options.AssertQueue = { durable: true, ...(type ? { arguments: { "x-queue-type": type } } : {}) };
     const ch = await session.createChannel();
     try {
       await ch.assertQueue(queue, options);
     } catch (err) {
       // 406 PRECONDITION_FAILED: the queue exists with other arguments (closes the channel).
-      if (this.queueType !== "auto" || (err as { code?: number }).code !== 406) throw err;
+      if ((err as { code?: number }).code !== 406) throw err;
+      if (this.queueType !== "auto") throw this.clash(queue, this.queueType, err);
       const check = await session.createChannel();
       try {
         await check.checkQueue(queue);
@@ -263,6 +274,23 @@ export class AmqpRpcServer {
     } finally {
       await ch.close().catch(() => {});
     }
+  }
+
+  /** An existing queue that an explicit queue type does not match: what happened and what to do. */
+  private clash(queue: string, type: "quorum" | "classic", err: unknown): StatusError {
+    const broker = /with message "(.*)"\s*$/s.exec(messageOf(err))?.[1] ?? messageOf(err);
+    const queues = `"${this.requestQueue}" and "${deadLetterQueueName(this.requestQueue)}"`;
+    const what = /x-queue-type/.test(broker)
+      ? `queue "${queue}" already exists with another type than the ${type} type that ${this.queueTypeSource} asks for`
+      : `queue "${queue}" already exists with other arguments than this server declares (durable, x-queue-type ${type}, from ${this.queueTypeSource})`;
+    return new StatusError(
+      Code.FAILED_PRECONDITION,
+      `cannot serve ${this.service.typeName}: ${what} (RabbitMQ: ${broker}). ` +
+        `RabbitMQ cannot change a queue's type, and every server of one queue must declare it alike. ` +
+        `If the type changed on purpose, stop the servers that use the old one, delete ${queues} (requests waiting in them are lost), ` +
+        `then start the servers again and the queues are re-created as ${type}; otherwise make the contract's queue_type (or this server's queueType option) match the queue.`,
+      { cause: err },
+    );
   }
 
   private lose(link: ServerLink): void {
