@@ -10,7 +10,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../governance/cli.js";
 import { BUF, tempDir, writeTree, proto } from "../governance/helpers.js";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 let dir: string;
 let image: Uint8Array;
@@ -83,7 +83,7 @@ describe("grabbit breaking under hostile input", () => {
         count(outcomes, r.code);
         tried++;
       }),
-      { numRuns: 150 },
+      runs(150),
     );
     tally("checker random-byte images", tried, outcomes);
     expect(outcomes["exit 1"]).toBeGreaterThan(tried / 2);
@@ -114,7 +114,7 @@ describe("grabbit breaking under hostile input", () => {
         count(outcomes, r.code);
         tried++;
       }),
-      { numRuns: Number(process.env.HOSTILE_IMAGE_RUNS ?? 200) },
+      runs(200),
     );
     tally("checker damaged images", tried, outcomes);
   }, 900_000);
@@ -146,7 +146,7 @@ describe("grabbit breaking under hostile input", () => {
         count(outcomes, (await check(a, empty)).code);
         tried++;
       }),
-      { numRuns: 300 },
+      runs(300),
     );
     tally("checker argv and config", tried, outcomes);
   }, 300_000);

@@ -8,7 +8,7 @@ import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, EventConsumer, HEADER_ERROR, republishableHeaders } from "@grabbit/runtime/amqp";
 import { AMQP_URL } from "../support/broker.js";
 import { Janitor, OrderCreated, orderEvent, type Order } from "../amqp/fixtures.js";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 const MAX_BYTES = 4096;
 let conn: AmqpConnection;
@@ -165,7 +165,7 @@ describe("event consumer under hostile deliveries", () => {
           }
         }
       }),
-      { numRuns: 100, endOnFailure: true },
+      { ...runs(100), endOnFailure: true },
     );
     await consumer.stop();
     const outcomes = { handled: handled.size, deadLettered: dlq.size };

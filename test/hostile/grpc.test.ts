@@ -10,7 +10,7 @@ import { Code } from "@grabbit/runtime";
 import { GrpcServer } from "@grabbit/runtime/grpc";
 import { requireJwt } from "@grabbit/runtime/auth";
 import { EchoType, echoService, type Echo } from "../amqp-rpc/fixture.js";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 const SECRET = "grpc-hostile-secret-at-least-32-bytes!";
 const service = echoService();
@@ -80,7 +80,7 @@ describe("gRPC server under hostile requests", () => {
           tried++;
         },
       ),
-      { numRuns: 300 },
+      runs(300),
     );
     tally("gRPC server requests", tried, outcomes);
   });
@@ -104,7 +104,7 @@ describe("gRPC server under hostile requests", () => {
         outcomes[Code[want]] = (outcomes[Code[want]] ?? 0) + 1;
         tried++;
       }),
-      { numRuns: 300 },
+      runs(300),
     );
     tally("gRPC authorization metadata", tried, outcomes);
   });

@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import * as opts from "../../generator/gen/grabbit/v1/options_pb.js";
 import { run } from "../../generator/plugin.js";
 import { bufRequest, protoModule } from "../support/buf.js";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 const PROTO = `syntax = "proto3";
 package shop.v1;
@@ -134,7 +134,7 @@ describe("plugin under hostile options", () => {
           outcomes.rejected++;
         }
       }),
-      { numRuns: 400 },
+      runs(400),
     );
     tally("plugin option mutations", outcomes.generated + outcomes.rejected, { ...outcomes, errorLines: lines });
     expect(outcomes.rejected).toBeGreaterThan(0);
@@ -169,7 +169,7 @@ describe("plugin under hostile options", () => {
           outcomes.rejected++;
         }
       }),
-      { numRuns: 300 },
+      runs(300),
     );
     tally("plugin parameters", outcomes.generated + outcomes.rejected, outcomes);
   });

@@ -12,7 +12,7 @@ import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, serveAmqp, HEADER_ERROR } from "@grabbit/runtime/amqp";
 import { AMQP_URL } from "../support/broker.js";
 import { EchoType, echoService, type Echo } from "../amqp-rpc/fixture.js";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 const LIMIT = 2048;
 let conn: AmqpConnection;
@@ -159,7 +159,7 @@ describe("RPC server under hostile requests", () => {
           byStatus[Code[want]] = (byStatus[Code[want]] ?? 0) + 1;
         }
       }),
-      { numRuns: 60, endOnFailure: true },
+      { ...runs(60), endOnFailure: true },
     );
     // Requests without a correlation id still got a reply each, with a status code in it.
     for (const m of uncorrelated) expect(Number.isInteger(m.properties.headers?.["rpc-status"])).toBe(true);
@@ -287,7 +287,7 @@ describe("RPC client under hostile replies", () => {
         }
         tried += batch.length;
       }),
-      { numRuns: 60, endOnFailure: true },
+      { ...runs(60), endOnFailure: true },
     );
     expect(client.inFlight).toBe(0);
     await client.close();

@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
 import { jwtVerifier, verifyMetadata } from "@grabbit/runtime/auth";
-import { tally } from "./tally.js";
+import { runs, tally } from "./support.js";
 
 const SECRET = "hostile-token-secret-of-32-bytes-or-more";
 const verify = jwtVerifier({ keys: { secret: SECRET }, audience: "svc", issuer: "iss" });
@@ -38,7 +38,7 @@ describe("token verification under hostile input", () => {
         expect(await outcome(v)).toBe("refused");
         tried++;
       }),
-      { numRuns: 1000 },
+      runs(1000),
     );
     tally("auth random authorization values", tried, { refused: tried });
   });
@@ -62,7 +62,7 @@ describe("token verification under hostile input", () => {
         else if (r === "ok") expect(decodesToSame(t, token)).toBe(true);
         else refused++;
       }),
-      { numRuns: 1000 },
+      runs(1000),
     );
     tally("auth edited tokens", 1000, { refused, unchanged, sameBytes: 1000 - refused - unchanged });
     expect(refused).toBeGreaterThan(900);
