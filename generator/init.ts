@@ -116,15 +116,17 @@ plugins:
   - local: protoc-gen-ts_proto
     out: ${out}
     strategy: all
-    opt:
+    opt: &ts_proto_options
       - outputServices=none
       - esModuleInterop=true
       - importSuffix=.js
       - env=node
   # gRPC clients and servers, RabbitMQ publishers, consumers and RPC over @grabbit/runtime.
+  # It gets ts-proto's options too (the same list), to name ts-proto's types as ts-proto does.
   - local: protoc-gen-grabbit
     out: ${out}
     strategy: all
+    opt: *ts_proto_options
 `;
 }
 

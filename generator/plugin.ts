@@ -12,6 +12,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
+import { applyTsProtoOption, DEFAULT_TS_PROTO_OPTIONS, isTsProtoOption, TsProtoOptionError } from "./model/ts-proto-options.js";
 import { buildAsyncApi } from "./asyncapi.js";
 import { renderFile, renderTopology } from "./render.js";
 
@@ -28,12 +29,16 @@ export interface PluginParameters extends BuildOptions {
   mermaid: string | undefined;
 }
 
-const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid";
+const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and ts-proto's own";
 
-/** Parses `opt:` values from buf.gen.yaml ("key=value,key=value"). */
+/**
+ * Parses `opt:` values from buf.gen.yaml ("key=value,key=value"). Besides grabbit's own (snake_case)
+ * options it takes ts-proto's (camelCase, and M mappings), so both plugins can get the same list.
+ */
 export function parseParameters(parameter: string): PluginParameters {
   const params: PluginParameters = {
     ...DEFAULT_BUILD_OPTIONS,
+    tsProto: { ...DEFAULT_TS_PROTO_OPTIONS, moduleOf: {} },
     runtime: "@grabbit/runtime",
     asyncapi: undefined,
     asyncapiTitle: "grabbit contracts",
@@ -53,7 +58,12 @@ export function parseParameters(parameter: string): PluginParameters {
         params.runtime = value;
         break;
       case "ts_proto_file_suffix":
-        params.tsProtoSuffix = value;
+      case "fileSuffix":
+        params.tsProto.fileSuffix = value;
+        break;
+      case "importSuffix":
+        // ts-proto's way to say the import extension; its default ("") is not grabbit's (".js").
+        params.importExtension = value;
         break;
       case "file_suffix":
         params.outputSuffix = value;
@@ -71,7 +81,13 @@ export function parseParameters(parameter: string): PluginParameters {
         params.mermaid = value === "" || value === "true" ? "topology.mmd" : value;
         break;
       default:
-        throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
+        if (!isTsProtoOption(key)) throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
+        try {
+          applyTsProtoOption(params.tsProto, key, value);
+        } catch (err) {
+          if (err instanceof TsProtoOptionError) throw new ParameterError(err.message);
+          throw err;
+        }
     }
   }
   return params;

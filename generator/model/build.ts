@@ -32,17 +32,18 @@ import type {
   TypeRef,
 } from "./model.js";
 import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
+import { DEFAULT_TS_PROTO_OPTIONS, type TsProtoOptions } from "./ts-proto-options.js";
 
 export interface BuildOptions {
   /** Extension of relative imports: ".js" for NodeNext (default), "" for bundlers, ".ts" for Deno-style. */
   importExtension: string;
-  /** Suffix ts-proto was told to add to its files (its `fileSuffix` option). */
-  tsProtoSuffix: string;
+  /** ts-proto's options that change the names and shapes grabbit's code refers to. */
+  tsProto: TsProtoOptions;
   /** Suffix of grabbit's own files: orders.proto becomes orders<suffix>.ts. */
   outputSuffix: string;
 }
 
-export const DEFAULT_BUILD_OPTIONS: BuildOptions = { importExtension: ".js", tsProtoSuffix: "", outputSuffix: ".grabbit" };
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { importExtension: ".js", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
 
 const DEFAULT_PREFETCH = 32;
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
@@ -331,6 +332,13 @@ class ModelBuilder {
         fail(`{${name}} appears twice`);
         continue;
       }
+      if (field.oneof && this.options.tsProto.oneofUnions) {
+        fail(
+          `{${name}} is a member of oneof "${field.oneof.name}", which ts-proto's oneof=unions turns into a $case union with no ${name} property; ` +
+            `move the field out of the oneof, or generate with oneof=properties`,
+        );
+        continue;
+      }
       fields.push(this.routingField(field, ctx));
     }
     if (kind === "fanout" && fields.length > 0) {
@@ -340,13 +348,14 @@ class ModelBuilder {
   }
 
   private routingField(field: DescField, ctx: FileContext): RoutingFieldModel {
-    const tsName = tsProtoFieldName(field);
-    if (field.fieldKind === "enum") {
-      return { protoName: field.name, tsName, kind: "enum", enumTable: ctx.enumTable(field.enum) };
-    }
+    const tsName = tsProtoFieldName(field, this.options.tsProto);
+    const named = { protoName: field.name, tsName, tsAccess: /^[A-Za-z_$][\w$]*$/.test(tsName) ? `.${tsName}` : `[${JSON.stringify(tsName)}]` };
+    // With stringEnums the value already is the enum value's name, which is what routing keys carry.
+    if (field.fieldKind === "enum" && this.options.tsProto.stringEnums) return { ...named, kind: "string" };
+    if (field.fieldKind === "enum") return { ...named, kind: "enum", enumTable: ctx.enumTable(field.enum) };
     const scalar = field.fieldKind === "scalar" ? field.scalar : ScalarType.STRING;
     const kind = scalar === ScalarType.BOOL ? "bool" : INTEGER_SCALARS.has(scalar) ? "number" : "string";
-    return { protoName: field.name, tsName, kind };
+    return { ...named, kind };
   }
 }
 
@@ -404,7 +413,7 @@ class FileContext {
   ) {}
 
   typeRef(message: DescMessage): TypeRef {
-    return { typeName: message.typeName, tsRef: `${this.moduleAlias(message.file)}.${tsProtoTypeName(message)}` };
+    return { typeName: message.typeName, tsRef: `${this.moduleAlias(message.file)}.${tsProtoTypeName(message, this.options.tsProto)}` };
   }
 
   enumTable(desc: DescEnum): string {
@@ -418,12 +427,15 @@ class FileContext {
   }
 
   private moduleAlias(file: DescFile): string {
-    const target = tsProtoModulePath(file.proto.name, this.options.tsProtoSuffix);
-    let alias = this.aliases.get(target);
+    // An M mapping names the module as it is to be imported, as ts-proto writes it.
+    const mapped = this.options.tsProto.moduleOf[file.proto.name];
+    const target = tsProtoModulePath(file.proto.name, this.options.tsProto.fileSuffix);
+    const key = mapped ?? target;
+    let alias = this.aliases.get(key);
     if (!alias) {
       alias = `$${this.imports.length}`;
-      this.aliases.set(target, alias);
-      this.imports.push({ alias, from: relativeImport(this.outputPath, target) + this.options.importExtension });
+      this.aliases.set(key, alias);
+      this.imports.push({ alias, from: mapped ?? relativeImport(this.outputPath, target) + this.options.importExtension });
     }
     return alias;
   }

@@ -51,7 +51,9 @@ export interface ServiceModel {
 export interface RoutingFieldModel {
   protoName: string;
   tsName: string;
-  /** TypeScript expression turning `event.<tsName>` (known defined) into text. */
+  /** How to read the property: `.orderId`, or `["order-id"]` for a json_name that is no identifier. */
+  tsAccess: string;
+  /** How `event<tsAccess>` (known defined) becomes text. */
   kind: "string" | "number" | "bool" | "enum";
   /** For enums: the file-level lookup table's name. */
   enumTable?: string;

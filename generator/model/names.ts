@@ -1,6 +1,7 @@
 // The TypeScript names ts-proto gives to protobuf declarations, so generated code can refer to
 // ts-proto's messages, and the names grabbit itself exports.
 import type { DescEnum, DescField, DescMessage, DescService, DescMethod } from "@bufbuild/protobuf";
+import { DEFAULT_TS_PROTO_OPTIONS, type TsProtoOptions } from "./ts-proto-options.js";
 
 /** ts-proto's snake_case to camelCase (its default `snakeToCamel=keys,json`). */
 export function tsProtoCamel(name: string): string {
@@ -18,17 +19,22 @@ export function tsProtoCamel(name: string): string {
 // ts-proto suffixes these so they do not shadow globals.
 const TS_PROTO_BUILT_INS = new Set(["Date", "Function"]);
 
-/** `Outer.Inner` becomes `Outer_Inner`, as ts-proto names nested types. */
-export function tsProtoTypeName(desc: DescMessage | DescEnum): string {
+/**
+ * The name ts-proto exports for a message or enum: nested names joined with "_" (`Outer_Inner`),
+ * each camel-cased unless snakeToCamel leaves keys alone, wrapped in the type/message/enum affixes.
+ */
+export function tsProtoTypeName(desc: DescMessage | DescEnum, options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS): string {
   const parts: string[] = [];
-  for (let d: DescMessage | DescEnum | undefined = desc; d; d = d.parent) parts.unshift(tsProtoCamel(d.name));
-  const name = parts.join("_");
+  for (let d: DescMessage | DescEnum | undefined = desc; d; d = d.parent) parts.unshift(options.snakeToCamelKeys ? tsProtoCamel(d.name) : d.name);
+  const [prefix, suffix] = desc.kind === "enum" ? [options.enumPrefix, options.enumSuffix] : [options.messagePrefix, options.messageSuffix];
+  const name = options.typePrefix + prefix + parts.join(options.useSnakeTypeName ? "_" : "") + suffix + options.typeSuffix;
   return TS_PROTO_BUILT_INS.has(name) ? `${name}Message` : name;
 }
 
 /** The property name ts-proto gives a field. */
-export function tsProtoFieldName(field: DescField): string {
-  return tsProtoCamel(field.name);
+export function tsProtoFieldName(field: DescField, options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS): string {
+  if (options.useJsonName) return field.jsonName;
+  return options.snakeToCamelKeys ? tsProtoCamel(field.name) : field.name;
 }
 
 /** Where ts-proto writes the module for a .proto file, without extension. */

@@ -1,0 +1,148 @@
+// ts-proto's options change the names and shapes of the messages grabbit's code refers to. Given the
+// same `opt:` list as ts-proto, protoc-gen-grabbit must follow: the real `buf generate` runs both
+// plugins with each list, tsc checks the result, and the generated event descriptor renders the
+// routing key from a message shaped as ts-proto made it.
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { describe, expect, it } from "vitest";
+import { renderRoutingKey, type EventDesc } from "@grabbit/runtime";
+import { run } from "../../generator/plugin.js";
+import { bufGenerate, bufRequest, protoModule, typeCheck } from "../support/buf.js";
+
+const SHOP = `syntax = "proto3";
+
+package shop.v1;
+
+import "grabbit/v1/options.proto";
+
+enum sales_region {
+  SALES_REGION_UNSPECIFIED = 0;
+  SALES_REGION_EU = 1;
+}
+
+message order_placed {
+  option (grabbit.v1.event) = {
+    exchange: "shop.orders"
+    routing_key: "order.{region}.{amount_cents}.{order_id}"
+  };
+  string order_id = 1 [json_name = "ref"];
+  sales_region region = 2;
+  int64 amount_cents = 3;
+  message line_item {
+    string sku = 1;
+  }
+  repeated line_item lines = 4;
+  oneof payment {
+    string card = 5;
+    string voucher = 6;
+  }
+}
+
+service order_desk {
+  option (grabbit.v1.service) = { transports: [TRANSPORT_GRPC, TRANSPORT_AMQP] };
+  rpc Place(order_placed) returns (order_placed.line_item);
+}
+`;
+
+/** Runs ts-proto and grabbit with the same options over SHOP; returns the output folder. */
+function generateWith(opts: string[]): string {
+  const dir = protoModule({ "shop/v1/shop.proto": SHOP });
+  const list = `[${opts.join(", ")}]`;
+  const result = bufGenerate(
+    dir,
+    `version: v2
+plugins:
+  - local: protoc-gen-ts_proto
+    out: gen
+    strategy: all
+    opt: ${list}
+  - local: ["node", "${join(process.cwd(), "bin/protoc-gen-grabbit.js")}"]
+    out: gen
+    strategy: all
+    opt: ${list}
+`,
+  );
+  expect(result.stderr).toBe("");
+  return join(dir, "gen");
+}
+
+async function eventDesc(out: string): Promise<EventDesc<Record<string, unknown>>> {
+  const mod = (await import(pathToFileURL(join(out, "shop/v1/shop.grabbit.ts")).href)) as Record<string, unknown>;
+  return mod.orderPlacedEvent as EventDesc<Record<string, unknown>>;
+}
+
+describe("ts-proto options given to both plugins", () => {
+  it("snake_case keys, string enums, string longs, $case oneofs, affixed and unjoined type names, a file suffix", async () => {
+    const out = generateWith([
+      "snakeToCamel=false",
+      "stringEnums=true",
+      "forceLong=string",
+      "useOptionals=all",
+      "oneof=unions",
+      "typePrefix=T",
+      "messageSuffix=Msg",
+      "enumSuffix=Kind",
+      "useSnakeTypeName=false",
+      "fileSuffix=.pb",
+      "importSuffix=.js",
+      "outputServices=none",
+      "esModuleInterop=true",
+    ]);
+    expect(typeCheck(out)).toBe("");
+    const desc = await eventDesc(out);
+    // The message as ts-proto shapes it under these options: snake_case keys, enum names, long as text.
+    const message = { order_id: "o-1", region: "SALES_REGION_EU", amount_cents: "9007199254740993", lines: [], payment: { $case: "card", card: "c" } };
+    expect(renderRoutingKey(desc, message)).toBe("order.SALES_REGION_EU.9007199254740993.o-1");
+    const back = desc.type.decode(desc.type.encode(message)) as typeof message;
+    expect(back.amount_cents).toBe("9007199254740993");
+    expect(back.payment).toEqual({ $case: "card", card: "c" });
+  });
+
+  it("json_name keys, bigint longs, optional messages, enums as literals", async () => {
+    // (useNullAsOptional is left out: ts-proto's own output for descriptor.proto does not type-check with it.)
+    const out = generateWith([
+      "useJsonName=true",
+      "forceLong=bigint",
+      "useOptionals=messages",
+      "enumsAsLiterals=true",
+      "importSuffix=.js",
+      "outputServices=none",
+      "esModuleInterop=true",
+    ]);
+    expect(typeCheck(out)).toBe("");
+    const desc = await eventDesc(out);
+    const message = { ref: "o-2", region: 1, amountCents: 12n, lines: [], card: undefined, voucher: "v" };
+    expect(renderRoutingKey(desc, message)).toBe("order.SALES_REGION_EU.12.o-2");
+  });
+
+  it("an M mapping imports that file's types from the module it names", () => {
+    const dir = protoModule({ "shop/v1/shop.proto": SHOP });
+    const res = run(bufRequest(dir, "Mshop/v1/shop.proto=@acme/shop-protos/shop,stringEnums=true"));
+    expect(res.error).toBe("");
+    const text = res.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content;
+    expect(text).toContain('from "@acme/shop-protos/shop"');
+    expect(text).not.toContain("./shop.js");
+  });
+
+  it("a placeholder inside a oneof is a located error under oneof=unions, and fine without it", () => {
+    const proto = SHOP.replace("{order_id}", "{card}");
+    const dir = protoModule({ "shop/v1/shop.proto": proto });
+    const unions = run(bufRequest(dir, "oneof=unions"));
+    expect(unions.error).toMatch(/^shop\/v1\/shop\.proto:\d+:\d+: .*\{card\} is a member of oneof "payment", which ts-proto's oneof=unions/);
+    expect(run(bufRequest(dir, "oneof=properties")).error).toBe("");
+  });
+
+  it("refuses the ts-proto options that leave out the codecs, and values ts-proto would not take, with a sentence", () => {
+    const dir = protoModule({ "shop/v1/shop.proto": SHOP });
+    const errorOf = (parameter: string) => run(bufRequest(dir, parameter)).error;
+    expect(errorOf("onlyTypes=true")).toMatch(/onlyTypes=true leaves out the encode and decode functions/);
+    expect(errorOf("outputEncodeMethods=decode-only")).toMatch(/outputEncodeMethods=decode-only leaves out/);
+    expect(errorOf("snakeToCamel=camels")).toMatch(/snakeToCamel takes true, false, keys, json or keys_json/);
+    expect(errorOf("oneof=maybe")).toMatch(/oneof takes properties, unions or unions-value/);
+    expect(errorOf("stringEnums=yes")).toMatch(/"stringEnums" takes true or false/);
+    // A name ts-proto does not have is still an unknown option, not silently a ts-proto one.
+    expect(errorOf("snakeToCamle=false")).toMatch(/unknown option "snakeToCamle"/);
+    // ts-proto options that change nothing grabbit refers to are taken and ignored.
+    expect(errorOf("env=node,outputServices=grpc-js,useDate=string,comments=false")).toBe("");
+  });
+});
