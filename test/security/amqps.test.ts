@@ -20,6 +20,9 @@ interface Pki {
   otherCa: string;
   otherClientCert: string;
   otherClientKey: string;
+  /** Signed by the CA, for a common name the broker has no user for. */
+  strangerCert: string;
+  strangerKey: string;
 }
 
 function makePki(): Pki {
@@ -38,6 +41,7 @@ function makePki(): Pki {
   issue("server", "localhost", "ca", "server.ext");
   issue("client", "grabbit-client", "ca", "client.ext");
   issue("intruder", "grabbit-client", "other", "client.ext");
+  issue("stranger", "nobody-by-this-name", "ca", "client.ext");
   const read = (f: string) => readFileSync(join(dir, f), "utf8");
   return {
     dir,
@@ -47,6 +51,8 @@ function makePki(): Pki {
     otherCa: read("other.crt"),
     otherClientCert: read("intruder.crt"),
     otherClientKey: read("intruder.key"),
+    strangerCert: read("stranger.crt"),
+    strangerKey: read("stranger.key"),
   };
 }
 
@@ -61,7 +67,17 @@ beforeAll(async () => {
     certfile: join(pki.dir, "server.crt"),
     keyfile: join(pki.dir, "server.key"),
     requireClientCert: true,
+    certificateLogin: true,
   });
+  // The user a certificate login becomes: the client certificate's common name, with no password.
+  for (const args of [
+    ["add_user", "grabbit-client", "unused-password"],
+    ["clear_password", "grabbit-client"],
+    ["set_permissions", "-p", "/", "grabbit-client", ".*", ".*", ".*"],
+  ]) {
+    const r = await broker.ctl(...args);
+    if (!r.ok) throw new Error(`rabbitmqctl ${args.join(" ")}: ${r.out}`);
+  }
 }, 180_000);
 
 afterAll(async () => {
@@ -149,5 +165,52 @@ describe("amqps with mutual TLS on a private node", () => {
     const err = await refusal("localhost", { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey });
     expect(err.code).toBe(Code.UNAVAILABLE);
     expect(err.message).toMatch(/alert unknown ca|alert bad certificate/);
+  });
+});
+
+describe("logging in with the client certificate (SASL EXTERNAL)", () => {
+  const external = (cert: string, key: string) =>
+    AmqpConnection.connect({ urls: `amqps://localhost:${broker.tlsPort}`, tls: { ca: pki.ca, cert, key }, auth: "external", reconnect: { maxAttempts: 1 }, connectTimeoutMs: 60_000 });
+
+  it("logs in as the certificate's common name, with no password anywhere", async () => {
+    const conn = await external(pki.clientCert, pki.clientKey);
+    try {
+      const session = await conn.waitForSession();
+      const ch = await session.createChannel();
+      const q = await ch.assertQueue("", { exclusive: true });
+      const publisher = new Publisher(conn);
+      // RabbitMQ checks user_id against the login: it is the certificate's name, not guest.
+      await publisher.publish("", q.queue, Buffer.from("as grabbit-client"), { userId: "grabbit-client" });
+      const got = await ch.get(q.queue, { noAck: true });
+      expect(got && got.properties.userId).toBe("grabbit-client");
+      const err = await publisher.publish("", q.queue, Buffer.from("as guest"), { userId: "guest" }).then(
+        () => undefined,
+        (e: unknown) => e as StatusError,
+      );
+      expect(err?.code).toBe(Code.PERMISSION_DENIED);
+      expect(err?.message).toMatch(/user_id property set to 'guest'/);
+      await publisher.close();
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it("a certificate the CA signed for a name with no user is refused, and says so", async () => {
+    const err = await external(pki.strangerCert, pki.strangerKey).then(
+      async (c) => {
+        await c.close();
+        throw new Error("logged in as a user that does not exist");
+      },
+      (e: unknown) => e as StatusError,
+    );
+    expect(err.code).toBe(Code.UNAVAILABLE);
+    expect(err.message).toMatch(/ACCESS.REFUSED - Login was refused using authentication mechanism EXTERNAL/);
+  });
+
+  it("asking for it over plain amqp:// or without a certificate fails at once with a sentence", async () => {
+    await expect(AmqpConnection.connect({ urls: `amqp://localhost:${broker.amqpPort}`, tls: { cert: pki.clientCert, key: pki.clientKey }, auth: "external" })).rejects.toThrow(
+      /auth "external" logs in with the client certificate, so it needs amqps:\/\/ URLs, not amqp:\/\/localhost/,
+    );
+    await expect(AmqpConnection.connect({ urls: `amqps://localhost:${broker.tlsPort}`, tls: { ca: pki.ca }, auth: "external" })).rejects.toThrow(/set tls\.cert and tls\.key/);
   });
 });

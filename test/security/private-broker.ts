@@ -14,6 +14,8 @@ export interface PrivateBroker {
   dir: string;
   amqpPort: number;
   tlsPort: number;
+  /** rabbitmqctl against this node, e.g. ctl("add_user", ...). */
+  ctl(...args: string[]): Promise<{ ok: boolean; out: string }>;
   stop(): Promise<void>;
 }
 
@@ -41,6 +43,8 @@ export interface TlsFiles {
   keyfile: string;
   /** verify_peer + fail_if_no_peer_cert: clients must present a certificate the CA signed. */
   requireClientCert: boolean;
+  /** Also offer SASL EXTERNAL: a client may log in as its certificate's common name. */
+  certificateLogin?: boolean;
 }
 
 /**
@@ -64,10 +68,11 @@ export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> 
       `ssl_options.fail_if_no_peer_cert = ${tls.requireClientCert}`,
       // guest may only log in over loopback, which is where this node listens.
       "loopback_users.guest = true",
+      ...(tls.certificateLogin ? ["auth_mechanisms.1 = PLAIN", "auth_mechanisms.2 = AMQPLAIN", "auth_mechanisms.3 = EXTERNAL", "ssl_cert_login_from = common_name"] : []),
       "",
     ].join("\n"),
   );
-  writeFileSync(join(dir, "enabled_plugins"), "[].\n");
+  writeFileSync(join(dir, "enabled_plugins"), tls.certificateLogin ? "[rabbitmq_auth_mechanism_ssl].\n" : "[].\n");
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // The Erlang cookie lives in $HOME: a private one, so neither root's nor the shared node's is touched.
@@ -107,5 +112,5 @@ export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> 
     await stop().catch(() => {});
     throw new Error(`the private RabbitMQ node ${node} did not start: ${waited.out.trim()}\n${output.slice(-3000)}${log.slice(-2000)}`);
   }
-  return { node, dir, amqpPort, tlsPort, stop };
+  return { node, dir, amqpPort, tlsPort, ctl, stop };
 }

@@ -45,6 +45,13 @@ export interface AmqpConnectionOptions {
   reconnect?: AmqpReconnectOptions;
   /** For amqps:// URLs. */
   tls?: AmqpTlsOptions;
+  /**
+   * How to log in. "plain" (default): the user and password in the URL (guest/guest when absent).
+   * "external": as the identity in the client certificate (`tls.cert`), with no password (SASL
+   * EXTERNAL; the broker needs the rabbitmq_auth_mechanism_ssl plugin, see docs/security.md).
+   * Only over amqps:// with `tls.cert` and `tls.key`.
+   */
+  auth?: "plain" | "external";
   /** How long `connect()` keeps trying for the first session before rejecting. Default 30 000 ms. */
   connectTimeoutMs?: number;
   /** Errors that have no caller to reject (a failed setup, a lost connection). */
@@ -213,6 +220,14 @@ export class AmqpConnection extends EventEmitter {
     const urls = options.urls ?? process.env.AMQP_URL ?? DEFAULT_URL;
     this.urls = (Array.isArray(urls) ? urls : [urls]).filter((u) => u.length > 0);
     if (this.urls.length === 0) throw new TypeError("AmqpConnection needs at least one broker URL");
+    if (options.auth === "external") {
+      // A certificate login without a certificate, or over plain TCP, could only fail at the broker.
+      const plain = this.urls.filter((u) => !u.startsWith("amqps:"));
+      if (plain.length > 0) throw new TypeError(`auth "external" logs in with the client certificate, so it needs amqps:// URLs, not ${plain.map(redactUrl).join(", ")}`);
+      if (options.tls?.cert === undefined || options.tls.key === undefined) throw new TypeError(`auth "external" logs in with the client certificate: set tls.cert and tls.key`);
+    } else if (options.auth !== undefined && options.auth !== "plain") {
+      throw new TypeError(`auth must be "plain" or "external", not ${JSON.stringify(options.auth)}`);
+    }
     this.options = options;
   }
 
@@ -440,6 +455,7 @@ export class AmqpConnection extends EventEmitter {
       noDelay,
       timeout: 10_000,
       clientProperties: this.options.name ? { connection_name: this.options.name } : {},
+      ...(this.options.auth === "external" ? { credentials: amqp.credentials.external() } : {}),
       ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
       ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
       ...(tls.key !== undefined ? { key: tls.key } : {}),
