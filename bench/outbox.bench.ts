@@ -2,6 +2,8 @@
 // outbox_relay: an OutboxRelay on PostgreSQL draining N rows already in the outbox (claim, read,
 //   publish with confirms, mark sent) vs EventPublisher publishing the same N events with confirms.
 // The ratio is the price of durability across crashes: below 1 is expected.
+// outbox_relay_strict_order: the same with strictOrder (one row in flight per partition), the price
+//   of keeping each key's order even when a row in the middle fails.
 import amqp from "amqplib";
 import { type Order, orderType } from "../test/support/messages.js";
 import type { EventDesc } from "../runtime/src/index.js";
@@ -48,20 +50,30 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     await ch.purgeQueue(queue);
 
     // Outbox: rows written first (not timed), then the relay drains them.
-    for (let i = 0; i < n; i += 500) {
-      await db.transaction(async (tx) => {
-        for (let j = i; j < Math.min(n, i + 500); j++) await outbox.add(tx, event, tick(j));
-      });
-    }
-    const relay = new OutboxRelay(db, conn, outbox, { pollMs: 5, batchSize: 1000, partitionsPerClaim: outbox.partitions });
-    t0 = performance.now();
-    relay.start();
-    while ((await outbox.counts(db)).pending > 0) await new Promise((r) => setTimeout(r, 5));
-    const relayMs = performance.now() - t0;
-    await relay.stop();
+    const drain = async (strictOrder: boolean): Promise<number> => {
+      for (let i = 0; i < n; i += 500) {
+        await db.transaction(async (tx) => {
+          for (let j = i; j < Math.min(n, i + 500); j++) await outbox.add(tx, event, tick(j));
+        });
+      }
+      const relay = new OutboxRelay(db, conn, outbox, { pollMs: 5, batchSize: 1000, partitionsPerClaim: outbox.partitions, strictOrder });
+      const start = performance.now();
+      relay.start();
+      while ((await outbox.counts(db)).pending > 0) await new Promise((r) => setTimeout(r, 5));
+      const ms = performance.now() - start;
+      await relay.stop();
+      await ch.purgeQueue(queue);
+      return ms;
+    };
+    const relayMs = await drain(false);
+    const strictMs = await drain(true);
     const rate = (ms: number) => n / (ms / 1000);
     const f = figure(rate(relayMs), rate(directMs), "msg/s", "higher-is-better", "EventPublisher, direct confirmed publish");
-    return { outbox_relay: { ...f, note: `${n} events; relay on PostgreSQL, batch 1000` } };
+    const strict = figure(rate(strictMs), rate(directMs), "msg/s", "higher-is-better", "EventPublisher, direct confirmed publish");
+    return {
+      outbox_relay: { ...f, note: `${n} events; relay on PostgreSQL, batch 1000` },
+      outbox_relay_strict_order: { ...strict, note: `${n} events over 8 keys; strictOrder: one row in flight per partition` },
+    };
   } finally {
     await conn.close().catch(() => {});
     await outbox.uninstall(db).catch(() => {});

@@ -212,6 +212,62 @@ describe("outbox on PostgreSQL", () => {
     expect(errors.some((e) => /failed for good after 3 attempts/.test(e.message))).toBe(true);
   });
 
+  it("strictOrder keeps a key's order when a row in the middle comes back unroutable; by default later rows overtake it", async () => {
+    const ids = async (strictOrder: boolean) => {
+      const outbox = await newOutbox(1);
+      const exchange = janitor.exchange(strictOrder ? "strict" : "batch");
+      const event = orderEvent(exchange, "topic", "order.{region}");
+      // One queue, bound at first for eu only: the us event in the middle is unroutable.
+      const q = janitor.queue("order");
+      const ch = await janitor.channel();
+      await ch.assertExchange(exchange, "topic", { durable: true });
+      await ch.assertQueue(q, { durable: true });
+      await ch.bindQueue(q, exchange, "order.eu");
+      await ctx.db.transaction(async (tx) => {
+        for (const [id, region] of [["first", "eu"], ["second", "us"], ["third", "eu"]] as const) {
+          await outbox.add(tx, event, { id, region, amount: 1 }, { orderingKey: "customer-7" });
+        }
+      });
+      const r = relay(outbox, { strictOrder, retryDelayMs: { initial: 50, max: 50 }, onError: () => {} });
+      await r.runOnce();
+      const firstRound = (await janitor.drain(q)).map((m) => event.type.decode(m.content).id);
+      // The route appears; the retry sends what is left.
+      await ch.bindQueue(q, exchange, "order.us");
+      await ch.close();
+      r.start();
+      await until(async () => (await outbox.counts(ctx.db)).pending === 0, "all sent once us is bound");
+      await until(async () => (await janitor.messageCount(q)) === 3 - firstRound.length, "the rest in the queue");
+      return [...firstRound, ...(await janitor.drain(q)).map((m) => event.type.decode(m.content).id)];
+    };
+    expect(await ids(true)).toEqual(["first", "second", "third"]);
+    expect(await ids(false)).toEqual(["first", "third", "second"]);
+  });
+
+  it("a row whose exchange the broker refuses holds back the later rows of its key, until it is given up", async () => {
+    const outbox = await newOutbox(1);
+    const good = janitor.exchange("good");
+    const clash = janitor.exchange("clash");
+    const q = await boundQueue(good, "good");
+    // The clashing exchange exists as direct; the event declares topic: the broker refuses (406).
+    const ch = await janitor.channel();
+    await ch.assertExchange(clash, "direct", { durable: true });
+    await ch.close();
+    const ok = orderEvent(good, "topic", "order.{region}");
+    const refused = orderEvent(clash, "topic", "order.{region}");
+    await ctx.db.transaction(async (tx) => {
+      await outbox.add(tx, ok, { id: "first", region: "eu", amount: 1 }, { orderingKey: "k" });
+      await outbox.add(tx, refused, { id: "second", region: "eu", amount: 2 }, { orderingKey: "k" });
+      await outbox.add(tx, ok, { id: "third", region: "eu", amount: 3 }, { orderingKey: "k" });
+    });
+    const r = relay(outbox, { retryDelayMs: { initial: 50, max: 50 }, maxAttempts: 2, onError: () => {} });
+    expect(await r.runOnce()).toBe(1);
+    expect((await janitor.drain(q)).map((m) => ok.type.decode(m.content).id)).toEqual(["first"]);
+    r.start();
+    await until(async () => (await outbox.counts(ctx.db)).failed === 1, "the refused row given up");
+    await until(async () => (await janitor.messageCount(q)) === 1, "third sent after it");
+    expect((await janitor.drain(q)).map((m) => ok.type.decode(m.content).id)).toEqual(["third"]);
+  });
+
   it("keeps accepting writes while the broker is down and delivers all of them once it is back", async () => {
     const outbox = await newOutbox();
     const processed = uniqueTable("processed");

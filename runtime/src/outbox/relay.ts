@@ -40,6 +40,14 @@ export interface OutboxRelayOptions {
   maxAttempts?: number;
   /** Backoff between attempts of one row (unroutable, refused, timed out). Default 1 000 ms doubling up to 60 000 ms. */
   retryDelayMs?: { initial?: number; max?: number };
+  /**
+   * Order per key even when a row fails. Default false: a batch's rows are all in flight at once, so
+   * when one comes back (unroutable, refused, timed out) later rows of its key may already be out,
+   * and the failed row arrives after them on its retry. True: each partition's rows go one at a time,
+   * each after the previous one's confirm, and a failure stops the partition there until that row is
+   * sent or given up. Costs a broker round trip per row and partition.
+   */
+  strictOrder?: boolean;
   /** Sent rows are deleted this long after their confirm; a negative value keeps them. Default 1 hour. */
   retainSentMs?: number;
   /** Errors nobody awaits: a failed round (database or broker), a row that failed to publish. */
@@ -276,15 +284,47 @@ export class OutboxRelay {
     }
     if (due.length === 0) return 0;
     const refused = await this.declareExchanges(due);
-    const outcomes = await Promise.allSettled(
-      due.map((row) => {
-        const err = refused.get(row.exchange);
-        return err ? Promise.reject(err) : this.publish(row);
-      }),
-    );
     const ok: Row[] = [];
     const failed: { row: Row; err: unknown }[] = [];
-    outcomes.forEach((o, i) => (o.status === "fulfilled" ? ok.push(due[i]!) : failed.push({ row: due[i]!, err: o.reason })));
+    if (this.options.strictOrder) {
+      // One lane per partition, one row in flight per lane; the first failure ends the lane.
+      const lanes = new Map<number, Row[]>();
+      for (const row of due) {
+        const lane = lanes.get(row.partition);
+        if (lane) lane.push(row);
+        else lanes.set(row.partition, [row]);
+      }
+      await Promise.all(
+        [...lanes.values()].map(async (lane) => {
+          for (const row of lane) {
+            try {
+              const err = refused.get(row.exchange);
+              if (err) throw err;
+              await this.publish(row);
+              ok.push(row);
+            } catch (err) {
+              failed.push({ row, err });
+              return;
+            }
+          }
+        }),
+      );
+    } else {
+      // A row whose exchange was refused fails before anything is sent: keep its partition's later
+      // rows back too. Failures that come back after sending cannot recall what followed.
+      const held = new Set<number>();
+      const sending: Row[] = [];
+      for (const row of due) {
+        if (held.has(row.partition)) continue;
+        const err = refused.get(row.exchange);
+        if (err) {
+          failed.push({ row, err });
+          held.add(row.partition);
+        } else sending.push(row);
+      }
+      const outcomes = await Promise.allSettled(sending.map((row) => this.publish(row)));
+      outcomes.forEach((o, i) => (o.status === "fulfilled" ? ok.push(sending[i]!) : failed.push({ row: sending[i]!, err: o.reason })));
+    }
     if (ok.length > 0) {
       this.options.onConfirmed?.(ok.map((r) => r.message_id));
       await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])`, [ok.map((r) => r.id)]);
