@@ -12,7 +12,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
-import { applyTsProtoOption, DEFAULT_TS_PROTO_OPTIONS, isTsProtoOption, TsProtoOptionError } from "./model/ts-proto-options.js";
+import { isTsProtoOption, TsProtoOptionError, tsProtoOptionsFrom } from "./model/ts-proto-options.js";
 import { buildAsyncApi } from "./asyncapi.js";
 import { renderFile, renderTopology } from "./render.js";
 
@@ -38,19 +38,21 @@ const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suf
 export function parseParameters(parameter: string): PluginParameters {
   const params: PluginParameters = {
     ...DEFAULT_BUILD_OPTIONS,
-    tsProto: { ...DEFAULT_TS_PROTO_OPTIONS, moduleOf: {} },
     runtime: "@grabbit/runtime",
     asyncapi: undefined,
     asyncapiTitle: "grabbit contracts",
     asyncapiVersion: "0.0.0",
     mermaid: undefined,
   };
+  const tsProtoPairs: { key: string; value: string | undefined }[] = [];
+  let importExtensionGiven = false;
   for (const pair of parameter.split(",").map((p) => p.trim()).filter(Boolean)) {
     const eq = pair.indexOf("=");
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const value = eq < 0 ? "" : pair.slice(eq + 1);
     switch (key) {
       case "import_extension":
+        importExtensionGiven = true;
         params.importExtension = value === "none" || value === "" ? "" : value.startsWith(".") ? value : `.${value}`;
         break;
       case "runtime":
@@ -58,12 +60,7 @@ export function parseParameters(parameter: string): PluginParameters {
         params.runtime = value;
         break;
       case "ts_proto_file_suffix":
-      case "fileSuffix":
-        params.tsProto.fileSuffix = value;
-        break;
-      case "importSuffix":
-        // ts-proto's way to say the import extension; its default ("") is not grabbit's (".js").
-        params.importExtension = value;
+        tsProtoPairs.push({ key: "fileSuffix", value });
         break;
       case "file_suffix":
         params.outputSuffix = value;
@@ -82,14 +79,18 @@ export function parseParameters(parameter: string): PluginParameters {
         break;
       default:
         if (!isTsProtoOption(key)) throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
-        try {
-          applyTsProtoOption(params.tsProto, key, value);
-        } catch (err) {
-          if (err instanceof TsProtoOptionError) throw new ParameterError(err.message);
-          throw err;
-        }
+        tsProtoPairs.push({ key, value: eq < 0 ? undefined : value });
     }
   }
+  try {
+    params.tsProto = tsProtoOptionsFrom(tsProtoPairs);
+  } catch (err) {
+    if (err instanceof TsProtoOptionError) throw new ParameterError(err.message);
+    throw err;
+  }
+  // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js);
+  // grabbit's own import_extension, when given, wins.
+  if (!importExtensionGiven && params.tsProto.importSuffix !== undefined) params.importExtension = params.tsProto.importSuffix;
   return params;
 }
 
@@ -115,7 +116,7 @@ export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
     if (params.mermaid) emit(params.mermaid, renderTopology(model, renderOptions));
   } catch (err) {
     // Contract and parameter errors are the user's to fix: report them as text, never a stack.
-    if (err instanceof ContractErrors || err instanceof ParameterError) {
+    if (err instanceof ContractErrors || err instanceof ParameterError || err instanceof TsProtoOptionError) {
       response.error = err.message;
     } else {
       throw err;

@@ -32,7 +32,7 @@ import type {
   TypeRef,
 } from "./model.js";
 import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
-import { DEFAULT_TS_PROTO_OPTIONS, type TsProtoOptions } from "./ts-proto-options.js";
+import { DEFAULT_TS_PROTO_OPTIONS, TsProtoOptionError, type TsProtoOptions } from "./ts-proto-options.js";
 
 export interface BuildOptions {
   /** Extension of relative imports: ".js" for NodeNext (default), "" for bundlers, ".ts" for Deno-style. */
@@ -72,7 +72,7 @@ const INTEGER_SCALARS = new Set([
 ]);
 
 export function buildModel(registry: FileRegistry, filesToGenerate: readonly string[], options: BuildOptions = DEFAULT_BUILD_OPTIONS): GenerationModel {
-  const builder = new ModelBuilder(options);
+  const builder = new ModelBuilder(options, new Set(filesToGenerate));
   const files: FileModel[] = [];
   for (const name of filesToGenerate) {
     const file = registry.getFile(name);
@@ -81,6 +81,13 @@ export function buildModel(registry: FileRegistry, filesToGenerate: readonly str
     if (model) files.push(model);
   }
   if (builder.errors.length > 0) throw new ContractErrors(builder.errors);
+  if (builder.unwritten.size > 0) {
+    const list = [...builder.unwritten].sort();
+    throw new TsProtoOptionError(
+      `with ts-proto's emitImportedFiles=false, nothing writes ${list.join(", ")}, whose types grabbit's code uses; ` +
+        `map ${list.length > 1 ? "them" : "it"} to a module with ${list.map((f) => `M${f}=<module>`).join(", ")}, or drop emitImportedFiles=false`,
+    );
+  }
   return { files };
 }
 
@@ -92,7 +99,13 @@ class ModelBuilder {
   private readonly exchanges = new Map<string, { kind: ExchangeKindName; where: () => Position; event: string }>();
   private readonly queueOwners = new Map<string, string>();
 
-  constructor(private readonly options: BuildOptions) {}
+  /** Files whose types are used but that ts-proto does not write (emitImportedFiles=false, no M mapping). */
+  readonly unwritten = new Set<string>();
+
+  constructor(
+    private readonly options: BuildOptions,
+    private readonly generated: ReadonlySet<string>,
+  ) {}
 
   // Positions are looked up only when something is wrong: `where` may be a thunk.
   private fail(where: Where, message: string): void {
@@ -119,7 +132,9 @@ class ModelBuilder {
     if (file.services.length === 0 && events.length === 0) return undefined;
 
     const outputPath = tsProtoModulePath(file.proto.name, "") + this.options.outputSuffix + ".ts";
-    const ctx = new FileContext(outputPath, this.options);
+    const ctx = new FileContext(outputPath, this.options, (imported) => {
+      if (!this.options.tsProto.emitImportedFiles && !this.generated.has(imported) && this.options.tsProto.moduleOf[imported] === undefined) this.unwritten.add(imported);
+    });
     const fileModel: FileModel = {
       proto: file.proto.name,
       outputPath,
@@ -410,6 +425,7 @@ class FileContext {
   constructor(
     private readonly outputPath: string,
     private readonly options: BuildOptions,
+    private readonly onImport: (protoFile: string) => void,
   ) {}
 
   typeRef(message: DescMessage): TypeRef {
@@ -421,21 +437,32 @@ class FileContext {
     if (!name) {
       name = this.names.claim(`$${tsProtoTypeName(desc)}Names`);
       this.tables.set(desc, name);
-      this.enumTables.push({ name, entries: desc.values.map((v) => ({ number: v.number, name: v.name })) });
+      // With allow_alias several names share a number: the first declared is the one a decoded value
+      // takes (in ts-proto's string enums too), so routing keys agree whichever style produced them.
+      const entries: { number: number; name: string }[] = [];
+      for (const v of desc.values) if (!entries.some((e) => e.number === v.number)) entries.push({ number: v.number, name: v.name });
+      this.enumTables.push({ name, entries });
     }
     return name;
   }
 
   private moduleAlias(file: DescFile): string {
-    // An M mapping names the module as it is to be imported, as ts-proto writes it.
+    this.onImport(file.proto.name);
+    // An M mapping names the module to import, as ts-proto takes it: a package as it is, and a "./"
+    // path relative to the output root (rewritten relative to each file).
     const mapped = this.options.tsProto.moduleOf[file.proto.name];
     const target = tsProtoModulePath(file.proto.name, this.options.tsProto.fileSuffix);
-    const key = mapped ?? target;
-    let alias = this.aliases.get(key);
+    const from =
+      mapped === undefined
+        ? relativeImport(this.outputPath, target) + this.options.importExtension
+        : mapped.startsWith("./")
+          ? relativeImport(this.outputPath, mapped.slice(2))
+          : mapped;
+    let alias = this.aliases.get(from);
     if (!alias) {
       alias = `$${this.imports.length}`;
-      this.aliases.set(key, alias);
-      this.imports.push({ alias, from: mapped ?? relativeImport(this.outputPath, target) + this.options.importExtension });
+      this.aliases.set(from, alias);
+      this.imports.push({ alias, from });
     }
     return alias;
   }

@@ -25,6 +25,10 @@ export interface TsProtoOptions {
   fileSuffix: string;
   /** `M<file.proto>=<module>`: the module to import a file's types from instead of ts-proto's output. */
   moduleOf: Record<string, string>;
+  /** `importSuffix`, when given: the extension of relative imports. */
+  importSuffix?: string;
+  /** `emitImportedFiles=false`: ts-proto writes only the files asked for, not their imports. */
+  emitImportedFiles: boolean;
 }
 
 export const DEFAULT_TS_PROTO_OPTIONS: TsProtoOptions = {
@@ -41,6 +45,7 @@ export const DEFAULT_TS_PROTO_OPTIONS: TsProtoOptions = {
   oneofUnions: false,
   fileSuffix: "",
   moduleOf: {},
+  emitImportedFiles: true,
 };
 
 // The options of ts-proto 2.x that change nothing grabbit refers to (service, JSON, date, long and
@@ -48,11 +53,11 @@ export const DEFAULT_TS_PROTO_OPTIONS: TsProtoOptions = {
 const NEUTRAL = new Set([
   "context", "useContextDataloaders", "protoJsonFormat", "emitDefaultValues", "globalThisPolyfill", "forceLong",
   "useJsTypeOverride", "useOptionals", "useDate", "useJsonTimestamp", "useMongoObjectId", "esModuleInterop",
-  "lowerCaseServiceMethods", "outputEncodeIncludeTypes", "outputDecodeIncludeTypes", "outputJsonMethods",
+  "lowerCaseServiceMethods", "outputJsonMethods",
   "outputPartialMethods", "outputTypeAnnotations", "outputTypeRegistry", "constEnums", "removeEnumPrefix",
-  "enumsAsLiterals", "outputClientImpl", "outputServices", "returnObservable", "addGrpcMetadata", "metadataType",
-  "addNestjsRestParameter", "useNestjsFqnServiceName", "nestJs", "env", "unrecognizedEnum", "unrecognizedEnumName",
-  "unrecognizedEnumValue", "exportCommonSymbols", "outputSchema", "emitImportedFiles", "useExactTypes",
+  "enumsAsLiterals", "outputClientImpl", "returnObservable", "addGrpcMetadata", "metadataType",
+  "addNestjsRestParameter", "useNestjsFqnServiceName", "env", "unrecognizedEnum", "unrecognizedEnumName",
+  "unrecognizedEnumValue", "exportCommonSymbols", "outputSchema", "useExactTypes",
   "useAbortSignal", "useAsyncIterable", "unknownFields", "usePrototypeForDefaults", "useNumericEnumForJson",
   "initializeFieldsAsUndefined", "useMapType", "useReadonlyTypes", "useUnknownForValue", "outputExtensions",
   "outputIndex", "rpcBeforeRequest", "rpcAfterResponse", "rpcErrorHandler", "comments", "disableProto2Optionals",
@@ -61,75 +66,79 @@ const NEUTRAL = new Set([
 ]);
 
 const AFFIXES = ["typePrefix", "typeSuffix", "messagePrefix", "messageSuffix", "enumPrefix", "enumSuffix"] as const;
+const FOLLOWED = ["snakeToCamel", "useJsonName", "useSnakeTypeName", "stringEnums", "oneof", "fileSuffix", "importSuffix", ...AFFIXES];
+// Options that leave grabbit's code without the codecs it calls, or the modules it imports.
+const GUARDED = ["outputEncodeMethods", "onlyTypes", "nestJs", "outputServices", "outputEncodeIncludeTypes", "outputDecodeIncludeTypes", "emitImportedFiles"];
 
 /** Thrown for a ts-proto option value that grabbit cannot follow; the plugin reports it as a sentence. */
 export class TsProtoOptionError extends Error {}
 
 /** Whether `key` is one of ts-proto's options (an `M` mapping included). */
 export function isTsProtoOption(key: string): boolean {
-  return (key.length > 1 && key.startsWith("M")) || NEUTRAL.has(key) || AFFIXES.includes(key as (typeof AFFIXES)[number]) ||
-    ["snakeToCamel", "useJsonName", "useSnakeTypeName", "stringEnums", "oneof", "fileSuffix", "importSuffix", "outputEncodeMethods", "onlyTypes"].includes(key);
+  return (key.length > 1 && key.startsWith("M")) || NEUTRAL.has(key) || FOLLOWED.includes(key) || GUARDED.includes(key);
 }
 
+type Raw = string | boolean | Raw[];
+
 /**
- * Applies one `key=value` of ts-proto's to `into`, reading the value as ts-proto does ("true" and
- * "false" are booleans). `importSuffix` is not kept here: the plugin maps it to its import extension.
+ * ts-proto's options from the `key=value` pairs it was given, read the way ts-proto reads them:
+ * "true"/"false" become booleans, an empty value is false, a repeated key collects its values.
  */
-export function applyTsProtoOption(into: TsProtoOptions, key: string, value: string): void {
-  const bool = (): boolean => {
-    if (value === "true" || value === "") return true;
-    if (value === "false") return false;
-    throw new TsProtoOptionError(`ts-proto option "${key}" takes true or false, not "${value}"`);
-  };
-  if (key.startsWith("M") && key.length > 1) {
-    if (!value) throw new TsProtoOptionError(`ts-proto option "${key}" needs a module, such as ${key}=@acme/protos/${key.slice(1).replace(/\.proto$/, "")}`);
-    into.moduleOf[key.slice(1)] = value;
-    return;
-  }
-  switch (key) {
-    case "snakeToCamel": {
-      // ts-proto: true = keys and json, false = neither, otherwise words joined by "_" (keys_json).
-      if (value === "true" || value === "false") into.snakeToCamelKeys = value === "true";
-      else {
-        const parts = value.split("_");
-        const unknown = parts.filter((p) => p !== "keys" && p !== "json");
-        if (unknown.length > 0) throw new TsProtoOptionError(`ts-proto option snakeToCamel takes true, false, keys, json or keys_json, not "${value}"`);
-        into.snakeToCamelKeys = parts.includes("keys");
-      }
-      return;
+export function tsProtoOptionsFrom(pairs: readonly { key: string; value: string | undefined }[]): TsProtoOptions {
+  const raw = new Map<string, Raw>();
+  const out: TsProtoOptions = { ...DEFAULT_TS_PROTO_OPTIONS, moduleOf: {} };
+  for (const { key, value } of pairs) {
+    // ts-proto drops a key without "=" without a word; say so instead of guessing what was meant.
+    if (value === undefined) throw new TsProtoOptionError(`ts-proto ignores "${key}" without a value; write ${key}=true (or the value you mean), for both plugins`);
+    if (key.length > 1 && key.startsWith("M")) {
+      if (!value) throw new TsProtoOptionError(`ts-proto option "${key}" needs a module, such as ${key}=@acme/protos/${key.slice(1).replace(/\.proto$/, "")}`);
+      out.moduleOf[key.slice(1)] = value;
+      continue;
     }
-    case "useJsonName":
-      into.useJsonName = bool();
-      return;
-    case "useSnakeTypeName":
-      into.useSnakeTypeName = bool();
-      return;
-    case "stringEnums":
-      into.stringEnums = bool();
-      return;
-    case "oneof":
-      if (value !== "properties" && value !== "unions" && value !== "unions-value") {
-        throw new TsProtoOptionError(`ts-proto option oneof takes properties, unions or unions-value, not "${value}"`);
-      }
-      into.oneofUnions = value !== "properties";
-      return;
-    case "fileSuffix":
-      into.fileSuffix = value;
-      return;
-    case "outputEncodeMethods":
-      if (value !== "true") {
-        throw new TsProtoOptionError(`ts-proto option outputEncodeMethods=${value} leaves out the encode and decode functions that grabbit's code calls; keep ts-proto's default (true)`);
-      }
-      return;
-    case "onlyTypes":
-      if (bool()) throw new TsProtoOptionError(`ts-proto option onlyTypes=true leaves out the encode and decode functions that grabbit's code calls; drop it`);
-      return;
-    default:
-      if ((AFFIXES as readonly string[]).includes(key)) {
-        into[key as (typeof AFFIXES)[number]] = value;
-        return;
-      }
-      if (NEUTRAL.has(key) || key === "importSuffix") return;
-      throw new TsProtoOptionError(`"${key}" is not an option of ts-proto`);
+    const parsed: Raw = value === "true" ? true : value === "false" ? false : value;
+    const before = raw.get(key);
+    raw.set(key, before ? [before, parsed] : parsed);
   }
+  const truthy = (key: string) => Boolean(raw.get(key));
+  const has = (key: string) => raw.has(key);
+
+  if (has("snakeToCamel")) {
+    const words = flatten(raw.get("snakeToCamel")!).flatMap((w) => (typeof w === "string" ? w.split("_") : w === true ? ["keys", "json"] : []));
+    const unknown = words.filter((w) => w !== "keys" && w !== "json" && w !== "");
+    if (unknown.length > 0) throw new TsProtoOptionError(`ts-proto option snakeToCamel takes true, false, keys, json or keys_json, not "${unknown.join("_")}"`);
+    out.snakeToCamelKeys = words.includes("keys");
+  }
+  if (has("useJsonName")) out.useJsonName = truthy("useJsonName");
+  if (has("useSnakeTypeName")) out.useSnakeTypeName = truthy("useSnakeTypeName");
+  if (has("stringEnums")) out.stringEnums = truthy("stringEnums");
+  if (has("oneof")) {
+    const oneof = raw.get("oneof");
+    if (oneof !== "properties" && oneof !== "unions" && oneof !== "unions-value") {
+      throw new TsProtoOptionError(`ts-proto option oneof takes properties, unions or unions-value, not "${String(oneof)}"`);
+    }
+    out.oneofUnions = oneof !== "properties";
+  }
+  // ts-proto concatenates these into names and paths as they come (String() is that concatenation).
+  for (const key of AFFIXES) if (has(key)) out[key] = String(raw.get(key));
+  if (has("fileSuffix")) out.fileSuffix = String(raw.get("fileSuffix"));
+  if (has("importSuffix")) out.importSuffix = String(raw.get("importSuffix"));
+
+  const codecs = "the encode and decode functions that grabbit's code calls";
+  if (has("outputEncodeMethods") && raw.get("outputEncodeMethods") !== true) {
+    throw new TsProtoOptionError(`ts-proto option outputEncodeMethods=${String(raw.get("outputEncodeMethods"))} leaves out ${codecs}; keep ts-proto's default (true)`);
+  }
+  if (truthy("onlyTypes")) throw new TsProtoOptionError(`ts-proto option onlyTypes leaves out ${codecs}; drop it`);
+  // nestJs turns the codecs off, and ts-proto turns them back on only when services are asked for too.
+  if (truthy("nestJs") && !truthy("outputServices")) {
+    throw new TsProtoOptionError(`ts-proto option nestJs without outputServices leaves out ${codecs}; add outputServices=default (or drop nestJs)`);
+  }
+  for (const key of ["outputEncodeIncludeTypes", "outputDecodeIncludeTypes"]) {
+    if (truthy(key)) throw new TsProtoOptionError(`ts-proto option ${key} gives the messages it does not match codecs that throw, and grabbit's code encodes and decodes every event and RPC message; drop it`);
+  }
+  if (has("emitImportedFiles")) out.emitImportedFiles = truthy("emitImportedFiles");
+  return out;
+}
+
+function flatten(v: Raw): (string | boolean)[] {
+  return Array.isArray(v) ? v.flatMap(flatten) : [v];
 }

@@ -38,6 +38,22 @@ message order_placed {
   }
 }
 
+// allow_alias: two names for 1; a routing key must carry the first, whichever enum style made the value.
+enum channel {
+  option allow_alias = true;
+  CHANNEL_UNSPECIFIED = 0;
+  CHANNEL_WEB = 1;
+  CHANNEL_ONLINE = 1;
+}
+
+message channel_opened {
+  option (grabbit.v1.event) = {
+    exchange: "shop.channels"
+    routing_key: "channel.{via}"
+  };
+  channel via = 1;
+}
+
 service order_desk {
   option (grabbit.v1.service) = { transports: [TRANSPORT_GRPC, TRANSPORT_AMQP] };
   rpc Place(order_placed) returns (order_placed.line_item);
@@ -66,9 +82,9 @@ plugins:
   return join(dir, "gen");
 }
 
-async function eventDesc(out: string): Promise<EventDesc<Record<string, unknown>>> {
+async function eventDesc(out: string, name = "orderPlacedEvent"): Promise<EventDesc<Record<string, unknown>>> {
   const mod = (await import(pathToFileURL(join(out, "shop/v1/shop.grabbit.ts")).href)) as Record<string, unknown>;
-  return mod.orderPlacedEvent as EventDesc<Record<string, unknown>>;
+  return mod[name] as EventDesc<Record<string, unknown>>;
 }
 
 describe("ts-proto options given to both plugins", () => {
@@ -96,6 +112,7 @@ describe("ts-proto options given to both plugins", () => {
     const back = desc.type.decode(desc.type.encode(message)) as typeof message;
     expect(back.amount_cents).toBe("9007199254740993");
     expect(back.payment).toEqual({ $case: "card", card: "c" });
+    expect(renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: "CHANNEL_WEB" })).toBe("channel.CHANNEL_WEB");
   });
 
   it("json_name keys, bigint longs, optional messages, enums as literals", async () => {
@@ -113,6 +130,43 @@ describe("ts-proto options given to both plugins", () => {
     const desc = await eventDesc(out);
     const message = { ref: "o-2", region: 1, amountCents: 12n, lines: [], card: undefined, voucher: "v" };
     expect(renderRoutingKey(desc, message)).toBe("order.SALES_REGION_EU.12.o-2");
+    expect(renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: 1 })).toBe("channel.CHANNEL_WEB");
+  });
+
+  it("reads values as ts-proto does: a repeated key collects its values, an empty value is false", () => {
+    const dir = protoModule({ "shop/v1/shop.proto": SHOP });
+    const text = (parameter: string) => {
+      const res = run(bufRequest(dir, parameter));
+      expect(res.error).toBe("");
+      return res.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content;
+    };
+    // snakeToCamel=keys then snakeToCamel=json: ts-proto makes ["keys", "json"], so keys are camel-cased.
+    expect(text("snakeToCamel=keys,snakeToCamel=json")).toContain("event.amountCents");
+    expect(text("snakeToCamel=json")).toContain("event.amount_cents");
+    expect(text("snakeToCamel=")).toContain("event.amount_cents");
+    // stringEnums= is false for ts-proto: the number goes through the name table.
+    expect(text("stringEnums=")).toMatch(/\$salesRegionNames\[event\.region as number\]/);
+    expect(text("stringEnums=on")).not.toContain("$salesRegionNames[");
+  });
+
+  it("an M mapping to ./path is relative to the output root, as ts-proto rewrites it per file", () => {
+    const dir = protoModule({ "shop/v1/shop.proto": SHOP });
+    const res = run(bufRequest(dir, "Mshop/v1/shop.proto=./vendored/shop.js"));
+    expect(res.error).toBe("");
+    expect(res.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content).toContain('from "../../vendored/shop.js"');
+  });
+
+  it("emitImportedFiles=false: a type from a file nobody writes is an error naming the M mapping to add", () => {
+    const withEmpty = SHOP.replace('import "grabbit/v1/options.proto";', 'import "grabbit/v1/options.proto";\nimport "google/protobuf/empty.proto";').replace(
+      "rpc Place(order_placed) returns (order_placed.line_item);",
+      "rpc Place(order_placed) returns (order_placed.line_item);\n  rpc Ping(order_placed) returns (google.protobuf.Empty);",
+    );
+    const dir = protoModule({ "shop/v1/shop.proto": withEmpty });
+    expect(run(bufRequest(dir, "emitImportedFiles=false")).error).toBe(
+      "with ts-proto's emitImportedFiles=false, nothing writes google/protobuf/empty.proto, whose types grabbit's code uses; map it to a module with Mgoogle/protobuf/empty.proto=<module>, or drop emitImportedFiles=false",
+    );
+    expect(run(bufRequest(dir, "emitImportedFiles=false,Mgoogle/protobuf/empty.proto=@acme/wkt/empty")).error).toBe("");
+    expect(run(bufRequest(dir, "emitImportedFiles=true")).error).toBe("");
   });
 
   it("an M mapping imports that file's types from the module it names", () => {
@@ -135,11 +189,14 @@ describe("ts-proto options given to both plugins", () => {
   it("refuses the ts-proto options that leave out the codecs, and values ts-proto would not take, with a sentence", () => {
     const dir = protoModule({ "shop/v1/shop.proto": SHOP });
     const errorOf = (parameter: string) => run(bufRequest(dir, parameter)).error;
-    expect(errorOf("onlyTypes=true")).toMatch(/onlyTypes=true leaves out the encode and decode functions/);
+    expect(errorOf("onlyTypes=true")).toMatch(/onlyTypes leaves out the encode and decode functions/);
     expect(errorOf("outputEncodeMethods=decode-only")).toMatch(/outputEncodeMethods=decode-only leaves out/);
     expect(errorOf("snakeToCamel=camels")).toMatch(/snakeToCamel takes true, false, keys, json or keys_json/);
     expect(errorOf("oneof=maybe")).toMatch(/oneof takes properties, unions or unions-value/);
-    expect(errorOf("stringEnums=yes")).toMatch(/"stringEnums" takes true or false/);
+    expect(errorOf("stringEnums")).toMatch(/ts-proto ignores "stringEnums" without a value; write stringEnums=true/);
+    expect(errorOf("nestJs=true")).toMatch(/nestJs without outputServices leaves out the encode and decode functions/);
+    expect(errorOf("nestJs=true,outputServices=default")).toBe("");
+    expect(errorOf("outputEncodeIncludeTypes=Line")).toMatch(/outputEncodeIncludeTypes gives the messages it does not match codecs that throw/);
     // A name ts-proto does not have is still an unknown option, not silently a ts-proto one.
     expect(errorOf("snakeToCamle=false")).toMatch(/unknown option "snakeToCamle"/);
     // ts-proto options that change nothing grabbit refers to are taken and ignored.
