@@ -46,6 +46,7 @@ export function parseParameters(parameter: string): PluginParameters {
   };
   const tsProtoPairs: { key: string; value: string | undefined }[] = [];
   let importExtensionGiven = false;
+  let tsProtoFileSuffix: string | undefined;
   for (const pair of parameter.split(",").map((p) => p.trim()).filter(Boolean)) {
     const eq = pair.indexOf("=");
     const key = eq < 0 ? pair : pair.slice(0, eq);
@@ -60,7 +61,7 @@ export function parseParameters(parameter: string): PluginParameters {
         params.runtime = value;
         break;
       case "ts_proto_file_suffix":
-        tsProtoPairs.push({ key: "fileSuffix", value });
+        tsProtoFileSuffix = value;
         break;
       case "file_suffix":
         params.outputSuffix = value;
@@ -88,9 +89,10 @@ export function parseParameters(parameter: string): PluginParameters {
     if (err instanceof TsProtoOptionError) throw new ParameterError(err.message);
     throw err;
   }
-  // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js);
-  // grabbit's own import_extension, when given, wins.
+  // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js).
+  // grabbit's own import_extension and ts_proto_file_suffix, when given, win over ts-proto's spelling.
   if (!importExtensionGiven && params.tsProto.importSuffix !== undefined) params.importExtension = params.tsProto.importSuffix;
+  if (tsProtoFileSuffix !== undefined) params.tsProto.fileSuffix = tsProtoFileSuffix;
   return params;
 }
 

@@ -147,6 +147,9 @@ describe("ts-proto options given to both plugins", () => {
     // stringEnums= is false for ts-proto: the number goes through the name table.
     expect(text("stringEnums=")).toMatch(/\$salesRegionNames\[event\.region as number\]/);
     expect(text("stringEnums=on")).not.toContain("$salesRegionNames[");
+    // grabbit's own spelling of an option wins over ts-proto's, and is not collected with it.
+    expect(text("fileSuffix=.pb,ts_proto_file_suffix=.gen")).toContain('from "./shop.gen.js"');
+    expect(text("importSuffix=.mjs,import_extension=none")).toContain('from "./shop"');
   });
 
   it("an M mapping to ./path is relative to the output root, as ts-proto rewrites it per file", () => {
