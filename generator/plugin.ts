@@ -83,12 +83,7 @@ export function parseParameters(parameter: string): PluginParameters {
         tsProtoPairs.push({ key, value: eq < 0 ? undefined : value });
     }
   }
-  try {
-    params.tsProto = tsProtoOptionsFrom(tsProtoPairs);
-  } catch (err) {
-    if (err instanceof TsProtoOptionError) throw new ParameterError(err.message);
-    throw err;
-  }
+  params.tsProto = tsProtoOptionsFrom(tsProtoPairs);
   // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js).
   // grabbit's own import_extension and ts_proto_file_suffix, when given, win over ts-proto's spelling.
   if (!importExtensionGiven && params.tsProto.importSuffix !== undefined) params.importExtension = params.tsProto.importSuffix;
