@@ -24,13 +24,13 @@ function relay(outbox: Outbox, options: ConstructorParameters<typeof OutboxRelay
   return r;
 }
 
-/** A queue bound to every key of the event's exchange. */
-async function boundQueue(exchange: string, prefix: string): Promise<string> {
+/** A queue bound to the event's exchange, for every key unless a pattern is given. */
+async function boundQueue(exchange: string, prefix: string, pattern = "#"): Promise<string> {
   const q = janitor.queue(prefix);
   const ch = await janitor.channel();
   await ch.assertExchange(exchange, "topic", { durable: true });
   await ch.assertQueue(q, { durable: true });
-  await ch.bindQueue(q, exchange, "#");
+  await ch.bindQueue(q, exchange, pattern);
   await ch.close();
   return q;
 }
@@ -218,11 +218,7 @@ describe("outbox on PostgreSQL", () => {
       const exchange = janitor.exchange(strictOrder ? "strict" : "batch");
       const event = orderEvent(exchange, "topic", "order.{region}");
       // One queue, bound at first for eu only: the us event in the middle is unroutable.
-      const q = janitor.queue("order");
-      const ch = await janitor.channel();
-      await ch.assertExchange(exchange, "topic", { durable: true });
-      await ch.assertQueue(q, { durable: true });
-      await ch.bindQueue(q, exchange, "order.eu");
+      const q = await boundQueue(exchange, "order", "order.eu");
       await ctx.db.transaction(async (tx) => {
         for (const [id, region] of [["first", "eu"], ["second", "us"], ["third", "eu"]] as const) {
           await outbox.add(tx, event, { id, region, amount: 1 }, { orderingKey: "customer-7" });
@@ -232,6 +228,7 @@ describe("outbox on PostgreSQL", () => {
       await r.runOnce();
       const firstRound = (await janitor.drain(q)).map((m) => event.type.decode(m.content).id);
       // The route appears; the retry sends what is left.
+      const ch = await janitor.channel();
       await ch.bindQueue(q, exchange, "order.us");
       await ch.close();
       r.start();
