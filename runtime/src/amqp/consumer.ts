@@ -23,7 +23,8 @@ import { applyInterceptors, type CallRequest, type Interceptor } from "../interc
 import type { Metadata } from "../metadata.js";
 import { bindingKey } from "../routing.js";
 import { Code, StatusError } from "../status.js";
-import type { AmqpConnection, AmqpSession } from "./connection.js";
+import { ChannelKeeper } from "./channel-keeper.js";
+import type { AmqpConnection } from "./connection.js";
 import {
   CONTENT_TYPE_PROTOBUF,
   HEADER_ATTEMPT,
@@ -138,13 +139,11 @@ export class EventConsumer {
   private readonly delaysMs: number[];
   private readonly registrations = new Map<string, Registration>();
   private readonly bindings: { event: EventDesc; filter: Record<string, unknown> | undefined }[] = [];
-  private channel: Channel | undefined;
+  private keeper: ChannelKeeper<Channel> | undefined;
   private consumerTag: string | undefined;
-  private setupSession: AmqpSession | undefined;
-  private setupPromise: Promise<void> | undefined;
-  private channelAbort: AbortController | undefined;
+  /** Aborted when its channel closes: handlers of deliveries from it learn they will be redelivered. */
+  private readonly channelAborts = new WeakMap<Channel, AbortController>();
   private retryPublisher: Publisher | undefined;
-  private unregister: (() => void) | undefined;
   private untrack: (() => void) | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -201,12 +200,11 @@ export class EventConsumer {
     if (this.stopped) return Promise.reject(new Error("the consumer was stopped"));
     this.starting ??= this.doStart().catch(async (err) => {
       // Leave nothing behind that would retry on the next session; start() may be called again.
-      this.unregister?.();
+      await this.keeper?.close();
+      this.keeper = undefined;
       this.untrack?.();
       await this.retryPublisher?.close();
       this.starting = undefined;
-      this.setupSession = undefined;
-      this.setupPromise = undefined;
       throw err;
     });
     return this.starting;
@@ -215,17 +213,19 @@ export class EventConsumer {
   private async doStart(): Promise<void> {
     if (this.registrations.size === 0) throw new Error(`EventConsumer on "${this.queue}" has no handlers: call on() first`);
     this.retryPublisher = new Publisher(this.connection, { maxInFlight: Math.max(this.prefetch, 16), track: false });
-    this.unregister = this.connection.onSession((session) => this.setup(session), { now: false });
+    this.keeper = new ChannelKeeper<Channel>(this.connection, {
+      owner: `consumer of queue "${this.queue}"`,
+      confirm: false,
+      setup: (ch) => this.subscribe(ch),
+      onLost: (ch) => this.onChannelClosed(ch),
+      onError: (err) => this.reportError(toStatus(err, `cannot subscribe to queue "${this.queue}"`)),
+    });
     this.untrack = this.connection.track({ close: () => this.stop() });
-    for (;;) {
-      const session = await this.connection.waitForSession();
-      try {
-        await this.setup(session);
-        return;
-      } catch (err) {
-        // A session lost mid-setup is retried on the next one; a refusal from a live broker is the caller's.
-        if (session.open) throw toStatus(err, `cannot subscribe to queue "${this.queue}"`);
-      }
+    try {
+      // A session lost mid-setup is retried on the next one; a refusal from a live broker is the caller's.
+      await this.keeper.startOrFail();
+    } catch (err) {
+      throw toStatus(err, `cannot subscribe to queue "${this.queue}"`);
     }
   }
 
@@ -237,87 +237,55 @@ export class EventConsumer {
 
   private async doStop(): Promise<void> {
     this.stopped = true;
-    this.unregister?.();
     this.untrack?.();
-    const ch = this.channel;
+    const ch = this.keeper?.current;
     const tag = this.consumerTag;
     if (ch && tag) await ch.cancel(tag).catch(() => undefined);
     for (const item of this.backlog.splice(0)) safe(() => item.ch.nack(item.msg, false, true));
     if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     await this.retryPublisher?.close();
-    this.channel = undefined;
-    if (ch) await ch.close().catch(() => undefined);
+    await this.keeper?.close();
   }
 
-  private setup(session: AmqpSession): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    if (this.setupSession === session && this.setupPromise) return this.setupPromise;
-    this.setupSession = session;
-    const p = this.subscribe(session);
-    this.setupPromise = p;
-    p.catch(() => {
-      if (this.setupPromise === p) this.setupPromise = undefined;
-    });
-    return p;
-  }
-
-  private async subscribe(session: AmqpSession): Promise<void> {
+  /** Declares the topology and consumes on `ch` (the keeper's; run again for every new one). */
+  private async subscribe(ch: Channel): Promise<void> {
     const type = resolveQueueType(this.connection, this.options.queueType);
     this.queueType = type;
-    const ch = await session.createChannel();
-    let ok = false;
-    try {
-      const seen = new Set<string>();
-      for (const { event } of this.bindings) {
-        if (seen.has(event.exchange)) continue;
-        seen.add(event.exchange);
-        await declareEventExchange(ch, event);
-      }
-      await declareConsumerQueues(ch, {
-        queue: this.queue,
-        type,
-        deadLetterQueue: this.deadLetterQueue,
-        retryDelaysMs: this.delaysMs,
-        ...(this.options.queueExpiresMs !== undefined ? { expiresMs: this.options.queueExpiresMs } : {}),
-        ...(this.options.deliveryLimit !== undefined ? { deliveryLimit: this.options.deliveryLimit } : {}),
-      });
-      for (const { event, filter } of this.bindings) await bindEvent(ch, this.queue, event, filter);
-      await ch.prefetch(this.prefetch);
-      if (this.stopped) return;
-      const abort = new AbortController();
-      this.channelAbort?.abort();
-      this.channelAbort = abort;
-      this.channel = ch;
-      ch.on("close", () => this.onChannelClosed(ch, session, abort));
-      const reply = await ch.consume(this.queue, (msg) => this.onDelivery(ch, msg, abort.signal), { noAck: false });
-      this.consumerTag = reply.consumerTag;
-      ok = true;
-    } finally {
-      if (!ok) await ch.close().catch(() => undefined);
+    const seen = new Set<string>();
+    for (const { event } of this.bindings) {
+      if (seen.has(event.exchange)) continue;
+      seen.add(event.exchange);
+      await declareEventExchange(ch, event);
     }
+    await declareConsumerQueues(ch, {
+      queue: this.queue,
+      type,
+      deadLetterQueue: this.deadLetterQueue,
+      retryDelaysMs: this.delaysMs,
+      ...(this.options.queueExpiresMs !== undefined ? { expiresMs: this.options.queueExpiresMs } : {}),
+      ...(this.options.deliveryLimit !== undefined ? { deliveryLimit: this.options.deliveryLimit } : {}),
+    });
+    for (const { event, filter } of this.bindings) await bindEvent(ch, this.queue, event, filter);
+    await ch.prefetch(this.prefetch);
+    if (this.stopped) return;
+    const abort = new AbortController();
+    this.channelAborts.set(ch, abort);
+    const reply = await ch.consume(this.queue, (msg) => this.onDelivery(ch, msg, abort.signal), { noAck: false });
+    this.consumerTag = reply.consumerTag;
   }
 
-  private onChannelClosed(ch: Channel, session: AmqpSession, abort: AbortController): void {
+  private onChannelClosed(ch: Channel): void {
     // Unacked deliveries on this channel go back to the queue: tell their handlers.
-    abort.abort(new StatusError(Code.UNAVAILABLE, "the channel closed; the message will be redelivered"));
+    this.channelAborts.get(ch)?.abort(new StatusError(Code.UNAVAILABLE, "the channel closed; the message will be redelivered"));
     for (let i = this.backlog.length - 1; i >= 0; i--) if (this.backlog[i]!.ch === ch) this.backlog.splice(i, 1);
-    if (this.channel !== ch) return;
-    this.channel = undefined;
-    this.consumerTag = undefined;
-    // amqplib closes channels just before it reports the connection lost, hence the microtask;
-    // after a lost connection the next session re-subscribes through onSession.
-    queueMicrotask(() => {
-      if (this.stopped || !session.open || this.channel) return;
-      // A channel error or a broker-side cancel on a live session: subscribe again on it.
-      this.setupSession = undefined;
-      this.setup(session).catch((err) => this.reportError(err));
-    });
+    // The keeper subscribes again: on this session if it lives, else on the next one.
+    if (this.keeper?.current === undefined) this.consumerTag = undefined;
   }
 
   private onDelivery(ch: Channel, msg: ConsumeMessage | null, signal: AbortSignal): void {
     if (msg === null) {
       // The broker cancelled us (queue deleted or a quorum leader moved): subscribe again.
-      if (this.channel === ch && !this.stopped) void ch.close().catch(() => undefined);
+      if (!this.stopped) this.keeper?.replace(ch, new Error(`the broker cancelled the consumer of queue "${this.queue}"`));
       return;
     }
     if (this.stopped) {

@@ -6,8 +6,10 @@
 // server that dies mid-call leaves the request to another server (at-least-once: a handler can run
 // twice for one call when a server is lost between doing the work and acking).
 
-import type { Channel, ConfirmChannel, ConsumeMessage, Options } from "amqplib";
+import type { Channel, ConsumeMessage, Options } from "amqplib";
+import { ChannelKeeper } from "../channel-keeper.js";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
+import { Publisher } from "../publisher.js";
 import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
@@ -52,11 +54,10 @@ interface MethodEntry {
   readonly unsupported: string | undefined;
 }
 
-/** The consumer of one session. */
+/** The consuming channel, for the deliveries that came on it (acks must go back on it). */
 interface ServerLink {
   readonly session: AmqpSession;
   readonly channel: Channel;
-  readonly deadLetters: ConfirmChannel;
   consumerTag: string | undefined;
   alive: boolean;
 }
@@ -122,9 +123,12 @@ export class AmqpRpcServer {
   private readonly closeTimeoutMs: number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly maxMessageBytes: number;
-  private readonly unregister: () => void;
   private readonly untrack: () => void;
+  private readonly keeper: ChannelKeeper<Channel>;
+  /** Dead-lettering: confirmed, and re-sent after a lost channel like any publish. */
+  private readonly deadLetters: Publisher;
   private link: ServerLink | undefined;
+  private readonly links = new WeakMap<Channel, ServerLink>();
   private startedSettle: ((err?: unknown) => void) | undefined;
   /** Calls being handled: each entry ends its call early with the given status. */
   private readonly active = new Set<(err: StatusError) => void>();
@@ -169,7 +173,18 @@ export class AmqpRpcServer {
       };
     });
     this.started.catch(() => {});
-    this.unregister = connection.onSession((session) => this.setup(session));
+    this.deadLetters = new Publisher(connection, { maxInFlight: Math.max(16, this.prefetch), track: false });
+    this.keeper = new ChannelKeeper<Channel>(connection, {
+      owner: `RPC server of queue "${this.requestQueue}"`,
+      confirm: false,
+      setup: (channel, session) => this.setup(channel, session),
+      onLost: (channel) => this.lose(channel),
+      onError: (err) => this.report(err),
+    });
+    this.keeper.startOrFail().then(
+      () => this.startedSettle?.(),
+      (err: unknown) => this.startedSettle?.(err),
+    );
     this.untrack = connection.track(this);
   }
 
@@ -189,7 +204,6 @@ export class AmqpRpcServer {
   }
 
   private async shutdown(): Promise<void> {
-    this.unregister();
     this.untrack();
     this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
     const link = this.link;
@@ -208,10 +222,8 @@ export class AmqpRpcServer {
       }
     }
     this.link = undefined;
-    if (link?.alive) {
-      link.alive = false;
-      await Promise.allSettled([link.channel.close(), link.deadLetters.close()]);
-    }
+    if (link) link.alive = false;
+    await Promise.allSettled([this.keeper.close(), this.deadLetters.close()]);
   }
 
   private whenIdle(): Promise<void> {
@@ -221,34 +233,18 @@ export class AmqpRpcServer {
 
   // ---- topology and consumer, per session -----------------------------------------------------
 
-  private async setup(session: AmqpSession): Promise<void> {
+  /** Declares the queues, then consumes on `channel` (the keeper's; run again for every new one). */
+  private async setup(channel: Channel, session: AmqpSession): Promise<void> {
+    if (this.closing) return;
+    await this.declare(session, this.requestQueue);
+    await this.declare(session, deadLetterQueueName(this.requestQueue));
+    await channel.prefetch(this.prefetch);
     if (this.closing || !session.open) return;
-    try {
-      await this.declare(session, this.requestQueue);
-      await this.declare(session, deadLetterQueueName(this.requestQueue));
-      const channel = await session.createChannel();
-      const deadLetters = await session.createConfirmChannel();
-      const link: ServerLink = { session, channel, deadLetters, consumerTag: undefined, alive: true };
-      channel.on("close", () => this.lose(link));
-      deadLetters.on("close", () => {
-        // Dead-lettering needs its own channel; losing it alone restarts the consumer too.
-        if (link.alive) channel.close().catch(() => {});
-      });
-      await channel.prefetch(this.prefetch);
-      if (this.closing || !session.open) {
-        link.alive = false;
-        await Promise.allSettled([channel.close(), deadLetters.close()]);
-        return;
-      }
-      this.link = link;
-      const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), { noAck: false });
-      link.consumerTag = ok.consumerTag;
-      this.startedSettle?.();
-    } catch (err) {
-      // A setup cut short by a lost session is retried on the next one; anything else is the answer.
-      if (session.open) this.startedSettle?.(err);
-      throw err;
-    }
+    const link: ServerLink = { session, channel, consumerTag: undefined, alive: true };
+    this.links.set(channel, link);
+    this.link = link;
+    const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), { noAck: false });
+    link.consumerTag = ok.consumerTag;
   }
 
   /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
@@ -293,23 +289,11 @@ export class AmqpRpcServer {
     );
   }
 
-  private lose(link: ServerLink): void {
-    if (!link.alive) return;
+  private lose(channel: Channel): void {
+    const link = this.links.get(channel);
+    if (!link) return;
     link.alive = false;
-    link.deadLetters.close().catch(() => {});
     if (this.link === link) this.link = undefined;
-    // Only the channel died (the session lives on): consume again, as no new session will run our setup.
-    if (!this.closing && link.session.open) this.resetup(link.session, 100);
-  }
-
-  private resetup(session: AmqpSession, delayMs: number): void {
-    setTimeout(() => {
-      if (this.closing || this.link !== undefined || !session.open || this.connection.currentSession !== session) return;
-      this.setup(session).catch((err) => {
-        this.report(err);
-        this.resetup(session, Math.min(delayMs * 2, 5_000));
-      });
-    }, delayMs).unref();
   }
 
   // ---- requests -------------------------------------------------------------------------------
@@ -318,7 +302,7 @@ export class AmqpRpcServer {
     if (msg === null) {
       // The broker cancelled us (the queue was deleted): a fresh channel re-declares and consumes.
       this.report(new Error(`the broker cancelled the consumer of queue "${this.requestQueue}"`));
-      link.channel.close().catch(() => {});
+      this.keeper.replace(link.channel, new Error("the broker cancelled the consumer"));
       return;
     }
     if (this.closing) {
@@ -545,10 +529,7 @@ export class AmqpRpcServer {
     const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason };
     // Kept until someone looks: persistent, whatever the request was.
     const options: Options.Publish = { ...copiedProperties(p), headers, deliveryMode: 2 };
-    const send = (o: Options.Publish) =>
-      new Promise<void>((resolve, reject) => {
-        link.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, (err) => (err ? reject(err) : resolve()));
-      });
+    const send = (o: Options.Publish) => this.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, { mandatory: false });
     try {
       try {
         await send(options);
@@ -574,9 +555,12 @@ export class AmqpRpcServer {
   }
 }
 
-/** How amqplib refuses properties it cannot write (a header table over 64 KB, a value of no AMQP type). */
+/**
+ * How amqplib refuses properties it cannot write (a header table over 64 KB, a value of no AMQP type);
+ * the publisher passes that on as INVALID_ARGUMENT.
+ */
 function cannotEncode(err: unknown): boolean {
-  return err instanceof RangeError || err instanceof TypeError;
+  return err instanceof RangeError || err instanceof TypeError || (err instanceof StatusError && err.code === Code.INVALID_ARGUMENT);
 }
 
 function messageOf(err: unknown): string {
