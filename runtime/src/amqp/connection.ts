@@ -7,7 +7,7 @@
 // session, so recovery is explicit and ordered instead of hidden inside channels.
 
 import { EventEmitter } from "node:events";
-import type { Socket } from "node:net";
+import { createConnection, type Socket } from "node:net";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { Code, StatusError } from "../status.js";
@@ -30,8 +30,17 @@ export interface AmqpTlsOptions {
 }
 
 export interface AmqpConnectionOptions {
-  /** Broker URL(s). Default `process.env.AMQP_URL ?? "amqp://127.0.0.1"`. Several = failover, tried in turn. */
+  /**
+   * Broker URL(s), one per node of a cluster. Default `process.env.AMQP_URL ?? "amqp://127.0.0.1"`.
+   * Several = failover: after a loss the next node is tried, then the others in turn.
+   */
   urls?: string | string[];
+  /**
+   * Which node a process tries first. "shuffle" (default): the list is shuffled once per connection,
+   * so processes given the same list spread over the nodes and one node's death does not take every
+   * connection at once. "given": the order as listed (a preferred node first).
+   */
+  urlOrder?: "shuffle" | "given";
   /** Sent as the `connection_name` client property (shows in the management UI). */
   name?: string;
   /**
@@ -95,6 +104,54 @@ export function redactUrl(url: string): string {
 function parseVersion(version: unknown): [number, number] {
   const m = /^(\d+)\.(\d+)/.exec(typeof version === "string" ? version : String(version ?? ""));
   return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+/** Fisher-Yates, in place. */
+function shuffle<T>(items: T[]): void {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+}
+
+/** What a probe of the configured nodes found: how many accept TCP connections, and which do not. */
+export interface NodeProbe {
+  total: number;
+  reachable: number;
+  /** The unreachable nodes' URLs, without credentials. */
+  down: string[];
+  /** True when the configured nodes are a cluster (3 or more) and no majority of them answers. */
+  quorumLost: boolean;
+}
+
+function reachable(url: string, timeoutMs: number): Promise<boolean> {
+  let host = "127.0.0.1";
+  let port = 5672;
+  try {
+    const u = new URL(url);
+    host = u.hostname.replace(/^\[|\]$/g, "") || host;
+    port = u.port ? Number(u.port) : u.protocol === "amqps:" ? 5671 : 5672;
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** The sentence callers get when the cluster has no majority. */
+export function quorumLostMessage(probe: NodeProbe): string {
+  return (
+    `the RabbitMQ cluster has lost its quorum: ${probe.reachable} of ${probe.total} nodes answer (down: ${probe.down.join(", ")}); ` +
+    `quorum queues take no messages until a majority of the nodes is back`
+  );
 }
 
 class Session implements AmqpSession {
@@ -191,7 +248,8 @@ function coalesceWrites(socket: Socket): void {
 }
 
 /**
- * A RabbitMQ connection with recovery. Events: "connected" (session), "disconnected" (error?),
+ * A RabbitMQ connection with recovery. Events: "connected" (session, { node, reconnects }: the node's
+ * URL without credentials and how many times this connection has reconnected), "disconnected" (error?),
  * "reconnecting" ({ attempt, delayMs }), "blocked" (reason), "unblocked", "error" (error; only
  * emitted when someone listens, otherwise passed to `onError`).
  */
@@ -214,12 +272,19 @@ export class AmqpConnection extends EventEmitter {
   private closePromise: Promise<void> | undefined;
   /** Why the latest connection attempt failed, until one succeeds: the cause a timeout reports. */
   private lastConnectError: Error | undefined;
+  private probe: { at: number; result: Promise<NodeProbe> } | undefined;
+  /** Sessions opened after a loss: the reconnect count reported with "connected". */
+  private reconnects = 0;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
     const urls = options.urls ?? process.env.AMQP_URL ?? DEFAULT_URL;
     this.urls = (Array.isArray(urls) ? urls : [urls]).filter((u) => u.length > 0);
     if (this.urls.length === 0) throw new TypeError("AmqpConnection needs at least one broker URL");
+    if (options.urlOrder !== undefined && options.urlOrder !== "shuffle" && options.urlOrder !== "given") {
+      throw new TypeError(`urlOrder must be "shuffle" or "given", not ${JSON.stringify(options.urlOrder)}`);
+    }
+    if ((options.urlOrder ?? "shuffle") === "shuffle") shuffle(this.urls);
     if (options.auth === "external") {
       // A certificate login without a certificate, or over plain TCP, could only fail at the broker.
       const plain = this.urls.filter((u) => !u.startsWith("amqps:"));
@@ -306,6 +371,34 @@ export class AmqpConnection extends EventEmitter {
         );
       }
     });
+  }
+
+  /** The node the current session is connected to (its URL without credentials), if connected. */
+  get node(): string | undefined {
+    return this.session?.open ? this.session.url : undefined;
+  }
+
+  /** The configured broker URLs, without credentials, in the order this connection tries them. */
+  get nodes(): string[] {
+    return this.urls.map(redactUrl);
+  }
+
+  /**
+   * Which configured nodes accept TCP connections now (each tried for at most 1 s; the answer is
+   * reused for 1 s). Publishers and RPC clients ask when the broker stops confirming, to tell a leader
+   * election (wait) from a lost quorum (fail fast with UNAVAILABLE).
+   */
+  probeNodes(): Promise<NodeProbe> {
+    const now = Date.now();
+    if (this.probe && now - this.probe.at < 1_000) return this.probe.result;
+    const result = Promise.all(this.urls.map((u) => reachable(u, 1_000))).then((ok) => {
+      const down = this.urls.filter((_, i) => !ok[i]).map(redactUrl);
+      const total = this.urls.length;
+      const up = total - down.length;
+      return { total, reachable: up, down, quorumLost: total >= 3 && up * 2 <= total };
+    });
+    this.probe = { at: now, result };
+    return result;
   }
 
   /** Quorum queues need RabbitMQ 3.8 or later; read from the last session's server properties. */
@@ -411,6 +504,7 @@ export class AmqpConnection extends EventEmitter {
       if (this.closing) return;
       // Try the next URL first after a loss when there are several: the node that dropped us may be going away.
       if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
+      this.reconnects++;
       // A short pause so a broker that accepts and instantly drops does not make us spin.
       round = 1;
       const delayMs = Math.round(initial * (0.8 + Math.random() * 0.4));
@@ -489,7 +583,7 @@ export class AmqpConnection extends EventEmitter {
     if (!session.open || this.closing) return;
     this.ready = true;
     for (const w of [...this.waiters]) w.resolve(session);
-    this.emit("connected", session);
+    this.emit("connected", session, { node: session.url, reconnects: this.reconnects });
   }
 
   private async runSetup(setup: SessionSetup, session: Session): Promise<void> {
@@ -509,7 +603,7 @@ export class AmqpConnection extends EventEmitter {
       this.ready = false;
     }
     if (!this.closing) {
-      this.emit("disconnected", err);
+      this.emit("disconnected", err, { node: session.url });
       if (err) this.options.onError?.(err);
     }
   }
