@@ -4,11 +4,19 @@
 // (resolve), returns it as unroutable (UnroutableError), refuses it, or its timeout passes (reject).
 // Messages still unconfirmed when a channel or connection is lost are sent again on the next
 // channel with the same message_id: at-least-once, never silently dropped.
+//
+// In a cluster a channel can go bad without closing: RabbitMQ 3.10's quorum-queue client may keep
+// sending to a dead leader, so every publish on that channel is nacked (or never confirmed) until the
+// node returns. A nack is therefore not final: the channel is replaced and the message re-sent, within
+// its timeout. Confirms that stop coming are checked against the cluster: with a majority of the
+// nodes up the channel is replaced; with the quorum lost the waiting messages fail fast (UNAVAILABLE).
 
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { Code, StatusError, UnroutableError } from "../status.js";
-import type { AmqpConnection, AmqpSession } from "./connection.js";
+import { ChannelKeeper } from "./channel-keeper.js";
+import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
 
 export interface PublisherOptions {
@@ -25,6 +33,22 @@ export interface PublisherOptions {
   track?: boolean;
   /** Bodies larger than this are refused (RESOURCE_EXHAUSTED) before they are queued. Default: no limit. */
   maxMessageBytes?: number;
+  /**
+   * A message unconfirmed this long makes the publisher look at the cluster: with a majority of the
+   * nodes up the channel is replaced and the message re-sent; with the quorum lost the waiting messages
+   * are rejected with UNAVAILABLE at once instead of at their timeout. Default 3 000 ms.
+   */
+  stallTimeoutMs?: number;
+}
+
+/** What a publisher reports as it goes (also counted in `stats`). */
+export interface PublisherEvents {
+  /** Messages sent again on a new channel: the old one closed, nacked or stopped confirming. */
+  resent: [{ count: number; reason: string }];
+  /** A message rejected to its caller (refused, unroutable, timed out...). */
+  refused: [{ messageId: string | undefined; exchange: string; routingKey: string; error: Error }];
+  /** A channel replaced because it nacked or stopped confirming. */
+  replaced: [{ reason: string }];
 }
 
 export interface RawPublishOptions {
@@ -53,6 +77,11 @@ interface Entry {
   admitted: boolean;
   /** Channel errors (not connection losses) seen while this message was in flight. */
   channelErrors: number;
+  /** Times the broker nacked a copy; the last reason. */
+  nacks: number;
+  lastNack: string | undefined;
+  /** When the current copy was written (for stall detection). */
+  sentAt: number;
 }
 
 const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
@@ -61,16 +90,17 @@ const REFUSED_EXCHANGE = /ACCESS_REFUSED - access to exchange '([^']*)'/;
 /** A message in flight at this many channel errors is taken for their cause and rejected, not re-sent again. */
 const MAX_CHANNEL_ERRORS = 3;
 
-export class Publisher {
+export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly connection: AmqpConnection;
   private readonly maxInFlight: number;
   private readonly maxInFlightBytes: number;
   private activeBytes = 0;
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
-  private channel: ConfirmChannel | undefined;
-  private channelSession: AmqpSession | undefined;
-  private opening: Promise<void> | undefined;
+  private readonly keeper: ChannelKeeper<ConfirmChannel>;
+  private readonly stallTimeoutMs: number;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private probing = false;
   /** Accepted, not yet written to a channel (or to be written again after a loss), in order. */
   private readonly queue = new Deque<Entry>();
   /** Written to `channel`, awaiting confirm, in publish order. */
@@ -90,21 +120,44 @@ export class Publisher {
    * one timer per bucket (at its oldest entry) replaces a timer per message.
    */
   private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
-  private readonly unregisterSetup: () => void;
   private readonly untrack: () => void;
 
   constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
+    super();
     this.connection = connection;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 4096);
     this.maxInFlightBytes = Math.max(1, options.maxInFlightBytes ?? 32 * 1024 * 1024);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
-    this.unregisterSetup = connection.onSession((session) => this.openChannel(session));
+    this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
+    this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
+      owner: "publisher",
+      confirm: true,
+      setup: (ch) => {
+        ch.on("return", (msg: Message) => this.onReturn(ch, msg));
+        ch.on("drain", () => {
+          if (this.keeper.current !== ch) return;
+          this.waitingForDrain = false;
+          this.pump();
+        });
+      },
+      onOpen: () => {
+        this.waitingForDrain = false;
+        this.pump();
+      },
+      onLost: (ch, err) => this.onChannelClosed(ch, err),
+      onError: (err) => connection.reportError(err),
+    });
+    this.keeper.start();
     this.untrack = options.track === false ? () => {} : connection.track(this);
   }
 
-  /** Counters for monitoring: copies sent again after a lost channel, waits for the socket to drain. */
-  readonly stats = { published: 0, resent: 0, drainWaits: 0 };
+  /**
+   * Counters for monitoring: copies written, copies sent again (after a lost, nacking or stalled
+   * channel), nacks from the broker, messages rejected to callers, channels replaced, waits for the
+   * socket to drain.
+   */
+  readonly stats = { published: 0, resent: 0, nacked: 0, refused: 0, replaced: 0, drainWaits: 0 };
 
   /** Messages accepted and not yet settled (waiting for the window included). */
   get pending(): number {
@@ -157,6 +210,9 @@ export class Publisher {
         onAbort: undefined,
         admitted: false,
         channelErrors: 0,
+        nacks: 0,
+        lastNack: undefined,
+        sentAt: 0,
       };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         entry.deadline = Date.now() + timeoutMs;
@@ -181,11 +237,9 @@ export class Publisher {
   private async doClose(): Promise<void> {
     this.closed = true;
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-    this.unregisterSetup();
     this.untrack();
-    const ch = this.channel;
-    this.channel = undefined;
-    if (ch) await ch.close().catch(() => {});
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    await this.keeper.close();
   }
 
   private hasRoom(entry: Entry): boolean {
@@ -200,27 +254,9 @@ export class Publisher {
     this.pump();
   }
 
-  private async openChannel(session: AmqpSession): Promise<void> {
-    if (this.closed && this.unsettled === 0) return;
-    const ch = await session.createConfirmChannel();
-    this.channel = ch;
-    this.channelSession = session;
-    this.waitingForDrain = false;
-    let lastError: Error | undefined;
-    ch.on("error", (err: Error) => (lastError = err));
-    ch.on("return", (msg: Message) => this.onReturn(ch, msg));
-    ch.on("drain", () => {
-      if (this.channel !== ch) return;
-      this.waitingForDrain = false;
-      this.pump();
-    });
-    ch.on("close", () => this.onChannelClosed(ch, session, lastError));
-    this.pump();
-  }
-
   // Writes queued messages until the channel's buffer says stop (back-pressure) or the queue is empty.
   private pump(): void {
-    const ch = this.channel;
+    const ch = this.keeper.current;
     if (!ch || this.waitingForDrain) return;
     while (this.queue.length > 0) {
       const entry = this.queue.shift()!;
@@ -232,7 +268,6 @@ export class Publisher {
         if (err instanceof Error && err.name === "IllegalOperationError") {
           // The channel is going away: keep the message for the next one.
           this.queue.unshiftAll([entry]);
-          if (this.channel === ch) this.channel = undefined;
           return;
         }
         // Bad properties (e.g. headers too large to encode): this message can never be sent.
@@ -240,8 +275,10 @@ export class Publisher {
         continue;
       }
       entry.channel = ch;
+      entry.sentAt = Date.now();
       this.inFlight.add(entry);
       this.stats.published++;
+      this.watchStalls();
       if (!ok) {
         this.stats.drainWaits++;
         this.waitingForDrain = true;
@@ -255,7 +292,7 @@ export class Publisher {
     if (err && err.message === "channel closed") return; // onChannelClosed puts it back in the queue
     entry.channel = undefined;
     this.inFlight.delete(entry);
-    if (err) this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message (${err.message})`, { cause: err }));
+    if (err) this.onNack(entry, ch, err);
     else if (entry.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.returned));
     else this.settle(entry, undefined);
   }
@@ -278,7 +315,29 @@ export class Publisher {
     }
   }
 
-  private onChannelClosed(ch: ConfirmChannel, session: AmqpSession, lastError: Error | undefined): void {
+  // A nack says this copy was not taken. Not final: a channel that nacks may go on nacking (a quorum
+  // queue client stuck on a dead leader), so it is replaced and the message sent again on the new one.
+  private onNack(entry: Entry, ch: ConfirmChannel, err: Error): void {
+    this.stats.nacked++;
+    entry.nacks++;
+    entry.lastNack = err.message;
+    entry.returned = undefined;
+    if (entry.deadline <= Date.now()) {
+      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times until its timeout (${err.message})`, { cause: err }));
+      return;
+    }
+    this.stats.resent++;
+    this.queue.unshiftAll([entry]);
+    if (this.keeper.current === ch) {
+      this.stats.replaced++;
+      this.emit("replaced", { reason: `the broker nacked a message (${err.message})` });
+      this.keeper.replace(ch, new Error(`the broker nacked a message (${err.message})`));
+    } else {
+      this.pump();
+    }
+  }
+
+  private onChannelClosed(ch: ConfirmChannel, lastError: Error | undefined): void {
     const missing = lastError ? NOT_FOUND_EXCHANGE.exec(lastError.message)?.[1] : undefined;
     const wrongUser = lastError ? WRONG_USER_ID.exec(lastError.message)?.[1] : undefined;
     // The broker calls the default exchange amq.default; publishers name it "".
@@ -304,18 +363,62 @@ export class Publisher {
       }
     }
     this.queue.unshiftAll(again);
-    if (this.channel === ch) {
-      this.channel = undefined;
-      this.waitingForDrain = false;
+    this.waitingForDrain = false;
+    if (again.length > 0) this.emit("resent", { count: again.length, reason: lastError?.message ?? "the channel closed" });
+  }
+
+  // ---- stalls: confirms that stop coming ------------------------------------------------------
+
+  private watchStalls(): void {
+    if (this.stallTimer || this.closing) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      void this.checkStall();
+    }, Math.min(1_000, this.stallTimeoutMs));
+    this.stallTimer.unref();
+  }
+
+  private async checkStall(): Promise<void> {
+    let oldest: Entry | undefined;
+    for (const entry of this.inFlight) {
+      if (!entry.settled) {
+        oldest = entry;
+        break;
+      }
+      // Settled by its deadline while in flight: a late confirm has nothing left to do.
+      this.inFlight.delete(entry);
+      entry.channel = undefined;
     }
-    // A channel-level error (not a lost connection): open a new channel on the same session.
-    // amqplib closes channels just before it reports the connection lost, hence the microtask.
-    queueMicrotask(() => {
-      if (!session.open || this.channel || (this.closed && this.unsettled === 0)) return;
-      this.opening ??= this.openChannel(session)
-        .catch(() => undefined)
-        .finally(() => (this.opening = undefined));
-    });
+    if (oldest === undefined) return;
+    const waited = Date.now() - oldest.sentAt;
+    if (waited < this.stallTimeoutMs || this.probing) {
+      this.watchStalls();
+      return;
+    }
+    this.probing = true;
+    try {
+      const probe = await this.connection.probeNodes();
+      if (probe.quorumLost) {
+        // Everything waiting now would wait for the majority to come back: tell the callers now.
+        const err = new StatusError(Code.UNAVAILABLE, `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`);
+        for (const entry of [...this.inFlight]) {
+          this.inFlight.delete(entry);
+          entry.channel = undefined;
+          this.settle(entry, err);
+        }
+      } else {
+        const ch = oldest.channel;
+        if (ch && this.keeper.current === ch) {
+          this.stats.replaced++;
+          const reason = `the broker did not confirm a message for ${waited} ms`;
+          this.emit("replaced", { reason });
+          this.keeper.replace(ch, new Error(reason));
+        }
+      }
+    } finally {
+      this.probing = false;
+      if (this.inFlight.size > 0) this.watchStalls();
+    }
   }
 
   private armDeadline(entry: Entry): void {
@@ -347,7 +450,7 @@ export class Publisher {
 
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
-    const connected = this.connection.connected && this.channel !== undefined;
+    const connected = this.connection.connected && this.keeper.current !== undefined;
     this.settle(
       entry,
       connected
@@ -379,8 +482,11 @@ export class Publisher {
         if (!next.settled) this.admit(next);
       }
     }
-    if (err) entry.reject(err);
-    else entry.resolve();
+    if (err) {
+      this.stats.refused++;
+      if (this.listenerCount("refused") > 0) this.emit("refused", { messageId: entry.props.messageId, exchange: entry.exchange, routingKey: entry.routingKey, error: err });
+      entry.reject(err);
+    } else entry.resolve();
     if (this.unsettled === 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
