@@ -4,10 +4,17 @@
 // come back on it through RabbitMQ's direct reply-to (no reply queue to declare, nothing to clean
 // up). Calls are matched to replies by correlation id in one map; nothing is allocated per call on
 // the broker side, which is what keeps a round trip close to the raw library's.
+//
+// The channel is in confirm mode, so a request the broker did not take is known at once: a nack
+// (a quorum queue without a live leader) re-sends the request on a fresh channel within the call's
+// deadline; a request that is neither confirmed nor nacked for `stallTimeoutMs` makes the client
+// look at the cluster, and with the quorum lost the call fails fast with UNAVAILABLE. A channel that
+// is lost takes its calls' replies with it: idempotent methods are sent again, others fail UNAVAILABLE.
 
 import { randomUUID } from "node:crypto";
-import type { Channel, ConsumeMessage, Message } from "amqplib";
-import type { AmqpConnection, AmqpSession } from "../connection.js";
+import type { ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib";
+import { ChannelKeeper } from "../channel-keeper.js";
+import { quorumLostMessage, type AmqpConnection, type AmqpSession } from "../connection.js";
 import { CONTENT_TYPE_PROTOBUF, headersToMetadata, metadataToHeaders } from "../headers.js";
 import { resolveDeadline, type CallOptions } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
@@ -59,30 +66,47 @@ export interface AmqpRpcTransportOptions {
   maxMessageBytes?: number;
   /** Sent as the AMQP `user_id` of requests (the broker checks it equals our login); servers see it as ctx.peer. */
   userId?: string;
+  /**
+   * A request neither confirmed nor nacked this long makes the client look at the cluster: with the
+   * quorum lost the call fails UNAVAILABLE at once; otherwise the channel is replaced. Default 3 000 ms.
+   */
+  stallTimeoutMs?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const NEVER = new AbortController().signal;
 
-/** The reply channel of one session. */
+/** The request-and-reply channel: current, or retired and waiting for its calls' replies. */
 interface Link {
   readonly session: AmqpSession;
-  readonly channel: Channel;
+  readonly channel: ConfirmChannel;
   alive: boolean;
   /** Set while the channel's write buffer is full; publishing waits for it. */
   drain: Promise<void> | undefined;
+  /** Calls whose request went out on this channel (their replies come back on it). */
+  readonly calls: Set<Pending>;
+  /** Resolved when a retired link has no calls left. */
+  drained: (() => void) | undefined;
 }
 
 /** One call waiting for its reply. */
 class Pending {
   timer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
+  /** The link its current copy went out on; undefined while waiting to be sent again. */
+  link: Link | undefined;
+  /** The broker took the current copy (publisher confirm). */
+  confirmed = false;
+  sentAt = 0;
+  nacks = 0;
 
   constructor(
     readonly id: string,
-    readonly link: Link,
     readonly method: MethodDesc,
     readonly signal: AbortSignal,
+    readonly queue: string,
+    readonly body: Buffer,
+    readonly props: Options.Publish,
     readonly resolve: (response: CallResponse) => void,
     readonly reject: (err: StatusError) => void,
   ) {}
@@ -115,9 +139,14 @@ export class AmqpRpcTransport implements Transport {
   private readonly pending = new Map<string, Pending>();
   private readonly queues = new WeakMap<MethodDesc, string>();
   private readonly queuesByPath = new Map<string, string>();
-  private readonly unregister: () => void;
   private readonly untrack: () => void;
+  private readonly keeper: ChannelKeeper<ConfirmChannel>;
+  private readonly stallTimeoutMs: number;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** Calls to send again (nacked, or their channel lost), in order. */
+  private readonly resend: Pending[] = [];
   private link: Link | undefined;
+  private readonly links = new WeakMap<ConfirmChannel, Link>();
   /** The session whose link setup failed, and why: calls fail fast instead of waiting on it. */
   private linkFailure: { session: AmqpSession; error: Error } | undefined;
   /** Woken whenever the link or the connection changes, to re-check readiness. */
@@ -133,9 +162,29 @@ export class AmqpRpcTransport implements Transport {
     this.userId = options.userId;
     this.chain = applyInterceptors(this.send, options.interceptors);
     for (const service of options.services ?? []) this.register(service);
-    this.unregister = connection.onSession((session) => this.openLink(session));
+    this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
+    this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
+      owner: "RPC client",
+      confirm: true,
+      // No-ack is required by direct reply-to, and the consumer must exist before the first publish.
+      setup: async (channel) => {
+        await channel.consume(DIRECT_REPLY_TO, this.onReply, { noAck: true });
+      },
+      onOpen: (channel, session) => this.adoptLink(channel, session),
+      onLost: (channel) => this.lose(channel),
+      onError: (err) => {
+        const session = this.connection.currentSession;
+        if (session) this.linkFailure = { session, error: err };
+        this.wake();
+        connection.reportError(err);
+      },
+    });
+    this.keeper.start();
     this.untrack = connection.track(this);
   }
+
+  /** Counters: requests sent again (after a nack or a lost channel), nacks, channels replaced. */
+  readonly stats = { resent: 0, nacked: 0, replaced: 0 };
 
   /** Makes calls to `service`'s methods go to its declared request queue. */
   register(service: ServiceDesc): this {
@@ -200,16 +249,12 @@ export class AmqpRpcTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.unregister();
     this.untrack();
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
     this.wake();
-    const link = this.link;
     this.link = undefined;
-    if (link?.alive) {
-      link.alive = false;
-      await link.channel.close().catch(() => {});
-    }
+    await this.keeper.close();
   }
 
   // ---- sending -------------------------------------------------------------------------------
@@ -306,31 +351,23 @@ export class AmqpRpcTransport implements Transport {
     headers[HEADER_METHOD] = method.path;
     if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
     const id = randomUUID();
-    const queue = this.queueOf(method);
+    const props: Options.Publish = {
+      correlationId: id,
+      messageId: id,
+      replyTo: DIRECT_REPLY_TO,
+      contentType: CONTENT_TYPE_PROTOBUF,
+      type: method.input.typeName,
+      headers,
+      mandatory: true,
+      ...(this.userId !== undefined ? { userId: this.userId } : {}),
+      ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
+    };
 
     return new Promise<CallResponse>((resolve, reject) => {
-      const call = new Pending(id, link, method, req.signal, resolve, reject);
+      const call = new Pending(id, method, req.signal, this.queueOf(method), body, props, resolve, reject);
       // Registered before publishing: a fast server's reply can arrive in the very next read.
       this.pending.set(id, call);
-      let flushed: boolean;
-      try {
-        flushed = link.channel.publish("", queue, body, {
-          correlationId: id,
-          messageId: id,
-          replyTo: DIRECT_REPLY_TO,
-          contentType: CONTENT_TYPE_PROTOBUF,
-          type: method.input.typeName,
-          headers,
-          mandatory: true,
-          ...(this.userId !== undefined ? { userId: this.userId } : {}),
-          ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
-        });
-      } catch (err) {
-        this.pending.delete(id);
-        reject(new StatusError(Code.UNAVAILABLE, `could not send the request: ${messageOf(err)}`, { cause: err }));
-        return;
-      }
-      if (!flushed) this.awaitDrain(link);
+      if (!this.write(link, call)) return;
       if (timeoutMs !== undefined) {
         call.timer = setTimeout(() => this.settle(id, deadlineError(method)), timeoutMs);
       }
@@ -343,6 +380,100 @@ export class AmqpRpcTransport implements Transport {
         req.signal.addEventListener("abort", call.onAbort, { once: true });
       }
     });
+  }
+
+  /** Publishes the call's request on `link`; false when it could not (the call is settled then). */
+  private write(link: Link, call: Pending): boolean {
+    const channel = link.channel;
+    let flushed: boolean;
+    try {
+      flushed = channel.publish("", call.queue, call.body, call.props, (err) => this.onConfirm(call, link, err));
+    } catch (err) {
+      this.settle(call.id, new StatusError(Code.UNAVAILABLE, `could not send the request: ${messageOf(err)}`, { cause: err }));
+      return false;
+    }
+    call.link = link;
+    call.confirmed = false;
+    call.sentAt = Date.now();
+    link.calls.add(call);
+    if (!flushed) this.awaitDrain(link);
+    this.watchStalls();
+    return true;
+  }
+
+  private onConfirm(call: Pending, link: Link, err: Error | null): void {
+    if (call.link !== link || !this.pending.has(call.id)) return;
+    if (err === null) {
+      call.confirmed = true;
+      return;
+    }
+    if (err.message === "channel closed") return; // lose() decides
+    // Nacked: the broker did not take the request, so sending it again cannot run it twice. The
+    // channel may go on nacking (a quorum queue client stuck on a dead leader): retire it.
+    this.stats.nacked++;
+    call.nacks++;
+    this.detach(call);
+    this.resend.push(call);
+    if (this.link === link) this.retire(link, `the broker nacked a request (${err.message})`);
+    else this.flushResend();
+  }
+
+  /** A new channel takes new calls; the old one stays until the replies to its calls are in. */
+  private retire(link: Link, reason: string): void {
+    if (this.link === link) this.link = undefined;
+    this.stats.replaced++;
+    const drained = new Promise<void>((resolve) => {
+      if (link.calls.size === 0) resolve();
+      else link.drained = resolve;
+    });
+    this.keeper.replace(link.channel, new Error(reason), drained);
+  }
+
+  private detach(call: Pending): void {
+    const link = call.link;
+    if (!link) return;
+    call.link = undefined;
+    link.calls.delete(call);
+    if (link.calls.size === 0) link.drained?.();
+  }
+
+  /** Sends the calls waiting to be sent again, on the current link. */
+  private flushResend(): void {
+    const link = this.link;
+    if (!link?.alive || this.resend.length === 0) return;
+    for (const call of this.resend.splice(0)) {
+      if (!this.pending.has(call.id)) continue;
+      this.stats.resent++;
+      this.write(link, call);
+    }
+  }
+
+  // ---- stalls: requests the broker neither confirms nor nacks ---------------------------------
+
+  private watchStalls(): void {
+    if (this.stallTimer || this.closed) return;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      void this.checkStall();
+    }, Math.min(1_000, this.stallTimeoutMs));
+    this.stallTimer.unref();
+  }
+
+  private async checkStall(): Promise<void> {
+    const now = Date.now();
+    const stalled = [...this.pending.values()].filter((c) => c.link !== undefined && !c.confirmed && now - c.sentAt >= this.stallTimeoutMs);
+    if (stalled.length > 0) {
+      const probe = await this.connection.probeNodes();
+      if (probe.quorumLost) {
+        for (const call of stalled) {
+          this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: the request was not confirmed within ${Date.now() - call.sentAt} ms: ${quorumLostMessage(probe)}`));
+        }
+      } else {
+        const link = stalled[0]!.link;
+        if (link && this.link === link) this.retire(link, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
+      }
+    }
+    if (this.pending.size > 0) this.watchStalls();
   }
 
   /** Back-pressure: when amqplib's buffer is full, later calls wait for it to drain. */
@@ -377,6 +508,7 @@ export class AmqpRpcTransport implements Transport {
     // Unknown ids are replies to calls that already timed out or were cancelled: dropped.
     if (call === undefined) return;
     this.pending.delete(call.id);
+    this.detach(call);
     call.dispose();
     const headers = msg.properties.headers as Record<string, unknown> | undefined;
     const metadata = headersToMetadata(headers);
@@ -430,58 +562,47 @@ export class AmqpRpcTransport implements Transport {
     const call = this.pending.get(id);
     if (!call) return;
     this.pending.delete(id);
+    this.detach(call);
     call.dispose();
     call.reject(err);
   }
 
   // ---- the link ------------------------------------------------------------------------------
 
-  private async openLink(session: AmqpSession): Promise<void> {
-    if (this.closed || !session.open) return;
-    let channel: Channel;
-    try {
-      channel = await session.createChannel();
-      // No-ack is required by direct reply-to, and the consumer must exist before the first publish.
-      await channel.consume(DIRECT_REPLY_TO, this.onReply, { noAck: true });
-    } catch (err) {
-      this.linkFailure = { session, error: err instanceof Error ? err : new Error(String(err)) };
-      this.wake();
-      throw err;
-    }
-    if (this.closed || !session.open) {
-      await channel.close().catch(() => {});
-      return;
-    }
-    const link: Link = { session, channel, alive: true, drain: undefined };
+  private adoptLink(channel: ConfirmChannel, session: AmqpSession): void {
+    if (this.closed) return;
+    const link: Link = { session, channel, alive: true, drain: undefined, calls: new Set(), drained: undefined };
     channel.on("return", this.onReturn);
-    channel.on("close", () => this.lose(link));
+    this.links.set(channel, link);
     this.link = link;
     this.linkFailure = undefined;
+    this.flushResend();
     this.wake();
   }
 
-  /** The link's channel closed: its calls can never get a reply, so they fail now, not at their deadline. */
-  private lose(link: Link): void {
-    if (!link.alive) return;
+  /**
+   * A channel closed: replies to its calls can no longer arrive. Idempotent methods are sent again
+   * on the next channel (within their deadline); others fail now, not at their deadline, since the
+   * request may or may not have run.
+   */
+  private lose(channel: ConfirmChannel): void {
+    const link = this.links.get(channel);
+    if (!link || !link.alive) return;
     link.alive = false;
     if (this.link === link) this.link = undefined;
-    this.failAll(link, () => new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
+    for (const call of [...link.calls]) {
+      this.detach(call);
+      if (call.method.idempotent && !this.closed) this.resend.push(call);
+      else this.settle(call.id, new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
+    }
     this.wake();
-    // Only the channel died (the session lives on): open a new one, as no new session will run our setup.
-    if (!this.closed && link.session.open) this.reopen(link.session, 100);
-  }
-
-  private reopen(session: AmqpSession, delayMs: number): void {
-    setTimeout(() => {
-      if (this.closed || this.link !== undefined || !session.open || this.connection.currentSession !== session) return;
-      this.openLink(session).catch(() => this.reopen(session, Math.min(delayMs * 2, 5_000)));
-    }, delayMs).unref();
   }
 
   private failAll(link: Link | undefined, error: () => StatusError): void {
     for (const call of [...this.pending.values()]) {
       if (link === undefined || call.link === link) this.settle(call.id, error());
     }
+    if (link === undefined) this.resend.length = 0;
   }
 
   private wake(): void {
