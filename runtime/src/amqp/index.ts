@@ -4,13 +4,16 @@ export * from "./rpc/index.js";
 export {
   AmqpConnection,
   redactUrl,
+  quorumLostMessage,
+  type NodeProbe,
   type AmqpConnectionOptions,
   type AmqpReconnectOptions,
   type AmqpTlsOptions,
   type AmqpSession,
   type SessionSetup,
 } from "./connection.js";
-export { Publisher, type PublisherOptions, type RawPublishOptions } from "./publisher.js";
+export { ChannelKeeper, type ChannelKeeperOptions } from "./channel-keeper.js";
+export { Publisher, type PublisherOptions, type PublisherEvents, type RawPublishOptions } from "./publisher.js";
 export { EventPublisher, type EventPublisherOptions, type PublishOptions } from "./events.js";
 export { EventConsumer, type EventConsumerOptions, type EventHandler, type DeliveryContext } from "./consumer.js";
 export {
