@@ -34,9 +34,11 @@ export interface ClusterOptions {
   /** First AMQP port; the nodes take base, base+1, base+2. Default 47001. */
   basePort?: number;
   size?: number;
+  /** Node names are <prefix><n>@localhost. Default "grabbit-c". */
+  namePrefix?: string;
+  /** A private epmd for these nodes. Default 47369. */
+  epmdPort?: number;
 }
-
-const EPMD_PORT = 47369;
 
 /** The folder of the rabbitmq-server package's own scripts (not the PATH wrappers). */
 export function rabbitmqScripts(): string {
@@ -64,15 +66,18 @@ export class Cluster {
   readonly dir: string;
   readonly nodes: ClusterNode[];
   private readonly sbin: string;
+  private readonly epmdPort: number;
 
   constructor(options: ClusterOptions = {}) {
     this.dir = options.dir ?? process.env.GRABBIT_CLUSTER_DIR ?? join(tmpdir(), "grabbit-cluster");
     const base = options.basePort ?? 47001;
     const size = options.size ?? 3;
     this.sbin = rabbitmqScripts();
+    this.epmdPort = options.epmdPort ?? 47369;
+    const prefix = options.namePrefix ?? "grabbit-c";
     this.nodes = Array.from({ length: size }, (_, i) => ({
       index: i,
-      name: `grabbit-c${i + 1}@localhost`,
+      name: `${prefix}${i + 1}@localhost`,
       port: base + i,
       distPort: base + 100 + i,
       url: `amqp://guest:guest@127.0.0.1:${base + i}`,
@@ -88,7 +93,7 @@ export class Cluster {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       HOME: join(d, "home"),
-      ERL_EPMD_PORT: String(EPMD_PORT),
+      ERL_EPMD_PORT: String(this.epmdPort),
       RABBITMQ_CONF_ENV_FILE: join(d, "empty.env"),
       RABBITMQ_ENABLED_PLUGINS_FILE: join(d, "enabled_plugins"),
     };
@@ -236,7 +241,7 @@ export class Cluster {
     }
     // epmd on the private port was started by the first node; it holds no state worth keeping.
     try {
-      await run("epmd", ["-port", String(EPMD_PORT), "-kill"], { timeout: 5_000 });
+      await run("epmd", ["-port", String(this.epmdPort), "-kill"], { timeout: 5_000 });
     } catch {
       // not running, or not on PATH
     }
