@@ -13,6 +13,7 @@
 // through `onOpen` and of its end through `onLost`, so a message never outlives its channel unseen.
 
 import type { Channel, ConfirmChannel } from "amqplib";
+import { Code, StatusError } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 
 export interface ChannelKeeperOptions<C extends Channel> {
@@ -31,10 +32,21 @@ export interface ChannelKeeperOptions<C extends Channel> {
   onLost?: (channel: C, error: Error | undefined, session: AmqpSession) => void;
   /** A setup failed on a live session after the first start; it is retried with backoff. */
   onError?: (err: Error) => void;
-  /** First delay before reopening on a live session. Default 50 ms; doubles to `maxDelayMs` (5 s). */
+  /** First delay before reopening on a live session. Default 50 ms; doubles to `maxDelayMs` (1 s). */
   initialDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * A setup the broker does not finish in this time fails UNAVAILABLE and is tried again (a consume
+   * on a quorum queue without a majority gets no answer at all). Default 10 000 ms.
+   */
+  setupTimeoutMs?: number;
 }
+
+/**
+ * How long a new session waits for this keeper's setup before the connection goes on with the next
+ * one: a setup stuck on the broker must not keep a publisher on the same connection from working.
+ */
+const SESSION_SETUP_WAIT_MS = 2_000;
 
 /** A channel that lived this long resets the backoff. */
 const HEALTHY_AFTER_MS = 5_000;
@@ -105,7 +117,19 @@ export class ChannelKeeper<C extends Channel = Channel> {
 
   private register(): void {
     // Failures on later sessions are reported and retried here, not by the connection.
-    this.unregister ??= this.connection.onSession((session) => this.open(session).catch(() => undefined), { now: false });
+    this.unregister ??= this.connection.onSession(
+      (session) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, SESSION_SETUP_WAIT_MS);
+          this.open(session)
+            .catch(() => undefined)
+            .finally(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+        }),
+      { now: false },
+    );
   }
 
   /**
@@ -169,7 +193,7 @@ export class ChannelKeeper<C extends Channel = Channel> {
       else closedEarly = true;
     });
     try {
-      await this.options.setup?.(ch, session);
+      await this.withinSetupTimeout(this.options.setup?.(ch, session));
     } catch (err) {
       await ch.close().catch(() => undefined);
       if (!first && session.open && !this.closed) {
@@ -194,6 +218,19 @@ export class ChannelKeeper<C extends Channel = Channel> {
     this.options.onOpen?.(ch, session);
   }
 
+  private withinSetupTimeout(setup: Promise<void> | void): Promise<void> | void {
+    if (!(setup instanceof Promise)) return setup;
+    const ms = this.options.setupTimeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StatusError(Code.UNAVAILABLE, `the broker did not finish setting up the ${this.options.owner} within ${ms} ms (a quorum queue without a majority of its nodes does not answer)`)),
+        ms,
+      );
+    });
+    return Promise.race([setup, late]).finally(() => clearTimeout(timer));
+  }
+
   private lost(ch: C, error: Error | undefined, session: AmqpSession): void {
     if (this.channel === ch) this.channel = undefined;
     if (Date.now() - this.openedAt > HEALTHY_AFTER_MS) this.failures = 0;
@@ -205,7 +242,7 @@ export class ChannelKeeper<C extends Channel = Channel> {
   private scheduleReopen(session: AmqpSession, delayMs?: number): void {
     if (this.closed || !session.open || this.channel || this.reopenTimer) return;
     const initial = Math.max(1, this.options.initialDelayMs ?? 50);
-    const max = Math.max(initial, this.options.maxDelayMs ?? 5_000);
+    const max = Math.max(initial, this.options.maxDelayMs ?? 1_000);
     const base = Math.min(max, initial * 2 ** this.failures);
     this.failures++;
     const delay = delayMs ?? Math.round(base * (0.8 + Math.random() * 0.4));
