@@ -101,6 +101,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly stallTimeoutMs: number;
   private stallTimer: NodeJS.Timeout | undefined;
   private probing = false;
+  /** Time of the last confirm, and when the publisher last went from idle to busy. */
+  private progressAt = 0;
+  private busySince = 0;
   /** Accepted, not yet written to a channel (or to be written again after a loss), in order. */
   private readonly queue = new Deque<Entry>();
   /** Written to `channel`, awaiting confirm, in publish order. */
@@ -222,7 +225,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         entry.onAbort = () => this.settle(entry, StatusError.from(signal.reason, Code.CANCELLED));
         signal.addEventListener("abort", entry.onAbort, { once: true });
       }
-      this.unsettled++;
+      if (this.unsettled++ === 0) this.busySince = Date.now();
+      this.watchStalls();
       if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
       else this.windowWaiters.push(entry);
     });
@@ -278,7 +282,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       entry.sentAt = Date.now();
       this.inFlight.add(entry);
       this.stats.published++;
-      this.watchStalls();
       if (!ok) {
         this.stats.drainWaits++;
         this.waitingForDrain = true;
@@ -292,6 +295,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (err && err.message === "channel closed") return; // onChannelClosed puts it back in the queue
     entry.channel = undefined;
     this.inFlight.delete(entry);
+    if (!err) this.progressAt = Date.now();
     if (err) this.onNack(entry, ch, err);
     else if (entry.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.returned));
     else this.settle(entry, undefined);
@@ -323,7 +327,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     entry.lastNack = err.message;
     entry.returned = undefined;
     if (entry.deadline <= Date.now()) {
-      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times until its timeout (${err.message})`, { cause: err }));
+      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within its timeout (${err.message})`, { cause: err }));
       return;
     }
     this.stats.resent++;
@@ -378,19 +382,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.stallTimer.unref();
   }
 
+  // The publisher is stalled when it has had messages waiting and no confirm for stallTimeoutMs,
+  // whatever happened meanwhile (nacks, replaced channels, no channel at all).
   private async checkStall(): Promise<void> {
-    let oldest: Entry | undefined;
-    for (const entry of this.inFlight) {
-      if (!entry.settled) {
-        oldest = entry;
-        break;
-      }
-      // Settled by its deadline while in flight: a late confirm has nothing left to do.
-      this.inFlight.delete(entry);
-      entry.channel = undefined;
-    }
-    if (oldest === undefined) return;
-    const waited = Date.now() - oldest.sentAt;
+    if (this.unsettled === 0) return;
+    const waited = Date.now() - Math.max(this.progressAt, this.busySince);
     if (waited < this.stallTimeoutMs || this.probing) {
       this.watchStalls();
       return;
@@ -401,23 +397,28 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (probe.quorumLost) {
         // Everything waiting now would wait for the majority to come back: tell the callers now.
         const err = new StatusError(Code.UNAVAILABLE, `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`);
+        // Waiters first: settling them admits nothing, so nothing new slips into the window.
+        for (const entry of this.windowWaiters.clear()) this.settle(entry, err);
+        for (const entry of this.queue.clear()) this.settle(entry, err);
         for (const entry of [...this.inFlight]) {
           this.inFlight.delete(entry);
           entry.channel = undefined;
           this.settle(entry, err);
         }
       } else {
-        const ch = oldest.channel;
-        if (ch && this.keeper.current === ch) {
+        const ch = this.keeper.current;
+        if (ch && this.inFlight.size > 0) {
           this.stats.replaced++;
           const reason = `the broker did not confirm a message for ${waited} ms`;
           this.emit("replaced", { reason });
           this.keeper.replace(ch, new Error(reason));
         }
       }
+      // The next verdict needs another stallTimeoutMs of silence.
+      this.busySince = Date.now();
     } finally {
       this.probing = false;
-      if (this.inFlight.size > 0) this.watchStalls();
+      if (this.unsettled > 0) this.watchStalls();
     }
   }
 
@@ -450,13 +451,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
-    const connected = this.connection.connected && this.keeper.current !== undefined;
-    this.settle(
-      entry,
-      connected
-        ? new StatusError(Code.DEADLINE_EXCEEDED, `no publisher confirm within ${timeoutMs} ms`)
-        : new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`),
-    );
+    let err: StatusError;
+    if (entry.nacks > 0) {
+      err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within ${timeoutMs} ms (${entry.lastNack}); it was sent again on a new channel each time`);
+    } else if (!this.connection.connected) {
+      err = new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`);
+    } else {
+      err = new StatusError(Code.DEADLINE_EXCEEDED, `no publisher confirm within ${timeoutMs} ms`);
+    }
+    this.settle(entry, err);
   }
 
   private settle(entry: Entry, err: Error | undefined): void {
