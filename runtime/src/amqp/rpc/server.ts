@@ -495,8 +495,19 @@ export class AmqpRpcServer {
     if (code !== Code.OK && details !== undefined && details.length > 0) {
       headers[HEADER_STATUS_DETAILS] = Buffer.from(encodeRpcStatus({ code, message, details }));
     }
-    // If the request's channel died mid-call, the reply can still go out on the new one (the
-    // request itself will be redelivered, and its second reply dropped by the caller as late).
+    // The request is acked before the reply is published, in the same write: RabbitMQ 3.10 closes the
+    // whole connection (541 INTERNAL_ERROR) on a reply to a direct reply-to whose node is gone, and
+    // with the ack after the reply the request came back to be answered again, crashing every
+    // server in turn until its expiration. The caller on the dead node has lost its channel anyway.
+    // If the request's channel died mid-call the ack is impossible (the request will be redelivered),
+    // and the reply still goes out on the new channel (its second reply is dropped as late).
+    if (link.alive) {
+      try {
+        link.channel.ack(msg);
+      } catch {
+        // The channel closed under us: the broker redelivers the unacked request.
+      }
+    }
     const channel = link.alive ? link.channel : this.link?.channel;
     if (channel === undefined) return;
     const send = (h: Record<string, unknown>) =>
@@ -517,9 +528,8 @@ export class AmqpRpcServer {
         send({ [HEADER_STATUS]: code, ...(code !== Code.OK ? { [HEADER_MESSAGE]: `${message} (${note})` } : {}) });
         this.report(new Error(`${method?.path ?? this.requestQueue}: ${note}`));
       }
-      if (link.alive) link.channel.ack(msg);
     } catch {
-      // The channel closed under us: the broker redelivers the unacked request.
+      // The channel closed under us: the caller's call fails or is retried on its side.
     }
   }
 
