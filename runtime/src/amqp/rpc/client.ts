@@ -97,7 +97,8 @@ class Pending {
   link: Link | undefined;
   /** The broker took the current copy (publisher confirm). */
   confirmed = false;
-  sentAt = 0;
+  /** When the first copy went out (re-sends keep it). */
+  firstSentAt = 0;
   nacks = 0;
 
   constructor(
@@ -143,6 +144,9 @@ export class AmqpRpcTransport implements Transport {
   private readonly keeper: ChannelKeeper<ConfirmChannel>;
   private readonly stallTimeoutMs: number;
   private stallTimer: NodeJS.Timeout | undefined;
+  /** When the broker last confirmed a request, and when the last reply came. */
+  private confirmedAt = 0;
+  private repliedAt = 0;
   /** Calls to send again (nacked, or their channel lost), in order. */
   private readonly resend: Pending[] = [];
   private link: Link | undefined;
@@ -394,7 +398,7 @@ export class AmqpRpcTransport implements Transport {
     }
     call.link = link;
     call.confirmed = false;
-    call.sentAt = Date.now();
+    if (call.firstSentAt === 0) call.firstSentAt = Date.now();
     link.calls.add(call);
     if (!flushed) this.awaitDrain(link);
     this.watchStalls();
@@ -405,6 +409,7 @@ export class AmqpRpcTransport implements Transport {
     if (call.link !== link || !this.pending.has(call.id)) return;
     if (err === null) {
       call.confirmed = true;
+      this.confirmedAt = Date.now();
       return;
     }
     if (err.message === "channel closed") return; // lose() decides
@@ -459,17 +464,23 @@ export class AmqpRpcTransport implements Transport {
     this.stallTimer.unref();
   }
 
+  // Stalled: calls waiting stallTimeoutMs for the broker's word or for their reply, with no confirm
+  // and no reply at all in that time (nacks and re-sends included: a quorum queue without a majority
+  // may nack, or say nothing, and cannot hand a queued request to any server).
   private async checkStall(): Promise<void> {
     const now = Date.now();
-    const stalled = [...this.pending.values()].filter((c) => c.link !== undefined && !c.confirmed && now - c.sentAt >= this.stallTimeoutMs);
+    const quiet = now - Math.max(this.confirmedAt, this.repliedAt) >= this.stallTimeoutMs;
+    const stalled = quiet ? [...this.pending.values()].filter((c) => c.firstSentAt > 0 && now - c.firstSentAt >= this.stallTimeoutMs) : [];
     if (stalled.length > 0) {
       const probe = await this.connection.probeNodes();
       if (probe.quorumLost) {
         for (const call of stalled) {
-          this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: the request was not confirmed within ${Date.now() - call.sentAt} ms: ${quorumLostMessage(probe)}`));
+          const what = call.confirmed ? "no reply came" : "the request was not confirmed";
+          const tail = call.confirmed ? "; the request is queued and may still be served once it is back" : "";
+          this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: ${what} within ${Date.now() - call.firstSentAt} ms: ${quorumLostMessage(probe)}${tail}`));
         }
       } else {
-        const link = stalled[0]!.link;
+        const link = stalled.find((c) => c.link !== undefined && !c.confirmed)?.link;
         if (link && this.link === link) this.retire(link, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
       }
     }
@@ -507,6 +518,7 @@ export class AmqpRpcTransport implements Transport {
     const call = id === undefined ? undefined : this.pending.get(id);
     // Unknown ids are replies to calls that already timed out or were cancelled: dropped.
     if (call === undefined) return;
+    this.repliedAt = Date.now();
     this.pending.delete(call.id);
     this.detach(call);
     call.dispose();
