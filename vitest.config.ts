@@ -12,6 +12,7 @@ export default defineConfig({
       { find: /^@grabbit\/runtime\/grpc$/, replacement: runtimeSrc("grpc/index.ts") },
       { find: /^@grabbit\/runtime\/outbox$/, replacement: runtimeSrc("outbox/index.ts") },
       { find: /^@grabbit\/runtime\/auth$/, replacement: runtimeSrc("auth/index.ts") },
+      { find: /^@grabbit\/runtime\/telemetry$/, replacement: runtimeSrc("telemetry/index.ts") },
     ],
   },
   test: {

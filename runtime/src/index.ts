@@ -15,3 +15,6 @@ export type {
   AnyHandler,
   ServiceHandlers,
 } from "./handler.js";
+// The logger is transport-neutral and free of OpenTelemetry types; tracing and metrics helpers are
+// in "@grabbit/runtime/telemetry".
+export { type Logger, type LogFn, type LogLevel, type JsonLoggerOptions, createJsonLogger, defaultLogger, silentLogger } from "./telemetry/logger.js";

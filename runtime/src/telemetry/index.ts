@@ -1,0 +1,57 @@
+// Observability: a pino-shaped logger with a JSON-to-stderr default, and OpenTelemetry tracing and
+// metrics through `@opentelemetry/api` (an optional peer: nothing is recorded, and nothing costs,
+// until an application registers an SDK). See docs/observability.md.
+export { type Logger, type LogFn, type LogLevel, type JsonLoggerOptions, createJsonLogger, defaultLogger, silentLogger, parseLogLevel } from "./logger.js";
+export {
+  INSTRUMENTATION_NAME,
+  INSTRUMENTATION_VERSION,
+  otelApi,
+  activeTracer,
+  activeMeter,
+  injectTraceContext,
+  extractTraceContext,
+  traceIdsFor,
+  type TraceIds,
+  type Context,
+  type Meter,
+  type Span,
+  type Tracer,
+} from "./otel.js";
+export * from "./semconv.js";
+export {
+  metricsEnabled,
+  errorType,
+  rpcCallAttributes,
+  recordRpcCall,
+  messagingAttributes,
+  recordPublish,
+  recordConsumed,
+  recordProcess,
+  recordSettle,
+  recordPublishResent,
+  recordPublishRefused,
+  recordPublishUnroutable,
+  recordConsumeRetry,
+  recordDeadLettered,
+  recordReconnect,
+  observeGauges,
+  observeConfirmsOutstanding,
+  observeConnectionState,
+  observeOutbox,
+  type RpcCallRecord,
+  type PublishRecord,
+  type GaugeSpec,
+  type ObserveGauge,
+} from "./metrics.js";
+export {
+  TRACE_CONTEXT_VALUE,
+  telemetryActive,
+  rpcMethodName,
+  isRpcFailure,
+  grpcTargetAddress,
+  rpcClientTelemetry,
+  rpcServerTelemetry,
+  logRpcFailure,
+  type RpcClientTarget,
+  type RpcServerTarget,
+} from "./rpc.js";
