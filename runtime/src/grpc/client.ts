@@ -8,6 +8,8 @@ import type { MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
+import { grpcTargetAddress, rpcClientTelemetry, telemetryActive } from "../telemetry/rpc.js";
+import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import type { Transport } from "../transport.js";
 import { asBuffer, fromGrpcMetadata, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
@@ -62,6 +64,9 @@ export class GrpcTransport implements Transport {
   readonly client: grpc.Client;
   private readonly timeoutMs: number | undefined;
   private readonly chain: CallNext | undefined;
+  // The chain with the telemetry interceptor outermost, taken while a tracer or meter provider is
+  // registered; otherwise calls take `chain` (or no chain at all), as if there were no telemetry.
+  private readonly tracedChain: CallNext;
   private closed = false;
 
   constructor(address: string, options: GrpcTransportOptions = {}) {
@@ -71,11 +76,14 @@ export class GrpcTransport implements Transport {
       options.interceptors && options.interceptors.length > 0
         ? applyInterceptors((request) => this.dispatch(request), options.interceptors)
         : undefined;
+    const telemetry = rpcClientTelemetry({ system: RPC_SYSTEM_GRPC, ...grpcTargetAddress(address) });
+    this.tracedChain = applyInterceptors((request) => this.dispatch(request), [telemetry, ...(options.interceptors ?? [])]);
   }
 
   unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
     const deadline = this.deadlineFor(method, options);
-    if (this.chain === undefined) {
+    const traced = telemetryActive();
+    if (this.chain === undefined && !traced) {
       if (options?.onResponseMetadata === undefined) {
         return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined) as Promise<O>;
       }
@@ -86,7 +94,7 @@ export class GrpcTransport implements Transport {
         return message as O;
       });
     }
-    return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
+    return this.intercept(this.callRequest(method, options, deadline, request, undefined), traced).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     });
@@ -131,9 +139,10 @@ export class GrpcTransport implements Transport {
 
   private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
     const request = this.callRequest(method, options, this.deadlineFor(method, options), message, messages);
-    const response = await this.intercept(request);
+    const traced = telemetryActive();
+    const response = await this.intercept(request, traced);
     if (response.messages === undefined) throw new StatusError(Code.INTERNAL, `an interceptor returned no response stream for ${method.path}`);
-    if (this.chain === undefined) {
+    if (this.chain === undefined && !traced) {
       yield* response.messages as AsyncIterable<O>;
     } else {
       try {
@@ -147,10 +156,11 @@ export class GrpcTransport implements Transport {
   }
 
   /** Runs the interceptor chain (or the call alone); whatever it throws reaches the caller as a StatusError. */
-  private intercept(request: CallRequest): Promise<CallResponse> {
-    if (this.chain === undefined) return this.dispatch(request);
+  private intercept(request: CallRequest, traced = telemetryActive()): Promise<CallResponse> {
+    const chain = traced ? this.tracedChain : this.chain;
+    if (chain === undefined) return this.dispatch(request);
     try {
-      return this.chain(request).catch(rethrowAsStatusError);
+      return chain(request).catch(rethrowAsStatusError);
     } catch (err) {
       return Promise.reject(StatusError.from(err));
     }

@@ -7,6 +7,10 @@ import type { MethodDesc, ServiceDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
+import { defaultLogger, type Logger } from "../telemetry/logger.js";
+import type { Context } from "../telemetry/otel.js";
+import { logRpcFailure, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
+import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import { asBuffer, fromGrpcMetadata, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
 import { HealthServiceDesc, HealthStatus } from "./health.js";
 import { AsyncQueue } from "./queue.js";
@@ -48,6 +52,35 @@ export interface GrpcServerOptions {
   /** Server interceptors, the first outermost. They wrap every handler of every service added. */
   interceptors?: Interceptor[];
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Where failed calls are logged, once each, with method, status code and trace id: pino or any
+   * logger of its shape. Default: JSON lines on stderr, warnings and errors (see defaultLogger).
+   */
+  logger?: Logger;
+}
+
+/**
+ * The ways one method's calls run: the user's interceptors alone (or none), or with the telemetry
+ * interceptor outermost while a tracer or meter provider is registered.
+ */
+interface Chains {
+  readonly plain: CallNext | undefined;
+  /** Undefined for services that are not traced (health checks). */
+  readonly traced: CallNext | undefined;
+  readonly logger: Logger;
+}
+
+function pick(chains: Chains): CallNext | undefined {
+  return chains.traced !== undefined && telemetryActive() ? chains.traced : chains.plain;
+}
+
+/** Logs a call that failed, with the trace it belongs to. */
+function logFailure(chains: Chains, context: GrpcHandlerContext, err: unknown): void {
+  try {
+    logRpcFailure(chains.logger, { method: context.method, transport: "grpc", metadata: context.metadata, peer: context.peer, ctx: context.peekValue(TRACE_CONTEXT_VALUE) as Context | undefined }, err);
+  } catch {
+    // A logger that throws must not break the call.
+  }
 }
 
 /** A request message that failed to decode, standing in for it until a handler wrapper sees it. */
@@ -98,30 +131,36 @@ export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinit
  * grpc-js handlers for a service implementation (an object of plain async functions keyed like
  * `service.methods`). Methods without a handler are left out, so grpc-js answers UNIMPLEMENTED.
  */
-export function grpcServiceImplementation(service: ServiceDesc, handlers: object, options: { interceptors?: Interceptor[] } = {}): grpc.UntypedServiceImplementation {
-  return implementation(service, handlers, options.interceptors, { forced: false, active: new Set() });
+export function grpcServiceImplementation(service: ServiceDesc, handlers: object, options: { interceptors?: Interceptor[]; logger?: Logger } = {}): grpc.UntypedServiceImplementation {
+  return implementation(service, handlers, options.interceptors, { forced: false, active: new Set() }, options.logger ?? defaultLogger(), true);
 }
 
-function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState): grpc.UntypedServiceImplementation {
+const serverTelemetry = rpcServerTelemetry({ system: RPC_SYSTEM_GRPC });
+
+function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState, logger: Logger, traced: boolean): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [key, method] of Object.entries(service.methods)) {
     const fn = (handlers as Record<string, unknown>)[key];
     if (typeof fn !== "function") continue;
     // Handlers may be methods of a class instance, so keep `this`.
     const handler = (fn as (...args: unknown[]) => unknown).bind(handlers);
-    const chain = interceptors && interceptors.length > 0 ? applyInterceptors(terminal(method, handler), interceptors) : undefined;
+    const chains: Chains = {
+      plain: interceptors && interceptors.length > 0 ? applyInterceptors(terminal(method, handler), interceptors) : undefined,
+      traced: traced ? applyInterceptors(terminal(method, handler), [serverTelemetry, ...(interceptors ?? [])]) : undefined,
+      logger,
+    };
     switch (method.kind) {
       case "unary":
-        impl[key] = unaryHandler(method, handler, chain, state);
+        impl[key] = unaryHandler(method, handler, chains, state);
         break;
       case "client_streaming":
-        impl[key] = clientStreamHandler(method, handler, chain, state);
+        impl[key] = clientStreamHandler(method, handler, chains, state);
         break;
       case "server_streaming":
-        impl[key] = serverStreamHandler(method, handler, chain, state);
+        impl[key] = serverStreamHandler(method, handler, chains, state);
         break;
       case "bidi_streaming":
-        impl[key] = bidiStreamHandler(method, handler, chain, state);
+        impl[key] = bidiStreamHandler(method, handler, chains, state);
         break;
     }
   }
@@ -146,10 +185,11 @@ function terminal(method: MethodDesc, handler: Handler): CallNext {
   };
 }
 
-function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
+function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     if (call.request instanceof Undecodable) return callback(grpcStatusFromError(call.request.error, {}));
     const context = new GrpcHandlerContext(method, call, state, callback);
+    const chain = pick(chains);
     let result: unknown;
     try {
       result = chain === undefined ? handler(call.request, context) : chain(context.request(call.request, undefined)).then(responseMessage);
@@ -161,15 +201,18 @@ function unaryHandler(method: MethodDesc, handler: Handler, chain: CallNext | un
         if (context.finish()) sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
-        if (context.finish()) callback(grpcStatusFromError(err, context.responseMetadata));
+        if (!context.finish()) return;
+        callback(grpcStatusFromError(err, context.responseMetadata));
+        logFailure(chains, context, err);
       },
     );
   };
 }
 
-function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleClientStreamingCall<unknown, unknown> {
+function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleClientStreamingCall<unknown, unknown> {
   return (call, callback) => {
     const context = new GrpcHandlerContext(method, call, state, callback);
+    const chain = pick(chains);
     const requests = readRequests(call);
     let result: unknown;
     try {
@@ -181,37 +224,44 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chain: CallNe
       (message) => {
         void requests.return();
         if (!context.finish()) return;
-        if (requests.decodeError) callback(grpcStatusFromError(requests.decodeError, context.responseMetadata));
-        else sendUnaryResult(callback, message, context);
+        if (requests.decodeError) {
+          callback(grpcStatusFromError(requests.decodeError, context.responseMetadata));
+          logFailure(chains, context, requests.decodeError);
+        } else sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
         void requests.return();
-        if (context.finish()) callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
+        if (!context.finish()) return;
+        callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
+        logFailure(chains, context, requests.decodeError ?? err);
       },
     );
   };
 }
 
-function serverStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleServerStreamingCall<unknown, unknown> {
+function serverStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     if (call.request instanceof Undecodable) {
       call.emit("error", grpcStatusFromError(call.request.error, {}));
       return;
     }
     const context = new GrpcHandlerContext(method, call, state, call);
-    void respondWithStream(call, context, async () =>
+    const chain = pick(chains);
+    void respondWithStream(call, context, chains, async () =>
       chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
     );
   };
 }
 
-function bidiStreamHandler(method: MethodDesc, handler: Handler, chain: CallNext | undefined, state: ServerState): grpc.handleBidiStreamingCall<unknown, unknown> {
+function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleBidiStreamingCall<unknown, unknown> {
   return (call) => {
     const context = new GrpcHandlerContext(method, call, state, call);
+    const chain = pick(chains);
     const requests = readRequests(call);
     void respondWithStream(
       call,
       context,
+      chains,
       async () => (chain === undefined ? handler(requests, context) : responseStream(await chain(context.request(undefined, requests)))),
       requests,
     );
@@ -238,7 +288,7 @@ function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown
 }
 
 /** Runs a handler that returns a response stream and writes it out, then the status and trailers. */
-async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, start: () => Promise<unknown>, requests?: RequestQueue): Promise<void> {
+async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, chains: Chains, start: () => Promise<unknown>, requests?: RequestQueue): Promise<void> {
   try {
     const messages = await start();
     if (messages === undefined || messages === null || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
@@ -265,6 +315,7 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     if (!context.finish()) return;
     // grpc-js turns an emitted error into the call's status (code, details, metadata as trailers).
     call.emit("error", grpcStatusFromError(requests?.decodeError ?? err, context.responseMetadata));
+    logFailure(chains, context, requests?.decodeError ?? err);
   }
 }
 
@@ -344,6 +395,11 @@ class GrpcHandlerContext implements HandlerContext {
 
   get values(): Map<string | symbol, unknown> {
     return (this.valuesCache ??= new Map());
+  }
+
+  /** A value, without making the map when there is none. */
+  peekValue(key: string | symbol): unknown {
+    return this.valuesCache?.get(key);
   }
 
   get peer(): string | undefined {
@@ -433,26 +489,28 @@ class GrpcHandlerContext implements HandlerContext {
 export class GrpcServer {
   readonly server: grpc.Server;
   private readonly interceptors: Interceptor[] | undefined;
+  private readonly logger: Logger;
   private readonly state: ServerState = { forced: false, active: new Set() };
   private health: HealthStatus | undefined;
 
   constructor(options: GrpcServerOptions = {}) {
     this.server = new grpc.Server(options.channelOptions);
     this.interceptors = options.interceptors;
+    this.logger = options.logger ?? defaultLogger();
   }
 
   add(service: ServiceDesc, handlers: object): this {
-    this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state));
+    this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state, this.logger, true));
     return this;
   }
 
   /**
    * Serves grpc.health.v1.Health from `health` (by default: the whole server SERVING). Health checks
-   * bypass the server's interceptors, since probes carry no credentials; shutdown() turns every
+   * bypass the server's interceptors (and are not traced), since probes carry no credentials; shutdown() turns every
    * status NOT_SERVING and ends Watch streams before draining.
    */
   addHealth(health: HealthStatus = new HealthStatus()): HealthStatus {
-    this.server.addService(grpcServiceDefinition(HealthServiceDesc), implementation(HealthServiceDesc, health.handlers, undefined, this.state));
+    this.server.addService(grpcServiceDefinition(HealthServiceDesc), implementation(HealthServiceDesc, health.handlers, undefined, this.state, this.logger, false));
     this.health = health;
     return health;
   }
