@@ -94,7 +94,8 @@ function endSpan(span: Span | undefined, side: "client" | "server", code: Code, 
     if (failed) {
       span.setAttribute(ATTR_ERROR_TYPE, name);
       const message = err instanceof StatusError ? err.rawMessage : err instanceof Error ? err.message : undefined;
-      span.setStatus({ code: 2 /* SpanStatusCode.ERROR */, ...(message ? { message } : {}) });
+      // `api` is loaded: there is a span.
+      span.setStatus({ code: api!.SpanStatusCode.ERROR, ...(message ? { message } : {}) });
       if (err instanceof Error && side === "server" && !(err instanceof StatusError)) span.recordException(err);
     }
   }
