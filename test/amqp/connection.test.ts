@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpConnection, Publisher, type AmqpSession } from "@grabbit/runtime/amqp";
+import { AmqpConnection, Publisher, quorumLostMessage, redactUrl, type AmqpSession } from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { TcpProxy, brokerProxy } from "../support/tcp-proxy.js";
@@ -81,6 +81,51 @@ describe("AmqpConnection", () => {
     cleanup.push(() => conn.close());
     const session = await conn.waitForSession();
     expect(session.url).toBe(new URL(AMQP_URL).toString().replace(/\/\/[^@]*@/, "//"));
+  });
+
+  it("spreads connections over the nodes by shuffling the list (urlOrder given keeps it) and says where each is", async () => {
+    // Three "nodes": three proxies in front of the shared broker.
+    const proxies = await Promise.all([brokerProxy(), brokerProxy(), brokerProxy()]);
+    cleanup.push(() => Promise.all(proxies.map((p) => p.stop())));
+    const urls = proxies.map((p) => p.url);
+    // What the connection reports: the URLs without credentials.
+    const shown = urls.map(redactUrl);
+    const shuffled: AmqpConnection[] = [];
+    for (let i = 0; i < 12; i++) shuffled.push(await AmqpConnection.connect({ urls }));
+    cleanup.push(() => Promise.all(shuffled.map((c) => c.close())));
+    const nodes = new Set(shuffled.map((c) => c.node));
+    // All twelve on one node would happen once in 3^11 runs.
+    expect(nodes.size).toBeGreaterThan(1);
+    for (const c of shuffled) expect([...c.nodes].sort()).toEqual([...shown].sort());
+
+    const given = await AmqpConnection.connect({ urls, urlOrder: "given" });
+    cleanup.push(() => given.close());
+    expect(given.nodes).toEqual(shown);
+    expect(given.node).toBe(shown[0]);
+    // After the node is lost the connection reports the next one, with the reconnect counted.
+    const connected = new Promise<{ node: string; reconnects: number }>((resolve) => given.once("connected", (_s: unknown, i: { node: string; reconnects: number }) => resolve(i)));
+    proxies[0]!.refuse(true);
+    proxies[0]!.cutAll();
+    expect(await connected).toEqual({ node: shown[1], reconnects: 1 });
+    expect(given.node).toBe(shown[1]);
+    expect(() => new Publisher(given)).not.toThrow();
+    await expect(AmqpConnection.connect({ urls, urlOrder: "random" as "given" })).rejects.toThrow(/urlOrder must be "shuffle" or "given"/);
+  });
+
+  it("probes which nodes answer, and calls a cluster with no majority up a lost quorum", async () => {
+    const up = await brokerProxy();
+    const down1 = new TcpProxy("127.0.0.1", 1);
+    const down2 = new TcpProxy("127.0.0.1", 1);
+    await down1.start();
+    await down2.start();
+    await down1.stop();
+    await down2.stop();
+    cleanup.push(() => up.stop());
+    const conn = await AmqpConnection.connect({ urls: [up.url, down1.url, down2.url], urlOrder: "given" });
+    cleanup.push(() => conn.close());
+    const probe = await conn.probeNodes();
+    expect(probe).toEqual({ total: 3, reachable: 1, down: [redactUrl(down1.url), redactUrl(down2.url)], quorumLost: true });
+    expect(quorumLostMessage(probe)).toMatch(/lost its quorum: 1 of 3 nodes answer/);
   });
 
   it("rejects connect() with UNAVAILABLE when every URL is down and attempts run out", async () => {
