@@ -16,6 +16,7 @@ import { EventEmitter } from "node:events";
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { Code, StatusError, UnroutableError } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
+import { StallWatch } from "./stall-watch.js";
 import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
 
@@ -99,8 +100,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private readonly maxMessageBytes: number;
   private readonly keeper: ChannelKeeper<ConfirmChannel>;
   private readonly stallTimeoutMs: number;
-  private stallTimer: NodeJS.Timeout | undefined;
-  private probing = false;
+  private readonly stalls: StallWatch;
   /** Time of the last confirm, and when the publisher last went from idle to busy. */
   private progressAt = 0;
   private busySince = 0;
@@ -133,6 +133,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
+    this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.unsettled > 0);
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "publisher",
       confirm: true,
@@ -226,7 +227,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         signal.addEventListener("abort", entry.onAbort, { once: true });
       }
       if (this.unsettled++ === 0) this.busySince = Date.now();
-      this.watchStalls();
+      this.stalls.arm();
       if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
       else this.windowWaiters.push(entry);
     });
@@ -242,7 +243,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.closed = true;
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.untrack();
-    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stalls.stop();
     await this.keeper.close();
   }
 
@@ -373,53 +374,35 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   // ---- stalls: confirms that stop coming ------------------------------------------------------
 
-  private watchStalls(): void {
-    if (this.stallTimer || this.closing) return;
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      void this.checkStall();
-    }, Math.min(1_000, this.stallTimeoutMs));
-    this.stallTimer.unref();
-  }
-
   // The publisher is stalled when it has had messages waiting and no confirm for stallTimeoutMs,
   // whatever happened meanwhile (nacks, replaced channels, no channel at all).
   private async checkStall(): Promise<void> {
     if (this.unsettled === 0) return;
     const waited = Date.now() - Math.max(this.progressAt, this.busySince);
-    if (waited < this.stallTimeoutMs || this.probing) {
-      this.watchStalls();
-      return;
-    }
-    this.probing = true;
-    try {
-      const probe = await this.connection.probeNodes();
-      if (probe.quorumLost) {
-        // Everything waiting now would wait for the majority to come back: tell the callers now.
-        const err = new StatusError(Code.UNAVAILABLE, `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`);
-        // Waiters first: settling them admits nothing, so nothing new slips into the window.
-        for (const entry of this.windowWaiters.clear()) this.settle(entry, err);
-        for (const entry of this.queue.clear()) this.settle(entry, err);
-        for (const entry of [...this.inFlight]) {
-          this.inFlight.delete(entry);
-          entry.channel = undefined;
-          this.settle(entry, err);
-        }
-      } else {
-        const ch = this.keeper.current;
-        if (ch && this.inFlight.size > 0) {
-          this.stats.replaced++;
-          const reason = `the broker did not confirm a message for ${waited} ms`;
-          this.emit("replaced", { reason });
-          this.keeper.replace(ch, new Error(reason));
-        }
+    if (waited < this.stallTimeoutMs) return;
+    const probe = await this.connection.probeNodes();
+    if (probe.quorumLost) {
+      // Everything waiting now would wait for the majority to come back: tell the callers now.
+      const err = new StatusError(Code.UNAVAILABLE, `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`);
+      // Waiters first: settling them admits nothing, so nothing new slips into the window.
+      for (const entry of this.windowWaiters.clear()) this.settle(entry, err);
+      for (const entry of this.queue.clear()) this.settle(entry, err);
+      for (const entry of [...this.inFlight]) {
+        this.inFlight.delete(entry);
+        entry.channel = undefined;
+        this.settle(entry, err);
       }
-      // The next verdict needs another stallTimeoutMs of silence.
-      this.busySince = Date.now();
-    } finally {
-      this.probing = false;
-      if (this.unsettled > 0) this.watchStalls();
+    } else {
+      const ch = this.keeper.current;
+      if (ch && this.inFlight.size > 0) {
+        this.stats.replaced++;
+        const reason = `the broker did not confirm a message for ${waited} ms`;
+        this.emit("replaced", { reason });
+        this.keeper.replace(ch, new Error(reason));
+      }
     }
+    // The next verdict needs another stallTimeoutMs of silence.
+    this.busySince = Date.now();
   }
 
   private armDeadline(entry: Entry): void {

@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import type { ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
+import { StallWatch } from "../stall-watch.js";
 import { quorumLostMessage, type AmqpConnection, type AmqpSession } from "../connection.js";
 import { CONTENT_TYPE_PROTOBUF, headersToMetadata, metadataToHeaders } from "../headers.js";
 import { resolveDeadline, type CallOptions } from "../../context.js";
@@ -143,7 +144,7 @@ export class AmqpRpcTransport implements Transport {
   private readonly untrack: () => void;
   private readonly keeper: ChannelKeeper<ConfirmChannel>;
   private readonly stallTimeoutMs: number;
-  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly stalls: StallWatch;
   /** When the broker last confirmed a request, and when the last reply came. */
   private confirmedAt = 0;
   private repliedAt = 0;
@@ -167,6 +168,7 @@ export class AmqpRpcTransport implements Transport {
     this.chain = applyInterceptors(this.send, options.interceptors);
     for (const service of options.services ?? []) this.register(service);
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
+    this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.pending.size > 0);
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "RPC client",
       confirm: true,
@@ -254,7 +256,7 @@ export class AmqpRpcTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.untrack();
-    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stalls.stop();
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
     this.wake();
     this.link = undefined;
@@ -401,7 +403,7 @@ export class AmqpRpcTransport implements Transport {
     if (call.firstSentAt === 0) call.firstSentAt = Date.now();
     link.calls.add(call);
     if (!flushed) this.awaitDrain(link);
-    this.watchStalls();
+    this.stalls.arm();
     return true;
   }
 
@@ -455,15 +457,6 @@ export class AmqpRpcTransport implements Transport {
 
   // ---- stalls: requests the broker neither confirms nor nacks ---------------------------------
 
-  private watchStalls(): void {
-    if (this.stallTimer || this.closed) return;
-    this.stallTimer = setTimeout(() => {
-      this.stallTimer = undefined;
-      void this.checkStall();
-    }, Math.min(1_000, this.stallTimeoutMs));
-    this.stallTimer.unref();
-  }
-
   // Stalled: calls waiting stallTimeoutMs for the broker's word or for their reply, with no confirm
   // and no reply at all in that time (nacks and re-sends included: a quorum queue without a majority
   // may nack, or say nothing, and cannot hand a queued request to any server).
@@ -484,7 +477,6 @@ export class AmqpRpcTransport implements Transport {
         if (link && this.link === link) this.retire(link, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
       }
     }
-    if (this.pending.size > 0) this.watchStalls();
   }
 
   /** Back-pressure: when amqplib's buffer is full, later calls wait for it to drain. */
