@@ -1,59 +1,87 @@
 // `npm run demo`: the reference system end to end on the broker at AMQP_URL (default local), or with
 // each service's own user and vhost: BRIDGE_AMQP_URL, PROCESSOR_AMQP_URL, REPORTER_AMQP_URL (each
 // falls back to AMQP_URL; `eval "$(examples/broker-setup.sh)"` sets all three).
-// Starts the Reporter, the Bridge and the Request Processor in this process, sends a batch of requests
-// through the Bridge's REST API, waits for every decision and every report, prints a summary.
+// Starts the Reporter, the Bridge and the Request Processor, each in a process of its own as they are
+// deployed (processes.ts), sends a batch of requests through the Bridge's REST API, waits for every
+// decision and every report, prints a summary.
 //
 //   npm run demo -- --count 50 --seed 7        other batch size and seed
 //   npm run demo -- --amqp                     the Bridge calls the Processor over RabbitMQ, not gRPC
+//   npm run demo -- --trace                    print the first requests' traces as trees
+//   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 npm run demo
+//                                              each service exports traces and metrics to a collector
+//                                              under its own service.name (see docs/observability.md)
 
 import { parseArgs } from "node:util";
-import { amqpUrlOf } from "./shared/main.js";
-import { BrokerUnreachableError, RestClient, runBatch, startSystem, type System } from "./system.js";
+import { startOtlpReceiver, formatTrace, tracesOf, type OtlpReceiver } from "./shared/otlp-receiver.js";
+import { startProcesses, ServiceFailedError, type Processes } from "./processes.js";
+import { RestClient, runBatch } from "./system.js";
 
 const { values } = parseArgs({
   options: {
     count: { type: "string", default: "24" },
     seed: { type: "string", default: "42" },
     amqp: { type: "boolean", default: false },
+    trace: { type: "boolean", default: false },
+    "trace-count": { type: "string", default: "3" },
     verbose: { type: "boolean", short: "v", default: false },
   },
 });
 const count = Number(values.count);
 const seed = Number(values.seed);
-if (!Number.isSafeInteger(count) || count <= 0 || !Number.isSafeInteger(seed)) {
-  console.error("demo: --count takes a positive integer and --seed an integer");
+const traceCount = Number(values["trace-count"]);
+if (!Number.isSafeInteger(count) || count <= 0 || !Number.isSafeInteger(seed) || !Number.isSafeInteger(traceCount) || traceCount < 0) {
+  console.error("demo: --count takes a positive integer, --seed an integer and --trace-count a non-negative integer");
   process.exit(1);
 }
 const token = "demo-token";
-const url = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 
-let system: System | undefined;
+// --trace: the services export their spans (OTLP/JSON) to a receiver in this process instead of
+// OTEL_EXPORTER_OTLP_ENDPOINT; metrics are not exported then.
+let receiver: OtlpReceiver | undefined;
+const otelEnv: Record<string, string | undefined> = {};
+if (values.trace) {
+  receiver = await startOtlpReceiver();
+  Object.assign(otelEnv, {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: undefined,
+    OTEL_TRACES_EXPORTER: undefined,
+    OTEL_METRICS_EXPORTER: "none",
+  });
+}
+
+let system: Processes;
 try {
-  system = await startSystem({
-    amqpUrl: url,
-    bridgeAmqpUrl: amqpUrlOf("bridge"),
-    processorAmqpUrl: amqpUrlOf("processor"),
-    reporterAmqpUrl: amqpUrlOf("reporter"),
+  system = await startProcesses({
+    amqpUrls: { bridge: process.env.BRIDGE_AMQP_URL, processor: process.env.PROCESSOR_AMQP_URL, reporter: process.env.REPORTER_AMQP_URL },
     seed,
     tokens: [token],
+    // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
+    reporterQueue: `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
     processorOverAmqp: values.amqp,
-    ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}),
+    env: otelEnv,
+    ...(values.verbose ? { log: (_service: string, line: string) => console.log(`  ${line}`) } : {}),
   });
 } catch (err) {
-  if (err instanceof BrokerUnreachableError) {
+  await receiver?.close();
+  if (err instanceof ServiceFailedError && /RabbitMQ/.test(err.stderr)) {
     console.error(
-      `demo: ${err.message}. Start a broker (e.g. \`docker run -d -p 5672:5672 rabbitmq:3\` or \`rabbitmq-server -detached\`) or point AMQP_URL (or BRIDGE_/PROCESSOR_/REPORTER_AMQP_URL) at one, then run \`npm run demo\` again.`,
+      `demo: the ${err.service} cannot reach RabbitMQ (above). Start a broker (e.g. \`docker run -d -p 5672:5672 rabbitmq:3\` or \`rabbitmq-server -detached\`) or point AMQP_URL (or BRIDGE_/PROCESSOR_/REPORTER_AMQP_URL) at one, then run \`npm run demo\` again.`,
     );
     process.exit(1);
   }
-  throw err;
+  console.error(`demo: FAILED: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
 }
 
 let exitCode = 0;
 try {
   const { bridge, processor } = system;
   console.log(`grabbit demo: Bridge REST ${bridge.httpUrl}, Bridge gRPC ${bridge.grpcAddress}, Processor ${values.amqp ? "over RabbitMQ" : `gRPC ${processor.grpcAddress}`}, Reporter queue ${system.reporter.queue}`);
+  const exporting = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
+  if (!receiver && exporting) console.log(`  each service exports its telemetry to ${exporting} as service.name ${process.env.OTEL_SERVICE_NAME || "bridge, processor, reporter"}`);
 
   // Without a valid token the Bridge refuses the request before anything else sees it.
   const refused = await new RestClient(bridge.httpUrl, "not-a-valid-token").call("POST", "/sendRequest", { customer: "mallory", amountCents: 100, region: "eu-west" });
@@ -68,7 +96,7 @@ try {
     console.log(`    ${region.padEnd(10)} ${String(r.approved).padStart(3)} approved  ${String(r.denied).padStart(3)} denied`);
   }
   // Every request of this batch must be in the Reporter's tally (another run's reports may be too).
-  const unreported = requests.filter((r) => !system!.reporter.has(r.requestId));
+  const unreported = await system.reporter.missing(requests.map((r) => r.requestId));
   if (failed > 0 || unreported.length > 0) {
     console.error("demo: FAILED: not every request was decided and reported");
     exitCode = 1;
@@ -79,6 +107,22 @@ try {
   console.error(`demo: FAILED: ${err instanceof Error ? err.message : String(err)}`);
   exitCode = 1;
 } finally {
+  // Each service exports what it still holds as it stops, so every span is in by the time this returns.
   await system.close();
 }
+if (receiver) {
+  printTraces(receiver);
+  await receiver.close();
+}
 process.exit(exitCode);
+
+/** The first requests' traces (those the REST call POST /sendRequest started) as trees, and a count. */
+function printTraces(receiver: OtlpReceiver): void {
+  const traces = [...tracesOf(receiver.spans).values()];
+  const requests = traces.filter((spans) => spans.some((s) => s.name === "POST /sendRequest" && s.parentSpanId === "") && new Set(spans.map((s) => s.service)).size > 1);
+  console.log(`traces: ${receiver.spans.length} spans from ${new Set(receiver.spans.map((s) => s.service)).size} services in ${traces.length} traces; ${requests.length} requests went through more than one service${requests.length > traceCount ? `, the first ${traceCount}` : ""}:`);
+  for (const spans of requests.slice(0, traceCount)) {
+    console.log(`  trace ${spans[0]!.traceId}`);
+    for (const line of formatTrace(spans)) console.log(`    ${line}`);
+  }
+}

@@ -1,6 +1,7 @@
 // The three services started in one process, wired together on free ports, and a client that sends a
-// batch through the Bridge's REST API. `demo.ts` and test/examples use it; each service also runs
-// alone (see examples/README.md).
+// batch through the Bridge's REST API. test/examples use it in-process; `demo.ts` runs each service
+// in a process of its own (processes.ts) and sends its batch with runBatch too. Each service also
+// runs alone (see examples/README.md).
 
 import { AmqpConnection, redactUrl } from "@grabbit/runtime/amqp";
 import { startBridge, type Bridge, type StoredRequest } from "./bridge/bridge.js";
@@ -129,6 +130,15 @@ export interface BatchOptions {
   timeoutMs?: number;
 }
 
+/** What runBatch needs of a system: the Bridge's REST URL and a Reporter to ask (here or in another process). */
+export interface BatchTarget {
+  bridge: { readonly httpUrl: string };
+  reporter: {
+    waitFor(requestIds: Iterable<string>, timeoutMs?: number): Promise<unknown>;
+    summary(): ReportSummary | Promise<ReportSummary>;
+  };
+}
+
 export interface BatchResult {
   requests: Omit<StoredRequest, "authorization">[];
   summary: ReportSummary;
@@ -139,7 +149,7 @@ export interface BatchResult {
  * Sends `count` requests through the REST API (customers, amounts and regions drawn from the seed),
  * polls getStatus until each is final, reads each result, and waits for the Reporter to count them all.
  */
-export async function runBatch(system: System, options: BatchOptions): Promise<BatchResult> {
+export async function runBatch(system: BatchTarget, options: BatchOptions): Promise<BatchResult> {
   const started = Date.now();
   const timeoutMs = options.timeoutMs ?? 30_000;
   const random = mulberry32(options.seed ?? 42);
@@ -171,7 +181,7 @@ export async function runBatch(system: System, options: BatchOptions): Promise<B
   }
   const requests = await Promise.all(ids.map(async (id) => (await api.call("GET", `/getResult/${id}`)).json));
   await system.reporter.waitFor(ids, Math.max(1000, timeoutMs - (Date.now() - started)));
-  return { requests, summary: system.reporter.summary(), elapsedMs: Date.now() - started };
+  return { requests, summary: await system.reporter.summary(), elapsedMs: Date.now() - started };
 }
 
 /** A minimal client of the Bridge's REST API. */

@@ -1,10 +1,13 @@
 // The Bridge: the clients' gateway. A small REST API (node:http) over an in-memory request store; each
 // request goes to the Request Processor over gRPC (processRequest), and the Processor calls back over
 // gRPC (notifyRequestDone) with the decision. The caller's bearer token travels with the request.
+// Each REST call is a server span (through @opentelemetry/api: free when no SDK is registered), so
+// a request's trace starts here and the runtime's gRPC or RabbitMQ spans are its children.
 
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Code, StatusError, type HandlerContext, type Transport } from "@grabbit/runtime";
 import { AmqpRpcTransport, type AmqpConnection } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
@@ -153,10 +156,27 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     return [404, { error: "endpoints: POST /sendRequest, GET /getStatus/{requestId}, GET /getResult/{requestId}" }];
   }
 
+  const tracer = trace.getTracer("grabbit-example-bridge");
   const http = createServer((req, res) => {
-    route(req).then(
-      ([status, body]) => send(res, status, body),
-      (err: unknown) => send(res, 500, { error: err instanceof Error ? err.message : String(err) }),
+    // A caller that traces (sends traceparent) gets the Bridge's spans in its own trace.
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const httpRoute = routeOf(req);
+    tracer.startActiveSpan(
+      `${req.method} ${httpRoute}`,
+      { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "http.route": httpRoute, "url.path": (req.url ?? "/").split("?")[0]! } },
+      parent,
+      (span) => {
+        const reply = (status: number, body: unknown) => {
+          span.setAttribute("http.response.status_code", status);
+          if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+          send(res, status, body);
+        };
+        route(req).then(
+          ([status, body]) => reply(status, body),
+          (err: unknown) => reply(500, { error: err instanceof Error ? err.message : String(err) }),
+        );
+      },
     );
   });
   http.keepAliveTimeout = 1000;
@@ -185,6 +205,12 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 }
 
 type Reply = [number, unknown];
+
+/** The route template of a request, for span names: "/getStatus/{requestId}", not every id. */
+function routeOf(req: IncomingMessage): string {
+  const [, action, id] = (req.url ?? "/").split("?")[0]!.split("/");
+  return id === undefined ? `/${action ?? ""}` : `/${action}/{requestId}`;
+}
 
 /** What a client may see: everything but the token. */
 function publicView(stored: StoredRequest): Omit<StoredRequest, "authorization"> {

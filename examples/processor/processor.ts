@@ -15,8 +15,8 @@ import { retrying } from "../shared/retry.js";
 
 export interface ProcessorOptions {
   connection: AmqpConnection;
-  /** Where the Bridge serves notifyRequestDone ("host:port"). */
-  bridgeAddress: string;
+  /** Where the Bridge serves notifyRequestDone ("host:port"); may also be given later with connectBridge(). */
+  bridgeAddress?: string;
   /** gRPC listen address; port 0 picks a free one. Default "127.0.0.1:50052". */
   grpcAddress?: string;
   /** Also serve processRequest over RabbitMQ (queue "example.v1.RequestProcessorService"). */
@@ -31,6 +31,7 @@ export interface Processor {
   readonly grpcAddress: string;
   /** Requests decided and reported so far. */
   readonly processed: number;
+  connectBridge(address: string): void;
   close(): Promise<void>;
 }
 
@@ -40,8 +41,14 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
   const check = new TokenCheck(options.tokens);
   const reports = new RequestReportedPublisher(options.connection);
   // Built from the generated client class so the transport can be closed on shutdown.
-  const bridgeTransport = new GrpcTransport(options.bridgeAddress);
-  const bridge = new BridgeClient(bridgeTransport);
+  let bridgeTransport: GrpcTransport | undefined;
+  let bridge: BridgeClient | undefined;
+  function connectBridge(address: string): void {
+    bridgeTransport?.close();
+    bridgeTransport = new GrpcTransport(address);
+    bridge = new BridgeClient(bridgeTransport);
+  }
+  if (options.bridgeAddress !== undefined) connectBridge(options.bridgeAddress);
   const inFlight = new Map<string, Promise<void>>();
   let processed = 0;
 
@@ -56,9 +63,10 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
         { messageId: `report-${request.requestId}`, metadata },
       ),
     );
-    await retrying(`notify the Bridge of ${request.requestId}`, log, () =>
-      bridge.notifyRequestDone({ requestId: request.requestId, decision, reason }, { metadata }),
-    );
+    await retrying(`notify the Bridge of ${request.requestId}`, log, () => {
+      if (!bridge) throw new StatusError(Code.UNAVAILABLE, "the Processor does not know where the Bridge is yet");
+      return bridge.notifyRequestDone({ requestId: request.requestId, decision, reason }, { metadata });
+    });
     processed++;
   }
 
@@ -95,13 +103,14 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
     get processed() {
       return processed;
     },
+    connectBridge,
     async close() {
       await amqpServer?.close();
       await server.shutdown(2000);
       // Finish what was accepted: its report and callback are owed.
       await Promise.allSettled([...inFlight.values()]);
       await reports.close();
-      bridgeTransport.close();
+      bridgeTransport?.close();
     },
   };
 }

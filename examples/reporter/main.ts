@@ -1,13 +1,24 @@
 // The Reporter alone: node --import tsx examples/reporter/main.ts
-// Env: REPORTER_AMQP_URL (else AMQP_URL), REPORTER_QUEUE (example.reporter), EXAMPLE_TOKENS. Prints the summary every 5 s
-// when it changed, and once more on exit.
+// Env: REPORTER_AMQP_URL (else AMQP_URL), REPORTER_QUEUE (example.reporter), REPORTER_QUEUE_EXPIRES_MS
+// (unset: the queue stays), EXAMPLE_TOKENS; OTEL_* to export traces and metrics
+// (examples/shared/telemetry.ts). Prints the summary every 5 s when it changed, and once more on exit.
 
+import { startTelemetry } from "../shared/telemetry.js";
 import { tokensFromEnv } from "../shared/auth.js";
-import { closeOnSignal, connectOrExit, env } from "../shared/main.js";
+import { closeOnSignal, connectOrExit, env, onParentMessage, tellParent } from "../shared/main.js";
 import { startReporter } from "./reporter.js";
 
+const telemetry = await startTelemetry("reporter");
+if (telemetry.description) console.log(`reporter: exporting ${telemetry.description}`);
 const connection = await connectOrExit("reporter");
-const reporter = await startReporter({ connection, queue: env("REPORTER_QUEUE", "example.reporter"), tokens: tokensFromEnv(), log: console.log });
+const expires = env("REPORTER_QUEUE_EXPIRES_MS", "");
+const reporter = await startReporter({
+  connection,
+  queue: env("REPORTER_QUEUE", "example.reporter"),
+  ...(expires ? { queueExpiresMs: Number(expires) } : {}),
+  tokens: tokensFromEnv(),
+  log: console.log,
+});
 let last = "";
 const print = () => {
   const text = JSON.stringify(reporter.summary());
@@ -15,10 +26,23 @@ const print = () => {
   last = text;
 };
 const timer = setInterval(print, 5000);
-closeOnSignal("reporter", async () => {
-  clearInterval(timer);
-  await reporter.close();
-  await connection.close();
-  last = ""; // print the final summary even when unchanged
-  print();
+closeOnSignal(
+  "reporter",
+  async () => {
+    clearInterval(timer);
+    await reporter.close();
+    await connection.close();
+    last = ""; // print the final summary even when unchanged
+    print();
+  },
+  telemetry,
+);
+// Under `npm run demo`: the demo asks for the summary once every report of its batch is counted.
+onParentMessage(async (message) => {
+  if (message?.type !== "waitFor") return;
+  const ids = message.ids as string[];
+  let error: string | undefined;
+  await reporter.waitFor(ids, message.timeoutMs).catch((err: unknown) => (error = err instanceof Error ? err.message : String(err)));
+  process.send?.({ type: "waited", id: message.id, error, summary: reporter.summary(), missing: ids.filter((id) => !reporter.has(id)) });
 });
+tellParent({ queue: reporter.queue });
