@@ -155,3 +155,44 @@ export const CHANGE_KINDS = {
   COMMENT_CHANGED: "patch",
 } as const;
 export type ChangeKind = keyof typeof CHANGE_KINDS;
+
+/**
+ * Rule IDs buf still accepts under a deprecated name, and the rules each stands for (as buf's
+ * bufcheckserver spec lists them: a deprecated rule with no replacement selects nothing). buf accepts
+ * all five in v1 (and v1beta1) configurations; v2 only keeps MESSAGE_SAME_MESSAGE_SET_WIRE_FORMAT, and
+ * rejects the others as unknown.
+ */
+export const DEPRECATED_RULES: ReadonlyMap<string, { replacements: readonly string[]; versions: readonly ConfigVersion[] }> = new Map([
+  ["FIELD_SAME_CTYPE", { replacements: ["FIELD_SAME_CPP_STRING_TYPE"], versions: ["v1"] }],
+  ["FIELD_SAME_LABEL", { replacements: ["FIELD_SAME_CARDINALITY", "FIELD_WIRE_COMPATIBLE_CARDINALITY", "FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY"], versions: ["v1"] }],
+  ["FILE_SAME_JAVA_STRING_CHECK_UTF8", { replacements: ["FIELD_SAME_JAVA_UTF8_VALIDATION"], versions: ["v1"] }],
+  ["FILE_SAME_PHP_GENERIC_SERVICES", { replacements: [], versions: ["v1"] }],
+  ["MESSAGE_SAME_MESSAGE_SET_WIRE_FORMAT", { replacements: [], versions: ["v1", "v2"] }],
+] as const);
+
+/** Whether `id` is a deprecated rule ID that a configuration of `version` accepts. */
+export function isDeprecatedRuleId(id: string, version: ConfigVersion): boolean {
+  return DEPRECATED_RULES.get(id)?.versions.includes(version) ?? false;
+}
+
+/**
+ * The rule or category IDs that `id` stands for in a configuration of `version`: its replacements when
+ * it is a deprecated rule ID buf accepts there (possibly none), else `id` itself.
+ */
+export function canonicalRuleIds(id: string, version: ConfigVersion): string[] {
+  const d = DEPRECATED_RULES.get(id);
+  return d && d.versions.includes(version) ? [...d.replacements] : [id];
+}
+
+/** `canonicalRuleIds` over a `use`, `except` or `ignore_only` list. */
+export function canonicalRuleList(ids: readonly string[], version: ConfigVersion): string[] {
+  return [...new Set(ids.flatMap((id) => canonicalRuleIds(id, version)))];
+}
+
+/** The warning buf prints (on stderr) for a deprecated rule ID in a configuration, or undefined. */
+export function deprecationWarning(id: string, version: ConfigVersion): string | undefined {
+  const d = DEPRECATED_RULES.get(id);
+  if (!d || !d.versions.includes(version)) return undefined;
+  const by = d.replacements.length === 0 ? "nothing: it no longer checks anything" : `${d.replacements.length === 1 ? "rule" : "rules"} ${d.replacements.join(", ")}`;
+  return `Rule ${id} referenced in your buf.yaml is deprecated. It has been replaced by ${by}. ${id} will continue to work, but we recommend replacing it in your buf.yaml.`;
+}

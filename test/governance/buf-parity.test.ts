@@ -1,12 +1,12 @@
 // Parity with the real `buf breaking` on pairs where the rules are easy to get subtly wrong (types that
 // share an encoding, cardinality and presence, maps, oneofs, split ranges, moves between files): with
 // all four buf categories selected, grabbit reports exactly buf's rule IDs.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { RULES, categoriesOf } from "../../governance/rules/catalog.js";
+import { DEPRECATED_RULES, RULES, canonicalRuleIds, categoriesOf, isDeprecatedRuleId } from "../../governance/rules/catalog.js";
 import { maxBump } from "../../governance/semver.js";
 import { RULE_CASES } from "./cases.js";
-import { BUF, bufBreaking, bufLines, compareTrees, proto, type Tree } from "./helpers.js";
+import { BUF, bufBreaking, bufLines, compareTrees, proto, tempDir, writeTree, type Tree } from "./helpers.js";
 
 const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
 const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
@@ -86,6 +86,25 @@ describe("the rule catalog is buf's", () => {
       .map((r) => `${r.id} ${[...categoriesOf(r, version)].sort().join(",")}`)
       .sort();
     expect(ours).toEqual(theirs);
+  });
+});
+
+describe("deprecated rule IDs are buf's", () => {
+  // buf accepts a deprecated ID where its spec for the configuration version lists it, warns, and runs
+  // the replacements it names (a deprecated rule without replacements selects nothing).
+  const rows = [...DEPRECATED_RULES.keys()].flatMap((id) => (["v1", "v2"] as const).map((v) => [id, v] as const));
+  it.each(rows)("%s in a %s buf.yaml", (id, version) => {
+    const dir = tempDir();
+    const tree: Tree = { "buf.yaml": `version: ${version}\nbreaking:\n  use: [${id}]\n`, "x.proto": 'syntax = "proto3";\npackage x;\nmessage M { string a = 1; }\n' };
+    writeTree(`${dir}/old`, tree);
+    writeTree(`${dir}/new`, tree);
+    const r = spawnSync(BUF, ["breaking", "new", "--against", "old"], { cwd: dir, encoding: "utf8" });
+    const unknown = r.stderr.includes("is not a known rule or category ID");
+    expect(unknown).toBe(!isDeprecatedRuleId(id, version));
+    if (!unknown) {
+      const m = /has been replaced by rules? ([A-Z0-9_, ]+)\./.exec(r.stderr);
+      expect(m ? m[1]!.split(", ") : []).toEqual(canonicalRuleIds(id, version));
+    }
   });
 });
 
