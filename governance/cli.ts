@@ -1,13 +1,17 @@
-// `grabbit <command>`: `init` (the generator's) and `breaking` (here). Exit codes follow buf: 0 nothing
-// breaking, 100 breaking changes, 1 bad usage or input (always with a sentence saying why).
+// `grabbit <command>`: `init` (the generator's), `breaking` (here) and `release`. Exit codes follow buf:
+// 0 nothing breaking, 100 breaking changes, 1 bad usage or input (always with a sentence saying why).
+// Every command's flags go through one parser (args.ts); the check itself is `checkBreaking`, a function
+// that `grabbit release` calls too.
+import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseCommand, type CommandSpec } from "./args.js";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
-import { compareImages } from "./diff.js";
+import { compareImages, type Report } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
-import { InputError, buildImage, pathMapper } from "./images.js";
+import { InputError, buildImage, parseImage, pathMapper, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
-import { maxBump } from "./semver.js";
 
 const USAGE = `Usage: grabbit <command> [options]
 
@@ -16,19 +20,65 @@ Commands:
   breaking [input] --against <ref>     report changes against <ref> and fail on breaking ones
   release [input] --package <dir|name> next SDK version, changelog, build, pack and publish
 
-grabbit breaking options:
-  --against <input>        what to compare with: a directory, an image (.binpb, .json),
-                           .git#branch=main, path/.git#ref=..., anything buf accepts (required)
-  --use RULE|CATEGORY      rules to run instead of the configured ones (repeatable, or comma list)
-  --except RULE|CATEGORY   rules not to run (repeatable, or comma list)
-  --format FORMAT          text (default), json, github-actions, markdown
-  --error-format FORMAT    alias of --format
-  --config PATH|DATA       buf.yaml to read the breaking section from
-  --path PATH              only report changes in files under PATH (repeatable; as printed)
-  --exclude-path PATH      do not report changes in files under PATH (repeatable)
-  --exclude-imports        accepted for buf compatibility (imports are never compared)
+Run grabbit <command> --help for a command's options.
+`;
+
+const BREAKING_USAGE = `Usage: grabbit breaking [input] --against <input> [options]
+
+Reports the changes of <input> (default .) against <input> and fails on breaking ones. Inputs are
+anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, path/.git#ref=...
+
+  --against <input>         what to compare with (required)
+  --against-config <file|data>
+                            the buf.yaml to build the against input with
+  --config <file|dir|data>  the buf.yaml to build the input with and read the breaking section from
+  --use RULE|CATEGORY       rules to run instead of the configured ones (repeatable, or comma list)
+  --except RULE|CATEGORY    rules not to run (repeatable, or comma list)
+  --path <path>             only these files or directories, on both sides, as buf takes them
+                            (relative to the current directory; repeatable)
+  --exclude-path <path>     leave these files or directories out, on both sides (repeatable)
+  --format <format>         ${FORMATS.join(", ")} (default text)
+                            text, msvs, junit, github-actions and gitlab-code-quality print what buf
+                            prints; json prints grabbit's report (every change and its semver bump)
+  --error-format <format>   buf's flag: the same formats, but json is buf's (one object per line)
+  --exclude-imports         accepted for buf compatibility (imports are never compared)
+  --limit-to-input-files    accepted for buf compatibility
+  -h, --help                this help
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
+
+const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>]
+
+Sets a repo up for grabbit: buf.yaml, buf.gen.yaml and a first .proto.
+  --dir <repo>       the repo to set up (default: the current folder)
+  --proto <folder>   folder of .proto files (default: proto)
+  --out <folder>     folder generated TypeScript goes to (default: src/gen)
+  -h, --help         this help
+`;
+
+const BREAKING: CommandSpec = {
+  name: "breaking",
+  positionals: { max: 1, what: "only one input is compared" },
+  flags: {
+    against: { type: "string" },
+    "against-config": { type: "string" },
+    config: { type: "string" },
+    use: { type: "string", multiple: true, commas: true },
+    except: { type: "string", multiple: true, commas: true },
+    path: { type: "string", multiple: true },
+    "exclude-path": { type: "string", multiple: true },
+    format: { type: "string" },
+    "error-format": { type: "string" },
+    "exclude-imports": { type: "boolean" },
+    "limit-to-input-files": { type: "boolean" },
+  },
+};
+
+const INIT: CommandSpec = {
+  name: "init",
+  positionals: { max: 0, what: "" },
+  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" } },
+};
 
 export interface Io {
   stdout: (s: string) => void;
@@ -46,18 +96,7 @@ const defaultIo = (): Io => ({
 
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === "init") {
-    // Loaded only when asked for: `breaking` must not pay for (or depend on) the generator.
-    let mod: { runInit(argv: string[]): Promise<number> | number };
-    try {
-      mod = (await import("../generator/init.js" as string)) as typeof mod;
-    } catch (err) {
-      if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
-      io.stderr("grabbit: init is not available in this build.\n");
-      return 1;
-    }
-    return await mod.runInit(rest);
-  }
+  if (command === "init") return init(rest, io);
   if (command === "breaking") {
     try {
       return await breaking(rest, io);
@@ -78,47 +117,73 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   return 1;
 }
 
-interface Args {
-  input: string;
-  against?: string;
-  use: string[];
-  except: string[];
-  format: Format;
-  config?: string;
-  paths: string[];
-  excludePaths: string[];
+async function init(argv: string[], io: Io): Promise<number> {
+  const args = parseCommand(INIT, argv);
+  if (typeof args === "string") {
+    io.stderr(`grabbit init: ${args}\n`);
+    return 1;
+  }
+  if (args.help) {
+    io.stdout(INIT_USAGE);
+    return 0;
+  }
+  // Loaded only when asked for: `breaking` must not pay for (or depend on) the generator.
+  let mod: { runInit(argv: string[]): Promise<number> | number };
+  try {
+    mod = (await import("../generator/init.js" as string)) as typeof mod;
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+    io.stderr("grabbit: init is not available in this build.\n");
+    return 1;
+  }
+  const flags = Object.entries(args.values).flatMap(([k, v]) => (typeof v === "string" ? [`--${k}`, v] : []));
+  return await mod.runInit(flags);
 }
 
-function parseArgs(argv: string[]): Args | string {
-  const a: Args = { input: ".", use: [], except: [], format: "text", paths: [], excludePaths: [] };
-  let input: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const takes = ["--against", "--use", "--except", "--format", "--error-format", "--config", "--path", "--exclude-path"];
-    if (takes.includes(flag)) {
-      const value = eq > 0 && arg.startsWith("--") ? arg.slice(eq + 1) : argv[++i];
-      if (value === undefined || value === "") return `${flag} needs a value.`;
-      if (flag === "--against") a.against = value;
-      else if (flag === "--use") a.use.push(...value.split(",").filter(Boolean));
-      else if (flag === "--except") a.except.push(...value.split(",").filter(Boolean));
-      else if (flag === "--config") a.config = value;
-      else if (flag === "--path") a.paths.push(value.replace(/\/+$/, ""));
-      else if (flag === "--exclude-path") a.excludePaths.push(value.replace(/\/+$/, ""));
-      else {
-        if (!(FORMATS as readonly string[]).includes(value)) return `unknown format "${value}"; use one of ${FORMATS.join(", ")}.`;
-        a.format = value as Format;
-      }
-    } else if (arg === "-h" || arg === "--help") return "help";
-    else if (arg === "--exclude-imports" || arg === "--limit-to-input-files") continue;
-    else if (arg.startsWith("-") && arg !== "-") return `unknown flag "${arg}".`;
-    else if (input === undefined) input = arg;
-    else return `unexpected argument "${arg}" (only one input is compared).`;
-  }
-  if (input !== undefined) a.input = input;
-  if (!a.against) return "--against is required (for example --against .git#branch=main).";
-  return a;
+/** What `grabbit breaking` checks: the same options as its flags, for callers such as `grabbit release`. */
+export interface BreakingOptions {
+  input: string;
+  against: string;
+  cwd: string;
+  config?: string;
+  againstConfig?: string;
+  use?: string[];
+  except?: string[];
+  paths?: string[];
+  excludePaths?: string[];
+  onProgress?: (phase: string) => void;
+  /** Warnings buf would print (deprecated rule IDs in buf.yaml). */
+  onWarning?: (text: string) => void;
+}
+
+interface Args extends BreakingOptions {
+  format: Format;
+  flavour: "grabbit" | "buf";
+}
+
+function toArgs(argv: string[], cwd: string): Args | "help" | string {
+  const p = parseCommand(BREAKING, argv);
+  if (typeof p === "string") return p;
+  if (p.help) return "help";
+  const v = p.values as Record<string, string | string[] | boolean | undefined>;
+  if (v.format !== undefined && v["error-format"] !== undefined) return "give --format or --error-format, not both.";
+  const format = (v.format ?? v["error-format"] ?? "text") as string;
+  if (!(FORMATS as readonly string[]).includes(format)) return `unknown format "${format}"; use one of ${FORMATS.join(", ")}.`;
+  if (v.against === undefined) return "--against is required (for example --against .git#branch=main).";
+  const list = (k: string) => (v[k] as string[] | undefined) ?? [];
+  return {
+    input: p.positionals[0] ?? ".",
+    against: v.against as string,
+    cwd,
+    ...(v.config !== undefined ? { config: v.config as string } : {}),
+    ...(v["against-config"] !== undefined ? { againstConfig: v["against-config"] as string } : {}),
+    use: list("use"),
+    except: list("except"),
+    paths: list("path"),
+    excludePaths: list("exclude-path"),
+    format: format as Format,
+    flavour: v["error-format"] !== undefined ? "buf" : "grabbit",
+  };
 }
 
 /** A progress line on a terminal, shown only once a run has taken a while. */
@@ -156,57 +221,132 @@ function configDir(input: string, cwd: string): string {
   return cwd;
 }
 
-async function breaking(argv: string[], io: Io): Promise<number> {
-  const args = parseArgs(argv);
-  if (args === "help") {
-    io.stdout(USAGE);
-    return 0;
-  }
-  if (typeof args === "string") {
-    io.stderr(`grabbit breaking: ${args}\n`);
-    return 1;
-  }
-  for (const id of [...args.use, ...args.except]) checkRuleName(id, args.use.includes(id) ? "--use" : "--except");
-  const config = loadConfig(configDir(args.input, io.cwd), args.config !== undefined && existsSync(resolve(io.cwd, args.config)) ? resolve(io.cwd, args.config) : args.config);
-  const enabled = selectRules(config, args.use, args.except);
-
-  const p = progress(io);
+function localDir(input: string, cwd: string): string | undefined {
+  if (input.includes("#")) return undefined;
   try {
+    return statSync(resolve(cwd, input)).isDirectory() ? resolve(cwd, input) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function bufBin(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, "node_modules", ".bin", "buf");
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return "buf";
+}
+
+/** `buf build` with what buf breaking passes on to its builds: --config, --path and --exclude-path. */
+function bufBuild(input: string, cwd: string, o: { config?: string; paths: string[]; excludePaths: string[] }): Promise<Image> {
+  const args = ["build", input, "-o", "-#format=binpb", ...o.paths.flatMap((p) => ["--path", p]), ...o.excludePaths.flatMap((p) => ["--exclude-path", p])];
+  if (o.config !== undefined) args.push("--config", o.config);
+  return new Promise((done, fail) => {
+    const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (b: Buffer) => out.push(b));
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    child.on("error", (e) => fail(new InputError(`cannot run buf (${e.message}); install @bufbuild/buf`)));
+    child.on("close", (code) => {
+      if (code !== 0) {
+        const msg = Buffer.concat(err).toString("utf8").trim().replace(/^Failure: /, "");
+        return fail(new InputError(`cannot build "${input}": ${msg || `buf exited with status ${code}`}`));
+      }
+      try {
+        done({ input, files: parseImage(Buffer.concat(out)), externalPath: pathMapper(input, cwd) });
+      } catch (e) {
+        fail(e);
+      }
+    });
+  });
+}
+
+/** A --config value: a file (a directory stands for its buf.yaml, as for an input) or the data itself. */
+function configFile(value: string | undefined, cwd: string): string | undefined {
+  if (value === undefined || !existsSync(resolve(cwd, value))) return value;
+  const path = resolve(cwd, value);
+  if (!statSync(path).isDirectory()) return path;
+  return ["buf.yaml", "buf.yml"].map((n) => join(path, n)).find((p) => existsSync(p)) ?? path;
+}
+
+/**
+ * The check itself: builds both sides with buf, reads the configuration as buf does (each module with
+ * its own breaking section) and compares. Throws InputError on bad usage or input.
+ */
+export async function checkBreaking(o: BreakingOptions): Promise<Report> {
+  const cwd = o.cwd;
+  const use = o.use ?? [];
+  const except = o.except ?? [];
+  const paths = o.paths ?? [];
+  const excludePaths = o.excludePaths ?? [];
+  const explicit = configFile(o.config, cwd);
+  const config = loadConfig(configDir(o.input, cwd), explicit);
+  for (const w of config.warnings) o.onWarning?.(w);
+  for (const id of use) checkRuleName(id, "--use", config.version);
+  for (const id of except) checkRuleName(id, "--except", config.version);
+  const againstDir = localDir(o.against, cwd);
+  if (againstDir) config.otherDirs.push(againstDir);
+  const enabled = selectRules(config, use, except);
+  const phase = o.onProgress ?? (() => {});
+
+  const wrap = (side: string) => (e: unknown) => {
+    throw e instanceof InputError ? new InputError(`${side}: ${e.message}`) : e;
+  };
+  let images: [Image, Image];
+  if (o.config !== undefined || o.againstConfig !== undefined || paths.length || excludePaths.length) {
+    // What buf breaking does with these flags: both sides built with them (paths apply to both).
+    phase(`building ${o.input} and ${o.against} with buf`);
+    const explicitAgainst = configFile(o.againstConfig, cwd);
+    images = await Promise.all([
+      bufBuild(o.input, cwd, { ...(explicit !== undefined ? { config: explicit } : {}), paths, excludePaths }).catch(wrap("input")),
+      bufBuild(o.against, cwd, { ...(explicitAgainst !== undefined ? { config: explicitAgainst } : {}), paths, excludePaths }).catch(wrap("--against")),
+    ]);
+  } else {
     // buf builds dominate the run time: build only what differs when that can be known up front,
     // and both sides side by side.
-    const changed = changedFiles(args.input, args.against!, io.cwd);
-    p.phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${args.input} and ${args.against} with buf`);
-    const build = (paths: ChangedFiles | undefined) =>
+    const changed = changedFiles(o.input, o.against, cwd);
+    phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${o.input} and ${o.against} with buf`);
+    const build = (p: ChangedFiles | undefined) =>
       Promise.all([
-        buildImage(args.input, io.cwd, paths?.inputPaths, paths?.unchangedPackages).catch((e: unknown) => {
-          throw e instanceof InputError ? new InputError(`input: ${e.message}`) : e;
-        }),
-        buildImage(args.against!, io.cwd, paths?.againstPaths, paths?.unchangedPackages).catch((e: unknown) => {
-          throw e instanceof InputError ? new InputError(`--against: ${e.message}`) : e;
-        }),
+        buildImage(o.input, cwd, p?.inputPaths, p?.unchangedPackages).catch(wrap("input")),
+        buildImage(o.against, cwd, p?.againstPaths, p?.unchangedPackages).catch(wrap("--against")),
       ]);
-    let images: Awaited<ReturnType<typeof build>>;
     try {
       images = await build(changed);
     } catch (err) {
       // A partial build can trip on what a whole one handles (excluded paths, odd layouts): the
       // whole build decides, and reports the input's real problem if there is one.
       if (!changed || !(err instanceof InputError)) throw err;
-      p.phase(`building ${args.input} and ${args.against} with buf`);
+      phase(`building ${o.input} and ${o.against} with buf`);
       images = await build(undefined);
     }
-    const [cur, old] = images;
-    // A deleted file is printed where it lived: through the against input if it is a directory,
-    // else where the current input keeps its files.
-    old.externalPath = pathMapper(args.against!, io.cwd, cur.externalPath);
-    let report = compareImages(old, cur, { config, enabled, onProgress: (s) => p.phase(s) });
-    if (args.paths.length || args.excludePaths.length) {
-      const under = (path: string, list: string[]) => list.some((q) => q === "." || path === q || path.startsWith(q.replace(/^\.\//, "") + "/"));
-      const changes = report.changes.filter((c) => (!args.paths.length || under(c.path, args.paths)) && !under(c.path, args.excludePaths));
-      report = { bump: maxBump(changes.map((c) => c.bump)), changes };
-    }
+  }
+  const [cur, old] = images;
+  // A deleted file is printed where it lived: through the against input if it is a directory,
+  // else where the current input keeps its files.
+  old.externalPath = pathMapper(o.against, cwd, cur.externalPath);
+  return compareImages(old, cur, { config, enabled, onProgress: phase });
+}
+
+async function breaking(argv: string[], io: Io): Promise<number> {
+  const args = toArgs(argv, io.cwd);
+  if (args === "help") {
+    io.stdout(BREAKING_USAGE);
+    return 0;
+  }
+  if (typeof args === "string") {
+    io.stderr(`grabbit breaking: ${args}\n`);
+    return 1;
+  }
+  const p = progress(io);
+  try {
+    const report = await checkBreaking({ ...args, onProgress: (s) => p.phase(s), onWarning: (w) => io.stderr(`grabbit breaking: warning: ${w}\n`) });
     p.done();
-    io.stdout(render(report, args.format));
+    io.stdout(render(report, args.format, args.flavour));
     return report.changes.some((c) => c.breaking) ? 100 : 0;
   } finally {
     p.done();

@@ -3,7 +3,9 @@
 // release (or when nothing changed), 1 with a sentence on bad usage or a failed step.
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { parseCommand, type CommandSpec } from "../args.js";
 import type { Report } from "../diff.js";
+import { InputError } from "../images.js";
 import { addEntry, renderEntry } from "./changelog.js";
 import { ReleaseError, compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
 import { publish, publishedVersion } from "./publish.js";
@@ -34,6 +36,7 @@ tsc to ESM and .d.ts), packs it and, with --registry or --publish, publishes it.
   --template <file>        a buf.gen.yaml of your own writing into <package>/src
   --pack-destination <dir> where the tarball goes (default: the package folder)
   --format text|json       output (default text)
+  -h, --help               this help
 Exit status: 0 released or nothing to release, 1 bad usage or a failed step.
 `;
 
@@ -67,41 +70,47 @@ interface Args {
   format: "text" | "json";
 }
 
-const VALUED: Record<string, keyof Args> = {
-  "--package": "package",
-  "--against": "against",
-  "--tag-prefix": "tagPrefix",
-  "--name": "name",
-  "--registry": "registry",
-  "--version": "version",
-  "--initial-version": "initialVersion",
-  "--preid": "preid",
-  "--dist-tag": "distTag",
-  "--template": "template",
-  "--pack-destination": "packDestination",
-  "--format": "format",
+const RELEASE: CommandSpec = {
+  name: "release",
+  positionals: { max: 1, what: "one contract input is released" },
+  flags: {
+    package: { type: "string" },
+    against: { type: "string" },
+    "tag-prefix": { type: "string" },
+    name: { type: "string" },
+    registry: { type: "string" },
+    publish: { type: "boolean" },
+    "dry-run": { type: "boolean" },
+    version: { type: "string" },
+    "initial-version": { type: "string" },
+    preid: { type: "string" },
+    "dist-tag": { type: "string" },
+    template: { type: "string" },
+    "pack-destination": { type: "string" },
+    format: { type: "string" },
+  },
 };
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { input: ".", publish: false, dryRun: false, initialVersion: "1.0.0", format: "text" };
-  let input: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf("=");
-    const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
-    const key = VALUED[flag];
-    if (key) {
-      const value = eq > 0 && arg.startsWith("--") ? arg.slice(eq + 1) : argv[++i];
-      if (value === undefined || value === "") return `${flag} needs a value.`;
-      (a as unknown as Record<string, unknown>)[key] = value;
-    } else if (arg === "--publish") a.publish = true;
-    else if (arg === "--dry-run") a.dryRun = true;
-    else if (arg === "-h" || arg === "--help") return "help";
-    else if (arg.startsWith("-")) return `unknown flag "${arg}".`;
-    else if (input === undefined) input = arg;
-    else return `unexpected argument "${arg}" (one contract input is released).`;
-  }
-  if (input !== undefined) a.input = input;
+  const p = parseCommand(RELEASE, argv);
+  if (typeof p === "string") return p;
+  if (p.help) return "help";
+  const v = p.values as Record<string, string | boolean | undefined>;
+  const s = (k: string) => v[k] as string | undefined;
+  const a: Args = { input: p.positionals[0] ?? ".", publish: v.publish === true, dryRun: v["dry-run"] === true, initialVersion: s("initial-version") ?? "1.0.0", format: (s("format") ?? "text") as Args["format"] };
+  const optional: Array<[keyof Args, string]> = [
+    ["package", "package"],
+    ["against", "against"],
+    ["tagPrefix", "tag-prefix"],
+    ["name", "name"],
+    ["registry", "registry"],
+    ["version", "version"],
+    ["preid", "preid"],
+    ["distTag", "dist-tag"],
+    ["template", "template"],
+    ["packDestination", "pack-destination"],
+  ];
+  for (const [key, flag] of optional) if (s(flag) !== undefined) (a as unknown as Record<string, unknown>)[key] = s(flag);
   if (a.format !== "text" && a.format !== "json") return `unknown format "${a.format}"; use text or json.`;
   if (!a.package) return "--package is required: the SDK's folder (for example --package sdk) or its npm name.";
   if (!parseVersion(a.initialVersion)) return `--initial-version: "${a.initialVersion}" is not a semantic version.`;
@@ -129,19 +138,15 @@ export interface ReleaseResult {
   changes: Report["changes"];
 }
 
-/** Runs `grabbit breaking --format json` in-process and returns its report (exit 100 is a report too). */
-async function compare(input: string, against: string, cwd: string): Promise<Report> {
-  const { main } = await import("../cli.js");
-  let out = "";
-  let err = "";
-  const code = await main(["breaking", input, "--against", against, "--format", "json"], {
-    stdout: (s) => void (out += s),
-    stderr: (s) => void (err += s),
-    cwd,
-    isTTY: false,
-  });
-  if (code !== 0 && code !== 100) throw new ReleaseError(`comparing ${input} with ${against}: ${err.replace(/^grabbit breaking: /, "").trim() || `exit ${code}`}`);
-  return JSON.parse(out) as Report;
+/** The contract's changes since `against`: the breaking checker, called as a function. */
+async function compare(input: string, against: string, cwd: string, io: ReleaseIo): Promise<Report> {
+  const { checkBreaking } = await import("../cli.js");
+  try {
+    return await checkBreaking({ input, against, cwd, onWarning: (w) => io.stderr(`grabbit release: warning: ${w}\n`) });
+  } catch (err) {
+    if (err instanceof InputError) throw new ReleaseError(`comparing ${input} with ${against}: ${err.message}`);
+    throw err;
+  }
 }
 
 export async function runRelease(argv: string[], io: ReleaseIo = defaultIo()): Promise<number> {
@@ -207,7 +212,7 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
     version = args.version ?? args.initialVersion;
     if (args.preid !== undefined && !parseVersion(version)!.pre.length) version = `${version}-${args.preid}.0`;
   } else {
-    report = await compare(args.input, against!, cwd);
+    report = await compare(args.input, against!, cwd, io);
     if (args.version !== undefined) {
       const problem = checkChosenVersion(previous, args.version, report.bump);
       if (problem) throw new ReleaseError(`--version: ${problem}`);

@@ -9,6 +9,7 @@
 //   what it stands for stays on that line (2.0.0-beta.2 with --preid beta, 2.0.0 without); a larger
 //   one moves past it (1.5.0-rc.1 + major -> 2.0.0).
 // Build metadata (+sha) is dropped: npm ignores it when comparing.
+import semver from "semver";
 import type { Bump } from "../semver.js";
 
 export interface Version {
@@ -18,16 +19,12 @@ export interface Version {
   pre: (string | number)[];
 }
 
-const NUM = "0|[1-9]\\d*";
-const ID = "(?:0|[1-9]\\d*|\\d*[A-Za-z-][0-9A-Za-z-]*)";
-const VERSION = new RegExp(`^v?(${NUM})\\.(${NUM})\\.(${NUM})(?:-(${ID}(?:\\.${ID})*))?(?:\\+[0-9A-Za-z-]+(?:\\.[0-9A-Za-z-]+)*)?$`);
 const PREID = /^[A-Za-z-][0-9A-Za-z-]*$/;
 
+/** A semantic version (a leading v and build metadata allowed, as npm allows them), by the semver package. */
 export function parseVersion(text: string): Version | undefined {
-  const m = VERSION.exec(text.trim());
-  if (!m) return undefined;
-  const pre = m[4] === undefined ? [] : m[4].split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), pre };
+  const v = semver.parse(text.trim());
+  return v ? { major: v.major, minor: v.minor, patch: v.patch, pre: [...v.prerelease] } : undefined;
 }
 
 export function formatVersion(v: Version): string {
@@ -36,43 +33,21 @@ export function formatVersion(v: Version): string {
 
 /** Semver precedence: negative if a < b. A prerelease sorts before its release. */
 export function compareVersions(a: Version, b: Version): number {
-  for (const k of ["major", "minor", "patch"] as const) if (a[k] !== b[k]) return a[k] - b[k];
-  if (!a.pre.length || !b.pre.length) return (b.pre.length ? 1 : 0) - (a.pre.length ? 1 : 0);
-  for (let i = 0; i < Math.max(a.pre.length, b.pre.length); i++) {
-    const x = a.pre[i];
-    const y = b.pre[i];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    if (x === y) continue;
-    if (typeof x === "number" && typeof y === "number") return x - y;
-    if (typeof x === "number") return -1; // numeric identifiers sort before alphanumeric ones
-    if (typeof y === "number") return 1;
-    return x < y ? -1 : 1;
-  }
-  return 0;
+  return semver.compare(formatVersion(a), formatVersion(b));
 }
 
 /** The highest of some version strings (unparseable ones are skipped). */
 export function highestVersion(versions: Iterable<string>): string | undefined {
-  let best: Version | undefined;
-  for (const s of versions) {
-    const v = parseVersion(s);
-    if (v && (!best || compareVersions(v, best) > 0)) best = v;
-  }
-  return best && formatVersion(best);
+  const valid = [...versions].map((s) => semver.parse(s.trim())).filter((v): v is semver.SemVer => v !== null);
+  return valid.length ? semver.rsort(valid.map((v) => v.version))[0] : undefined;
 }
 
 const RANK: Record<Bump, number> = { none: 0, patch: 1, minor: 2, major: 3 };
 
 function stableNext(v: Version, bump: Exclude<Bump, "none">): Version {
-  const { major, minor, patch } = v;
-  if (major > 0) {
-    if (bump === "major") return { major: major + 1, minor: 0, patch: 0, pre: [] };
-    if (bump === "minor") return { major, minor: minor + 1, patch: 0, pre: [] };
-    return { major, minor, patch: patch + 1, pre: [] };
-  }
-  if (minor > 0 && bump === "major") return { major: 0, minor: minor + 1, patch: 0, pre: [] };
-  return { major: 0, minor, patch: patch + 1, pre: [] };
+  // 0.y.z: y is the caret's major (a breaking change bumps it, anything else bumps z); 0.0.z: only z.
+  const release: semver.ReleaseType = v.major > 0 ? bump : v.minor > 0 && bump === "major" ? "minor" : "patch";
+  return parseVersion(semver.inc(formatVersion(v), release)!)!;
 }
 
 /** The largest bump a release version can stand for (from the rules above). */
