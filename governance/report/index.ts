@@ -1,23 +1,36 @@
-// Output formats. text and github-actions follow buf's shapes so existing log parsers and problem
-// matchers keep working; json is the SPEC's object; markdown is written for a pull-request comment.
+// Output formats. buf's (text, msvs, junit, github-actions, gitlab-code-quality, and json under
+// --error-format) print exactly what buf prints for the same findings; json under --format is the
+// SPEC's report object (every change, breaking or not, with its semantic-version bump); sarif is for
+// code scanning; markdown is written for a pull-request comment.
 import type { Report } from "../diff.js";
-import { githubActions } from "./github-actions.js";
+import { bufJson, bufText, githubActions, gitlabCodeQuality, junit, msvs } from "./buf.js";
 import { json } from "./json.js";
 import { markdown } from "./markdown.js";
-import { text } from "./text.js";
+import { sarif } from "./sarif.js";
 
-export const FORMATS = ["text", "json", "github-actions", "markdown"] as const;
+export const FORMATS = ["text", "json", "msvs", "junit", "github-actions", "gitlab-code-quality", "sarif", "markdown"] as const;
 export type Format = (typeof FORMATS)[number];
 
-export function render(report: Report, format: Format): string {
+/** `json` as buf prints it (one object per finding per line), for `--error-format json`. */
+export type Flavour = "grabbit" | "buf";
+
+export function render(report: Report, format: Format, flavour: Flavour = "grabbit"): string {
   switch (format) {
     case "json":
-      return json(report);
+      return flavour === "buf" ? bufJson(report) : json(report);
+    case "msvs":
+      return msvs(report);
+    case "junit":
+      return junit(report);
     case "github-actions":
       return githubActions(report);
+    case "gitlab-code-quality":
+      return gitlabCodeQuality(report);
+    case "sarif":
+      return sarif(report);
     case "markdown":
       return markdown(report);
     default:
-      return text(report);
+      return bufText(report);
   }
 }
