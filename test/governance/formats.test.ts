@@ -4,8 +4,8 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import Ajv from "ajv-draft-04";
-import addFormats from "ajv-formats";
+import * as ajvDraft04 from "ajv-draft-04";
+import * as ajvFormats from "ajv-formats";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../governance/cli.js";
 import type { Report } from "../../governance/diff.js";
@@ -113,6 +113,9 @@ describe("grabbit's own run on the pair", () => {
 
 describe("SARIF 2.1.0", () => {
   const schema = JSON.parse(readFileSync(join(ROOT, "node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"), "utf8")) as object;
+  // CommonJS modules under NodeNext: the class is the default of the module object (module.exports.default).
+  const Ajv = ajvDraft04.default.default;
+  const addFormats = ajvFormats.default.default;
   const ajv = new Ajv({ allErrors: true, strict: false, unicodeRegExp: false });
   addFormats(ajv);
   const validate = ajv.compile(schema);
