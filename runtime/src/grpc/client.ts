@@ -45,8 +45,15 @@ export function methodCodec(method: MethodDesc): MethodCodec {
   return codec;
 }
 
-// Interceptors always get a signal; calls without one share this never-aborted one.
+// Interceptors always get a signal; calls without one share this never-aborted one. Nothing listens
+// to it: it cannot fire, and one abort listener per call in flight on one shared signal is an O(n)
+// list walk per add and remove (and MaxListenersExceededWarning past 10 calls in flight).
 const NEVER_ABORTED = new AbortController().signal;
+
+/** The signal worth listening to: none for the shared never-aborted one. */
+function abortable(signal: AbortSignal | undefined): AbortSignal | undefined {
+  return signal === NEVER_ABORTED ? undefined : signal;
+}
 const NO_OPTIONS: grpc.CallOptions = Object.freeze({}) as grpc.CallOptions;
 // Response messages buffered per stream before grpc-js is told to stop reading (flow control).
 const HIGH_WATER = 32;
@@ -198,7 +205,8 @@ export class GrpcTransport implements Transport {
   private async dispatch(request: CallRequest): Promise<CallResponse> {
     // grpc-js throws a plain Error for calls on a closed channel; callers get a StatusError.
     if (this.closed) throw closedError();
-    const { method, metadata, deadline, signal } = request;
+    const { method, metadata, deadline } = request;
+    const signal = abortable(request.signal);
     const responseMetadata: Metadata = {};
     switch (method.kind) {
       case "unary":
@@ -267,7 +275,7 @@ export class GrpcTransport implements Transport {
     });
   }
 
-  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal, responseMetadata: Metadata): Promise<unknown> {
+  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata): Promise<unknown> {
     throwIfAborted(signal);
     const codec = methodCodec(method);
     const grpcMetadata = toGrpcMetadata(metadata);
@@ -280,12 +288,12 @@ export class GrpcTransport implements Transport {
         result = value;
       });
       const onAbort = () => call.cancel();
-      signal.addEventListener("abort", onAbort, { once: true });
+      signal?.addEventListener("abort", onAbort, { once: true });
       call.on("error", ignore);
       call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
       call.on("status", (status: grpc.StatusObject) => {
         pump.done = true;
-        signal.removeEventListener("abort", onAbort);
+        signal?.removeEventListener("abort", onAbort);
         // The request stream failed first: that is the cause, not the CANCELLED it led to.
         if (pump.error) return reject(StatusError.from(pump.error.error));
         // The callback's error also covers an OK status without a response message.
@@ -331,7 +339,7 @@ function drained(call: NodeJS.EventEmitter): Promise<void> {
  * Response messages of a server- or bidi-streaming call. The stream ends after both the readable
  * side ended (all messages delivered) and the status arrived; a non-OK status is thrown last.
  */
-function readResponses(call: ClientStream, signal: AbortSignal, responseMetadata: Metadata, pump: PumpState | undefined): AsyncQueue<unknown> {
+function readResponses(call: ClientStream, signal: AbortSignal | undefined, responseMetadata: Metadata, pump: PumpState | undefined): AsyncQueue<unknown> {
   let status: grpc.StatusObject | undefined;
   let readableEnded = false;
   const queue = new AsyncQueue<unknown>(HIGH_WATER, () => call.resume(), () => {
@@ -342,13 +350,13 @@ function readResponses(call: ClientStream, signal: AbortSignal, responseMetadata
   const onAbort = () => call.cancel();
   const finish = () => {
     if (status === undefined || !readableEnded) return;
-    signal.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
     if (pump) pump.done = true;
     if (pump?.error) queue.end(StatusError.from(pump.error.error));
     else if (status.code !== grpc.status.OK) queue.end(callError(status, signal));
     else queue.end();
   };
-  signal.addEventListener("abort", onAbort, { once: true });
+  signal?.addEventListener("abort", onAbort, { once: true });
   call.on("data", (message: unknown) => {
     if (queue.push(message)) call.pause();
   });
