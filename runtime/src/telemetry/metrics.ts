@@ -132,9 +132,38 @@ export function rpcCallAttributes(record: Omit<RpcCallRecord, "durationSeconds" 
 
 /** rpc.client.call.duration or rpc.server.call.duration, by method and status code. */
 export function recordRpcCall(record: RpcCallRecord): void {
+  recordRpcDuration(record.side, record.system, record.method, record.code, record.failed, record.durationSeconds);
+}
+
+// The attributes of RPC durations, made once per system, method, code and failure rather than per
+// call: a few distinct objects per method, which the SDK only reads. Bounded, in case methods are
+// many (names come from descriptors, but a server's interceptors could see anything).
+const rpcAttributeCache = new Map<string, Map<string, Attributes[]>>();
+const RPC_ATTRIBUTE_CACHE_LIMIT = 10_000;
+let rpcAttributeCacheSize = 0;
+
+function cachedRpcCallAttributes(system: RpcSystem, method: string, code: Code, failed: boolean): Attributes {
+  let bySystem = rpcAttributeCache.get(system);
+  if (bySystem === undefined) rpcAttributeCache.set(system, (bySystem = new Map()));
+  let byCode = bySystem.get(method);
+  if (byCode === undefined) {
+    if (rpcAttributeCacheSize >= RPC_ATTRIBUTE_CACHE_LIMIT) {
+      rpcAttributeCache.clear();
+      rpcAttributeCacheSize = 0;
+      rpcAttributeCache.set(system, (bySystem = new Map()));
+    }
+    bySystem.set(method, (byCode = []));
+    rpcAttributeCacheSize++;
+  }
+  const index = code * 2 + (failed ? 1 : 0);
+  return (byCode[index] ??= rpcCallAttributes({ system, method, code, failed }));
+}
+
+/** recordRpcCall without the record object, for the per-call paths. */
+export function recordRpcDuration(side: "client" | "server", system: RpcSystem, method: string, code: Code, failed: boolean, durationSeconds: number): void {
   const m = instruments();
   if (m === undefined) return;
-  (record.side === "client" ? m.rpcClientDuration : m.rpcServerDuration).record(record.durationSeconds, rpcCallAttributes(record));
+  (side === "client" ? m.rpcClientDuration : m.rpcServerDuration).record(durationSeconds, cachedRpcCallAttributes(system, method, code, failed));
 }
 
 // --- Messaging ---------------------------------------------------------------------------------

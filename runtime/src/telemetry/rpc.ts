@@ -1,16 +1,19 @@
-// Tracing and metrics of RPC calls, transport-neutral: interceptors of the runtime's one shape, so
-// that the gRPC transport and RPC over RabbitMQ record the same spans and durations. Transports put
-// them outermost, and only while telemetryActive(): with nothing registered a call takes the same
-// path as without telemetry.
+// Tracing and metrics of RPC calls, transport-neutral, so that the gRPC transport and RPC over
+// RabbitMQ record the same spans and durations: RpcClientTelemetry and RpcServerTelemetry for a
+// transport to call on its own per-call path (gRPC unary calls without interceptors), and the same
+// as interceptors of the runtime's one shape, which transports put outermost, only while
+// telemetryActive(): with nothing registered a call takes the same path as without telemetry.
+// Per call they make the span and little else: span attributes are made once per method, metric
+// attributes once per method and status, peers parsed once per connection.
 
-import type { Attributes, Context, Span } from "@opentelemetry/api";
+import type { Attributes, Context, Span, TextMapGetter, TextMapSetter } from "@opentelemetry/api";
 import type { MethodDesc } from "../descriptors.js";
 import type { CallNext, CallRequest, CallResponse, Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, codeName, StatusError } from "../status.js";
 import type { Logger } from "./logger.js";
-import { recordRpcCall } from "./metrics.js";
-import { activeMeter, activeTracer, injectTraceContext, extractTraceContext, otelApi, traceIdsFor } from "./otel.js";
+import { recordRpcDuration } from "./metrics.js";
+import { activeMeter, activeTracer, otelApi, traceIdsFor } from "./otel.js";
 import {
   ATTR_ERROR_TYPE,
   ATTR_NETWORK_PEER_ADDRESS,
@@ -77,17 +80,28 @@ export function grpcTargetAddress(target: string): { serverAddress: string; serv
 }
 
 /** network.peer.address/port from a grpc-js peer string ("ipv4:127.0.0.1:5000", "[::1]:5000"). */
-function peerAttributes(peer: string | undefined, into: Attributes): void {
-  if (peer === undefined) return;
+function peerAttributes(peer: string): Attributes | undefined {
   const match = /^(?:ipv[46]:)?\[?([^\]]*?)\]?:(\d+)$/.exec(peer);
-  if (match === null) return;
-  into[ATTR_NETWORK_PEER_ADDRESS] = match[1]!;
-  into[ATTR_NETWORK_PEER_PORT] = Number(match[2]);
+  if (match === null) return undefined;
+  return { [ATTR_NETWORK_PEER_ADDRESS]: match[1]!, [ATTR_NETWORK_PEER_PORT]: Number(match[2]) };
+}
+
+// Peers are connections, so a server sees the same few strings call after call: parse each once.
+const peerCache = new Map<string, Attributes | undefined>();
+const PEER_CACHE_LIMIT = 1_000;
+
+function cachedPeerAttributes(peer: string): Attributes | undefined {
+  let attributes = peerCache.get(peer);
+  if (attributes === undefined && !peerCache.has(peer)) {
+    if (peerCache.size >= PEER_CACHE_LIMIT) peerCache.clear();
+    attributes = peerAttributes(peer);
+    peerCache.set(peer, attributes);
+  }
+  return attributes;
 }
 
 /** Ends `span` with the call's status: rpc.status_code, and error status and error.type on failure. */
-function endSpan(span: Span | undefined, side: "client" | "server", code: Code, failed: boolean, err: unknown): void {
-  if (span === undefined) return;
+function endSpan(span: Span, side: "client" | "server", code: Code, failed: boolean, err: unknown): void {
   if (span.isRecording()) {
     const name = codeName(code);
     span.setAttribute(ATTR_RPC_STATUS_CODE, name);
@@ -102,10 +116,124 @@ function endSpan(span: Span | undefined, side: "client" | "server", code: Code, 
   span.end();
 }
 
-/** Calls `fn` with `ctx` active (when there is one), turning a synchronous throw into a rejection. */
-function callIn(ctx: Context | undefined, next: CallNext, request: CallRequest): Promise<CallResponse> {
+/**
+ * The telemetry of one call in flight: its span (when a tracer provider is registered) and the
+ * context holding it, and the start time of its duration. end() records both, once.
+ */
+export class RpcCall {
+  private done = false;
+  private readonly start = performance.now();
+
+  constructor(
+    private readonly side: "client" | "server",
+    private readonly system: RpcSystem,
+    /** rpc.method, "demo.v1.Orders/Get". */
+    readonly method: string,
+    readonly span: Span | undefined,
+    /** The context with `span` in it; undefined without a span. */
+    readonly ctx: Context | undefined,
+  ) {}
+
+  /** Runs `fn(a, b)` with the call's context active (as is, without one). */
+  run<A, B, R>(fn: (a: A, b: B) => R, a: A, b: B): R {
+    return this.ctx === undefined || api === undefined ? fn(a, b) : api.context.with(this.ctx, fn, undefined, a, b);
+  }
+
+  /** Ends the span with `code` and records the duration; later calls do nothing. */
+  end(code: Code, err?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    const failed = isRpcFailure(this.side, code);
+    if (this.span !== undefined) endSpan(this.span, this.side, code, failed, err);
+    recordRpcDuration(this.side, this.system, this.method, code, failed, (performance.now() - this.start) / 1000);
+  }
+}
+
+/** Span attributes and names of one side's methods, made once per method descriptor. */
+class MethodAttributes {
+  private readonly byMethod = new WeakMap<MethodDesc, { name: string; attributes: Attributes }>();
+  constructor(private readonly base: Attributes) {}
+
+  get(method: MethodDesc): { name: string; attributes: Attributes } {
+    let entry = this.byMethod.get(method);
+    if (entry === undefined) {
+      const name = rpcMethodName(method);
+      // The SDK copies span attributes, so one object serves every call of the method.
+      entry = { name, attributes: { ...this.base, [ATTR_RPC_METHOD]: name } };
+      this.byMethod.set(method, entry);
+    }
+    return entry;
+  }
+}
+
+/**
+ * The client side's telemetry for one target, for a transport to call per call. start() gives an
+ * RpcCall whose CLIENT span (named after the method) is in the caller's active context, its
+ * context injected into `carrier` (traceparent, tracestate, baggage), or undefined when no tracer
+ * or meter provider is registered.
+ */
+export class RpcClientTelemetry {
+  readonly system: RpcSystem;
+  private readonly methods: MethodAttributes;
+
+  constructor(target: RpcClientTarget) {
+    this.system = target.system;
+    const base: Attributes = { [ATTR_RPC_SYSTEM_NAME]: target.system, ...target.attributes };
+    if (target.serverAddress !== undefined) base[ATTR_SERVER_ADDRESS] = target.serverAddress;
+    if (target.serverPort !== undefined) base[ATTR_SERVER_PORT] = target.serverPort;
+    this.methods = new MethodAttributes(base);
+  }
+
+  start<C>(method: MethodDesc, carrier: C, setter?: TextMapSetter<C>): RpcCall | undefined {
+    const tracer = activeTracer();
+    if (tracer === undefined || api === undefined) {
+      return activeMeter() === undefined ? undefined : new RpcCall("client", this.system, this.methods.get(method).name, undefined, undefined);
+    }
+    const { name, attributes } = this.methods.get(method);
+    const parent = api.context.active();
+    const span = tracer.startSpan(name, { kind: api.SpanKind.CLIENT, attributes }, parent);
+    const ctx = api.trace.setSpan(parent, span);
+    // Also for a span that is not recording (sampled out): the flag travels, and the server agrees.
+    api.propagation.inject(ctx, carrier, setter);
+    return new RpcCall("client", this.system, name, span, ctx);
+  }
+}
+
+/**
+ * The server side's telemetry, for a transport to call per call. start() gives an RpcCall whose
+ * SERVER span continues the context `carrier` holds (a new trace without one), or undefined when
+ * no tracer or meter provider is registered. Run the handler in it with RpcCall.run.
+ */
+export class RpcServerTelemetry {
+  readonly system: RpcSystem;
+  private readonly methods: MethodAttributes;
+
+  constructor(target: RpcServerTarget) {
+    this.system = target.system;
+    this.methods = new MethodAttributes({ [ATTR_RPC_SYSTEM_NAME]: target.system, ...target.attributes });
+  }
+
+  /** `peer`: the peer string, or what gives it (read only for a recording span). */
+  start<C>(method: MethodDesc, carrier: C, getter: TextMapGetter<C> | undefined, peer: string | { getPeer(): string } | undefined): RpcCall | undefined {
+    const tracer = activeTracer();
+    if (tracer === undefined || api === undefined) {
+      return activeMeter() === undefined ? undefined : new RpcCall("server", this.system, this.methods.get(method).name, undefined, undefined);
+    }
+    const { name, attributes } = this.methods.get(method);
+    const parent = api.propagation.extract(api.ROOT_CONTEXT, carrier, getter);
+    const span = tracer.startSpan(name, { kind: api.SpanKind.SERVER, attributes }, parent);
+    if (peer !== undefined && span.isRecording()) {
+      const peerAttrs = cachedPeerAttributes(typeof peer === "string" ? peer : peer.getPeer());
+      if (peerAttrs !== undefined) span.setAttributes(peerAttrs);
+    }
+    return new RpcCall("server", this.system, name, span, api.trace.setSpan(parent, span));
+  }
+}
+
+/** Calls `next(request)` with `ctx` active (when there is one), turning a synchronous throw into a rejection. */
+function callIn(call: RpcCall, next: CallNext, request: CallRequest): Promise<CallResponse> {
   try {
-    return ctx === undefined || api === undefined ? next(request) : api.context.with(ctx, next, undefined, request);
+    return call.run(next, request, undefined);
   } catch (err) {
     return Promise.reject(err);
   }
@@ -116,7 +244,7 @@ function callIn(ctx: Context | undefined, next: CallNext, request: CallRequest):
  * when it fails, CANCELLED when the reader leaves early. With `ctx`, each step of the inner stream
  * runs in it, so that a server's streaming handler runs inside its span.
  */
-async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context | undefined, finish: (code: Code, err?: unknown) => void): AsyncGenerator<unknown> {
+async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context | undefined, call: RpcCall): AsyncGenerator<unknown> {
   const iterator = messages[Symbol.asyncIterator]();
   const step = () => iterator.next();
   let finished = false;
@@ -127,115 +255,62 @@ async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context 
       yield result.value;
     }
     finished = true;
-    finish(Code.OK);
+    call.end(Code.OK);
   } catch (err) {
     finished = true;
-    finish(StatusError.from(err).code, err);
+    call.end(StatusError.from(err).code, err);
     throw err;
   } finally {
     if (!finished) {
-      finish(Code.CANCELLED);
+      call.end(Code.CANCELLED);
       const close = () => iterator.return?.();
       await (ctx === undefined || api === undefined ? close() : api.context.with(ctx, close));
     }
   }
 }
 
-function seconds(startMs: number): number {
-  return (performance.now() - startMs) / 1000;
+/** The rest of an interceptor chain under `call`: ends it when the response (or its stream) does. */
+function intercepted(call: RpcCall, next: CallNext, request: CallRequest, streamCtx: Context | undefined): Promise<CallResponse> {
+  return callIn(call, next, request).then(
+    (response) => {
+      if (response.messages === undefined) {
+        call.end(Code.OK);
+        return response;
+      }
+      return { ...response, messages: finishWithStream(response.messages, streamCtx, call) };
+    },
+    (err: unknown) => {
+      call.end(StatusError.from(err).code, err);
+      throw err;
+    },
+  );
 }
 
 /**
- * The client side: a CLIENT span named after the method, its context injected into the outgoing
- * metadata (traceparent, tracestate, baggage), the rest of the chain and the call run inside it;
- * then rpc.client.call.duration. Works with neither provider registered too (it then records nothing).
+ * The client side as an interceptor: a CLIENT span named after the method, its context injected
+ * into the outgoing metadata (traceparent, tracestate, baggage), the rest of the chain and the call
+ * run inside it; then rpc.client.call.duration. With neither provider registered it records nothing.
  */
 export function rpcClientTelemetry(target: RpcClientTarget): Interceptor {
-  const base: Attributes = { [ATTR_RPC_SYSTEM_NAME]: target.system, ...target.attributes };
-  if (target.serverAddress !== undefined) base[ATTR_SERVER_ADDRESS] = target.serverAddress;
-  if (target.serverPort !== undefined) base[ATTR_SERVER_PORT] = target.serverPort;
+  const telemetry = new RpcClientTelemetry(target);
   return (next) => (request) => {
-    const method = rpcMethodName(request.method);
-    const start = performance.now();
-    const tracer = activeTracer();
-    let span: Span | undefined;
-    let ctx: Context | undefined;
-    if (tracer !== undefined && api !== undefined) {
-      const parent = api.context.active();
-      span = tracer.startSpan(method, { kind: api.SpanKind.CLIENT, attributes: { ...base, [ATTR_RPC_METHOD]: method } }, parent);
-      ctx = api.trace.setSpan(parent, span);
-      // Also for a span that is not recording (sampled out): the flag travels, and the server agrees.
-      injectTraceContext(request.metadata, ctx);
-    }
-    let done = false;
-    const finish = (code: Code, err?: unknown) => {
-      if (done) return;
-      done = true;
-      const failed = isRpcFailure("client", code);
-      endSpan(span, "client", code, failed, err);
-      recordRpcCall({ side: "client", system: target.system, method, code, failed, durationSeconds: seconds(start) });
-    };
-    return callIn(ctx, next, request).then(
-      (response) => {
-        if (response.messages === undefined) {
-          finish(Code.OK);
-          return response;
-        }
-        return { ...response, messages: finishWithStream(response.messages, undefined, finish) };
-      },
-      (err: unknown) => {
-        finish(StatusError.from(err).code, err);
-        throw err;
-      },
-    );
+    const call = telemetry.start(request.method, request.metadata);
+    return call === undefined ? next(request) : intercepted(call, next, request, undefined);
   };
 }
 
 /**
- * The server side: a SERVER span continuing the context the request metadata carries (a new trace
- * without one), the rest of the chain and the handler run inside it, so that the spans and
- * publishes the handler starts are its children; then rpc.server.call.duration.
+ * The server side as an interceptor: a SERVER span continuing the context the request metadata
+ * carries (a new trace without one), the rest of the chain and the handler run inside it, so that
+ * the spans and publishes the handler starts are its children; then rpc.server.call.duration.
  */
 export function rpcServerTelemetry(target: RpcServerTarget): Interceptor {
-  const base: Attributes = { [ATTR_RPC_SYSTEM_NAME]: target.system, ...target.attributes };
+  const telemetry = new RpcServerTelemetry(target);
   return (next) => (request) => {
-    const method = rpcMethodName(request.method);
-    const start = performance.now();
-    const tracer = activeTracer();
-    let span: Span | undefined;
-    let ctx: Context | undefined;
-    if (tracer !== undefined && api !== undefined) {
-      const parent = extractTraceContext(request.metadata) ?? api.ROOT_CONTEXT;
-      span = tracer.startSpan(method, { kind: api.SpanKind.SERVER, attributes: { ...base, [ATTR_RPC_METHOD]: method } }, parent);
-      if (span.isRecording()) {
-        const peer: Attributes = {};
-        peerAttributes(request.peer, peer);
-        span.setAttributes(peer);
-      }
-      ctx = api.trace.setSpan(parent, span);
-      request.values.set(TRACE_CONTEXT_VALUE, ctx);
-    }
-    let done = false;
-    const finish = (code: Code, err?: unknown) => {
-      if (done) return;
-      done = true;
-      const failed = isRpcFailure("server", code);
-      endSpan(span, "server", code, failed, err);
-      recordRpcCall({ side: "server", system: target.system, method, code, failed, durationSeconds: seconds(start) });
-    };
-    return callIn(ctx, next, request).then(
-      (response) => {
-        if (response.messages === undefined) {
-          finish(Code.OK);
-          return response;
-        }
-        return { ...response, messages: finishWithStream(response.messages, ctx, finish) };
-      },
-      (err: unknown) => {
-        finish(StatusError.from(err).code, err);
-        throw err;
-      },
-    );
+    const call = telemetry.start(request.method, request.metadata, undefined, request.peer);
+    if (call === undefined) return next(request);
+    if (call.ctx !== undefined) request.values.set(TRACE_CONTEXT_VALUE, call.ctx);
+    return intercepted(call, next, request, call.ctx);
   };
 }
 
