@@ -8,10 +8,10 @@ import type { MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
-import { grpcTargetAddress, rpcClientTelemetry, telemetryActive } from "../telemetry/rpc.js";
+import { grpcTargetAddress, RpcClientTelemetry, rpcClientTelemetry, telemetryActive, type RpcCall } from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import type { Transport } from "../transport.js";
-import { asBuffer, fromGrpcMetadata, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
+import { asBuffer, fromGrpcMetadata, GRPC_METADATA_SETTER, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
 import { AsyncQueue } from "./queue.js";
 
 export interface GrpcTransportOptions {
@@ -72,8 +72,11 @@ export class GrpcTransport implements Transport {
   private readonly timeoutMs: number | undefined;
   private readonly chain: CallNext | undefined;
   // The chain with the telemetry interceptor outermost, taken while a tracer or meter provider is
-  // registered; otherwise calls take `chain` (or no chain at all), as if there were no telemetry.
+  // registered by calls that have interceptors to run or are streams; otherwise calls take `chain`
+  // (or no chain at all), as if there were no telemetry. Unary calls without interceptors record
+  // their telemetry on the direct path (`telemetry`), without the chain's request and response objects.
   private readonly tracedChain: CallNext;
+  private readonly telemetry: RpcClientTelemetry;
   private closed = false;
 
   constructor(address: string, options: GrpcTransportOptions = {}) {
@@ -83,25 +86,26 @@ export class GrpcTransport implements Transport {
       options.interceptors && options.interceptors.length > 0
         ? applyInterceptors((request) => this.dispatch(request), options.interceptors)
         : undefined;
-    const telemetry = rpcClientTelemetry({ system: RPC_SYSTEM_GRPC, ...grpcTargetAddress(address) });
-    this.tracedChain = applyInterceptors((request) => this.dispatch(request), [telemetry, ...(options.interceptors ?? [])]);
+    const target = { system: RPC_SYSTEM_GRPC, ...grpcTargetAddress(address) } as const;
+    this.telemetry = new RpcClientTelemetry(target);
+    this.tracedChain = applyInterceptors((request) => this.dispatch(request), [rpcClientTelemetry(target), ...(options.interceptors ?? [])]);
   }
 
   unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
     const deadline = this.deadlineFor(method, options);
-    const traced = telemetryActive();
-    if (this.chain === undefined && !traced) {
+    if (this.chain === undefined) {
+      // The direct path, traced or not: telemetry (if any) starts inside unaryCall, on the grpc-js metadata.
       if (options?.onResponseMetadata === undefined) {
-        return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined) as Promise<O>;
+        return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined, true) as Promise<O>;
       }
       const responseMetadata: Metadata = {};
       const onResponseMetadata = options.onResponseMetadata;
-      return this.unaryCall(method, request, options.metadata, deadline, options.signal, responseMetadata).then((message) => {
+      return this.unaryCall(method, request, options.metadata, deadline, options.signal, responseMetadata, true).then((message) => {
         onResponseMetadata(responseMetadata);
         return message as O;
       });
     }
-    return this.intercept(this.callRequest(method, options, deadline, request, undefined), traced).then((response) => {
+    return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     });
@@ -235,17 +239,22 @@ export class GrpcTransport implements Transport {
 
   /**
    * One unary call. With `responseMetadata` the promise settles on the status event, after headers
-   * and trailers are copied in; without it, on the grpc-js callback (one event fewer).
+   * and trailers are copied in; without it, on the grpc-js callback (one event fewer). `traced`:
+   * record the call's span and duration here while a provider is registered (the direct path; the
+   * chain has its own interceptor for that).
    */
-  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata | undefined): Promise<unknown> {
+  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata | undefined, traced = false): Promise<unknown> {
     if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     const codec = methodCodec(method);
     let grpcMetadata: grpc.Metadata;
+    let rpc: RpcCall | undefined;
     try {
       grpcMetadata = toGrpcMetadata(metadata);
+      // After the caller's entries, so that the call's own traceparent wins, as on the chain.
+      if (traced) rpc = this.telemetry.start(method, grpcMetadata, GRPC_METADATA_SETTER);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(StatusError.from(err));
     }
     return new Promise((resolve, reject) => {
       let onAbort: (() => void) | undefined;
@@ -256,15 +265,19 @@ export class GrpcTransport implements Transport {
         if (responseMetadata !== undefined) {
           error = err;
           result = value;
-        } else if (err) reject(callError(err, signal));
-        else resolve(value);
+        } else if (err) failCall(err, signal, rpc, reject);
+        else {
+          rpc?.end(Code.OK);
+          resolve(value);
+        }
       });
       if (responseMetadata !== undefined) {
         call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
         // grpc-js calls back first, then emits the status with the trailers.
         call.on("status", (status: grpc.StatusObject) => {
-          if (error) return reject(callError(error, signal));
+          if (error) return failCall(error, signal, rpc, reject);
           fromGrpcMetadata(status.metadata, responseMetadata);
+          rpc?.end(Code.OK);
           resolve(result);
         });
       }
@@ -400,6 +413,13 @@ function requireStream(request: CallRequest): AsyncIterable<unknown> {
 function callError(status: { code: number; details: string; metadata: grpc.Metadata | null }, signal: AbortSignal | undefined): StatusError {
   if (status.code === grpc.status.CANCELLED && signal?.aborted) return abortedError(signal);
   return statusErrorFromGrpc(status);
+}
+
+/** Rejects a failed unary call, after ending its telemetry with the same error. */
+function failCall(err: grpc.ServiceError, signal: AbortSignal | undefined, rpc: RpcCall | undefined, reject: (reason: unknown) => void): void {
+  const error = callError(err, signal);
+  rpc?.end(error.code, error);
+  reject(error);
 }
 
 function closedError(): StatusError {

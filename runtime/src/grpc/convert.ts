@@ -7,6 +7,7 @@
 // metadata: they are neither sent from nor copied into the runtime's Metadata.
 
 import * as grpc from "@grpc/grpc-js";
+import type { TextMapGetter, TextMapSetter } from "@opentelemetry/api";
 import { Code, StatusError } from "../status.js";
 import type { Metadata } from "../metadata.js";
 import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "../status-details.js";
@@ -95,3 +96,24 @@ export function hasKeys(o: object): boolean {
 export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
+
+/** How the trace context goes into grpc-js metadata: straight in, without a copy of the caller's metadata. */
+export const GRPC_METADATA_SETTER: TextMapSetter<grpc.Metadata> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+/**
+ * How the trace context is read from grpc-js metadata: the first value of a key, as the runtime's
+ * Metadata keeps it, without converting the whole metadata first.
+ */
+export const GRPC_METADATA_GETTER: TextMapGetter<grpc.Metadata> = {
+  keys(carrier) {
+    return Object.keys(carrier.getMap());
+  },
+  get(carrier, key) {
+    const value = carrier.get(key)[0];
+    return value === undefined ? undefined : typeof value === "string" ? value : value.toString("base64");
+  },
+};

@@ -9,9 +9,9 @@ import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
 import { defaultLogger, type Logger } from "../telemetry/logger.js";
 import type { Context } from "../telemetry/otel.js";
-import { logRpcFailure, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
+import { logRpcFailure, type RpcCall, RpcServerTelemetry, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
-import { asBuffer, fromGrpcMetadata, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
+import { asBuffer, fromGrpcMetadata, GRPC_METADATA_GETTER, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
 import { HealthServiceDesc, HealthStatus } from "./health.js";
 import { AsyncQueue } from "./queue.js";
 
@@ -61,12 +61,15 @@ export interface GrpcServerOptions {
 
 /**
  * The ways one method's calls run: the user's interceptors alone (or none), or with the telemetry
- * interceptor outermost while a tracer or meter provider is registered.
+ * interceptor outermost while a tracer or meter provider is registered. Unary calls without
+ * interceptors record their telemetry on the direct path instead (`telemetry`), with no chain.
  */
 interface Chains {
   readonly plain: CallNext | undefined;
   /** Undefined for services that are not traced (health checks). */
   readonly traced: CallNext | undefined;
+  /** Undefined for services that are not traced. */
+  readonly telemetry: RpcServerTelemetry | undefined;
   readonly logger: Logger;
 }
 
@@ -136,6 +139,7 @@ export function grpcServiceImplementation(service: ServiceDesc, handlers: object
 }
 
 const serverTelemetry = rpcServerTelemetry({ system: RPC_SYSTEM_GRPC });
+const directTelemetry = new RpcServerTelemetry({ system: RPC_SYSTEM_GRPC });
 
 function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState, logger: Logger, traced: boolean): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
@@ -147,6 +151,7 @@ function implementation(service: ServiceDesc, handlers: object, interceptors: In
     const chains: Chains = {
       plain: interceptors && interceptors.length > 0 ? applyInterceptors(terminal(method, handler), interceptors) : undefined,
       traced: traced ? applyInterceptors(terminal(method, handler), [serverTelemetry, ...(interceptors ?? [])]) : undefined,
+      telemetry: traced ? directTelemetry : undefined,
       logger,
     };
     switch (method.kind) {
@@ -189,18 +194,30 @@ function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, stat
   return (call, callback) => {
     if (call.request instanceof Undecodable) return callback(grpcStatusFromError(call.request.error, {}));
     const context = new GrpcHandlerContext(method, call, state, callback);
-    const chain = pick(chains);
+    let rpc: RpcCall | undefined;
     let result: unknown;
     try {
-      result = chain === undefined ? handler(call.request, context) : chain(context.request(call.request, undefined)).then(responseMessage);
+      if (chains.plain === undefined) {
+        // No interceptors: the handler directly, in the call's span while a provider is registered.
+        rpc = chains.telemetry?.start(method, call.metadata, GRPC_METADATA_GETTER, call);
+        if (rpc === undefined) result = handler(call.request, context);
+        else {
+          context.traceContext = rpc.ctx;
+          result = rpc.run(handler, call.request, context);
+        }
+      } else {
+        result = pick(chains)!(context.request(call.request, undefined)).then(responseMessage);
+      }
     } catch (err) {
       result = Promise.reject(err);
     }
     Promise.resolve(result).then(
       (message) => {
+        rpc?.end(Code.OK);
         if (context.finish()) sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
+        rpc?.end(StatusError.from(err).code, err);
         if (!context.finish()) return;
         callback(grpcStatusFromError(err, context.responseMetadata));
         logFailure(chains, context, err);
@@ -371,6 +388,11 @@ class GrpcHandlerContext implements HandlerContext {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
+  /**
+   * The context of the call's span when the direct path traced it (no interceptors): what the
+   * telemetry interceptor would have put in values under TRACE_CONTEXT_VALUE, without making the map.
+   */
+  traceContext: Context | undefined;
 
   constructor(
     readonly method: MethodDesc,
@@ -394,12 +416,17 @@ class GrpcHandlerContext implements HandlerContext {
   }
 
   get values(): Map<string | symbol, unknown> {
-    return (this.valuesCache ??= new Map());
+    if (this.valuesCache === undefined) {
+      this.valuesCache = new Map();
+      if (this.traceContext !== undefined) this.valuesCache.set(TRACE_CONTEXT_VALUE, this.traceContext);
+    }
+    return this.valuesCache;
   }
 
   /** A value, without making the map when there is none. */
   peekValue(key: string | symbol): unknown {
-    return this.valuesCache?.get(key);
+    if (this.valuesCache !== undefined) return this.valuesCache.get(key);
+    return key === TRACE_CONTEXT_VALUE ? this.traceContext : undefined;
   }
 
   get peer(): string | undefined {
