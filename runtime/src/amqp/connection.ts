@@ -11,6 +11,9 @@ import { createConnection, type Socket } from "node:net";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
 import { Code, StatusError } from "../status.js";
+import { recordReconnect } from "../telemetry/metrics.js";
+import { defaultLogger, type Logger } from "../telemetry/logger.js";
+import { nodeOf, watchConnectionState } from "./telemetry.js";
 
 export interface AmqpReconnectOptions {
   /** First delay after a connection is lost, before jitter. Default 100 ms. */
@@ -65,6 +68,12 @@ export interface AmqpConnectionOptions {
   connectTimeoutMs?: number;
   /** Errors that have no caller to reject (a failed setup, a lost connection). */
   onError?: (err: Error) => void;
+  /**
+   * Where lost connections, reconnects and errors nobody awaits are logged (pino's interface; a
+   * pino instance plugs in). Publishers, consumers and RPC servers and clients made on this
+   * connection log here too unless given their own. Default: defaultLogger(), JSON lines on stderr.
+   */
+  logger?: Logger;
 }
 
 /** One live broker connection. A new session (with a new id) follows every reconnect. */
@@ -275,6 +284,9 @@ export class AmqpConnection extends EventEmitter {
   private probe: { at: number; result: Promise<NodeProbe> } | undefined;
   /** Sessions opened after a loss: the reconnect count reported with "connected". */
   private reconnects = 0;
+  /** Where this connection and what is made on it log (see AmqpConnectionOptions.logger). */
+  readonly logger: Logger;
+  private readonly unwatch: () => void;
 
   private constructor(options: AmqpConnectionOptions) {
     super();
@@ -294,6 +306,19 @@ export class AmqpConnection extends EventEmitter {
       throw new TypeError(`auth must be "plain" or "external", not ${JSON.stringify(options.auth)}`);
     }
     this.options = options;
+    this.logger = options.logger ?? defaultLogger();
+    this.unwatch = watchConnectionState(this);
+  }
+
+  /** The broker node for metrics, "host:port": the current one, else the one tried next. */
+  get metricNode(): string {
+    return nodeOf(this.session?.open ? this.session.url : this.urls[this.urlIndex]!);
+  }
+
+  /** The state for metrics: "connected" (every setup has run), "connecting", or "closed" (closed or given up). */
+  get metricState(): "connected" | "connecting" | "closed" {
+    if (this.connected) return "connected";
+    return this.closing || this.failed ? "closed" : "connecting";
   }
 
   /** Connects (retrying per the reconnect policy for up to `connectTimeoutMs`) and starts recovery. */
@@ -432,6 +457,7 @@ export class AmqpConnection extends EventEmitter {
     this.tracked.clear();
     await Promise.allSettled(closables.map((c) => c.close()));
     this.closing = true;
+    this.unwatch();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.wakeReconnect?.();
     const err = new StatusError(Code.UNAVAILABLE, "the AMQP connection is closed");
@@ -457,6 +483,16 @@ export class AmqpConnection extends EventEmitter {
    * of their own report here.
    */
   reportError(err: Error): void {
+    try {
+      this.logger.error({ err, ...(this.node !== undefined ? { node: nodeOf(this.node) } : {}) }, err.message);
+    } catch {
+      // A logger that throws must not take the connection down.
+    }
+    this.notifyError(err);
+  }
+
+  /** reportError without the log line, for owners that logged the error themselves. */
+  notifyError(err: Error): void {
     this.options.onError?.(err);
     if (this.listenerCount("error") > 0) this.emit("error", err);
   }
@@ -510,6 +546,14 @@ export class AmqpConnection extends EventEmitter {
       const delayMs = Math.round(initial * (0.8 + Math.random() * 0.4));
       this.emit("reconnecting", { attempt: round, delayMs });
       await this.sleep(delayMs);
+    }
+  }
+
+  private log(level: "info" | "warn", fields: object, msg: string): void {
+    try {
+      this.logger[level](fields, msg);
+    } catch {
+      // A logger that throws must not take the connection down.
     }
   }
 
@@ -583,6 +627,11 @@ export class AmqpConnection extends EventEmitter {
     if (!session.open || this.closing) return;
     this.ready = true;
     for (const w of [...this.waiters]) w.resolve(session);
+    if (this.reconnects > 0) {
+      const node = nodeOf(session.url);
+      recordReconnect({ node });
+      this.log("info", { node, reconnects: this.reconnects }, `reconnected to RabbitMQ node ${node} (reconnect ${this.reconnects})`);
+    }
     this.emit("connected", session, { node: session.url, reconnects: this.reconnects });
   }
 
@@ -603,6 +652,8 @@ export class AmqpConnection extends EventEmitter {
       this.ready = false;
     }
     if (!this.closing) {
+      const node = nodeOf(session.url);
+      this.log("warn", { node, ...(err ? { err } : {}) }, `lost the connection to RabbitMQ node ${node}${err ? ` (${err.message})` : ""}; reconnecting`);
       this.emit("disconnected", err, { node: session.url });
       if (err) this.options.onError?.(err);
     }

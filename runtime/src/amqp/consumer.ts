@@ -39,6 +39,8 @@ import {
   republishableHeaders,
 } from "./headers.js";
 import { Publisher } from "./publisher.js";
+import type { Logger } from "../telemetry/logger.js";
+import { logTraceIds, startDelivery, type DeliveryTrace } from "./telemetry.js";
 import { bindEvent, declareConsumerQueues, declareEventExchange, resolveQueueType, retryQueueName, type QueueType } from "./topology.js";
 
 export interface DeliveryContext {
@@ -113,7 +115,15 @@ export interface EventConsumerOptions {
   onHandlerError?: (err: unknown, delivery: DeliveryContext) => void;
   /** Errors with no caller to report to (a failed re-subscription, a failed move to the DLQ). Default: the connection's reportError. */
   onError?: (err: Error) => void;
+  /**
+   * Where handler failures (warn, per failed attempt), dead-lettered messages (warn) and errors with
+   * no caller (error) are logged, with queue, message id and trace id. Default: the connection's logger.
+   */
+  logger?: Logger;
 }
+
+/** Why a message was dead-lettered, as grabbit.reason (low cardinality; the text says more). */
+type DeadLetterReason = "user_id" | "too_large" | "content_type" | "unknown_type" | "undecodable" | "permanent_error" | "retries_exhausted";
 
 interface Registration {
   event: EventDesc;
@@ -153,6 +163,7 @@ export class EventConsumer {
   private running = 0;
   private readonly idleWaiters: (() => void)[] = [];
   private queueType: QueueType | undefined;
+  private readonly logger: Logger;
 
   constructor(
     private readonly connection: AmqpConnection,
@@ -160,6 +171,7 @@ export class EventConsumer {
   ) {
     if (!options.queue) throw new TypeError("EventConsumer needs a queue name");
     this.queue = options.queue;
+    this.logger = options.logger ?? connection.logger;
     this.deadLetterQueue = options.deadLetterQueue ?? `${options.queue}.dlq`;
     this.prefetch = Math.max(1, options.prefetch ?? 32);
     this.concurrency = Math.max(1, options.concurrency ?? this.prefetch);
@@ -212,7 +224,7 @@ export class EventConsumer {
 
   private async doStart(): Promise<void> {
     if (this.registrations.size === 0) throw new Error(`EventConsumer on "${this.queue}" has no handlers: call on() first`);
-    this.retryPublisher = new Publisher(this.connection, { maxInFlight: Math.max(this.prefetch, 16), track: false });
+    this.retryPublisher = new Publisher(this.connection, { maxInFlight: Math.max(this.prefetch, 16), track: false, logger: this.logger });
     this.keeper = new ChannelKeeper<Channel>(this.connection, {
       owner: `consumer of queue "${this.queue}"`,
       confirm: false,
@@ -315,29 +327,50 @@ export class EventConsumer {
     const props = msg.properties;
     const headers = (props.headers ?? {}) as Record<string, unknown>;
     const attempt = headerInt(headers, HEADER_ATTEMPT) ?? 1;
+    // A process span per attempt (child of the producer's context) and the consume metrics, while registered.
+    const trace = startDelivery({
+      queue: this.queue,
+      routingKey: stringHeader(headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
+      messageId: typeof props.messageId === "string" ? props.messageId : undefined,
+      correlationId: typeof props.correlationId === "string" ? props.correlationId : undefined,
+      deliveryTag: msg.fields.deliveryTag,
+      bodySize: msg.content.length,
+      attempt,
+      headers,
+    });
+    if (trace === undefined) return this.process(msg, ch, signal, headers, attempt, undefined);
+    try {
+      await trace.run(() => this.process(msg, ch, signal, headers, attempt, trace));
+    } finally {
+      trace.end();
+    }
+  }
+
+  private async process(msg: ConsumeMessage, ch: Channel, signal: AbortSignal, headers: Record<string, unknown>, attempt: number, trace: DeliveryTrace | undefined): Promise<void> {
+    const props = msg.properties;
     // Our retry copies come back through the default exchange and carry the user_id in a header.
     const userId = typeof props.userId === "string" ? props.userId : msg.fields.exchange === "" ? stringHeader(headers, HEADER_ORIGINAL_USER_ID) : undefined;
     const allowed = this.options.requireUserId;
     if (allowed !== undefined && (userId === undefined || !(Array.isArray(allowed) ? allowed : [allowed]).includes(userId))) {
-      return this.deadLetter(msg, ch, userId === undefined ? "the message has no user_id and this consumer requires one" : `user_id ${JSON.stringify(userId)} may not publish to this consumer`, attempt);
+      return this.deadLetter(msg, ch, userId === undefined ? "the message has no user_id and this consumer requires one" : `user_id ${JSON.stringify(userId)} may not publish to this consumer`, attempt, "user_id", trace);
     }
     const max = this.options.maxMessageBytes;
     if (max !== undefined && msg.content.length > max) {
-      return this.deadLetter(msg, ch, `the message body is ${msg.content.length} bytes, over the limit of ${max} (maxMessageBytes)`, attempt);
+      return this.deadLetter(msg, ch, `the message body is ${msg.content.length} bytes, over the limit of ${max} (maxMessageBytes)`, attempt, "too_large", trace);
     }
     if (props.contentType !== CONTENT_TYPE_PROTOBUF) {
-      return this.deadLetter(msg, ch, `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`, attempt);
+      return this.deadLetter(msg, ch, `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`, attempt, "content_type", trace);
     }
     const typeName = typeof props.type === "string" ? props.type : undefined;
     const reg = typeName ? this.registrations.get(typeName) : undefined;
     if (!reg) {
-      return this.deadLetter(msg, ch, typeName ? `no handler for message type ${typeName} on queue ${this.queue}` : "the message has no type property", attempt);
+      return this.deadLetter(msg, ch, typeName ? `no handler for message type ${typeName} on queue ${this.queue}` : "the message has no type property", attempt, "unknown_type", trace);
     }
     let event: unknown;
     try {
       event = reg.event.type.decode(msg.content);
     } catch (err) {
-      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${err instanceof Error ? err.message : String(err)}`, attempt);
+      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${err instanceof Error ? err.message : String(err)}`, attempt, "undecodable", trace);
     }
     const delivery: DeliveryContext = {
       messageId: typeof props.messageId === "string" ? props.messageId : undefined,
@@ -352,6 +385,7 @@ export class EventConsumer {
       userId,
       values: new Map(),
     };
+    trace?.handlerStarted();
     try {
       const interceptors = this.options.interceptors;
       if (interceptors && interceptors.length > 0) {
@@ -376,33 +410,55 @@ export class EventConsumer {
         await reg.handler(event, delivery);
       }
     } catch (err) {
+      trace?.handlerFinished(err);
       safe(() => this.options.onHandlerError?.(err, delivery));
       const reason = err instanceof Error ? err.message : String(err);
       const permanent = err instanceof StatusError && PERMANENT.has(err.code);
-      if (permanent || attempt >= this.maxAttempts) {
-        return this.deadLetter(msg, ch, permanent ? reason : `${reason} (gave up after ${attempt} attempts)`, attempt);
+      const final = permanent || attempt >= this.maxAttempts;
+      this.log("warn", msg, headers, trace, { attempt, max_attempts: this.maxAttempts, type: typeName, err }, `handler failed on queue "${this.queue}" (attempt ${attempt} of ${this.maxAttempts}${final ? "" : ", will be retried"}): ${reason}`);
+      if (final) {
+        return this.deadLetter(msg, ch, permanent ? reason : `${reason} (gave up after ${attempt} attempts)`, attempt, permanent ? "permanent_error" : "retries_exhausted", trace);
       }
-      return this.retry(msg, ch, attempt);
+      return this.retry(msg, ch, attempt, err, trace);
     }
+    trace?.handlerFinished();
+    trace?.acked();
     safe(() => ch.ack(msg));
   }
 
-  private async retry(msg: ConsumeMessage, ch: Channel, attempt: number): Promise<void> {
+  private async retry(msg: ConsumeMessage, ch: Channel, attempt: number, err: unknown, trace: DeliveryTrace | undefined): Promise<void> {
     const delay = this.delaysMs[Math.min(attempt - 1, this.delaysMs.length - 1)]!;
+    trace?.retry(err, attempt + 1, delay);
     const props = copyProperties(msg);
     props.headers[HEADER_ATTEMPT] = attempt + 1;
-    await this.move(msg, ch, retryQueueName(this.queue, delay), props);
+    await this.move(msg, ch, retryQueueName(this.queue, delay), props, trace);
   }
 
-  private async deadLetter(msg: ConsumeMessage, ch: Channel, reason: string, attempt: number): Promise<void> {
+  private async deadLetter(msg: ConsumeMessage, ch: Channel, reason: string, attempt: number, kind: DeadLetterReason, trace: DeliveryTrace | undefined): Promise<void> {
+    trace?.deadLetter(kind, reason, this.deadLetterQueue);
+    const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
+    this.log("warn", msg, headers, trace, { reason, reason_kind: kind, attempts: attempt, dead_letter_queue: this.deadLetterQueue }, `dead-lettering a message from queue "${this.queue}" to "${this.deadLetterQueue}": ${reason}`);
     const props = copyProperties(msg);
     props.headers[HEADER_ERROR] = reason;
     props.headers[HEADER_ATTEMPTS] = attempt;
-    await this.move(msg, ch, this.deadLetterQueue, props);
+    await this.move(msg, ch, this.deadLetterQueue, props, trace);
+  }
+
+  /** One log line about a message: queue, message id, trace ids, and `fields`. */
+  private log(level: "warn" | "error", msg: ConsumeMessage, headers: Record<string, unknown>, trace: DeliveryTrace | undefined, fields: Record<string, unknown>, text: string): void {
+    const messageId = msg.properties.messageId;
+    const record: Record<string, unknown> = { queue: this.queue, message_id: typeof messageId === "string" ? messageId : undefined, ...fields };
+    const ids = logTraceIds(headers, trace?.ctx);
+    if (ids !== undefined) Object.assign(record, ids);
+    try {
+      this.logger[level](record, text);
+    } catch {
+      // A logger that throws must not stop the consumer.
+    }
   }
 
   // Copy first (confirmed), ack second: a crash between the two duplicates, never loses.
-  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }, bare = false): Promise<void> {
+  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }, trace: DeliveryTrace | undefined, bare = false): Promise<void> {
     try {
       await this.retryPublisher!.publish("", queue, msg.content, props, { mandatory: true });
     } catch (err) {
@@ -415,18 +471,31 @@ export class EventConsumer {
           [HEADER_ORIGINAL_EXCHANGE]: stringHeader(props.headers, HEADER_ORIGINAL_EXCHANGE) ?? msg.fields.exchange,
           [HEADER_ORIGINAL_ROUTING_KEY]: stringHeader(props.headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
         };
-        return this.move(msg, ch, this.deadLetterQueue, { ...props, headers }, true);
+        return this.move(msg, ch, this.deadLetterQueue, { ...props, headers }, trace, true);
       }
       safe(() => ch.nack(msg, false, true));
-      this.reportError(new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      trace?.requeued(err);
+      const error = new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      this.log("error", msg, (msg.properties.headers ?? {}) as Record<string, unknown>, trace, { err: error, to: queue }, `${error.message}; it goes back to the queue`);
+      this.notify(error);
       return;
     }
     safe(() => ch.ack(msg));
   }
 
+  /** An error with no caller: logged (error, with the queue), then to onError or the connection's listeners. */
   private reportError(err: Error): void {
+    try {
+      this.logger.error({ queue: this.queue, err }, err.message);
+    } catch {
+      // A logger that throws must not stop the consumer.
+    }
+    this.notify(err);
+  }
+
+  private notify(err: Error): void {
     if (this.options.onError) safe(() => this.options.onError!(err));
-    else this.connection.reportError(err);
+    else this.connection.notifyError(err);
   }
 }
 

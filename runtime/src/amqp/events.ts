@@ -10,6 +10,7 @@ import { Code, StatusError } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
 import { Publisher } from "./publisher.js";
+import { startPublish } from "./telemetry.js";
 import { declareEventExchange } from "./topology.js";
 
 const MANDATORY = { mandatory: true } as const;
@@ -131,10 +132,15 @@ export class EventPublisher<T> {
       for (const field of desc.routingFields) headers[field] = values[field] ?? "";
     }
     const persistent = options.persistent ?? desc.persistent;
+    const messageId = options.messageId ?? randomUUID();
+    const routingKey = renderRoutingKey(desc, event);
+    // A PRODUCER span (its traceparent into the headers) and the publish metrics, while registered.
+    const trace = startPublish({ exchange: desc.exchange, routingKey, messageId, bodySize: content.byteLength });
+    if (trace?.traced) headers = trace.inject(headers ?? {});
     const props: Options.Publish = {
       contentType: CONTENT_TYPE_PROTOBUF,
       type: desc.type.typeName,
-      messageId: options.messageId ?? randomUUID(),
+      messageId,
       timestamp: Math.floor(Date.now() / 1000),
       deliveryMode: persistent ? 2 : 1,
       mandatory: true,
@@ -146,13 +152,14 @@ export class EventPublisher<T> {
     if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return this.publisher.publish(
+    const sent = this.publisher.publish(
       desc.exchange,
-      renderRoutingKey(desc, event),
+      routingKey,
       content,
       props,
       timeoutMs === undefined && !options.signal ? MANDATORY : { mandatory: true, timeoutMs, signal: options.signal },
     );
+    return trace === undefined ? sent : trace.follow(sent);
   }
 
   /** Waits for this publisher's confirms (and closes its own Publisher; a shared one stays open). */

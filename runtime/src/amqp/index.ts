@@ -37,3 +37,4 @@ export {
   republishableHeaders,
   headersToMetadata,
 } from "./headers.js";
+export { ATTR_GRABBIT_OUTCOME, ATTR_GRABBIT_RETRY_DELAY_MS, ATTR_GRABBIT_DEAD_LETTER_QUEUE, EVENT_RETRY, EVENT_DEAD_LETTER } from "./telemetry.js";

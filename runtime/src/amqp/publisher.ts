@@ -19,6 +19,9 @@ import { ChannelKeeper } from "./channel-keeper.js";
 import { StallWatch } from "./stall-watch.js";
 import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
+import type { Logger } from "../telemetry/logger.js";
+import { errorType, recordPublishRefused, recordPublishResent, recordPublishUnroutable } from "../telemetry/metrics.js";
+import { nodeOf, watchConfirms } from "./telemetry.js";
 
 export interface PublisherOptions {
   /**
@@ -40,6 +43,8 @@ export interface PublisherOptions {
    * are rejected with UNAVAILABLE at once instead of at their timeout. Default 3 000 ms.
    */
   stallTimeoutMs?: number;
+  /** Where re-sends and replaced channels are logged (warn). Default: the connection's logger. */
+  logger?: Logger;
 }
 
 /** What a publisher reports as it goes (also counted in `stats`). */
@@ -124,10 +129,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    */
   private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
   private readonly untrack: () => void;
+  private readonly unwatch: () => void;
+  private readonly logger: Logger;
 
   constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
     super();
     this.connection = connection;
+    this.logger = options.logger ?? connection.logger;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 4096);
     this.maxInFlightBytes = Math.max(1, options.maxInFlightBytes ?? 32 * 1024 * 1024);
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -154,6 +162,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     });
     this.keeper.start();
     this.untrack = options.track === false ? () => {} : connection.track(this);
+    this.unwatch = watchConfirms(this);
+  }
+
+  /** The node this publisher's connection is on, "host:port" (for metrics). */
+  get node(): string {
+    return this.connection.metricNode;
   }
 
   /**
@@ -243,6 +257,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.closed = true;
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.untrack();
+    this.unwatch();
     this.stalls.stop();
     await this.keeper.close();
   }
@@ -332,9 +347,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       return;
     }
     this.stats.resent++;
+    recordPublishResent({ exchange: entry.exchange, reason: "nacked" });
     this.queue.unshiftAll([entry]);
     if (this.keeper.current === ch) {
       this.stats.replaced++;
+      this.logReplaced(`the broker nacked a message (${err.message})`);
       this.emit("replaced", { reason: `the broker nacked a message (${err.message})` });
       this.keeper.replace(ch, new Error(`the broker nacked a message (${err.message})`));
     } else {
@@ -364,12 +381,21 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
       } else {
         this.stats.resent++;
+        recordPublishResent({ exchange: entry.exchange, reason: lastError ? "channel_error" : "channel_closed" });
         again.push(entry);
       }
     }
     this.queue.unshiftAll(again);
     this.waitingForDrain = false;
-    if (again.length > 0) this.emit("resent", { count: again.length, reason: lastError?.message ?? "the channel closed" });
+    if (again.length > 0) {
+      const reason = lastError?.message ?? "the channel closed";
+      try {
+        this.logger.warn({ count: again.length, reason, node: this.node }, `re-sending ${again.length} unconfirmed message(s) on a new channel: ${reason}`);
+      } catch {
+        // A logger that throws must not lose messages.
+      }
+      this.emit("resent", { count: again.length, reason });
+    }
   }
 
   // ---- stalls: confirms that stop coming ------------------------------------------------------
@@ -397,12 +423,21 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (ch && this.inFlight.size > 0) {
         this.stats.replaced++;
         const reason = `the broker did not confirm a message for ${waited} ms`;
+        this.logReplaced(reason);
         this.emit("replaced", { reason });
         this.keeper.replace(ch, new Error(reason));
       }
     }
     // The next verdict needs another stallTimeoutMs of silence.
     this.busySince = Date.now();
+  }
+
+  private logReplaced(reason: string): void {
+    try {
+      this.logger.warn({ reason, node: this.node }, `replacing the publisher's channel: ${reason}`);
+    } catch {
+      // A logger that throws must not lose messages.
+    }
   }
 
   private armDeadline(entry: Entry): void {
@@ -470,6 +505,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     if (err) {
       this.stats.refused++;
+      if (err instanceof UnroutableError) recordPublishUnroutable({ exchange: entry.exchange });
+      else recordPublishRefused({ exchange: entry.exchange, reason: errorType(err) });
       if (this.listenerCount("refused") > 0) this.emit("refused", { messageId: entry.props.messageId, exchange: entry.exchange, routingKey: entry.routingKey, error: err });
       entry.reject(err);
     } else entry.resolve();
