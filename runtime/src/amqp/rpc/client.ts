@@ -23,6 +23,19 @@ import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, 
 import { normalizeMetadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Transport } from "../../transport.js";
+import { rpcClientTelemetry, telemetryActive } from "../../telemetry/rpc.js";
+import {
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  MESSAGING_SYSTEM_RABBITMQ,
+  RPC_SYSTEM_GRABBIT_AMQP,
+} from "../../telemetry/semconv.js";
+import type { Logger } from "../../telemetry/logger.js";
+import { activeSpan } from "../telemetry.js";
 import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readDetails, readStatus, readText } from "./wire.js";
 
 /** The highest status code gRPC defines (UNAUTHENTICATED). */
@@ -72,6 +85,8 @@ export interface AmqpRpcTransportOptions {
    * quorum lost the call fails UNAVAILABLE at once; otherwise the channel is replaced. Default 3 000 ms.
    */
   stallTimeoutMs?: number;
+  /** Where replaced channels and re-sent requests are logged (warn). Default: the connection's logger. */
+  logger?: Logger;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -138,6 +153,13 @@ export class AmqpRpcTransport implements Transport {
   private readonly maxMessageBytes: number;
   private readonly userId: string | undefined;
   private readonly chain: CallNext;
+  private readonly interceptors: Interceptor[] | undefined;
+  private readonly logger: Logger;
+  /**
+   * Per request queue, the chain with the telemetry interceptor outermost (its CLIENT span carries
+   * the queue as messaging.destination.name), taken while a tracer or meter provider is registered.
+   */
+  private readonly tracedChains = new Map<string, CallNext>();
   private readonly pending = new Map<string, Pending>();
   private readonly queues = new WeakMap<MethodDesc, string>();
   private readonly queuesByPath = new Map<string, string>();
@@ -166,6 +188,8 @@ export class AmqpRpcTransport implements Transport {
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.userId = options.userId;
     this.chain = applyInterceptors(this.send, options.interceptors);
+    this.interceptors = options.interceptors;
+    this.logger = options.logger ?? connection.logger;
     for (const service of options.services ?? []) this.register(service);
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
     this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.pending.size > 0);
@@ -222,7 +246,7 @@ export class AmqpRpcTransport implements Transport {
       peer: undefined,
     };
     try {
-      const response = await this.chain(req);
+      const response = await (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     } catch (err) {
@@ -230,6 +254,26 @@ export class AmqpRpcTransport implements Transport {
       if (fromReply.has(status)) options?.onResponseMetadata?.(status.metadata);
       throw status;
     }
+  }
+
+  /** The traced chain for `method`'s request queue, made on first use. */
+  private tracedChain(method: MethodDesc): CallNext {
+    const queue = this.queueOf(method);
+    let chain = this.tracedChains.get(queue);
+    if (chain === undefined) {
+      const telemetry = rpcClientTelemetry({
+        system: RPC_SYSTEM_GRABBIT_AMQP,
+        attributes: {
+          [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+          [ATTR_MESSAGING_OPERATION_TYPE]: "send",
+          [ATTR_MESSAGING_OPERATION_NAME]: "publish",
+          [ATTR_MESSAGING_DESTINATION_NAME]: queue,
+        },
+      });
+      chain = applyInterceptors(this.send, [telemetry, ...(this.interceptors ?? [])]);
+      this.tracedChains.set(queue, chain);
+    }
+    return chain;
   }
 
   serverStream<I, O>(method: MethodDesc<I, O>, _request?: I, _options?: CallOptions): AsyncIterable<O> {
@@ -357,6 +401,8 @@ export class AmqpRpcTransport implements Transport {
     headers[HEADER_METHOD] = method.path;
     if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
     const id = randomUUID();
+    // The call's CLIENT span (active here while tracing) learns the request's ids.
+    activeSpan()?.setAttributes({ [ATTR_MESSAGING_MESSAGE_CONVERSATION_ID]: id, [ATTR_MESSAGING_MESSAGE_ID]: id });
     const props: Options.Publish = {
       correlationId: id,
       messageId: id,
@@ -429,6 +475,7 @@ export class AmqpRpcTransport implements Transport {
   private retire(link: Link, reason: string): void {
     if (this.link === link) this.link = undefined;
     this.stats.replaced++;
+    this.warn({ reason, waiting: link.calls.size }, `replacing the RPC client's channel: ${reason}`);
     const drained = new Promise<void>((resolve) => {
       if (link.calls.size === 0) resolve();
       else link.drained = resolve;
@@ -448,10 +495,21 @@ export class AmqpRpcTransport implements Transport {
   private flushResend(): void {
     const link = this.link;
     if (!link?.alive || this.resend.length === 0) return;
+    let resent = 0;
     for (const call of this.resend.splice(0)) {
       if (!this.pending.has(call.id)) continue;
       this.stats.resent++;
+      resent++;
       this.write(link, call);
+    }
+    if (resent > 0) this.warn({ count: resent }, `re-sent ${resent} RPC request(s) on a new channel`);
+  }
+
+  private warn(fields: Record<string, unknown>, msg: string): void {
+    try {
+      this.logger.warn(fields, msg);
+    } catch {
+      // A logger that throws must not fail calls.
     }
   }
 

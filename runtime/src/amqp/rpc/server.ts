@@ -17,6 +17,22 @@ import { applyInterceptors, type CallRequest, type CallResponse, type Intercepto
 import type { Metadata } from "../../metadata.js";
 import { Code, StatusError, type ErrorDetail } from "../../status.js";
 import { encodeRpcStatus } from "../../status-details.js";
+import type { Logger } from "../../telemetry/logger.js";
+import { recordDeadLettered } from "../../telemetry/metrics.js";
+import type { Context } from "../../telemetry/otel.js";
+import { logRpcFailure, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../../telemetry/rpc.js";
+import {
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  MESSAGING_SYSTEM_RABBITMQ,
+  RPC_SYSTEM_GRABBIT_AMQP,
+} from "../../telemetry/semconv.js";
+import { activeSpan, logTraceIds } from "../telemetry.js";
 import { deadLetterQueueName, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_STATUS_DETAILS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
 
 export type AmqpQueueType = "auto" | "quorum" | "classic";
@@ -44,6 +60,12 @@ export interface AmqpRpcServerOptions {
    * RESOURCE_EXHAUSTED (the handler does not run, or its response is not sent). Default: no limit.
    */
   maxMessageBytes?: number;
+  /**
+   * Where failed calls (as the gRPC server logs them: error for UNKNOWN, INTERNAL, DATA_LOSS, warn
+   * for the server's other failures, debug for the caller's), dead-lettered requests and errors
+   * with no caller are logged, with method, queue and trace id. Default: the connection's logger.
+   */
+  logger?: Logger;
 }
 
 interface MethodEntry {
@@ -135,6 +157,9 @@ export class AmqpRpcServer {
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
+  private readonly logger: Logger;
+  /** The SERVER span and rpc.server.call.duration, outermost while a provider is registered. */
+  private readonly telemetry: Interceptor;
 
   /** Prefer `serveAmqp`, which waits until the server consumes. */
   constructor(connection: AmqpConnection, service: ServiceDesc, handlers: object, options: AmqpRpcServerOptions = {}) {
@@ -151,6 +176,16 @@ export class AmqpRpcServer {
       options.queueType !== undefined ? "the server's queueType option" : `the contract ((grabbit.v1.service).queue_type of ${service.typeName})`;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onError = options.onError;
+    this.logger = options.logger ?? connection.logger;
+    this.telemetry = rpcServerTelemetry({
+      system: RPC_SYSTEM_GRABBIT_AMQP,
+      attributes: {
+        [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+        [ATTR_MESSAGING_OPERATION_TYPE]: "process",
+        [ATTR_MESSAGING_OPERATION_NAME]: "process",
+        [ATTR_MESSAGING_DESTINATION_NAME]: service.amqp.requestQueue,
+      },
+    });
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     for (const [key, method] of Object.entries(service.methods)) {
@@ -173,7 +208,7 @@ export class AmqpRpcServer {
       };
     });
     this.started.catch(() => {});
-    this.deadLetters = new Publisher(connection, { maxInFlight: Math.max(16, this.prefetch), track: false });
+    this.deadLetters = new Publisher(connection, { maxInFlight: Math.max(16, this.prefetch), track: false, logger: this.logger });
     this.keeper = new ChannelKeeper<Channel>(connection, {
       owner: `RPC server of queue "${this.requestQueue}"`,
       confirm: false,
@@ -339,30 +374,60 @@ export class AmqpRpcServer {
     const entry = path === undefined ? undefined : this.methods.get(path);
     if (entry === undefined) {
       const what = path === undefined ? "the request has no rpc-method header" : `unknown method ${path}`;
-      this.reply(link, msg, undefined, Code.UNIMPLEMENTED, `${what} (service ${this.service.typeName} on queue "${this.requestQueue}")`);
+      const text = `${what} (service ${this.service.typeName} on queue "${this.requestQueue}")`;
+      this.logMessage("warn", msg, { method: path, code: "UNIMPLEMENTED", transport: "amqp" }, text);
+      this.reply(link, msg, undefined, Code.UNIMPLEMENTED, text);
       return;
     }
     if (entry.handler === undefined) {
-      this.reply(link, msg, entry.method, Code.UNIMPLEMENTED, entry.unsupported ?? `${entry.method.path} is not implemented`);
+      this.early(link, msg, entry.method, Code.UNIMPLEMENTED, entry.unsupported ?? `${entry.method.path} is not implemented`);
       return;
     }
     const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? readMillis(props.expiration);
     if (timeoutMs !== undefined && timeoutMs <= 0) {
-      this.reply(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
+      this.early(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
       return;
     }
     if (msg.content.length > this.maxMessageBytes) {
-      this.reply(link, msg, entry.method, Code.RESOURCE_EXHAUSTED, `${entry.method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
+      this.early(link, msg, entry.method, Code.RESOURCE_EXHAUSTED, `${entry.method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
       return;
     }
     let request: unknown;
     try {
       request = entry.method.input.decode(msg.content);
     } catch (err) {
-      this.reply(link, msg, entry.method, Code.INVALID_ARGUMENT, `could not decode the request as ${entry.method.input.typeName}: ${messageOf(err)}`);
+      this.early(link, msg, entry.method, Code.INVALID_ARGUMENT, `could not decode the request as ${entry.method.input.typeName}: ${messageOf(err)}`);
       return;
     }
     await this.invoke(link, msg, entry, request, timeoutMs === undefined ? undefined : arrival + timeoutMs);
+  }
+
+  /** A request refused before its handler runs: logged as a failed call, then replied to. */
+  private early(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, code: Code, text: string): void {
+    this.logFailure(msg, method, undefined, new StatusError(code, text));
+    this.reply(link, msg, method, code, text);
+  }
+
+  private logFailure(msg: ConsumeMessage, method: MethodDesc, ctx: Context | undefined, err: unknown): void {
+    try {
+      const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
+      const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
+      logRpcFailure(this.logger.child({ queue: this.requestQueue, message_id: msg.properties.messageId ?? msg.properties.correlationId }), { method, transport: "amqp", metadata, peer, ctx }, err);
+    } catch {
+      // A logger that throws must not break the reply.
+    }
+  }
+
+  /** One log line about a request: queue, message id, trace ids, and `fields`. */
+  private logMessage(level: "warn" | "error", msg: ConsumeMessage, fields: Record<string, unknown>, text: string): void {
+    const record: Record<string, unknown> = { queue: this.requestQueue, message_id: msg.properties.messageId ?? msg.properties.correlationId, ...fields };
+    const ids = logTraceIds(msg.properties.headers as Record<string, unknown> | undefined);
+    if (ids !== undefined) Object.assign(record, ids);
+    try {
+      this.logger[level](record, text);
+    } catch {
+      // A logger that throws must not stop the server.
+    }
   }
 
   /** Runs interceptors and handler, racing them against the deadline and shutdown. */
@@ -400,7 +465,9 @@ export class AmqpRpcServer {
       const response = await handler.call(handlers, message, ctx);
       return { message: response, metadata: ctx.responseMetadata };
     };
-    const interceptors = this.interceptors;
+    // While a provider is registered: the SERVER span outermost (continuing the caller's
+    // traceparent; the handler runs inside it), then the request's ids on it, then the user's.
+    const interceptors = telemetryActive() ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])] : this.interceptors;
     const start = (): Promise<CallResponse> => {
       if (!interceptors) return callHandler(request);
       const req: CallRequest = {
@@ -432,6 +499,7 @@ export class AmqpRpcServer {
         if (response !== undefined) this.replyOk(link, msg, entry.method, response);
         else {
           const status = StatusError.from(error);
+          this.logFailure(msg, entry.method, values?.get(TRACE_CONTEXT_VALUE) as Context | undefined, error);
           this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...ctx.responseMetadata, ...status.metadata }, EMPTY, status.details);
         }
         done();
@@ -536,6 +604,8 @@ export class AmqpRpcServer {
   /** Keeps an unanswerable request in `<queue>.dlq` with the reason, confirmed before the ack. */
   private async deadLetter(link: ServerLink, msg: ConsumeMessage, reason: string): Promise<void> {
     const p = msg.properties;
+    recordDeadLettered({ queue: this.requestQueue, reason: "no_reply_to" });
+    this.logMessage("warn", msg, { reason, reason_kind: "no_reply_to", dead_letter_queue: deadLetterQueueName(this.requestQueue) }, `dead-lettering a request from queue "${this.requestQueue}": ${reason}`);
     const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason };
     // Kept until someone looks: persistent, whatever the request was.
     const options: Options.Publish = { ...copiedProperties(p), headers, deliveryMode: 2 };
@@ -560,8 +630,15 @@ export class AmqpRpcServer {
     }
   }
 
+  /** An error with no caller: logged (error, with the queue), then to onError. */
   private report(err: unknown): void {
-    this.onError?.(err instanceof Error ? err : new Error(String(err)));
+    const error = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.logger.error({ queue: this.requestQueue, err: error }, error.message);
+    } catch {
+      // A logger that throws must not stop the server.
+    }
+    this.onError?.(error);
   }
 }
 
@@ -571,6 +648,21 @@ export class AmqpRpcServer {
  */
 function cannotEncode(err: unknown): boolean {
   return err instanceof RangeError || err instanceof TypeError || (err instanceof StatusError && err.code === Code.INVALID_ARGUMENT);
+}
+
+/** Puts a request's ids on the call's SERVER span (active when this runs, inside the telemetry interceptor). */
+function requestIds(msg: ConsumeMessage): Interceptor {
+  return (next) => (req) => {
+    const span = activeSpan();
+    if (span !== undefined && span.isRecording()) {
+      const correlationId = msg.properties.correlationId;
+      const messageId = msg.properties.messageId;
+      if (typeof correlationId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, correlationId);
+      if (typeof messageId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, messageId);
+      span.setAttribute(ATTR_MESSAGING_MESSAGE_BODY_SIZE, msg.content.length);
+    }
+    return next(req);
+  };
 }
 
 function messageOf(err: unknown): string {
