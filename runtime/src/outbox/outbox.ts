@@ -10,6 +10,7 @@ import type { EventDesc } from "../descriptors.js";
 import type { Metadata } from "../metadata.js";
 import { renderRoutingKey } from "../routing.js";
 import { metadataToHeaders } from "../amqp/headers.js";
+import { injectActiveContext } from "../amqp/telemetry.js";
 import { tableName, type Database, type SqlClient } from "./database.js";
 
 export interface OutboxOptions {
@@ -107,6 +108,9 @@ export class Outbox {
     const messageId = options.messageId ?? randomUUID();
     const routingKey = renderRoutingKey(desc, event);
     const headers = metadataToHeaders(options.metadata);
+    // The writer's trace context (traceparent, tracestate, baggage) is kept with the row, however
+    // long it waits: the relay's publish continues that trace (while a tracer is registered).
+    injectActiveContext(headers);
     if (desc.exchangeKind === "headers" && desc.routingFields.length > 0) {
       const values = desc.routingValues(event);
       for (const field of desc.routingFields) headers[field] = values[field] ?? "";

@@ -19,6 +19,9 @@ import type { Options } from "amqplib";
 import type { AmqpConnection, AmqpSession } from "../amqp/connection.js";
 import { CONTENT_TYPE_PROTOBUF } from "../amqp/headers.js";
 import { Publisher } from "../amqp/publisher.js";
+import { logTraceIds, startPublish } from "../amqp/telemetry.js";
+import type { Logger } from "../telemetry/logger.js";
+import { observeOutbox } from "../telemetry/metrics.js";
 import { Code, StatusError } from "../status.js";
 import type { Database } from "./database.js";
 import type { Outbox } from "./outbox.js";
@@ -57,6 +60,11 @@ export interface OutboxRelayOptions {
    * are marked sent. For metrics; a crash at this point is the window in which a copy is sent again.
    */
   onConfirmed?: (messageIds: string[]) => void;
+  /**
+   * Where failed rounds and rows that failed to publish are logged (error, with message id,
+   * exchange, routing key and trace id). Default: the connection's logger.
+   */
+  logger?: Logger;
 }
 
 interface Row {
@@ -111,6 +119,8 @@ export class OutboxRelay {
   private declaredSession: number | undefined;
   private lastPurge = 0;
   private lastRound: Promise<void> = Promise.resolve();
+  private readonly logger: Logger;
+  private unobserve: (() => void) | undefined;
 
   constructor(
     private readonly db: Database,
@@ -129,12 +139,16 @@ export class OutboxRelay {
     this.retryInitial = Math.max(1, options.retryDelayMs?.initial ?? 1000);
     this.retryMax = Math.max(this.retryInitial, options.retryDelayMs?.max ?? 60_000);
     this.retainSentMs = options.retainSentMs ?? 3_600_000;
-    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false });
+    this.logger = options.logger ?? connection.logger;
+    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
   }
 
   /** Starts the loop in the background; errors go to onError and the loop goes on. */
   start(): this {
     if (this.stopping) throw new Error("the relay was stopped");
+    // grabbit.outbox.backlog and grabbit.outbox.oldest_age, read from the table at each collection
+    // while a meter provider is registered.
+    this.unobserve ??= observeOutbox(() => this.backlog(), { "grabbit.outbox.table": this.t });
     this.running ??= this.loop();
     return this;
   }
@@ -150,6 +164,7 @@ export class OutboxRelay {
     this.stopping ??= (async () => {
       this.stopController.abort(new StatusError(Code.CANCELLED, "the relay is stopping"));
       this.wake();
+      this.unobserve?.();
       await this.running;
       await this.publisher.close();
       await this.db.query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1`, [this.id]).catch((err) => this.report(err));
@@ -187,6 +202,15 @@ export class OutboxRelay {
         .query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND partition = ANY($2::int[])`, [this.id, parts])
         .catch((err) => this.report(err));
     }
+  }
+
+  /** Rows not yet sent (nor given up), and the age of the oldest of them in seconds. */
+  async backlog(): Promise<{ backlog: number; oldestAgeSeconds: number | undefined }> {
+    const { rows } = await this.db.query(
+      `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${this.t} WHERE sent_at IS NULL AND failed_at IS NULL`,
+    );
+    const r = rows[0] as { n: number; age: number | null };
+    return { backlog: Number(r.n), oldestAgeSeconds: r.age === null ? undefined : Math.max(0, Number(r.age)) };
   }
 
   /** Deletes sent rows older than retainSentMs; returns how many. */
@@ -336,18 +360,31 @@ export class OutboxRelay {
   }
 
   private publish(row: Row): Promise<void> {
+    const content = Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content);
+    let headers = row.headers ?? {};
+    // A PRODUCER span continuing the trace of the transaction that wrote the row (its traceparent
+    // is in the stored headers), written into the copy sent in its place, so that the consumer's
+    // span is in that trace too.
+    const trace = startPublish({
+      exchange: row.exchange,
+      routingKey: row.routing_key,
+      messageId: row.message_id,
+      bodySize: content.length,
+      parentHeaders: headers,
+    });
+    if (trace?.traced) headers = trace.inject({ ...headers });
     const props: Options.Publish = {
       contentType: CONTENT_TYPE_PROTOBUF,
       type: row.type,
       messageId: row.message_id,
       timestamp: Number(row.ts),
       deliveryMode: row.persistent ? 2 : 1,
-      headers: row.headers ?? {},
+      headers,
     };
     if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
     if (row.priority !== null) props.priority = Number(row.priority);
-    const content = Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content);
-    return this.publisher.publish(row.exchange, row.routing_key, content, props, { mandatory: true });
+    const sent = this.publisher.publish(row.exchange, row.routing_key, content, props, { mandatory: true });
+    return trace === undefined ? sent : trace.follow(sent);
   }
 
   /** Declares each exchange once per session; returns the ones the broker refused, with why. */
@@ -389,17 +426,34 @@ export class OutboxRelay {
     );
     const gaveUp = Boolean((rows[0] as { gave_up?: boolean } | undefined)?.gave_up);
     if (gaveUp) this.stats.gaveUp++;
+    const fields: Record<string, unknown> = {
+      table: this.t,
+      row: row.id,
+      message_id: row.message_id,
+      exchange: row.exchange,
+      routing_key: row.routing_key,
+      attempts: row.attempts + 1,
+      gave_up: gaveUp,
+      ...logTraceIds(row.headers ?? undefined),
+    };
     this.report(
       new StatusError(
         err instanceof StatusError ? err.code : Code.UNAVAILABLE,
         `outbox row ${row.id} (message ${row.message_id} to "${row.exchange}" with key "${row.routing_key}") ${gaveUp ? `failed for good after ${row.attempts + 1} attempts` : "will be retried"}: ${message}`,
         { cause: err },
       ),
+      fields,
     );
   }
 
-  private report(err: unknown): void {
+  /** An error nobody awaits: logged (error), then to onError. */
+  private report(err: unknown, fields?: Record<string, unknown>): void {
     const e = err instanceof Error ? err : new Error(String(err));
+    try {
+      this.logger.error({ relay: this.id, ...(fields ?? { table: this.t }), err: e }, e.message);
+    } catch {
+      // A logger that throws must not stop the relay.
+    }
     try {
       this.options.onError?.(e);
     } catch {
