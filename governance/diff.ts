@@ -123,6 +123,13 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
     else groups.set(f.subject, [f]);
   }
   for (const g of groups.values()) {
+    // buf's own rules each keep their finding, at buf's location with buf's message (a team that
+    // switches from buf sees every line it saw there); a change is folded into one finding only when
+    // grabbit's rules saw it too.
+    if (!g.some((f) => RULE_BY_ID.get(f.rule)?.grabbit)) {
+      for (const f of g) out.push({ head: f, others: [] });
+      continue;
+    }
     const head = g.find((f) => RENAME_HEADS.includes(f.rule)) ?? g[0]!;
     out.push({ head, others: [...new Set(g.filter((f) => f !== head).map((f) => f.rule))] });
   }

@@ -102,3 +102,33 @@ export function methodsOf(s: ServiceEl): Map<string, MethodEl> {
   s.d.method.forEach((m, i) => out.set(m.name, { file: s.file, spath: [...s.spath, 2, i], fullName: `${s.fullName}.${m.name}`, local: m.name, d: m, service: s }));
   return out;
 }
+
+const enumIndexes = new WeakMap<Side, Map<string, EnumDescriptorProto>>();
+
+/**
+ * An enum of the side's whole image by full name (without the leading dot): from the changed files'
+ * index, else from the files whose package could hold it (decoded only when a rule asks, which is rare).
+ */
+export function findEnum(side: Side, fullName: string): EnumDescriptorProto | undefined {
+  const name = fullName.replace(/^\./, "");
+  const own = side.enums.get(name);
+  if (own) return own.d;
+  let index = enumIndexes.get(side);
+  if (!index) enumIndexes.set(side, (index = new Map()));
+  const hit = index.get(name);
+  if (hit) return hit;
+  for (const f of side.image.files.values()) {
+    if (f.pkg !== "" && !name.startsWith(f.pkg + ".")) continue;
+    const fd = decodeFile(f);
+    const prefix = fd.package ? fd.package + "." : "";
+    const walk = (m: DescriptorProto, scope: string) => {
+      for (const e of m.enumType) index!.set(`${scope}.${e.name}`, e);
+      for (const n of m.nestedType) walk(n, `${scope}.${n.name}`);
+    };
+    for (const e of fd.enumType) index.set(prefix + e.name, e);
+    for (const m of fd.messageType) walk(m, prefix + m.name);
+    const found = index.get(name);
+    if (found) return found;
+  }
+  return undefined;
+}

@@ -27,7 +27,7 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   const what = `enum "${after.d.name}"`;
   const tb = enumType(before);
   const ta = enumType(after);
-  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.local}" changed from ${tb} to ${ta}.`, { sub: [3, 7, 2] });
+  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.d.name}" changed from ${tb} to ${ta}.`, { sub: [3, 7, 2] });
   if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") {
     ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [3, 7, 6] });
   }
@@ -58,9 +58,13 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
     }
     if (names.some((x) => !now.includes(x))) {
       const index = after.d.value.findIndex((v) => v.number === n);
-      ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed name from "${names.join('", "')}" to "${now.join('", "')}".`, {
-        sub: [2],
-        subject: `value:${after.fullName}:${n}`,
+      // As buf: names sorted, "names" when both sides have aliases, one finding at every value now
+      // carrying the number.
+      const sorted = (xs: string[]) => [...xs].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+      const s = names.length > 1 && now.length > 1 ? "s" : "";
+      const text = `Enum value "${n}" on ${what} changed name${s} from "${sorted(names).join('", "')}" to "${sorted(now).join('", "')}".`;
+      after.d.value.forEach((v, i) => {
+        if (v.number === n) ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, i] }, text, { sub: [2], subject: `value:${after.fullName}:${n}` });
       });
       ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {
         sub: [1],

@@ -6,6 +6,7 @@ import {
   FeatureSet_EnumType,
   FeatureSet_FieldPresence,
   FeatureSet_JsonFormat,
+  FeatureSet_MessageEncoding,
   FeatureSet_Utf8Validation,
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
@@ -105,4 +106,20 @@ export function typeName(f: FieldDescriptorProto): string {
 export function typeText(f: FieldDescriptorProto): string {
   if (f.typeName && (isMessageType(f) || f.type === FieldDescriptorProto_Type.ENUM)) return f.typeName.replace(/^\./, "");
   return typeName(f);
+}
+
+/**
+ * The field's kind as buf compares it (protoreflect's Kind): its type, except that an editions message
+ * field with DELIMITED message encoding is a group.
+ */
+export function fieldKind(f: FieldDescriptorProto, m: MessageEl): FieldDescriptorProto_Type {
+  if (f.type !== FieldDescriptorProto_Type.MESSAGE || m.file.syntax !== "editions") return f.type;
+  const v = resolve("messageEncoding", [m.file.fd, ...messageChain(m), f], FeatureSet_MessageEncoding.LENGTH_PREFIXED);
+  return v === FeatureSet_MessageEncoding.DELIMITED ? FieldDescriptorProto_Type.GROUP : f.type;
+}
+
+/** The kind as buf prints it in type changes: a group outside proto2 is a delimited message. */
+export function kindText(kind: FieldDescriptorProto_Type, file: FileEl): string {
+  if (kind === FieldDescriptorProto_Type.GROUP && file.syntax !== "proto2") return "message (delimited encoding)";
+  return TYPE_NAMES[kind] ?? String(kind);
 }

@@ -4,27 +4,10 @@ import { FieldDescriptorProto_Type as T, FieldOptions_CType, FieldOptions_JSType
 import { create } from "@bufbuild/protobuf";
 import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
-import { Ctx, type At } from "./context.js";
-import { CARDINALITY_TEXT, cardinality, inOneof, isMessageType, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
-
-// Scalar types that share an encoding on the wire, and those that also print the same in JSON.
-const WIRE_GROUPS: T[][] = [
-  [T.INT32, T.INT64, T.UINT32, T.UINT64, T.BOOL],
-  [T.SINT32, T.SINT64],
-  [T.FIXED32, T.SFIXED32],
-  [T.FIXED64, T.SFIXED64],
-  [T.STRING, T.BYTES],
-];
-const JSON_GROUPS: T[][] = [
-  [T.INT32, T.UINT32],
-  [T.INT64, T.UINT64],
-  [T.FIXED32, T.SFIXED32],
-  [T.FIXED64, T.SFIXED64],
-];
-
-function sameGroup(groups: T[][], a: T, b: T): boolean {
-  return groups.some((g) => g.includes(a) && g.includes(b));
-}
+import { findEnum } from "../model.js";
+import { Ctx, stripDot, type At } from "./context.js";
+import { canHaveDefault, defaultsEqual, fieldDefault } from "./defaults.js";
+import { CARDINALITY_TEXT, cardinality, fieldKind, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
 
 /** The numbers of `r` no longer in `by`, printed as buf does ("[8,9]", inclusive). */
 export function missingText(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): string {
@@ -68,6 +51,17 @@ export function covered(r: { start: number; end: number }, by: Array<{ start: nu
 function reservedNumber(m: MessageEl, n: number): boolean {
   return m.d.reservedRange.some((r) => r.start <= n && n < r.end);
 }
+
+// buf's compatibility groups of kinds: the same number, the same encoding (and, for WIRE_JSON, the same
+// JSON form). string and bytes differ, but string may become bytes on the wire.
+const WIRE_GROUP = new Map<T, number>([
+  [T.INT32, 1], [T.INT64, 1], [T.UINT32, 1], [T.UINT64, 1], [T.BOOL, 1], [T.SINT32, 2], [T.SINT64, 2], [T.STRING, 3], [T.BYTES, 4],
+  [T.FIXED32, 5], [T.SFIXED32, 5], [T.FIXED64, 6], [T.SFIXED64, 6], [T.DOUBLE, 7], [T.FLOAT, 8], [T.GROUP, 9], [T.MESSAGE, 10], [T.ENUM, 11],
+]);
+const WIRE_JSON_GROUP = new Map<T, number>([
+  [T.INT32, 1], [T.UINT32, 1], [T.INT64, 2], [T.UINT64, 2], [T.FIXED32, 3], [T.SFIXED32, 3], [T.FIXED64, 4], [T.SFIXED64, 4], [T.BOOL, 5],
+  [T.SINT32, 6], [T.SINT64, 7], [T.STRING, 8], [T.BYTES, 9], [T.DOUBLE, 10], [T.FLOAT, 11], [T.GROUP, 12], [T.MESSAGE, 13], [T.ENUM, 14],
+]);
 
 const WIRE_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#updating";
 const JSON_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#json";
@@ -197,27 +191,37 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
  * generated code. `before`/`after` give the scope (syntax and features) the fields resolve in.
  */
 function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescriptorProto, before: MessageEl, after: MessageEl, fat: At, field: string, gInOneof: boolean, key = `${after.fullName}:${g.number}`): void {
-    // Types.
-    const typeSub = g.typeName ? [6] : [5];
-    const tb = typeText(f);
-    const ta = typeText(g);
-    if (f.type !== g.type || (f.typeName !== g.typeName && f.typeName !== "" && g.typeName !== "")) {
-      ctx.add("FIELD_SAME_TYPE", fat, `${field} changed type from "${tb}" to "${ta}".`, { sub: typeSub });
-      const wireOk =
-        (f.type === g.type && !(isMessageType(f) || f.type === T.ENUM)) ||
-        sameGroup(WIRE_GROUPS, f.type, g.type) ||
-        (f.type === T.ENUM && g.type === T.ENUM) ||
-        (f.type === T.MESSAGE && g.type === T.BYTES) ||
-        (f.type === T.BYTES && g.type === T.MESSAGE);
-      const jsonOk = (f.type === g.type && f.type === T.ENUM) || (f.type === g.type && !isMessageType(f)) || sameGroup(JSON_GROUPS, f.type, g.type);
-      const sameNamed = f.typeName === g.typeName;
-      if (!wireOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
-        ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}". See ${WIRE_DOC} for wire compatibility rules.`, { sub: typeSub });
+    // Types, as buf compares kinds (an editions DELIMITED message is a group) and then type names.
+    const kb = fieldKind(f, before);
+    const ka = fieldKind(g, after);
+    const named = (k: T) => k === T.MESSAGE || k === T.ENUM || k === T.GROUP;
+    const typeSub = named(ka) ? [6] : [5];
+    const kindChange = `${field} changed type from "${kindText(kb, before.file)}" to "${kindText(ka, after.file)}".`;
+    const nameChange = `${field} changed type from "${stripDot(f.typeName)}" to "${stripDot(g.typeName)}".`;
+    const wire = ` See ${WIRE_DOC} for wire compatibility rules.`;
+    const wireJson = ` See ${WIRE_DOC} for wire compatibility rules and ${JSON_DOC} for JSON compatibility rules.`;
+    if (kb !== ka) ctx.add("FIELD_SAME_TYPE", fat, kindChange, { sub: typeSub });
+    else if (named(ka) && f.typeName !== g.typeName) ctx.add("FIELD_SAME_TYPE", fat, nameChange, { sub: typeSub });
+    // An enum is still wire compatible when it keeps its short name and every old value (name and number).
+    const enumCompatible = () => {
+      const eb = findEnum(ctx.old, f.typeName);
+      const ea = findEnum(ctx.cur, g.typeName);
+      if (!eb || !ea || eb.name !== ea.name) return false;
+      const now = new Map(ea.value.map((v) => [v.name, v.number]));
+      return eb.value.every((v) => now.get(v.name) === v.number);
+    };
+    const wb = WIRE_GROUP.get(kb);
+    const wa = WIRE_GROUP.get(ka);
+    if (wb !== wa) {
+      if (!(kb === T.STRING && ka === T.BYTES)) {
+        const note = kb === T.BYTES && ka === T.STRING ? " Note that while string and bytes are compatible if the data is valid UTF-8, there is no way to enforce that a bytes field is UTF-8, so these fields may be incompatible." : "";
+        ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, kindChange.slice(0, -1) + "." + wire + note, { sub: typeSub });
       }
-      if (!jsonOk || (isMessageType(f) && isMessageType(g) && !sameNamed)) {
-        ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, `${field} changed type from "${tb}" to "${ta}". See ${WIRE_DOC} for wire compatibility rules and ${JSON_DOC} for JSON compatibility rules.`, { sub: typeSub });
-      }
+    } else if (f.typeName !== g.typeName && named(ka) && (ka !== T.ENUM || !enumCompatible())) {
+      ctx.add("FIELD_WIRE_COMPATIBLE_TYPE", fat, nameChange, { sub: typeSub });
     }
+    if (WIRE_JSON_GROUP.get(kb) !== WIRE_JSON_GROUP.get(ka)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, kindChange + wireJson, { sub: typeSub });
+    else if (f.typeName !== g.typeName && named(ka) && (ka !== T.ENUM || !enumCompatible())) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, nameChange, { sub: typeSub });
 
     // Cardinality.
     const cb = cardinality(f, before, ctx.old);
@@ -239,8 +243,11 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
       });
     }
 
-    if ((f.defaultValue ?? "") !== (g.defaultValue ?? "") && f.type === g.type) {
-      ctx.add("FIELD_SAME_DEFAULT", fat, `${field} changed default value from ${f.defaultValue || "none"} to ${g.defaultValue || "none"}.`, { sub: [7] });
+    // Defaults as buf resolves them (an unset default is the type's zero, or an enum's first value).
+    if (canHaveDefault(f, kb) && canHaveDefault(g, ka)) {
+      const db = fieldDefault(f, kb, findEnum(ctx.old, f.typeName));
+      const da = fieldDefault(g, ka, findEnum(ctx.cur, g.typeName));
+      if (!(db.zero && da.zero) && !defaultsEqual(db, da)) ctx.add("FIELD_SAME_DEFAULT", fat, `${field} changed default value from ${db.printable} to ${da.printable}.`, { sub: [7] });
     }
     const jsb = JSTYPE[f.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";

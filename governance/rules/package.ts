@@ -24,9 +24,22 @@ export function checkPackages(ctx: Ctx): void {
       const pkg = el.file.pkg;
       // A deleted package is reported once, by PACKAGE_NO_DELETE.
       if (!ctx.cur.packages.has(pkg)) continue;
-      const parent = el.parent ? ctx.cur.messages.get(el.parent.fullName) : undefined;
-      const at = parent ?? anyFileOf(ctx.cur, pkg) ?? el.file;
-      const anchor = "spath" in at ? at : fileAt(at);
+      // buf points into the file now at the path that declared it: at the innermost enclosing message
+      // still there, else at the file; a deleted file has no place (buf prints no path; here, the
+      // previous file).
+      const now = ctx.cur.files.get(el.file.path);
+      let anchor = fileAt(now ?? el.file);
+      if (now) {
+        const prefix = now.pkg ? now.pkg + "." : "";
+        const parts = el.local.split(".");
+        for (let i = parts.length - 1; i > 0; i--) {
+          const m = ctx.cur.messages.get(prefix + parts.slice(0, i).join("."));
+          if (m && m.file === now) {
+            anchor = m;
+            break;
+          }
+        }
+      }
       ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
     }
   };

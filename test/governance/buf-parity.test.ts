@@ -51,7 +51,8 @@ const use = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"];
 
 describe("same rule IDs as buf breaking", () => {
   it.each(pairs)("%s", async (_name, before, after) => {
-    const r = await compareTrees(before, after, ["--use", use.join(",")]);
+    const v2 = { "buf.yaml": "version: v2\n" };
+    const r = await compareTrees({ ...v2, ...before }, { ...v2, ...after }, ["--use", use.join(",")]);
     expect(r.stderr).toBe("");
     const ours = [...new Set(r.breaking.filter((x) => !/^(GRABBIT|TYPESCRIPT)_/.test(x)))].sort();
     const buf = [...new Set(bufBreaking(r.dir, use).rules)].sort();
@@ -65,10 +66,40 @@ describe("same locations and messages as buf breaking", () => {
   const byDesign = new Set(["FILE_NO_DELETE", "PACKAGE_NO_DELETE", "FIELD_SAME_NAME"]);
   const cases = RULE_CASES.filter((c) => c.buf && !byDesign.has(c.rule));
   it.each(cases.map((c) => [c.rule, c] as const))("%s", async (_rule, c) => {
-    const t = (x: Tree | string): Tree => (typeof x === "string" ? { "demo/v1/demo.proto": x } : x);
+    const t = (x: Tree | string): Tree => ({ "buf.yaml": "version: v2\n", ...(typeof x === "string" ? { "demo/v1/demo.proto": x } : x) });
     const r = await compareTrees(t(c.old), t(c.bad), ["--use", c.use]);
     const ours = r.report!.changes.filter((x) => x.breaking).map((x) => `${x.path}:${x.line}:${x.column}: ${x.rule} ${x.message}`).sort();
     expect(ours).toEqual(bufLines(r.dir, [c.use]).sort());
+  });
+});
+
+// Differences the differential test (differential.test.ts) found, each kept as a case of its own: the
+// same lines as buf (rule, path, line, column, message) with all four categories.
+const FOUND: Array<[string, Tree, Tree]> = [
+  ["enum default set where the first value was the default", P2("enum E { E_A = 0; E_B = 1; }\nmessage T { optional E e = 1; }"), P2("enum E { E_A = 0; E_B = 1; }\nmessage T { optional E e = 1 [default = E_B]; }")],
+  ["closed enum whose first value is not zero", P2("enum E { E_B = 1; E_A = 0; }\nmessage T { optional E e = 1; }"), P2("enum E { E_B = 1; E_A = 0; }\nmessage T { optional E e = 1 [default = E_A]; }")],
+  ["string default to int", P2('message T { optional string a = 1 [default = "b"]; }'), P2("message T { optional int32 a = 1; }")],
+  ["bytes default removed", P2('message T { optional bytes a = 1 [default = "y"]; }'), P2("message T { optional bytes a = 1; }")],
+  ["float defaults", P2("message T { optional double a = 1 [default = 1234567]; optional float b = 2 [default = 0.1]; }"), P2("message T { optional double a = 1 [default = inf]; optional float b = 2 [default = 1e7]; }")],
+  ["int default to double default", P2("message T { optional int32 a = 1 [default = 2]; }"), P2("message T { optional double a = 1 [default = 2]; }")],
+  ["enum to double prints the kind", P("enum E { E_A = 0; }\nmessage T { E e = 1; }"), P("enum E { E_A = 0; }\nmessage T { double e = 1; }")],
+  ["message to bool prints the kind", P("message M {}\nmessage T { M m = 1; }"), P("message M {}\nmessage T { bool m = 1; }")],
+  ["bytes to string", P("message T { bytes a = 1; }"), P("message T { string a = 1; }")],
+  ["enum to another enum of the same short name with every value", { "demo/v1/demo.proto": proto('import "x/v1/x.proto";\nenum E { E_A = 0; }\nmessage T { E e = 1; }'), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nenum E { E_A = 0; E_B = 1; }\n' }, { "demo/v1/demo.proto": proto('import "x/v1/x.proto";\nenum E { E_A = 0; }\nmessage T { x.v1.E e = 1; }'), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nenum E { E_A = 0; E_B = 1; }\n' }],
+  ["alias renamed", P("enum E { option allow_alias = true; E_A = 0; E_B = 1; E_C = 1; }"), P("enum E { option allow_alias = true; E_A = 0; E_B = 1; E_D = 1; }")],
+  ["field renamed: FIELD_SAME_NAME and FIELD_SAME_JSON_NAME each", P("message T { string a_b = 1; }"), P("message T { string a_c = 1; }")],
+  ["nested message moved to another file of the package", { "demo/v1/a.proto": proto("message T { message In {} string a = 1; }"), "demo/v1/b.proto": proto("message B {}") }, { "demo/v1/a.proto": proto("message T { string a = 1; }"), "demo/v1/b.proto": proto("message B { message In {} }") }],
+];
+
+describe("differences the differential test found", () => {
+  it.each(FOUND)("%s", async (_name, before, after) => {
+    const v2 = { "buf.yaml": "version: v2\n" };
+    const r = await compareTrees({ ...v2, ...before }, { ...v2, ...after }, ["--use", use.join(",")]);
+    expect(r.stderr).toBe("");
+    const ours = r.report!.changes.filter((x) => x.breaking).map((x) => `${x.path}:${x.line}:${x.column}: ${x.rule} ${x.message}`).sort();
+    const theirs = bufLines(r.dir, use).sort();
+    expect(theirs.length).toBeGreaterThan(0);
+    expect(ours).toEqual(theirs);
   });
 });
 

@@ -9,7 +9,8 @@ import { ROOT, bufBreaking, compareTrees, type Tree } from "./helpers.js";
 const options = readFileSync(join(ROOT, "proto", OPTIONS_PROTO_PATH), "utf8");
 
 function tree(t: Tree | string, withOptions: boolean): Tree {
-  const base = typeof t === "string" ? { "demo/v1/demo.proto": t } : t;
+  // A v2 buf.yaml, as buf.yaml files are now: without one, buf (and grabbit) read the v1 rule set.
+  const base = { "buf.yaml": "version: v2\n", ...(typeof t === "string" ? { "demo/v1/demo.proto": t } : t) };
   return withOptions ? { ...base, [OPTIONS_PROTO_PATH]: options } : base;
 }
 
