@@ -59,9 +59,11 @@ let dir2 = "";
 const bufOut2: Record<string, string> = {};
 beforeAll(() => {
   dir2 = tempDir();
+  // Nor the map field turned scalar: how buf words that type change is the checker's parity too.
+  const noMap = (t: Record<string, string>) => ({ ...t, "demo/v1/a.proto": t["demo/v1/a.proto"]!.replace(/^ *(map<string, int32>|string) counts = 3;\n/m, "") });
   const { "demo/v1/gone.proto": _gone, ...old } = OLD;
-  writeTree(join(dir2, "old"), old);
-  writeTree(join(dir2, "new"), NEW);
+  writeTree(join(dir2, "old"), noMap(old));
+  writeTree(join(dir2, "new"), noMap(NEW));
   for (const f of BUF_FORMATS) bufOut2[f] = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", f], { cwd: dir2, encoding: "utf8" }).stdout;
 });
 
