@@ -142,12 +142,9 @@ describe("npm run demo with OTEL_* pointing at a collector", () => {
     expect(receiver.metricServices).toContain("processor");
   }, 120_000);
 
-  // PENDING the runtime's AMQP spans (issue 11, being added in runtime/src/amqp): `it.fails` runs the
-  // assertions and expects them to fail today. When the spans land this test goes red: change
-  // `it.fails` to `it` (here and below). What it checks: the RequestReported publish under the
-  // Processor's server span and the Reporter's process span under the publish, in the same trace,
-  // and the Reporter exporting spans of its own (today it records nothing, so it exports nothing).
-  it.fails("the RequestReported event and the Reporter's handling are in the same trace (AMQP spans)", () => {
+  // The RequestReported publish under the Processor's server span and the Reporter's process span
+  // under the publish, in the same trace, and the Reporter exporting spans of its own.
+  it("the RequestReported event and the Reporter's handling are in the same trace (AMQP spans)", () => {
     expect(spans.length, "runs after the test above").toBeGreaterThan(0);
     expect(new Set(spans.map((s) => s.service))).toContain("reporter");
     const traces = requestTraces(spans);
@@ -183,13 +180,11 @@ describe("npm run demo -- --amqp with OTEL_* (processRequest over RabbitMQ)", ()
     expect(run.stdout).toMatch(/demo: OK/);
     spans = [...receiver.spans];
     expect(requestTraces(spans)).toHaveLength(2);
-    // The callback is gRPC whatever --amqp says, so it is traced today (in a trace of its own until
-    // the AMQP RPC server span carries the request's context).
+    // The callback is gRPC whatever --amqp says.
     expect(spans.some((s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER)).toBe(true);
   }, 120_000);
 
-  // PENDING the runtime's AMQP RPC spans, as above: change `it.fails` to `it` when they land.
-  it.fails("one trace per request: REST → AMQP RPC client → the Processor's server span → the callback", () => {
+  it("one trace per request: REST → AMQP RPC client → the Processor's server span → the callback", () => {
     const traces = requestTraces(spans);
     expect(traces, "runs after the test above").toHaveLength(2);
     for (const trace of traces) {
@@ -218,7 +213,8 @@ describe("npm run demo -- --trace", () => {
     expect(trees).toMatch(new RegExp(`^ {4}bridge +└─ ${PROCESS_REQUEST} \\(client\\) {2}\\d+\\.\\d ms`, "m"));
     expect(trees).toMatch(new RegExp(`^ {4}processor +└─ ${PROCESS_REQUEST} \\(server\\)`, "m"));
     expect(trees).toMatch(new RegExp(`^ {4}bridge + +└─ ${NOTIFY_DONE} \\(server\\)`, "m"));
+    // The event: the Processor's publish, and the Reporter's handling under it.
+    expect(trees).toMatch(/^ {4}processor +.*[├└]─ publish \S+ \(producer\)/m);
+    expect(trees).toMatch(/^ {4}reporter +.*└─ process \S+ \(consumer\)/m);
   }, 120_000);
-
-  it.todo("prints the Reporter's spans in those trees too, once the runtime records AMQP spans (issue 11)");
 });
