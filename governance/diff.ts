@@ -25,6 +25,9 @@ export interface Change {
   path: string;
   line: number;
   column: number;
+  /** Where the element's span ends (buf's end_line/end_column); the start when there is no span. */
+  endLine: number;
+  endColumn: number;
   message: string;
 }
 
@@ -167,6 +170,8 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
       path: head.at.file.owner.externalPath(head.at.file.path),
       line: loc?.line ?? 1,
       column: loc?.column ?? 1,
+      endLine: loc?.endLine ?? loc?.line ?? 1,
+      endColumn: loc?.endColumn ?? loc?.column ?? 1,
       message,
     };
   });

@@ -16,6 +16,9 @@ export class InputError extends Error {}
 export interface Location {
   line: number;
   column: number;
+  /** Where the span ends (1-based, end column exclusive as protoc records it plus one). */
+  endLine: number;
+  endColumn: number;
   leading: string;
   trailing: string;
   detached: string[];
@@ -231,10 +234,10 @@ export class Locations {
 
 function decodeLocation(src: Uint8Array, start: number, end: number): Location {
   const span: number[] = [];
-  const l: Location = { line: 1, column: 1, leading: "", trailing: "", detached: [] };
+  const l: Location = { line: 1, column: 1, endLine: 1, endColumn: 1, leading: "", trailing: "", detached: [] };
   for (const f of fields(src, start, end)) {
     if (f.no === 2 && f.wire === 2) {
-      for (let p = f.dataStart; p < f.end && span.length < 2; ) {
+      for (let p = f.dataStart; p < f.end && span.length < 4; ) {
         const [v, np] = varint(src, p);
         span.push(v);
         p = np;
@@ -249,6 +252,9 @@ function decodeLocation(src: Uint8Array, start: number, end: number): Location {
   }
   l.line = (span[0] ?? 0) + 1;
   l.column = (span[1] ?? 0) + 1;
+  // [start line, start column, end line, end column], or three values when the span ends on its start line.
+  l.endLine = (span.length === 4 ? span[2]! : (span[0] ?? 0)) + 1;
+  l.endColumn = (span.length === 4 ? span[3]! : span.length === 3 ? span[2]! : (span[1] ?? 0)) + 1;
   return l;
 }
 

@@ -36,7 +36,7 @@ message Order {
     expect(Object.keys(r.report!)).toEqual(["bump", "changes"]);
     expect(r.report!.bump).toBe("major");
     const c = r.report!.changes[0]!;
-    expect(Object.keys(c)).toEqual(["rule", "breaking", "bump", "categories", "path", "line", "column", "message"]);
+    expect(Object.keys(c)).toEqual(["rule", "breaking", "bump", "categories", "path", "line", "column", "endLine", "endColumn", "message"]);
     expect(c).toMatchObject({ rule: "FIELD_NO_DELETE", breaking: true, bump: "major", categories: ["FILE", "PACKAGE"], path: "new/demo/v1/demo.proto", line: 6, column: 1 });
     expect(c.message).toBe('Previously present field "3" with name "note" on message "Order" was deleted.');
   });

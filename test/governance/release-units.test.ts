@@ -85,6 +85,8 @@ const change = (rule: string, bump: Change["bump"], breaking: boolean, line: num
   path: "proto/shop/v1/orders.proto",
   line,
   column: 3,
+  endLine: line,
+  endColumn: 3,
   message,
 });
 
