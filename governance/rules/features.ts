@@ -2,7 +2,9 @@
 // set on the file, message and field. Rules compare behaviour, not spelling.
 import { isFieldSet } from "@bufbuild/protobuf";
 import {
+  Edition,
   FieldDescriptorProtoSchema,
+  FieldOptionsSchema,
   FeatureSet_EnumType,
   FeatureSet_FieldPresence,
   FeatureSet_JsonFormat,
@@ -13,6 +15,7 @@ import {
   type FeatureSet,
   type FieldDescriptorProto,
 } from "@bufbuild/protobuf/wkt";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import type { EnumEl, FileEl, MessageEl, Side } from "../model.js";
 
 type Holder = { options?: { features?: FeatureSet | undefined } | undefined } | undefined;
@@ -56,6 +59,42 @@ export function utf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" 
   const fallback = m.file.syntax === "proto2" ? FeatureSet_Utf8Validation.NONE : FeatureSet_Utf8Validation.VERIFY;
   const v = m.file.syntax === "editions" ? resolve("utf8Validation", [m.file.fd, ...messageChain(m), f], fallback) : fallback;
   return v === FeatureSet_Utf8Validation.NONE ? "none" : "verify";
+}
+
+// (pb.cpp) is extension 1000 of FeatureSet (google/protobuf/cpp_features.proto); its string_type is
+// field 2: VIEW = 1, CORD = 2, STRING = 3. It is not in the descriptor's schema, so it stays unknown.
+const CPP_STRING_TYPE = ["", "VIEW", "CORD", "STRING"];
+
+function cppStringTypeFeature(h: Holder): string | undefined {
+  let out: string | undefined;
+  for (const u of h?.options?.features?.$unknown ?? []) {
+    if (u.no !== 1000 || u.wireType !== WireType.LengthDelimited) continue;
+    const cpp = new BinaryReader(new BinaryReader(u.data).bytes());
+    while (cpp.pos < cpp.len) {
+      const [no, wt] = cpp.tag();
+      if (no === 2 && wt === WireType.Varint) out = CPP_STRING_TYPE[cpp.int32()] || out;
+      else cpp.skip(wt, no);
+    }
+  }
+  return out;
+}
+
+const CTYPE_TEXT = ["STRING", "CORD", "STRING_PIECE"];
+
+/**
+ * The C++ string type of a string or bytes field, as buf compares it (`same`: STRING_PIECE generates
+ * what STRING does) and prints it (`text`: the ctype's own name when the field sets one). An explicit
+ * ctype wins; in editions, else the (pb.cpp).string_type feature of the field or file (messages cannot
+ * set it), else the edition's default: STRING before 2024, VIEW from 2024.
+ */
+export function cppStringType(f: FieldDescriptorProto, file: FileEl): { same: string; text: string } {
+  if (f.options && isFieldSet(f.options, FieldOptionsSchema.field.ctype)) {
+    const text = CTYPE_TEXT[f.options.ctype] ?? "STRING";
+    return { same: text === "CORD" ? "CORD" : "STRING", text };
+  }
+  if (file.syntax !== "editions") return { same: "STRING", text: "STRING" };
+  const v = cppStringTypeFeature(f) ?? cppStringTypeFeature(file.fd) ?? (file.fd.edition >= Edition.EDITION_2024 ? "VIEW" : "STRING");
+  return { same: v, text: v };
 }
 
 export type Cardinality = "optional" | "implicit" | "required" | "repeated" | "map";

@@ -1,13 +1,13 @@
 // Message and field rules: messages are paired by full name across the whole image (so moves between
 // files are the FILE rules' business), fields by number, oneofs by name.
-import { FieldDescriptorProto_Type as T, FieldOptions_CType, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
 import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
 import { findEnum } from "../model.js";
 import { Ctx, stripDot, type At } from "./context.js";
 import { canHaveDefault, defaultsEqual, fieldDefault } from "./defaults.js";
-import { CARDINALITY_TEXT, cardinality, fieldKind, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
+import { CARDINALITY_TEXT, cardinality, cppStringType, fieldKind, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
 
 /** The numbers of `r` no longer in `by`, printed as buf does ("[8,9]", inclusive). */
 export function missingText(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): string {
@@ -66,7 +66,6 @@ const WIRE_JSON_GROUP = new Map<T, number>([
 const WIRE_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#updating";
 const JSON_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#json";
 
-const CTYPE = ["STRING", "CORD", "STRING_PIECE"];
 const JSTYPE = ["JS_NORMAL", "JS_STRING", "JS_NUMBER"];
 
 /** The property name ts-proto generates for a field (lowerCamelCase of the proto name). */
@@ -253,9 +252,11 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     if (jsb !== jsa) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
     if (g.type === T.STRING || g.type === T.BYTES) {
-      const ctb = CTYPE[f.options?.ctype ?? FieldOptions_CType.STRING] ?? "";
-      const cta = CTYPE[g.options?.ctype ?? FieldOptions_CType.STRING] ?? "";
-      if (ctb !== cta) ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb}" to "${cta}".`, { sub: [8, 1] });
+      const ctb = cppStringType(f, before.file);
+      const cta = cppStringType(g, after.file);
+      // As buf 1.74 does: STRING_PIECE counts as STRING when it goes away, but is a change when it comes.
+      if (ctb.same !== cta.same || (cta.text === "STRING_PIECE" && ctb.text !== "STRING_PIECE"))
+        ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb.text}" to "${cta.text}".`, { sub: [8, 1] });
     }
     if (g.type === T.STRING && f.type === T.STRING) {
       const ub = utf8Validation(f, before);

@@ -10,6 +10,7 @@ import { BUF, bufBreaking, bufLines, compareTrees, proto, tempDir, writeTree, ty
 
 const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
 const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
+const E = (edition: 2023 | 2024, b: string): Tree => ({ "demo/v1/demo.proto": proto(b, `edition = "${edition}";\n\npackage demo.v1;\n\nimport "google/protobuf/cpp_features.proto";\n`) });
 const pairs: Array<[string, Tree, Tree]> = [
   ["optional added", P("message T { string a = 1; }"), P("message T { optional string a = 1; }")],
   ["optional removed", P("message T { optional string a = 1; }"), P("message T { string a = 1; }")],
@@ -88,6 +89,10 @@ const FOUND: Array<[string, Tree, Tree]> = [
   ["enum to another enum of the same short name with every value", { "demo/v1/demo.proto": proto('import "x/v1/x.proto";\nenum E { E_A = 0; }\nmessage T { E e = 1; }'), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nenum E { E_A = 0; E_B = 1; }\n' }, { "demo/v1/demo.proto": proto('import "x/v1/x.proto";\nenum E { E_A = 0; }\nmessage T { x.v1.E e = 1; }'), "x/v1/x.proto": 'syntax = "proto3";\npackage x.v1;\nenum E { E_A = 0; E_B = 1; }\n' }],
   ["alias renamed", P("enum E { option allow_alias = true; E_A = 0; E_B = 1; E_C = 1; }"), P("enum E { option allow_alias = true; E_A = 0; E_B = 1; E_D = 1; }")],
   ["field renamed: FIELD_SAME_NAME and FIELD_SAME_JSON_NAME each", P("message T { string a_b = 1; }"), P("message T { string a_c = 1; }")],
+  ["editions 2023 to 2024: the syntax is the same, the C++ string type default becomes VIEW", E(2023, "message T { string a = 1; bytes b = 2; }"), E(2024, "message T { string a = 1; bytes b = 2; }")],
+  ["(pb.cpp).string_type of the field or the file, or the ctype, against the edition's default", E(2023, 'option features.(pb.cpp).string_type = VIEW;\nmessage T { string a = 1 [ctype = STRING_PIECE]; bytes b = 2 [ctype = CORD]; string c = 3; string d = 4 [features.(pb.cpp).string_type = CORD]; }'), E(2023, "message T { string a = 1; bytes b = 2; string c = 3; string d = 4; }")],
+  ["proto3 ctype CORD is editions (pb.cpp).string_type CORD", P("message T { string a = 1; bytes b = 2 [ctype = CORD]; }"), E(2024, "message T { string a = 1 [features.field_presence = IMPLICIT]; bytes b = 2 [features.(pb.cpp).string_type = CORD, features.field_presence = IMPLICIT]; }")],
+  ["STRING_PIECE is STRING when it goes, a change when it comes", P2("message T { optional string a = 1 [ctype = STRING_PIECE]; optional string b = 2; optional string c = 3 [ctype = STRING_PIECE]; }"), P2("message T { optional string a = 1; optional string b = 2 [ctype = STRING_PIECE]; optional string c = 3 [ctype = STRING_PIECE]; }")],
   ["nested message moved to another file of the package", { "demo/v1/a.proto": proto("message T { message In {} string a = 1; }"), "demo/v1/b.proto": proto("message B {}") }, { "demo/v1/a.proto": proto("message T { string a = 1; }"), "demo/v1/b.proto": proto("message B { message In {} }") }],
 ];
 
