@@ -1,6 +1,6 @@
 // Message and field rules: messages are paired by full name across the whole image (so moves between
 // files are the FILE rules' business), fields by number, oneofs by name.
-import { FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { FieldDescriptorProto_Label, FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { create } from "@bufbuild/protobuf";
 import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
@@ -141,10 +141,11 @@ function compareMessage(ctx: Ctx, before: MessageEl, after: MessageEl): void {
     return name !== undefined && real.has(name) ? name : undefined;
   };
 
-  // Required fields, by number.
-  const required = (m: MessageEl, side: typeof ctx.old) => new Set(m.d.field.filter((f) => cardinality(f, m, side) === "required").map((f) => f.number));
-  const reqBefore = required(before, ctx.old);
-  const reqAfter = required(after, ctx.cur);
+  // Required fields, by number: as buf, by the label alone (an editions LEGACY_REQUIRED field is
+  // labelled optional, so it is not one here, though its cardinality is "required").
+  const required = (m: MessageEl) => new Set(m.d.field.filter((f) => f.label === FieldDescriptorProto_Label.REQUIRED).map((f) => f.number));
+  const reqBefore = required(before);
+  const reqAfter = required(after);
   for (const n of reqBefore) if (!reqAfter.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", at, `Message "${after.d.name}" had required field "${n}" deleted. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
   const fieldOf = (n: number) => ({ file: after.file, spath: [...after.spath, 2, after.d.field.findIndex((f) => f.number === n)] });
   for (const n of reqAfter) if (!reqBefore.has(n)) ctx.add("MESSAGE_SAME_REQUIRED_FIELDS", fieldOf(n), `Message "${after.d.name}" had required field "${n}" added. Required fields must always be sent, so if one side does not know about the required field, this will result in a breakage.`);
