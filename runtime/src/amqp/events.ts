@@ -152,14 +152,14 @@ export class EventPublisher<T> {
     if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const sent = this.publisher.publish(
+    return this.publisher.publish(
       desc.exchange,
       routingKey,
       content,
       props,
-      timeoutMs === undefined && !options.signal ? MANDATORY : { mandatory: true, timeoutMs, signal: options.signal },
+      // The trace ends as the publisher settles the message: no promise of its own per publish.
+      trace === undefined ? (timeoutMs === undefined && !options.signal ? MANDATORY : { mandatory: true, timeoutMs, signal: options.signal }) : { mandatory: true, timeoutMs, signal: options.signal, settled: trace },
     );
-    return trace === undefined ? sent : trace.follow(sent);
   }
 
   /** Waits for this publisher's confirms (and closes its own Publisher; a shared one stays open). */

@@ -62,6 +62,11 @@ export interface RawPublishOptions {
   mandatory?: boolean;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Told once when the message settles (undefined when confirmed, else the error the promise rejects
+   * with), before the promise does: lets a caller's telemetry end without another promise per message.
+   */
+  settled?: { end(err?: unknown): void } | undefined;
 }
 
 interface Entry {
@@ -72,6 +77,7 @@ interface Entry {
   resolve(): void;
   reject(err: Error): void;
   settled: boolean;
+  onSettled: { end(err?: unknown): void } | undefined;
   /** The channel the current copy was sent on, if it is in flight. */
   channel: ConfirmChannel | undefined;
   returned: string | undefined;
@@ -194,12 +200,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * A message_id is generated when the properties carry none (it identifies re-sent copies).
    */
   publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
-    if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+    const refuse = (err: Error): Promise<void> => {
+      options.settled?.end(err);
+      return Promise.reject(err);
+    };
+    if (this.closed) return refuse(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
+    if (signal?.aborted) return refuse(StatusError.from(signal.reason, Code.CANCELLED));
     // Refused here, not buffered: an oversized message would sit in memory until the broker refused it.
     if (content.byteLength > this.maxMessageBytes) {
-      return Promise.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
+      return refuse(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
@@ -220,6 +230,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         resolve,
         reject,
         settled: false,
+        onSettled: options.settled,
         channel: undefined,
         returned: undefined,
         deadline: Infinity,
@@ -508,8 +519,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (err instanceof UnroutableError) recordPublishUnroutable({ exchange: entry.exchange });
       else recordPublishRefused({ exchange: entry.exchange, reason: errorType(err) });
       if (this.listenerCount("refused") > 0) this.emit("refused", { messageId: entry.props.messageId, exchange: entry.exchange, routingKey: entry.routingKey, error: err });
+      entry.onSettled?.end(err);
       entry.reject(err);
-    } else entry.resolve();
+    } else {
+      entry.onSettled?.end();
+      entry.resolve();
+    }
     if (this.unsettled === 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }

@@ -69,6 +69,7 @@ export interface PublishSpec {
 /** One publish being recorded: its PRODUCER span (when tracing) and its duration (when metrics are on). */
 export class PublishTrace {
   private readonly start = performance.now();
+  private ended = false;
   constructor(
     private readonly span: Span | undefined,
     /** The context holding `span`. */
@@ -92,8 +93,13 @@ export class PublishTrace {
     return headers;
   }
 
-  /** Ends the span (error status and error.type when `err`) and records the publish. */
+  /**
+   * Ends the span (error status and error.type when `err`) and records the publish; once. The
+   * publisher calls it as it settles the message (RawPublishOptions.settled).
+   */
   end(err?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
     const error = err === undefined ? undefined : errorType(err);
     if (this.span !== undefined) {
       if (error !== undefined && this.span.isRecording()) {
@@ -105,16 +111,24 @@ export class PublishTrace {
     if (this.metrics) recordPublish({ exchange: this.exchange, durationSeconds: (performance.now() - this.start) / 1000, ...(error !== undefined ? { error } : {}) });
   }
 
-  /** `publish` settled through this trace: the same promise outcome, the trace ended either way. */
-  follow(publish: Promise<void>): Promise<void> {
-    return publish.then(
-      () => this.end(),
-      (err: unknown) => {
-        this.end(err);
-        throw err;
-      },
-    );
+}
+
+// The span attributes every publish to an exchange (every delivery from a queue) shares, made once
+// and cloned per message: a spread of a fixed-shape object is far cheaper than an object literal of
+// computed keys, and the clone keeps one hidden class for the SDK to iterate. Bounded, in case an
+// application publishes to unboundedly many exchanges (the outbox relay publishes to what rows name).
+const TEMPLATE_LIMIT = 1_000;
+const publishTemplates = new Map<string, Attributes>();
+const deliveryTemplates = new Map<string, Attributes>();
+
+function template(cache: Map<string, Attributes>, key: string, make: () => Attributes): Attributes {
+  let attributes = cache.get(key);
+  if (attributes === undefined) {
+    if (cache.size >= TEMPLATE_LIMIT) cache.clear();
+    attributes = make();
+    cache.set(key, attributes);
   }
+  return attributes;
 }
 
 /**
@@ -127,13 +141,17 @@ export function startPublish(spec: PublishSpec): PublishTrace | undefined {
   const metrics = metricsEnabled();
   if (tracer === undefined || api === undefined) return metrics ? new PublishTrace(undefined, undefined, spec.exchange, true) : undefined;
   const attributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
-    [ATTR_MESSAGING_OPERATION_TYPE]: "send",
-    [ATTR_MESSAGING_OPERATION_NAME]: "publish",
-    [ATTR_MESSAGING_DESTINATION_NAME]: spec.exchange,
-    [ATTR_MESSAGING_RABBITMQ_ROUTING_KEY]: spec.routingKey,
-    [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: spec.bodySize,
+    ...template(publishTemplates, spec.exchange, () => ({
+      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+      [ATTR_MESSAGING_OPERATION_TYPE]: "send",
+      [ATTR_MESSAGING_OPERATION_NAME]: "publish",
+      [ATTR_MESSAGING_DESTINATION_NAME]: spec.exchange,
+      [ATTR_MESSAGING_RABBITMQ_ROUTING_KEY]: "",
+      [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: 0,
+    })),
   };
+  attributes[ATTR_MESSAGING_RABBITMQ_ROUTING_KEY] = spec.routingKey;
+  attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = spec.bodySize;
   if (spec.messageId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = spec.messageId;
   const parent = spec.parentHeaders !== undefined ? api.propagation.extract(api.ROOT_CONTEXT, spec.parentHeaders) : api.context.active();
   const span = tracer.startSpan(`publish ${spec.exchange === "" ? "amq.default" : spec.exchange}`, { kind: api.SpanKind.PRODUCER, attributes }, parent);
@@ -260,15 +278,21 @@ export function startDelivery(spec: DeliverySpec): DeliveryTrace | undefined {
   if (metrics) recordConsumed({ queue: spec.queue });
   if (tracer === undefined || api === undefined) return metrics ? new DeliveryTrace(undefined, undefined, spec.queue, true) : undefined;
   const attributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
-    [ATTR_MESSAGING_OPERATION_TYPE]: "process",
-    [ATTR_MESSAGING_OPERATION_NAME]: "process",
-    [ATTR_MESSAGING_DESTINATION_NAME]: spec.queue,
-    [ATTR_MESSAGING_RABBITMQ_ROUTING_KEY]: spec.routingKey,
-    [ATTR_MESSAGING_RABBITMQ_DELIVERY_TAG]: spec.deliveryTag,
-    [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: spec.bodySize,
-    [ATTR_GRABBIT_DELIVERY_ATTEMPT]: spec.attempt,
+    ...template(deliveryTemplates, spec.queue, () => ({
+      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+      [ATTR_MESSAGING_OPERATION_TYPE]: "process",
+      [ATTR_MESSAGING_OPERATION_NAME]: "process",
+      [ATTR_MESSAGING_DESTINATION_NAME]: spec.queue,
+      [ATTR_MESSAGING_RABBITMQ_ROUTING_KEY]: "",
+      [ATTR_MESSAGING_RABBITMQ_DELIVERY_TAG]: 0,
+      [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: 0,
+      [ATTR_GRABBIT_DELIVERY_ATTEMPT]: 1,
+    })),
   };
+  attributes[ATTR_MESSAGING_RABBITMQ_ROUTING_KEY] = spec.routingKey;
+  attributes[ATTR_MESSAGING_RABBITMQ_DELIVERY_TAG] = spec.deliveryTag;
+  attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = spec.bodySize;
+  attributes[ATTR_GRABBIT_DELIVERY_ATTEMPT] = spec.attempt;
   if (spec.messageId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = spec.messageId;
   if (spec.correlationId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = spec.correlationId;
   // One message per delivery: the process span is the producer's child (the conventions' advice

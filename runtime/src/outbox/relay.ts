@@ -26,6 +26,8 @@ import { Code, StatusError } from "../status.js";
 import type { Database } from "./database.js";
 import type { Outbox } from "./outbox.js";
 
+const MANDATORY = { mandatory: true } as const;
+
 export interface OutboxRelayOptions {
   /** Lease owner name. Default: host-pid-random. A relay restarted with the same id takes its leases back at once. */
   relayId?: string;
@@ -383,8 +385,8 @@ export class OutboxRelay {
     };
     if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
     if (row.priority !== null) props.priority = Number(row.priority);
-    const sent = this.publisher.publish(row.exchange, row.routing_key, content, props, { mandatory: true });
-    return trace === undefined ? sent : trace.follow(sent);
+    // The trace ends as the publisher settles the row's message: no promise of its own.
+    return this.publisher.publish(row.exchange, row.routing_key, content, props, trace === undefined ? MANDATORY : { mandatory: true, settled: trace });
   }
 
   /** Declares each exchange once per session; returns the ones the broker refused, with why. */
