@@ -402,7 +402,11 @@ export class AmqpRpcTransport implements Transport {
     if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
     const id = randomUUID();
     // The call's CLIENT span (active here while tracing) learns the request's ids.
-    activeSpan()?.setAttributes({ [ATTR_MESSAGING_MESSAGE_CONVERSATION_ID]: id, [ATTR_MESSAGING_MESSAGE_ID]: id });
+    const span = activeSpan();
+    if (span !== undefined && span.isRecording()) {
+      span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, id);
+      span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, id);
+    }
     const props: Options.Publish = {
       correlationId: id,
       messageId: id,
