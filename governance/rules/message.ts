@@ -252,7 +252,8 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     const jsb = JSTYPE[f.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     if (jsb !== jsa) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
-    if (g.type === T.STRING || g.type === T.BYTES) {
+    // A map's key and value have no C++ string type of their own: buf checks no map entry's fields.
+    if ((g.type === T.STRING || g.type === T.BYTES) && !after.d.options?.mapEntry) {
       const ctb = cppStringType(f, before.file);
       const cta = cppStringType(g, after.file);
       // As buf 1.74 does: STRING_PIECE counts as STRING when it goes away, but is a change when it comes.

@@ -18,12 +18,18 @@ export function checkPackages(ctx: Ctx): void {
     const f = anyFileOf(ctx.cur, pkg);
     if (f && !f.image.isImport) ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
   }
-  const deleted = (rule: string, what: string, olds: Map<string, { file: FileEl; fullName: string; local: string; parent?: { fullName: string } }>, news: Map<string, unknown>) => {
+  type El = { file: FileEl; fullName: string; local: string; parent?: { fullName: string } };
+  const deleted = (rule: string, what: string, olds: Map<string, El>, news: Map<string, El>, whileAnyLeft: boolean) => {
+    // buf 1.74 looks for deleted messages, enums and extensions only in packages that still have one
+    // of that kind (a package whose last extension went reports it from the file only); services in
+    // every package still there.
+    const left = whileAnyLeft ? new Set([...news.values()].map((el) => el.file.pkg)) : undefined;
     for (const [name, el] of olds) {
       if (news.has(name)) continue;
       const pkg = el.file.pkg;
       // A deleted package is reported once, by PACKAGE_NO_DELETE.
       if (!ctx.cur.packages.has(pkg)) continue;
+      if (left && !left.has(pkg)) continue;
       // buf points into the file now at the path that declared it: at the innermost enclosing message
       // still there, else at the file; a deleted file has no place (buf prints no path; here, the
       // previous file).
@@ -43,8 +49,8 @@ export function checkPackages(ctx: Ctx): void {
       ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
     }
   };
-  deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages);
-  deleted("PACKAGE_ENUM_NO_DELETE", "enum", ctx.old.enums, ctx.cur.enums);
-  deleted("PACKAGE_SERVICE_NO_DELETE", "service", ctx.old.services, ctx.cur.services);
-  deleted("PACKAGE_EXTENSION_NO_DELETE", "extension", ctx.old.extensions, ctx.cur.extensions);
+  deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages, true);
+  deleted("PACKAGE_ENUM_NO_DELETE", "enum", ctx.old.enums, ctx.cur.enums, true);
+  deleted("PACKAGE_SERVICE_NO_DELETE", "service", ctx.old.services, ctx.cur.services, false);
+  deleted("PACKAGE_EXTENSION_NO_DELETE", "extension", ctx.old.extensions, ctx.cur.extensions, true);
 }
