@@ -87,7 +87,8 @@ export function checkExtensions(ctx: Ctx): void {
     if (!b) continue;
     const on = `message "${a.d.extendee.replace(/^\./, "")}"`;
     const at = { file: a.file, spath: a.spath };
-    if (b.d.name !== a.d.name) ctx.add("FIELD_SAME_NAME", at, `Extension "${a.d.number}" on ${on} changed name from "${b.fullName}" to "${a.fullName}".`, { sub: [1] });
+    // By full name, as buf: an extension moved into a message's scope is renamed (x.c to x.N.c).
+    if (b.fullName !== a.fullName) ctx.add("FIELD_SAME_NAME", at, `Extension "${a.d.number}" on ${on} changed name from "${b.fullName}" to "${a.fullName}".`, { sub: [1] });
     compareFieldShared(ctx, b.d, a.d, scope(b), scope(a), at, `Extension "${a.d.number}" with name "${a.fullName}" on ${on}`, false, `extension:${a.fullName}`);
   }
 }

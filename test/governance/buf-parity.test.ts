@@ -100,6 +100,7 @@ const FOUND: Array<[string, Tree, Tree]> = [
   ["extensions deleted while one is left: from the package too, at the innermost message left", P2("message M { extensions 10 to 30; }\nextend M { optional int32 a = 10; optional int32 b = 11; }\nmessage N {\n  extend M { optional int32 c = 12; }\n  message O { extend M { optional int32 d = 13; } }\n}"), P2("message M { extensions 10 to 30; }\nextend M { optional int32 a = 10; }\nmessage N {\n  message O {}\n}")],
   ["the package's last message deleted: from the file only; its last service: from the package too", P("message M {}\nenum E { E_A = 0; }\nservice S {}"), P("enum E { E_A = 0; }")],
   ["the package's last enum deleted: from the file only", P("message M {}\nenum E { E_A = 0; }"), P("message M {}")],
+  ["extension moved into a message's scope changes its full name", P2("message M { extensions 10 to 30; }\nextend M { optional int32 c = 12; }"), P2("message M { extensions 10 to 30; }\nmessage N { extend M { optional int32 c = 12; } }")],
   ["nested message moved to another file of the package", { "demo/v1/a.proto": proto("message T { message In {} string a = 1; }"), "demo/v1/b.proto": proto("message B {}") }, { "demo/v1/a.proto": proto("message T { string a = 1; }"), "demo/v1/b.proto": proto("message B { message In {} }") }],
 ];
 
