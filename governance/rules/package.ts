@@ -1,4 +1,6 @@
 // PACKAGE-level rules: declarations may move between the files of a package, but not leave it.
+import type { DescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { decodeFile } from "../images.js";
 import type { FileEl, Side } from "../model.js";
 import { Ctx, fileAt } from "./context.js";
 
@@ -19,17 +21,33 @@ export function checkPackages(ctx: Ctx): void {
     if (f && !f.image.isImport) ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
   }
   type El = { file: FileEl; fullName: string; local: string; parent?: { fullName: string } };
-  const deleted = (rule: string, what: string, olds: Map<string, El>, news: Map<string, El>, whileAnyLeft: boolean) => {
-    // buf 1.74 looks for deleted messages, enums and extensions only in packages that still have one
-    // of that kind (a package whose last extension went reports it from the file only); services in
-    // every package still there.
-    const left = whileAnyLeft ? new Set([...news.values()].map((el) => el.file.pkg)) : undefined;
+  type Kind = "message" | "enum" | "extension";
+  // buf 1.74 looks for deleted messages, enums and extensions only in packages that still have one of
+  // that kind (a package whose last extension went reports it from the file only); services in every
+  // package still there. Only the changed files are indexed, so the package's other built files are
+  // decoded when a deletion asks; a package with files left out of a partial build (the same on both
+  // sides) may hold one there, and is taken to (as before).
+  const memo = new Map<string, boolean>();
+  const stillHas = (pkg: string, kind: Kind): boolean => {
+    const key = `${kind}:${pkg}`;
+    let v = memo.get(key);
+    if (v !== undefined) return v;
+    v = ctx.cur.image.packagesOutside?.has(pkg) ?? false;
+    for (const f of ctx.cur.image.files.values()) {
+      if (v) break;
+      if (f.isImport || f.pkg !== pkg) continue;
+      v = kindIn(decodeFile(f), kind);
+    }
+    memo.set(key, v);
+    return v;
+  };
+  const deleted = (rule: string, what: Kind | "service", olds: Map<string, El>, news: Map<string, El>) => {
     for (const [name, el] of olds) {
       if (news.has(name)) continue;
       const pkg = el.file.pkg;
       // A deleted package is reported once, by PACKAGE_NO_DELETE.
       if (!ctx.cur.packages.has(pkg)) continue;
-      if (left && !left.has(pkg)) continue;
+      if (what !== "service" && !stillHas(pkg, what)) continue;
       // buf points into the file now at the path that declared it: at the innermost enclosing message
       // still there, else at the file; a deleted file has no place (buf prints no path; here, the
       // previous file).
@@ -49,8 +67,14 @@ export function checkPackages(ctx: Ctx): void {
       ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
     }
   };
-  deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages, true);
-  deleted("PACKAGE_ENUM_NO_DELETE", "enum", ctx.old.enums, ctx.cur.enums, true);
-  deleted("PACKAGE_SERVICE_NO_DELETE", "service", ctx.old.services, ctx.cur.services, false);
-  deleted("PACKAGE_EXTENSION_NO_DELETE", "extension", ctx.old.extensions, ctx.cur.extensions, true);
+  deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages);
+  deleted("PACKAGE_ENUM_NO_DELETE", "enum", ctx.old.enums, ctx.cur.enums);
+  deleted("PACKAGE_SERVICE_NO_DELETE", "service", ctx.old.services, ctx.cur.services);
+  deleted("PACKAGE_EXTENSION_NO_DELETE", "extension", ctx.old.extensions, ctx.cur.extensions);
+}
+
+function kindIn(fd: FileDescriptorProto, kind: "message" | "enum" | "extension"): boolean {
+  if (kind === "message") return fd.messageType.length > 0;
+  const inMessage = (m: DescriptorProto): boolean => (kind === "enum" ? m.enumType.length > 0 : m.extension.length > 0) || m.nestedType.some(inMessage);
+  return (kind === "enum" ? fd.enumType.length > 0 : fd.extension.length > 0) || fd.messageType.some(inMessage);
 }

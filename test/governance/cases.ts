@@ -113,9 +113,10 @@ export const RULE_CASES: RuleCase[] = [
   {
     rule: "PACKAGE_EXTENSION_NO_DELETE",
     use: "PACKAGE",
-    old: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }\nextend Thing { optional string note = 100; }") },
-    bad: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }") },
-    good: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }"), "demo/v1/x.proto": p2(`import "demo/v1/a.proto";\nextend Thing { optional string note = 100; }`) },
+    // One extension stays: buf (and so grabbit) reports a deletion only while the package still has one.
+    old: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }\nextend Thing { optional string note = 100; optional string tag = 101; }") },
+    bad: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }\nextend Thing { optional string tag = 101; }") },
+    good: { "demo/v1/a.proto": p2("message Thing { extensions 100 to 200; }\nextend Thing { optional string tag = 101; }"), "demo/v1/x.proto": p2(`import "demo/v1/a.proto";\nextend Thing { optional string note = 100; }`) },
   },
   {
     rule: "PACKAGE_NO_DELETE",
