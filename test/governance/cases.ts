@@ -98,10 +98,11 @@ export const RULE_CASES: RuleCase[] = [
   {
     rule: "PACKAGE_ENUM_NO_DELETE",
     use: "PACKAGE",
-    old: { "demo/v1/a.proto": p3("enum E { E_UNSPECIFIED = 0; }"), "demo/v1/b.proto": p3("message Other {}") },
-    bad: { "demo/v1/a.proto": p3("message Keep {}"), "demo/v1/b.proto": p3("message Other {}") },
-    good: { "demo/v1/a.proto": p3("message Keep {}"), "demo/v1/b.proto": p3("message Other {}\nenum E { E_UNSPECIFIED = 0; }") },
-    // buf 1.75 never reports this rule (nor PACKAGE_EXTENSION_NO_DELETE); grabbit does what the rule says.
+    // Another enum stays in the package: buf reports a deletion only while the package still has one.
+    old: { "demo/v1/a.proto": p3("enum E { E_UNSPECIFIED = 0; }"), "demo/v1/b.proto": p3("message Other {}\nenum K { K_UNSPECIFIED = 0; }") },
+    bad: { "demo/v1/a.proto": p3("message Keep {}"), "demo/v1/b.proto": p3("message Other {}\nenum K { K_UNSPECIFIED = 0; }") },
+    good: { "demo/v1/a.proto": p3("message Keep {}"), "demo/v1/b.proto": p3("message Other {}\nenum K { K_UNSPECIFIED = 0; }\nenum E { E_UNSPECIFIED = 0; }") },
+    buf: true,
   },
   {
     rule: "PACKAGE_SERVICE_NO_DELETE",
