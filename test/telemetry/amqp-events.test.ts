@@ -6,42 +6,24 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Code, createJsonLogger, StatusError, type Logger } from "@grabbit/runtime";
+import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, EventConsumer, EventPublisher, EVENT_DEAD_LETTER, EVENT_RETRY } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer } from "@grabbit/runtime/telemetry";
 import { countdown, Janitor, orderEvent, type Order } from "../amqp/fixtures.js";
 import { TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
-import { count, startSdk, sum, type Sdk } from "./sdk.js";
+import { capturedLogs, count, startSdk, sum, type Sdk, type CapturedLogs } from "./sdk.js";
+import { until } from "../outbox/support.js";
 
 const TRACEPARENT = /^00-([\da-f]{32})-([\da-f]{16})-01$/;
-
-interface Lines {
-  lines: string[];
-  logger: Logger;
-  records(): Record<string, unknown>[];
-}
-
-function lines(): Lines {
-  const out: string[] = [];
-  return { lines: out, logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }), records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 const janitor = new Janitor();
 const closers: (() => Promise<unknown>)[] = [];
 let conn: AmqpConnection;
-let log: Lines;
+let log: CapturedLogs;
 
 beforeAll(async () => {
-  log = lines();
+  log = capturedLogs();
   conn = await AmqpConnection.connect({ name: "grabbit-telemetry-events", logger: log.logger });
 });
 afterEach(async () => {
@@ -100,7 +82,7 @@ describe("with no provider registered", () => {
     // The caller's own traceparent travels untouched when nothing traces.
     expect(second.properties.headers?.["traceparent"]).toBe(own);
     await seen.done;
-    await until(() => log.records().some((r) => r["message_id"] === "m-own" && String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line");
+    await until(() => log.records().some((r) => r["message_id"] === "m-own" && String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line", 20_000);
     const records = log.records().filter((r) => r["message_id"] === "m-own");
     expect(records.find((r) => String(r["msg"]).startsWith("handler failed"))).toMatchObject({ level: "warn", attempt: 1, trace_id: "0af7651916cd43dd8448eb211c80319c" });
     expect(records.find((r) => String(r["msg"]).startsWith("dead-lettering"))).toMatchObject({ level: "warn", reason_kind: "permanent_error", trace_id: "0af7651916cd43dd8448eb211c80319c" });
@@ -179,7 +161,7 @@ describe("with the SDK registered", () => {
     await pub.publish({ id: "bad", region: "eu", amount: 2 }, { messageId: "m-bad" });
     await done.done;
     const processName = (s: ReadableSpan) => s.name.startsWith("process ") && s.kind === SpanKind.CONSUMER;
-    await until(() => sdk.spans().filter(processName).length === 6, "six process spans");
+    await until(() => sdk.spans().filter(processName).length === 6, "six process spans", 20_000);
 
     const producers = spansNamed(`publish ${exchange}`);
     const producerOf = (id: string) => producers.find((s) => s.attributes["messaging.message.id"] === id)!;
@@ -214,7 +196,7 @@ describe("with the SDK registered", () => {
     expect(String(dead?.attributes?.["grabbit.dead_letter.queue"])).toMatch(/\.dlq$/);
 
     // Logged: each failed attempt (warn, attempt number) and the dead-letter (warn, reason), with ids.
-    await until(() => log.records().some((r) => String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line");
+    await until(() => log.records().some((r) => String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line", 20_000);
     const failedLogs = log.records().filter((r) => r["message_id"] === "m-bad" && String(r["msg"]).startsWith("handler failed"));
     expect(failedLogs.map((r) => r["attempt"])).toEqual([1, 2, 3]);
     expect(failedLogs.every((r) => r["level"] === "warn" && r["trace_id"] === producerOf("m-bad").spanContext().traceId)).toBe(true);
@@ -244,7 +226,7 @@ describe("with the SDK registered", () => {
     // 5 events: 2 fine, 1 that fails once, 2 that always fail (maxAttempts 2).
     for (const id of ["a", "b", "flaky", "bad-1", "bad-2"]) await pub.publish({ id, region: "eu", amount: 1 });
     await settled.done;
-    await until(() => sdk.spans().filter((s) => s.name === `process ${c.queue}`).length === 8, "eight process spans");
+    await until(() => sdk.spans().filter((s) => s.name === `process ${c.queue}`).length === 8, "eight process spans", 20_000);
     const m = await sdk.metrics();
     expect(sum(m.get("messaging.client.sent.messages"), { "messaging.destination.name": exchange })).toBe(5);
     expect(count(m.get("messaging.client.operation.duration"), { "messaging.destination.name": exchange, "messaging.operation.type": "send" })).toBe(5);
@@ -285,7 +267,7 @@ describe("with the SDK registered", () => {
       return span.spanContext();
     });
     await handled.done;
-    await until(() => sdk.spans().some((s) => s.name.startsWith("process ")), "the process span");
+    await until(() => sdk.spans().some((s) => s.name.startsWith("process ")), "the process span", 20_000);
     const spans = sdk.spans().filter((s) => s.spanContext().traceId === root.traceId);
     const byName = (pred: (s: ReadableSpan) => boolean) => spans.find(pred)!;
     const grpcClient = byName((s) => s.kind === SpanKind.CLIENT && s.name === "test.v1.Test/Echo");

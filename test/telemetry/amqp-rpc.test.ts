@@ -7,42 +7,24 @@ import amqp from "amqplib";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Code, createJsonLogger, StatusError, type Logger } from "@grabbit/runtime";
+import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, EventPublisher, serveAmqp } from "@grabbit/runtime/amqp";
 import { activeTracer } from "@grabbit/runtime/telemetry";
 import { AMQP_URL } from "../support/broker.js";
 import { Janitor, orderEvent } from "../amqp/fixtures.js";
 import { echoService, type Echo } from "../amqp-rpc/fixture.js";
-import { count, startSdk, type Sdk } from "./sdk.js";
-
-interface Lines {
-  lines: string[];
-  logger: Logger;
-  records(): Record<string, unknown>[];
-}
-
-function lines(): Lines {
-  const out: string[] = [];
-  return { lines: out, logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }), records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { capturedLogs, count, startSdk, type Sdk, type CapturedLogs } from "./sdk.js";
+import { until } from "../outbox/support.js";
 
 let serverConn: AmqpConnection;
 let clientConn: AmqpConnection;
-let log: Lines;
+let log: CapturedLogs;
 const janitor = new Janitor();
 const queues: string[] = [];
 const closables: { close(): Promise<void> }[] = [];
 
 beforeAll(async () => {
-  log = lines();
+  log = capturedLogs();
   // The server's logger comes from its connection.
   serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "telemetry-rpc-server", logger: log.logger });
   clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "telemetry-rpc-client" });
@@ -88,7 +70,7 @@ describe("with no provider registered", () => {
     log.lines.length = 0;
     const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     await expect(client.unary(service.methods.fail, { text: "x", delayMs: 0 }, { metadata: { traceparent: own } })).rejects.toMatchObject({ code: Code.UNKNOWN });
-    await until(() => log.lines.length > 0, "the failure log");
+    await until(() => log.lines.length > 0, "the failure log", 10_000);
     expect(log.records()[0]).toMatchObject({ level: "error", method: service.methods.fail.path, code: "UNKNOWN", transport: "amqp", queue: service.amqp!.requestQueue, trace_id: "0af7651916cd43dd8448eb211c80319c" });
   });
 });
@@ -130,7 +112,7 @@ describe("with the SDK registered", () => {
       span.end();
       return span.spanContext();
     });
-    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER), "the server span");
+    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER), "the server span", 10_000);
     const spans = sdk.spans().filter((s) => s.spanContext().traceId === root.traceId);
     const method = service.methods.echo.path.slice(1);
     const clientSpan = spans.find((s) => s.kind === SpanKind.CLIENT && s.name === method)!;
@@ -177,7 +159,7 @@ describe("with the SDK registered", () => {
     for (let i = 0; i < 3; i++) await client.unary(service.methods.echo, { text: `ok-${i}`, delayMs: 0 });
     await expect(client.unary(service.methods.fail, { text: "x", delayMs: 0 })).rejects.toMatchObject({ code: Code.UNKNOWN });
     await expect(client.unary(service.methods.slow, { text: "x", delayMs: 0 })).rejects.toMatchObject({ code: Code.NOT_FOUND });
-    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length === 5, "five server spans");
+    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length === 5, "five server spans", 10_000);
 
     const m = await sdk.metrics();
     const echo = service.methods.echo.path.slice(1);
@@ -199,7 +181,7 @@ describe("with the SDK registered", () => {
     expect(failClient.status.code).toBe(SpanStatusCode.ERROR);
     expect(failServer.events.some((e) => e.name === "exception")).toBe(true);
 
-    await until(() => log.records().some((r) => r["method"] === service.methods.fail.path), "the failure log");
+    await until(() => log.records().some((r) => r["method"] === service.methods.fail.path), "the failure log", 10_000);
     const failures = log.records().filter((r) => r["method"] === service.methods.fail.path);
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({

@@ -9,16 +9,9 @@ import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { TRACE_CONTEXT_VALUE } from "@grabbit/runtime/telemetry";
 import { statusOf, TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
 import { count, startSdk, type Sdk } from "./sdk.js";
+import { until } from "../outbox/support.js";
 
 const M = TestService.methods;
-
-async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 const logLines: string[] = [];
 let server: GrpcServer;
@@ -81,7 +74,7 @@ describe("with the SDK registered", () => {
         root.end();
       }
     });
-    await until(() => sdk.spans().length >= 4);
+    await until(() => sdk.spans().length >= 4, "sdk.spans().length >= 4", 2_000);
     const root = one("caller");
     const clientSpan = one("test.v1.Test/Echo", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Echo", SpanKind.SERVER);
@@ -108,7 +101,7 @@ describe("with the SDK registered", () => {
 
   it("failures: a caller's error on the client span only; a handler's error on the server span, logged with its trace id", async () => {
     expect((await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }))).code).toBe(Code.NOT_FOUND);
-    await until(() => sdk.spans().length >= 2);
+    await until(() => sdk.spans().length >= 2, "sdk.spans().length >= 2", 2_000);
     expect(one("test.v1.Test/Fail", SpanKind.CLIENT).status).toEqual({ code: SpanStatusCode.ERROR, message: "no such order" });
     expect(one("test.v1.Test/Fail", SpanKind.SERVER).status.code).toBe(SpanStatusCode.UNSET);
     sdk.reset();
@@ -116,7 +109,7 @@ describe("with the SDK registered", () => {
     const responseMetadata: Record<string, string>[] = [];
     const err = await statusOf(client.unary(M.fail, { text: "database exploded" }, { onResponseMetadata: (m) => responseMetadata.push(m) }));
     expect(err.code).toBe(Code.UNKNOWN);
-    await until(() => sdk.spans().length >= 2 && logLines.length > 0);
+    await until(() => sdk.spans().length >= 2 && logLines.length > 0, "sdk.spans().length >= 2 && logLines.length > 0", 2_000);
     const clientSpan = one("test.v1.Test/Fail", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
     expect(clientSpan.attributes).toMatchObject({ "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" });

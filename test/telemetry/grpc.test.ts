@@ -7,11 +7,12 @@ import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { pino } from "pino";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Code, createJsonLogger, type HandlerContext, type Interceptor, type Logger } from "@grabbit/runtime";
+import { Code, type HandlerContext, type Interceptor } from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer, grpcTargetAddress } from "@grabbit/runtime/telemetry";
 import { collect, fromArray, statusOf, TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
-import { count, points, startSdk, type Sdk } from "./sdk.js";
+import { capturedLogs, count, points, startSdk, type Sdk, type CapturedLogs } from "./sdk.js";
+import { until } from "../outbox/support.js";
 
 const M = TestService.methods;
 const TRACEPARENT = /^00-([\da-f]{32})-([\da-f]{16})-0[01]$/;
@@ -32,29 +33,10 @@ function handlers() {
   };
 }
 
-interface Lines {
-  lines: string[];
-  logger: Logger;
-  records(): Record<string, unknown>[];
-}
-
-function lines(): Lines {
-  const out: string[] = [];
-  return { lines: out, logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }), records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
-}
-
-async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 let server: GrpcServer;
 let client: GrpcTransport;
 let port: number;
-let log: Lines;
+let log: CapturedLogs;
 /** Interceptors record the span active when they run. */
 const seenByInterceptor: { client?: string | undefined; server?: string | undefined } = {};
 const clientSpy: Interceptor = (next) => async (req) => {
@@ -67,7 +49,7 @@ const serverSpy: Interceptor = (next) => async (req) => {
 };
 
 beforeAll(async () => {
-  log = lines();
+  log = capturedLogs();
   server = new GrpcServer({ logger: log.logger, interceptors: [serverSpy] }).add(TestService, handlers());
   port = await server.listen();
   client = new GrpcTransport(`127.0.0.1:${port}`, { interceptors: [clientSpy] });
@@ -89,7 +71,7 @@ describe("with no provider registered", () => {
     expect((await client.unary(M.echo, {}, { metadata: { traceparent: own } })).metadata?.["traceparent"]).toBe(own);
     log.lines.length = 0;
     expect((await statusOf(client.unary(M.fail, { text: "no provider" }, { metadata: { traceparent: own } }))).code).toBe(Code.UNKNOWN);
-    await until(() => log.lines.length > 0);
+    await until(() => log.lines.length > 0, "log.lines.length > 0", 2_000);
     expect(log.records()[0]).toMatchObject({ level: "error", method: "/test.v1.Test/Fail", code: "UNKNOWN", trace_id: "0af7651916cd43dd8448eb211c80319c" });
   });
 });
@@ -122,7 +104,7 @@ describe("with the SDK registered", () => {
       }
     });
     expect(res.text).toBe("traced");
-    await until(() => sdk.spans().length >= 4);
+    await until(() => sdk.spans().length >= 4, "sdk.spans().length >= 4", 2_000);
     const root = one("bridge-request");
     const clientSpan = one("test.v1.Test/Echo", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Echo", SpanKind.SERVER);
@@ -189,7 +171,7 @@ describe("with the SDK registered", () => {
   it("a caller's error: client span fails with the code, server span keeps UNSET, logged at debug", async () => {
     const err = await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }));
     expect(err.code).toBe(Code.NOT_FOUND);
-    await until(() => sdk.spans().length >= 2 && log.lines.length > 0);
+    await until(() => sdk.spans().length >= 2 && log.lines.length > 0, "sdk.spans().length >= 2 && log.lines.length > 0", 2_000);
     const clientSpan = one("test.v1.Test/Fail", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
     expect(clientSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "no such order" });
@@ -203,7 +185,7 @@ describe("with the SDK registered", () => {
   it("a failing handler: server span ERROR with the exception, logged once at error with method and trace id", async () => {
     const err = await statusOf(client.unary(M.fail, { text: "database exploded" }));
     expect(err.code).toBe(Code.UNKNOWN);
-    await until(() => sdk.spans().length >= 2 && log.lines.length > 0);
+    await until(() => sdk.spans().length >= 2 && log.lines.length > 0, "sdk.spans().length >= 2 && log.lines.length > 0", 2_000);
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
     expect(serverSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "database exploded" });
     expect(serverSpan.attributes).toMatchObject({ "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" });
@@ -229,7 +211,7 @@ describe("with the SDK registered", () => {
     expect((await collect(client.bidiStream(M.chat, fromArray<Req>([{ text: "a" }, { text: "b" }])))).map((r) => r.text)).toEqual(["re: a", "re: b"]);
     const failed = await statusOf(collect(client.serverStream(M.failStream, { n: 2 })));
     expect(failed.code).toBe(Code.RESOURCE_EXHAUSTED);
-    await until(() => sdk.spans().length >= 8);
+    await until(() => sdk.spans().length >= 8, "sdk.spans().length >= 8", 2_000);
     for (const name of ["Count", "Sum", "Chat"]) {
       const c = one(`test.v1.Test/${name}`, SpanKind.CLIENT);
       const s = one(`test.v1.Test/${name}`, SpanKind.SERVER);
@@ -256,7 +238,7 @@ describe("with the SDK registered", () => {
     const localClient = new GrpcTransport(`127.0.0.1:${localPort}`);
     try {
       expect(await collect(localClient.serverStream(M.count, { n: 2 }))).toHaveLength(2);
-      await until(() => sdk.spans().length >= 4);
+      await until(() => sdk.spans().length >= 4, "sdk.spans().length >= 4", 2_000);
       const serverSpan = one("test.v1.Test/Count", SpanKind.SERVER);
       for (const name of ["item-0", "item-1"]) expect(one(name).parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
     } finally {
@@ -269,7 +251,7 @@ describe("with the SDK registered", () => {
     for (let i = 0; i < 3; i++) await client.unary(M.echo, { text: String(i) });
     await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND }));
     await statusOf(client.unary(M.fail, { code: Code.INTERNAL }));
-    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5);
+    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5, "sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5", 2_000);
     const m = await sdk.metrics();
     const clientDuration = m.get("rpc.client.call.duration");
     const serverDuration = m.get("rpc.server.call.duration");
@@ -298,7 +280,7 @@ describe("with the SDK registered", () => {
     const localClient = new GrpcTransport(`127.0.0.1:${localPort}`);
     try {
       await statusOf(localClient.unary(M.fail, { code: Code.UNAVAILABLE, text: "downstream down" }));
-      await until(() => chunks.length > 0);
+      await until(() => chunks.length > 0, "chunks.length > 0", 2_000);
       const record = JSON.parse(chunks[0]!) as Record<string, unknown>;
       const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
       expect(record).toMatchObject({ level: 40, method: "/test.v1.Test/Fail", code: "UNAVAILABLE", trace_id: serverSpan.spanContext().traceId });
@@ -320,7 +302,7 @@ describe("with the SDK registered", () => {
     }) as typeof process.stderr.write;
     try {
       await statusOf(localClient.unary(M.fail, { text: "to stderr" }));
-      await until(() => written.includes("\n"));
+      await until(() => written.includes("\n"), "written.includes(\"\\n\")", 2_000);
     } finally {
       process.stderr.write = original;
       localClient.close();

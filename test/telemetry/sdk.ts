@@ -5,6 +5,7 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { createJsonLogger, type Logger } from "@grabbit/runtime";
 
 /** A pull reader: collect() whenever the test wants the current values. */
 class TestReader extends MetricReader {
@@ -72,4 +73,16 @@ export function sum(metric: MetricData | undefined, match: Record<string, unknow
 /** The number of values a histogram recorded for points matching `match`. */
 export function count(metric: MetricData | undefined, match: Record<string, unknown> = {}): number {
   return points<Histogram>(metric, match).reduce((total, p) => total + p.value.count, 0);
+}
+
+/** A logger whose JSON lines the test reads back. */
+export interface CapturedLogs {
+  lines: string[];
+  logger: Logger;
+  records(): Record<string, unknown>[];
+}
+
+export function capturedLogs(): CapturedLogs {
+  const out: string[] = [];
+  return { lines: out, logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }), records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
