@@ -2,15 +2,13 @@
 // 0 nothing breaking, 100 breaking changes, 1 bad usage or input (always with a sentence saying why).
 // Every command's flags go through one parser (args.ts); the check itself is `checkBreaking`, a function
 // that `grabbit release` calls too.
-import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { parseCommand, type CommandSpec } from "./args.js";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages, type Report } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
-import { InputError, buildImage, parseImage, pathMapper, type Image } from "./images.js";
+import { InputError, buildImage, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
 const USAGE = `Usage: grabbit <command> [options]
@@ -230,39 +228,10 @@ function localDir(input: string, cwd: string): string | undefined {
   }
 }
 
-function bufBin(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const candidate = join(dir, "node_modules", ".bin", "buf");
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return "buf";
-}
-
 /** `buf build` with what buf breaking passes on to its builds: --config, --path and --exclude-path. */
-function bufBuild(input: string, cwd: string, o: { config?: string; paths: string[]; excludePaths: string[] }): Promise<Image> {
-  const args = ["build", input, "-o", "-#format=binpb", ...o.paths.flatMap((p) => ["--path", p]), ...o.excludePaths.flatMap((p) => ["--exclude-path", p])];
-  if (o.config !== undefined) args.push("--config", o.config);
-  return new Promise((done, fail) => {
-    const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => fail(new InputError(`cannot run buf (${e.message}); install @bufbuild/buf`)));
-    child.on("close", (code) => {
-      if (code !== 0) {
-        const msg = Buffer.concat(err).toString("utf8").trim().replace(/^Failure: /, "");
-        return fail(new InputError(`cannot build "${input}": ${msg || `buf exited with status ${code}`}`));
-      }
-      try {
-        done({ input, files: parseImage(Buffer.concat(out)), externalPath: pathMapper(input, cwd) });
-      } catch (e) {
-        fail(e);
-      }
-    });
-  });
+async function bufBuild(input: string, cwd: string, o: { config?: string; paths: string[]; excludePaths: string[] }): Promise<Image> {
+  const bytes = await runBufBuild(input, cwd, o.config, o.paths, o.excludePaths);
+  return { input, files: parseImage(bytes), externalPath: pathMapper(input, cwd) };
 }
 
 /** A --config value: a file (a directory stands for its buf.yaml, as for an input) or the data itself. */

@@ -56,9 +56,9 @@ function bufBin(): string {
   return existsSync(local) ? local : "buf";
 }
 
-/** Runs `buf build <input> -o -` and returns the binary image. */
-export function runBufBuild(input: string, cwd: string, config?: string, paths?: string[]): Promise<Uint8Array> {
-  const args = ["build", input, "-o", "-#format=binpb", ...(paths ?? []).flatMap((p) => ["--path", p])];
+/** Runs `buf build <input> -o -` (with buf's --config, --path and --exclude-path) and returns the binary image. */
+export function runBufBuild(input: string, cwd: string, config?: string, paths?: string[], excludePaths?: string[]): Promise<Uint8Array> {
+  const args = ["build", input, "-o", "-#format=binpb", ...(paths ?? []).flatMap((p) => ["--path", p]), ...(excludePaths ?? []).flatMap((p) => ["--exclude-path", p])];
   if (config !== undefined) args.push("--config", config);
   return new Promise((resolvePromise, reject) => {
     const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
