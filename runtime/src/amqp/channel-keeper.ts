@@ -76,11 +76,6 @@ export class ChannelKeeper<C extends Channel = Channel> {
     return this.channel;
   }
 
-  /** The session of the current channel. */
-  get session(): AmqpSession | undefined {
-    return this.channel ? this.channelSession : undefined;
-  }
-
   /**
    * Opens the channel on every session from now on, and on the current one now. Failed setups are
    * reported (onError) and retried with backoff: for channels that must come back whatever happens

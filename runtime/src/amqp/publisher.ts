@@ -92,8 +92,6 @@ interface Entry {
   /** Times the broker nacked a copy; the last reason. */
   nacks: number;
   lastNack: string | undefined;
-  /** When the current copy was written (for stall detection). */
-  sentAt: number;
 }
 
 const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
@@ -241,7 +239,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         channelErrors: 0,
         nacks: 0,
         lastNack: undefined,
-        sentAt: 0,
       };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         entry.deadline = Date.now() + timeoutMs;
@@ -306,7 +303,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue;
       }
       entry.channel = ch;
-      entry.sentAt = Date.now();
       this.inFlight.add(entry);
       this.stats.published++;
       if (!ok) {

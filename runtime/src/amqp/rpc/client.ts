@@ -115,7 +115,6 @@ class Pending {
   confirmed = false;
   /** When the first copy went out (re-sends keep it). */
   firstSentAt = 0;
-  nacks = 0;
 
   constructor(
     readonly id: string,
@@ -468,7 +467,6 @@ export class AmqpRpcTransport implements Transport {
     // Nacked: the broker did not take the request, so sending it again cannot run it twice. The
     // channel may go on nacking (a quorum queue client stuck on a dead leader): retire it.
     this.stats.nacked++;
-    call.nacks++;
     this.detach(call);
     this.resend.push(call);
     if (this.link === link) this.retire(link, `the broker nacked a request (${err.message})`);
