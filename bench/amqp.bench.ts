@@ -11,7 +11,7 @@ import { type Order, orderType } from "../test/support/messages.js";
 import type { EventDesc } from "../runtime/src/index.js";
 import { renderRoutingKey } from "../runtime/src/routing.js";
 import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
-import { figure, type Figure } from "./figure.js";
+import { figure, median, publishSliding, type Figure } from "./figure.js";
 
 type TickMsg = Order;
 const Tick = orderType("bench.v1.Tick");
@@ -41,11 +41,6 @@ function log(what: string, rate: number, n: number): number {
 }
 function mark(): void {
   cpuMark = process.cpuUsage();
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 function tick(i: number): TickMsg {
@@ -109,19 +104,7 @@ function rawPublishSliding(ch: ConfirmChannel, n: number): Promise<number> {
 
 /** Typed, as an application that keeps at most WINDOW publishes outstanding would write it. */
 function typedPublishSliding(pub: EventPublisher<TickMsg>, n: number): Promise<number> {
-  const start = performance.now();
-  return new Promise<number>((resolve, reject) => {
-    let sent = 0;
-    let confirmed = 0;
-    const onConfirm = () => {
-      if (++confirmed === n) resolve(n / ((performance.now() - start) / 1000));
-      else pump();
-    };
-    const pump = () => {
-      while (sent < n && sent - confirmed < WINDOW) pub.publish(tick(sent++)).then(onConfirm, reject);
-    };
-    pump();
-  });
+  return publishSliding(n, WINDOW, (i) => pub.publish(tick(i)));
 }
 
 /** Typed, naively: every publish at once, the publisher's own window doing the pacing. */

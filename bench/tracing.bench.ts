@@ -22,7 +22,7 @@ import type { EventDesc, ServiceDesc } from "../runtime/src/index.js";
 import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, declareConsumerQueues, serveAmqp } from "../runtime/src/amqp/index.js";
 import { GrpcTransport } from "../runtime/src/grpc/index.js";
 import { type Order, orderType } from "../test/support/messages.js";
-import { figure, type Figure } from "./figure.js";
+import { figure, median, publishSliding, type Figure } from "./figure.js";
 import { BenchEcho, benchEchoHandlers, benchRequest, startGrpcBenchServer, unaryThroughput } from "./grpc.bench.js";
 
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://127.0.0.1";
@@ -52,25 +52,8 @@ class DroppingMetricExporter implements PushMetricExporter {
 
 type State = "off" | "on";
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-function publishSliding(pub: EventPublisher<Order>, n: number): Promise<number> {
-  const start = performance.now();
-  return new Promise<number>((resolve, reject) => {
-    let sent = 0;
-    let confirmed = 0;
-    const onConfirm = () => {
-      if (++confirmed === n) resolve(n / ((performance.now() - start) / 1000));
-      else pump();
-    };
-    const pump = () => {
-      while (sent < n && sent - confirmed < WINDOW) pub.publish({ id: `t-${sent}`, region: "eu", amount: sent++ }).then(onConfirm, reject);
-    };
-    pump();
-  });
+function publishEvents(pub: EventPublisher<Order>, n: number): Promise<number> {
+  return publishSliding(n, WINDOW, (i) => pub.publish({ id: `t-${i}`, region: "eu", amount: i }));
 }
 
 export async function run({ quick }: { quick: boolean }): Promise<Record<string, Figure>> {
@@ -126,7 +109,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     await admin.bindQueue(queue, exchange, "tick.*");
 
     const consume = async (n: number): Promise<number> => {
-      await publishSliding(pub, n); // the fill, in the same state, outside the timing
+      await publishEvents(pub, n); // the fill, in the same state, outside the timing
       let count = 0;
       let done!: () => void;
       const finished = new Promise<void>((r) => (done = r));
@@ -143,7 +126,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     };
     const workloads: Record<string, (state: State) => Promise<number>> = {
       publish_confirmed: async () => {
-        const rate = await publishSliding(pub, nPub);
+        const rate = await publishEvents(pub, nPub);
         await admin.purgeQueue(queue);
         return rate;
       },
@@ -155,7 +138,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     // Warm up both states alike (JIT, channels, connections, the SDK's first spans).
     for (const state of ["off", "on"] as State[]) {
       setState(state);
-      await publishSliding(pub, 1000);
+      await publishEvents(pub, 1000);
       await admin.purgeQueue(queue);
       await unaryThroughput(() => rpcClient.unary(echo.methods.echo!, request), 64, 200);
       await unaryThroughput(() => grpcClient.unary(BenchEcho.methods.echo, request), 64, 200);
