@@ -12,7 +12,18 @@ export interface HandlerContext {
   readonly deadline: number | undefined;
   /** Aborted when the caller cancels, the deadline passes or the server shuts down. */
   readonly signal: AbortSignal;
-  /** Metadata sent back with the response (gRPC trailers, AMQP reply headers). */
+  /**
+   * Response headers (gRPC initial metadata; over RabbitMQ the stream's `headers` frame, or the
+   * unary reply's headers). Set them before the first response message: they go out with it, or
+   * earlier through sendHeaders(). Changes after they were sent are ignored.
+   */
+  readonly responseHeaders: Metadata;
+  /**
+   * Sends the response headers now (`metadata` merged over responseHeaders), before any message.
+   * Once only: a second call, or a call after the first message, throws FAILED_PRECONDITION.
+   */
+  sendHeaders(metadata?: Metadata): void;
+  /** Trailers: metadata sent with the call's final status (gRPC trailers, AMQP reply or `end` frame headers). */
   readonly responseMetadata: Metadata;
   /** Who called: a gRPC peer address, or the AMQP connection's user_id when the broker vouched for it. */
   readonly peer: string | undefined;
@@ -30,6 +41,15 @@ export interface CallOptions {
   metadata?: Metadata;
   /** Called with the response metadata (gRPC trailers merged over headers, AMQP reply headers). */
   onResponseMetadata?: (metadata: Metadata) => void;
+  /** Called once with the response headers, when they arrive (before the first message). */
+  onHeaders?: (metadata: Metadata) => void;
+  /** Called once with the trailers, when the call ends (with or without an error). */
+  onTrailers?: (metadata: Metadata) => void;
+  /**
+   * Inside a handler, outgoing calls and publishes inherit the served call's deadline, cancellation,
+   * `authorization` and trace headers (see call-context.ts). `false` starts afresh.
+   */
+  inherit?: boolean;
 }
 
 /** The absolute deadline of a call, or undefined when it has none. */

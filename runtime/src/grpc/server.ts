@@ -382,6 +382,10 @@ class GrpcHandlerContext implements HandlerContext {
   readonly transport = "grpc" as const;
   readonly deadline: number | undefined;
   readonly responseMetadata: Metadata = {};
+  readonly responseHeaders: Metadata = {};
+  sendHeaders(): void {
+    throw new StatusError(Code.UNIMPLEMENTED, "sendHeaders is not wired to gRPC yet");
+  }
   // Made on first use: many handlers never look at request metadata or values.
   private metadataCache: Metadata | undefined;
   private valuesCache: Map<string | symbol, unknown> | undefined;

@@ -449,6 +449,10 @@ export class AmqpRpcServer {
         return controller.signal;
       },
       responseMetadata: {},
+      responseHeaders: {},
+      sendHeaders() {
+        throw new StatusError(Code.UNIMPLEMENTED, "sendHeaders is not wired to RabbitMQ yet");
+      },
       peer,
       get values() {
         values ??= new Map();
