@@ -36,7 +36,31 @@ import {
 } from "../../telemetry/semconv.js";
 import type { Logger } from "../../telemetry/logger.js";
 import { activeSpan } from "../telemetry.js";
-import { DIRECT_REPLY_TO, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_TIMEOUT, readDetails, readStatus, readText } from "./wire.js";
+import { inheritCallOptions } from "../../call-context.js";
+import type { Metadata } from "../../metadata.js";
+import { StreamEnd, type StreamRoute } from "./stream.js";
+import {
+  CANCEL_EXCHANGE,
+  DEFAULT_KEEPALIVE_MS,
+  DEFAULT_STREAM_WINDOW,
+  DIRECT_REPLY_TO,
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_FRAME,
+  HEADER_KEEPALIVE,
+  MAX_KEEPALIVE_MS,
+  MAX_TIMEOUT_MS,
+  MIN_KEEPALIVE_MS,
+  HEADER_MESSAGE,
+  HEADER_METHOD,
+  HEADER_STATUS,
+  HEADER_TIMEOUT,
+  readCount,
+  readDetails,
+  readFrame,
+  readStatus,
+  readText,
+} from "./wire.js";
 
 /** The highest status code gRPC defines (UNAUTHENTICATED). */
 const MAX_CODE = Code.UNAUTHENTICATED;
@@ -87,6 +111,13 @@ export interface AmqpRpcTransportOptions {
   stallTimeoutMs?: number;
   /** Where replaced channels and re-sent requests are logged (warn). Default: the connection's logger. */
   logger?: Logger;
+  /**
+   * Streams: each side speaks at least this often (a ping when idle), and a server silent for three
+   * of these fails the stream UNAVAILABLE. Sent in the open; the server uses the same. Default 1 000 ms.
+   */
+  keepaliveMs?: number;
+  /** Streams: response messages held here before the server must wait for credit. Default 64. */
+  streamWindow?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -103,6 +134,10 @@ interface Link {
   readonly calls: Set<Pending>;
   /** Resolved when a retired link has no calls left. */
   drained: (() => void) | undefined;
+  /** This channel's inbox for stream frames, declared with the first stream. */
+  inbox: Promise<string> | undefined;
+  /** The cancel exchange is declared (true), or could not be (false). */
+  cancelExchange: Promise<boolean> | undefined;
 }
 
 /** One call waiting for its reply. */
@@ -160,6 +195,10 @@ export class AmqpRpcTransport implements Transport {
    */
   private readonly tracedChains = new Map<string, CallNext>();
   private readonly pending = new Map<string, Pending>();
+  /** Streams open on this transport, by correlation id. */
+  private readonly streams = new Map<string, ClientStream>();
+  private readonly keepaliveMs: number;
+  private readonly streamWindow: number;
   private readonly queues = new WeakMap<MethodDesc, string>();
   private readonly queuesByPath = new Map<string, string>();
   private readonly untrack: () => void;
@@ -191,6 +230,8 @@ export class AmqpRpcTransport implements Transport {
     this.logger = options.logger ?? connection.logger;
     for (const service of options.services ?? []) this.register(service);
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
+    this.keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS));
+    this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
     this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.pending.size > 0);
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "RPC client",
@@ -226,8 +267,9 @@ export class AmqpRpcTransport implements Transport {
     return this;
   }
 
-  async unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
-    if (method.kind !== "unary") throw streamingError(method);
+  async unary<I, O>(method: MethodDesc<I, O>, request: I, callOptions?: CallOptions): Promise<O> {
+    if (method.kind !== "unary") throw kindError(method, "unary");
+    const options = inheritCallOptions(callOptions);
     let values: Map<string | symbol, unknown> | undefined;
     const req: CallRequest = {
       method,
@@ -246,11 +288,11 @@ export class AmqpRpcTransport implements Transport {
     };
     try {
       const response = await (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
-      options?.onResponseMetadata?.(response.metadata);
+      reportReply(options, response.metadata);
       return response.message as O;
     } catch (err) {
       const status = StatusError.from(err);
-      if (fromReply.has(status)) options?.onResponseMetadata?.(status.metadata);
+      if (fromReply.has(status)) reportReply(options, status.metadata);
       throw status;
     }
   }
@@ -275,19 +317,67 @@ export class AmqpRpcTransport implements Transport {
     return chain;
   }
 
-  serverStream<I, O>(method: MethodDesc<I, O>, _request?: I, _options?: CallOptions): AsyncIterable<O> {
-    const err = streamingError(method);
+  serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
+    if (method.kind !== "server_streaming") return failing(kindError(method, "server_streaming"));
+    return this.responses(method, { message: request }, options) as AsyncIterable<O>;
+  }
+
+  async clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callOptions?: CallOptions): Promise<O> {
+    if (method.kind !== "client_streaming") throw kindError(method, "client_streaming");
+    const options = inheritCallOptions(callOptions);
+    const response = await this.openStream(method, { messages: requests }, options);
+    return response.message as O;
+  }
+
+  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
+    if (method.kind !== "bidi_streaming") return failing(kindError(method, "bidi_streaming"));
+    return this.responses(method, { messages: requests }, options) as AsyncIterable<O>;
+  }
+
+  /** A server or bidi stream's responses; the call opens on the first next(). */
+  private responses(method: MethodDesc, input: { message?: unknown; messages?: AsyncIterable<unknown> }, callOptions: CallOptions | undefined): AsyncIterable<unknown> {
+    // Taken now, while the caller's call context (if any) is the current one.
+    const options = inheritCallOptions(callOptions);
     return {
-      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }),
+      [Symbol.asyncIterator]: () => {
+        let iterator: AsyncIterator<unknown> | undefined;
+        let opening: Promise<AsyncIterator<unknown>> | undefined;
+        const open = () =>
+          (opening ??= this.openStream(method, input, options).then((response) => {
+            iterator = response.messages![Symbol.asyncIterator]();
+            return iterator;
+          }));
+        return {
+          next: async () => (iterator ?? (await open())).next(),
+          return: async () => {
+            if (iterator === undefined && opening === undefined) return { value: undefined, done: true };
+            const it = iterator ?? (await open().catch(() => undefined));
+            return (await it?.return?.()) ?? { value: undefined, done: true };
+          },
+        };
+      },
     };
   }
 
-  clientStream<I, O>(method: MethodDesc<I, O>, _requests?: AsyncIterable<I>, _options?: CallOptions): Promise<O> {
-    return Promise.reject(streamingError(method));
-  }
-
-  bidiStream<I, O>(method: MethodDesc<I, O>, _requests?: AsyncIterable<I>, _options?: CallOptions): AsyncIterable<O> {
-    return this.serverStream(method);
+  /** Runs a stream call through the interceptors (telemetry outermost while a provider is registered). */
+  private openStream(method: MethodDesc, input: { message?: unknown; messages?: AsyncIterable<unknown> }, options: CallOptions | undefined): Promise<CallResponse> {
+    let values: Map<string | symbol, unknown> | undefined;
+    const req: CallRequest & { [STREAM_OPTIONS]?: CallOptions } = {
+      method,
+      transport: "amqp",
+      side: "client",
+      metadata: normalizeMetadata(options?.metadata),
+      deadline: resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
+      signal: options?.signal ?? NEVER,
+      ...input,
+      get values() {
+        values ??= new Map();
+        return values;
+      },
+      peer: undefined,
+      [STREAM_OPTIONS]: options,
+    };
+    return (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
   }
 
   /** Number of calls waiting for a reply. */
@@ -301,6 +391,7 @@ export class AmqpRpcTransport implements Transport {
     this.untrack();
     this.stalls.stop();
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
+    for (const stream of [...this.streams.values()]) stream.fail(new StatusError(Code.CANCELLED, "the RPC transport was closed"), true);
     this.wake();
     this.link = undefined;
     await this.keeper.close();
@@ -310,6 +401,7 @@ export class AmqpRpcTransport implements Transport {
 
   /** The innermost step of the interceptor chain: publish the request and wait for its reply. */
   private readonly send = (req: CallRequest): Promise<CallResponse> => {
+    if (req.method.kind !== "unary") return this.stream(req);
     const link = this.link;
     if (link !== undefined && link.alive && link.drain === undefined && !this.closed && !req.signal.aborted) {
       return this.publish(link, req);
@@ -318,13 +410,18 @@ export class AmqpRpcTransport implements Transport {
   };
 
   private async sendWhenReady(req: CallRequest): Promise<CallResponse> {
+    return this.publish(await this.readyLink(req), req);
+  }
+
+  /** The link to send on once it is up and not full; fails on the call's deadline or cancellation, or when it cannot come. */
+  private async readyLink(req: CallRequest): Promise<Link> {
     for (;;) {
       if (this.closed) throw new StatusError(Code.UNAVAILABLE, "the RPC transport is closed");
       if (req.signal.aborted) throw cancelled(req.signal);
       if (req.deadline !== undefined && req.deadline <= Date.now()) throw deadlineError(req.method);
       const link = this.link;
       if (link?.alive) {
-        if (link.drain === undefined) return this.publish(link, req);
+        if (link.drain === undefined) return link;
         await this.waitFor(link.drain, req);
         continue;
       }
@@ -431,7 +528,12 @@ export class AmqpRpcTransport implements Transport {
           this.settle(id, cancelled(req.signal));
           return;
         }
-        call.onAbort = () => this.settle(id, cancelled(req.signal));
+        call.onAbort = () => {
+          const err = cancelled(req.signal);
+          // The server that took the request (whichever it is) hears it through the cancel exchange.
+          if (this.pending.has(id)) this.broadcastCancel(call.link ?? this.link, call.queue, id, err.rawMessage);
+          this.settle(id, err);
+        };
         req.signal.addEventListener("abort", call.onAbort, { once: true });
       }
     });
@@ -562,6 +664,106 @@ export class AmqpRpcTransport implements Transport {
     return queue;
   }
 
+  // ---- streams -------------------------------------------------------------------------------
+
+  /** The innermost step for a streaming call: open it on a ready link and hand back its responses. */
+  private async stream(req: CallRequest): Promise<CallResponse> {
+    const link = await this.readyLink(req);
+    let inbox: string;
+    try {
+      inbox = await this.inboxOf(link);
+    } catch (err) {
+      throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: cannot open a stream: the client's inbox could not be declared (${messageOf(err)})`, { cause: err });
+    }
+    if (!link.alive) throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: the channel to RabbitMQ was lost while the stream was opening`);
+    const options = (req as CallRequest & { [STREAM_OPTIONS]?: CallOptions })[STREAM_OPTIONS];
+    const stream = new ClientStream(this.streamHost, link, req, this.queueOf(req.method), inbox, options, this.keepaliveMs, this.streamWindow, this.maxMessageBytes);
+    this.streams.set(stream.id, stream);
+    stream.open(this.userId);
+    return stream.response();
+  }
+
+  /** What a ClientStream needs of the transport. */
+  private readonly streamHost: StreamHost = {
+    forget: (stream) => {
+      if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    },
+    broadcastCancel: (link, queue, id, reason) => this.broadcastCancel(link, queue, id, reason),
+    drained: (link) => {
+      this.awaitDrain(link);
+      return link.drain ?? Promise.resolve();
+    },
+  };
+
+  /**
+   * The link's inbox: a private queue, exclusive to our connection and deleted with its consumer
+   * (so with the channel), that the servers of our streams send their frames to. Declared on a
+   * scratch channel, so that a refusal fails streams only, not the link the unary calls share.
+   */
+  private inboxOf(link: Link): Promise<string> {
+    link.inbox ??= (async () => {
+      const scratch = await link.session.createChannel();
+      let queue: string;
+      try {
+        ({ queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } }));
+      } finally {
+        await scratch.close().catch(() => {});
+      }
+      await link.channel.consume(queue, this.onFrame, { noAck: true });
+      return queue;
+    })();
+    link.inbox.catch(() => {
+      link.inbox = undefined; // the next stream tries again
+    });
+    return link.inbox;
+  }
+
+  private readonly onFrame = (msg: ConsumeMessage | null): void => {
+    if (msg === null) return;
+    const id = msg.properties.correlationId as string | undefined;
+    const stream = id === undefined ? undefined : this.streams.get(id);
+    const headers = msg.properties.headers as Record<string, unknown> | undefined;
+    const kind = readFrame(headers);
+    if (stream !== undefined) {
+      if (kind !== undefined) stream.frame(kind, msg);
+      return;
+    }
+    // A server accepted a stream we have given up on: tell it, so that it does not work for nobody.
+    if (kind === FRAME.ready && id !== undefined && typeof msg.properties.replyTo === "string") {
+      const link = this.link;
+      if (link?.alive) sendCancel(link.channel, msg.properties.replyTo, id, "the call was over before the server accepted it");
+    }
+  };
+
+  /**
+   * Tells every server of `queue` that call `id` is cancelled (the one serving it aborts its
+   * handler; the others remember it, in case the request is still queued). Best effort: the
+   * exchange is declared once per channel, on a scratch channel, and a failure is logged once.
+   */
+  private broadcastCancel(link: Link | undefined, queue: string, id: string, reason: string): void {
+    if (link === undefined || !link.alive) return;
+    link.cancelExchange ??= (async () => {
+      const scratch = await link.session.createChannel();
+      try {
+        await scratch.assertExchange(CANCEL_EXCHANGE, "direct", { durable: true });
+        return true;
+      } finally {
+        await scratch.close().catch(() => {});
+      }
+    })().catch((err: unknown) => {
+      this.warn({ err: err instanceof Error ? err : new Error(String(err)) }, `cancellations cannot reach AMQP servers: exchange "${CANCEL_EXCHANGE}" could not be declared (${messageOf(err)})`);
+      return false;
+    });
+    void link.cancelExchange.then((ok) => {
+      if (!ok || !link.alive) return;
+      try {
+        link.channel.publish(CANCEL_EXCHANGE, queue, EMPTY, { correlationId: id, headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason } });
+      } catch {
+        // The channel closed: the server's deadline still ends the call.
+      }
+    });
+  }
+
   // ---- replies -------------------------------------------------------------------------------
 
   private readonly onReply = (msg: ConsumeMessage | null): void => {
@@ -576,23 +778,8 @@ export class AmqpRpcTransport implements Transport {
     call.dispose();
     const headers = msg.properties.headers as Record<string, unknown> | undefined;
     const metadata = headersToMetadata(headers);
-    const code = readStatus(headers);
-    if (code === undefined) {
-      const raw = headers?.[HEADER_STATUS];
-      const what = raw === undefined ? "has no rpc-status header" : `has an rpc-status that is not a status code (${describe(raw)})`;
-      call.reject(new StatusError(Code.INTERNAL, `the reply to ${call.method.path} ${what}`, { metadata }));
-      return;
-    }
-    if (code > MAX_CODE) {
-      // As gRPC does with codes it does not know: UNKNOWN, keeping the number in the text.
-      const err = new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${readText(headers, HEADER_MESSAGE) ?? ""}`, { metadata, details: readDetails(headers) });
-      fromReply.add(err);
-      call.reject(err);
-      return;
-    }
-    if (code !== Code.OK) {
-      const err = new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata, details: readDetails(headers) });
-      fromReply.add(err);
+    const err = replyError(headers, call.method, metadata);
+    if (err !== undefined) {
       call.reject(err);
       return;
     }
@@ -614,6 +801,11 @@ export class AmqpRpcTransport implements Transport {
   private readonly onReturn = (msg: Message): void => {
     const id = msg.properties.correlationId as string | undefined;
     if (id === undefined) return;
+    const stream = this.streams.get(id);
+    if (stream !== undefined) {
+      stream.returned(msg);
+      return;
+    }
     const call = this.pending.get(id);
     if (!call) return;
     this.settle(
@@ -635,7 +827,7 @@ export class AmqpRpcTransport implements Transport {
 
   private adoptLink(channel: ConfirmChannel, session: AmqpSession): void {
     if (this.closed) return;
-    const link: Link = { session, channel, alive: true, drain: undefined, calls: new Set(), drained: undefined };
+    const link: Link = { session, channel, alive: true, drain: undefined, calls: new Set(), drained: undefined, inbox: undefined, cancelExchange: undefined };
     channel.on("return", this.onReturn);
     this.links.set(channel, link);
     this.link = link;
@@ -659,6 +851,9 @@ export class AmqpRpcTransport implements Transport {
       if (call.method.idempotent && !this.closed) this.resend.push(call);
       else this.settle(call.id, new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
     }
+    for (const stream of [...this.streams.values()]) {
+      if (stream.link === link) stream.fail(new StatusError(Code.UNAVAILABLE, `${stream.method.path}: the channel to RabbitMQ carrying the stream was lost`), false);
+    }
     this.wake();
   }
 
@@ -674,10 +869,6 @@ export class AmqpRpcTransport implements Transport {
     this.changeWaiters.clear();
     for (const w of waiters) w();
   }
-}
-
-function streamingError(method: MethodDesc): StatusError {
-  return new StatusError(Code.UNIMPLEMENTED, `${method.path}: streaming is not supported over RabbitMQ (only unary methods are)`);
 }
 
 function deadlineError(method: MethodDesc): StatusError {
@@ -704,4 +895,321 @@ function serviceOfPath(path: string): string {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+// ---- streams --------------------------------------------------------------------------------------
+
+/** Where a stream call finds its options (callbacks) behind the interceptors. */
+const STREAM_OPTIONS = Symbol("grabbit.amqp.streamOptions");
+const EMPTY: Buffer = Buffer.alloc(0);
+
+interface StreamHost {
+  forget(stream: ClientStream): void;
+  broadcastCancel(link: Link, queue: string, id: string, reason: string): void;
+  drained(link: Link): Promise<void>;
+}
+
+/**
+ * One streaming call on the client: opened on the request queue, then frames with the server that
+ * took it (its inbox comes in `ready`). Our requests go out under the server's credit, its
+ * responses come in under ours. Ends with the server's `end`, or here: deadline, cancellation, the
+ * server's silence, its inbox vanishing, the channel lost. Ending here tells the server (`cancel`).
+ */
+class ClientStream {
+  readonly id = randomUUID();
+  readonly method: MethodDesc;
+  private readonly end: StreamEnd;
+  private serverInbox: string | undefined;
+  private over = false;
+  private timer: NodeJS.Timeout | undefined;
+  private onAbort: (() => void) | undefined;
+  /** Headers, then trailers over them: what CallResponse.metadata shows. */
+  private readonly metadata: Metadata = {};
+  private headersReported = false;
+  private requests: AsyncIterator<unknown> | undefined;
+  private readonly signal: AbortSignal;
+
+  constructor(
+    private readonly host: StreamHost,
+    readonly link: Link,
+    private readonly req: CallRequest,
+    private readonly queue: string,
+    private readonly inbox: string,
+    private readonly options: CallOptions | undefined,
+    private readonly keepaliveMs: number,
+    window: number,
+    private readonly maxMessageBytes: number,
+  ) {
+    const method = req.method;
+    this.method = method;
+    this.signal = req.signal;
+    const sendsMessages = method.kind === "client_streaming" || method.kind === "bidi_streaming";
+    this.end = new StreamEnd({
+      path: method.path,
+      side: "client",
+      keepaliveMs,
+      // A client stream's single response needs one message of credit.
+      window: method.kind === "client_streaming" ? 1 : window,
+      maxMessageBytes,
+      decode: (body) => method.output.decode(body),
+      encode: (message) => {
+        const bytes = method.input.encode(message);
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      },
+      outputType: method.input.typeName,
+      decodeCode: Code.INTERNAL,
+      onBroken: (err) => this.fail(err, true),
+    });
+    this.end.inbound.onReturn = () => this.fail(new StatusError(Code.CANCELLED, `${method.path}: the caller stopped reading the stream`), true);
+    if (sendsMessages && req.messages === undefined) {
+      this.fail(new StatusError(Code.INTERNAL, `${method.path}: an interceptor dropped the request stream`), false);
+    }
+  }
+
+  /** Publishes the open to the request queue; the deadline and the caller's signal start counting. */
+  open(userId: string | undefined): void {
+    if (this.over) return;
+    const req = this.req;
+    const method = this.method;
+    let timeoutMs: number | undefined;
+    if (req.deadline !== undefined) {
+      timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.ceil(req.deadline - Date.now()));
+      if (timeoutMs <= 0) return this.fail(deadlineError(method), false);
+      // No cancel on the deadline: the server times the same deadline (from the open's rpc-timeout-ms)
+      // and ends its side DEADLINE_EXCEEDED by itself.
+      this.timer = setTimeout(() => this.fail(deadlineError(method), false), timeoutMs);
+    }
+    if (this.signal !== NEVER) {
+      if (this.signal.aborted) return this.fail(cancelled(this.signal), false);
+      this.onAbort = () => this.fail(cancelled(this.signal), true);
+      this.signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+    let body: Buffer = EMPTY;
+    if (method.kind === "server_streaming") {
+      try {
+        const bytes = method.input.encode(req.message);
+        body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      } catch (err) {
+        return this.fail(new StatusError(Code.INTERNAL, `could not encode the ${method.input.typeName} request: ${messageOf(err)}`, { cause: err }), false);
+      }
+      if (body.length > this.maxMessageBytes) {
+        return this.fail(new StatusError(Code.RESOURCE_EXHAUSTED, `${method.path}: the request is ${body.length} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`), false);
+      }
+    }
+    const headers = metadataToHeaders(req.metadata);
+    headers[HEADER_METHOD] = method.path;
+    headers[HEADER_FRAME] = FRAME.open;
+    headers[HEADER_CREDIT] = this.end.window;
+    headers[HEADER_KEEPALIVE] = this.keepaliveMs;
+    if (timeoutMs !== undefined) headers[HEADER_TIMEOUT] = timeoutMs;
+    const span = activeSpan();
+    if (span !== undefined && span.isRecording()) {
+      span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, this.id);
+      span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, this.id);
+    }
+    const props: Options.Publish = {
+      correlationId: this.id,
+      messageId: this.id,
+      replyTo: this.inbox,
+      contentType: CONTENT_TYPE_PROTOBUF,
+      type: method.kind === "server_streaming" ? method.input.typeName : undefined,
+      headers,
+      mandatory: true,
+      ...(userId !== undefined ? { userId } : {}),
+      ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
+    };
+    try {
+      this.link.channel.publish("", this.queue, body, props, (err) => {
+        if (err !== null && err.message !== "channel closed") {
+          this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: the broker did not take the stream's open (${err.message})`), false);
+        }
+      });
+    } catch (err) {
+      this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: could not open the stream: ${messageOf(err)}`, { cause: err }), false);
+    }
+  }
+
+  /** What the interceptors and the caller get: the responses (server, bidi) or the one response (client streaming). */
+  async response(): Promise<CallResponse> {
+    if (this.method.kind !== "client_streaming") return { messages: this.end.inbound, metadata: this.metadata };
+    const first = await this.end.inbound.next();
+    if (first.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server ended the call without a response`);
+    const rest = await this.end.inbound.next();
+    if (!rest.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server sent more than one response to a client-streaming call`);
+    return { message: first.value, metadata: this.metadata };
+  }
+
+  /** A frame from the server, on our inbox. */
+  frame(kind: string, msg: ConsumeMessage): void {
+    const headers = msg.properties.headers as Record<string, unknown> | undefined;
+    switch (kind) {
+      case FRAME.ready:
+        this.ready(msg, headers);
+        return;
+      case FRAME.headers:
+        this.reportHeaders(headersToMetadata(headers));
+        return;
+      case FRAME.end:
+        this.ended(headers);
+        return;
+      case FRAME.message:
+        if (!this.headersReported) this.reportHeaders({});
+        break;
+    }
+    if (this.serverInbox !== undefined) this.end.receive(kind as Parameters<StreamEnd["receive"]>[0], headers, msg.content);
+  }
+
+  private ready(msg: ConsumeMessage, headers: Record<string, unknown> | undefined): void {
+    const from = msg.properties.replyTo;
+    if (typeof from !== "string" || from === "") {
+      this.fail(new StatusError(Code.INTERNAL, `${this.method.path}: the server's ready frame has no reply_to`), false);
+      return;
+    }
+    if (this.serverInbox !== undefined) {
+      // A second server took the same open (the first died before acking it): keep the first.
+      if (from !== this.serverInbox) sendCancel(this.link.channel, from, this.id, "another server already serves this stream");
+      return;
+    }
+    if (this.over) {
+      sendCancel(this.link.channel, from, this.id, "the call was over before the server accepted it");
+      return;
+    }
+    this.serverInbox = from;
+    const channel = this.link.channel;
+    const route: StreamRoute = {
+      publish: (h, body, extra) => channel.publish("", from, body, { correlationId: this.id, contentType: CONTENT_TYPE_PROTOBUF, headers: h, mandatory: true, ...extra }),
+      drained: () => this.host.drained(this.link),
+    };
+    this.end.connect(route, readCount(headers, HEADER_CREDIT) ?? 0);
+    if (this.req.messages !== undefined) void this.pump(this.req.messages);
+  }
+
+  /** Sends the caller's requests under the server's credit, then half-closes. */
+  private async pump(messages: AsyncIterable<unknown>): Promise<void> {
+    let iterator: AsyncIterator<unknown>;
+    try {
+      iterator = messages[Symbol.asyncIterator]();
+    } catch (err) {
+      this.fail(new StatusError(Code.CANCELLED, `${this.method.path}: the request stream failed: ${messageOf(err)}`, { cause: err }), true);
+      return;
+    }
+    this.requests = iterator;
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (this.over) return;
+        if (next.done) break;
+        await this.end.send(next.value);
+      }
+      if (!this.over) this.end.sendFrame(FRAME.halfClose);
+    } catch (err) {
+      if (this.over) return;
+      const status = err instanceof StatusError ? err : new StatusError(Code.CANCELLED, `${this.method.path}: the request stream failed: ${messageOf(err)}`, { cause: err });
+      this.fail(status, true);
+    }
+  }
+
+  private ended(headers: Record<string, unknown> | undefined): void {
+    if (this.over) return;
+    const metadata = headersToMetadata(headers);
+    const err = replyError(headers, this.method, metadata);
+    this.finish(metadata);
+    this.end.close(err);
+    if (err === undefined) this.stopRequests();
+  }
+
+  /** The broker returned a frame of ours: no queue took it. */
+  returned(msg: Message): void {
+    const what =
+      msg.fields.routingKey === this.queue
+        ? `no server for ${this.method.path}: queue "${this.queue}" does not exist`
+        : `${this.method.path}: the server serving the stream is gone (its inbox "${msg.fields.routingKey}" no longer exists)`;
+    this.fail(new StatusError(Code.UNAVAILABLE, what), false);
+  }
+
+  /** Ends the call here with `err`; `tell` sends the server a cancel (it may still be working). */
+  fail(err: StatusError, tell: boolean): void {
+    if (this.over) return;
+    if (tell) {
+      if (this.serverInbox !== undefined) sendCancel(this.link.channel, this.serverInbox, this.id, err.rawMessage);
+      else this.host.broadcastCancel(this.link, this.queue, this.id, err.rawMessage);
+    }
+    this.finish(undefined);
+    this.end.close(err);
+    this.stopRequests();
+  }
+
+  private finish(trailers: Metadata | undefined): void {
+    this.over = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onAbort) this.signal.removeEventListener("abort", this.onAbort);
+    this.host.forget(this);
+    if (!this.headersReported) this.reportHeaders({});
+    if (trailers !== undefined) Object.assign(this.metadata, trailers);
+    try {
+      this.options?.onTrailers?.(trailers ?? {});
+      this.options?.onResponseMetadata?.(this.metadata);
+    } catch {
+      // A callback that throws must not break the stream's end.
+    }
+  }
+
+  private reportHeaders(headers: Metadata): void {
+    if (this.headersReported) return;
+    this.headersReported = true;
+    Object.assign(this.metadata, headers);
+    try {
+      this.options?.onHeaders?.(headers);
+    } catch {
+      // as above
+    }
+  }
+
+  private stopRequests(): void {
+    const requests = this.requests;
+    this.requests = undefined;
+    void requests?.return?.()?.catch?.(() => {});
+  }
+}
+
+/** A cancel frame straight to a server's inbox (not mandatory: a server already gone is fine). */
+function sendCancel(channel: ConfirmChannel | import("amqplib").Channel, inbox: string, id: string, reason: string): void {
+  try {
+    channel.publish("", inbox, EMPTY, { correlationId: id, headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason } });
+  } catch {
+    // The channel closed: the server hears of it through our silence.
+  }
+}
+
+/** The error a reply or `end` frame carries; undefined when it says OK. */
+function replyError(headers: Record<string, unknown> | undefined, method: MethodDesc, metadata: Metadata): StatusError | undefined {
+  const code = readStatus(headers);
+  if (code === undefined) {
+    const raw = headers?.[HEADER_STATUS];
+    const what = raw === undefined ? "has no rpc-status header" : `has an rpc-status that is not a status code (${describe(raw)})`;
+    return new StatusError(Code.INTERNAL, `the reply to ${method.path} ${what}`, { metadata });
+  }
+  if (code === Code.OK) return undefined;
+  const err =
+    code > MAX_CODE
+      ? // As gRPC does with codes it does not know: UNKNOWN, keeping the number in the text.
+        new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${readText(headers, HEADER_MESSAGE) ?? ""}`, { metadata, details: readDetails(headers) })
+      : new StatusError(code, readText(headers, HEADER_MESSAGE) ?? "", { metadata, details: readDetails(headers) });
+  fromReply.add(err);
+  return err;
+}
+
+/** Over RabbitMQ a unary reply carries headers and trailers as one set: every callback gets it. */
+function reportReply(options: CallOptions | undefined, metadata: Metadata): void {
+  options?.onHeaders?.(metadata);
+  options?.onTrailers?.(metadata);
+  options?.onResponseMetadata?.(metadata);
+}
+
+function kindError(method: MethodDesc, called: string): StatusError {
+  return new StatusError(Code.INTERNAL, `${method.path} is a ${method.kind} method, called as ${called}`);
+}
+
+function failing(err: StatusError): AsyncIterable<never> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(err) }) };
 }

@@ -6,7 +6,7 @@
 // server that dies mid-call leaves the request to another server (at-least-once: a handler can run
 // twice for one call when a server is lost between doing the work and acking).
 
-import type { Channel, ConsumeMessage, Options } from "amqplib";
+import type { Channel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
 import { Publisher } from "../publisher.js";
@@ -14,7 +14,7 @@ import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_ERROR, headersToMetadat
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
-import type { Metadata } from "../../metadata.js";
+import { normalizeMetadata, type Metadata } from "../../metadata.js";
 import { Code, StatusError, type ErrorDetail } from "../../status.js";
 import { encodeRpcStatus } from "../../status-details.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -33,7 +33,30 @@ import {
   RPC_SYSTEM_GRABBIT_AMQP,
 } from "../../telemetry/semconv.js";
 import { activeSpan, logTraceIds } from "../telemetry.js";
-import { deadLetterQueueName, MAX_TIMEOUT_MS, HEADER_MESSAGE, HEADER_METHOD, HEADER_STATUS, HEADER_STATUS_DETAILS, HEADER_TIMEOUT, readMillis, readText } from "./wire.js";
+import { runInCallContext } from "../../call-context.js";
+import { StreamEnd, type StreamRoute } from "./stream.js";
+import {
+  CANCEL_EXCHANGE,
+  DEFAULT_KEEPALIVE_MS,
+  DEFAULT_STREAM_WINDOW,
+  deadLetterQueueName,
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_FRAME,
+  HEADER_KEEPALIVE,
+  MAX_KEEPALIVE_MS,
+  MAX_TIMEOUT_MS,
+  MIN_KEEPALIVE_MS,
+  HEADER_MESSAGE,
+  HEADER_METHOD,
+  HEADER_STATUS,
+  HEADER_STATUS_DETAILS,
+  HEADER_TIMEOUT,
+  readCount,
+  readFrame,
+  readMillis,
+  readText,
+} from "./wire.js";
 
 export type AmqpQueueType = "auto" | "quorum" | "classic";
 
@@ -66,12 +89,19 @@ export interface AmqpRpcServerOptions {
    * with no caller are logged, with method, queue and trace id. Default: the connection's logger.
    */
   logger?: Logger;
+  /**
+   * Streaming calls this server runs at once (they hold no prefetch slot: a stream's open is acked
+   * when the stream starts). Past it, a new stream fails RESOURCE_EXHAUSTED. Default 256.
+   */
+  maxStreams?: number;
+  /** Messages of a client's request stream held here before it must wait for credit. Default 64. */
+  streamWindow?: number;
 }
 
 interface MethodEntry {
   readonly key: string;
   readonly method: MethodDesc;
-  /** Undefined when the service object has no function for the method, or it streams. */
+  /** Undefined when the service object has no function for the method. */
   readonly handler: ((request: unknown, ctx: HandlerContext) => unknown) | undefined;
   readonly unsupported: string | undefined;
 }
@@ -82,7 +112,25 @@ interface ServerLink {
   readonly channel: Channel;
   consumerTag: string | undefined;
   alive: boolean;
+  /** This channel's inbox (stream frames, cancellations); undefined when it could not be declared. */
+  inbox: string | undefined;
+  /** Why there is no inbox, for the streams refused on this channel. */
+  inboxProblem: string | undefined;
 }
+
+/** A call being served, as a cancellation finds it. */
+interface ActiveCall {
+  /** Ends the call early with this status (deadline, shutdown, the caller's cancellation). */
+  end(err: StatusError): void;
+  /** A streaming call's end, which takes the client's frames. */
+  readonly stream?: StreamEnd;
+  /** Stream calls: frames from the client (half-close) the end does not take itself. */
+  frame?(kind: string): void;
+}
+
+/** How long a cancellation of a call not seen yet is remembered (its request may still be queued). */
+const CANCEL_MEMORY_MS = 10 * 60_000;
+const CANCEL_MEMORY_MAX = 10_000;
 
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -154,6 +202,13 @@ export class AmqpRpcServer {
   private startedSettle: ((err?: unknown) => void) | undefined;
   /** Calls being handled: each entry ends its call early with the given status. */
   private readonly active = new Set<(err: StatusError) => void>();
+  /** Calls being handled, by correlation id, for the caller's cancellation and a stream's frames. */
+  private readonly calls = new Map<string, ActiveCall>();
+  /** Cancellations that came before their request (still queued): id -> when forgotten. */
+  private readonly cancelledEarly = new Map<string, number>();
+  private streamCount = 0;
+  private readonly maxStreams: number;
+  private readonly streamWindow: number;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
@@ -187,12 +242,13 @@ export class AmqpRpcServer {
       },
     });
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
+    this.maxStreams = Math.max(1, options.maxStreams ?? 256);
+    this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
     this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     for (const [key, method] of Object.entries(service.methods)) {
       const fn = (handlers as Record<string, unknown>)[key];
       let unsupported: string | undefined;
-      if (method.kind !== "unary") unsupported = `${method.path}: streaming is not supported over RabbitMQ`;
-      else if (typeof fn !== "function") unsupported = `${method.path} is not implemented by this server`;
+      if (typeof fn !== "function") unsupported = `${method.path} is not implemented by this server`;
       this.methods.set(method.path, {
         key,
         method,
@@ -275,11 +331,87 @@ export class AmqpRpcServer {
     await this.declare(session, deadLetterQueueName(this.requestQueue));
     await channel.prefetch(this.prefetch);
     if (this.closing || !session.open) return;
-    const link: ServerLink = { session, channel, consumerTag: undefined, alive: true };
+    const link: ServerLink = { session, channel, consumerTag: undefined, alive: true, inbox: undefined, inboxProblem: undefined };
+    await this.openInbox(link);
+    if (this.closing || !session.open) return;
     this.links.set(channel, link);
     this.link = link;
     const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), { noAck: false });
     link.consumerTag = ok.consumerTag;
+  }
+
+  /**
+   * The channel's inbox: a private queue (exclusive, deleted with its consumer) that takes the frames
+   * of the streams this channel serves, and, bound to the cancel exchange with the request queue as
+   * key, the cancellations of unary calls. Declared on a scratch channel, so that a refusal (a user
+   * without configure rights) costs streams and cancellation only, not the server: it is logged once.
+   */
+  private async openInbox(link: ServerLink): Promise<void> {
+    let scratch: Channel | undefined;
+    try {
+      scratch = await link.session.createChannel();
+      await scratch.assertExchange(CANCEL_EXCHANGE, "direct", { durable: true });
+      const { queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
+      await scratch.bindQueue(queue, CANCEL_EXCHANGE, this.requestQueue);
+      await link.channel.consume(queue, (msg) => this.onFrame(link, msg), { noAck: true });
+      link.inbox = queue;
+      link.channel.on("return", (msg: Message) => this.onReturn(msg));
+    } catch (err) {
+      link.inboxProblem = `its inbox could not be declared (${messageOf(err)})`;
+      this.logger.warn(
+        { queue: this.requestQueue, err: err instanceof Error ? err : new Error(String(err)) },
+        `RPC server of queue "${this.requestQueue}": no streaming calls and no cancellation of unary calls on this channel: ${link.inboxProblem}`,
+      );
+    } finally {
+      await scratch?.close().catch(() => {});
+    }
+  }
+
+  /** A frame to this server's inbox: a stream's, or a cancellation. */
+  private onFrame(link: ServerLink, msg: ConsumeMessage | null): void {
+    if (msg === null) return;
+    const headers = msg.properties.headers as Record<string, unknown> | undefined;
+    const kind = readFrame(headers);
+    const id = msg.properties.correlationId as string | undefined;
+    if (kind === undefined || id === undefined) return;
+    const call = this.calls.get(id);
+    if (kind === FRAME.cancel) {
+      const why = readText(headers, HEADER_MESSAGE);
+      const err = new StatusError(Code.CANCELLED, `the caller cancelled the call${why ? `: ${why}` : ""}`);
+      if (call !== undefined) call.end(err);
+      else this.rememberCancel(id);
+      return;
+    }
+    if (call?.stream === undefined) return; // a frame of a stream that is over
+    if (!call.stream.receive(kind, headers, msg.content)) call.frame?.(kind);
+    void link;
+  }
+
+  private rememberCancel(id: string): void {
+    const now = Date.now();
+    if (this.cancelledEarly.size >= CANCEL_MEMORY_MAX) {
+      for (const [key, until] of this.cancelledEarly) {
+        if (until <= now || this.cancelledEarly.size >= CANCEL_MEMORY_MAX) this.cancelledEarly.delete(key);
+        else break;
+      }
+    }
+    this.cancelledEarly.set(id, now + CANCEL_MEMORY_MS);
+  }
+
+  /** True (once) when the caller cancelled this call before its request reached us. */
+  private cancelledBefore(id: unknown): boolean {
+    if (this.cancelledEarly.size === 0 || typeof id !== "string") return false;
+    const until = this.cancelledEarly.get(id);
+    if (until === undefined) return false;
+    this.cancelledEarly.delete(id);
+    return until > Date.now();
+  }
+
+  /** A stream frame no queue took: the client's inbox is gone, and with it the client. */
+  private onReturn(msg: Message): void {
+    const id = msg.properties.correlationId as string | undefined;
+    const call = id === undefined ? undefined : this.calls.get(id);
+    call?.stream?.break(new StatusError(Code.CANCELLED, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
   }
 
   /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
@@ -383,9 +515,25 @@ export class AmqpRpcServer {
       this.early(link, msg, entry.method, Code.UNIMPLEMENTED, entry.unsupported ?? `${entry.method.path} is not implemented`);
       return;
     }
+    const streaming = entry.method.kind !== "unary";
+    if (streaming !== (readFrame(headers) === FRAME.open)) {
+      const text = streaming
+        ? `${entry.method.path} is a ${entry.method.kind.replace("_", "-")} method: open it as a stream (${"rpc-frame"}: open), not as a unary request`
+        : `${entry.method.path} is a unary method, not a stream`;
+      this.early(link, msg, entry.method, Code.INVALID_ARGUMENT, text);
+      return;
+    }
+    if (this.cancelledBefore(props.correlationId)) {
+      this.early(link, msg, entry.method, Code.CANCELLED, `${entry.method.path}: the caller cancelled the call before it was served`);
+      return;
+    }
     const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? readMillis(props.expiration);
     if (timeoutMs !== undefined && timeoutMs <= 0) {
       this.early(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
+      return;
+    }
+    if (streaming) {
+      await this.serveStream(link, msg, entry, timeoutMs === undefined ? undefined : arrival + timeoutMs);
       return;
     }
     if (msg.content.length > this.maxMessageBytes) {
@@ -430,17 +578,24 @@ export class AmqpRpcServer {
     }
   }
 
-  /** Runs interceptors and handler, racing them against the deadline and shutdown. */
-  private invoke(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, request: unknown, deadline: number | undefined): Promise<void> {
+  /**
+   * The context a handler gets. The abort controller and the values map are made on first use: most
+   * handlers never touch them, and they are a measurable part of a call's cost. Own getters (not
+   * prototype ones) so that `{ ...ctx }` in user code still carries them. `sendHeaders` is the
+   * transport's: a unary reply carries the headers with it; a stream sends a `headers` frame.
+   */
+  private context(
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    deadline: number | undefined,
+    sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void,
+  ): { ctx: HandlerContext; abort: (reason: StatusError) => void; values: () => Map<string | symbol, unknown> | undefined } {
     const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
     const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
-    // The abort controller and the values map are made on first use: most handlers never touch
-    // them, and they are a measurable part of a call's cost. Own getters (not prototype ones) so
-    // that `{ ...ctx }` and `{ ...req }` in user code still carry them.
     let controller: AbortController | undefined;
     let values: Map<string | symbol, unknown> | undefined;
     const ctx: HandlerContext = {
-      method: entry.method,
+      method,
       transport: "amqp",
       metadata,
       deadline,
@@ -448,11 +603,11 @@ export class AmqpRpcServer {
         controller ??= new AbortController();
         return controller.signal;
       },
-      responseMetadata: {},
       responseHeaders: {},
-      sendHeaders() {
-        throw new StatusError(Code.UNIMPLEMENTED, "sendHeaders is not wired to RabbitMQ yet");
+      sendHeaders(extra?: Metadata) {
+        sendHeaders(ctx, extra);
       },
+      responseMetadata: {},
       peer,
       get values() {
         values ??= new Map();
@@ -461,36 +616,54 @@ export class AmqpRpcServer {
     };
     const abort = (reason: StatusError) => {
       controller ??= new AbortController();
-      controller.abort(reason);
+      if (!controller.signal.aborted) controller.abort(reason);
     };
+    return { ctx, abort, values: () => values };
+  }
+
+  /** The interceptors of a call: while a provider is registered the SERVER span outermost, then the request's ids, then the user's. */
+  private chainFor(msg: ConsumeMessage): Interceptor[] | undefined {
+    return telemetryActive() ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])] : this.interceptors;
+  }
+
+  /** The call request interceptors see, over the handler's context. */
+  private callRequest(ctx: HandlerContext, input: { message?: unknown; messages?: AsyncIterable<unknown> }): CallRequest {
+    return {
+      method: ctx.method,
+      transport: "amqp",
+      side: "server",
+      metadata: ctx.metadata,
+      deadline: ctx.deadline,
+      get signal() {
+        return ctx.signal;
+      },
+      ...input,
+      get values() {
+        return ctx.values;
+      },
+      peer: ctx.peer,
+    };
+  }
+
+  /** Runs interceptors and handler, racing them against the deadline, the caller's cancellation and shutdown. */
+  private invoke(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, request: unknown, deadline: number | undefined): Promise<void> {
+    let headersSent = false;
+    const { ctx, abort, values } = this.context(msg, entry.method, deadline, (c, extra) => {
+      // One reply carries everything: the headers are sent with it, merged under the trailers.
+      if (headersSent) throw new StatusError(Code.FAILED_PRECONDITION, `${entry.method.path}: the response headers were already sent`);
+      headersSent = true;
+      if (extra) Object.assign(c.responseHeaders, normalizeMetadata(extra));
+    });
     const handler = entry.handler!;
     const handlers = this.handlers;
     const callHandler = async (message: unknown): Promise<CallResponse> => {
       const response = await handler.call(handlers, message, ctx);
       return { message: response, metadata: ctx.responseMetadata };
     };
-    // While a provider is registered: the SERVER span outermost (continuing the caller's
-    // traceparent; the handler runs inside it), then the request's ids on it, then the user's.
-    const interceptors = telemetryActive() ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])] : this.interceptors;
-    const start = (): Promise<CallResponse> => {
-      if (!interceptors) return callHandler(request);
-      const req: CallRequest = {
-        method: entry.method,
-        transport: "amqp",
-        side: "server",
-        metadata,
-        deadline,
-        get signal() {
-          return ctx.signal;
-        },
-        message: request,
-        get values() {
-          return ctx.values;
-        },
-        peer,
-      };
-      return applyInterceptors((r) => callHandler(r.message), interceptors)(req);
-    };
+    const interceptors = this.chainFor(msg);
+    const start = (): Promise<CallResponse> =>
+      runInCallContext(ctx, () => (interceptors ? applyInterceptors((r) => callHandler(r.message), interceptors)(this.callRequest(ctx, { message: request })) : callHandler(request)));
+    const id = msg.properties.correlationId as string | undefined;
 
     return new Promise<void>((done) => {
       let finished = false;
@@ -500,21 +673,24 @@ export class AmqpRpcServer {
         finished = true;
         if (timer !== undefined) clearTimeout(timer);
         this.active.delete(end);
-        if (response !== undefined) this.replyOk(link, msg, entry.method, response);
+        if (id !== undefined && this.calls.get(id)?.end === end) this.calls.delete(id);
+        const headers = hasKeys(ctx.responseHeaders) ? ctx.responseHeaders : undefined;
+        if (response !== undefined) this.replyOk(link, msg, entry.method, headers ? { ...response, metadata: { ...headers, ...response.metadata } } : response);
         else {
           const status = StatusError.from(error);
-          this.logFailure(msg, entry.method, values?.get(TRACE_CONTEXT_VALUE) as Context | undefined, error);
-          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...ctx.responseMetadata, ...status.metadata }, EMPTY, status.details);
+          this.logFailure(msg, entry.method, values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined, error);
+          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...headers, ...ctx.responseMetadata, ...status.metadata }, EMPTY, status.details);
         }
         done();
       };
-      // Ends the call before the handler does (deadline, shutdown): abort its signal, reply now.
+      // Ends the call before the handler does (deadline, shutdown, cancellation): abort its signal, reply now.
       const end = (err: StatusError): void => {
         if (finished) return;
         abort(err);
         finish(undefined, err);
       };
       this.active.add(end);
+      if (id !== undefined && link.inbox !== undefined) this.calls.set(id, { end });
       if (deadline !== undefined) {
         timer = setTimeout(
           () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${entry.method.path}: the handler did not finish before the deadline`)),
@@ -530,6 +706,163 @@ export class AmqpRpcServer {
       work.then(
         (response) => finish(response, undefined),
         (err) => finish(undefined, err),
+      );
+    });
+  }
+
+  /**
+   * A streaming call: `ready` (our inbox and the client's credit) goes to the client's inbox, the
+   * open is acked, and the handler runs with the client's messages as its input (client and bidi)
+   * and its output sent as `message` frames under the client's credit; `end` carries the status
+   * and trailers. The deadline, the client's `cancel`, its silence or its inbox vanishing, and
+   * shutdown abort the handler's signal.
+   */
+  private async serveStream(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, deadline: number | undefined): Promise<void> {
+    const method = entry.method;
+    const props = msg.properties;
+    const headers = props.headers as Record<string, unknown> | undefined;
+    const id = props.correlationId as string | undefined;
+    if (link.inbox === undefined || id === undefined) {
+      const why = id === undefined ? "the open has no correlation_id" : `this server cannot serve streams: ${link.inboxProblem ?? "its channel is being replaced"}`;
+      this.early(link, msg, method, id === undefined ? Code.INVALID_ARGUMENT : Code.UNAVAILABLE, `${method.path}: ${why}`);
+      return;
+    }
+    if (this.streamCount >= this.maxStreams) {
+      this.early(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: this server already runs ${this.streamCount} streams (maxStreams)`);
+      return;
+    }
+    let request: unknown;
+    if (method.kind === "server_streaming") {
+      if (msg.content.length > this.maxMessageBytes) {
+        this.early(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
+        return;
+      }
+      try {
+        request = method.input.decode(msg.content);
+      } catch (err) {
+        this.early(link, msg, method, Code.INVALID_ARGUMENT, `could not decode the request as ${method.input.typeName}: ${messageOf(err)}`);
+        return;
+      }
+    }
+    const keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, readCount(headers, HEADER_KEEPALIVE) ?? DEFAULT_KEEPALIVE_MS));
+    const clientCredit = readCount(headers, HEADER_CREDIT) ?? DEFAULT_STREAM_WINDOW;
+    const clientInbox = props.replyTo as string;
+    const channel = link.channel;
+    const route: StreamRoute = {
+      publish: (h, body, extra) =>
+        channel.publish("", clientInbox, body, { correlationId: id, contentType: CONTENT_TYPE_PROTOBUF, headers: h, mandatory: true, ...extra }),
+      drained: () => drainOf(channel),
+    };
+    const takesMessages = method.kind === "client_streaming" || method.kind === "bidi_streaming";
+    let finished = false;
+    let onBroken: (err: StatusError) => void = () => {};
+    const stream = new StreamEnd({
+      path: method.path,
+      side: "server",
+      keepaliveMs,
+      window: takesMessages ? this.streamWindow : 0,
+      maxMessageBytes: this.maxMessageBytes,
+      decode: (body) => method.input.decode(body),
+      encode: (message) => {
+        const bytes = method.output.encode(message);
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      },
+      outputType: method.output.typeName,
+      decodeCode: Code.INVALID_ARGUMENT,
+      onBroken: (err) => onBroken(err),
+    });
+    let headersSent = false;
+    const sendHeaders = (ctx: HandlerContext, extra: Metadata | undefined, explicit: boolean): void => {
+      if (headersSent) {
+        if (explicit) throw new StatusError(Code.FAILED_PRECONDITION, `${method.path}: the response headers were already sent (explicitly, or with the first message)`);
+        return;
+      }
+      headersSent = true;
+      if (extra) Object.assign(ctx.responseHeaders, normalizeMetadata(extra));
+      if (!explicit && !hasKeys(ctx.responseHeaders)) return; // nothing to say: no frame
+      if (!finished) stream.sendFrame(FRAME.headers, metadataToHeaders(ctx.responseHeaders));
+    };
+    const { ctx, abort, values } = this.context(msg, method, deadline, (c, extra) => sendHeaders(c, extra, true));
+
+    this.streamCount++;
+    return new Promise<void>((done) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (err: unknown): void => {
+        if (finished) return;
+        if (timer !== undefined) clearTimeout(timer);
+        this.active.delete(end);
+        if (this.calls.get(id)?.end === end) this.calls.delete(id);
+        const status = err === undefined ? undefined : StatusError.from(err);
+        if (status !== undefined) this.logFailure(msg, method, values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined, err);
+        try {
+          sendHeaders(ctx, undefined, false);
+          const trailers = { ...ctx.responseMetadata, ...status?.metadata };
+          stream.sendFrame(FRAME.end, statusHeaders(status?.code ?? Code.OK, status?.rawMessage ?? "", trailers, status?.details));
+        } catch {
+          // The client's inbox or our channel is gone: nobody to tell.
+        }
+        finished = true;
+        stream.close(status);
+        this.streamCount--;
+        done();
+      };
+      // Ends the call before the handler does: abort its signal, send the end now.
+      const end = (err: StatusError): void => {
+        if (finished) return;
+        abort(err);
+        finish(err);
+      };
+      onBroken = end;
+      this.active.add(end);
+      this.calls.set(id, {
+        end,
+        stream,
+        frame: (kind) => {
+          if (kind === FRAME.halfClose) stream.inbound.end();
+        },
+      });
+      if (deadline !== undefined) {
+        timer = setTimeout(
+          () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the stream did not finish before the deadline`)),
+          Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now())),
+        );
+      }
+      try {
+        stream.connect(route, clientCredit);
+        stream.sendFrame(FRAME.ready, { [HEADER_CREDIT]: stream.window }, EMPTY, { replyTo: link.inbox });
+        channel.ack(msg);
+      } catch (err) {
+        end(StatusError.from(err, Code.UNAVAILABLE));
+        return;
+      }
+      const handler = entry.handler!;
+      const handlers = this.handlers;
+      const input = takesMessages ? { messages: stream.inbound as AsyncIterable<unknown> } : { message: request };
+      const callHandler = async (req: CallRequest): Promise<CallResponse> => {
+        const result = await handler.call(handlers, takesMessages ? req.messages : req.message, ctx);
+        return method.kind === "client_streaming" ? { message: result, metadata: ctx.responseMetadata } : { messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata };
+      };
+      const interceptors = this.chainFor(msg);
+      const run = async (): Promise<void> => {
+        const response = interceptors ? await applyInterceptors(callHandler, interceptors)(this.callRequest(ctx, input)) : await callHandler(this.callRequest(ctx, input));
+        if (method.kind === "client_streaming") {
+          sendHeaders(ctx, undefined, false);
+          await stream.send(response.message);
+          return;
+        }
+        const messages = response.messages;
+        if (messages === undefined || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
+          throw new StatusError(Code.INTERNAL, `${method.path}: the handler did not return an async iterable`);
+        }
+        for await (const message of messages) {
+          if (finished) break;
+          sendHeaders(ctx, undefined, false);
+          await stream.send(message);
+        }
+      };
+      runInCallContext(ctx, run).then(
+        () => finish(undefined),
+        (err: unknown) => finish(err),
       );
     });
   }
@@ -561,12 +894,9 @@ export class AmqpRpcServer {
     body: Buffer = EMPTY,
     details?: readonly ErrorDetail[],
   ): void {
-    const headers = metadataToHeaders(metadata);
-    headers[HEADER_STATUS] = code;
-    if (code !== Code.OK) headers[HEADER_MESSAGE] = message;
-    if (code !== Code.OK && details !== undefined && details.length > 0) {
-      headers[HEADER_STATUS_DETAILS] = Buffer.from(encodeRpcStatus({ code, message, details }));
-    }
+    const headers = statusHeaders(code, message, metadata, details);
+    // The answer to a stream's open (refused before it started) is that stream's `end` frame.
+    if (readFrame(msg.properties.headers as Record<string, unknown> | undefined) === FRAME.open) headers[HEADER_FRAME] = FRAME.end;
     // The request is acked before the reply is published, in the same write: RabbitMQ 3.10 closes the
     // whole connection (541 INTERNAL_ERROR) on a reply to a direct reply-to whose node is gone, and
     // with the ack after the reply the request came back to be answered again, crashing every
@@ -652,6 +982,35 @@ export class AmqpRpcServer {
  */
 function cannotEncode(err: unknown): boolean {
   return err instanceof RangeError || err instanceof TypeError || (err instanceof StatusError && err.code === Code.INVALID_ARGUMENT);
+}
+
+/** A reply's or an `end` frame's headers: the trailers, the status, its text and details. */
+function statusHeaders(code: Code, message: string, metadata: Metadata | undefined, details: readonly ErrorDetail[] | undefined): Record<string, unknown> {
+  const headers = metadataToHeaders(metadata);
+  headers[HEADER_STATUS] = code;
+  if (code !== Code.OK) headers[HEADER_MESSAGE] = message;
+  if (code !== Code.OK && details !== undefined && details.length > 0) {
+    headers[HEADER_STATUS_DETAILS] = Buffer.from(encodeRpcStatus({ code, message, details }));
+  }
+  return headers;
+}
+
+/** Resolves when `channel` can take more writes, or has closed. */
+function drainOf(channel: Channel): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      channel.off("drain", done);
+      channel.off("close", done);
+      resolve();
+    };
+    channel.on("drain", done);
+    channel.on("close", done);
+  });
+}
+
+function hasKeys(metadata: Metadata): boolean {
+  for (const _ in metadata) return true;
+  return false;
 }
 
 /** Puts a request's ids on the call's SERVER span (active when this runs, inside the telemetry interceptor). */

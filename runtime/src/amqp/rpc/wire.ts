@@ -66,3 +66,72 @@ export function readMillis(value: unknown): number | undefined {
  * away than this are sent and timed as this (RabbitMQ's `expiration` is bounded too).
  */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+// ---- streams and cancellation (docs/wire-contract.md, "Streams over RabbitMQ") ----------------
+// A streaming call opens like a unary request (to the request queue, `rpc-method`, `rpc-timeout-ms`)
+// and then goes on as frames between two private queues: the client's inbox (the open's `reply_to`)
+// and the server's (the `ready` frame's `reply_to`). Every frame carries the call's `correlation_id`
+// and says what it is in `rpc-frame`; frames to an inbox are published `mandatory`, so a peer whose
+// inbox is gone (its process or connection died) is known from the broker's return at once.
+
+/** Header on every stream frame and on a cancellation: what the message is (one of FRAME). */
+export const HEADER_FRAME = "rpc-frame";
+/** `open`, `ready`, `credit`: how many more `message` frames the receiver takes from the other side. */
+export const HEADER_CREDIT = "rpc-credit";
+/** `message`: its number in its direction, from 1; a gap or repeat is a broken stream. */
+export const HEADER_SEQ = "rpc-seq";
+/** `open`: how often each side speaks at least (a `ping` when it has nothing else to send), in ms. */
+export const HEADER_KEEPALIVE = "rpc-keepalive-ms";
+
+export const FRAME = {
+  /** Client -> request queue: starts a streaming call (body: the request, for server-streaming). */
+  open: "open",
+  /** Server -> client inbox: the call is accepted; `reply_to` the server's inbox, `rpc-credit` its window. */
+  ready: "ready",
+  /** Server -> client: the response headers (user metadata as headers). At most once, before any message. */
+  headers: "headers",
+  /** Either way: one stream message, `rpc-seq` numbered, body the protobuf message. */
+  message: "message",
+  /** Either way: the sender may send `rpc-credit` more messages. */
+  credit: "credit",
+  /** Client -> server: no more requests. */
+  halfClose: "half-close",
+  /** Server -> client: the call is over: `rpc-status`, `rpc-message`, details and trailers, as a unary reply. */
+  end: "end",
+  /** Client -> server (or the cancel exchange, for a unary call): the caller gave up; `rpc-message` why. */
+  cancel: "cancel",
+  /** Either way: nothing to say, still here. */
+  ping: "ping",
+} as const;
+export type FrameKind = (typeof FRAME)[keyof typeof FRAME];
+
+const FRAME_KINDS = new Set<string>(Object.values(FRAME));
+
+/** The frame kind of a message, or undefined for a unary request/reply (no `rpc-frame` header) or an unknown kind. */
+export function readFrame(headers: Record<string, unknown> | undefined): FrameKind | undefined {
+  const value = readText(headers, HEADER_FRAME);
+  return value !== undefined && FRAME_KINDS.has(value) ? (value as FrameKind) : undefined;
+}
+
+/** A non-negative integer header (credit, seq), or undefined. */
+export function readCount(headers: Record<string, unknown> | undefined, name: string): number | undefined {
+  const n = readMillis(headers?.[name]);
+  return n !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * The exchange cancellations of unary calls go through: the client does not know which server took
+ * its request, so it publishes `rpc-frame: cancel` here with the request queue as routing key, and
+ * every server of that queue (each binds its inbox with that key) hears it. Direct, durable.
+ */
+export const CANCEL_EXCHANGE = "grabbit.rpc.cancel";
+
+/** Default keepalive: a silent peer is taken for gone after three of these. */
+export const DEFAULT_KEEPALIVE_MS = 1_000;
+/** Keepalives a peer may miss before its stream fails UNAVAILABLE. */
+export const KEEPALIVE_MISSES = 3;
+/** Bounds on a keepalive asked for in an `open`. */
+export const MIN_KEEPALIVE_MS = 50;
+export const MAX_KEEPALIVE_MS = 60_000;
+/** Default window: messages a receiver takes before the sender must wait for credit. */
+export const DEFAULT_STREAM_WINDOW = 64;
