@@ -5,7 +5,7 @@
 import type { DescField, DescMessage, FileRegistry } from "@bufbuild/protobuf";
 import { ScalarType } from "@bufbuild/protobuf";
 import { leadingComment } from "./model/location.js";
-import type { EventModel, GenerationModel, ServiceModel } from "./model/model.js";
+import type { EventModel, GenerationModel, MethodModel, ServiceModel } from "./model/model.js";
 
 const AMQP_BINDING_VERSION = "0.3.0";
 type Json = Record<string, unknown>;
@@ -105,6 +105,22 @@ class SchemaSet {
 
 const PROTOBUF_NOTE = "Body: the binary protobuf message (content type application/x-protobuf). The schema shows its fields by their proto3 JSON names.";
 
+const STREAM_KINDS: Partial<Record<MethodModel["kind"], string>> = {
+  server_streaming: "Server-streaming",
+  client_streaming: "Client-streaming",
+  bidi_streaming: "Bidirectional streaming",
+};
+
+/**
+ * For a streaming method, a sentence saying that the request and reply below only open the call:
+ * AsyncAPI has no words for a stream of frames between two queues, so the wire contract describes
+ * the rest. Empty for a unary method.
+ */
+function streamNote(method: MethodModel): string {
+  const kind = STREAM_KINDS[method.kind];
+  return kind ? ` ${kind} call: the request opens the stream, and the stream's messages and its end travel as frames described in grabbit's wire contract ("Streams over RabbitMQ").` : "";
+}
+
 function exchangeBinding(event: EventModel): Json {
   return {
     amqp: {
@@ -196,7 +212,7 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       messages[requestKey] = {
         name: `${method.protoName}Request`,
         title: `${method.path} request (${method.input.typeName})`,
-        description: `${PROTOBUF_NOTE} Routed to the handler by header rpc-method ${method.path}.`,
+        description: `${PROTOBUF_NOTE} Routed to the handler by header rpc-method ${method.path}.${streamNote(method)}`,
         contentType: "application/x-protobuf",
         correlationId: { location: "$message.header#/correlation_id", description: "The AMQP correlation_id property." },
         headers: {
@@ -214,7 +230,7 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       messages[replyKey] = {
         name: `${method.protoName}Reply`,
         title: `${method.path} reply (${method.output.typeName})`,
-        description: `${PROTOBUF_NOTE} Sent to reply_to with the request's correlation_id; the body is empty unless rpc-status is 0.`,
+        description: `${PROTOBUF_NOTE} Sent to reply_to with the request's correlation_id; the body is empty unless rpc-status is 0.${streamNote(method)}`,
         contentType: "application/x-protobuf",
         correlationId: { location: "$message.header#/correlation_id", description: "The AMQP correlation_id property." },
         headers: {
@@ -265,7 +281,7 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       operations[`${service.typeName}.${method.protoName}`] = {
         action: "send",
         title: method.path,
-        ...(method.comment ? { description: method.comment } : {}),
+        ...(method.comment || method.kind !== "unary" ? { description: `${method.comment ?? ""}${streamNote(method)}`.trim() } : {}),
         channel: { $ref: `#/channels/${requestChannel}` },
         messages: [{ $ref: `#/channels/${requestChannel}/messages/${method.protoName}Request` }],
         reply: {

@@ -221,7 +221,7 @@ class ModelBuilder {
 
     const serviceTimeout = own?.timeoutMs || defaults?.timeoutMs || undefined;
     const members = new NameScope();
-    const methods = service.methods.map((m) => this.method(m, members, serviceTimeout, amqp, ctx));
+    const methods = service.methods.map((m) => this.method(m, members, serviceTimeout, ctx));
     return {
       typeName: service.typeName,
       protoName: service.name,
@@ -243,14 +243,8 @@ class ModelBuilder {
     };
   }
 
-  private method(method: DescMethod, members: NameScope, serviceTimeout: number | undefined, amqp: boolean, ctx: FileContext): MethodModel {
+  private method(method: DescMethod, members: NameScope, serviceTimeout: number | undefined, ctx: FileContext): MethodModel {
     const own = this.option(method, () => (hasOption(method, opts.method) ? getOption(method, opts.method) : undefined), EXT.method, "method");
-    if (amqp && method.methodKind !== "unary") {
-      this.fail(
-        () => locate(method),
-        `method ${method.parent.typeName}.${method.name} is ${method.methodKind.replace("_", "-")} but the service is served over AMQP, which carries unary calls only; move it to a gRPC-only service`,
-      );
-    }
     const idempotent =
       (own?.idempotent ?? false) ||
       method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT ||

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Parser } from "@asyncapi/parser";
 import { describe, expect, it } from "vitest";
 import { run } from "../../generator/plugin.js";
-import { bufRequest, FIXTURES, REPO } from "../support/buf.js";
+import { bufRequest, FIXTURES, protoModule, REPO } from "../support/buf.js";
 
 function generate(dir: string, parameter: string, only?: (f: string) => boolean) {
   const response = run(bufRequest(dir, parameter, only));
@@ -66,6 +66,36 @@ describe("AsyncAPI document", () => {
     const auto = doc.channels["rpc.kitchen.v1.OrdersService"];
     expect(auto.bindings.amqp.queue).not.toHaveProperty("x-queue-type");
     expect(auto.description).toContain("quorum queue where the broker supports it, classic otherwise");
+  });
+
+  it("says that a streaming method's request only opens the stream, and still validates", async () => {
+    const dir = protoModule({
+      "meter/v1/meter.proto": `syntax = "proto3";
+package meter.v1;
+import "grabbit/v1/options.proto";
+message Query { string sensor = 1; }
+service Meter {
+  option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP]};
+  // The latest reading.
+  rpc Latest(Query) returns (Query);
+  // Every reading from now on.
+  rpc Watch(Query) returns (stream Query);
+  rpc Record(stream Query) returns (Query);
+  rpc Relay(stream Query) returns (stream Query);
+}
+`,
+    });
+    const files = generate(dir, "asyncapi");
+    const { diagnostics } = await new Parser().parse(files["asyncapi.json"]!);
+    expect(diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`)).toEqual([]);
+    const doc = JSON.parse(files["asyncapi.json"]!);
+    const description = (method: string) => doc.operations[`meter.v1.Meter.${method}`].description;
+    expect(description("Latest")).toBe("The latest reading.");
+    expect(description("Watch")).toMatch(/^Every reading from now on\. Server-streaming call: the request opens the stream, .*wire contract/);
+    expect(description("Record")).toMatch(/^Client-streaming call: the request opens the stream/);
+    expect(description("Relay")).toMatch(/^Bidirectional streaming call: the request opens the stream/);
+    expect(doc.components.messages["meter.v1.Meter.Watch.request"].description).toContain("Server-streaming call");
+    expect(doc.components.messages["meter.v1.Meter.Latest.request"].description).not.toContain("stream");
   });
 });
 

@@ -104,15 +104,21 @@ service Two { option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP], reque
     expect(error).toContain('event shop.v1.B declares exchange "shared" as direct, but shop.v1.A (shop/v1/shop.proto:5) declares it as topic');
   });
 
-  it("refuses AMQP settings on a gRPC-only service, and streaming over AMQP", () => {
+  it("refuses AMQP settings on a gRPC-only service, and nothing about streaming methods on an AMQP one", () => {
     const error = errorsOf(`
 message A { string id = 1; }
 service GrpcOnly { option (grabbit.v1.service) = {request_queue: "x", prefetch: 4}; rpc Do(A) returns (A); }
-service Amqp { option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP]}; rpc Watch(A) returns (stream A); }
+service Amqp {
+  option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP]};
+  rpc Watch(A) returns (stream A);
+  rpc Upload(stream A) returns (A);
+  rpc Chat(stream A) returns (stream A);
+}
 `);
-    expect(error).toContain("service shop.v1.GrpcOnly sets request_queue but is not served over AMQP");
-    expect(error).toContain("service shop.v1.GrpcOnly sets prefetch but is not served over AMQP");
-    expect(error).toMatch(/shop\/v1\/shop\.proto:7:\d+: method shop\.v1\.Amqp\.Watch is server-streaming but the service is served over AMQP/);
+    expect(error.split("\n")).toEqual([
+      "shop/v1/shop.proto:6:51: service shop.v1.GrpcOnly sets request_queue but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove request_queue",
+      "shop/v1/shop.proto:6:71: service shop.v1.GrpcOnly sets prefetch but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove prefetch",
+    ]);
   });
 
   it("refuses a queue_type on a gRPC-only service, at the queue_type line, and unknown queue types", () => {

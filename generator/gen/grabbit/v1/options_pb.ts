@@ -273,7 +273,10 @@ export enum Transport {
   GRPC = 1,
 
   /**
-   * Request/reply over RabbitMQ (reply_to + correlation_id). Unary methods only.
+   * RPC over RabbitMQ, every call kind (unary; server-, client- and
+   * bidirectional streaming): a call starts with a request to the service's
+   * request queue and is answered at the caller's reply_to (grabbit's wire
+   * contract, docs/wire-contract.md in grabbit's repository).
    *
    * @generated from enum value: TRANSPORT_AMQP = 2;
    */
