@@ -6,6 +6,7 @@ import { Code, StatusError, currentCallContext, type HandlerContext, type Method
 import { AmqpConnection, AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
 import amqp from "amqplib";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { brokerProxy } from "../support/tcp-proxy.js";
 import { echoMethod, sleep, type Echo } from "./fixture.js";
 
 type StreamService = ServiceDesc<{
@@ -375,7 +376,8 @@ describe("a peer that vanishes", () => {
   it("the server's connection dies mid-stream: the client gets UNAVAILABLE", async () => {
     const service = streamService();
     queues.push(service.amqp!.requestQueue);
-    const conn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-doomed-server" });
+    const proxy = await brokerProxy();
+    const conn = await AmqpConnection.connect({ urls: proxy.url, name: "streams-doomed-server" });
     const server = await serveAmqp(conn, service, {
       async *count() {
         for (let i = 0; ; i++) {
@@ -383,12 +385,18 @@ describe("a peer that vanishes", () => {
           await sleep(5);
         }
       },
-    });
-    const t = client({ keepaliveMs: 200 });
-    const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
-    await it.next();
-    void server;
-    await conn.close();
-    await expect((async () => { for (;;) { const r = await it.next(); if (r.done) return "done"; } })()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    }, { closeTimeoutMs: 100 });
+    try {
+      const t = client({ keepaliveMs: 200 });
+      const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
+      await it.next();
+      proxy.refuse(true);
+      proxy.cutAll(); // as a server process killed: its socket closes, the broker drops its inbox
+      await expect((async () => { for (;;) { const r = await it.next(); if (r.done) return "done"; } })()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    } finally {
+      await server.close();
+      await conn.close();
+      await proxy.stop();
+    }
   });
 });
