@@ -173,8 +173,10 @@ class Pending {
 const fromReply = new WeakSet<StatusError>();
 
 /**
- * Unary calls over RabbitMQ. Streaming methods are rejected with UNIMPLEMENTED: a queue has no
- * notion of a stream that both ends hold open.
+ * Calls over RabbitMQ, every kind. Unary: request and reply as above. Streams: an `open` to the
+ * request queue, then frames between the client's inbox and the server's (ClientStream below,
+ * docs/wire-contract.md "Streams over RabbitMQ"). A cancelled call tells its server: directly once
+ * a stream knows it, else through the cancel exchange every server of the queue listens on.
  *
  * `close()` stops the transport: calls still waiting are rejected with CANCELLED at once (their
  * requests may still be served), later calls with UNAVAILABLE. The connection stays open; closing

@@ -165,7 +165,8 @@ function setupStatus(err: unknown, context: string): unknown {
 
 /**
  * A running RPC server. Requests are answered per the wire contract:
- * - unknown `rpc-method`, or a streaming method: UNIMPLEMENTED;
+ * - unknown `rpc-method`, or a method the handlers object lacks: UNIMPLEMENTED;
+ * - a request framed as another kind than its method (an `open` for a unary method...): INVALID_ARGUMENT;
  * - a body the request type cannot decode: INVALID_ARGUMENT;
  * - no `reply_to`: published to `<requestQueue>.dlq` with header `x-grabbit-error`, then acked;
  * - `rpc-timeout-ms` of 0 or less (already late on arrival): DEADLINE_EXCEEDED without running the
@@ -175,7 +176,10 @@ function setupStatus(err: unknown, context: string): unknown {
  * - a handler that throws a StatusError: its code, message and metadata; anything else thrown:
  *   UNKNOWN with the error's message (never its stack).
  * The deadline starts when the request arrives (the caller's clock is never compared with ours).
- * There is no cancellation over the queue: a caller that gives up does not abort the handler.
+ * A caller that cancels reaches the server through the cancel exchange and this channel's inbox:
+ * the handler's signal aborts (or, still queued, the request is dropped when it arrives).
+ * Streaming methods are served by serveStream (docs/wire-contract.md, "Streams over RabbitMQ").
+ * Every handler runs in its call context (call-context.ts), so its own calls and publishes carry on.
  */
 export class AmqpRpcServer {
   readonly service: ServiceDesc;
