@@ -1146,7 +1146,7 @@ class ClientStream {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.onAbort) this.signal.removeEventListener("abort", this.onAbort);
     this.host.forget(this);
-    if (!this.headersReported) this.reportHeaders({});
+    // No headers frame and no message: a status alone, and no onHeaders (as on gRPC).
     if (trailers !== undefined) Object.assign(this.metadata, trailers);
     try {
       this.options?.onTrailers?.(trailers ?? {});
