@@ -493,13 +493,14 @@ class GrpcHandlerContext implements HandlerContext {
 
   private headersTooLate(): string {
     const path = this.method.path;
+    if (this.finished) return `${path} has ended: its response headers can no longer be sent`;
     switch (this.headersSent) {
       case "sendHeaders":
         return `sendHeaders was already called for ${path}: the response headers are sent once`;
       case "message":
         return `the response headers of ${path} went out with its first response message: call sendHeaders before that`;
       default:
-        return `${path} has ended: its response headers can no longer be sent`;
+        return `the response headers of ${path} went out with its status`;
     }
   }
 
