@@ -186,9 +186,9 @@ export class GrpcTransport implements Transport {
 
   /**
    * CallOptions.timeoutMs and deadline win (the earlier of both); without either, the method's
-   * timeout, else the transport's. Inside a handler, no later than the served call's deadline
-   * (`inherited`, the options after inheritCallOptions): the method's timeout still applies under
-   * it, which is why the caller's own options decide the rest.
+   * timeout, else the transport's. Inside a handler, also no later than the served call's deadline
+   * (in `inherited`, the options after inheritCallOptions). That deadline is taken apart from the
+   * caller's own options: as an explicit deadline it would otherwise replace the method's timeout.
    */
   private deadlineFor(method: MethodDesc, options: CallOptions | undefined, inherited: CallOptions | undefined): number | undefined {
     const own = this.ownDeadline(method, options);
