@@ -33,8 +33,13 @@ export interface Res {
 const ReqType = jsonType<Req>("test.v1.Req");
 const ResType = jsonType<Res>("test.v1.Res");
 
+/** A method of `service` (a full name such as "test.v1.Test") taking Req and answering Res, both JSON. */
+export function jsonMethod(service: string, name: string, kind: MethodKind, timeoutMs?: number): MethodDesc<Req, Res> {
+  return { name, path: `/${service}/${name}`, kind, input: ReqType, output: ResType, idempotent: false, ...(timeoutMs ? { timeoutMs } : {}) };
+}
+
 function method(name: string, kind: MethodKind, timeoutMs?: number): MethodDesc<Req, Res> {
-  return { name, path: `/test.v1.Test/${name}`, kind, input: ReqType, output: ResType, idempotent: false, ...(timeoutMs ? { timeoutMs } : {}) };
+  return jsonMethod("test.v1.Test", name, kind, timeoutMs);
 }
 
 export const TestService = {

@@ -3,6 +3,7 @@
 // little to raw grpc-js: no grpc-js interceptors, no per-call serializer closures.
 
 import * as grpc from "@grpc/grpc-js";
+import { inheritCallOptions } from "../call-context.js";
 import { resolveDeadline, type CallOptions } from "../context.js";
 import type { MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
@@ -60,6 +61,8 @@ const HIGH_WATER = 32;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 type ClientStream = grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
+// The call's ResponseSink travels on the interceptor request under this key (spread copies it too).
+const SINK = Symbol("grabbit.grpc.responseSink");
 
 interface PumpState {
   done: boolean;
@@ -91,17 +94,15 @@ export class GrpcTransport implements Transport {
     this.tracedChain = applyInterceptors((request) => this.dispatch(request), [rpcClientTelemetry(target), ...(options.interceptors ?? [])]);
   }
 
-  unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
-    const deadline = this.deadlineFor(method, options);
+  unary<I, O>(method: MethodDesc<I, O>, request: I, callerOptions?: CallOptions): Promise<O> {
+    const options = inheritCallOptions(callerOptions);
+    const deadline = this.deadlineFor(method, callerOptions, options);
     if (this.chain === undefined) {
       // The direct path, traced or not: telemetry (if any) starts inside unaryCall, on the grpc-js metadata.
-      if (options?.onResponseMetadata === undefined) {
-        return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined, true) as Promise<O>;
-      }
-      const responseMetadata: Metadata = {};
-      const onResponseMetadata = options.onResponseMetadata;
-      return this.unaryCall(method, request, options.metadata, deadline, options.signal, responseMetadata, true).then((message) => {
-        onResponseMetadata(responseMetadata);
+      const sink = ResponseSink.for(options);
+      if (sink === undefined) return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined, true) as Promise<O>;
+      return this.unaryCall(method, request, options!.metadata, deadline, options!.signal, sink, true).then((message) => {
+        options!.onResponseMetadata?.(sink.merged);
         return message as O;
       });
     }
@@ -111,22 +112,28 @@ export class GrpcTransport implements Transport {
     });
   }
 
-  clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O> {
-    const deadline = this.deadlineFor(method, options);
+  clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callerOptions?: CallOptions): Promise<O> {
+    const options = inheritCallOptions(callerOptions);
+    const deadline = this.deadlineFor(method, callerOptions, options);
     return this.intercept(this.callRequest(method, options, deadline, undefined, requests)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
       return response.message as O;
     });
   }
 
-  /** The call starts when iteration starts; leaving the loop early cancels it. */
-  async *serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
-    yield* this.streamResponses<O>(method, options, request, undefined);
+  /**
+   * The call starts when iteration starts; leaving the loop early cancels it. What it inherits from
+   * the call being served (inheritCallOptions) is taken here, when the stream is asked for.
+   */
+  serverStream<I, O>(method: MethodDesc<I, O>, request: I, callerOptions?: CallOptions): AsyncIterable<O> {
+    const options = inheritCallOptions(callerOptions);
+    return this.streamResponses<O>(method, options, this.deadlineFor(method, callerOptions, options), request, undefined);
   }
 
-  /** The call starts when iteration starts; leaving the loop early cancels it. */
-  async *bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
-    yield* this.streamResponses<O>(method, options, undefined, requests);
+  /** As serverStream: starts when iteration starts, inherits from the call served when asked for. */
+  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callerOptions?: CallOptions): AsyncIterable<O> {
+    const options = inheritCallOptions(callerOptions);
+    return this.streamResponses<O>(method, options, this.deadlineFor(method, callerOptions, options), undefined, requests);
   }
 
   /**
@@ -148,8 +155,8 @@ export class GrpcTransport implements Transport {
     this.client.close();
   }
 
-  private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
-    const request = this.callRequest(method, options, this.deadlineFor(method, options), message, messages);
+  private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
+    const request = this.callRequest(method, options, deadline, message, messages);
     const traced = telemetryActive();
     const response = await this.intercept(request, traced);
     if (response.messages === undefined) throw new StatusError(Code.INTERNAL, `an interceptor returned no response stream for ${method.path}`);
@@ -179,9 +186,18 @@ export class GrpcTransport implements Transport {
 
   /**
    * CallOptions.timeoutMs and deadline win (the earlier of both); without either, the method's
-   * timeout, else the transport's.
+   * timeout, else the transport's. Inside a handler, also no later than the served call's deadline
+   * (in `inherited`, the options after inheritCallOptions). That deadline is taken apart from the
+   * caller's own options: as an explicit deadline it would otherwise replace the method's timeout.
    */
-  private deadlineFor(method: MethodDesc, options: CallOptions | undefined): number | undefined {
+  private deadlineFor(method: MethodDesc, options: CallOptions | undefined, inherited: CallOptions | undefined): number | undefined {
+    const own = this.ownDeadline(method, options);
+    if (inherited === options || inherited?.deadline === undefined) return own;
+    const served = inherited.deadline instanceof Date ? inherited.deadline.getTime() : inherited.deadline;
+    return own === undefined ? served : Math.min(own, served);
+  }
+
+  private ownDeadline(method: MethodDesc, options: CallOptions | undefined): number | undefined {
     const fallback = method.timeoutMs ?? this.timeoutMs;
     if (options === undefined || (options.timeoutMs === undefined && options.deadline === undefined)) {
       return fallback !== undefined && fallback > 0 ? Date.now() + fallback : undefined;
@@ -190,7 +206,7 @@ export class GrpcTransport implements Transport {
   }
 
   private callRequest(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): CallRequest {
-    return {
+    const request: CallRequest & { [SINK]?: ResponseSink } = {
       method,
       transport: "grpc",
       side: "client",
@@ -203,6 +219,9 @@ export class GrpcTransport implements Transport {
       values: new Map(),
       peer: undefined,
     };
+    const sink = options?.onHeaders === undefined && options?.onTrailers === undefined ? undefined : ResponseSink.for(options);
+    if (sink !== undefined) request[SINK] = sink;
+    return request;
   }
 
   /** The innermost step of the interceptor chain: the gRPC call itself. */
@@ -211,16 +230,17 @@ export class GrpcTransport implements Transport {
     if (this.closed) throw closedError();
     const { method, metadata, deadline } = request;
     const signal = abortable(request.signal);
-    const responseMetadata: Metadata = {};
+    // An interceptor that built a request of its own (not a spread copy) loses the caller's hooks.
+    const sink = (request as CallRequest & { [SINK]?: ResponseSink })[SINK] ?? new ResponseSink(undefined);
     switch (method.kind) {
       case "unary":
-        return { message: await this.unaryCall(method, request.message, metadata, deadline, signal, responseMetadata), metadata: responseMetadata };
+        return { message: await this.unaryCall(method, request.message, metadata, deadline, signal, sink), metadata: sink.merged };
       case "client_streaming":
-        return { message: await this.clientStreamCall(method, requireStream(request), metadata, deadline, signal, responseMetadata), metadata: responseMetadata };
+        return { message: await this.clientStreamCall(method, requireStream(request), metadata, deadline, signal, sink), metadata: sink.merged };
       case "server_streaming": {
         throwIfAborted(signal);
         const call = this.client.makeServerStreamRequest(method.path, methodCodec(method).serialize, methodCodec(method).deserialize, request.message, toGrpcMetadata(metadata), callOptions(deadline));
-        return { messages: readResponses(call, signal, responseMetadata, undefined), metadata: responseMetadata };
+        return { messages: readResponses(call, signal, sink, undefined), metadata: sink.merged };
       }
       case "bidi_streaming": {
         const requests = requireStream(request);
@@ -228,9 +248,9 @@ export class GrpcTransport implements Transport {
         const codec = methodCodec(method);
         const call = this.client.makeBidiStreamRequest(method.path, codec.serialize, codec.deserialize, toGrpcMetadata(metadata), callOptions(deadline));
         const pump: PumpState = { done: false, error: undefined };
-        const messages = readResponses(call, signal, responseMetadata, pump);
+        const messages = readResponses(call, signal, sink, pump);
         void writeRequests(call, requests, pump);
-        return { messages, metadata: responseMetadata };
+        return { messages, metadata: sink.merged };
       }
       default:
         throw new StatusError(Code.INTERNAL, `unknown method kind ${String(method.kind)} for ${method.path}`);
@@ -238,12 +258,12 @@ export class GrpcTransport implements Transport {
   }
 
   /**
-   * One unary call. With `responseMetadata` the promise settles on the status event, after headers
-   * and trailers are copied in; without it, on the grpc-js callback (one event fewer). `traced`:
+   * One unary call. With a `sink` the promise settles on the status event, after headers and
+   * trailers went into it; without one, on the grpc-js callback (one event fewer). `traced`:
    * record the call's span and duration here while a provider is registered (the direct path; the
    * chain has its own interceptor for that).
    */
-  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata | undefined, traced = false): Promise<unknown> {
+  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, sink: ResponseSink | undefined, traced = false): Promise<unknown> {
     if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     const codec = methodCodec(method);
@@ -262,7 +282,7 @@ export class GrpcTransport implements Transport {
       let error: grpc.ServiceError | null = null;
       const call = this.client.makeUnaryRequest(method.path, codec.serialize, codec.deserialize, message, grpcMetadata, callOptions(deadline), (err, value) => {
         if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-        if (responseMetadata !== undefined) {
+        if (sink !== undefined) {
           error = err;
           result = value;
         } else if (err) failCall(err, signal, rpc, reject);
@@ -271,12 +291,13 @@ export class GrpcTransport implements Transport {
           resolve(value);
         }
       });
-      if (responseMetadata !== undefined) {
-        call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+      if (sink !== undefined) {
+        call.on("metadata", (headers: grpc.Metadata) => sink.headers(headers, call));
         // grpc-js calls back first, then emits the status with the trailers.
         call.on("status", (status: grpc.StatusObject) => {
+          sink.trailers(status.metadata);
+          if (sink.failure) return failCall(StatusError.from(sink.failure.error), signal, rpc, reject);
           if (error) return failCall(error, signal, rpc, reject);
-          fromGrpcMetadata(status.metadata, responseMetadata);
           rpc?.end(Code.OK);
           resolve(result);
         });
@@ -288,7 +309,7 @@ export class GrpcTransport implements Transport {
     });
   }
 
-  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal | undefined, responseMetadata: Metadata): Promise<unknown> {
+  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal | undefined, sink: ResponseSink): Promise<unknown> {
     throwIfAborted(signal);
     const codec = methodCodec(method);
     const grpcMetadata = toGrpcMetadata(metadata);
@@ -303,19 +324,64 @@ export class GrpcTransport implements Transport {
       const onAbort = () => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
       call.on("error", ignore);
-      call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+      call.on("metadata", (headers: grpc.Metadata) => sink.headers(headers, call));
       call.on("status", (status: grpc.StatusObject) => {
         pump.done = true;
         signal?.removeEventListener("abort", onAbort);
-        // The request stream failed first: that is the cause, not the CANCELLED it led to.
+        sink.trailers(status.metadata);
+        // The request stream (or a metadata hook) failed first: that is the cause, not the CANCELLED it led to.
         if (pump.error) return reject(StatusError.from(pump.error.error));
+        if (sink.failure) return reject(StatusError.from(sink.failure.error));
         // The callback's error also covers an OK status without a response message.
         if (error) return reject(callError(error, signal));
-        fromGrpcMetadata(status.metadata, responseMetadata);
         resolve(result);
       });
       void writeRequests(call, requests, pump);
     });
+  }
+}
+
+/**
+ * Where one call's response metadata goes: `merged` (headers, then the trailers over them) for
+ * onResponseMetadata and interceptors, and each part as it arrives to CallOptions.onHeaders and
+ * onTrailers. onHeaders is called when the server's headers arrive, before the first message; a
+ * call answered with a status alone (grpc-js: trailers-only) or failing before it reached a server
+ * has none. onTrailers is called with the status, whatever its code. A hook that throws fails the
+ * call with its error, cancelling it if still running.
+ */
+class ResponseSink {
+  readonly merged: Metadata = {};
+  /** What a hook threw; the call fails with it rather than with its status. */
+  failure: { error: unknown } | undefined;
+
+  constructor(private readonly hooks: Pick<CallOptions, "onHeaders" | "onTrailers"> | undefined) {}
+
+  /** A sink for calls whose caller asked for response metadata in any form, else undefined. */
+  static for(options: CallOptions | undefined): ResponseSink | undefined {
+    if (options === undefined) return undefined;
+    if (options.onResponseMetadata === undefined && options.onHeaders === undefined && options.onTrailers === undefined) return undefined;
+    return new ResponseSink(options);
+  }
+
+  headers(metadata: grpc.Metadata, call: grpc.Call): void {
+    fromGrpcMetadata(metadata, this.merged);
+    const onHeaders = this.hooks?.onHeaders;
+    if (onHeaders !== undefined) this.report(onHeaders, metadata, call);
+  }
+
+  trailers(metadata: grpc.Metadata | null): void {
+    fromGrpcMetadata(metadata, this.merged);
+    const onTrailers = this.hooks?.onTrailers;
+    if (onTrailers !== undefined) this.report(onTrailers, metadata, undefined);
+  }
+
+  private report(hook: (metadata: Metadata) => void, metadata: grpc.Metadata | null, call: grpc.Call | undefined): void {
+    try {
+      hook(fromGrpcMetadata(metadata));
+    } catch (error) {
+      this.failure ??= { error };
+      call?.cancel();
+    }
   }
 }
 
@@ -352,7 +418,7 @@ function drained(call: NodeJS.EventEmitter): Promise<void> {
  * Response messages of a server- or bidi-streaming call. The stream ends after both the readable
  * side ended (all messages delivered) and the status arrived; a non-OK status is thrown last.
  */
-function readResponses(call: ClientStream, signal: AbortSignal | undefined, responseMetadata: Metadata, pump: PumpState | undefined): AsyncQueue<unknown> {
+function readResponses(call: ClientStream, signal: AbortSignal | undefined, sink: ResponseSink, pump: PumpState | undefined): AsyncQueue<unknown> {
   let status: grpc.StatusObject | undefined;
   let readableEnded = false;
   const queue = new AsyncQueue<unknown>(HIGH_WATER, () => call.resume(), () => {
@@ -366,6 +432,7 @@ function readResponses(call: ClientStream, signal: AbortSignal | undefined, resp
     signal?.removeEventListener("abort", onAbort);
     if (pump) pump.done = true;
     if (pump?.error) queue.end(StatusError.from(pump.error.error));
+    else if (sink.failure) queue.end(StatusError.from(sink.failure.error));
     else if (status.code !== grpc.status.OK) queue.end(callError(status, signal));
     else queue.end();
   };
@@ -382,11 +449,11 @@ function readResponses(call: ClientStream, signal: AbortSignal | undefined, resp
     finish();
   });
   call.on("error", ignore); // the status event carries the same failure
-  call.on("metadata", (headers: grpc.Metadata) => fromGrpcMetadata(headers, responseMetadata));
+  call.on("metadata", (headers: grpc.Metadata) => sink.headers(headers, call));
   call.on("status", (s: grpc.StatusObject) => {
     status = s;
     if (pump) pump.done = true;
-    fromGrpcMetadata(s.metadata, responseMetadata);
+    sink.trailers(s.metadata);
     finish();
   });
   return queue;
@@ -416,8 +483,8 @@ function callError(status: { code: number; details: string; metadata: grpc.Metad
 }
 
 /** Rejects a failed unary call, after ending its telemetry with the same error. */
-function failCall(err: grpc.ServiceError, signal: AbortSignal | undefined, rpc: RpcCall | undefined, reject: (reason: unknown) => void): void {
-  const error = callError(err, signal);
+function failCall(err: grpc.ServiceError | StatusError, signal: AbortSignal | undefined, rpc: RpcCall | undefined, reject: (reason: unknown) => void): void {
+  const error = err instanceof StatusError ? err : callError(err, signal);
   rpc?.end(error.code, error);
   reject(error);
 }

@@ -17,6 +17,22 @@
 //   HTTP/2 and gRPC protocol headers (content-type, date, grpc-status, grpc-timeout...) are neither
 //   sent nor surfaced. Response metadata is headers and trailers merged (trailers win), passed to
 //   CallOptions.onResponseMetadata on success; on failure it is the StatusError's metadata.
+// - Response headers (gRPC initial metadata): a handler sets ctx.responseHeaders, and they go out
+//   with its first response message, or just before the status when there is none (still as
+//   headers, not trailers); ctx.sendHeaders(md?) sends them at once, e.g. before a long stream's
+//   first message. Once per call: sendHeaders again, after the first message or after the call
+//   ended throws FAILED_PRECONDITION. ctx.responseMetadata are the trailers, as is a server
+//   interceptor's CallResponse.metadata; interceptors set response headers through
+//   currentCallContext() (they run inside the call's context), before the first message.
+//   Clients: CallOptions.onHeaders is called once when the headers arrive (not for a status-only
+//   answer, which has none), onTrailers once with the status, OK or not; a hook that throws fails
+//   the call with its error.
+// - Call context: every handler, its interceptors and the pulling of its response stream run
+//   inside runInCallContext(), so currentCallContext() returns the call served, also in the body
+//   of an async generator handler. Every client call passes its options through
+//   inheritCallOptions(): inside a handler it ends no later than the served call's deadline (the
+//   method's own timeout still applies under it), is cancelled with it, and carries its
+//   authorization and trace headers; `inherit: false` starts afresh.
 // - Streams: serverStream/bidiStream start the call when iteration starts; leaving the loop early
 //   cancels it. Request streams are written with back-pressure; a failing request stream fails the
 //   call with its own error. Response and request messages are buffered with a bounded queue.

@@ -2,6 +2,7 @@
 // callback and stream API, with the runtime's HandlerContext and server interceptors around them.
 
 import * as grpc from "@grpc/grpc-js";
+import { runInCallContext } from "../call-context.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
@@ -197,17 +198,15 @@ function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, stat
     let rpc: RpcCall | undefined;
     let result: unknown;
     try {
-      if (chains.plain === undefined) {
+      // The handler (and its interceptors) run in the call's context, for currentCallContext().
+      result = runInCallContext(context, () => {
+        if (chains.plain !== undefined) return pick(chains)!(context.request(call.request, undefined)).then(responseMessage);
         // No interceptors: the handler directly, in the call's span while a provider is registered.
         rpc = chains.telemetry?.start(method, call.metadata, GRPC_METADATA_GETTER, call);
-        if (rpc === undefined) result = handler(call.request, context);
-        else {
-          context.traceContext = rpc.ctx;
-          result = rpc.run(handler, call.request, context);
-        }
-      } else {
-        result = pick(chains)!(context.request(call.request, undefined)).then(responseMessage);
-      }
+        if (rpc === undefined) return handler(call.request, context);
+        context.traceContext = rpc.ctx;
+        return rpc.run(handler, call.request, context);
+      });
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -219,7 +218,7 @@ function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, stat
       (err: unknown) => {
         rpc?.end(StatusError.from(err).code, err);
         if (!context.finish()) return;
-        callback(grpcStatusFromError(err, context.responseMetadata));
+        sendUnaryError(callback, err, context);
         logFailure(chains, context, err);
       },
     );
@@ -233,7 +232,7 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
     const requests = readRequests(call);
     let result: unknown;
     try {
-      result = chain === undefined ? handler(requests, context) : chain(context.request(undefined, requests)).then(responseMessage);
+      result = runInCallContext(context, () => (chain === undefined ? handler(requests, context) : chain(context.request(undefined, requests)).then(responseMessage)));
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -242,14 +241,14 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
         void requests.return();
         if (!context.finish()) return;
         if (requests.decodeError) {
-          callback(grpcStatusFromError(requests.decodeError, context.responseMetadata));
+          sendUnaryError(callback, requests.decodeError, context);
           logFailure(chains, context, requests.decodeError);
         } else sendUnaryResult(callback, message, context);
       },
       (err: unknown) => {
         void requests.return();
         if (!context.finish()) return;
-        callback(grpcStatusFromError(requests.decodeError ?? err, context.responseMetadata));
+        sendUnaryError(callback, requests.decodeError ?? err, context);
         logFailure(chains, context, requests.decodeError ?? err);
       },
     );
@@ -264,8 +263,10 @@ function serverStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
     }
     const context = new GrpcHandlerContext(method, call, state, call);
     const chain = pick(chains);
-    void respondWithStream(call, context, chains, async () =>
-      chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
+    void runInCallContext(context, () =>
+      respondWithStream(call, context, chains, async () =>
+        chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
+      ),
     );
   };
 }
@@ -275,12 +276,14 @@ function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains,
     const context = new GrpcHandlerContext(method, call, state, call);
     const chain = pick(chains);
     const requests = readRequests(call);
-    void respondWithStream(
-      call,
-      context,
-      chains,
-      async () => (chain === undefined ? handler(requests, context) : responseStream(await chain(context.request(undefined, requests)))),
-      requests,
+    void runInCallContext(context, () =>
+      respondWithStream(
+        call,
+        context,
+        chains,
+        async () => (chain === undefined ? handler(requests, context) : responseStream(await chain(context.request(undefined, requests)))),
+        requests,
+      ),
     );
   };
 }
@@ -293,15 +296,28 @@ function responseStream(response: CallResponse): unknown {
   return response.messages;
 }
 
+/** Ends a call with one response message: the response headers (if not sent yet), the message, the trailers. */
 function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown, context: GrpcHandlerContext): void {
-  if (!hasKeys(context.responseMetadata)) return callback(null, message);
-  let trailers: grpc.Metadata;
+  let trailers: grpc.Metadata | undefined;
   try {
-    trailers = toGrpcMetadata(context.responseMetadata);
+    context.flushHeaders("message");
+    if (hasKeys(context.responseMetadata)) trailers = toGrpcMetadata(context.responseMetadata);
   } catch (err) {
     return callback({ code: grpc.status.INTERNAL, details: (err as Error).message });
   }
-  callback(null, message, trailers);
+  if (trailers === undefined) callback(null, message);
+  else callback(null, message, trailers);
+}
+
+/** Ends a call with one response message with an error: the response headers (if not sent yet), then the status. */
+function sendUnaryError(callback: grpc.sendUnaryData<unknown>, err: unknown, context: GrpcHandlerContext): void {
+  try {
+    context.flushHeaders("status");
+  } catch (headerErr) {
+    // Headers gRPC cannot carry are a bug of the handler's, reported as INTERNAL like bad trailers.
+    return callback(grpcStatusFromError(headerErr, {}));
+  }
+  callback(grpcStatusFromError(err, context.responseMetadata));
 }
 
 /** Runs a handler that returns a response stream and writes it out, then the status and trailers. */
@@ -313,6 +329,8 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     }
     for await (const message of messages as AsyncIterable<unknown>) {
       if (call.cancelled || context.isFinished) break;
+      // grpc-js would send empty headers with the first message: send the handler's instead.
+      context.flushHeaders("message");
       if (!call.write(message)) await drainedOrCancelled(call);
       if (call.cancelled || context.isFinished) break;
     }
@@ -321,6 +339,7 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
     if (requests?.decodeError) throw requests.decodeError;
     let trailers: grpc.Metadata;
     try {
+      context.flushHeaders("status");
       trailers = toGrpcMetadata(context.responseMetadata);
     } catch (err) {
       call.emit("error", { code: Code.INTERNAL, details: (err as Error).message });
@@ -330,9 +349,17 @@ async function respondWithStream(call: WritableCall, context: GrpcHandlerContext
   } catch (err) {
     void requests?.return();
     if (!context.finish()) return;
+    const failure = requests?.decodeError ?? err;
+    let status: grpc.StatusObject;
+    try {
+      context.flushHeaders("status");
+      status = grpcStatusFromError(failure, context.responseMetadata);
+    } catch (headerErr) {
+      status = grpcStatusFromError(headerErr, {});
+    }
     // grpc-js turns an emitted error into the call's status (code, details, metadata as trailers).
-    call.emit("error", grpcStatusFromError(requests?.decodeError ?? err, context.responseMetadata));
-    logFailure(chains, context, requests?.decodeError ?? err);
+    call.emit("error", status);
+    logFailure(chains, context, failure);
   }
 }
 
@@ -382,12 +409,11 @@ class GrpcHandlerContext implements HandlerContext {
   readonly transport = "grpc" as const;
   readonly deadline: number | undefined;
   readonly responseMetadata: Metadata = {};
-  readonly responseHeaders: Metadata = {};
-  sendHeaders(): void {
-    throw new StatusError(Code.UNIMPLEMENTED, "sendHeaders is not wired to gRPC yet");
-  }
-  // Made on first use: many handlers never look at request metadata or values.
+  // Made on first use: many handlers never look at request metadata, values or response headers.
   private metadataCache: Metadata | undefined;
+  private headersCache: Metadata | undefined;
+  /** How the response headers went out (once per call), for sendHeaders' error; undefined until then. */
+  private headersSent: "sendHeaders" | "message" | "status" | undefined;
   private valuesCache: Map<string | symbol, unknown> | undefined;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -425,6 +451,57 @@ class GrpcHandlerContext implements HandlerContext {
       if (this.traceContext !== undefined) this.valuesCache.set(TRACE_CONTEXT_VALUE, this.traceContext);
     }
     return this.valuesCache;
+  }
+
+  get responseHeaders(): Metadata {
+    return (this.headersCache ??= {});
+  }
+
+  sendHeaders(metadata?: Metadata): void {
+    if (this.headersSent !== undefined || this.finished) throw new StatusError(Code.FAILED_PRECONDITION, this.headersTooLate());
+    const headers = metadata === undefined ? this.headersCache : { ...this.headersCache, ...metadata };
+    this.sendHeadersNow(headers, "sendHeaders");
+    // Kept so that the handler (and its interceptors) can read what was sent.
+    if (metadata !== undefined) Object.assign(this.responseHeaders, metadata);
+  }
+
+  /**
+   * Sends the response headers unless they went out already: before the first response message
+   * (grpc-js would send empty ones with it) and before the status (so that a call without messages
+   * still delivers them, as headers rather than trailers).
+   */
+  flushHeaders(reason: "message" | "status"): void {
+    if (this.headersSent === undefined) this.sendHeadersNow(this.headersCache, reason);
+  }
+
+  /** Throws INTERNAL, before anything is sent, for headers gRPC cannot carry. */
+  private sendHeadersNow(headers: Metadata | undefined, reason: "sendHeaders" | "message" | "status"): void {
+    if (reason !== "sendHeaders" && (headers === undefined || !hasKeys(headers))) {
+      // Nothing of the handler's: grpc-js sends its empty headers with the first message, or none before the status.
+      this.headersSent = reason;
+      return;
+    }
+    let grpcHeaders: grpc.Metadata;
+    try {
+      grpcHeaders = toGrpcMetadata(headers);
+    } catch (err) {
+      throw new StatusError(Code.INTERNAL, `the response headers of ${this.method.path} cannot be sent: ${(err as Error).message}`, { cause: err });
+    }
+    this.headersSent = reason;
+    this.call.sendMetadata(grpcHeaders);
+  }
+
+  private headersTooLate(): string {
+    const path = this.method.path;
+    if (this.finished) return `${path} has ended: its response headers can no longer be sent`;
+    switch (this.headersSent) {
+      case "sendHeaders":
+        return `sendHeaders was already called for ${path}: the response headers are sent once`;
+      case "message":
+        return `the response headers of ${path} went out with its first response message: call sendHeaders before that`;
+      default:
+        return `the response headers of ${path} went out with its status`;
+    }
   }
 
   /** A value, without making the map when there is none. */
