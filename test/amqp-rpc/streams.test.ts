@@ -365,7 +365,7 @@ describe("a peer that vanishes", () => {
         }
       },
     });
-    const conn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-doomed-client", reconnect: false } as Parameters<typeof AmqpConnection.connect>[0]);
+    const conn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-doomed-client" });
     const t = new AmqpRpcTransport(conn, { keepaliveMs: 200 });
     const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
     await it.next();
