@@ -531,7 +531,9 @@ export class AmqpRpcServer {
       this.early(link, msg, entry.method, Code.CANCELLED, `${entry.method.path}: the caller cancelled the call before it was served`);
       return;
     }
-    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? readMillis(props.expiration);
+    // A stream's deadline is its rpc-timeout-ms only: an open's `expiration` may just bound its
+    // wait in the queue (a client with no deadline still wants an answer soon).
+    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? (streaming ? undefined : readMillis(props.expiration));
     if (timeoutMs !== undefined && timeoutMs <= 0) {
       this.early(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
       return;
