@@ -357,7 +357,7 @@ export class AmqpRpcServer {
       await scratch.assertExchange(CANCEL_EXCHANGE, "direct", { durable: true });
       const { queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
       await scratch.bindQueue(queue, CANCEL_EXCHANGE, this.requestQueue);
-      await link.channel.consume(queue, (msg) => this.onFrame(link, msg), { noAck: true });
+      await link.channel.consume(queue, (msg) => this.onFrame(msg), { noAck: true });
       link.inbox = queue;
       link.channel.on("return", (msg: Message) => this.onReturn(msg));
     } catch (err) {
@@ -372,7 +372,7 @@ export class AmqpRpcServer {
   }
 
   /** A frame to this server's inbox: a stream's, or a cancellation. */
-  private onFrame(link: ServerLink, msg: ConsumeMessage | null): void {
+  private onFrame(msg: ConsumeMessage | null): void {
     if (msg === null) return;
     const headers = msg.properties.headers as Record<string, unknown> | undefined;
     const kind = readFrame(headers);
@@ -388,7 +388,6 @@ export class AmqpRpcServer {
     }
     if (call?.stream === undefined) return; // a frame of a stream that is over
     if (!call.stream.receive(kind, headers, msg.content)) call.frame?.(kind);
-    void link;
   }
 
   private rememberCancel(id: string): void {
