@@ -61,6 +61,13 @@ export interface RawPublishOptions {
   /** Ask the broker to return the message when no queue is bound for it. Default true. */
   mandatory?: boolean;
   timeoutMs?: number;
+  /**
+   * Absolute deadline, epoch ms: the earlier of this and `timeoutMs` ends the wait with
+   * DEADLINE_EXCEEDED, and one already past refuses the message before it is queued. Typed
+   * publishers pass the deadline of the call they were made in (call-context.ts).
+   */
+  deadline?: number;
+  /** Aborting fails the publish with the signal's reason (CANCELLED unless it says otherwise). */
   signal?: AbortSignal;
   /**
    * Told once when the message settles (undefined when confirmed, else the error the promise rejects
@@ -84,6 +91,8 @@ interface Entry {
   /** Epoch ms after which the message is rejected; Infinity for none. */
   deadline: number;
   timeoutMs: number;
+  /** True when `deadline` is the caller's (RawPublishOptions.deadline), not this publish's own timeout. */
+  callDeadline: boolean;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   admitted: boolean;
@@ -196,6 +205,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * message is returned, NOT_FOUND when the exchange does not exist, DEADLINE_EXCEEDED when the
    * confirm does not come in time, UNAVAILABLE when no connection came back in time, CANCELLED on abort.
    * A message_id is generated when the properties carry none (it identifies re-sent copies).
+   *
+   * This raw publish does not look at the call context (call-context.ts): the runtime moves retries
+   * and dead letters and relays the outbox through it, work that must not end with a handler's call.
+   * EventPublisher is where a publish inherits the served call's deadline, signal and headers.
    */
   publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
     const refuse = (err: Error): Promise<void> => {
@@ -209,7 +222,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (content.byteLength > this.maxMessageBytes) {
       return refuse(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
     }
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let callDeadline = false;
+    if (options.deadline !== undefined) {
+      const left = options.deadline - Date.now();
+      // Sent now, a message the caller has stopped waiting for could still be delivered: refuse it.
+      if (left <= 0) return refuse(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the message was published; it was not sent"));
+      if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
+        timeoutMs = left;
+        callDeadline = true;
+      }
+    }
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
     // The properties are kept (for a re-send) until confirmed, so callers must not change them after
     // the call. They are copied only when something has to be filled in.
@@ -233,6 +256,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         returned: undefined,
         deadline: Infinity,
         timeoutMs,
+        callDeadline,
         signal,
         onAbort: undefined,
         admitted: false,
@@ -477,7 +501,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
     let err: StatusError;
-    if (entry.nacks > 0) {
+    if (entry.callDeadline) {
+      err = new StatusError(Code.DEADLINE_EXCEEDED, `the deadline passed before the broker confirmed the message (${this.connection.connected ? "it may still be delivered" : "no connection to RabbitMQ"})`);
+    } else if (entry.nacks > 0) {
       err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within ${timeoutMs} ms (${entry.lastNack}); it was sent again on a new channel each time`);
     } else if (!this.connection.connected) {
       err = new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`);
