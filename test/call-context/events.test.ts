@@ -169,3 +169,31 @@ describe("a publish inside a served call", () => {
     expect(header(msg, "authorization")).toBeUndefined();
   });
 });
+
+describe("many publishes inside one call", () => {
+  it("share one abort listener on the call's signal, and all fail CANCELLED when it aborts", async () => {
+    const { getEventListeners } = await import("node:events");
+    const pub = publisher(orderEvent(janitor.exchange("many")));
+    await pub.publish({ id: "warm-up", region: "eu", amount: 1 }).catch(() => undefined); // declares the exchange
+    const controller = new AbortController();
+    const ctx = {
+      method: { name: "Get", path: "/test.v1.Orders/Get", kind: "unary", input: OrderCreated, output: OrderCreated, idempotent: false },
+      transport: "grpc",
+      metadata: {},
+      deadline: undefined,
+      signal: controller.signal,
+      responseHeaders: {},
+      sendHeaders() {},
+      responseMetadata: {},
+      peer: undefined,
+      values: new Map(),
+    } satisfies HandlerContext;
+    const pending = runInCallContext(ctx, () => Array.from({ length: 50 }, (_, i) => pub.publish({ id: `m${i}`, region: "eu", amount: 1 })));
+    // One listener for the 50: a listener each would walk the signal's list on every add and remove.
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
+    controller.abort();
+    const outcomes = await Promise.allSettled(pending);
+    expect(outcomes.map((o) => (o.status === "rejected" ? (o.reason as StatusError).code : "fulfilled"))).toEqual(Array(50).fill(Code.CANCELLED));
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+});

@@ -93,8 +93,8 @@ interface Entry {
   timeoutMs: number;
   /** True when `deadline` is the caller's (RawPublishOptions.deadline), not this publish's own timeout. */
   callDeadline: boolean;
+  /** The signal whose abort settles this entry (it is in `watched` under it), if any. */
   signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
   admitted: boolean;
   /** Channel errors (not connection losses) seen while this message was in flight. */
   channelErrors: number;
@@ -141,8 +141,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * one timer per bucket (at its oldest entry) replaces a timer per message.
    */
   private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
+  /**
+   * Unsettled entries by the signal that cancels them, with one abort listener per signal: many
+   * publishes share one (those a handler makes share its call's, a consumer channel's deliveries
+   * theirs), and a listener each would make every add and remove walk the signal's whole list.
+   */
+  private readonly watched = new Map<AbortSignal, { entries: Set<Entry>; onAbort: () => void }>();
   private readonly untrack: () => void;
-  private readonly unwatch: () => void;
+  private readonly unwatchConfirms: () => void;
   private readonly logger: Logger;
 
   constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
@@ -175,7 +181,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     });
     this.keeper.start();
     this.untrack = options.track === false ? () => {} : connection.track(this);
-    this.unwatch = watchConfirms(this);
+    this.unwatchConfirms = watchConfirms(this);
   }
 
   /** The node this publisher's connection is on, "host:port" (for metrics). */
@@ -257,8 +263,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         deadline: Infinity,
         timeoutMs,
         callDeadline,
-        signal,
-        onAbort: undefined,
+        signal: undefined,
         admitted: false,
         channelErrors: 0,
         nacks: 0,
@@ -268,10 +273,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         entry.deadline = Date.now() + timeoutMs;
         this.armDeadline(entry);
       }
-      if (signal) {
-        entry.onAbort = () => this.settle(entry, StatusError.from(signal.reason, Code.CANCELLED));
-        signal.addEventListener("abort", entry.onAbort, { once: true });
-      }
+      if (signal) this.watch(entry, signal);
       if (this.unsettled++ === 0) this.busySince = Date.now();
       this.stalls.arm();
       if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
@@ -289,7 +291,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.closed = true;
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.untrack();
-    this.unwatch();
+    this.unwatchConfirms();
     this.stalls.stop();
     await this.keeper.close();
   }
@@ -471,6 +473,33 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
   }
 
+  private watch(entry: Entry, signal: AbortSignal): void {
+    entry.signal = signal;
+    let group = this.watched.get(signal);
+    if (group === undefined) {
+      const entries = new Set<Entry>();
+      const onAbort = (): void => {
+        this.watched.delete(signal);
+        for (const waiting of entries) this.settle(waiting, StatusError.from(signal.reason, Code.CANCELLED));
+      };
+      group = { entries, onAbort };
+      this.watched.set(signal, group);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    group.entries.add(entry);
+  }
+
+  private unwatch(entry: Entry, signal: AbortSignal): void {
+    const group = this.watched.get(signal);
+    // Gone when the signal aborted: its listener is settling the entries.
+    if (group === undefined) return;
+    group.entries.delete(entry);
+    if (group.entries.size === 0) {
+      signal.removeEventListener("abort", group.onAbort);
+      this.watched.delete(signal);
+    }
+  }
+
   private armDeadline(entry: Entry): void {
     let bucket = this.deadlines.get(entry.timeoutMs);
     if (!bucket) {
@@ -524,7 +553,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.deadlines.delete(entry.timeoutMs);
       }
     }
-    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    if (entry.signal) this.unwatch(entry, entry.signal);
     // The slot frees now even if a late confirm may still arrive for an in-flight copy.
     this.unsettled--;
     if (entry.admitted) {
