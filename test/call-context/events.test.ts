@@ -1,6 +1,7 @@
 // The call context on RabbitMQ events, against the real broker: a consumer handler serves the event
 // it handles, so what it publishes carries that event's authorization and trace context on; a
 // publish inside a cancelled or expired call fails instead of waiting for its confirm.
+import { getEventListeners } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ConsumeMessage } from "amqplib";
 import { Code, currentCallContext, runInCallContext, StatusError, type HandlerContext, type Interceptor, type Metadata } from "@grabbit/runtime";
@@ -172,7 +173,6 @@ describe("a publish inside a served call", () => {
 
 describe("many publishes inside one call", () => {
   it("share one abort listener on the call's signal, and all fail CANCELLED when it aborts", async () => {
-    const { getEventListeners } = await import("node:events");
     const pub = publisher(orderEvent(janitor.exchange("many")));
     await pub.publish({ id: "warm-up", region: "eu", amount: 1 }).catch(() => undefined); // declares the exchange
     const controller = new AbortController();
