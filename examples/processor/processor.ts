@@ -2,7 +2,7 @@
 // from a seed), publishes a RequestReported event over RabbitMQ, then tells the Bridge over gRPC.
 // Everything transport-shaped comes from generated code; this file is only the business logic.
 
-import { Code, StatusError } from "@grabbit/runtime";
+import { Code, detachFromCall, StatusError } from "@grabbit/runtime";
 import type { AmqpConnection, AmqpRpcServer } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { BridgeClient } from "../gen/example/v1/bridge.grabbit.js";
@@ -11,7 +11,6 @@ import type { ProcessRequestRequest, ProcessRequestResponse } from "../gen/examp
 import { addRequestProcessorGrpcService, serveRequestProcessorAmqp, type RequestProcessorHandlers } from "../gen/example/v1/processor.grabbit.js";
 import { RequestReportedPublisher } from "../gen/example/v1/reports.grabbit.js";
 import { requireBearer, TokenCheck } from "../shared/auth.js";
-import { detachFromCall } from "../shared/detach.js";
 import { retrying } from "../shared/retry.js";
 
 export interface ProcessorOptions {
