@@ -515,6 +515,31 @@ describe("a rename seen by buf's rules only", () => {
   });
 });
 
+describe("--limit-to-input-files, as buf", () => {
+  // buf applies it by building the against input with the input's file paths, which works where the
+  // paths are the same on both sides: the working tree against a git ref.
+  it("leaves out what only the against input has, and prints what buf prints", async () => {
+    const repo = tempDir();
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "pipe" });
+    git("init", "-q", "-b", "main");
+    const yaml = "version: v2\nbreaking:\n  use: [FILE, PACKAGE]\n";
+    writeTree(repo, { "buf.yaml": yaml, ...OLD, "demo/v1/gone.proto": proto("message Gone {\n  string id = 1;\n}"), "other/v1/o.proto": proto("message O {}", 'syntax = "proto3";\n\npackage other.v1;\n') });
+    git("add", ".");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "v1");
+    git("rm", "-q", "demo/v1/gone.proto", "other/v1/o.proto");
+    writeTree(repo, demo("message Order {\n  string id = 1;\n  int32 count = 2;\n}"));
+    const args = ["breaking", "--against", ".git#branch=main"];
+    const whole = await grabbit(repo, args);
+    const limited = await grabbit(repo, [...args, "--limit-to-input-files"]);
+    expect(whole.stdout).toBe(spawnSync(BUF, args, { cwd: repo, encoding: "utf8" }).stdout);
+    expect(limited.stdout).toBe(spawnSync(BUF, [...args, "--limit-to-input-files"], { cwd: repo, encoding: "utf8" }).stdout);
+    expect(whole.stdout).toMatch(/<input>:1:1:Previously present file "demo\/v1\/gone\.proto" was deleted\./);
+    expect(limited.stdout).not.toMatch(/gone|other/);
+    expect(limited.stdout).toMatch(/Previously present field "3" with name "note" on message "Order" was deleted\./);
+    expect(limited.code).toBe(100);
+  });
+});
+
 describe("partial builds fall back to whole ones", () => {
   it("when buf.yaml excludes a directory that holds a changed file", async () => {
     const yaml = "version: v2\nmodules:\n  - path: .\n    excludes:\n      - scratch\n";
