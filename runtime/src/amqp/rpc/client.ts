@@ -1061,6 +1061,7 @@ class ClientStream {
         this.ready(msg, headers);
         return;
       case FRAME.headers:
+        this.end.receive(FRAME.headers, headers, msg.content); // heard from: the silence watch restarts
         this.reportHeaders(headersToMetadata(headers));
         return;
       case FRAME.end:
@@ -1133,7 +1134,7 @@ class ClientStream {
     const err = replyError(headers, this.method, metadata);
     this.finish(metadata);
     this.end.close(err);
-    if (err === undefined) this.stopRequests();
+    this.stopRequests(); // the server is done: whatever the caller still had to send goes nowhere
   }
 
   /** The broker returned a frame of ours: no queue took it. */

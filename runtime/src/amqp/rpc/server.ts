@@ -414,7 +414,7 @@ export class AmqpRpcServer {
   private onReturn(msg: Message): void {
     const id = msg.properties.correlationId as string | undefined;
     const call = id === undefined ? undefined : this.calls.get(id);
-    call?.stream?.break(new StatusError(Code.CANCELLED, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
+    call?.stream?.break(new StatusError(Code.UNAVAILABLE, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
   }
 
   /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
