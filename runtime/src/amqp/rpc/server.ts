@@ -557,7 +557,16 @@ export class AmqpRpcServer {
 
   /** A request refused before its handler runs: logged as a failed call, then replied to. */
   private early(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, code: Code, text: string): void {
-    this.logFailure(msg, method, undefined, new StatusError(code, text));
+    const err = new StatusError(code, text);
+    let traceCtx: Context | undefined;
+    if (telemetryActive()) {
+      // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
+      // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
+      const { ctx } = this.context(msg, method, undefined, () => {});
+      void this.telemetry(() => Promise.reject(err))(this.callRequest(ctx, {})).catch(() => {});
+      traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
+    }
+    this.logFailure(msg, method, traceCtx, err);
     this.reply(link, msg, method, code, text);
   }
 
