@@ -103,6 +103,8 @@ const FOUND: Array<[string, Tree, Tree]> = [
   ["the package's last enum deleted: from the file only", P("message M {}\nenum E { E_A = 0; }"), P("message M {}")],
   ["extension moved into a message's scope changes its full name", P2("message M { extensions 10 to 30; }\nextend M { optional int32 c = 12; }"), P2("message M { extensions 10 to 30; }\nmessage N { extend M { optional int32 c = 12; } }")],
   ["nested message moved to another file of the package", { "demo/v1/a.proto": proto("message T { message In {} string a = 1; }"), "demo/v1/b.proto": proto("message B {}") }, { "demo/v1/a.proto": proto("message T { string a = 1; }"), "demo/v1/b.proto": proto("message B { message In {} }") }],
+  ["a message deleted with what it nests (map entries too): at the innermost message left", P("message T {\n  string a = 1;\n  message In {\n    map<string, int32> m = 1;\n    message Deep {\n      map<int32, T> n = 1;\n    }\n  }\n}"), P("message T {\n  string a = 1;\n}")],
+  ["a file moved to another package: its nested messages are deleted from the package at the file, its nested enums at their message", { "demo/v1/a.proto": proto("message T {\n  message In {}\n  enum E { E_A = 0; }\n}"), "demo/v1/b.proto": proto("message B {}\nenum Z { Z_A = 0; }") }, { "demo/v1/a.proto": proto("message T {\n  string x = 1;\n}", 'syntax = "proto3";\n\npackage demo.v2;\n'), "demo/v1/b.proto": proto("message B {}\nenum Z { Z_A = 0; }") }],
 ];
 
 describe("differences the differential test found", () => {
