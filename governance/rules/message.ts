@@ -1,8 +1,8 @@
 // Message and field rules: messages are paired by full name across the whole image (so moves between
 // files are the FILE rules' business), fields by number, oneofs by name.
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { create } from "@bufbuild/protobuf";
-import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { create, isFieldSet } from "@bufbuild/protobuf";
+import { DescriptorProtoSchema, FieldOptionsSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
 import { findEnum } from "../model.js";
 import { Ctx, stripDot, type At } from "./context.js";
@@ -224,10 +224,12 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     if (WIRE_JSON_GROUP.get(kb) !== WIRE_JSON_GROUP.get(ka)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, kindChange + wireJson, { sub: typeSub });
     else if (f.typeName !== g.typeName && named(ka) && (ka !== T.ENUM || !enumCompatible())) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, nameChange, { sub: typeSub });
 
-    // Cardinality.
+    // Cardinality. A map entry's key and value are generated: their presence may read as the file's
+    // default changes (proto3 to editions) without changing anything, so buf leaves them out.
     const cb = cardinality(f, before, ctx.old);
     const ca = cardinality(g, after, ctx.cur);
-    if (cb !== ca) {
+    const mapEntries = Boolean(before.d.options?.mapEntry && after.d.options?.mapEntry);
+    if (cb !== ca && !mapEntries) {
       const text = `${field} changed cardinality from "${CARDINALITY_TEXT[cb]}" to "${CARDINALITY_TEXT[ca]}".`;
       ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4], subject: `cardinality:${key}` });
       // Presence alone never changes the encoding; a map is a repeated entry message on the wire only.
@@ -236,7 +238,7 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
       if (wire(cb) !== wire(ca)) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
       if (single(cb) !== single(ca)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
     }
-    if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
+    if ((cb === "optional") !== (ca === "optional") && !mapEntries && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
       const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");
       ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, {
         sub: [4],
@@ -258,8 +260,11 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
       const ctb = cppStringType(f, before.file);
       const cta = cppStringType(g, after.file);
       // As buf 1.74 does: STRING_PIECE counts as STRING when it goes away, but is a change when it comes.
+      // At the field's ctype, else at its (pb.cpp).string_type feature (options 8, features 21,
+      // extension 1000, string_type 2), else at the field.
+      const cppSub = g.options && isFieldSet(g.options, FieldOptionsSchema.field.ctype) ? [8, 1] : [8, 21, 1000, 2];
       if (ctb.same !== cta.same || (cta.text === "STRING_PIECE" && ctb.text !== "STRING_PIECE"))
-        ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb.text}" to "${cta.text}".`, { sub: [8, 1] });
+        ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb.text}" to "${cta.text}".`, { sub: cppSub });
     }
     if (g.type === T.STRING && f.type === T.STRING) {
       const ub = utf8Validation(f, before);
