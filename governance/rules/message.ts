@@ -67,6 +67,7 @@ const WIRE_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#upd
 const JSON_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#json";
 
 const JSTYPE = ["JS_NORMAL", "JS_STRING", "JS_NUMBER"];
+const INT64_KINDS = new Set([T.INT64, T.UINT64, T.SINT64, T.FIXED64, T.SFIXED64]);
 
 /** The property name ts-proto generates for a field (lowerCamelCase of the proto name). */
 export function tsName(f: FieldDescriptorProto): string {
@@ -254,7 +255,8 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     }
     const jsb = JSTYPE[f.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
-    if (jsb !== jsa) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
+    // jstype only means something on 64-bit integers: buf compares it when both sides are one.
+    if (jsb !== jsa && INT64_KINDS.has(f.type) && INT64_KINDS.has(g.type)) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
     // A map's key and value have no C++ string type of their own: buf checks no map entry's fields.
     if ((g.type === T.STRING || g.type === T.BYTES) && !after.d.options?.mapEntry) {
       const ctb = cppStringType(f, before.file);
