@@ -2,12 +2,12 @@
 // files are the FILE rules' business), fields by number, oneofs by name.
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { create, isFieldSet } from "@bufbuild/protobuf";
-import { DescriptorProtoSchema, FieldOptionsSchema } from "@bufbuild/protobuf/wkt";
+import { DescriptorProtoSchema, FieldOptionsSchema, FileOptionsSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
 import { findEnum } from "../model.js";
 import { Ctx, stripDot, type At } from "./context.js";
 import { canHaveDefault, defaultsEqual, fieldDefault } from "./defaults.js";
-import { CARDINALITY_TEXT, cardinality, cppStringType, fieldKind, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
+import { CARDINALITY_TEXT, cardinality, cppStringType, fieldKind, javaUtf8Validation, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
 
 /** The numbers of `r` no longer in `by`, printed as buf does ("[8,9]", inclusive). */
 export function missingText(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): string {
@@ -272,11 +272,13 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
       const ub = utf8Validation(f, before);
       const ua = utf8Validation(g, after);
       if (ub !== ua) ctx.add("FIELD_SAME_UTF8_VALIDATION", fat, `${field} changed UTF8 validation from ${ub.toUpperCase()} to ${ua.toUpperCase()}.`, { sub: [8, 21, 4] });
-      // Java verifies when the file asks for it, else as the field's resolved UTF8 validation.
-      const javab = before.file.fd.options?.javaStringCheckUtf8 ? "verify" : ub;
-      const javaa = after.file.fd.options?.javaStringCheckUtf8 ? "verify" : ua;
-      // Point at the file option when that is what changed.
-      const javaAt = (before.file.fd.options?.javaStringCheckUtf8 ?? false) !== (after.file.fd.options?.javaStringCheckUtf8 ?? false) && after.file.fd.options?.javaStringCheckUtf8 ? { file: after.file, spath: [8, 27] } : fat;
-      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
+      const javab = javaUtf8Validation(f, before);
+      const javaa = javaUtf8Validation(g, after);
+      // buf points at the file's java_string_check_utf8 when the file sets it, else at the field's
+      // (pb.java).utf8_validation (options 8, features 21, extension 1001, utf8_validation 2), else
+      // at the field.
+      const fileSetsJava = after.file.fd.options !== undefined && isFieldSet(after.file.fd.options, FileOptionsSchema.field.javaStringCheckUtf8);
+      const javaAt = fileSetsJava ? { file: after.file, spath: [8, 27] } : fat;
+      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`, fileSetsJava ? {} : { sub: [8, 21, 1001, 2] });
     }
   }
