@@ -152,6 +152,8 @@ class Pending {
   confirmed = false;
   /** When the first copy went out (re-sends keep it). */
   firstSentAt = 0;
+  /** When the current copy went out. */
+  sentAt = 0;
 
   constructor(
     readonly id: string,
@@ -557,7 +559,8 @@ export class AmqpRpcTransport implements Transport {
     }
     call.link = link;
     call.confirmed = false;
-    if (call.firstSentAt === 0) call.firstSentAt = Date.now();
+    call.sentAt = Date.now();
+    if (call.firstSentAt === 0) call.firstSentAt = call.sentAt;
     link.calls.add(call);
     if (!flushed) this.awaitDrain(link);
     this.stalls.arm();
@@ -631,7 +634,11 @@ export class AmqpRpcTransport implements Transport {
   private async checkStall(): Promise<void> {
     const now = Date.now();
     const quiet = now - Math.max(this.confirmedAt, this.repliedAt) >= this.stallTimeoutMs;
-    const stalled = quiet ? [...this.pending.values()].filter((c) => c.firstSentAt > 0 && now - c.firstSentAt >= this.stallTimeoutMs) : [];
+    // A request the broker has not confirmed for the stall time is stalled whatever else it confirms
+    // meanwhile (a channel whose queue client hangs on a dead leader goes on confirming nothing, while
+    // a new channel works); one confirmed but unanswered only when nothing at all comes back (else it
+    // is just a slow handler).
+    const stalled = [...this.pending.values()].filter((c) => c.firstSentAt > 0 && now - c.firstSentAt >= this.stallTimeoutMs && (!c.confirmed || quiet));
     if (stalled.length > 0) {
       const probe = await this.connection.probeNodes();
       if (probe.quorumLost) {
@@ -641,8 +648,24 @@ export class AmqpRpcTransport implements Transport {
           this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: ${what} within ${Date.now() - call.firstSentAt} ms: ${quorumLostMessage(probe)}${tail}`));
         }
       } else {
-        const link = stalled.find((c) => c.link !== undefined && !c.confirmed)?.link;
-        if (link && this.link === link) this.retire(link, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
+        const current = this.link;
+        if (current !== undefined && stalled.some((c) => c.link === current && !c.confirmed)) {
+          this.retire(current, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
+        }
+        // Copies left unconfirmed on a channel already replaced will not be confirmed there: idempotent
+        // calls go again on the new channel, the others fail now rather than at their deadline (the
+        // broker may or may not have taken them, as when a channel is lost).
+        for (const call of stalled) {
+          if (call.confirmed || call.link === undefined || call.link === current || call.link === this.link || now - call.sentAt < this.stallTimeoutMs) continue;
+          if (!this.pending.has(call.id)) continue;
+          if (call.method.idempotent) {
+            this.detach(call);
+            this.resend.push(call);
+          } else {
+            this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: the request was not confirmed within ${now - call.sentAt} ms on a channel since replaced; it may or may not have been taken`));
+          }
+        }
+        this.flushResend();
       }
     }
   }
