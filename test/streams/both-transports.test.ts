@@ -252,7 +252,7 @@ describe("the caller cancels mid-call: the handler's signal aborts", () => {
         });
         await watcher;
         expect(outcome.error?.code, outcome.error?.message).toBe(Code.CANCELLED);
-        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`);
+        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`, 10_000);
         expect(log.get(id)!.aborted).toMatchObject({ code: Code.CANCELLED });
       });
     }
@@ -276,8 +276,9 @@ describe("the server fails mid-stream: the caller gets its status and trailers a
 });
 
 describe("a deadline mid-stream: DEADLINE_EXCEEDED for the caller, the handler's signal aborts", () => {
-  // Over gRPC, client and bidi can fail for the reason given for cancellation above: the client's
-  // deadline reaches the server as an `end` of the request stream, and it races the server's timer.
+  // KNOWN TO FAIL at times over gRPC for client and bidi (told to the lead), for the reason given
+  // for cancellation above: the client's deadline reaches the server as an `end` of the request
+  // stream, racing the server's own deadline timer; when it wins, the signal never aborts.
   for (const transport of TRANSPORTS) {
     for (const kind of KINDS) {
       it(`${transport} ${kind}`, async () => {
@@ -286,7 +287,7 @@ describe("a deadline mid-stream: DEADLINE_EXCEEDED for the caller, the handler's
         expect(outcome.error?.code, outcome.error?.message).toBe(Code.DEADLINE_EXCEEDED);
         // Mid-stream: messages had gone through before the deadline.
         if (kind === "server" || kind === "bidi") expect((outcome.result as Item[]).length).toBeGreaterThan(0);
-        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`);
+        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`, 10_000);
         if (kind !== "unary") expect(log.get(id)!.progress).toBeGreaterThan(0);
         expect(log.get(id)!.aborted).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
       });
