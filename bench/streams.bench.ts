@@ -10,7 +10,9 @@
 // is measured with the default window (64 messages of credit) and, to show what the window costs,
 // with 256 and 1024 (`streamWindow`). A raw amqplib stream (one request, then the messages published
 // straight to the client's queue, back-pressure from the socket only: no credit, no numbering) shows
-// what the broker and amqplib carry on this machine.
+// what the broker and amqplib carry on this machine; the same with each message carrying what a
+// grabbit `message` frame carries (its headers and properties) separates the cost of that format
+// from the cost of the runtime's own code and of the credit.
 import { fork, type ChildProcess } from "node:child_process";
 import amqplib from "amqplib";
 import { randomBytes } from "node:crypto";
@@ -86,6 +88,8 @@ interface Side {
   /** The figure's key part. */
   name: string;
   transport: "grpc" | "amqp" | "raw";
+  /** Raw: publish each message with a grabbit message frame's headers and properties. */
+  framed?: boolean;
   /** AMQP: the client's streamWindow (default: the transport's). */
   window?: number;
 }
@@ -135,7 +139,7 @@ async function measure(side: Side, count: number): Promise<Sample> {
   let client: ChildProcess | undefined;
   try {
     const { address } = await ask<{ address: string }>(server, undefined);
-    client = forkSelf("client", { QUEUE: queue, ADDRESS: address, TRANSPORT: side.transport, WINDOW: String(side.window ?? ""), COUNT: String(count) });
+    client = forkSelf("client", { QUEUE: queue, ADDRESS: address, TRANSPORT: side.transport, WINDOW: String(side.window ?? ""), COUNT: String(count), FRAMED: side.framed ? "1" : "" });
     await ask(client, undefined); // warmed up: connected, a first short stream read
     await ask(server, "reset");
     const result = await ask<{ rate: number; rss: number; heap: number; cpuUs: number } | { error: string }>(client, "go");
@@ -166,6 +170,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     { name: "amqp_w256", transport: "amqp", window: 256 },
     { name: "amqp_w1024", transport: "amqp", window: 1024 },
     { name: "raw", transport: "raw" },
+    { name: "raw_framed", transport: "raw", framed: true },
   ];
   // BENCH_STREAM_SIDES=amqp,raw measures some sides only (to profile them); no figures then.
   const only = process.env.BENCH_STREAM_SIDES?.split(",");
@@ -208,13 +213,23 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     "higher-is-better",
     "raw amqplib: one request, then the messages published to the client's queue with back-pressure from the socket only (no credit, no numbering)",
   );
+  figures.stream_amqp_window_1024_vs_raw_amqplib_framed_msgs_per_s = figure(
+    med("amqp_w1024", (s) => s.rate),
+    med("raw_framed", (s) => s.rate),
+    "msg/s",
+    "higher-is-better",
+    "raw amqplib as above, each message with a grabbit message frame's headers (rpc-frame, rpc-seq) and properties (correlation_id, type, mandatory); AMQP with streamWindow 1024",
+  );
   return figures;
 }
 
 // ---- child entries ------------------------------------------------------------------------------
 
-/** The raw baseline's request: how many messages, to which queue (reply_to). */
+/** The raw baseline's request: how many messages (to its reply_to), and whether framed as grabbit frames them. */
 const RAW_COUNT_HEADER = "x-count";
+const RAW_FRAMED_HEADER = "x-framed";
+/** A correlation id as long as the UUIDs grabbit sends. */
+const RAW_CORRELATION_ID = "6f1c9a52-8d0e-4b7a-9c3f-2e5d8a1b7c40";
 
 /**
  * Server: serves the stream on one transport; "reset" starts a memory window, "peak" reports it,
@@ -278,10 +293,14 @@ async function serveRaw(queue: string): Promise<() => Promise<void>> {
     async (msg) => {
       if (msg === null) return;
       const n = Number(msg.properties.headers?.[RAW_COUNT_HEADER]);
+      const framed = msg.properties.headers?.[RAW_FRAMED_HEADER] === 1;
       const to = msg.properties.replyTo as string;
       for (let i = 1; i <= n; i++) {
         const bytes = EchoType.encode(benchRequest(i));
-        const flushed = channel.publish("", to, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { contentType: "application/x-protobuf" });
+        const props: amqplib.Options.Publish = framed
+          ? { contentType: "application/x-protobuf", correlationId: RAW_CORRELATION_ID, type: EchoType.typeName, mandatory: true, headers: { "rpc-frame": "message", "rpc-seq": i } }
+          : { contentType: "application/x-protobuf" };
+        const flushed = channel.publish("", to, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), props);
         if (!flushed) await new Promise((resolve) => channel.once("drain", resolve));
       }
     },
@@ -294,7 +313,7 @@ async function serveRaw(queue: string): Promise<() => Promise<void>> {
 }
 
 /** A raw client: its own exclusive queue, one request, then `n` messages counted off it. */
-async function rawClient(queue: string): Promise<(n: number) => AsyncIterable<Echo>> {
+async function rawClient(queue: string, framed: boolean): Promise<(n: number) => AsyncIterable<Echo>> {
   const connection = await amqplib.connect(AMQP_URL, { noDelay: true });
   const channel = await connection.createChannel();
   const { queue: inbox } = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
@@ -308,7 +327,7 @@ async function rawClient(queue: string): Promise<(n: number) => AsyncIterable<Ec
         buffered.push(EchoType.decode(body));
         wake?.();
       };
-      channel.sendToQueue(queue, Buffer.alloc(0), { replyTo: inbox, headers: { [RAW_COUNT_HEADER]: n } });
+      channel.sendToQueue(queue, Buffer.alloc(0), { replyTo: inbox, headers: { [RAW_COUNT_HEADER]: n, [RAW_FRAMED_HEADER]: framed ? 1 : 0 } });
       for (let got = 0; got < n; ) {
         if (buffered.length === 0) await new Promise<void>((resolve) => (wake = resolve));
         const batch = buffered.splice(0);
@@ -334,7 +353,7 @@ async function readOnce(env: NodeJS.ProcessEnv): Promise<void> {
     const transport = new AmqpRpcTransport(connection, { timeoutMs: 600_000, ...(window !== undefined ? { streamWindow: window } : {}) });
     stream = (n) => transport.serverStream(service.methods.flood, { id: n, body: "" });
   } else {
-    stream = await rawClient(env.QUEUE!);
+    stream = await rawClient(env.QUEUE!, env.FRAMED === "1");
   }
   const read = async (n: number) => {
     let seen = 0;
