@@ -40,7 +40,8 @@ anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, pat
                             prints; json prints grabbit's report (every change and its semver bump)
   --error-format <format>   buf's flag: the same formats, but json is buf's (one object per line)
   --exclude-imports         accepted for buf compatibility (imports are never compared)
-  --limit-to-input-files    accepted for buf compatibility
+  --limit-to-input-files    compare only the files the input has: what only the against input
+                            has (a deleted file) is not checked, as in buf
   -h, --help                this help
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
@@ -149,6 +150,8 @@ export interface BreakingOptions {
   except?: string[];
   paths?: string[];
   excludePaths?: string[];
+  /** buf's --limit-to-input-files: the against input is cut down to the files the input has. */
+  limitToInputFiles?: boolean;
   onProgress?: (phase: string) => void;
   /** Warnings buf would print (deprecated rule IDs in buf.yaml). */
   onWarning?: (text: string) => void;
@@ -179,6 +182,7 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
     except: list("except"),
     paths: list("path"),
     excludePaths: list("exclude-path"),
+    limitToInputFiles: v["limit-to-input-files"] === true,
     format: format as Format,
     flavour: v["error-format"] !== undefined ? "buf" : "grabbit",
   };
@@ -243,6 +247,20 @@ function configFile(value: string | undefined, cwd: string): string | undefined 
 }
 
 /**
+ * buf's --limit-to-input-files: buf builds the against input with the input's files as its paths, so
+ * a file only the against input has is gone from it (no deletion to report, nor its declarations in
+ * the package rules), and one the input has only as an import is an import there too.
+ */
+function limitToInputFiles(old: Image, cur: Image): void {
+  for (const [path, f] of old.files) {
+    if (f.isImport) continue;
+    const mine = cur.files.get(path);
+    if (!mine) old.files.delete(path);
+    else if (mine.isImport) old.files.set(path, { ...f, isImport: true });
+  }
+}
+
+/**
  * The check itself: builds both sides with buf, reads the configuration as buf does (each module with
  * its own breaking section) and compares. Throws InputError on bad usage or input.
  */
@@ -295,6 +313,7 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
     }
   }
   const [cur, old] = images;
+  if (o.limitToInputFiles) limitToInputFiles(old, cur);
   // A deleted file is printed where it lived: through the against input if it is a directory,
   // else where the current input keeps its files.
   old.externalPath = pathMapper(o.against, cwd, cur.externalPath);

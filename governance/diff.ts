@@ -1,6 +1,7 @@
 // The comparison: find the files that differ, index only those, run every rule family, then apply the
-// configuration (ignore, ignore_only, unstable packages), in-proto acceptances and rename collapsing,
-// and give each change a location and a semantic-version bump.
+// configuration (ignore, ignore_only, unstable packages) and in-proto acceptances, and report the
+// result twice: grabbit's changes (a rename folded into one, every change with a semantic-version bump)
+// and buf's failures (each rule's finding as buf prints it, for buf's output formats).
 import { Buffer } from "node:buffer";
 import { ignored, ignoredPath, type BreakingConfig } from "./config.js";
 import { locations, type Image } from "./images.js";
@@ -33,7 +34,19 @@ export interface Change {
 
 export interface Report {
   bump: Bump;
+  /**
+   * grabbit's view, for its JSON, SARIF and markdown: every change once, breaking or not, with its bump.
+   * A change several rules saw (a rename) is one change when grabbit's rules saw it too: the leading
+   * rule's finding, naming the others ("also ...") and what a deletion really was ("renamed to ...").
+   */
   changes: Change[];
+  /**
+   * buf's view, for buf's formats: what fails the check, one finding per rule exactly as the rule
+   * reported it (nothing folded, nothing added to the message). buf's findings come first, in buf's
+   * order and at buf's locations (a finding in a file that is gone has no path, as in buf); grabbit's
+   * own findings follow, so that buf's part of the output is what buf prints.
+   */
+  failures: Change[];
 }
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
@@ -102,23 +115,22 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   checkGrabbit(ctx);
   reportRenames(ctx, renames);
   checkChanges(ctx, renames);
-  return finish(ctx.findings, opts.config, renames.targets, ctx.notes);
+  return finish(ctx.findings, old, opts.config, renames.targets, ctx.notes);
 }
 
-function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<string>, notes: Map<string, string>): Report {
-  const kept = findings.filter((f) => {
-    if (f.at.file.image.isImport) return false;
-    if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
-    if (!f.breaking) return !ignoredPath(cfg, cfg.ignore, f.at.file.path);
-    return !ignored(cfg, f.rule, f.at.file.path, f.at.file.pkg);
-  });
+/** Findings reported as one: a fold of the rules that saw one change, or a finding on its own. */
+interface Unit {
+  head: Finding;
+  members: Finding[];
+}
 
-  // One change, one finding: rules that saw the same rename share a subject.
+/** Groups the findings that describe one change (a shared subject) when grabbit's rules saw it too. */
+function units(kept: Finding[]): Unit[] {
   const groups = new Map<string, Finding[]>();
-  const out: Array<{ head: Finding; others: string[] }> = [];
+  const out: Unit[] = [];
   for (const f of kept) {
     if (!f.subject || !f.breaking) {
-      out.push({ head: f, others: [] });
+      out.push({ head: f, members: [f] });
       continue;
     }
     const g = groups.get(f.subject);
@@ -126,55 +138,105 @@ function finish(findings: Finding[], cfg: BreakingConfig, renameTargets: Set<str
     else groups.set(f.subject, [f]);
   }
   for (const g of groups.values()) {
-    // buf's own rules each keep their finding, at buf's location with buf's message (a team that
-    // switches from buf sees every line it saw there); a change is folded into one finding only when
-    // grabbit's rules saw it too.
+    // Only buf's rules saw it: each keeps its own finding, as in buf.
     if (!g.some((f) => RULE_BY_ID.get(f.rule)?.grabbit)) {
-      for (const f of g) out.push({ head: f, others: [] });
+      for (const f of g) out.push({ head: f, members: [f] });
       continue;
     }
     const head = g.find((f) => RENAME_HEADS.includes(f.rule)) ?? g[0]!;
-    out.push({ head, others: [...new Set(g.filter((f) => f !== head).map((f) => f.rule))] });
+    out.push({ head, members: [head, ...g.filter((f) => f !== head)] });
   }
+  return out;
+}
 
-  const changes: Change[] = out.map(({ head, others }) => {
-    const locs = locations(head.at.file.image);
-    const spath = head.at.spath;
-    // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).
-    const loc = spath.length === 0 ? undefined : (head.sub && locs.get([...spath, ...head.sub].join("."))) || locs.get(spath.join("."));
-    const note = head.subject !== undefined && !RENAME_HEADS.includes(head.rule) ? notes.get(head.subject) : undefined;
-    let message = head.message + (note ? ` (${note})` : "") + (others.length ? ` (also ${others.join(", ")})` : "");
-    let breaking = head.breaking;
-    let bump: Exclude<Bump, "none">;
-    let categories: string[] = [];
-    if (head.breaking) {
-      bump = "major";
-      const info = RULE_BY_ID.get(head.rule)!;
-      categories = categoriesOf(info, cfg.version).filter((c) => c !== "CSR");
-      const ids = [head.rule, ...others];
-      const names = new Set([...ids, ...ids.flatMap((id) => categoriesOf(RULE_BY_ID.get(id)!, cfg.version))]);
-      const accepted = acceptances(head).find((a) => a.rules.some((r) => names.has(r)));
-      if (accepted) {
-        // Accepted: it no longer fails the check, but it still is a major change of the SDK.
-        breaking = false;
-        message = `Accepted (${accepted.reason}): ${message}`;
-      }
-    } else {
-      bump = head.bump ?? CHANGE_KINDS[head.rule as ChangeKind];
-    }
-    return {
-      rule: head.rule,
-      breaking,
-      bump,
-      categories,
-      path: head.at.file.owner.externalPath(head.at.file.path),
-      line: loc?.line ?? 1,
-      column: loc?.column ?? 1,
-      endLine: loc?.endLine ?? loc?.line ?? 1,
-      endColumn: loc?.endColumn ?? loc?.column ?? 1,
-      message,
-    };
+interface Where {
+  path: string;
+  line: number;
+  column: number;
+  endLine: number;
+  endColumn: number;
+}
+
+function where(f: Finding): Where {
+  const locs = locations(f.at.file.image);
+  const spath = f.at.spath;
+  // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).
+  const loc = spath.length === 0 ? undefined : (f.sub && locs.get([...spath, ...f.sub].join("."))) || locs.get(spath.join("."));
+  return {
+    path: f.at.file.owner.externalPath(f.at.file.path),
+    line: loc?.line ?? 1,
+    column: loc?.column ?? 1,
+    endLine: loc?.endLine ?? loc?.line ?? 1,
+    endColumn: loc?.endColumn ?? loc?.column ?? 1,
+  };
+}
+
+/** The grabbit:accept comment that covers a unit, if any: it may name any of its rules or their categories. */
+function acceptanceOf(u: Unit, cfg: BreakingConfig): Acceptance | undefined {
+  const ids = [...new Set(u.members.map((f) => f.rule))];
+  const names = new Set([...ids, ...ids.flatMap((id) => categoriesOf(RULE_BY_ID.get(id)!, cfg.version))]);
+  return acceptances(u.head).find((a) => a.rules.some((r) => names.has(r)));
+}
+
+/** grabbit's change for a unit: the head's finding, naming the other rules and what a deletion was. */
+function toChange(u: Unit, accepted: Acceptance | undefined, cfg: BreakingConfig, notes: Map<string, string>): Change {
+  const { head } = u;
+  const others = [...new Set(u.members.slice(1).map((f) => f.rule))];
+  const note = head.subject !== undefined && !RENAME_HEADS.includes(head.rule) ? notes.get(head.subject) : undefined;
+  let message = head.message + (note ? ` (${note})` : "") + (others.length ? ` (also ${others.join(", ")})` : "");
+  if (!head.breaking) {
+    return { rule: head.rule, breaking: false, bump: head.bump ?? CHANGE_KINDS[head.rule as ChangeKind], categories: [], ...where(head), message };
+  }
+  // Accepted: it no longer fails the check, but it still is a major change of the SDK.
+  if (accepted) message = `Accepted (${accepted.reason}): ${message}`;
+  const categories = categoriesOf(RULE_BY_ID.get(head.rule)!, cfg.version).filter((c) => c !== "CSR");
+  return { rule: head.rule, breaking: !accepted, bump: "major", categories, ...where(head), message };
+}
+
+/** buf's annotation for one finding: its rule's message as is, and no file for one that is gone. */
+function toFailure(f: Finding, old: Image, cfg: BreakingConfig): Change {
+  const categories = categoriesOf(RULE_BY_ID.get(f.rule)!, cfg.version).filter((c) => c !== "CSR");
+  // buf anchors a finding on the current files; one it can only place in a deleted file (the file
+  // itself, a package's last file) it prints without a path, at line 0 (printed 1:1, as buf does).
+  const at = f.at.file.owner === old ? { path: "", line: 0, column: 0, endLine: 0, endColumn: 0 } : where(f);
+  return { rule: f.rule, breaking: true, bump: "major", categories, ...at, message: f.message };
+}
+
+const cmp = <T>(a: T, b: T) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** buf's order (bufanalysis): findings without a file first, then path, start, rule, message, end. */
+function bufOrder(a: Change, b: Change): number {
+  if (!a.path !== !b.path) return a.path ? 1 : -1;
+  return cmp(a.path, b.path) || a.line - b.line || a.column - b.column || cmp(a.rule, b.rule) || cmp(a.message, b.message) || a.endLine - b.endLine || a.endColumn - b.endColumn;
+}
+
+/** buf's findings in buf's order without duplicates (buf prints each distinct annotation once), then grabbit's. */
+function bufView(failures: Change[]): Change[] {
+  const byKey = new Map<string, Change>();
+  for (const c of failures) {
+    const key = JSON.stringify([c.path, c.line, c.column, c.endLine, c.endColumn, c.rule, c.message]);
+    if (!byKey.has(key)) byKey.set(key, c);
+  }
+  const unique = [...byKey.values()];
+  const own = (c: Change) => RULE_BY_ID.get(c.rule)?.grabbit === true;
+  return [...unique.filter((c) => !own(c)).sort(bufOrder), ...unique.filter(own).sort(bufOrder)];
+}
+
+function finish(findings: Finding[], old: Image, cfg: BreakingConfig, renameTargets: Set<string>, notes: Map<string, string>): Report {
+  const kept = findings.filter((f) => {
+    if (f.at.file.image.isImport) return false;
+    if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
+    if (!f.breaking) return !ignoredPath(cfg, cfg.ignore, f.at.file.path);
+    return !ignored(cfg, f.rule, f.at.file.path, f.at.file.pkg);
   });
-  changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.line - b.line || a.column - b.column || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0)));
-  return { bump: maxBump(changes.map((c) => c.bump)), changes };
+
+  const changes: Change[] = [];
+  const failures: Change[] = [];
+  for (const u of units(kept)) {
+    const accepted = u.head.breaking ? acceptanceOf(u, cfg) : undefined;
+    changes.push(toChange(u, accepted, cfg, notes));
+    if (u.head.breaking && !accepted) for (const f of u.members) failures.push(toFailure(f, old, cfg));
+  }
+  changes.sort((a, b) => cmp(a.path, b.path) || a.line - b.line || a.column - b.column || cmp(a.rule, b.rule));
+  return { bump: maxBump(changes.map((c) => c.bump)), changes, failures: bufView(failures) };
 }

@@ -122,7 +122,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     try {
       await processor.processRequest(
         { request: { requestId: stored.requestId, customer, amountCents, region } },
-        // The caller's token goes on to the Processor as gRPC metadata.
+        // The token enters here: a REST request is no call the runtime serves, so there is no call
+        // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
         { metadata: { authorization } },
       );
       // The callback may already have come in: never move a request back from DONE.

@@ -2,7 +2,7 @@
 // from a seed), publishes a RequestReported event over RabbitMQ, then tells the Bridge over gRPC.
 // Everything transport-shaped comes from generated code; this file is only the business logic.
 
-import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
+import { Code, detachFromCall, StatusError } from "@grabbit/runtime";
 import type { AmqpConnection, AmqpRpcServer } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { BridgeClient } from "../gen/example/v1/bridge.grabbit.js";
@@ -52,34 +52,34 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
   const inFlight = new Map<string, Promise<void>>();
   let processed = 0;
 
-  async function decideAndReport(request: Request, authorization: string): Promise<void> {
+  // Started by processRequest, so the caller's token and trace travel on by themselves (the call
+  // context): as AMQP headers on the event and as gRPC metadata on the callback.
+  async function decideAndReport(request: Request): Promise<void> {
     const { decision, reason } = decide(seed, request);
-    // The caller's token travels on: as an AMQP header on the event and as gRPC metadata on the callback.
-    const metadata = { authorization };
     // The message id is the request's, so a re-sent report is recognisably the same one downstream.
     await retrying(`publish the report for ${request.requestId}`, log, () =>
       reports.publish(
         { requestId: request.requestId, decision, region: request.region, amountCents: request.amountCents, decidedAt: new Date() },
-        { messageId: `report-${request.requestId}`, metadata },
+        { messageId: `report-${request.requestId}` },
       ),
     );
     await retrying(`notify the Bridge of ${request.requestId}`, log, () => {
       if (!bridge) throw new StatusError(Code.UNAVAILABLE, "the Processor does not know where the Bridge is yet");
-      return bridge.notifyRequestDone({ requestId: request.requestId, decision, reason }, { metadata });
+      return bridge.notifyRequestDone({ requestId: request.requestId, decision, reason });
     });
     processed++;
   }
 
   const handlers: RequestProcessorHandlers = {
-    processRequest(input: ProcessRequestRequest, context: HandlerContext): ProcessRequestResponse {
+    processRequest(input: ProcessRequestRequest): ProcessRequestResponse {
       const request = input.request;
       if (!request?.requestId) throw new StatusError(Code.INVALID_ARGUMENT, "request.request_id is required");
       if (request.amountCents <= 0) throw new StatusError(Code.INVALID_ARGUMENT, "request.amount_cents must be positive");
-      // The interceptor verified it; keep the caller's own header to pass on.
-      const authorization = context.metadata.authorization!;
       // processRequest is idempotent: a retried call for a request in progress joins it.
       if (!inFlight.has(request.requestId)) {
-        const work = decideAndReport(request, authorization)
+        // The decision comes after this call has answered "accepted": detached, it keeps the
+        // caller's token and trace but not the call's deadline (its retries may take longer).
+        const work = detachFromCall(() => decideAndReport(request))
           .catch((err: unknown) => log(`processor: gave up on ${request.requestId}: ${err instanceof Error ? err.message : String(err)}`))
           .finally(() => inFlight.delete(request.requestId));
         inFlight.set(request.requestId, work);

@@ -1,7 +1,8 @@
 // The example's bearer-token check. Deliberately small and local: a fixed set of accepted tokens.
 // A real deployment verifies signed tokens (OIDC/JWT) instead; the point here is the propagation:
-// the Bridge passes the caller's `authorization` header on, over gRPC metadata and in the event's
-// AMQP headers, and every service checks it before doing any work.
+// the Bridge passes the caller's `authorization` header on to the Processor, whose outgoing event
+// and callback carry it on by themselves (the call context, docs/call-context.md), and every
+// service checks it before doing any work.
 
 import { Code, StatusError, type Interceptor, type Metadata } from "@grabbit/runtime";
 

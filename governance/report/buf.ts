@@ -1,8 +1,10 @@
 // buf's own output formats (`buf breaking --error-format ...`), byte for byte for the same findings, so
 // that problem matchers, CI parsers and dashboards written for buf keep working. Like buf, they list
-// what fails the check (the breaking findings) and nothing else; an empty run prints nothing.
+// what fails the check and nothing else, one entry per rule's finding (the report's `failures`, where
+// a rename is the findings buf prints for it, not grabbit's one change); an empty run prints nothing.
 import { createHash } from "node:crypto";
 import type { Change, Report } from "../diff.js";
+import { RULE_BY_ID } from "../rules/catalog.js";
 
 /** A finding with the end of its span, when the checker knows it (buf prints start and end). */
 export type Located = Change & { endLine?: number; endColumn?: number };
@@ -12,9 +14,9 @@ const pathOf = (c: Located) => c.path || "<input>";
 const endLine = (c: Located) => c.endLine ?? c.line;
 const endColumn = (c: Located) => c.endColumn ?? c.column;
 
-/** What buf would print: the breaking findings, in the report's order (path, line, column, rule). */
+/** What buf would print: buf's findings in buf's order, then grabbit's own. */
 export function failures(report: Report): Located[] {
-  return report.changes.filter((c) => c.breaking);
+  return report.failures;
 }
 
 /** Go's encoding/json escapes <, > and & (and U+2028/2029) in strings; so must we, to print the same bytes. */
@@ -59,14 +61,17 @@ function xmlAttr(s: string): string {
 export function junit(report: Report): string {
   const found = failures(report);
   if (!found.length) return "";
-  const byPath = new Map<string, Located[]>();
+  // One suite per file, as buf; grabbit's own findings, which follow buf's, get suites of their own
+  // so that buf's suites (and their counts) stay as buf prints them.
+  const suites: Array<{ path: string; own: boolean; list: Located[] }> = [];
   for (const c of found) {
-    const list = byPath.get(pathOf(c));
-    if (list) list.push(c);
-    else byPath.set(pathOf(c), [c]);
+    const own = RULE_BY_ID.get(c.rule)?.grabbit === true;
+    const last = suites[suites.length - 1];
+    if (last && last.path === pathOf(c) && last.own === own) last.list.push(c);
+    else suites.push({ path: pathOf(c), own, list: [c] });
   }
   const out = ["<testsuites>"];
-  for (const [path, list] of byPath) {
+  for (const { path, list } of suites) {
     out.push(`  <testsuite name="${xmlAttr(path.replace(/\.proto$/, ""))}" tests="${list.length}" failures="${list.length}" errors="0">`);
     for (const c of list) {
       const name = c.column ? `${c.rule}_${c.line}_${c.column}` : c.line ? `${c.rule}_${c.line}` : c.rule;

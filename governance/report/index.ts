@@ -1,7 +1,8 @@
 // Output formats. buf's (text, msvs, junit, github-actions, gitlab-code-quality, and json under
-// --error-format) print exactly what buf prints for the same findings; json under --format is the
-// SPEC's report object (every change, breaking or not, with its semantic-version bump); sarif is for
-// code scanning; markdown is written for a pull-request comment.
+// --error-format) print exactly what buf prints for buf's findings, then grabbit's own findings in the
+// same format (the report's `failures`); json under --format is the SPEC's report object (every change,
+// breaking or not, with its semantic-version bump, a rename as one change); sarif is for code scanning
+// and markdown for a pull-request comment, both of grabbit's changes.
 import type { Report } from "../diff.js";
 import { bufJson, bufText, githubActions, gitlabCodeQuality, junit, msvs } from "./buf.js";
 import { json } from "./json.js";

@@ -1,12 +1,12 @@
 // SARIF 2.1.0 for code scanning (github/codeql-action/upload-sarif): one run of the grabbit tool, its
-// rules with their descriptions, and one result per breaking finding at its span. Non-breaking changes
-// are not alerts and are left out, as buf's formats leave them out.
+// rules with their descriptions, and one result per breaking change at its span: grabbit's view, where
+// a rename several rules saw is one alert naming them all. Non-breaking changes are not alerts and are
+// left out, as buf's formats leave them out.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Report } from "../diff.js";
 import { RULE_BY_ID } from "../rules/catalog.js";
-import { failures } from "./buf.js";
 
 const SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -25,7 +25,7 @@ function toolVersion(): string | undefined {
 }
 
 export function sarif(report: Report): string {
-  const found = failures(report);
+  const found = report.changes.filter((c) => c.breaking);
   const ids = [...new Set(found.map((c) => c.rule))].sort();
   const version = toolVersion();
   const rules = ids.map((id) => {

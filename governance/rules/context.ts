@@ -1,5 +1,5 @@
 // What every rule family gets: both sides and a way to report a finding against an element.
-import type { FileEl, Side } from "../model.js";
+import type { FileEl, MessageEl, Side } from "../model.js";
 import type { ChangeKind } from "./catalog.js";
 
 export interface At {
@@ -54,4 +54,19 @@ export function fileAt(file: FileEl): At {
 
 export function stripDot(name: string): string {
   return name.startsWith(".") ? name.slice(1) : name;
+}
+
+/**
+ * Where buf points a deleted nested declaration: the innermost message around it (named inside the
+ * package `pkg`, as `local` is) that `side` still has, in `file` when one is given. buf walks up the
+ * whole name, so a message deleted with its parent points at the grandparent.
+ */
+export function enclosingMessage(side: Side, pkg: string, local: string, file?: FileEl): MessageEl | undefined {
+  const prefix = pkg ? pkg + "." : "";
+  const parts = local.split(".");
+  for (let i = parts.length - 1; i > 0; i--) {
+    const m = side.messages.get(prefix + parts.slice(0, i).join("."));
+    if (m && (!file || m.file.path === file.path)) return m;
+  }
+  return undefined;
 }

@@ -65,18 +65,44 @@ export function utf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" 
 // field 2: VIEW = 1, CORD = 2, STRING = 3. It is not in the descriptor's schema, so it stays unknown.
 const CPP_STRING_TYPE = ["", "VIEW", "CORD", "STRING"];
 
-function cppStringTypeFeature(h: Holder): string | undefined {
-  let out: string | undefined;
+/** A language's enum feature (`field` of FeatureSet extension `ext`, unknown to the schema) that `h` sets. */
+function languageFeature(h: Holder, ext: number, field: number): number | undefined {
+  let out: number | undefined;
   for (const u of h?.options?.features?.$unknown ?? []) {
-    if (u.no !== 1000 || u.wireType !== WireType.LengthDelimited) continue;
-    const cpp = new BinaryReader(new BinaryReader(u.data).bytes());
-    while (cpp.pos < cpp.len) {
-      const [no, wt] = cpp.tag();
-      if (no === 2 && wt === WireType.Varint) out = CPP_STRING_TYPE[cpp.int32()] || out;
-      else cpp.skip(wt, no);
+    if (u.no !== ext || u.wireType !== WireType.LengthDelimited) continue;
+    const lang = new BinaryReader(new BinaryReader(u.data).bytes());
+    while (lang.pos < lang.len) {
+      const [no, wt] = lang.tag();
+      if (no === field && wt === WireType.Varint) out = lang.int32() || out;
+      else lang.skip(wt, no);
     }
   }
   return out;
+}
+
+function cppStringTypeFeature(h: Holder): string | undefined {
+  const v = languageFeature(h, 1000, 2);
+  return v === undefined ? undefined : CPP_STRING_TYPE[v] || undefined;
+}
+
+// (pb.java) is extension 1001 of FeatureSet (google/protobuf/java_features.proto); its utf8_validation
+// is field 2: DEFAULT = 1, VERIFY = 2.
+const JAVA_VERIFY = 2;
+
+/**
+ * How Java validates a string field's UTF-8, as buf resolves it: outside editions (where the file
+ * option may be set), VERIFY when the file sets java_string_check_utf8, else the field's UTF8
+ * validation; in editions, VERIFY when the innermost (pb.java).utf8_validation says so, else the same.
+ */
+export function javaUtf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" | "none" {
+  const standard = utf8Validation(f, m);
+  if (m.file.syntax !== "editions") return m.file.fd.options?.javaStringCheckUtf8 ? "verify" : standard;
+  const chain: Holder[] = [m.file.fd, ...messageChain(m), f];
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const v = languageFeature(chain[i], 1001, 2);
+    if (v !== undefined) return v === JAVA_VERIFY ? "verify" : standard;
+  }
+  return standard;
 }
 
 const CTYPE_TEXT = ["STRING", "CORD", "STRING_PIECE"];

@@ -3,7 +3,7 @@
 import { create } from "@bufbuild/protobuf";
 import { FileOptionsSchema, type FileOptions } from "@bufbuild/protobuf/wkt";
 import type { FileEl } from "../model.js";
-import { Ctx, fileAt } from "./context.js";
+import { Ctx, enclosingMessage, fileAt } from "./context.js";
 
 const FILE_OPTIONS: Array<[rule: string, option: string, key: keyof FileOptions, sub: number]> = [
   ["FILE_SAME_JAVA_PACKAGE", "java_package", "javaPackage", 1],
@@ -80,12 +80,13 @@ export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyN
       if (a !== b) ctx.add(rule, { file: after, spath: [8, sub] }, `File option "${option}" changed from ${JSON.stringify(a)} to ${JSON.stringify(b)}.`);
     }
     // Declarations that left this file (moving them elsewhere still breaks per-file generated code).
-    const deleted = (rule: string, what: string, olds: Map<string, { local: string; parent?: { spath: number[]; fullName: string } }> | undefined, news: Map<string, unknown> | undefined) => {
+    const deleted = (rule: string, what: string, olds: Map<string, { local: string }> | undefined, news: Map<string, unknown> | undefined) => {
       for (const [name, el] of olds ?? []) {
         if (news?.has(name)) continue;
-        // A nested declaration points at its parent in the current file, when the parent is still there.
-        const parent = el.parent ? ctx.cur.messages.get(el.parent.fullName) : undefined;
-        const at = parent && parent.file.path === path ? { file: after, spath: parent.spath } : fileAt(after);
+        // A nested declaration points at the innermost message around it still in this file (by its
+        // name in the file's package now), else at the file.
+        const parent = enclosingMessage(ctx.cur, after.pkg, el.local, after);
+        const at = parent ? { file: after, spath: parent.spath } : fileAt(after);
         ctx.add(rule, at, `Previously present ${what} "${el.local}" was deleted from file.`, { subject: `${what}:${before.pkg ? before.pkg + "." : ""}${name}` });
       }
     };

@@ -1,13 +1,13 @@
 // Message and field rules: messages are paired by full name across the whole image (so moves between
 // files are the FILE rules' business), fields by number, oneofs by name.
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type as T, FieldOptions_JSType, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
-import { create } from "@bufbuild/protobuf";
-import { DescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { create, isFieldSet } from "@bufbuild/protobuf";
+import { DescriptorProtoSchema, FieldOptionsSchema, FileOptionsSchema } from "@bufbuild/protobuf/wkt";
 import type { ExtensionEl, MessageEl } from "../model.js";
 import { findEnum } from "../model.js";
 import { Ctx, stripDot, type At } from "./context.js";
 import { canHaveDefault, defaultsEqual, fieldDefault } from "./defaults.js";
-import { CARDINALITY_TEXT, cardinality, cppStringType, fieldKind, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
+import { CARDINALITY_TEXT, cardinality, cppStringType, fieldKind, javaUtf8Validation, inOneof, isMessageType, kindText, messageJsonFormat, typeName, typeText, utf8Validation, type Cardinality } from "./features.js";
 
 /** The numbers of `r` no longer in `by`, printed as buf does ("[8,9]", inclusive). */
 export function missingText(r: { start: number; end: number }, by: Array<{ start: number; end: number }>, inclusive = false): string {
@@ -67,6 +67,7 @@ const WIRE_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#upd
 const JSON_DOC = "https://developers.google.com/protocol-buffers/docs/proto3#json";
 
 const JSTYPE = ["JS_NORMAL", "JS_STRING", "JS_NUMBER"];
+const INT64_KINDS = new Set([T.INT64, T.UINT64, T.SINT64, T.FIXED64, T.SFIXED64]);
 
 /** The property name ts-proto generates for a field (lowerCamelCase of the proto name). */
 export function tsName(f: FieldDescriptorProto): string {
@@ -224,10 +225,12 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     if (WIRE_JSON_GROUP.get(kb) !== WIRE_JSON_GROUP.get(ka)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, kindChange + wireJson, { sub: typeSub });
     else if (f.typeName !== g.typeName && named(ka) && (ka !== T.ENUM || !enumCompatible())) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_TYPE", fat, nameChange, { sub: typeSub });
 
-    // Cardinality.
+    // Cardinality. A map entry's key and value are generated: their presence may read as the file's
+    // default changes (proto3 to editions) without changing anything, so buf leaves them out.
     const cb = cardinality(f, before, ctx.old);
     const ca = cardinality(g, after, ctx.cur);
-    if (cb !== ca) {
+    const mapEntries = Boolean(before.d.options?.mapEntry && after.d.options?.mapEntry);
+    if (cb !== ca && !mapEntries) {
       const text = `${field} changed cardinality from "${CARDINALITY_TEXT[cb]}" to "${CARDINALITY_TEXT[ca]}".`;
       ctx.add("FIELD_SAME_CARDINALITY", fat, text, { sub: [4], subject: `cardinality:${key}` });
       // Presence alone never changes the encoding; a map is a repeated entry message on the wire only.
@@ -236,7 +239,7 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
       if (wire(cb) !== wire(ca)) ctx.add("FIELD_WIRE_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
       if (single(cb) !== single(ca)) ctx.add("FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", fat, text, { sub: [4] });
     }
-    if ((cb === "optional") !== (ca === "optional") && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
+    if ((cb === "optional") !== (ca === "optional") && !mapEntries && !isMessageType(g) && !gInOneof && [cb, ca].every((c) => c === "optional" || c === "implicit")) {
       const ts = (c: Cardinality) => (c === "optional" ? "T | undefined" : "T");
       ctx.add("TYPESCRIPT_FIELD_OPTIONAL_CHANGED", fat, `${field} changed its TypeScript type from "${ts(cb)}" to "${ts(ca)}" (proto3 optional ${ca === "optional" ? "added" : "removed"}).`, {
         sub: [4],
@@ -252,24 +255,30 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     }
     const jsb = JSTYPE[f.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
     const jsa = JSTYPE[g.options?.jstype ?? FieldOptions_JSType.JS_NORMAL] ?? "";
-    if (jsb !== jsa) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
+    // jstype only means something on 64-bit integers: buf compares it when both sides are one.
+    if (jsb !== jsa && INT64_KINDS.has(f.type) && INT64_KINDS.has(g.type)) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
     // A map's key and value have no C++ string type of their own: buf checks no map entry's fields.
     if ((g.type === T.STRING || g.type === T.BYTES) && !after.d.options?.mapEntry) {
       const ctb = cppStringType(f, before.file);
       const cta = cppStringType(g, after.file);
       // As buf 1.74 does: STRING_PIECE counts as STRING when it goes away, but is a change when it comes.
+      // At the field's ctype, else at its (pb.cpp).string_type feature (options 8, features 21,
+      // extension 1000, string_type 2), else at the field.
+      const cppSub = g.options && isFieldSet(g.options, FieldOptionsSchema.field.ctype) ? [8, 1] : [8, 21, 1000, 2];
       if (ctb.same !== cta.same || (cta.text === "STRING_PIECE" && ctb.text !== "STRING_PIECE"))
-        ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb.text}" to "${cta.text}".`, { sub: [8, 1] });
+        ctx.add("FIELD_SAME_CPP_STRING_TYPE", fat, `${field} changed C++ string type from "${ctb.text}" to "${cta.text}".`, { sub: cppSub });
     }
     if (g.type === T.STRING && f.type === T.STRING) {
       const ub = utf8Validation(f, before);
       const ua = utf8Validation(g, after);
       if (ub !== ua) ctx.add("FIELD_SAME_UTF8_VALIDATION", fat, `${field} changed UTF8 validation from ${ub.toUpperCase()} to ${ua.toUpperCase()}.`, { sub: [8, 21, 4] });
-      // Java verifies when the file asks for it, else as the field's resolved UTF8 validation.
-      const javab = before.file.fd.options?.javaStringCheckUtf8 ? "verify" : ub;
-      const javaa = after.file.fd.options?.javaStringCheckUtf8 ? "verify" : ua;
-      // Point at the file option when that is what changed.
-      const javaAt = (before.file.fd.options?.javaStringCheckUtf8 ?? false) !== (after.file.fd.options?.javaStringCheckUtf8 ?? false) && after.file.fd.options?.javaStringCheckUtf8 ? { file: after.file, spath: [8, 27] } : fat;
-      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`);
+      const javab = javaUtf8Validation(f, before);
+      const javaa = javaUtf8Validation(g, after);
+      // buf points at the file's java_string_check_utf8 when the file sets it, else at the field's
+      // (pb.java).utf8_validation (options 8, features 21, extension 1001, utf8_validation 2), else
+      // at the field.
+      const fileSetsJava = after.file.fd.options !== undefined && isFieldSet(after.file.fd.options, FileOptionsSchema.field.javaStringCheckUtf8);
+      const javaAt = fileSetsJava ? { file: after.file, spath: [8, 27] } : fat;
+      if (javab !== javaa) ctx.add("FIELD_SAME_JAVA_UTF8_VALIDATION", javaAt, `${field} changed Java string UTF8 validation from "${javab.toUpperCase()}" to "${javaa.toUpperCase()}".`, fileSetsJava ? {} : { sub: [8, 21, 1001, 2] });
     }
   }

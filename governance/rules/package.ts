@@ -2,7 +2,7 @@
 import type { DescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { decodeFile } from "../images.js";
 import type { FileEl, Side } from "../model.js";
-import { Ctx, fileAt } from "./context.js";
+import { Ctx, enclosingMessage, fileAt, type At } from "./context.js";
 
 function anyFileOf(side: Side, pkg: string): FileEl | undefined {
   for (const f of side.files.values()) if (f.pkg === pkg) return f;
@@ -48,22 +48,13 @@ export function checkPackages(ctx: Ctx): void {
       // A deleted package is reported once, by PACKAGE_NO_DELETE.
       if (!ctx.cur.packages.has(pkg)) continue;
       if (what !== "service" && !stillHas(pkg, what)) continue;
-      // buf points into the file now at the path that declared it: at the innermost enclosing message
+      // buf points into the file now at the path that declared it, at the innermost enclosing message
       // still there, else at the file; a deleted file has no place (buf prints no path; here, the
-      // previous file).
+      // previous file). A message's enclosing messages are looked for in the package it left (in any of
+      // its files, so not at all when the file changed package), enums' and extensions' in that file.
       const now = ctx.cur.files.get(el.file.path);
-      let anchor = fileAt(now ?? el.file);
-      if (now) {
-        const prefix = now.pkg ? now.pkg + "." : "";
-        const parts = el.local.split(".");
-        for (let i = parts.length - 1; i > 0; i--) {
-          const m = ctx.cur.messages.get(prefix + parts.slice(0, i).join("."));
-          if (m && m.file === now) {
-            anchor = m;
-            break;
-          }
-        }
-      }
+      let anchor: At = fileAt(now ?? el.file);
+      if (now) anchor = (what === "message" ? enclosingMessage(ctx.cur, pkg, el.local) : enclosingMessage(ctx.cur, now.pkg, el.local, now)) ?? anchor;
       ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
     }
   };

@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { CallOptions, HandlerContext } from "./context.js";
 import type { Metadata } from "./metadata.js";
+import { Code, StatusError } from "./status.js";
 
 /**
  * Request headers an outgoing call copies from the call being served, unless it sets them itself:
@@ -54,6 +55,33 @@ export function inheritCallOptions(options: CallOptions | undefined): CallOption
   }
   if (metadata !== undefined) out.metadata = metadata;
   return out;
+}
+
+/**
+ * Runs `fn` as work a handler starts and does not wait for: it keeps the served call's metadata
+ * (the caller's token, trace headers) and values, but not its deadline or cancellation, so what it
+ * calls or publishes outlives the call (Go's context.WithoutCancel). Outside a handler: just `fn()`.
+ */
+export function detachFromCall<T>(fn: () => T): T {
+  const call = storage.getStore();
+  if (call === undefined) return fn();
+  const detached: HandlerContext = {
+    method: call.method,
+    transport: call.transport,
+    metadata: call.metadata,
+    deadline: undefined,
+    // Never aborted, and one per piece of detached work: a shared signal would collect a listener
+    // from every call made under it.
+    signal: new AbortController().signal,
+    responseHeaders: {},
+    sendHeaders() {
+      throw new StatusError(Code.FAILED_PRECONDITION, "work detached from a call cannot send the call's response headers");
+    },
+    responseMetadata: {},
+    peer: call.peer,
+    values: call.values,
+  };
+  return storage.run(detached, fn);
 }
 
 function hasHeader(metadata: Metadata | undefined, name: string): boolean {

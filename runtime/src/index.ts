@@ -5,7 +5,7 @@ export { type MessageType, type TsProtoMessageFns, tsProtoType } from "./codec.j
 export type { MethodDesc, MethodKind, ServiceDesc, EventDesc, ExchangeKind, TransportName } from "./descriptors.js";
 export { routingWord, renderRoutingKey, bindingKey } from "./routing.js";
 export { type HandlerContext, type CallOptions, resolveDeadline } from "./context.js";
-export { currentCallContext, runInCallContext, inheritCallOptions, INHERITED_HEADERS } from "./call-context.js";
+export { currentCallContext, runInCallContext, inheritCallOptions, detachFromCall, INHERITED_HEADERS } from "./call-context.js";
 export { type CallRequest, type CallResponse, type CallNext, type Interceptor, applyInterceptors } from "./interceptor.js";
 export type { Transport } from "./transport.js";
 export type {

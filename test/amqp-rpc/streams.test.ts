@@ -400,3 +400,28 @@ describe("a peer that vanishes", () => {
     }
   });
 });
+
+describe("a stream nobody serves", () => {
+  it("fails UNAVAILABLE once the transport's timeout passes without a server accepting it, and outlives that timeout once accepted", async () => {
+    const service = streamService();
+    queues.push(service.amqp!.requestQueue);
+    const ch = await admin.createChannel();
+    await ch.assertQueue(service.amqp!.requestQueue, { durable: true }); // a queue, no server
+    await ch.close();
+    const t = client({ timeoutMs: 300 });
+    await expect(collect(t.serverStream(service.methods.count, { text: "", delayMs: 1 }))).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+      message: expect.stringContaining("no server accepted the stream"),
+    });
+    const served = await serve({
+      async *count() {
+        for (let i = 0; i < 5; i++) {
+          await sleep(150);
+          yield { text: "", delayMs: i };
+        }
+      },
+    });
+    const out = await collect(client({ timeoutMs: 300 }).serverStream(served.service.methods.count, { text: "", delayMs: 0 }));
+    expect(out).toHaveLength(5);
+  });
+});

@@ -266,23 +266,53 @@ describe("acceptance comments in the proto", () => {
   });
 });
 
-describe("renames are one finding", () => {
+// A rename is one change in grabbit's own report (--format json, SARIF, markdown): the leading rule's
+// finding, naming the other rules that saw it. buf's formats print every rule's finding as buf does.
+describe("renames are one change in grabbit's report, buf's findings in buf's formats", () => {
+  const text = async (dir: string, args: string[] = []) => (await grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", "text", ...args])).stdout;
+
   it("a renamed message is reported once, not deleted plus added", async () => {
     const r = await compareTrees(demo("message Order { string id = 1; int32 n = 2; }"), demo("message Purchase { string id = 1; int32 n = 2; }"), ["--use", "FILE,PACKAGE,TYPESCRIPT"]);
     expect(r.report!.changes).toHaveLength(1);
     expect(r.report!.changes[0]!.rule).toBe("TYPESCRIPT_MESSAGE_RENAMED");
     expect(r.report!.changes[0]!.message).toMatch(/"demo\.v1\.Order" was renamed to "demo\.v1\.Purchase".*\(also MESSAGE_NO_DELETE, PACKAGE_MESSAGE_NO_DELETE\)/);
+    expect(await text(r.dir, ["--use", "FILE,PACKAGE,TYPESCRIPT"])).toBe(
+      [
+        'new/demo/v1/demo.proto:1:1:Previously present message "Order" was deleted from file.',
+        'new/demo/v1/demo.proto:1:1:Previously present message "Order" was deleted from package "demo.v1".',
+        'new/demo/v1/demo.proto:5:1:Message "demo.v1.Order" was renamed to "demo.v1.Purchase" (same fields): the wire format is unchanged, but the generated type "Order" is now "Purchase".',
+      ].join("\n") + "\n",
+    );
   });
 
-  it("a renamed field is one finding under buf's FIELD_SAME_NAME", async () => {
+  it("a renamed field is one change under buf's FIELD_SAME_NAME, and buf's two lines plus grabbit's in text", async () => {
     const r = await compareTrees(demo("message Order { string order_id = 1; }"), demo("message Order { string purchase_id = 1; }"));
     expect(r.report!.changes.map((c) => c.rule)).toEqual(["FIELD_SAME_NAME"]);
     expect(r.report!.changes[0]!.message).toMatch(/also FIELD_SAME_JSON_NAME, TYPESCRIPT_FIELD_RENAMED/);
+    expect(await text(r.dir)).toBe(
+      [
+        'new/demo/v1/demo.proto:5:17:Field "1" with name "purchase_id" on message "Order" changed option "json_name" from "orderId" to "purchaseId".',
+        'new/demo/v1/demo.proto:5:24:Field "1" on message "Order" changed name from "order_id" to "purchase_id".',
+        'new/demo/v1/demo.proto:5:24:Field "1" on message "Order" changed its TypeScript property from "orderId" to "purchaseId"; callers that use it no longer compile.',
+      ].join("\n") + "\n",
+    );
   });
 
   it("a wire-safe rename of the proto name keeping the TypeScript name is not a TypeScript break", async () => {
     const r = await compareTrees(demo("message Order { string order_id = 1; }"), demo("message Order { string orderId = 1; }"), ["--use", "TYPESCRIPT"]);
     expect(r.code).toBe(0);
+  });
+
+  it("an accepted rename is accepted in every format", async () => {
+    const r = await compareTrees(
+      demo("message Order { string order_id = 1; }"),
+      demo("message Order {\n  // grabbit:accept TYPESCRIPT_FIELD_RENAMED reason: no TypeScript caller yet\n  string purchase_id = 1;\n}"),
+    );
+    expect(r.code).toBe(0);
+    const rename = r.report!.changes.find((c) => c.rule === "FIELD_SAME_NAME")!;
+    expect([rename.breaking, rename.bump]).toEqual([false, "major"]);
+    expect(rename.message).toMatch(/^Accepted \(no TypeScript caller yet\): .*\(also FIELD_SAME_JSON_NAME, TYPESCRIPT_FIELD_RENAMED\)$/);
+    expect(await text(r.dir)).toBe("");
   });
 });
 
@@ -475,11 +505,38 @@ describe("the partial build also checks the files that import a changed one", ()
 });
 
 describe("a rename seen by buf's rules only", () => {
-  it("says what the deletion really was", async () => {
+  it("says what the deletion really was in grabbit's report, and prints buf's line as is", async () => {
     const r = await compareTrees(demo("message Order { string id = 1; int32 n = 2; }"), demo("message Purchase { string id = 1; int32 n = 2; }"), ["--use", "FILE"]);
     expect(r.report!.changes.map((c) => [c.rule, c.message])).toEqual([
       ["MESSAGE_NO_DELETE", 'Previously present message "Order" was deleted from file. (renamed to "demo.v1.Purchase")'],
     ]);
+    const buf = await grabbit(r.dir, ["breaking", "new", "--against", "old", "--use", "FILE"]);
+    expect(buf.stdout).toBe('new/demo/v1/demo.proto:1:1:Previously present message "Order" was deleted from file.\n');
+  });
+});
+
+describe("--limit-to-input-files, as buf", () => {
+  // buf applies it by building the against input with the input's file paths, which works where the
+  // paths are the same on both sides: the working tree against a git ref.
+  it("leaves out what only the against input has, and prints what buf prints", async () => {
+    const repo = tempDir();
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "pipe" });
+    git("init", "-q", "-b", "main");
+    const yaml = "version: v2\nbreaking:\n  use: [FILE, PACKAGE]\n";
+    writeTree(repo, { "buf.yaml": yaml, ...OLD, "demo/v1/gone.proto": proto("message Gone {\n  string id = 1;\n}"), "other/v1/o.proto": proto("message O {}", 'syntax = "proto3";\n\npackage other.v1;\n') });
+    git("add", ".");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "v1");
+    git("rm", "-q", "demo/v1/gone.proto", "other/v1/o.proto");
+    writeTree(repo, demo("message Order {\n  string id = 1;\n  int32 count = 2;\n}"));
+    const args = ["breaking", "--against", ".git#branch=main"];
+    const whole = await grabbit(repo, args);
+    const limited = await grabbit(repo, [...args, "--limit-to-input-files"]);
+    expect(whole.stdout).toBe(spawnSync(BUF, args, { cwd: repo, encoding: "utf8" }).stdout);
+    expect(limited.stdout).toBe(spawnSync(BUF, [...args, "--limit-to-input-files"], { cwd: repo, encoding: "utf8" }).stdout);
+    expect(whole.stdout).toMatch(/<input>:1:1:Previously present file "demo\/v1\/gone\.proto" was deleted\./);
+    expect(limited.stdout).not.toMatch(/gone|other/);
+    expect(limited.stdout).toMatch(/Previously present field "3" with name "note" on message "Order" was deleted\./);
+    expect(limited.code).toBe(100);
   });
 });
 
@@ -508,8 +565,14 @@ describe("ignore paths are relative to buf.yaml, as in buf", () => {
 });
 
 describe("proto3 optional toggled", () => {
-  it("is one finding: buf's cardinality rule, naming the TypeScript one", async () => {
+  it("is one change in grabbit's report: buf's cardinality rule, naming the TypeScript one", async () => {
     const r = await compareTrees(demo("message Order { string note = 1; }"), demo("message Order { optional string note = 1; }"));
+    const text = await grabbit(r.dir, ["breaking", "new", "--against", "old"]);
+    // In buf's formats: buf's line as buf prints it, then grabbit's own.
+    const [bufLine, ownLine, end] = text.stdout.split("\n");
+    expect(bufLine).toMatch(/^new\/demo\/v1\/demo\.proto:\d+:\d+:Field "1" with name "note" on message "Order" changed cardinality from "optional with implicit presence" to "optional with explicit presence"\.$/);
+    expect(ownLine).toMatch(/changed its TypeScript type from "T" to "T \| undefined"/);
+    expect(end).toBe("");
     expect(r.report!.changes.map((c) => [c.rule, c.message])).toEqual([
       [
         "FIELD_SAME_CARDINALITY",

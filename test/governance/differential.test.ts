@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RULE_BY_ID } from "../../governance/rules/catalog.js";
-import { BUF, grabbit, tempDir, writeTree, type Tree } from "./helpers.js";
+import { BUF, grabbit, jsonLines, tempDir, writeTree, type Tree } from "./helpers.js";
 import { genPair, type Pair } from "./proto-gen.js";
 
 const CATEGORIES = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"] as const;
@@ -43,20 +43,18 @@ async function bufRows(dir: string): Promise<Row[] | undefined> {
   const r = await run(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], dir);
   if (r.code !== 0 && r.code !== 100) return undefined;
   if (r.stdout.includes('"type":"COMPILE"')) return undefined; // a pair that does not compile
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.trim().startsWith("{"))
-    .map((l) => JSON.parse(l) as { path: string; start_line: number; start_column: number; type: string; message: string })
-    .map((x) => ({ rule: x.type, line: `${x.path}:${x.start_line}:${x.start_column}: ${x.type} ${x.message}` }));
+  return rowsOf(r.stdout);
+}
+
+/** `--error-format json` output (one object a line), buf's or grabbit's, as rows. */
+function rowsOf(stdout: string): Row[] {
+  return jsonLines(stdout).map((line) => ({ rule: /^\S*:\d+:\d+: ([A-Z0-9_]+) /.exec(line)![1]!, line }));
 }
 
 async function grabbitRows(dir: string): Promise<{ rows: Row[]; stderr: string; code: number }> {
-  const r = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json", "--use", CATEGORIES.join(",")]);
-  const rows = (r.report?.changes ?? [])
-    .filter((c) => c.breaking && RULE_BY_ID.has(c.rule) && !RULE_BY_ID.get(c.rule)!.grabbit)
-    // A deletion with no place left (its file is gone) points at the previous file, where buf prints no path.
-    .map((c) => ({ rule: c.rule, line: `${c.path.startsWith("old/") ? "undefined" : c.path}:${c.line}:${c.column}: ${c.rule} ${c.message}` }));
-  return { rows, stderr: r.stderr, code: r.code };
+  // What grabbit prints in buf's format: the lines a team that switches from buf sees.
+  const r = await grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", "json", "--use", CATEGORIES.join(",")]);
+  return { rows: rowsOf(r.stdout).filter((x) => RULE_BY_ID.has(x.rule) && !RULE_BY_ID.get(x.rule)!.grabbit), stderr: r.stderr, code: r.code };
 }
 
 const inCategory = (rule: string, cat: string) => RULE_BY_ID.get(rule)?.categories.includes(cat) ?? false;

@@ -44,7 +44,8 @@ export async function grabbit(cwd: string, argv: string[]): Promise<Run> {
   let stderr = "";
   const code = await main(argv, { cwd, isTTY: false, stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
   let report: Report | undefined;
-  if (argv.includes("json")) {
+  // grabbit's report object (--format json), not buf's json (--error-format json, one object a line).
+  if (argv.includes("--format") && argv[argv.indexOf("--format") + 1] === "json") {
     try {
       report = JSON.parse(stdout) as Report;
     } catch {
@@ -66,15 +67,27 @@ export async function compareTrees(oldTree: Tree, newTree: Tree, args: string[] 
   return { ...run, dir };
 }
 
+/** Output of `--error-format json` (buf's, or grabbit's in buf's format) as `path:line:column: RULE message`. */
+export function jsonLines(stdout: string): string[] {
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim().startsWith("{"))
+    .map((l) => JSON.parse(l) as { path?: string; start_line: number; start_column: number; type: string; message: string })
+    .map((x) => `${x.path ?? "<input>"}:${x.start_line}:${x.start_column}: ${x.type} ${x.message}`);
+}
+
 /** `buf breaking` on the same kind of trees: its findings as `path:line:column: RULE message`. */
 export function bufLines(dir: string, use: string[]): string[] {
   bufBreaking(dir, use);
   const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], { cwd: dir, encoding: "utf8" });
-  return (r.stdout ?? "")
-    .split("\n")
-    .filter((l) => l.trim().startsWith("{"))
-    .map((l) => JSON.parse(l) as { path: string; start_line: number; start_column: number; type: string; message: string })
-    .map((x) => `${x.path}:${x.start_line}:${x.start_column}: ${x.type} ${x.message}`);
+  return jsonLines(r.stdout ?? "");
+}
+
+/** grabbit's findings in buf's json format (what buf's formats print), as `bufLines` gives buf's. */
+export async function grabbitBufLines(dir: string, args: string[]): Promise<string[]> {
+  const r = await grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", "json", ...args]);
+  if (r.stderr) throw new Error(`grabbit breaking failed: ${r.stderr}`);
+  return jsonLines(r.stdout);
 }
 
 /** `buf breaking` on the same kind of trees: the rule IDs it reports. */

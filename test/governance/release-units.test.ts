@@ -102,6 +102,8 @@ describe("changelog entries", () => {
       change("RESERVED_ADDED", "patch", false, 19, "Reserved 3."),
       change("COMMENT_CHANGED", "patch", false, 5, "Comment of message Order changed."),
     ],
+    // buf's view is for buf's formats; the changelog reads grabbit's changes.
+    failures: [],
   };
 
   it("groups changes by kind, each with its rule and file:line, markup escaped", () => {

@@ -26,8 +26,13 @@ const ROLES = {
     write: `^(amq\\.default|${esc(QUEUE)})$`,
     read: `^(${esc(EXCHANGE)}|${esc(QUEUE)}(\\.retry\\.[0-9]+|\\.dlq)?)$`,
   },
-  rpcServer: { configure: `^${esc(SERVICE)}(\\.dlq)?$`, write: "^amq\\.default$", read: `^${esc(SERVICE)}$` },
-  rpcClient: { configure: "^$", write: "^amq\\.default$", read: "^$" },
+  // Streams and cancellation: each side's inbox (server-named amq.gen-*), the cancel exchange.
+  rpcServer: {
+    configure: `^(${esc(SERVICE)}(\\.dlq)?|amq\\.gen-.*|grabbit\\.rpc\\.cancel)$`,
+    write: "^(amq\\.default|amq\\.gen-.*)$",
+    read: `^(${esc(SERVICE)}|amq\\.gen-.*|grabbit\\.rpc\\.cancel)$`,
+  },
+  rpcClient: { configure: "^(amq\\.gen-.*|grabbit\\.rpc\\.cancel)$", write: "^(amq\\.default|grabbit\\.rpc\\.cancel)$", read: "^amq\\.gen-.*$" },
 } as const;
 type Role = keyof typeof ROLES;
 const user = (role: Role) => `grabbit-${role}-${id}`;
@@ -124,11 +129,21 @@ describe("least-privilege users in a dedicated vhost", () => {
 
   it("an RPC server and client do their jobs and nothing else", async () => {
     const method = echoMethod(SERVICE, "Echo");
-    const service = { typeName: SERVICE, transports: ["amqp" as const], amqp: { requestQueue: SERVICE, prefetch: 4 }, methods: { echo: method } };
-    const server = await serveAmqp(await connect("rpcServer"), service, { echo: async (req: { text: string; delayMs: number }) => ({ text: `re: ${req.text}`, delayMs: 0 }) });
+    const count = echoMethod(SERVICE, "Count", "server_streaming");
+    const service = { typeName: SERVICE, transports: ["amqp" as const], amqp: { requestQueue: SERVICE, prefetch: 4 }, methods: { echo: method, count } };
+    const server = await serveAmqp(await connect("rpcServer"), service, {
+      echo: async (req: { text: string; delayMs: number }) => ({ text: `re: ${req.text}`, delayMs: 0 }),
+      async *count(req: { text: string; delayMs: number }) {
+        for (let i = 1; i <= req.delayMs; i++) yield { text: req.text, delayMs: i };
+      },
+    });
     const clientConn = await connect("rpcClient");
     const client = new AmqpRpcTransport(clientConn, { timeoutMs: 20_000 });
     expect(await client.unary(method, { text: "hi", delayMs: 0 })).toEqual({ text: "re: hi", delayMs: 0 });
+    // Streams work with these rights: both inboxes are declared, frames flow.
+    const streamed: number[] = [];
+    for await (const m of client.serverStream(count, { text: "s", delayMs: 3 })) streamed.push(m.delayMs);
+    expect(streamed).toEqual([1, 2, 3]);
 
     // The client may not serve (declare or consume the request queue), the server no other service.
     const impostor = await refused(serveAmqp(clientConn, service, { echo: async () => ({ text: "fake", delayMs: 0 }) }));

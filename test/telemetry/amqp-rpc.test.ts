@@ -146,6 +146,41 @@ describe("with the SDK registered", () => {
     expect(serverSpan.attributes["messaging.message.body.size"]).toBeGreaterThan(0);
   });
 
+  it("a request refused before any handler runs (a method the server lacks) still has its SERVER span, in error, in the caller's trace", async () => {
+    const { service, client } = await setup({});
+    const root = await trace.getTracer("test").startActiveSpan("caller", async (span) => {
+      await expect(client.unary(service.methods.missing, { text: "", delayMs: 0 })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+      span.end();
+      return span.spanContext();
+    });
+    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER), "the server span", 10_000);
+    const serverSpan = sdk.spans().find((s) => s.kind === SpanKind.SERVER)!;
+    expect(serverSpan.spanContext().traceId).toBe(root.traceId);
+    expect(serverSpan.status.code).toBe(SpanStatusCode.ERROR);
+    expect(serverSpan.attributes["rpc.status_code"]).toBe("UNIMPLEMENTED");
+  });
+
+  it("a stream over RabbitMQ: a CLIENT and a SERVER span for the call, the server's continuing the client's", async () => {
+    const service = echoService();
+    queues.push(service.amqp!.requestQueue);
+    const server = await serveAmqp(serverConn, service, {
+      async *watch(req: Echo) {
+        for (let i = 0; i < 3; i++) yield { text: req.text, delayMs: i };
+      },
+    });
+    const client = new AmqpRpcTransport(clientConn);
+    closables.push(client, server);
+    const got: number[] = [];
+    for await (const m of client.serverStream(service.methods.watch, { text: "s", delayMs: 0 })) got.push(m.delayMs);
+    expect(got).toEqual([0, 1, 2]);
+    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER) && sdk.spans().some((s) => s.kind === SpanKind.CLIENT), "both spans", 10_000);
+    const method = service.methods.watch.path.slice(1);
+    const clientSpan = sdk.spans().find((s) => s.kind === SpanKind.CLIENT && s.name === method)!;
+    const serverSpan = sdk.spans().find((s) => s.kind === SpanKind.SERVER && s.name === method)!;
+    expect(serverSpan.parentSpanContext?.spanId).toBe(clientSpan.spanContext().spanId);
+    expect(serverSpan.attributes["rpc.status_code"]).toBe("OK");
+  });
+
   it("durations by method and status on both sides; a failed call ends both spans in error and is logged once with the trace id", async () => {
     const { service, client } = await setup({
       echo: (req) => req,

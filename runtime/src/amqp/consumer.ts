@@ -18,6 +18,8 @@
 // delivers it again (at-least-once; a consumer may see a message twice, never zero times).
 
 import type { Channel, ConsumeMessage, Options } from "amqplib";
+import { runInCallContext } from "../call-context.js";
+import type { HandlerContext } from "../context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
@@ -57,7 +59,10 @@ export interface DeliveryContext {
   attempt: number;
   /** When the event was published, epoch milliseconds (the wire carries seconds). */
   timestamp: number | undefined;
-  /** Aborted when the delivery can no longer be acked (connection lost): the broker will redeliver it. */
+  /**
+   * Aborted when the delivery can no longer be acked (its channel or connection lost): the broker
+   * will redeliver it. Publishes and calls the handler makes inherit it (docs/call-context.md).
+   */
   signal: AbortSignal;
   /**
    * The AMQP `user_id` the broker validated against the publisher's login (kept across retries).
@@ -387,28 +392,9 @@ export class EventConsumer {
     };
     trace?.handlerStarted();
     try {
-      const interceptors = this.options.interceptors;
-      if (interceptors && interceptors.length > 0) {
-        const req: CallRequest = {
-          method: reg.method,
-          transport: "amqp",
-          side: "server",
-          metadata: delivery.metadata,
-          deadline: undefined,
-          signal,
-          message: event,
-          values: delivery.values,
-          peer: userId,
-        };
-        await applyInterceptors(async (r) => {
-          // An interceptor may pass on other metadata or a changed message; the handler sees those.
-          delivery.metadata = r.metadata;
-          await reg.handler(r.message, delivery);
-          return { metadata: {} };
-        }, interceptors)(req);
-      } else {
-        await reg.handler(event, delivery);
-      }
+      // The handler serves this event as a server serves a call: what it publishes or calls on
+      // the way carries the event's authorization and trace headers, and stops with its signal.
+      await runInCallContext(deliveryCallContext(reg.method, delivery), () => this.invoke(reg, event, delivery, signal, userId));
     } catch (err) {
       trace?.handlerFinished(err);
       safe(() => this.options.onHandlerError?.(err, delivery));
@@ -424,6 +410,29 @@ export class EventConsumer {
     trace?.handlerFinished();
     trace?.acked();
     safe(() => ch.ack(msg));
+  }
+
+  /** The handler, behind the server interceptors when there are any. */
+  private async invoke(reg: Registration, event: unknown, delivery: DeliveryContext, signal: AbortSignal, userId: string | undefined): Promise<void> {
+    const interceptors = this.options.interceptors;
+    if (!interceptors || interceptors.length === 0) return reg.handler(event, delivery);
+    const req: CallRequest = {
+      method: reg.method,
+      transport: "amqp",
+      side: "server",
+      metadata: delivery.metadata,
+      deadline: undefined,
+      signal,
+      message: event,
+      values: delivery.values,
+      peer: userId,
+    };
+    await applyInterceptors(async (r) => {
+      // An interceptor may pass on other metadata or a changed message; the handler sees those.
+      delivery.metadata = r.metadata;
+      await reg.handler(r.message, delivery);
+      return { metadata: {} };
+    }, interceptors)(req);
   }
 
   private async retry(msg: ConsumeMessage, ch: Channel, attempt: number, err: unknown, trace: DeliveryTrace | undefined): Promise<void> {
@@ -523,6 +532,30 @@ function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Recor
   if (typeof p.userId === "string") headers[HEADER_ORIGINAL_USER_ID] = p.userId;
   else if (msg.fields.exchange !== "") delete headers[HEADER_ORIGINAL_USER_ID]; // set by the publisher, not by us
   return { ...copiedProperties(p), headers };
+}
+
+/**
+ * The call context of a delivery: its headers as metadata (read when asked, so that metadata an
+ * interceptor passed on is what is inherited), its signal, no deadline (an event has no caller
+ * waiting), and no response to send headers with.
+ */
+function deliveryCallContext(method: MethodDesc, delivery: DeliveryContext): HandlerContext {
+  return {
+    method,
+    transport: "amqp",
+    get metadata() {
+      return delivery.metadata;
+    },
+    deadline: undefined,
+    signal: delivery.signal,
+    responseHeaders: {},
+    sendHeaders() {
+      throw new StatusError(Code.FAILED_PRECONDITION, `${method.path} is an event: its handler has no response to send headers with`);
+    },
+    responseMetadata: {},
+    peer: delivery.userId,
+    values: delivery.values,
+  };
 }
 
 /** An event as a method, for interceptors: `event:<type>` names it in logs and authorize hooks. */

@@ -2,6 +2,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { Options } from "amqplib";
+import { inheritCallOptions } from "../call-context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
@@ -9,7 +10,7 @@ import { renderRoutingKey } from "../routing.js";
 import { Code, StatusError } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
-import { Publisher } from "./publisher.js";
+import { Publisher, type RawPublishOptions } from "./publisher.js";
 import { startPublish } from "./telemetry.js";
 import { declareEventExchange } from "./topology.js";
 
@@ -22,12 +23,24 @@ export interface PublishOptions {
   /** Sent as headers of the same names (reserved names are skipped). */
   metadata?: Metadata;
   timeoutMs?: number;
+  /**
+   * Absolute deadline (epoch ms or Date) for the broker's confirm; the earlier of this and timeoutMs
+   * wins. One already past refuses the event unsent (DEADLINE_EXCEEDED).
+   */
+  deadline?: number | Date;
   /** Overrides the event's declared persistence. */
   persistent?: boolean;
   /** Per-message TTL. */
   expirationMs?: number;
   priority?: number;
+  /** Aborting stops the wait for the confirm: the publish fails with CANCELLED (or the signal's reason). */
   signal?: AbortSignal;
+  /**
+   * Inside a handler (a served RPC or a consumed event), a publish inherits the served call's
+   * deadline, cancellation and `authorization`, `traceparent`, `tracestate` and `baggage` headers
+   * that `metadata` does not set (docs/call-context.md). `false` publishes with these options only.
+   */
+  inherit?: boolean;
 }
 
 export interface EventPublisherOptions {
@@ -91,13 +104,15 @@ export class EventPublisher<T> {
   // Not async: the hot path hands back the Publisher's own promise, with no extra promise or
   // microtask per message.
   publish(event: T, options: PublishOptions = {}): Promise<void> {
+    // Outside a handler this is `options` itself: nothing is copied on the hot path.
+    options = inheritCallOptions(options) as PublishOptions;
     if (!this.interceptors) return this.send(event, options, options.metadata);
     const req: CallRequest = {
       method: this.method,
       transport: "amqp",
       side: "client",
       metadata: { ...options.metadata },
-      deadline: undefined,
+      deadline: epochMs(options.deadline),
       signal: options.signal ?? NEVER,
       message: event,
       values: new Map(),
@@ -152,14 +167,12 @@ export class EventPublisher<T> {
     if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return this.publisher.publish(
-      desc.exchange,
-      routingKey,
-      content,
-      props,
-      // The trace ends as the publisher settles the message: no promise of its own per publish.
-      trace === undefined ? (timeoutMs === undefined && !options.signal ? MANDATORY : { mandatory: true, timeoutMs, signal: options.signal }) : { mandatory: true, timeoutMs, signal: options.signal, settled: trace },
-    );
+    const deadline = epochMs(options.deadline);
+    if (trace === undefined && timeoutMs === undefined && deadline === undefined && !options.signal) return this.publisher.publish(desc.exchange, routingKey, content, props, MANDATORY);
+    const raw: RawPublishOptions = { mandatory: true, timeoutMs, deadline, signal: options.signal };
+    // The trace ends as the publisher settles the message: no promise of its own per publish.
+    if (trace !== undefined) raw.settled = trace;
+    return this.publisher.publish(desc.exchange, routingKey, content, props, raw);
   }
 
   /** Waits for this publisher's confirms (and closes its own Publisher; a shared one stays open). */
@@ -180,7 +193,8 @@ export class EventPublisher<T> {
 
   private async ensureDeclared(options: PublishOptions): Promise<void> {
     this.declaring ??= (async () => {
-      const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs ?? 30_000);
+      const timeoutAt = Date.now() + (options.timeoutMs ?? this.timeoutMs ?? 30_000);
+      const deadline = Math.min(timeoutAt, epochMs(options.deadline) ?? timeoutAt);
       for (;;) {
         const session = await this.connection.waitForSession({
           timeoutMs: Math.max(0, deadline - Date.now()),
@@ -201,4 +215,8 @@ export class EventPublisher<T> {
     })().finally(() => (this.declaring = undefined));
     return this.declaring;
   }
+}
+
+function epochMs(deadline: number | Date | undefined): number | undefined {
+  return deadline instanceof Date ? deadline.getTime() : deadline;
 }

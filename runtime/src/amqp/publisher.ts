@@ -61,6 +61,13 @@ export interface RawPublishOptions {
   /** Ask the broker to return the message when no queue is bound for it. Default true. */
   mandatory?: boolean;
   timeoutMs?: number;
+  /**
+   * Absolute deadline, epoch ms: the earlier of this and `timeoutMs` ends the wait with
+   * DEADLINE_EXCEEDED, and one already past refuses the message before it is queued. Typed
+   * publishers pass the deadline of the call they were made in (call-context.ts).
+   */
+  deadline?: number;
+  /** Aborting fails the publish with the signal's reason (CANCELLED unless it says otherwise). */
   signal?: AbortSignal;
   /**
    * Told once when the message settles (undefined when confirmed, else the error the promise rejects
@@ -84,8 +91,10 @@ interface Entry {
   /** Epoch ms after which the message is rejected; Infinity for none. */
   deadline: number;
   timeoutMs: number;
+  /** True when `deadline` is the caller's (RawPublishOptions.deadline), not this publish's own timeout. */
+  callDeadline: boolean;
+  /** The signal whose abort settles this entry (it is in `watched` under it), if any. */
   signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
   admitted: boolean;
   /** Channel errors (not connection losses) seen while this message was in flight. */
   channelErrors: number;
@@ -132,8 +141,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * one timer per bucket (at its oldest entry) replaces a timer per message.
    */
   private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
+  /**
+   * Unsettled entries by the signal that cancels them, with one abort listener per signal: many
+   * publishes share one (those a handler makes share its call's, a consumer channel's deliveries
+   * theirs), and a listener each would make every add and remove walk the signal's whole list.
+   */
+  private readonly watched = new Map<AbortSignal, { entries: Set<Entry>; onAbort: () => void }>();
   private readonly untrack: () => void;
-  private readonly unwatch: () => void;
+  private readonly unwatchConfirms: () => void;
   private readonly logger: Logger;
 
   constructor(connection: AmqpConnection, options: PublisherOptions = {}) {
@@ -166,7 +181,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     });
     this.keeper.start();
     this.untrack = options.track === false ? () => {} : connection.track(this);
-    this.unwatch = watchConfirms(this);
+    this.unwatchConfirms = watchConfirms(this);
   }
 
   /** The node this publisher's connection is on, "host:port" (for metrics). */
@@ -196,6 +211,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * message is returned, NOT_FOUND when the exchange does not exist, DEADLINE_EXCEEDED when the
    * confirm does not come in time, UNAVAILABLE when no connection came back in time, CANCELLED on abort.
    * A message_id is generated when the properties carry none (it identifies re-sent copies).
+   *
+   * This raw publish does not look at the call context (call-context.ts): the runtime moves retries
+   * and dead letters and relays the outbox through it, work that must not end with a handler's call.
+   * EventPublisher is where a publish inherits the served call's deadline, signal and headers.
    */
   publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
     const refuse = (err: Error): Promise<void> => {
@@ -209,7 +228,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (content.byteLength > this.maxMessageBytes) {
       return refuse(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
     }
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let callDeadline = false;
+    if (options.deadline !== undefined) {
+      const left = options.deadline - Date.now();
+      // Sent now, a message the caller has stopped waiting for could still be delivered: refuse it.
+      if (left <= 0) return refuse(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the message was published; it was not sent"));
+      if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
+        timeoutMs = left;
+        callDeadline = true;
+      }
+    }
     const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
     // The properties are kept (for a re-send) until confirmed, so callers must not change them after
     // the call. They are copied only when something has to be filled in.
@@ -233,8 +262,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         returned: undefined,
         deadline: Infinity,
         timeoutMs,
-        signal,
-        onAbort: undefined,
+        callDeadline,
+        signal: undefined,
         admitted: false,
         channelErrors: 0,
         nacks: 0,
@@ -244,10 +273,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         entry.deadline = Date.now() + timeoutMs;
         this.armDeadline(entry);
       }
-      if (signal) {
-        entry.onAbort = () => this.settle(entry, StatusError.from(signal.reason, Code.CANCELLED));
-        signal.addEventListener("abort", entry.onAbort, { once: true });
-      }
+      if (signal) this.watch(entry, signal);
       if (this.unsettled++ === 0) this.busySince = Date.now();
       this.stalls.arm();
       if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
@@ -265,7 +291,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.closed = true;
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.untrack();
-    this.unwatch();
+    this.unwatchConfirms();
     this.stalls.stop();
     await this.keeper.close();
   }
@@ -447,6 +473,33 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
   }
 
+  private watch(entry: Entry, signal: AbortSignal): void {
+    entry.signal = signal;
+    let group = this.watched.get(signal);
+    if (group === undefined) {
+      const entries = new Set<Entry>();
+      const onAbort = (): void => {
+        this.watched.delete(signal);
+        for (const waiting of entries) this.settle(waiting, StatusError.from(signal.reason, Code.CANCELLED));
+      };
+      group = { entries, onAbort };
+      this.watched.set(signal, group);
+      signal.addEventListener("abort", onAbort, { once: true });
+    }
+    group.entries.add(entry);
+  }
+
+  private unwatch(entry: Entry, signal: AbortSignal): void {
+    const group = this.watched.get(signal);
+    // Gone when the signal aborted: its listener is settling the entries.
+    if (group === undefined) return;
+    group.entries.delete(entry);
+    if (group.entries.size === 0) {
+      signal.removeEventListener("abort", group.onAbort);
+      this.watched.delete(signal);
+    }
+  }
+
   private armDeadline(entry: Entry): void {
     let bucket = this.deadlines.get(entry.timeoutMs);
     if (!bucket) {
@@ -477,7 +530,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
     let err: StatusError;
-    if (entry.nacks > 0) {
+    if (entry.callDeadline) {
+      err = new StatusError(Code.DEADLINE_EXCEEDED, `the deadline passed before the broker confirmed the message (${this.connection.connected ? "it may still be delivered" : "no connection to RabbitMQ"})`);
+    } else if (entry.nacks > 0) {
       err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within ${timeoutMs} ms (${entry.lastNack}); it was sent again on a new channel each time`);
     } else if (!this.connection.connected) {
       err = new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`);
@@ -498,7 +553,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.deadlines.delete(entry.timeoutMs);
       }
     }
-    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    if (entry.signal) this.unwatch(entry, entry.signal);
     // The slot frees now even if a late confirm may still arrive for an in-flight copy.
     this.unsettled--;
     if (entry.admitted) {

@@ -82,6 +82,8 @@ export interface AmqpRpcTransportOptions {
   /**
    * Deadline for calls that set none and whose method declares none, in ms; 0 = no deadline.
    * Default 30 000: over a queue a lost server means silence, so an unbounded call could wait forever.
+   * Streams have no default deadline (keepalives find a lost peer): for them this bounds only the
+   * wait for a server to accept the stream.
    */
   timeoutMs?: number;
   /**
@@ -369,7 +371,9 @@ export class AmqpRpcTransport implements Transport {
       transport: "amqp",
       side: "client",
       metadata: normalizeMetadata(options?.metadata),
-      deadline: resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
+      // A stream has no deadline unless the caller or the method sets one (keepalives find a dead
+      // peer); the transport's default timeout bounds only the wait for a server to accept it.
+      deadline: resolveDeadline(options, method.timeoutMs),
       signal: options?.signal ?? NEVER,
       ...input,
       get values() {
@@ -679,7 +683,7 @@ export class AmqpRpcTransport implements Transport {
     }
     if (!link.alive) throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: the channel to RabbitMQ was lost while the stream was opening`);
     const options = (req as CallRequest & { [STREAM_OPTIONS]?: CallOptions })[STREAM_OPTIONS];
-    const stream = new ClientStream(this.streamHost, link, req, this.queueOf(req.method), inbox, options, this.keepaliveMs, this.streamWindow, this.maxMessageBytes);
+    const stream = new ClientStream(this.streamHost, link, req, this.queueOf(req.method), inbox, options, this.keepaliveMs, this.streamWindow, this.maxMessageBytes, this.defaultTimeoutMs);
     this.streams.set(stream.id, stream);
     stream.open(this.userId);
     return stream.response();
@@ -941,6 +945,8 @@ class ClientStream {
     private readonly keepaliveMs: number,
     window: number,
     private readonly maxMessageBytes: number,
+    /** Without a deadline, how long to wait for a server to accept the open (0: forever). */
+    private readonly acceptTimeoutMs: number,
   ) {
     const method = req.method;
     this.method = method;
@@ -980,6 +986,12 @@ class ClientStream {
       // No cancel on the deadline: the server times the same deadline (from the open's rpc-timeout-ms)
       // and ends its side DEADLINE_EXCEEDED by itself.
       this.timer = setTimeout(() => this.fail(deadlineError(method), false), timeoutMs);
+    } else if (this.acceptTimeoutMs > 0) {
+      // The open expires in the queue as the wait does, so that a late server does not start it.
+      this.timer = setTimeout(
+        () => this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: no server accepted the stream within ${this.acceptTimeoutMs} ms (the transport's timeoutMs)`), true),
+        this.acceptTimeoutMs,
+      );
     }
     if (this.signal !== NEVER) {
       if (this.signal.aborted) return this.fail(cancelled(this.signal), false);
@@ -1018,7 +1030,7 @@ class ClientStream {
       headers,
       mandatory: true,
       ...(userId !== undefined ? { userId } : {}),
-      ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : {}),
+      ...(timeoutMs !== undefined ? { expiration: String(timeoutMs) } : this.acceptTimeoutMs > 0 ? { expiration: String(this.acceptTimeoutMs) } : {}),
     };
     try {
       this.link.channel.publish("", this.queue, body, props, (err) => {
@@ -1049,6 +1061,7 @@ class ClientStream {
         this.ready(msg, headers);
         return;
       case FRAME.headers:
+        this.end.receive(FRAME.headers, headers, msg.content); // heard from: the silence watch restarts
         this.reportHeaders(headersToMetadata(headers));
         return;
       case FRAME.end:
@@ -1077,6 +1090,10 @@ class ClientStream {
       return;
     }
     this.serverInbox = from;
+    if (this.req.deadline === undefined && this.timer !== undefined) {
+      clearTimeout(this.timer); // accepted: from here only a deadline the caller set ends it
+      this.timer = undefined;
+    }
     const channel = this.link.channel;
     const route: StreamRoute = {
       publish: (h, body, extra) => channel.publish("", from, body, { correlationId: this.id, contentType: CONTENT_TYPE_PROTOBUF, headers: h, mandatory: true, ...extra }),
@@ -1117,7 +1134,7 @@ class ClientStream {
     const err = replyError(headers, this.method, metadata);
     this.finish(metadata);
     this.end.close(err);
-    if (err === undefined) this.stopRequests();
+    this.stopRequests(); // the server is done: whatever the caller still had to send goes nowhere
   }
 
   /** The broker returned a frame of ours: no queue took it. */

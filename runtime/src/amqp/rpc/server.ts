@@ -357,7 +357,7 @@ export class AmqpRpcServer {
       await scratch.assertExchange(CANCEL_EXCHANGE, "direct", { durable: true });
       const { queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
       await scratch.bindQueue(queue, CANCEL_EXCHANGE, this.requestQueue);
-      await link.channel.consume(queue, (msg) => this.onFrame(link, msg), { noAck: true });
+      await link.channel.consume(queue, (msg) => this.onFrame(msg), { noAck: true });
       link.inbox = queue;
       link.channel.on("return", (msg: Message) => this.onReturn(msg));
     } catch (err) {
@@ -372,7 +372,7 @@ export class AmqpRpcServer {
   }
 
   /** A frame to this server's inbox: a stream's, or a cancellation. */
-  private onFrame(link: ServerLink, msg: ConsumeMessage | null): void {
+  private onFrame(msg: ConsumeMessage | null): void {
     if (msg === null) return;
     const headers = msg.properties.headers as Record<string, unknown> | undefined;
     const kind = readFrame(headers);
@@ -388,7 +388,6 @@ export class AmqpRpcServer {
     }
     if (call?.stream === undefined) return; // a frame of a stream that is over
     if (!call.stream.receive(kind, headers, msg.content)) call.frame?.(kind);
-    void link;
   }
 
   private rememberCancel(id: string): void {
@@ -415,7 +414,7 @@ export class AmqpRpcServer {
   private onReturn(msg: Message): void {
     const id = msg.properties.correlationId as string | undefined;
     const call = id === undefined ? undefined : this.calls.get(id);
-    call?.stream?.break(new StatusError(Code.CANCELLED, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
+    call?.stream?.break(new StatusError(Code.UNAVAILABLE, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
   }
 
   /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
@@ -531,7 +530,9 @@ export class AmqpRpcServer {
       this.early(link, msg, entry.method, Code.CANCELLED, `${entry.method.path}: the caller cancelled the call before it was served`);
       return;
     }
-    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? readMillis(props.expiration);
+    // A stream's deadline is its rpc-timeout-ms only: an open's `expiration` may just bound its
+    // wait in the queue (a client with no deadline still wants an answer soon).
+    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? (streaming ? undefined : readMillis(props.expiration));
     if (timeoutMs !== undefined && timeoutMs <= 0) {
       this.early(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
       return;
@@ -556,7 +557,16 @@ export class AmqpRpcServer {
 
   /** A request refused before its handler runs: logged as a failed call, then replied to. */
   private early(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, code: Code, text: string): void {
-    this.logFailure(msg, method, undefined, new StatusError(code, text));
+    const err = new StatusError(code, text);
+    let traceCtx: Context | undefined;
+    if (telemetryActive()) {
+      // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
+      // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
+      const { ctx } = this.context(msg, method, undefined, () => {});
+      void this.telemetry(() => Promise.reject(err))(this.callRequest(ctx, {})).catch(() => {});
+      traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
+    }
+    this.logFailure(msg, method, traceCtx, err);
     this.reply(link, msg, method, code, text);
   }
 
