@@ -43,6 +43,7 @@ import {
   CANCEL_EXCHANGE,
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_BYTES,
   DIRECT_REPLY_TO,
   FRAME,
   HEADER_CREDIT,
@@ -118,8 +119,13 @@ export interface AmqpRpcTransportOptions {
    * of these fails the stream UNAVAILABLE. Sent in the open; the server uses the same. Default 1 000 ms.
    */
   keepaliveMs?: number;
-  /** Streams: response messages held here before the server must wait for credit. Default 64. */
+  /**
+   * Streams: at most this many response messages given credit for and not yet read (the server
+   * waits beyond it). Default 1 024; the first grant is 64, until message sizes are known.
+   */
   streamWindow?: number;
+  /** Streams: and about this many bytes of them, so that big messages get a smaller window. Default 4 MiB. */
+  streamWindowBytes?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -205,6 +211,7 @@ export class AmqpRpcTransport implements Transport {
   private readonly streams = new Map<string, ClientStream>();
   private readonly keepaliveMs: number;
   private readonly streamWindow: number;
+  private readonly streamWindowBytes: number;
   private readonly queues = new WeakMap<MethodDesc, string>();
   private readonly queuesByPath = new Map<string, string>();
   private readonly untrack: () => void;
@@ -238,6 +245,7 @@ export class AmqpRpcTransport implements Transport {
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
     this.keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS));
     this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
+    this.streamWindowBytes = Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES));
     this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.pending.size > 0);
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "RPC client",
@@ -706,7 +714,7 @@ export class AmqpRpcTransport implements Transport {
     }
     if (!link.alive) throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: the channel to RabbitMQ was lost while the stream was opening`);
     const options = (req as CallRequest & { [STREAM_OPTIONS]?: CallOptions })[STREAM_OPTIONS];
-    const stream = new ClientStream(this.streamHost, link, req, this.queueOf(req.method), inbox, options, this.keepaliveMs, this.streamWindow, this.maxMessageBytes, this.defaultTimeoutMs);
+    const stream = new ClientStream(this.streamHost, link, req, this.queueOf(req.method), inbox, options, this.keepaliveMs, { window: this.streamWindow, bytes: this.streamWindowBytes }, this.maxMessageBytes, this.defaultTimeoutMs);
     this.streams.set(stream.id, stream);
     stream.open(this.userId);
     return stream.response();
@@ -966,7 +974,7 @@ class ClientStream {
     private readonly inbox: string,
     private readonly options: CallOptions | undefined,
     private readonly keepaliveMs: number,
-    window: number,
+    window: { window: number; bytes: number },
     private readonly maxMessageBytes: number,
     /** Without a deadline, how long to wait for a server to accept the open (0: forever). */
     private readonly acceptTimeoutMs: number,
@@ -980,7 +988,8 @@ class ClientStream {
       side: "client",
       keepaliveMs,
       // A client stream's single response needs one message of credit.
-      window: method.kind === "client_streaming" ? 1 : window,
+      window: method.kind === "client_streaming" ? 1 : window.window,
+      windowBytes: window.bytes,
       maxMessageBytes,
       decode: (body) => method.output.decode(body),
       encode: (message) => {

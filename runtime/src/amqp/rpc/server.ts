@@ -39,6 +39,8 @@ import {
   CANCEL_EXCHANGE,
   DEFAULT_KEEPALIVE_MS,
   DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_BYTES,
+  INITIAL_STREAM_CREDIT,
   deadLetterQueueName,
   FRAME,
   HEADER_CREDIT,
@@ -94,8 +96,13 @@ export interface AmqpRpcServerOptions {
    * when the stream starts). Past it, a new stream fails RESOURCE_EXHAUSTED. Default 256.
    */
   maxStreams?: number;
-  /** Messages of a client's request stream held here before it must wait for credit. Default 64. */
+  /**
+   * At most this many messages of a client's request stream given credit for and not yet read (the
+   * client waits beyond it). Default 1 024; the first grant is 64, until message sizes are known.
+   */
   streamWindow?: number;
+  /** And about this many bytes of them, so that big messages get a smaller window. Default 4 MiB. */
+  streamWindowBytes?: number;
 }
 
 interface MethodEntry {
@@ -213,6 +220,7 @@ export class AmqpRpcServer {
   private streamCount = 0;
   private readonly maxStreams: number;
   private readonly streamWindow: number;
+  private readonly streamWindowBytes: number;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
@@ -248,6 +256,7 @@ export class AmqpRpcServer {
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.maxStreams = Math.max(1, options.maxStreams ?? 256);
     this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
+    this.streamWindowBytes = Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES));
     this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     for (const [key, method] of Object.entries(service.methods)) {
       const fn = (handlers as Record<string, unknown>)[key];
@@ -759,7 +768,7 @@ export class AmqpRpcServer {
       }
     }
     const keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, readCount(headers, HEADER_KEEPALIVE) ?? DEFAULT_KEEPALIVE_MS));
-    const clientCredit = readCount(headers, HEADER_CREDIT) ?? DEFAULT_STREAM_WINDOW;
+    const clientCredit = readCount(headers, HEADER_CREDIT) ?? INITIAL_STREAM_CREDIT;
     const clientInbox = props.replyTo as string;
     const channel = link.channel;
     const route: StreamRoute = {
@@ -775,6 +784,7 @@ export class AmqpRpcServer {
       side: "server",
       keepaliveMs,
       window: takesMessages ? this.streamWindow : 0,
+      windowBytes: this.streamWindowBytes,
       maxMessageBytes: this.maxMessageBytes,
       decode: (body) => method.input.decode(body),
       encode: (message) => {

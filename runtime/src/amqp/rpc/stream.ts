@@ -8,7 +8,7 @@
 import type { Options } from "amqplib";
 import { Code, StatusError } from "../../status.js";
 import { Deque } from "../deque.js";
-import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_SEQ, KEEPALIVE_MISSES, readCount, type FrameKind } from "./wire.js";
+import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_SEQ, INITIAL_STREAM_CREDIT, KEEPALIVE_MISSES, readCount, type FrameKind } from "./wire.js";
 
 /** Where this end's frames go: the peer's inbox, through one channel. */
 export interface StreamRoute {
@@ -24,8 +24,10 @@ export interface StreamEndOptions {
   /** "client" or "server": whose end this is, for messages ("the server went silent"). */
   readonly side: "client" | "server";
   readonly keepaliveMs: number;
-  /** Messages we take before the peer must wait for credit (0: this end receives no messages). */
+  /** At most this many messages given credit for and not yet read (0: this end receives no messages). */
   readonly window: number;
+  /** About this many bytes of them, once sizes are known. */
+  readonly windowBytes: number;
   readonly maxMessageBytes: number;
   /** The message type we receive. */
   decode(body: Buffer): unknown;
@@ -51,8 +53,8 @@ export class StreamEnd {
   private receivedSeq = 0;
   /** Messages the peer may still send us under the credit we gave. */
   private granted: number;
-  /** Messages the reader took since we last gave credit back. */
-  private taken = 0;
+  /** Running mean of the sizes of the messages received (0 before the first). */
+  private meanSize = 0;
   private lastSent = Date.now();
   private lastHeard = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -61,13 +63,13 @@ export class StreamEnd {
   readonly inbound: Inbound;
 
   constructor(private readonly options: StreamEndOptions) {
-    this.granted = options.window;
+    this.granted = Math.min(options.window, INITIAL_STREAM_CREDIT);
     this.inbound = new Inbound(() => this.took());
   }
 
-  /** The window this end gives in its open or ready frame. */
+  /** The credit this end gives in its open or ready frame. */
   get window(): number {
-    return this.options.window;
+    return Math.min(this.options.window, INITIAL_STREAM_CREDIT);
   }
 
   get closed(): boolean {
@@ -161,6 +163,7 @@ export class StreamEnd {
       return;
     }
     this.granted--;
+    this.meanSize = this.meanSize === 0 ? body.length + 1 : this.meanSize * 0.9 + (body.length + 1) * 0.1;
     if (body.length > this.options.maxMessageBytes) {
       this.break(new StatusError(Code.RESOURCE_EXHAUSTED, `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`));
       return;
@@ -175,12 +178,19 @@ export class StreamEnd {
     this.inbound.push(message);
   }
 
-  /** The reader took a message: give credit back once half the window is used. */
+  /**
+   * The reader took a message. What the peer may still send plus what waits unread is topped up to
+   * the target once it falls to half of it: the window in messages, or fewer when the messages are
+   * big (windowBytes over their mean size), at least one.
+   */
   private took(): void {
-    this.taken++;
-    if (this.taken < Math.max(1, this.options.window >> 1) || this.failure || this.route === undefined) return;
-    const n = this.taken;
-    this.taken = 0;
+    if (this.failure || this.route === undefined || this.options.window === 0) return;
+    const bySize = this.meanSize === 0 ? INITIAL_STREAM_CREDIT : Math.floor(this.options.windowBytes / this.meanSize);
+    const target = Math.max(1, Math.min(this.options.window, bySize));
+    const outstanding = this.granted + this.inbound.length;
+    if (outstanding > target >> 1) return;
+    const n = target - outstanding;
+    if (n <= 0) return;
     this.granted += n;
     try {
       this.sendFrame(FRAME.credit, { [HEADER_CREDIT]: n });
@@ -270,6 +280,11 @@ export class Inbound implements AsyncIterableIterator<unknown> {
 
   get ended(): boolean {
     return this.done;
+  }
+
+  /** Messages received and not yet read. */
+  get length(): number {
+    return this.items.length;
   }
 
   async next(): Promise<IteratorResult<unknown>> {

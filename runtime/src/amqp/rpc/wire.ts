@@ -133,5 +133,12 @@ export const KEEPALIVE_MISSES = 3;
 /** Bounds on a keepalive asked for in an `open`. */
 export const MIN_KEEPALIVE_MS = 50;
 export const MAX_KEEPALIVE_MS = 60_000;
-/** Default window: messages a receiver takes before the sender must wait for credit. */
-export const DEFAULT_STREAM_WINDOW = 64;
+/**
+ * A receiver's window, grabbit's policy (the wire only carries credit): at most this many messages
+ * given credit for and not yet read...
+ */
+export const DEFAULT_STREAM_WINDOW = 1_024;
+/** ...and, once message sizes are known, about this many bytes of them (so big messages get fewer). */
+export const DEFAULT_STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
+/** The credit given in an open or ready, before any size is known; also what a peer's open without `rpc-credit` gets. */
+export const INITIAL_STREAM_CREDIT = 64;
