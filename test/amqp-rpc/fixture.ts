@@ -1,8 +1,11 @@
 // A small hand-written service for the RPC tests: real protobuf encoding (via @bufbuild/protobuf's
 // wire codec), unique names per test so files sharing the broker never see each other's queues.
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import amqp from "amqplib";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import type { MessageType, MethodDesc, ServiceDesc } from "@grabbit/runtime";
-import { uniqueName } from "../support/broker.js";
+import { AmqpConnection } from "@grabbit/runtime/amqp";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
 
 /** message Echo { string text = 1; int32 delay_ms = 2; } */
 export interface Echo {
@@ -61,6 +64,65 @@ export function echoService(queue?: string): EchoService {
       watch: echoMethod(typeName, "Watch", "server_streaming"),
     },
   };
+}
+
+export type StreamService = ServiceDesc<{
+  count: MethodDesc<Echo, Echo>;
+  sum: MethodDesc<Echo, Echo>;
+  chat: MethodDesc<Echo, Echo>;
+  echo: MethodDesc<Echo, Echo>;
+}>;
+
+/** A service with one method of each kind (server, client and bidi streaming, unary), its name unique to the test. */
+export function streamService(prefix = "grabbit.test.Streams"): StreamService {
+  const typeName = uniqueName(prefix);
+  return {
+    typeName,
+    transports: ["amqp"],
+    amqp: { requestQueue: typeName, prefetch: 8 },
+    methods: {
+      count: echoMethod(typeName, "Count", "server_streaming"),
+      sum: echoMethod(typeName, "Sum", "client_streaming"),
+      chat: echoMethod(typeName, "Chat", "bidi_streaming"),
+      echo: echoMethod(typeName, "Echo"),
+    },
+  };
+}
+
+/**
+ * What an RPC test file shares, set up by vitest hooks it registers: a server and a client
+ * connection, a raw amqplib connection for inspection, request queues to delete (with their DLQs)
+ * after the file, and things to close after each test.
+ */
+export interface RpcTestBed {
+  readonly serverConn: AmqpConnection;
+  readonly clientConn: AmqpConnection;
+  readonly admin: amqp.ChannelModel;
+  readonly queues: string[];
+  readonly closables: { close(): Promise<void> }[];
+}
+
+export function rpcTestBed(name: string): RpcTestBed {
+  const bed = { queues: [] as string[], closables: [] as { close(): Promise<void> }[] } as { -readonly [K in keyof RpcTestBed]: RpcTestBed[K] };
+  beforeAll(async () => {
+    bed.serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: `${name}-server` });
+    bed.clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: `${name}-client` });
+    bed.admin = await amqp.connect(AMQP_URL);
+  });
+  afterEach(async () => {
+    await Promise.allSettled(bed.closables.splice(0).map((c) => c.close()));
+  });
+  afterAll(async () => {
+    const ch = await bed.admin.createChannel();
+    for (const q of bed.queues) {
+      await ch.deleteQueue(q).catch(() => {});
+      await ch.deleteQueue(`${q}.dlq`).catch(() => {});
+    }
+    await bed.admin.close();
+    await bed.clientConn.close();
+    await bed.serverConn.close();
+  });
+  return bed;
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */

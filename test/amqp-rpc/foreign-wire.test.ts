@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext, type MethodDesc, type ServiceDesc } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
-import { EchoType, echoMethod, eventually, sleep, type Echo } from "./fixture.js";
+import { EchoType, eventually, sleep, streamService, type Echo } from "./fixture.js";
 
 // ---- the foreign side: plain amqplib, names as docs/wire-contract.md spells them ----------------
 
@@ -347,26 +347,8 @@ class ForeignServer {
 
 // ---- grabbit's side -----------------------------------------------------------------------------
 
-type StreamService = ServiceDesc<{
-  count: MethodDesc<Echo, Echo>;
-  sum: MethodDesc<Echo, Echo>;
-  chat: MethodDesc<Echo, Echo>;
-  echo: MethodDesc<Echo, Echo>;
-}>;
-
-function streamService(): StreamService {
-  const typeName = uniqueName("grabbit.test.Foreign");
-  return {
-    typeName,
-    transports: ["amqp"],
-    amqp: { requestQueue: typeName, prefetch: 8 },
-    methods: {
-      count: echoMethod(typeName, "Count", "server_streaming"),
-      sum: echoMethod(typeName, "Sum", "client_streaming"),
-      chat: echoMethod(typeName, "Chat", "bidi_streaming"),
-      echo: echoMethod(typeName, "Echo"),
-    },
-  };
+function foreignService() {
+  return streamService("grabbit.test.Foreign");
 }
 
 let grabbitConn: AmqpConnection;
@@ -392,7 +374,7 @@ afterAll(async () => {
 });
 
 async function serve(handlers: object) {
-  const service = streamService();
+  const service = foreignService();
   queues.push(service.amqp!.requestQueue);
   const server = await serveAmqp(grabbitConn, service, handlers);
   cleanups.push(() => server.close());
@@ -527,7 +509,7 @@ describe("a foreign client against a grabbit server", () => {
 
 describe("a foreign server for grabbit's client", () => {
   async function foreignServer(window: number) {
-    const service = streamService();
+    const service = foreignService();
     const queue = service.amqp!.requestQueue;
     queues.push(queue);
     const server = await ForeignServer.start(queue, { chat: service.methods.chat.path, sum: service.methods.sum.path }, window);

@@ -1,50 +1,26 @@
 // Typed RPC over a real RabbitMQ: outcomes, status codes, deadlines, cancellation, metadata and
 // interceptors. No mocks; every assertion is about results, never about how long something took.
 import amqp from "amqplib";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext, type Interceptor } from "@grabbit/runtime";
-import { AmqpConnection, AmqpRpcTransport, serveAmqp, type AmqpRpcServer } from "@grabbit/runtime/amqp";
-import { AMQP_URL, uniqueName } from "../support/broker.js";
-import { EchoType, echoMethod, echoService, eventually, sleep, type Echo, type EchoService } from "./fixture.js";
+import { AmqpRpcTransport, serveAmqp, type AmqpRpcServer } from "@grabbit/runtime/amqp";
+import { uniqueName } from "../support/broker.js";
+import { EchoType, echoMethod, echoService, eventually, rpcTestBed, sleep, type Echo, type EchoService } from "./fixture.js";
 
-let serverConn: AmqpConnection;
-let clientConn: AmqpConnection;
-let admin: amqp.ChannelModel;
-const queues: string[] = [];
-const closables: { close(): Promise<void> }[] = [];
-
-beforeAll(async () => {
-  serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "rpc-test-server" });
-  clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "rpc-test-client" });
-  admin = await amqp.connect(AMQP_URL);
-});
-
-afterEach(async () => {
-  await Promise.allSettled(closables.splice(0).map((c) => c.close()));
-});
-
-afterAll(async () => {
-  const ch = await admin.createChannel();
-  for (const q of queues) {
-    await ch.deleteQueue(q).catch(() => {});
-    await ch.deleteQueue(`${q}.dlq`).catch(() => {});
-  }
-  await admin.close();
-  await clientConn.close();
-  await serverConn.close();
-});
+const bed = rpcTestBed("rpc-test");
+const { queues, closables } = bed;
 
 type Handlers = Partial<Record<keyof EchoService["methods"], (req: Echo, ctx: HandlerContext) => unknown>>;
 
 async function serve(handlers: Handlers, options: Parameters<typeof serveAmqp>[3] = {}, service = echoService()) {
   queues.push(service.amqp!.requestQueue);
-  const server = await serveAmqp(serverConn, service, handlers, options);
+  const server = await serveAmqp(bed.serverConn, service, handlers, options);
   closables.push(server);
   return { service, server };
 }
 
 function client(options: ConstructorParameters<typeof AmqpRpcTransport>[1] = {}) {
-  const transport = new AmqpRpcTransport(clientConn, options);
+  const transport = new AmqpRpcTransport(bed.clientConn, options);
   closables.push(transport);
   return transport;
 }
@@ -155,7 +131,7 @@ describe("AMQP RPC", () => {
     // A raw consumer takes the request and never answers.
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     await ch.assertQueue(service.amqp!.requestQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
     let received: amqp.ConsumeMessage | undefined;
     await ch.consume(service.amqp!.requestQueue, (m) => (received = m ?? undefined), { noAck: true });
@@ -175,7 +151,7 @@ describe("AMQP RPC", () => {
   it("discards a reply that arrives after the call gave up", async () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     await ch.assertQueue(service.amqp!.requestQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
     const held: amqp.ConsumeMessage[] = [];
     await ch.consume(
@@ -210,7 +186,7 @@ describe("AMQP RPC", () => {
       },
     });
     // A raw caller without a client-side deadline, so only the server can produce the status.
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
     ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "", delayMs: 0 })), {
       correlationId: "c-1",
@@ -238,7 +214,7 @@ describe("AMQP RPC", () => {
         return req;
       },
     });
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
     ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })), {
       correlationId: "late-1",
@@ -277,7 +253,7 @@ describe("AMQP RPC", () => {
   it("answers INVALID_ARGUMENT to a request body that does not decode", async () => {
     let calls = 0;
     const { service } = await serve({ echo: (r) => (calls++, r) });
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
     // A tag followed by a varint that never ends: not protobuf.
     ch.publish("", service.amqp!.requestQueue, Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), {
@@ -297,7 +273,7 @@ describe("AMQP RPC", () => {
     let calls = 0;
     const { service } = await serve({ echo: (r) => (calls++, r) });
     const q = service.amqp!.requestQueue;
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     ch.publish("", q, Buffer.from(EchoType.encode({ text: "orphan", delayMs: 0 })), {
       correlationId: "no-reply-1",
       messageId: "m-1",
@@ -393,12 +369,12 @@ describe("AMQP RPC", () => {
   });
 
   it("declares a quorum request queue and DLQ by default, adopts an existing classic queue, and refuses a clash when the type is explicit", async () => {
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     // Default ("auto"): quorum on this broker.
     const { service } = await serve({ echo: (r) => r });
     const q = service.amqp!.requestQueue;
     const redeclare = async (name: string, args: Record<string, unknown>) => {
-      const c = await admin.createChannel();
+      const c = await bed.admin.createChannel();
       c.on("error", () => {});
       try {
         await c.assertQueue(name, { durable: true, arguments: args });
@@ -415,12 +391,12 @@ describe("AMQP RPC", () => {
     const classic = echoService();
     queues.push(classic.amqp!.requestQueue);
     await ch.assertQueue(classic.amqp!.requestQueue, { durable: true });
-    const server = await serveAmqp(serverConn, classic, { echo: (r: Echo) => r });
+    const server = await serveAmqp(bed.serverConn, classic, { echo: (r: Echo) => r });
     closables.push(server);
     expect((await client().unary(classic.methods.echo, { text: "adopted", delayMs: 0 })).text).toBe("adopted");
 
     // Explicit "quorum" on that classic queue: the clash is reported, not papered over.
-    const clash = await rejection(serveAmqp(serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" }));
+    const clash = await rejection(serveAmqp(bed.serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" }));
     expect(clash.code).toBe(Code.FAILED_PRECONDITION);
     expect(clash.rawMessage).toContain("the quorum type that the server's queueType option asks for");
     expect((clash.cause as { code?: number }).code).toBe(406);
@@ -429,7 +405,7 @@ describe("AMQP RPC", () => {
 
   it("declares the queue type the contract names (service.amqp.queueType), refuses a queue of the other type with what to do, and lets the server option override it", async () => {
     const redeclare = async (name: string, type: "quorum" | "classic") => {
-      const c = await admin.createChannel();
+      const c = await bed.admin.createChannel();
       c.on("error", () => {});
       try {
         await c.assertQueue(name, { durable: true, arguments: { "x-queue-type": type } });
@@ -459,7 +435,7 @@ describe("AMQP RPC", () => {
     const mq = moved.amqp!.requestQueue;
     queues.push(mq);
     expect(await redeclare(mq, "quorum")).toBe("same");
-    const err = await rejection(serveAmqp(serverConn, moved, { echo: (r: Echo) => r }));
+    const err = await rejection(serveAmqp(bed.serverConn, moved, { echo: (r: Echo) => r }));
     expect(err.code).toBe(Code.FAILED_PRECONDITION);
     expect(err.rawMessage).toContain(`cannot serve ${moved.typeName}: queue "${mq}" already exists with another type than the classic type that the contract ((grabbit.v1.service).queue_type of ${moved.typeName}) asks for`);
     expect(err.rawMessage).toContain(`delete "${mq}" and "${mq}.dlq"`);
@@ -468,7 +444,7 @@ describe("AMQP RPC", () => {
     // Nothing was changed: the queue is still quorum.
     expect(await redeclare(mq, "quorum")).toBe("same");
     // The server's own option wins over the contract: "quorum" (or "auto") serves the quorum queue.
-    const overridden = await serveAmqp(serverConn, moved, { echo: (r: Echo) => r }, { queueType: "quorum" });
+    const overridden = await serveAmqp(bed.serverConn, moved, { echo: (r: Echo) => r }, { queueType: "quorum" });
     closables.push(overridden);
     expect((await client().unary(moved.methods.echo, { text: "overridden", delayMs: 0 })).text).toBe("overridden");
 
@@ -477,7 +453,7 @@ describe("AMQP RPC", () => {
     const tq = toQuorum.amqp!.requestQueue;
     queues.push(tq);
     expect(await redeclare(tq, "classic")).toBe("same");
-    const err2 = await rejection(serveAmqp(serverConn, toQuorum, { echo: (r: Echo) => r }));
+    const err2 = await rejection(serveAmqp(bed.serverConn, toQuorum, { echo: (r: Echo) => r }));
     expect(err2.code).toBe(Code.FAILED_PRECONDITION);
     expect(err2.rawMessage).toContain(`queue "${tq}" already exists with another type than the quorum type`);
   });
@@ -503,9 +479,9 @@ describe("AMQP RPC", () => {
     await expect(call).resolves.toEqual({ text: "finished", delayMs: 0 });
 
     // Client side: a call waiting when the transport closes is CANCELLED, later calls UNAVAILABLE.
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     await ch.consume(service.amqp!.requestQueue, () => {}, { noAck: true });
-    const t2 = new AmqpRpcTransport(clientConn);
+    const t2 = new AmqpRpcTransport(bed.clientConn);
     const pending = t2.unary(service.methods.echo, { text: "", delayMs: 0 }, { timeoutMs: 0 });
     await eventually(() => t2.inFlight === 1, "the call to be sent");
     const pendingErr = rejection(pending);

@@ -1,71 +1,26 @@
 // Streaming calls over RabbitMQ (docs/wire-contract.md, "Streams"): each kind end to end on the real
 // broker, flow control, headers and trailers, deadlines and cancellation from either side, and a
 // peer that vanishes. Hand-written descriptors; the generated-code round trip is in test/streams.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, StatusError, currentCallContext, type HandlerContext, type MethodDesc, type ServiceDesc } from "@grabbit/runtime";
+import { describe, expect, it } from "vitest";
+import { Code, StatusError, currentCallContext, type HandlerContext } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
-import amqp from "amqplib";
-import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { AMQP_URL } from "../support/broker.js";
 import { brokerProxy } from "../support/tcp-proxy.js";
-import { echoMethod, sleep, type Echo } from "./fixture.js";
+import { rpcTestBed, sleep, streamService, type Echo } from "./fixture.js";
 
-type StreamService = ServiceDesc<{
-  count: MethodDesc<Echo, Echo>;
-  sum: MethodDesc<Echo, Echo>;
-  chat: MethodDesc<Echo, Echo>;
-  echo: MethodDesc<Echo, Echo>;
-}>;
-
-function streamService(): StreamService {
-  const typeName = uniqueName("grabbit.test.Streams");
-  return {
-    typeName,
-    transports: ["amqp"],
-    amqp: { requestQueue: typeName, prefetch: 8 },
-    methods: {
-      count: echoMethod(typeName, "Count", "server_streaming"),
-      sum: echoMethod(typeName, "Sum", "client_streaming"),
-      chat: echoMethod(typeName, "Chat", "bidi_streaming"),
-      echo: echoMethod(typeName, "Echo"),
-    },
-  };
-}
-
-let serverConn: AmqpConnection;
-let clientConn: AmqpConnection;
-let admin: amqp.ChannelModel;
-const queues: string[] = [];
-const closables: { close(): Promise<void> }[] = [];
-
-beforeAll(async () => {
-  serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-test-server" });
-  clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-test-client" });
-  admin = await amqp.connect(AMQP_URL);
-});
-afterEach(async () => {
-  await Promise.allSettled(closables.splice(0).map((c) => c.close()));
-});
-afterAll(async () => {
-  const ch = await admin.createChannel();
-  for (const q of queues) {
-    await ch.deleteQueue(q).catch(() => {});
-    await ch.deleteQueue(`${q}.dlq`).catch(() => {});
-  }
-  await admin.close();
-  await clientConn.close();
-  await serverConn.close();
-});
+const bed = rpcTestBed("streams-test");
+const { queues, closables } = bed;
 
 async function serve(handlers: object, options: Parameters<typeof serveAmqp>[3] = {}) {
   const service = streamService();
   queues.push(service.amqp!.requestQueue);
-  const server = await serveAmqp(serverConn, service, handlers, options);
+  const server = await serveAmqp(bed.serverConn, service, handlers, options);
   closables.push(server);
   return { service, server };
 }
 
 function client(options: ConstructorParameters<typeof AmqpRpcTransport>[1] = {}) {
-  const transport = new AmqpRpcTransport(clientConn, options);
+  const transport = new AmqpRpcTransport(bed.clientConn, options);
   closables.push(transport);
   return transport;
 }
@@ -405,7 +360,7 @@ describe("a stream nobody serves", () => {
   it("fails UNAVAILABLE once the transport's timeout passes without a server accepting it, and outlives that timeout once accepted", async () => {
     const service = streamService();
     queues.push(service.amqp!.requestQueue);
-    const ch = await admin.createChannel();
+    const ch = await bed.admin.createChannel();
     await ch.assertQueue(service.amqp!.requestQueue, { durable: true }); // a queue, no server
     await ch.close();
     const t = client({ timeoutMs: 300 });
