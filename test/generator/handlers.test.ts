@@ -10,7 +10,7 @@ import { Code } from "@grabbit/runtime";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { GrpcServer } from "@grabbit/runtime/grpc";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
-import { bufGenerate, protoModule, REPO, typeCheck } from "../support/buf.js";
+import { generateModule, protoModule, typeCheck } from "../support/buf.js";
 
 // A unique request queue, so that runs sharing the broker never serve each other's calls.
 const requestQueue = uniqueName("grabbit.test.meter");
@@ -184,21 +184,9 @@ let generated: string;
 
 beforeAll(() => {
   const dir = protoModule({ "meter/v1/meter.proto": proto });
-  const result = bufGenerate(
-    dir,
-    `version: v2
-plugins:
-  - local: protoc-gen-ts_proto
-    out: gen
-    strategy: all
-    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
-  - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
-    out: gen
-    strategy: all
-`,
-  );
+  const result = generateModule(dir);
   expect(result.stderr).toBe("");
-  out = join(dir, "gen");
+  out = result.out;
   generated = readFileSync(join(out, "meter/v1/meter.grabbit.ts"), "utf8");
 });
 

@@ -66,24 +66,33 @@ export function bufGenerate(dir: string, template: string, extraArgs: string[] =
   }
 }
 
-/** ts-proto and protoc-gen-grabbit over the test fixtures, as a consuming repo's buf.gen.yaml would run them. */
-export function generateFixtures(prefix: string): { dir: string; out: string; stderr: string } {
-  const dir = scratchDir(prefix);
-  const result = bufGenerate(
-    dir,
-    `version: v2
-inputs:
-  - directory: ${FIXTURES}
-plugins:
+/**
+ * The buf.gen.yaml a consuming repo writes: ts-proto (with `tsProtoOpts`) and protoc-gen-grabbit,
+ * both into gen/, over `input` (default: the module in the folder buf runs in).
+ */
+export function grabbitTemplate({ input, tsProtoOpts = ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"] }: { input?: string; tsProtoOpts?: string[] } = {}): string {
+  return `version: v2
+${input === undefined ? "" : `inputs:\n  - directory: ${input}\n`}plugins:
   - local: protoc-gen-ts_proto
     out: gen
     strategy: all
-    opt: [outputServices=none, esModuleInterop=true, importSuffix=.js, env=node]
+    opt: [${tsProtoOpts.join(", ")}]
   - local: ["node", "${REPO}/bin/protoc-gen-grabbit.js"]
     out: gen
     strategy: all
-`,
-  );
+`;
+}
+
+/** ts-proto and protoc-gen-grabbit over the module in `dir` (grabbitTemplate); gen/ is the output folder. */
+export function generateModule(dir: string, tsProtoOpts?: string[]): { ok: boolean; out: string; stderr: string } {
+  const result = bufGenerate(dir, grabbitTemplate(tsProtoOpts === undefined ? {} : { tsProtoOpts }));
+  return { ...result, out: join(dir, "gen") };
+}
+
+/** ts-proto and protoc-gen-grabbit over the test fixtures, as a consuming repo's buf.gen.yaml would run them. */
+export function generateFixtures(prefix: string): { dir: string; out: string; stderr: string } {
+  const dir = scratchDir(prefix);
+  const result = bufGenerate(dir, grabbitTemplate({ input: FIXTURES }));
   return { dir, out: join(dir, "gen"), stderr: result.stderr };
 }
 
