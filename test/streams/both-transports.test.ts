@@ -232,10 +232,8 @@ function expectOrder(kind: Kind, events: string[]): void {
 }
 
 describe("the caller cancels mid-call: the handler's signal aborts", () => {
-  // KNOWN TO FAIL over gRPC for client and bidi (told to the lead): grpc-js hands the server an
-  // `end` of the request stream before `cancelled` (raw grpc-js does the same), so the handler's
-  // loop over its requests ends as if the client had half-closed, the handler returns, and the
-  // cancellation that follows finds the call finished: its signal never aborts.
+  // Over gRPC a cancelling grpc-js client half-closes before it resets the stream: the server
+  // confirms a half-close before the handler's loop ends (runtime/src/grpc/half-close.ts).
   for (const transport of TRANSPORTS) {
     for (const kind of KINDS) {
       it(`${transport} ${kind}`, async () => {
@@ -276,9 +274,6 @@ describe("the server fails mid-stream: the caller gets its status and trailers a
 });
 
 describe("a deadline mid-stream: DEADLINE_EXCEEDED for the caller, the handler's signal aborts", () => {
-  // KNOWN TO FAIL at times over gRPC for client and bidi (told to the lead), for the reason given
-  // for cancellation above: the client's deadline reaches the server as an `end` of the request
-  // stream, racing the server's own deadline timer; when it wins, the signal never aborts.
   for (const transport of TRANSPORTS) {
     for (const kind of KINDS) {
       it(`${transport} ${kind}`, async () => {

@@ -13,6 +13,7 @@ import type { Context } from "../telemetry/otel.js";
 import { logRpcFailure, type RpcCall, RpcServerTelemetry, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import { asBuffer, fromGrpcMetadata, GRPC_METADATA_GETTER, grpcStatusFromError, hasKeys, toGrpcMetadata } from "./convert.js";
+import { confirmHalfClose } from "./half-close.js";
 import { HealthServiceDesc, HealthStatus } from "./health.js";
 import { AsyncQueue } from "./queue.js";
 
@@ -229,7 +230,7 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
   return (call, callback) => {
     const context = new GrpcHandlerContext(method, call, state, callback);
     const chain = pick(chains);
-    const requests = readRequests(call);
+    const requests = readRequests(call, context);
     let result: unknown;
     try {
       result = runInCallContext(context, () => (chain === undefined ? handler(requests, context) : chain(context.request(undefined, requests)).then(responseMessage)));
@@ -275,7 +276,7 @@ function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains,
   return (call) => {
     const context = new GrpcHandlerContext(method, call, state, call);
     const chain = pick(chains);
-    const requests = readRequests(call);
+    const requests = readRequests(call, context);
     void runInCallContext(context, () =>
       respondWithStream(
         call,
@@ -377,15 +378,20 @@ function drainedOrCancelled(call: WritableCall): Promise<void> {
 
 /**
  * The request stream a handler iterates. It ends when the client half-closes, fails with
- * CANCELLED when the call is cancelled and with INVALID_ARGUMENT at a message it cannot decode.
- * A handler that stops reading early does not end the call.
+ * CANCELLED (DEADLINE_EXCEEDED, UNAVAILABLE at a forced shutdown) when the call is cancelled and
+ * with INVALID_ARGUMENT at a message it cannot decode. A handler that stops reading early does not
+ * end the call. grpc-js ends the request stream of a cancelled call too, just before it tells of
+ * the cancellation: the end is confirmed as a half-close first (half-close.ts), so that a handler
+ * never takes a cancelled upload for a complete one.
  */
-function readRequests(call: ReadableCall): RequestQueue {
+function readRequests(call: ReadableCall, context: GrpcHandlerContext): RequestQueue {
   const queue = new RequestQueue(
     HIGH_WATER,
     () => call.resume(),
     () => call.resume(), // nobody reads any more: let grpc-js drain the rest into the void
   );
+  // The end is being confirmed: the surface call's own close that follows must not fail the stream.
+  let endSeen = false;
   call.on("data", (message: unknown) => {
     if (message instanceof Undecodable) {
       // The call fails with INVALID_ARGUMENT whatever the handler does with the error it reads.
@@ -394,9 +400,15 @@ function readRequests(call: ReadableCall): RequestQueue {
       call.resume();
     } else if (queue.push(message)) call.pause();
   });
-  call.on("end", () => queue.end());
-  call.on("cancelled", () => queue.end(new StatusError(Code.CANCELLED, "the call was cancelled")));
-  call.on("close", () => queue.end(new StatusError(Code.CANCELLED, "the call ended before the request stream did")));
+  call.on("end", () => {
+    endSeen = true;
+    if (queue.ended) return;
+    void confirmHalfClose(call).then((halfClosed) => queue.end(halfClosed ? undefined : context.cancelReason()));
+  });
+  call.on("cancelled", () => queue.end(context.cancelReason()));
+  call.on("close", () => {
+    if (!endSeen) queue.end(new StatusError(Code.CANCELLED, "the call ended before the request stream did"));
+  });
   call.on("error", ignore);
   return queue;
 }
@@ -578,14 +590,15 @@ class GrpcHandlerContext implements HandlerContext {
     else this.respond.emit("error", status);
   }
 
+  /** Why grpc-js cancelled the call: a forced shutdown, the deadline, or the client. */
+  cancelReason(): StatusError {
+    if (this.state.forced) return new StatusError(Code.UNAVAILABLE, "the server is shutting down");
+    if (this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS) return new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed");
+    return new StatusError(Code.CANCELLED, "the client cancelled the call");
+  }
+
   private readonly onCancel = (): void => {
-    if (this.finished) return;
-    const reason = this.state.forced
-      ? new StatusError(Code.UNAVAILABLE, "the server is shutting down")
-      : this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS
-        ? new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed")
-        : new StatusError(Code.CANCELLED, "the client cancelled the call");
-    this.controller?.abort(reason);
+    if (!this.finished) this.controller?.abort(this.cancelReason());
   };
 
   private readonly onDeadline = (): void => {
