@@ -4,7 +4,8 @@
 // types (importers, and importers of an `import public` of one). A field's type is resolved through
 // the import, so a message there that became an enum changes the field, not the file's text. Packages
 // of the other files are still needed (a package is deleted only when no file keeps it) and are read
-// from their `package` statement. Anything unusual falls back to full builds.
+// from their `package` statement. Anything unusual falls back to full builds, and so does a change of
+// buf.lock (dependencies are compared too, and a changed one may be imported by unchanged files only).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join, relative, resolve, sep } from "node:path";
@@ -16,6 +17,9 @@ export interface ChangedFiles {
   againstPaths: string[];
   /** Packages declared by files that are the same on both sides. */
   unchangedPackages: Set<string>;
+  /** The module's files on each side, by import path (to tell them from real dependencies). */
+  inputFiles: Set<string>;
+  againstFiles: Set<string>;
   total: number;
 }
 
@@ -97,13 +101,17 @@ function configText(dir: string): string {
   return "";
 }
 
+function lockText(dir: string): string {
+  return existsSync(join(dir, "buf.lock")) ? readFileSync(join(dir, "buf.lock"), "utf8") : "";
+}
+
 function rel(cwd: string, p: string): string {
   return relative(cwd, p).split(sep).join("/") || ".";
 }
 
 /** Two directories with the same layout. */
 function dirs(input: string, against: string, cwd: string): ChangedFiles | undefined {
-  if (configText(input) !== configText(against)) return undefined;
+  if (configText(input) !== configText(against) || lockText(input) !== lockText(against)) return undefined;
   const roots = moduleRoots(input);
   const a = protoFiles(input, roots);
   const b = protoFiles(against, roots);
@@ -132,7 +140,7 @@ function dirs(input: string, against: string, cwd: string): ChangedFiles | undef
     inputPaths.push(rel(cwd, join(input, a.get(path)!)));
     againstPaths.push(rel(cwd, join(against, b.get(path)!)));
   }
-  return { inputPaths, againstPaths, unchangedPackages, total: Math.max(a.size, b.size) };
+  return { inputPaths, againstPaths, unchangedPackages, inputFiles: new Set(a.keys()), againstFiles: new Set(b.keys()), total: Math.max(a.size, b.size) };
 }
 
 /** The working tree of a repository against one of its own refs (`.git#branch=main`). */
@@ -150,6 +158,8 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
     const cfg = configText(input);
     const name = cfg.slice(0, cfg.indexOf("\n"));
     if (!name || git("show", `${rev}:${name}`) !== cfg.slice(name.length + 1)) return undefined;
+    const lockBefore = git("ls-tree", "--name-only", rev, "buf.lock").trim() ? git("show", `${rev}:buf.lock`) : "";
+    if (lockBefore !== lockText(input)) return undefined;
     const roots = moduleRoots(input).map((r) => r.replace(/^\.\/?/, "").replace(/\/+$/, ""));
     const under = (p: string) => p.endsWith(".proto") && roots.some((r) => r === "" || p.startsWith(r + "/"));
     const changed = new Set([
@@ -171,15 +181,19 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
       if (changed.has(p)) changedImports.add(path);
       else unchangedPackages.add(packageOf(text));
     }
+    const againstFiles = new Set<string>();
     for (const p of before) {
       const root = roots.find((r) => r === "" || p.startsWith(r + "/"));
-      if (changed.has(p) && root !== undefined) changedImports.add(root === "" ? p : p.slice(root.length + 1));
+      if (root === undefined) continue;
+      const importPath = root === "" ? p : p.slice(root.length + 1);
+      againstFiles.add(importPath);
+      if (changed.has(p)) changedImports.add(importPath);
     }
     for (const path of dependentsOf(texts, changedImports)) changed.add(repoPathOf.get(path)!);
     const inputPaths = [...changed].filter((p) => existsSync(join(input, p))).map((p) => rel(cwd, join(input, p)));
     // buf takes the paths of a git input relative to the repository root.
     const againstPaths = [...changed].filter((p) => before.has(p));
-    return { inputPaths, againstPaths, unchangedPackages, total: Math.max(now.size, before.size) };
+    return { inputPaths, againstPaths, unchangedPackages, inputFiles: new Set(now.keys()), againstFiles, total: Math.max(now.size, before.size) };
   } catch {
     return undefined;
   }

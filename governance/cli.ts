@@ -8,7 +8,7 @@ import { parseCommand, type CommandSpec } from "./args.js";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages, type Report } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
-import { InputError, buildImage, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
+import { InputError, buildImage, dependencyPaths, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
 const USAGE = `Usage: grabbit <command> [options]
@@ -39,7 +39,8 @@ anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, pat
                             text, msvs, junit, github-actions and gitlab-code-quality print what buf
                             prints; json prints grabbit's report (every change and its semver bump)
   --error-format <format>   buf's flag: the same formats, but json is buf's (one object per line)
-  --exclude-imports         accepted for buf compatibility (imports are never compared)
+  --exclude-imports         leave out findings in imports (dependencies, and files outside --path);
+                            without it they are compared as in buf
   --limit-to-input-files    compare only the files the input has: what only the against input
                             has (a deleted file) is not checked, as in buf
   -h, --help                this help
@@ -152,6 +153,8 @@ export interface BreakingOptions {
   excludePaths?: string[];
   /** buf's --limit-to-input-files: the against input is cut down to the files the input has. */
   limitToInputFiles?: boolean;
+  /** buf's --exclude-imports: findings in imported files (on either side) are left out. */
+  excludeImports?: boolean;
   onProgress?: (phase: string) => void;
   /** Warnings buf would print (deprecated rule IDs in buf.yaml). */
   onWarning?: (text: string) => void;
@@ -183,6 +186,7 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
     paths: list("path"),
     excludePaths: list("exclude-path"),
     limitToInputFiles: v["limit-to-input-files"] === true,
+    excludeImports: v["exclude-imports"] === true,
     format: format as Format,
     flavour: v["error-format"] !== undefined ? "buf" : "grabbit",
   };
@@ -299,16 +303,23 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
     phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${o.input} and ${o.against} with buf`);
     const build = (p: ChangedFiles | undefined) =>
       Promise.all([
-        buildImage(o.input, cwd, p?.inputPaths, p?.unchangedPackages).catch(wrap("input")),
-        buildImage(o.against, cwd, p?.againstPaths, p?.unchangedPackages).catch(wrap("--against")),
+        buildImage(o.input, cwd, p && { paths: p.inputPaths, packagesOutside: p.unchangedPackages, moduleFiles: p.inputFiles }).catch(wrap("input")),
+        buildImage(o.against, cwd, p && { paths: p.againstPaths, packagesOutside: p.unchangedPackages, moduleFiles: p.againstFiles }).catch(wrap("--against")),
       ]);
+    let partial: [Image, Image] | undefined;
     try {
-      images = await build(changed);
+      partial = changed && (await build(changed));
     } catch (err) {
       // A partial build can trip on what a whole one handles (excluded paths, odd layouts): the
       // whole build decides, and reports the input's real problem if there is one.
-      if (!changed || !(err instanceof InputError)) throw err;
-      phase(`building ${o.input} and ${o.against} with buf`);
+      if (!(err instanceof InputError)) throw err;
+    }
+    // Dependencies are compared like the module's files. Where the partial builds pulled in different
+    // ones (a changed file stopped importing a WKT), only whole builds tell whether an unchanged file
+    // still imports it; where they pulled in the same ones, whole builds would add the same to both.
+    if (partial && sameKeys(dependencyPaths(partial[0]), dependencyPaths(partial[1]))) images = partial;
+    else {
+      if (changed) phase(`building ${o.input} and ${o.against} with buf`);
       images = await build(undefined);
     }
   }
@@ -317,7 +328,11 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
   // A deleted file is printed where it lived: through the against input if it is a directory,
   // else where the current input keeps its files.
   old.externalPath = pathMapper(o.against, cwd, cur.externalPath);
-  return compareImages(old, cur, { config, enabled, onProgress: phase });
+  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase });
+}
+
+function sameKeys(a: Set<string>, b: Set<string>): boolean {
+  return a.size === b.size && [...a].every((k) => b.has(k));
 }
 
 async function breaking(argv: string[], io: Io): Promise<number> {

@@ -4,7 +4,7 @@
 // and buf's failures (each rule's finding as buf prints it, for buf's output formats).
 import { Buffer } from "node:buffer";
 import { ignored, ignoredPath, type BreakingConfig } from "./config.js";
-import { locations, type Image } from "./images.js";
+import { locations, type Image, type ImageFile } from "./images.js";
 import { indexSide } from "./model.js";
 import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind } from "./rules/catalog.js";
 import { checkChanges } from "./rules/changes.js";
@@ -84,6 +84,8 @@ function acceptances(f: Finding): Acceptance[] {
 export interface CompareOptions {
   config: BreakingConfig;
   enabled: Set<string>;
+  /** buf's --exclude-imports: leave out findings in imports. */
+  excludeImports?: boolean;
   onProgress?: (phase: string) => void;
 }
 
@@ -91,8 +93,9 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   const changed: string[] = [];
   const onlyOld: string[] = [];
   const onlyNew: string[] = [];
-  // Imports (dependencies, and files a partial build pulled in) are context, not subjects.
-  const own = (f: { isImport: boolean } | undefined) => f !== undefined && !f.isImport;
+  // Every file is compared, imports too (buf's rules see whole images); only what a partial build
+  // pulled in as context is not (it is the same on both sides, whichever side happened to build it).
+  const own = (f: ImageFile | undefined) => f !== undefined && !f.partialContext;
   for (const [path, f] of old.files) {
     if (!own(f)) continue;
     const g = cur.files.get(path);
@@ -115,7 +118,7 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
   checkGrabbit(ctx);
   reportRenames(ctx, renames);
   checkChanges(ctx, renames);
-  return finish(ctx.findings, old, opts.config, renames.targets, ctx.notes);
+  return finish(ctx.findings, old, opts, renames.targets, ctx.notes);
 }
 
 /** Findings reported as one: a fold of the rules that saw one change, or a finding on its own. */
@@ -222,9 +225,20 @@ function bufView(failures: Change[]): Change[] {
   return [...unique.filter((c) => !own(c)).sort(bufOrder), ...unique.filter(own).sort(bufOrder)];
 }
 
-function finish(findings: Finding[], old: Image, cfg: BreakingConfig, renameTargets: Set<string>, notes: Map<string, string>): Report {
+/**
+ * Whether a finding in an import is left out. buf's rules see imports as any file, and only
+ * --exclude-imports leaves their findings out; grabbit's own rules and its non-breaking changes are
+ * about the module's files (a WKT imported for the first time is no change of the SDK).
+ */
+function inImportLeftOut(f: Finding, excludeImports: boolean): boolean {
+  if (!f.at.file.image.isImport) return false;
+  return excludeImports || !f.breaking || RULE_BY_ID.get(f.rule)?.grabbit === true;
+}
+
+function finish(findings: Finding[], old: Image, opts: CompareOptions, renameTargets: Set<string>, notes: Map<string, string>): Report {
+  const cfg = opts.config;
   const kept = findings.filter((f) => {
-    if (f.at.file.image.isImport) return false;
+    if (inImportLeftOut(f, opts.excludeImports === true)) return false;
     if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
     if (!f.breaking) return !ignoredPath(cfg, cfg.ignore, f.at.file.path);
     return !ignored(cfg, f.rule, f.at.file.path, f.at.file.pkg);

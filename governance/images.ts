@@ -26,7 +26,15 @@ export interface Location {
 
 export interface ImageFile {
   path: string;
+  /** buf's mark: a dependency of the files built (a WKT, a dep, a module file outside --path). */
   isImport: boolean;
+  /**
+   * A file of the module that a partial build (changed.ts) pulled in only because a built file imports
+   * it: unchanged, and present on one side or both by chance of what was built. buf's full build has it
+   * as a file of its own, the same on both sides, so it is never compared (its package is counted
+   * through `packagesOutside`). Real dependencies are not marked: they are compared, as buf does.
+   */
+  partialContext?: boolean;
   /** The descriptor without source info and buf's image extension: equal bytes, equal file. */
   desc: Uint8Array;
   src: Uint8Array | undefined;
@@ -321,8 +329,26 @@ export function pathMapper(input: string, cwd: string, fallback?: (p: string) =>
   };
 }
 
-/** Builds an input; with `paths`, only those files (an empty list builds nothing). */
-export async function buildImage(input: string, cwd: string, paths?: string[], packagesOutside?: Set<string>): Promise<Image> {
-  const files = paths && paths.length === 0 ? new Map<string, ImageFile>() : parseImage(await runBufBuild(input, cwd, undefined, paths));
-  return { input, files, externalPath: pathMapper(input, cwd), ...(packagesOutside ? { packagesOutside } : {}) };
+/** What a partial build needs to know about the files it left out. */
+export interface PartialBuild {
+  /** --path arguments (an empty list builds nothing). */
+  paths: string[];
+  /** Packages of the module's files that are the same on both sides. */
+  packagesOutside: Set<string>;
+  /** Every file of the module, by import path: an import among them is partial-build context. */
+  moduleFiles: Set<string>;
+}
+
+/** Builds an input whole, or only some of its files (`partial`). */
+export async function buildImage(input: string, cwd: string, partial?: PartialBuild): Promise<Image> {
+  const files = partial && partial.paths.length === 0 ? new Map<string, ImageFile>() : parseImage(await runBufBuild(input, cwd, undefined, partial?.paths));
+  if (partial) for (const f of files.values()) if (f.isImport && partial.moduleFiles.has(f.path)) f.partialContext = true;
+  return { input, files, externalPath: pathMapper(input, cwd), ...(partial ? { packagesOutside: partial.packagesOutside } : {}) };
+}
+
+/** Paths of the real dependencies an image holds (imports that are not partial-build context). */
+export function dependencyPaths(image: Image): Set<string> {
+  const out = new Set<string>();
+  for (const f of image.files.values()) if (f.isImport && !f.partialContext) out.add(f.path);
+  return out;
 }

@@ -69,7 +69,9 @@ export function syntaxOf(fd: FileDescriptorProto): string {
 
 export function indexSide(image: Image, paths: Iterable<string>): Side {
   const side: Side = { image, files: new Map(), messages: new Map(), enums: new Map(), services: new Map(), extensions: new Map(), packages: new Map() };
-  for (const f of image.files.values()) if (!f.isImport) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
+  // Imports hold packages too (buf deletes "google.protobuf" when the last import of a WKT goes); files a
+  // partial build pulled in as context are counted through packagesOutside instead.
+  for (const f of image.files.values()) if (!f.partialContext) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
   for (const pkg of image.packagesOutside ?? []) side.packages.set(pkg, (side.packages.get(pkg) ?? 0) + 1);
   for (const path of paths) {
     const image_ = image.files.get(path);

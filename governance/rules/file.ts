@@ -42,7 +42,7 @@ function syntaxText(file: FileEl): string {
 export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyNew: string[]): void {
   for (const path of onlyOld) {
     const f = ctx.old.files.get(path);
-    if (!f || f.image.isImport) continue;
+    if (!f) continue;
     ctx.add("FILE_NO_DELETE", fileAt(f), `Previously present file "${path}" was deleted.`);
   }
   for (const path of onlyNew) {

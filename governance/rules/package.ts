@@ -35,7 +35,7 @@ export function checkPackages(ctx: Ctx): void {
     v = ctx.cur.image.packagesOutside?.has(pkg) ?? false;
     for (const f of ctx.cur.image.files.values()) {
       if (v) break;
-      if (f.isImport || f.pkg !== pkg) continue;
+      if (f.partialContext || f.pkg !== pkg) continue;
       v = kindIn(decodeFile(f), kind);
     }
     memo.set(key, v);

@@ -3,10 +3,11 @@
 // all four buf categories selected, grabbit reports exactly buf's rule IDs.
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
+import { checkBreaking } from "../../governance/cli.js";
 import { DEPRECATED_RULES, RULES, canonicalRuleIds, categoriesOf, isDeprecatedRuleId } from "../../governance/rules/catalog.js";
 import { maxBump } from "../../governance/semver.js";
 import { RULE_CASES } from "./cases.js";
-import { BUF, bufBreaking, bufLines, compareTrees, grabbitBufLines, proto, tempDir, writeTree, type Tree } from "./helpers.js";
+import { BUF, bufBreaking, bufLines, compareTrees, grabbit, grabbitBufLines, jsonLines, proto, tempDir, writeTree, type Tree } from "./helpers.js";
 
 const P = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b) });
 const P2 = (b: string): Tree => ({ "demo/v1/demo.proto": proto(b, 'syntax = "proto2";\n\npackage demo.v1;\n') });
@@ -120,6 +121,84 @@ describe("differences the differential test found", () => {
     const theirs = bufLines(r.dir, use);
     expect(theirs.length).toBeGreaterThan(0);
     expect(await grabbitBufLines(r.dir, ["--use", use.join(",")])).toEqual(theirs);
+  });
+});
+
+// Imports: buf's rules see whole images, dependencies (WKTs, features protos) included, and only
+// --exclude-imports leaves their findings out. grabbit's partial builds pull in unchanged files of the
+// module as imports too; those must never look deleted or added. Each pair runs with and without the flag.
+const WKT_USER = (n: number) => proto(`import "google/protobuf/timestamp.proto";\nmessage U${n} { google.protobuf.Timestamp at = 1; }`);
+const IMPORTS: Array<[string, Tree, Tree]> = [
+  ["a file stops importing java_features.proto: it and descriptor.proto are deleted, so are packages pb and google.protobuf", P('import "google/protobuf/java_features.proto";\nmessage T { string a = 1; }'), P("message T { string a = 1; }")],
+  ["an editions file stops importing java_features.proto but keeps cpp_features.proto: package pb stays", E(2023, 'import "google/protobuf/java_features.proto";\nmessage T { string a = 1; }'), E(2023, "message T { string a = 1; }")],
+  ["a file stops importing timestamp.proto while its field goes", P('import "google/protobuf/timestamp.proto";\nmessage T { google.protobuf.Timestamp at = 1; string a = 2; }'), P("message T { string a = 2; }")],
+  [
+    "a WKT one changed file stops importing is still imported by unchanged ones: nothing deleted",
+    { "demo/v1/a.proto": proto('import "google/protobuf/timestamp.proto";\nmessage A { google.protobuf.Timestamp at = 1; string b = 2; }'), "demo/v1/u1.proto": WKT_USER(1), "demo/v1/u2.proto": WKT_USER(2), "demo/v1/u3.proto": WKT_USER(3), "demo/v1/u4.proto": WKT_USER(4) },
+    { "demo/v1/a.proto": proto("message A { string b = 2; }"), "demo/v1/u1.proto": WKT_USER(1), "demo/v1/u2.proto": WKT_USER(2), "demo/v1/u3.proto": WKT_USER(3), "demo/v1/u4.proto": WKT_USER(4) },
+  ],
+  [
+    "a changed file stops importing an unchanged file of the module: no deletion of it",
+    { "demo/v1/a.proto": proto('import "demo/v1/b.proto";\nmessage A { B b = 1; string c = 2; }'), "demo/v1/b.proto": proto("message B {}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}") },
+    { "demo/v1/a.proto": proto("message A { string c = 2; }"), "demo/v1/b.proto": proto("message B {}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}") },
+  ],
+  [
+    "a changed file starts importing an unchanged file of the module and a WKT: nothing added that buf reports",
+    { "demo/v1/a.proto": proto("message A { string c = 2; }"), "demo/v1/b.proto": proto("message B {}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}") },
+    { "demo/v1/a.proto": proto('import "demo/v1/b.proto";\nimport "google/protobuf/duration.proto";\nmessage A { B b = 1; int32 c = 2; google.protobuf.Duration d = 3; }'), "demo/v1/b.proto": proto("message B {}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}") },
+  ],
+];
+
+describe("imports are compared as buf compares them", () => {
+  const rows = IMPORTS.flatMap(([name, before, after]) => [[name, before, after, []] as const, [`${name} (--exclude-imports)`, before, after, ["--exclude-imports"]] as const]);
+  it.each(rows)("%s", async (_name, before, after, flags) => {
+    const v2 = { "buf.yaml": "version: v2\n" };
+    const r = await compareTrees({ ...v2, ...before }, { ...v2, ...after }, ["--use", use.join(",")]);
+    const theirs = bufLines(r.dir, use, [...flags]);
+    expect(await grabbitBufLines(r.dir, ["--use", use.join(","), ...flags])).toEqual(theirs);
+  });
+
+  it("the deleted imports are buf's findings without the flag and none with it", async () => {
+    const [, before, after] = IMPORTS[0]!;
+    const v2 = { "buf.yaml": "version: v2\n" };
+    const r = await compareTrees({ ...v2, ...before }, { ...v2, ...after }, ["--use", use.join(",")]);
+    const theirs = bufLines(r.dir, use);
+    expect(theirs).toContain('<input>:1:1: FILE_NO_DELETE Previously present file "google/protobuf/java_features.proto" was deleted.');
+    expect(theirs).toContain('<input>:1:1: PACKAGE_NO_DELETE Previously present package "pb" was deleted.');
+    expect(r.code).toBe(100);
+    expect(bufLines(r.dir, use, ["--exclude-imports"])).toEqual([]);
+    const excluded = await grabbit(r.dir, ["breaking", "new", "--against", "old", "--format", "json", "--use", use.join(","), "--exclude-imports"]);
+    expect([excluded.code, excluded.report?.changes.filter((c) => c.breaking)]).toEqual([0, []]);
+  });
+
+  it("a changed file that stops importing an unchanged file of the module keeps the partial build", async () => {
+    // The unchanged file is an import of the partial build on one side only: context, not a dependency
+    // that went (which would need whole builds to decide).
+    const [, before, after] = IMPORTS.find(([n]) => n.startsWith("a changed file stops importing"))!;
+    const dir = tempDir();
+    writeTree(`${dir}/old`, { "buf.yaml": "version: v2\n", ...before });
+    writeTree(`${dir}/new`, { "buf.yaml": "version: v2\n", ...after });
+    const phases: string[] = [];
+    const report = await checkBreaking({ input: "new", against: "old", cwd: dir, use, onProgress: (p) => phases.push(p) });
+    expect(phases.filter((p) => p.startsWith("building"))).toEqual(["building 1 changed files with buf"]);
+    expect(report.failures.map((f) => f.rule).sort()).toEqual(["FIELD_NO_DELETE", "FIELD_NO_DELETE_UNLESS_NAME_RESERVED", "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED"]);
+  });
+
+  it.each([[[]], [["--exclude-imports"]]] as const)("with --path, the files of the module outside it are imports, compared as in buf (%j)", async (flags) => {
+    // buf takes --path on both sides only where both have the same paths: the working tree against a ref.
+    const dir = tempDir();
+    writeTree(dir, { "buf.yaml": `version: v2\nbreaking:\n  use: [${use.join(", ")}]\n`, "demo/v1/a.proto": proto('import "demo/v1/b.proto";\nmessage A { B b = 1; }'), "demo/v1/b.proto": proto("message B { string x = 1; }") });
+    const git = (...args: string[]) => execFileSync("git", ["-c", "user.email=t@t", "-c", "user.name=t", ...args], { cwd: dir, stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    git("add", "-A");
+    git("commit", "-q", "-m", "before");
+    writeTree(dir, { "demo/v1/b.proto": proto("message B { int32 x = 1; }") });
+    const args = ["breaking", "--against", ".git#branch=main", "--path", "demo/v1/a.proto", "--error-format", "json", ...flags];
+    const theirs = jsonLines(spawnSync(BUF, args, { cwd: dir, encoding: "utf8" }).stdout);
+    expect(theirs.length > 0).toBe(flags.length === 0);
+    const ours = await grabbit(dir, args);
+    expect(ours.stderr).toBe("");
+    expect(jsonLines(ours.stdout)).toEqual(theirs);
   });
 });
 

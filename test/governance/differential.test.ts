@@ -3,7 +3,8 @@
 // agree (rule, path, line, column, message). A difference fails with the pair written out to a folder
 // (printed). buf's rules do not depend on which category selected them, so each pair costs one buf run
 // and one grabbit run with all four categories, and each category's findings are the rows of its rules.
-// The seeds are fixed in `npm test`; `npm run fuzz` (HOSTILE_SEED=random, HOSTILE_SCALE=n) tries more.
+// Both tools get the same command line, the rules coming from the pair's buf.yaml; every other seed
+// adds --exclude-imports, so both ways of treating imports are compared. The seeds are fixed in `npm test`; `npm run fuzz` (HOSTILE_SEED=random, HOSTILE_SCALE=n) tries more.
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -39,8 +40,13 @@ function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; 
   });
 }
 
-async function bufRows(dir: string): Promise<Row[] | undefined> {
-  const r = await run(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], dir);
+/** The command line both tools run for a seed (after `buf` or `grabbit`). */
+function argsFor(seed: number): string[] {
+  return ["breaking", "new", "--against", "old", "--error-format", "json", ...(seed % 2 ? ["--exclude-imports"] : [])];
+}
+
+async function bufRows(dir: string, args: string[]): Promise<Row[] | undefined> {
+  const r = await run(BUF, args, dir);
   if (r.code !== 0 && r.code !== 100) return undefined;
   if (r.stdout.includes('"type":"COMPILE"')) return undefined; // a pair that does not compile
   return rowsOf(r.stdout);
@@ -51,9 +57,9 @@ function rowsOf(stdout: string): Row[] {
   return jsonLines(stdout).map((line) => ({ rule: /^\S*:\d+:\d+: ([A-Z0-9_]+) /.exec(line)![1]!, line }));
 }
 
-async function grabbitRows(dir: string): Promise<{ rows: Row[]; stderr: string; code: number }> {
+async function grabbitRows(dir: string, args: string[]): Promise<{ rows: Row[]; stderr: string; code: number }> {
   // What grabbit prints in buf's format: the lines a team that switches from buf sees.
-  const r = await grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", "json", "--use", CATEGORIES.join(",")]);
+  const r = await grabbit(dir, args);
   return { rows: rowsOf(r.stdout).filter((x) => RULE_BY_ID.has(x.rule) && !RULE_BY_ID.get(x.rule)!.grabbit), stderr: r.stderr, code: r.code };
 }
 
@@ -91,7 +97,7 @@ function writeOut(pair: Pair, missing: string[], extra: string[]): string {
   writeTree(join(folder, "new"), { ...pair.after, "buf.yaml": YAML });
   writeFileSync(
     join(folder, "DIFFERENCES.txt"),
-    `seed ${pair.seed}\nedits:\n  ${pair.edits.join("\n  ")}\n\nbuf only (missed by grabbit):\n  ${missing.join("\n  ")}\n\ngrabbit only (extra):\n  ${extra.join("\n  ")}\n\nreplay: cd ${folder} && ${BUF} breaking new --against old --error-format json\n`,
+    `seed ${pair.seed}\nedits:\n  ${pair.edits.join("\n  ")}\n\nbuf only (missed by grabbit):\n  ${missing.join("\n  ")}\n\ngrabbit only (extra):\n  ${extra.join("\n  ")}\n\nreplay: cd ${folder} && ${BUF} ${argsFor(pair.seed).join(" ")}\n`,
   );
   return folder;
 }
@@ -102,9 +108,9 @@ async function check(seed: number): Promise<Outcome> {
   const tree = (t: Tree) => ({ ...t, "buf.yaml": YAML });
   writeTree(join(dir, "old"), tree(pair.before));
   writeTree(join(dir, "new"), tree(pair.after));
-  const theirs = await bufRows(dir);
+  const theirs = await bufRows(dir, argsFor(seed));
   if (!theirs) return { seed, skipped: true, buf: 0, matched: 0, missing: [], extra: [] };
-  const ours = await grabbitRows(dir);
+  const ours = await grabbitRows(dir, argsFor(seed));
   const missing: string[] = [];
   const extra: string[] = [];
   let total = 0;

@@ -77,9 +77,9 @@ export function jsonLines(stdout: string): string[] {
 }
 
 /** `buf breaking` on the same kind of trees: its findings as `path:line:column: RULE message`. */
-export function bufLines(dir: string, use: string[]): string[] {
+export function bufLines(dir: string, use: string[], flags: string[] = []): string[] {
   bufBreaking(dir, use);
-  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json", ...flags], { cwd: dir, encoding: "utf8" });
   return jsonLines(r.stdout ?? "");
 }
 
