@@ -64,7 +64,7 @@ export class StatusError extends Error {
     if (err instanceof Error && err.name === "TimeoutError") {
       return new StatusError(Code.DEADLINE_EXCEEDED, err.message || "the deadline passed", { cause: err });
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const message = messageOf(err);
     return new StatusError(fallback, message, { cause: err });
   }
 }
@@ -82,4 +82,9 @@ export class UnroutableError extends StatusError {
   ) {
     super(Code.NOT_FOUND, `no queue is bound to exchange "${exchange}" for routing key "${routingKey}" (${replyText})`);
   }
+}
+
+/** What an error says, for a message of ours: its `message`, or the thrown value as text. */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -24,7 +24,7 @@ import type { EventDesc, MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { bindingKey } from "../routing.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
 import type { AmqpConnection } from "./connection.js";
 import {
@@ -375,7 +375,7 @@ export class EventConsumer {
     try {
       event = reg.event.type.decode(msg.content);
     } catch (err) {
-      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${err instanceof Error ? err.message : String(err)}`, attempt, "undecodable", trace);
+      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${messageOf(err)}`, attempt, "undecodable", trace);
     }
     const delivery: DeliveryContext = {
       messageId: typeof props.messageId === "string" ? props.messageId : undefined,
@@ -398,7 +398,7 @@ export class EventConsumer {
     } catch (err) {
       trace?.handlerFinished(err);
       safe(() => this.options.onHandlerError?.(err, delivery));
-      const reason = err instanceof Error ? err.message : String(err);
+      const reason = messageOf(err);
       const permanent = err instanceof StatusError && PERMANENT.has(err.code);
       const final = permanent || attempt >= this.maxAttempts;
       this.log("warn", msg, headers, trace, { attempt, max_attempts: this.maxAttempts, type: typeName, err }, `handler failed on queue "${this.queue}" (attempt ${attempt} of ${this.maxAttempts}${final ? "" : ", will be retried"}): ${reason}`);
@@ -484,7 +484,7 @@ export class EventConsumer {
       }
       safe(() => ch.nack(msg, false, true));
       trace?.requeued(err);
-      const error = new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      const error = new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${messageOf(err)}`, { cause: err });
       this.log("error", msg, (msg.properties.headers ?? {}) as Record<string, unknown>, trace, { err: error, to: queue }, `${error.message}; it goes back to the queue`);
       this.notify(error);
       return;
@@ -510,7 +510,7 @@ export class EventConsumer {
 
 function toStatus(err: unknown, context: string): StatusError {
   if (err instanceof StatusError) return err;
-  const text = err instanceof Error ? err.message : String(err);
+  const text = messageOf(err);
   const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /NOT_FOUND/.test(text) ? Code.NOT_FOUND : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
   return new StatusError(code, `${context}: ${text}`, { cause: err });
 }

@@ -7,7 +7,7 @@ import type { EventDesc, MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { renderRoutingKey } from "../routing.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
 import { Publisher, type RawPublishOptions } from "./publisher.js";
@@ -209,7 +209,7 @@ export class EventPublisher<T> {
           if (!session.open) continue;
           const text = String(err);
           const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
-          throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${messageOf(err)}`, { cause: err });
         }
       }
     })().finally(() => (this.declaring = undefined));

@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { ConfirmChannel, Message, Options } from "amqplib";
-import { Code, StatusError, UnroutableError } from "../status.js";
+import { Code, StatusError, UnroutableError, messageOf } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
 import { StallWatch } from "./stall-watch.js";
 import { quorumLostMessage, type AmqpConnection } from "./connection.js";
@@ -325,7 +325,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
           return;
         }
         // Bad properties (e.g. headers too large to encode): this message can never be sent.
-        this.settle(entry, new StatusError(Code.INVALID_ARGUMENT, err instanceof Error ? err.message : String(err), { cause: err }));
+        this.settle(entry, new StatusError(Code.INVALID_ARGUMENT, messageOf(err), { cause: err }));
         continue;
       }
       entry.channel = ch;

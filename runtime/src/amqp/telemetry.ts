@@ -9,6 +9,7 @@
 import type { Attributes, Context, Span } from "@opentelemetry/api";
 import { errorType, metricsEnabled, observeGauges, recordConsumed, recordConsumeRetry, recordDeadLettered, recordProcess, recordPublish } from "../telemetry/metrics.js";
 import { activeTracer, otelApi, traceIdsFor, type TraceIds } from "../telemetry/otel.js";
+import { messageOf } from "../status.js";
 import {
   ATTR_ERROR_TYPE,
   ATTR_GRABBIT_CONNECTION_STATE,
@@ -104,7 +105,7 @@ export class PublishTrace {
     if (this.span !== undefined) {
       if (error !== undefined && this.span.isRecording()) {
         this.span.setAttribute(ATTR_ERROR_TYPE, error);
-        this.span.setStatus({ code: api!.SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+        this.span.setStatus({ code: api!.SpanStatusCode.ERROR, message: messageOf(err) });
       }
       this.span.end();
     }
@@ -267,7 +268,7 @@ export class DeliveryTrace {
   private fail(err: unknown, type?: string): void {
     const span = this.span!;
     span.setAttribute(ATTR_ERROR_TYPE, type ?? errorType(err));
-    span.setStatus({ code: api!.SpanStatusCode.ERROR, message: typeof err === "string" ? err : err instanceof Error ? err.message : String(err) });
+    span.setStatus({ code: api!.SpanStatusCode.ERROR, message: typeof err === "string" ? err : messageOf(err) });
   }
 }
 

@@ -3,7 +3,7 @@
 
 import type { Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 
 /** A fixed token, or a function that returns the current one (refreshing it as it likes). */
 export type TokenSource = string | (() => string | Promise<string>);
@@ -28,7 +28,7 @@ export function bearerToken(source: TokenSource, options: BearerTokenOptions = {
     try {
       token = await get();
     } catch (err) {
-      throw new StatusError(Code.UNAUTHENTICATED, `could not get a bearer token: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new StatusError(Code.UNAUTHENTICATED, `could not get a bearer token: ${messageOf(err)}`, { cause: err });
     }
     if (typeof token !== "string" || token.trim() === "") throw new StatusError(Code.UNAUTHENTICATED, "the token provider returned no token");
     (req.metadata as Metadata)[AUTHORIZATION] = `Bearer ${token.trim()}`;

@@ -17,7 +17,7 @@ import {
 } from "jose";
 import type { CallRequest, Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 import { bearerFrom } from "./bearer.js";
 
 export type JwtClaims = JWTPayload;
@@ -129,7 +129,7 @@ function reasonOf(err: unknown): string {
   if (err instanceof joseErrors.JWKSNoMatchingKey) return "no key in the key set matches the token";
   if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid) return `malformed token (${err.message})`;
   if (err instanceof joseErrors.JOSEError) return err.message;
-  return err instanceof Error ? err.message : String(err);
+  return messageOf(err);
 }
 
 /** Under this key in ctx.values (and CallRequest.values) the verified claims reach handlers. */
@@ -162,7 +162,7 @@ export function requireJwt(options: RequireJwtOptions): Interceptor {
       try {
         ok = await options.authorize(claims, req);
       } catch (err) {
-        throw err instanceof StatusError ? err : new StatusError(Code.PERMISSION_DENIED, err instanceof Error ? err.message : String(err), { cause: err });
+        throw err instanceof StatusError ? err : new StatusError(Code.PERMISSION_DENIED, messageOf(err), { cause: err });
       }
       if (!ok) throw new StatusError(Code.PERMISSION_DENIED, `${claims.sub ?? "the caller"} may not call ${req.method.path}`);
     }

@@ -7,7 +7,7 @@ import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 import { defaultLogger, type Logger } from "../telemetry/logger.js";
 import type { Context } from "../telemetry/otel.js";
 import { logRpcFailure, type RpcCall, RpcServerTelemetry, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
@@ -92,7 +92,7 @@ function logFailure(chains: Chains, context: GrpcHandlerContext, err: unknown): 
 class Undecodable {
   readonly error: StatusError;
   constructor(typeName: string, cause: unknown) {
-    this.error = new StatusError(Code.INVALID_ARGUMENT, `cannot decode ${typeName}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.error = new StatusError(Code.INVALID_ARGUMENT, `cannot decode ${typeName}: ${messageOf(cause)}`, { cause });
   }
 }
 

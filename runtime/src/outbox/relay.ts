@@ -22,7 +22,7 @@ import { Publisher } from "../amqp/publisher.js";
 import { logTraceIds, startPublish } from "../amqp/telemetry.js";
 import type { Logger } from "../telemetry/logger.js";
 import { observeOutbox } from "../telemetry/metrics.js";
-import { Code, StatusError } from "../status.js";
+import { Code, StatusError, messageOf } from "../status.js";
 import type { Database } from "./database.js";
 import type { Outbox } from "./outbox.js";
 
@@ -407,7 +407,7 @@ export class OutboxRelay {
       } catch (err) {
         // A lost session fails the round (retried later); a refusal from a live broker fails these rows.
         if (!session.open) throw err;
-        refused.set(exchange, new StatusError(Code.FAILED_PRECONDITION, `could not declare exchange "${exchange}": ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+        refused.set(exchange, new StatusError(Code.FAILED_PRECONDITION, `could not declare exchange "${exchange}": ${messageOf(err)}`, { cause: err }));
       } finally {
         await ch.close().catch(() => {});
       }
@@ -417,7 +417,7 @@ export class OutboxRelay {
 
   private async markFailed(row: Row, err: unknown): Promise<void> {
     this.stats.failedAttempts++;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = messageOf(err);
     const delayMs = Math.min(this.retryMax, this.retryInitial * 2 ** Math.min(20, row.attempts));
     const { rows } = await this.db.query(
       `UPDATE ${this.t} SET attempts = attempts + 1, last_error = $2, next_attempt_at = now() + make_interval(secs => $3),

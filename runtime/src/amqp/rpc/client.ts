@@ -21,7 +21,7 @@ import { resolveDeadline, type CallOptions } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { normalizeMetadata } from "../../metadata.js";
-import { Code, StatusError } from "../../status.js";
+import { Code, StatusError, messageOf } from "../../status.js";
 import type { Transport } from "../../transport.js";
 import { rpcClientTelemetry, telemetryActive } from "../../telemetry/rpc.js";
 import {
@@ -930,9 +930,6 @@ function serviceOfPath(path: string): string {
   return path.slice(path.startsWith("/") ? 1 : 0, end > 0 ? end : path.length);
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 // ---- streams --------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { normalizeMetadata, type Metadata } from "../../metadata.js";
-import { Code, StatusError, type ErrorDetail } from "../../status.js";
+import { Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import { encodeRpcStatus } from "../../status-details.js";
 import type { Logger } from "../../telemetry/logger.js";
 import { recordDeadLettered } from "../../telemetry/metrics.js";
@@ -1052,6 +1052,3 @@ function requestIds(msg: ConsumeMessage): Interceptor {
   };
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -6,7 +6,7 @@
 // half-close, end, cancel) and hand the shared ones to `receive`.
 
 import type { Options } from "amqplib";
-import { Code, StatusError } from "../../status.js";
+import { Code, StatusError, messageOf } from "../../status.js";
 import { Deque } from "../deque.js";
 import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_SEQ, INITIAL_STREAM_CREDIT, KEEPALIVE_MISSES, readCount, type FrameKind } from "./wire.js";
 
@@ -331,6 +331,3 @@ function peerOf(side: "client" | "server"): string {
   return side === "client" ? "server" : "client";
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
