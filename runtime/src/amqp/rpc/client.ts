@@ -50,7 +50,8 @@ import {
   HEADER_FRAME,
   HEADER_KEEPALIVE,
   MAX_KEEPALIVE_MS,
-  MAX_TIMEOUT_MS,
+  delayUntil,
+  remainingMs,
   MIN_KEEPALIVE_MS,
   HEADER_MESSAGE,
   HEADER_METHOD,
@@ -482,7 +483,7 @@ export class AmqpRpcTransport implements Transport {
         f();
       };
       if (req.deadline !== undefined) {
-        timer = setTimeout(() => done(() => reject(deadlineError(req.method))), Math.min(MAX_TIMEOUT_MS, Math.max(0, req.deadline - Date.now())));
+        timer = setTimeout(() => done(() => reject(deadlineError(req.method))), delayUntil(req.deadline));
       }
       if (watch) req.signal.addEventListener("abort", onAbort, { once: true });
       event.then(
@@ -496,7 +497,7 @@ export class AmqpRpcTransport implements Transport {
     const method = req.method;
     let timeoutMs: number | undefined;
     if (req.deadline !== undefined) {
-      timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.ceil(req.deadline - Date.now()));
+      timeoutMs = remainingMs(req.deadline);
       if (timeoutMs <= 0) return Promise.reject(deadlineError(method));
     }
     let body: Buffer;
@@ -1010,7 +1011,7 @@ class ClientStream {
     const method = this.method;
     let timeoutMs: number | undefined;
     if (req.deadline !== undefined) {
-      timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.ceil(req.deadline - Date.now()));
+      timeoutMs = remainingMs(req.deadline);
       if (timeoutMs <= 0) return this.fail(deadlineError(method), false);
       // No cancel on the deadline: the server times the same deadline (from the open's rpc-timeout-ms)
       // and ends its side DEADLINE_EXCEEDED by itself.

@@ -47,7 +47,7 @@ import {
   HEADER_FRAME,
   HEADER_KEEPALIVE,
   MAX_KEEPALIVE_MS,
-  MAX_TIMEOUT_MS,
+  delayUntil,
   MIN_KEEPALIVE_MS,
   HEADER_MESSAGE,
   HEADER_METHOD,
@@ -717,7 +717,7 @@ export class AmqpRpcServer {
       if (deadline !== undefined) {
         timer = setTimeout(
           () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${entry.method.path}: the handler did not finish before the deadline`)),
-          Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now())),
+          delayUntil(deadline),
         );
       }
       let work: Promise<CallResponse>;
@@ -848,7 +848,7 @@ export class AmqpRpcServer {
       if (deadline !== undefined) {
         timer = setTimeout(
           () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the stream did not finish before the deadline`)),
-          Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now())),
+          delayUntil(deadline),
         );
       }
       try {

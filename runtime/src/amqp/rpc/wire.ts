@@ -67,6 +67,16 @@ export function readMillis(value: unknown): number | undefined {
  */
 export const MAX_TIMEOUT_MS = 2_147_483_647;
 
+/** The whole milliseconds left until `deadline` (0 or less once it passed), capped at MAX_TIMEOUT_MS: what `rpc-timeout-ms` says. */
+export function remainingMs(deadline: number): number {
+  return Math.min(MAX_TIMEOUT_MS, Math.ceil(deadline - Date.now()));
+}
+
+/** A timer's delay for `deadline`: never negative, never past what Node's timers take. */
+export function delayUntil(deadline: number): number {
+  return Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now()));
+}
+
 // ---- streams and cancellation (docs/wire-contract.md, "Streams over RabbitMQ") ----------------
 // A streaming call opens like a unary request (to the request queue, `rpc-method`, `rpc-timeout-ms`)
 // and then goes on as frames between two private queues: the client's inbox (the open's `reply_to`)
