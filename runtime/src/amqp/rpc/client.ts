@@ -38,7 +38,7 @@ import type { Logger } from "../../telemetry/logger.js";
 import { activeSpan } from "../telemetry.js";
 import { inheritCallOptions } from "../../call-context.js";
 import type { Metadata } from "../../metadata.js";
-import { StreamEnd, type StreamRoute } from "./stream.js";
+import { inboxRoute, StreamEnd } from "./stream.js";
 import {
   CANCEL_EXCHANGE,
   DEFAULT_KEEPALIVE_MS,
@@ -989,12 +989,8 @@ class ClientStream {
       window: method.kind === "client_streaming" ? 1 : window.window,
       windowBytes: window.bytes,
       maxMessageBytes,
-      decode: (body) => method.output.decode(body),
-      encode: (message) => {
-        const bytes = method.input.encode(message);
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      },
-      outputType: method.input.typeName,
+      receives: method.output,
+      sends: method.input,
       decodeCode: Code.INTERNAL,
       onBroken: (err) => this.fail(err, true),
     });
@@ -1125,11 +1121,10 @@ class ClientStream {
       this.timer = undefined;
     }
     const channel = this.link.channel;
-    const route: StreamRoute = {
-      publish: (h, body, extra) => channel.publish("", from, body, { correlationId: this.id, contentType: CONTENT_TYPE_PROTOBUF, headers: h, mandatory: true, ...extra }),
-      drained: () => this.host.drained(this.link),
-    };
-    this.end.connect(route, readCount(headers, HEADER_CREDIT) ?? 0);
+    this.end.connect(
+      inboxRoute(channel, from, this.id, () => this.host.drained(this.link)),
+      readCount(headers, HEADER_CREDIT) ?? 0,
+    );
     if (this.req.messages !== undefined) void this.pump(this.req.messages);
   }
 

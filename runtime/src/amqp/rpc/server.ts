@@ -34,7 +34,7 @@ import {
 } from "../../telemetry/semconv.js";
 import { activeSpan, logTraceIds } from "../telemetry.js";
 import { runInCallContext } from "../../call-context.js";
-import { StreamEnd, type StreamRoute } from "./stream.js";
+import { inboxRoute, StreamEnd } from "./stream.js";
 import {
   CANCEL_EXCHANGE,
   DEFAULT_KEEPALIVE_MS,
@@ -771,11 +771,7 @@ export class AmqpRpcServer {
     const clientCredit = readCount(headers, HEADER_CREDIT) ?? INITIAL_STREAM_CREDIT;
     const clientInbox = props.replyTo as string;
     const channel = link.channel;
-    const route: StreamRoute = {
-      publish: (h, body, extra) =>
-        channel.publish("", clientInbox, body, { correlationId: id, contentType: CONTENT_TYPE_PROTOBUF, headers: h, mandatory: true, ...extra }),
-      drained: () => drainOf(channel),
-    };
+    const route = inboxRoute(channel, clientInbox, id, () => drainOf(channel));
     const takesMessages = method.kind === "client_streaming" || method.kind === "bidi_streaming";
     let finished = false;
     let onBroken: (err: StatusError) => void = () => {};
@@ -786,12 +782,8 @@ export class AmqpRpcServer {
       window: takesMessages ? this.streamWindow : 0,
       windowBytes: this.streamWindowBytes,
       maxMessageBytes: this.maxMessageBytes,
-      decode: (body) => method.input.decode(body),
-      encode: (message) => {
-        const bytes = method.output.encode(message);
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      },
-      outputType: method.output.typeName,
+      receives: method.input,
+      sends: method.output,
       decodeCode: Code.INVALID_ARGUMENT,
       onBroken: (err) => onBroken(err),
     });

@@ -5,7 +5,9 @@
 // them. The client and the server own the frames that differ between them (open, ready, headers,
 // half-close, end, cancel) and hand the shared ones to `receive`.
 
-import type { Options } from "amqplib";
+import type { Channel, Options } from "amqplib";
+import type { MessageType } from "../../codec.js";
+import { CONTENT_TYPE_PROTOBUF } from "../headers.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import { Deque } from "../deque.js";
 import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_SEQ, INITIAL_STREAM_CREDIT, KEEPALIVE_MISSES, readCount, type FrameKind } from "./wire.js";
@@ -16,6 +18,18 @@ export interface StreamRoute {
   publish(headers: Record<string, unknown>, body: Buffer, props?: Options.Publish): boolean;
   /** Resolves when the channel's buffer has room again (or the channel closed). */
   drained(): Promise<void>;
+}
+
+/**
+ * Frames of call `id` to the peer's inbox `inbox` on `channel`: mandatory (a gone inbox comes back
+ * as a return), the call's correlation id, protobuf content; `drained` is how the channel says it
+ * has room again.
+ */
+export function inboxRoute(channel: Channel, inbox: string, id: string, drained: () => Promise<void>): StreamRoute {
+  return {
+    publish: (headers, body, props) => channel.publish("", inbox, body, { correlationId: id, contentType: CONTENT_TYPE_PROTOBUF, headers, mandatory: true, ...props }),
+    drained,
+  };
 }
 
 export interface StreamEndOptions {
@@ -30,11 +44,9 @@ export interface StreamEndOptions {
   readonly windowBytes: number;
   readonly maxMessageBytes: number;
   /** The message type we receive. */
-  decode(body: Buffer): unknown;
-  /** The message type we send. */
-  encode(message: unknown): Buffer;
-  /** The protobuf full name of what we send, for the `type` property. */
-  readonly outputType: string;
+  readonly receives: MessageType<unknown>;
+  /** The message type we send (its full name goes in the `type` property). */
+  readonly sends: MessageType<unknown>;
   /** Status code for a message from the peer we cannot decode (the server: INVALID_ARGUMENT; the client: INTERNAL). */
   readonly decodeCode: Code;
   /** The stream broke on this side (silence, a protocol breach, a lost channel): the owner ends the call. */
@@ -115,15 +127,16 @@ export class StreamEnd {
     if (this.failure) throw this.failure;
     let body: Buffer;
     try {
-      body = this.options.encode(message);
+      const bytes = this.options.sends.encode(message);
+      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
-      throw new StatusError(Code.INTERNAL, `could not encode a ${this.options.outputType} message of ${this.options.path}: ${messageOf(err)}`, { cause: err });
+      throw new StatusError(Code.INTERNAL, `could not encode a ${this.options.sends.typeName} message of ${this.options.path}: ${messageOf(err)}`, { cause: err });
     }
     if (body.length > this.options.maxMessageBytes) {
       throw new StatusError(Code.RESOURCE_EXHAUSTED, `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`);
     }
     this.credit--;
-    const flushed = this.sendFrame(FRAME.message, { [HEADER_SEQ]: ++this.sentSeq }, body, { type: this.options.outputType });
+    const flushed = this.sendFrame(FRAME.message, { [HEADER_SEQ]: ++this.sentSeq }, body, { type: this.options.sends.typeName });
     if (!flushed) await this.route!.drained();
   }
 
@@ -170,7 +183,7 @@ export class StreamEnd {
     }
     let message: unknown;
     try {
-      message = this.options.decode(body);
+      message = this.options.receives.decode(body);
     } catch (err) {
       this.break(new StatusError(this.options.decodeCode, `${this.options.path}: could not decode stream message ${seq}: ${messageOf(err)}`, { cause: err }));
       return;
