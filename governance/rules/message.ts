@@ -75,6 +75,9 @@ export function tsName(f: FieldDescriptorProto): string {
 }
 
 function fieldAt(m: MessageEl, index: number) {
+  // A map entry's key and value have no source of their own: buf points at the map field that made them.
+  const map = m.d.options?.mapEntry ? m.parent?.d.field.findIndex((f) => f.typeName === `.${m.fullName}`) : undefined;
+  if (m.parent && map !== undefined && map >= 0) return { file: m.file, spath: [...m.parent.spath, 2, map] };
   return { file: m.file, spath: [...m.spath, 2, index] };
 }
 
