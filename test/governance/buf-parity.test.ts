@@ -119,6 +119,13 @@ const FOUND: Array<[string, Tree, Tree]> = [
     { "demo/v1/a.proto": proto("message M {\n  extensions 10 to 20;\n  enum E { E_A = 0; }\n}\nextend M {\n  optional int32 x = 10;\n}", 'syntax = "proto2";\n\npackage demo.v1;\n'), "demo/v1/b.proto": proto("message B {\n  enum Z { Z_A = 0; }\n}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}"), "demo/v1/e.proto": proto("message F {}") },
     { "demo/v1/a.proto": proto("message M {\n  extensions 10 to 20;\n  enum E { E_A = 0; }\n}\nextend M {\n  optional int32 x = 10;\n}", 'syntax = "proto2";\n\npackage demo.v2;\n'), "demo/v1/b.proto": proto("message B {\n  enum Z { Z_A = 0; }\n}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}"), "demo/v1/e.proto": proto("message F {}") },
   ],
+  [
+    "idempotency_level no longer set: at 1:1, not at the RPC; set to anything: at the option",
+    P("message A {}\nservice S {\n  rpc G(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc H(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc I(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc J(A) returns (A);\n}"),
+    P("message A {}\nservice S {\n  rpc G(A) returns (A);\n  rpc H(A) returns (A) {\n    option deprecated = true;\n  }\n  rpc I(A) returns (A) {\n    option idempotency_level = IDEMPOTENCY_UNKNOWN;\n  }\n  rpc J(A) returns (A) {\n    option idempotency_level = NO_SIDE_EFFECTS;\n  }\n}"),
+  ],
+  ["a field that becomes bytes across editions: no C++ string type change", E(2024, "message T {\n  repeated sint32 a = 1;\n}"), E(2023, "message T {\n  repeated bytes a = 1;\n}")],
+  ["a proto3 field that becomes a string in editions 2024: no C++ string type change", P("message T {\n  repeated bool b = 2;\n}"), E(2024, "message T {\n  repeated string b = 2;\n}")],
 ];
 
 describe("differences the differential test found", () => {
