@@ -17,6 +17,8 @@ export interface ChangedFiles {
   againstPaths: string[];
   /** Packages declared by files that are the same on both sides. */
   unchangedPackages: Set<string>;
+  /** What those files declare, by package (see declaredKinds). */
+  unchangedKinds: Map<string, Set<DeclaredKind>>;
   /** The module's files on each side, by import path (to tell them from real dependencies). */
   inputFiles: Set<string>;
   againstFiles: Set<string>;
@@ -53,6 +55,34 @@ const PACKAGE = /^\s*package\s+([A-Za-z0-9_.]+)\s*;/m;
 
 function packageOf(text: string): string {
   return PACKAGE.exec(text)?.[1] ?? "";
+}
+
+export type DeclaredKind = "message" | "enum" | "extension";
+
+/**
+ * Which kinds a file declares, read from its text: top-level messages, enums at any depth, extensions
+ * at any depth. buf's package deletion rules look only in packages that still declare the kind, and
+ * a partial build does not build the unchanged files, so their text must tell.
+ */
+export function declaredKinds(text: string): Set<DeclaredKind> {
+  const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, " ");
+  const out = new Set<DeclaredKind>();
+  let depth = 0;
+  for (const m of code.matchAll(/[{}]|\b(message|enum|extend)\s+[A-Za-z_.]/g)) {
+    if (m[0] === "{") depth++;
+    else if (m[0] === "}") depth--;
+    else if (m[1] === "enum") out.add("enum");
+    else if (m[1] === "extend") out.add("extension");
+    else if (depth === 0) out.add("message");
+  }
+  return out;
+}
+
+function addKinds(into: Map<string, Set<DeclaredKind>>, text: string): void {
+  const pkg = packageOf(text);
+  const kinds = into.get(pkg) ?? new Set<DeclaredKind>();
+  for (const k of declaredKinds(text)) kinds.add(k);
+  into.set(pkg, kinds);
 }
 
 const IMPORT = /^\s*import\s+(public\s+|weak\s+)?"([^"]+)"\s*;/gm;
@@ -118,14 +148,17 @@ function dirs(input: string, against: string, cwd: string): ChangedFiles | undef
   const inputPaths: string[] = [];
   const againstPaths: string[] = [];
   const unchangedPackages = new Set<string>();
+  const unchangedKinds = new Map<string, Set<DeclaredKind>>();
   const texts = new Map<string, string>();
   const changed = new Set<string>();
   for (const [path, where] of a) {
     const other = b.get(path);
     const text = readFileSync(join(input, where), "utf8");
     texts.set(path, text);
-    if (other !== undefined && readFileSync(join(against, other), "utf8") === text) unchangedPackages.add(packageOf(text));
-    else {
+    if (other !== undefined && readFileSync(join(against, other), "utf8") === text) {
+      unchangedPackages.add(packageOf(text));
+      addKinds(unchangedKinds, text);
+    } else {
       changed.add(path);
       inputPaths.push(rel(cwd, join(input, where)));
       if (other !== undefined) againstPaths.push(rel(cwd, join(against, other)));
@@ -140,7 +173,7 @@ function dirs(input: string, against: string, cwd: string): ChangedFiles | undef
     inputPaths.push(rel(cwd, join(input, a.get(path)!)));
     againstPaths.push(rel(cwd, join(against, b.get(path)!)));
   }
-  return { inputPaths, againstPaths, unchangedPackages, inputFiles: new Set(a.keys()), againstFiles: new Set(b.keys()), total: Math.max(a.size, b.size) };
+  return { inputPaths, againstPaths, unchangedPackages, unchangedKinds, inputFiles: new Set(a.keys()), againstFiles: new Set(b.keys()), total: Math.max(a.size, b.size) };
 }
 
 /** The working tree of a repository against one of its own refs (`.git#branch=main`). */
@@ -169,6 +202,7 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
     const before = new Set(git("ls-tree", "-r", "--name-only", rev).split("\n").filter(under));
     const now = protoFiles(input, roots.map((r) => r || "."));
     const unchangedPackages = new Set<string>();
+    const unchangedKinds = new Map<string, Set<DeclaredKind>>();
     // Imports name files relative to their module root; git names them relative to the repository.
     const texts = new Map<string, string>();
     const repoPathOf = new Map<string, string>();
@@ -179,7 +213,10 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
       texts.set(path, text);
       repoPathOf.set(path, p);
       if (changed.has(p)) changedImports.add(path);
-      else unchangedPackages.add(packageOf(text));
+      else {
+        unchangedPackages.add(packageOf(text));
+        addKinds(unchangedKinds, text);
+      }
     }
     const againstFiles = new Set<string>();
     for (const p of before) {
@@ -193,7 +230,7 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
     const inputPaths = [...changed].filter((p) => existsSync(join(input, p))).map((p) => rel(cwd, join(input, p)));
     // buf takes the paths of a git input relative to the repository root.
     const againstPaths = [...changed].filter((p) => before.has(p));
-    return { inputPaths, againstPaths, unchangedPackages, inputFiles: new Set(now.keys()), againstFiles, total: Math.max(now.size, before.size) };
+    return { inputPaths, againstPaths, unchangedPackages, unchangedKinds, inputFiles: new Set(now.keys()), againstFiles, total: Math.max(now.size, before.size) };
   } catch {
     return undefined;
   }

@@ -303,8 +303,8 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
     phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${o.input} and ${o.against} with buf`);
     const build = (p: ChangedFiles | undefined) =>
       Promise.all([
-        buildImage(o.input, cwd, p && { paths: p.inputPaths, packagesOutside: p.unchangedPackages, moduleFiles: p.inputFiles }).catch(wrap("input")),
-        buildImage(o.against, cwd, p && { paths: p.againstPaths, packagesOutside: p.unchangedPackages, moduleFiles: p.againstFiles }).catch(wrap("--against")),
+        buildImage(o.input, cwd, p && { paths: p.inputPaths, packagesOutside: p.unchangedPackages, kindsOutside: p.unchangedKinds, moduleFiles: p.inputFiles }).catch(wrap("input")),
+        buildImage(o.against, cwd, p && { paths: p.againstPaths, packagesOutside: p.unchangedPackages, kindsOutside: p.unchangedKinds, moduleFiles: p.againstFiles }).catch(wrap("--against")),
       ]);
     let partial: [Image, Image] | undefined;
     try {

@@ -164,7 +164,8 @@ function where(f: Finding): Where {
   const locs = locations(f.at.file.image);
   const spath = f.at.spath;
   // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).
-  const loc = spath.length === 0 ? undefined : (f.sub && locs.get([...spath, ...f.sub].join("."))) || locs.get(spath.join("."));
+  const sub = f.sub && locs.get([...spath, ...f.sub].join("."));
+  const loc = spath.length === 0 ? undefined : sub || (f.subOnly ? undefined : locs.get(spath.join(".")));
   return {
     path: f.at.file.owner.externalPath(f.at.file.path),
     line: loc?.line ?? 1,

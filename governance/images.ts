@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { moduleRoots } from "./config.js";
+import type { DeclaredKind } from "./changed.js";
 
 /** Bad usage or input: the CLI prints the message and exits 1. */
 export class InputError extends Error {}
@@ -50,6 +51,7 @@ export interface Image {
   externalPath(path: string): string;
   /** Packages of files left out of a partial build because they are the same on both sides. */
   packagesOutside?: Set<string>;
+  kindsOutside?: Map<string, Set<DeclaredKind>>;
 }
 
 function bufBin(): string {
@@ -335,6 +337,8 @@ export interface PartialBuild {
   paths: string[];
   /** Packages of the module's files that are the same on both sides. */
   packagesOutside: Set<string>;
+  /** What those files declare, by package. */
+  kindsOutside: Map<string, Set<DeclaredKind>>;
   /** Every file of the module, by import path: an import among them is partial-build context. */
   moduleFiles: Set<string>;
 }
@@ -343,7 +347,7 @@ export interface PartialBuild {
 export async function buildImage(input: string, cwd: string, partial?: PartialBuild): Promise<Image> {
   const files = partial && partial.paths.length === 0 ? new Map<string, ImageFile>() : parseImage(await runBufBuild(input, cwd, undefined, partial?.paths));
   if (partial) for (const f of files.values()) if (f.isImport && partial.moduleFiles.has(f.path)) f.partialContext = true;
-  return { input, files, externalPath: pathMapper(input, cwd), ...(partial ? { packagesOutside: partial.packagesOutside } : {}) };
+  return { input, files, externalPath: pathMapper(input, cwd), ...(partial ? { packagesOutside: partial.packagesOutside, kindsOutside: partial.kindsOutside } : {}) };
 }
 
 /** Paths of the real dependencies an image holds (imports that are not partial-build context). */

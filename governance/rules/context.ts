@@ -14,6 +14,8 @@ export interface Finding {
   at: At;
   /** A more precise sub-path for the location (e.g. the field's type), falling back to the element. */
   sub?: number[];
+  /** The sub-path or nothing: where it has no source, the finding is at 1:1 as buf prints it. */
+  subOnly?: boolean;
   message: string;
   /** Findings that share a subject describe one change (a rename): they are reported once. */
   subject?: string;
@@ -36,7 +38,7 @@ export class Ctx {
   }
 
   /** Reports a finding of `rule` if the rule is selected. */
-  add(rule: string, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subject">> = {}): void {
+  add(rule: string, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subOnly" | "subject">> = {}): void {
     if (!this.enabled.has(rule)) return;
     this.findings.push({ rule, breaking: true, at, message, ...extra });
   }

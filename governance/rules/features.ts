@@ -140,6 +140,8 @@ export function cardinality(f: FieldDescriptorProto, m: MessageEl, side: Side): 
     return target?.d.options?.mapEntry ? "map" : "repeated";
   }
   if (f.label === FieldDescriptorProto_Label.REQUIRED) return "required";
+  // An extension always has explicit presence, whatever the file's syntax or field_presence feature.
+  if (f.extendee) return "optional";
   if (m.file.syntax === "editions") {
     const p = resolve("fieldPresence", [m.file.fd, ...messageChain(m), f], FeatureSet_FieldPresence.EXPLICIT);
     if (p === FeatureSet_FieldPresence.LEGACY_REQUIRED) return "required";

@@ -75,6 +75,9 @@ export function tsName(f: FieldDescriptorProto): string {
 }
 
 function fieldAt(m: MessageEl, index: number) {
+  // A map entry's key and value have no source of their own: buf points at the map field that made them.
+  const map = m.d.options?.mapEntry ? m.parent?.d.field.findIndex((f) => f.typeName === `.${m.fullName}`) : undefined;
+  if (m.parent && map !== undefined && map >= 0) return { file: m.file, spath: [...m.parent.spath, 2, map] };
   return { file: m.file, spath: [...m.spath, 2, index] };
 }
 
@@ -258,7 +261,9 @@ function compareFieldShared(ctx: Ctx, f: FieldDescriptorProto, g: FieldDescripto
     // jstype only means something on 64-bit integers: buf compares it when both sides are one.
     if (jsb !== jsa && INT64_KINDS.has(f.type) && INT64_KINDS.has(g.type)) ctx.add("FIELD_SAME_JSTYPE", fat, `${field} changed option "jstype" from "${jsb}" to "${jsa}".`, { sub: [8, 6] });
     // A map's key and value have no C++ string type of their own: buf checks no map entry's fields.
-    if ((g.type === T.STRING || g.type === T.BYTES) && !after.d.options?.mapEntry) {
+    // Nor a field that was not a string or bytes before (its type change is the finding).
+    const stringy = (x: FieldDescriptorProto) => x.type === T.STRING || x.type === T.BYTES;
+    if (stringy(f) && stringy(g) && !after.d.options?.mapEntry) {
       const ctb = cppStringType(f, before.file);
       const cta = cppStringType(g, after.file);
       // As buf 1.74 does: STRING_PIECE counts as STRING when it goes away, but is a change when it comes.

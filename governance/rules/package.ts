@@ -25,14 +25,14 @@ export function checkPackages(ctx: Ctx): void {
   // buf 1.74 looks for deleted messages, enums and extensions only in packages that still have one of
   // that kind (a package whose last extension went reports it from the file only); services in every
   // package still there. Only the changed files are indexed, so the package's other built files are
-  // decoded when a deletion asks; a package with files left out of a partial build (the same on both
-  // sides) may hold one there, and is taken to (as before).
+  // decoded when a deletion asks; the files left out of a partial build (the same on both sides) are
+  // read from their text.
   const memo = new Map<string, boolean>();
   const stillHas = (pkg: string, kind: Kind): boolean => {
     const key = `${kind}:${pkg}`;
     let v = memo.get(key);
     if (v !== undefined) return v;
-    v = ctx.cur.image.packagesOutside?.has(pkg) ?? false;
+    v = ctx.cur.image.kindsOutside?.get(pkg)?.has(kind) ?? false;
     for (const f of ctx.cur.image.files.values()) {
       if (v) break;
       if (f.partialContext || f.pkg !== pkg) continue;

@@ -41,8 +41,9 @@ function compareService(ctx: Ctx, before: ServiceEl, after: ServiceEl): void {
     }
     const ib = b.d.options?.idempotencyLevel ?? MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN;
     const ia = a.d.options?.idempotencyLevel ?? MethodOptions_IdempotencyLevel.IDEMPOTENCY_UNKNOWN;
+    // buf points at the option, and at 1:1 when the RPC no longer sets it (not at the RPC).
     if (ib !== ia) {
-      ctx.add("RPC_SAME_IDEMPOTENCY_LEVEL", a, `${rpc} changed option "idempotency_level" from "${IDEMPOTENCY[ib]}" to "${IDEMPOTENCY[ia]}".`, { sub: [4, 34] });
+      ctx.add("RPC_SAME_IDEMPOTENCY_LEVEL", a, `${rpc} changed option "idempotency_level" from "${IDEMPOTENCY[ib]}" to "${IDEMPOTENCY[ia]}".`, { sub: [4, 34], subOnly: true });
     }
   }
 }

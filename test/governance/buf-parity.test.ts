@@ -111,6 +111,21 @@ const FOUND: Array<[string, Tree, Tree]> = [
   ["(pb.java).utf8_validation VERIFY over a field that validates no UTF-8: at the feature", E(2023, 'import "google/protobuf/java_features.proto";\nmessage T {\n  string a = 1 [features.utf8_validation = NONE];\n  message In {\n    string b = 1 [features.utf8_validation = NONE, features.(pb.java).utf8_validation = VERIFY];\n  }\n}'), E(2023, 'import "google/protobuf/java_features.proto";\nmessage T {\n  string a = 1 [features.utf8_validation = NONE, features.(pb.java).utf8_validation = VERIFY];\n  message In {\n    string b = 1 [features.utf8_validation = NONE];\n  }\n}')],
   ["proto3 to proto2 under java_string_check_utf8 = false: at the file option", P('option java_string_check_utf8 = false;\nmessage T {\n  string a = 1;\n}'), P2('option java_string_check_utf8 = false;\nmessage T {\n  optional string a = 1;\n}')],
   ["a file moved to another package: its nested messages are deleted from the package at the file, its nested enums at their message", { "demo/v1/a.proto": proto("message T {\n  message In {}\n  enum E { E_A = 0; }\n}"), "demo/v1/b.proto": proto("message B {}\nenum Z { Z_A = 0; }") }, { "demo/v1/a.proto": proto("message T {\n  string x = 1;\n}", 'syntax = "proto3";\n\npackage demo.v2;\n'), "demo/v1/b.proto": proto("message B {}\nenum Z { Z_A = 0; }") }],
+  ["an extension keeps explicit presence under a file's IMPLICIT field_presence", E(2023, "message M {\n  extensions 10 to 20;\n}\nextend M {\n  int32 a = 10;\n  int32 b = 11;\n}"), E(2023, "option features.field_presence = IMPLICIT;\nmessage M {\n  extensions 10 to 20;\n}\nextend M {\n  int32 a = 10;\n  repeated int32 b = 11;\n}")],
+  ["a map entry's key changes UTF-8 validation: at the map field", P2("message T {\n  message In {\n    map<string, bool> m = 1;\n  }\n}"), E(2023, "message T {\n  message In {\n    map<string, bool> m = 1;\n  }\n}")],
+  ["a map entry's value changes type: at the map field", P("message T {\n  map<string, int32> m = 1;\n}"), P("message T {\n  map<string, int64> m = 1;\n}")],
+  [
+    "a file with the package's extensions moves package while unchanged files stay: extensions not deleted from the package",
+    { "demo/v1/a.proto": proto("message M {\n  extensions 10 to 20;\n  enum E { E_A = 0; }\n}\nextend M {\n  optional int32 x = 10;\n}", 'syntax = "proto2";\n\npackage demo.v1;\n'), "demo/v1/b.proto": proto("message B {\n  enum Z { Z_A = 0; }\n}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}"), "demo/v1/e.proto": proto("message F {}") },
+    { "demo/v1/a.proto": proto("message M {\n  extensions 10 to 20;\n  enum E { E_A = 0; }\n}\nextend M {\n  optional int32 x = 10;\n}", 'syntax = "proto2";\n\npackage demo.v2;\n'), "demo/v1/b.proto": proto("message B {\n  enum Z { Z_A = 0; }\n}"), "demo/v1/c.proto": proto("message C {}"), "demo/v1/d.proto": proto("message D {}"), "demo/v1/e.proto": proto("message F {}") },
+  ],
+  [
+    "idempotency_level no longer set: at 1:1, not at the RPC; set to anything: at the option",
+    P("message A {}\nservice S {\n  rpc G(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc H(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc I(A) returns (A) {\n    option idempotency_level = IDEMPOTENT;\n  }\n  rpc J(A) returns (A);\n}"),
+    P("message A {}\nservice S {\n  rpc G(A) returns (A);\n  rpc H(A) returns (A) {\n    option deprecated = true;\n  }\n  rpc I(A) returns (A) {\n    option idempotency_level = IDEMPOTENCY_UNKNOWN;\n  }\n  rpc J(A) returns (A) {\n    option idempotency_level = NO_SIDE_EFFECTS;\n  }\n}"),
+  ],
+  ["a field that becomes bytes across editions: no C++ string type change", E(2024, "message T {\n  repeated sint32 a = 1;\n}"), E(2023, "message T {\n  repeated bytes a = 1;\n}")],
+  ["a proto3 field that becomes a string in editions 2024: no C++ string type change", P("message T {\n  repeated bool b = 2;\n}"), E(2024, "message T {\n  repeated string b = 2;\n}")],
 ];
 
 describe("differences the differential test found", () => {
