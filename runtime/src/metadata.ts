@@ -10,6 +10,12 @@ export function isReservedHeader(name: string): boolean {
   return RESERVED_HEADER_PREFIXES.some((prefix) => name.startsWith(prefix));
 }
 
+/** True when `metadata` has any entry (without listing its keys). */
+export function hasKeys(metadata: object): boolean {
+  for (const _ in metadata) return true;
+  return false;
+}
+
 /** Lower-cases keys and keeps string values only, so that both transports see the same thing. */
 export function normalizeMetadata(input: Record<string, unknown> | undefined): Metadata {
   const out: Metadata = {};

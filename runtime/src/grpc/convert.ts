@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { TextMapGetter, TextMapSetter } from "@opentelemetry/api";
 import { Code, StatusError } from "../status.js";
-import type { Metadata } from "../metadata.js";
+import { hasKeys, type Metadata } from "../metadata.js";
 import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "../status-details.js";
 
 /** Headers that belong to HTTP/2 or the gRPC protocol itself, not to the application. */
@@ -85,11 +85,6 @@ export function grpcStatusFromError(err: unknown, responseMetadata: Metadata): g
     trailers.set(STATUS_DETAILS_KEY, Buffer.from(encodeRpcStatus({ code, message: error.rawMessage, details: error.details })));
   }
   return { code: code as number as grpc.status, details: error.rawMessage, metadata: trailers };
-}
-
-export function hasKeys(o: object): boolean {
-  for (const _ in o) return true;
-  return false;
 }
 
 /** grpc-js serializers must return a Buffer; wrap the codec's bytes without copying. */

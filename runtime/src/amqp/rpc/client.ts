@@ -12,7 +12,7 @@
 // is lost takes its calls' replies with it: idempotent methods are sent again, others fail UNAVAILABLE.
 
 import { randomUUID } from "node:crypto";
-import type { ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib";
+import type { Channel, ConfirmChannel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
 import { StallWatch } from "../stall-watch.js";
 import { quorumLostMessage, type AmqpConnection, type AmqpSession } from "../connection.js";
@@ -1217,7 +1217,7 @@ class ClientStream {
 }
 
 /** A cancel frame straight to a server's inbox (not mandatory: a server already gone is fine). */
-function sendCancel(channel: ConfirmChannel | import("amqplib").Channel, inbox: string, id: string, reason: string): void {
+function sendCancel(channel: Channel, inbox: string, id: string, reason: string): void {
   try {
     channel.publish("", inbox, EMPTY, { correlationId: id, headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason } });
   } catch {

@@ -14,7 +14,7 @@ import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_ERROR, headersToMetadat
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
-import { normalizeMetadata, type Metadata } from "../../metadata.js";
+import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import { encodeRpcStatus } from "../../status-details.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -1022,11 +1022,6 @@ function drainOf(channel: Channel): Promise<void> {
     channel.on("drain", done);
     channel.on("close", done);
   });
-}
-
-function hasKeys(metadata: Metadata): boolean {
-  for (const _ in metadata) return true;
-  return false;
 }
 
 /** Puts a request's ids on the call's SERVER span (active when this runs, inside the telemetry interceptor). */
