@@ -5,14 +5,14 @@
 // known run. The first block runs before any provider is registered.
 import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, EventConsumer, EventPublisher, EVENT_DEAD_LETTER, EVENT_RETRY } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer } from "@grabbit/runtime/telemetry";
 import { countdown, Janitor, orderEvent, type Order } from "../amqp/fixtures.js";
 import { TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
-import { capturedLogs, count, startSdk, sum, type Sdk, type CapturedLogs } from "./sdk.js";
+import { capturedLogs, count, sdkPerBlock, sum, type CapturedLogs } from "./sdk.js";
 import { until } from "../outbox/support.js";
 
 const TRACEPARENT = /^00-([\da-f]{32})-([\da-f]{16})-01$/;
@@ -90,13 +90,7 @@ describe("with no provider registered", () => {
 });
 
 describe("with the SDK registered", () => {
-  let sdk: Sdk;
-  beforeAll(() => {
-    sdk = startSdk();
-  });
-  afterAll(() => sdk.shutdown());
-  beforeEach(() => {
-    sdk.reset();
+  const sdk = sdkPerBlock({}, () => {
     log.lines.length = 0;
   });
 

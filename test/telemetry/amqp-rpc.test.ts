@@ -6,14 +6,14 @@
 import amqp from "amqplib";
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, EventPublisher, serveAmqp } from "@grabbit/runtime/amqp";
 import { activeTracer } from "@grabbit/runtime/telemetry";
 import { AMQP_URL } from "../support/broker.js";
 import { Janitor, orderEvent } from "../amqp/fixtures.js";
 import { echoService, type Echo } from "../amqp-rpc/fixture.js";
-import { capturedLogs, count, startSdk, type Sdk, type CapturedLogs } from "./sdk.js";
+import { capturedLogs, count, sdkPerBlock, type CapturedLogs } from "./sdk.js";
 import { until } from "../outbox/support.js";
 
 let serverConn: AmqpConnection;
@@ -76,13 +76,7 @@ describe("with no provider registered", () => {
 });
 
 describe("with the SDK registered", () => {
-  let sdk: Sdk;
-  beforeAll(() => {
-    sdk = startSdk();
-  });
-  afterAll(() => sdk.shutdown());
-  beforeEach(() => {
-    sdk.reset();
+  const sdk = sdkPerBlock({}, () => {
     log.lines.length = 0;
   });
 

@@ -3,12 +3,12 @@
 // same conventions as grpc.test.ts (which covers the chain, with interceptors on both sides).
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, createJsonLogger, type HandlerContext } from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { TRACE_CONTEXT_VALUE } from "@grabbit/runtime/telemetry";
 import { statusOf, TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
-import { count, startSdk, type Sdk } from "./sdk.js";
+import { count, sdkPerBlock } from "./sdk.js";
 import { until } from "../outbox/support.js";
 
 const M = TestService.methods;
@@ -51,13 +51,7 @@ describe("no provider", () => {
 });
 
 describe("with the SDK registered", () => {
-  let sdk: Sdk;
-  beforeAll(() => {
-    sdk = startSdk();
-  });
-  afterAll(() => sdk.shutdown());
-  beforeEach(() => {
-    sdk.reset();
+  const sdk = sdkPerBlock({}, () => {
     logLines.length = 0;
   });
   const one = (name: string, kind?: SpanKind): ReadableSpan => {

@@ -6,12 +6,12 @@ import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentele
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { pino } from "pino";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type HandlerContext, type Interceptor } from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer, grpcTargetAddress } from "@grabbit/runtime/telemetry";
 import { collect, fromArray, statusOf, TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
-import { capturedLogs, count, points, startSdk, type Sdk, type CapturedLogs } from "./sdk.js";
+import { capturedLogs, count, points, sdkPerBlock, type CapturedLogs } from "./sdk.js";
 import { until } from "../outbox/support.js";
 
 const M = TestService.methods;
@@ -77,13 +77,7 @@ describe("with no provider registered", () => {
 });
 
 describe("with the SDK registered", () => {
-  let sdk: Sdk;
-  beforeAll(() => {
-    sdk = startSdk();
-  });
-  afterAll(() => sdk.shutdown());
-  beforeEach(() => {
-    sdk.reset();
+  const sdk = sdkPerBlock({}, () => {
     log.lines.length = 0;
   });
 

@@ -1,10 +1,10 @@
 // The metric helpers the transports call, against the real SDK: names, units, attributes and values
 // after a known number of calls; nothing recorded and nothing thrown without a meter provider.
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Histogram } from "@opentelemetry/sdk-metrics";
 import { Code, StatusError, UnroutableError } from "@grabbit/runtime";
 import * as t from "@grabbit/runtime/telemetry";
-import { count, points, startSdk, sum, type Sdk } from "./sdk.js";
+import { count, points, sdkPerBlock, sum } from "./sdk.js";
 
 describe("without a meter provider", () => {
   it("records nothing, throws nothing, and says so", () => {
@@ -21,12 +21,7 @@ describe("without a meter provider", () => {
 });
 
 describe("with the SDK's meter provider", () => {
-  let sdk: Sdk;
-  beforeAll(() => {
-    sdk = startSdk({ traces: false });
-  });
-  afterAll(() => sdk.shutdown());
-  beforeEach(() => sdk.reset());
+  const sdk = sdkPerBlock({ traces: false });
 
   it("errorType names failures with low cardinality", () => {
     expect(t.errorType(new StatusError(Code.DEADLINE_EXCEEDED, "late"))).toBe("DEADLINE_EXCEEDED");

@@ -1,6 +1,7 @@
 // The real OpenTelemetry SDK wired as an application would, with in-memory exporters: spans are
 // read from the exporter, metrics collected on demand through a reader.
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from "@opentelemetry/sdk-metrics";
@@ -19,6 +20,27 @@ export interface Sdk {
   metrics(): Promise<Map<string, MetricData>>;
   reset(): void;
   shutdown(): Promise<void>;
+}
+
+/**
+ * The SDK for one describe block: started before its tests, reset before each (then `onReset`, e.g.
+ * emptying captured log lines), shut down after them. The object returned stands for the running SDK.
+ */
+export function sdkPerBlock(options: { traces?: boolean; metrics?: boolean } = {}, onReset?: () => void): Sdk {
+  let sdk: Sdk | undefined;
+  const running = (): Sdk => {
+    if (sdk === undefined) throw new Error("the SDK is used outside the describe block that starts it");
+    return sdk;
+  };
+  beforeAll(() => {
+    sdk = startSdk(options);
+  });
+  afterAll(() => running().shutdown());
+  beforeEach(() => {
+    running().reset();
+    onReset?.();
+  });
+  return { spans: () => running().spans(), metrics: () => running().metrics(), reset: () => running().reset(), shutdown: () => running().shutdown() };
 }
 
 export function startSdk(options: { traces?: boolean; metrics?: boolean } = {}): Sdk {
