@@ -1,9 +1,11 @@
-// google.rpc.Status coded by hand, so that the runtime needs no generated google/rpc types: the
-// `grpc-status-details-bin` trailer on gRPC, the `rpc-status-details-bin` reply header on AMQP.
-// Status { int32 code = 1; string message = 2; repeated Any details = 3; } and
-// Any { string type_url = 1; bytes value = 2; }.
+// google.rpc.Status on the wire: the `grpc-status-details-bin` trailer on gRPC, the
+// `rpc-status-details-bin` reply header on AMQP. The codec is protobuf-es's, from the schema generated
+// out of runtime/proto/google/rpc/status.proto (src/gen/); this file only maps it to the runtime's
+// plain `RpcStatus` (details as type URL and bytes, left for the caller to unpack).
 
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
+import { StatusSchema } from "./gen/google/rpc/status_pb.js";
 import type { ErrorDetail } from "./status.js";
 
 /** The trailer gRPC implementations use for rich error details. */
@@ -16,42 +18,14 @@ export interface RpcStatus {
 }
 
 export function encodeRpcStatus(status: Omit<RpcStatus, "details"> & { details: readonly ErrorDetail[] }): Uint8Array {
-  const w = new BinaryWriter();
-  if (status.code !== 0) w.tag(1, WireType.Varint).int32(status.code);
-  if (status.message !== "") w.tag(2, WireType.LengthDelimited).string(status.message);
-  for (const detail of status.details) {
-    w.tag(3, WireType.LengthDelimited).fork();
-    if (detail.typeUrl !== "") w.tag(1, WireType.LengthDelimited).string(detail.typeUrl);
-    if (detail.value.length > 0) w.tag(2, WireType.LengthDelimited).bytes(detail.value);
-    w.join();
-  }
-  return w.finish();
+  const details = status.details.map((d) => create(AnySchema, { typeUrl: d.typeUrl, value: d.value }));
+  return toBinary(StatusSchema, create(StatusSchema, { code: status.code, message: status.message, details }));
 }
 
 /** Throws on malformed input; callers decide whether a bad trailer matters. */
 export function decodeRpcStatus(bytes: Uint8Array): RpcStatus {
-  const r = new BinaryReader(bytes);
-  const status: RpcStatus = { code: 0, message: "", details: [] };
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.Varint) status.code = r.int32();
-    else if (field === 2 && wire === WireType.LengthDelimited) status.message = r.string();
-    else if (field === 3 && wire === WireType.LengthDelimited) status.details.push(decodeAny(r.bytes()));
-    else r.skip(wire, field);
-  }
-  return status;
-}
-
-function decodeAny(bytes: Uint8Array): ErrorDetail {
-  const r = new BinaryReader(bytes);
-  let typeUrl = "";
-  let value: Uint8Array = new Uint8Array(0);
-  while (r.pos < r.len) {
-    const [field, wire] = r.tag();
-    if (field === 1 && wire === WireType.LengthDelimited) typeUrl = r.string();
-    // Copy: the reader hands out a view into the whole trailer buffer.
-    else if (field === 2 && wire === WireType.LengthDelimited) value = r.bytes().slice();
-    else r.skip(wire, field);
-  }
-  return { typeUrl, value };
+  const status = fromBinary(StatusSchema, bytes);
+  // Copy each value: the decoder may hand out views into the whole trailer buffer.
+  const details = status.details.map((d) => ({ typeUrl: d.typeUrl, value: d.value.slice() }));
+  return { code: status.code, message: status.message, details };
 }

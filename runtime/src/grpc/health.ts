@@ -1,21 +1,18 @@
 // The standard gRPC health service (grpc.health.v1.Health), so that load balancers, Kubernetes
-// probes and grpc_health_probe can ask a grabbit server whether it serves. Messages are coded by hand:
-//   HealthCheckRequest  { string service = 1; }
-//   HealthCheckResponse { ServingStatus status = 1; }  UNKNOWN = 0, SERVING = 1, NOT_SERVING = 2,
-//                                                      SERVICE_UNKNOWN = 3 (Watch only)
+// probes and grpc_health_probe can ask a grabbit server whether it serves. The messages are coded by
+// protobuf-es from the schema generated out of runtime/proto/grpc/health/v1/health.proto (src/gen/);
+// handlers and callers see plain objects, `{ service }` and `{ status }`.
 
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { MessageType } from "../codec.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
+import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { Code, StatusError } from "../status.js";
 
-export enum ServingStatus {
-  UNKNOWN = 0,
-  SERVING = 1,
-  NOT_SERVING = 2,
-  SERVICE_UNKNOWN = 3,
-}
+/** UNKNOWN, SERVING, NOT_SERVING, and SERVICE_UNKNOWN (Watch only). */
+export const ServingStatus = HealthCheckResponse_ServingStatus;
+export type ServingStatus = HealthCheckResponse_ServingStatus;
 
 export interface HealthCheckRequest {
   service: string;
@@ -25,43 +22,17 @@ export interface HealthCheckResponse {
   status: ServingStatus;
 }
 
-const HealthCheckRequestType: MessageType<HealthCheckRequest> = {
-  typeName: "grpc.health.v1.HealthCheckRequest",
-  encode(message) {
-    const w = new BinaryWriter();
-    if (message.service !== "") w.tag(1, WireType.LengthDelimited).string(message.service);
-    return w.finish();
-  },
-  decode(bytes) {
-    const r = new BinaryReader(bytes);
-    const message: HealthCheckRequest = { service: "" };
-    while (r.pos < r.len) {
-      const [field, wire] = r.tag();
-      if (field === 1 && wire === WireType.LengthDelimited) message.service = r.string();
-      else r.skip(wire, field);
-    }
-    return message;
-  },
-};
+/** A runtime message type over a protobuf-es schema whose fields are exactly `T`'s. */
+function messageType<T extends object, D extends DescMessage>(schema: D, pick: (m: MessageShape<D>) => T): MessageType<T> {
+  return {
+    typeName: schema.typeName,
+    encode: (message) => toBinary(schema, create(schema, message as never)),
+    decode: (bytes) => pick(fromBinary(schema, bytes)),
+  };
+}
 
-const HealthCheckResponseType: MessageType<HealthCheckResponse> = {
-  typeName: "grpc.health.v1.HealthCheckResponse",
-  encode(message) {
-    const w = new BinaryWriter();
-    if (message.status !== 0) w.tag(1, WireType.Varint).int32(message.status);
-    return w.finish();
-  },
-  decode(bytes) {
-    const r = new BinaryReader(bytes);
-    const message: HealthCheckResponse = { status: ServingStatus.UNKNOWN };
-    while (r.pos < r.len) {
-      const [field, wire] = r.tag();
-      if (field === 1 && wire === WireType.Varint) message.status = r.int32();
-      else r.skip(wire, field);
-    }
-    return message;
-  },
-};
+const HealthCheckRequestType = messageType(HealthCheckRequestSchema, (m): HealthCheckRequest => ({ service: m.service }));
+const HealthCheckResponseType = messageType(HealthCheckResponseSchema, (m): HealthCheckResponse => ({ status: m.status }));
 
 function method(name: string, kind: MethodDesc["kind"]): MethodDesc<HealthCheckRequest, HealthCheckResponse> {
   return { name, path: `/grpc.health.v1.Health/${name}`, kind, input: HealthCheckRequestType, output: HealthCheckResponseType, idempotent: true };
