@@ -9,7 +9,7 @@ export function formatList(r: ListResult, filtered: boolean): string {
   if (r.consumers > 0) lines.push(`  note: its consumers take messages while they run; what they hold is not listed`);
   if (r.items.length === 0) lines.push(filtered ? `  no message matches (${r.examined} examined)` : "  (empty)");
   for (const d of r.items) lines.push(...summary(d));
-  if (r.truncated) lines.push(`showing ${r.items.length}${filtered ? " matching" : ""} of the first ${r.examined} (--limit and --scan show more)`);
+  if (r.truncated) lines.push(`showing ${r.items.length}${filtered ? " matching" : ""} of ${r.messages}: ${r.examined} examined (--limit and --scan show more)`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -53,7 +53,7 @@ export function formatReplay(r: ReplayResult, toQueue: string | undefined): stri
   const lines: string[] = [];
   if (r.dryRun) {
     lines.push(`dry run: ${plural(r.matched, "message")} of the ${r.examined} examined in "${r.queue}" would be replayed ${where}:`);
-    for (const d of r.items) lines.push(`  #${d.position}  ${d.messageId ?? "(no message id)"}  ${d.type ?? "(no type)"}  -> ${toQueue !== undefined ? `queue "${toQueue}"` : origin(d)}`);
+    for (const d of r.items) lines.push(`  #${d.position}  ${d.messageId ?? "(no message id)"}  ${d.type ?? "(no type)"}  -> ${d.destination === undefined ? "unknown (replay it with --to-queue)" : toQueue !== undefined ? `queue "${toQueue}"` : destinationText(d.destination)}`);
   } else {
     lines.push(`replayed ${r.replayed} of ${plural(r.matched, "matching message")} ${where} (${r.examined} examined in "${r.queue}", ${r.messages} were ready)`);
     for (const f of r.failed) lines.push(`  not replayed, kept: #${f.position} ${f.messageId ?? "(no message id)"}: ${f.error}`);
@@ -67,8 +67,12 @@ export function formatPurge(queue: string, purged: number): string {
 }
 
 function origin(d: DeadLetter): string {
-  if (d.originalExchange === undefined) return "unknown (replay it with --to-queue)";
-  return `exchange ${d.originalExchange === "" ? "(default)" : `"${d.originalExchange}"`}, routing key "${d.originalRoutingKey}"`;
+  if (d.originalExchange === undefined || d.originalRoutingKey === undefined) return "unknown (replay it with --to-queue)";
+  return destinationText({ exchange: d.originalExchange, routingKey: d.originalRoutingKey });
+}
+
+function destinationText(to: { exchange: string; routingKey: string }): string {
+  return `exchange ${to.exchange === "" ? "(default)" : `"${to.exchange}"`}, routing key "${to.routingKey}"`;
 }
 
 function times(d: DeadLetter): string {

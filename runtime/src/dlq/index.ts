@@ -10,6 +10,7 @@ export {
   type ReplayOptions,
   type ReplayProgress,
   type ReplayResult,
+  type ReplayItem,
 } from "./queue.js";
 export { type DeadLetter, type DeathRecord, DEAD_LETTER_HEADERS, describe as describeDeadLetter } from "./message.js";
 export { type Selection, matches as selectionMatches, isEmptySelection, parseDuration, parseReason } from "./filter.js";

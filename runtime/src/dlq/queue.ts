@@ -84,6 +84,16 @@ export interface ReplayOptions {
   signal?: AbortSignal;
 }
 
+/** One selected message of a replay. */
+export interface ReplayItem {
+  position: number;
+  messageId: string | undefined;
+  type: string | undefined;
+  reason: string | undefined;
+  /** Where it goes (went); undefined when that is unknown (it then fails, see `failed`). */
+  destination: { exchange: string; routingKey: string } | undefined;
+}
+
 export interface ReplayResult extends QueueInfo {
   examined: number;
   matched: number;
@@ -92,8 +102,8 @@ export interface ReplayResult extends QueueInfo {
   failed: { messageId: string | undefined; position: number; error: string }[];
   /** Messages of the snapshot not examined (more were kept aside than `window`). */
   notExamined: number;
-  /** What was (or, in a dry run, would be) replayed, in queue order, without bodies. */
-  items: DeadLetter[];
+  /** Every matching message (replayed, failed, or in a dry run to be replayed), in queue order. */
+  items: ReplayItem[];
   dryRun: boolean;
 }
 
@@ -202,9 +212,9 @@ export class DeadLetterQueue {
           if (!matches(d, selection, now) || (byId.size > 0 && !byId.has(d.messageId ?? ""))) return "hold";
           if (d.messageId !== undefined) byId.delete(d.messageId);
           result.matched++;
-          result.items.push({ ...d, body: undefined });
-          if (dryRun) return selection.ids?.length && byId.size === 0 ? "stop" : "hold";
           const destination = options.toQueue !== undefined ? { exchange: "", routingKey: options.toQueue } : d.originalExchange !== undefined && d.originalRoutingKey !== undefined ? { exchange: d.originalExchange, routingKey: d.originalRoutingKey } : undefined;
+          result.items.push({ position, messageId: d.messageId, type: d.type, reason: d.reason, destination });
+          if (dryRun) return selection.ids?.length && byId.size === 0 ? "stop" : "hold";
           if (destination === undefined) {
             result.failed.push({ messageId: d.messageId, position, error: "it does not say where it was first published: replay it to a queue" });
             progress();
@@ -236,7 +246,10 @@ export class DeadLetterQueue {
           return selection.ids?.length && byId.size === 0 ? "stop" : "hold";
         };
         try {
-          result.examined = await this.read(ch, info.messages, window, visit, { pending: () => inFlight.size, acked: () => result.replayed }, options.signal);
+          const idle = async () => {
+            while (inFlight.size > 0) await Promise.all([...inFlight]);
+          };
+          result.examined = await this.read(ch, info.messages, window, visit, { pending: () => inFlight.size, acked: () => result.replayed, idle }, options.signal);
         } catch (err) {
           throw lost ?? err;
         } finally {
@@ -318,7 +331,7 @@ export class DeadLetterQueue {
     target: number,
     prefetch: number,
     visit: (msg: ConsumeMessage, position: number) => "hold" | "stop",
-    settling: { pending(): number; acked(): number } = { pending: () => 0, acked: () => 0 },
+    settling: Settling = { pending: () => 0, acked: () => 0, idle: async () => {} },
     signal?: AbortSignal,
   ): Promise<number> {
     if (target <= 0) return 0;
@@ -363,11 +376,22 @@ export class DeadLetterQueue {
         if (ok.messageCount === 0 && queue.length === 0) break;
       }
     } finally {
+      // Every ack is sent before the consumer is cancelled: a quorum queue (3.10) does not always
+      // honour an ack that follows the cancel of the consumer it was delivered to.
+      await settling.idle();
       ch.off("close", onClose);
       await ch.cancel(consumerTag).catch(() => undefined);
     }
     return examined;
   }
+}
+
+/** What a read needs to know of the replays it started: how many are being settled, how many were acked. */
+interface Settling {
+  pending(): number;
+  acked(): number;
+  /** Resolves once nothing is being settled. */
+  idle(): Promise<void>;
 }
 
 /** The properties of a replayed copy: the original's, without dead-letter headers, with the replay counted. */
