@@ -33,6 +33,7 @@ unless they are replayed (confirmed first) or purged; see docs/operations.md.
 
   list <queue>                 the first messages: reason, attempts, origin, failure times, type, id
   show <queue> <message-id>    one message in full, its body in the protobuf JSON mapping
+                               (or #N: the N-th message, as list numbers them)
   replay <queue> <selection>   publish messages back to their original exchange and routing key
                                (or --to-queue), acking each dead-lettered copy after its confirm
   purge <queue>                delete every message (asks for the queue name, or --yes)
@@ -164,8 +165,16 @@ async function list(dlq: DeadLetterQueue, run: Run, selection: Selection): Promi
 
 async function show(dlq: DeadLetterQueue, run: Run, id: string): Promise<number> {
   const scan = count(run.values.scan, "--scan");
-  const { info, examined, message } = await dlq.show(id, scan !== undefined ? { scan } : {});
-  if (!message) throw new UsageError(`no message with id "${id}" among the ${examined} message(s) examined in queue "${run.queue}" (${info.messages} ready).`);
+  // "#3" is the third message, as list numbers them (for messages without an id).
+  const position = /^#(\d+)$/.exec(id)?.[1];
+  const { info, examined, message } = await dlq.show(position !== undefined ? { position: Number(position) } : id, scan !== undefined ? { scan } : {});
+  if (!message) {
+    throw new UsageError(
+      position !== undefined
+        ? `queue "${run.queue}" has no message ${id} (${info.messages} ready).`
+        : `no message with id "${id}" among the ${examined} message(s) examined in queue "${run.queue}" (${info.messages} ready).`,
+    );
+  }
   run.io.stdout(run.json ? `${JSON.stringify({ queue: run.queue, message })}\n` : formatShow(run.queue, message));
   return 0;
 }

@@ -129,6 +129,10 @@ describe("list and show", () => {
     expect(text.stdout).toContain(`message ${ids[0]} in dead-letter queue "${s.dlq}" (position 1)`);
     expect(text.stdout).toContain(`"requestId": "req-7"`);
     expect(text.stdout).toContain("dead-lettered by: a grabbit consumer");
+    // By position, as list numbers them.
+    const second = await json<{ message: DeadLetter }>(["show", s.dlq, "#2"]);
+    expect(second.message).toMatchObject({ position: 2, messageId: ids[1] });
+    expect(await grabbit(["show", s.dlq, "#3", "--image", contract().image])).toEqual({ code: 1, stdout: "", stderr: `grabbit dlq show: queue "${s.dlq}" has no message #3 (2 ready).\n` });
 
     const missing = await grabbit(["show", s.dlq, "no-such-id", "--image", contract().image]);
     expect(missing).toMatchObject({ code: 1, stdout: "" });

@@ -167,14 +167,18 @@ export class DeadLetterQueue {
     });
   }
 
-  /** One message by its message id, with its raw body when it does not decode; undefined when not among the first `scan`. */
-  show(messageId: string, options: { scan?: number } = {}): Promise<{ info: QueueInfo; examined: number; message: DeadLetter | undefined }> {
+  /**
+   * One message, by its message id or its 1-based position in the queue (as list numbers them), with
+   * its raw body when it does not decode; undefined when not among the first `scan` (or not there).
+   */
+  show(which: string | { position: number }, options: { scan?: number } = {}): Promise<{ info: QueueInfo; examined: number; message: DeadLetter | undefined }> {
     const scan = Math.max(1, options.scan ?? DEFAULT_SCAN);
+    const wanted = (msg: ConsumeMessage, position: number) => (typeof which === "string" ? msg.properties.messageId === which : position === which.position);
     return this.withChannel(async (ch, info, read) => {
       let found: DeadLetter | undefined;
-      const target = Math.min(info.messages, scan);
+      const target = Math.min(info.messages, typeof which === "string" ? scan : which.position);
       const examined = await this.read(ch, target, target, (msg, position) => {
-        if (msg.properties.messageId !== messageId) return "hold";
+        if (!wanted(msg, position)) return "hold";
         found = describe(msg, position, this.queue, this.registry);
         if (found.decodeError !== undefined) found.bodyBase64 = msg.content.toString("base64");
         return "stop";
