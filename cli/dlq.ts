@@ -297,15 +297,15 @@ function sentence(err: Error): string {
   return /[.!?)]$/.test(text) ? text : `${text}.`;
 }
 
-/** A progress bar on stderr, drawn only on a terminal and only once a replay has taken a moment. */
-function progressBar(io: DlqIo): { update(p: ReplayProgress): void; done(): void } {
+/** A progress bar on stderr, drawn only on a terminal and only once a replay has taken a moment (half a second). */
+export function progressBar(io: Pick<DlqIo, "isTTY" | "stderr">, clock: () => number = Date.now): { update(p: ReplayProgress): void; done(): void } {
   if (!io.isTTY) return { update() {}, done() {} };
-  const start = Date.now();
+  const start = clock();
   let last = 0;
   let shown = false;
   return {
     update(p) {
-      const now = Date.now();
+      const now = clock();
       if (now - start < 500 || now - last < 100 || p.total === 0) return;
       last = now;
       shown = true;
