@@ -11,6 +11,7 @@ export default defineConfig({
       { find: /^@grabbit\/runtime\/amqp$/, replacement: runtimeSrc("amqp/index.ts") },
       { find: /^@grabbit\/runtime\/grpc$/, replacement: runtimeSrc("grpc/index.ts") },
       { find: /^@grabbit\/runtime\/outbox$/, replacement: runtimeSrc("outbox/index.ts") },
+      { find: /^@grabbit\/runtime\/dlq$/, replacement: runtimeSrc("dlq/index.ts") },
       { find: /^@grabbit\/runtime\/auth$/, replacement: runtimeSrc("auth/index.ts") },
       { find: /^@grabbit\/runtime\/telemetry$/, replacement: runtimeSrc("telemetry/index.ts") },
     ],

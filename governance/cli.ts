@@ -17,6 +17,7 @@ Commands:
   init                                 write buf.yaml, buf.gen.yaml and proto/ for grabbit
   breaking [input] --against <ref>     report changes against <ref> and fail on breaking ones
   release [input] --package <dir|name> next SDK version, changelog, build, pack and publish
+  dlq list|show|replay|purge <queue>   look into a dead-letter queue, replay or purge it
 
 Run grabbit <command> --help for a command's options.
 `;
@@ -85,6 +86,8 @@ export interface Io {
   stderr: (s: string) => void;
   cwd: string;
   isTTY: boolean;
+  /** Asks on the terminal (grabbit dlq purge); default: stdin when it is a terminal. */
+  prompt?: (question: string) => Promise<string>;
 }
 
 const defaultIo = (): Io => ({
@@ -109,12 +112,26 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
     }
   }
   if (command === "release") return (await import("./release/cli.js")).runRelease(rest, io);
+  if (command === "dlq") return dlq(rest, io);
   if (command === "--help" || command === "-h" || command === "help") {
     io.stdout(USAGE);
     return 0;
   }
   io.stderr(command === undefined ? `grabbit: a command is required.\n\n${USAGE}` : `grabbit: unknown command "${command}".\n\n${USAGE}`);
   return 1;
+}
+
+/** `grabbit dlq` (cli/dlq.ts), loaded only when asked for: it needs @grabbit/runtime, which `breaking` does not. */
+async function dlq(argv: string[], io: Io): Promise<number> {
+  let mod: typeof import("../cli/dlq.js");
+  try {
+    mod = await import("../cli/dlq.js");
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ERR_MODULE_NOT_FOUND") throw err;
+    io.stderr("grabbit dlq: needs @grabbit/runtime; install it (npm install @grabbit/runtime).\n");
+    return 1;
+  }
+  return mod.runDlq(argv, { ...io, ...(io.prompt ? {} : { prompt: mod.terminalPrompt() }) });
 }
 
 async function init(argv: string[], io: Io): Promise<number> {

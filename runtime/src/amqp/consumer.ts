@@ -10,7 +10,9 @@
 //   INVALID_ARGUMENT, FAILED_PRECONDITION, UNAUTHENTICATED or PERMISSION_DENIED (a permanent failure:
 //   retrying cannot help), the message goes to the
 //   dead-letter queue with body, properties and headers kept, plus `x-grabbit-error` (the reason),
-//   `x-grabbit-attempts`, `x-grabbit-original-exchange` and `x-grabbit-original-routing-key`;
+//   `x-grabbit-attempts`, `x-grabbit-original-exchange`, `x-grabbit-original-routing-key` and the
+//   times of the first failure and of the dead-lettering (`x-grabbit-first-failed-at`,
+//   `x-grabbit-dead-lettered-at`, epoch ms; read back by @grabbit/runtime/dlq);
 // - a body that does not decode, an unknown or missing `type`, a content_type other than
 //   application/x-protobuf, a body over `maxMessageBytes` or a `user_id` not in `requireUserId` goes
 //   straight to the dead-letter queue with the reason.
@@ -31,7 +33,9 @@ import {
   CONTENT_TYPE_PROTOBUF,
   HEADER_ATTEMPT,
   HEADER_ATTEMPTS,
+  HEADER_DEAD_LETTERED_AT,
   HEADER_ERROR,
+  HEADER_FIRST_FAILED_AT,
   HEADER_ORIGINAL_EXCHANGE,
   HEADER_ORIGINAL_ROUTING_KEY,
   HEADER_ORIGINAL_USER_ID,
@@ -440,6 +444,7 @@ export class EventConsumer {
     trace?.retry(err, attempt + 1, delay);
     const props = copyProperties(msg);
     props.headers[HEADER_ATTEMPT] = attempt + 1;
+    props.headers[HEADER_FIRST_FAILED_AT] ??= Date.now();
     await this.move(msg, ch, retryQueueName(this.queue, delay), props, trace);
   }
 
@@ -450,6 +455,9 @@ export class EventConsumer {
     const props = copyProperties(msg);
     props.headers[HEADER_ERROR] = reason;
     props.headers[HEADER_ATTEMPTS] = attempt;
+    const now = Date.now();
+    props.headers[HEADER_FIRST_FAILED_AT] ??= now;
+    props.headers[HEADER_DEAD_LETTERED_AT] = now;
     await this.move(msg, ch, this.deadLetterQueue, props, trace);
   }
 

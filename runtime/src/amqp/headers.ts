@@ -13,6 +13,11 @@ export const HEADER_ERROR = "x-grabbit-error";
 export const HEADER_ATTEMPTS = "x-grabbit-attempts";
 export const HEADER_ORIGINAL_EXCHANGE = "x-grabbit-original-exchange";
 export const HEADER_ORIGINAL_ROUTING_KEY = "x-grabbit-original-routing-key";
+/** On dead-lettered messages: when the first delivery failed, and when the message was dead-lettered (epoch ms). */
+export const HEADER_FIRST_FAILED_AT = "x-grabbit-first-failed-at";
+export const HEADER_DEAD_LETTERED_AT = "x-grabbit-dead-lettered-at";
+/** On messages put back from a dead-letter queue (grabbit dlq replay): how many times. */
+export const HEADER_REPLAYS = "x-grabbit-replays";
 /** On retried and dead-lettered copies: the user_id the broker validated on the original. */
 export const HEADER_ORIGINAL_USER_ID = "x-grabbit-original-user-id";
 

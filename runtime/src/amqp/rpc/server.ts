@@ -10,7 +10,7 @@ import type { Channel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
 import { Publisher } from "../publisher.js";
-import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
+import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_DEAD_LETTERED_AT, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
@@ -956,7 +956,7 @@ export class AmqpRpcServer {
     const p = msg.properties;
     recordDeadLettered({ queue: this.requestQueue, reason: "no_reply_to" });
     this.logMessage("warn", msg, { reason, reason_kind: "no_reply_to", dead_letter_queue: deadLetterQueueName(this.requestQueue) }, `dead-lettering a request from queue "${this.requestQueue}": ${reason}`);
-    const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason };
+    const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason, [HEADER_DEAD_LETTERED_AT]: Date.now() };
     // Kept until someone looks: persistent, whatever the request was.
     const options: Options.Publish = { ...copiedProperties(p), headers, deliveryMode: 2 };
     const send = (o: Options.Publish) => this.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, { mandatory: false });
