@@ -273,8 +273,10 @@ function compareField(p: Pass, x: FieldPair): void {
   const oldText = `${of.name} ${typeText(of)}`;
   const newText = `${nf.name} ${typeText(nf)}`;
 
-  if (renamedAndRetyped && wk !== rk && !binaryCompat(wk, rk).ok) {
-    push("EVENT_FIELD_NUMBER_REUSED", nf, `Field number ${nf.number} of "${r.fullName}" was "${oldText}" and is now "${newText}": a removed field's number was reused with another type, so data written with the ${writer} version is misread by the ${reader} one (${(binaryCompat(wk, rk) as { why: string }).why}).`);
+  const reuse = binaryCompat(wk, rk);
+  if (renamedAndRetyped && wk !== rk && !reuse.ok) {
+    const who = reuse.lossy ? `data written with the ${writer} version is misread by the ${reader} one` : "each version misreads the other's data";
+    push("EVENT_FIELD_NUMBER_REUSED", nf, `Field number ${nf.number} of "${r.fullName}" was "${oldText}" and is now "${newText}": a removed field's number was reused with another type, so ${who}: ${reuse.why}.`);
     return;
   }
   if (many(wc) && !many(rc)) {
