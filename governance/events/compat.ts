@@ -9,7 +9,7 @@ import { FieldDescriptorProto_Type as T, type FieldDescriptorProto } from "@bufb
 import type { Image } from "../images.js";
 import { indexSide, type EnumEl, type MessageEl, type Side } from "../model.js";
 import { bindingPattern, effectiveEvent } from "../rules/grabbit.js";
-import { cardinality, enumType, fieldKind, inOneof, isMessageType, kindText, typeText } from "../rules/features.js";
+import { cardinality, enumType, fieldKind, inOneof, isMessageType, typeText } from "../rules/features.js";
 import type { At } from "../rules/context.js";
 
 export type Direction = "BACKWARD" | "FORWARD";
@@ -251,7 +251,7 @@ export function binaryCompat(wk: T, rk: T): { ok: true } | { ok: false; lossy: b
 }
 
 function kindName(k: T): string {
-  return kindText(k, { syntax: "proto3" } as never);
+  return T[k].toLowerCase();
 }
 
 /** Whether the JSON mapping of `wk` parses as `rk` (the integer types accept one another's forms). */
@@ -293,7 +293,9 @@ function compareField(p: Pass, x: FieldPair): void {
   const rMsg = rk === T.MESSAGE || rk === T.GROUP;
   if (wMsg && rMsg) {
     if (wk !== rk) {
-      push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} changed its message encoding (${kindText(fieldKind(of, p.dir === "BACKWARD" ? w : r), of === wf ? w.file : r.file)} to ${kindText(fieldKind(nf, p.dir === "BACKWARD" ? r : w), nf === rf ? r.file : w.file)}): delimited and length-prefixed messages do not read as each other.`);
+      const enc = (k: T) => (k === T.GROUP ? "delimited (group)" : "length-prefixed");
+      const [ok, nk] = p.dir === "BACKWARD" ? [wk, rk] : [rk, wk];
+      push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} changed its message encoding from ${enc(ok)} to ${enc(nk)}: neither version reads the other's encoding.`);
       return;
     }
     const wt = ws.messages.get(strip(wf.typeName));
@@ -318,11 +320,11 @@ function compareField(p: Pass, x: FieldPair): void {
   if (wk === T.ENUM && rk === T.ENUM) {
     const we = ws.enums.get(strip(wf.typeName));
     const re = rs.enums.get(strip(rf.typeName));
-    if (we && re) compareEnum(p, x, name, we, re);
+    if (we && re) compareEnum(x, name, we, re);
   }
 }
 
-function compareEnum(p: Pass, x: FieldPair, name: string, we: EnumEl, re: EnumEl): void {
+function compareEnum(x: FieldPair, name: string, we: EnumEl, re: EnumEl): void {
   const rByNo = new Map(re.d.value.map((v) => [v.number, v]));
   const closed = enumType(re) === "closed";
   const unknown = we.d.value.filter((v) => !rByNo.has(v.number));
@@ -340,5 +342,4 @@ function compareEnum(p: Pass, x: FieldPair, name: string, we: EnumEl, re: EnumEl
     const [ov, nv] = x.writer === "old" ? [v, rv] : [rv, v];
     x.push("EVENT_ENUM_VALUE_JSON_NAME_CHANGED", x.nf, `${name}: enum value ${v.number} of "${re.fullName}" was renamed from ${ov.name} to ${nv.name}: JSON carries the name, which the other version does not know.`, { wire: "json" });
   }
-  void p;
 }

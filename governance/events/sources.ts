@@ -5,9 +5,9 @@
 // Oldest first, by semantic version (tags that are not versions: by tag date). A git or npm failure is
 // an InputError with the tool's own words; a package version without the image is skipped, and said.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve, sep } from "node:path";
+import { join, relative, sep } from "node:path";
 import { InputError, buildImage, parseImage, type Image } from "../images.js";
 import { CONTRACT_IMAGE } from "../release/cli.js";
 import { compareVersions, parseVersion } from "../release/version.js";
@@ -84,7 +84,7 @@ export async function registryVersions(pkg: string, registry: string | undefined
         continue;
       }
       const dir = join(scratch, v);
-      spawnSync("mkdir", ["-p", dir]);
+      mkdirSync(dir, { recursive: true });
       const x = spawnSync("tar", ["-xzf", tgz, "-C", dir, `package/${CONTRACT_IMAGE}`], { encoding: "utf8" });
       const file = join(dir, "package", CONTRACT_IMAGE);
       if (x.status !== 0 || !existsSync(file)) {
@@ -98,15 +98,4 @@ export async function registryVersions(pkg: string, registry: string | undefined
     rmSync(scratch, { recursive: true, force: true });
   }
   return { versions, skipped };
-}
-
-/** A local directory input, or undefined. */
-export function inputDir(input: string, cwd: string): string | undefined {
-  if (input.includes("#")) return undefined;
-  const p = resolve(cwd, input);
-  try {
-    return existsSync(p) && spawnSync("test", ["-d", p]).status === 0 ? p : undefined;
-  } catch {
-    return undefined;
-  }
 }

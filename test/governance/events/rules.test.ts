@@ -2,6 +2,7 @@
 // buf: what breaks BACKWARD (new consumers reading old data), what breaks FORWARD (old consumers
 // reading new data), what breaks both, and what is safe; then how the mode decides what fails.
 import { describe, expect, it } from "vitest";
+import { FORMATS } from "../../../governance/report/index.js";
 import { all, compareEvents, contract, event, failing } from "./support.js";
 
 const P2 = `syntax = "proto2";`;
@@ -49,6 +50,7 @@ const CASES: Case[] = [
   { name: "exchange changed: both ways", old: event(""), cur: event("", "", `exchange: "shop2" routing_key: "order.{region}.placed"`), fails: ["EVENT_EXCHANGE_CHANGED:BACKWARD+FORWARD"] },
   { name: "type changed (event renamed): both ways", old: event(""), cur: event("").replace("OrderPlaced", "OrderCreated"), fails: ["EVENT_TYPE_CHANGED:BACKWARD+FORWARD"] },
   { name: "event removed: BACKWARD", old: event("", "message Other { string x = 1; }"), cur: "message Other { string x = 1; }\n", fails: ["EVENT_REMOVED:BACKWARD"] },
+  { name: "message encoding changed to DELIMITED (editions): both ways", syntax: ED, old: event("  Inner m = 2;", "message Inner { string x = 1; }"), cur: event("  Inner m = 2 [features.message_encoding = DELIMITED];", "message Inner { string x = 1; }"), fails: ["EVENT_FIELD_TYPE_CHANGED:BACKWARD+FORWARD"] },
   { name: "a message the event uses, transitively", old: event("  Line line = 2;", "message Line { Item item = 1; }\nmessage Item { int64 qty = 1; }"), cur: event("  Line line = 2;", "message Line { Item item = 1; }\nmessage Item { string qty = 1; }"), fails: ["EVENT_FIELD_TYPE_CHANGED:BACKWARD+FORWARD"] },
   { name: "a message no event uses is not checked", old: event("", "message Unused { int64 n = 1; }"), cur: event("", "message Unused { string n = 1; }"), fails: [] },
 ];
@@ -144,5 +146,15 @@ describe("acceptance in the proto", () => {
     expect(r.changes[0]!.message).toMatch(/^Accepted \(no producer ever sent values past 2\^31\): /);
     const byCategory = await compareEvents(contract(event("  int64 n = 2;")), contract(event("  // grabbit:accept EVENTS reason: drained\n  int32 n = 2;")));
     expect(byCategory.code).toBe(0);
+  });
+});
+
+describe("formats", () => {
+  it("every format of grabbit breaking prints the event finding", async () => {
+    for (const format of FORMATS) {
+      const r = await compareEvents(contract(event("  int64 n = 2;")), contract(event("  int32 n = 2;")), ["--events", "full", "--format", format]);
+      expect(r.code, format).toBe(100);
+      expect(r.stdout, format).toContain("int64 to int32");
+    }
   });
 });

@@ -46,13 +46,14 @@ export function parse(run: { code: number; stdout: string; stderr: string }, dir
   return { ...run, changes: body.changes ?? [], events: body.events ?? [], skipped: body.skipped ?? [], dir };
 }
 
-/** Compares new/ against old/ with --events (default full) and --format json. */
+/** Compares new/ against old/ with --events (default full) and --format json (unless args give a format). */
 export async function compareEvents(oldFiles: Files, newFiles: Files, args: string[] = ["--events", "full"], extra: Files = {}): Promise<EventsRun> {
   const dir = tempDir("grabbit-events-");
   writeModule(join(dir, "old"), oldFiles);
   writeModule(join(dir, "new"), newFiles);
   for (const [p, t] of Object.entries(extra)) writeFileSync(join(dir, p), t);
-  const run = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json", ...args]);
+  const format = args.includes("--format") ? [] : ["--format", "json"];
+  const run = await grabbit(dir, ["breaking", "new", "--against", "old", ...format, ...args]);
   return parse(run, dir);
 }
 
