@@ -127,15 +127,14 @@ function add(out: EventFinding[], f: EventFinding): void {
 function compareOption(out: EventFinding[], before: MessageEl, after: MessageEl): void {
   const eb = effectiveEvent(before)!;
   const ea = effectiveEvent(after)!;
-  const both: Direction[] = ["BACKWARD", "FORWARD"];
-  const base = { event: after.fullName, directions: both, wire: "binary" as const, breaking: true, at: at(after, [7]) };
+  const base = () => ({ event: after.fullName, directions: ["BACKWARD", "FORWARD"] as Direction[], wire: "binary" as const, breaking: true, at: at(after, [7]) });
   if (eb.exchange !== ea.exchange || eb.kind !== ea.kind) {
-    add(out, { ...base, rule: "EVENT_EXCHANGE_CHANGED", message: `Event "${after.fullName}" moved from ${eb.kind} exchange "${eb.exchange}" to ${ea.kind} exchange "${ea.exchange}": each version's consumers are bound where the other version's producers do not publish.` });
+    add(out, { ...base(), rule: "EVENT_EXCHANGE_CHANGED", message: `Event "${after.fullName}" moved from ${eb.kind} exchange "${eb.exchange}" to ${ea.kind} exchange "${ea.exchange}": each version's consumers are bound where the other version's producers do not publish.` });
   }
   const pb = bindingPattern(eb.routingKey);
   const pa = bindingPattern(ea.routingKey);
   if (pb !== pa && ea.kind !== "fanout") {
-    add(out, { ...base, rule: "EVENT_ROUTING_KEY_CHANGED", message: `Event "${after.fullName}" changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" miss what is published as "${pa}", and the other way round.` });
+    add(out, { ...base(), rule: "EVENT_ROUTING_KEY_CHANGED", message: `Event "${after.fullName}" changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" miss what is published as "${pa}", and the other way round.` });
   }
 }
 
