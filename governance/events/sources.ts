@@ -25,7 +25,7 @@ function tool(cmd: string, args: string[], cwd: string): string {
 }
 
 /** Sorts labels oldest first: by the semantic version after the pattern's prefix, else as given. */
-function byVersion(labels: string[], prefix: string): string[] {
+export function byVersion(labels: string[], prefix: string): string[] {
   const v = (l: string) => parseVersion(l.slice(prefix.length).replace(/^v/, ""));
   if (!labels.every((l) => v(l))) return labels;
   return [...labels].sort((a, b) => compareVersions(v(a)!, v(b)!));

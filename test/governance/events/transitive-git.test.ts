@@ -100,3 +100,11 @@ describe("--against-tags", () => {
     }
   });
 });
+
+describe("tag order", () => {
+  it("versions sort by semantic version after the pattern's prefix, other tags keep git's date order", async () => {
+    const { byVersion } = await import("../../../governance/events/sources.js");
+    expect(byVersion(["sdk-v1.10.0", "sdk-v1.2.0", "sdk-v1.2.0-beta.1", "sdk-v0.9.0"], "sdk-v")).toEqual(["sdk-v0.9.0", "sdk-v1.2.0-beta.1", "sdk-v1.2.0", "sdk-v1.10.0"]);
+    expect(byVersion(["release-b", "release-a"], "release-")).toEqual(["release-b", "release-a"]);
+  });
+});
