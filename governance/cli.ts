@@ -11,6 +11,9 @@ import { changedFiles, type ChangedFiles } from "./changed.js";
 import { InputError, buildImage, dependencyPaths, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
+/** The flags that turn `breaking` into the event compatibility check (events/cli.ts). */
+const EVENT_FLAGS = ["events", "events-transitive", "events-config", "events-json", "against-tags", "against-registry", "registry"];
+
 const USAGE = `Usage: grabbit <command> [options]
 
 Commands:
@@ -72,6 +75,14 @@ const BREAKING: CommandSpec = {
     "error-format": { type: "string" },
     "exclude-imports": { type: "boolean" },
     "limit-to-input-files": { type: "boolean" },
+    // Event compatibility (events/cli.ts).
+    events: { type: "string" },
+    "events-transitive": { type: "boolean" },
+    "events-config": { type: "string" },
+    "events-json": { type: "boolean" },
+    "against-tags": { type: "string" },
+    "against-registry": { type: "string" },
+    registry: { type: "string" },
   },
 };
 
@@ -353,9 +364,13 @@ function sameKeys(a: Set<string>, b: Set<string>): boolean {
 }
 
 async function breaking(argv: string[], io: Io): Promise<number> {
+  const parsed = parseCommand(BREAKING, argv);
+  if (typeof parsed !== "string" && !parsed.help && EVENT_FLAGS.some((k) => parsed.values[k] !== undefined)) {
+    return (await import("./events/cli.js")).runEvents(parsed.values, parsed.positionals, io);
+  }
   const args = toArgs(argv, io.cwd);
   if (args === "help") {
-    io.stdout(BREAKING_USAGE);
+    io.stdout(BREAKING_USAGE + (await import("./events/cli.js")).EVENTS_USAGE);
     return 0;
   }
   if (typeof args === "string") {

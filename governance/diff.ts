@@ -59,12 +59,12 @@ const RENAME_HEADS = ["GRABBIT_EVENT_TYPE_CHANGED", "TYPESCRIPT_MESSAGE_RENAMED"
 
 const ACCEPT = /grabbit:accept\s+([A-Z0-9_]+(?:\s*,\s*[A-Z0-9_]+)*)\s+reason:\s*(\S[^\n]*)/g;
 
-interface Acceptance {
+export interface Acceptance {
   rules: string[];
   reason: string;
 }
 
-function acceptances(f: Finding): Acceptance[] {
+export function acceptances(f: Finding): Acceptance[] {
   const locs = locations(f.at.file.image);
   const out: Acceptance[] = [];
   const texts: string[] = [];

@@ -197,7 +197,7 @@ export function writeManifest(pkgDir: string, { name, version, dependencies, con
       "./*.js": { types: "./dist/*.d.ts", default: "./dist/*.js" },
       "./*": { types: "./dist/*.d.ts", default: "./dist/*.js" },
     },
-    files: ["dist/", "src/", "CHANGELOG.md", "README.md"],
+    files: ["dist/", "src/", "CHANGELOG.md", "README.md", "contract.binpb"],
     sideEffects: false,
     // Generated code, generated dependencies: one the code stopped importing goes away.
     dependencies,

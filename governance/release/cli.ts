@@ -5,7 +5,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { basename, dirname, join, resolve } from "node:path";
 import { parseCommand, type CommandSpec } from "../args.js";
 import type { Report } from "../diff.js";
-import { InputError } from "../images.js";
+import { InputError, runBufBuild } from "../images.js";
 import { addEntry, renderEntry } from "./changelog.js";
 import { ReleaseError, compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
 import { publish, publishedVersion } from "./publish.js";
@@ -256,6 +256,9 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
 
     generate({ input: args.input, cwd, srcDir: join(buildDir, "src"), ...(args.template !== undefined ? { template: args.template } : {}) });
     compile(buildDir);
+    // The contract itself rides along as a buf image, so `grabbit breaking --against-registry` can
+    // compare with every published version without their git tags.
+    writeFileSync(join(buildDir, CONTRACT_IMAGE), await contractImage(args.input, cwd));
     const dependencies = dependencyRanges(importedPackages(join(buildDir, "src")), buildDir);
     const contract = contractName(buildDir);
     writeManifest(buildDir, { name, version, dependencies, contract });
@@ -278,6 +281,18 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
     };
   } finally {
     if (args.dryRun) rmSync(buildDir, { recursive: true, force: true });
+  }
+}
+
+/** The buf image of the released contract, in the package beside dist/ (see events/sources.ts). */
+export const CONTRACT_IMAGE = "contract.binpb";
+
+async function contractImage(input: string, cwd: string): Promise<Uint8Array> {
+  try {
+    return await runBufBuild(input, cwd);
+  } catch (err) {
+    if (err instanceof InputError) throw new ReleaseError(`buf build ${input}: ${err.message}`);
+    throw err;
   }
 }
 
