@@ -71,7 +71,7 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
       if (status.code !== Code.UNAUTHENTICATED) throw status; // UNAVAILABLE: retried
       summary.refused++;
       // UNAUTHENTICATED is permanent to the consumer: dead-lettered now, with this reason.
-      throw new StatusError(Code.UNAUTHENTICATED, `report ${report.requestId} refused: ${status.message}`);
+      throw new StatusError(Code.UNAUTHENTICATED, `report ${report.requestId} refused: ${status.rawMessage}`);
     }
     const id = delivery.messageId || `report-${report.requestId}`;
     if (messages.has(id) || seen.has(report.requestId)) {

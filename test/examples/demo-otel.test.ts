@@ -32,6 +32,9 @@ function runDemo(args: string[], env: Record<string, string | undefined> = {}): 
   // A developer's own OTEL_* settings must not leak into the run.
   for (const name of Object.keys(childEnv)) if (name.startsWith("OTEL_")) delete childEnv[name];
   for (const name of ["BRIDGE_AMQP_URL", "PROCESSOR_AMQP_URL", "REPORTER_AMQP_URL", "REPORTER_QUEUE"]) delete childEnv[name];
+  // The Processor's embedded database in a folder of this file's own, not the developer's .grabbit/.
+  childEnv.EXAMPLE_DB_DIR = join(REPO, ".tmp", "demo-otel-db");
+  delete childEnv.EXAMPLE_PG_URL;
   for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
   return new Promise<DemoRun>((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], { cwd: REPO, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
