@@ -114,6 +114,8 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
     const running = notifying.get(requestId);
     if (running) return running;
     const work = retrying(`notify the Bridge of ${requestId}`, log, () => {
+      // Stopping: no more attempts; the callback stays owed in the database for the next start.
+      if (closing) throw new StatusError(Code.FAILED_PRECONDITION, "the Processor is stopping");
       if (!bridge) throw new StatusError(Code.UNAVAILABLE, "the Processor does not know where the Bridge is yet");
       // The token the request came with: inherited inside the call, stored in the row for a restart.
       return bridge.notifyRequestDone({ requestId, decision, reason }, { metadata: { authorization } });
@@ -121,6 +123,7 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
       .then(
         () => db.query(`UPDATE ${decisions} SET notified_at = now() WHERE request_id = $1`, [requestId]),
         (err: unknown) => {
+          if (closing) return;
           const why = err instanceof Error ? err.message : String(err);
           log(`processor: gave up telling the Bridge about ${requestId}: ${why}`);
           return db.query(`UPDATE ${decisions} SET notify_error = $2 WHERE request_id = $1`, [requestId, why]);

@@ -1,6 +1,7 @@
 // Server side of bearer authentication: JWT verification with `jose`, as a hook usable anywhere and
 // as a server interceptor for gRPC, AMQP RPC and event consumers alike. Verified claims reach the
-// handler through ctx.values (claimsOf(ctx)).
+// handler through ctx.values (claimsOf(ctx)). Keys: a secret, a public key, a local key set, or an
+// issuer's key set over HTTP (refetched for an unknown kid; unreachable = UNAVAILABLE, not a refusal).
 
 import { createPublicKey, type KeyObject } from "node:crypto";
 import {
