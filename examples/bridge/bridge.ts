@@ -122,7 +122,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const stored: StoredRequest = { requestId: randomUUID(), customer, amountCents, region, status: "RECEIVED", receivedAt: Date.now(), authorization };
     requests.set(stored.requestId, stored);
     try {
-      // Retried while the Processor is away (restarting, say): it decides a request once however
+      // Retried (for about a minute) while the Processor is away (restarting, say): it decides a request once however
       // often it is sent (its decisions are keyed by request id), so a repeat is safe.
       await retrying(`send ${stored.requestId} to the Processor`, log, () =>
         processor!.processRequest(
@@ -131,7 +131,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
           // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
           { metadata: { authorization }, timeoutMs: 5000 },
         ),
-      12);
+      16);
       // The callback may already have come in: never move a request back from DONE.
       if (stored.status === "RECEIVED") stored.status = "PROCESSING";
     } catch (err) {
