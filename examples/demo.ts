@@ -8,6 +8,13 @@
 //   npm run demo -- --count 50 --seed 7        other batch size and seed
 //   npm run demo -- --amqp                     the Bridge calls the Processor over RabbitMQ, not gRPC
 //   npm run demo -- --trace                    print the first requests' traces as trees
+//   npm run demo -- --chaos                    SIGKILL the Processor mid-batch and start it again; checks
+//                                              that every request is decided once and reported once
+//   EXAMPLE_PG_URL=postgres://... npm run demo the Processor's decisions and outbox in PostgreSQL
+//                                              (default: PGlite in .grabbit/example-processor, EXAMPLE_DB_DIR)
+//
+// The services trust a token issuer this process starts (examples/shared/issuer.ts); the demo gets
+// its token from the issuer's token endpoint, as a client would.
 //   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 npm run demo
 //                                              each service exports traces and metrics to a collector
 //                                              under its own service.name (see docs/observability.md)
@@ -16,6 +23,8 @@ import { parseArgs } from "node:util";
 import { startOtlpReceiver, formatTrace, tracesOf, type OtlpReceiver } from "./shared/otlp-receiver.js";
 import { startProcesses, ServiceFailedError, type Processes } from "./processes.js";
 import { RestClient, runBatch } from "./system.js";
+import { TokenClient } from "./shared/auth.js";
+import { startIssuer, type Issuer } from "./shared/issuer.js";
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +32,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "42" },
     amqp: { type: "boolean", default: false },
     trace: { type: "boolean", default: false },
+    chaos: { type: "boolean", default: false },
     "trace-count": { type: "string", default: "3" },
     verbose: { type: "boolean", short: "v", default: false },
   },
@@ -34,7 +44,6 @@ if (!Number.isSafeInteger(count) || count <= 0 || !Number.isSafeInteger(seed) ||
   console.error("demo: --count takes a positive integer, --seed an integer and --trace-count a non-negative integer");
   process.exit(1);
 }
-const token = "demo-token";
 
 // --trace: the services export their spans (OTLP/JSON) to a receiver in this process instead of
 // OTEL_EXPORTER_OTLP_ENDPOINT; metrics are not exported then.
@@ -52,12 +61,18 @@ if (values.trace) {
   });
 }
 
+// The identity provider: ES256 keys, a JWKS, a token endpoint; the services find it at EXAMPLE_ISSUER.
+const issuer: Issuer = await startIssuer();
+const [clientId, clientSecret] = Object.entries(issuer.clients)[0]!;
+const tokens = new TokenClient(issuer.tokenEndpoint, clientId, clientSecret);
+
 let system: Processes;
 try {
   system = await startProcesses({
+    issuer,
+    ...(process.env.EXAMPLE_PG_URL ? { pgUrl: process.env.EXAMPLE_PG_URL } : { dbDir: process.env.EXAMPLE_DB_DIR || ".grabbit/example-processor" }),
     amqpUrls: { bridge: process.env.BRIDGE_AMQP_URL, processor: process.env.PROCESSOR_AMQP_URL, reporter: process.env.REPORTER_AMQP_URL },
     seed,
-    tokens: [token],
     // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
     reporterQueue: `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
     processorOverAmqp: values.amqp,
@@ -66,6 +81,7 @@ try {
   });
 } catch (err) {
   await receiver?.close();
+  await issuer.close();
   if (err instanceof ServiceFailedError && /RabbitMQ/.test(err.stderr)) {
     console.error(
       `demo: the ${err.service} cannot reach RabbitMQ (above). Start a broker (e.g. \`docker run -d -p 5672:5672 rabbitmq:3\` or \`rabbitmq-server -detached\`) or point AMQP_URL (or BRIDGE_/PROCESSOR_/REPORTER_AMQP_URL) at one, then run \`npm run demo\` again.`,
@@ -83,11 +99,46 @@ try {
   const exporting = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
   if (!receiver && exporting) console.log(`  each service exports its telemetry to ${exporting} as service.name ${process.env.OTEL_SERVICE_NAME || "bridge, processor, reporter"}`);
 
-  // Without a valid token the Bridge refuses the request before anything else sees it.
-  const refused = await new RestClient(bridge.httpUrl, "not-a-valid-token").call("POST", "/sendRequest", { customer: "mallory", amountCents: 100, region: "eu-west" });
-  console.log(`  a request with an invalid token: HTTP ${refused.status} (${refused.json.error})`);
+  // Identity: a token from the issuer; without a valid one the Bridge refuses the request before
+  // anything else sees it. Then a key rotation the services pick up without a restart.
+  const first = await tokens.token();
+  console.log(`  issuer ${issuer.url}: client ${clientId} got an ES256 token for audience ${issuer.audience} (kid ${issuer.kids[0]!.slice(0, 8)}...)`);
+  const { forged, expired, otherAudience } = await badTokens(issuer);
+  for (const [what, bad] of [["no token", undefined], ["a forged token", forged], ["an expired token", expired], ["a token for another audience", otherAudience]] as const) {
+    const refused = await new RestClient(bridge.httpUrl, bad).call("POST", "/sendRequest", { customer: "mallory", amountCents: 100, region: "eu-west" });
+    console.log(`  a request with ${what}: HTTP ${refused.status} (${String(refused.json.error).replace(/^send Authorization: Bearer <token from the issuer>: /, "")})`);
+  }
+  const rotation = await issuer.rotate({ graceMs: 60_000 });
+  // A new client session gets a token of the new key; the services fetch the key on its first use.
+  const token = await new TokenClient(issuer.tokenEndpoint, clientId, clientSecret).token();
+  const old = await new RestClient(bridge.httpUrl, first).call("GET", "/getStatus/none");
+  console.log(`  key rotated: new kid ${rotation.kid.slice(0, 8)}... signs from now on, the old key retires in 60 s (a token of it meanwhile: ${old.status === 401 ? "refused" : "accepted"})`);
 
-  const { requests, summary, elapsedMs } = await runBatch(system, { count, seed, token });
+  let killedAt: number | undefined;
+  let chaos: Promise<void> | undefined;
+  const { requests, summary, elapsedMs } = await runBatch(system, {
+    count,
+    seed,
+    token,
+    ...(values.chaos
+      ? {
+          // A few at a time, so the kill lands mid-batch: some decided, some in flight, some to come.
+          concurrency: 4,
+          timeoutMs: 90_000,
+          onAccepted: (accepted) => {
+            if (killedAt !== undefined || accepted < Math.ceil(count / 3)) return;
+            killedAt = accepted;
+            const pid = system.processor.pid;
+            chaos = system.processor.kill().then(async () => {
+              console.log(`  chaos: SIGKILL to the Processor (pid ${pid}) after ${accepted} of ${count} requests were accepted`);
+              await system.processor.restart();
+              console.log(`  chaos: the Processor is back (pid ${system.processor.pid}), same port, same database`);
+            });
+          },
+        }
+      : {}),
+  });
+  await chaos;
   const done = requests.filter((r) => r.status === "DONE").length;
   const failed = requests.length - done;
   console.log(`  ${requests.length} requests sent through REST, ${done} decided, ${failed} failed, in ${elapsedMs} ms`);
@@ -96,12 +147,23 @@ try {
     console.log(`    ${region.padEnd(10)} ${String(r.approved).padStart(3)} approved  ${String(r.denied).padStart(3)} denied`);
   }
   // Every request of this batch must be in the Reporter's tally (another run's reports may be too).
-  const unreported = await system.reporter.missing(requests.map((r) => r.requestId));
-  if (failed > 0 || unreported.length > 0) {
-    console.error("demo: FAILED: not every request was decided and reported");
+  const ids = requests.map((r) => r.requestId);
+  const unreported = await system.reporter.missing(ids);
+  // Exactly once: one decision row and one outbox row (one report) per request in the Processor's
+  // database, and every report counted once by the Reporter (copies are dropped by message id).
+  const audit = await system.processor.audit(ids);
+  const twice = ids.filter((id) => (audit.reportRows[id] ?? 0) !== 1);
+  console.log(
+    `  exactly once: ${audit.decided} of ${ids.length} requests decided in the Processor's database, ${ids.length - twice.length} with exactly one report in its outbox; ${audit.repeats} repeated processRequest calls found their decision made; the Reporter counted ${ids.length - unreported.length} reports once each, dropping ${summary.duplicates} duplicate deliveries`,
+  );
+  if (values.chaos && killedAt === undefined) {
+    console.error("demo: FAILED: the batch ended before the chaos kill (use a larger --count)");
+    exitCode = 1;
+  } else if (failed > 0 || unreported.length > 0 || audit.decided !== ids.length || twice.length > 0) {
+    console.error("demo: FAILED: not every request was decided and reported exactly once");
     exitCode = 1;
   } else {
-    console.log(`demo: OK, every request decided (seed ${seed}) and every report seen by the Reporter`);
+    console.log(`demo: OK, every request decided (seed ${seed}) and every report seen by the Reporter${values.chaos ? ", exactly once each, across a SIGKILL of the Processor" : ""}`);
   }
 } catch (err) {
   console.error(`demo: FAILED: ${err instanceof Error ? err.message : String(err)}`);
@@ -109,6 +171,7 @@ try {
 } finally {
   // Each service exports what it still holds as it stops, so every span is in by the time this returns.
   await system.close();
+  await issuer.close();
 }
 if (receiver) {
   printTraces(receiver);
@@ -125,4 +188,20 @@ function printTraces(receiver: OtlpReceiver): void {
     console.log(`  trace ${spans[0]!.traceId}`);
     for (const line of formatTrace(spans)) console.log(`    ${line}`);
   }
+}
+
+/** Tokens the services must refuse: signed by a key the issuer never published, expired, for another API. */
+async function badTokens(issuer: Issuer): Promise<{ forged: string; expired: string; otherAudience: string }> {
+  const { generateKeyPair, SignJWT } = await import("jose");
+  const { privateKey } = await generateKeyPair("ES256");
+  const now = Math.floor(Date.now() / 1000);
+  const forged = await new SignJWT({})
+    .setProtectedHeader({ alg: "ES256", kid: issuer.kids[0]! }) // the issuer's kid, another key
+    .setIssuer(issuer.url)
+    .setAudience(issuer.audience)
+    .setSubject("mallory")
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(privateKey);
+  return { forged, expired: await issuer.sign({ expiresInSec: -120 }), otherAudience: await issuer.sign({ audience: "another-api" }) };
 }

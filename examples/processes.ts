@@ -5,11 +5,16 @@
 //
 // The services are wired through their environment (ports, broker URLs, queue) and an IPC channel:
 // each tells where it listens once it is ready, the Bridge learns the Processor's port after it
-// started, and the Reporter answers the demo's "is every report of this batch counted?".
+// started, and the Reporter answers the demo's "is every report of this batch counted?". The token
+// issuer the services trust runs in this process (EXAMPLE_ISSUER tells them where). The Processor can
+// be killed (SIGKILL, as a crash) and started again on the same port with the same database: the
+// demo's --chaos.
 
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { DecisionAudit } from "./processor/processor.js";
 import type { ReportSummary } from "./reporter/reporter.js";
+import type { Issuer } from "./shared/issuer.js";
 import type { BatchTarget } from "./system.js";
 
 export type ServiceName = "bridge" | "processor" | "reporter";
@@ -18,7 +23,12 @@ export interface ProcessesOptions {
   /** Each service's broker URL (its user and vhost); unset ones use AMQP_URL, then amqp://127.0.0.1. */
   amqpUrls?: Partial<Record<ServiceName, string>>;
   seed?: number;
-  tokens: string[];
+  /** The issuer the services trust (EXAMPLE_ISSUER); the caller owns it. */
+  issuer: Issuer;
+  /** The Processor's database: EXAMPLE_PG_URL (PostgreSQL) when set, else PGlite in `dbDir`. */
+  pgUrl?: string;
+  dbDir?: string;
+  pgSchema?: string;
   /** The Reporter's queue; deleted by the broker a minute after the run. */
   reporterQueue: string;
   processorOverAmqp?: boolean;
@@ -38,7 +48,17 @@ export interface RemoteReporter {
 
 export interface Processes extends BatchTarget {
   bridge: { httpUrl: string; grpcAddress: string };
-  processor: { grpcAddress: string };
+  processor: {
+    grpcAddress: string;
+    /** The process id of the running Processor. */
+    readonly pid: number;
+    /** What the Processor's database holds for these requests. */
+    audit(requestIds: string[]): Promise<DecisionAudit>;
+    /** SIGKILL: a crash, nothing finished or flushed. Resolves once it is gone. */
+    kill(): Promise<void>;
+    /** Starts it again (same port, same database) and tells it where the Bridge is. */
+    restart(): Promise<void>;
+  };
   reporter: RemoteReporter;
   /** Stops the services front to back (each finishes its work in flight and exports its telemetry). */
   close(): Promise<void>;
@@ -123,8 +143,26 @@ function stop(child: ChildProcess, timeoutMs = 15_000): Promise<void> {
   });
 }
 
+/** Sends `message` with a fresh id and resolves with the answer of type `answer` and the same id. */
+let nextId = 0;
+function ask<T>(child: ChildProcess, message: Record<string, unknown>, answer: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const id = ++nextId;
+    const onExit = () => reject(new Error(`the service exited before it answered ${String(message.type)}`));
+    const onMessage = (m: any) => {
+      if (m?.type !== answer || m.id !== id) return;
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      resolve(m as T);
+    };
+    child.on("message", onMessage);
+    child.once("exit", onExit);
+    child.send({ ...message, id });
+  });
+}
+
 export async function startProcesses(options: ProcessesOptions): Promise<Processes> {
-  const base: NodeJS.ProcessEnv = { ...process.env, EXAMPLE_TOKENS: options.tokens.join(",") };
+  const base: NodeJS.ProcessEnv = { ...process.env, EXAMPLE_ISSUER: options.issuer.url };
   for (const [name, value] of Object.entries(options.env ?? {})) {
     if (value === undefined) delete base[name];
     else base[name] = value;
@@ -134,6 +172,10 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
   else delete base.PROCESSOR_AMQP;
   // Addresses come over the IPC channel, not from this process's own environment.
   for (const name of ["BRIDGE_GRPC", "PROCESSOR_GRPC", "BRIDGE_HTTP_PORT"]) delete base[name];
+  const processorEnv: NodeJS.ProcessEnv = { ...base, PROCESSOR_GRPC: "127.0.0.1:0", PROCESSOR_SEED: String(options.seed ?? 42) };
+  if (options.pgUrl) processorEnv.EXAMPLE_PG_URL = options.pgUrl;
+  if (options.dbDir) processorEnv.EXAMPLE_DB_DIR = options.dbDir;
+  if (options.pgSchema) processorEnv.EXAMPLE_PG_SCHEMA = options.pgSchema;
 
   const started: Started[] = [];
   const stopAll = async () => {
@@ -144,7 +186,7 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
     // queue is bound before the first report); then each client learns its server's port.
     const results = await Promise.allSettled([
       start("bridge", { ...base, BRIDGE_HTTP_PORT: "0", BRIDGE_GRPC: "127.0.0.1:0" }, options.log),
-      start("processor", { ...base, PROCESSOR_GRPC: "127.0.0.1:0", PROCESSOR_SEED: String(options.seed ?? 42) }, options.log),
+      start("processor", processorEnv, options.log),
       start("reporter", { ...base, REPORTER_QUEUE: options.reporterQueue, REPORTER_QUEUE_EXPIRES_MS: "60000" }, options.log),
     ]);
     // In this order when closing: front to back, so nothing is cut off mid-request.
@@ -157,33 +199,46 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
       ...(options.processorOverAmqp ? [] : [connect(bridge.child, { type: "connectProcessor", address: processor.ready.grpcAddress })]),
     ]);
 
-    const reporterChild = reporter.child;
-    let nextId = 0;
-    const ask = (ids: string[], timeoutMs: number) =>
-      new Promise<{ error?: string; summary: ReportSummary; missing: string[] }>((resolve, reject) => {
-        const id = ++nextId;
-        const onExit = () => reject(new Error("the Reporter exited"));
-        const onMessage = (message: any) => {
-          if (message?.type !== "waited" || message.id !== id) return;
-          reporterChild.off("message", onMessage);
-          reporterChild.off("exit", onExit);
-          resolve(message);
-        };
-        reporterChild.on("message", onMessage);
-        reporterChild.once("exit", onExit);
-        reporterChild.send({ type: "waitFor", id, ids, timeoutMs });
-      });
+    const processorAddress: string = processor.ready.grpcAddress;
+    let current = processor;
+    const waited = (ids: string[], timeoutMs: number) =>
+      ask<{ error?: string; summary: ReportSummary; missing: string[] }>(reporter.child, { type: "waitFor", ids, timeoutMs }, "waited");
     return {
       bridge: { httpUrl: bridge.ready.httpUrl, grpcAddress: bridge.ready.grpcAddress },
-      processor: { grpcAddress: processor.ready.grpcAddress },
+      processor: {
+        grpcAddress: processorAddress,
+        get pid() {
+          return current.child.pid!;
+        },
+        async audit(ids) {
+          const answer = await ask<{ audit?: DecisionAudit; error?: string }>(current.child, { type: "audit", ids }, "audited");
+          if (!answer.audit) throw new Error(`the Processor could not audit its decisions: ${answer.error}`);
+          return answer.audit;
+        },
+        kill() {
+          const child = current.child;
+          if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+          return new Promise<void>((resolve) => {
+            child.once("exit", () => resolve());
+            child.kill("SIGKILL");
+          });
+        },
+        async restart() {
+          // The same port: the Bridge's gRPC channel reconnects by itself, as to a restarted host.
+          const next = await start("processor", { ...processorEnv, PROCESSOR_GRPC: processorAddress }, options.log);
+          started[started.indexOf(current)] = next;
+          current = next;
+          await connect(next.child, { type: "connectBridge", address: bridge.ready.grpcAddress });
+        },
+      },
       reporter: {
         queue: reporter.ready.queue,
         async waitFor(requestIds, timeoutMs = 30_000) {
-          const answer = await ask([...requestIds], timeoutMs);
+          const answer = await waited([...requestIds], timeoutMs);
           if (answer.error) throw new Error(answer.error);
         },
-        summary: async () => (await ask([], 0)).summary,
-        missing: async (requestIds) => (await ask([...requestIds], 0)).missing,
+        summary: async () => (await waited([], 0)).summary,
+        missing: async (requestIds) => (await waited([...requestIds], 0)).missing,
       },
       close: stopAll,
     };

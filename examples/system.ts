@@ -1,13 +1,17 @@
 // The three services started in one process, wired together on free ports, and a client that sends a
 // batch through the Bridge's REST API. test/examples use it in-process; `demo.ts` runs each service
 // in a process of its own (processes.ts) and sends its batch with runBatch too. Each service also
-// runs alone (see examples/README.md).
+// runs alone (see examples/README.md). With the services it starts the token issuer they trust
+// (examples/shared/issuer.ts) unless one is given, and the Processor's database (PGlite in memory, or
+// PostgreSQL at `pgUrl`).
 
 import { AmqpConnection, redactUrl } from "@grabbit/runtime/amqp";
 import { startBridge, type Bridge, type StoredRequest } from "./bridge/bridge.js";
 import { mulberry32, startProcessor, type Processor } from "./processor/processor.js";
 import { startReporter, type Reporter, type ReportSummary } from "./reporter/reporter.js";
-import { DEFAULT_TOKENS } from "./shared/auth.js";
+import { openDatabase, type Database } from "@grabbit/runtime/outbox";
+import { Identity, TokenClient, type IdentityOptions } from "./shared/auth.js";
+import { startIssuer, type Issuer } from "./shared/issuer.js";
 
 export interface SystemOptions {
   /** The broker for every service without a URL of its own. Default AMQP_URL, else amqp://127.0.0.1. */
@@ -20,7 +24,13 @@ export interface SystemOptions {
   processorAmqpUrl?: string;
   reporterAmqpUrl?: string;
   seed?: number;
-  tokens?: string[];
+  /** The issuer the services trust; one of its own (closed with the system) by default. */
+  issuer?: Issuer;
+  /** Key set caching of every service's token check (tests use 0 to see a rotation at once). */
+  jwks?: Pick<IdentityOptions, "jwksMaxAgeMs" | "jwksCooldownMs">;
+  /** The Processor's database: PostgreSQL at this URL (schema `pgSchema`), else PGlite in memory. */
+  pgUrl?: string;
+  pgSchema?: string;
   /** The Reporter's queue; a run of its own by default, deleted a minute after the run. */
   reporterQueue?: string;
   /** Bind the Reporter to one region only (tests use a region of their own). */
@@ -37,6 +47,10 @@ export interface System {
   bridge: Bridge;
   processor: Processor;
   reporter: Reporter;
+  issuer: Issuer;
+  db: Database;
+  /** A token from the issuer's token endpoint, as a client gets one. */
+  token(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -45,7 +59,6 @@ export class BrokerUnreachableError extends Error {}
 export async function startSystem(options: SystemOptions = {}): Promise<System> {
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? "amqp://127.0.0.1";
   const urls = { bridge: options.bridgeAmqpUrl ?? url, processor: options.processorAmqpUrl ?? url, reporter: options.reporterAmqpUrl ?? url };
-  const tokens = options.tokens ?? DEFAULT_TOKENS;
   const opened = new Map<string, AmqpConnection>();
   const closeConnections = async () => {
     for (const c of opened.values()) await c.close().catch(() => undefined);
@@ -69,14 +82,22 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     ...(options.processorOverAmqp ? { bridge: await connect("bridge") } : {}),
   };
   const started: { close(): Promise<void> }[] = [];
+  const ownIssuer = options.issuer === undefined;
+  const issuer = options.issuer ?? (await startIssuer());
+  if (ownIssuer) started.push(issuer);
+  let db: Database | undefined;
   try {
+    db = await openDatabase(options.pgUrl ?? "memory:");
+    const identity = await Identity.connect({ issuer: issuer.url, ...options.jwks });
+    const [clientId, secret] = Object.entries(issuer.clients)[0]!;
+    const tokenClient = new TokenClient(issuer.tokenEndpoint, clientId, secret);
     // The Reporter first: its queue must be bound before the first report is published.
     const reporter = await startReporter({
       connection: connections.reporter,
       // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
       queue: options.reporterQueue ?? `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
       queueExpiresMs: 60_000,
-      tokens,
+      identity,
       ...(options.reporterRegion !== undefined ? { region: options.reporterRegion } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
@@ -84,7 +105,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const bridge = await startBridge({
       httpPort: 0,
       grpcAddress: "127.0.0.1:0",
-      tokens,
+      identity,
       ...(options.processorOverAmqp ? { processorOverAmqp: connections.bridge! } : {}),
       ...(options.log ? { log: options.log } : {}),
     });
@@ -95,7 +116,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       grpcAddress: "127.0.0.1:0",
       serveAmqp: options.processorOverAmqp ?? false,
       seed: options.seed ?? 42,
-      tokens,
+      db,
+      ...(options.pgSchema ? { schema: options.pgSchema } : {}),
+      identity,
       ...(options.log ? { log: options.log } : {}),
     });
     started.push(processor);
@@ -106,17 +129,23 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
       bridge,
       processor,
       reporter,
+      issuer,
+      db,
+      token: () => tokenClient.token(),
       async close() {
         // Front to back, so nothing is cut off mid-request.
         await bridge.close();
         await processor.close();
         await reporter.close();
         await closeConnections();
+        await db!.close();
+        if (ownIssuer) await issuer.close();
       },
     };
   } catch (err) {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
     await closeConnections();
+    await db?.close();
     throw err;
   }
 }
@@ -125,6 +154,10 @@ export interface BatchOptions {
   count: number;
   seed?: number;
   token: string;
+  /** Requests in flight at once through REST. Default all of them. */
+  concurrency?: number;
+  /** Called after each request the Bridge accepted (202), with how many so far (the demo's chaos uses it). */
+  onAccepted?: (accepted: number) => void;
   /** Regions the requests are spread over. */
   regions?: string[];
   timeoutMs?: number;
@@ -160,13 +193,19 @@ export async function runBatch(system: BatchTarget, options: BatchOptions): Prom
     amountCents: 1000 + Math.floor(random() * 99_000),
     region: regions[Math.floor(random() * regions.length)]!,
   }));
-  const ids = await Promise.all(
-    bodies.map(async (body) => {
-      const { status, json } = await api.call("POST", "/sendRequest", body);
+  const ids: string[] = new Array(bodies.length);
+  let next = 0;
+  let accepted = 0;
+  const sender = async () => {
+    while (next < bodies.length) {
+      const i = next++;
+      const { status, json } = await api.call("POST", "/sendRequest", bodies[i]);
       if (status !== 202) throw new Error(`sendRequest answered ${status}: ${JSON.stringify(json)}`);
-      return json.requestId as string;
-    }),
-  );
+      ids[i] = json.requestId as string;
+      options.onAccepted?.(++accepted);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? bodies.length, bodies.length)) }, sender));
 
   const pending = new Set(ids);
   while (pending.size > 0) {

@@ -1,6 +1,7 @@
 // The Bridge: the clients' gateway. A small REST API (node:http) over an in-memory request store; each
 // request goes to the Request Processor over gRPC (processRequest), and the Processor calls back over
-// gRPC (notifyRequestDone) with the decision. The caller's bearer token travels with the request.
+// gRPC (notifyRequestDone) with the decision. The caller's bearer token (a JWT from the example's
+// issuer, verified here: signature, issuer, audience, expiry) travels with the request.
 // Each REST call is a server span (through @opentelemetry/api: free when no SDK is registered), so
 // a request's trace starts here and the runtime's gRPC or RabbitMQ spans are its children.
 
@@ -15,7 +16,8 @@ import { addBridgeGrpcService, type BridgeHandlers } from "../gen/example/v1/bri
 import type { NotifyRequestDoneRequest, NotifyRequestDoneResponse } from "../gen/example/v1/bridge.js";
 import { Decision, decisionToJSON } from "../gen/example/v1/common.js";
 import { RequestProcessorClient } from "../gen/example/v1/processor.grabbit.js";
-import { requireBearer, TokenCheck } from "../shared/auth.js";
+import type { Identity } from "../shared/auth.js";
+import { retrying } from "../shared/retry.js";
 
 /** RECEIVED: stored; PROCESSING: the Processor accepted it; DONE and FAILED are final. */
 export type RequestStatus = "RECEIVED" | "PROCESSING" | "DONE" | "FAILED";
@@ -45,7 +47,8 @@ export interface BridgeOptions {
   processorAddress?: string;
   /** Call the Processor over RabbitMQ instead of gRPC (the same generated client, another transport). */
   processorOverAmqp?: AmqpConnection;
-  tokens: Iterable<string>;
+  /** Verifies the callers' tokens (examples/shared/auth.ts). */
+  identity: Identity;
   log?: (line: string) => void;
 }
 
@@ -62,7 +65,6 @@ const FINAL: ReadonlySet<RequestStatus> = new Set(["DONE", "FAILED"]);
 
 export async function startBridge(options: BridgeOptions): Promise<Bridge> {
   const log = options.log ?? (() => {});
-  const check = new TokenCheck(options.tokens);
   const requests = new Map<string, StoredRequest>();
   let processorTransport: (Transport & { close(): unknown }) | undefined;
   let processor: RequestProcessorClient | undefined;
@@ -101,7 +103,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       return {};
     },
   };
-  const grpcServer = new GrpcServer({ interceptors: [requireBearer(check)] });
+  const grpcServer = new GrpcServer({ interceptors: [options.identity.interceptor()] });
   addBridgeGrpcService(grpcServer, handlers);
   const listen = options.grpcAddress ?? "127.0.0.1:50051";
   const grpcPort = await grpcServer.listen(listen);
@@ -120,12 +122,16 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const stored: StoredRequest = { requestId: randomUUID(), customer, amountCents, region, status: "RECEIVED", receivedAt: Date.now(), authorization };
     requests.set(stored.requestId, stored);
     try {
-      await processor.processRequest(
-        { request: { requestId: stored.requestId, customer, amountCents, region } },
-        // The token enters here: a REST request is no call the runtime serves, so there is no call
-        // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
-        { metadata: { authorization } },
-      );
+      // Retried (for about a minute) while the Processor is away (restarting, say): it decides a request once however
+      // often it is sent (its decisions are keyed by request id), so a repeat is safe.
+      await retrying(`send ${stored.requestId} to the Processor`, log, () =>
+        processor!.processRequest(
+          { request: { requestId: stored.requestId, customer, amountCents, region } },
+          // The token enters here: a REST request is no call the runtime serves, so there is no call
+          // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
+          { metadata: { authorization }, timeoutMs: 5000 },
+        ),
+      16);
       // The callback may already have come in: never move a request back from DONE.
       if (stored.status === "RECEIVED") stored.status = "PROCESSING";
     } catch (err) {
@@ -145,7 +151,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const [, action, id] = url.pathname.split("/");
     // Every endpoint needs a caller's token; it is the one passed on downstream.
     const authorization = req.headers.authorization;
-    if (check.verify(authorization) === undefined) return [401, { error: "send Authorization: Bearer <token>" }];
+    try {
+      await options.identity.verify(authorization);
+    } catch (err) {
+      const status = StatusError.from(err);
+      if (status.code === Code.UNAVAILABLE) return [503, { error: status.message }];
+      return [401, { error: `send Authorization: Bearer <token from the issuer>: ${status.message}` }];
+    }
     if (req.method === "POST" && action === "sendRequest" && id === undefined) return sendRequest(req, authorization!);
     if (req.method === "GET" && (action === "getStatus" || action === "getResult") && id) {
       const stored = requests.get(decodeURIComponent(id));

@@ -1,22 +1,23 @@
 // The Reporter alone: node --import tsx examples/reporter/main.ts
 // Env: REPORTER_AMQP_URL (else AMQP_URL), REPORTER_QUEUE (example.reporter), REPORTER_QUEUE_EXPIRES_MS
-// (unset: the queue stays), EXAMPLE_TOKENS; OTEL_* to export traces and metrics
+// (unset: the queue stays), EXAMPLE_ISSUER (the token issuer, required); OTEL_* to export traces and metrics
 // (examples/shared/telemetry.ts). Prints the summary every 5 s when it changed, and once more on exit.
 
 import { startTelemetry } from "../shared/telemetry.js";
-import { tokensFromEnv } from "../shared/auth.js";
-import { closeOnSignal, connectOrExit, env, onParentMessage, tellParent } from "../shared/main.js";
+import { identityFromEnv } from "../shared/auth.js";
+import { closeOnSignal, connectOrExit, env, onParentMessage, orExit, tellParent } from "../shared/main.js";
 import { startReporter } from "./reporter.js";
 
 const telemetry = await startTelemetry("reporter");
 if (telemetry.description) console.log(`reporter: exporting ${telemetry.description}`);
+const identity = await orExit("reporter", identityFromEnv());
 const connection = await connectOrExit("reporter");
 const expires = env("REPORTER_QUEUE_EXPIRES_MS", "");
 const reporter = await startReporter({
   connection,
   queue: env("REPORTER_QUEUE", "example.reporter"),
   ...(expires ? { queueExpiresMs: Number(expires) } : {}),
-  tokens: tokensFromEnv(),
+  identity,
   log: console.log,
 });
 let last = "";

@@ -1,13 +1,17 @@
 // The Reporter: consumes RequestReported events from its own queue and keeps a running summary.
-// It checks the bearer token the event carries in its headers; an event without a valid one is
-// refused and goes straight to the dead-letter queue (retrying cannot make a token valid).
+// It checks the bearer token the event carries in its headers (a JWT of the example's issuer:
+// signature, issuer, audience, expiry); an event without a valid one is refused with UNAUTHENTICATED,
+// which the runtime's consumer takes as permanent: straight to the dead-letter queue, the reason in
+// its `x-grabbit-error` header (retrying cannot make a token valid). An issuer that cannot be reached
+// is UNAVAILABLE instead, and the event is retried. Copies (the outbox relay and the broker deliver
+// at least once) are recognised by their message id and counted once.
 
 import { Code, StatusError } from "@grabbit/runtime";
 import type { AmqpConnection, DeliveryContext } from "@grabbit/runtime/amqp";
 import { Decision } from "../gen/example/v1/common.js";
 import type { RequestReported } from "../gen/example/v1/reports.js";
 import { RequestReportedConsumer } from "../gen/example/v1/reports.grabbit.js";
-import { TokenCheck } from "../shared/auth.js";
+import type { Identity } from "../shared/auth.js";
 
 export interface ReporterOptions {
   connection: AmqpConnection;
@@ -17,7 +21,7 @@ export interface ReporterOptions {
   region?: string;
   /** Delete the queues after this long unused (demo and test runs leave nothing behind). */
   queueExpiresMs?: number;
-  tokens: Iterable<string>;
+  identity: Identity;
   log?: (line: string) => void;
 }
 
@@ -52,22 +56,29 @@ export interface Reporter {
 
 export async function startReporter(options: ReporterOptions): Promise<Reporter> {
   const log = options.log ?? (() => {});
-  const check = new TokenCheck(options.tokens);
   const queue = options.queue ?? "example.reporter";
   const summary: ReportSummary = { reports: 0, approved: 0, denied: 0, approvedCents: 0, deniedCents: 0, byRegion: {}, duplicates: 0, refused: 0 };
   const seen = new Set<string>();
+  // Message ids counted: a copy of one (same id) is a duplicate, whatever its request.
+  const messages = new Set<string>();
   const waiters = new Set<() => void>();
 
-  function record(report: RequestReported, delivery: DeliveryContext): void {
-    if (check.verify(delivery.metadata.authorization) === undefined) {
+  async function record(report: RequestReported, delivery: DeliveryContext): Promise<void> {
+    try {
+      await options.identity.verify(delivery.metadata.authorization);
+    } catch (err) {
+      const status = StatusError.from(err);
+      if (status.code !== Code.UNAUTHENTICATED) throw status; // UNAVAILABLE: retried
       summary.refused++;
-      // FAILED_PRECONDITION is permanent to the consumer: dead-lettered now, with this reason.
-      throw new StatusError(Code.FAILED_PRECONDITION, `report ${report.requestId} carries no valid bearer token`);
+      // UNAUTHENTICATED is permanent to the consumer: dead-lettered now, with this reason.
+      throw new StatusError(Code.UNAUTHENTICATED, `report ${report.requestId} refused: ${status.rawMessage}`);
     }
-    if (seen.has(report.requestId)) {
+    const id = delivery.messageId || `report-${report.requestId}`;
+    if (messages.has(id) || seen.has(report.requestId)) {
       summary.duplicates++;
       return;
     }
+    messages.add(id);
     seen.add(report.requestId);
     const region = (summary.byRegion[report.region] ??= { approved: 0, denied: 0, approvedCents: 0 });
     summary.reports++;

@@ -26,6 +26,16 @@ export async function connectOrExit(service: "bridge" | "processor" | "reporter"
   }
 }
 
+/** The promise's value; if it fails, the reason as a sentence on stderr and exit 1 (a service that cannot start). */
+export async function orExit<T>(service: string, promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    console.error(`${service}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+}
+
 /** Ctrl-C or SIGTERM: `close` finishes the work in flight, then `telemetry` exports what it still holds. */
 export function closeOnSignal(service: string, close: () => Promise<void>, telemetry?: Telemetry): void {
   let closing = false;

@@ -3,7 +3,7 @@
 
 import { Code, StatusError } from "@grabbit/runtime";
 
-const PERMANENT = new Set<number>([Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED]);
+const PERMANENT = new Set<number>([Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION, Code.UNIMPLEMENTED]);
 
 export async function retrying<T>(what: string, log: (line: string) => void, f: () => Promise<T>, attempts = 8): Promise<T> {
   for (let attempt = 1; ; attempt++) {

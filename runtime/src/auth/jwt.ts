@@ -1,10 +1,12 @@
 // Server side of bearer authentication: JWT verification with `jose`, as a hook usable anywhere and
 // as a server interceptor for gRPC, AMQP RPC and event consumers alike. Verified claims reach the
-// handler through ctx.values (claimsOf(ctx)).
+// handler through ctx.values (claimsOf(ctx)). Keys: a secret, a public key, a local key set, or an
+// issuer's key set over HTTP (refetched for an unknown kid; unreachable = UNAVAILABLE, not a refusal).
 
 import { createPublicKey, type KeyObject } from "node:crypto";
 import {
   createLocalJWKSet,
+  createRemoteJWKSet,
   errors as joseErrors,
   importJWK,
   jwtVerify,
@@ -29,7 +31,16 @@ export type JwtKeys =
   /** A public key: PEM (SPKI or certificate), a Node KeyObject, or a public JWK. */
   | { publicKey: string | KeyObject | JWK }
   /** A local JSON Web Key Set (`{ keys: [...] }`); the token's `kid` picks the key. */
-  | { jwks: JSONWebKeySet };
+  | { jwks: JSONWebKeySet }
+  /**
+   * A key set served over HTTP (an OpenID issuer's `jwks_uri`), fetched on first use and kept for
+   * `cacheMaxAgeMs` (default 10 min): a key the issuer retired is refused once the copy is refreshed.
+   * A token whose `kid` is not in the copy makes it fetch again (at most once per `cooldownMs`,
+   * default 30 s; a cooldown of up to 5 s is waited out, so a key rotated in just after a fetch is
+   * accepted too), so a rotated-in key is accepted without a restart. A key set that cannot be
+   * fetched fails the call with UNAVAILABLE (retryable), not UNAUTHENTICATED.
+   */
+  | { jwksUrl: string | URL; cacheMaxAgeMs?: number; cooldownMs?: number; timeoutMs?: number };
 
 export interface JwtVerifierOptions {
   keys: JwtKeys;
@@ -53,9 +64,12 @@ export interface JwtVerifierOptions {
 export type JwtVerifier = (token: string) => Promise<JwtClaims>;
 
 const MIN_SECRET_BYTES = 32;
+/** A remote key set's cooldown up to this long is waited out for a token with an unknown kid. */
+const MAX_WAITED_COOLDOWN_MS = 5000;
 
 export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const { key, algorithms } = resolveKeys(options.keys, options.algorithms);
+  const remote = "jwksUrl" in options.keys ? String(options.keys.jwksUrl) : undefined;
   // A JWK is imported asynchronously; a bad one fails every verification (with its reason), not the process.
   if (key instanceof Promise) key.catch(() => {});
   const verifyOptions: JWTVerifyOptions = {
@@ -66,14 +80,40 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     ...(options.audience !== undefined ? { audience: options.audience } : {}),
     ...(options.maxTokenAgeSec !== undefined ? { maxTokenAge: options.maxTokenAgeSec } : {}),
   };
+  // A token of a key the copy does not have, while jose's cooldown forbids fetching again: with a
+  // short cooldown, wait it out and fetch once (shared by the calls waiting), then verify again. A
+  // rotated-in key is then accepted even right after a fetch; a forged kid costs one fetch per cooldown.
+  let refetch: Promise<void> | undefined;
+  const cooldownMs = "jwksUrl" in options.keys ? (options.keys.cooldownMs ?? 30_000) : Infinity;
+  const refetchAfterCooldown = (set: { reload(): Promise<void> }) =>
+    (refetch ??= new Promise<void>((resolve) => setTimeout(resolve, cooldownMs).unref?.())
+      .then(() => set.reload())
+      .finally(() => (refetch = undefined)));
   return async (token) => {
     try {
-      const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
-      return payload;
+      try {
+        const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
+        return payload;
+      } catch (err) {
+        const set = key as unknown as { coolingDown?: boolean; reload(): Promise<void> };
+        if (!remote || !(err instanceof joseErrors.JWKSNoMatchingKey) || !set.coolingDown || cooldownMs > MAX_WAITED_COOLDOWN_MS) throw err;
+        await refetchAfterCooldown(set);
+        const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
+        return payload;
+      }
     } catch (err) {
+      if (remote && unreachable(err)) throw new StatusError(Code.UNAVAILABLE, `cannot fetch the key set from ${remote}: ${reasonOf(err)}`, { cause: err });
       throw new StatusError(Code.UNAUTHENTICATED, `invalid token: ${reasonOf(err)}`, { cause: err });
     }
   };
+}
+
+/** A failure to get the remote key set (network, timeout, not 200, not JSON): the token was not judged. */
+function unreachable(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
+  if (err instanceof joseErrors.JOSEError) return err.code === "ERR_JOSE_GENERIC" && /JSON Web Key Set HTTP response/.test(err.message);
+  // fetch() itself rejects with a TypeError (connection refused, DNS...).
+  return err instanceof TypeError;
 }
 
 /** Key material in the form jwtVerify takes it, plus the algorithms it may be used with. */
@@ -90,6 +130,16 @@ function resolveKeys(keys: JwtKeys, algorithms: string[] | undefined): { key: Ui
     const fromKeys = keys.jwks.keys.map((k) => k.alg).filter((a): a is string => typeof a === "string");
     const algs = algorithms ?? (fromKeys.length > 0 ? [...new Set(fromKeys)] : ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]);
     return { key: createLocalJWKSet(keys.jwks), algorithms: algs };
+  }
+  if ("jwksUrl" in keys) {
+    const url = new URL(keys.jwksUrl);
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError(`jwksUrl must be an http(s) URL, not ${url.protocol}`);
+    const key = createRemoteJWKSet(url, {
+      ...(keys.cacheMaxAgeMs !== undefined ? { cacheMaxAge: keys.cacheMaxAgeMs } : {}),
+      ...(keys.cooldownMs !== undefined ? { cooldownDuration: keys.cooldownMs } : {}),
+      ...(keys.timeoutMs !== undefined ? { timeoutDuration: keys.timeoutMs } : {}),
+    });
+    return { key, algorithms: algorithms ?? ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"] };
   }
   const pk = keys.publicKey;
   if (typeof pk === "object" && !("asymmetricKeyType" in pk)) {
