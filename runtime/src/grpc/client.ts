@@ -11,9 +11,10 @@ import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
 import { grpcTargetAddress, RpcClientTelemetry, rpcClientTelemetry, telemetryActive, type RpcCall } from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
+import { beyondTimers } from "../timers.js";
 import type { Transport } from "../transport.js";
 import { asBuffer, fromGrpcMetadata, GRPC_METADATA_SETTER, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
-import { AsyncQueue } from "./queue.js";
+import { AsyncQueue, HIGH_WATER } from "./queue.js";
 
 export interface GrpcTransportOptions {
   /** Defaults to an insecure (plaintext) channel; see tlsChannelCredentials. */
@@ -56,9 +57,6 @@ function abortable(signal: AbortSignal | undefined): AbortSignal | undefined {
   return signal === NEVER_ABORTED ? undefined : signal;
 }
 const NO_OPTIONS: grpc.CallOptions = Object.freeze({}) as grpc.CallOptions;
-// Response messages buffered per stream before grpc-js is told to stop reading (flow control).
-const HIGH_WATER = 32;
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 type ClientStream = grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
 // The call's ResponseSink travels on the interceptor request under this key (spread copies it too).
@@ -463,7 +461,7 @@ function callOptions(deadline: number | undefined): grpc.CallOptions {
   if (deadline === undefined) return NO_OPTIONS;
   // grpc-js servers read a timeout past ~24.8 days as negative (int32), i.e. already passed, and
   // grpc-js clients treat it as infinite anyway: send such a deadline as none.
-  if (deadline - Date.now() > MAX_TIMEOUT_MS) return NO_OPTIONS;
+  if (beyondTimers(deadline)) return NO_OPTIONS;
   return { deadline };
 }
 
