@@ -1,13 +1,13 @@
-// Building the context a handler gets, and the CallRequest server interceptors see over it, for the
-// transports that are not grpc-js (RabbitMQ, in-memory). The abort controller and the values map
+// Building the context a handler gets, the CallRequest server interceptors see over it, and the one
+// client interceptors see, for the transports that are not grpc-js (RabbitMQ, in-memory). The abort controller and the values map
 // are made on first use: most handlers never touch them, and they are a measurable part of a call's
 // cost. Own getters (not prototype ones), so that `{ ...ctx }` in user code still carries them.
 // Nothing here fails; `sendHeaders` throws only what the transport's own callback throws.
 
-import type { HandlerContext } from "./context.js";
+import { NEVER_ABORTED, type CallOptions, type HandlerContext } from "./context.js";
 import type { MethodDesc, TransportName } from "./descriptors.js";
 import type { CallInput, CallRequest } from "./interceptor.js";
-import type { Metadata } from "./metadata.js";
+import { normalizeMetadata, type Metadata } from "./metadata.js";
 import type { StatusError } from "./status.js";
 
 export interface HandlerContextInit {
@@ -76,4 +76,23 @@ export function serverCallRequest(ctx: HandlerContext, input: CallInput): CallRe
     },
     peer: ctx.peer,
   } as CallRequest;
+}
+
+/** The request client interceptors see; `values` is made on first use (an own getter, so `{ ...req }` keeps it). */
+export function clientCallRequest(method: MethodDesc, transport: TransportName, options: CallOptions | undefined, deadline: number | undefined, input: CallInput): CallRequest {
+  let values: Map<string | symbol, unknown> | undefined;
+  return {
+    method,
+    transport,
+    side: "client",
+    metadata: normalizeMetadata(options?.metadata),
+    deadline,
+    signal: options?.signal ?? NEVER_ABORTED,
+    ...input,
+    get values() {
+      values ??= new Map();
+      return values;
+    },
+    peer: undefined,
+  };
 }

@@ -4,7 +4,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { inheritCallOptions } from "../call-context.js";
-import { resolveDeadline, type CallOptions } from "../context.js";
+import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../context.js";
 import type { MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
@@ -47,10 +47,8 @@ export function methodCodec(method: MethodDesc): MethodCodec {
   return codec;
 }
 
-// Interceptors always get a signal; calls without one share this never-aborted one. Nothing listens
-// to it: it cannot fire, and one abort listener per call in flight on one shared signal is an O(n)
-// list walk per add and remove (and MaxListenersExceededWarning past 10 calls in flight).
-const NEVER_ABORTED = new AbortController().signal;
+// Interceptors always get a signal; calls without one share NEVER_ABORTED (context.ts), which
+// nothing listens to (also no MaxListenersExceededWarning past 10 calls in flight).
 
 /** The signal worth listening to: none for the shared never-aborted one. */
 function abortable(signal: AbortSignal | undefined): AbortSignal | undefined {

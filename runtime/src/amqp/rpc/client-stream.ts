@@ -292,26 +292,3 @@ export function sendCancel(channel: Channel, inbox: string, id: string, reason: 
     // The channel closed: the server hears of it through our silence.
   }
 }
-
-/** A server or bidi stream's responses as an iterable; the call opens (`open`) on the first next(). */
-export function lazyResponses(open: () => Promise<CallResponse>): AsyncIterable<unknown> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      let iterator: AsyncIterator<unknown> | undefined;
-      let opening: Promise<AsyncIterator<unknown>> | undefined;
-      const start = () =>
-        (opening ??= open().then((response) => {
-          iterator = response.messages![Symbol.asyncIterator]();
-          return iterator;
-        }));
-      return {
-        next: async () => (iterator ?? (await start())).next(),
-        return: async () => {
-          if (iterator === undefined && opening === undefined) return { value: undefined, done: true };
-          const it = iterator ?? (await start().catch(() => undefined));
-          return (await it?.return?.()) ?? { value: undefined, done: true };
-        },
-      };
-    },
-  };
-}

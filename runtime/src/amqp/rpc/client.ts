@@ -28,7 +28,8 @@ import { inheritCallOptions } from "../../call-context.js";
 import type { AmqpRpcTransportOptions } from "./client-options.js";
 import { clientCallRequest, failing, kindError, reportReply } from "./client-call.js";
 import { awaitDrain, broadcastCancel, linkInbox } from "./client-link.js";
-import { ClientStream, lazyResponses, sendCancel, STREAM_OPTIONS, type StreamHost } from "./client-stream.js";
+import { ClientStream, sendCancel, STREAM_OPTIONS, type StreamHost } from "./client-stream.js";
+import { lazyResponses } from "../../lazy-responses.js";
 import { abortStatus, deadlineError, untilReady } from "./deadline.js";
 import { encodeRequest, requestHeaders, requestProperties } from "./encode-request.js";
 import { isReplyStatus, parseReply } from "./parse-reply.js";
@@ -147,7 +148,7 @@ export class AmqpRpcTransport implements Transport {
   async unary<I, O>(method: MethodDesc<I, O>, request: I, callOptions?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw kindError(method, "unary");
     const options = inheritCallOptions(callOptions);
-    const req = clientCallRequest(method, options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), { message: request });
+    const req = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), { message: request });
     try {
       const response = await (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
       reportReply(options, response.metadata);
@@ -198,7 +199,7 @@ export class AmqpRpcTransport implements Transport {
   private openStream(method: MethodDesc, input: CallInput, options: CallOptions | undefined): Promise<CallResponse> {
     // A stream has no deadline unless the caller or the method sets one (keepalives find a dead
     // peer); the transport's default timeout bounds only the wait for a server to accept it.
-    const req: CallRequest & { [STREAM_OPTIONS]?: CallOptions } = clientCallRequest(method, options, resolveDeadline(options, method.timeoutMs), input);
+    const req: CallRequest & { [STREAM_OPTIONS]?: CallOptions } = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs), input);
     req[STREAM_OPTIONS] = options;
     return (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
   }

@@ -2,11 +2,13 @@
 // its caller waits (`rpc-timeout-ms`, else its `expiration`), and the statuses a call ends with when
 // its deadline passes or its signal aborts. Pure; the clock comes in as an argument where it counts.
 
+import { abortStatus, deadlineError } from "../../call-errors.js";
 import { NEVER_ABORTED } from "../../context.js";
-import type { MethodDesc } from "../../descriptors.js";
 import type { CallRequest } from "../../interceptor.js";
 import { Code, StatusError } from "../../status.js";
 import { delayUntil } from "../../timers.js";
+
+export { abortStatus, deadlineError } from "../../call-errors.js";
 import { HEADER_TIMEOUT, readMillis } from "./wire.js";
 
 /**
@@ -23,26 +25,7 @@ export function requestDeadline(timeoutMs: number | undefined, arrival: number):
   return timeoutMs === undefined ? undefined : arrival + timeoutMs;
 }
 
-/** The client's status when the call's deadline passed before its reply. */
-export function deadlineError(method: MethodDesc): StatusError {
-  return new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the deadline passed before the reply arrived`);
-}
 
-/**
- * The status of a call whose signal aborted: the reason itself when it is a StatusError,
- * DEADLINE_EXCEEDED for AbortSignal.timeout()'s TimeoutError, else CANCELLED with the reason's text.
- */
-export function abortStatus(signal: AbortSignal): StatusError {
-  const reason: unknown = signal.reason;
-  if (reason instanceof StatusError) return reason;
-  // AbortSignal.timeout() is a deadline by another name.
-  if (reason instanceof Error && reason.name === "TimeoutError") {
-    return new StatusError(Code.DEADLINE_EXCEEDED, `the call's signal timed out: ${reason.message}`, { cause: reason });
-  }
-  return new StatusError(Code.CANCELLED, reason instanceof Error && reason.message ? `the call was cancelled: ${reason.message}` : "the call was cancelled", {
-    cause: reason,
-  });
-}
 
 /**
  * Waits for `event` on behalf of call `req`: rejects with the call's deadline or cancellation status
