@@ -4,7 +4,7 @@
 // without configure rights) fails streams or cancellation only, never the unary calls on the link.
 
 import type { ConsumeMessage } from "amqplib";
-import { messageOf } from "../../status.js";
+import { asError, messageOf } from "../../status.js";
 import type { Link } from "./pending.js";
 import { CANCEL_EXCHANGE, FRAME, HEADER_FRAME, HEADER_MESSAGE } from "./wire.js";
 
@@ -70,7 +70,7 @@ export function broadcastCancel(
       await scratch.close().catch(() => {});
     }
   })().catch((err: unknown) => {
-    warn({ err: err instanceof Error ? err : new Error(String(err)) }, `cancellations cannot reach AMQP servers: exchange "${CANCEL_EXCHANGE}" could not be declared (${messageOf(err)})`);
+    warn({ err: asError(err) }, `cancellations cannot reach AMQP servers: exchange "${CANCEL_EXCHANGE}" could not be declared (${messageOf(err)})`);
     return false;
   });
   void link.cancelExchange.then((ok) => {

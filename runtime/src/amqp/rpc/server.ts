@@ -17,7 +17,7 @@ import { createHandlerContext, serverCallRequest, type ServerCall } from "../../
 import type { ServiceHandlers } from "../../handler.js";
 import { applyInterceptors, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
-import { Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
+import { asError, Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import type { Logger } from "../../telemetry/logger.js";
 import { recordDeadLettered } from "../../telemetry/metrics.js";
 import type { Context } from "../../telemetry/otel.js";
@@ -267,7 +267,7 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     } catch (err) {
       link.inboxProblem = `its inbox could not be declared (${messageOf(err)})`;
       this.logger.warn(
-        { queue: this.requestQueue, err: err instanceof Error ? err : new Error(String(err)) },
+        { queue: this.requestQueue, err: asError(err) },
         `RPC server of queue "${this.requestQueue}": no streaming calls and no cancellation of unary calls on this channel: ${link.inboxProblem}`,
       );
     } finally {
@@ -567,7 +567,7 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
 
   /** An error with no caller: logged (error, with the queue), then to onError. */
   private report(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = asError(err);
     try {
       this.logger.error({ queue: this.requestQueue, err: error }, error.message);
     } catch {
