@@ -154,6 +154,30 @@ describe("unary calls", () => {
   });
 });
 
+describe("the transport itself", () => {
+  it("serves several services, shows the transport name it is given, and refuses calls once closed", async () => {
+    const seen: string[] = [];
+    const see: Interceptor = (next) => (req) => {
+      seen.push(`${req.side}:${req.transport}`);
+      return next(req);
+    };
+    let ctxTransport: string | undefined;
+    const other = { typeName: "x.v1.Other", transports: ["amqp"], methods: {} } as const;
+    const transport = createInMemoryTransport(other, {}, { transport: "amqp", peer: "tester", interceptors: [see], clientInterceptors: [see] }).add(g.LedgerService, {
+      get(_q: unknown, ctx: HandlerContext) {
+        ctxTransport = `${ctx.transport}/${ctx.peer}`;
+        return { account: "a", cents: 0, entries: 0 };
+      },
+    });
+    const client = new g.LedgerClient(transport);
+    await client.get({ account: "a", count: 0 });
+    expect(ctxTransport).toBe("amqp/tester");
+    expect(seen).toEqual(["client:amqp", "server:amqp"]);
+    await client.close();
+    await expect(client.get({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+  });
+});
+
 describe("interceptors", () => {
   /** A client interceptor that sends a bearer token, and a server one that checks it and names the caller. */
   const bearer =
