@@ -20,6 +20,11 @@ export const INHERITED_HEADERS: readonly string[] = ["authorization", "tracepare
 
 const storage = new AsyncLocalStorage<HandlerContext>();
 
+/** Runs `fn` in call `ctx`, or outside any call when `ctx` is undefined (an in-process peer's own context). */
+export function runWithCallContext<T>(ctx: HandlerContext | undefined, fn: () => T): T {
+  return ctx === undefined ? storage.exit(fn) : storage.run(ctx, fn);
+}
+
 /** The call being served here, inside a handler (or anything it started); undefined elsewhere. */
 export function currentCallContext(): HandlerContext | undefined {
   return storage.getStore();

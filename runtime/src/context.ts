@@ -63,3 +63,9 @@ export function resolveDeadline(options: CallOptions | undefined, defaultTimeout
   }
   return deadline;
 }
+
+/**
+ * The signal of calls made without one: it never aborts, so nothing listens to it (one abort
+ * listener per call in flight on a shared signal would be an O(n) walk per add and remove).
+ */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;

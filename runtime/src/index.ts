@@ -8,6 +8,7 @@ export { type HandlerContext, type CallOptions, resolveDeadline } from "./contex
 export { currentCallContext, runInCallContext, inheritCallOptions, detachFromCall, INHERITED_HEADERS } from "./call-context.js";
 export { type CallRequest, type CallResponse, type CallNext, type Interceptor, applyInterceptors } from "./interceptor.js";
 export type { Transport } from "./transport.js";
+export { createInMemoryTransport, InMemoryTransport, type InMemoryTransportOptions } from "./in-memory.js";
 export type {
   UnaryHandler,
   ServerStreamHandler,

@@ -4,6 +4,15 @@
 import type { MethodDesc, TransportName } from "./descriptors.js";
 import type { Metadata } from "./metadata.js";
 
+/**
+ * What a call carries in, as the transports build it: one message (unary and server-streaming
+ * calls) or a stream of them (client- and bidi-streaming calls), never both. CallRequest keeps the
+ * two as optional fields so that interceptors may replace either; this is the shape it starts with.
+ */
+export type CallInput =
+  | { readonly message: unknown; readonly messages?: undefined }
+  | { readonly message?: undefined; readonly messages: AsyncIterable<unknown> };
+
 export interface CallRequest {
   readonly method: MethodDesc;
   readonly transport: TransportName;

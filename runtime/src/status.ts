@@ -88,3 +88,8 @@ export class UnroutableError extends StatusError {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Anything thrown as an Error (a thrown string or object wrapped, with its text), for logs and onError. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

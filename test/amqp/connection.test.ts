@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpConnection, Publisher, quorumLostMessage, redactUrl, type AmqpSession } from "@grabbit/runtime/amqp";
+import { AmqpConnection, Publisher, quorumLostMessage, redactUrl, type AmqpConnectionEvents, type AmqpSession } from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { TcpProxy, brokerProxy } from "../support/tcp-proxy.js";
@@ -9,8 +9,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f().catch(() => {});
 });
 
-function nextEvent<T = unknown>(emitter: AmqpConnection, name: string): Promise<T> {
-  return new Promise((resolve) => emitter.once(name, resolve));
+function nextEvent<T = unknown>(emitter: AmqpConnection, name: keyof AmqpConnectionEvents): Promise<T> {
+  return new Promise((resolve) => emitter.once(name, (...args: unknown[]) => resolve(args[0] as T)));
 }
 
 describe("AmqpConnection", () => {

@@ -13,7 +13,7 @@
 // through `onOpen` and of its end through `onLost`, so a message never outlives its channel unseen.
 
 import type { Channel, ConfirmChannel } from "amqplib";
-import { Code, StatusError } from "../status.js";
+import { asError, Code, StatusError } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 
 export interface ChannelKeeperOptions<C extends Channel> {
@@ -192,7 +192,7 @@ export class ChannelKeeper<C extends Channel = Channel> {
     } catch (err) {
       await ch.close().catch(() => undefined);
       if (!first && session.open && !this.closed) {
-        this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+        this.options.onError?.(asError(err));
         this.scheduleReopen(session);
       }
       throw err;

@@ -10,7 +10,7 @@ import { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
 import amqp from "amqplib";
 import type { Channel, ChannelModel, ConfirmChannel } from "amqplib";
-import { Code, StatusError } from "../status.js";
+import { asError, Code, StatusError } from "../status.js";
 import { recordReconnect } from "../telemetry/metrics.js";
 import { defaultLogger, type Logger } from "../telemetry/logger.js";
 import { nodeOf, watchConnectionState } from "./telemetry.js";
@@ -256,13 +256,27 @@ function coalesceWrites(socket: Socket): void {
   } as Socket["write"];
 }
 
+/** The events of an AmqpConnection and their arguments, so that `on(...)` listeners are typed. */
+export interface AmqpConnectionEvents {
+  /** A session is up and every setup ran on it: the node's URL and how many times this connection reconnected. */
+  connected: [session: AmqpSession, info: { node: string; reconnects: number }];
+  /** The session was lost (the error, when there was one); reconnecting follows unless closing. */
+  disconnected: [error: Error | undefined, info: { node: string }];
+  /** The next connection attempt, after `delayMs`. */
+  reconnecting: [info: { attempt: number; delayMs: number }];
+  /** The broker blocked publishing (a resource alarm), with its reason. */
+  blocked: [reason: string];
+  unblocked: [];
+  /** Emitted only when someone listens; otherwise errors go to `onError` alone. */
+  error: [error: Error];
+}
+
 /**
- * A RabbitMQ connection with recovery. Events: "connected" (session, { node, reconnects }: the node's
- * URL without credentials and how many times this connection has reconnected), "disconnected" (error?),
- * "reconnecting" ({ attempt, delayMs }), "blocked" (reason), "unblocked", "error" (error; only
- * emitted when someone listens, otherwise passed to `onError`).
+ * A RabbitMQ connection with recovery. Its events (AmqpConnectionEvents): "connected",
+ * "disconnected", "reconnecting", "blocked", "unblocked", and "error" (only emitted when someone
+ * listens, otherwise passed to `onError`).
  */
-export class AmqpConnection extends EventEmitter {
+export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private readonly urls: string[];
   private readonly options: AmqpConnectionOptions;
   private session: Session | undefined;
@@ -514,7 +528,7 @@ export class AmqpConnection extends EventEmitter {
           this.urlIndex = index;
           this.lastConnectError = undefined;
         } catch (err) {
-          lastError = err instanceof Error ? err : new Error(String(err));
+          lastError = asError(err);
           this.lastConnectError = lastError;
         }
       }
@@ -640,7 +654,7 @@ export class AmqpConnection extends EventEmitter {
       await setup(session);
     } catch (err) {
       // A setup that fails because the session died is not news; anything else is.
-      if (session.open) this.reportError(err instanceof Error ? err : new Error(String(err)));
+      if (session.open) this.reportError(asError(err));
     }
   }
 

@@ -6,6 +6,7 @@ export {
   redactUrl,
   quorumLostMessage,
   type NodeProbe,
+  type AmqpConnectionEvents,
   type AmqpConnectionOptions,
   type AmqpReconnectOptions,
   type AmqpTlsOptions,

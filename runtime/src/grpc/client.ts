@@ -4,16 +4,17 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { inheritCallOptions } from "../call-context.js";
-import { resolveDeadline, type CallOptions } from "../context.js";
+import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../context.js";
 import type { MethodDesc } from "../descriptors.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
 import { grpcTargetAddress, RpcClientTelemetry, rpcClientTelemetry, telemetryActive, type RpcCall } from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
+import { beyondTimers } from "../timers.js";
 import type { Transport } from "../transport.js";
 import { asBuffer, fromGrpcMetadata, GRPC_METADATA_SETTER, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
-import { AsyncQueue } from "./queue.js";
+import { AsyncQueue, HIGH_WATER } from "./queue.js";
 
 export interface GrpcTransportOptions {
   /** Defaults to an insecure (plaintext) channel; see tlsChannelCredentials. */
@@ -46,19 +47,14 @@ export function methodCodec(method: MethodDesc): MethodCodec {
   return codec;
 }
 
-// Interceptors always get a signal; calls without one share this never-aborted one. Nothing listens
-// to it: it cannot fire, and one abort listener per call in flight on one shared signal is an O(n)
-// list walk per add and remove (and MaxListenersExceededWarning past 10 calls in flight).
-const NEVER_ABORTED = new AbortController().signal;
+// Interceptors always get a signal; calls without one share NEVER_ABORTED (context.ts), which
+// nothing listens to (also no MaxListenersExceededWarning past 10 calls in flight).
 
 /** The signal worth listening to: none for the shared never-aborted one. */
 function abortable(signal: AbortSignal | undefined): AbortSignal | undefined {
   return signal === NEVER_ABORTED ? undefined : signal;
 }
 const NO_OPTIONS: grpc.CallOptions = Object.freeze({}) as grpc.CallOptions;
-// Response messages buffered per stream before grpc-js is told to stop reading (flow control).
-const HIGH_WATER = 32;
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 type ClientStream = grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
 // The call's ResponseSink travels on the interceptor request under this key (spread copies it too).
@@ -463,7 +459,7 @@ function callOptions(deadline: number | undefined): grpc.CallOptions {
   if (deadline === undefined) return NO_OPTIONS;
   // grpc-js servers read a timeout past ~24.8 days as negative (int32), i.e. already passed, and
   // grpc-js clients treat it as infinite anyway: send such a deadline as none.
-  if (deadline - Date.now() > MAX_TIMEOUT_MS) return NO_OPTIONS;
+  if (beyondTimers(deadline)) return NO_OPTIONS;
   return { deadline };
 }
 

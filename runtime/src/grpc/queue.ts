@@ -1,6 +1,12 @@
 // A bounded hand-off from a grpc-js Readable (push-based) to an AsyncIterator (pull-based).
 // The producer pauses its stream when `push` says the queue is full and `onLow` resumes it.
 
+/**
+ * Messages buffered per call and direction before grpc-js is told to stop reading (flow control):
+ * the same on the client (responses) and the server (requests).
+ */
+export const HIGH_WATER = 32;
+
 export class AsyncQueue<T> implements AsyncIterableIterator<T> {
   private items: T[] = [];
   private closed = false;

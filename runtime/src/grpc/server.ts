@@ -5,9 +5,11 @@ import * as grpc from "@grpc/grpc-js";
 import { runInCallContext } from "../call-context.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
+import type { ServiceHandlers } from "../handler.js";
 import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { hasKeys, type Metadata } from "../metadata.js";
 import { Code, StatusError, messageOf } from "../status.js";
+import { beyondTimers, delayUntil } from "../timers.js";
 import { defaultLogger, type Logger } from "../telemetry/logger.js";
 import type { Context } from "../telemetry/otel.js";
 import { logRpcFailure, type RpcCall, RpcServerTelemetry, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
@@ -15,7 +17,7 @@ import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import { asBuffer, fromGrpcMetadata, GRPC_METADATA_GETTER, grpcStatusFromError, toGrpcMetadata } from "./convert.js";
 import { confirmHalfClose } from "./half-close.js";
 import { HealthServiceDesc, HealthStatus } from "./health.js";
-import { AsyncQueue } from "./queue.js";
+import { AsyncQueue, HIGH_WATER } from "./queue.js";
 
 type SurfaceCall =
   | grpc.ServerUnaryCall<unknown, unknown>
@@ -41,12 +43,9 @@ type Respond = grpc.sendUnaryData<unknown> | WritableCall;
 // connections are closed hard.
 const CUT_OFF_FLUSH_MS = 1000;
 
-// Request messages buffered per call before grpc-js is told to stop reading (flow control).
-const HIGH_WATER = 32;
 // A client cancels its stream when its own deadline passes, which can be a little before the server's
 // copy of it (clocks start at different moments): a cancel this close to the deadline is the deadline.
 const DEADLINE_SLACK_MS = 100;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 // The handler context travels on the interceptor request under this key (spread copies it too).
 const CONTEXT = Symbol("grabbit.grpc.context");
 
@@ -136,7 +135,7 @@ export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinit
  * grpc-js handlers for a service implementation (an object of plain async functions keyed like
  * `service.methods`). Methods without a handler are left out, so grpc-js answers UNIMPLEMENTED.
  */
-export function grpcServiceImplementation(service: ServiceDesc, handlers: object, options: { interceptors?: Interceptor[]; logger?: Logger } = {}): grpc.UntypedServiceImplementation {
+export function grpcServiceImplementation<S extends ServiceDesc>(service: S, handlers: Partial<ServiceHandlers<S>>, options: { interceptors?: Interceptor[]; logger?: Logger } = {}): grpc.UntypedServiceImplementation {
   return implementation(service, handlers, options.interceptors, { forced: false, active: new Set() }, options.logger ?? defaultLogger(), true);
 }
 
@@ -533,8 +532,8 @@ class GrpcHandlerContext implements HandlerContext {
       else if (!this.finished) {
         (this.call as NodeJS.EventEmitter).once("cancelled", this.onCancel);
         // Past setTimeout's range (about 24.8 days) Node would fire at once: such a deadline is no deadline.
-        if (this.deadline !== undefined && this.deadline - Date.now() <= MAX_TIMER_MS) {
-          this.timer = setTimeout(this.onDeadline, Math.max(0, this.deadline - Date.now()));
+        if (this.deadline !== undefined && !beyondTimers(this.deadline)) {
+          this.timer = setTimeout(this.onDeadline, delayUntil(this.deadline));
         }
       }
     }
@@ -620,7 +619,7 @@ export class GrpcServer {
     this.logger = options.logger ?? defaultLogger();
   }
 
-  add(service: ServiceDesc, handlers: object): this {
+  add<S extends ServiceDesc>(service: S, handlers: Partial<ServiceHandlers<S>>): this {
     this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state, this.logger, true));
     return this;
   }

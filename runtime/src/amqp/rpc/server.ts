@@ -10,134 +10,31 @@ import type { Channel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
 import { Publisher } from "../publisher.js";
-import { CONTENT_TYPE_PROTOBUF, copiedProperties, HEADER_DEAD_LETTERED_AT, HEADER_ERROR, headersToMetadata, metadataToHeaders, republishableHeaders } from "../headers.js";
+import { copiedProperties, HEADER_DEAD_LETTERED_AT, HEADER_ERROR, headersToMetadata, republishableHeaders } from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
-import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { createHandlerContext, serverCallRequest, type ServerCall } from "../../handler-context.js";
+import type { ServiceHandlers } from "../../handler.js";
+import { applyInterceptors, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
-import { Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
-import { encodeRpcStatus } from "../../status-details.js";
+import { asError, Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import type { Logger } from "../../telemetry/logger.js";
 import { recordDeadLettered } from "../../telemetry/metrics.js";
 import type { Context } from "../../telemetry/otel.js";
-import { logRpcFailure, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../../telemetry/rpc.js";
-import {
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
-  ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_SYSTEM,
-  MESSAGING_SYSTEM_RABBITMQ,
-  RPC_SYSTEM_GRABBIT_AMQP,
-} from "../../telemetry/semconv.js";
-import { activeSpan, logTraceIds } from "../telemetry.js";
+import { logRpcFailure, telemetryActive, TRACE_CONTEXT_VALUE } from "../../telemetry/rpc.js";
+import { delayUntil } from "../../timers.js";
+import { logTraceIds } from "../telemetry.js";
 import { runInCallContext } from "../../call-context.js";
-import { inboxRoute, StreamEnd } from "./stream.js";
-import {
-  CANCEL_EXCHANGE,
-  DEFAULT_KEEPALIVE_MS,
-  DEFAULT_STREAM_WINDOW,
-  DEFAULT_STREAM_WINDOW_BYTES,
-  INITIAL_STREAM_CREDIT,
-  deadLetterQueueName,
-  FRAME,
-  HEADER_CREDIT,
-  HEADER_FRAME,
-  HEADER_KEEPALIVE,
-  MAX_KEEPALIVE_MS,
-  delayUntil,
-  MIN_KEEPALIVE_MS,
-  HEADER_MESSAGE,
-  HEADER_METHOD,
-  HEADER_STATUS,
-  HEADER_STATUS_DETAILS,
-  HEADER_TIMEOUT,
-  readCount,
-  readFrame,
-  readMillis,
-  readText,
-} from "./wire.js";
+import { CancelMemory } from "./cancel-memory.js";
+import { requestIds, serverTelemetry } from "./rpc-telemetry.js";
+import { declareServerQueue } from "./declare-queue.js";
+import { cannotEncode, encodeResponse, replyHeaders, replyProperties, strippedReplyHeaders } from "./encode-reply.js";
+import type { AmqpQueueType, AmqpRpcServerOptions } from "./server-options.js";
+import { serveStream, type ActiveCall, type ServerLink, type StreamHost } from "./serve-stream.js";
+import { decodeRequest, methodTable, validateRequest, type MethodEntry } from "./validate-request.js";
+import { CANCEL_EXCHANGE, DEFAULT_STREAM_WINDOW, DEFAULT_STREAM_WINDOW_BYTES, deadLetterQueueName, FRAME, HEADER_MESSAGE, readFrame, readText } from "./wire.js";
 
-export type AmqpQueueType = "auto" | "quorum" | "classic";
-
-export interface AmqpRpcServerOptions {
-  /** Server interceptors, first = outermost; they see side "server", transport "amqp". */
-  interceptors?: Interceptor[];
-  /** Requests handled at once by this server (per connection session). Default: the service's `amqp.prefetch`. */
-  prefetch?: number;
-  /**
-   * Type of the request queue and its dead-letter queue, both durable. Default: the contract's
-   * `(grabbit.v1.service).queue_type` (`service.amqp.queueType`), else "auto". "auto": quorum where
-   * the broker supports it, classic otherwise, and an existing queue of either type is used as it
-   * is. "quorum"/"classic": declared with that `x-queue-type`, and an existing queue of another type
-   * fails `serveAmqp` with FAILED_PRECONDITION (RabbitMQ cannot change a queue's type in place).
-   * Setting it here overrides the contract: every server of the queue must still agree.
-   */
-  queueType?: AmqpQueueType;
-  /** How long `close()` lets in-flight handlers finish before aborting them (they reply UNAVAILABLE). Default 10 000 ms. */
-  closeTimeoutMs?: number;
-  /** Problems no caller can be told about (a dead-letter publish that failed, a consumer the broker cancelled). */
-  onError?: (err: Error) => void;
-  /**
-   * Largest request body decoded and response body sent, in bytes; past it the caller gets
-   * RESOURCE_EXHAUSTED (the handler does not run, or its response is not sent). Default: no limit.
-   */
-  maxMessageBytes?: number;
-  /**
-   * Where failed calls (as the gRPC server logs them: error for UNKNOWN, INTERNAL, DATA_LOSS, warn
-   * for the server's other failures, debug for the caller's), dead-lettered requests and errors
-   * with no caller are logged, with method, queue and trace id. Default: the connection's logger.
-   */
-  logger?: Logger;
-  /**
-   * Streaming calls this server runs at once (they hold no prefetch slot: a stream's open is acked
-   * when the stream starts). Past it, a new stream fails RESOURCE_EXHAUSTED. Default 256.
-   */
-  maxStreams?: number;
-  /**
-   * At most this many messages of a client's request stream given credit for and not yet read (the
-   * client waits beyond it). Default 1 024; the first grant is 64, until message sizes are known.
-   */
-  streamWindow?: number;
-  /** And about this many bytes of them, so that big messages get a smaller window. Default 4 MiB. */
-  streamWindowBytes?: number;
-}
-
-interface MethodEntry {
-  readonly key: string;
-  readonly method: MethodDesc;
-  /** Undefined when the service object has no function for the method. */
-  readonly handler: ((request: unknown, ctx: HandlerContext) => unknown) | undefined;
-  readonly unsupported: string | undefined;
-}
-
-/** The consuming channel, for the deliveries that came on it (acks must go back on it). */
-interface ServerLink {
-  readonly session: AmqpSession;
-  readonly channel: Channel;
-  consumerTag: string | undefined;
-  alive: boolean;
-  /** This channel's inbox (stream frames, cancellations); undefined when it could not be declared. */
-  inbox: string | undefined;
-  /** Why there is no inbox, for the streams refused on this channel. */
-  inboxProblem: string | undefined;
-}
-
-/** A call being served, as a cancellation finds it. */
-interface ActiveCall {
-  /** Ends the call early with this status (deadline, shutdown, the caller's cancellation). */
-  end(err: StatusError): void;
-  /** A streaming call's end, which takes the client's frames. */
-  readonly stream?: StreamEnd;
-  /** Stream calls: frames from the client (half-close) the end does not take itself. */
-  frame?(kind: string): void;
-}
-
-/** How long a cancellation of a call not seen yet is remembered (its request may still be queued). */
-const CANCEL_MEMORY_MS = 10 * 60_000;
-const CANCEL_MEMORY_MAX = 10_000;
+export type { AmqpQueueType, AmqpRpcServerOptions } from "./server-options.js";
 
 const EMPTY = Buffer.alloc(0);
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -147,12 +44,12 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
  * service's request queue. Resolves once the queue is declared and consumed, so a call made after
  * it is served by this server (or another on the same queue).
  */
-export async function serveAmqp(
+export async function serveAmqp<S extends ServiceDesc>(
   connection: AmqpConnection,
-  service: ServiceDesc,
-  handlers: object,
+  service: S,
+  handlers: Partial<ServiceHandlers<S>>,
   options: AmqpRpcServerOptions = {},
-): Promise<AmqpRpcServer> {
+): Promise<AmqpRpcServer<S>> {
   const server = new AmqpRpcServer(connection, service, handlers, options);
   try {
     await connection.waitForSession();
@@ -188,14 +85,14 @@ function setupStatus(err: unknown, context: string): unknown {
  * Streaming methods are served by serveStream (docs/wire-contract.md, "Streams over RabbitMQ").
  * Every handler runs in its call context (call-context.ts), so its own calls and publishes carry on.
  */
-export class AmqpRpcServer {
-  readonly service: ServiceDesc;
+export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
+  readonly service: S;
   readonly requestQueue: string;
   /** Resolves when the first session's consumer is up; rejects if that setup failed. */
   readonly started: Promise<void>;
   private readonly connection: AmqpConnection;
-  private readonly handlers: object;
-  private readonly methods = new Map<string, MethodEntry>();
+  private readonly handlers: Partial<ServiceHandlers<S>>;
+  private readonly methods: ReadonlyMap<string, MethodEntry>;
   private readonly interceptors: Interceptor[] | undefined;
   private readonly prefetch: number;
   private readonly queueType: AmqpQueueType;
@@ -216,11 +113,9 @@ export class AmqpRpcServer {
   /** Calls being handled, by correlation id, for the caller's cancellation and a stream's frames. */
   private readonly calls = new Map<string, ActiveCall>();
   /** Cancellations that came before their request (still queued): id -> when forgotten. */
-  private readonly cancelledEarly = new Map<string, number>();
-  private streamCount = 0;
-  private readonly maxStreams: number;
-  private readonly streamWindow: number;
-  private readonly streamWindowBytes: number;
+  private readonly cancelledEarly = new CancelMemory();
+  /** What serving a stream needs of this server (serve-stream.ts). */
+  private readonly streamHost: StreamHost;
   private inFlightCount = 0;
   private idleWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
@@ -229,7 +124,7 @@ export class AmqpRpcServer {
   private readonly telemetry: Interceptor;
 
   /** Prefer `serveAmqp`, which waits until the server consumes. */
-  constructor(connection: AmqpConnection, service: ServiceDesc, handlers: object, options: AmqpRpcServerOptions = {}) {
+  constructor(connection: AmqpConnection, service: S, handlers: Partial<ServiceHandlers<S>>, options: AmqpRpcServerOptions = {}) {
     if (!service.amqp) {
       throw new TypeError(`service ${service.typeName} is not served over AMQP (its descriptor has no amqp section)`);
     }
@@ -244,31 +139,24 @@ export class AmqpRpcServer {
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onError = options.onError;
     this.logger = options.logger ?? connection.logger;
-    this.telemetry = rpcServerTelemetry({
-      system: RPC_SYSTEM_GRABBIT_AMQP,
-      attributes: {
-        [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
-        [ATTR_MESSAGING_OPERATION_TYPE]: "process",
-        [ATTR_MESSAGING_OPERATION_NAME]: "process",
-        [ATTR_MESSAGING_DESTINATION_NAME]: service.amqp.requestQueue,
-      },
-    });
+    this.telemetry = serverTelemetry(service.amqp.requestQueue);
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
-    this.maxStreams = Math.max(1, options.maxStreams ?? 256);
-    this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
-    this.streamWindowBytes = Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES));
+    this.streamHost = {
+      handlers,
+      maxStreams: Math.max(1, options.maxStreams ?? 256),
+      maxMessageBytes: this.maxMessageBytes,
+      streamWindow: Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW)),
+      streamWindowBytes: Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES)),
+      streams: { count: 0 },
+      active: this.active,
+      calls: this.calls,
+      early: (link, msg, method, code, text) => this.early(link, msg, method, code, text),
+      context: (msg, method, deadline, sendHeaders) => this.context(msg, method, deadline, sendHeaders),
+      logFailure: (msg, method, ctx, err) => this.logFailure(msg, method, ctx, err),
+      chainFor: (msg) => this.chainFor(msg),
+    };
     this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
-    for (const [key, method] of Object.entries(service.methods)) {
-      const fn = (handlers as Record<string, unknown>)[key];
-      let unsupported: string | undefined;
-      if (typeof fn !== "function") unsupported = `${method.path} is not implemented by this server`;
-      this.methods.set(method.path, {
-        key,
-        method,
-        handler: unsupported === undefined ? (fn as MethodEntry["handler"]) : undefined,
-        unsupported,
-      });
-    }
+    this.methods = methodTable(service, handlers);
     this.started = new Promise<void>((resolve, reject) => {
       this.startedSettle = (err) => {
         this.startedSettle = undefined;
@@ -340,8 +228,15 @@ export class AmqpRpcServer {
   /** Declares the queues, then consumes on `channel` (the keeper's; run again for every new one). */
   private async setup(channel: Channel, session: AmqpSession): Promise<void> {
     if (this.closing) return;
-    await this.declare(session, this.requestQueue);
-    await this.declare(session, deadLetterQueueName(this.requestQueue));
+    const declaration = {
+      queueType: this.queueType,
+      source: this.queueTypeSource,
+      service: this.service.typeName,
+      requestQueue: this.requestQueue,
+      quorum: this.connection.supportsQuorumQueues(),
+    };
+    await declareServerQueue(session, this.requestQueue, declaration);
+    await declareServerQueue(session, deadLetterQueueName(this.requestQueue), declaration);
     await channel.prefetch(this.prefetch);
     if (this.closing || !session.open) return;
     const link: ServerLink = { session, channel, consumerTag: undefined, alive: true, inbox: undefined, inboxProblem: undefined };
@@ -372,7 +267,7 @@ export class AmqpRpcServer {
     } catch (err) {
       link.inboxProblem = `its inbox could not be declared (${messageOf(err)})`;
       this.logger.warn(
-        { queue: this.requestQueue, err: err instanceof Error ? err : new Error(String(err)) },
+        { queue: this.requestQueue, err: asError(err) },
         `RPC server of queue "${this.requestQueue}": no streaming calls and no cancellation of unary calls on this channel: ${link.inboxProblem}`,
       );
     } finally {
@@ -392,31 +287,11 @@ export class AmqpRpcServer {
       const why = readText(headers, HEADER_MESSAGE);
       const err = new StatusError(Code.CANCELLED, `the caller cancelled the call${why ? `: ${why}` : ""}`);
       if (call !== undefined) call.end(err);
-      else this.rememberCancel(id);
+      else this.cancelledEarly.remember(id);
       return;
     }
     if (call?.stream === undefined) return; // a frame of a stream that is over
     if (!call.stream.receive(kind, headers, msg.content)) call.frame?.(kind);
-  }
-
-  private rememberCancel(id: string): void {
-    const now = Date.now();
-    if (this.cancelledEarly.size >= CANCEL_MEMORY_MAX) {
-      for (const [key, until] of this.cancelledEarly) {
-        if (until <= now || this.cancelledEarly.size >= CANCEL_MEMORY_MAX) this.cancelledEarly.delete(key);
-        else break;
-      }
-    }
-    this.cancelledEarly.set(id, now + CANCEL_MEMORY_MS);
-  }
-
-  /** True (once) when the caller cancelled this call before its request reached us. */
-  private cancelledBefore(id: unknown): boolean {
-    if (this.cancelledEarly.size === 0 || typeof id !== "string") return false;
-    const until = this.cancelledEarly.get(id);
-    if (until === undefined) return false;
-    this.cancelledEarly.delete(id);
-    return until > Date.now();
   }
 
   /** A stream frame no queue took: the client's inbox is gone, and with it the client. */
@@ -424,48 +299,6 @@ export class AmqpRpcServer {
     const id = msg.properties.correlationId as string | undefined;
     const call = id === undefined ? undefined : this.calls.get(id);
     call?.stream?.break(new StatusError(Code.UNAVAILABLE, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
-  }
-
-  /** Declares a durable queue of the configured type; in "auto" mode an existing queue is taken as is. */
-  private async declare(session: AmqpSession, queue: string): Promise<void> {
-    // An explicit type is always sent, classic too: where a default queue type is configured
-    // (RabbitMQ's default_queue_type), an argument-less declaration would get that type instead.
-    // "auto" on a broker without quorum queues sends none, as older brokers expect.
-    const type = this.queueType !== "auto" ? this.queueType : this.connection.supportsQuorumQueues() ? "quorum" : undefined;
-    const options: Options.AssertQueue = { durable: true, ...(type ? { arguments: { "x-queue-type": type } } : {}) };
-    const ch = await session.createChannel();
-    try {
-      await ch.assertQueue(queue, options);
-    } catch (err) {
-      // 406 PRECONDITION_FAILED: the queue exists with other arguments (closes the channel).
-      if ((err as { code?: number }).code !== 406) throw err;
-      if (this.queueType !== "auto") throw this.clash(queue, this.queueType, err);
-      const check = await session.createChannel();
-      try {
-        await check.checkQueue(queue);
-      } finally {
-        await check.close().catch(() => {});
-      }
-    } finally {
-      await ch.close().catch(() => {});
-    }
-  }
-
-  /** An existing queue that an explicit queue type does not match: what happened and what to do. */
-  private clash(queue: string, type: "quorum" | "classic", err: unknown): StatusError {
-    const broker = /with message "(.*)"\s*$/s.exec(messageOf(err))?.[1] ?? messageOf(err);
-    const queues = `"${this.requestQueue}" and "${deadLetterQueueName(this.requestQueue)}"`;
-    const what = /x-queue-type/.test(broker)
-      ? `queue "${queue}" already exists with another type than the ${type} type that ${this.queueTypeSource} asks for`
-      : `queue "${queue}" already exists with other arguments than this server declares (durable, x-queue-type ${type}, from ${this.queueTypeSource})`;
-    return new StatusError(
-      Code.FAILED_PRECONDITION,
-      `cannot serve ${this.service.typeName}: ${what} (RabbitMQ: ${broker}). ` +
-        `RabbitMQ cannot change a queue's type, and every server of one queue must declare it alike. ` +
-        `If the type changed on purpose, stop the servers that use the old one, delete ${queues} (requests waiting in them are lost), ` +
-        `then start the servers again and the queues are re-created as ${type}; otherwise make the contract's queue_type (or this server's queueType option) match the queue.`,
-      { cause: err },
-    );
   }
 
   private lose(channel: Channel): void {
@@ -506,62 +339,36 @@ export class AmqpRpcServer {
   }
 
   private async handle(link: ServerLink, msg: ConsumeMessage): Promise<void> {
-    const arrival = Date.now();
-    const props = msg.properties;
-    const headers = props.headers as Record<string, unknown> | undefined;
-    const replyTo = props.replyTo as string | undefined;
-    if (!replyTo) {
-      await this.deadLetter(link, msg, "the request has no reply_to, so no reply can be sent");
+    const verdict = validateRequest(msg.properties, {
+      methods: this.methods,
+      service: this.service.typeName,
+      queue: this.requestQueue,
+      cancelledBefore: (id) => this.cancelledEarly.take(id),
+      arrival: Date.now(),
+    });
+    switch (verdict.kind) {
+      case "dead-letter":
+        await this.deadLetter(link, msg, verdict.reason);
+        return;
+      case "unknown-method":
+        this.logMessage("warn", msg, { method: verdict.path, code: "UNIMPLEMENTED", transport: "amqp" }, verdict.text);
+        this.reply(link, msg, undefined, Code.UNIMPLEMENTED, verdict.text);
+        return;
+      case "refuse":
+        this.early(link, msg, verdict.entry.method, verdict.code, verdict.text);
+        return;
+    }
+    const { entry, deadline } = verdict;
+    if (verdict.streaming) {
+      await serveStream(this.streamHost, link, msg, entry, deadline);
       return;
     }
-    const path = readText(headers, HEADER_METHOD);
-    const entry = path === undefined ? undefined : this.methods.get(path);
-    if (entry === undefined) {
-      const what = path === undefined ? "the request has no rpc-method header" : `unknown method ${path}`;
-      const text = `${what} (service ${this.service.typeName} on queue "${this.requestQueue}")`;
-      this.logMessage("warn", msg, { method: path, code: "UNIMPLEMENTED", transport: "amqp" }, text);
-      this.reply(link, msg, undefined, Code.UNIMPLEMENTED, text);
+    const decoded = decodeRequest(entry.method, msg.content, this.maxMessageBytes);
+    if ("code" in decoded) {
+      this.early(link, msg, entry.method, decoded.code, decoded.text);
       return;
     }
-    if (entry.handler === undefined) {
-      this.early(link, msg, entry.method, Code.UNIMPLEMENTED, entry.unsupported ?? `${entry.method.path} is not implemented`);
-      return;
-    }
-    const streaming = entry.method.kind !== "unary";
-    if (streaming !== (readFrame(headers) === FRAME.open)) {
-      const text = streaming
-        ? `${entry.method.path} is a ${entry.method.kind.replace("_", "-")} method: open it as a stream (${"rpc-frame"}: open), not as a unary request`
-        : `${entry.method.path} is a unary method, not a stream`;
-      this.early(link, msg, entry.method, Code.INVALID_ARGUMENT, text);
-      return;
-    }
-    if (this.cancelledBefore(props.correlationId)) {
-      this.early(link, msg, entry.method, Code.CANCELLED, `${entry.method.path}: the caller cancelled the call before it was served`);
-      return;
-    }
-    // A stream's deadline is its rpc-timeout-ms only: an open's `expiration` may just bound its
-    // wait in the queue (a client with no deadline still wants an answer soon).
-    const timeoutMs = readMillis(headers?.[HEADER_TIMEOUT]) ?? (streaming ? undefined : readMillis(props.expiration));
-    if (timeoutMs !== undefined && timeoutMs <= 0) {
-      this.early(link, msg, entry.method, Code.DEADLINE_EXCEEDED, `${entry.method.path}: the deadline had passed when the request arrived`);
-      return;
-    }
-    if (streaming) {
-      await this.serveStream(link, msg, entry, timeoutMs === undefined ? undefined : arrival + timeoutMs);
-      return;
-    }
-    if (msg.content.length > this.maxMessageBytes) {
-      this.early(link, msg, entry.method, Code.RESOURCE_EXHAUSTED, `${entry.method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
-      return;
-    }
-    let request: unknown;
-    try {
-      request = entry.method.input.decode(msg.content);
-    } catch (err) {
-      this.early(link, msg, entry.method, Code.INVALID_ARGUMENT, `could not decode the request as ${entry.method.input.typeName}: ${messageOf(err)}`);
-      return;
-    }
-    await this.invoke(link, msg, entry, request, timeoutMs === undefined ? undefined : arrival + timeoutMs);
+    await this.invoke(link, msg, entry, decoded.request, deadline);
   }
 
   /** A request refused before its handler runs: logged as a failed call, then replied to. */
@@ -572,7 +379,7 @@ export class AmqpRpcServer {
       // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
       // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
       const { ctx } = this.context(msg, method, undefined, () => {});
-      void this.telemetry(() => Promise.reject(err))(this.callRequest(ctx, {})).catch(() => {});
+      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { message: undefined })).catch(() => {});
       traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
     }
     this.logFailure(msg, method, traceCtx, err);
@@ -601,71 +408,16 @@ export class AmqpRpcServer {
     }
   }
 
-  /**
-   * The context a handler gets. The abort controller and the values map are made on first use: most
-   * handlers never touch them, and they are a measurable part of a call's cost. Own getters (not
-   * prototype ones) so that `{ ...ctx }` in user code still carries them. `sendHeaders` is the
-   * transport's: a unary reply carries the headers with it; a stream sends a `headers` frame.
-   */
-  private context(
-    msg: ConsumeMessage,
-    method: MethodDesc,
-    deadline: number | undefined,
-    sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void,
-  ): { ctx: HandlerContext; abort: (reason: StatusError) => void; values: () => Map<string | symbol, unknown> | undefined } {
+  /** The context a handler gets (handler-context.ts); `sendHeaders` is how this call sends its response headers. */
+  private context(msg: ConsumeMessage, method: MethodDesc, deadline: number | undefined, sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void): ServerCall {
     const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
     const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
-    let controller: AbortController | undefined;
-    let values: Map<string | symbol, unknown> | undefined;
-    const ctx: HandlerContext = {
-      method,
-      transport: "amqp",
-      metadata,
-      deadline,
-      get signal() {
-        controller ??= new AbortController();
-        return controller.signal;
-      },
-      responseHeaders: {},
-      sendHeaders(extra?: Metadata) {
-        sendHeaders(ctx, extra);
-      },
-      responseMetadata: {},
-      peer,
-      get values() {
-        values ??= new Map();
-        return values;
-      },
-    };
-    const abort = (reason: StatusError) => {
-      controller ??= new AbortController();
-      if (!controller.signal.aborted) controller.abort(reason);
-    };
-    return { ctx, abort, values: () => values };
+    return createHandlerContext({ method, transport: "amqp", metadata, deadline, peer, sendHeaders });
   }
 
   /** The interceptors of a call: while a provider is registered the SERVER span outermost, then the request's ids, then the user's. */
   private chainFor(msg: ConsumeMessage): Interceptor[] | undefined {
     return telemetryActive() ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])] : this.interceptors;
-  }
-
-  /** The call request interceptors see, over the handler's context. */
-  private callRequest(ctx: HandlerContext, input: { message?: unknown; messages?: AsyncIterable<unknown> }): CallRequest {
-    return {
-      method: ctx.method,
-      transport: "amqp",
-      side: "server",
-      metadata: ctx.metadata,
-      deadline: ctx.deadline,
-      get signal() {
-        return ctx.signal;
-      },
-      ...input,
-      get values() {
-        return ctx.values;
-      },
-      peer: ctx.peer,
-    };
   }
 
   /** Runs interceptors and handler, racing them against the deadline, the caller's cancellation and shutdown. */
@@ -685,7 +437,7 @@ export class AmqpRpcServer {
     };
     const interceptors = this.chainFor(msg);
     const start = (): Promise<CallResponse> =>
-      runInCallContext(ctx, () => (interceptors ? applyInterceptors((r) => callHandler(r.message), interceptors)(this.callRequest(ctx, { message: request })) : callHandler(request)));
+      runInCallContext(ctx, () => (interceptors ? applyInterceptors((r) => callHandler(r.message), interceptors)(serverCallRequest(ctx, { message: request })) : callHandler(request)));
     const id = msg.properties.correlationId as string | undefined;
 
     return new Promise<void>((done) => {
@@ -733,170 +485,10 @@ export class AmqpRpcServer {
     });
   }
 
-  /**
-   * A streaming call: `ready` (our inbox and the client's credit) goes to the client's inbox, the
-   * open is acked, and the handler runs with the client's messages as its input (client and bidi)
-   * and its output sent as `message` frames under the client's credit; `end` carries the status
-   * and trailers. The deadline, the client's `cancel`, its silence or its inbox vanishing, and
-   * shutdown abort the handler's signal.
-   */
-  private async serveStream(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, deadline: number | undefined): Promise<void> {
-    const method = entry.method;
-    const props = msg.properties;
-    const headers = props.headers as Record<string, unknown> | undefined;
-    const id = props.correlationId as string | undefined;
-    if (link.inbox === undefined || id === undefined) {
-      const why = id === undefined ? "the open has no correlation_id" : `this server cannot serve streams: ${link.inboxProblem ?? "its channel is being replaced"}`;
-      this.early(link, msg, method, id === undefined ? Code.INVALID_ARGUMENT : Code.UNAVAILABLE, `${method.path}: ${why}`);
-      return;
-    }
-    if (this.streamCount >= this.maxStreams) {
-      this.early(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: this server already runs ${this.streamCount} streams (maxStreams)`);
-      return;
-    }
-    let request: unknown;
-    if (method.kind === "server_streaming") {
-      if (msg.content.length > this.maxMessageBytes) {
-        this.early(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: the request is ${msg.content.length} bytes, over the limit of ${this.maxMessageBytes}`);
-        return;
-      }
-      try {
-        request = method.input.decode(msg.content);
-      } catch (err) {
-        this.early(link, msg, method, Code.INVALID_ARGUMENT, `could not decode the request as ${method.input.typeName}: ${messageOf(err)}`);
-        return;
-      }
-    }
-    const keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, readCount(headers, HEADER_KEEPALIVE) ?? DEFAULT_KEEPALIVE_MS));
-    const clientCredit = readCount(headers, HEADER_CREDIT) ?? INITIAL_STREAM_CREDIT;
-    const clientInbox = props.replyTo as string;
-    const channel = link.channel;
-    const route = inboxRoute(channel, clientInbox, id, () => drainOf(channel));
-    const takesMessages = method.kind === "client_streaming" || method.kind === "bidi_streaming";
-    let finished = false;
-    let onBroken: (err: StatusError) => void = () => {};
-    const stream = new StreamEnd({
-      path: method.path,
-      side: "server",
-      keepaliveMs,
-      window: takesMessages ? this.streamWindow : 0,
-      windowBytes: this.streamWindowBytes,
-      maxMessageBytes: this.maxMessageBytes,
-      receives: method.input,
-      sends: method.output,
-      decodeCode: Code.INVALID_ARGUMENT,
-      onBroken: (err) => onBroken(err),
-    });
-    let headersSent = false;
-    const sendHeaders = (ctx: HandlerContext, extra: Metadata | undefined, explicit: boolean): void => {
-      if (headersSent) {
-        if (explicit) throw new StatusError(Code.FAILED_PRECONDITION, `${method.path}: the response headers were already sent (explicitly, or with the first message)`);
-        return;
-      }
-      headersSent = true;
-      if (extra) Object.assign(ctx.responseHeaders, normalizeMetadata(extra));
-      if (!explicit && !hasKeys(ctx.responseHeaders)) return; // nothing to say: no frame
-      if (!finished) stream.sendFrame(FRAME.headers, metadataToHeaders(ctx.responseHeaders));
-    };
-    const { ctx, abort, values } = this.context(msg, method, deadline, (c, extra) => sendHeaders(c, extra, true));
-
-    this.streamCount++;
-    return new Promise<void>((done) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (err: unknown): void => {
-        if (finished) return;
-        if (timer !== undefined) clearTimeout(timer);
-        this.active.delete(end);
-        if (this.calls.get(id)?.end === end) this.calls.delete(id);
-        const status = err === undefined ? undefined : StatusError.from(err);
-        if (status !== undefined) this.logFailure(msg, method, values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined, err);
-        try {
-          sendHeaders(ctx, undefined, false);
-          const trailers = { ...ctx.responseMetadata, ...status?.metadata };
-          stream.sendFrame(FRAME.end, statusHeaders(status?.code ?? Code.OK, status?.rawMessage ?? "", trailers, status?.details));
-        } catch {
-          // The client's inbox or our channel is gone: nobody to tell.
-        }
-        finished = true;
-        stream.close(status);
-        this.streamCount--;
-        done();
-      };
-      // Ends the call before the handler does: abort its signal, send the end now.
-      const end = (err: StatusError): void => {
-        if (finished) return;
-        abort(err);
-        finish(err);
-      };
-      onBroken = end;
-      this.active.add(end);
-      this.calls.set(id, {
-        end,
-        stream,
-        frame: (kind) => {
-          if (kind === FRAME.halfClose) stream.inbound.end();
-        },
-      });
-      if (deadline !== undefined) {
-        timer = setTimeout(
-          () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the stream did not finish before the deadline`)),
-          delayUntil(deadline),
-        );
-      }
-      try {
-        stream.connect(route, clientCredit);
-        stream.sendFrame(FRAME.ready, { [HEADER_CREDIT]: stream.window }, EMPTY, { replyTo: link.inbox });
-        channel.ack(msg);
-      } catch (err) {
-        end(StatusError.from(err, Code.UNAVAILABLE));
-        return;
-      }
-      const handler = entry.handler!;
-      const handlers = this.handlers;
-      const input = takesMessages ? { messages: stream.inbound as AsyncIterable<unknown> } : { message: request };
-      const callHandler = async (req: CallRequest): Promise<CallResponse> => {
-        const result = await handler.call(handlers, takesMessages ? req.messages : req.message, ctx);
-        return method.kind === "client_streaming" ? { message: result, metadata: ctx.responseMetadata } : { messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata };
-      };
-      const interceptors = this.chainFor(msg);
-      const run = async (): Promise<void> => {
-        const response = interceptors ? await applyInterceptors(callHandler, interceptors)(this.callRequest(ctx, input)) : await callHandler(this.callRequest(ctx, input));
-        if (method.kind === "client_streaming") {
-          sendHeaders(ctx, undefined, false);
-          await stream.send(response.message);
-          return;
-        }
-        const messages = response.messages;
-        if (messages === undefined || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
-          throw new StatusError(Code.INTERNAL, `${method.path}: the handler did not return an async iterable`);
-        }
-        for await (const message of messages) {
-          if (finished) break;
-          sendHeaders(ctx, undefined, false);
-          await stream.send(message);
-        }
-      };
-      runInCallContext(ctx, run).then(
-        () => finish(undefined),
-        (err: unknown) => finish(err),
-      );
-    });
-  }
-
   private replyOk(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, response: CallResponse): void {
-    let body: Buffer;
-    try {
-      const bytes = method.output.encode(response.message);
-      body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    } catch (err) {
-      this.reply(link, msg, method, Code.INTERNAL, `could not encode the ${method.output.typeName} response: ${messageOf(err)}`, response.metadata);
-      return;
-    }
-    if (body.length > this.maxMessageBytes) {
-      this.reply(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: the response is ${body.length} bytes, over the limit of ${this.maxMessageBytes}`, response.metadata);
-      return;
-    }
-    this.reply(link, msg, method, Code.OK, "", response.metadata, body);
+    const body = encodeResponse(method, response.message, this.maxMessageBytes);
+    if (body instanceof StatusError) this.reply(link, msg, method, body.code, body.rawMessage, response.metadata);
+    else this.reply(link, msg, method, Code.OK, "", response.metadata, body);
   }
 
   /** Publishes the reply, then acks the request. */
@@ -910,9 +502,8 @@ export class AmqpRpcServer {
     body: Buffer = EMPTY,
     details?: readonly ErrorDetail[],
   ): void {
-    const headers = statusHeaders(code, message, metadata, details);
     // The answer to a stream's open (refused before it started) is that stream's `end` frame.
-    if (readFrame(msg.properties.headers as Record<string, unknown> | undefined) === FRAME.open) headers[HEADER_FRAME] = FRAME.end;
+    const headers = replyHeaders(msg.properties.headers as Record<string, unknown> | undefined, code, message, metadata, details);
     // The request is acked before the reply is published, in the same write: RabbitMQ 3.10 closes the
     // whole connection (541 INTERNAL_ERROR) on a reply to a direct reply-to whose node is gone, and
     // with the ack after the reply the request came back to be answered again, crashing every
@@ -928,13 +519,7 @@ export class AmqpRpcServer {
     }
     const channel = link.alive ? link.channel : this.link?.channel;
     if (channel === undefined) return;
-    const send = (h: Record<string, unknown>) =>
-      channel.publish("", msg.properties.replyTo as string, body, {
-        correlationId: msg.properties.correlationId,
-        contentType: CONTENT_TYPE_PROTOBUF,
-        ...(code === Code.OK && method ? { type: method.output.typeName } : {}),
-        headers: h,
-      });
+    const send = (h: Record<string, unknown>) => channel.publish("", msg.properties.replyTo as string, body, replyProperties(msg.properties.correlationId, code, method, h));
     try {
       try {
         send(headers);
@@ -943,7 +528,7 @@ export class AmqpRpcServer {
         // gets the status, without them, rather than waiting for its deadline.
         if (!cannotEncode(err)) throw err;
         const note = `the reply's metadata and error details were dropped: ${messageOf(err)}`;
-        send({ [HEADER_STATUS]: code, ...(code !== Code.OK ? { [HEADER_MESSAGE]: `${message} (${note})` } : {}) });
+        send(strippedReplyHeaders(code, message, note));
         this.report(new Error(`${method?.path ?? this.requestQueue}: ${note}`));
       }
     } catch {
@@ -982,7 +567,7 @@ export class AmqpRpcServer {
 
   /** An error with no caller: logged (error, with the queue), then to onError. */
   private report(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = asError(err);
     try {
       this.logger.error({ queue: this.requestQueue, err: error }, error.message);
     } catch {
@@ -991,51 +576,3 @@ export class AmqpRpcServer {
     this.onError?.(error);
   }
 }
-
-/**
- * How amqplib refuses properties it cannot write (a header table over 64 KB, a value of no AMQP type);
- * the publisher passes that on as INVALID_ARGUMENT.
- */
-function cannotEncode(err: unknown): boolean {
-  return err instanceof RangeError || err instanceof TypeError || (err instanceof StatusError && err.code === Code.INVALID_ARGUMENT);
-}
-
-/** A reply's or an `end` frame's headers: the trailers, the status, its text and details. */
-function statusHeaders(code: Code, message: string, metadata: Metadata | undefined, details: readonly ErrorDetail[] | undefined): Record<string, unknown> {
-  const headers = metadataToHeaders(metadata);
-  headers[HEADER_STATUS] = code;
-  if (code !== Code.OK) headers[HEADER_MESSAGE] = message;
-  if (code !== Code.OK && details !== undefined && details.length > 0) {
-    headers[HEADER_STATUS_DETAILS] = Buffer.from(encodeRpcStatus({ code, message, details }));
-  }
-  return headers;
-}
-
-/** Resolves when `channel` can take more writes, or has closed. */
-function drainOf(channel: Channel): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      channel.off("drain", done);
-      channel.off("close", done);
-      resolve();
-    };
-    channel.on("drain", done);
-    channel.on("close", done);
-  });
-}
-
-/** Puts a request's ids on the call's SERVER span (active when this runs, inside the telemetry interceptor). */
-function requestIds(msg: ConsumeMessage): Interceptor {
-  return (next) => (req) => {
-    const span = activeSpan();
-    if (span !== undefined && span.isRecording()) {
-      const correlationId = msg.properties.correlationId;
-      const messageId = msg.properties.messageId;
-      if (typeof correlationId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, correlationId);
-      if (typeof messageId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, messageId);
-      span.setAttribute(ATTR_MESSAGING_MESSAGE_BODY_SIZE, msg.content.length);
-    }
-    return next(req);
-  };
-}
-

@@ -1,4 +1,4 @@
-// The RPC-over-RabbitMQ wire contract (SPEC.md, "Wire contract"): the names other languages rely on.
+// The RPC-over-RabbitMQ wire contract (docs/wire-contract.md): the names other languages rely on.
 // Changing any of these breaks every non-TypeScript client and server, so they live in one place.
 
 import { decodeRpcStatus } from "../../status-details.js";
@@ -61,21 +61,8 @@ export function readMillis(value: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/**
- * Longest delay Node's timers take (about 24.8 days); longer ones fire at once. Deadlines further
- * away than this are sent and timed as this (RabbitMQ's `expiration` is bounded too).
- */
-export const MAX_TIMEOUT_MS = 2_147_483_647;
-
-/** The whole milliseconds left until `deadline` (0 or less once it passed), capped at MAX_TIMEOUT_MS: what `rpc-timeout-ms` says. */
-export function remainingMs(deadline: number): number {
-  return Math.min(MAX_TIMEOUT_MS, Math.ceil(deadline - Date.now()));
-}
-
-/** A timer's delay for `deadline`: never negative, never past what Node's timers take. */
-export function delayUntil(deadline: number): number {
-  return Math.min(MAX_TIMEOUT_MS, Math.max(0, deadline - Date.now()));
-}
+// The timer cap and deadline arithmetic are shared with the gRPC transport (../../timers.ts).
+export { MAX_TIMEOUT_MS, remainingMs, delayUntil } from "../../timers.js";
 
 // ---- streams and cancellation (docs/wire-contract.md, "Streams over RabbitMQ") ----------------
 // A streaming call opens like a unary request (to the request queue, `rpc-method`, `rpc-timeout-ms`)
