@@ -11,6 +11,7 @@ import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildModel, DEFAULT_BUILD_OPTIONS } from "../../generator/model/build.js";
 import { ImportRegistry } from "../../generator/model/imports.js";
+import type { EventModel } from "../../generator/model/model.js";
 import { NameScope } from "../../generator/model/names.js";
 import { renderFile } from "../../generator/render.js";
 import { bufRequest, generateModule, protoModule, typeCheck } from "../support/buf.js";
@@ -173,12 +174,15 @@ describe("templates in strict mode", () => {
   it("fail generation on a name the model lacks, instead of printing nothing", () => {
     const request = bufRequest(protoModule({ "clash/v1/clash.proto": CLASH }));
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
-    const [file] = buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files;
-    expect(renderFile(file!, { version: "0" })).toContain("export class EventPublisher {");
-    const { filterType: _, ...event } = file!.events[0]!;
-    expect(() => renderFile({ ...file!, events: [event as typeof file.events[0]] }, { version: "0" })).toThrow(/"filterType" not defined/);
-    const { rt, ...service } = file!.services[0]!;
-    const withoutGrpc = { ...service, rt: Object.fromEntries(Object.entries(rt).filter(([name]) => name !== "GrpcTransport")) };
-    expect(() => renderFile({ ...file!, services: [withoutGrpc] }, { version: "0" })).toThrow(/"GrpcTransport" not defined/);
+    const file = buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files[0]!;
+    expect(renderFile(file, { version: "0" })).toContain("export class EventPublisher {");
+    // A misspelt or missing field: what a template naming a field the model does not have meets.
+    const { filterType: _, ...event } = file.events[0]!;
+    const misspelt = { ...file, events: [event as EventModel] };
+    expect(() => renderFile(misspelt, { version: "0" })).toThrow(/"filterType" not defined/);
+    // A runtime symbol the model did not import for the declaration.
+    const service = file.services[0]!;
+    const rt = Object.fromEntries(Object.entries(service.rt).filter(([name]) => name !== "GrpcTransport"));
+    expect(() => renderFile({ ...file, services: [{ ...service, rt }] }, { version: "0" })).toThrow(/"GrpcTransport" not defined/);
   });
 });
