@@ -28,7 +28,11 @@ function typescriptFormatter(): Formatter {
     },
   );
   const problems = created.getConfigDiagnostics();
-  if (problems.length > 0) throw new Error(`formatter configuration: ${problems.map((p) => `${p.propertyName}: ${p.message}`).join("; ")}`);
+  if (problems.length > 0) {
+    throw new Error(`formatter configuration: ${
+      problems.map((p) => `${p.propertyName}: ${p.message}`).join("; ")
+    }`);
+  }
   formatter = created;
   return created;
 }
@@ -38,7 +42,11 @@ export function formatTypeScript(fileName: string, text: string): string {
   try {
     return typescriptFormatter().formatText({ filePath: fileName, fileText: text });
   } catch (err) {
-    throw new Error(`generated ${fileName} does not parse as TypeScript: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `generated ${fileName} does not parse as TypeScript: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
   }
 }
 
@@ -54,10 +62,17 @@ export interface DocBlock {
 /** A JSDoc block at `indent`, wrapped so that its prose lines stay within LINE_WIDTH. */
 export function jsdoc(block: DocBlock, indent: string): string {
   const width = LINE_WIDTH - indent.length - 3;
-  const text = block.verbatim !== undefined ? block.verbatim.split("\n").map((l) => l.trimEnd()) : wrapProse(block.prose ?? "", width);
+  const text = block.verbatim !== undefined
+    ? block.verbatim.split("\n").map((l) => l.trimEnd())
+    : wrapProse(block.prose ?? "", width);
   const lines = block.tags.length > 0 ? [...text, "", ...block.tags] : text;
   // Ends with a newline: templates close the block on a line of its own, which handlebars drops.
-  return [`${indent}/**`, ...lines.map((l) => (l ? `${indent} * ${l}` : `${indent} *`)), `${indent} */`, ""].join("\n");
+  return [
+    `${indent}/**`,
+    ...lines.map((l) => (l ? `${indent} * ${l}` : `${indent} *`)),
+    `${indent} */`,
+    "",
+  ].join("\n");
 }
 
 /**

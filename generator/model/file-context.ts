@@ -12,7 +12,15 @@ import type { TsProtoOptions } from "./ts-proto-options.js";
  * Globals the generated code names. An import or declaration of the same name would shadow them
  * (a message called `Promise` would break every `Promise<...>`), so the scope never hands them out.
  */
-const RESERVED_GLOBALS = ["AsyncIterable", "Partial", "Pick", "Promise", "Readonly", "Record", "String"];
+const RESERVED_GLOBALS = [
+  "AsyncIterable",
+  "Partial",
+  "Pick",
+  "Promise",
+  "Readonly",
+  "Record",
+  "String",
+];
 
 /**
  * What the generated code uses from the runtime, per feature, by submodule ("" is the package
@@ -22,7 +30,10 @@ const RESERVED_GLOBALS = ["AsyncIterable", "Partial", "Pick", "Promise", "Readon
  */
 const RUNTIME_SYMBOLS = {
   service: {
-    "": { values: ["tsProtoType"], types: ["CallOptions", "HandlerContext", "MethodDesc", "ServiceDesc", "Transport"] },
+    "": {
+      values: ["tsProtoType"],
+      types: ["CallOptions", "HandlerContext", "MethodDesc", "ServiceDesc", "Transport"],
+    },
   },
   grpc: { "/grpc": { values: ["GrpcTransport"], types: ["GrpcServer", "GrpcTransportOptions"] } },
   amqpRpc: {
@@ -35,10 +46,16 @@ const RUNTIME_SYMBOLS = {
     "": { values: ["tsProtoType"], types: ["EventDesc"] },
     "/amqp": {
       values: ["EventConsumer", "EventPublisher"],
-      types: ["AmqpConnection", "EventConsumerOptions", "EventHandler", "EventPublisherOptions", "PublishOptions"],
+      types: [
+        "AmqpConnection",
+        "EventConsumerOptions",
+        "EventHandler",
+        "EventPublisherOptions",
+        "PublishOptions",
+      ],
     },
   },
-} satisfies Record<string, Record<string, { values: string[]; types: string[] }>>;
+} satisfies Record<string, Record<string, { values: string[], types: string[] }>>;
 
 export type RuntimeFeature = keyof typeof RUNTIME_SYMBOLS;
 
@@ -54,7 +71,7 @@ export class FileContext {
   readonly names = new NameScope(RESERVED_GLOBALS);
   private readonly registry: ImportRegistry;
   private readonly tables = new Map<DescEnum, string>();
-  private readonly runtimeUses: { features: RuntimeFeature[]; names: RuntimeNames }[] = [];
+  private readonly runtimeUses: { features: RuntimeFeature[], names: RuntimeNames }[] = [];
 
   constructor(
     private readonly outputPath: string,
@@ -64,10 +81,13 @@ export class FileContext {
     this.registry = new ImportRegistry(this.names, options.runtime);
   }
 
-  /** A message type as this file names it: imported from ts-proto's module for its file, as a value (its codec). */
+  /** A message type as this file names it, imported from ts-proto's module as a value (its codec). */
   typeRef(message: DescMessage): TypeRef {
     const name = tsProtoTypeName(message, this.options.tsProto);
-    return { typeName: message.typeName, tsRef: this.registry.use(this.moduleOf(message.file), name, true) };
+    return {
+      typeName: message.typeName,
+      tsRef: this.registry.use(this.moduleOf(message.file), name, true),
+    };
   }
 
   /**
@@ -85,10 +105,14 @@ export class FileContext {
     if (!name) {
       name = this.names.claim(`$${tsProtoTypeName(desc)}Names`);
       this.tables.set(desc, name);
-      // With allow_alias several names share a number: the first declared is the one a decoded value
-      // takes (in ts-proto's string enums too), so routing keys agree whichever style produced them.
-      const entries: { number: number; name: string }[] = [];
-      for (const v of desc.values) if (!entries.some((e) => e.number === v.number)) entries.push({ number: v.number, name: v.name });
+      // With allow_alias several names share a number: the first declared is the one a decoded
+      // value takes (in ts-proto's string enums too), so routing keys agree whichever style made it.
+      const entries: { number: number, name: string }[] = [];
+      for (const v of desc.values) {
+        if (!entries.some((e) => e.number === v.number)) {
+          entries.push({ number: v.number, name: v.name });
+        }
+      }
       this.enumTables.push({ name, entries });
     }
     return name;
@@ -122,7 +146,9 @@ export class FileContext {
     // path relative to the output root (rewritten relative to each file).
     const mapped = this.options.tsProto.moduleOf[file.proto.name];
     const target = tsProtoModulePath(file.proto.name, this.options.tsProto.fileSuffix);
-    if (mapped === undefined) return relativeImport(this.outputPath, target) + this.options.importExtension;
+    if (mapped === undefined) {
+      return relativeImport(this.outputPath, target) + this.options.importExtension;
+    }
     return mapped.startsWith("./") ? relativeImport(this.outputPath, mapped.slice(2)) : mapped;
   }
 }

@@ -23,7 +23,7 @@ interface Entry {
 export class ImportRegistry {
   private readonly modules = new Map<string, Map<string, Entry>>();
 
-  /** `runtime` is the runtime's module name; its modules are imported first, then packages, then files. */
+  /** `runtime` is the runtime's module name: its modules come first, then packages, then files. */
   constructor(
     private readonly scope: NameScope,
     private readonly runtime: string,
@@ -35,23 +35,29 @@ export class ImportRegistry {
    */
   use(from: string, name: string, value: boolean): string {
     let entries = this.modules.get(from);
-    if (!entries) this.modules.set(from, (entries = new Map()));
+    if (!entries) this.modules.set(from, entries = new Map());
     let entry = entries.get(name);
-    if (!entry) entries.set(name, (entry = { name, local: this.scope.alias(name), value }));
+    if (!entry) entries.set(name, entry = { name, local: this.scope.alias(name), value });
     entry.value ||= value;
     return entry.local;
   }
 
   statements(): ImportStatement[] {
     const group = (from: string) =>
-      from === this.runtime || from.startsWith(`${this.runtime}/`) ? 0 : from.startsWith(".") ? 2 : 1;
+      from === this.runtime || from.startsWith(`${this.runtime}/`)
+        ? 0
+        : from.startsWith(".")
+        ? 2
+        : 1;
     const modules = [...this.modules].map(([from, entries], order) => ({ from, entries, order }));
     modules.sort((a, b) => group(a.from) - group(b.from) || a.order - b.order);
     return modules.map(({ from, entries }) => {
       const list = [...entries.values()].sort((a, b) => compareNames(a.name, b.name));
       const typeOnly = list.every((e) => !e.value);
       const specifier = (e: Entry) =>
-        `${typeOnly || e.value ? "" : "type "}${e.name}${e.local === e.name ? "" : ` as ${e.local}`}`;
+        `${typeOnly || e.value ? "" : "type "}${e.name}${
+          e.local === e.name ? "" : ` as ${e.local}`
+        }`;
       return { from, typeOnly, names: list.map(specifier).join(", ") };
     });
   }

@@ -62,7 +62,10 @@ beforeAll(() => {
 
 /** The import statement of `from`, on one line. */
 function importOf(from: string): string {
-  const found = flat(text).match(new RegExp(`import (type )?\\{[^}]*\\} from "${from.replace(/[./]/g, "\\$&")}";`, "g")) ?? [];
+  const found =
+    flat(text).match(
+      new RegExp(`import (type )?\\{[^}]*\\} from "${from.replace(/[./]/g, "\\$&")}";`, "g"),
+    ) ?? [];
   expect(found, `one import statement from ${from}`).toHaveLength(1);
   return found[0]!;
 }
@@ -70,21 +73,25 @@ function importOf(from: string): string {
 describe("names in a file whose messages are called Event, Error, Promise, Object, Buffer, CallOptions...", () => {
   it("type-checks strict, and pedantic (no unused import) in grabbit's file", () => {
     expect(typeCheck(out)).toBe("");
-    const ours = typeCheck(out, { pedantic: true }).split("\n").filter((line) => line.includes(".grabbit.ts("));
+    const ours = typeCheck(out, { pedantic: true }).split("\n").filter((line) =>
+      line.includes(".grabbit.ts(")
+    );
     expect(ours).toEqual([]);
   });
 
   it("keeps every export's name: an import of the same name gets the alias", () => {
-    for (const declaration of [
-      "export const EventEvent:",
-      "export class EventPublisher {",
-      "export class EventConsumer {",
-      "export type EventFilter =",
-      "export const ErrorEvent:",
-      "export class ErrorPublisher {",
-      "export const ClashService:",
-      "export class ClashClient {",
-    ]) {
+    for (
+      const declaration of [
+        "export const EventEvent:",
+        "export class EventPublisher {",
+        "export class EventConsumer {",
+        "export type EventFilter =",
+        "export const ErrorEvent:",
+        "export class ErrorPublisher {",
+        "export const ClashService:",
+        "export class ClashClient {",
+      ]
+    ) {
       expect(text).toContain(declaration);
     }
     const runtimeAmqp = importOf("@grabbit/runtime/amqp");
@@ -106,10 +113,18 @@ describe("names in a file whose messages are called Event, Error, Promise, Objec
     // The user's CallOptions keeps its name; the runtime's, only a type here, is the one aliased.
     expect(importOf("@grabbit/runtime")).toMatch(/type CallOptions as CallOptions\$1\b/);
     const signatures = flat(text);
-    expect(signatures).toContain("get(request: Buffer, context: HandlerContext): Promise<Error> | Error;");
-    expect(signatures).toContain("close$(request: Promise$1, options?: CallOptions$1): Promise<Object> {");
-    expect(signatures).toContain("send(requests: AsyncIterable<AsyncIterable$1>, options?: CallOptions$1): Promise<Object> {");
-    expect(signatures).toContain("call(requests: AsyncIterable<CallOptions>, options?: CallOptions$1): AsyncIterable<EventPublisher$1> {");
+    expect(signatures).toContain(
+      "get(request: Buffer, context: HandlerContext): Promise<Error> | Error;",
+    );
+    expect(signatures).toContain(
+      "close$(request: Promise$1, options?: CallOptions$1): Promise<Object> {",
+    );
+    expect(signatures).toContain(
+      "send(requests: AsyncIterable<AsyncIterable$1>, options?: CallOptions$1): Promise<Object> {",
+    );
+    expect(signatures).toContain(
+      "call(requests: AsyncIterable<CallOptions>, options?: CallOptions$1): AsyncIterable<EventPublisher$1> {",
+    );
   });
 
   it("imports what is only a type with `type`, and values plainly", () => {
@@ -126,8 +141,16 @@ describe("names in a file whose messages are called Event, Error, Promise, Objec
     const generated = await import(pathToFileURL(join(out, "clash/v1/clash.grabbit.ts")).href);
     const method = generated.ClashService.methods.get;
     expect(method.input.typeName).toBe("clash.v1.Buffer");
-    expect(method.input.decode(method.input.encode(messages.Buffer.fromPartial({ data: "x" })))).toEqual({ data: "x" });
-    expect(Object.keys(generated.ClashService.methods)).toEqual(["close$", "get", "watch", "send", "call", "self"]);
+    expect(method.input.decode(method.input.encode(messages.Buffer.fromPartial({ data: "x" }))))
+      .toEqual({ data: "x" });
+    expect(Object.keys(generated.ClashService.methods)).toEqual([
+      "close$",
+      "get",
+      "watch",
+      "send",
+      "call",
+      "self",
+    ]);
     expect(generated.EventEvent.routingValues({ kind: "k" })).toEqual({ kind: "k" });
   });
 });
@@ -135,13 +158,21 @@ describe("names in a file whose messages are called Event, Error, Promise, Objec
 describe("doc comments and layout", () => {
   it("link each declaration back to its line in the proto", () => {
     const line = (needle: string) => CLASH.split("\n").findIndex((l) => l.includes(needle)) + 1;
-    expect(text).toContain(`@see proto clash/v1/clash.proto:${line("service Clash")} clash.v1.Clash\n`);
-    expect(text).toContain(`@see proto clash/v1/clash.proto:${line("rpc Get(")} clash.v1.Clash.Get\n`);
-    expect(text).toContain(`@see proto clash/v1/clash.proto:${line("message Event {")} clash.v1.Event\n`);
+    expect(text).toContain(
+      `@see proto clash/v1/clash.proto:${line("service Clash")} clash.v1.Clash\n`,
+    );
+    expect(text).toContain(
+      `@see proto clash/v1/clash.proto:${line("rpc Get(")} clash.v1.Clash.Get\n`,
+    );
+    expect(text).toContain(
+      `@see proto clash/v1/clash.proto:${line("message Event {")} clash.v1.Event\n`,
+    );
     // Every doc comment has one.
     const blocks = text.match(/\/\*\*[\s\S]*?\*\//g) ?? [];
     expect(blocks.length).toBeGreaterThan(10);
-    for (const block of blocks) expect(block).toMatch(/@see proto clash\/v1\/clash\.proto:\d+ clash\.v1\./);
+    for (const block of blocks) {
+      expect(block).toMatch(/@see proto clash\/v1\/clash\.proto:\d+ clash\.v1\./);
+    }
   });
 
   it("keeps lines within 100 columns and never leaves two blank lines", () => {
@@ -163,7 +194,11 @@ describe("the import registry", () => {
     // Asked again: the same name, and a type used as a value too becomes a value import.
     expect(imports.use("./orders.js", "Order", true)).toBe("Order");
     expect(imports.statements()).toEqual([
-      { from: "@grabbit/runtime/amqp", typeOnly: false, names: "type AmqpConnection, OrderPublisher as OrderPublisher$1" },
+      {
+        from: "@grabbit/runtime/amqp",
+        typeOnly: false,
+        names: "type AmqpConnection, OrderPublisher as OrderPublisher$1",
+      },
       { from: "./orders.js", typeOnly: false, names: "Order, type Promise as Promise$1" },
       { from: "./billing.js", typeOnly: true, names: "Order as Order$1" },
     ]);
@@ -173,7 +208,9 @@ describe("the import registry", () => {
 describe("templates in strict mode", () => {
   it("fail generation on a name the model lacks, instead of printing nothing", () => {
     const request = bufRequest(protoModule({ "clash/v1/clash.proto": CLASH }));
-    const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
+    const registry = createFileRegistry(
+      create(FileDescriptorSetSchema, { file: request.protoFile }),
+    );
     const file = buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files[0]!;
     expect(renderFile(file, { version: "0" })).toContain("export class EventPublisher {");
     // A misspelt or missing field: what a template naming a field the model does not have meets.
@@ -182,7 +219,11 @@ describe("templates in strict mode", () => {
     expect(() => renderFile(misspelt, { version: "0" })).toThrow(/"filterType" not defined/);
     // A runtime symbol the model did not import for the declaration.
     const service = file.services[0]!;
-    const rt = Object.fromEntries(Object.entries(service.rt).filter(([name]) => name !== "GrpcTransport"));
-    expect(() => renderFile({ ...file, services: [{ ...service, rt }] }, { version: "0" })).toThrow(/"GrpcTransport" not defined/);
+    const rt = Object.fromEntries(
+      Object.entries(service.rt).filter(([name]) => name !== "GrpcTransport"),
+    );
+    expect(() => renderFile({ ...file, services: [{ ...service, rt }] }, { version: "0" })).toThrow(
+      /"GrpcTransport" not defined/,
+    );
   });
 });
