@@ -13,7 +13,7 @@ import { buildModel, DEFAULT_BUILD_OPTIONS } from "../../generator/model/build.j
 import { ImportRegistry } from "../../generator/model/imports.js";
 import type { EventModel } from "../../generator/model/model.js";
 import { NameScope } from "../../generator/model/names.js";
-import { renderFile } from "../../generator/render.js";
+import { renderFile, renderTemplate } from "../../generator/render.js";
 import { bufRequest, generateModule, protoModule, typeCheck } from "../support/buf.js";
 import { flat } from "./text.js";
 
@@ -213,6 +213,8 @@ describe("templates in strict mode", () => {
     );
     const file = buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files[0]!;
     expect(renderFile(file, { version: "0" })).toContain("export class EventPublisher {");
+    // The templates' own output is clean before the formatter sees it: no runs of blank lines.
+    expect(renderTemplate("file", { ...file, version: "0" })).not.toMatch(/\n[ \t]*\n[ \t]*\n/);
     // A misspelt or missing field: what a template naming a field the model does not have meets.
     const { filterType: _, ...event } = file.events[0]!;
     const misspelt = { ...file, events: [event as EventModel] };
