@@ -32,6 +32,8 @@ function engine(): Map<string, Handlebars.TemplateDelegate> {
   if (compiled) return compiled;
   const hb = Handlebars.create();
   hb.registerHelper("json", (value: unknown) => JSON.stringify(value));
+  // An array literal of strings, spaced as the formatter writes one: ["a", "b"].
+  hb.registerHelper("list", (values: string[]) => `[${values.map((v) => JSON.stringify(v)).join(", ")}]`);
   // {{#doc doc indent}}prose{{/doc}}: a JSDoc block with the proto comment (or, without one or with
   // fallbackOnly=true, the template's prose), @deprecated and the @see link back to the proto.
   hb.registerHelper("doc", function (this: unknown, doc: DocModel, indent: string, options: Handlebars.HelperOptions) {

@@ -14,7 +14,8 @@ import { ImportRegistry } from "../../generator/model/imports.js";
 import type { EventModel } from "../../generator/model/model.js";
 import { NameScope } from "../../generator/model/names.js";
 import { renderFile, renderTemplate } from "../../generator/render.js";
-import { bufRequest, generateModule, protoModule, typeCheck } from "../support/buf.js";
+import { formatTypeScript, formatWhole } from "../../generator/format.js";
+import { bufRequest, FIXTURES, generateModule, protoModule, REPO, typeCheck } from "../support/buf.js";
 import { flat } from "./text.js";
 
 const CLASH = `syntax = "proto3";
@@ -202,6 +203,23 @@ describe("the import registry", () => {
       { from: "./orders.js", typeOnly: false, names: "Order, type Promise as Promise$1" },
       { from: "./billing.js", typeOnly: true, names: "Order as Order$1" },
     ]);
+  });
+});
+
+describe("the layout", () => {
+  it("is what formatting whole files gives, for the fixtures, the example and this contract", () => {
+    const modules = [FIXTURES, join(REPO, "proto"), protoModule({ "clash/v1/clash.proto": CLASH })];
+    let files = 0;
+    for (const dir of modules) {
+      const request = bufRequest(dir);
+      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
+      for (const file of buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files) {
+        const raw = renderTemplate("file", { ...file, version: "0" });
+        expect(formatTypeScript(file.outputPath, raw), file.outputPath).toBe(formatWhole(file.outputPath, raw));
+        files++;
+      }
+    }
+    expect(files).toBeGreaterThanOrEqual(8);
   });
 });
 
