@@ -20,7 +20,6 @@ export const PLUGIN_NAME = "protoc-gen-grabbit";
 export const PLUGIN_VERSION = "0.1.0";
 
 export interface PluginParameters extends BuildOptions {
-  runtime: string;
   /** File name of the AsyncAPI document, when asked for. */
   asyncapi: string | undefined;
   asyncapiTitle: string;
@@ -38,7 +37,6 @@ const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suf
 export function parseParameters(parameter: string): PluginParameters {
   const params: PluginParameters = {
     ...DEFAULT_BUILD_OPTIONS,
-    runtime: "@grabbit/runtime",
     asyncapi: undefined,
     asyncapiTitle: "grabbit contracts",
     asyncapiVersion: "0.0.0",
@@ -103,7 +101,7 @@ export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
     const params = parseParameters(request.parameter);
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
     const model = buildModel(registry, request.fileToGenerate, params);
-    const renderOptions = { runtime: params.runtime, version: PLUGIN_VERSION };
+    const renderOptions = { version: PLUGIN_VERSION };
     const emit = (name: string, content: string) => response.file.push(create(CodeGeneratorResponse_FileSchema, { name, content }));
     for (const file of model.files) emit(file.outputPath, renderFile(file, renderOptions));
     if (params.asyncapi) {

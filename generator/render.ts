@@ -1,14 +1,15 @@
-// Renders the model with handlebars. Templates are compiled once per process; each output kind
-// has its own template under generator/templates/.
+// Renders the model with handlebars, in strict mode: a template that names a field the model lacks
+// throws, and generation fails, rather than printing nothing. Templates are compiled once per
+// process; each output kind has its own template under generator/templates/. TypeScript output is
+// then formatted (format.ts), so templates need not manage line width or blank lines.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Handlebars from "handlebars";
-import type { FileModel, GenerationModel } from "./model/model.js";
+import { formatTypeScript, jsdoc } from "./format.js";
+import type { DocModel, FileModel, GenerationModel } from "./model/model.js";
 
 export interface RenderOptions {
-  /** Module the generated code imports the runtime from. */
-  runtime: string;
   version: string;
 }
 
@@ -31,20 +32,20 @@ function engine(): Map<string, Handlebars.TemplateDelegate> {
   if (compiled) return compiled;
   const hb = Handlebars.create();
   hb.registerHelper("json", (value: unknown) => JSON.stringify(value));
-  hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
-  // {{#jsdoc comment deprecated indent}}fallback{{/jsdoc}}: the proto comment as a JSDoc block.
-  hb.registerHelper("jsdoc", function (this: unknown, comment: unknown, deprecated: unknown, ...rest: unknown[]) {
-    const options = rest[rest.length - 1] as Handlebars.HelperOptions;
-    const indent = typeof rest[0] === "string" ? rest[0] : "";
-    const text = typeof comment === "string" && comment ? comment : options.fn(this).trim();
-    const lines = text.split("\n").map((l) => l.replace(/\s+$/, ""));
-    if (deprecated === true) lines.push("", "@deprecated");
-    if (lines.length === 1) return `${indent}/** ${lines[0]} */`;
-    return [`${indent}/**`, ...lines.map((l) => (l ? `${indent} * ${l}` : `${indent} *`)), `${indent} */`].join("\n");
+  // An array literal of strings, spaced as the formatter writes one: ["a", "b"].
+  hb.registerHelper("list", (values: string[]) => `[${values.map((v) => JSON.stringify(v)).join(", ")}]`);
+  // {{#doc doc indent}}prose{{/doc}}: a JSDoc block with the proto comment (or, without one or with
+  // fallbackOnly=true, the template's prose), @deprecated and the @see link back to the proto.
+  hb.registerHelper("doc", function (this: unknown, doc: DocModel, indent: string, options: Handlebars.HelperOptions) {
+    const prose = options.fn(this);
+    const own = options.hash["fallbackOnly"] === true ? undefined : doc.comment;
+    const tags = [...(doc.deprecated ? ["@deprecated"] : []), `@see ${doc.see}`];
+    return jsdoc({ verbatim: own, prose, tags }, indent);
   });
   const dir = templatesDir();
   const load = (name: string) => readFileSync(join(dir, `${name}.hbs`), "utf8");
-  const compile = (name: string) => hb.compile(load(name), { noEscape: true, strict: false, preventIndent: true });
+  // Strict: a name the context lacks fails rendering instead of printing nothing.
+  const compile = (name: string) => hb.compile(load(name), { noEscape: true, strict: true, preventIndent: true });
   hb.registerPartial("service", compile("service"));
   hb.registerPartial("event", compile("event"));
   compiled = new Map([
@@ -60,16 +61,9 @@ export function renderTemplate(name: string, context: object): string {
   return template(context);
 }
 
+/** One generated .ts file: the file template over the model, formatted at 100 columns. */
 export function renderFile(file: FileModel, options: RenderOptions): string {
-  const amqpImports: string[] = [];
-  if (file.events.length > 0 || file.usesAmqpRpc) amqpImports.push("type AmqpConnection");
-  if (file.events.length > 0) {
-    amqpImports.push("EventConsumer", "EventPublisher", "type EventConsumerOptions", "type EventHandler", "type EventPublisherOptions", "type PublishOptions");
-  }
-  if (file.usesAmqpRpc) amqpImports.push("AmqpRpcTransport", "serveAmqp", "type AmqpRpcServer", "type AmqpRpcServerOptions", "type AmqpRpcTransportOptions");
-  const text = renderTemplate("file", { ...file, ...options, amqpImports: amqpImports.join(", ") });
-  // Templates leave blank-line runs where optional sections are empty.
-  return text.replace(/\n{3,}/g, "\n\n");
+  return formatTypeScript(file.outputPath, renderTemplate("file", { ...file, version: options.version }));
 }
 
 /** Mermaid node ids: letters, digits and underscores only. */

@@ -2,7 +2,6 @@
 // @bufbuild/protobuf, resolves defaults and checks them. Every problem is collected with its source
 // position; the caller fails generation once with all of them.
 import {
-  type DescEnum,
   type DescField,
   type DescFile,
   type DescMessage,
@@ -16,25 +15,27 @@ import {
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import * as opts from "../gen/grabbit/v1/options_pb.js";
 import { ContractError, ContractErrors } from "./errors.js";
-import { leadingComment, locate, optionPath, type Position } from "./location.js";
+import { FileContext, type RuntimeFeature } from "./file-context.js";
+import { leadingComment, locate, optionPath, protoLink, type Position } from "./location.js";
 import type {
-  EnumTableModel,
+  DocModel,
   EventModel,
   ExchangeKindName,
   FileModel,
   GenerationModel,
-  ImportModel,
+  MethodKindName,
   MethodModel,
   RoutingFieldModel,
   QueueTypeName,
   ServiceModel,
   TransportName,
-  TypeRef,
 } from "./model.js";
 import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
 import { DEFAULT_TS_PROTO_OPTIONS, TsProtoOptionError, type TsProtoOptions } from "./ts-proto-options.js";
 
 export interface BuildOptions {
+  /** The module generated code imports the runtime from. */
+  runtime: string;
   /** Extension of relative imports: ".js" for NodeNext (default), "" for bundlers, ".ts" for Deno-style. */
   importExtension: string;
   /** ts-proto's options that change the names and shapes grabbit's code refers to. */
@@ -43,7 +44,7 @@ export interface BuildOptions {
   outputSuffix: string;
 }
 
-export const DEFAULT_BUILD_OPTIONS: BuildOptions = { importExtension: ".js", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { runtime: "@grabbit/runtime", importExtension: ".js", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
 
 const DEFAULT_PREFETCH = 32;
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
@@ -64,6 +65,14 @@ const KIND_NAMES: Record<number, ExchangeKindName | undefined> = {
 const QUEUE_TYPE_NAMES: Record<number, QueueTypeName | undefined> = {
   [opts.QueueType.QUORUM]: "quorum",
   [opts.QueueType.CLASSIC]: "classic",
+};
+
+/** Per call kind: how the request is passed, what handler and client return, which Transport method calls. */
+const CALL_SHAPES: Record<MethodKindName, { streamIn: boolean; streamOut: boolean; transportCall: MethodModel["transportCall"] }> = {
+  unary: { streamIn: false, streamOut: false, transportCall: "unary" },
+  server_streaming: { streamIn: false, streamOut: true, transportCall: "serverStream" },
+  client_streaming: { streamIn: true, streamOut: false, transportCall: "clientStream" },
+  bidi_streaming: { streamIn: true, streamOut: true, transportCall: "bidiStream" },
 };
 
 const INTEGER_SCALARS = new Set([
@@ -135,28 +144,18 @@ class ModelBuilder {
     const ctx = new FileContext(outputPath, this.options, (imported) => {
       if (!this.options.tsProto.emitImportedFiles && !this.generated.has(imported) && this.options.tsProto.moduleOf[imported] === undefined) this.unwritten.add(imported);
     });
-    const fileModel: FileModel = {
-      proto: file.proto.name,
-      outputPath,
-      imports: ctx.imports,
-      services: [],
-      events: [],
-      enumTables: ctx.enumTables,
-      usesGrpc: false,
-      usesAmqpRpc: false,
-    };
+    // The file's exports take their names before anything is imported, so a message type or a
+    // runtime symbol of the same name gets the alias and an export never changes its name.
+    const serviceNames = file.services.map((service) => serviceExports(service, ctx.names));
+    const eventNames = events.map((message) => eventExports(message, ctx.names));
     if (defaults) this.checkFileDefaults(file, defaults);
-    for (const service of file.services) {
-      const model = this.service(service, defaults, ctx);
-      fileModel.services.push(model);
-      fileModel.usesGrpc ||= model.grpc;
-      fileModel.usesAmqpRpc ||= model.amqp !== undefined;
-    }
-    for (const message of events) {
+    const services = file.services.map((service, i) => this.service(service, serviceNames[i]!, defaults, ctx));
+    const eventModels: EventModel[] = [];
+    events.forEach((message, i) => {
       const own = this.option(message, () => getOption(message, opts.event), EXT.event, "event");
-      if (own) fileModel.events.push(this.event(message, own, defaults, ctx));
-    }
-    return fileModel;
+      if (own) eventModels.push(this.event(message, eventNames[i]!, own, defaults, ctx));
+    });
+    return { proto: file.proto.name, outputPath, services, events: eventModels, enumTables: ctx.enumTables, imports: ctx.finish() };
   }
 
   private checkFileDefaults(file: DescFile, defaults: opts.FileOptions): void {
@@ -169,11 +168,9 @@ class ModelBuilder {
     }
   }
 
-  private service(service: DescService, defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
+  private service(service: DescService, names: ServiceModel["names"], defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
     const own = this.option(service, () => (hasOption(service, opts.service) ? getOption(service, opts.service) : undefined), EXT.service, "service");
     const at = (field?: number) => () => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
-    // "BridgeService" and "Bridge" both give BridgeService, BridgeHandlers, BridgeClient.
-    const base = serviceBaseName(service).replace(/(.)Service$/, "$1");
 
     const declared = own?.transports.length ? own.transports : defaults?.transports.length ? defaults.transports : [opts.Transport.GRPC];
     const transports: TransportName[] = [];
@@ -216,30 +213,27 @@ class ModelBuilder {
       } else {
         this.queueOwners.set(requestQueue, service.typeName);
       }
-      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH, ...(queueType ? { queueType } : {}) };
+      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH, queueType };
     }
 
     const serviceTimeout = own?.timeoutMs || defaults?.timeoutMs || undefined;
     const members = new NameScope();
     const methods = service.methods.map((m) => this.method(m, members, serviceTimeout, ctx));
+    const features: RuntimeFeature[] = ["service"];
+    if (transports.includes("grpc")) features.push("grpc");
+    if (amqpModel) features.push("amqpRpc");
     return {
       typeName: service.typeName,
       protoName: service.name,
-      names: {
-        desc: ctx.names.claim(`${base}Service`),
-        handlers: ctx.names.claim(`${base}Handlers`),
-        client: ctx.names.claim(`${base}Client`),
-        grpcClient: ctx.names.claim(`create${base}GrpcClient`),
-        grpcAdd: ctx.names.claim(`add${base}GrpcService`),
-        amqpClient: ctx.names.claim(`create${base}AmqpClient`),
-        amqpServe: ctx.names.claim(`serve${base}Amqp`),
-      },
+      names,
       transports,
       grpc: transports.includes("grpc"),
       amqp: amqpModel,
       methods,
       comment: comment(service),
       deprecated: service.deprecated,
+      doc: doc(service),
+      rt: ctx.runtime(...features),
     };
   }
 
@@ -249,23 +243,30 @@ class ModelBuilder {
       (own?.idempotent ?? false) ||
       method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT ||
       method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS;
+    const input = ctx.typeRef(method.input);
+    const output = ctx.typeRef(method.output);
+    const shape = CALL_SHAPES[method.methodKind];
     return {
       protoName: method.name,
       memberName: members.claim(methodMemberName(method)),
       path: `/${method.parent.typeName}/${method.name}`,
       kind: method.methodKind,
-      input: ctx.typeRef(method.input),
-      output: ctx.typeRef(method.output),
+      input,
+      output,
+      request: shape.streamIn ? { name: "requests", type: `AsyncIterable<${input.tsRef}>` } : { name: "request", type: input.tsRef },
+      handlerReturns: shape.streamOut ? `AsyncIterable<${output.tsRef}>` : `Promise<${output.tsRef}> | ${output.tsRef}`,
+      clientReturns: shape.streamOut ? `AsyncIterable<${output.tsRef}>` : `Promise<${output.tsRef}>`,
+      transportCall: shape.transportCall,
       idempotent,
       timeoutMs: own?.timeoutMs || serviceTimeout,
       comment: comment(method),
       deprecated: method.deprecated,
+      doc: doc(method),
     };
   }
 
-  private event(message: DescMessage, own: opts.EventOptions, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
+  private event(message: DescMessage, names: EventModel["names"], own: opts.EventOptions, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
     const at = (field?: number) => () => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
-    const base = tsProtoTypeName(message);
 
     const exchange = own.exchange || defaults?.exchange || "";
     if (!exchange) {
@@ -293,22 +294,23 @@ class ModelBuilder {
 
     const routingKey = own.routingKey || message.typeName;
     const routingFields = this.routingFields(message, routingKey, exchangeKind, at(EVENT_FIELD.routingKey), ctx);
+    const type = ctx.typeRef(message);
+    const picked = routingFields.map((f) => JSON.stringify(f.tsName)).join(" | ");
     return {
       typeName: message.typeName,
-      type: ctx.typeRef(message),
-      names: {
-        desc: ctx.names.claim(`${base}Event`),
-        publisher: ctx.names.claim(`${base}Publisher`),
-        consumer: ctx.names.claim(`${base}Consumer`),
-        filter: ctx.names.claim(`${base}Filter`),
-      },
+      type,
+      names,
       exchange,
       exchangeKind,
       routingKey,
       routingFields,
+      routingFieldNames: routingFields.map((f) => f.protoName),
+      filterType: routingFields.length > 0 ? `Partial<Pick<${type.tsRef}, ${picked}>>` : "Record<string, never>",
       persistent: own.persistent ?? true,
       comment: comment(message),
       deprecated: message.deprecated,
+      doc: doc(message),
+      rt: ctx.runtime("event"),
     };
   }
 
@@ -358,13 +360,17 @@ class ModelBuilder {
 
   private routingField(field: DescField, ctx: FileContext): RoutingFieldModel {
     const tsName = tsProtoFieldName(field, this.options.tsProto);
-    const named = { protoName: field.name, tsName, tsAccess: /^[A-Za-z_$][\w$]*$/.test(tsName) ? `.${tsName}` : `[${JSON.stringify(tsName)}]` };
+    const tsAccess = /^[A-Za-z_$][\w$]*$/.test(tsName) ? `.${tsName}` : `[${JSON.stringify(tsName)}]`;
+    const read = `event${tsAccess}`;
+    const named = { protoName: field.name, tsName, tsAccess, read };
     // With stringEnums the value already is the enum value's name, which is what routing keys carry.
-    if (field.fieldKind === "enum" && this.options.tsProto.stringEnums) return { ...named, kind: "string" };
-    if (field.fieldKind === "enum") return { ...named, kind: "enum", enumTable: ctx.enumTable(field.enum) };
+    if (field.fieldKind === "enum" && this.options.tsProto.stringEnums) return { ...named, kind: "string", text: read };
+    if (field.fieldKind === "enum") {
+      return { ...named, kind: "enum", text: `${ctx.enumTable(field.enum)}[${read} as number] ?? String(${read})` };
+    }
     const scalar = field.fieldKind === "scalar" ? field.scalar : ScalarType.STRING;
     const kind = scalar === ScalarType.BOOL ? "bool" : INTEGER_SCALARS.has(scalar) ? "number" : "string";
-    return { ...named, kind };
+    return { ...named, kind, text: kind === "string" ? read : `String(${read})` };
   }
 }
 
@@ -408,66 +414,31 @@ function comment(desc: DescMessage | DescService | DescMethod): string | undefin
   return text.replace(/\*\//g, "*\\/");
 }
 
-/** Per generated file: the imports of ts-proto modules and the names already taken. */
-class FileContext {
-  readonly imports: ImportModel[] = [];
-  readonly enumTables: EnumTableModel[] = [];
-  readonly names = new NameScope();
-  private readonly aliases = new Map<string, string>();
-  private readonly tables = new Map<DescEnum, string>();
-
-  constructor(
-    private readonly outputPath: string,
-    private readonly options: BuildOptions,
-    private readonly onImport: (protoFile: string) => void,
-  ) {}
-
-  typeRef(message: DescMessage): TypeRef {
-    return { typeName: message.typeName, tsRef: `${this.moduleAlias(message.file)}.${tsProtoTypeName(message, this.options.tsProto)}` };
-  }
-
-  enumTable(desc: DescEnum): string {
-    let name = this.tables.get(desc);
-    if (!name) {
-      name = this.names.claim(`$${tsProtoTypeName(desc)}Names`);
-      this.tables.set(desc, name);
-      // With allow_alias several names share a number: the first declared is the one a decoded value
-      // takes (in ts-proto's string enums too), so routing keys agree whichever style produced them.
-      const entries: { number: number; name: string }[] = [];
-      for (const v of desc.values) if (!entries.some((e) => e.number === v.number)) entries.push({ number: v.number, name: v.name });
-      this.enumTables.push({ name, entries });
-    }
-    return name;
-  }
-
-  private moduleAlias(file: DescFile): string {
-    this.onImport(file.proto.name);
-    // An M mapping names the module to import, as ts-proto takes it: a package as it is, and a "./"
-    // path relative to the output root (rewritten relative to each file).
-    const mapped = this.options.tsProto.moduleOf[file.proto.name];
-    const target = tsProtoModulePath(file.proto.name, this.options.tsProto.fileSuffix);
-    const from =
-      mapped === undefined
-        ? relativeImport(this.outputPath, target) + this.options.importExtension
-        : mapped.startsWith("./")
-          ? relativeImport(this.outputPath, mapped.slice(2))
-          : mapped;
-    let alias = this.aliases.get(from);
-    if (!alias) {
-      alias = `$${this.imports.length}`;
-      this.aliases.set(from, alias);
-      this.imports.push({ alias, from });
-    }
-    return alias;
-  }
+function doc(desc: DescMessage | DescService | DescMethod): DocModel {
+  return { comment: comment(desc), deprecated: desc.deprecated, see: protoLink(desc) };
 }
 
-function relativeImport(fromFile: string, toModule: string): string {
-  const from = fromFile.split("/").slice(0, -1);
-  const to = toModule.split("/");
-  let common = 0;
-  while (common < from.length && common < to.length - 1 && from[common] === to[common]) common++;
-  const up = from.length - common;
-  const rest = to.slice(common).join("/");
-  return up === 0 ? `./${rest}` : `${"../".repeat(up)}${rest}`;
+/** A service's exports. "BridgeService" and "Bridge" both give BridgeService, BridgeHandlers, BridgeClient. */
+function serviceExports(service: DescService, scope: NameScope): ServiceModel["names"] {
+  const base = serviceBaseName(service).replace(/(.)Service$/, "$1");
+  return {
+    desc: scope.claim(`${base}Service`),
+    handlers: scope.claim(`${base}Handlers`),
+    client: scope.claim(`${base}Client`),
+    grpcClient: scope.claim(`create${base}GrpcClient`),
+    grpcAdd: scope.claim(`add${base}GrpcService`),
+    amqpClient: scope.claim(`create${base}AmqpClient`),
+    amqpServe: scope.claim(`serve${base}Amqp`),
+  };
+}
+
+/** An event's exports: OrderCreatedEvent, OrderCreatedPublisher, OrderCreatedConsumer, OrderCreatedFilter. */
+function eventExports(message: DescMessage, scope: NameScope): EventModel["names"] {
+  const base = tsProtoTypeName(message);
+  return {
+    desc: scope.claim(`${base}Event`),
+    publisher: scope.claim(`${base}Publisher`),
+    consumer: scope.claim(`${base}Consumer`),
+    filter: scope.claim(`${base}Filter`),
+  };
 }

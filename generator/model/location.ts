@@ -1,6 +1,6 @@
 // Source positions for descriptors and their options, from the SourceCodeInfo that buf sends with
 // every file to generate. Errors are reported as `file:line:column: message`, like protoc and buf.
-import type { AnyDesc, DescFile } from "@bufbuild/protobuf";
+import type { AnyDesc, DescFile, DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
 
 // Field numbers in descriptor.proto that make up source-info paths.
 const FILE_MESSAGE = 4;
@@ -110,4 +110,17 @@ export function locate(desc: AnyDesc, path: number[] = declarationPath(desc)): P
     if (span && span.length >= 3) return { file: file.proto.name, line: span[0]! + 1, column: span[1]! + 1 };
   }
   return { file: file.proto.name, line: 1, column: 1 };
+}
+
+/** The 1-based line a declaration starts on, or undefined when the request carries no source info for it. */
+export function declaredLine(desc: AnyDesc): number | undefined {
+  const span = spans(fileOf(desc)).get(declarationPath(desc).join(","));
+  return span && span.length >= 3 ? span[0]! + 1 : undefined;
+}
+
+/** How generated doc comments point back at a declaration: `proto <file>:<line> <full name>`. */
+export function protoLink(desc: DescMessage | DescService | DescMethod): string {
+  const name = desc.kind === "rpc" ? `${desc.parent.typeName}.${desc.name}` : desc.typeName;
+  const line = declaredLine(desc);
+  return `proto ${fileOf(desc).proto.name}${line === undefined ? "" : `:${line}`} ${name}`;
 }

@@ -1,5 +1,7 @@
 // The model the templates render: what each .proto file declares that grabbit generates code for,
-// with every option resolved (event over file defaults over built-in defaults) and validated.
+// with every option resolved (event over file defaults over built-in defaults) and validated, and
+// every name and type expression the templates print already computed: templates only place text.
+import type { ImportStatement } from "./imports.js";
 
 export type ExchangeKindName = "topic" | "direct" | "fanout" | "headers";
 export type TransportName = "grpc" | "amqp";
@@ -7,12 +9,24 @@ export type TransportName = "grpc" | "amqp";
 export type QueueTypeName = "quorum" | "classic";
 export type MethodKindName = "unary" | "server_streaming" | "client_streaming" | "bidi_streaming";
 
-/** A message type as generated code refers to it: `$1.Order`, with its full protobuf name. */
+/** A message type as generated code refers to it: `Order`, with its full protobuf name. */
 export interface TypeRef {
   typeName: string;
-  /** Alias of the imported ts-proto module plus the ts-proto name, e.g. `$1.Order`. */
+  /** The ts-proto name as this file imports it: `Order`, or an alias (`Order$1`) on a clash. */
   tsRef: string;
 }
+
+/** What a generated doc comment says besides the template's own text. */
+export interface DocModel {
+  /** The proto comment, which replaces the template's text when there is one. */
+  comment: string | undefined;
+  deprecated: boolean;
+  /** The `@see` link back to the declaration: `proto example/v1/x.proto:12 example.v1.X`. */
+  see: string;
+}
+
+/** Local names of the runtime symbols a declaration's code uses, by exported name. */
+export type RuntimeNames = Record<string, string>;
 
 export interface MethodModel {
   protoName: string;
@@ -21,10 +35,19 @@ export interface MethodModel {
   kind: MethodKindName;
   input: TypeRef;
   output: TypeRef;
+  /** The first parameter of the handler and client method: `request: X` or `requests: AsyncIterable<X>`. */
+  request: { name: "request" | "requests"; type: string };
+  /** What a handler returns: `Promise<Y> | Y` or `AsyncIterable<Y>`. */
+  handlerReturns: string;
+  /** What the client method returns: `Promise<Y>` or `AsyncIterable<Y>`. */
+  clientReturns: string;
+  /** The Transport method that carries the call. */
+  transportCall: "unary" | "serverStream" | "clientStream" | "bidiStream";
   idempotent: boolean;
   timeoutMs: number | undefined;
   comment: string | undefined;
   deprecated: boolean;
+  doc: DocModel;
 }
 
 export interface ServiceModel {
@@ -42,10 +65,13 @@ export interface ServiceModel {
   };
   transports: TransportName[];
   grpc: boolean;
-  amqp: { requestQueue: string; prefetch: number; queueType?: QueueTypeName } | undefined;
+  /** queueType is undefined when the contract names none (the server picks at run time). */
+  amqp: { requestQueue: string; prefetch: number; queueType: QueueTypeName | undefined } | undefined;
   methods: MethodModel[];
   comment: string | undefined;
   deprecated: boolean;
+  doc: DocModel;
+  rt: RuntimeNames;
 }
 
 export interface RoutingFieldModel {
@@ -55,8 +81,10 @@ export interface RoutingFieldModel {
   tsAccess: string;
   /** How `event<tsAccess>` (known defined) becomes text. */
   kind: "string" | "number" | "bool" | "enum";
-  /** For enums: the file-level lookup table's name. */
-  enumTable?: string;
+  /** The property read from the event: `event.orderId`. */
+  read: string;
+  /** The expression that makes it routing-key text, once known defined: `String(event.qty)`. */
+  text: string;
 }
 
 export interface EventModel {
@@ -67,9 +95,15 @@ export interface EventModel {
   exchangeKind: ExchangeKindName;
   routingKey: string;
   routingFields: RoutingFieldModel[];
+  /** The placeholders' proto names, in template order. */
+  routingFieldNames: string[];
+  /** The type of a consumer's filter: `Partial<Pick<Order, "region">>`, or `Record<string, never>`. */
+  filterType: string;
   persistent: boolean;
   comment: string | undefined;
   deprecated: boolean;
+  doc: DocModel;
+  rt: RuntimeNames;
 }
 
 export interface EnumTableModel {
@@ -77,22 +111,15 @@ export interface EnumTableModel {
   entries: { number: number; name: string }[];
 }
 
-export interface ImportModel {
-  alias: string;
-  from: string;
-}
-
 export interface FileModel {
   /** The .proto path, "demo/v1/orders.proto". */
   proto: string;
   /** The generated file's path. */
   outputPath: string;
-  imports: ImportModel[];
+  imports: ImportStatement[];
   services: ServiceModel[];
   events: EventModel[];
   enumTables: EnumTableModel[];
-  usesGrpc: boolean;
-  usesAmqpRpc: boolean;
 }
 
 export interface GenerationModel {

@@ -82,12 +82,29 @@ export function serviceBaseName(service: DescService): string {
   return tsProtoCamel(service.name);
 }
 
-/** Hands out names that are unique within one generated file, suffixing on collision. */
+/**
+ * Hands out names that are unique within one generated file, suffixing on collision. Names given
+ * to `reserve` are never handed out: the globals the generated code refers to.
+ */
 export class NameScope {
-  private readonly taken = new Set<string>();
+  private readonly taken: Set<string>;
+
+  constructor(reserved: Iterable<string> = []) {
+    this.taken = new Set(reserved);
+  }
+
+  /** The name itself when free, else the first free `name2`, `name3`, ... (exports read this way). */
   claim(name: string): string {
     let candidate = name;
     for (let i = 2; this.taken.has(candidate); i++) candidate = `${name}${i}`;
+    this.taken.add(candidate);
+    return candidate;
+  }
+
+  /** The name itself when free, else `name$1`, `name$2`, ...: an import alias, which no proto name can take. */
+  alias(name: string): string {
+    let candidate = name;
+    for (let i = 1; this.taken.has(candidate); i++) candidate = `${name}$${i}`;
     this.taken.add(candidate);
     return candidate;
   }

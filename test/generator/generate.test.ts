@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { bindingKey, renderRoutingKey } from "@grabbit/runtime";
 import { generateFixtures, typeCheck } from "../support/buf.js";
+import { flat } from "./text.js";
 
 let out: string;
 let generation: { stderr: string };
@@ -44,8 +45,8 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
       expect(text).toContain(`  ${member}request`);
     }
     // ts-proto renames a message called Date so that it does not shadow the global.
-    expect(text).toContain("clientStream(requests: AsyncIterable<$0.DateMessage>, options?: CallOptions): Promise<$0.FunctionMessage>");
-    expect(text).toContain("AsyncIterable<$0.snakeCaseMessage>");
+    expect(flat(text)).toContain("clientStream(requests: AsyncIterable<DateMessage>, options?: CallOptions): Promise<FunctionMessage>");
+    expect(text).toContain("AsyncIterable<snakeCaseMessage>");
   });
 
   it("resolves service options over file defaults over built-in defaults", () => {

@@ -11,6 +11,7 @@ import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { GrpcServer } from "@grabbit/runtime/grpc";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { generateModule, protoModule, typeCheck } from "../support/buf.js";
+import { flat } from "./text.js";
 
 // A unique request queue, so that runs sharing the broker never serve each other's calls.
 const requestQueue = uniqueName("grabbit.test.meter");
@@ -194,9 +195,9 @@ describe("a service with every call kind, served over gRPC and RabbitMQ", () => 
   it("generates the AMQP client and server helpers beside the gRPC ones", () => {
     expect(generated).toContain(`requestQueue: "${requestQueue}"`);
     for (const kind of ["unary", "server_streaming", "client_streaming", "bidi_streaming"]) expect(generated).toContain(`kind: "${kind}"`);
-    expect(generated).toContain("export function createMeterAmqpClient(connection: AmqpConnection, options?: AmqpRpcTransportOptions): MeterClient");
-    expect(generated).toContain("export function serveMeterAmqp(connection: AmqpConnection, handlers: Partial<MeterHandlers>, options?: AmqpRpcServerOptions)");
-    expect(generated).toContain("export function addMeterGrpcService(server: GrpcServer, handlers: Partial<MeterHandlers>): GrpcServer");
+    expect(flat(generated)).toContain("export function createMeterAmqpClient(connection: AmqpConnection, options?: AmqpRpcTransportOptions): MeterClient");
+    expect(flat(generated)).toContain("export function serveMeterAmqp(connection: AmqpConnection, handlers: Partial<MeterHandlers>, options?: AmqpRpcServerOptions)");
+    expect(flat(generated)).toContain("export function addMeterGrpcService(server: GrpcServer, handlers: Partial<MeterHandlers>): GrpcServer");
   });
 
   it("type-checks: full and partial implementations, every call kind through both clients", () => {
