@@ -1,12 +1,14 @@
 // The plugin at googleapis scale, by hand (minutes, gigabytes: not part of `npm run bench`):
-//   node --import tsx bench/googleapis.ts [--with-ts-proto] [--json]
+//   node --import tsx bench/googleapis.ts [--with-ts-proto] [--ts-proto-heap-mb N] [--json]
 // Stages the googleapis protos shipped by the google-proto-files devDependency (google/** and
 // grafeas/**, without its copy of google/protobuf: buf brings the well-known types, and that copy
 // carries protobuf's own test files, which do not compile), builds one image with buf, then runs ONE
 // `buf generate` over every file with protoc-gen-grabbit alone, and with --with-ts-proto a second one
 // with ts-proto beside it. Each plugin process runs under GNU time: its wall time and peak RSS are
-// printed, with buf's total and the machine's load (the machine is shared).
-// Fails with a sentence when GNU time, buf or the package is missing, or when buf or a plugin fails.
+// printed, with buf's total and the machine's load (the machine is shared). A plugin that fails (ts-proto
+// runs out of Node's default heap on googleapis; --ts-proto-heap-mb raises it) is reported with
+// buf's message, next to what the other plugin measured in the same run.
+// Fails with a sentence when GNU time, buf or the package is missing, or when buf fails otherwise.
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -19,6 +21,8 @@ const BUF = join(REPO, "node_modules/.bin/buf");
 const PROTOS = join(REPO, "node_modules/google-proto-files");
 const withTsProto = process.argv.includes("--with-ts-proto");
 const json = process.argv.includes("--json");
+const heapArg = process.argv.indexOf("--ts-proto-heap-mb");
+const tsProtoHeapMb = heapArg > 0 ? Number(process.argv[heapArg + 1]) : undefined;
 
 function fail(sentence: string): never {
   process.stderr.write(`googleapis bench: ${sentence}\n`);
@@ -57,15 +61,24 @@ try {
     writeFileSync(templatePath, JSON.stringify(template));
     const load = loadavg()[0]!.toFixed(1);
     const start = performance.now();
-    const run = spawnSync(BUF, ["generate", image, "--template", templatePath], { encoding: "utf8", maxBuffer: 1 << 26 });
+    const run = spawnSync(BUF, ["generate", image, "--template", templatePath], { encoding: "utf8", maxBuffer: 1 << 26, env: process.env });
     const totalS = (performance.now() - start) / 1000;
-    if (run.status !== 0) fail(`buf generate failed: ${run.stderr.split("\n").filter((l) => !l.includes("does not support required features")).slice(0, 5).join(" ")}`);
-    const result: Record<string, unknown> = { buf_generate_s: Math.round(totalS * 10) / 10, load_at_start: Number(load) };
+    const result: Record<string, unknown> = { buf_generate_s: Math.round(totalS * 10) / 10, load_at_start: Number(load), load_at_end: Number(loadavg()[0]!.toFixed(1)) };
+    if (run.status !== 0) result.error = run.stderr.split("\n").filter((l) => l.trim() && !l.includes("does not support required features") && !l.includes(".proto,")).slice(0, 6).join(" ").slice(0, 600);
     for (const p of plugins) {
-      const [seconds, kb] = readFileSync(join(work, `${p.name}.time`), "utf8").trim().split(/\s+/).slice(-2).map(Number);
-      const out = readdirSync(join(work, `out-${p.name}`), { recursive: true }).filter((f) => String(f).endsWith(".ts")).length;
-      result[p.name] = { wall_s: seconds, peak_rss_mb: Math.round(kb! / 1024), files_written: out };
+      const timeFile = join(work, `${p.name}.time`);
+      if (!existsSync(timeFile)) {
+        result[p.name] = { finished: false };
+        continue;
+      }
+      // GNU time writes "Command exited with non-zero status N" first when the plugin failed.
+      const lines = readFileSync(timeFile, "utf8").trim().split("\n");
+      const [seconds, kb] = lines.at(-1)!.split(/\s+/).map(Number);
+      const outDir = join(work, `out-${p.name}`);
+      const out = existsSync(outDir) ? readdirSync(outDir, { recursive: true }).filter((f) => String(f).endsWith(".ts")).length : 0;
+      result[p.name] = { wall_s: seconds, peak_rss_mb: Math.round(kb! / 1024), files_written: out, ...(lines.length > 1 ? { failed: lines[0] } : {}) };
     }
+    if (run.status !== 0 && plugins.length === 1) fail(`buf generate failed: ${String(result.error)}`);
     return result;
   };
 
@@ -78,7 +91,11 @@ try {
     log(`buf generate with protoc-gen-grabbit and ts-proto ${peerVersion("ts-proto")} beside it...`);
     report.grabbit_with_ts_proto = generate([
       grabbit,
-      { name: "ts_proto", command: [join(REPO, "node_modules/.bin/protoc-gen-ts_proto")], opt: ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"] },
+      {
+        name: "ts_proto",
+        command: tsProtoHeapMb ? ["node", `--max-old-space-size=${tsProtoHeapMb}`, join(REPO, "node_modules/ts-proto/protoc-gen-ts_proto")] : [join(REPO, "node_modules/.bin/protoc-gen-ts_proto")],
+        opt: ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"],
+      },
     ]);
     log(JSON.stringify(report.grabbit_with_ts_proto));
   }
