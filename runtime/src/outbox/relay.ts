@@ -11,7 +11,7 @@
 //
 // Without strictOrder a round pipelines batches: while the broker confirms one batch (published
 // with publishMany, one promise for the batch), the next is read and published, and the first is
-// marked sent in one UPDATE once confirmed. At most two batches are in flight; a round ends after
+// marked sent in one UPDATE once confirmed. At most PIPELINE_DEPTH batches are in flight; a round ends after
 // MAX_BATCHES_PER_ROUND batches or when a read comes back short, and gives its leases back.
 //
 // A relay killed mid-batch leaves its rows unmarked; once its lease expires (or it restarts with the
@@ -34,6 +34,8 @@ import type { Outbox } from "./outbox.js";
 const MANDATORY = { mandatory: true } as const;
 /** Batches one round sends from its partitions before giving the leases back (other relays get a turn). */
 const MAX_BATCHES_PER_ROUND = 20;
+/** Batches in flight at once (published, not yet confirmed and marked): reading, confirming and marking overlap. */
+const PIPELINE_DEPTH = 3;
 
 export interface OutboxRelayOptions {
   /** Lease owner name. Default: host-pid-random. A relay restarted with the same id takes its leases back at once. */
@@ -149,8 +151,8 @@ export class OutboxRelay {
     this.retryMax = Math.max(this.retryInitial, options.retryDelayMs?.max ?? 60_000);
     this.retainSentMs = options.retainSentMs ?? 3_600_000;
     this.logger = options.logger ?? connection.logger;
-    // Two batches in flight: the one being confirmed and the next.
-    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize * 2, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
+    // PIPELINE_DEPTH batches in flight: marked, being confirmed, just published.
+    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize * PIPELINE_DEPTH, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
   }
 
   /** Starts the loop in the background; errors go to onError and the loop goes on. */
@@ -329,7 +331,8 @@ export class OutboxRelay {
     const blocked = new Set<number>();
     let afterId = "0";
     let sent = 0;
-    let previous: Promise<number> | undefined;
+    // Batches published and not yet confirmed and marked, oldest first.
+    const inFlight: Promise<number>[] = [];
     try {
       for (let batch = 0; batch < MAX_BATCHES_PER_ROUND; batch++) {
         const rows = await this.read(parts, afterId);
@@ -350,19 +353,22 @@ export class OutboxRelay {
           } else sending.push(row);
         }
         const outcomes = this.publishBatch(sending);
-        // The previous batch is marked while this one is in flight.
-        if (previous) sent += await previous;
-        previous = outcomes.then((errors) => {
+        // Older batches are confirmed and marked while this one is in flight and the next is read.
+        if (inFlight.length >= PIPELINE_DEPTH - 1) sent += await inFlight.shift()!;
+        inFlight.push(outcomes.then((errors) => {
           const ok: Row[] = [];
           errors.forEach((err, i) => (err === undefined ? ok.push(sending[i]!) : failed.push({ row: sending[i]!, err })));
           return this.mark(ok, failed);
-        });
+        }));
         if (rows.length < this.batchSize) break;
       }
     } finally {
       // Whatever failed meanwhile, what is in flight is awaited and marked: no confirmed row is left
-      // unmarked by a failed read (it would be sent again).
-      if (previous) sent += await previous;
+      // unmarked by a failed read (it would be sent again). The first failure is the round's.
+      const settled = await Promise.allSettled(inFlight.splice(0));
+      for (const r of settled) if (r.status === "fulfilled") sent += r.value;
+      const failure = settled.find((r) => r.status === "rejected");
+      if (failure) throw failure.reason;
     }
     return sent;
   }
