@@ -1,7 +1,7 @@
 // RPC over RabbitMQ: typed client + server vs plain amqplib doing the same request/reply (direct
 // reply-to, same headers, same queue type, TCP_NODELAY, same message codec) on the same broker.
 // Latency: sequential calls, p50/p99. Throughput: 64 calls in flight. The two sides alternate in
-// rounds so that a noisy neighbour hurts both alike.
+// rounds so that a noisy neighbour hurts both alike. bench/peers-amqp.bench.ts reuses the grabbit side.
 import { randomBytes, randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import type { MessageType, ServiceDesc } from "../runtime/src/index.js";
@@ -9,17 +9,17 @@ import { AmqpConnection, AmqpRpcTransport, serveAmqp } from "../runtime/src/amqp
 import { figure, type Figure } from "./figure.js";
 
 const URL = process.env.AMQP_URL ?? "amqp://127.0.0.1";
-const IN_FLIGHT = 64;
+export const IN_FLIGHT = 64;
 // The request queue's type for both sides; quorum is what serveAmqp declares by default.
-const QUEUE_TYPE = process.env.BENCH_RPC_QUEUE === "classic" ? "classic" : "quorum";
+export const QUEUE_TYPE = process.env.BENCH_RPC_QUEUE === "classic" ? "classic" : "quorum";
 
 /** message Ping { bytes payload = 1; uint32 seq = 2; } encoded by hand: a small message. */
-interface Ping {
+export interface Ping {
   payload: Uint8Array;
   seq: number;
 }
 
-const PingType: MessageType<Ping> = {
+export const PingType: MessageType<Ping> = {
   typeName: "grabbit.bench.v1.Ping",
   encode(m) {
     // payload < 128 bytes and seq < 2^28 in this bench, so lengths and varints stay short.
@@ -57,9 +57,9 @@ function varint(n: number): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-const payload = randomBytes(32);
+export const payload = randomBytes(32);
 
-function service(queue: string): ServiceDesc {
+export function service(queue: string): ServiceDesc {
   return {
     typeName: queue,
     transports: ["amqp"],
@@ -70,15 +70,15 @@ function service(queue: string): ServiceDesc {
   };
 }
 
-type Call = (seq: number) => Promise<unknown>;
+export type Call = (seq: number) => Promise<unknown>;
 
-interface Side {
+export interface Side {
   call: Call;
   close(): Promise<void>;
 }
 
 /** grabbit: AmqpConnection (noDelay is its default) + AmqpRpcTransport + serveAmqp. */
-async function grabbitSide(queue: string): Promise<Side> {
+export async function grabbitSide(queue: string): Promise<Side> {
   const serverConn = await AmqpConnection.connect({ urls: URL, name: "bench-rpc-server" });
   const clientConn = await AmqpConnection.connect({ urls: URL, name: "bench-rpc-client" });
   const svc = service(queue);
@@ -151,7 +151,7 @@ async function rawSide(queue: string): Promise<Side> {
   };
 }
 
-async function sequential(call: Call, n: number, into: number[]): Promise<void> {
+export async function sequential(call: Call, n: number, into: number[]): Promise<void> {
   for (let i = 0; i < n; i++) {
     const start = process.hrtime.bigint();
     await call(i);
@@ -160,7 +160,7 @@ async function sequential(call: Call, n: number, into: number[]): Promise<void> 
 }
 
 /** Calls per second with IN_FLIGHT outstanding; adds the process CPU time used (client and server, µs) to `cpu`. */
-async function concurrent(call: Call, n: number, cpu?: { us: number; calls: number }): Promise<number> {
+export async function concurrent(call: Call, n: number, cpu?: { us: number; calls: number }): Promise<number> {
   const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   let next = 0;
@@ -177,7 +177,7 @@ async function concurrent(call: Call, n: number, cpu?: { us: number; calls: numb
   return n / elapsed;
 }
 
-function percentile(sorted: number[], p: number): number {
+export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 }
 

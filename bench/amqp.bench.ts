@@ -34,8 +34,11 @@ const event: EventDesc<TickMsg> = {
 
 /** BENCH_VERBOSE=1 prints every round to stderr, with this process's CPU time per message. */
 let cpuMark = process.cpuUsage();
+/** CPU time (µs) per message of each side's rounds, for the CPU figures. */
+const cpuPerMsg: Record<string, number[]> = {};
 function log(what: string, rate: number, n: number): number {
   const cpu = process.cpuUsage(cpuMark);
+  (cpuPerMsg[what] ??= []).push((cpu.user + cpu.system) / n);
   if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${what}: ${Math.round(rate)} msg/s, ${((cpu.user + cpu.system) / n).toFixed(1)} us CPU/msg\n`);
   return rate;
 }
@@ -239,7 +242,10 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const bestRaw = (rates: { nagle: number[]; noDelay: number[] }) => Math.max(median(rates.nagle), median(rates.noDelay));
     return {
       publish_confirmed: figure(typedRate, bestRawRate, "msg/s", "higher-is-better", `raw amqplib confirm channel at its best: ${bestRawName} (medians of ${rounds} rounds; batches of 1,000 + waitForConfirms, or a sliding window of ${WINDOW}, each with Nagle and noDelay)`),
+      // The same pattern on both sides (a sliding window of WINDOW, TCP_NODELAY): what the typed layer costs.
+      publish_cpu_us_per_msg: figure(median(cpuPerMsg["typed sliding"]!), median(cpuPerMsg["raw sliding noDelay"]!), "µs CPU", "lower-is-better", `raw amqplib sliding window of ${WINDOW} with noDelay, one callback for all confirms (medians of ${rounds} rounds)`),
       publish_confirmed_all_at_once: figure(pubMedians["typed all at once"]!, bestRawRate, "msg/s", "higher-is-better", `same baseline; typed side publishes all ${nPub} at once and lets the publisher's window pace them`),
+      consume_cpu_us_per_msg: figure(median(cpuPerMsg["typed consume"]!), Math.min(median(cpuPerMsg["raw consume nagle"]!), median(cpuPerMsg["raw consume noDelay"]!)), "µs CPU", "lower-is-better", `raw amqplib consume + decode + ack, the cheaper of Nagle/noDelay (medians of ${rounds} rounds)`),
       consume: figure(median(conRates.typed), bestRaw(conRates), "msg/s", "higher-is-better", `raw amqplib consume + decode + ack, same prefetch (better of Nagle/noDelay; medians of ${rounds} rounds)`),
     };
   } finally {

@@ -1,4 +1,5 @@
 // One benchmark figure. `ratio` says how many times better grabbit is than the baseline measured in
+import { readFileSync } from "node:fs";
 // the same run: value/baseline for rates, baseline/value for times and memory (above 1 is better).
 export interface Figure {
   value: number;
@@ -49,3 +50,8 @@ export function publishSliding(n: number, window: number, publish: (i: number) =
 
 /** A bench module: bench/<area>.ts exports `run`, and bench/run.ts calls each in turn. */
 export type BenchModule = { run(options: { quick: boolean }): Promise<Record<string, Figure>> };
+
+/** The installed version of a peer library, read from node_modules (some packages do not export package.json). */
+export function peerVersion(pkg: string): string {
+  return (JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
+}

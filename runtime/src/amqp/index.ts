@@ -14,7 +14,7 @@ export {
   type SessionSetup,
 } from "./connection.js";
 export { ChannelKeeper, type ChannelKeeperOptions } from "./channel-keeper.js";
-export { Publisher, type PublisherOptions, type PublisherEvents, type RawPublishOptions } from "./publisher.js";
+export { Publisher, PublishManyError, type OutgoingMessage, type PublisherOptions, type PublisherEvents, type RawPublishOptions } from "./publisher.js";
 export { EventPublisher, type EventPublisherOptions, type PublishOptions } from "./events.js";
 export { EventConsumer, type EventConsumerOptions, type EventHandler, type DeliveryContext } from "./consumer.js";
 export {

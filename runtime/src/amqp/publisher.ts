@@ -10,12 +10,18 @@
 // node returns. A nack is therefore not final: the channel is replaced and the message re-sent, within
 // its timeout. Confirms that stop coming are checked against the cluster: with a majority of the
 // nodes up the channel is replaced; with the quorum lost the waiting messages fail fast (UNAVAILABLE).
+//
+// Confirms are matched by delivery tag (confirm-ledger.ts) from the channel's 'ack' and 'nack' events,
+// with no callback per message; the body kept for a re-send is the caller's bytes, not a copy.
+// publishMany() sends a batch under one promise, which settles once every message in it has.
 
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { ConfirmChannel, Message, Options } from "amqplib";
 import { Code, StatusError, UnroutableError, messageOf } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
+import { ConfirmLedger } from "./confirm-ledger.js";
+import { DeadlineBuckets, PublishManyError, asBuffer, moreOf, refuse, type Batch, type Entry, type OutgoingMessage } from "./publish-entry.js";
 import { StallWatch } from "./stall-watch.js";
 import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
@@ -57,6 +63,8 @@ export interface PublisherEvents {
   replaced: [{ reason: string }];
 }
 
+export { PublishManyError, type OutgoingMessage };
+
 export interface RawPublishOptions {
   /** Ask the broker to return the message when no queue is bound for it. Default true. */
   mandatory?: boolean;
@@ -74,33 +82,6 @@ export interface RawPublishOptions {
    * with), before the promise does: lets a caller's telemetry end without another promise per message.
    */
   settled?: { end(err?: unknown): void } | undefined;
-}
-
-interface Entry {
-  exchange: string;
-  routingKey: string;
-  content: Buffer;
-  props: Options.Publish;
-  resolve(): void;
-  reject(err: Error): void;
-  settled: boolean;
-  onSettled: { end(err?: unknown): void } | undefined;
-  /** The channel the current copy was sent on, if it is in flight. */
-  channel: ConfirmChannel | undefined;
-  returned: string | undefined;
-  /** Epoch ms after which the message is rejected; Infinity for none. */
-  deadline: number;
-  timeoutMs: number;
-  /** True when `deadline` is the caller's (RawPublishOptions.deadline), not this publish's own timeout. */
-  callDeadline: boolean;
-  /** The signal whose abort settles this entry (it is in `watched` under it), if any. */
-  signal: AbortSignal | undefined;
-  admitted: boolean;
-  /** Channel errors (not connection losses) seen while this message was in flight. */
-  channelErrors: number;
-  /** Times the broker nacked a copy; the last reason. */
-  nacks: number;
-  lastNack: string | undefined;
 }
 
 const NOT_FOUND_EXCHANGE = /no exchange '([^']*)'/;
@@ -124,8 +105,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private busySince = 0;
   /** Accepted, not yet written to a channel (or to be written again after a loss), in order. */
   private readonly queue = new Deque<Entry>();
-  /** Written to `channel`, awaiting confirm, in publish order. */
-  private readonly inFlight = new Set<Entry>();
+  /** Written and awaiting confirm, by channel, in publish (delivery tag) order. */
+  private readonly ledgers = new Map<ConfirmChannel, ConfirmLedger<Entry>>();
   /** Accepted and not yet settled, waiting for the window included. */
   private unsettled = 0;
   /** Admitted into the window and not yet settled. */
@@ -140,7 +121,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * Deadlines, one bucket per timeout value. Within a bucket insertion order is deadline order, so
    * one timer per bucket (at its oldest entry) replaces a timer per message.
    */
-  private readonly deadlines = new Map<number, { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }>();
+  private readonly deadlines = new DeadlineBuckets((entry, timeoutMs) => this.expire(entry, timeoutMs));
   /**
    * Unsettled entries by the signal that cancels them, with one abort listener per signal: many
    * publishes share one (those a handler makes share its call's, a consumer channel's deliveries
@@ -165,6 +146,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       owner: "publisher",
       confirm: true,
       setup: (ch) => {
+        const ledger = new ConfirmLedger<Entry>();
+        this.ledgers.set(ch, ledger);
+        const confirmed = (err: Error | null) => (entry: Entry) => this.onConfirm(entry, ch, err);
+        const acked = confirmed(null);
+        const nacked = confirmed(new Error("message nacked"));
+        ch.on("ack", (f: { deliveryTag: number; multiple: boolean }) => ledger.confirm(f.deliveryTag, f.multiple, acked));
+        ch.on("nack", (f: { deliveryTag: number; multiple: boolean }) => ledger.confirm(f.deliveryTag, f.multiple, nacked));
         ch.on("return", (msg: Message) => this.onReturn(ch, msg));
         ch.on("drain", () => {
           if (this.keeper.current !== ch) return;
@@ -217,68 +205,118 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * EventPublisher is where a publish inherits the served call's deadline, signal and headers.
    */
   publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
-    const refuse = (err: Error): Promise<void> => {
-      options.settled?.end(err);
-      return Promise.reject(err);
-    };
-    if (this.closed) return refuse(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+    if (this.closed) return refuse(options, new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
     const signal = options.signal;
-    if (signal?.aborted) return refuse(StatusError.from(signal.reason, Code.CANCELLED));
+    if (signal?.aborted) return refuse(options, StatusError.from(signal.reason, Code.CANCELLED));
     // Refused here, not buffered: an oversized message would sit in memory until the broker refused it.
     if (content.byteLength > this.maxMessageBytes) {
-      return refuse(new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
+      return refuse(options, new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
     }
     let timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let callDeadline = false;
     if (options.deadline !== undefined) {
       const left = options.deadline - Date.now();
       // Sent now, a message the caller has stopped waiting for could still be delivered: refuse it.
-      if (left <= 0) return refuse(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the message was published; it was not sent"));
+      if (left <= 0) return refuse(options, new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the message was published; it was not sent"));
       if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
         timeoutMs = left;
         callDeadline = true;
       }
     }
-    const buffer = Buffer.isBuffer(content) ? content : Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+    const mandatory = options.mandatory ?? true;
+    return new Promise<void>((resolve, reject) => {
+      this.accept(this.entry(exchange, routingKey, content, properties, mandatory, timeoutMs, callDeadline, options.settled, resolve, reject, undefined, 0), signal);
+    });
+  }
+
+  /**
+   * Publishes a batch under one promise: it resolves when the broker has confirmed every message,
+   * and otherwise rejects with a PublishManyError (saying which failed and why) once each has
+   * settled, so that the caller knows the outcome of every one. Each message gets the guarantees of
+   * publish(): its own message_id (generated when missing), a re-send on a new channel when its
+   * channel is lost or nacks, the same window; `options` apply to each (`settled` goes per message).
+   */
+  publishMany(messages: readonly OutgoingMessage[], options: Omit<RawPublishOptions, "settled"> = {}): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
+    for (const m of messages) {
+      if (m.content.byteLength > this.maxMessageBytes) {
+        return Promise.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `a message body is ${m.content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes); no message of the batch was sent`));
+      }
+    }
+    let timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    let callDeadline = false;
+    if (options.deadline !== undefined) {
+      const left = options.deadline - Date.now();
+      if (left <= 0) return Promise.reject(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the messages were published; none was sent"));
+      if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
+        timeoutMs = left;
+        callDeadline = true;
+      }
+    }
+    const mandatory = options.mandatory ?? true;
+    return new Promise<void>((resolve, reject) => {
+      const batch: Batch = { size: messages.length, remaining: messages.length, errors: undefined, failed: 0, resolve, reject };
+      for (let i = 0; i < messages.length; i++) {
+        const m = messages[i]!;
+        this.accept(this.entry(m.exchange, m.routingKey, m.content, m.properties ?? {}, mandatory, timeoutMs, callDeadline, m.settled, undefined, undefined, batch, i), signal);
+      }
+    });
+  }
+
+  private entry(
+    exchange: string,
+    routingKey: string,
+    content: Uint8Array,
+    properties: Options.Publish,
+    mandatory: boolean,
+    timeoutMs: number,
+    callDeadline: boolean,
+    onSettled: RawPublishOptions["settled"],
+    resolve: (() => void) | undefined,
+    reject: ((err: Error) => void) | undefined,
+    batch: Batch | undefined,
+    index: number,
+  ): Entry {
     // The properties are kept (for a re-send) until confirmed, so callers must not change them after
     // the call. They are copied only when something has to be filled in.
-    const mandatory = options.mandatory ?? true;
     let props = properties;
     if (props.mandatory !== mandatory || props.messageId === undefined) {
       props = { ...properties, mandatory };
       if (props.messageId === undefined) props.messageId = randomUUID();
     }
-    return new Promise<void>((resolve, reject) => {
-      const entry: Entry = {
-        exchange,
-        routingKey,
-        content: buffer,
-        props,
-        resolve,
-        reject,
-        settled: false,
-        onSettled: options.settled,
-        channel: undefined,
-        returned: undefined,
-        deadline: Infinity,
-        timeoutMs,
-        callDeadline,
-        signal: undefined,
-        admitted: false,
-        channelErrors: 0,
-        nacks: 0,
-        lastNack: undefined,
-      };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        entry.deadline = Date.now() + timeoutMs;
-        this.armDeadline(entry);
-      }
-      if (signal) this.watch(entry, signal);
-      if (this.unsettled++ === 0) this.busySince = Date.now();
-      this.stalls.arm();
-      if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
-      else this.windowWaiters.push(entry);
-    });
+    return {
+      exchange,
+      routingKey,
+      content,
+      props,
+      resolve,
+      reject,
+      batch,
+      index,
+      settled: false,
+      channel: undefined,
+      deadline: Infinity,
+      timeoutMs,
+      admitted: false,
+      prevDue: undefined,
+      nextDue: undefined,
+      more: callDeadline || onSettled ? { onSettled, callDeadline, signal: undefined, returned: undefined, channelErrors: 0, nacks: 0, lastNack: undefined } : undefined,
+    };
+  }
+
+  private accept(entry: Entry, signal: AbortSignal | undefined): void {
+    if (entry.timeoutMs > 0 && Number.isFinite(entry.timeoutMs)) {
+      entry.deadline = Date.now() + entry.timeoutMs;
+      this.deadlines.arm(entry);
+    }
+    if (signal) this.watch(entry, signal);
+    if (this.unsettled++ === 0) this.busySince = Date.now();
+    this.stalls.arm();
+    if (this.windowWaiters.length === 0 && this.hasRoom(entry)) this.admit(entry);
+    else this.windowWaiters.push(entry);
   }
 
   /** Stops accepting messages and waits until every accepted one is settled, then closes the channel. */
@@ -312,12 +350,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   private pump(): void {
     const ch = this.keeper.current;
     if (!ch || this.waitingForDrain) return;
+    const ledger = this.ledgers.get(ch);
+    if (!ledger) return;
     while (this.queue.length > 0) {
       const entry = this.queue.shift()!;
       if (entry.settled) continue;
       let ok: boolean;
       try {
-        ok = ch.publish(entry.exchange, entry.routingKey, entry.content, entry.props, (err) => this.onConfirm(entry, ch, err));
+        // No callback: the ledger matches the confirm by delivery tag.
+        ok = ch.publish(entry.exchange, entry.routingKey, asBuffer(entry.content), entry.props);
       } catch (err) {
         if (err instanceof Error && err.name === "IllegalOperationError") {
           // The channel is going away: keep the message for the next one.
@@ -329,7 +370,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue;
       }
       entry.channel = ch;
-      this.inFlight.add(entry);
+      ledger.add(entry);
       this.stats.published++;
       if (!ok) {
         this.stats.drainWaits++;
@@ -339,14 +380,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
   }
 
+  // Called by the channel's ledger; a copy confirmed on a channel the entry has left (re-sent since) is ignored.
   private onConfirm(entry: Entry, ch: ConfirmChannel, err: Error | null): void {
     if (entry.channel !== ch) return;
-    if (err && err.message === "channel closed") return; // onChannelClosed puts it back in the queue
     entry.channel = undefined;
-    this.inFlight.delete(entry);
     if (!err) this.progressAt = Date.now();
     if (err) this.onNack(entry, ch, err);
-    else if (entry.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.returned));
+    else if (entry.more?.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.more.returned));
     else this.settle(entry, undefined);
   }
 
@@ -354,15 +394,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   // matching in-flight entry is enough; its ack then rejects it.
   private onReturn(ch: ConfirmChannel, msg: Message): void {
     const id = msg.properties.messageId;
-    for (const entry of this.inFlight) {
+    const ledger = this.ledgers.get(ch);
+    if (!ledger) return;
+    for (const entry of ledger) {
       if (
         entry.channel === ch &&
-        entry.returned === undefined &&
+        entry.more?.returned === undefined &&
         entry.props.messageId === id &&
         entry.exchange === msg.fields.exchange &&
         entry.routingKey === msg.fields.routingKey
       ) {
-        entry.returned = (msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE";
+        moreOf(entry).returned = (msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE";
         return;
       }
     }
@@ -372,11 +414,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   // queue client stuck on a dead leader), so it is replaced and the message sent again on the new one.
   private onNack(entry: Entry, ch: ConfirmChannel, err: Error): void {
     this.stats.nacked++;
-    entry.nacks++;
-    entry.lastNack = err.message;
-    entry.returned = undefined;
+    const more = moreOf(entry);
+    more.nacks++;
+    more.lastNack = err.message;
+    more.returned = undefined;
     if (entry.deadline <= Date.now()) {
-      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within its timeout (${err.message})`, { cause: err }));
+      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${more.nacks} times within its timeout (${err.message})`, { cause: err }));
       return;
     }
     this.stats.resent++;
@@ -398,11 +441,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // The broker calls the default exchange amq.default; publishers name it "".
     const refused = lastError ? REFUSED_EXCHANGE.exec(lastError.message)?.[1]?.replace(/^amq\.default$/, "") : undefined;
     const again: Entry[] = [];
-    for (const entry of this.inFlight) {
+    const ledger = this.ledgers.get(ch);
+    this.ledgers.delete(ch);
+    for (const entry of ledger?.drain() ?? []) {
       if (entry.channel !== ch) continue;
-      this.inFlight.delete(entry);
       entry.channel = undefined;
-      entry.returned = undefined;
+      if (entry.more) entry.more.returned = undefined;
       if (entry.settled) continue;
       // Channel errors name their cause only in text: reject the messages that caused them rather
       // than re-sending them into the same error forever.
@@ -410,8 +454,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         this.settle(entry, new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, { cause: lastError }));
       } else if ((wrongUser !== undefined && entry.props.userId === wrongUser) || (refused !== undefined && entry.exchange === refused)) {
         this.settle(entry, new StatusError(Code.PERMISSION_DENIED, lastError!.message, { cause: lastError }));
-      } else if (lastError && ++entry.channelErrors >= MAX_CHANNEL_ERRORS) {
-        this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
+      } else if (lastError && ++moreOf(entry).channelErrors >= MAX_CHANNEL_ERRORS) {
+        this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.more!.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
       } else {
         this.stats.resent++;
         recordPublishResent({ exchange: entry.exchange, reason: lastError ? "channel_error" : "channel_closed" });
@@ -446,14 +490,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       // Waiters first: settling them admits nothing, so nothing new slips into the window.
       for (const entry of this.windowWaiters.clear()) this.settle(entry, err);
       for (const entry of this.queue.clear()) this.settle(entry, err);
-      for (const entry of [...this.inFlight]) {
-        this.inFlight.delete(entry);
-        entry.channel = undefined;
-        this.settle(entry, err);
+      for (const [ch, ledger] of this.ledgers) {
+        for (const entry of ledger.drain()) {
+          if (entry.channel !== ch) continue;
+          entry.channel = undefined;
+          this.settle(entry, err);
+        }
       }
     } else {
       const ch = this.keeper.current;
-      if (ch && this.inFlight.size > 0) {
+      if (ch && (this.ledgers.get(ch)?.size ?? 0) > 0) {
         this.stats.replaced++;
         const reason = `the broker did not confirm a message for ${waited} ms`;
         this.logReplaced(reason);
@@ -474,7 +520,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   private watch(entry: Entry, signal: AbortSignal): void {
-    entry.signal = signal;
+    moreOf(entry).signal = signal;
     let group = this.watched.get(signal);
     if (group === undefined) {
       const entries = new Set<Entry>();
@@ -500,40 +546,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
   }
 
-  private armDeadline(entry: Entry): void {
-    let bucket = this.deadlines.get(entry.timeoutMs);
-    if (!bucket) {
-      bucket = { entries: new Set(), timer: undefined };
-      this.deadlines.set(entry.timeoutMs, bucket);
-    }
-    bucket.entries.add(entry);
-    if (!bucket.timer) this.scheduleBucket(entry.timeoutMs, bucket, entry.deadline);
-  }
-
-  private scheduleBucket(timeoutMs: number, bucket: { entries: Set<Entry>; timer: NodeJS.Timeout | undefined }, at: number): void {
-    bucket.timer = setTimeout(() => {
-      bucket.timer = undefined;
-      const now = Date.now();
-      for (const entry of bucket.entries) {
-        if (entry.deadline > now) {
-          this.scheduleBucket(timeoutMs, bucket, entry.deadline);
-          return;
-        }
-        this.expire(entry, timeoutMs); // settle() removes it from the bucket
-      }
-      if (bucket.entries.size === 0) this.deadlines.delete(timeoutMs);
-    }, Math.max(0, at - Date.now()));
-    // A deadline alone must not keep a process alive: the socket does while there is work in flight.
-    bucket.timer.unref();
-  }
-
   private expire(entry: Entry, timeoutMs: number): void {
     if (entry.settled) return;
     let err: StatusError;
-    if (entry.callDeadline) {
+    if (entry.more?.callDeadline) {
       err = new StatusError(Code.DEADLINE_EXCEEDED, `the deadline passed before the broker confirmed the message (${this.connection.connected ? "it may still be delivered" : "no connection to RabbitMQ"})`);
-    } else if (entry.nacks > 0) {
-      err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.nacks} times within ${timeoutMs} ms (${entry.lastNack}); it was sent again on a new channel each time`);
+    } else if (entry.more !== undefined && entry.more.nacks > 0) {
+      err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.more.nacks} times within ${timeoutMs} ms (${entry.more.lastNack}); it was sent again on a new channel each time`);
     } else if (!this.connection.connected) {
       err = new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`);
     } else {
@@ -542,18 +561,22 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.settle(entry, err);
   }
 
+  private settleInBatch(batch: Batch, index: number, err: Error | undefined): void {
+    if (err) {
+      (batch.errors ??= new Array<Error | undefined>(batch.size).fill(undefined))[index] = err;
+      batch.failed++;
+    }
+    if (--batch.remaining > 0) return;
+    if (batch.failed === 0) batch.resolve();
+    else batch.reject(new PublishManyError(batch.errors!, batch.failed));
+  }
+
   private settle(entry: Entry, err: Error | undefined): void {
     if (entry.settled) return;
     entry.settled = true;
-    if (entry.deadline !== Infinity) {
-      const bucket = this.deadlines.get(entry.timeoutMs);
-      bucket?.entries.delete(entry);
-      if (bucket && bucket.entries.size === 0) {
-        clearTimeout(bucket.timer);
-        this.deadlines.delete(entry.timeoutMs);
-      }
-    }
-    if (entry.signal) this.unwatch(entry, entry.signal);
+    if (entry.deadline !== Infinity) this.deadlines.unlink(entry);
+    const signal = entry.more?.signal;
+    if (signal) this.unwatch(entry, signal);
     // The slot frees now even if a late confirm may still arrive for an in-flight copy.
     this.unsettled--;
     if (entry.admitted) {
@@ -570,11 +593,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (err instanceof UnroutableError) recordPublishUnroutable({ exchange: entry.exchange });
       else recordPublishRefused({ exchange: entry.exchange, reason: errorType(err) });
       if (this.listenerCount("refused") > 0) this.emit("refused", { messageId: entry.props.messageId, exchange: entry.exchange, routingKey: entry.routingKey, error: err });
-      entry.onSettled?.end(err);
-      entry.reject(err);
+      entry.more?.onSettled?.end(err);
+      if (entry.batch) this.settleInBatch(entry.batch, entry.index, err);
+      else entry.reject!(err);
     } else {
-      entry.onSettled?.end();
-      entry.resolve();
+      entry.more?.onSettled?.end();
+      if (entry.batch) this.settleInBatch(entry.batch, entry.index, undefined);
+      else entry.resolve!();
     }
     if (this.unsettled === 0) {
       for (const w of this.idleWaiters.splice(0)) w();

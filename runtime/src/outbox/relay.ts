@@ -9,6 +9,11 @@
 // No transaction stays open while waiting for the broker: writers are never blocked by a slow
 // broker, and the embedded (single-connection) database works the same way.
 //
+// Without strictOrder a round pipelines batches: while the broker confirms one batch (published
+// with publishMany, one promise for the batch), the next is read and published, and the first is
+// marked sent in one UPDATE once confirmed. At most PIPELINE_DEPTH batches are in flight; a round ends after
+// MAX_BATCHES_PER_ROUND batches or when a read comes back short, and gives its leases back.
+//
 // A relay killed mid-batch leaves its rows unmarked; once its lease expires (or it restarts with the
 // same relayId) they are sent again with the same message_id. Delivery is at-least-once: consumers
 // drop the copies by message_id (see idempotent()).
@@ -18,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import type { Options } from "amqplib";
 import type { AmqpConnection, AmqpSession } from "../amqp/connection.js";
 import { CONTENT_TYPE_PROTOBUF } from "../amqp/headers.js";
-import { Publisher } from "../amqp/publisher.js";
+import { Publisher, PublishManyError, type OutgoingMessage } from "../amqp/publisher.js";
 import { logTraceIds, startPublish } from "../amqp/telemetry.js";
 import type { Logger } from "../telemetry/logger.js";
 import { observeOutbox } from "../telemetry/metrics.js";
@@ -27,6 +32,10 @@ import type { Database } from "./database.js";
 import type { Outbox } from "./outbox.js";
 
 const MANDATORY = { mandatory: true } as const;
+/** Batches one round sends from its partitions before giving the leases back (other relays get a turn). */
+const MAX_BATCHES_PER_ROUND = 20;
+/** Batches in flight at once (published, not yet confirmed and marked): reading, confirming and marking overlap. */
+const PIPELINE_DEPTH = 3;
 
 export interface OutboxRelayOptions {
   /** Lease owner name. Default: host-pid-random. A relay restarted with the same id takes its leases back at once. */
@@ -142,7 +151,8 @@ export class OutboxRelay {
     this.retryMax = Math.max(this.retryInitial, options.retryDelayMs?.max ?? 60_000);
     this.retainSentMs = options.retainSentMs ?? 3_600_000;
     this.logger = options.logger ?? connection.logger;
-    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
+    // PIPELINE_DEPTH batches in flight: marked, being confirmed, just published.
+    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize * PIPELINE_DEPTH, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
   }
 
   /** Starts the loop in the background; errors go to onError and the loop goes on. */
@@ -287,20 +297,24 @@ export class OutboxRelay {
     return rows.map((r: { partition: number }) => Number(r.partition));
   }
 
-  private async sendFrom(parts: number[]): Promise<number> {
+  /** Rows of these partitions not yet sent nor given up, in id order, after `afterId`. */
+  private async read(parts: number[], afterId: string): Promise<Row[]> {
     const { rows } = await this.db.query(
       `SELECT id::text AS id, message_id, partition, exchange, exchange_kind, routing_key, type, content, headers, persistent,
               expiration_ms, priority, floor(extract(epoch FROM created_at))::float8 AS ts, attempts, (next_attempt_at <= now()) AS due
        FROM ${this.t} o
-       WHERE partition = ANY($1::int[]) AND sent_at IS NULL AND failed_at IS NULL
+       WHERE partition = ANY($1::int[]) AND sent_at IS NULL AND failed_at IS NULL AND o.id > $3::bigint
        ORDER BY o.id -- the bigint column: "id" alone would sort the text alias
        LIMIT $2`,
-      [parts, this.batchSize],
+      [parts, this.batchSize, afterId],
     );
-    // A row waiting for its retry holds back the later rows of its partition: order per key first.
-    const blocked = new Set<number>();
+    return rows as Row[];
+  }
+
+  /** The rows that may go now: a row waiting for its retry holds back the later rows of its partition (order per key first). */
+  private dueRows(rows: Row[], blocked: Set<number>): Row[] {
     const due: Row[] = [];
-    for (const row of rows as Row[]) {
+    for (const row of rows) {
       if (blocked.has(row.partition)) continue;
       if (!row.due) {
         blocked.add(row.partition);
@@ -308,49 +322,68 @@ export class OutboxRelay {
       }
       due.push(row);
     }
-    if (due.length === 0) return 0;
-    const refused = await this.declareExchanges(due);
-    const ok: Row[] = [];
-    const failed: { row: Row; err: unknown }[] = [];
-    if (this.options.strictOrder) {
-      // One lane per partition, one row in flight per lane; the first failure ends the lane.
-      const lanes = new Map<number, Row[]>();
-      for (const row of due) {
-        const lane = lanes.get(row.partition);
-        if (lane) lane.push(row);
-        else lanes.set(row.partition, [row]);
+    return due;
+  }
+
+  private async sendFrom(parts: number[]): Promise<number> {
+    if (this.options.strictOrder) return this.sendStrict(parts);
+    // Partitions held back for the rest of the round: a row waiting for its retry, or refused.
+    const blocked = new Set<number>();
+    let afterId = "0";
+    let sent = 0;
+    // Batches published and not yet confirmed and marked, oldest first.
+    const inFlight: Promise<number>[] = [];
+    try {
+      for (let batch = 0; batch < MAX_BATCHES_PER_ROUND; batch++) {
+        const rows = await this.read(parts, afterId);
+        if (rows.length === 0) break;
+        afterId = rows[rows.length - 1]!.id;
+        const due = this.dueRows(rows, blocked);
+        const refused = due.length > 0 ? await this.declareExchanges(due) : new Map<string, Error>();
+        // A row whose exchange was refused fails before anything is sent: keep its partition's later
+        // rows back too. Failures that come back after sending cannot recall what followed.
+        const failed: { row: Row; err: unknown }[] = [];
+        const sending: Row[] = [];
+        for (const row of due) {
+          if (blocked.has(row.partition)) continue;
+          const err = refused.get(row.exchange);
+          if (err) {
+            failed.push({ row, err });
+            blocked.add(row.partition);
+          } else sending.push(row);
+        }
+        const outcomes = this.publishBatch(sending);
+        // Older batches are confirmed and marked while this one is in flight and the next is read.
+        if (inFlight.length >= PIPELINE_DEPTH - 1) sent += await inFlight.shift()!;
+        inFlight.push(outcomes.then((errors) => {
+          const ok: Row[] = [];
+          errors.forEach((err, i) => (err === undefined ? ok.push(sending[i]!) : failed.push({ row: sending[i]!, err })));
+          return this.mark(ok, failed);
+        }));
+        if (rows.length < this.batchSize) break;
       }
-      await Promise.all(
-        [...lanes.values()].map(async (lane) => {
-          for (const row of lane) {
-            try {
-              const err = refused.get(row.exchange);
-              if (err) throw err;
-              await this.publish(row);
-              ok.push(row);
-            } catch (err) {
-              failed.push({ row, err });
-              return;
-            }
-          }
-        }),
-      );
-    } else {
-      // A row whose exchange was refused fails before anything is sent: keep its partition's later
-      // rows back too. Failures that come back after sending cannot recall what followed.
-      const held = new Set<number>();
-      const sending: Row[] = [];
-      for (const row of due) {
-        if (held.has(row.partition)) continue;
-        const err = refused.get(row.exchange);
-        if (err) {
-          failed.push({ row, err });
-          held.add(row.partition);
-        } else sending.push(row);
-      }
-      const outcomes = await Promise.allSettled(sending.map((row) => this.publish(row)));
-      outcomes.forEach((o, i) => (o.status === "fulfilled" ? ok.push(sending[i]!) : failed.push({ row: sending[i]!, err: o.reason })));
+    } finally {
+      // Whatever failed meanwhile, what is in flight is awaited and marked: no confirmed row is left
+      // unmarked by a failed read (it would be sent again). The first failure is the round's.
+      const settled = await Promise.allSettled(inFlight.splice(0));
+      for (const r of settled) if (r.status === "fulfilled") sent += r.value;
+      const failure = settled.find((r) => r.status === "rejected");
+      if (failure) throw failure.reason;
     }
+    return sent;
+  }
+
+  /** Publishes rows under one promise; resolves with each row's error (undefined when confirmed). */
+  private publishBatch(rows: Row[]): Promise<(unknown | undefined)[]> {
+    if (rows.length === 0) return Promise.resolve([]);
+    return this.publisher.publishMany(rows.map((row) => this.message(row))).then(
+      () => rows.map(() => undefined),
+      (err: unknown) => (err instanceof PublishManyError ? err.errors : rows.map(() => err)),
+    );
+  }
+
+  /** Marks confirmed rows sent (one UPDATE) and failed ones for a retry; returns how many were sent. */
+  private async mark(ok: Row[], failed: { row: Row; err: unknown }[]): Promise<number> {
     if (ok.length > 0) {
       this.options.onConfirmed?.(ok.map((r) => r.message_id));
       await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])`, [ok.map((r) => r.id)]);
@@ -361,8 +394,45 @@ export class OutboxRelay {
     return ok.length;
   }
 
+  /** strictOrder: one lane per partition, one row in flight per lane; the first failure ends the lane. */
+  private async sendStrict(parts: number[]): Promise<number> {
+    const due = this.dueRows(await this.read(parts, "0"), new Set());
+    if (due.length === 0) return 0;
+    const refused = await this.declareExchanges(due);
+    const ok: Row[] = [];
+    const failed: { row: Row; err: unknown }[] = [];
+    const lanes = new Map<number, Row[]>();
+    for (const row of due) {
+      const lane = lanes.get(row.partition);
+      if (lane) lane.push(row);
+      else lanes.set(row.partition, [row]);
+    }
+    await Promise.all(
+      [...lanes.values()].map(async (lane) => {
+        for (const row of lane) {
+          try {
+            const err = refused.get(row.exchange);
+            if (err) throw err;
+            await this.publish(row);
+            ok.push(row);
+          } catch (err) {
+            failed.push({ row, err });
+            return;
+          }
+        }
+      }),
+    );
+    return this.mark(ok, failed);
+  }
+
   private publish(row: Row): Promise<void> {
-    const content = Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content);
+    const m = this.message(row);
+    return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, m.settled === undefined ? MANDATORY : { mandatory: true, settled: m.settled });
+  }
+
+  /** The message a row stands for, its trace (if traced) continuing the one that wrote the row. */
+  private message(row: Row): OutgoingMessage {
+    const content = row.content;
     let headers = row.headers ?? {};
     // A PRODUCER span continuing the trace of the transaction that wrote the row (its traceparent
     // is in the stored headers), written into the copy sent in its place, so that the consumer's
@@ -371,7 +441,7 @@ export class OutboxRelay {
       exchange: row.exchange,
       routingKey: row.routing_key,
       messageId: row.message_id,
-      bodySize: content.length,
+      bodySize: content.byteLength,
       parentHeaders: headers,
     });
     if (trace?.traced) headers = trace.inject({ ...headers });
@@ -386,7 +456,7 @@ export class OutboxRelay {
     if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
     if (row.priority !== null) props.priority = Number(row.priority);
     // The trace ends as the publisher settles the row's message: no promise of its own.
-    return this.publisher.publish(row.exchange, row.routing_key, content, props, trace === undefined ? MANDATORY : { mandatory: true, settled: trace });
+    return { exchange: row.exchange, routingKey: row.routing_key, content, properties: props, settled: trace };
   }
 
   /** Declares each exchange once per session; returns the ones the broker refused, with why. */
