@@ -187,9 +187,15 @@ describe("a 3-node cluster losing nodes", () => {
       console.log(`${what} sent while the quorum was lost (${from}-${until} ms): ${lostQuorum.length}, failed ${failures.length}, mentioning the quorum ${failures.filter((a) => /quorum/i.test(a.error!)).length}; a sample: ${JSON.stringify(failures[0]?.error)}`);
       // The outage is real: while the quorum is lost, things fail...
       expect.soft(failures.length, `${what} that failed while the quorum was lost`).toBeGreaterThan(0);
-      // ...with UNAVAILABLE (all failures of the run), fast, and saying that the quorum is lost.
-      expect.soft(Object.keys(stream.failedByCode), `codes of the ${what} that failed`).toEqual(["UNAVAILABLE"]);
-      expect.soft(stream.maxFailLatencyMs, `slowest failure of the ${what} (ms after it was sent)`).toBeLessThanOrEqual(FAIL_FAST_MS);
+      // ...with UNAVAILABLE, fast, and saying that the quorum is lost: every failure that settled
+      // before the restart began. One still waiting when the node starts coming back may meet its
+      // deadline instead (the probe finds the node reachable before its queues have a leader again;
+      // seen once in a loaded CI run, 5,074 ms), so later failures may also be DEADLINE_EXCEEDED,
+      // never anything else, and never later than the deadline allows (the `hung` check above).
+      const settledWhileLost = list.filter((a) => a.outcome === "failed" && a.settledMs !== undefined && a.settledMs < until);
+      expect.soft([...new Set(settledWhileLost.map((a) => a.error!.split(":")[0]))], `codes of the ${what} that failed while the quorum was lost`).toEqual(["UNAVAILABLE"]);
+      expect.soft(Math.max(0, ...settledWhileLost.map((a) => a.settledMs! - a.sentMs)), `slowest failure of the ${what} while the quorum was lost (ms after it was sent)`).toBeLessThanOrEqual(FAIL_FAST_MS);
+      expect.soft(Object.keys(stream.failedByCode).filter((c) => c !== "UNAVAILABLE" && c !== "DEADLINE_EXCEEDED"), `codes of the ${what} that failed at any time`).toEqual([]);
       expect.soft(failures.filter((a) => !/^UNAVAILABLE: .*quorum/i.test(a.error!)).map((a) => a.error).slice(0, 3), `${what} failed while the quorum was lost without saying so`).toEqual([]);
       // And they work again by themselves once a majority is back.
       const after = stream.recoveryAfterMarkMs["majority back"];
