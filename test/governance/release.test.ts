@@ -3,60 +3,24 @@
 // compatible change, then 2.0.0 after an incompatible one; the registry and the changelog say so; a
 // fresh project installs 2.0.0 from the registry, compiles against it with strict tsc and makes a real
 // gRPC call through the generated client, codec included.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRelease, type ReleaseResult } from "../../governance/release/cli.js";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { REPO, scratchDir } from "../support/buf.js";
+import { sh, startRegistry, type LoopbackRegistry } from "../support/registry.js";
 
 const SDK = "@grabbit-sdk/orders";
 
 let registry: string;
-let verdaccio: ChildProcess | undefined;
-let verdaccioLog = "";
+let loopback: LoopbackRegistry | undefined;
 let home: string;
 let repo: string;
-const savedUserconfig = process.env.npm_config_userconfig;
-
-function sh(cmd: string, args: string[], cwd: string): string {
-  try {
-    return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
-  }
-}
 
 const installed = (pkg: string) => JSON.parse(readFileSync(join(REPO, "node_modules", pkg, "package.json"), "utf8")).version as string;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForRegistry(url: string): Promise<void> {
-  // Readiness, not a timing assertion: poll until verdaccio answers or has clearly failed to start.
-  for (let i = 0; i < 300; i++) {
-    if (verdaccio?.exitCode !== null) throw new Error(`verdaccio exited:\n${verdaccioLog}`);
-    try {
-      if ((await fetch(`${url}/-/ping`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`verdaccio did not answer on ${url}:\n${verdaccioLog}`);
-}
 
 async function release(args: string[]): Promise<{ code: number; result?: ReleaseResult; err: string }> {
   let out = "";
@@ -127,48 +91,9 @@ beforeAll(async () => {
   // The plugin runs from grabbit's build, and the runtime is published from its build.
   if (!existsSync(join(REPO, "dist/generator")) || !existsSync(join(REPO, "runtime/dist/index.js"))) sh("npm", ["run", "build"], REPO);
 
-  home = mkdtempSync(join(tmpdir(), "grabbit-registry-"));
-  const port = await freePort();
-  registry = `http://127.0.0.1:${port}`;
-  // Nothing is proxied (no uplinks): the registry holds only what this test publishes.
-  writeFileSync(
-    join(home, "config.yaml"),
-    `storage: ${join(home, "storage")}
-auth:
-  htpasswd:
-    file: ${join(home, "htpasswd")}
-    max_users: 10
-uplinks: {}
-packages:
-  "@*/*":
-    access: $all
-    publish: $authenticated
-  "**":
-    access: $all
-    publish: $authenticated
-max_body_size: 200mb
-log: { type: stdout, format: pretty, level: warn }
-`,
-  );
-  verdaccio = spawn(process.execPath, [join(REPO, "node_modules/verdaccio/bin/verdaccio"), "--config", join(home, "config.yaml"), "--listen", `127.0.0.1:${port}`], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  verdaccio.stdout!.on("data", (d) => (verdaccioLog += d));
-  verdaccio.stderr!.on("data", (d) => (verdaccioLog += d));
-  await waitForRegistry(registry);
-
-  // A user for publishing, made the way `npm adduser` makes one.
-  const res = await fetch(`${registry}/-/user/org.couchdb.user:releaser`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "releaser", password: "release-test-pw", type: "user", roles: [] }),
-  });
-  const { token } = (await res.json()) as { token?: string };
-  expect(token, `adduser answered ${res.status}`).toBeTruthy();
-  const npmrc = join(home, "npmrc");
-  writeFileSync(npmrc, `//127.0.0.1:${port}/:_authToken=${token}\n`);
-  // npm children of the release (view, publish) and of this test read the token from here.
-  process.env.npm_config_userconfig = npmrc;
+  loopback = await startRegistry("grabbit-registry");
+  registry = loopback.url;
+  home = loopback.home;
 
   // The SDK depends on @grabbit/runtime: the registry must serve it.
   const packs = join(home, "packs");
@@ -189,14 +114,7 @@ log: { type: stdout, format: pretty, level: warn }
 }, 180_000);
 
 afterAll(async () => {
-  if (savedUserconfig === undefined) delete process.env.npm_config_userconfig;
-  else process.env.npm_config_userconfig = savedUserconfig;
-  if (verdaccio && verdaccio.exitCode === null) {
-    const exited = new Promise((r) => verdaccio!.once("exit", r));
-    verdaccio.kill("SIGTERM");
-    await exited;
-  }
-  if (home) rmSync(home, { recursive: true, force: true });
+  await loopback?.stop();
   if (repo) rmSync(repo, { recursive: true, force: true });
 });
 

@@ -2,44 +2,20 @@
 // published versions of an SDK package. The first is made by the real `grabbit release` (so the release
 // path is shown to carry the contract image); later ones are packages holding a `contract.binpb` built
 // by the real buf; one old version predates the image and is skipped, and said so.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runRelease } from "../../../governance/release/cli.js";
 import { BUF, grabbit } from "../helpers.js";
-import { REPO, scratchDir } from "../../support/buf.js";
+import { scratchDir } from "../../support/buf.js";
+import { sh, startRegistry, type LoopbackRegistry } from "../../support/registry.js";
 import { parse, writeModule } from "./support.js";
 
 const SDK = "@grabbit-sdk/events-demo";
 let registry: string;
-let verdaccio: ChildProcess | undefined;
-let log = "";
+let loopback: LoopbackRegistry | undefined;
 let home: string;
 let work: string;
-const savedUserconfig = process.env.npm_config_userconfig;
-
-function sh(cmd: string, args: string[], cwd: string): string {
-  try {
-    return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const contract = (fields: string) => ({
   "shop/v1/orders.proto": `syntax = "proto3";
@@ -67,46 +43,9 @@ function publishVersion(version: string, fields: string, withImage = true): void
 }
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), "grabbit-events-registry-"));
-  const port = await freePort();
-  registry = `http://127.0.0.1:${port}`;
-  writeFileSync(
-    join(home, "config.yaml"),
-    `storage: ${join(home, "storage")}
-auth:
-  htpasswd:
-    file: ${join(home, "htpasswd")}
-    max_users: 10
-uplinks: {}
-packages:
-  "@*/*":
-    access: $all
-    publish: $authenticated
-log: { type: stdout, format: pretty, level: warn }
-`,
-  );
-  verdaccio = spawn(process.execPath, [join(REPO, "node_modules/verdaccio/bin/verdaccio"), "--config", join(home, "config.yaml"), "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "pipe", "pipe"] });
-  verdaccio.stdout!.on("data", (d) => (log += d));
-  verdaccio.stderr!.on("data", (d) => (log += d));
-  // Readiness, not a timing assertion: poll until it answers or has exited.
-  for (let i = 0; ; i++) {
-    if (verdaccio.exitCode !== null || i > 300) throw new Error(`verdaccio did not start:\n${log}`);
-    try {
-      if ((await fetch(`${registry}/-/ping`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const res = await fetch(`${registry}/-/user/org.couchdb.user:releaser`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ name: "releaser", password: "events-test-pw", type: "user", roles: [] }),
-  });
-  const { token } = (await res.json()) as { token?: string };
-  expect(token, `adduser answered ${res.status}`).toBeTruthy();
-  writeFileSync(join(home, "npmrc"), `//127.0.0.1:${port}/:_authToken=${token}\n`);
-  process.env.npm_config_userconfig = join(home, "npmrc");
+  loopback = await startRegistry("grabbit-events-registry");
+  registry = loopback.url;
+  home = loopback.home;
 
   // 0.9.0: published before packages carried their contract.
   publishVersion("0.9.0", "  string note = 2;", false);
@@ -129,14 +68,7 @@ log: { type: stdout, format: pretty, level: warn }
 }, 300_000);
 
 afterAll(async () => {
-  if (savedUserconfig === undefined) delete process.env.npm_config_userconfig;
-  else process.env.npm_config_userconfig = savedUserconfig;
-  if (verdaccio && verdaccio.exitCode === null) {
-    const exited = new Promise((r) => verdaccio!.once("exit", r));
-    verdaccio.kill("SIGTERM");
-    await exited;
-  }
-  if (home) rmSync(home, { recursive: true, force: true });
+  await loopback?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
