@@ -30,6 +30,7 @@ import { Code, StatusError, messageOf } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
 import type { AmqpConnection } from "./connection.js";
 import {
+  BROKER_DEATH_HEADERS,
   CONTENT_TYPE_PROTOBUF,
   HEADER_ATTEMPT,
   HEADER_ATTEMPTS,
@@ -147,7 +148,6 @@ interface Registration {
 const PERMANENT = new Set<Code>([Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED]);
 
 const DEFAULT_DELAYS = [1000, 5000, 30000];
-const DEATH_HEADERS = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
 
 export class EventConsumer {
   readonly queue: string;
@@ -532,7 +532,7 @@ function stringHeader(headers: Record<string, unknown>, name: string): string | 
 function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Record<string, unknown> } {
   const p = msg.properties;
   const headers: Record<string, unknown> = republishableHeaders(p.headers ?? {});
-  for (const h of DEATH_HEADERS) delete headers[h];
+  for (const h of BROKER_DEATH_HEADERS) delete headers[h];
   // Where it was first published, so retried deliveries still report it and the DLQ keeps it.
   headers[HEADER_ORIGINAL_EXCHANGE] ??= msg.fields.exchange;
   headers[HEADER_ORIGINAL_ROUTING_KEY] ??= msg.fields.routingKey;

@@ -20,6 +20,8 @@ export const HEADER_DEAD_LETTERED_AT = "x-grabbit-dead-lettered-at";
 export const HEADER_REPLAYS = "x-grabbit-replays";
 /** On retried and dead-lettered copies: the user_id the broker validated on the original. */
 export const HEADER_ORIGINAL_USER_ID = "x-grabbit-original-user-id";
+/** What the broker adds when it dead-letters a message (and counts deliveries): not the message's own. */
+export const BROKER_DEATH_HEADERS = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
 
 /** Metadata as AMQP headers: lower-case names, reserved names skipped. */
 export function metadataToHeaders(metadata: Metadata | undefined, into: Record<string, unknown> = {}): Record<string, unknown> {

@@ -10,6 +10,7 @@
 import { fromBinary, toJson, type JsonValue, type Registry } from "@bufbuild/protobuf";
 import type { MessageProperties } from "amqplib";
 import {
+  BROKER_DEATH_HEADERS,
   CONTENT_TYPE_PROTOBUF,
   HEADER_ATTEMPT,
   HEADER_ATTEMPTS,
@@ -75,14 +76,7 @@ export const DEAD_LETTER_HEADERS = [
   HEADER_ATTEMPT,
   HEADER_FIRST_FAILED_AT,
   HEADER_DEAD_LETTERED_AT,
-  "x-death",
-  "x-first-death-exchange",
-  "x-first-death-queue",
-  "x-first-death-reason",
-  "x-last-death-exchange",
-  "x-last-death-queue",
-  "x-last-death-reason",
-  "x-delivery-count",
+  ...BROKER_DEATH_HEADERS,
   "x-acquired-count",
 ];
 
