@@ -8,7 +8,7 @@ import { parseCommand, type CommandSpec } from "./args.js";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages, type Report } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
-import { InputError, buildImage, dependencyPaths, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
+import { InputError, buildImage, dependencyPaths, localDir, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
 
 /** The flags that turn `breaking` into the event compatibility check (events/cli.ts). */
@@ -244,26 +244,6 @@ function progress(io: Io): { phase(s: string): void; done(): void } {
   };
 }
 
-function configDir(input: string, cwd: string): string {
-  // buf reads the input directory's buf.yaml; for other inputs, the current directory's.
-  const dir = resolve(cwd, input);
-  try {
-    if (!input.includes("#") && statSync(dir).isDirectory()) return dir;
-  } catch {
-    // not a local directory
-  }
-  return cwd;
-}
-
-function localDir(input: string, cwd: string): string | undefined {
-  if (input.includes("#")) return undefined;
-  try {
-    return statSync(resolve(cwd, input)).isDirectory() ? resolve(cwd, input) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** `buf build` with what buf breaking passes on to its builds: --config, --path and --exclude-path. */
 async function bufBuild(input: string, cwd: string, o: { config?: string; paths: string[]; excludePaths: string[] }): Promise<Image> {
   const bytes = await runBufBuild(input, cwd, o.config, o.paths, o.excludePaths);
@@ -303,7 +283,7 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
   const paths = o.paths ?? [];
   const excludePaths = o.excludePaths ?? [];
   const explicit = configFile(o.config, cwd);
-  const config = loadConfig(configDir(o.input, cwd), explicit);
+  const config = loadConfig(localDir(o.input, cwd) ?? cwd, explicit);
   for (const w of config.warnings) o.onWarning?.(w);
   for (const id of use) checkRuleName(id, "--use", config.version);
   for (const id of except) checkRuleName(id, "--except", config.version);

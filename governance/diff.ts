@@ -152,7 +152,7 @@ function units(kept: Finding[]): Unit[] {
   return out;
 }
 
-interface Where {
+export interface Where {
   path: string;
   line: number;
   column: number;
@@ -160,7 +160,8 @@ interface Where {
   endColumn: number;
 }
 
-function where(f: Finding): Where {
+/** Where a finding points, as buf prints it; event findings (governance/events) are placed the same way. */
+export function where(f: Pick<Finding, "at" | "sub" | "subOnly">): Where {
   const locs = locations(f.at.file.image);
   const spath = f.at.spath;
   // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).

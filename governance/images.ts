@@ -306,10 +306,12 @@ export function locations(file: ImageFile): Locations {
   return file.locations;
 }
 
-function isLocalDir(input: string): string | undefined {
+/** The local directory an input names (relative to `cwd`); undefined for a git ref, an image, a file. */
+export function localDir(input: string, cwd: string): string | undefined {
   if (input.includes("#")) return undefined;
+  const dir = resolve(cwd, input);
   try {
-    return statSync(input).isDirectory() ? resolve(input) : undefined;
+    return statSync(dir).isDirectory() ? dir : undefined;
   } catch {
     return undefined;
   }
@@ -317,7 +319,7 @@ function isLocalDir(input: string): string | undefined {
 
 /** Maps image paths to paths a human (and GitHub annotations) can open, as buf prints them. */
 export function pathMapper(input: string, cwd: string, fallback?: (p: string) => string): (p: string) => string {
-  const dir = isLocalDir(resolve(cwd, input)) !== undefined ? resolve(cwd, input) : undefined;
+  const dir = localDir(input, cwd);
   if (!dir) return fallback ?? ((p) => p);
   const roots = moduleRoots(dir);
   const memo = new Map<string, string>();

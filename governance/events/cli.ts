@@ -2,9 +2,8 @@
 // --against-registry): event compatibility by direction, reported in grabbit's report model and
 // formats. governance/cli.ts hands the parsed flags over when any event flag is given. Exit status as
 // for `grabbit breaking`: 0 compatible, 100 a finding fails, 1 bad usage or input (one sentence).
-import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { InputError, buildImage, type Image } from "../images.js";
+import { InputError, buildImage, localDir, type Image } from "../images.js";
 import { render, FORMATS, type Format } from "../report/index.js";
 import { compareEventImages, eventsOf, wholeSide } from "./compat.js";
 import { MODES, loadEventsConfig, type Mode } from "./config.js";
@@ -30,15 +29,6 @@ export interface EventsOptions {
   againstTags?: string;
   againstRegistry?: string;
   registry?: string;
-}
-
-function localDir(input: string, cwd: string): string | undefined {
-  if (input.includes("#")) return undefined;
-  try {
-    return statSync(resolve(cwd, input)).isDirectory() ? resolve(cwd, input) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The check as a function: the report over every version compared (throws InputError on bad input). */

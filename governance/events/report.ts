@@ -3,8 +3,7 @@
 // (binary or JSON), the mode it was judged by and, in transitive runs, the version it was compared with.
 // Whether it fails is the event's mode (grabbit.yaml, --events) and `grabbit:accept` comments in the
 // proto (the mechanism `grabbit breaking` has); the text formats get the same message with the verdict.
-import { acceptances, type Change, type Report } from "../diff.js";
-import { locations } from "../images.js";
+import { acceptances, where, type Change, type Report } from "../diff.js";
 import { maxBump } from "../semver.js";
 import { DIRECTION_TEXT, type Direction, type EventFinding } from "./compat.js";
 import { modeOf, type EventsConfig, type Mode } from "./config.js";
@@ -55,17 +54,6 @@ export const ROLLOUT_TEXT: Record<Rollout, string> = {
 
 const MODE_DIRECTIONS: Record<Mode, Direction[]> = { backward: ["BACKWARD"], forward: ["FORWARD"], full: ["BACKWARD", "FORWARD"], none: [] };
 
-/** Where a finding points, as `grabbit breaking` prints it. */
-function where(f: EventFinding): Pick<Change, "path" | "line" | "column" | "endLine" | "endColumn"> {
-  const loc = f.at.spath.length ? locations(f.at.file.image).get(f.at.spath.join(".")) : undefined;
-  return {
-    path: f.at.file.owner.externalPath(f.at.file.path),
-    line: loc?.line ?? 1,
-    column: loc?.column ?? 1,
-    endLine: loc?.endLine ?? loc?.line ?? 1,
-    endColumn: loc?.endColumn ?? loc?.column ?? 1,
-  };
-}
 
 export function toChange(f: EventFinding, cfg: EventsConfig, against: string, cliMode?: Mode, prefix = false): EventChange {
   const mode = modeOf(cliMode ? { ...cfg, mode: cliMode } : cfg, f.event, f.at.file.pkg);
