@@ -7,14 +7,13 @@
 import { randomUUID } from "node:crypto";
 import amqp from "amqplib";
 import type { Channel, ConfirmChannel } from "amqplib";
-import { type Order, orderType } from "../test/support/messages.js";
-import type { EventDesc } from "../runtime/src/index.js";
+import type { Order } from "../test/support/messages.js";
 import { renderRoutingKey } from "../runtime/src/routing.js";
 import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
 import { figure, median, publishSliding, type Figure } from "./figure.js";
+import { tick, tickEvent } from "./tick.js";
 
 type TickMsg = Order;
-const Tick = orderType("bench.v1.Tick");
 
 const URL_ = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 /** Unconfirmed messages a sliding-window publisher keeps outstanding: the Publisher's default window. */
@@ -22,15 +21,8 @@ const WINDOW = 4096;
 const suffix = Math.random().toString(16).slice(2, 10);
 const exchange = `grabbit-bench-${suffix}`;
 const queue = `grabbit-bench-${suffix}`;
-const event: EventDesc<TickMsg> = {
-  type: Tick,
-  exchange,
-  exchangeKind: "topic",
-  routingKeyTemplate: "tick.{region}",
-  routingFields: ["region"],
-  persistent: true,
-  routingValues: (t: TickMsg) => ({ region: t.region }),
-};
+const event = tickEvent("bench.v1.Tick", exchange);
+const Tick = event.type;
 
 /** BENCH_VERBOSE=1 prints every round to stderr, with this process's CPU time per message. */
 let cpuMark = process.cpuUsage();
@@ -46,9 +38,6 @@ function mark(): void {
   cpuMark = process.cpuUsage();
 }
 
-function tick(i: number): TickMsg {
-  return { id: `t-${i}`, region: "eu", amount: i };
-}
 
 function rawProps() {
   return {

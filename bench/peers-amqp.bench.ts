@@ -21,29 +21,19 @@ import type { ConfirmChannel } from "amqplib";
 import { Connection as RmqConnection } from "rabbitmq-client";
 import amqpcm from "amqp-connection-manager";
 import rascal from "rascal";
-import { type Order, orderType } from "../test/support/messages.js";
-import type { EventDesc } from "../runtime/src/index.js";
 import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
 import { figure, median, peerVersion, publishSliding, type Figure } from "./figure.js";
+import { tick, tickEvent } from "./tick.js";
 import { IN_FLIGHT, PingType, QUEUE_TYPE, concurrent, grabbitSide, payload, percentile, sequential, type Call, type Ping } from "./amqp-rpc.bench.js";
 
 const URL_ = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const WINDOW = 4096;
 const PREFETCH = 200;
-const Tick = orderType("bench.v1.PeerTick");
 const suffix = Math.random().toString(16).slice(2, 10);
 const exchange = `grabbit-bench-peers-${suffix}`;
 const queue = `grabbit-bench-peers-${suffix}`;
-const event: EventDesc<Order> = {
-  type: Tick,
-  exchange,
-  exchangeKind: "topic",
-  routingKeyTemplate: "tick.{region}",
-  routingFields: ["region"],
-  persistent: true,
-  routingValues: (t: Order) => ({ region: t.region }),
-};
-const tick = (i: number): Order => ({ id: `t-${i}`, region: "eu", amount: i });
+const event = tickEvent("bench.v1.PeerTick", exchange);
+const Tick = event.type;
 const body = (i: number) => {
   const b = Tick.encode(tick(i));
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength);

@@ -20,16 +20,16 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from "@opentelemetry/core";
 import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
 import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
-import type { EventDesc, ServiceDesc } from "../runtime/src/index.js";
+import type { ServiceDesc } from "../runtime/src/index.js";
 import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, declareConsumerQueues, serveAmqp } from "../runtime/src/amqp/index.js";
 import { GrpcTransport } from "../runtime/src/grpc/index.js";
-import { type Order, orderType } from "../test/support/messages.js";
+import type { Order } from "../test/support/messages.js";
 import { figure, median, publishSliding, type Figure } from "./figure.js";
+import { tickEvent } from "./tick.js";
 import { BenchEcho, benchEchoHandlers, benchRequest, startGrpcBenchServer, unaryThroughput } from "./grpc.bench.js";
 
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const WINDOW = 4096;
-const Tick = orderType("bench.v1.TracedTick");
 
 /** Takes every batch and drops it: the cost of the SDK without the cost of a network. */
 class DroppingSpanExporter implements SpanExporter {
@@ -68,15 +68,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const exchange = `grabbit-bench-tracing-${tag}`;
   const queue = `grabbit-bench-tracing-${tag}`;
   const rpcQueue = `bench.rpc.tracing.${tag}`;
-  const event: EventDesc<Order> = {
-    type: Tick,
-    exchange,
-    exchangeKind: "topic",
-    routingKeyTemplate: "tick.{region}",
-    routingFields: ["region"],
-    persistent: true,
-    routingValues: (t: Order) => ({ region: t.region }),
-  };
+  const event = tickEvent("bench.v1.TracedTick", exchange);
   const echo: ServiceDesc = { ...BenchEcho, amqp: { requestQueue: rpcQueue, prefetch: 128 }, methods: { echo: { ...BenchEcho.methods.echo, requestQueue: rpcQueue } } };
 
   // The SDK, built once and registered or unregistered per run.
