@@ -206,7 +206,7 @@ class Session implements AmqpSession {
   }
 
   // amqplib settles channel.close() only on the broker's CloseOk: when the connection drops in
-  // between, the promise never settles, and a setup or stop() awaiting it would hang for good.
+  // between, the promise never settles, and a setup or close() awaiting it would hang for good.
   // Settle it once the channel or the session is gone, whichever comes first.
   private adopt<C extends Channel>(ch: C): C {
     ch.on("error", () => {});

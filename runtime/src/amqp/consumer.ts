@@ -251,6 +251,11 @@ export class EventConsumer {
   }
 
   /** Cancels the subscription, returns unstarted deliveries to the queue and waits for running handlers. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  /** @deprecated Renamed `close()` (one shutdown verb across the runtime); this name goes in the next release. */
   stop(): Promise<void> {
     this.stopping ??= this.doStop();
     return this.stopping;

@@ -330,7 +330,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (this.unsettled > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.untrack();
     this.unwatchConfirms();
-    this.stalls.stop();
+    this.stalls.close();
     await this.keeper.close();
   }
 

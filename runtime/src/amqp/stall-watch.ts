@@ -33,7 +33,7 @@ export class StallWatch {
     this.timer.unref();
   }
 
-  stop(): void {
+  close(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -72,11 +72,16 @@ export class HealthStatus {
   }
 
   /** Everything NOT_SERVING, for good, and open Watch streams end: the server is going away. */
-  shutdown(): void {
+  close(): void {
     if (this.closed) return;
     for (const service of this.statuses.keys()) this.statuses.set(service, ServingStatus.NOT_SERVING);
     this.closed = true;
     this.notify();
+  }
+
+  /** @deprecated Renamed `close()` (one shutdown verb across the runtime); this alias goes in the next release. */
+  shutdown(): void {
+    this.close();
   }
 
   readonly handlers = {

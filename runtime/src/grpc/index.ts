@@ -37,7 +37,7 @@
 //   cancels it. Request streams are written with back-pressure; a failing request stream fails the
 //   call with its own error. Response and request messages are buffered with a bounded queue.
 // - A request the server cannot decode is answered INVALID_ARGUMENT (as on AMQP), not grpc-js's INTERNAL.
-// - Shutdown: GrpcServer.shutdown(graceMs) refuses new calls, waits for running ones, then ends the
+// - Shutdown: GrpcServer.close({ graceMs }) refuses new calls, waits for running ones, then ends the
 //   rest with UNAVAILABLE. GrpcServer.addHealth() serves grpc.health.v1.Health for probes.
 export { GrpcTransport, type GrpcTransportOptions } from "./client.js";
 export { GrpcServer, type GrpcServerOptions, grpcServiceDefinition, grpcServiceImplementation } from "./server.js";

@@ -626,7 +626,7 @@ export class GrpcServer {
 
   /**
    * Serves grpc.health.v1.Health from `health` (by default: the whole server SERVING). Health checks
-   * bypass the server's interceptors (and are not traced), since probes carry no credentials; shutdown() turns every
+   * bypass the server's interceptors (and are not traced), since probes carry no credentials; close() turns every
    * status NOT_SERVING and ends Watch streams before draining.
    */
   addHealth(health: HealthStatus = new HealthStatus()): HealthStatus {
@@ -643,12 +643,12 @@ export class GrpcServer {
   }
 
   /**
-   * Stops accepting calls and waits for those in flight. After `graceMs` the rest end with
-   * UNAVAILABLE (their handlers' signals abort with that reason, their later results are dropped),
-   * and connections still open a moment later are closed hard.
+   * Stops accepting calls and waits for those in flight. After `graceMs` (default 10 000) the rest
+   * end with UNAVAILABLE (their handlers' signals abort with that reason, their later results are
+   * dropped), and connections still open a moment later are closed hard.
    */
-  shutdown(graceMs = 10_000): Promise<void> {
-    this.health?.shutdown();
+  close({ graceMs = 10_000 }: { graceMs?: number } = {}): Promise<void> {
+    this.health?.close();
     return new Promise((resolve) => {
       let flushTimer: NodeJS.Timeout | undefined;
       const done = () => {
@@ -666,6 +666,11 @@ export class GrpcServer {
       }, graceMs);
       this.server.tryShutdown(done);
     });
+  }
+
+  /** @deprecated Renamed `close({ graceMs })` (one shutdown verb across the runtime); this alias goes in the next release. */
+  shutdown(graceMs?: number): Promise<void> {
+    return this.close(graceMs === undefined ? {} : { graceMs });
   }
 }
 

@@ -172,6 +172,11 @@ export class OutboxRelay {
   }
 
   /** Finishes the round in progress (its confirms and marks), gives the leases back, closes the channel. */
+  close(): Promise<void> {
+    return this.stop();
+  }
+
+  /** @deprecated Renamed `close()` (one shutdown verb across the runtime); this name goes in the next release. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.stopController.abort(new StatusError(Code.CANCELLED, "the relay is stopping"));

@@ -213,7 +213,7 @@ export class AmqpRpcTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.untrack();
-    this.stalls.stop();
+    this.stalls.close();
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
     for (const stream of [...this.streams.values()]) stream.fail(new StatusError(Code.CANCELLED, "the RPC transport was closed"), true);
     this.wake();

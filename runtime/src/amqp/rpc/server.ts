@@ -191,11 +191,11 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
    * delivered stay in the queue for other servers.
    */
   close(): Promise<void> {
-    this.closing ??= this.shutdown();
+    this.closing ??= this.doClose();
     return this.closing;
   }
 
-  private async shutdown(): Promise<void> {
+  private async doClose(): Promise<void> {
     this.untrack();
     this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
     const link = this.link;
