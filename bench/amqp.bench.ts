@@ -157,7 +157,7 @@ async function typedConsume(conn: AmqpConnection, n: number, prefetch: number): 
   await consumer.start();
   await finished;
   const rate = n / ((performance.now() - start) / 1000);
-  await consumer.stop();
+  await consumer.close();
   if (sum < 0) throw new Error("unreachable");
   return rate;
 }

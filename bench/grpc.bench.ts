@@ -75,7 +75,7 @@ export async function startGrpcBenchServer(options: { inChild?: boolean } = {}):
   if (!options.inChild) {
     const server = new GrpcServer().add(BenchEcho, benchEchoHandlers);
     const port = await server.listen("127.0.0.1:0");
-    return { port, address: `127.0.0.1:${port}`, close: () => server.shutdown(1000) };
+    return { port, address: `127.0.0.1:${port}`, close: () => server.close({ graceMs: 1000 }) };
   }
   const child = fork(fileURLToPath(import.meta.url), [], {
     execArgv: ["--import", "tsx"],

@@ -64,7 +64,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       relay.start();
       while ((await outbox.counts(db)).pending > 0) await new Promise((r) => setTimeout(r, 5));
       const ms = performance.now() - start;
-      await relay.stop();
+      await relay.close();
       await ch.purgeQueue(queue);
       return ms;
     };

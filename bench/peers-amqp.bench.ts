@@ -183,7 +183,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
         const consumer = new EventConsumer(conn, { queue, prefetch: PREFETCH, queueType: "classic", retry: { delaysMs: [1000] } });
         consumer.on(event, (t) => onMessage(t.amount));
         await consumer.start();
-        return () => consumer.stop();
+        return () => consumer.close();
       },
       async rabbitmq_client(onMessage) {
         // passive: the queue exists with grabbit's arguments; rabbitmq-client would declare it plainly.

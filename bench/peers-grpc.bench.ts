@@ -52,7 +52,7 @@ async function serve(kind: ServerKind): Promise<{ port: number; close(): Promise
   if (kind === "grabbit") {
     const server = new GrpcServer().add(BenchEcho, benchEchoHandlers);
     const port = await server.listen("127.0.0.1:0");
-    return { port, close: () => server.shutdown(1000) };
+    return { port, close: () => server.close({ graceMs: 1000 }) };
   }
   if (kind === "nice_grpc") {
     const server = niceServer();

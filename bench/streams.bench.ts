@@ -242,7 +242,7 @@ async function serve(env: NodeJS.ProcessEnv): Promise<void> {
   if (env.TRANSPORT === "grpc") {
     const grpcServer = new GrpcServer().add(streamService(queue), floodHandlers);
     address = `127.0.0.1:${await grpcServer.listen("127.0.0.1:0")}`;
-    stop = () => grpcServer.shutdown(1000);
+    stop = () => grpcServer.close({ graceMs: 1000 });
   } else if (env.TRANSPORT === "amqp") {
     const connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "bench-stream-server" });
     const amqpServer = await serveAmqp(connection, streamService(queue), floodHandlers);

@@ -116,7 +116,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       await consumer.start();
       await finished;
       const rate = n / ((performance.now() - start) / 1000);
-      await consumer.stop();
+      await consumer.close();
       return rate;
     };
     const workloads: Record<string, (state: State) => Promise<number>> = {

@@ -211,7 +211,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         http.close(() => resolve());
         http.closeAllConnections();
       });
-      await grpcServer.shutdown(2000);
+      await grpcServer.close({ graceMs: 2000 });
       await processorTransport?.close();
     },
   };

@@ -225,10 +225,10 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
       closing = true;
       clearInterval(sweep);
       await amqpServer?.close();
-      await server.shutdown(2000);
+      await server.close({ graceMs: 2000 });
       // Finish the callbacks under way; what is left is in the database for the next start.
       await Promise.allSettled([...notifying.values()]);
-      await relay.stop();
+      await relay.close();
       bridgeTransport?.close();
     },
   };

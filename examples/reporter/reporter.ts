@@ -126,6 +126,6 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
         waiters.add(wake);
       });
     },
-    close: () => consumer.stop(),
+    close: () => consumer.close(),
   };
 }

@@ -38,11 +38,19 @@ function setup(opts: Partial<EventConsumerOptions> = {}) {
   const queue = janitor.queue("c", opts.retry?.delaysMs ?? DELAYS);
   const consumer = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: DELAYS, maxAttempts: 3 }, ...opts });
   const pub = new EventPublisher(conn, event);
-  closers.push(() => pub.close(), () => consumer.stop());
+  closers.push(() => pub.close(), () => consumer.close());
   return { exchange, event, queue, consumer, pub };
 }
 
 describe("EventConsumer", () => {
+  it("keeps the deprecated stop() as an alias of close(): both names settle one shutdown", async () => {
+    const { event, consumer } = setup();
+    await consumer.on(event, () => {}).start();
+    const closing = consumer.close();
+    expect(consumer.stop()).toBe(closing);
+    await closing;
+  });
+
   it("retries a failing handler through the retry queue with the attempt counted, then acks", async () => {
     const { event, queue, consumer, pub } = setup();
     const attempts: number[] = [];
@@ -58,7 +66,7 @@ describe("EventConsumer", () => {
       .start();
     await pub.publish({ id: "1", region: "eu", amount: 1 });
     await done.done;
-    await consumer.stop();
+    await consumer.close();
     expect(attempts).toEqual([1, 2, 3]);
     // Retried deliveries still report where the event was published.
     expect(new Set(routingKeys)).toEqual(new Set([`${event.exchange}/order.eu`]));
@@ -200,7 +208,7 @@ describe("EventConsumer", () => {
     await pub.publish({ id: "1", region: "eu", amount: 0 });
     await started.promise;
     let stopResolved = false;
-    const stopped = consumer.stop().then(() => {
+    const stopped = consumer.close().then(() => {
       stopResolved = true;
       return finished;
     });
@@ -260,7 +268,7 @@ describe("EventConsumer", () => {
         const err = await ch.assertQueue(q, { durable: true, arguments: args }).catch((e: Error) => e);
         expect(String(err)).toMatch(/inequivalent arg 'x-queue-type'/);
       }
-      await consumer.stop();
+      await consumer.close();
     }
   });
 
@@ -320,7 +328,7 @@ describe("EventConsumer", () => {
   it("the work queue dead-letters to the DLQ: rejected messages and those past the delivery limit are kept", async () => {
     const { event, queue, consumer, pub } = setup({ queueType: "quorum", deliveryLimit: 2 });
     await consumer.on(event, () => {}).start();
-    await consumer.stop();
+    await consumer.close();
     const ch = await janitor.channel();
     // Rejected without requeue by some other client: kept.
     await pub.publish({ id: "rejected", region: "eu", amount: 0 });

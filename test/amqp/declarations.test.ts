@@ -52,7 +52,7 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     const queue = janitor.queue("decl", [100]);
     const consumer = new EventConsumer(conn, { queue, queueType: "quorum", retry: { delaysMs: [100], maxAttempts: 3 } });
     await consumer.on(event, () => {}).start();
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     const rpcQueue = janitor.queue("rpc"); // its .dlq is cleaned up too
     const server = await serveAmqp(conn, echoService(rpcQueue), { echo: (o: unknown) => o }, { queueType: "quorum" });
     closers.push(() => server.close());
@@ -100,7 +100,7 @@ describe("declarations RabbitMQ 4.x accepts", () => {
         throw new Error("still failing");
       })
       .start();
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     const pub = new EventPublisher(conn, event);
     closers.push(() => pub.close());
     await pub.publish({ id: "1", region: "eu", amount: 1 });

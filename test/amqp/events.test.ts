@@ -21,7 +21,7 @@ afterAll(async () => {
 
 function consumer(queue: string, opts: Partial<ConstructorParameters<typeof EventConsumer>[1]> = {}): EventConsumer {
   const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] }, ...opts });
-  closers.push(() => c.stop());
+  closers.push(() => c.close());
   return c;
 }
 

@@ -57,7 +57,7 @@ describe("faults", () => {
     const first = countdown(1);
     const rest = countdown(2);
     const consumer = new EventConsumer(conn, { queue, queueType: "quorum", retry: { delaysMs: [50] } });
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     await consumer
       .on(event, (o, d) => {
         if (o.id === "c" && d.attempt === 1) throw new Error("fail once");
@@ -102,7 +102,7 @@ describe("faults", () => {
     const all = countdown(total);
     const errors: Error[] = [];
     const consumer = new EventConsumer(conn, { queue, queueType: "classic", prefetch: 20, retry: { delaysMs: [50] }, onError: (e) => errors.push(e) });
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     await consumer
       .on(event, (o) => {
         if (!handled.has(o.id)) {

@@ -59,7 +59,7 @@ async function relay(options: PublishOptions, interceptors: Interceptor[] = []) 
   const forward = publisher(outbound);
   const seen = deferred<HandlerContext | undefined>();
   const consumer = new EventConsumer(conn, { queue: janitor.queue("relay", [50]), queueType: "classic", retry: { delaysMs: [50] }, interceptors });
-  closers.push(() => consumer.stop());
+  closers.push(() => consumer.close());
   consumer.on(inbound, async (order) => {
     seen.resolve(currentCallContext());
     await forward.publish(order, options);

@@ -562,7 +562,7 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     // Bounded closes: a client that cannot close is noted, not waited for.
     for (const t of transports) await closeWithin("rpc transport", () => t.close(), 5_000, closeTimeouts);
     for (const p of publishers) await closeWithin("publisher", () => p.close(), 5_000, closeTimeouts);
-    for (const c of consumers) await closeWithin("consumer", () => c.stop(), 5_000, closeTimeouts);
+    for (const c of consumers) await closeWithin("consumer", () => c.close(), 5_000, closeTimeouts);
     for (const s of servers) await closeWithin("rpc server", () => s.close(), 5_000, closeTimeouts);
     for (const c of connections) await closeWithin(`connection ${c.name}`, () => c.conn.close(), 5_000, closeTimeouts);
     // Filled in here (the returned object is this one) so they include what happened while closing.

@@ -51,7 +51,7 @@ describe("a single broker stopped and started", () => {
     const parkedQueue = uniqueName("grabbit-single-parked");
     const declareOnly = new EventConsumer(consumerConn, { queue: parkedQueue, queueType: "quorum" });
     await declareOnly.on(event, () => {}).start();
-    await declareOnly.stop();
+    await declareOnly.close();
 
     const service = echoService();
     const serverConn = await connect("single-rpc-server");
@@ -115,12 +115,12 @@ describe("a single broker stopped and started", () => {
     const late = new EventConsumer(consumerConn, { queue: parkedQueue, queueType: "quorum", prefetch: 200 });
     await late.on(event, (o) => void parked.add(o.id)).start();
     while (parked.size < confirmed.size && Date.now() < until + 20_000) await sleep(100);
-    await late.stop();
+    await late.close();
     expect([...confirmed].filter((id) => !parked.has(id))).toEqual([]);
     // Publishes wait for the broker within their timeout (30 s): none is refused for a short restart.
     expect(refused).toEqual([]);
     // Calls while the broker was away fail fast, never by hanging: only UNAVAILABLE or a deadline.
     for (const code of calls.failed.keys()) expect(["UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(code);
-    await consumer.stop();
+    await consumer.close();
   });
 });

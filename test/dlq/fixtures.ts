@@ -116,7 +116,7 @@ export async function withConsumer(s: DeadLetterSetup, handler: EventHandler<Jso
     await start?.();
     while (!(await done())) await new Promise((r) => setTimeout(r, 20));
   } finally {
-    await consumer.stop();
+    await consumer.close();
   }
 }
 

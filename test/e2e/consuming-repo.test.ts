@@ -103,14 +103,14 @@ await publisher.publish(Greeted.fromPartial({ name: "dee", language: "en" }));
 await done;
 
 console.log(JSON.stringify({ overGrpc: overGrpc.greeting, overAmqp: overAmqp.greeting, received: received.map((e) => e.name) }));
-await consumer.stop();
+await consumer.close();
 await rpcServer.close();
 const session = await connection.waitForSession();
 const channel = await session.createChannel();
 await channel.deleteQueue(${JSON.stringify(queue)});
 await channel.deleteQueue(${JSON.stringify(queue + ".dlq")}).catch(() => undefined);
 await connection.close();
-await server.shutdown(1000);
+await server.close({ graceMs: 1000 });
 `,
     );
     sh("npx", ["tsc"]);

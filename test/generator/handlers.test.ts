@@ -230,7 +230,7 @@ describe("a partial implementation at run time", () => {
   });
 
   afterAll(async () => {
-    await server.shutdown(1000);
+    await server.close({ graceMs: 1000 });
     await connection?.close();
   });
 

@@ -28,7 +28,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
-  for (const server of servers) await server.shutdown(1000);
+  for (const server of servers) await server.close({ graceMs: 1000 });
   await connection?.close();
 });
 
@@ -133,7 +133,7 @@ describe("generated events", () => {
       events.push(event);
       if (events.length === count) resolve();
     });
-    cleanup.push(() => consumer.stop());
+    cleanup.push(() => consumer.close());
     return { events, done };
   }
 

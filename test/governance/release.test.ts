@@ -292,7 +292,7 @@ const port = await server.listen("127.0.0.1:0");
 const client = createOrdersGrpcClient(\`127.0.0.1:\${port}\`);
 const reply = await client.getOrder({ id: "o-1" });
 await client.close();
-await server.shutdown(1000);
+await server.close({ graceMs: 1000 });
 const shipped = OrderShipped.decode(OrderShipped.encode({ id: "o-1" }).finish());
 
 // An event through the broker on 2.0.0's routing key (orders.{region}.placed), filtered by region.
@@ -305,7 +305,7 @@ await consumer.start(async (event) => deliver(event));
 const publisher = new OrderPlacedPublisher(connection);
 await publisher.publish(OrderPlaced.fromPartial({ id: "o-2", region: "eu", placedAtMs: 5 }));
 const event = await delivered;
-await consumer.stop();
+await consumer.close();
 await publisher.close();
 const channel = await (await connection.waitForSession()).createChannel();
 await channel.deleteQueue(queue);

@@ -166,7 +166,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   downstream.close();
-  await downServer.shutdown(1000);
+  await downServer.close({ graceMs: 1000 });
 });
 
 function newHold(id: string): Hold {
@@ -226,7 +226,7 @@ for (const config of [
     });
     afterAll(async () => {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
       await sdk?.shutdown();
     });
 

@@ -100,7 +100,7 @@ describe("deadline propagation", () => {
       expect(((await h.probes.waitAborted.promise) as StatusError).code).toBeOneOf([Code.DEADLINE_EXCEEDED, Code.CANCELLED]);
     } finally {
       client.close();
-      await front.shutdown(1000);
+      await front.close({ graceMs: 1000 });
     }
   });
 

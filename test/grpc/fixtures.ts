@@ -167,7 +167,7 @@ export async function startHarness(options: { server?: GrpcServerOptions; client
     probes,
     async close() {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     },
   };
 }

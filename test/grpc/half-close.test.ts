@@ -83,7 +83,7 @@ let client: GrpcTransport | undefined;
 
 afterEach(async () => {
   client?.close();
-  await server?.shutdown(1000);
+  await server?.close({ graceMs: 1000 });
   server = undefined;
   client = undefined;
 });

@@ -31,7 +31,7 @@ describe("interop custom_metadata, raw grpc-js client against a grabbit server",
   });
   afterAll(async () => {
     client.close();
-    await server.shutdown(1000);
+    await server.close({ graceMs: 1000 });
   });
 
   function echoMetadata(): grpc.Metadata {
@@ -251,7 +251,7 @@ for (const config of [
     });
     afterAll(async () => {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     });
 
     /** The headers carry x-kind (and the interceptor's), never the trailer; the trailers the reverse. */

@@ -37,7 +37,7 @@ describe("health", () => {
       expect((await statusOf(client.unary(H.check, { service: "nope" }))).code).toBe(Code.NOT_FOUND);
     } finally {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     }
   });
 
@@ -53,7 +53,7 @@ describe("health", () => {
     } finally {
       raw.close();
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     }
   });
 
@@ -70,7 +70,7 @@ describe("health", () => {
       await w.it.return?.();
     } finally {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     }
   });
 
@@ -80,7 +80,7 @@ describe("health", () => {
       const w = watcher(client.serverStream(H.watch, { service: "" }));
       expect(await w.next()).toEqual({ status: ServingStatus.SERVING });
       // A long grace period: shutdown finishes only because the Watch stream ends by itself.
-      const shutdown = server.shutdown(50_000);
+      const shutdown = server.close({ graceMs: 50_000 });
       expect(await w.next()).toEqual({ status: ServingStatus.NOT_SERVING });
       expect(await w.it.next()).toEqual({ value: undefined, done: true });
       await shutdown;

@@ -2,7 +2,7 @@
 // are cut off and their handlers' signals abort with UNAVAILABLE.
 import { describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
-import { GrpcServer, GrpcTransport, grpcServiceDefinition, grpcServiceImplementation } from "@grabbit/runtime/grpc";
+import { GrpcServer, GrpcTransport, grpcServiceDefinition, grpcServiceImplementation, HealthStatus, ServingStatus } from "@grabbit/runtime/grpc";
 import * as grpc from "@grpc/grpc-js";
 import { Probe, statusOf, TestService, testHandlers, type Req, type Res } from "./fixtures.js";
 
@@ -41,7 +41,7 @@ describe("graceful shutdown", () => {
       await gated.started.promise;
 
       let shutDown = false;
-      const shutdown = server.shutdown(60_000).then(() => (shutDown = true));
+      const shutdown = server.close({ graceMs: 60_000 }).then(() => (shutDown = true));
       // New calls fail while the old one is still running.
       const refused = await statusOf(client.unary(M.echo, {}));
       expect(refused.code).toBe(Code.UNAVAILABLE);
@@ -64,7 +64,7 @@ describe("graceful shutdown", () => {
     try {
       const inFlight = statusOf(client.unary(M.wait, {}));
       await gated.started.promise;
-      await server.shutdown(100);
+      await server.close({ graceMs: 100 });
       const reason = await gated.aborted.promise;
       expect(reason).toBeInstanceOf(StatusError);
       expect((reason as StatusError).code).toBe(Code.UNAVAILABLE);
@@ -103,7 +103,7 @@ describe("graceful shutdown", () => {
         })(),
       );
       await firstSeen;
-      await server.shutdown(100);
+      await server.close({ graceMs: 100 });
       const err = await consumed;
       expect(got).toEqual([{ n: 0 }]);
       expect(err.code).toBe(Code.UNAVAILABLE);
@@ -115,7 +115,37 @@ describe("graceful shutdown", () => {
   it("shuts down at once when idle", async () => {
     const server = new GrpcServer().add(TestService, testHandlers().handlers);
     await server.listen();
-    await server.shutdown();
+    await server.close();
+  });
+
+  // close() is the one shutdown verb; the old name stays for a release and must behave the same.
+  it("keeps the deprecated shutdown(graceMs) as an alias of close({ graceMs })", async () => {
+    const gated = gatedHandlers();
+    const server = new GrpcServer().add(TestService, gated.handlers);
+    const health = server.addHealth();
+    const port = await server.listen();
+    const client = new GrpcTransport(`127.0.0.1:${port}`);
+    try {
+      const inFlight = statusOf(client.unary(M.wait, {}));
+      await gated.started.promise;
+      await server.shutdown(100);
+      expect(((await gated.aborted.promise) as StatusError).code).toBe(Code.UNAVAILABLE);
+      expect((await inFlight).code).toBe(Code.UNAVAILABLE);
+      expect(health.get("")).toBe(ServingStatus.NOT_SERVING);
+    } finally {
+      gated.release.resolve();
+      client.close();
+    }
+  });
+
+  it("keeps the deprecated HealthStatus.shutdown() as an alias of close()", () => {
+    const health = new HealthStatus({ "": ServingStatus.SERVING, "test.v1.Test": ServingStatus.SERVING });
+    health.shutdown();
+    expect(health.get("")).toBe(ServingStatus.NOT_SERVING);
+    expect(health.get("test.v1.Test")).toBe(ServingStatus.NOT_SERVING);
+    // Closed for good: later changes are ignored.
+    health.set("", ServingStatus.SERVING);
+    expect(health.get("")).toBe(ServingStatus.NOT_SERVING);
   });
 });
 
@@ -136,7 +166,7 @@ describe("handlers", () => {
       expect((await statusOf(client.unary(M.fail, {}))).code).toBe(Code.UNIMPLEMENTED);
     } finally {
       client.close();
-      await server.shutdown(1000);
+      await server.close({ graceMs: 1000 });
     }
   });
 });

@@ -73,7 +73,7 @@ describe("server-authenticated TLS", () => {
     s = await tlsServer(false);
   });
   afterAll(async () => {
-    await s?.server.shutdown(1000);
+    await s?.server.close({ graceMs: 1000 });
   });
 
   it("serves a client that trusts the CA", async () => {
@@ -107,7 +107,7 @@ describe("mutual TLS", () => {
     s = await tlsServer(true);
   });
   afterAll(async () => {
-    await s?.server.shutdown(1000);
+    await s?.server.close({ graceMs: 1000 });
   });
 
   it("serves a client presenting a certificate signed by the CA", async () => {

@@ -105,7 +105,7 @@ describe("event consumer under hostile deliveries", () => {
     expect(dead.properties.messageId).toBe("big");
     expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(/^unsupported content_type "text\/plain".*; its headers could not be copied and were dropped/);
     expect(dead.properties.headers?.["x-pad"]).toBeUndefined();
-    await consumer.stop();
+    await consumer.close();
     expect(errors).toEqual([]);
   });
 
@@ -167,7 +167,7 @@ describe("event consumer under hostile deliveries", () => {
       }),
       { ...runs(100), endOnFailure: true },
     );
-    await consumer.stop();
+    await consumer.close();
     const outcomes = { handled: handled.size, deadLettered: dlq.size };
     tally("consumer deliveries", sent, outcomes);
     expect(handled.size + dlq.size).toBe(sent);

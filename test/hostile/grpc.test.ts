@@ -31,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of [open, guarded]) {
     s?.client.close();
-    await s?.server.shutdown(1000);
+    await s?.server.close({ graceMs: 1000 });
   }
 });
 

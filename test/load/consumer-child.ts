@@ -46,7 +46,7 @@ await consumer
 console.log("ready");
 process.on("SIGTERM", () => {
   void consumer
-    .stop()
+    .close()
     .then(() => conn.close())
     .then(() => db.close())
     .then(() => process.exit(0));

@@ -85,7 +85,7 @@ describe("load with faults", () => {
     // Consumer 1, in this process.
     const c1 = await proxied("grabbit-load-parent");
     const consumer = new EventConsumer(c1.conn, { queue, queueType: QUEUE_TYPE, prefetch: 64, concurrency: 12, retry: { delaysMs: [100] } });
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     await consumer
       .on(
         event,
@@ -252,7 +252,7 @@ describe("load with faults", () => {
     loadDone = true;
     await rpcLoop;
     debug("rpc loop done");
-    await consumer.stop();
+    await consumer.close();
     child.proc.kill("SIGTERM");
     expect(await child.exited).toBe(0);
     const totalMs = Date.now() - started;

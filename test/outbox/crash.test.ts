@@ -44,7 +44,7 @@ async function setup(): Promise<Setup> {
   const event = orderEvent(exchange, "topic", "order.{region}");
   const queue = janitor.queue("crash", [50]);
   const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 64, retry: { delaysMs: [50] } });
-  closers.push(() => consumer.stop());
+  closers.push(() => consumer.close());
   await consumer
     .on(
       event,

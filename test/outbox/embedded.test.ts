@@ -68,8 +68,8 @@ describe("embedded outbox (PGlite)", () => {
     const relay = new OutboxRelay(db, conn, outbox, { pollMs: 20 }).start();
     await all.done;
     await until(async () => (await outbox.counts(db)).pending === 0, "outbox drained");
-    await relay.stop();
-    await consumer.stop();
+    await relay.close();
+    await consumer.close();
     await conn.close();
     const { rows } = await db.query("SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, min(amount)::int AS lo FROM applied");
     expect(rows[0]).toEqual({ n: total, d: total, lo: 0 });

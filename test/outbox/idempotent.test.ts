@@ -43,7 +43,7 @@ describe("idempotent consumer", () => {
     const seen = countdown(total * copies);
     for (let i = 0; i < 2; i++) {
       const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 32, retry: { delaysMs: [50] } });
-      closers.push(() => c.stop());
+      closers.push(() => c.close());
       await c
         .on(
           event,
@@ -86,7 +86,7 @@ describe("idempotent consumer", () => {
     const attempts: number[] = [];
     const done = countdown(1);
     const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
-    closers.push(() => c.stop());
+    closers.push(() => c.close());
     await c
       .on(
         event,
@@ -120,7 +120,7 @@ describe("idempotent consumer", () => {
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("idem-noid", [50]);
     const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
-    closers.push(() => c.stop());
+    closers.push(() => c.close());
     await c.on(event, idempotent<Order>(ctx.db, async () => {}, { consumer: "noid", table: t.processed })).start();
     // A raw publish that leaves message_id out, as a foreign publisher might.
     const raw = new Publisher(ctx.conn);

@@ -20,7 +20,7 @@ async function newOutbox(partitions = 16): Promise<Outbox> {
 
 function relay(outbox: Outbox, options: ConstructorParameters<typeof OutboxRelay>[3] = {}, connection = ctx.conn): OutboxRelay {
   const r = new OutboxRelay(ctx.db, connection, outbox, { pollMs: 20, ...options });
-  closers.push(() => r.stop());
+  closers.push(() => r.close());
   return r;
 }
 
@@ -36,6 +36,13 @@ async function boundQueue(exchange: string, prefix: string, pattern = "#"): Prom
 }
 
 describe("outbox on PostgreSQL", () => {
+  it("keeps the deprecated relay stop() as an alias of close(): both names settle one shutdown", async () => {
+    const r = relay(await newOutbox()).start();
+    const closing = r.close();
+    expect(r.stop()).toBe(closing);
+    await closing;
+  });
+
   it("stores events only when the business transaction commits, and relays them per the wire contract", async () => {
     const outbox = await newOutbox();
     const exchange = janitor.exchange("ob");
@@ -314,7 +321,7 @@ describe("outbox on PostgreSQL", () => {
     const total = 300;
     const all = countdown(total);
     const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
     await consumer
       .on(
         event,

@@ -37,7 +37,7 @@ relay.start();
 console.log("ready");
 process.on("SIGTERM", () => {
   void relay
-    .stop()
+    .close()
     .then(() => conn.close())
     .then(() => db.close())
     .then(() => {

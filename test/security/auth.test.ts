@@ -68,7 +68,7 @@ const sides: Side[] = [
         },
         async stop() {
           for (const c of clients) c.close();
-          await server.shutdown(1000);
+          await server.close({ graceMs: 1000 });
         },
       };
     },

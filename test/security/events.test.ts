@@ -37,7 +37,7 @@ async function setup(opts: { consumer?: Partial<ConstructorParameters<typeof Eve
   consumer.on(event, opts.handler);
   await consumer.start();
   const publisher = new EventPublisher(conn, event, opts.publisher ?? {});
-  closers.push(() => publisher.close(), () => consumer.stop());
+  closers.push(() => publisher.close(), () => consumer.close());
   return { exchange, queue, event, consumer, publisher };
 }
 

@@ -124,7 +124,7 @@ describe("least-privilege users in a dedicated vhost", () => {
     const liar = new EventPublisher(publisherConn, event, { userId: user("consumer") });
     expect((await refused(liar.publish({ id: "y", region: "eu", amount: 1 }))).code).toBe(Code.PERMISSION_DENIED);
     await publisher.close();
-    await consumer.stop();
+    await consumer.close();
   });
 
   it("an RPC server and client do their jobs and nothing else", async () => {

@@ -81,7 +81,7 @@ export const helpers: [typeof generated.addTallyGrpcService, typeof generated.se
 afterAll(async () => {
   await Promise.allSettled(Object.values(clients).map((c) => c.close()));
   await amqpServer?.close();
-  await grpcServer.shutdown(1000);
+  await grpcServer.close({ graceMs: 1000 });
   if (connection !== undefined) {
     const channel = await (await connection.waitForSession()).createChannel();
     await channel.deleteQueue(requestQueue).catch(() => {});

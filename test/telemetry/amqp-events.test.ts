@@ -56,7 +56,7 @@ async function consumer(exchange: string, handler: (o: Order) => Promise<void> |
   const queue = janitor.queue("tel", [20]);
   const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { maxAttempts, delaysMs: [20] } }).on(orderEvent(exchange), handler);
   await c.start();
-  closers.push(() => c.stop());
+  closers.push(() => c.close());
   return c;
 }
 
@@ -251,7 +251,7 @@ describe("with the SDK registered", () => {
       },
     });
     const port = await server.listen();
-    closers.push(() => server.shutdown(1000));
+    closers.push(() => server.close({ graceMs: 1000 }));
     const client = new GrpcTransport(`127.0.0.1:${port}`);
     closers.push(async () => client.close());
 

@@ -38,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   client.close();
-  await server.shutdown(1000);
+  await server.close({ graceMs: 1000 });
 });
 
 describe("no provider", () => {

@@ -56,7 +56,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   client.close();
-  await server.shutdown(1000);
+  await server.close({ graceMs: 1000 });
 });
 
 describe("with no provider registered", () => {
@@ -237,7 +237,7 @@ describe("with the SDK registered", () => {
       for (const name of ["item-0", "item-1"]) expect(one(name).parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
     } finally {
       localClient.close();
-      await local.shutdown(1000);
+      await local.close({ graceMs: 1000 });
     }
   });
 
@@ -280,7 +280,7 @@ describe("with the SDK registered", () => {
       expect(record).toMatchObject({ level: 40, method: "/test.v1.Test/Fail", code: "UNAVAILABLE", trace_id: serverSpan.spanContext().traceId });
     } finally {
       localClient.close();
-      await local.shutdown(1000);
+      await local.close({ graceMs: 1000 });
     }
   });
 
@@ -300,7 +300,7 @@ describe("with the SDK registered", () => {
     } finally {
       process.stderr.write = original;
       localClient.close();
-      await local.shutdown(1000);
+      await local.close({ graceMs: 1000 });
     }
     const record = JSON.parse(written.trim().split("\n")[0]!) as Record<string, unknown>;
     expect(record).toMatchObject({ level: "error", method: "/test.v1.Test/Fail", code: "UNKNOWN", trace_id: one("test.v1.Test/Fail", SpanKind.SERVER).spanContext().traceId });

@@ -38,7 +38,7 @@ describe("outbox and connection telemetry with the SDK registered", () => {
       handled.hit();
     });
     await consumer.start();
-    closers.push(() => consumer.stop());
+    closers.push(() => consumer.close());
 
     // The business transaction, inside its own span; the span ends long before the relay sends.
     const writer = await trace.getTracer("test").startActiveSpan("place-order", async (span) => {
@@ -52,10 +52,10 @@ describe("outbox and connection telemetry with the SDK registered", () => {
     // A first relay starts and is stopped (the process restarts) before it sends anything...
     const first = new OutboxRelay(ctx.db, ctx.conn, outbox, { pollMs: 20 });
     expect(await first.backlog()).toMatchObject({ backlog: 1 });
-    await first.stop();
+    await first.close();
     // ...and a new one publishes the row.
     const second = new OutboxRelay(ctx.db, ctx.conn, outbox, { pollMs: 20 }).start();
-    closers.push(() => second.stop());
+    closers.push(() => second.close());
     await handled.done;
     await until(() => sdk.spans().some((s) => s.name === `process ${queue}`), "the process span");
 
