@@ -137,7 +137,7 @@ describe("old producers, new consumers, through the real broker", () => {
     let done!: () => void;
     const received = new Promise<void>((r) => (done = r));
     const consumer = new newCode.OrderPlacedConsumer(connection, { queue, queueType: "classic" });
-    stops.push(() => consumer.stop());
+    stops.push(() => consumer.close());
     await consumer.start((e) => {
       got.push(e);
       done();
@@ -154,7 +154,7 @@ describe("old producers, new consumers, through the real broker", () => {
     queues.push(queue);
     const handled: unknown[] = [];
     const consumer = new newCode.OrderNotedConsumer(connection, { queue, queueType: "classic" });
-    stops.push(() => consumer.stop());
+    stops.push(() => consumer.close());
     await consumer.start((e) => void handled.push(e));
     const dead = next(`${queue}.dlq`);
     const publisher = new oldCode.OrderNotedPublisher(connection);
