@@ -6,9 +6,9 @@
 import amqp from "amqplib";
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, StatusError, type HandlerContext, type MethodDesc, type ServiceDesc } from "@grabbit/runtime";
+import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
 import { AmqpConnection, AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
-import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { AMQP_URL } from "../support/broker.js";
 import { EchoType, eventually, sleep, streamService, type Echo } from "./fixture.js";
 
 // ---- the foreign side: plain amqplib, names as docs/wire-contract.md spells them ----------------
@@ -304,7 +304,7 @@ class ForeignServer {
 
   private constructor(
     readonly conn: amqp.ChannelModel,
-    private readonly ch: amqp.Channel,
+    readonly ch: amqp.Channel,
     readonly inbox: string,
   ) {}
 

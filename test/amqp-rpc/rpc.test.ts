@@ -3,7 +3,7 @@
 import amqp from "amqplib";
 import { describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext, type Interceptor } from "@grabbit/runtime";
-import { AmqpRpcTransport, serveAmqp, type AmqpRpcServer } from "@grabbit/runtime/amqp";
+import { AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
 import { uniqueName } from "../support/broker.js";
 import { EchoType, echoMethod, echoService, eventually, rpcTestBed, sleep, type Echo, type EchoService } from "./fixture.js";
 

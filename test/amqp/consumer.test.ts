@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AmqpConnection, EventConsumer, EventPublisher, type EventConsumerOptions } from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
-import { Janitor, OrderCancelled, UNDECODABLE, countdown, deferred, orderEvent, type Order } from "./fixtures.js";
+import { Janitor, OrderCancelled, UNDECODABLE, countdown, deferred, orderEvent } from "./fixtures.js";
 
 let conn: AmqpConnection;
 const janitor = new Janitor();

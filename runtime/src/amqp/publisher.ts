@@ -27,7 +27,7 @@ import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
 import type { Logger } from "../telemetry/logger.js";
 import { errorType, recordPublishRefused, recordPublishResent, recordPublishUnroutable } from "../telemetry/metrics.js";
-import { nodeOf, watchConfirms } from "./telemetry.js";
+import { watchConfirms } from "./telemetry.js";
 
 export interface PublisherOptions {
   /**

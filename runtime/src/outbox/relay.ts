@@ -136,7 +136,7 @@ export class OutboxRelay {
   constructor(
     private readonly db: Database,
     private readonly connection: AmqpConnection,
-    private readonly outbox: Outbox,
+    outbox: Outbox,
     private readonly options: OutboxRelayOptions = {},
   ) {
     this.id = options.relayId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;

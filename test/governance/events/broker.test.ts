@@ -47,7 +47,7 @@ interface Publisher<T> {
 }
 interface Consumer<T> {
   start(handler: (event: T) => Promise<void> | void): Promise<void>;
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 type Ctor<T> = new (connection: AmqpConnection, options?: object) => T;
 interface Generated {
