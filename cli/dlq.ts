@@ -183,7 +183,7 @@ async function replay(dlq: DeadLetterQueue, run: Run, selection: Selection): Pro
   const window = count(run.values.window, "--window");
   const toQueue = run.values["to-queue"] as string | undefined;
   const bar = progressBar(run.io);
-  let result;
+  let result: Awaited<ReturnType<DeadLetterQueue["replay"]>>;
   try {
     result = await dlq.replay({
       selection,

@@ -87,21 +87,21 @@ export function indexSide(image: Image, paths: Iterable<string>): Side {
     const addMessage = (d: DescriptorProto, spath: number[], local: string, parent?: MessageEl) => {
       const el: MessageEl = { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) };
       side.messages.set(el.fullName, el);
-      d.nestedType.forEach((n, i) => addMessage(n, [...spath, 3, i], `${local}.${n.name}`, el));
-      d.enumType.forEach((e, i) => addEnum(e, [...spath, 4, i], `${local}.${e.name}`, el));
-      d.extension.forEach((x, i) => addExt(x, [...spath, 6, i], `${local}.${x.name}`, el));
+      d.nestedType.forEach((n, i) => { addMessage(n, [...spath, 3, i], `${local}.${n.name}`, el); });
+      d.enumType.forEach((e, i) => { addEnum(e, [...spath, 4, i], `${local}.${e.name}`, el); });
+      d.extension.forEach((x, i) => { addExt(x, [...spath, 6, i], `${local}.${x.name}`, el); });
     };
-    fd.messageType.forEach((m, i) => addMessage(m, [4, i], m.name));
-    fd.enumType.forEach((e, i) => addEnum(e, [5, i], e.name));
-    fd.service.forEach((s, i) => side.services.set(prefix + s.name, { file, spath: [6, i], fullName: prefix + s.name, local: s.name, d: s }));
-    fd.extension.forEach((x, i) => addExt(x, [7, i], x.name));
+    fd.messageType.forEach((m, i) => { addMessage(m, [4, i], m.name); });
+    fd.enumType.forEach((e, i) => { addEnum(e, [5, i], e.name); });
+    fd.service.forEach((s, i) => { side.services.set(prefix + s.name, { file, spath: [6, i], fullName: prefix + s.name, local: s.name, d: s }); });
+    fd.extension.forEach((x, i) => { addExt(x, [7, i], x.name); });
   }
   return side;
 }
 
 export function methodsOf(s: ServiceEl): Map<string, MethodEl> {
   const out = new Map<string, MethodEl>();
-  s.d.method.forEach((m, i) => out.set(m.name, { file: s.file, spath: [...s.spath, 2, i], fullName: `${s.fullName}.${m.name}`, local: m.name, d: m, service: s }));
+  s.d.method.forEach((m, i) => { out.set(m.name, { file: s.file, spath: [...s.spath, 2, i], fullName: `${s.fullName}.${m.name}`, local: m.name, d: m, service: s }); });
   return out;
 }
 

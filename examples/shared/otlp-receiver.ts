@@ -92,18 +92,18 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: AnyValue[] } };
 type KeyValue = { key: string; value?: AnyValue };
 
-function valueOf(v: AnyValue | undefined): unknown {
+function anyValueOf(v: AnyValue | undefined): unknown {
   if (v === undefined) return undefined;
   if (v.stringValue !== undefined) return v.stringValue;
   if (v.intValue !== undefined) return Number(v.intValue);
   if (v.doubleValue !== undefined) return v.doubleValue;
   if (v.boolValue !== undefined) return v.boolValue;
-  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(valueOf);
+  if (v.arrayValue !== undefined) return (v.arrayValue.values ?? []).map(anyValueOf);
   return undefined;
 }
 
 function attributesOf(list: KeyValue[] | undefined): Record<string, unknown> {
-  return Object.fromEntries((list ?? []).map((kv) => [kv.key, valueOf(kv.value)]));
+  return Object.fromEntries((list ?? []).map((kv) => [kv.key, anyValueOf(kv.value)]));
 }
 
 function serviceOf(resource: { attributes?: KeyValue[] } | undefined): string {
@@ -191,7 +191,9 @@ export function formatTrace(spans: ReceivedSpan[]): string[] {
     const error = s.status === 2 ? "  ERROR" : "";
     lines.push(`${s.service.padEnd(serviceWidth)}  ${prefix}${branch}${s.name}${kind}  ${ms(s.endNs - s.startNs)} ms  @+${ms(s.startNs - t0)} ms${error}`);
     const kids = children.get(s.spanId) ?? [];
-    kids.forEach((k, i) => walk(k, root ? "" : prefix + (last ? "   " : "│  "), i === kids.length - 1, false));
+    kids.forEach((k, i) => {
+      walk(k, root ? "" : prefix + (last ? "   " : "│  "), i === kids.length - 1, false);
+    });
   };
   for (const r of roots) walk(r, "", true, true);
   return lines;

@@ -66,7 +66,10 @@ describe("Publisher.publishMany", () => {
     const e = err as PublishManyError;
     expect(e.failed).toBe(3);
     expect(e.errors).toHaveLength(10);
-    e.errors.forEach((x, i) => (i % 3 === 1 ? expect(x).toBeInstanceOf(UnroutableError) : expect(x).toBeUndefined()));
+    e.errors.forEach((x, i) => {
+      if (i % 3 === 1) expect(x).toBeInstanceOf(UnroutableError);
+      else expect(x).toBeUndefined();
+    });
     expect(p.pending).toBe(0);
     expect((await janitor.drain(q)).map((m) => m.content[0])).toEqual([0, 2, 3, 5, 6, 8, 9]);
     // Refused before anything is queued: an oversized body, a closed publisher.

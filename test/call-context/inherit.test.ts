@@ -78,7 +78,7 @@ describe("the signal", () => {
       expect(out?.signal?.aborted).toBe(false);
       (which === "served" ? call : own).abort(new Error(`${which} cancelled`));
       expect(out?.signal?.aborted, which).toBe(true);
-      expect((out?.signal?.reason as Error).message).toBe(`${which} cancelled`);
+      expect((out?.signal?.reason as Error | undefined)?.message).toBe(`${which} cancelled`);
     }
   });
 

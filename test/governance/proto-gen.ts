@@ -556,7 +556,7 @@ const MUTATIONS: Array<[string, number, Mutation]> = [
       delete x.opts.packed;
     };
     for (const msg of allMessages(f)) fieldsOf(msg).forEach(fix);
-    f.extensions.forEach((x) => fix(x.field));
+    for (const x of f.extensions) fix(x.field);
     if (from === "proto2") for (const e of allEnums(f)) e.opts["features.enum_type"] = "CLOSED";
     delete f.opts.java_string_check_utf8;
     return `${from} -> ${to}`;

@@ -235,7 +235,9 @@ describe("load with faults", () => {
         const outcomes = await Promise.allSettled(
           chunk.map((i) => publisher.publish({ id: `e-${i}`, region: `r${i % 7}`, amount: i }, { messageId: `load-${i}` }).then(() => confirmed++)),
         );
-        outcomes.forEach((o, k) => o.status === "rejected" && failed.push(chunk[k]!));
+        outcomes.forEach((o, k) => {
+          if (o.status === "rejected") failed.push(chunk[k]!);
+        });
         debug(`published ${confirmed}, failed ${failed.length}`);
       }
       publishFailures += failed.length;

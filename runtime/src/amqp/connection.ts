@@ -351,7 +351,7 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
 
   /** True while a session is up and every setup has run on it. */
   get connected(): boolean {
-    return this.ready && this.session !== undefined && this.session.open;
+    return this.ready && this.session?.open === true;
   }
 
   /** The current session, if one is up (setups may still be running on it). */

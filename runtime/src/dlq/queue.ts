@@ -20,8 +20,8 @@
 // connection is UNAVAILABLE and says what was already replayed.
 
 import { createFileRegistry, fromBinary, type Registry } from "@bufbuild/protobuf";
-import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import type { Channel, ConsumeMessage, Options } from "amqplib";
+import { FileDescriptorSetSchema, type FileDescriptorSet } from "@bufbuild/protobuf/wkt";
+import type { Channel, ConsumeMessage, Options, Replies } from "amqplib";
 import type { AmqpConnection } from "../amqp/connection.js";
 import { copiedProperties, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_REPLAYS, republishableHeaders } from "../amqp/headers.js";
 import { Publisher } from "../amqp/publisher.js";
@@ -109,7 +109,7 @@ export interface ReplayResult extends QueueInfo {
 
 /** A registry of every message in a FileDescriptorSet, such as a buf image (`buf build -o image.binpb`). */
 export function registryFromImage(bytes: Uint8Array): Registry {
-  let set;
+  let set: FileDescriptorSet;
   try {
     set = fromBinary(FileDescriptorSetSchema, bytes);
   } catch (err) {
@@ -296,7 +296,7 @@ export class DeadLetterQueue {
     const read = { examined: 0, acked: 0 };
     let info: QueueInfo | undefined;
     try {
-      let ok;
+      let ok: Replies.AssertQueue;
       try {
         ok = await ch.checkQueue(this.queue);
       } catch (err) {

@@ -303,7 +303,8 @@ function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown
     context.flushHeaders("message");
     if (hasKeys(context.responseMetadata)) trailers = toGrpcMetadata(context.responseMetadata);
   } catch (err) {
-    return callback({ code: grpc.status.INTERNAL, details: (err as Error).message });
+    callback({ code: grpc.status.INTERNAL, details: (err as Error).message });
+    return;
   }
   if (trailers === undefined) callback(null, message);
   else callback(null, message, trailers);
@@ -315,7 +316,8 @@ function sendUnaryError(callback: grpc.sendUnaryData<unknown>, err: unknown, con
     context.flushHeaders("status");
   } catch (headerErr) {
     // Headers gRPC cannot carry are a bug of the handler's, reported as INTERNAL like bad trailers.
-    return callback(grpcStatusFromError(headerErr, {}));
+    callback(grpcStatusFromError(headerErr, {}));
+    return;
   }
   callback(grpcStatusFromError(err, context.responseMetadata));
 }

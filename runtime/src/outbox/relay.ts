@@ -362,7 +362,10 @@ export class OutboxRelay {
         if (inFlight.length >= PIPELINE_DEPTH - 1) sent += await inFlight.shift()!;
         inFlight.push(outcomes.then((errors) => {
           const ok: Row[] = [];
-          errors.forEach((err, i) => (err === undefined ? ok.push(sending[i]!) : failed.push({ row: sending[i]!, err })));
+          errors.forEach((err, i) => {
+            if (err === undefined) ok.push(sending[i]!);
+            else failed.push({ row: sending[i]!, err });
+          });
           return this.mark(ok, failed);
         }));
         if (rows.length < this.batchSize) break;
@@ -373,6 +376,7 @@ export class OutboxRelay {
       const settled = await Promise.allSettled(inFlight.splice(0));
       for (const r of settled) if (r.status === "fulfilled") sent += r.value;
       const failure = settled.find((r) => r.status === "rejected");
+      // biome-ignore lint/correctness/noUnsafeFinally: deliberate, a batch that failed in flight is the round's failure
       if (failure) throw failure.reason;
     }
     return sent;

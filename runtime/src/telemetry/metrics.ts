@@ -6,7 +6,7 @@
 // never routing keys, message ids or correlation ids (those belong on spans).
 
 import type { Attributes, BatchObservableCallback, Counter, Histogram, Meter, Observable } from "@opentelemetry/api";
-import { codeName, Code, StatusError, UnroutableError } from "../status.js";
+import { codeName, type Code, StatusError, UnroutableError } from "../status.js";
 import { activeMeter } from "./otel.js";
 import {
   ATTR_ERROR_TYPE,

@@ -94,7 +94,10 @@ export class ClientStream {
     let timeoutMs: number | undefined;
     if (req.deadline !== undefined) {
       timeoutMs = remainingMs(req.deadline);
-      if (timeoutMs <= 0) return this.fail(deadlineError(method), false);
+      if (timeoutMs <= 0) {
+        this.fail(deadlineError(method), false);
+        return;
+      }
       // No cancel on the deadline: the server times the same deadline (from the open's rpc-timeout-ms)
       // and ends its side DEADLINE_EXCEEDED by itself.
       this.timer = setTimeout(() => this.fail(deadlineError(method), false), timeoutMs);
@@ -106,14 +109,20 @@ export class ClientStream {
       );
     }
     if (this.signal !== NEVER_ABORTED) {
-      if (this.signal.aborted) return this.fail(abortStatus(this.signal), false);
+      if (this.signal.aborted) {
+        this.fail(abortStatus(this.signal), false);
+        return;
+      }
       this.onAbort = () => this.fail(abortStatus(this.signal), true);
       this.signal.addEventListener("abort", this.onAbort, { once: true });
     }
     let body: Buffer = EMPTY;
     if (method.kind === "server_streaming") {
       const encoded = encodeRequest(method.path, method.input, req.message, this.maxMessageBytes);
-      if (encoded instanceof StatusError) return this.fail(encoded, false);
+      if (encoded instanceof StatusError) {
+        this.fail(encoded, false);
+        return;
+      }
       body = encoded;
     }
     const headers = requestHeaders(req.metadata, method.path, timeoutMs, { credit: this.end.window, keepaliveMs: this.keepaliveMs });

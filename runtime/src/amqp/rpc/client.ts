@@ -227,7 +227,7 @@ export class AmqpRpcTransport implements Transport {
   private readonly send = (req: CallRequest): Promise<CallResponse> => {
     if (req.method.kind !== "unary") return this.stream(req);
     const link = this.link;
-    if (link !== undefined && link.alive && link.drain === undefined && !this.closed && !req.signal.aborted) {
+    if (link?.alive && link.drain === undefined && !this.closed && !req.signal.aborted) {
       return this.publish(link, req);
     }
     return this.sendWhenReady(req);
@@ -546,7 +546,7 @@ export class AmqpRpcTransport implements Transport {
    */
   private lose(channel: ConfirmChannel): void {
     const link = this.links.get(channel);
-    if (!link || !link.alive) return;
+    if (!link?.alive) return;
     link.alive = false;
     if (this.link === link) this.link = undefined;
     for (const call of [...link.calls]) {

@@ -47,7 +47,7 @@ export function serverTelemetry(queue: string): Interceptor {
 /** Puts a request's id (its correlation and message id) on the call's CLIENT span, if one records. */
 export function markRequestId(id: string): void {
   const span = activeSpan();
-  if (span !== undefined && span.isRecording()) {
+  if (span?.isRecording()) {
     span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, id);
     span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, id);
   }
@@ -57,7 +57,7 @@ export function markRequestId(id: string): void {
 export function requestIds(msg: ConsumeMessage): Interceptor {
   return (next) => (req) => {
     const span = activeSpan();
-    if (span !== undefined && span.isRecording()) {
+    if (span?.isRecording()) {
       const correlationId = msg.properties.correlationId;
       const messageId = msg.properties.messageId;
       if (typeof correlationId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, correlationId);

@@ -2,7 +2,7 @@
 // Changing any of these breaks every non-TypeScript client and server, so they live in one place.
 
 import { decodeRpcStatus } from "../../status-details.js";
-import { Code, type ErrorDetail } from "../../status.js";
+import type { Code, ErrorDetail } from "../../status.js";
 
 /** RabbitMQ's direct reply-to pseudo queue: replies go straight to the consuming channel, no queue. */
 export const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
