@@ -1,6 +1,6 @@
 // `grabbit breaking --events backward|forward|full` (and --events-transitive, --against-tags,
 // --against-registry): event compatibility by direction, reported in grabbit's report model and
-// formats. governance/cli.ts hands the parsed flags over when any event flag is given. Exit status as
+// formats. governance/breaking.ts hands the parsed flags over when any event flag is given. Exit status as
 // for `grabbit breaking`: 0 compatible, 100 a finding fails, 1 bad usage or input (one sentence).
 import { resolve } from "node:path";
 import { InputError } from "../errors.js";

@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { parseCommand, type CommandSpec } from "../args.js";
 import type { Report } from "../diff.js";
 import { InputError, ReleaseError } from "../errors.js";
+import { checkBreaking } from "../check.js";
 import { runBufBuild } from "../images.js";
 import { addEntry, renderEntry } from "./changelog.js";
 import { compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
@@ -141,7 +142,6 @@ export interface ReleaseResult {
 
 /** The contract's changes since `against`: the breaking checker, called as a function. */
 async function compare(input: string, against: string, cwd: string, io: ReleaseIo): Promise<Report> {
-  const { checkBreaking } = await import("../cli.js");
   try {
     return await checkBreaking({ input, against, cwd, onWarning: (w) => io.stderr(`grabbit release: warning: ${w}\n`) });
   } catch (err) {
