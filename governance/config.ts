@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from "yaml";
 import { ALL_CATEGORIES, GRABBIT_CATEGORIES, RULES, RULE_BY_ID, canonicalRuleList, categoriesOf, deprecationWarning, isDeprecatedRuleId, type ConfigVersion } from "./rules/catalog.js";
-import { InputError } from "./images.js";
+import { ConfigError } from "./errors.js";
 
 /** One `breaking` section, with the module it applies to. */
 export interface ModuleConfig {
@@ -58,7 +58,7 @@ class Source {
     return `${this.where}:${p.line}:${p.col}`;
   }
   fail(node: Parameters<Source["at"]>[0], sentence: string): never {
-    throw new InputError(`${this.at(node)}: ${sentence}`);
+    throw new ConfigError(`${this.at(node)}: ${sentence}`);
   }
 }
 
@@ -68,7 +68,7 @@ function parse(src: Source): YamlNode | null {
   if (err) {
     const p = src.lines.linePos(err.pos[0]);
     const msg = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+.*$/, "").replace(/\.$/, "");
-    throw new InputError(`${src.where}${p ? `:${p.line}:${p.col}` : ""}: ${err.code === "DUPLICATE_KEY" ? "a key is given twice (buf refuses duplicate keys)" : `not valid YAML (${msg})`}.`);
+    throw new ConfigError(`${src.where}${p ? `:${p.line}:${p.col}` : ""}: ${err.code === "DUPLICATE_KEY" ? "a key is given twice (buf refuses duplicate keys)" : `not valid YAML (${msg})`}.`);
   }
   return (doc.contents as YamlNode | null) ?? null;
 }
@@ -185,7 +185,7 @@ function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    throw new InputError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+    throw new ConfigError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`, { cause: err });
   }
 }
 
@@ -196,14 +196,14 @@ function readConfigText(dir: string, explicit?: string, flag = "--config"): Sour
       // A directory means "the configuration that lives there", as for an input directory.
       if (statSync(explicit).isDirectory()) {
         const inside = readConfigText(explicit);
-        if (!inside) throw new InputError(`${flag} ${explicit}: a directory without buf.yaml; give the configuration file.`);
+        if (!inside) throw new ConfigError(`${flag} ${explicit}: a directory without buf.yaml; give the configuration file.`);
         return inside;
       }
       return new Source(explicit, readText(explicit));
     }
     // buf also accepts the configuration itself as the flag's value.
     if (/[\n:{]/.test(explicit)) return new Source(flag, explicit);
-    throw new InputError(`${flag} ${explicit}: no such file.`);
+    throw new ConfigError(`${flag} ${explicit}: no such file.`);
   }
   for (const name of ["buf.yaml", "buf.yml"]) {
     const p = join(dir, name);
@@ -222,7 +222,7 @@ interface BufYaml {
 
 function readBufYaml(src: Source, warnings: string[]): BufYaml {
   const root = parse(src);
-  if (isNull(root)) throw new InputError(`${src.where}:1:1: "version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`);
+  if (isNull(root)) throw new ConfigError(`${src.where}:1:1: "version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`);
   const probe = mapping(src, root, "buf.yaml", null);
   const vPair = probe.get("version");
   const rawVersion = str(src, vPair?.value, "version");
@@ -267,7 +267,7 @@ export function loadConfig(dir: string, explicit?: string): BreakingConfig {
     const modules: ModuleConfig[] = work.map((d) => {
       const src = readConfigText(join(dir, d));
       const y = src ? readBufYaml(src, warnings) : undefined;
-      if (y?.version === "v2") throw new InputError(`${src!.where}: a v2 buf.yaml cannot be a module of a buf.work.yaml; move its modules into one v2 buf.yaml.`);
+      if (y?.version === "v2") throw new ConfigError(`${src!.where}: a v2 buf.yaml cannot be a module of a buf.work.yaml; move its modules into one v2 buf.yaml.`);
       return { ...(y?.top ?? EMPTY), root: normalizeRoot(d) };
     });
     return { ...modules[0]!, version: "v1", roots: modules.map((m) => m.root), modules, dir, otherDirs: [], warnings, where: join(dir, "buf.work.yaml"), workspace: true };
@@ -293,7 +293,7 @@ export function loadConfig(dir: string, explicit?: string): BreakingConfig {
 /** Checks a rule ID given on the command line (--use, --except). */
 export function checkRuleName(id: string, where: string, version: ConfigVersion = "v2"): void {
   if (isDeprecatedRuleId(id, version)) return;
-  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id)) throw new InputError(`${where}: "${id}" is not a known rule or category ID.`);
+  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id)) throw new ConfigError(`${where}: "${id}" is not a known rule or category ID.`);
 }
 
 // --- buf.work.yaml -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { Buffer } from "node:buffer";
 import { ignored, ignoredPath, type BreakingConfig } from "./config.js";
 import { locations, type Image, type ImageFile } from "./images.js";
 import { indexSide } from "./model.js";
-import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind } from "./rules/catalog.js";
+import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind, type RuleId } from "./rules/catalog.js";
 import { checkChanges } from "./rules/changes.js";
 import { Ctx, type Finding } from "./rules/context.js";
 import { checkEnums } from "./rules/enum.js";
@@ -55,7 +55,7 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolea
 }
 
 // Rules that describe a whole rename lead the group of findings a rename produces.
-const RENAME_HEADS = ["GRABBIT_EVENT_TYPE_CHANGED", "TYPESCRIPT_MESSAGE_RENAMED", "TYPESCRIPT_ENUM_RENAMED", "TYPESCRIPT_SERVICE_RENAMED", "TYPESCRIPT_METHOD_RENAMED"];
+const RENAME_HEADS: readonly string[] = ["GRABBIT_EVENT_TYPE_CHANGED", "TYPESCRIPT_MESSAGE_RENAMED", "TYPESCRIPT_ENUM_RENAMED", "TYPESCRIPT_SERVICE_RENAMED", "TYPESCRIPT_METHOD_RENAMED"] satisfies readonly RuleId[];
 
 const ACCEPT = /grabbit:accept\s+([A-Z0-9_]+(?:\s*,\s*[A-Z0-9_]+)*)\s+reason:\s*(\S[^\n]*)/g;
 
@@ -64,7 +64,7 @@ export interface Acceptance {
   reason: string;
 }
 
-export function acceptances(f: Finding): Acceptance[] {
+export function acceptances(f: Pick<Finding, "at">): Acceptance[] {
   const locs = locations(f.at.file.image);
   const out: Acceptance[] = [];
   const texts: string[] = [];

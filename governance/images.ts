@@ -10,9 +10,10 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { moduleRoots } from "./config.js";
 import type { DeclaredKind } from "./changed.js";
+import { InputError } from "./errors.js";
 
-/** Bad usage or input: the CLI prints the message and exits 1. */
-export class InputError extends Error {}
+// Callers outside governance/ (cli/dlq.ts) import InputError from here; errors.ts is its home.
+export { InputError };
 
 export interface Location {
   line: number;

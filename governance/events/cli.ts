@@ -1,9 +1,10 @@
 // `grabbit breaking --events backward|forward|full` (and --events-transitive, --against-tags,
 // --against-registry): event compatibility by direction, reported in grabbit's report model and
-// formats. governance/cli.ts hands the parsed flags over when any event flag is given. Exit status as
+// formats. governance/breaking.ts hands the parsed flags over when any event flag is given. Exit status as
 // for `grabbit breaking`: 0 compatible, 100 a finding fails, 1 bad usage or input (one sentence).
 import { resolve } from "node:path";
-import { InputError, buildImage, localDir, type Image } from "../images.js";
+import { InputError } from "../errors.js";
+import { buildImage, localDir, type Image } from "../images.js";
 import { render, FORMATS, type Format } from "../report/index.js";
 import { compareEventImages, eventsOf, wholeSide } from "./compat.js";
 import { MODES, loadEventsConfig, type Mode } from "./config.js";
@@ -61,7 +62,7 @@ export async function checkEvents(o: EventsOptions): Promise<EventsReport> {
   if (!transitive) versions = versions.slice(-1);
 
   const wrap = (side: string) => (e: unknown) => {
-    throw e instanceof InputError ? new InputError(`${side}: ${e.message}`) : e;
+    throw e instanceof InputError ? new InputError(`${side}: ${e.message}`, { cause: e }) : e;
   };
   const current = wholeSide(await buildImage(o.input, o.cwd).catch(wrap("input")));
   const compared: Compared[] = [];

@@ -19,7 +19,7 @@ export const DIRECTION_TEXT: Record<Direction, string> = {
 };
 
 export interface EventFinding {
-  rule: string;
+  rule: EventRuleId;
   /** The event (full name) whose data the finding is about. */
   event: string;
   directions: Direction[];
@@ -32,7 +32,7 @@ export interface EventFinding {
 }
 
 /** The event rules, with what each checks (for docs, SARIF and `grabbit:accept`). */
-export const EVENT_RULES: Record<string, string> = {
+export const EVENT_RULES = {
   EVENT_REMOVED: "events stay (queued, dead-lettered or replayed data of a removed event has no consumer).",
   EVENT_TYPE_CHANGED: "events keep their full name, the AMQP `type` consumers dispatch on.",
   EVENT_EXCHANGE_CHANGED: "events keep their exchange and exchange kind.",
@@ -46,7 +46,10 @@ export const EVENT_RULES: Record<string, string> = {
   EVENT_ENUM_VALUE_UNKNOWN: "every enum value a writer can send is known to the reader.",
   EVENT_FIELD_JSON_NAME_CHANGED: "fields keep their JSON name (JSON only).",
   EVENT_ENUM_VALUE_JSON_NAME_CHANGED: "enum values keep their name (JSON only).",
-};
+} as const satisfies Record<string, string>;
+
+/** The event rule IDs: a finding takes only these, so a misspelt ID does not compile. */
+export type EventRuleId = keyof typeof EVENT_RULES;
 
 interface Pass {
   event: string;
@@ -155,7 +158,7 @@ function comparePair(p: Pass, o: MessageEl, n: MessageEl): void {
   const nIndex = (f: FieldDescriptorProto) => n.d.field.indexOf(f);
   // Where a finding about a field points: the field in the new message, else the new message.
   const fieldAt = (nf: FieldDescriptorProto | undefined, sub: number[] = []) => (nf && nIndex(nf) >= 0 ? at(n, [2, nIndex(nf), ...sub]) : at(n));
-  const push = (rule: string, nf: FieldDescriptorProto | undefined, message: string, extra: Partial<EventFinding> = {}) =>
+  const push = (rule: EventRuleId, nf: FieldDescriptorProto | undefined, message: string, extra: Partial<EventFinding> = {}) =>
     add(p.out, { rule, event: p.event, directions: [p.dir], wire: "binary", breaking: true, at: fieldAt(nf), message, ...extra });
 
   for (const wf of w.d.field) {
@@ -203,7 +206,7 @@ interface FieldPair {
   of: FieldDescriptorProto;
   writer: "old" | "new";
   reader: "old" | "new";
-  push: (rule: string, nf: FieldDescriptorProto | undefined, message: string, extra?: Partial<EventFinding>) => void;
+  push: (rule: EventRuleId, nf: FieldDescriptorProto | undefined, message: string, extra?: Partial<EventFinding>) => void;
 }
 
 function reserved(m: MessageEl, no: number): boolean {

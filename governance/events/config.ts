@@ -1,6 +1,6 @@
 // grabbit.yaml: the event compatibility settings, next to buf.yaml (buf refuses unknown keys in buf.yaml,
 // so they cannot live there). Read with the `yaml` library the buf.yaml reader uses, as strictly: an
-// unknown key, a wrong type or an unknown mode is one sentence with file:line:column (InputError, exit 1).
+// unknown key, a wrong type or an unknown mode is one sentence with file:line:column (ConfigError, exit 1).
 //
 //   version: v1
 //   events:
@@ -13,7 +13,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { LineCounter, isMap, isScalar, parseDocument, type Node as YamlNode, type YAMLMap } from "yaml";
-import { InputError } from "../images.js";
+import { ConfigError } from "../errors.js";
 
 export const MODES = ["backward", "forward", "full", "none"] as const;
 export type Mode = (typeof MODES)[number];
@@ -39,7 +39,7 @@ class Src {
   ) {}
   fail(node: { range?: [number, number, number?] | null | undefined } | null | undefined, sentence: string): never {
     const p = this.lines.linePos(node?.range?.[0] ?? 0);
-    throw new InputError(`${this.where}:${p.line}:${p.col}: ${sentence}`);
+    throw new ConfigError(`${this.where}:${p.line}:${p.col}: ${sentence}`);
   }
 }
 
@@ -82,7 +82,7 @@ export function parseEventsConfig(where: string, text: string): EventsConfig {
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     const p = src.lines.linePos(e.pos[0]);
-    throw new InputError(`${where}:${p.line}:${p.col}: ${e.message.split("\n")[0]}`);
+    throw new ConfigError(`${where}:${p.line}:${p.col}: ${e.message.split("\n")[0]}`);
   }
   const top = map(src, doc.contents as YamlNode, "grabbit.yaml", ["version", "events"]);
   const version = scalar(src, top.get("version")?.value, "version");
@@ -113,7 +113,7 @@ export function parseEventsConfig(where: string, text: string): EventsConfig {
 export function loadEventsConfig(dir: string, explicit?: string): EventsConfig {
   let path = explicit;
   if (path !== undefined) {
-    if (!existsSync(path)) throw new InputError(`--events-config ${path}: no such file.`);
+    if (!existsSync(path)) throw new ConfigError(`--events-config ${path}: no such file.`);
     if (statSync(path).isDirectory()) path = ["grabbit.yaml", "grabbit.yml"].map((n) => join(explicit!, n)).find(existsSync) ?? join(explicit!, "grabbit.yaml");
   } else path = ["grabbit.yaml", "grabbit.yml"].map((n) => join(dir, n)).find(existsSync);
   if (path === undefined) return { ...DEFAULT_EVENTS_CONFIG, packages: {}, messages: {} };
@@ -121,7 +121,7 @@ export function loadEventsConfig(dir: string, explicit?: string): EventsConfig {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new InputError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`);
+    throw new ConfigError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`, { cause: err });
   }
   return parseEventsConfig(path, text);
 }

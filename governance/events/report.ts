@@ -59,7 +59,7 @@ export function toChange(f: EventFinding, cfg: EventsConfig, against: string, cl
   const mode = modeOf(cliMode ? { ...cfg, mode: cliMode } : cfg, f.event, f.at.file.pkg);
   const judged = f.directions.filter((d) => MODE_DIRECTIONS[mode].includes(d));
   const counts = f.breaking && judged.length > 0 && (f.wire === "binary" || cfg.json);
-  const accepted = counts ? acceptances({ rule: f.rule, breaking: true, at: f.at, message: f.message }).find((a) => a.rules.includes(f.rule) || a.rules.includes("EVENTS")) : undefined;
+  const accepted = counts ? acceptances({ at: f.at }).find((a) => a.rules.includes(f.rule) || a.rules.includes("EVENTS")) : undefined;
   const r = rollout(f.breaking ? f.directions : []);
   let verdict: string;
   if (!f.breaking) verdict = "(a note: nothing breaks yet)";

@@ -8,7 +8,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, sep } from "node:path";
-import { InputError, buildImage, parseImage, type Image } from "../images.js";
+import { InputError } from "../errors.js";
+import { buildImage, parseImage, type Image } from "../images.js";
 import { CONTRACT_IMAGE } from "../release/cli.js";
 import { compareVersions, parseVersion } from "../release/version.js";
 
@@ -46,7 +47,7 @@ export function tagVersions(pattern: string, inputDir: string, cwd: string): Ver
   return byVersion(tags, prefix).map((tag) => ({
     label: tag,
     load: () => buildImage(`${gitDir}#tag=${tag}${subdir ? `,subdir=${subdir}` : ""}`, cwd).catch((e: unknown) => {
-      throw e instanceof InputError ? new InputError(`tag ${tag}: ${e.message}`) : e;
+      throw e instanceof InputError ? new InputError(`tag ${tag}: ${e.message}`, { cause: e }) : e;
     }),
   }));
 }

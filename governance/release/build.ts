@@ -6,9 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-
-/** A failed step: the CLI prints the message and exits 1. */
-export class ReleaseError extends Error {}
+import { ReleaseError } from "../errors.js";
 
 /** grabbit's own package root (source checkout or installed package; dist/ or not). */
 export function grabbitRoot(): string {
@@ -41,7 +39,7 @@ function findBin(name: string, dir: string, hint: string): string {
 
 export function run(cmd: string, args: string[], cwd: string, what: string, env: NodeJS.ProcessEnv = process.env): string {
   const r = spawnSync(cmd, args, { cwd, env, encoding: "utf8", maxBuffer: 64 << 20 });
-  if (r.error) throw new ReleaseError(`${what}: ${r.error.message}`);
+  if (r.error) throw new ReleaseError(`${what}: ${r.error.message}`, { cause: r.error });
   if (r.status !== 0) {
     const out = `${r.stderr ?? ""}\n${r.stdout ?? ""}`.trim();
     throw new ReleaseError(`${what} failed (exit ${r.status}):\n${out}`);

@@ -5,9 +5,11 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { basename, dirname, join, resolve } from "node:path";
 import { parseCommand, type CommandSpec } from "../args.js";
 import type { Report } from "../diff.js";
-import { InputError, runBufBuild } from "../images.js";
+import { InputError, ReleaseError } from "../errors.js";
+import { checkBreaking } from "../check.js";
+import { runBufBuild } from "../images.js";
 import { addEntry, renderEntry } from "./changelog.js";
-import { ReleaseError, compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
+import { compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
 import { publish, publishedVersion } from "./publish.js";
 import { checkChosenVersion, nextVersion, parseVersion } from "./version.js";
 
@@ -140,11 +142,10 @@ export interface ReleaseResult {
 
 /** The contract's changes since `against`: the breaking checker, called as a function. */
 async function compare(input: string, against: string, cwd: string, io: ReleaseIo): Promise<Report> {
-  const { checkBreaking } = await import("../cli.js");
   try {
     return await checkBreaking({ input, against, cwd, onWarning: (w) => io.stderr(`grabbit release: warning: ${w}\n`) });
   } catch (err) {
-    if (err instanceof InputError) throw new ReleaseError(`comparing ${input} with ${against}: ${err.message}`);
+    if (err instanceof InputError) throw new ReleaseError(`comparing ${input} with ${against}: ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -177,7 +178,7 @@ function readJson(path: string): Record<string, unknown> | undefined {
   try {
     return JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
   } catch (e) {
-    throw new ReleaseError(`${path} is not valid JSON: ${(e as Error).message}`);
+    throw new ReleaseError(`${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 
@@ -291,7 +292,7 @@ async function contractImage(input: string, cwd: string): Promise<Uint8Array> {
   try {
     return await runBufBuild(input, cwd);
   } catch (err) {
-    if (err instanceof InputError) throw new ReleaseError(`buf build ${input}: ${err.message}`);
+    if (err instanceof InputError) throw new ReleaseError(`buf build ${input}: ${err.message}`, { cause: err });
     throw err;
   }
 }

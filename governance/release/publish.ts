@@ -1,7 +1,8 @@
 // The registry side, through the npm client itself, so a team's .npmrc (tokens, scoped registries,
 // proxies) applies exactly as it does to their own `npm publish`.
 import { spawnSync } from "node:child_process";
-import { ReleaseError, run } from "./build.js";
+import { ReleaseError } from "../errors.js";
+import { run } from "./build.js";
 import { highestVersion } from "./version.js";
 
 function registryArgs(registry: string | undefined): string[] {

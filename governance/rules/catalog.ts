@@ -4,8 +4,127 @@
 
 export type ConfigVersion = "v1" | "v2";
 
-export interface RuleInfo {
+export type BufCategory = "FILE" | "PACKAGE" | "WIRE_JSON" | "WIRE";
+export type GrabbitCategory = "GRABBIT" | "TYPESCRIPT";
+
+/** A row of buf's rules. */
+interface BufRule {
   id: string;
+  /** Categories in a v2 configuration (and a v1beta1-less default), without buf's CSR. */
+  categories: readonly BufCategory[];
+  /** Left out: the same categories in a v1 configuration. null: buf has the rule in v2 only. */
+  v1Categories?: null;
+  /** Member of buf's CSR category (selectable, never printed: the SPEC's categories are the four). */
+  csr: boolean;
+  /** What the rule checks, finishing "Checks that ...". */
+  purpose: string;
+}
+
+/** A row of grabbit's own rules: one category, the same in v1 and v2, never CSR. */
+interface GrabbitRule {
+  id: string;
+  category: GrabbitCategory;
+  /** What the rule checks, finishing "Checks that ...". */
+  purpose: string;
+}
+
+// Generated once from `buf config ls-breaking-rules --version v2|v1 --format json` (buf 1.75; unchanged in 1.74, which the repo now pins — a test compares with the installed buf).
+const BUF_RULES = [
+  { id: "EXTENSION_NO_DELETE", categories: ["FILE"], v1Categories: null, csr: false, purpose: "extensions are not deleted from a given file." },
+  { id: "SERVICE_NO_DELETE", categories: ["FILE"], csr: false, purpose: "services are not deleted from a given file." },
+  { id: "ENUM_NO_DELETE", categories: ["FILE"], csr: true, purpose: "enums are not deleted from a given file." },
+  { id: "FILE_NO_DELETE", categories: ["FILE"], csr: true, purpose: "files are not deleted." },
+  { id: "MESSAGE_NO_DELETE", categories: ["FILE"], csr: true, purpose: "messages are not deleted from a given file." },
+  { id: "ENUM_SAME_TYPE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "enums have the same type (open vs closed)." },
+  { id: "FIELD_SAME_CARDINALITY", categories: ["FILE", "PACKAGE"], csr: false, purpose: "fields have the same cardinalities in a given message." },
+  { id: "FIELD_SAME_CPP_STRING_TYPE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "fields have the same C++ string type, based on ctype field option or (pb.cpp).string_type feature." },
+  { id: "FIELD_SAME_JAVA_UTF8_VALIDATION", categories: ["FILE", "PACKAGE"], csr: false, purpose: "fields have the same Java string UTF8 validation, based on java_string_check_utf8 file option or (pb.java).utf8_validation feature." },
+  { id: "FIELD_SAME_JSTYPE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "fields have the same value for the jstype option." },
+  { id: "FIELD_SAME_UTF8_VALIDATION", categories: ["FILE", "PACKAGE"], csr: false, purpose: "string fields have the same UTF8 validation mode." },
+  { id: "FILE_SAME_CC_ENABLE_ARENAS", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the cc_enable_arenas option." },
+  { id: "FILE_SAME_CC_GENERIC_SERVICES", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the cc_generic_services option." },
+  { id: "FILE_SAME_CSHARP_NAMESPACE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the csharp_namespace option." },
+  { id: "FILE_SAME_GO_PACKAGE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the go_package option." },
+  { id: "FILE_SAME_JAVA_GENERIC_SERVICES", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the java_generic_services option." },
+  { id: "FILE_SAME_JAVA_MULTIPLE_FILES", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the java_multiple_files option." },
+  { id: "FILE_SAME_JAVA_OUTER_CLASSNAME", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the java_outer_classname option." },
+  { id: "FILE_SAME_JAVA_PACKAGE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the java_package option." },
+  { id: "FILE_SAME_OBJC_CLASS_PREFIX", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the objc_class_prefix option." },
+  { id: "FILE_SAME_OPTIMIZE_FOR", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the optimize_for option." },
+  { id: "FILE_SAME_PHP_CLASS_PREFIX", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the php_class_prefix option." },
+  { id: "FILE_SAME_PHP_METADATA_NAMESPACE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the php_metadata_namespace option." },
+  { id: "FILE_SAME_PHP_NAMESPACE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the php_namespace option." },
+  { id: "FILE_SAME_PY_GENERIC_SERVICES", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the py_generic_services option." },
+  { id: "FILE_SAME_RUBY_PACKAGE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the ruby_package option." },
+  { id: "FILE_SAME_SWIFT_PREFIX", categories: ["FILE", "PACKAGE"], csr: false, purpose: "files have the same value for the swift_prefix option." },
+  { id: "RPC_NO_DELETE", categories: ["FILE", "PACKAGE"], csr: false, purpose: "rpcs are not deleted from a given service." },
+  { id: "ENUM_VALUE_NO_DELETE", categories: ["FILE", "PACKAGE"], csr: true, purpose: "enum values are not deleted from a given enum." },
+  { id: "EXTENSION_MESSAGE_NO_DELETE", categories: ["FILE", "PACKAGE"], csr: true, purpose: "extension ranges are not deleted from a given message." },
+  { id: "FIELD_NO_DELETE", categories: ["FILE", "PACKAGE"], csr: true, purpose: "fields are not deleted from a given message." },
+  { id: "FIELD_SAME_TYPE", categories: ["FILE", "PACKAGE"], csr: true, purpose: "fields have the same types in a given message." },
+  { id: "FILE_SAME_SYNTAX", categories: ["FILE", "PACKAGE"], csr: true, purpose: "files have the same syntax." },
+  { id: "MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", categories: ["FILE", "PACKAGE"], csr: true, purpose: "messages do not change the no_standard_descriptor_accessor option from false or unset to true." },
+  { id: "ONEOF_NO_DELETE", categories: ["FILE", "PACKAGE"], csr: true, purpose: "oneofs are not deleted from a given message." },
+  { id: "ENUM_SAME_JSON_FORMAT", categories: ["FILE", "PACKAGE", "WIRE_JSON"], csr: true, purpose: "enums have the same JSON format support." },
+  { id: "ENUM_VALUE_SAME_NAME", categories: ["FILE", "PACKAGE", "WIRE_JSON"], csr: true, purpose: "enum values have the same name." },
+  { id: "FIELD_SAME_JSON_NAME", categories: ["FILE", "PACKAGE", "WIRE_JSON"], csr: true, purpose: "fields have the same value for the json_name option." },
+  { id: "FIELD_SAME_NAME", categories: ["FILE", "PACKAGE", "WIRE_JSON"], csr: true, purpose: "fields have the same names in a given message." },
+  { id: "MESSAGE_SAME_JSON_FORMAT", categories: ["FILE", "PACKAGE", "WIRE_JSON"], csr: true, purpose: "messages have the same JSON format support." },
+  { id: "FIELD_SAME_DEFAULT", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], v1Categories: null, csr: true, purpose: "fields have the same default value, if a default is specified." },
+  { id: "FIELD_SAME_ONEOF", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "fields have the same oneofs in a given message." },
+  { id: "FILE_SAME_PACKAGE", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "files have the same package." },
+  { id: "MESSAGE_SAME_REQUIRED_FIELDS", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "messages have no added or deleted required fields." },
+  { id: "RESERVED_ENUM_NO_DELETE", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "reserved ranges and names are not deleted from a given enum." },
+  { id: "RESERVED_MESSAGE_NO_DELETE", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "reserved ranges and names are not deleted from a given message." },
+  { id: "RPC_SAME_CLIENT_STREAMING", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "rpcs have the same client streaming value." },
+  { id: "RPC_SAME_IDEMPOTENCY_LEVEL", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "rpcs have the same value for the idempotency_level option." },
+  { id: "RPC_SAME_REQUEST_TYPE", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "rpcs are have the same request type." },
+  { id: "RPC_SAME_RESPONSE_TYPE", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "rpcs are have the same response type." },
+  { id: "RPC_SAME_SERVER_STREAMING", categories: ["FILE", "PACKAGE", "WIRE_JSON", "WIRE"], csr: true, purpose: "rpcs have the same server streaming value." },
+  { id: "PACKAGE_ENUM_NO_DELETE", categories: ["PACKAGE"], csr: false, purpose: "enums are not deleted from a given package." },
+  { id: "PACKAGE_EXTENSION_NO_DELETE", categories: ["PACKAGE"], v1Categories: null, csr: false, purpose: "extensions are not deleted from a given package." },
+  { id: "PACKAGE_MESSAGE_NO_DELETE", categories: ["PACKAGE"], csr: false, purpose: "messages are not deleted from a given package." },
+  { id: "PACKAGE_NO_DELETE", categories: ["PACKAGE"], csr: false, purpose: "packages are not deleted." },
+  { id: "PACKAGE_SERVICE_NO_DELETE", categories: ["PACKAGE"], csr: false, purpose: "services are not deleted from a given package." },
+  { id: "ENUM_VALUE_NO_DELETE_UNLESS_NAME_RESERVED", categories: ["WIRE_JSON"], csr: true, purpose: "enum values are not deleted from a given enum unless the name is reserved." },
+  { id: "FIELD_NO_DELETE_UNLESS_NAME_RESERVED", categories: ["WIRE_JSON"], csr: true, purpose: "fields are not deleted from a given message unless the name is reserved." },
+  { id: "FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", categories: ["WIRE_JSON"], csr: true, purpose: "fields have wire and JSON compatible cardinalities in a given message." },
+  { id: "FIELD_WIRE_JSON_COMPATIBLE_TYPE", categories: ["WIRE_JSON"], csr: true, purpose: "fields have wire and JSON compatible types in a given message." },
+  { id: "ENUM_VALUE_NO_DELETE_UNLESS_NUMBER_RESERVED", categories: ["WIRE_JSON", "WIRE"], csr: true, purpose: "enum values are not deleted from a given enum unless the number is reserved." },
+  { id: "FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED", categories: ["WIRE_JSON", "WIRE"], csr: true, purpose: "fields are not deleted from a given message unless the number is reserved." },
+  { id: "FIELD_WIRE_COMPATIBLE_CARDINALITY", categories: ["WIRE"], csr: false, purpose: "fields have wire-compatible cardinalities in a given message." },
+  { id: "FIELD_WIRE_COMPATIBLE_TYPE", categories: ["WIRE"], csr: false, purpose: "fields have wire-compatible types in a given message." },
+] as const satisfies readonly BufRule[];
+
+// grabbit's own rules: the messaging contract (what RabbitMQ consumers bind to) and the generated
+// TypeScript API (what callers compile against), both invisible to buf. A new rule is one row here
+// (its id becomes a RuleId), a check that calls ctx.add("ITS_ID", ...) and a case in
+// test/governance/cases.ts (rules.test.ts fails for a rule without one).
+const GRABBIT_RULES = [
+  { id: "GRABBIT_EVENT_REMOVED", category: "GRABBIT", purpose: "messages stay events: removing (grabbit.v1.event) stops publishing them." },
+  { id: "GRABBIT_EVENT_EXCHANGE_CHANGED", category: "GRABBIT", purpose: "events keep the exchange they are published to (queues bound to the old one stop receiving)." },
+  { id: "GRABBIT_EVENT_EXCHANGE_KIND_CHANGED", category: "GRABBIT", purpose: "events keep their exchange kind (redeclaring an exchange with another kind fails)." },
+  { id: "GRABBIT_EVENT_ROUTING_KEY_CHANGED", category: "GRABBIT", purpose: "events keep the shape of their routing key, so existing binding patterns still match." },
+  { id: "GRABBIT_EVENT_TYPE_CHANGED", category: "GRABBIT", purpose: "events keep their message full name (the AMQP `type` property consumers dispatch on)." },
+  { id: "GRABBIT_EVENT_PERSISTENCE_CHANGED", category: "GRABBIT", purpose: "persistent events stay persistent (delivery_mode 2)." },
+  { id: "GRABBIT_SERVICE_TRANSPORT_REMOVED", category: "GRABBIT", purpose: "services keep every transport they were served on." },
+  { id: "GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED", category: "GRABBIT", purpose: "AMQP services keep their request queue." },
+  { id: "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED", category: "GRABBIT", purpose: "AMQP services keep the type of their request queue (a server declaring an existing queue with another type gets PRECONDITION_FAILED); fixing a type that was unspecified counts too." },
+  { id: "GRABBIT_METHOD_IDEMPOTENCY_REMOVED", category: "GRABBIT", purpose: "methods declared idempotent stay idempotent (callers retry them)." },
+  { id: "TYPESCRIPT_FIELD_RENAMED", category: "TYPESCRIPT", purpose: "fields keep their generated property name (camelCase, as ts-proto writes it)." },
+  { id: "TYPESCRIPT_FIELD_OPTIONAL_CHANGED", category: "TYPESCRIPT", purpose: "fields keep proto3 `optional` (T versus T | undefined)." },
+  { id: "TYPESCRIPT_ENUM_VALUE_RENAMED", category: "TYPESCRIPT", purpose: "enum values keep their generated member names." },
+  { id: "TYPESCRIPT_MESSAGE_RENAMED", category: "TYPESCRIPT", purpose: "messages keep their generated interface name." },
+  { id: "TYPESCRIPT_ENUM_RENAMED", category: "TYPESCRIPT", purpose: "enums keep their generated type name." },
+  { id: "TYPESCRIPT_SERVICE_RENAMED", category: "TYPESCRIPT", purpose: "services keep their generated client and server names." },
+  { id: "TYPESCRIPT_METHOD_RENAMED", category: "TYPESCRIPT", purpose: "methods keep their generated names." },
+] as const satisfies readonly GrabbitRule[];
+
+/** Every rule ID grabbit knows: `Ctx.add` takes only these, so a misspelt ID does not compile. */
+export type RuleId = (typeof BUF_RULES)[number]["id"] | (typeof GRABBIT_RULES)[number]["id"];
+
+export interface RuleInfo {
+  id: RuleId;
   /** Categories in a v2 (and v1beta1-less default) configuration, without buf's CSR. */
   categories: string[];
   /** Categories in a v1 configuration; null: the rule does not exist in v1. */
@@ -17,111 +136,25 @@ export interface RuleInfo {
   grabbit: boolean;
 }
 
-type Row = [string, string, string | null, boolean, string];
-
-// Generated once from `buf config ls-breaking-rules --version v2|v1 --format json` (buf 1.75; unchanged in 1.74, which the repo now pins — a test compares with the installed buf).
-const BUF_ROWS: Row[] = [
-  ["EXTENSION_NO_DELETE", "FILE", null, false, "extensions are not deleted from a given file."],
-  ["SERVICE_NO_DELETE", "FILE", "FILE", false, "services are not deleted from a given file."],
-  ["ENUM_NO_DELETE", "FILE", "FILE", true, "enums are not deleted from a given file."],
-  ["FILE_NO_DELETE", "FILE", "FILE", true, "files are not deleted."],
-  ["MESSAGE_NO_DELETE", "FILE", "FILE", true, "messages are not deleted from a given file."],
-  ["ENUM_SAME_TYPE", "FILE PACKAGE", "FILE PACKAGE", false, "enums have the same type (open vs closed)."],
-  ["FIELD_SAME_CARDINALITY", "FILE PACKAGE", "FILE PACKAGE", false, "fields have the same cardinalities in a given message."],
-  ["FIELD_SAME_CPP_STRING_TYPE", "FILE PACKAGE", "FILE PACKAGE", false, "fields have the same C++ string type, based on ctype field option or (pb.cpp).string_type feature."],
-  ["FIELD_SAME_JAVA_UTF8_VALIDATION", "FILE PACKAGE", "FILE PACKAGE", false, "fields have the same Java string UTF8 validation, based on java_string_check_utf8 file option or (pb.java).utf8_validation feature."],
-  ["FIELD_SAME_JSTYPE", "FILE PACKAGE", "FILE PACKAGE", false, "fields have the same value for the jstype option."],
-  ["FIELD_SAME_UTF8_VALIDATION", "FILE PACKAGE", "FILE PACKAGE", false, "string fields have the same UTF8 validation mode."],
-  ["FILE_SAME_CC_ENABLE_ARENAS", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the cc_enable_arenas option."],
-  ["FILE_SAME_CC_GENERIC_SERVICES", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the cc_generic_services option."],
-  ["FILE_SAME_CSHARP_NAMESPACE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the csharp_namespace option."],
-  ["FILE_SAME_GO_PACKAGE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the go_package option."],
-  ["FILE_SAME_JAVA_GENERIC_SERVICES", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the java_generic_services option."],
-  ["FILE_SAME_JAVA_MULTIPLE_FILES", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the java_multiple_files option."],
-  ["FILE_SAME_JAVA_OUTER_CLASSNAME", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the java_outer_classname option."],
-  ["FILE_SAME_JAVA_PACKAGE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the java_package option."],
-  ["FILE_SAME_OBJC_CLASS_PREFIX", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the objc_class_prefix option."],
-  ["FILE_SAME_OPTIMIZE_FOR", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the optimize_for option."],
-  ["FILE_SAME_PHP_CLASS_PREFIX", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the php_class_prefix option."],
-  ["FILE_SAME_PHP_METADATA_NAMESPACE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the php_metadata_namespace option."],
-  ["FILE_SAME_PHP_NAMESPACE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the php_namespace option."],
-  ["FILE_SAME_PY_GENERIC_SERVICES", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the py_generic_services option."],
-  ["FILE_SAME_RUBY_PACKAGE", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the ruby_package option."],
-  ["FILE_SAME_SWIFT_PREFIX", "FILE PACKAGE", "FILE PACKAGE", false, "files have the same value for the swift_prefix option."],
-  ["RPC_NO_DELETE", "FILE PACKAGE", "FILE PACKAGE", false, "rpcs are not deleted from a given service."],
-  ["ENUM_VALUE_NO_DELETE", "FILE PACKAGE", "FILE PACKAGE", true, "enum values are not deleted from a given enum."],
-  ["EXTENSION_MESSAGE_NO_DELETE", "FILE PACKAGE", "FILE PACKAGE", true, "extension ranges are not deleted from a given message."],
-  ["FIELD_NO_DELETE", "FILE PACKAGE", "FILE PACKAGE", true, "fields are not deleted from a given message."],
-  ["FIELD_SAME_TYPE", "FILE PACKAGE", "FILE PACKAGE", true, "fields have the same types in a given message."],
-  ["FILE_SAME_SYNTAX", "FILE PACKAGE", "FILE PACKAGE", true, "files have the same syntax."],
-  ["MESSAGE_NO_REMOVE_STANDARD_DESCRIPTOR_ACCESSOR", "FILE PACKAGE", "FILE PACKAGE", true, "messages do not change the no_standard_descriptor_accessor option from false or unset to true."],
-  ["ONEOF_NO_DELETE", "FILE PACKAGE", "FILE PACKAGE", true, "oneofs are not deleted from a given message."],
-  ["ENUM_SAME_JSON_FORMAT", "FILE PACKAGE WIRE_JSON", "FILE PACKAGE WIRE_JSON", true, "enums have the same JSON format support."],
-  ["ENUM_VALUE_SAME_NAME", "FILE PACKAGE WIRE_JSON", "FILE PACKAGE WIRE_JSON", true, "enum values have the same name."],
-  ["FIELD_SAME_JSON_NAME", "FILE PACKAGE WIRE_JSON", "FILE PACKAGE WIRE_JSON", true, "fields have the same value for the json_name option."],
-  ["FIELD_SAME_NAME", "FILE PACKAGE WIRE_JSON", "FILE PACKAGE WIRE_JSON", true, "fields have the same names in a given message."],
-  ["MESSAGE_SAME_JSON_FORMAT", "FILE PACKAGE WIRE_JSON", "FILE PACKAGE WIRE_JSON", true, "messages have the same JSON format support."],
-  ["FIELD_SAME_DEFAULT", "FILE PACKAGE WIRE_JSON WIRE", null, true, "fields have the same default value, if a default is specified."],
-  ["FIELD_SAME_ONEOF", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "fields have the same oneofs in a given message."],
-  ["FILE_SAME_PACKAGE", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "files have the same package."],
-  ["MESSAGE_SAME_REQUIRED_FIELDS", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "messages have no added or deleted required fields."],
-  ["RESERVED_ENUM_NO_DELETE", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "reserved ranges and names are not deleted from a given enum."],
-  ["RESERVED_MESSAGE_NO_DELETE", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "reserved ranges and names are not deleted from a given message."],
-  ["RPC_SAME_CLIENT_STREAMING", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "rpcs have the same client streaming value."],
-  ["RPC_SAME_IDEMPOTENCY_LEVEL", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "rpcs have the same value for the idempotency_level option."],
-  ["RPC_SAME_REQUEST_TYPE", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "rpcs are have the same request type."],
-  ["RPC_SAME_RESPONSE_TYPE", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "rpcs are have the same response type."],
-  ["RPC_SAME_SERVER_STREAMING", "FILE PACKAGE WIRE_JSON WIRE", "FILE PACKAGE WIRE_JSON WIRE", true, "rpcs have the same server streaming value."],
-  ["PACKAGE_ENUM_NO_DELETE", "PACKAGE", "PACKAGE", false, "enums are not deleted from a given package."],
-  ["PACKAGE_EXTENSION_NO_DELETE", "PACKAGE", null, false, "extensions are not deleted from a given package."],
-  ["PACKAGE_MESSAGE_NO_DELETE", "PACKAGE", "PACKAGE", false, "messages are not deleted from a given package."],
-  ["PACKAGE_NO_DELETE", "PACKAGE", "PACKAGE", false, "packages are not deleted."],
-  ["PACKAGE_SERVICE_NO_DELETE", "PACKAGE", "PACKAGE", false, "services are not deleted from a given package."],
-  ["ENUM_VALUE_NO_DELETE_UNLESS_NAME_RESERVED", "WIRE_JSON", "WIRE_JSON", true, "enum values are not deleted from a given enum unless the name is reserved."],
-  ["FIELD_NO_DELETE_UNLESS_NAME_RESERVED", "WIRE_JSON", "WIRE_JSON", true, "fields are not deleted from a given message unless the name is reserved."],
-  ["FIELD_WIRE_JSON_COMPATIBLE_CARDINALITY", "WIRE_JSON", "WIRE_JSON", true, "fields have wire and JSON compatible cardinalities in a given message."],
-  ["FIELD_WIRE_JSON_COMPATIBLE_TYPE", "WIRE_JSON", "WIRE_JSON", true, "fields have wire and JSON compatible types in a given message."],
-  ["ENUM_VALUE_NO_DELETE_UNLESS_NUMBER_RESERVED", "WIRE_JSON WIRE", "WIRE_JSON WIRE", true, "enum values are not deleted from a given enum unless the number is reserved."],
-  ["FIELD_NO_DELETE_UNLESS_NUMBER_RESERVED", "WIRE_JSON WIRE", "WIRE_JSON WIRE", true, "fields are not deleted from a given message unless the number is reserved."],
-  ["FIELD_WIRE_COMPATIBLE_CARDINALITY", "WIRE", "WIRE", false, "fields have wire-compatible cardinalities in a given message."],
-  ["FIELD_WIRE_COMPATIBLE_TYPE", "WIRE", "WIRE", false, "fields have wire-compatible types in a given message."],
-];
-
-// grabbit's own rules: the messaging contract (what RabbitMQ consumers bind to) and the generated
-// TypeScript API (what callers compile against), both invisible to buf.
-const GRABBIT_ROWS: Array<[string, string, string]> = [
-  ["GRABBIT_EVENT_REMOVED", "GRABBIT", "messages stay events: removing (grabbit.v1.event) stops publishing them."],
-  ["GRABBIT_EVENT_EXCHANGE_CHANGED", "GRABBIT", "events keep the exchange they are published to (queues bound to the old one stop receiving)."],
-  ["GRABBIT_EVENT_EXCHANGE_KIND_CHANGED", "GRABBIT", "events keep their exchange kind (redeclaring an exchange with another kind fails)."],
-  ["GRABBIT_EVENT_ROUTING_KEY_CHANGED", "GRABBIT", "events keep the shape of their routing key, so existing binding patterns still match."],
-  ["GRABBIT_EVENT_TYPE_CHANGED", "GRABBIT", "events keep their message full name (the AMQP `type` property consumers dispatch on)."],
-  ["GRABBIT_EVENT_PERSISTENCE_CHANGED", "GRABBIT", "persistent events stay persistent (delivery_mode 2)."],
-  ["GRABBIT_SERVICE_TRANSPORT_REMOVED", "GRABBIT", "services keep every transport they were served on."],
-  ["GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED", "GRABBIT", "AMQP services keep their request queue."],
-  ["GRABBIT_SERVICE_QUEUE_TYPE_CHANGED", "GRABBIT", "AMQP services keep the type of their request queue (a server declaring an existing queue with another type gets PRECONDITION_FAILED); fixing a type that was unspecified counts too."],
-  ["GRABBIT_METHOD_IDEMPOTENCY_REMOVED", "GRABBIT", "methods declared idempotent stay idempotent (callers retry them)."],
-  ["TYPESCRIPT_FIELD_RENAMED", "TYPESCRIPT", "fields keep their generated property name (camelCase, as ts-proto writes it)."],
-  ["TYPESCRIPT_FIELD_OPTIONAL_CHANGED", "TYPESCRIPT", "fields keep proto3 `optional` (T versus T | undefined)."],
-  ["TYPESCRIPT_ENUM_VALUE_RENAMED", "TYPESCRIPT", "enum values keep their generated member names."],
-  ["TYPESCRIPT_MESSAGE_RENAMED", "TYPESCRIPT", "messages keep their generated interface name."],
-  ["TYPESCRIPT_ENUM_RENAMED", "TYPESCRIPT", "enums keep their generated type name."],
-  ["TYPESCRIPT_SERVICE_RENAMED", "TYPESCRIPT", "services keep their generated client and server names."],
-  ["TYPESCRIPT_METHOD_RENAMED", "TYPESCRIPT", "methods keep their generated names."],
-];
-
-export const RULES: RuleInfo[] = [
-  ...BUF_ROWS.map(([id, cats, v1, csr, purpose]) => ({
-    id,
-    categories: cats.split(" "),
-    v1Categories: v1 === null ? null : v1.split(" "),
-    csr,
-    purpose: `Checks that ${purpose}`,
+export const RULES: readonly RuleInfo[] = [
+  ...BUF_RULES.map((r: BufRule & { id: RuleId }) => ({
+    id: r.id,
+    categories: [...r.categories],
+    v1Categories: r.v1Categories === null ? null : [...r.categories],
+    csr: r.csr,
+    purpose: `Checks that ${r.purpose}`,
     grabbit: false,
   })),
-  ...GRABBIT_ROWS.map(([id, cat, purpose]) => ({ id, categories: [cat], v1Categories: [cat], csr: false, purpose: `Checks that ${purpose}`, grabbit: true })),
+  ...GRABBIT_RULES.map((r: GrabbitRule & { id: RuleId }) => ({ id: r.id, categories: [r.category], v1Categories: [r.category], csr: false, purpose: `Checks that ${r.purpose}`, grabbit: true })),
 ];
 
-export const RULE_BY_ID = new Map(RULES.map((r) => [r.id, r]));
+/** The rules by ID; a lookup by any string (a configuration's, a finding's) tells whether it is a rule. */
+export const RULE_BY_ID: ReadonlyMap<string, RuleInfo> = new Map(RULES.map((r) => [r.id, r]));
+
+export function isRuleId(id: string): id is RuleId {
+  return RULE_BY_ID.has(id);
+}
+
 export const BUF_CATEGORIES = ["FILE", "PACKAGE", "WIRE_JSON", "WIRE", "CSR"];
 export const GRABBIT_CATEGORIES = ["GRABBIT", "TYPESCRIPT"];
 export const ALL_CATEGORIES = [...BUF_CATEGORIES, ...GRABBIT_CATEGORIES];

@@ -1,6 +1,6 @@
 // What every rule family gets: both sides and a way to report a finding against an element.
 import type { FileEl, MessageEl, Side } from "../model.js";
-import type { ChangeKind } from "./catalog.js";
+import type { ChangeKind, RuleId } from "./catalog.js";
 
 export interface At {
   file: FileEl;
@@ -8,7 +8,8 @@ export interface At {
 }
 
 export interface Finding {
-  rule: string;
+  /** A rule of the catalog (breaking) or a change kind (informational). */
+  rule: RuleId | ChangeKind;
   /** False for informational change kinds (additions, deprecations, comments). */
   breaking: boolean;
   at: At;
@@ -33,12 +34,13 @@ export class Ctx {
     readonly enabled: Set<string>,
   ) {}
 
-  on(rule: string): boolean {
+  /** Whether `rule` is selected (to skip work whose findings would be dropped). */
+  on(rule: RuleId): boolean {
     return this.enabled.has(rule);
   }
 
-  /** Reports a finding of `rule` if the rule is selected. */
-  add(rule: string, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subOnly" | "subject">> = {}): void {
+  /** Reports a finding of `rule` if the rule is selected. Only catalog IDs compile (rules/catalog.ts). */
+  add(rule: RuleId, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subOnly" | "subject">> = {}): void {
     if (!this.enabled.has(rule)) return;
     this.findings.push({ rule, breaking: true, at, message, ...extra });
   }

@@ -3,9 +3,10 @@
 import { create } from "@bufbuild/protobuf";
 import { FileOptionsSchema, type FileOptions } from "@bufbuild/protobuf/wkt";
 import type { FileEl } from "../model.js";
+import type { RuleId } from "./catalog.js";
 import { Ctx, enclosingMessage, fileAt } from "./context.js";
 
-const FILE_OPTIONS: Array<[rule: string, option: string, key: keyof FileOptions, sub: number]> = [
+const FILE_OPTIONS: Array<[rule: RuleId, option: string, key: keyof FileOptions, sub: number]> = [
   ["FILE_SAME_JAVA_PACKAGE", "java_package", "javaPackage", 1],
   ["FILE_SAME_JAVA_OUTER_CLASSNAME", "java_outer_classname", "javaOuterClassname", 8],
   ["FILE_SAME_JAVA_MULTIPLE_FILES", "java_multiple_files", "javaMultipleFiles", 10],
@@ -80,7 +81,7 @@ export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyN
       if (a !== b) ctx.add(rule, { file: after, spath: [8, sub] }, `File option "${option}" changed from ${JSON.stringify(a)} to ${JSON.stringify(b)}.`);
     }
     // Declarations that left this file (moving them elsewhere still breaks per-file generated code).
-    const deleted = (rule: string, what: string, olds: Map<string, { local: string }> | undefined, news: Map<string, unknown> | undefined) => {
+    const deleted = (rule: RuleId, what: string, olds: Map<string, { local: string }> | undefined, news: Map<string, unknown> | undefined) => {
       for (const [name, el] of olds ?? []) {
         if (news?.has(name)) continue;
         // A nested declaration points at the innermost message around it still in this file (by its

@@ -2,6 +2,7 @@
 import type { DescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { decodeFile } from "../images.js";
 import type { FileEl, Side } from "../model.js";
+import type { RuleId } from "./catalog.js";
 import { Ctx, enclosingMessage, fileAt, type At } from "./context.js";
 
 function anyFileOf(side: Side, pkg: string): FileEl | undefined {
@@ -41,7 +42,7 @@ export function checkPackages(ctx: Ctx): void {
     memo.set(key, v);
     return v;
   };
-  const deleted = (rule: string, what: Kind | "service", olds: Map<string, El>, news: Map<string, El>) => {
+  const deleted = (rule: RuleId, what: Kind | "service", olds: Map<string, El>, news: Map<string, El>) => {
     for (const [name, el] of olds) {
       if (news.has(name)) continue;
       const pkg = el.file.pkg;

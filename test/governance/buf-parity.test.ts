@@ -3,7 +3,7 @@
 // all four buf categories selected, grabbit reports exactly buf's rule IDs.
 import { execFileSync, spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { checkBreaking } from "../../governance/cli.js";
+import { checkBreaking } from "../../governance/check.js";
 import { DEPRECATED_RULES, RULES, canonicalRuleIds, categoriesOf, isDeprecatedRuleId } from "../../governance/rules/catalog.js";
 import { maxBump } from "../../governance/semver.js";
 import { RULE_CASES } from "./cases.js";

@@ -387,7 +387,7 @@ describe("formats", () => {
 describe("the real bin", () => {
   beforeAll(() => {
     // bin/grabbit.js runs the compiled CLI; build it when this checkout has not been built yet.
-    if (!existsSync(join(ROOT, "dist/governance/cli.js"))) spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: ROOT });
+    if (!existsSync(join(ROOT, "dist/cli/main.js"))) spawnSync(join(ROOT, "node_modules/.bin/tsc"), ["-p", "tsconfig.build.json"], { cwd: ROOT });
   });
 
   it("node bin/grabbit.js breaking exits 100 and prints json", () => {

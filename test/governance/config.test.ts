@@ -5,7 +5,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../governance/cli.js";
+import { main } from "../../cli/main.js";
 import { BUF, grabbit, proto, tempDir, writeTree, type Tree } from "./helpers.js";
 
 interface Side {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as ajvDraft04 from "ajv-draft-04";
 import * as ajvFormats from "ajv-formats";
 import { beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../governance/cli.js";
+import { main } from "../../cli/main.js";
 import type { Report } from "../../governance/diff.js";
 import { render } from "../../governance/report/index.js";
 import { BUF, ROOT, proto, tempDir, writeTree } from "./helpers.js";

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { main } from "../../governance/cli.js";
+import { main } from "../../cli/main.js";
 import type { Report } from "../../governance/diff.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));

@@ -2,6 +2,7 @@
 // buf: what breaks BACKWARD (new consumers reading old data), what breaks FORWARD (old consumers
 // reading new data), what breaks both, and what is safe; then how the mode decides what fails.
 import { describe, expect, it } from "vitest";
+import { EVENT_RULES, type EventRuleId } from "../../../governance/events/compat.js";
 import { FORMATS } from "../../../governance/report/index.js";
 import { all, compareEvents, contract, event, failing } from "./support.js";
 
@@ -16,6 +17,10 @@ interface Case {
   fails: string[];
   syntax?: string;
   rollout?: string;
+  /** Flags instead of --events full. */
+  args?: string[];
+  /** rule IDs of the findings that are listed without failing (notes), when the case is about one. */
+  notes?: EventRuleId[];
 }
 
 const CASES: Case[] = [
@@ -45,7 +50,10 @@ const CASES: Case[] = [
   { name: "fields moved into a oneof: BACKWARD", old: event("  string a = 2;\n  string b = 3;"), cur: event("  oneof pick {\n    string a = 2;\n    string b = 3;\n  }"), fails: ["EVENT_FIELD_ONEOF_CHANGED:BACKWARD"] },
   { name: "fields moved out of a oneof: FORWARD", old: event("  oneof pick {\n    string a = 2;\n    string b = 3;\n  }"), cur: event("  string a = 2;\n  string b = 3;"), fails: ["EVENT_FIELD_ONEOF_CHANGED:FORWARD"] },
   { name: "one field into a new oneof: safe", old: event("  string a = 2;"), cur: event("  oneof pick {\n    string a = 2;\n  }"), fails: [] },
-  { name: "renamed field: JSON only (does not fail without --events-json)", old: event("  string note = 2;"), cur: event("  string remark = 2;"), fails: [] },
+  { name: "renamed field: JSON only (does not fail without --events-json)", old: event("  string note = 2;"), cur: event("  string remark = 2;"), fails: [], notes: ["EVENT_FIELD_JSON_NAME_CHANGED"] },
+  { name: "renamed field with --events-json: both ways", old: event("  string note = 2;"), cur: event("  string remark = 2;"), fails: ["EVENT_FIELD_JSON_NAME_CHANGED:BACKWARD+FORWARD"], args: ["--events", "full", "--events-json"] },
+  { name: "renamed enum value with --events-json: both ways", old: event("  Color c = 2;", "enum Color { COLOR_UNSPECIFIED = 0; COLOR_RED = 1; }"), cur: event("  Color c = 2;", "enum Color { COLOR_UNSPECIFIED = 0; COLOR_CRIMSON = 1; }"), fails: ["EVENT_ENUM_VALUE_JSON_NAME_CHANGED:BACKWARD+FORWARD"], args: ["--events", "full", "--events-json"] },
+  { name: "removed field, number not reserved: a note", old: event("  string note = 2;"), cur: event(""), fails: [], notes: ["EVENT_FIELD_NUMBER_NOT_RESERVED"] },
   { name: "routing key changed: both ways", old: event(""), cur: event("", "", `exchange: "shop" routing_key: "orders.{region}.placed"`), fails: ["EVENT_ROUTING_KEY_CHANGED:BACKWARD+FORWARD"] },
   { name: "exchange changed: both ways", old: event(""), cur: event("", "", `exchange: "shop2" routing_key: "order.{region}.placed"`), fails: ["EVENT_EXCHANGE_CHANGED:BACKWARD+FORWARD"] },
   { name: "type changed (event renamed): both ways", old: event(""), cur: event("").replace("OrderPlaced", "OrderCreated"), fails: ["EVENT_TYPE_CHANGED:BACKWARD+FORWARD"] },
@@ -56,11 +64,17 @@ const CASES: Case[] = [
 ];
 
 describe("event compatibility rules (--events full)", () => {
+  it("every rule of EVENT_RULES has a case here that reports it", () => {
+    const covered = new Set(CASES.flatMap((c) => [...c.fails.map((f) => f.split(":")[0]), ...(c.notes ?? [])]));
+    expect(Object.keys(EVENT_RULES).filter((id) => !covered.has(id))).toEqual([]);
+  });
+
   for (const c of CASES) {
     it(c.name, async () => {
-      const r = await compareEvents(contract(c.old, c.syntax), contract(c.cur, c.syntax));
+      const r = await compareEvents(contract(c.old, c.syntax), contract(c.cur, c.syntax), c.args);
       expect(r.stderr).toBe("");
       expect(failing(r).sort()).toEqual([...c.fails].sort());
+      for (const note of c.notes ?? []) expect(r.changes.filter((x) => !x.breaking).map((x) => x.rule)).toContain(note);
       expect(r.code).toBe(c.fails.length ? 100 : 0);
       if (c.rollout) expect(r.changes.filter((x) => x.breaking).map((x) => x.rollout)).toEqual([c.rollout]);
     });
