@@ -51,12 +51,13 @@ anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, pat
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
 
-const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>]
+const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>] [--messages <library>]
 
 Sets a repo up for grabbit: buf.yaml, buf.gen.yaml and a first .proto.
   --dir <repo>       the repo to set up (default: the current folder)
   --proto <folder>   folder of .proto files (default: proto)
   --out <folder>     folder generated TypeScript goes to (default: src/gen)
+  --messages <lib>   the plugin for message types: ts-proto (default) or protobuf-es (protoc-gen-es)
   -h, --help         this help
 `;
 
@@ -89,7 +90,7 @@ const BREAKING: CommandSpec = {
 const INIT: CommandSpec = {
   name: "init",
   positionals: { max: 0, what: "" },
-  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" } },
+  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" }, messages: { type: "string" } },
 };
 
 export interface Io {
