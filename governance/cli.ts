@@ -10,6 +10,7 @@ import { compareImages, type Report } from "./diff.js";
 import { changedFiles, type ChangedFiles } from "./changed.js";
 import { InputError, buildImage, dependencyPaths, localDir, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 import { FORMATS, render, type Format } from "./report/index.js";
+import { MESSAGE_LIBRARIES, type MessageLibrary } from "./rules/ts-names.js";
 
 /** The flags that turn `breaking` into the event compatibility check (events/cli.ts). */
 const EVENT_FLAGS = ["events", "events-transitive", "events-config", "events-json", "against-tags", "against-registry", "registry"];
@@ -47,6 +48,8 @@ anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, pat
                             without it they are compared as in buf
   --limit-to-input-files    compare only the files the input has: what only the against input
                             has (a deleted file) is not checked, as in buf
+  --messages <library>      ts-proto (default) or protobuf-es: the TYPESCRIPT_* rules name enum
+                            members as that library does (protobuf-es strips the enum's prefix)
   -h, --help                this help
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
@@ -76,6 +79,7 @@ const BREAKING: CommandSpec = {
     "error-format": { type: "string" },
     "exclude-imports": { type: "boolean" },
     "limit-to-input-files": { type: "boolean" },
+    messages: { type: "string" },
     // Event compatibility (events/cli.ts).
     events: { type: "string" },
     "events-transitive": { type: "boolean" },
@@ -184,6 +188,8 @@ export interface BreakingOptions {
   limitToInputFiles?: boolean;
   /** buf's --exclude-imports: findings in imported files (on either side) are left out. */
   excludeImports?: boolean;
+  /** The message library whose names the TYPESCRIPT_* rules follow (`--messages`; default ts-proto). */
+  messages?: MessageLibrary;
   onProgress?: (phase: string) => void;
   /** Warnings buf would print (deprecated rule IDs in buf.yaml). */
   onWarning?: (text: string) => void;
@@ -204,7 +210,10 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
   if (!(FORMATS as readonly string[]).includes(format)) return `unknown format "${format}"; use one of ${FORMATS.join(", ")}.`;
   if (v.against === undefined) return "--against is required (for example --against .git#branch=main).";
   const list = (k: string) => (v[k] as string[] | undefined) ?? [];
+  const messages = (v.messages ?? "ts-proto") as MessageLibrary;
+  if (!MESSAGE_LIBRARIES.includes(messages)) return `--messages takes ${MESSAGE_LIBRARIES.join(" or ")}, not "${messages}".`;
   return {
+    messages,
     input: p.positionals[0] ?? ".",
     against: v.against as string,
     cwd,
@@ -337,7 +346,7 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
   // A deleted file is printed where it lived: through the against input if it is a directory,
   // else where the current input keeps its files.
   old.externalPath = pathMapper(o.against, cwd, cur.externalPath);
-  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase });
+  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase, ...(o.messages ? { messages: o.messages } : {}) });
 }
 
 function sameKeys(a: Set<string>, b: Set<string>): boolean {
