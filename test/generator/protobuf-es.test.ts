@@ -2,16 +2,22 @@
 // are named after globals (Buffer, Promise, Object, Date, Error) and with a method `close` compiles
 // strict together with protobuf-es's output; the generated descriptors encode and decode through
 // the schemas; clients take init shapes and handlers get message shapes.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AmqpConnection } from "@grabbit/runtime/amqp";
+import { GrpcServer } from "@grabbit/runtime/grpc";
+import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { run } from "../../generator/plugin.js";
-import { bufRequest, FIXTURES, protoModule, typeCheck } from "../support/buf.js";
+import { bufRequest, FIXTURES, protoModule, REPO, typeCheck } from "../support/buf.js";
 import { scratchDir } from "../support/buf.js";
 import { generateProtobufEsModule } from "./protobuf-es-support.js";
 import { flat } from "./text.js";
+
+// A unique request queue, so that runs sharing the broker never serve each other's calls.
+const requestQueue = uniqueName("grabbit.test.globals");
 
 const GLOBALS = `syntax = "proto3";
 package globals.v1;
@@ -32,7 +38,7 @@ message Error {
 message BufferSchema { string id = 1; }
 
 service Globals {
-  option (grabbit.v1.service) = {transports: [TRANSPORT_GRPC, TRANSPORT_AMQP]};
+  option (grabbit.v1.service) = {transports: [TRANSPORT_GRPC, TRANSPORT_AMQP], request_queue: "${requestQueue}", queue_type: QUEUE_TYPE_CLASSIC};
   rpc Close(Promise) returns (Object);
   rpc Get(Buffer) returns (Error);
   rpc Watch(Date) returns (stream Error);
@@ -40,6 +46,30 @@ service Globals {
   rpc Chat(stream BufferSchema) returns (stream Date);
   rpc Ping(google.protobuf.Empty) returns (google.protobuf.Empty);
 }
+`;
+
+// What a protobuf-es user writes: handlers typed as the interface, replies and stream items as plain
+// literals (init shapes), requests read as message shapes. Type-checked strict with the rest.
+const HANDLERS = `import type { GlobalsHandlers } from "./globals/v1/globals.grabbit.js";
+import { Error_Level } from "./globals/v1/globals_pb.js";
+
+export const handlers: GlobalsHandlers = {
+  close$: (promise) => ({ id: \`closed \${promise.id}\` }),
+  get: (buffer) => ({ kind: buffer.data, level: Error_Level.FATAL }),
+  async *watch(date) {
+    yield { kind: date.day };
+    yield { kind: \`\${date.day} again\`, level: Error_Level.WARN };
+  },
+  async send(buffers) {
+    let all = "";
+    for await (const b of buffers) all += b.data;
+    return { id: all };
+  },
+  async *chat(requests) {
+    for await (const r of requests) yield { day: r.id.toUpperCase() };
+  },
+  ping: () => ({}),
+};
 `;
 
 let out: string;
@@ -50,6 +80,7 @@ beforeAll(() => {
   expect(result.stderr).toBe("");
   out = result.out;
   text = readFileSync(join(out, "globals/v1/globals.grabbit.ts"), "utf8");
+  writeFileSync(join(out, "handlers.ts"), HANDLERS);
 });
 
 describe("messages=protobuf-es: a contract named after globals, with a method close", () => {
@@ -99,10 +130,54 @@ describe("messages=protobuf-es: a contract named after globals, with a method cl
   });
 });
 
-describe("messages=protobuf-es over the test fixtures", () => {
-  it("generates and type-checks strict with protoc-gen-es's output", () => {
+describe("messages=protobuf-es at run time: every call kind over gRPC and RabbitMQ", () => {
+  let connection: AmqpConnection;
+  const server = new GrpcServer();
+  afterAll(async () => {
+    await connection?.close();
+    await server.shutdown(1000);
+  });
+
+  it("serves literal replies and streams, and clients get message shapes, on both transports", async () => {
+    const generated = await import(pathToFileURL(join(out, "globals/v1/globals.grabbit.ts")).href);
+    const { handlers } = await import(pathToFileURL(join(out, "handlers.ts")).href);
+    generated.addGlobalsGrpcService(server, handlers);
+    const port = await server.listen("127.0.0.1:0");
+    connection = await AmqpConnection.connect(AMQP_URL);
+    const rpcServer = await generated.serveGlobalsAmqp(connection, handlers);
+    async function* items<T>(...xs: T[]): AsyncIterable<T> {
+      yield* xs;
+    }
+    const collect = async (it: AsyncIterable<Record<string, unknown>>) => {
+      const all: Record<string, unknown>[] = [];
+      for await (const x of it) all.push(x);
+      return all;
+    };
+    try {
+      for (const client of [generated.createGlobalsGrpcClient(`127.0.0.1:${port}`), generated.createGlobalsAmqpClient(connection)]) {
+        const options = { timeoutMs: 10_000 };
+        const closed = await client.close$({ id: "p" }, options);
+        expect(closed).toMatchObject({ $typeName: "globals.v1.Object", id: "closed p" });
+        expect(await client.get({ data: "disk" }, options)).toMatchObject({ $typeName: "globals.v1.Error", kind: "disk", level: 2 });
+        expect((await collect(client.watch({ day: "mon" }, options))).map((e) => e["kind"])).toEqual(["mon", "mon again"]);
+        expect(await client.send(items({ data: "a" }, { data: "b" }), options)).toMatchObject({ id: "ab" });
+        expect((await collect(client.chat(items({ id: "x" }, { id: "y" }), options))).map((d) => d["day"])).toEqual(["X", "Y"]);
+        expect(await client.ping({}, options)).toEqual({ $typeName: "google.protobuf.Empty" });
+        await client.close();
+      }
+    } finally {
+      await rpcServer.close();
+    }
+  });
+});
+
+describe("messages=protobuf-es over the test fixtures and the example system's contracts", () => {
+  it.each([
+    ["the test fixtures", FIXTURES],
+    ["the example system", join(REPO, "proto")],
+  ])("%s: generates and type-checks strict with protoc-gen-es's output", (_, input) => {
     const dir = scratchDir("pbes-fixtures");
-    const result = generateProtobufEsModule(dir, FIXTURES);
+    const result = generateProtobufEsModule(dir, input);
     expect(result.stderr).toBe("");
     expect(typeCheck(result.out)).toBe("");
   });
