@@ -183,6 +183,20 @@ describe("messages=protobuf-es over the test fixtures and the example system's c
   });
 });
 
+describe("what does not depend on the library", () => {
+  it("the AsyncAPI document and the Mermaid topology are the same with either (payloads come from the descriptors)", () => {
+    const request = bufRequest(join(REPO, "proto"), "asyncapi,mermaid");
+    const tsProto = run(request);
+    const es = run({ ...request, parameter: "messages=protobuf-es,asyncapi,mermaid" });
+    expect(tsProto.error ?? "").toBe("");
+    expect(es.error ?? "").toBe("");
+    const doc = (r: typeof es, name: string) => r.file.find((f) => f.name === name)?.content;
+    expect(doc(es, "asyncapi.json")).toBeTruthy();
+    expect(doc(es, "asyncapi.json")).toBe(doc(tsProto, "asyncapi.json"));
+    expect(doc(es, "topology.mmd")).toBe(doc(tsProto, "topology.mmd"));
+  });
+});
+
 describe("the messages option", () => {
   const dir = () => protoModule({ "m/v1/m.proto": `syntax = "proto3";\npackage m.v1;\nimport "grabbit/v1/options.proto";\nmessage A { oneof which { string id = 1; } }\nmessage E {\n  option (grabbit.v1.event) = {exchange: "m.events", routing_key: "e.{id}"};\n  oneof which { string id = 1; }\n}\nservice S { rpc Do(A) returns (A); }\n` });
 
