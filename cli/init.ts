@@ -4,19 +4,20 @@ import { parseCommand, type CommandSpec } from "../governance/args.js";
 import { EXIT } from "../governance/errors.js";
 import { runInit } from "../generator/init.js";
 
-export const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>]
+export const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>] [--messages <library>]
 
 Sets a repo up for grabbit: buf.yaml, buf.gen.yaml and a first .proto.
   --dir <repo>       the repo to set up (default: the current folder)
   --proto <folder>   folder of .proto files (default: proto)
   --out <folder>     folder generated TypeScript goes to (default: src/gen)
+  --messages <lib>   the plugin for message types: ts-proto (default) or protobuf-es (protoc-gen-es)
   -h, --help         this help
 `;
 
 const INIT: CommandSpec = {
   name: "init",
   positionals: { max: 0, what: "" },
-  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" } },
+  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" }, messages: { type: "string" } },
 };
 
 export interface InitIo {

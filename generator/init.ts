@@ -1,5 +1,6 @@
 // `grabbit init`: wires a consuming repo for generation. Writes what is missing (buf.yaml, proto/
-// with grabbit's options and a starter contract, buf.gen.yaml for ts-proto + protoc-gen-grabbit) and
+// with grabbit's options and a starter contract, buf.gen.yaml for ts-proto or protoc-gen-es (--messages)
+// + protoc-gen-grabbit) and
 // never overwrites a file the team has written, except grabbit's own vendored options.proto.
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -9,27 +10,35 @@ interface InitOptions {
   dir: string;
   proto: string;
   out: string;
+  messages: string;
 }
 
-const USAGE = `usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>]
+const USAGE = `usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>] [--messages ts-proto|protobuf-es]
 
 Writes buf.yaml, <proto>/grabbit/v1/options.proto, a starter contract and buf.gen.yaml
-(ts-proto for messages, protoc-gen-grabbit for transports) where they are missing.
-  --dir     the repo to set up (default: the current folder)
-  --proto   folder of .proto files (default: proto)
-  --out     folder generated TypeScript goes to (default: src/gen)`;
+(ts-proto or protoc-gen-es for messages, protoc-gen-grabbit for transports) where they are missing.
+  --dir       the repo to set up (default: the current folder)
+  --proto     folder of .proto files (default: proto)
+  --out       folder generated TypeScript goes to (default: src/gen)
+  --messages  the plugin that writes the message types: ts-proto (default) or protobuf-es
+              (protoc-gen-es, as connect-es uses); see docs/options.md`;
+
+const FLAGS = ["--dir", "--proto", "--out", "--messages"];
 
 function parse(argv: string[]): InitOptions | string {
-  const options: InitOptions = { dir: process.cwd(), proto: "proto", out: "src/gen" };
+  const options: InitOptions = { dir: process.cwd(), proto: "proto", out: "src/gen", messages: "ts-proto" };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     const value = () => inline ?? argv[++i];
     if (flag === "--help" || flag === "-h") return "help";
-    if (flag !== "--dir" && flag !== "--proto" && flag !== "--out") return `grabbit init: unknown argument "${arg}".`;
+    if (!FLAGS.includes(flag)) return `grabbit init: unknown argument "${arg}".`;
     const v = value();
     if (!v) return `grabbit init: ${flag} needs a value.`;
     options[flag.slice(2) as keyof InitOptions] = v;
+  }
+  if (options.messages !== "ts-proto" && options.messages !== "protobuf-es") {
+    return `grabbit init: --messages takes ts-proto or protobuf-es, not "${options.messages}".`;
   }
   return options;
 }
@@ -130,6 +139,30 @@ plugins:
 `;
 }
 
+function bufGenYamlProtobufEs(proto: string, out: string): string {
+  return `# Written by \`grabbit init --messages protobuf-es\`. Run \`npx buf generate\` after changing the contracts.
+version: v2
+clean: true
+inputs:
+  - directory: ${proto}
+plugins:
+  # Messages and their schemas (protobuf-es: create, toBinary, fromBinary).
+  - local: protoc-gen-es
+    out: ${out}
+    opt:
+      - target=ts
+      - import_extension=js
+  # gRPC clients and servers, RabbitMQ publishers, consumers and RPC over @grabbit/runtime,
+  # written against protoc-gen-es's _pb files; it takes protoc-gen-es's options too (keep them alike).
+  - local: protoc-gen-grabbit
+    out: ${out}
+    opt:
+      - messages=protobuf-es
+      - target=ts
+      - import_extension=js
+`;
+}
+
 export async function runInit(argv: string[]): Promise<number> {
   const parsed = parse(argv);
   if (parsed === "help") {
@@ -140,7 +173,7 @@ export async function runInit(argv: string[]): Promise<number> {
     console.error(`${parsed}\n\n${USAGE}`);
     return 1;
   }
-  const { dir, proto, out } = parsed;
+  const { dir, proto, out, messages } = parsed;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     console.error(`grabbit init: ${dir} is not a folder.`);
     return 1;
@@ -164,7 +197,7 @@ export async function runInit(argv: string[]): Promise<number> {
   const options = readFileSync(join(packageRoot(), "proto/grabbit/v1/options.proto"), "utf8");
   write(join(proto, "grabbit/v1/options.proto"), options, true);
   if (!hasProtoFiles(join(dir, proto), join(dir, proto, "grabbit"))) write(join(proto, "hello/v1/hello.proto"), STARTER);
-  write("buf.gen.yaml", bufGenYaml(proto, out));
+  write("buf.gen.yaml", messages === "protobuf-es" ? bufGenYamlProtobufEs(proto, out) : bufGenYaml(proto, out));
 
   for (const path of wrote) console.log(`wrote ${path}`);
   for (const path of kept) console.log(`kept  ${path} (already there)`);
@@ -177,6 +210,9 @@ export async function runInit(argv: string[]): Promise<number> {
     }
     if (!pkg.dependencies?.["@grabbit/runtime"]) {
       console.log("note: services need the runtime at run time: npm install @grabbit/runtime @bufbuild/protobuf");
+    }
+    if (messages === "protobuf-es" && !(pkg as { devDependencies?: Record<string, string> }).devDependencies?.["@bufbuild/protoc-gen-es"]) {
+      console.log("note: buf runs protoc-gen-es from node_modules: npm install --save-dev @bufbuild/protoc-gen-es");
     }
   }
   console.log(`next: npx buf generate   (writes ${out}/)`);

@@ -12,6 +12,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
+import { isProtocGenEsOption, MESSAGE_LIBRARIES, type MessageLibrary, unfollowedProtocGenEsOption } from "./model/protobuf-es.js";
 import { isTsProtoOption, TsProtoOptionError, tsProtoOptionsFrom } from "./model/ts-proto-options.js";
 import { buildAsyncApi } from "./asyncapi.js";
 import { renderFile, renderTopology } from "./render.js";
@@ -28,11 +29,12 @@ export interface PluginParameters extends BuildOptions {
   mermaid: string | undefined;
 }
 
-const KNOWN_OPTIONS = "import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and ts-proto's own";
+const KNOWN_OPTIONS = "messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)";
 
 /**
  * Parses `opt:` values from buf.gen.yaml ("key=value,key=value"). Besides grabbit's own (snake_case)
- * options it takes ts-proto's (camelCase, and M mappings), so both plugins can get the same list.
+ * options it takes ts-proto's (camelCase, and M mappings), or with messages=protobuf-es protoc-gen-es's,
+ * so both plugins can get the same list.
  */
 export function parseParameters(parameter: string): PluginParameters {
   const params: PluginParameters = {
@@ -43,6 +45,7 @@ export function parseParameters(parameter: string): PluginParameters {
     mermaid: undefined,
   };
   const tsProtoPairs: { key: string; value: string | undefined }[] = [];
+  const protocGenEsKeys: string[] = [];
   let importExtensionGiven = false;
   let tsProtoFileSuffix: string | undefined;
   for (const pair of parameter.split(",").map((p) => p.trim()).filter(Boolean)) {
@@ -50,6 +53,12 @@ export function parseParameters(parameter: string): PluginParameters {
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const value = eq < 0 ? "" : pair.slice(eq + 1);
     switch (key) {
+      case "messages":
+        if (!MESSAGE_LIBRARIES.includes(value as MessageLibrary)) {
+          throw new ParameterError(`option "messages" takes ${MESSAGE_LIBRARIES.join(" or ")} (the plugin that writes the message types), not "${value}"`);
+        }
+        params.messages = value as MessageLibrary;
+        break;
       case "import_extension":
         importExtensionGiven = true;
         params.importExtension = value === "none" || value === "" ? "" : value.startsWith(".") ? value : `.${value}`;
@@ -77,9 +86,26 @@ export function parseParameters(parameter: string): PluginParameters {
         params.mermaid = value === "" || value === "true" ? "topology.mmd" : value;
         break;
       default:
+        if (isProtocGenEsOption(key)) {
+          protocGenEsKeys.push(key);
+          break;
+        }
         if (!isTsProtoOption(key)) throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
         tsProtoPairs.push({ key, value: eq < 0 ? undefined : value });
     }
+  }
+  if (params.messages === "protobuf-es") {
+    // protoc-gen-es's options are the ones that make sense beside it; ts-proto's would name nothing.
+    if (tsProtoPairs.length > 0) {
+      throw new ParameterError(`option "${tsProtoPairs[0]!.key}" is ts-proto's, but messages=protobuf-es: give protoc-gen-grabbit the options of protoc-gen-es (or none)`);
+    }
+    if (tsProtoFileSuffix !== undefined) throw new ParameterError(`option "ts_proto_file_suffix" names ts-proto's files, but messages=protobuf-es: drop it (protoc-gen-es writes <file>_pb.ts)`);
+    const refused = protocGenEsKeys.map(unfollowedProtocGenEsOption).find((why) => why !== undefined);
+    if (refused) throw new ParameterError(refused);
+    return params;
+  }
+  if (protocGenEsKeys.length > 0) {
+    throw new ParameterError(`option "${protocGenEsKeys[0]}" is protoc-gen-es's: add messages=protobuf-es to generate for protobuf-es messages (the default is ts-proto)`);
   }
   params.tsProto = tsProtoOptionsFrom(tsProtoPairs);
   // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js).

@@ -8,6 +8,7 @@ import { checkBreaking, type BreakingOptions } from "./check.js";
 import { EXIT } from "./errors.js";
 import { EVENT_FLAGS, EVENTS_USAGE, runEvents } from "./events/cli.js";
 import { FORMATS, render, type Format } from "./report/index.js";
+import { MESSAGE_LIBRARIES, type MessageLibrary } from "./rules/ts-names.js";
 
 /** What `grabbit breaking` needs of its surroundings. */
 export interface BreakingIo {
@@ -40,6 +41,8 @@ anything buf takes: a directory, an image (.binpb, .json), .git#branch=main, pat
                             without it they are compared as in buf
   --limit-to-input-files    compare only the files the input has: what only the against input
                             has (a deleted file) is not checked, as in buf
+  --messages <library>      ts-proto (default) or protobuf-es: the TYPESCRIPT_* rules name enum
+                            members as that library does (protobuf-es strips the enum's prefix)
   -h, --help                this help
 Exit status: 0 no breaking change, 100 breaking changes, 1 bad usage or input.
 `;
@@ -59,6 +62,7 @@ const BREAKING: CommandSpec = {
     "error-format": { type: "string" },
     "exclude-imports": { type: "boolean" },
     "limit-to-input-files": { type: "boolean" },
+    messages: { type: "string" },
     // Event compatibility (events/cli.ts).
     events: { type: "string" },
     "events-transitive": { type: "boolean" },
@@ -85,6 +89,8 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
   if (!(FORMATS as readonly string[]).includes(format)) return `unknown format "${format}"; use one of ${FORMATS.join(", ")}.`;
   if (v.against === undefined) return "--against is required (for example --against .git#branch=main).";
   const list = (k: string) => (v[k] as string[] | undefined) ?? [];
+  const messages = (v.messages ?? "ts-proto") as MessageLibrary;
+  if (!MESSAGE_LIBRARIES.includes(messages)) return `--messages takes ${MESSAGE_LIBRARIES.join(" or ")}, not "${messages}".`;
   return {
     input: p.positionals[0] ?? ".",
     against: v.against as string,
@@ -97,6 +103,7 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
     excludePaths: list("exclude-path"),
     limitToInputFiles: v["limit-to-input-files"] === true,
     excludeImports: v["exclude-imports"] === true,
+    messages,
     format: format as Format,
     flavour: v["error-format"] !== undefined ? "buf" : "grabbit",
   };

@@ -7,6 +7,7 @@ import { changedFiles, type ChangedFiles } from "./changed.js";
 import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages, type Report } from "./diff.js";
 import { InputError } from "./errors.js";
+import type { MessageLibrary } from "./rules/ts-names.js";
 import { buildImage, dependencyPaths, localDir, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
 
 /** What `grabbit breaking` checks: the same options as its flags, for callers such as `grabbit release`. */
@@ -24,6 +25,8 @@ export interface BreakingOptions {
   limitToInputFiles?: boolean;
   /** buf's --exclude-imports: findings in imported files (on either side) are left out. */
   excludeImports?: boolean;
+  /** The message library whose names the TYPESCRIPT_* rules follow (`--messages`; default ts-proto). */
+  messages?: MessageLibrary;
   onProgress?: (phase: string) => void;
   /** Warnings buf would print (deprecated rule IDs in buf.yaml). */
   onWarning?: (text: string) => void;
@@ -121,7 +124,7 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
   // A deleted file is printed where it lived: through the against input if it is a directory,
   // else where the current input keeps its files.
   old.externalPath = pathMapper(o.against, cwd, cur.externalPath);
-  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase });
+  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase, ...(o.messages ? { messages: o.messages } : {}) });
 }
 
 function sameKeys(a: Set<string>, b: Set<string>): boolean {

@@ -10,6 +10,7 @@ import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind, type RuleId } 
 import { checkChanges } from "./rules/changes.js";
 import { Ctx, type Finding } from "./rules/context.js";
 import { checkEnums } from "./rules/enum.js";
+import type { MessageLibrary } from "./rules/ts-names.js";
 import { checkFiles } from "./rules/file.js";
 import { checkGrabbit } from "./rules/grabbit.js";
 import { checkExtensions, checkMessages } from "./rules/message.js";
@@ -86,6 +87,8 @@ export interface CompareOptions {
   enabled: Set<string>;
   /** buf's --exclude-imports: leave out findings in imports. */
   excludeImports?: boolean;
+  /** The message library whose TypeScript names the TYPESCRIPT_* rules follow (default ts-proto). */
+  messages?: MessageLibrary;
   onProgress?: (phase: string) => void;
 }
 
@@ -107,7 +110,7 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
 
   const oldSide = indexSide(old, [...changed, ...onlyOld]);
   const newSide = indexSide(cur, [...changed, ...onlyNew]);
-  const ctx = new Ctx(oldSide, newSide, opts.enabled);
+  const ctx = new Ctx(oldSide, newSide, opts.enabled, opts.messages);
   const renames = findRenames(ctx);
   checkFiles(ctx, changed, onlyOld, onlyNew);
   checkPackages(ctx);

@@ -31,6 +31,7 @@ import type {
   TransportName,
 } from "./model.js";
 import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
+import { type MessageLibrary, protobufEsFieldName } from "./protobuf-es.js";
 import { DEFAULT_TS_PROTO_OPTIONS, TsProtoOptionError, type TsProtoOptions } from "./ts-proto-options.js";
 
 export interface BuildOptions {
@@ -38,13 +39,15 @@ export interface BuildOptions {
   runtime: string;
   /** Extension of relative imports: ".js" for NodeNext (default), "" for bundlers, ".ts" for Deno-style. */
   importExtension: string;
+  /** The plugin that writes the message types grabbit's code refers to (`messages=`). */
+  messages: MessageLibrary;
   /** ts-proto's options that change the names and shapes grabbit's code refers to. */
   tsProto: TsProtoOptions;
   /** Suffix of grabbit's own files: orders.proto becomes orders<suffix>.ts. */
   outputSuffix: string;
 }
 
-export const DEFAULT_BUILD_OPTIONS: BuildOptions = { runtime: "@grabbit/runtime", importExtension: ".js", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { runtime: "@grabbit/runtime", importExtension: ".js", messages: "ts-proto", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
 
 const DEFAULT_PREFETCH = 32;
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
@@ -141,8 +144,8 @@ class ModelBuilder {
     if (file.services.length === 0 && events.length === 0) return undefined;
 
     const outputPath = tsProtoModulePath(file.proto.name, "") + this.options.outputSuffix + ".ts";
-    const ctx = new FileContext(outputPath, this.options, (imported) => {
-      if (!this.options.tsProto.emitImportedFiles && !this.generated.has(imported) && this.options.tsProto.moduleOf[imported] === undefined) this.unwritten.add(imported);
+    const ctx = new FileContext(outputPath, this.options, this.generated, (imported) => {
+      if (this.options.messages === "ts-proto" && !this.options.tsProto.emitImportedFiles && !this.generated.has(imported) && this.options.tsProto.moduleOf[imported] === undefined) this.unwritten.add(imported);
     });
     // The file's exports take their names before anything is imported, so a message type or a
     // runtime symbol of the same name gets the alias and an export never changes its name.
@@ -253,8 +256,11 @@ class ModelBuilder {
       kind: method.methodKind,
       input,
       output,
+      // Handlers get decoded messages and may return init shapes; clients send init shapes and get
+      // decoded messages (with ts-proto both are the message type itself).
       request: shape.streamIn ? { name: "requests", type: `AsyncIterable<${input.tsRef}>` } : { name: "request", type: input.tsRef },
-      handlerReturns: shape.streamOut ? `AsyncIterable<${output.tsRef}>` : `Promise<${output.tsRef}> | ${output.tsRef}`,
+      clientRequestType: shape.streamIn ? `AsyncIterable<${input.init}>` : input.init,
+      handlerReturns: shape.streamOut ? `AsyncIterable<${output.init}>` : `Promise<${output.init}> | ${output.init}`,
       clientReturns: shape.streamOut ? `AsyncIterable<${output.tsRef}>` : `Promise<${output.tsRef}>`,
       transportCall: shape.transportCall,
       idempotent,
@@ -343,6 +349,13 @@ class ModelBuilder {
         fail(`{${name}} appears twice`);
         continue;
       }
+      if (field.oneof && this.options.messages === "protobuf-es") {
+        fail(
+          `{${name}} is a member of oneof "${field.oneof.name}", which protobuf-es turns into a { case, value } union with no ${name} property; ` +
+            `move the field out of the oneof`,
+        );
+        continue;
+      }
       if (field.oneof && this.options.tsProto.oneofUnions) {
         fail(
           `{${name}} is a member of oneof "${field.oneof.name}", which ts-proto's oneof=unions turns into a $case union with no ${name} property; ` +
@@ -359,12 +372,12 @@ class ModelBuilder {
   }
 
   private routingField(field: DescField, ctx: FileContext): RoutingFieldModel {
-    const tsName = tsProtoFieldName(field, this.options.tsProto);
+    const tsName = this.options.messages === "protobuf-es" ? protobufEsFieldName(field) : tsProtoFieldName(field, this.options.tsProto);
     const tsAccess = /^[A-Za-z_$][\w$]*$/.test(tsName) ? `.${tsName}` : `[${JSON.stringify(tsName)}]`;
     const read = `event${tsAccess}`;
     const named = { protoName: field.name, tsName, tsAccess, read };
     // With stringEnums the value already is the enum value's name, which is what routing keys carry.
-    if (field.fieldKind === "enum" && this.options.tsProto.stringEnums) return { ...named, kind: "string", text: read };
+    if (field.fieldKind === "enum" && this.options.messages === "ts-proto" && this.options.tsProto.stringEnums) return { ...named, kind: "string", text: read };
     if (field.fieldKind === "enum") {
       return { ...named, kind: "enum", text: `${ctx.enumTable(field.enum)}[${read} as number] ?? String(${read})` };
     }

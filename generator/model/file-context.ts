@@ -6,6 +6,7 @@ import type { DescEnum, DescFile, DescMessage } from "@bufbuild/protobuf";
 import { ImportRegistry, type ImportStatement } from "./imports.js";
 import type { EnumTableModel, RuntimeNames, TypeRef } from "./model.js";
 import { NameScope, tsProtoModulePath, tsProtoTypeName } from "./names.js";
+import { type MessageLibrary, protobufEsModule, protobufEsSchemaName, protobufEsShapeName } from "./protobuf-es.js";
 import type { TsProtoOptions } from "./ts-proto-options.js";
 
 /**
@@ -29,9 +30,13 @@ const RESERVED_GLOBALS = [
  * no-unused-locals type check of the generated code.
  */
 const RUNTIME_SYMBOLS = {
+  // The message library's adapter to the runtime's MessageType: one of the two, added to a
+  // declaration's features by the library (see MESSAGE_TYPE_FEATURE), named `messageType` for templates.
+  tsProto: { "": { values: ["tsProtoType"], types: [] } },
+  protobufEs: { "": { values: ["protobufEsType"], types: [] } },
   service: {
     "": {
-      values: ["tsProtoType"],
+      values: [],
       types: ["CallOptions", "HandlerContext", "MethodDesc", "ServiceDesc", "Transport"],
     },
   },
@@ -43,7 +48,7 @@ const RUNTIME_SYMBOLS = {
     },
   },
   event: {
-    "": { values: ["tsProtoType"], types: ["EventDesc"] },
+    "": { values: [], types: ["EventDesc"] },
     "/amqp": {
       values: ["EventConsumer", "EventPublisher"],
       types: [
@@ -59,10 +64,16 @@ const RUNTIME_SYMBOLS = {
 
 export type RuntimeFeature = keyof typeof RUNTIME_SYMBOLS;
 
+const MESSAGE_TYPE_FEATURE = {
+  "ts-proto": { feature: "tsProto", helper: "tsProtoType" },
+  "protobuf-es": { feature: "protobufEs", helper: "protobufEsType" },
+} as const satisfies Record<MessageLibrary, { feature: RuntimeFeature; helper: string }>;
+
 export interface FileContextOptions {
   /** The module the runtime is imported from. */
   runtime: string;
   importExtension: string;
+  messages: MessageLibrary;
   tsProto: TsProtoOptions;
 }
 
@@ -76,18 +87,28 @@ export class FileContext {
   constructor(
     private readonly outputPath: string,
     private readonly options: FileContextOptions,
+    /** The .proto files being generated (a well-known type among them is not imported from its package). */
+    private readonly generated: ReadonlySet<string>,
     private readonly onImport: (protoFile: string) => void,
   ) {
     this.registry = new ImportRegistry(this.names, options.runtime);
   }
 
-  /** A message type as this file names it, imported from ts-proto's module as a value (its codec). */
+  /**
+   * A message type as this file names it. ts-proto: its message object, imported as a value (it is
+   * the codec too). protobuf-es: its shape as a type and its schema as a value (the codec's input).
+   */
   typeRef(message: DescMessage): TypeRef {
+    if (this.options.messages === "protobuf-es") {
+      const from = this.protobufEsModuleOf(message.file);
+      const tsRef = this.registry.use(from, protobufEsShapeName(message), false);
+      const schema = this.registry.use(from, protobufEsSchemaName(message), true);
+      const initShape = this.registry.use("@bufbuild/protobuf", "MessageInitShape", false);
+      return { typeName: message.typeName, tsRef, init: `${initShape}<typeof ${schema}>`, codecArgs: schema };
+    }
     const name = tsProtoTypeName(message, this.options.tsProto);
-    return {
-      typeName: message.typeName,
-      tsRef: this.registry.use(this.moduleOf(message.file), name, true),
-    };
+    const tsRef = this.registry.use(this.moduleOf(message.file), name, true);
+    return { typeName: message.typeName, tsRef, init: tsRef, codecArgs: `${JSON.stringify(message.typeName)}, ${tsRef}` };
   }
 
   /**
@@ -96,6 +117,8 @@ export class FileContext {
    */
   runtime(...features: RuntimeFeature[]): RuntimeNames {
     const names: RuntimeNames = {};
+    // Services and events encode messages: they use the library's adapter, as `rt.messageType`.
+    if (features.includes("service") || features.includes("event")) features.push(MESSAGE_TYPE_FEATURE[this.options.messages].feature);
     this.runtimeUses.push({ features, names });
     return names;
   }
@@ -136,8 +159,15 @@ export class FileContext {
           for (const name of [...values, ...types]) names[name] = local.get(name)!;
         }
       }
+      const helper = names[MESSAGE_TYPE_FEATURE[this.options.messages].helper];
+      if (helper) names["messageType"] = helper;
     }
     return this.registry.statements();
+  }
+
+  private protobufEsModuleOf(file: DescFile): string {
+    const where = protobufEsModule(file.proto.name, this.generated.has(file.proto.name));
+    return "package" in where ? where.package : relativeImport(this.outputPath, where.path) + this.options.importExtension;
   }
 
   private moduleOf(file: DescFile): string {
@@ -153,7 +183,7 @@ export class FileContext {
   }
 }
 
-function relativeImport(fromFile: string, toModule: string): string {
+export function relativeImport(fromFile: string, toModule: string): string {
   const from = fromFile.split("/").slice(0, -1);
   const to = toModule.split("/");
   let common = 0;

@@ -12,8 +12,15 @@ export type MethodKindName = "unary" | "server_streaming" | "client_streaming" |
 /** A message type as generated code refers to it: `Order`, with its full protobuf name. */
 export interface TypeRef {
   typeName: string;
-  /** The ts-proto name as this file imports it: `Order`, or an alias (`Order$1`) on a clash. */
+  /**
+   * The message type (decoded shape) as this file imports it: `Order`, or an alias (`Order$1`) on a
+   * clash. ts-proto's message interface, or protobuf-es's message shape.
+   */
   tsRef: string;
+  /** The type an encoded value may have: tsRef for ts-proto, `MessageInitShape<typeof OrderSchema>` for protobuf-es. */
+  init: string;
+  /** The arguments of the runtime's message-type helper: `"demo.v1.Order", Order` (ts-proto), `OrderSchema` (protobuf-es). */
+  codecArgs: string;
 }
 
 /** What a generated doc comment says besides the template's own text. */
@@ -37,7 +44,9 @@ export interface MethodModel {
   output: TypeRef;
   /** The first parameter of the handler and client method: `request: X` or `requests: AsyncIterable<X>`. */
   request: { name: "request" | "requests"; type: string };
-  /** What a handler returns: `Promise<Y> | Y` or `AsyncIterable<Y>`. */
+  /** The type of the client method's first parameter: the request's init type, or an AsyncIterable of it. */
+  clientRequestType: string;
+  /** What a handler returns: `Promise<Y> | Y` or `AsyncIterable<Y>` (Y the output's init type). */
   handlerReturns: string;
   /** What the client method returns: `Promise<Y>` or `AsyncIterable<Y>`. */
   clientReturns: string;

@@ -1,6 +1,7 @@
 // What every rule family gets: both sides and a way to report a finding against an element.
 import type { FileEl, MessageEl, Side } from "../model.js";
 import type { ChangeKind, RuleId } from "./catalog.js";
+import type { MessageLibrary } from "./ts-names.js";
 
 export interface At {
   file: FileEl;
@@ -32,6 +33,8 @@ export class Ctx {
     readonly old: Side,
     readonly cur: Side,
     readonly enabled: Set<string>,
+    /** The message library the TYPESCRIPT_* rules name members after. */
+    readonly messages: MessageLibrary = "ts-proto",
   ) {}
 
   /** Whether `rule` is selected (to skip work whose findings would be dropped). */

@@ -3,6 +3,7 @@ import type { EnumEl } from "../model.js";
 import { Ctx } from "./context.js";
 import { enumJsonFormat, enumType } from "./features.js";
 import { covered, missingText } from "./message.js";
+import { enumMembers } from "./ts-names.js";
 
 export function checkEnums(ctx: Ctx): void {
   for (const [name, after] of ctx.cur.enums) {
@@ -66,13 +67,37 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
       after.d.value.forEach((v, i) => {
         if (v.number === n) ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, i] }, text, { sub: [2], subject: `value:${after.fullName}:${n}` });
       });
-      ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {
-        sub: [1],
-        subject: `value:${after.fullName}:${n}`,
-      });
+      if (ctx.messages === "ts-proto") {
+        ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {
+          sub: [1],
+          subject: `value:${after.fullName}:${n}`,
+        });
+      }
     }
   }
+  if (ctx.messages === "protobuf-es") checkProtobufEsMembers(ctx, before, after, what);
   after.d.value.forEach((v, i) => {
     if (!b.has(v.number)) ctx.change("ENUM_VALUE_ADDED", { file: after.file, spath: [...after.spath, 2, i] }, `Enum value "${v.name}" (${v.number}) was added to ${what}.`);
   });
+}
+
+// protobuf-es's members: a renamed value, and every value when the prefix stripping turns on or off.
+function checkProtobufEsMembers(ctx: Ctx, before: EnumEl, after: EnumEl, what: string): void {
+  const mb = enumMembers(before.d, "protobuf-es");
+  const ma = enumMembers(after.d, "protobuf-es");
+  let why = "";
+  if (mb.stripped !== ma.stripped) {
+    why = mb.stripped
+      ? ` protobuf-es no longer strips the prefix "${mb.stripped}" (not every value has it now), which renames every member of the enum.`
+      : ` protobuf-es now strips the prefix "${ma.stripped}" (every value has it now), which renames every member of the enum.`;
+  }
+  for (const [n, was] of mb.byNumber) {
+    const now = ma.byNumber.get(n);
+    if (now === undefined || now === was) continue;
+    const index = after.d.value.findIndex((v) => v.number === n);
+    ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${was}" to "${now}".${why}`, {
+      sub: [1],
+      subject: `value:${after.fullName}:${n}`,
+    });
+  }
 }

@@ -1,7 +1,7 @@
 // Transport-neutral core. Transports live in "@grabbit/runtime/grpc" and "@grabbit/runtime/amqp".
 export { Code, codeName, StatusError, UnroutableError, type ErrorDetail } from "./status.js";
 export { type Metadata, normalizeMetadata, isReservedHeader } from "./metadata.js";
-export { type MessageType, type TsProtoMessageFns, tsProtoType } from "./codec.js";
+export { type MessageType, type ProtobufEsMessageType, protobufEsType, type TsProtoMessageFns, tsProtoType } from "./codec.js";
 export type { MethodDesc, MethodKind, ServiceDesc, EventDesc, ExchangeKind, TransportName } from "./descriptors.js";
 export { routingWord, renderRoutingKey, bindingKey } from "./routing.js";
 export { type HandlerContext, type CallOptions, resolveDeadline } from "./context.js";

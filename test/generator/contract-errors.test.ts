@@ -155,7 +155,7 @@ service Fine {
   it("rejects unknown plugin options with the list of known ones", () => {
     const dir = protoModule({ "shop/v1/shop.proto": header + "message A { string id = 1; }\nservice S { rpc Do(A) returns (A); }" });
     const response = run(bufRequest(dir, "import_extention=js"));
-    expect(response.error).toBe("unknown option \"import_extention\"; known options: import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and ts-proto's own");
+    expect(response.error).toBe("unknown option \"import_extention\"; known options: messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)");
   });
 
   it("fails the real buf generate with the positions and no stack trace", () => {
