@@ -20,7 +20,7 @@ const ESCAPED = new Set([
   "number", "boolean", "string", "object", "globalThis", "Uint8Array", "Partial",
 ]);
 
-const escape = (name: string) => (ESCAPED.has(name) ? `${name}$` : name);
+const escapeReserved = (name: string) => (ESCAPED.has(name) ? `${name}$` : name);
 const salt = (i: number) => (i === 0 ? "" : i === 1 ? "$" : `$${i - 1}`);
 
 /** The declaration's name without its package, nesting joined with "_": `Order_Line`. */
@@ -54,13 +54,13 @@ function fileNames(file: DescFile): FileNames {
   const types = [...nestedTypes(file)];
   for (const desc of types) {
     if (desc.kind !== "message" && desc.kind !== "enum") continue;
-    const name = claim((i) => escape(baseName(desc) + salt(i)));
+    const name = claim((i) => escapeReserved(baseName(desc) + salt(i)));
     if (desc.kind === "message") names.shape.set(desc, name);
   }
-  claim((i) => escape(`file_${file.name.replace(/[^a-zA-Z0-9_]+/g, "_")}${salt(i)}`));
+  claim((i) => escapeReserved(`file_${file.name.replace(/[^a-zA-Z0-9_]+/g, "_")}${salt(i)}`));
   for (const desc of types) {
     const suffix = desc.kind === "message" || desc.kind === "enum" ? "Schema" : "";
-    const name = claim((i) => escape(baseName(desc) + suffix + salt(i)));
+    const name = claim((i) => escapeReserved(baseName(desc) + suffix + salt(i)));
     if (desc.kind === "message") names.schema.set(desc, name);
   }
   cache.set(file, names);
