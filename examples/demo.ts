@@ -99,7 +99,9 @@ try {
     // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
     reporterQueue: `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
     processorOverAmqp: values.amqp,
-    env: otelEnv,
+    // A token of a kid the services lack makes them fetch the key set, at most once per cooldown (1 s
+    // by default); the dead-letter story at the end meets two such waits, so the demo shortens them.
+    env: { EXAMPLE_JWKS_COOLDOWN_MS: process.env.EXAMPLE_JWKS_COOLDOWN_MS || "200", ...otelEnv },
     ...(values.verbose ? { log: (_service: string, line: string) => console.log(`  ${line}`) } : {}),
   });
 } catch (err) {
