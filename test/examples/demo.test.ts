@@ -67,9 +67,14 @@ describe("the example system", () => {
 
   it("type-checks against the generated code (strict, NodeNext)", () => {
     // The scratch folder is two levels below the repo: .tmp/<name>/.
-    // The example also uses the runtime's outbox and auth entry points: from source too.
+    // The example also uses the runtime's outbox and auth entry points, and dlq (through cli/dlq.ts): from source too.
     const src = join(REPO, "runtime/src");
-    const paths = { ...runtimePaths(), "@grabbit/runtime/outbox": [join(src, "outbox/index.ts")], "@grabbit/runtime/auth": [join(src, "auth/index.ts")] };
+    const paths = {
+      ...runtimePaths(),
+      "@grabbit/runtime/outbox": [join(src, "outbox/index.ts")],
+      "@grabbit/runtime/auth": [join(src, "auth/index.ts")],
+      "@grabbit/runtime/dlq": [join(src, "dlq/index.ts")],
+    };
     expect(typeCheck(scratchDir("examples-tsc"), { files: ["../../examples/**/*.ts"], paths })).toBe("");
   });
 
