@@ -202,6 +202,14 @@ describe("the example on a vhost of its own, one least-privilege user per servic
         for (const r of requests) expect(own.reporter.has(r.requestId)).toBe(true);
         expect(summary.reports).toBe(count);
         expect(summary.refused).toBe(0);
+        // The demo's dead-letter story with these users: the Processor's publishes the report, the
+        // Reporter's lists its dead-letter queue and replays to its own queue (late-key.ts).
+        const { lateKeyStory } = await import("../../examples/late-key.js");
+        const late = await lateKeyStory({ issuer: own.issuer, publisherUrl: urls.PROCESSOR_AMQP_URL!, dlqUrl: urls.REPORTER_AMQP_URL!, reporter: own.reporter });
+        expect(late.listed).toContain("refused: invalid token: no key in the key set matches the token");
+        expect(late.replayed).toMatch(/^replayed 1 of 1 matching message/);
+        expect(late.problem).toBeUndefined();
+        expect(own.reporter.has(late.requestId)).toBe(true);
       } finally {
         await own.close();
       }
