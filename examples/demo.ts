@@ -198,6 +198,7 @@ try {
     });
   } catch (err) {
     lateError = err instanceof Error ? err.message : String(err);
+    console.error(`demo: the dead-letter story stopped: ${lateError}`);
   }
   if (values.chaos && killedAt === undefined) {
     console.error("demo: FAILED: the batch ended before the chaos kill (use a larger --count)");

@@ -67,6 +67,7 @@ export async function lateKeyStory(options: LateKeyOptions): Promise<LateKeyResu
   const messageId = `report-${requestId}`;
   const image = options.image !== undefined ? ["--image", options.image] : [];
   const before = await reporter.summary();
+  const started = Date.now();
 
   const { kid } = await issuer.stageKey();
   const token = await issuer.sign({ kid, subject: Object.keys(issuer.clients)[0] ?? "demo-client" });
@@ -107,7 +108,7 @@ export async function lateKeyStory(options: LateKeyOptions): Promise<LateKeyResu
           : undefined;
   print(
     problem === undefined
-      ? `the Reporter accepted the replayed report and counted it once (now ${after.reports} reports, ${after.duplicates} duplicates, ${after.refused} refused: the one above); "${dlq}" is empty`
+      ? `the Reporter accepted the replayed report and counted it once (now ${after.reports} reports, ${after.duplicates} duplicates, ${after.refused} refused: the one above); "${dlq}" is empty; all this in ${Date.now() - started} ms`
       : `the replayed report: ${problem}`,
   );
   return { requestId, messageId, deadLetterQueue: dlq, kid, listed, replayed, before, after, leftInDlq, problem };
