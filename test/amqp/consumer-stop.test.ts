@@ -1,4 +1,4 @@
-// EventConsumer.stop() under load on a quorum queue: every in-flight handler's ack reaches the broker
+// EventConsumer.close() under load on a quorum queue: every in-flight handler's ack reaches the broker
 // (RabbitMQ 3.10 quorum queues drop part of the acks that follow a basic.cancel, which came back as
 // duplicates), and the deliveries that arrive after stop() was called are handed back unhandled. The
 // rest is consumed by a second consumer; each message must be handled exactly once in all.
@@ -22,7 +22,7 @@ afterAll(async () => {
 const TOTAL = 3000;
 const ROUNDS = 3;
 
-describe("EventConsumer.stop() on a quorum queue under load", () => {
+describe("EventConsumer.close() on a quorum queue under load", () => {
   for (let round = 1; round <= ROUNDS; round++) {
     it(`acks every handled message before it cancels, returns the rest unhandled (round ${round} of ${ROUNDS})`, async () => {
       const exchange = janitor.exchange("stop");
@@ -57,7 +57,7 @@ describe("EventConsumer.stop() on a quorum queue under load", () => {
       })();
       await reached.promise;
       stopRequested = true;
-      const stopping = first.stop();
+      const stopping = first.close();
       for (let i = 0; i < 3; i++) await janitor.messageCount(queue);
       gate.resolve();
       await stopping;
@@ -80,7 +80,7 @@ describe("EventConsumer.stop() on a quorum queue under load", () => {
       });
       await second.start();
       await all.promise;
-      await second.stop();
+      await second.close();
       const twice = [...handled].filter(([, n]) => n > 1).map(([id]) => id);
       expect(byFirst).toBeGreaterThanOrEqual(500);
       expect(byFirst).toBeLessThan(TOTAL);
