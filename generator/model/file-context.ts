@@ -51,6 +51,7 @@ const RUNTIME_SYMBOLS = {
         "EventConsumerOptions",
         "EventHandler",
         "EventPublisherOptions",
+        "PublishManyOptions",
         "PublishOptions",
       ],
     },
