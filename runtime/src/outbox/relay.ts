@@ -451,8 +451,13 @@ export class OutboxRelay {
       messageId: row.message_id,
       timestamp: Number(row.ts),
       deliveryMode: row.persistent ? 2 : 1,
-      headers,
     };
+    // No table when there is nothing in it (a row written outside a trace, without metadata):
+    // amqplib makes each headers object the prototype of a new one, as costly as the rest.
+    for (const _ in headers) {
+      props.headers = headers;
+      break;
+    }
     if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
     if (row.priority !== null) props.priority = Number(row.priority);
     // The trace ends as the publisher settles the row's message: no promise of its own.
