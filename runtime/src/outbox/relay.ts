@@ -386,7 +386,20 @@ export class OutboxRelay {
   private async mark(ok: Row[], failed: { row: Row; err: unknown }[]): Promise<number> {
     if (ok.length > 0) {
       this.options.onConfirmed?.(ok.map((r) => r.message_id));
-      await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[])`, [ok.map((r) => r.id)]);
+      // The id range beside the list lets PostgreSQL walk the primary key over the batch: with the
+      // list alone it planned a scan of the whole table (sent rows are kept retainSentMs) per mark.
+      let min = BigInt(ok[0]!.id);
+      let max = min;
+      for (const r of ok) {
+        const id = BigInt(r.id);
+        if (id < min) min = id;
+        else if (id > max) max = id;
+      }
+      await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]) AND id BETWEEN $2::bigint AND $3::bigint`, [
+        ok.map((r) => r.id),
+        String(min),
+        String(max),
+      ]);
       this.stats.sent += ok.length;
       this.stats.rounds++;
     }
