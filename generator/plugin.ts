@@ -1,6 +1,6 @@
 // The plugin as a plain function: a CodeGeneratorRequest in, a CodeGeneratorResponse out.
 // Tests call it in-process; generator/main.ts wires it to stdin/stdout for buf and protoc.
-import { create, createFileRegistry } from "@bufbuild/protobuf";
+import { create, createFileRegistry, type FileRegistry } from "@bufbuild/protobuf";
 import {
   type CodeGeneratorRequest,
   type CodeGeneratorResponse,
@@ -16,6 +16,7 @@ import { isProtocGenEsOption, MESSAGE_LIBRARIES, type MessageLibrary, unfollowed
 import { isTsProtoOption, TsProtoOptionError, tsProtoOptionsFrom } from "./model/ts-proto-options.js";
 import { buildAsyncApi } from "./asyncapi.js";
 import { renderFile, renderTopology } from "./render.js";
+import type { LeanRequest } from "./request.js";
 
 export const PLUGIN_NAME = "protoc-gen-grabbit";
 export const PLUGIN_VERSION = "0.1.0";
@@ -118,15 +119,28 @@ export function parseParameters(parameter: string): PluginParameters {
 export class ParameterError extends Error {}
 
 export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
+  return generate(request.parameter, request.fileToGenerate, request.fileToGenerate, () => createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })));
+}
+
+/**
+ * The same, from a request read by readRequest (generator/request.ts): only the files that can
+ * produce output and what they import were decoded, which is what keeps googleapis under 1 GB.
+ */
+export function runLean(request: LeanRequest): CodeGeneratorResponse {
+  return generate(request.parameter, request.candidates, request.fileToGenerate, () => createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })));
+}
+
+/** `candidates` are the files to walk, `fileToGenerate` all the request names (ts-proto writes those). */
+function generate(parameter: string, candidates: readonly string[], fileToGenerate: readonly string[], makeRegistry: () => FileRegistry): CodeGeneratorResponse {
   const response = create(CodeGeneratorResponseSchema, {
     supportedFeatures: BigInt(CodeGeneratorResponse_Feature.PROTO3_OPTIONAL | CodeGeneratorResponse_Feature.SUPPORTS_EDITIONS),
     minimumEdition: Edition.EDITION_PROTO2,
     maximumEdition: Edition.EDITION_2024,
   });
   try {
-    const params = parseParameters(request.parameter);
-    const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
-    const model = buildModel(registry, request.fileToGenerate, params);
+    const params = parseParameters(parameter);
+    const registry = makeRegistry();
+    const model = buildModel(registry, candidates, params, fileToGenerate);
     const renderOptions = { version: PLUGIN_VERSION };
     const emit = (name: string, content: string) => response.file.push(create(CodeGeneratorResponse_FileSchema, { name, content }));
     for (const file of model.files) emit(file.outputPath, renderFile(file, renderOptions));

@@ -83,8 +83,12 @@ const INTEGER_SCALARS = new Set([
   ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64, ScalarType.FLOAT, ScalarType.DOUBLE,
 ]);
 
-export function buildModel(registry: FileRegistry, filesToGenerate: readonly string[], options: BuildOptions = DEFAULT_BUILD_OPTIONS): GenerationModel {
-  const builder = new ModelBuilder(options, new Set(filesToGenerate));
+/**
+ * `generated` is every file the request names to generate, when `filesToGenerate` is only those
+ * of them that may produce output (generator/request.ts); it defaults to `filesToGenerate`.
+ */
+export function buildModel(registry: FileRegistry, filesToGenerate: readonly string[], options: BuildOptions = DEFAULT_BUILD_OPTIONS, generated: readonly string[] = filesToGenerate): GenerationModel {
+  const builder = new ModelBuilder(options, new Set(generated));
   const files: FileModel[] = [];
   for (const name of filesToGenerate) {
     const file = registry.getFile(name);

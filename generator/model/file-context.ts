@@ -56,6 +56,7 @@ const RUNTIME_SYMBOLS = {
         "EventConsumerOptions",
         "EventHandler",
         "EventPublisherOptions",
+        "PublishManyOptions",
         "PublishOptions",
       ],
     },

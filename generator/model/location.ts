@@ -67,33 +67,40 @@ function fileOf(desc: AnyDesc): DescFile {
   return desc.kind === "file" ? desc : desc.kind === "field" || desc.kind === "rpc" ? desc.parent.file : (desc as { file: DescFile }).file;
 }
 
-const spanIndexes = new WeakMap<DescFile, Map<string, number[]>>();
-const commentIndexes = new WeakMap<DescFile, Map<string, string>>();
+interface FileIndexes {
+  spans: Map<string, number[]>;
+  comments: Map<string, string>;
+}
 
-// Built only when an error needs a position: a large request has a location for every token.
-function spans(file: DescFile): Map<string, number[]> {
-  let index = spanIndexes.get(file);
-  if (!index) {
-    index = new Map();
+// The indexes of the last few files read. Not one per file for the whole run: on a large request
+// (googleapis) they would hold every location of every file, and the files are documented one at
+// a time. Reading sourceCodeInfo may decode it anew (generator/request.ts), so it is read once here.
+const KEPT_INDEXES = 4;
+const recentIndexes = new Map<DescFile, FileIndexes>();
+
+function indexes(file: DescFile): FileIndexes {
+  let found = recentIndexes.get(file);
+  if (found) {
+    recentIndexes.delete(file);
+  } else {
+    found = { spans: new Map(), comments: new Map() };
     for (const loc of file.proto.sourceCodeInfo?.location ?? []) {
       const key = loc.path.join(",");
-      if (!index.has(key)) index.set(key, loc.span);
+      if (!found.spans.has(key)) found.spans.set(key, loc.span);
+      if (loc.leadingComments) found.comments.set(key, loc.leadingComments);
     }
-    spanIndexes.set(file, index);
+    if (recentIndexes.size >= KEPT_INDEXES) recentIndexes.delete(recentIndexes.keys().next().value!);
   }
-  return index;
+  recentIndexes.set(file, found);
+  return found;
+}
+
+function spans(file: DescFile): Map<string, number[]> {
+  return indexes(file).spans;
 }
 
 function comments(file: DescFile): Map<string, string> {
-  let index = commentIndexes.get(file);
-  if (!index) {
-    index = new Map();
-    for (const loc of file.proto.sourceCodeInfo?.location ?? []) {
-      if (loc.leadingComments) index.set(loc.path.join(","), loc.leadingComments);
-    }
-    commentIndexes.set(file, index);
-  }
-  return index;
+  return indexes(file).comments;
 }
 
 /** The comment written just above a declaration, as protoc records it (one leading space kept). */

@@ -1,6 +1,6 @@
 // The real pipeline on every kind of input a buf user has: `buf generate` runs ts-proto and
 // protoc-gen-grabbit over proto2, proto3 and editions files, and what comes out type-checks strict.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +37,27 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
       .split("\n")
       .filter((line) => line.includes(".grabbit.ts("));
     expect(ours).toEqual([]);
+  });
+
+  it("gives each event publisher a typed publishMany: a batch of the event and its message ids check, anything else does not", () => {
+    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain("publishMany(events: readonly OrderCreated[], options?: PublishManyOptions): Promise<void>");
+    writeFileSync(
+      join(out, "kitchen/v1/use-publish-many.ts"),
+      `import type { AmqpConnection } from "@grabbit/runtime/amqp";
+import { OrderCreatedPublisher } from "./kitchen.grabbit.js";
+import { OrderCreated, Tier } from "./kitchen.js";
+export async function send(conn: AmqpConnection, orders: OrderCreated[]): Promise<void> {
+  const publisher = new OrderCreatedPublisher(conn);
+  await publisher.publishMany(orders, { messageIds: orders.map((o) => o.orderId), timeoutMs: 5_000 });
+  await publisher.publishMany([OrderCreated.fromPartial({ region: "eu", tier: Tier.TIER_GOLD })]);
+  // @ts-expect-error a batch of another message type
+  await publisher.publishMany([{ level: 1 }]);
+  // @ts-expect-error one event is not a batch
+  await publisher.publishMany(orders[0]!);
+}
+`,
+    );
+    expect(typeCheck(out, { files: ["kitchen/v1/use-publish-many.ts"] })).toBe("");
   });
 
   it("escapes member names that would break a class and keeps colliding names apart", () => {

@@ -10,7 +10,7 @@ import { renderRoutingKey } from "../routing.js";
 import { Code, StatusError, messageOf } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
-import { Publisher, type RawPublishOptions } from "./publisher.js";
+import { type OutgoingMessage, Publisher, PublishManyError, type RawPublishOptions } from "./publisher.js";
 import { startPublish } from "./telemetry.js";
 import { declareEventExchange } from "./topology.js";
 
@@ -41,6 +41,11 @@ export interface PublishOptions {
    * that `metadata` does not set (docs/call-context.md). `false` publishes with these options only.
    */
   inherit?: boolean;
+}
+
+export interface PublishManyOptions extends Omit<PublishOptions, "messageId"> {
+  /** One per event, in order (default: new UUIDs). Re-publishing with the same ids lets consumers drop the copies. */
+  messageIds?: readonly string[];
 }
 
 export interface EventPublisherOptions {
@@ -107,6 +112,33 @@ export class EventPublisher<T> {
     // Outside a handler this is `options` itself: nothing is copied on the hot path.
     options = inheritCallOptions(options) as PublishOptions;
     if (!this.interceptors) return this.send(event, options, options.metadata);
+    return this.intercepted(event, options);
+  }
+
+  /**
+   * Publishes a batch of events under one promise: it resolves once the broker has confirmed every
+   * one, and otherwise rejects with a PublishManyError (which failed and why) once each has settled.
+   * Each event gets what publish() gives it (its own message_id, routing key, a re-send on a new
+   * channel until confirmed); `options` apply to each. An event that does not encode, or is over
+   * maxMessageBytes, refuses the whole batch before any is sent. With interceptors, each event goes
+   * through them as its own publish.
+   */
+  publishMany(events: readonly T[], options: PublishManyOptions = {}): Promise<void> {
+    if (options.messageIds !== undefined && options.messageIds.length !== events.length) {
+      return Promise.reject(new StatusError(Code.INVALID_ARGUMENT, `messageIds has ${options.messageIds.length} ids for ${events.length} events; no event was sent`));
+    }
+    if (events.length === 0) return Promise.resolve();
+    options = inheritCallOptions(options) as PublishManyOptions;
+    if (!this.interceptors) return this.sendMany(events, options);
+    const ids = options.messageIds;
+    return Promise.allSettled(events.map((event, i) => this.intercepted(event, ids ? { ...options, messageId: ids[i] } : options))).then((outcomes) => {
+      const errors = outcomes.map((o) => (o.status === "rejected" ? (o.reason instanceof Error ? o.reason : new Error(String(o.reason))) : undefined));
+      const failed = errors.filter((e) => e !== undefined).length;
+      if (failed > 0) throw new PublishManyError(errors, failed);
+    });
+  }
+
+  private intercepted(event: T, options: PublishOptions): Promise<void> {
     const req: CallRequest = {
       method: this.method,
       transport: "amqp",
@@ -121,23 +153,53 @@ export class EventPublisher<T> {
     return applyInterceptors(async (r) => {
       await this.send(r.message as T, options, r.metadata);
       return { metadata: {} };
-    }, this.interceptors)(req).then(() => undefined);
+    }, this.interceptors!)(req).then(() => undefined);
   }
 
   private send(event: T, options: PublishOptions, metadata: Metadata | undefined): Promise<void> {
     // Publishing before the first declaration finished would hit a missing exchange.
     if (!this.declared) return this.ensureDeclared(options).then(() => this.send(event, options, metadata));
+    let m: OutgoingMessage;
+    try {
+      m = this.outgoing(event, options, metadata, options.messageId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const deadline = epochMs(options.deadline);
+    if (m.settled === undefined && timeoutMs === undefined && deadline === undefined && !options.signal) return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, MANDATORY);
+    const raw: RawPublishOptions = { mandatory: true, timeoutMs, deadline, signal: options.signal };
+    // The trace ends as the publisher settles the message: no promise of its own per publish.
+    if (m.settled !== undefined) raw.settled = m.settled;
+    return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, raw);
+  }
+
+  private sendMany(events: readonly T[], options: PublishManyOptions): Promise<void> {
+    if (!this.declared) return this.ensureDeclared(options).then(() => this.sendMany(events, options));
+    const messages: OutgoingMessage[] = [];
+    for (let i = 0; i < events.length; i++) {
+      try {
+        messages.push(this.outgoing(events[i]!, options, options.metadata, options.messageIds?.[i]));
+      } catch (err) {
+        const refused = new StatusError(err instanceof StatusError ? err.code : Code.INVALID_ARGUMENT, `event ${i} of the batch: ${messageOf(err)}; no event of the batch was sent`, { cause: err });
+        for (const m of messages) m.settled?.end(refused);
+        return Promise.reject(refused);
+      }
+    }
+    return this.publisher.publishMany(messages, { mandatory: true, timeoutMs: options.timeoutMs ?? this.timeoutMs, deadline: epochMs(options.deadline), signal: options.signal });
+  }
+
+  /** The event as the wire contract sends it; throws a StatusError when it cannot be sent. */
+  private outgoing(event: T, options: PublishOptions, metadata: Metadata | undefined, messageId: string = randomUUID()): OutgoingMessage {
     const desc = this.event;
     let content: Uint8Array;
     try {
       content = desc.type.encode(event);
     } catch (err) {
-      return Promise.reject(StatusError.from(err, Code.INVALID_ARGUMENT));
+      throw StatusError.from(err, Code.INVALID_ARGUMENT);
     }
     if (content.byteLength > this.maxMessageBytes) {
-      return Promise.reject(
-        new StatusError(Code.RESOURCE_EXHAUSTED, `the encoded ${desc.type.typeName} is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`),
-      );
+      throw new StatusError(Code.RESOURCE_EXHAUSTED, `the encoded ${desc.type.typeName} is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`);
     }
     let headers: Record<string, unknown> | undefined;
     if (metadata) headers = metadataToHeaders(metadata);
@@ -147,7 +209,6 @@ export class EventPublisher<T> {
       for (const field of desc.routingFields) headers[field] = values[field] ?? "";
     }
     const persistent = options.persistent ?? desc.persistent;
-    const messageId = options.messageId ?? randomUUID();
     const routingKey = renderRoutingKey(desc, event);
     // A PRODUCER span (its traceparent into the headers) and the publish metrics, while registered.
     const trace = startPublish({ exchange: desc.exchange, routingKey, messageId, bodySize: content.byteLength });
@@ -166,13 +227,7 @@ export class EventPublisher<T> {
     if (this.userId !== undefined) props.userId = this.userId;
     if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const deadline = epochMs(options.deadline);
-    if (trace === undefined && timeoutMs === undefined && deadline === undefined && !options.signal) return this.publisher.publish(desc.exchange, routingKey, content, props, MANDATORY);
-    const raw: RawPublishOptions = { mandatory: true, timeoutMs, deadline, signal: options.signal };
-    // The trace ends as the publisher settles the message: no promise of its own per publish.
-    if (trace !== undefined) raw.settled = trace;
-    return this.publisher.publish(desc.exchange, routingKey, content, props, raw);
+    return { exchange: desc.exchange, routingKey, content, properties: props, settled: trace };
   }
 
   /** Waits for this publisher's confirms (and closes its own Publisher; a shared one stays open). */

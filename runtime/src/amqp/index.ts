@@ -15,7 +15,7 @@ export {
 } from "./connection.js";
 export { ChannelKeeper, type ChannelKeeperOptions } from "./channel-keeper.js";
 export { Publisher, PublishManyError, type OutgoingMessage, type PublisherOptions, type PublisherEvents, type RawPublishOptions } from "./publisher.js";
-export { EventPublisher, type EventPublisherOptions, type PublishOptions } from "./events.js";
+export { EventPublisher, type EventPublisherOptions, type PublishManyOptions, type PublishOptions } from "./events.js";
 export { EventConsumer, type EventConsumerOptions, type EventHandler, type DeliveryContext } from "./consumer.js";
 export {
   type QueueType,
