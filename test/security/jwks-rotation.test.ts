@@ -15,7 +15,8 @@ const ISSUER = "https://issuer.test";
 const AUDIENCE = "grabbit-test";
 const SLOW_MS = 300;
 
-interface Key { kid: string; privateKey: CryptoKey; jwk: JWK }
+type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
+interface Key { kid: string; privateKey: KeyPair["privateKey"]; jwk: JWK }
 async function makeKey(kid: string): Promise<Key> {
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" } };
