@@ -15,7 +15,7 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { createHandlerContext, serverCallRequest, type ServerCall } from "../../handler-context.js";
 import type { ServiceHandlers } from "../../handler.js";
-import { applyInterceptors, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { applyInterceptors, requestMessage, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { asError, Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -379,7 +379,7 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
       // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
       const { ctx } = this.context(msg, method, undefined, () => {});
-      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { message: undefined })).catch(() => {});
+      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { stream: false, message: undefined })).catch(() => {});
       traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
     }
     this.logFailure(msg, method, traceCtx, err);
@@ -433,11 +433,11 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     const handlers = this.handlers;
     const callHandler = async (message: unknown): Promise<CallResponse> => {
       const response = await handler.call(handlers, message, ctx);
-      return { message: response, metadata: ctx.responseMetadata };
+      return { stream: false, message: response, metadata: ctx.responseMetadata };
     };
     const interceptors = this.chainFor(msg);
     const start = (): Promise<CallResponse> =>
-      runInCallContext(ctx, () => (interceptors ? applyInterceptors((r) => callHandler(r.message), interceptors)(serverCallRequest(ctx, { message: request })) : callHandler(request)));
+      runInCallContext(ctx, () => (interceptors ? applyInterceptors(async (r) => callHandler(requestMessage(r)), interceptors)(serverCallRequest(ctx, { stream: false, message: request })) : callHandler(request)));
     const id = msg.properties.correlationId as string | undefined;
 
     return new Promise<void>((done) => {
@@ -486,7 +486,9 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   private replyOk(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, response: CallResponse): void {
-    const body = encodeResponse(method, response.message, this.maxMessageBytes);
+    const body = response.stream
+      ? new StatusError(Code.INTERNAL, `${method.path}: an interceptor returned a response stream for a unary call`)
+      : encodeResponse(method, response.message, this.maxMessageBytes);
     if (body instanceof StatusError) this.reply(link, msg, method, body.code, body.rawMessage, response.metadata);
     else this.reply(link, msg, method, Code.OK, "", response.metadata, body);
   }
