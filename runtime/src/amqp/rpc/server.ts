@@ -186,9 +186,10 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   /**
-   * Stops consuming, lets in-flight handlers finish and reply (up to `closeTimeoutMs`, then their
-   * signals are aborted and UNAVAILABLE is replied), and closes its channels. Requests not yet
-   * delivered stay in the queue for other servers.
+   * Stops starting handlers, lets in-flight ones finish, reply and ack (up to `closeTimeoutMs`, then
+   * their signals are aborted and UNAVAILABLE is replied), then cancels the consumer and closes its
+   * channels. Requests not started (delivered meanwhile, or still queued) go back to the queue,
+   * unhandled, for other servers.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -198,10 +199,13 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   private async doClose(): Promise<void> {
     this.untrack();
     this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
-    const link = this.link;
-    if (link?.alive && link.consumerTag !== undefined) {
-      await link.channel.cancel(link.consumerTag).catch(() => {});
-    }
+    // The same order as EventConsumer's close (consumer.ts): RabbitMQ 3.10 quorum queues drop part
+    // of the acks that follow the basic.cancel of their consumer when the channel closes soon after,
+    // so requests already answered came back and were handled twice. So: no handler starts from here
+    // (onDelivery holds what arrives), the running ones reply and ack, and only then is the consumer
+    // cancelled. Held requests are not nacked (the broker would hand them straight back to this
+    // still-subscribed consumer, and a quorum queue counts a nack as a failed delivery): they go back
+    // with the channel, at most the prefetch of them.
     if (this.inFlightCount > 0) {
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.closeTimeoutMs)));
@@ -212,6 +216,10 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
         for (const end of [...this.active]) end(err);
         await this.whenIdle();
       }
+    }
+    const link = this.link;
+    if (link?.alive && link.consumerTag !== undefined) {
+      await link.channel.cancel(link.consumerTag).catch(() => {});
     }
     this.link = undefined;
     if (link) link.alive = false;
@@ -317,15 +325,8 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       this.keeper.replace(link.channel, new Error("the broker cancelled the consumer"));
       return;
     }
-    if (this.closing) {
-      // Arrived while shutting down: hand it back for another server.
-      try {
-        link.channel.nack(msg, false, true);
-      } catch {
-        // Channel gone: the broker requeues it anyway.
-      }
-      return;
-    }
+    // Arrived while shutting down: held unacked, returned to the queue when close() closes the channel.
+    if (this.closing) return;
     this.inFlightCount++;
     this.handle(link, msg)
       .catch((err) => this.report(err))
