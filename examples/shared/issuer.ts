@@ -7,6 +7,8 @@
 // on; the old key stays published for `graceMs` (tokens it signed stay valid) and is then retired.
 // The services fetch the key set by themselves (runtime jwtVerifier with jwksUrl), so they pick the
 // new key up on its first token and drop the retired one at their next refresh, without a restart.
+// A key can also be published late (the demo's dead-letter story): stageKey() makes one that signs
+// on request but is not in the key set, so its tokens are refused, until publish(kid).
 //
 // It is an example, not a product: clients are registered in memory with a secret each, tokens are
 // access tokens only (no users, no refresh tokens, no id tokens). A bad request gets the OAuth 2.0
@@ -47,7 +49,7 @@ export interface SignOptions {
   audience?: string;
   /** Seconds from now; negative for an already expired token. Default the issuer's TTL. */
   expiresInSec?: number;
-  /** Sign with this published key (its kid) instead of the current one. */
+  /** Sign with this key (its kid: a published or a staged one) instead of the current one. */
   kid?: string;
 }
 
@@ -66,6 +68,10 @@ export interface Issuer {
   rotate(options?: { graceMs?: number }): Promise<{ kid: string; retired: string }>;
   /** Removes a key from the key set now (a compromised key needs no grace). */
   retire(kid: string): void;
+  /** A new key that signs (sign({ kid })) but is not published yet: its tokens do not verify. */
+  stageKey(): Promise<{ kid: string }>;
+  /** Publishes a staged key: the key set gains its kid (it does not become the current signing key). */
+  publish(kid: string): void;
   close(): Promise<void>;
 }
 
@@ -83,11 +89,13 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
   const clients: Record<string, string> = options.clients ?? { "demo-client": randomBytes(18).toString("base64url") };
   // Published keys, the current (signing) one first.
   const keys: SigningKey[] = [await newKey()];
+  // Staged: made, able to sign, not in the key set yet.
+  const staged: SigningKey[] = [];
   let url = "";
 
   async function sign(o: SignOptions = {}): Promise<string> {
-    const key = o.kid === undefined ? keys[0]! : keys.find((k) => k.kid === o.kid);
-    if (!key) throw new Error(`no published key ${o.kid}`);
+    const key = o.kid === undefined ? keys[0]! : (keys.find((k) => k.kid === o.kid) ?? staged.find((k) => k.kid === o.kid));
+    if (!key) throw new Error(`no published or staged key ${o.kid}`);
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({})
       .setProtectedHeader({ alg: ALG, kid: key.kid, typ: "at+jwt" })
@@ -188,6 +196,16 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
       return { kid: next.kid, retired: old.kid };
     },
     retire,
+    async stageKey() {
+      const key = await newKey();
+      staged.push(key);
+      return { kid: key.kid };
+    },
+    publish(kid) {
+      const i = staged.findIndex((k) => k.kid === kid);
+      if (i < 0) throw new Error(`no staged key ${kid}${keys.some((k) => k.kid === kid) ? " (it is already published)" : ""}`);
+      keys.splice(1, 0, ...staged.splice(i, 1));
+    },
     async close() {
       for (const k of keys) clearTimeout(k.retireTimer);
       await new Promise<void>((resolve) => {

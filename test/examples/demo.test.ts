@@ -67,9 +67,14 @@ describe("the example system", () => {
 
   it("type-checks against the generated code (strict, NodeNext)", () => {
     // The scratch folder is two levels below the repo: .tmp/<name>/.
-    // The example also uses the runtime's outbox and auth entry points: from source too.
+    // The example also uses the runtime's outbox and auth entry points, and dlq (through cli/dlq.ts): from source too.
     const src = join(REPO, "runtime/src");
-    const paths = { ...runtimePaths(), "@grabbit/runtime/outbox": [join(src, "outbox/index.ts")], "@grabbit/runtime/auth": [join(src, "auth/index.ts")] };
+    const paths = {
+      ...runtimePaths(),
+      "@grabbit/runtime/outbox": [join(src, "outbox/index.ts")],
+      "@grabbit/runtime/auth": [join(src, "auth/index.ts")],
+      "@grabbit/runtime/dlq": [join(src, "dlq/index.ts")],
+    };
     expect(typeCheck(scratchDir("examples-tsc"), { files: ["../../examples/**/*.ts"], paths })).toBe("");
   });
 
@@ -197,6 +202,14 @@ describe("the example on a vhost of its own, one least-privilege user per servic
         for (const r of requests) expect(own.reporter.has(r.requestId)).toBe(true);
         expect(summary.reports).toBe(count);
         expect(summary.refused).toBe(0);
+        // The demo's dead-letter story with these users: the Processor's publishes the report, the
+        // Reporter's lists its dead-letter queue and replays to its own queue (late-key.ts).
+        const { lateKeyStory } = await import("../../examples/late-key.js");
+        const late = await lateKeyStory({ issuer: own.issuer, publisherUrl: urls.PROCESSOR_AMQP_URL!, dlqUrl: urls.REPORTER_AMQP_URL!, reporter: own.reporter });
+        expect(late.listed).toContain("refused: invalid token: no key in the key set matches the token");
+        expect(late.replayed).toMatch(/^replayed 1 of 1 matching message/);
+        expect(late.problem).toBeUndefined();
+        expect(own.reporter.has(late.requestId)).toBe(true);
       } finally {
         await own.close();
       }

@@ -80,14 +80,21 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
     ...(options.audience !== undefined ? { audience: options.audience } : {}),
     ...(options.maxTokenAgeSec !== undefined ? { maxTokenAge: options.maxTokenAgeSec } : {}),
   };
-  // A token of a key the copy does not have, while jose's cooldown forbids fetching again: with a
-  // short cooldown, wait it out and fetch once (shared by the calls waiting), then verify again. A
-  // rotated-in key is then accepted even right after a fetch; a forged kid costs one fetch per cooldown.
-  let refetch: Promise<void> | undefined;
+  // A token of a key the copy does not have: jose fetches again unless its cooldown forbids it, and a
+  // fetch already under way (begun before the key was published) may still lack it. With a short
+  // cooldown, this verifier then waits the cooldown out and verifies against a fetch that BEGAN after
+  // the token failed (one fetch shared by the calls waiting; a second round if the shared one had
+  // already begun). A rotated-in key is so accepted even right after a fetch or during a slow one; a
+  // forged kid costs at most one fetch per cooldown and is refused after it.
+  let refetch: Promise<number> | undefined;
   const cooldownMs = "jwksUrl" in options.keys ? (options.keys.cooldownMs ?? 30_000) : Infinity;
-  const refetchAfterCooldown = (set: { reload(): Promise<void> }) =>
-    (refetch ??= new Promise<void>((resolve) => setTimeout(resolve, cooldownMs).unref?.())
-      .then(() => set.reload())
+  const fetchAgain = (set: { coolingDown?: boolean; reload(): Promise<void> }): Promise<number> =>
+    (refetch ??= new Promise<void>((resolve) => setTimeout(resolve, set.coolingDown ? cooldownMs : 0).unref?.())
+      .then(async () => {
+        const began = Date.now();
+        await set.reload();
+        return began;
+      })
       .finally(() => (refetch = undefined)));
   return async (token) => {
     try {
@@ -95,9 +102,10 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
         return payload;
       } catch (err) {
+        if (!remote || !(err instanceof joseErrors.JWKSNoMatchingKey) || cooldownMs > MAX_WAITED_COOLDOWN_MS) throw err;
         const set = key as unknown as { coolingDown?: boolean; reload(): Promise<void> };
-        if (!remote || !(err instanceof joseErrors.JWKSNoMatchingKey) || !set.coolingDown || cooldownMs > MAX_WAITED_COOLDOWN_MS) throw err;
-        await refetchAfterCooldown(set);
+        const failedAt = Date.now();
+        if ((await fetchAgain(set)) < failedAt) await fetchAgain(set);
         const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
         return payload;
       }
