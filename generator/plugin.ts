@@ -10,6 +10,7 @@ import {
   Edition,
   FileDescriptorSetSchema,
 } from "@bufbuild/protobuf/wkt";
+import { InputError } from "../governance/errors.js";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
 import { isProtocGenEsOption, MESSAGE_LIBRARIES, type MessageLibrary, unfollowedProtocGenEsOption } from "./model/protobuf-es.js";
@@ -116,7 +117,9 @@ export function parseParameters(parameter: string): PluginParameters {
   return params;
 }
 
-export class ParameterError extends Error {}
+/** A plugin option (buf.gen.yaml `opt`) that grabbit cannot follow; the plugin reports it as a sentence. */
+export class ParameterError extends InputError {}
+Object.defineProperty(ParameterError.prototype, "name", { value: "ParameterError", writable: true, configurable: true });
 
 export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
   return generate(request.parameter, request.fileToGenerate, request.fileToGenerate, () => createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })));

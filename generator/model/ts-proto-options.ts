@@ -2,6 +2,7 @@
 // types and codecs by name, so the options that change those names or shapes must be known here too:
 // users pass the same `opt:` values to both plugins. ts-proto options that do not touch what grabbit
 // refers to are accepted and ignored, so the two lists may simply be the same.
+import { InputError } from "../../governance/errors.js";
 
 /** What grabbit needs to know of ts-proto's output. The defaults are ts-proto's. */
 export interface TsProtoOptions {
@@ -71,7 +72,8 @@ const FOLLOWED = ["snakeToCamel", "useJsonName", "useSnakeTypeName", "stringEnum
 const GUARDED = ["outputEncodeMethods", "onlyTypes", "nestJs", "outputServices", "outputEncodeIncludeTypes", "outputDecodeIncludeTypes", "emitImportedFiles"];
 
 /** Thrown for a ts-proto option value that grabbit cannot follow; the plugin reports it as a sentence. */
-export class TsProtoOptionError extends Error {}
+export class TsProtoOptionError extends InputError {}
+Object.defineProperty(TsProtoOptionError.prototype, "name", { value: "TsProtoOptionError", writable: true, configurable: true });
 
 /** Whether `key` is one of ts-proto's options (an `M` mapping included). */
 export function isTsProtoOption(key: string): boolean {

@@ -15,7 +15,7 @@ import { NEVER_ABORTED, resolveDeadline, type CallOptions, type HandlerContext }
 import type { MethodDesc, ServiceDesc, TransportName } from "./descriptors.js";
 import type { ServiceHandlers } from "./handler.js";
 import { clientCallRequest, createHandlerContext, serverCallRequest, type ServerCall } from "./handler-context.js";
-import { applyInterceptors, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "./interceptor.js";
+import { applyInterceptors, requestStreams, responseMessage, responseStream, responseStreams, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "./interceptor.js";
 import { lazyResponses } from "./lazy-responses.js";
 import { isReservedHeader, normalizeMetadata, type Metadata } from "./metadata.js";
 import { Code, StatusError, messageOf } from "./status.js";
@@ -83,24 +83,24 @@ export class InMemoryTransport implements Transport {
 
   async unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw kindError(method, "unary");
-    return (await this.call(method, { message: request }, inheritCallOptions(options))).message as O;
+    return responseMessage(await this.call(method, { stream: false, message: request }, inheritCallOptions(options)), method) as O;
   }
 
   serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
     if (method.kind !== "server_streaming") return failing(kindError(method, "server_streaming"));
     const inherited = inheritCallOptions(options); // taken now, in the caller's call context
-    return lazyResponses(() => this.call(method, { message: request }, inherited)) as AsyncIterable<O>;
+    return lazyResponses(() => this.call(method, { stream: false, message: request }, inherited)) as AsyncIterable<O>;
   }
 
   async clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O> {
     if (method.kind !== "client_streaming") throw kindError(method, "client_streaming");
-    return (await this.call(method, { messages: requests }, inheritCallOptions(options))).message as O;
+    return responseMessage(await this.call(method, { stream: true, messages: requests }, inheritCallOptions(options)), method) as O;
   }
 
   bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
     if (method.kind !== "bidi_streaming") return failing(kindError(method, "bidi_streaming"));
     const inherited = inheritCallOptions(options);
-    return lazyResponses(() => this.call(method, { messages: requests }, inherited)) as AsyncIterable<O>;
+    return lazyResponses(() => this.call(method, { stream: true, messages: requests }, inherited)) as AsyncIterable<O>;
   }
 
   /** Later calls fail UNAVAILABLE; calls already running go on. */
@@ -123,8 +123,8 @@ export class InMemoryTransport implements Transport {
     if (served === undefined) return Promise.reject(new StatusError(Code.UNIMPLEMENTED, `unknown method ${path} (no service on this in-memory transport has it)`));
     if (served.handler === undefined) return Promise.reject(new StatusError(Code.UNIMPLEMENTED, `${path} is not implemented by this server`));
     const kind = req.method.kind;
-    if ((kind === "unary" || kind === "server_streaming") !== (req.messages === undefined)) {
-      return Promise.reject(new StatusError(Code.INTERNAL, `${path}: an interceptor changed the request's shape (a ${kind} call takes ${req.messages === undefined ? "a stream" : "one message"})`));
+    if (requestStreams(kind) !== req.stream) {
+      return Promise.reject(new StatusError(Code.INTERNAL, `${path}: an interceptor changed the request's shape (a ${kind} call takes ${req.stream ? "one message" : "a stream"})`));
     }
     return new MemoryCall(served.method, served.handler, req, this).start();
   };
@@ -201,7 +201,7 @@ class MemoryCall {
       req.signal.addEventListener("abort", this.onAbort, { once: true });
     }
     let request: unknown;
-    if (req.messages === undefined) {
+    if (!req.stream) {
       try {
         request = roundTrip(method.input, req.message, "request");
       } catch (err) {
@@ -210,11 +210,10 @@ class MemoryCall {
       }
     }
     const ctx = this.server.ctx;
-    const input: CallInput = req.messages !== undefined ? { messages: this.requestStream(req.messages) } : { message: request };
+    const input: CallInput = req.stream ? { stream: true, messages: this.requestStream(req.messages) } : { stream: false, message: request };
     const callHandler = async (r: CallRequest): Promise<CallResponse> => {
-      const result = await this.handler(r.messages ?? r.message, ctx);
-      const streams = method.kind === "server_streaming" || method.kind === "bidi_streaming";
-      return streams ? { messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata } : { message: result, metadata: ctx.responseMetadata };
+      const result = await this.handler(r.stream ? r.messages : r.message, ctx);
+      return responseStreams(method.kind) ? { stream: true, messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata } : { stream: false, message: result, metadata: ctx.responseMetadata };
     };
     const chain = this.interceptors ? applyInterceptors(callHandler, this.interceptors) : callHandler;
     const run = runInCallContext(ctx, () => chain(serverCallRequest(ctx, input)));
@@ -228,7 +227,7 @@ class MemoryCall {
     if (this.over) throw this.lateEnd();
     let message: unknown;
     try {
-      message = roundTrip(this.method.output, response.message, "response");
+      message = roundTrip(this.method.output, responseMessage(response, this.method), "response");
     } catch (err) {
       return this.failed(err);
     }
@@ -236,12 +235,17 @@ class MemoryCall {
     const trailers = { ...response.metadata };
     this.finish();
     this.report(trailers);
-    return { message, metadata: { ...headers, ...trailers } };
+    return { stream: false, message, metadata: { ...headers, ...trailers } };
   }
 
   /** A server- or bidi-streaming call's responses: read from the handler inside its call context. */
   private stream(response: CallResponse): CallResponse {
-    const messages = response.messages;
+    let messages: AsyncIterable<unknown>;
+    try {
+      messages = responseStream(response, this.method);
+    } catch (err) {
+      return this.failed(err);
+    }
     if (messages === undefined || typeof messages[Symbol.asyncIterator] !== "function") {
       return this.failed(new StatusError(Code.INTERNAL, `${this.method.path}: the handler did not return an async iterable`));
     }
@@ -285,7 +289,7 @@ class MemoryCall {
         return { value: undefined, done: true };
       },
     };
-    return { messages: out, metadata };
+    return { stream: true, messages: out, metadata };
   }
 
   /** The caller's request stream as the handler reads it: each message encoded and decoded, read in the caller's context. */

@@ -6,7 +6,7 @@ export type { MethodDesc, MethodKind, ServiceDesc, EventDesc, ExchangeKind, Tran
 export { routingWord, renderRoutingKey, bindingKey } from "./routing.js";
 export { type HandlerContext, type CallOptions, resolveDeadline } from "./context.js";
 export { currentCallContext, runInCallContext, inheritCallOptions, detachFromCall, INHERITED_HEADERS } from "./call-context.js";
-export { type CallRequest, type CallResponse, type CallNext, type Interceptor, applyInterceptors } from "./interceptor.js";
+export { type CallRequest, type CallRequestBase, type UnaryCallRequest, type StreamCallRequest, type CallResponse, type UnaryCallResponse, type StreamCallResponse, type CallNext, type Interceptor, applyInterceptors } from "./interceptor.js";
 export type { Transport } from "./transport.js";
 export { createInMemoryTransport, InMemoryTransport, type InMemoryTransportOptions } from "./in-memory.js";
 export type {

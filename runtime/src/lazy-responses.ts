@@ -3,6 +3,7 @@
 // return() before that opens nothing. Failures of the call come out of next(), as the call's.
 
 import type { CallResponse } from "./interceptor.js";
+import { Code, StatusError } from "./status.js";
 
 /** A server or bidi stream's responses as an iterable; the call opens (`open`) on the first next(). */
 export function lazyResponses(open: () => Promise<CallResponse>): AsyncIterable<unknown> {
@@ -12,7 +13,8 @@ export function lazyResponses(open: () => Promise<CallResponse>): AsyncIterable<
       let opening: Promise<AsyncIterator<unknown>> | undefined;
       const start = () =>
         (opening ??= open().then((response) => {
-          iterator = response.messages![Symbol.asyncIterator]();
+          if (!response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned one response message for a call that answers with a stream");
+          iterator = response.messages[Symbol.asyncIterator]();
           return iterator;
         }));
       return {

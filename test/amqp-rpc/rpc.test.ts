@@ -334,6 +334,7 @@ describe("AMQP RPC", () => {
     const TAG = Symbol("tag");
     const rewrite: Interceptor = (next) => (req) => {
       req.values.set(TAG, `${req.side}-tagged`);
+      if (req.stream) return next(req);
       return next({ ...req, message: { ...(req.message as Echo), text: `${(req.message as Echo).text}+${req.side}` } });
     };
     let sawSignal = false;

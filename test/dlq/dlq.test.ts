@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Code, StatusError, silentLogger, type ServiceDesc } from "@grabbit/runtime";
 import { HEADER_REPLAYS, serveAmqp, type AmqpConnection } from "@grabbit/runtime/amqp";
 import { DeadLetterQueue, type DeadLetter, type ListResult } from "@grabbit/runtime/dlq";
-import { main } from "../../governance/cli.js";
+import { main } from "../../cli/main.js";
 import { Janitor, UNDECODABLE } from "../amqp/fixtures.js";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { REPO } from "../support/buf.js";

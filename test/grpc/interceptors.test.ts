@@ -38,14 +38,14 @@ const record =
 
 /** Wraps streams both ways: doubles request `n` going in, tags responses coming out. */
 const streamRewriter: Interceptor = (next) => async (req) => {
-  if (req.messages) {
+  if (req.stream) {
     const inner = req.messages as AsyncIterable<Req>;
     req.messages = (async function* () {
       for await (const m of inner) yield { ...m, n: (m.n ?? 0) * 2 };
     })();
   }
   const res = await next(req);
-  if (res.messages) {
+  if (res.stream) {
     const inner = res.messages as AsyncIterable<Res>;
     return {
       ...res,
@@ -114,10 +114,11 @@ describe("failing interceptors", () => {
     };
     const badStream: Interceptor = (next) => async (req) => {
       const res = await next(req);
+      if (!res.stream) throw new Error("badStream wraps streaming calls only");
       return {
         ...res,
         messages: (async function* () {
-          yield* res.messages!;
+          yield* res.messages;
           throw new Error("stream wrapper failure");
         })(),
       };

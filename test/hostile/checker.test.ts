@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../governance/cli.js";
+import { main } from "../../cli/main.js";
 import { BUF, tempDir, writeTree, proto } from "../governance/helpers.js";
 import { runs, tally } from "./support.js";
 

@@ -23,7 +23,7 @@ import type { Channel, ConsumeMessage, Options } from "amqplib";
 import { runInCallContext } from "../call-context.js";
 import type { HandlerContext } from "../context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
-import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
+import { applyInterceptors, requestMessage, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { bindingKey } from "../routing.js";
 import { Code, StatusError, messageOf } from "../status.js";
@@ -444,6 +444,7 @@ export class EventConsumer {
       metadata: delivery.metadata,
       deadline: undefined,
       signal,
+      stream: false,
       message: event,
       values: delivery.values,
       peer: userId,
@@ -451,8 +452,8 @@ export class EventConsumer {
     await applyInterceptors(async (r) => {
       // An interceptor may pass on other metadata or a changed message; the handler sees those.
       delivery.metadata = r.metadata;
-      await reg.handler(r.message, delivery);
-      return { metadata: {} };
+      await reg.handler(requestMessage(r), delivery);
+      return { stream: false, message: undefined, metadata: {} };
     }, interceptors)(req);
   }
 

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { Options } from "amqplib";
 import { inheritCallOptions } from "../call-context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
-import { applyInterceptors, type CallRequest, type Interceptor } from "../interceptor.js";
+import { applyInterceptors, requestMessage, type CallRequest, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { renderRoutingKey } from "../routing.js";
 import { Code, StatusError, messageOf } from "../status.js";
@@ -146,13 +146,14 @@ export class EventPublisher<T> {
       metadata: { ...options.metadata },
       deadline: epochMs(options.deadline),
       signal: options.signal ?? NEVER,
+      stream: false,
       message: event,
       values: new Map(),
       peer: undefined,
     };
     return applyInterceptors(async (r) => {
-      await this.send(r.message as T, options, r.metadata);
-      return { metadata: {} };
+      await this.send(requestMessage(r) as T, options, r.metadata);
+      return { stream: false, message: undefined, metadata: {} };
     }, this.interceptors!)(req).then(() => undefined);
   }
 

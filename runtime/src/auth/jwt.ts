@@ -201,7 +201,10 @@ export function claimsOf(ctx: { readonly values: Map<string | symbol, unknown> }
 export interface RequireJwtOptions extends JwtVerifierOptions {
   /** Calls that need no token (health checks...). */
   skip?: (req: CallRequest) => boolean;
-  /** After verification: return false (or throw) to refuse with PERMISSION_DENIED. */
+  /**
+   * After verification: return false (or throw) to refuse with PERMISSION_DENIED. To look at the
+   * request message, narrow first: `!req.stream && req.message` (streams carry `req.messages`).
+   */
   authorize?: (claims: JwtClaims, req: CallRequest) => boolean | Promise<boolean>;
 }
 

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { inheritCallOptions } from "../call-context.js";
 import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../context.js";
 import type { MethodDesc } from "../descriptors.js";
-import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import { applyInterceptors, requestMessage, requestStream, responseMessage, responseStream, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
 import { grpcTargetAddress, RpcClientTelemetry, rpcClientTelemetry, telemetryActive, type RpcCall } from "../telemetry/rpc.js";
@@ -104,7 +104,7 @@ export class GrpcTransport implements Transport {
     }
     return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
-      return response.message as O;
+      return responseMessage(response, method) as O;
     });
   }
 
@@ -113,7 +113,7 @@ export class GrpcTransport implements Transport {
     const deadline = this.deadlineFor(method, callerOptions, options);
     return this.intercept(this.callRequest(method, options, deadline, undefined, requests)).then((response) => {
       options?.onResponseMetadata?.(response.metadata);
-      return response.message as O;
+      return responseMessage(response, method) as O;
     });
   }
 
@@ -155,12 +155,12 @@ export class GrpcTransport implements Transport {
     const request = this.callRequest(method, options, deadline, message, messages);
     const traced = telemetryActive();
     const response = await this.intercept(request, traced);
-    if (response.messages === undefined) throw new StatusError(Code.INTERNAL, `an interceptor returned no response stream for ${method.path}`);
+    const stream = responseStream(response, method) as AsyncIterable<O>;
     if (this.chain === undefined && !traced) {
-      yield* response.messages as AsyncIterable<O>;
+      yield* stream;
     } else {
       try {
-        yield* response.messages as AsyncIterable<O>;
+        yield* stream;
       } catch (err) {
         // An interceptor's wrapper stream may fail with anything; callers get a StatusError.
         throw StatusError.from(err);
@@ -202,7 +202,8 @@ export class GrpcTransport implements Transport {
   }
 
   private callRequest(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): CallRequest {
-    const request: CallRequest & { [SINK]?: ResponseSink } = {
+    // One object shape for every kind: the tag says which of message/messages applies.
+    const request = {
       method,
       transport: "grpc",
       side: "client",
@@ -210,11 +211,12 @@ export class GrpcTransport implements Transport {
       metadata: { ...options?.metadata },
       deadline,
       signal: options?.signal ?? NEVER_ABORTED,
+      stream: messages !== undefined,
       message,
       messages,
       values: new Map(),
       peer: undefined,
-    };
+    } as CallRequest & { [SINK]?: ResponseSink };
     const sink = options?.onHeaders === undefined && options?.onTrailers === undefined ? undefined : ResponseSink.for(options);
     if (sink !== undefined) request[SINK] = sink;
     return request;
@@ -230,23 +232,23 @@ export class GrpcTransport implements Transport {
     const sink = (request as CallRequest & { [SINK]?: ResponseSink })[SINK] ?? new ResponseSink(undefined);
     switch (method.kind) {
       case "unary":
-        return { message: await this.unaryCall(method, request.message, metadata, deadline, signal, sink), metadata: sink.merged };
+        return { stream: false, message: await this.unaryCall(method, requestMessage(request), metadata, deadline, signal, sink), metadata: sink.merged };
       case "client_streaming":
-        return { message: await this.clientStreamCall(method, requireStream(request), metadata, deadline, signal, sink), metadata: sink.merged };
+        return { stream: false, message: await this.clientStreamCall(method, requestStream(request), metadata, deadline, signal, sink), metadata: sink.merged };
       case "server_streaming": {
         throwIfAborted(signal);
-        const call = this.client.makeServerStreamRequest(method.path, methodCodec(method).serialize, methodCodec(method).deserialize, request.message, toGrpcMetadata(metadata), callOptions(deadline));
-        return { messages: readResponses(call, signal, sink, undefined), metadata: sink.merged };
+        const call = this.client.makeServerStreamRequest(method.path, methodCodec(method).serialize, methodCodec(method).deserialize, requestMessage(request), toGrpcMetadata(metadata), callOptions(deadline));
+        return { stream: true, messages: readResponses(call, signal, sink, undefined), metadata: sink.merged };
       }
       case "bidi_streaming": {
-        const requests = requireStream(request);
+        const requests = requestStream(request);
         throwIfAborted(signal);
         const codec = methodCodec(method);
         const call = this.client.makeBidiStreamRequest(method.path, codec.serialize, codec.deserialize, toGrpcMetadata(metadata), callOptions(deadline));
         const pump: PumpState = { done: false, error: undefined };
         const messages = readResponses(call, signal, sink, pump);
         void writeRequests(call, requests, pump);
-        return { messages, metadata: sink.merged };
+        return { stream: true, messages, metadata: sink.merged };
       }
       default:
         throw new StatusError(Code.INTERNAL, `unknown method kind ${String(method.kind)} for ${method.path}`);
@@ -463,10 +465,6 @@ function callOptions(deadline: number | undefined): grpc.CallOptions {
   return { deadline };
 }
 
-function requireStream(request: CallRequest): AsyncIterable<unknown> {
-  if (request.messages === undefined) throw new StatusError(Code.INTERNAL, `no request stream for ${request.method.path}`);
-  return request.messages;
-}
 
 /**
  * The error a failed call rejects with. A call cancelled through its signal fails with the signal's

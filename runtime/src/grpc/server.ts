@@ -6,7 +6,7 @@ import { runInCallContext } from "../call-context.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
 import type { ServiceHandlers } from "../handler.js";
-import { applyInterceptors, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import { applyInterceptors, requestMessage, requestStream, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
 import { hasKeys, type Metadata } from "../metadata.js";
 import { Code, StatusError, messageOf } from "../status.js";
 import { beyondTimers, delayUntil } from "../timers.js";
@@ -184,10 +184,10 @@ function terminal(method: MethodDesc, handler: Handler): CallNext {
     if (context === undefined) throw new StatusError(Code.INTERNAL, "an interceptor replaced the call request without keeping its fields");
     // An interceptor may have replaced the metadata object; the handler sees what it passed on.
     context.metadata = request.metadata;
-    const result = await handler(streamingInput ? request.messages : request.message, context);
+    const result = await handler(streamingInput ? requestStream(request) : requestMessage(request), context);
     return streamingOutput
-      ? { messages: result as AsyncIterable<unknown>, metadata: context.responseMetadata }
-      : { message: result, metadata: context.responseMetadata };
+      ? { stream: true, messages: result as AsyncIterable<unknown>, metadata: context.responseMetadata }
+      : { stream: false, message: result, metadata: context.responseMetadata };
   };
 }
 
@@ -288,11 +288,14 @@ function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains,
   };
 }
 
+// Shared functions (no closure per call): the transport tells the client which call it was.
 function responseMessage(response: CallResponse): unknown {
+  if (response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned a response stream for a call that answers with one message");
   return response.message;
 }
 
 function responseStream(response: CallResponse): unknown {
+  if (!response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned one response message for a call that answers with a stream");
   return response.messages;
 }
 
@@ -555,12 +558,13 @@ class GrpcHandlerContext implements HandlerContext {
       get signal() {
         return self.signal;
       },
+      stream: messages !== undefined,
       message,
       messages,
       values: this.values,
       peer: this.call.getPeer(),
       [CONTEXT]: this,
-    } as CallRequest;
+    } as unknown as CallRequest;
   }
 
   get isFinished(): boolean {

@@ -273,7 +273,7 @@ async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context 
 function intercepted(call: RpcCall, next: CallNext, request: CallRequest, streamCtx: Context | undefined): Promise<CallResponse> {
   return callIn(call, next, request).then(
     (response) => {
-      if (response.messages === undefined) {
+      if (!response.stream) {
         call.end(Code.OK);
         return response;
       }

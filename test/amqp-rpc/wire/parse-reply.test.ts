@@ -10,7 +10,7 @@ const method = noteMethod("Get");
 describe("parseReply", () => {
   it("decodes an OK reply and hands its user headers back as metadata, the wire's own left out", () => {
     const reply = parseReply(method, { "rpc-status": 0, "x-tenant": "acme", "rpc-message": "ignored" }, bytesOf({ text: "hi" }), Infinity);
-    expect(reply).toEqual({ message: { text: "hi" }, metadata: { "x-tenant": "acme" } });
+    expect(reply).toEqual({ stream: false, message: { text: "hi" }, metadata: { "x-tenant": "acme" } });
   });
 
   it("reads the status code whether amqplib hands it back as a number, a bigint or a string", () => {

@@ -81,8 +81,8 @@ export class ClientStream {
       onBroken: (err) => this.fail(err, true),
     });
     this.end.inbound.onReturn = () => this.fail(new StatusError(Code.CANCELLED, `${method.path}: the caller stopped reading the stream`), true);
-    if (sendsMessages && req.messages === undefined) {
-      this.fail(new StatusError(Code.INTERNAL, `${method.path}: an interceptor dropped the request stream`), false);
+    if (sendsMessages !== req.stream) {
+      this.fail(new StatusError(Code.INTERNAL, `${method.path}: an interceptor changed the request's shape (a ${method.kind} call takes ${sendsMessages ? "a stream" : "one message"})`), false);
     }
   }
 
@@ -117,7 +117,7 @@ export class ClientStream {
       this.signal.addEventListener("abort", this.onAbort, { once: true });
     }
     let body: Buffer = EMPTY;
-    if (method.kind === "server_streaming") {
+    if (!req.stream) {
       const encoded = encodeRequest(method.path, method.input, req.message, this.maxMessageBytes);
       if (encoded instanceof StatusError) {
         this.fail(encoded, false);
@@ -148,12 +148,12 @@ export class ClientStream {
 
   /** What the interceptors and the caller get: the responses (server, bidi) or the one response (client streaming). */
   async response(): Promise<CallResponse> {
-    if (this.method.kind !== "client_streaming") return { messages: this.end.inbound, metadata: this.metadata };
+    if (this.method.kind !== "client_streaming") return { stream: true, messages: this.end.inbound, metadata: this.metadata };
     const first = await this.end.inbound.next();
     if (first.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server ended the call without a response`);
     const rest = await this.end.inbound.next();
     if (!rest.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server sent more than one response to a client-streaming call`);
-    return { message: first.value, metadata: this.metadata };
+    return { stream: false, message: first.value, metadata: this.metadata };
   }
 
   /** A frame from the server, on our inbox. */
@@ -202,7 +202,7 @@ export class ClientStream {
       inboxRoute(channel, from, this.id, () => this.host.drained(this.link)),
       readCount(headers, HEADER_CREDIT) ?? 0,
     );
-    if (this.req.messages !== undefined) void this.pump(this.req.messages);
+    if (this.req.stream) void this.pump(this.req.messages);
   }
 
   /** Sends the caller's requests under the server's credit, then half-closes. */

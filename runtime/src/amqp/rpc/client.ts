@@ -18,7 +18,7 @@ import { StallWatch } from "../stall-watch.js";
 import { quorumLostMessage, type AmqpConnection, type AmqpSession } from "../connection.js";
 import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
-import { applyInterceptors, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { applyInterceptors, responseMessage, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import type { Transport } from "../../transport.js";
 import { telemetryActive } from "../../telemetry/rpc.js";
@@ -148,11 +148,11 @@ export class AmqpRpcTransport implements Transport {
   async unary<I, O>(method: MethodDesc<I, O>, request: I, callOptions?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw kindError(method, "unary");
     const options = inheritCallOptions(callOptions);
-    const req = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), { message: request });
+    const req = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), { stream: false, message: request });
     try {
       const response = await (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
       reportReply(options, response.metadata);
-      return response.message as O;
+      return responseMessage(response, method) as O;
     } catch (err) {
       const status = StatusError.from(err);
       if (isReplyStatus(status)) reportReply(options, status.metadata);
@@ -173,19 +173,19 @@ export class AmqpRpcTransport implements Transport {
 
   serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
     if (method.kind !== "server_streaming") return failing(kindError(method, "server_streaming"));
-    return this.responses(method, { message: request }, options) as AsyncIterable<O>;
+    return this.responses(method, { stream: false, message: request }, options) as AsyncIterable<O>;
   }
 
   async clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callOptions?: CallOptions): Promise<O> {
     if (method.kind !== "client_streaming") throw kindError(method, "client_streaming");
     const options = inheritCallOptions(callOptions);
-    const response = await this.openStream(method, { messages: requests }, options);
-    return response.message as O;
+    const response = await this.openStream(method, { stream: true, messages: requests }, options);
+    return responseMessage(response, method) as O;
   }
 
   bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
     if (method.kind !== "bidi_streaming") return failing(kindError(method, "bidi_streaming"));
-    return this.responses(method, { messages: requests }, options) as AsyncIterable<O>;
+    return this.responses(method, { stream: true, messages: requests }, options) as AsyncIterable<O>;
   }
 
   /** A server or bidi stream's responses; the call opens on the first next(). */
@@ -285,6 +285,7 @@ export class AmqpRpcTransport implements Transport {
       timeoutMs = remainingMs(req.deadline);
       if (timeoutMs <= 0) return Promise.reject(deadlineError(method));
     }
+    if (req.stream) return Promise.reject(new StatusError(Code.INTERNAL, `${method.path}: an interceptor passed on a request stream for a unary call`));
     const body = encodeRequest(method.path, method.input, req.message, this.maxMessageBytes);
     if (body instanceof StatusError) return Promise.reject(body);
     const headers = requestHeaders(req.metadata, method.path, timeoutMs);

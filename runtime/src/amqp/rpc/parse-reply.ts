@@ -4,7 +4,7 @@
 // the contract (no status, a status that is no code) is INTERNAL; an unknown code is UNKNOWN.
 
 import type { MethodDesc } from "../../descriptors.js";
-import type { CallResponse } from "../../interceptor.js";
+import type { UnaryCallResponse } from "../../interceptor.js";
 import type { Metadata } from "../../metadata.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import { headersToMetadata } from "../headers.js";
@@ -68,7 +68,7 @@ export function parseReply(
   headers: Record<string, unknown> | undefined,
   body: Uint8Array,
   maxMessageBytes: number,
-): CallResponse & { message: unknown } | StatusError {
+): UnaryCallResponse | StatusError {
   const metadata = headersToMetadata(headers);
   const err = replyStatusError(headers, method.path, metadata);
   if (err !== undefined) return err;
@@ -76,7 +76,7 @@ export function parseReply(
     return new StatusError(Code.RESOURCE_EXHAUSTED, `${method.path}: the reply is ${body.length} bytes, over the limit of ${maxMessageBytes} (maxMessageBytes)`, { metadata });
   }
   try {
-    return { message: method.output.decode(body), metadata };
+    return { stream: false, message: method.output.decode(body), metadata };
   } catch (cause) {
     return new StatusError(Code.INTERNAL, `could not decode the ${method.output.typeName} response: ${messageOf(cause)}`, { cause, metadata });
   }

@@ -13,7 +13,7 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc } from "../../descriptors.js";
 import type { ServerCall } from "../../handler-context.js";
 import { serverCallRequest } from "../../handler-context.js";
-import { applyInterceptors, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { applyInterceptors, requestMessage, requestStream, responseMessage, responseStream, type CallInput, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Context } from "../../telemetry/otel.js";
@@ -184,20 +184,20 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     }
     const handler = entry.handler!;
     const handlers = host.handlers;
-    const input = takesMessages ? { messages: stream.inbound as AsyncIterable<unknown> } : { message: request };
+    const input: CallInput = takesMessages ? { stream: true, messages: stream.inbound as AsyncIterable<unknown> } : { stream: false, message: request };
     const callHandler = async (req: CallRequest): Promise<CallResponse> => {
-      const result = await handler.call(handlers, takesMessages ? req.messages : req.message, ctx);
-      return method.kind === "client_streaming" ? { message: result, metadata: ctx.responseMetadata } : { messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata };
+      const result = await handler.call(handlers, takesMessages ? requestStream(req) : requestMessage(req), ctx);
+      return method.kind === "client_streaming" ? { stream: false, message: result, metadata: ctx.responseMetadata } : { stream: true, messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata };
     };
     const interceptors = host.chainFor(msg);
     const run = async (): Promise<void> => {
       const response = interceptors ? await applyInterceptors(callHandler, interceptors)(serverCallRequest(ctx, input)) : await callHandler(serverCallRequest(ctx, input));
       if (method.kind === "client_streaming") {
         sendHeaders(ctx, undefined, false);
-        await stream.send(response.message);
+        await stream.send(responseMessage(response, method));
         return;
       }
-      const messages = response.messages;
+      const messages = responseStream(response, method);
       if (messages === undefined || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
         throw new StatusError(Code.INTERNAL, `${method.path}: the handler did not return an async iterable`);
       }

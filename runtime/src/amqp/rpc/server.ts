@@ -15,7 +15,7 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { createHandlerContext, serverCallRequest, type ServerCall } from "../../handler-context.js";
 import type { ServiceHandlers } from "../../handler.js";
-import { applyInterceptors, type CallResponse, type Interceptor } from "../../interceptor.js";
+import { applyInterceptors, requestMessage, type CallResponse, type Interceptor } from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { asError, Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -186,9 +186,10 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   /**
-   * Stops consuming, lets in-flight handlers finish and reply (up to `closeTimeoutMs`, then their
-   * signals are aborted and UNAVAILABLE is replied), and closes its channels. Requests not yet
-   * delivered stay in the queue for other servers.
+   * Stops starting handlers, lets in-flight ones finish, reply and ack (up to `closeTimeoutMs`, then
+   * their signals are aborted and UNAVAILABLE is replied), then cancels the consumer and closes its
+   * channels. Requests not started (delivered meanwhile, or still queued) go back to the queue,
+   * unhandled, for other servers.
    */
   close(): Promise<void> {
     this.closing ??= this.doClose();
@@ -198,10 +199,13 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   private async doClose(): Promise<void> {
     this.untrack();
     this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
-    const link = this.link;
-    if (link?.alive && link.consumerTag !== undefined) {
-      await link.channel.cancel(link.consumerTag).catch(() => {});
-    }
+    // The same order as EventConsumer's close (consumer.ts): RabbitMQ 3.10 quorum queues drop part
+    // of the acks that follow the basic.cancel of their consumer when the channel closes soon after,
+    // so requests already answered came back and were handled twice. So: no handler starts from here
+    // (onDelivery holds what arrives), the running ones reply and ack, and only then is the consumer
+    // cancelled. Held requests are not nacked (the broker would hand them straight back to this
+    // still-subscribed consumer, and a quorum queue counts a nack as a failed delivery): they go back
+    // with the channel, at most the prefetch of them.
     if (this.inFlightCount > 0) {
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.closeTimeoutMs)));
@@ -212,6 +216,10 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
         for (const end of [...this.active]) end(err);
         await this.whenIdle();
       }
+    }
+    const link = this.link;
+    if (link?.alive && link.consumerTag !== undefined) {
+      await link.channel.cancel(link.consumerTag).catch(() => {});
     }
     this.link = undefined;
     if (link) link.alive = false;
@@ -317,15 +325,8 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       this.keeper.replace(link.channel, new Error("the broker cancelled the consumer"));
       return;
     }
-    if (this.closing) {
-      // Arrived while shutting down: hand it back for another server.
-      try {
-        link.channel.nack(msg, false, true);
-      } catch {
-        // Channel gone: the broker requeues it anyway.
-      }
-      return;
-    }
+    // Arrived while shutting down: held unacked, returned to the queue when close() closes the channel.
+    if (this.closing) return;
     this.inFlightCount++;
     this.handle(link, msg)
       .catch((err) => this.report(err))
@@ -379,7 +380,7 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
       // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
       const { ctx } = this.context(msg, method, undefined, () => {});
-      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { message: undefined })).catch(() => {});
+      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { stream: false, message: undefined })).catch(() => {});
       traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
     }
     this.logFailure(msg, method, traceCtx, err);
@@ -433,11 +434,11 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     const handlers = this.handlers;
     const callHandler = async (message: unknown): Promise<CallResponse> => {
       const response = await handler.call(handlers, message, ctx);
-      return { message: response, metadata: ctx.responseMetadata };
+      return { stream: false, message: response, metadata: ctx.responseMetadata };
     };
     const interceptors = this.chainFor(msg);
     const start = (): Promise<CallResponse> =>
-      runInCallContext(ctx, () => (interceptors ? applyInterceptors((r) => callHandler(r.message), interceptors)(serverCallRequest(ctx, { message: request })) : callHandler(request)));
+      runInCallContext(ctx, () => (interceptors ? applyInterceptors(async (r) => callHandler(requestMessage(r)), interceptors)(serverCallRequest(ctx, { stream: false, message: request })) : callHandler(request)));
     const id = msg.properties.correlationId as string | undefined;
 
     return new Promise<void>((done) => {
@@ -486,7 +487,9 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   private replyOk(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, response: CallResponse): void {
-    const body = encodeResponse(method, response.message, this.maxMessageBytes);
+    const body = response.stream
+      ? new StatusError(Code.INTERNAL, `${method.path}: an interceptor returned a response stream for a unary call`)
+      : encodeResponse(method, response.message, this.maxMessageBytes);
     if (body instanceof StatusError) this.reply(link, msg, method, body.code, body.rawMessage, response.metadata);
     else this.reply(link, msg, method, Code.OK, "", response.metadata, body);
   }
