@@ -62,6 +62,7 @@ describe("generated publisher publishMany", () => {
     const queue = janitor.queue("generated-many-intercepted");
     const seen: string[] = [];
     const stamp: Interceptor = (next) => (req) => {
+      if (req.stream) throw new Error("a publish is one message, not a stream");
       seen.push((req.message as { requestId: string }).requestId);
       req.metadata["x-stamp"] = `stamped-${seen.length}`;
       return next(req);
