@@ -3,12 +3,41 @@
 // RabbitMQ. Its own output is the end state checked: every request decided once and reported once,
 // and the late-key story's dead-letter steps. (demo.test.ts checks the default, ts-proto, in-process.)
 import { execFile } from "node:child_process";
-import { beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AMQP_URL } from "../support/broker.js";
 import { REPO } from "../support/buf.js";
 import { generateExamples } from "./generate.js";
 
-beforeAll(() => generateExamples());
+// A vhost of this run's own (examples/broker-setup.sh, as demo.test.ts does): the demo's Reporter
+// binds every region, so on a shared broker another run's reports (signed by another issuer) would
+// reach it, be refused and land in its dead-letter queue beside the late key's report.
+const id = randomBytes(4).toString("hex");
+const vhost = `grabbit-example-es-${id}`;
+const setupEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  EXAMPLE_USER_PREFIX: vhost,
+  EXAMPLE_BRIDGE_PASSWORD: randomBytes(12).toString("hex"),
+  EXAMPLE_PROCESSOR_PASSWORD: randomBytes(12).toString("hex"),
+  EXAMPLE_REPORTER_PASSWORD: randomBytes(12).toString("hex"),
+  EXAMPLE_AMQP_HOST: new URL(AMQP_URL).host,
+};
+delete setupEnv.REPORTER_QUEUE;
+const setup = (...args: string[]) =>
+  new Promise<string>((resolve, reject) => {
+    execFile("bash", ["examples/broker-setup.sh", ...args], { cwd: REPO, env: setupEnv, timeout: 120_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`broker-setup.sh ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+    );
+  });
+let urls: Record<string, string> = {};
+
+beforeAll(async () => {
+  generateExamples();
+  urls = Object.fromEntries([...(await setup(vhost)).matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
+  expect(Object.keys(urls).sort()).toEqual(["BRIDGE_AMQP_URL", "PROCESSOR_AMQP_URL", "REPORTER_AMQP_URL"]);
+}, 240_000);
+
+afterAll(() => setup("--delete", vhost), 240_000);
 
 function demo(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -25,7 +54,7 @@ describe("the example system with protobuf-es messages", () => {
   for (const transport of ["gRPC", "RabbitMQ"]) {
     it(`decides every request once and reports it once, the Processor over ${transport}`, { timeout: 180_000 }, async () => {
       const count = 10;
-      const { code, out } = await demo(["--count", String(count), "--seed", "7", ...(transport === "RabbitMQ" ? ["--amqp"] : [])]);
+      const { code, out } = await demo(["--count", String(count), "--seed", "7", ...(transport === "RabbitMQ" ? ["--amqp"] : [])], urls);
       expect(code, out).toBe(0);
       expect(out).toContain(transport === "RabbitMQ" ? "Processor over RabbitMQ" : "Processor gRPC");
       expect(out).toContain(`${count} requests sent through REST, ${count} decided, 0 failed`);
@@ -47,7 +76,7 @@ describe("the example system with protobuf-es messages", () => {
   }
 
   it("refuses to run when EXAMPLE_MESSAGES and the loaded library disagree", { timeout: 60_000 }, async () => {
-    const { code, out } = await demo(["--count", "1"], { EXAMPLE_MESSAGES: "ts-proto" });
+    const { code, out } = await demo(["--count", "1"], { ...urls, EXAMPLE_MESSAGES: "ts-proto" });
     expect(code).not.toBe(0);
     expect(out).toContain("EXAMPLE_MESSAGES=ts-proto but this process loaded protobuf-es messages");
   });
