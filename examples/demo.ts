@@ -32,6 +32,13 @@ import { startProcesses, ServiceFailedError, type Processes } from "./processes.
 import { RestClient, runBatch } from "./system.js";
 import { TokenClient } from "./shared/auth.js";
 import { startIssuer, type Issuer } from "./shared/issuer.js";
+import { LIBRARY } from "#messages";
+
+// EXAMPLE_MESSAGES picks the message library; Node's --conditions (set by `npm run demo` and, for each
+// service, processes.ts) is what makes "#gen/*" resolve to it. Refuse a run where the two disagree.
+const wanted = process.env.EXAMPLE_MESSAGES || "ts-proto";
+if (wanted !== "ts-proto" && wanted !== "protobuf-es") throw new Error(`EXAMPLE_MESSAGES=${wanted}: use ts-proto (the default) or protobuf-es`);
+if (LIBRARY !== wanted) throw new Error(`EXAMPLE_MESSAGES=${wanted} but this process loaded ${LIBRARY} messages: run it as npm run demo does, node --conditions=${wanted} --import tsx examples/demo.ts`);
 
 const { values } = parseArgs({
   options: {

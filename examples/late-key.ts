@@ -15,8 +15,8 @@ import { randomBytes } from "node:crypto";
 import { silentLogger } from "@grabbit/runtime";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { runDlq } from "../cli/dlq.js";
-import { Decision } from "./gen/example/v1/common.js";
-import { RequestReportedPublisher } from "./gen/example/v1/reports.grabbit.js";
+import { RequestReportedPublisher } from "#gen/example/v1/reports.grabbit.js";
+import { APPROVED, cents, timestamp } from "#messages";
 import type { ReportSummary } from "./reporter/reporter.js";
 import { bearer } from "./shared/auth.js";
 import type { Issuer } from "./shared/issuer.js";
@@ -75,7 +75,7 @@ export async function lateKeyStory(options: LateKeyOptions): Promise<LateKeyResu
   try {
     const publisher = new RequestReportedPublisher(publishing);
     await publisher.publish(
-      { requestId, decision: Decision.DECISION_APPROVED, region: options.region ?? "eu-west", amountCents: 4200, decidedAt: new Date() },
+      { requestId, decision: APPROVED, region: options.region ?? "eu-west", amountCents: cents(4200), decidedAt: timestamp(new Date()) },
       { messageId, metadata: bearer(token) },
     );
     await publisher.close();

@@ -83,7 +83,8 @@ const root = fileURLToPath(new URL(".", import.meta.url));
 
 function start(service: ServiceName, env: NodeJS.ProcessEnv, log: ProcessesOptions["log"]): Promise<Started> {
   const child = fork(`${root}${service}/main.ts`, [], {
-    execArgv: ["--import", "tsx"],
+    // The message library the services' "#gen/*" and "#messages" imports resolve to (examples/package.json).
+    execArgv: [`--conditions=${env.EXAMPLE_MESSAGES || "ts-proto"}`, "--import", "tsx"],
     env,
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });

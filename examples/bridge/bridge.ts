@@ -12,10 +12,13 @@ import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@ope
 import { Code, StatusError, type HandlerContext, type Transport } from "@grabbit/runtime";
 import { AmqpRpcTransport, type AmqpConnection } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
-import { addBridgeGrpcService, type BridgeHandlers } from "../gen/example/v1/bridge.grabbit.js";
-import type { NotifyRequestDoneRequest, NotifyRequestDoneResponse } from "../gen/example/v1/bridge.js";
-import { Decision, decisionToJSON } from "../gen/example/v1/common.js";
-import { RequestProcessorClient } from "../gen/example/v1/processor.grabbit.js";
+import { addBridgeGrpcService, type BridgeHandlers } from "#gen/example/v1/bridge.grabbit.js";
+import { RequestProcessorClient } from "#gen/example/v1/processor.grabbit.js";
+import { APPROVED, DENIED, cents, decisionName } from "#messages";
+
+// The message types, taken from the handler interface: the same code reads either library's.
+type NotifyRequestDoneRequest = Parameters<BridgeHandlers["notifyRequestDone"]>[0];
+type NotifyRequestDoneResponse = Awaited<ReturnType<BridgeHandlers["notifyRequestDone"]>>;
 import type { Identity } from "../shared/auth.js";
 import { retrying } from "../shared/retry.js";
 
@@ -90,13 +93,13 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       if (context.metadata.authorization !== stored.authorization) {
         throw new StatusError(Code.PERMISSION_DENIED, `request ${done.requestId} was sent with another token`);
       }
-      if (done.decision !== Decision.DECISION_APPROVED && done.decision !== Decision.DECISION_DENIED) {
-        throw new StatusError(Code.INVALID_ARGUMENT, `decision ${decisionToJSON(done.decision)} is not final`);
+      if (done.decision !== APPROVED && done.decision !== DENIED) {
+        throw new StatusError(Code.INVALID_ARGUMENT, `decision ${decisionName(done.decision)} is not final`);
       }
       // At-least-once callers may repeat a callback: the first one wins, repeats are acknowledged.
       if (stored.status !== "DONE") {
         stored.status = "DONE";
-        stored.decision = done.decision === Decision.DECISION_APPROVED ? "APPROVED" : "DENIED";
+        stored.decision = done.decision === APPROVED ? "APPROVED" : "DENIED";
         stored.reason = done.reason;
         stored.doneAt = Date.now();
       }
@@ -126,7 +129,7 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
       // often it is sent (its decisions are keyed by request id), so a repeat is safe.
       await retrying(`send ${stored.requestId} to the Processor`, log, () =>
         processor!.processRequest(
-          { request: { requestId: stored.requestId, customer, amountCents, region } },
+          { request: { requestId: stored.requestId, customer, amountCents: cents(amountCents), region } },
           // The token enters here: a REST request is no call the runtime serves, so there is no call
           // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
           { metadata: { authorization }, timeoutMs: 5000 },

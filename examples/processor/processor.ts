@@ -15,11 +15,15 @@ import { Code, detachFromCall, StatusError, type HandlerContext } from "@grabbit
 import type { AmqpConnection, AmqpRpcServer } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { Outbox, OutboxRelay, type Database } from "@grabbit/runtime/outbox";
-import { BridgeClient } from "../gen/example/v1/bridge.grabbit.js";
-import { Decision, type Request } from "../gen/example/v1/common.js";
-import type { ProcessRequestRequest, ProcessRequestResponse } from "../gen/example/v1/processor.js";
-import { addRequestProcessorGrpcService, serveRequestProcessorAmqp, type RequestProcessorHandlers } from "../gen/example/v1/processor.grabbit.js";
-import { RequestReportedEvent } from "../gen/example/v1/reports.grabbit.js";
+import { BridgeClient } from "#gen/example/v1/bridge.grabbit.js";
+import { addRequestProcessorGrpcService, serveRequestProcessorAmqp, type RequestProcessorHandlers } from "#gen/example/v1/processor.grabbit.js";
+import { RequestReportedEvent } from "#gen/example/v1/reports.grabbit.js";
+import { APPROVED, DENIED, centsOf, reportMessage, type Decision } from "#messages";
+
+// The message types, taken from the handler interface: the same code reads either library's.
+type ProcessRequestRequest = Parameters<RequestProcessorHandlers["processRequest"]>[0];
+type ProcessRequestResponse = Awaited<ReturnType<RequestProcessorHandlers["processRequest"]>>;
+type Request = NonNullable<ProcessRequestRequest["request"]>;
 import type { Identity } from "../shared/auth.js";
 import { retrying } from "../shared/retry.js";
 
@@ -160,7 +164,7 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
       await outbox.add(
         tx,
         RequestReportedEvent,
-        { requestId: request.requestId, decision: made.decision, region: request.region, amountCents: request.amountCents, decidedAt: new Date() },
+        reportMessage({ requestId: request.requestId, decision: made.decision, region: request.region, amountCents: centsOf(request.amountCents), decidedAt: new Date() }),
         // Ordered per request (there is one report each): no report waits behind another one.
         { messageId: `report-${request.requestId}`, orderingKey: request.requestId, metadata: { authorization } },
       );
@@ -172,7 +176,7 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
     async processRequest(input: ProcessRequestRequest, context: HandlerContext): Promise<ProcessRequestResponse> {
       const request = input.request;
       if (!request?.requestId) throw new StatusError(Code.INVALID_ARGUMENT, "request.request_id is required");
-      if (request.amountCents <= 0) throw new StatusError(Code.INVALID_ARGUMENT, "request.amount_cents must be positive");
+      if (centsOf(request.amountCents) <= 0) throw new StatusError(Code.INVALID_ARGUMENT, "request.amount_cents must be positive");
       // The interceptor verified it; it is stored with the decision for the callback after a restart.
       const authorization = context.metadata.authorization!;
       const { decision, reason, fresh } = await decideOnce(request, authorization);
@@ -239,12 +243,13 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
  * run decides the same way every time; large amounts are approved less often.
  */
 export function decide(seed: number, request: Request): { decision: Decision; reason: string } {
-  const draw = mulberry32(fnv1a(`${seed}|${request.customer}|${request.amountCents}|${request.region}`))();
-  const threshold = request.amountCents > 50_000 ? 0.4 : 0.8;
+  const amountCents = centsOf(request.amountCents);
+  const draw = mulberry32(fnv1a(`${seed}|${request.customer}|${amountCents}|${request.region}`))();
+  const threshold = amountCents > 50_000 ? 0.4 : 0.8;
   const shown = `draw ${draw.toFixed(2)}, approval rate ${threshold}`;
   return draw < threshold
-    ? { decision: Decision.DECISION_APPROVED, reason: `approved (${shown})` }
-    : { decision: Decision.DECISION_DENIED, reason: `denied by the risk check (${shown})` };
+    ? { decision: APPROVED, reason: `approved (${shown})` }
+    : { decision: DENIED, reason: `denied by the risk check (${shown})` };
 }
 
 function fnv1a(text: string): number {

@@ -8,9 +8,11 @@
 
 import { Code, StatusError } from "@grabbit/runtime";
 import type { AmqpConnection, DeliveryContext } from "@grabbit/runtime/amqp";
-import { Decision } from "../gen/example/v1/common.js";
-import type { RequestReported } from "../gen/example/v1/reports.js";
-import { RequestReportedConsumer } from "../gen/example/v1/reports.grabbit.js";
+import { RequestReportedConsumer } from "#gen/example/v1/reports.grabbit.js";
+import { APPROVED, centsOf } from "#messages";
+
+// The report's type, taken from the consumer's handler: the same code reads either library's.
+type RequestReported = Parameters<Parameters<RequestReportedConsumer["start"]>[0]>[0];
 import type { Identity } from "../shared/auth.js";
 
 export interface ReporterOptions {
@@ -82,14 +84,14 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
     seen.add(report.requestId);
     const region = (summary.byRegion[report.region] ??= { approved: 0, denied: 0, approvedCents: 0 });
     summary.reports++;
-    if (report.decision === Decision.DECISION_APPROVED) {
+    if (report.decision === APPROVED) {
       summary.approved++;
-      summary.approvedCents += report.amountCents;
+      summary.approvedCents += centsOf(report.amountCents);
       region.approved++;
-      region.approvedCents += report.amountCents;
+      region.approvedCents += centsOf(report.amountCents);
     } else {
       summary.denied++;
-      summary.deniedCents += report.amountCents;
+      summary.deniedCents += centsOf(report.amountCents);
       region.denied++;
     }
     for (const wake of [...waiters]) wake();
