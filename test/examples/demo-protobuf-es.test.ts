@@ -70,7 +70,7 @@ describe("the example system with protobuf-es messages", () => {
       expect(out).toMatch(/grabbit dlq list \S+\.dlq --id report-late-/);
       expect(out).toContain('"decision":"DECISION_APPROVED","region":"eu-west","amountCents":"4200"');
       expect(out).toContain("replayed 1 of 1 matching message");
-      expect(out).toContain(`the Reporter accepted the replayed report and counted it once (now ${count + 1} reports, 0 duplicates, 1 refused`);
+      expect(out).toContain(`the Reporter accepted the replayed report and counted it once (now ${count + 1} reports, 0 duplicates)`);
       expect(out).toContain("demo: OK");
     });
   }
