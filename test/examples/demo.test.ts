@@ -11,6 +11,7 @@ import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { join } from "node:path";
 import { REPO, runtimePaths, scratchDir, typeCheck } from "../support/buf.js";
 import { generateExamples } from "./generate.js";
+import { deleteReporterQueues } from "./reporter-queues.js";
 
 type SystemModule = typeof import("../../examples/system.js");
 let sys: SystemModule;
@@ -39,11 +40,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await system?.close();
-  // The Reporter's queues expire on their own (x-expires); delete them now anyway.
-  const connection = await AmqpConnection.connect({ urls: AMQP_URL });
-  const channel = await (await connection.waitForSession()).createChannel();
-  for (const q of [queue, `${queue}.dlq`, ...[1000, 5000, 30000].map((ms) => `${queue}.retry.${ms}`)]) await channel.deleteQueue(q).catch(() => undefined);
-  await connection.close();
+  await deleteReporterQueues(queue);
 });
 
 describe("the example system", () => {

@@ -9,6 +9,7 @@ import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { BUF, REPO, scratchDir } from "../support/buf.js";
 import { generateExamples } from "./generate.js";
+import { deleteReporterQueues } from "./reporter-queues.js";
 
 type SystemModule = typeof import("../../examples/system.js");
 let system: Awaited<ReturnType<SystemModule["startSystem"]>>;
@@ -28,10 +29,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await system?.close();
-  const connection = await AmqpConnection.connect({ urls: AMQP_URL });
-  const channel = await (await connection.waitForSession()).createChannel();
-  for (const q of [queue, `${queue}.dlq`, ...[1000, 5000, 30000].map((ms) => `${queue}.retry.${ms}`)]) await channel.deleteQueue(q).catch(() => undefined);
-  await connection.close();
+  await deleteReporterQueues(queue);
 });
 
 describe("a report signed by a key published late", () => {
