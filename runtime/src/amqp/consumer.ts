@@ -48,6 +48,8 @@ import {
 import { Publisher } from "./publisher.js";
 import type { Logger } from "../telemetry/logger.js";
 import { logTraceIds, startDelivery, type DeliveryTrace } from "./telemetry.js";
+import { metricsEnabled } from "../telemetry/metrics.js";
+import { activeTracer } from "../telemetry/otel.js";
 import { bindEvent, declareConsumerQueues, declareEventExchange, resolveQueueType, retryQueueName, type QueueType } from "./topology.js";
 
 export interface DeliveryContext {
@@ -338,21 +340,43 @@ export class EventConsumer {
 
   private run(msg: ConsumeMessage, ch: Channel, signal: AbortSignal): void {
     this.running++;
-    void this.handle(msg, ch, signal)
-      .catch((err) => this.reportError(err instanceof Error ? err : new Error(String(err))))
-      .finally(() => {
-        this.running--;
-        // Stopping: the backlog stays unhandled (stop() hands it back with the channel).
-        const next = this.stopped ? undefined : this.backlog.shift();
-        if (next) this.run(next.msg, next.ch, next.signal);
-        else if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
-      });
+    let done: Promise<void>;
+    try {
+      done = this.handle(msg, ch, signal);
+    } catch (err) {
+      done = Promise.reject(err);
+    }
+    // One reaction per delivery, both callbacks made once (not a .catch().finally() pair per message).
+    done.then(this.afterHandle, this.afterHandleFailed);
   }
 
-  private async handle(msg: ConsumeMessage, ch: Channel, signal: AbortSignal): Promise<void> {
+  private readonly afterHandle = (): void => {
+    this.running--;
+    // Stopping: the backlog stays unhandled (stop() hands it back with the channel).
+    const next = this.stopped ? undefined : this.backlog.shift();
+    if (next) this.run(next.msg, next.ch, next.signal);
+    else if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+  };
+
+  private readonly afterHandleFailed = (err: unknown): void => {
+    try {
+      this.reportError(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      this.afterHandle();
+    }
+  };
+
+  private handle(msg: ConsumeMessage, ch: Channel, signal: AbortSignal): Promise<void> {
     const props = msg.properties;
     const headers = (props.headers ?? {}) as Record<string, unknown>;
     const attempt = headerInt(headers, HEADER_ATTEMPT) ?? 1;
+    // Telemetry off (no tracer, no meter provider): nothing to describe the delivery to.
+    if (activeTracer() === undefined && !metricsEnabled()) return this.process(msg, ch, signal, headers, attempt, undefined);
+    return this.traced(msg, ch, signal, headers, attempt);
+  }
+
+  private async traced(msg: ConsumeMessage, ch: Channel, signal: AbortSignal, headers: Record<string, unknown>, attempt: number): Promise<void> {
+    const props = msg.properties;
     // A process span per attempt (child of the producer's context) and the consume metrics, while registered.
     const trace = startDelivery({
       queue: this.queue,
@@ -566,22 +590,35 @@ function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Recor
  * waiting), and no response to send headers with.
  */
 function deliveryCallContext(method: MethodDesc, delivery: DeliveryContext): HandlerContext {
-  return {
-    method,
-    transport: "amqp",
-    get metadata() {
-      return delivery.metadata;
-    },
-    deadline: undefined,
-    signal: delivery.signal,
-    responseHeaders: {},
-    sendHeaders() {
-      throw new StatusError(Code.FAILED_PRECONDITION, `${method.path} is an event: its handler has no response to send headers with`);
-    },
-    responseMetadata: {},
-    peer: delivery.userId,
-    values: delivery.values,
-  };
+  return new DeliveryCallContext(method, delivery);
+}
+
+/** A delivery seen as a served call; a class so its getter and sendHeaders are not made per message. */
+class DeliveryCallContext implements HandlerContext {
+  readonly transport = "amqp" as const;
+  readonly deadline = undefined;
+  readonly signal: AbortSignal;
+  readonly responseHeaders: Metadata = {};
+  readonly responseMetadata: Metadata = {};
+  readonly peer: string | undefined;
+  readonly values: Map<string | symbol, unknown>;
+
+  constructor(
+    readonly method: MethodDesc,
+    private readonly delivery: DeliveryContext,
+  ) {
+    this.signal = delivery.signal;
+    this.peer = delivery.userId;
+    this.values = delivery.values;
+  }
+
+  get metadata(): Metadata {
+    return this.delivery.metadata;
+  }
+
+  sendHeaders(): void {
+    throw new StatusError(Code.FAILED_PRECONDITION, `${this.method.path} is an event: its handler has no response to send headers with`);
+  }
 }
 
 /** An event as a method, for interceptors: `event:<type>` names it in logs and authorize hooks. */
