@@ -65,7 +65,14 @@ export function service(queue: string): ServiceDesc {
     transports: ["amqp"],
     amqp: { requestQueue: queue, prefetch: IN_FLIGHT * 2 },
     methods: {
-      ping: { name: "Ping", path: `/${queue}/Ping`, kind: "unary", input: PingType, output: PingType, idempotent: true },
+      ping: {
+        name: "Ping",
+        path: `/${queue}/Ping`,
+        kind: "unary",
+        input: PingType,
+        output: PingType,
+        idempotent: true,
+      },
     },
   };
 }
@@ -82,7 +89,12 @@ export async function grabbitSide(queue: string): Promise<Side> {
   const serverConn = await AmqpConnection.connect({ urls: URL, name: "bench-rpc-server" });
   const clientConn = await AmqpConnection.connect({ urls: URL, name: "bench-rpc-client" });
   const svc = service(queue);
-  const server = await serveAmqp(serverConn, svc, { ping: (req: Ping) => req }, { queueType: QUEUE_TYPE });
+  const server = await serveAmqp(
+    serverConn,
+    svc,
+    { ping: (req: Ping) => req },
+    { queueType: QUEUE_TYPE },
+  );
   const transport = new AmqpRpcTransport(clientConn);
   const method = svc.methods.ping!;
   return {
@@ -101,7 +113,10 @@ async function rawSide(queue: string): Promise<Side> {
   const serverModel = await amqp.connect(URL, { noDelay: true });
   const clientModel = await amqp.connect(URL, { noDelay: true });
   const sch = await serverModel.createChannel();
-  await sch.assertQueue(queue, { durable: true, ...(QUEUE_TYPE === "quorum" ? { arguments: { "x-queue-type": "quorum" } } : {}) });
+  await sch.assertQueue(queue, {
+    durable: true,
+    ...(QUEUE_TYPE === "quorum" ? { arguments: { "x-queue-type": "quorum" } } : {}),
+  });
   await sch.prefetch(IN_FLIGHT * 2);
   await sch.consume(queue, (m) => {
     if (!m) return;
@@ -160,7 +175,11 @@ export async function sequential(call: Call, n: number, into: number[]): Promise
 }
 
 /** Calls per second with IN_FLIGHT outstanding; adds the process CPU time used (client and server, µs) to `cpu`. */
-export async function concurrent(call: Call, n: number, cpu?: { us: number; calls: number }): Promise<number> {
+export async function concurrent(
+  call: Call,
+  n: number,
+  cpu?: { us: number; calls: number },
+): Promise<number> {
   const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   let next = 0;
@@ -208,8 +227,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     for (let r = 0; r < rounds; r++) {
       // Alternate which side goes first so that drift over the run does not favour one.
       const order = r % 2 === 0 ? (["grabbit", "raw"] as const) : (["raw", "grabbit"] as const);
-      for (const side of order) await sequential(side === "grabbit" ? grabbit.call : raw.call, seqCalls, lat[side]);
-      for (const side of order) rate[side].push(await concurrent(side === "grabbit" ? grabbit.call : raw.call, rateCalls, cpu[side]));
+      for (const side of order)
+        await sequential(side === "grabbit" ? grabbit.call : raw.call, seqCalls, lat[side]);
+      for (const side of order)
+        rate[side].push(
+          await concurrent(side === "grabbit" ? grabbit.call : raw.call, rateCalls, cpu[side]),
+        );
     }
   } finally {
     await grabbit.close();
@@ -223,9 +246,33 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   lat.raw.sort((a, b) => a - b);
   const base = `raw amqplib request/reply (direct reply-to, noDelay, ${QUEUE_TYPE} queue)`;
   return {
-    amqp_rpc_p50_ms: figure(percentile(lat.grabbit, 50), percentile(lat.raw, 50), "ms", "lower-is-better", base),
-    amqp_rpc_p99_ms: figure(percentile(lat.grabbit, 99), percentile(lat.raw, 99), "ms", "lower-is-better", base),
-    amqp_rpc_calls_per_s: figure(median(rate.grabbit), median(rate.raw), "calls/s", "higher-is-better", `${base}, ${IN_FLIGHT} in flight`),
-    amqp_rpc_cpu_us_per_call: figure(cpu.grabbit.us / cpu.grabbit.calls, cpu.raw.us / cpu.raw.calls, "µs CPU", "lower-is-better", `${base}, client+server in one process`),
+    amqp_rpc_p50_ms: figure(
+      percentile(lat.grabbit, 50),
+      percentile(lat.raw, 50),
+      "ms",
+      "lower-is-better",
+      base,
+    ),
+    amqp_rpc_p99_ms: figure(
+      percentile(lat.grabbit, 99),
+      percentile(lat.raw, 99),
+      "ms",
+      "lower-is-better",
+      base,
+    ),
+    amqp_rpc_calls_per_s: figure(
+      median(rate.grabbit),
+      median(rate.raw),
+      "calls/s",
+      "higher-is-better",
+      `${base}, ${IN_FLIGHT} in flight`,
+    ),
+    amqp_rpc_cpu_us_per_call: figure(
+      cpu.grabbit.us / cpu.grabbit.calls,
+      cpu.raw.us / cpu.raw.calls,
+      "µs CPU",
+      "lower-is-better",
+      `${base}, client+server in one process`,
+    ),
   };
 }

@@ -9,7 +9,12 @@ import amqp from "amqplib";
 import type { Channel, ConfirmChannel } from "amqplib";
 import type { Order } from "../test/support/messages.js";
 import { renderRoutingKey } from "../runtime/src/routing.js";
-import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  declareConsumerQueues,
+} from "../runtime/src/amqp/index.js";
 import { figure, median, publishSliding, type Figure } from "./figure.js";
 import { tick, tickEvent } from "./tick.js";
 
@@ -31,13 +36,15 @@ const cpuPerMsg: Record<string, number[]> = {};
 function log(what: string, rate: number, n: number): number {
   const cpu = process.cpuUsage(cpuMark);
   (cpuPerMsg[what] ??= []).push((cpu.user + cpu.system) / n);
-  if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${what}: ${Math.round(rate)} msg/s, ${((cpu.user + cpu.system) / n).toFixed(1)} us CPU/msg\n`);
+  if (process.env.BENCH_VERBOSE)
+    process.stderr.write(
+      `  ${what}: ${Math.round(rate)} msg/s, ${((cpu.user + cpu.system) / n).toFixed(1)} us CPU/msg\n`,
+    );
   return rate;
 }
 function mark(): void {
   cpuMark = process.cpuUsage();
 }
-
 
 function rawProps() {
   return {
@@ -58,7 +65,12 @@ async function rawPublishBatches(ch: ConfirmChannel, n: number): Promise<number>
     const end = Math.min(n, sent + batch);
     for (; sent < end; sent++) {
       const t = tick(sent);
-      const ok = ch.publish(exchange, renderRoutingKey(event, t), Buffer.from(Tick.encode(t)), rawProps());
+      const ok = ch.publish(
+        exchange,
+        renderRoutingKey(event, t),
+        Buffer.from(Tick.encode(t)),
+        rawProps(),
+      );
       if (!ok) await new Promise((r) => ch.once("drain", r));
     }
     await ch.waitForConfirms();
@@ -81,7 +93,15 @@ function rawPublishSliding(ch: ConfirmChannel, n: number): Promise<number> {
     const pump = () => {
       while (!waitingForDrain && sent < n && sent - confirmed < WINDOW) {
         const t = tick(sent++);
-        if (!ch.publish(exchange, renderRoutingKey(event, t), Buffer.from(Tick.encode(t)), rawProps(), onConfirm)) {
+        if (
+          !ch.publish(
+            exchange,
+            renderRoutingKey(event, t),
+            Buffer.from(Tick.encode(t)),
+            rawProps(),
+            onConfirm,
+          )
+        ) {
           waitingForDrain = true;
           ch.once("drain", () => {
             waitingForDrain = false;
@@ -132,7 +152,11 @@ async function rawConsume(ch: Channel, n: number, prefetch: number): Promise<num
   await new Promise<void>((resolve, reject) => {
     ch.consume(queue, (msg) => {
       if (!msg) return;
-      if (msg.properties.contentType === "application/x-protobuf" && msg.properties.type === Tick.typeName) sum += Tick.decode(msg.content).amount;
+      if (
+        msg.properties.contentType === "application/x-protobuf" &&
+        msg.properties.type === Tick.typeName
+      )
+        sum += Tick.decode(msg.content).amount;
       ch.ack(msg);
       if (++count === n) resolve();
     }).then((ok) => (tag = ok.consumerTag), reject);
@@ -148,7 +172,12 @@ async function typedConsume(conn: AmqpConnection, n: number, prefetch: number): 
   let sum = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  const consumer = new EventConsumer(conn, { queue, prefetch, queueType: "classic", retry: { delaysMs: [1000] } });
+  const consumer = new EventConsumer(conn, {
+    queue,
+    prefetch,
+    queueType: "classic",
+    retry: { delaysMs: [1000] },
+  });
   consumer.on(event, (t) => {
     sum += t.amount;
     if (++count === n) done();
@@ -178,7 +207,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const admin = await raw.createChannel();
   try {
     await admin.assertExchange(exchange, "topic", { durable: true });
-    await declareConsumerQueues(admin, { queue, type: "classic", deadLetterQueue: `${queue}.dlq`, retryDelaysMs: [1000] });
+    await declareConsumerQueues(admin, {
+      queue,
+      type: "classic",
+      deadLetterQueue: `${queue}.dlq`,
+      retryDelaysMs: [1000],
+    });
     await admin.bindQueue(queue, exchange, "tick.*");
 
     const rawCh = await raw.createConfirmChannel();
@@ -198,8 +232,13 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     for (const run of Object.values(pubSides)) await run(1000);
     await admin.purgeQueue(queue);
 
-    const rotate = <T>(xs: T[], r: number): T[] => [...xs.slice(r % xs.length), ...xs.slice(0, r % xs.length)];
-    const pubRates: Record<string, number[]> = Object.fromEntries(Object.keys(pubSides).map((k) => [k, []]));
+    const rotate = <T>(xs: T[], r: number): T[] => [
+      ...xs.slice(r % xs.length),
+      ...xs.slice(0, r % xs.length),
+    ];
+    const pubRates: Record<string, number[]> = Object.fromEntries(
+      Object.keys(pubSides).map((k) => [k, []]),
+    );
     for (let r = 0; r < rounds; r++) {
       for (const name of rotate(Object.keys(pubSides), r)) {
         mark();
@@ -218,9 +257,26 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const consumeChs = [await raw.createChannel(), await rawNoDelay.createChannel()];
     for (let r = 0; r < rounds; r++) {
       const sides = [
-        async () => conRates.nagle.push(log("raw consume nagle", (mark(), await rawConsume(consumeChs[0]!, nCon, prefetch)), nCon)),
-        async () => conRates.noDelay.push(log("raw consume noDelay", (mark(), await rawConsume(consumeChs[1]!, nCon, prefetch)), nCon)),
-        async () => conRates.typed.push(log("typed consume", (mark(), await typedConsume(conn, nCon, prefetch)), nCon)),
+        async () =>
+          conRates.nagle.push(
+            log(
+              "raw consume nagle",
+              (mark(), await rawConsume(consumeChs[0]!, nCon, prefetch)),
+              nCon,
+            ),
+          ),
+        async () =>
+          conRates.noDelay.push(
+            log(
+              "raw consume noDelay",
+              (mark(), await rawConsume(consumeChs[1]!, nCon, prefetch)),
+              nCon,
+            ),
+          ),
+        async () =>
+          conRates.typed.push(
+            log("typed consume", (mark(), await typedConsume(conn, nCon, prefetch)), nCon),
+          ),
       ];
       for (const side of rotate(sides, r)) {
         await fill(rawCh, nCon);
@@ -228,17 +284,52 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
         await admin.purgeQueue(queue);
       }
     }
-    const bestRaw = (rates: { nagle: number[]; noDelay: number[] }) => Math.max(median(rates.nagle), median(rates.noDelay));
+    const bestRaw = (rates: { nagle: number[]; noDelay: number[] }) =>
+      Math.max(median(rates.nagle), median(rates.noDelay));
     return {
-      publish_confirmed: figure(typedRate, bestRawRate, "msg/s", "higher-is-better", `raw amqplib confirm channel at its best: ${bestRawName} (medians of ${rounds} rounds; batches of 1,000 + waitForConfirms, or a sliding window of ${WINDOW}, each with Nagle and noDelay)`),
+      publish_confirmed: figure(
+        typedRate,
+        bestRawRate,
+        "msg/s",
+        "higher-is-better",
+        `raw amqplib confirm channel at its best: ${bestRawName} (medians of ${rounds} rounds; batches of 1,000 + waitForConfirms, or a sliding window of ${WINDOW}, each with Nagle and noDelay)`,
+      ),
       // The same pattern on both sides (a sliding window of WINDOW, TCP_NODELAY): what the typed layer costs.
-      publish_cpu_us_per_msg: figure(median(cpuPerMsg["typed sliding"]!), median(cpuPerMsg["raw sliding noDelay"]!), "µs CPU", "lower-is-better", `raw amqplib sliding window of ${WINDOW} with noDelay, one callback for all confirms (medians of ${rounds} rounds)`),
-      publish_confirmed_all_at_once: figure(pubMedians["typed all at once"]!, bestRawRate, "msg/s", "higher-is-better", `same baseline; typed side publishes all ${nPub} at once and lets the publisher's window pace them`),
-      consume_cpu_us_per_msg: figure(median(cpuPerMsg["typed consume"]!), Math.min(median(cpuPerMsg["raw consume nagle"]!), median(cpuPerMsg["raw consume noDelay"]!)), "µs CPU", "lower-is-better", `raw amqplib consume + decode + ack, the cheaper of Nagle/noDelay (medians of ${rounds} rounds)`),
-      consume: figure(median(conRates.typed), bestRaw(conRates), "msg/s", "higher-is-better", `raw amqplib consume + decode + ack, same prefetch (better of Nagle/noDelay; medians of ${rounds} rounds)`),
+      publish_cpu_us_per_msg: figure(
+        median(cpuPerMsg["typed sliding"]!),
+        median(cpuPerMsg["raw sliding noDelay"]!),
+        "µs CPU",
+        "lower-is-better",
+        `raw amqplib sliding window of ${WINDOW} with noDelay, one callback for all confirms (medians of ${rounds} rounds)`,
+      ),
+      publish_confirmed_all_at_once: figure(
+        pubMedians["typed all at once"]!,
+        bestRawRate,
+        "msg/s",
+        "higher-is-better",
+        `same baseline; typed side publishes all ${nPub} at once and lets the publisher's window pace them`,
+      ),
+      consume_cpu_us_per_msg: figure(
+        median(cpuPerMsg["typed consume"]!),
+        Math.min(
+          median(cpuPerMsg["raw consume nagle"]!),
+          median(cpuPerMsg["raw consume noDelay"]!),
+        ),
+        "µs CPU",
+        "lower-is-better",
+        `raw amqplib consume + decode + ack, the cheaper of Nagle/noDelay (medians of ${rounds} rounds)`,
+      ),
+      consume: figure(
+        median(conRates.typed),
+        bestRaw(conRates),
+        "msg/s",
+        "higher-is-better",
+        `raw amqplib consume + decode + ack, same prefetch (better of Nagle/noDelay; medians of ${rounds} rounds)`,
+      ),
     };
   } finally {
-    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`]) await admin.deleteQueue(q).catch(() => {});
+    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`])
+      await admin.deleteQueue(q).catch(() => {});
     await admin.deleteExchange(exchange).catch(() => {});
     await conn.close();
     await raw.close().catch(() => {});

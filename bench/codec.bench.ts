@@ -11,9 +11,17 @@
 //             CPU time per message of this process (the broker's round trips dominate wall time).
 // Figures: value is protobuf-es, baseline is ts-proto (a ratio above 1: protobuf-es is cheaper).
 import { create } from "@bufbuild/protobuf";
-import { protobufEsType, tsProtoType, type EventDesc, type MessageType } from "../runtime/src/index.js";
+import {
+  protobufEsType,
+  tsProtoType,
+  type EventDesc,
+  type MessageType,
+} from "../runtime/src/index.js";
 import { AmqpConnection, EventConsumer, EventPublisher } from "../runtime/src/amqp/index.js";
-import { OrderPlaced as TsOrderPlaced, OrderPlaced_Status as TsStatus } from "./gen/bench/v1/codec.js";
+import {
+  OrderPlaced as TsOrderPlaced,
+  OrderPlaced_Status as TsStatus,
+} from "./gen/bench/v1/codec.js";
 import { OrderPlaced_Status as EsStatus, OrderPlacedSchema } from "./gen/bench/v1/codec_pb.js";
 import { figure, median, publishSliding, type Figure } from "./figure.js";
 
@@ -22,10 +30,25 @@ const TYPE = "bench.v1.OrderPlaced";
 const tsType = tsProtoType(TYPE, TsOrderPlaced);
 const esType = protobufEsType(OrderPlacedSchema);
 
-const lines = (i: number) => [0, 1, 2].map((k) => ({ sku: `sku-${k}-${i % 97}`, quantity: k + 1, unitPrice: 9.99 + k }));
+const lines = (i: number) =>
+  [0, 1, 2].map((k) => ({ sku: `sku-${k}-${i % 97}`, quantity: k + 1, unitPrice: 9.99 + k }));
 const labels = { channel: "web", campaign: "winter" };
-const tsValue = (i: number): TsOrderPlaced => ({ orderId: `o-${i}`, region: "eu-west", amountCents: 12_345 + i, status: TsStatus.STATUS_PAID, lines: lines(i), labels });
-const esInit = (i: number) => ({ orderId: `o-${i}`, region: "eu-west", amountCents: BigInt(12_345 + i), status: EsStatus.PAID, lines: lines(i), labels });
+const tsValue = (i: number): TsOrderPlaced => ({
+  orderId: `o-${i}`,
+  region: "eu-west",
+  amountCents: 12_345 + i,
+  status: TsStatus.STATUS_PAID,
+  lines: lines(i),
+  labels,
+});
+const esInit = (i: number) => ({
+  orderId: `o-${i}`,
+  region: "eu-west",
+  amountCents: BigInt(12_345 + i),
+  status: EsStatus.PAID,
+  lines: lines(i),
+  labels,
+});
 
 /** CPU time (µs) per call of `fn` over n calls, after a warm-up. */
 function cpuPer(n: number, fn: (i: number) => unknown): number {
@@ -39,11 +62,25 @@ function cpuPer(n: number, fn: (i: number) => unknown): number {
 }
 
 function event<T>(type: MessageType<T>, exchange: string): EventDesc<T> {
-  return { type, exchange, exchangeKind: "topic", routingKeyTemplate: "order", routingFields: [], persistent: false, routingValues: () => ({}) };
+  return {
+    type,
+    exchange,
+    exchangeKind: "topic",
+    routingKeyTemplate: "order",
+    routingFields: [],
+    persistent: false,
+    routingValues: () => ({}),
+  };
 }
 
 /** CPU µs per message to publish n (confirmed, a window of 1,024) and to consume them back. */
-async function overBroker<T>(conn: AmqpConnection, type: MessageType<T>, value: (i: number) => T, n: number, tag: string): Promise<{ publish: number; consume: number }> {
+async function overBroker<T>(
+  conn: AmqpConnection,
+  type: MessageType<T>,
+  value: (i: number) => T,
+  n: number,
+  tag: string,
+): Promise<{ publish: number; consume: number }> {
   const suffix = `${tag}-${Math.random().toString(16).slice(2, 8)}`;
   const desc = event(type, `grabbit-bench-codec-${suffix}`);
   const queue = `grabbit-bench-codec-${suffix}`;
@@ -85,7 +122,10 @@ async function overBroker<T>(conn: AmqpConnection, type: MessageType<T>, value: 
   for (const q of [queue, `${queue}.dlq`]) await ch.deleteQueue(q).catch(() => {});
   await ch.deleteExchange(desc.exchange).catch(() => {});
   await ch.close().catch(() => {});
-  return { publish: (pubUsed.user + pubUsed.system) / n, consume: (conUsed.user + conUsed.system) / n };
+  return {
+    publish: (pubUsed.user + pubUsed.system) / n,
+    consume: (conUsed.user + conUsed.system) / n,
+  };
 }
 
 export async function run({ quick }: { quick: boolean }): Promise<Record<string, Figure>> {
@@ -94,19 +134,38 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const tsBytes = Array.from({ length: 1_000 }, (_, i) => tsType.encode(tsValue(i)));
   const esBytes = Array.from({ length: 1_000 }, (_, i) => esType.encode(esInit(i)));
   // The two libraries write the same bytes for the same event: the wire does not depend on the choice.
-  if (Buffer.compare(Buffer.from(tsBytes[7]!), Buffer.from(esBytes[7]!)) !== 0) throw new Error("codec bench: ts-proto and protobuf-es encode the event differently");
+  if (Buffer.compare(Buffer.from(tsBytes[7]!), Buffer.from(esBytes[7]!)) !== 0)
+    throw new Error("codec bench: ts-proto and protobuf-es encode the event differently");
   const esMessages = Array.from({ length: 1_000 }, (_, i) => create(OrderPlacedSchema, esInit(i)));
   const tsValues = Array.from({ length: 1_000 }, (_, i) => tsValue(i));
 
   const m: Record<string, number[]> = {};
   const add = (k: string, v: number) => (m[k] ??= []).push(v);
   for (let r = 0; r < rounds; r++) {
-    add("encode ts-proto", cpuPer(n, (i) => tsType.encode(tsValue(i))));
-    add("encode protobuf-es init", cpuPer(n, (i) => esType.encode(esInit(i))));
-    add("encode ts-proto built", cpuPer(n, (i) => tsType.encode(tsValues[i % 1_000]!)));
-    add("encode protobuf-es message", cpuPer(n, (i) => esType.encode(esMessages[i % 1_000]!)));
-    add("decode ts-proto", cpuPer(n, (i) => tsType.decode(tsBytes[i % 1_000]!)));
-    add("decode protobuf-es", cpuPer(n, (i) => esType.decode(esBytes[i % 1_000]!)));
+    add(
+      "encode ts-proto",
+      cpuPer(n, (i) => tsType.encode(tsValue(i))),
+    );
+    add(
+      "encode protobuf-es init",
+      cpuPer(n, (i) => esType.encode(esInit(i))),
+    );
+    add(
+      "encode ts-proto built",
+      cpuPer(n, (i) => tsType.encode(tsValues[i % 1_000]!)),
+    );
+    add(
+      "encode protobuf-es message",
+      cpuPer(n, (i) => esType.encode(esMessages[i % 1_000]!)),
+    );
+    add(
+      "decode ts-proto",
+      cpuPer(n, (i) => tsType.decode(tsBytes[i % 1_000]!)),
+    );
+    add(
+      "decode protobuf-es",
+      cpuPer(n, (i) => esType.decode(esBytes[i % 1_000]!)),
+    );
   }
 
   const nBroker = quick ? 5_000 : 20_000;
@@ -133,13 +192,45 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     await conn.close();
   }
   const med = (k: string) => median(m[k]!);
-  const base = (what: string) => `ts-proto (${what}; medians of ${rounds} rounds of ${n.toLocaleString("en")})`;
-  const baseBroker = (what: string) => `ts-proto (${what}; medians of ${brokerRounds} rounds of ${nBroker.toLocaleString("en")} on the broker)`;
+  const base = (what: string) =>
+    `ts-proto (${what}; medians of ${rounds} rounds of ${n.toLocaleString("en")})`;
+  const baseBroker = (what: string) =>
+    `ts-proto (${what}; medians of ${brokerRounds} rounds of ${nBroker.toLocaleString("en")} on the broker)`;
   return {
-    codec_encode_us: figure(med("encode protobuf-es init"), med("encode ts-proto"), "µs CPU", "lower-is-better", base("encode; protobuf-es from a plain init literal, create() + toBinary")),
-    codec_encode_message_us: figure(med("encode protobuf-es message"), med("encode ts-proto built"), "µs CPU", "lower-is-better", base("encode of values built beforehand; protobuf-es from a message create()d beforehand")),
-    codec_decode_us: figure(med("decode protobuf-es"), med("decode ts-proto"), "µs CPU", "lower-is-better", base("decode")),
-    codec_publish_cpu_us_per_msg: figure(med("publish protobuf-es"), med("publish ts-proto"), "µs CPU", "lower-is-better", baseBroker("EventPublisher, confirmed, window 1,024")),
-    codec_consume_cpu_us_per_msg: figure(med("consume protobuf-es"), med("consume ts-proto"), "µs CPU", "lower-is-better", baseBroker("EventConsumer, prefetch 500, ack after the handler")),
+    codec_encode_us: figure(
+      med("encode protobuf-es init"),
+      med("encode ts-proto"),
+      "µs CPU",
+      "lower-is-better",
+      base("encode; protobuf-es from a plain init literal, create() + toBinary"),
+    ),
+    codec_encode_message_us: figure(
+      med("encode protobuf-es message"),
+      med("encode ts-proto built"),
+      "µs CPU",
+      "lower-is-better",
+      base("encode of values built beforehand; protobuf-es from a message create()d beforehand"),
+    ),
+    codec_decode_us: figure(
+      med("decode protobuf-es"),
+      med("decode ts-proto"),
+      "µs CPU",
+      "lower-is-better",
+      base("decode"),
+    ),
+    codec_publish_cpu_us_per_msg: figure(
+      med("publish protobuf-es"),
+      med("publish ts-proto"),
+      "µs CPU",
+      "lower-is-better",
+      baseBroker("EventPublisher, confirmed, window 1,024"),
+    ),
+    codec_consume_cpu_us_per_msg: figure(
+      med("consume protobuf-es"),
+      med("consume ts-proto"),
+      "µs CPU",
+      "lower-is-better",
+      baseBroker("EventConsumer, prefetch 500, ack after the handler"),
+    ),
   };
 }

@@ -13,9 +13,21 @@ export interface Figure {
 
 export type Higher = "higher-is-better" | "lower-is-better";
 
-export function figure(value: number, baseline: number, unit: string, better: Higher, baselineName?: string): Figure {
+export function figure(
+  value: number,
+  baseline: number,
+  unit: string,
+  better: Higher,
+  baselineName?: string,
+): Figure {
   const ratio = better === "higher-is-better" ? value / baseline : baseline / value;
-  return { value: round(value), unit, baseline: round(baseline), ratio: Math.round(ratio * 100) / 100, ...(baselineName ? { baselineName } : {}) };
+  return {
+    value: round(value),
+    unit,
+    baseline: round(baseline),
+    ratio: Math.round(ratio * 100) / 100,
+    ...(baselineName ? { baselineName } : {}),
+  };
 }
 
 function round(n: number): number {
@@ -32,7 +44,11 @@ export function median(xs: number[]): number {
  * Publishes `n` messages with at most `window` unconfirmed, as an application with a bounded
  * backlog would (`publish(i)` sends the i-th and resolves on its confirm); returns messages per second.
  */
-export function publishSliding(n: number, window: number, publish: (i: number) => Promise<void>): Promise<number> {
+export function publishSliding(
+  n: number,
+  window: number,
+  publish: (i: number) => Promise<void>,
+): Promise<number> {
   const start = performance.now();
   return new Promise<number>((resolve, reject) => {
     let sent = 0;
@@ -53,5 +69,9 @@ export type BenchModule = { run(options: { quick: boolean }): Promise<Record<str
 
 /** The installed version of a peer library, read from node_modules (some packages do not export package.json). */
 export function peerVersion(pkg: string): string {
-  return (JSON.parse(readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), "utf8")) as { version: string }).version;
+  return (
+    JSON.parse(
+      readFileSync(new URL(`../node_modules/${pkg}/package.json`, import.meta.url), "utf8"),
+    ) as { version: string }
+  ).version;
 }

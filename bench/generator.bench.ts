@@ -15,7 +15,10 @@ const REPO = fileURLToPath(new URL("..", import.meta.url));
 function writeLargeModule(count: number): { dir: string; files: string[] } {
   const dir = mkdtempSync(join(tmpdir(), "grabbit-bench-gen-"));
   mkdirSync(join(dir, "grabbit/v1"), { recursive: true });
-  writeFileSync(join(dir, "grabbit/v1/options.proto"), readFileSync(join(REPO, "proto/grabbit/v1/options.proto")));
+  writeFileSync(
+    join(dir, "grabbit/v1/options.proto"),
+    readFileSync(join(REPO, "proto/grabbit/v1/options.proto")),
+  );
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
     const pkg = `bench.p${Math.floor(i / 50)}.v1`;
@@ -56,7 +59,8 @@ function measure(command: string, args: string[], input: Buffer): { ms: number; 
     ? spawnSync("/usr/bin/time", ["-f", "%M", command, ...args], { input, maxBuffer: 1 << 30 })
     : spawnSync(command, args, { input, maxBuffer: 1 << 30 });
   const ms = performance.now() - start;
-  if (run.status !== 0) throw new Error(`${command} failed: ${run.stderr.toString().slice(0, 500)}`);
+  if (run.status !== 0)
+    throw new Error(`${command} failed: ${run.stderr.toString().slice(0, 500)}`);
   const maxRssMb = GNU_TIME ? Number(run.stderr.toString().trim().split("\n").pop()) / 1024 : NaN;
   return { ms, maxRssMb };
 }
@@ -73,9 +77,20 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   execFileSync(join(REPO, "node_modules/.bin/buf"), ["build", dir, "-o", image]);
   const set = fromBinary(FileDescriptorSetSchema, readFileSync(image));
   const request = (parameter: string) =>
-    Buffer.from(toBinary(CodeGeneratorRequestSchema, create(CodeGeneratorRequestSchema, { fileToGenerate: files, parameter, protoFile: set.file })));
+    Buffer.from(
+      toBinary(
+        CodeGeneratorRequestSchema,
+        create(CodeGeneratorRequestSchema, {
+          fileToGenerate: files,
+          parameter,
+          protoFile: set.file,
+        }),
+      ),
+    );
   const grabbitInput = request("");
-  const tsProtoInput = request("outputServices=none,esModuleInterop=true,importSuffix=.js,env=node");
+  const tsProtoInput = request(
+    "outputServices=none,esModuleInterop=true,importSuffix=.js,env=node",
+  );
 
   const rounds = quick ? 1 : 3;
   const grabbit: { ms: number; maxRssMb: number }[] = [];
@@ -86,12 +101,29 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   }
   const note = `${count} files, ${count * 3} methods, ${count} events`;
   const figures: Record<string, Figure> = {
-    plugin_time_ms: { ...figure(median(grabbit.map((r) => r.ms)), median(tsProto.map((r) => r.ms)), "ms", "lower-is-better", "ts-proto plugin, same request"), note },
+    plugin_time_ms: {
+      ...figure(
+        median(grabbit.map((r) => r.ms)),
+        median(tsProto.map((r) => r.ms)),
+        "ms",
+        "lower-is-better",
+        "ts-proto plugin, same request",
+      ),
+      note,
+    },
   };
   const rss = median(grabbit.map((r) => r.maxRssMb));
   if (Number.isFinite(rss)) {
-    figures.plugin_peak_rss_mb = { ...figure(rss, median(tsProto.map((r) => r.maxRssMb)), "MB", "lower-is-better", "ts-proto plugin, same request"), note };
+    figures.plugin_peak_rss_mb = {
+      ...figure(
+        rss,
+        median(tsProto.map((r) => r.maxRssMb)),
+        "MB",
+        "lower-is-better",
+        "ts-proto plugin, same request",
+      ),
+      note,
+    };
   }
   return figures;
 }
-

@@ -10,7 +10,15 @@
 // buf's message, next to what the other plugin measured in the same run.
 // Fails with a sentence when GNU time, buf or the package is missing, or when buf fails otherwise.
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,10 +36,15 @@ function fail(sentence: string): never {
   process.stderr.write(`googleapis bench: ${sentence}\n`);
   process.exit(1);
 }
-if (!existsSync("/usr/bin/time")) fail("GNU time (/usr/bin/time) is needed to read each plugin's peak memory; install the `time` package.");
+if (!existsSync("/usr/bin/time"))
+  fail(
+    "GNU time (/usr/bin/time) is needed to read each plugin's peak memory; install the `time` package.",
+  );
 if (!existsSync(BUF)) fail("node_modules/.bin/buf is missing: run npm install.");
-if (!existsSync(join(PROTOS, "google"))) fail("node_modules/google-proto-files is missing: run npm install (it is a devDependency).");
-if (!existsSync(join(REPO, "dist/generator/main.js"))) fail("the plugin is not built: run `npm run build` first.");
+if (!existsSync(join(PROTOS, "google")))
+  fail("node_modules/google-proto-files is missing: run npm install (it is a devDependency).");
+if (!existsSync(join(REPO, "dist/generator/main.js")))
+  fail("the plugin is not built: run `npm run build` first.");
 
 const work = mkdtempSync(join(tmpdir(), "grabbit-googleapis-"));
 const log = (line: string) => json || process.stderr.write(`${line}\n`);
@@ -40,9 +53,15 @@ try {
   cpSync(join(PROTOS, "google"), join(src, "google"), { recursive: true });
   cpSync(join(PROTOS, "grafeas"), join(src, "grafeas"), { recursive: true });
   rmSync(join(src, "google/protobuf"), { recursive: true, force: true });
-  const files = (readdirSync(src, { recursive: true }) as string[]).filter((f) => f.endsWith(".proto"));
-  const withServices = files.filter((f) => /^service\s/m.test(readFileSync(join(src, f), "utf8"))).length;
-  log(`staged ${files.length} files (${withServices} with services) from google-proto-files ${peerVersion("google-proto-files")}; building the image...`);
+  const files = (readdirSync(src, { recursive: true }) as string[]).filter((f) =>
+    f.endsWith(".proto"),
+  );
+  const withServices = files.filter((f) =>
+    /^service\s/m.test(readFileSync(join(src, f), "utf8")),
+  ).length;
+  log(
+    `staged ${files.length} files (${withServices} with services) from google-proto-files ${peerVersion("google-proto-files")}; building the image...`,
+  );
   const image = join(work, "image.binpb");
   execFileSync(BUF, ["build", src, "-o", image], { stdio: ["ignore", "ignore", "inherit"] });
 
@@ -61,10 +80,27 @@ try {
     writeFileSync(templatePath, JSON.stringify(template));
     const load = loadavg()[0]!.toFixed(1);
     const start = performance.now();
-    const run = spawnSync(BUF, ["generate", image, "--template", templatePath], { encoding: "utf8", maxBuffer: 1 << 26, env: process.env });
+    const run = spawnSync(BUF, ["generate", image, "--template", templatePath], {
+      encoding: "utf8",
+      maxBuffer: 1 << 26,
+      env: process.env,
+    });
     const totalS = (performance.now() - start) / 1000;
-    const result: Record<string, unknown> = { buf_generate_s: Math.round(totalS * 10) / 10, load_at_start: Number(load), load_at_end: Number(loadavg()[0]!.toFixed(1)) };
-    if (run.status !== 0) result.error = run.stderr.split("\n").filter((l) => l.trim() && !l.includes("does not support required features") && !l.includes(".proto,")).slice(0, 6).join(" ").slice(0, 600);
+    const result: Record<string, unknown> = {
+      buf_generate_s: Math.round(totalS * 10) / 10,
+      load_at_start: Number(load),
+      load_at_end: Number(loadavg()[0]!.toFixed(1)),
+    };
+    if (run.status !== 0)
+      result.error = run.stderr
+        .split("\n")
+        .filter(
+          (l) =>
+            l.trim() && !l.includes("does not support required features") && !l.includes(".proto,"),
+        )
+        .slice(0, 6)
+        .join(" ")
+        .slice(0, 600);
     for (const p of plugins) {
       const timeFile = join(work, `${p.name}.time`);
       if (!existsSync(timeFile)) {
@@ -75,25 +111,45 @@ try {
       const lines = readFileSync(timeFile, "utf8").trim().split("\n");
       const [seconds, kb] = lines.at(-1)!.split(/\s+/).map(Number);
       const outDir = join(work, `out-${p.name}`);
-      const out = existsSync(outDir) ? readdirSync(outDir, { recursive: true }).filter((f) => String(f).endsWith(".ts")).length : 0;
-      result[p.name] = { wall_s: seconds, peak_rss_mb: Math.round(kb! / 1024), files_written: out, ...(lines.length > 1 ? { failed: lines[0] } : {}) };
+      const out = existsSync(outDir)
+        ? readdirSync(outDir, { recursive: true }).filter((f) => String(f).endsWith(".ts")).length
+        : 0;
+      result[p.name] = {
+        wall_s: seconds,
+        peak_rss_mb: Math.round(kb! / 1024),
+        files_written: out,
+        ...(lines.length > 1 ? { failed: lines[0] } : {}),
+      };
     }
-    if (run.status !== 0 && plugins.length === 1) fail(`buf generate failed: ${String(result.error)}`);
+    if (run.status !== 0 && plugins.length === 1)
+      fail(`buf generate failed: ${String(result.error)}`);
     return result;
   };
 
   const grabbit = { name: "grabbit", command: ["node", join(REPO, "bin/protoc-gen-grabbit.js")] };
-  const report: Record<string, unknown> = { files: files.length, files_with_services: withServices, google_proto_files: peerVersion("google-proto-files") };
+  const report: Record<string, unknown> = {
+    files: files.length,
+    files_with_services: withServices,
+    google_proto_files: peerVersion("google-proto-files"),
+  };
   log("buf generate with protoc-gen-grabbit alone...");
   report.grabbit_alone = generate([grabbit]);
   log(JSON.stringify(report.grabbit_alone));
   if (withTsProto) {
-    log(`buf generate with protoc-gen-grabbit and ts-proto ${peerVersion("ts-proto")} beside it...`);
+    log(
+      `buf generate with protoc-gen-grabbit and ts-proto ${peerVersion("ts-proto")} beside it...`,
+    );
     report.grabbit_with_ts_proto = generate([
       grabbit,
       {
         name: "ts_proto",
-        command: tsProtoHeapMb ? ["node", `--max-old-space-size=${tsProtoHeapMb}`, join(REPO, "node_modules/ts-proto/protoc-gen-ts_proto")] : [join(REPO, "node_modules/.bin/protoc-gen-ts_proto")],
+        command: tsProtoHeapMb
+          ? [
+              "node",
+              `--max-old-space-size=${tsProtoHeapMb}`,
+              join(REPO, "node_modules/ts-proto/protoc-gen-ts_proto"),
+            ]
+          : [join(REPO, "node_modules/.bin/protoc-gen-ts_proto")],
         opt: ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"],
       },
     ]);

@@ -45,7 +45,14 @@ export const BenchEcho = {
   transports: ["grpc", "amqp"],
   amqp: { requestQueue: "bench.v1.EchoService", prefetch: 64 },
   methods: {
-    echo: { name: "Echo", path: "/bench.v1.EchoService/Echo", kind: "unary", input: EchoType, output: EchoType, idempotent: true } as MethodDesc<Echo, Echo>,
+    echo: {
+      name: "Echo",
+      path: "/bench.v1.EchoService/Echo",
+      kind: "unary",
+      input: EchoType,
+      output: EchoType,
+      idempotent: true,
+    } as MethodDesc<Echo, Echo>,
   },
 } satisfies ServiceDesc;
 
@@ -71,7 +78,9 @@ export interface GrpcBenchServer {
  * The echo server on loopback. `inChild` runs it in a child Node process (through tsx), so that it
  * gets its own event loop and core.
  */
-export async function startGrpcBenchServer(options: { inChild?: boolean } = {}): Promise<GrpcBenchServer> {
+export async function startGrpcBenchServer(
+  options: { inChild?: boolean } = {},
+): Promise<GrpcBenchServer> {
   if (!options.inChild) {
     const server = new GrpcServer().add(BenchEcho, benchEchoHandlers);
     const port = await server.listen("127.0.0.1:0");
@@ -107,7 +116,12 @@ if (process.env.GRABBIT_GRPC_BENCH_SERVER === "1" && process.send) {
 }
 
 /** Calls per second with `concurrency` calls in flight for `durationMs`; `onDone` gets the call count. */
-export async function unaryThroughput(call: (i: number) => Promise<unknown>, concurrency: number, durationMs: number, onDone?: (calls: number) => void): Promise<number> {
+export async function unaryThroughput(
+  call: (i: number) => Promise<unknown>,
+  concurrency: number,
+  durationMs: number,
+  onDone?: (calls: number) => void,
+): Promise<number> {
   let done = 0;
   const start = performance.now();
   const end = start + durationMs;
@@ -123,7 +137,10 @@ export async function unaryThroughput(call: (i: number) => Promise<unknown>, con
 }
 
 /** Latencies (ms) of `count` calls made one after another. */
-export async function sequentialLatencies(call: (i: number) => Promise<unknown>, count: number): Promise<number[]> {
+export async function sequentialLatencies(
+  call: (i: number) => Promise<unknown>,
+  count: number,
+): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
@@ -139,7 +156,10 @@ export function percentile(values: number[], p: number): number {
 }
 
 /** Median latency (ms) of sequential calls. */
-export async function sequentialP50(call: (i: number) => Promise<unknown>, count: number): Promise<number> {
+export async function sequentialP50(
+  call: (i: number) => Promise<unknown>,
+  count: number,
+): Promise<number> {
   return percentile(await sequentialLatencies(call, count), 50);
 }
 
@@ -159,7 +179,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const grabbitCall = () => transport.unary(method, request);
   const rawCall = () =>
     new Promise<Echo>((resolve, reject) =>
-      raw.makeUnaryRequest(method.path, serialize, deserialize, request, (err, value) => (err ? reject(err) : resolve(value!))),
+      raw.makeUnaryRequest(method.path, serialize, deserialize, request, (err, value) =>
+        err ? reject(err) : resolve(value!),
+      ),
     );
 
   try {
@@ -181,14 +203,22 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const cpu = { raw: { us: 0, calls: 0 }, grabbit: { us: 0, calls: 0 } };
     const measure = async (side: "raw" | "grabbit") => {
       const before = process.cpuUsage();
-      const rate = await unaryThroughput(side === "raw" ? rawCall : grabbitCall, inFlight, durationMs, (calls) => (cpu[side].calls += calls));
+      const rate = await unaryThroughput(
+        side === "raw" ? rawCall : grabbitCall,
+        inFlight,
+        durationMs,
+        (calls) => (cpu[side].calls += calls),
+      );
       const used = process.cpuUsage(before);
       cpu[side].us += used.user + used.system;
       (side === "raw" ? rawRates : grabbitRates).push(rate);
     };
     for (let r = 0; r < rounds; r++) {
       // Swap who goes first each round.
-      for (const side of r % 2 === 0 ? (["raw", "grabbit"] as const) : (["grabbit", "raw"] as const)) await measure(side);
+      for (const side of r % 2 === 0
+        ? (["raw", "grabbit"] as const)
+        : (["grabbit", "raw"] as const))
+        await measure(side);
     }
 
     const rawLatencies: number[] = [];
@@ -201,9 +231,27 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const grabbitRate = percentile(grabbitRates, 50);
 
     return {
-      grpc_unary_calls_per_s: figure(grabbitRate, rawRate, "calls/s", "higher-is-better", `raw grpc-js makeUnaryRequest, ${inFlight} in flight`),
-      grpc_unary_p50_ms: figure(percentile(grabbitLatencies, 50), percentile(rawLatencies, 50), "ms", "lower-is-better", "raw grpc-js makeUnaryRequest, sequential"),
-      grpc_unary_p99_ms: figure(percentile(grabbitLatencies, 99), percentile(rawLatencies, 99), "ms", "lower-is-better", "raw grpc-js makeUnaryRequest, sequential"),
+      grpc_unary_calls_per_s: figure(
+        grabbitRate,
+        rawRate,
+        "calls/s",
+        "higher-is-better",
+        `raw grpc-js makeUnaryRequest, ${inFlight} in flight`,
+      ),
+      grpc_unary_p50_ms: figure(
+        percentile(grabbitLatencies, 50),
+        percentile(rawLatencies, 50),
+        "ms",
+        "lower-is-better",
+        "raw grpc-js makeUnaryRequest, sequential",
+      ),
+      grpc_unary_p99_ms: figure(
+        percentile(grabbitLatencies, 99),
+        percentile(rawLatencies, 99),
+        "ms",
+        "lower-is-better",
+        "raw grpc-js makeUnaryRequest, sequential",
+      ),
       grpc_unary_client_cpu_us_per_call: figure(
         cpu.grabbit.us / cpu.grabbit.calls,
         cpu.raw.us / cpu.raw.calls,

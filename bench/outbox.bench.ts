@@ -59,7 +59,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
           for (let j = i; j < Math.min(n, i + 500); j++) await outbox.add(tx, event, tick(j));
         });
       }
-      const relay = new OutboxRelay(db, conn, outbox, { pollMs: 5, batchSize: 1000, partitionsPerClaim: outbox.partitions, strictOrder });
+      const relay = new OutboxRelay(db, conn, outbox, {
+        pollMs: 5,
+        batchSize: 1000,
+        partitionsPerClaim: outbox.partitions,
+        strictOrder,
+      });
       const start = performance.now();
       relay.start();
       // Done when the relay has marked every row: its own count, not a count(*) query every 5 ms,
@@ -68,7 +73,10 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       const ms = performance.now() - start;
       await relay.close();
       const pending = (await outbox.counts(db)).pending;
-      if (pending !== 0) throw new Error(`the relay counted ${relay.stats.sent} rows sent, yet ${pending} are pending`);
+      if (pending !== 0)
+        throw new Error(
+          `the relay counted ${relay.stats.sent} rows sent, yet ${pending} are pending`,
+        );
       await ch.purgeQueue(queue);
       return ms;
     };
@@ -85,11 +93,29 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const relayMs = median(times.relay);
     const strictMs = median(times.strict);
     const rate = (ms: number) => n / (ms / 1000);
-    const f = figure(rate(relayMs), rate(directMs), "msg/s", "higher-is-better", "EventPublisher, direct confirmed publish");
-    const strict = figure(rate(strictMs), rate(directMs), "msg/s", "higher-is-better", "EventPublisher, direct confirmed publish");
+    const f = figure(
+      rate(relayMs),
+      rate(directMs),
+      "msg/s",
+      "higher-is-better",
+      "EventPublisher, direct confirmed publish",
+    );
+    const strict = figure(
+      rate(strictMs),
+      rate(directMs),
+      "msg/s",
+      "higher-is-better",
+      "EventPublisher, direct confirmed publish",
+    );
     return {
-      outbox_relay: { ...f, note: `${n} events; relay on PostgreSQL, batch 1000, batches pipelined (medians of ${rounds} rounds)` },
-      outbox_relay_strict_order: { ...strict, note: `${n} events over 8 keys; strictOrder: one row in flight per partition` },
+      outbox_relay: {
+        ...f,
+        note: `${n} events; relay on PostgreSQL, batch 1000, batches pipelined (medians of ${rounds} rounds)`,
+      },
+      outbox_relay_strict_order: {
+        ...strict,
+        note: `${n} events over 8 keys; strictOrder: one row in flight per partition`,
+      },
     };
   } finally {
     await conn.close().catch(() => {});

@@ -21,10 +21,26 @@ import type { ConfirmChannel } from "amqplib";
 import { Connection as RmqConnection } from "rabbitmq-client";
 import amqpcm from "amqp-connection-manager";
 import rascal from "rascal";
-import { AmqpConnection, EventConsumer, EventPublisher, declareConsumerQueues } from "../runtime/src/amqp/index.js";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  declareConsumerQueues,
+} from "../runtime/src/amqp/index.js";
 import { figure, median, peerVersion, publishSliding, type Figure } from "./figure.js";
 import { tick, tickEvent } from "./tick.js";
-import { IN_FLIGHT, PingType, QUEUE_TYPE, concurrent, grabbitSide, payload, percentile, sequential, type Call, type Ping } from "./amqp-rpc.bench.js";
+import {
+  IN_FLIGHT,
+  PingType,
+  QUEUE_TYPE,
+  concurrent,
+  grabbitSide,
+  payload,
+  percentile,
+  sequential,
+  type Call,
+  type Ping,
+} from "./amqp-rpc.bench.js";
 
 const URL_ = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const WINDOW = 4096;
@@ -38,7 +54,12 @@ const body = (i: number) => {
   const b = Tick.encode(tick(i));
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 };
-const props = () => ({ contentType: "application/x-protobuf", type: Tick.typeName, messageId: randomUUID(), timestamp: Math.floor(Date.now() / 1000) });
+const props = () => ({
+  contentType: "application/x-protobuf",
+  type: Tick.typeName,
+  messageId: randomUUID(),
+  timestamp: Math.floor(Date.now() / 1000),
+});
 
 const PEERS = {
   rabbitmq_client: `rabbitmq-client ${peerVersion("rabbitmq-client")}`,
@@ -59,7 +80,10 @@ async function measure(t: Tally, n: number, run: () => Promise<number>): Promise
   const used = process.cpuUsage(before);
   t.cpuUs += used.user + used.system;
   t.n += n;
-  if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${Math.round(t.rates.at(-1)!)} /s, ${((used.user + used.system) / n).toFixed(1)} µs CPU each\n`);
+  if (process.env.BENCH_VERBOSE)
+    process.stderr.write(
+      `  ${Math.round(t.rates.at(-1)!)} /s, ${((used.user + used.system) / n).toFixed(1)} µs CPU each\n`,
+    );
 }
 
 /** grabbit, peer, grabbit, peer...: every peer once per round after a grabbit run, peers in rotating order. */
@@ -69,7 +93,10 @@ function schedule<T extends string>(peers: T[], r: number): ("grabbit" | T)[] {
 }
 
 /** Consumes until `n` messages were handled; each side hands `onMessage` the decoded amount. */
-function consumeUntil(n: number, start: (onMessage: (amount: number) => void) => Promise<() => Promise<void>>): Promise<number> {
+function consumeUntil(
+  n: number,
+  start: (onMessage: (amount: number) => void) => Promise<() => Promise<void>>,
+): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     let count = 0;
     let sum = 0;
@@ -96,7 +123,8 @@ function consumeUntil(n: number, start: (onMessage: (amount: number) => void) =>
 
 async function fill(ch: ConfirmChannel, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    if (!ch.publish(exchange, "tick.eu", body(i), { ...props(), deliveryMode: 1 })) await new Promise((r) => ch.once("drain", r));
+    if (!ch.publish(exchange, "tick.eu", body(i), { ...props(), deliveryMode: 1 }))
+      await new Promise((r) => ch.once("drain", r));
     if (i % 1000 === 999) await ch.waitForConfirms();
   }
   await ch.waitForConfirms();
@@ -111,15 +139,27 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   // rabbitmq-client takes no default credentials (amqplib's are guest/guest): name them.
   const rmqUrl = new URL(URL_);
   if (!rmqUrl.username) [rmqUrl.username, rmqUrl.password] = ["guest", "guest"];
-  const rmq = new RmqConnection({ url: rmqUrl.href, connectionName: "bench-rabbitmq-client", noDelay: true });
+  const rmq = new RmqConnection({
+    url: rmqUrl.href,
+    connectionName: "bench-rabbitmq-client",
+    noDelay: true,
+  });
   rmq.on("error", () => {});
   const acm = amqpcm.connect([URL_], { connectionOptions: { noDelay: true } });
   let broker: rascal.BrokerAsPromised | undefined;
   const out: Record<string, Figure> = {};
-  const qRpc = { grabbit: `bench.peers.rpc.grabbit.${suffix}`, rmq: `bench.peers.rpc.rmq.${suffix}` };
+  const qRpc = {
+    grabbit: `bench.peers.rpc.grabbit.${suffix}`,
+    rmq: `bench.peers.rpc.rmq.${suffix}`,
+  };
   try {
     await ach.assertExchange(exchange, "topic", { durable: true });
-    await declareConsumerQueues(ach, { queue, type: "classic", deadLetterQueue: `${queue}.dlq`, retryDelaysMs: [1000] });
+    await declareConsumerQueues(ach, {
+      queue,
+      type: "classic",
+      deadLetterQueue: `${queue}.dlq`,
+      retryDelaysMs: [1000],
+    });
     await ach.bindQueue(queue, exchange, "tick.*");
     await rmq.onConnect(10_000);
     // rascal checks the exchange and queue when it starts: after they are declared.
@@ -131,7 +171,14 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
             connection: { url: URL_, socketOptions: { noDelay: true } as { timeout?: number } },
             exchanges: { [exchange]: { assert: false, check: true } },
             queues: { [queue]: { assert: false, check: true } },
-            publications: { tick: { exchange, routingKey: "tick.eu", confirm: true, options: { persistent: true, mandatory: true } } },
+            publications: {
+              tick: {
+                exchange,
+                routingKey: "tick.eu",
+                confirm: true,
+                options: { persistent: true, mandatory: true },
+              },
+            },
             subscriptions: { ticks: { queue, prefetch: PREFETCH } },
           },
         },
@@ -155,8 +202,17 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       );
     const publishers: Record<"grabbit" | Peer, (i: number) => Promise<unknown>> = {
       grabbit: (i) => pub.publish(tick(i)),
-      rabbitmq_client: (i) => rmqPub.send({ exchange, routingKey: "tick.eu", durable: true, mandatory: true, ...props() }, body(i)),
-      amqp_connection_manager: (i) => acmCh.publish(exchange, "tick.eu", body(i), { ...props(), persistent: true, mandatory: true }),
+      rabbitmq_client: (i) =>
+        rmqPub.send(
+          { exchange, routingKey: "tick.eu", durable: true, mandatory: true, ...props() },
+          body(i),
+        ),
+      amqp_connection_manager: (i) =>
+        acmCh.publish(exchange, "tick.eu", body(i), {
+          ...props(),
+          persistent: true,
+          mandatory: true,
+        }),
       rascal: rascalPublish,
     };
     const pubT: Record<string, Tally> = {};
@@ -167,7 +223,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     await ach.purgeQueue(queue);
     for (let r = 0; r < rounds; r++) {
       for (const side of schedule(Object.keys(PEERS) as Peer[], r)) {
-        await measure(pubT[side]!, n, () => publishSliding(n, WINDOW, async (i) => void (await publishers[side](i))));
+        await measure(pubT[side]!, n, () =>
+          publishSliding(n, WINDOW, async (i) => void (await publishers[side](i))),
+        );
         await ach.purgeQueue(queue);
       }
     }
@@ -178,16 +236,27 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     // ---- consume ----
     // grabbit decodes (and checks content type and type) itself; the peers hand over bytes, decoded here.
     const decode = (content: Buffer) => Tick.decode(content).amount;
-    const consumers: Record<"grabbit" | Peer, (onMessage: (amount: number) => void) => Promise<() => Promise<void>>> = {
+    const consumers: Record<
+      "grabbit" | Peer,
+      (onMessage: (amount: number) => void) => Promise<() => Promise<void>>
+    > = {
       async grabbit(onMessage) {
-        const consumer = new EventConsumer(conn, { queue, prefetch: PREFETCH, queueType: "classic", retry: { delaysMs: [1000] } });
+        const consumer = new EventConsumer(conn, {
+          queue,
+          prefetch: PREFETCH,
+          queueType: "classic",
+          retry: { delaysMs: [1000] },
+        });
         consumer.on(event, (t) => onMessage(t.amount));
         await consumer.start();
         return () => consumer.close();
       },
       async rabbitmq_client(onMessage) {
         // passive: the queue exists with grabbit's arguments; rabbitmq-client would declare it plainly.
-        const sub = rmq.createConsumer({ queue, queueOptions: { passive: true }, qos: { prefetchCount: PREFETCH } }, (msg) => onMessage(decode(msg.body as Buffer)));
+        const sub = rmq.createConsumer(
+          { queue, queueOptions: { passive: true }, qos: { prefetchCount: PREFETCH } },
+          (msg) => onMessage(decode(msg.body as Buffer)),
+        );
         sub.on("error", () => {});
         return () => sub.close();
       },
@@ -214,7 +283,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
         return () => sub.cancel();
       },
     };
-    const conT: Record<string, Tally> = Object.fromEntries(Object.keys(consumers).map((k) => [k, tally()]));
+    const conT: Record<string, Tally> = Object.fromEntries(
+      Object.keys(consumers).map((k) => [k, tally()]),
+    );
     for (const start of Object.values(consumers)) {
       await fill(ach, 1000);
       await consumeUntil(1000, start);
@@ -232,18 +303,50 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       const name = PEERS[peer];
       const g = pubT.grabbit!;
       const p = pubT[peer]!;
-      out[`peer_publish_confirmed_${peer}`] = figure(median(g.rates), median(p.rates), "msg/s", "higher-is-better", `${name}, confirmed persistent publish, window ${WINDOW} (medians of ${rounds} rounds)`);
-      out[`peer_publish_cpu_us_per_msg_${peer}`] = figure(g.cpuUs / g.n, p.cpuUs / p.n, "µs CPU", "lower-is-better", `${name}, confirmed persistent publish`);
+      out[`peer_publish_confirmed_${peer}`] = figure(
+        median(g.rates),
+        median(p.rates),
+        "msg/s",
+        "higher-is-better",
+        `${name}, confirmed persistent publish, window ${WINDOW} (medians of ${rounds} rounds)`,
+      );
+      out[`peer_publish_cpu_us_per_msg_${peer}`] = figure(
+        g.cpuUs / g.n,
+        p.cpuUs / p.n,
+        "µs CPU",
+        "lower-is-better",
+        `${name}, confirmed persistent publish`,
+      );
       const gc = conT.grabbit!;
       const pc = conT[peer]!;
-      out[`peer_consume_${peer}`] = figure(median(gc.rates), median(pc.rates), "msg/s", "higher-is-better", `${name}, consume + decode + ack, prefetch ${PREFETCH} (medians of ${rounds} rounds)`);
-      out[`peer_consume_cpu_us_per_msg_${peer}`] = figure(gc.cpuUs / gc.n, pc.cpuUs / pc.n, "µs CPU", "lower-is-better", `${name}, consume + decode + ack`);
+      out[`peer_consume_${peer}`] = figure(
+        median(gc.rates),
+        median(pc.rates),
+        "msg/s",
+        "higher-is-better",
+        `${name}, consume + decode + ack, prefetch ${PREFETCH} (medians of ${rounds} rounds)`,
+      );
+      out[`peer_consume_cpu_us_per_msg_${peer}`] = figure(
+        gc.cpuUs / gc.n,
+        pc.cpuUs / pc.n,
+        "µs CPU",
+        "lower-is-better",
+        `${name}, consume + decode + ack`,
+      );
     }
 
     // ---- RPC: grabbit vs rabbitmq-client's RPCClient ----
     Object.assign(out, await rpc(rmq, qRpc, quick));
   } finally {
-    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`, qRpc.grabbit, qRpc.rmq, `${qRpc.grabbit}.dlq`]) await ach.deleteQueue(q).catch(() => {});
+    for (const q of [
+      queue,
+      `${queue}.dlq`,
+      `${queue}.retry.1000`,
+      qRpc.grabbit,
+      qRpc.rmq,
+      `${qRpc.grabbit}.dlq`,
+    ])
+      await ach.deleteQueue(q).catch(() => {});
     await ach.deleteExchange(exchange).catch(() => {});
     await broker?.shutdown().catch(() => {});
     await acm.close().catch(() => {});
@@ -254,23 +357,46 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   return out;
 }
 
-async function rpc(rmq: RmqConnection, q: { grabbit: string; rmq: string }, quick: boolean): Promise<Record<string, Figure>> {
+async function rpc(
+  rmq: RmqConnection,
+  q: { grabbit: string; rmq: string },
+  quick: boolean,
+): Promise<Record<string, Figure>> {
   const rounds = quick ? 4 : 12;
   const seqCalls = quick ? 150 : 400;
   const rateCalls = quick ? 1000 : 2500;
   const grabbit = await grabbitSide(q.grabbit);
   const server = rmq.createConsumer(
-    { queue: q.rmq, queueOptions: { durable: true, ...(QUEUE_TYPE === "quorum" ? { arguments: { "x-queue-type": "quorum" } } : {}) }, qos: { prefetchCount: IN_FLIGHT * 2 } },
+    {
+      queue: q.rmq,
+      queueOptions: {
+        durable: true,
+        ...(QUEUE_TYPE === "quorum" ? { arguments: { "x-queue-type": "quorum" } } : {}),
+      },
+      qos: { prefetchCount: IN_FLIGHT * 2 },
+    },
     async (req, reply) => {
       const ping = PingType.decode(req.body as Buffer);
       const b = PingType.encode(ping);
-      await reply(Buffer.from(b.buffer, b.byteOffset, b.byteLength), { contentType: "application/x-protobuf", type: PingType.typeName });
+      await reply(Buffer.from(b.buffer, b.byteOffset, b.byteLength), {
+        contentType: "application/x-protobuf",
+        type: PingType.typeName,
+      });
     },
   );
   const client = rmq.createRPCClient({ confirm: false, timeout: 30_000 });
   const rmqCall: Call = async (seq) => {
     const b = PingType.encode({ payload, seq });
-    const res = await client.send({ routingKey: q.rmq, contentType: "application/x-protobuf", type: PingType.typeName, messageId: randomUUID(), mandatory: true }, Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    const res = await client.send(
+      {
+        routingKey: q.rmq,
+        contentType: "application/x-protobuf",
+        type: PingType.typeName,
+        messageId: randomUUID(),
+        mandatory: true,
+      },
+      Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+    );
     return PingType.decode(res.body as Buffer) as Ping;
   };
   const lat = { grabbit: [] as number[], rmq: [] as number[] };
@@ -286,7 +412,8 @@ async function rpc(rmq: RmqConnection, q: { grabbit: string; rmq: string }, quic
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? (["grabbit", "rmq"] as const) : (["rmq", "grabbit"] as const);
       for (const side of order) await sequential(calls[side], seqCalls, lat[side]);
-      for (const side of order) rate[side].push(await concurrent(calls[side], rateCalls, cpu[side]));
+      for (const side of order)
+        rate[side].push(await concurrent(calls[side], rateCalls, cpu[side]));
     }
   } finally {
     await client.close();
@@ -297,9 +424,33 @@ async function rpc(rmq: RmqConnection, q: { grabbit: string; rmq: string }, quic
   lat.rmq.sort((a, b) => a - b);
   const base = `${PEERS.rabbitmq_client} RPCClient + Consumer reply (direct reply-to, ${QUEUE_TYPE} queue)`;
   return {
-    peer_amqp_rpc_p50_ms_rabbitmq_client: figure(percentile(lat.grabbit, 50), percentile(lat.rmq, 50), "ms", "lower-is-better", `${base}, sequential`),
-    peer_amqp_rpc_p99_ms_rabbitmq_client: figure(percentile(lat.grabbit, 99), percentile(lat.rmq, 99), "ms", "lower-is-better", `${base}, sequential`),
-    peer_amqp_rpc_calls_per_s_rabbitmq_client: figure(median(rate.grabbit), median(rate.rmq), "calls/s", "higher-is-better", `${base}, ${IN_FLIGHT} in flight`),
-    peer_amqp_rpc_cpu_us_per_call_rabbitmq_client: figure(cpu.grabbit.us / cpu.grabbit.calls, cpu.rmq.us / cpu.rmq.calls, "µs CPU", "lower-is-better", `${base}, client+server in one process`),
+    peer_amqp_rpc_p50_ms_rabbitmq_client: figure(
+      percentile(lat.grabbit, 50),
+      percentile(lat.rmq, 50),
+      "ms",
+      "lower-is-better",
+      `${base}, sequential`,
+    ),
+    peer_amqp_rpc_p99_ms_rabbitmq_client: figure(
+      percentile(lat.grabbit, 99),
+      percentile(lat.rmq, 99),
+      "ms",
+      "lower-is-better",
+      `${base}, sequential`,
+    ),
+    peer_amqp_rpc_calls_per_s_rabbitmq_client: figure(
+      median(rate.grabbit),
+      median(rate.rmq),
+      "calls/s",
+      "higher-is-better",
+      `${base}, ${IN_FLIGHT} in flight`,
+    ),
+    peer_amqp_rpc_cpu_us_per_call_rabbitmq_client: figure(
+      cpu.grabbit.us / cpu.grabbit.calls,
+      cpu.rmq.us / cpu.rmq.calls,
+      "µs CPU",
+      "lower-is-better",
+      `${base}, client+server in one process`,
+    ),
   };
 }

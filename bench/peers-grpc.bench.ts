@@ -20,7 +20,16 @@ import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-nod
 import { create } from "@bufbuild/protobuf";
 import { createChannel, createClient as niceClient, createServer as niceServer } from "nice-grpc";
 import { GrpcServer, GrpcTransport } from "../runtime/src/grpc/index.js";
-import { BenchEcho, EchoType, benchEchoHandlers, benchRequest, percentile, sequentialLatencies, unaryThroughput, type Echo } from "./grpc.bench.js";
+import {
+  BenchEcho,
+  EchoType,
+  benchEchoHandlers,
+  benchRequest,
+  percentile,
+  sequentialLatencies,
+  unaryThroughput,
+  type Echo,
+} from "./grpc.bench.js";
 import { EchoSchema, EchoService } from "./gen/bench/v1/echo_pb.js";
 import { figure, median, peerVersion, type Figure } from "./figure.js";
 
@@ -60,8 +69,11 @@ async function serve(kind: ServerKind): Promise<{ port: number; close(): Promise
     const port = await server.listen("127.0.0.1:0");
     return { port, close: () => server.shutdown() };
   }
-  const routes = (router: ConnectRouter) => router.service(EchoService, { echo: async (req) => req });
-  const server = http2.createServer(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
+  const routes = (router: ConnectRouter) =>
+    router.service(EchoService, { echo: async (req) => req });
+  const server = http2.createServer(
+    connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }),
+  );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
@@ -135,7 +147,13 @@ interface Tally {
 const tally = (): Tally => ({ rates: [], lat: [], cpuUs: 0, calls: 0 });
 
 /** One measured round for a side: throughput at IN_FLIGHT, then sequential latencies. */
-async function round(call: Call, t: Tally, durationMs: number, sequential: number, cpuNow: () => Promise<number>): Promise<void> {
+async function round(
+  call: Call,
+  t: Tally,
+  durationMs: number,
+  sequential: number,
+  cpuNow: () => Promise<number>,
+): Promise<void> {
   const before = await cpuNow();
   t.rates.push(await unaryThroughput(call, IN_FLIGHT, durationMs, (n) => (t.calls += n)));
   t.cpuUs += (await cpuNow()) - before;
@@ -147,14 +165,46 @@ const selfCpu = async () => {
   return u.user + u.system;
 };
 
-function figures(area: "grpc_unary" | "grpc_server", g: Tally, peers: Record<string, Tally>, what: string): Record<string, Figure> {
+function figures(
+  area: "grpc_unary" | "grpc_server",
+  g: Tally,
+  peers: Record<string, Tally>,
+  what: string,
+): Record<string, Figure> {
   const out: Record<string, Figure> = {};
   for (const [peer, p] of Object.entries(peers)) {
-    const name = peer === "connect" ? `Connect ${version("@connectrpc/connect-node")}` : `nice-grpc ${version("nice-grpc")}`;
-    out[`peer_${area}_calls_per_s_${peer}`] = figure(median(g.rates), median(p.rates), "calls/s", "higher-is-better", `${name} ${what}, ${IN_FLIGHT} in flight`);
-    out[`peer_${area}_p50_ms_${peer}`] = figure(percentile(g.lat, 50), percentile(p.lat, 50), "ms", "lower-is-better", `${name} ${what}, sequential`);
-    out[`peer_${area}_p99_ms_${peer}`] = figure(percentile(g.lat, 99), percentile(p.lat, 99), "ms", "lower-is-better", `${name} ${what}, sequential`);
-    out[`peer_${area}_cpu_us_per_call_${peer}`] = figure(g.cpuUs / g.calls, p.cpuUs / p.calls, "µs CPU", "lower-is-better", `${name} ${what}, ${IN_FLIGHT} in flight, ${area === "grpc_unary" ? "client process only" : "server process only"}`);
+    const name =
+      peer === "connect"
+        ? `Connect ${version("@connectrpc/connect-node")}`
+        : `nice-grpc ${version("nice-grpc")}`;
+    out[`peer_${area}_calls_per_s_${peer}`] = figure(
+      median(g.rates),
+      median(p.rates),
+      "calls/s",
+      "higher-is-better",
+      `${name} ${what}, ${IN_FLIGHT} in flight`,
+    );
+    out[`peer_${area}_p50_ms_${peer}`] = figure(
+      percentile(g.lat, 50),
+      percentile(p.lat, 50),
+      "ms",
+      "lower-is-better",
+      `${name} ${what}, sequential`,
+    );
+    out[`peer_${area}_p99_ms_${peer}`] = figure(
+      percentile(g.lat, 99),
+      percentile(p.lat, 99),
+      "ms",
+      "lower-is-better",
+      `${name} ${what}, sequential`,
+    );
+    out[`peer_${area}_cpu_us_per_call_${peer}`] = figure(
+      g.cpuUs / g.calls,
+      p.cpuUs / p.calls,
+      "µs CPU",
+      "lower-is-better",
+      `${name} ${what}, ${IN_FLIGHT} in flight, ${area === "grpc_unary" ? "client process only" : "server process only"}`,
+    );
   }
   return out;
 }
@@ -202,14 +252,25 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       children[kind] = await spawnServer(kind);
       rawClients[kind] = new grpc.Client(children[kind].address, grpc.credentials.createInsecure());
     }
-    const rawCall = (kind: string): Call => () =>
-      new Promise<Echo>((resolve, reject) =>
-        rawClients[kind]!.makeUnaryRequest(BenchEcho.methods.echo.path, serialize, deserialize, request, (err, value) => (err ? reject(err) : resolve(value!))),
-      );
+    const rawCall =
+      (kind: string): Call =>
+      () =>
+        new Promise<Echo>((resolve, reject) =>
+          rawClients[kind]!.makeUnaryRequest(
+            BenchEcho.methods.echo.path,
+            serialize,
+            deserialize,
+            request,
+            (err, value) => (err ? reject(err) : resolve(value!)),
+          ),
+        );
     for (const kind of Object.keys(children)) await unaryThroughput(rawCall(kind), IN_FLIGHT, 400);
     for (let r = 0; r < rounds; r++) {
       for (const peer of r % 2 ? ["connect", "nice_grpc"] : ["nice_grpc", "connect"]) {
-        for (const kind of ["grabbit", peer]) await round(rawCall(kind), serverT[kind]!, durationMs, sequential, () => children[kind]!.cpu());
+        for (const kind of ["grabbit", peer])
+          await round(rawCall(kind), serverT[kind]!, durationMs, sequential, () =>
+            children[kind]!.cpu(),
+          );
       }
     }
   } finally {
@@ -218,5 +279,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   }
   const { grabbit: gc, ...peerClients } = clientT;
   const { grabbit: gs, ...peerServers } = serverT;
-  return { ...figures("grpc_unary", gc!, peerClients, "client, against grabbit's server"), ...figures("grpc_server", gs!, peerServers, "server, called by raw grpc-js") };
+  return {
+    ...figures("grpc_unary", gc!, peerClients, "client, against grabbit's server"),
+    ...figures("grpc_server", gs!, peerServers, "server, called by raw grpc-js"),
+  };
 }

@@ -10,10 +10,23 @@ import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { ServiceDesc } from "../runtime/src/index.js";
-import { AmqpConnection, AmqpRpcTransport, serveAmqp, type AmqpRpcServer } from "../runtime/src/amqp/index.js";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  serveAmqp,
+  type AmqpRpcServer,
+} from "../runtime/src/amqp/index.js";
 import { GrpcTransport } from "../runtime/src/grpc/index.js";
 import { figure, type Figure } from "./figure.js";
-import { BenchEcho, benchEchoHandlers, benchRequest, percentile, sequentialLatencies, startGrpcBenchServer, unaryThroughput } from "./grpc.bench.js";
+import {
+  BenchEcho,
+  benchEchoHandlers,
+  benchRequest,
+  percentile,
+  sequentialLatencies,
+  startGrpcBenchServer,
+  unaryThroughput,
+} from "./grpc.bench.js";
 
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 type QueueType = "quorum" | "classic";
@@ -29,9 +42,13 @@ interface ServedQueue {
   queueType: QueueType;
 }
 
-async function serveQueues(connection: AmqpConnection, queues: ServedQueue[]): Promise<AmqpRpcServer[]> {
+async function serveQueues(
+  connection: AmqpConnection,
+  queues: ServedQueue[],
+): Promise<AmqpRpcServer[]> {
   const servers: AmqpRpcServer[] = [];
-  for (const { queue, queueType } of queues) servers.push(await serveAmqp(connection, echoService(queue), benchEchoHandlers, { queueType }));
+  for (const { queue, queueType } of queues)
+    servers.push(await serveAmqp(connection, echoService(queue), benchEchoHandlers, { queueType }));
   return servers;
 }
 
@@ -98,7 +115,10 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const grpcChild = await startGrpcBenchServer({ inChild: true });
   const grpcLocal = await startGrpcBenchServer();
   const stopAmqpChild = await startAmqpServerChild(childQueues);
-  const serverConnection = await AmqpConnection.connect({ urls: AMQP_URL, name: "bench-rpc-local-server" });
+  const serverConnection = await AmqpConnection.connect({
+    urls: AMQP_URL,
+    name: "bench-rpc-local-server",
+  });
   const localServers = await serveQueues(serverConnection, localQueues);
   const connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "bench-rpc-client" });
   const amqp = new AmqpRpcTransport(connection);
@@ -109,7 +129,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     const method = echoService(queue).methods.echo!;
     return () => amqp.unary(method, request);
   };
-  const side = (name: string, call: () => Promise<unknown>): Side => ({ name, call, latencies: [], rates: [] });
+  const side = (name: string, call: () => Promise<unknown>): Side => ({
+    name,
+    call,
+    latencies: [],
+    rates: [],
+  });
   const sides = [
     side("grpc", () => grpcToChild.unary(BenchEcho.methods.echo, request)),
     side("quorum", viaAmqp(childQueues[0]!.queue)),
@@ -121,7 +146,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     for (const s of sides) await unaryThroughput(s.call, 64, 300); // warm up: JIT, connections, queue leaders
     for (let r = 0; r < rounds; r++) {
       const order = [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)];
-      for (const s of order) s.latencies.push(...(await sequentialLatencies(s.call, sequentialCalls)));
+      for (const s of order)
+        s.latencies.push(...(await sequentialLatencies(s.call, sequentialCalls)));
       for (const s of order) s.rates.push(await unaryThroughput(s.call, 64, rateMs));
     }
   } finally {
@@ -141,12 +167,45 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const figures: Record<string, Figure> = {};
   const compare = (amqpSide: Side, grpcSide: Side, suffix: string, what: string) => {
     const base = `generated gRPC client, same echo service, ${what}`;
-    figures[`amqp_rpc_vs_grpc_p50_ms${suffix}`] = figure(percentile(amqpSide.latencies, 50), percentile(grpcSide.latencies, 50), "ms", "lower-is-better", base);
-    figures[`amqp_rpc_vs_grpc_p99_ms${suffix}`] = figure(percentile(amqpSide.latencies, 99), percentile(grpcSide.latencies, 99), "ms", "lower-is-better", base);
-    figures[`amqp_rpc_vs_grpc_calls_per_s${suffix}`] = figure(percentile(amqpSide.rates, 50), percentile(grpcSide.rates, 50), "calls/s", "higher-is-better", `${base}, 64 in flight`);
+    figures[`amqp_rpc_vs_grpc_p50_ms${suffix}`] = figure(
+      percentile(amqpSide.latencies, 50),
+      percentile(grpcSide.latencies, 50),
+      "ms",
+      "lower-is-better",
+      base,
+    );
+    figures[`amqp_rpc_vs_grpc_p99_ms${suffix}`] = figure(
+      percentile(amqpSide.latencies, 99),
+      percentile(grpcSide.latencies, 99),
+      "ms",
+      "lower-is-better",
+      base,
+    );
+    figures[`amqp_rpc_vs_grpc_calls_per_s${suffix}`] = figure(
+      percentile(amqpSide.rates, 50),
+      percentile(grpcSide.rates, 50),
+      "calls/s",
+      "higher-is-better",
+      `${base}, 64 in flight`,
+    );
   };
-  compare(byName.quorum!, byName.grpc!, "", "servers in their own processes, AMQP on a quorum queue");
-  compare(byName.classic!, byName.grpc!, "_classic", "servers in their own processes, AMQP on a classic queue");
-  compare(byName.classic_one_process!, byName.grpc_one_process!, "_one_process", "client and server in one process, AMQP on a classic queue");
+  compare(
+    byName.quorum!,
+    byName.grpc!,
+    "",
+    "servers in their own processes, AMQP on a quorum queue",
+  );
+  compare(
+    byName.classic!,
+    byName.grpc!,
+    "_classic",
+    "servers in their own processes, AMQP on a classic queue",
+  );
+  compare(
+    byName.classic_one_process!,
+    byName.grpc_one_process!,
+    "_one_process",
+    "client and server in one process, AMQP on a classic queue",
+  );
   return figures;
 }

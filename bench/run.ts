@@ -9,7 +9,9 @@ const args = process.argv.slice(2);
 const json = args.includes("--json");
 const quick = args.includes("--quick");
 const onlyArg = args.find((a) => a.startsWith("--only"));
-const only = onlyArg ? (onlyArg.includes("=") ? onlyArg.split("=")[1]! : args[args.indexOf(onlyArg) + 1]!).split(",") : undefined;
+const only = onlyArg
+  ? (onlyArg.includes("=") ? onlyArg.split("=")[1]! : args[args.indexOf(onlyArg) + 1]!).split(",")
+  : undefined;
 
 const dir = fileURLToPath(new URL(".", import.meta.url));
 const modules = readdirSync(dir)
@@ -25,7 +27,9 @@ for (const name of modules) {
   try {
     Object.assign(figures, await mod.run({ quick }));
   } catch (err) {
-    process.stderr.write(`bench: ${name} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `bench: ${name} failed: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exitCode = 1;
   }
 }
@@ -33,7 +37,13 @@ for (const name of modules) {
 if (json) {
   process.stdout.write(JSON.stringify(figures) + "\n");
 } else {
-  const rows = Object.entries(figures).map(([key, f]) => [key, `${f.value} ${f.unit}`, `${f.baseline} ${f.unit}`, `${f.ratio}x`, f.baselineName ?? ""]);
+  const rows = Object.entries(figures).map(([key, f]) => [
+    key,
+    `${f.value} ${f.unit}`,
+    `${f.baseline} ${f.unit}`,
+    `${f.ratio}x`,
+    f.baselineName ?? "",
+  ]);
   const header = ["figure", "grabbit", "baseline", "ratio", "baseline is"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ");

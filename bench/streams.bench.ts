@@ -35,7 +35,15 @@ function streamService(queue: string): ServiceDesc<{ flood: MethodDesc<Echo, Ech
     transports: ["grpc", "amqp"],
     amqp: { requestQueue: queue, prefetch: 16, queueType: "classic" },
     methods: {
-      flood: { name: "Flood", path: `/${typeName}/Flood`, kind: "server_streaming", input: EchoType, output: EchoType, idempotent: false, requestQueue: queue },
+      flood: {
+        name: "Flood",
+        path: `/${typeName}/Flood`,
+        kind: "server_streaming",
+        input: EchoType,
+        output: EchoType,
+        idempotent: false,
+        requestQueue: queue,
+      },
     },
   };
 }
@@ -108,7 +116,8 @@ interface Sample {
 /** Talks to a child over IPC: sends `request`, resolves with its next message. */
 function ask<T>(child: ChildProcess, request: unknown): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`the stream bench child exited with ${code} before answering`));
+    const onExit = (code: number | null) =>
+      reject(new Error(`the stream bench child exited with ${code} before answering`));
     child.once("message", (m) => {
       child.off("exit", onExit);
       resolve(m as T);
@@ -120,7 +129,9 @@ function ask<T>(child: ChildProcess, request: unknown): Promise<T> {
 
 function forkSelf(role: "server" | "client", env: Record<string, string>): ChildProcess {
   // BENCH_CPU_PROF_DIR=dir writes a CPU profile of every server and client process there.
-  const profile = process.env.BENCH_CPU_PROF_DIR ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`] : [];
+  const profile = process.env.BENCH_CPU_PROF_DIR
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_DIR}`]
+    : [];
   return fork(fileURLToPath(import.meta.url), [], {
     execArgv: ["--import", "tsx", ...profile],
     env: { ...process.env, GRABBIT_STREAM_BENCH: role, ...env },
@@ -139,10 +150,19 @@ async function measure(side: Side, count: number): Promise<Sample> {
   let client: ChildProcess | undefined;
   try {
     const { address } = await ask<{ address: string }>(server, undefined);
-    client = forkSelf("client", { QUEUE: queue, ADDRESS: address, TRANSPORT: side.transport, WINDOW: String(side.window ?? ""), COUNT: String(count), FRAMED: side.framed ? "1" : "" });
+    client = forkSelf("client", {
+      QUEUE: queue,
+      ADDRESS: address,
+      TRANSPORT: side.transport,
+      WINDOW: String(side.window ?? ""),
+      COUNT: String(count),
+      FRAMED: side.framed ? "1" : "",
+    });
     await ask(client, undefined); // warmed up: connected, a first short stream read
     await ask(server, "reset");
-    const result = await ask<{ rate: number; rss: number; heap: number; cpuUs: number } | { error: string }>(client, "go");
+    const result = await ask<
+      { rate: number; rss: number; heap: number; cpuUs: number } | { error: string }
+    >(client, "go");
     if ("error" in result) throw new Error(`the ${side.name} stream failed: ${result.error}`);
     const memory = await ask<{ rss: number; heap: number; cpuUs: number }>(server, "peak");
     return {
@@ -196,15 +216,58 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const figures: Record<string, Figure> = {};
   for (const side of sides.filter((s) => s.transport === "amqp")) {
     const suffix = side.window === undefined ? "" : `_window_${side.window}`;
-    const against = side.window === undefined ? grpcName : `${grpcName}; AMQP with streamWindow ${side.window}`;
-    figures[`stream_amqp_vs_grpc_msgs_per_s${suffix}`] = figure(med(side.name, (s) => s.rate), med("grpc", (s) => s.rate), "msg/s", "higher-is-better", against);
+    const against =
+      side.window === undefined ? grpcName : `${grpcName}; AMQP with streamWindow ${side.window}`;
+    figures[`stream_amqp_vs_grpc_msgs_per_s${suffix}`] = figure(
+      med(side.name, (s) => s.rate),
+      med("grpc", (s) => s.rate),
+      "msg/s",
+      "higher-is-better",
+      against,
+    );
     if (side.window !== undefined) continue;
-    figures.stream_amqp_vs_grpc_client_peak_rss_mb = figure(med(side.name, (s) => s.clientRss) / MB, med("grpc", (s) => s.clientRss) / MB, "MB", "lower-is-better", `${grpcName}; the reading client process`);
-    figures.stream_amqp_vs_grpc_client_peak_heap_mb = figure(med(side.name, (s) => s.clientHeap) / MB, med("grpc", (s) => s.clientHeap) / MB, "MB", "lower-is-better", `${grpcName}; the reading client process`);
-    figures.stream_amqp_vs_grpc_server_peak_rss_mb = figure(med(side.name, (s) => s.serverRss) / MB, med("grpc", (s) => s.serverRss) / MB, "MB", "lower-is-better", `${grpcName}; the server process`);
-    figures.stream_amqp_vs_grpc_client_cpu_us_per_msg = figure(med(side.name, (s) => s.clientCpuUs), med("grpc", (s) => s.clientCpuUs), "µs CPU", "lower-is-better", `${grpcName}; the reading client process`);
-    figures.stream_amqp_vs_grpc_server_cpu_us_per_msg = figure(med(side.name, (s) => s.serverCpuUs), med("grpc", (s) => s.serverCpuUs), "µs CPU", "lower-is-better", `${grpcName}; the server process`);
-    figures.stream_amqp_vs_grpc_server_peak_heap_mb = figure(med(side.name, (s) => s.serverHeap) / MB, med("grpc", (s) => s.serverHeap) / MB, "MB", "lower-is-better", `${grpcName}; the server process`);
+    figures.stream_amqp_vs_grpc_client_peak_rss_mb = figure(
+      med(side.name, (s) => s.clientRss) / MB,
+      med("grpc", (s) => s.clientRss) / MB,
+      "MB",
+      "lower-is-better",
+      `${grpcName}; the reading client process`,
+    );
+    figures.stream_amqp_vs_grpc_client_peak_heap_mb = figure(
+      med(side.name, (s) => s.clientHeap) / MB,
+      med("grpc", (s) => s.clientHeap) / MB,
+      "MB",
+      "lower-is-better",
+      `${grpcName}; the reading client process`,
+    );
+    figures.stream_amqp_vs_grpc_server_peak_rss_mb = figure(
+      med(side.name, (s) => s.serverRss) / MB,
+      med("grpc", (s) => s.serverRss) / MB,
+      "MB",
+      "lower-is-better",
+      `${grpcName}; the server process`,
+    );
+    figures.stream_amqp_vs_grpc_client_cpu_us_per_msg = figure(
+      med(side.name, (s) => s.clientCpuUs),
+      med("grpc", (s) => s.clientCpuUs),
+      "µs CPU",
+      "lower-is-better",
+      `${grpcName}; the reading client process`,
+    );
+    figures.stream_amqp_vs_grpc_server_cpu_us_per_msg = figure(
+      med(side.name, (s) => s.serverCpuUs),
+      med("grpc", (s) => s.serverCpuUs),
+      "µs CPU",
+      "lower-is-better",
+      `${grpcName}; the server process`,
+    );
+    figures.stream_amqp_vs_grpc_server_peak_heap_mb = figure(
+      med(side.name, (s) => s.serverHeap) / MB,
+      med("grpc", (s) => s.serverHeap) / MB,
+      "MB",
+      "lower-is-better",
+      `${grpcName}; the server process`,
+    );
   }
   figures.stream_amqp_vs_raw_amqplib_msgs_per_s = figure(
     med("amqp", (s) => s.rate),
@@ -244,7 +307,10 @@ async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     address = `127.0.0.1:${await grpcServer.listen("127.0.0.1:0")}`;
     stop = () => grpcServer.close({ graceMs: 1000 });
   } else if (env.TRANSPORT === "amqp") {
-    const connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "bench-stream-server" });
+    const connection = await AmqpConnection.connect({
+      urls: AMQP_URL,
+      name: "bench-stream-server",
+    });
     const amqpServer = await serveAmqp(connection, streamService(queue), floodHandlers);
     stop = async () => {
       await amqpServer.close();
@@ -287,7 +353,11 @@ async function deleteQueues(connection: AmqpConnection, queue: string): Promise<
 async function serveRaw(queue: string): Promise<() => Promise<void>> {
   const connection = await amqplib.connect(AMQP_URL, { noDelay: true });
   const channel = await connection.createChannel();
-  await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: { "x-queue-type": "classic" } });
+  await channel.assertQueue(queue, {
+    durable: false,
+    autoDelete: true,
+    arguments: { "x-queue-type": "classic" },
+  });
   await channel.consume(
     queue,
     async (msg) => {
@@ -298,9 +368,20 @@ async function serveRaw(queue: string): Promise<() => Promise<void>> {
       for (let i = 1; i <= n; i++) {
         const bytes = EchoType.encode(benchRequest(i));
         const props: amqplib.Options.Publish = framed
-          ? { contentType: "application/x-protobuf", correlationId: RAW_CORRELATION_ID, type: EchoType.typeName, mandatory: true, headers: { "rpc-frame": "message", "rpc-seq": i } }
+          ? {
+              contentType: "application/x-protobuf",
+              correlationId: RAW_CORRELATION_ID,
+              type: EchoType.typeName,
+              mandatory: true,
+              headers: { "rpc-frame": "message", "rpc-seq": i },
+            }
           : { contentType: "application/x-protobuf" };
-        const flushed = channel.publish("", to, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), props);
+        const flushed = channel.publish(
+          "",
+          to,
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+          props,
+        );
         if (!flushed) await new Promise((resolve) => channel.once("drain", resolve));
       }
     },
@@ -313,10 +394,18 @@ async function serveRaw(queue: string): Promise<() => Promise<void>> {
 }
 
 /** A raw client: its own exclusive queue, one request, then `n` messages counted off it. */
-async function rawClient(queue: string, framed: boolean): Promise<(n: number) => AsyncIterable<Echo>> {
+async function rawClient(
+  queue: string,
+  framed: boolean,
+): Promise<(n: number) => AsyncIterable<Echo>> {
   const connection = await amqplib.connect(AMQP_URL, { noDelay: true });
   const channel = await connection.createChannel();
-  const { queue: inbox } = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
+  const { queue: inbox } = await channel.assertQueue("", {
+    exclusive: true,
+    autoDelete: true,
+    durable: false,
+    arguments: { "x-queue-type": "classic" },
+  });
   let onMessage: (body: Buffer) => void = () => {};
   await channel.consume(inbox, (msg) => msg && onMessage(msg.content), { noAck: true });
   return (n) => ({
@@ -327,7 +416,10 @@ async function rawClient(queue: string, framed: boolean): Promise<(n: number) =>
         buffered.push(EchoType.decode(body));
         wake?.();
       };
-      channel.sendToQueue(queue, Buffer.alloc(0), { replyTo: inbox, headers: { [RAW_COUNT_HEADER]: n, [RAW_FRAMED_HEADER]: framed ? 1 : 0 } });
+      channel.sendToQueue(queue, Buffer.alloc(0), {
+        replyTo: inbox,
+        headers: { [RAW_COUNT_HEADER]: n, [RAW_FRAMED_HEADER]: framed ? 1 : 0 },
+      });
       for (let got = 0; got < n; ) {
         if (buffered.length === 0) await new Promise<void>((resolve) => (wake = resolve));
         const batch = buffered.splice(0);
@@ -346,11 +438,18 @@ async function readOnce(env: NodeJS.ProcessEnv): Promise<void> {
   let stream: (n: number) => AsyncIterable<Echo>;
   if (env.TRANSPORT === "grpc") {
     const transport = new GrpcTransport(env.ADDRESS!);
-    stream = (n) => transport.serverStream(service.methods.flood, { id: n, body: "" }, { timeoutMs: 600_000 });
+    stream = (n) =>
+      transport.serverStream(service.methods.flood, { id: n, body: "" }, { timeoutMs: 600_000 });
   } else if (env.TRANSPORT === "amqp") {
-    const connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "bench-stream-client" });
+    const connection = await AmqpConnection.connect({
+      urls: AMQP_URL,
+      name: "bench-stream-client",
+    });
     const window = env.WINDOW ? Number(env.WINDOW) : undefined;
-    const transport = new AmqpRpcTransport(connection, { timeoutMs: 600_000, ...(window !== undefined ? { streamWindow: window } : {}) });
+    const transport = new AmqpRpcTransport(connection, {
+      timeoutMs: 600_000,
+      ...(window !== undefined ? { streamWindow: window } : {}),
+    });
     stream = (n) => transport.serverStream(service.methods.flood, { id: n, body: "" });
   } else {
     stream = await rawClient(env.QUEUE!, env.FRAMED === "1");
@@ -371,7 +470,12 @@ async function readOnce(env: NodeJS.ProcessEnv): Promise<void> {
       await read(count);
       const seconds = (performance.now() - start) / 1000;
       memory.sample();
-      process.send!({ rate: count / seconds, rss: memory.rss, heap: memory.heap, cpuUs: memory.cpuUs() });
+      process.send!({
+        rate: count / seconds,
+        rss: memory.rss,
+        heap: memory.heap,
+        cpuUs: memory.cpuUs(),
+      });
     } catch (err) {
       process.send!({ error: err instanceof Error ? err.message : String(err) });
     }

@@ -17,16 +17,46 @@
 import { randomBytes } from "node:crypto";
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from "@opentelemetry/core";
-import { AggregationTemporality, MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+import {
+  CompositePropagator,
+  ExportResultCode,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+  type ExportResult,
+} from "@opentelemetry/core";
+import {
+  AggregationTemporality,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type PushMetricExporter,
+  type ResourceMetrics,
+} from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type ReadableSpan,
+  type SpanExporter,
+} from "@opentelemetry/sdk-trace-base";
 import type { ServiceDesc } from "../runtime/src/index.js";
-import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, declareConsumerQueues, serveAmqp } from "../runtime/src/amqp/index.js";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  EventConsumer,
+  EventPublisher,
+  declareConsumerQueues,
+  serveAmqp,
+} from "../runtime/src/amqp/index.js";
 import { GrpcTransport } from "../runtime/src/grpc/index.js";
 import type { Order } from "../test/support/messages.js";
 import { figure, median, publishSliding, type Figure } from "./figure.js";
 import { tickEvent } from "./tick.js";
-import { BenchEcho, benchEchoHandlers, benchRequest, startGrpcBenchServer, unaryThroughput } from "./grpc.bench.js";
+import {
+  BenchEcho,
+  benchEchoHandlers,
+  benchRequest,
+  startGrpcBenchServer,
+  unaryThroughput,
+} from "./grpc.bench.js";
 
 const AMQP_URL = process.env.AMQP_URL ?? "amqp://127.0.0.1";
 const WINDOW = 4096;
@@ -69,14 +99,29 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const queue = `grabbit-bench-tracing-${tag}`;
   const rpcQueue = `bench.rpc.tracing.${tag}`;
   const event = tickEvent("bench.v1.TracedTick", exchange);
-  const echo: ServiceDesc = { ...BenchEcho, amqp: { requestQueue: rpcQueue, prefetch: 128 }, methods: { echo: { ...BenchEcho.methods.echo, requestQueue: rpcQueue } } };
+  const echo: ServiceDesc = {
+    ...BenchEcho,
+    amqp: { requestQueue: rpcQueue, prefetch: 128 },
+    methods: { echo: { ...BenchEcho.methods.echo, requestQueue: rpcQueue } },
+  };
 
   // The SDK, built once and registered or unregistered per run.
   const spanExporter = new DroppingSpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spanExporter)] });
-  const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new DroppingMetricExporter(), exportIntervalMillis: 5_000 })] });
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new BatchSpanProcessor(spanExporter)],
+  });
+  const meterProvider = new MeterProvider({
+    readers: [
+      new PeriodicExportingMetricReader({
+        exporter: new DroppingMetricExporter(),
+        exportIntervalMillis: 5_000,
+      }),
+    ],
+  });
   const contextManager = new AsyncLocalStorageContextManager();
-  const propagator = new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] });
+  const propagator = new CompositePropagator({
+    propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+  });
   const setState = (state: State) => {
     trace.disable();
     metrics.disable();
@@ -100,7 +145,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const rates: Record<string, Record<State, number[]>> = {};
   try {
     await admin.assertExchange(exchange, "topic", { durable: true });
-    await declareConsumerQueues(admin, { queue, type: "classic", deadLetterQueue: `${queue}.dlq`, retryDelaysMs: [1000] });
+    await declareConsumerQueues(admin, {
+      queue,
+      type: "classic",
+      deadLetterQueue: `${queue}.dlq`,
+      retryDelaysMs: [1000],
+    });
     await admin.bindQueue(queue, exchange, "tick.*");
 
     const consume = async (n: number): Promise<number> => {
@@ -108,7 +158,12 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
       let count = 0;
       let done!: () => void;
       const finished = new Promise<void>((r) => (done = r));
-      const consumer = new EventConsumer(connection, { queue, prefetch: 200, queueType: "classic", retry: { delaysMs: [1000] } });
+      const consumer = new EventConsumer(connection, {
+        queue,
+        prefetch: 200,
+        queueType: "classic",
+        retry: { delaysMs: [1000] },
+      });
       consumer.on(event, () => {
         if (++count === n) done();
       });
@@ -126,8 +181,10 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
         return rate;
       },
       consume: () => consume(nCon),
-      amqp_rpc_calls_per_s: () => unaryThroughput(() => rpcClient.unary(echo.methods.echo!, request), 64, rateMs),
-      grpc_unary_calls_per_s: () => unaryThroughput(() => grpcClient.unary(BenchEcho.methods.echo, request), 64, rateMs),
+      amqp_rpc_calls_per_s: () =>
+        unaryThroughput(() => rpcClient.unary(echo.methods.echo!, request), 64, rateMs),
+      grpc_unary_calls_per_s: () =>
+        unaryThroughput(() => grpcClient.unary(BenchEcho.methods.echo, request), 64, rateMs),
     };
     for (const k of Object.keys(workloads)) rates[k] = { off: [], traces: [], all: [] };
     // Warm up both states alike (JIT, channels, connections, the SDK's first spans).
@@ -145,14 +202,17 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
           setState(state);
           const rate = await work(state);
           rates[name]![state].push(rate);
-          if (process.env.BENCH_VERBOSE) process.stderr.write(`  ${name} ${state}: ${Math.round(rate)}/s\n`);
+          if (process.env.BENCH_VERBOSE)
+            process.stderr.write(`  ${name} ${state}: ${Math.round(rate)}/s\n`);
         }
       }
     }
     setState("traces");
     await tracerProvider.forceFlush();
-    if (spanExporter.spans === 0) throw new Error("tracing on recorded no span: the runtime did not see the provider");
-    if (process.env.BENCH_VERBOSE) process.stderr.write(`  spans exported while on: ${spanExporter.spans}\n`);
+    if (spanExporter.spans === 0)
+      throw new Error("tracing on recorded no span: the runtime did not see the provider");
+    if (process.env.BENCH_VERBOSE)
+      process.stderr.write(`  spans exported while on: ${spanExporter.spans}\n`);
   } finally {
     setState("off");
     await pub.close();
@@ -160,7 +220,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     await rpcClient.close();
     grpcClient.close();
     await grpcServer.close();
-    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`, rpcQueue, `${rpcQueue}.dlq`]) await admin.deleteQueue(q).catch(() => {});
+    for (const q of [queue, `${queue}.dlq`, `${queue}.retry.1000`, rpcQueue, `${rpcQueue}.dlq`])
+      await admin.deleteQueue(q).catch(() => {});
     await admin.deleteExchange(exchange).catch(() => {});
     await admin.close().catch(() => {});
     await connection.close();
@@ -171,15 +232,33 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   const what: Record<string, [string, string]> = {
     publish_confirmed: ["msg/s", `typed EventPublisher with confirms, window ${WINDOW}`],
     consume: ["msg/s", "typed EventConsumer, prefetch 200, manual ack"],
-    amqp_rpc_calls_per_s: ["calls/s", "RPC over RabbitMQ (classic queue), client and server in this process, 64 in flight"],
-    grpc_unary_calls_per_s: ["calls/s", "gRPC unary, client and server in this process, 64 in flight"],
+    amqp_rpc_calls_per_s: [
+      "calls/s",
+      "RPC over RabbitMQ (classic queue), client and server in this process, 64 in flight",
+    ],
+    grpc_unary_calls_per_s: [
+      "calls/s",
+      "gRPC unary, client and server in this process, 64 in flight",
+    ],
   };
   const figures: Record<string, Figure> = {};
   for (const [name, { off, traces, all }] of Object.entries(rates)) {
     const [unit, desc] = what[name]!;
     const how = `${desc}; medians of ${rounds} rounds, the states in rotating order`;
-    figures[`tracing_${name}`] = figure(median(traces), median(off), unit, "higher-is-better", `the same with no provider registered (tracer provider only; ${how})`);
-    figures[`telemetry_${name}`] = figure(median(all), median(off), unit, "higher-is-better", `the same with no provider registered (tracer and meter providers; ${how})`);
+    figures[`tracing_${name}`] = figure(
+      median(traces),
+      median(off),
+      unit,
+      "higher-is-better",
+      `the same with no provider registered (tracer provider only; ${how})`,
+    );
+    figures[`telemetry_${name}`] = figure(
+      median(all),
+      median(off),
+      unit,
+      "higher-is-better",
+      `the same with no provider registered (tracer and meter providers; ${how})`,
+    );
   }
   return figures;
 }

@@ -9,7 +9,14 @@ import { resolve } from "node:path";
 import { createInterface } from "node:readline/promises";
 import type { Registry } from "@bufbuild/protobuf";
 import { AmqpConnection, redactUrl } from "@grabbit/runtime/amqp";
-import { DeadLetterQueue, parseDuration, parseReason, registryFromImage, type ReplayProgress, type Selection } from "@grabbit/runtime/dlq";
+import {
+  DeadLetterQueue,
+  parseDuration,
+  parseReason,
+  registryFromImage,
+  type ReplayProgress,
+  type Selection,
+} from "@grabbit/runtime/dlq";
 import { silentLogger, StatusError } from "@grabbit/runtime";
 import { parseCommand, type CommandSpec, type FlagSpec } from "../governance/args.js";
 import { InputError, runBufBuild } from "../governance/images.js";
@@ -73,14 +80,36 @@ const FILTERS: Record<string, FlagSpec> = {
   header: { type: "string", multiple: true },
 };
 const SPECS: Record<string, CommandSpec> = {
-  list: { name: "dlq list", positionals: { max: 1, what: "list takes one queue" }, flags: { ...COMMON, ...FILTERS, limit: { type: "string" }, scan: { type: "string" } } },
-  show: { name: "dlq show", positionals: { max: 2, what: "show takes a queue and a message id" }, flags: { ...COMMON, scan: { type: "string" } } },
+  list: {
+    name: "dlq list",
+    positionals: { max: 1, what: "list takes one queue" },
+    flags: { ...COMMON, ...FILTERS, limit: { type: "string" }, scan: { type: "string" } },
+  },
+  show: {
+    name: "dlq show",
+    positionals: { max: 2, what: "show takes a queue and a message id" },
+    flags: { ...COMMON, scan: { type: "string" } },
+  },
   replay: {
     name: "dlq replay",
-    positionals: { max: 1, what: "replay takes one queue; select messages with --id or the filters" },
-    flags: { ...COMMON, ...FILTERS, all: { type: "boolean" }, "to-queue": { type: "string" }, "dry-run": { type: "boolean" }, window: { type: "string" } },
+    positionals: {
+      max: 1,
+      what: "replay takes one queue; select messages with --id or the filters",
+    },
+    flags: {
+      ...COMMON,
+      ...FILTERS,
+      all: { type: "boolean" },
+      "to-queue": { type: "string" },
+      "dry-run": { type: "boolean" },
+      window: { type: "string" },
+    },
   },
-  purge: { name: "dlq purge", positionals: { max: 1, what: "purge takes one queue" }, flags: { url: { type: "string" }, format: { type: "string" }, yes: { type: "boolean" } } },
+  purge: {
+    name: "dlq purge",
+    positionals: { max: 1, what: "purge takes one queue" },
+    flags: { url: { type: "string" }, format: { type: "string" }, yes: { type: "boolean" } },
+  },
 };
 
 /** A bad command line or input: printed as one sentence, exit 1. */
@@ -91,12 +120,16 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 export async function runDlq(argv: string[], io: DlqIo): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
-    (sub === undefined ? io.stderr : io.stdout)(sub === undefined ? `grabbit dlq: a subcommand is required.\n\n${USAGE}` : USAGE);
+    (sub === undefined ? io.stderr : io.stdout)(
+      sub === undefined ? `grabbit dlq: a subcommand is required.\n\n${USAGE}` : USAGE,
+    );
     return sub === undefined ? 1 : 0;
   }
   const spec = SPECS[sub];
   if (!spec) {
-    io.stderr(`grabbit dlq: unknown subcommand "${sub}" (list, show, replay or purge).\n\n${USAGE}`);
+    io.stderr(
+      `grabbit dlq: unknown subcommand "${sub}" (list, show, replay or purge).\n\n${USAGE}`,
+    );
     return 1;
   }
   const parsed = parseCommand(spec, rest);
@@ -112,19 +145,30 @@ export async function runDlq(argv: string[], io: DlqIo): Promise<number> {
   try {
     const v = parsed.values;
     const format = (v.format as string | undefined) ?? "text";
-    if (format !== "text" && format !== "json") throw new UsageError(`unknown format "${format}"; use text or json.`);
+    if (format !== "text" && format !== "json")
+      throw new UsageError(`unknown format "${format}"; use text or json.`);
     const queue = parsed.positionals[0];
-    if (queue === undefined) throw new UsageError(`a queue is required (grabbit dlq ${sub} <queue>).`);
+    if (queue === undefined)
+      throw new UsageError(`a queue is required (grabbit dlq ${sub} <queue>).`);
     const json = format === "json";
     const run = { queue, values: v, json, io };
     // Checked before connecting: a replay without a selection, a purge without a confirmation.
     const selection = sub === "list" || sub === "replay" ? toSelection(v) : {};
     if (sub === "replay" && v.all !== true && isEmpty(selection)) {
-      throw new UsageError("say which messages to replay: --id, a filter (--type, --reason, --older-than, --newer-than, --header) or --all.");
+      throw new UsageError(
+        "say which messages to replay: --id, a filter (--type, --reason, --older-than, --newer-than, --header) or --all.",
+      );
     }
-    if (sub === "show" && parsed.positionals[1] === undefined) throw new UsageError("a message id is required (grabbit dlq show <queue> <message-id>; list shows the ids).");
+    if (sub === "show" && parsed.positionals[1] === undefined)
+      throw new UsageError(
+        "a message id is required (grabbit dlq show <queue> <message-id>; list shows the ids).",
+      );
     const registry = sub === "purge" ? undefined : await loadRegistry(v, io);
-    const url = (v.url as string | undefined) ?? io.env?.AMQP_URL ?? process.env.AMQP_URL ?? "amqp://127.0.0.1";
+    const url =
+      (v.url as string | undefined) ??
+      io.env?.AMQP_URL ??
+      process.env.AMQP_URL ??
+      "amqp://127.0.0.1";
     connection = await connect(url);
     const dlq = new DeadLetterQueue(connection, queue, registry ? { registry } : {});
     switch (sub) {
@@ -158,7 +202,11 @@ interface Run {
 async function list(dlq: DeadLetterQueue, run: Run, selection: Selection): Promise<number> {
   const limit = count(run.values.limit, "--limit");
   const scan = count(run.values.scan, "--scan");
-  const result = await dlq.list({ selection, ...(limit !== undefined ? { limit } : {}), ...(scan !== undefined ? { scan } : {}) });
+  const result = await dlq.list({
+    selection,
+    ...(limit !== undefined ? { limit } : {}),
+    ...(scan !== undefined ? { scan } : {}),
+  });
   run.io.stdout(run.json ? `${JSON.stringify(result)}\n` : formatList(result, !isEmpty(selection)));
   return 0;
 }
@@ -167,7 +215,10 @@ async function show(dlq: DeadLetterQueue, run: Run, id: string): Promise<number>
   const scan = count(run.values.scan, "--scan");
   // "#3" is the third message, as list numbers them (for messages without an id).
   const position = /^#(\d+)$/.exec(id)?.[1];
-  const { info, examined, message } = await dlq.show(position !== undefined ? { position: Number(position) } : id, scan !== undefined ? { scan } : {});
+  const { info, examined, message } = await dlq.show(
+    position !== undefined ? { position: Number(position) } : id,
+    scan !== undefined ? { scan } : {},
+  );
   if (!message) {
     throw new UsageError(
       position !== undefined
@@ -175,7 +226,11 @@ async function show(dlq: DeadLetterQueue, run: Run, id: string): Promise<number>
         : `no message with id "${id}" among the ${examined} message(s) examined in queue "${run.queue}" (${info.messages} ready).`,
     );
   }
-  run.io.stdout(run.json ? `${JSON.stringify({ queue: run.queue, message })}\n` : formatShow(run.queue, message));
+  run.io.stdout(
+    run.json
+      ? `${JSON.stringify({ queue: run.queue, message })}\n`
+      : formatShow(run.queue, message),
+  );
   return 0;
 }
 
@@ -199,15 +254,21 @@ async function replay(dlq: DeadLetterQueue, run: Run, selection: Selection): Pro
   const wanted = selection.ids ?? [];
   const missing = wanted.filter((id) => !result.items.some((d) => d.messageId === id));
   if (missing.length > 0) {
-    run.io.stderr(`grabbit dlq replay: no message with id ${missing.map((m) => `"${m}"`).join(", ")} among the ${result.examined} message(s) examined in queue "${run.queue}".\n`);
+    run.io.stderr(
+      `grabbit dlq replay: no message with id ${missing.map((m) => `"${m}"`).join(", ")} among the ${result.examined} message(s) examined in queue "${run.queue}".\n`,
+    );
     return 1;
   }
   if (result.failed.length > 0) {
-    run.io.stderr(`grabbit dlq replay: ${result.failed.length} message(s) could not be replayed and stay in "${run.queue}" (first: ${result.failed[0]!.error}).\n`);
+    run.io.stderr(
+      `grabbit dlq replay: ${result.failed.length} message(s) could not be replayed and stay in "${run.queue}" (first: ${result.failed[0]!.error}).\n`,
+    );
     return 1;
   }
   if (result.notExamined > 0) {
-    run.io.stderr(`grabbit dlq replay: ${result.notExamined} message(s) were not examined because ${result.examined - result.replayed} not replayed filled the window; run again with a larger --window.\n`);
+    run.io.stderr(
+      `grabbit dlq replay: ${result.notExamined} message(s) were not examined because ${result.examined - result.replayed} not replayed filled the window; run again with a larger --window.\n`,
+    );
     return 1;
   }
   return 0;
@@ -216,12 +277,22 @@ async function replay(dlq: DeadLetterQueue, run: Run, selection: Selection): Pro
 async function purge(dlq: DeadLetterQueue, run: Run): Promise<number> {
   if (run.values.yes !== true) {
     const info = await dlq.info();
-    if (!run.io.prompt) throw new UsageError(`purge deletes all ${info.messages} message(s) of "${run.queue}": add --yes, or run it on a terminal and type the queue name.`);
-    const answer = (await run.io.prompt(`This deletes all ${info.messages} message(s) of dead-letter queue "${run.queue}"; nothing can bring them back.\nType the queue name to confirm: `)).trim();
-    if (answer !== run.queue) throw new UsageError(`nothing was purged: "${answer}" is not the queue name.`);
+    if (!run.io.prompt)
+      throw new UsageError(
+        `purge deletes all ${info.messages} message(s) of "${run.queue}": add --yes, or run it on a terminal and type the queue name.`,
+      );
+    const answer = (
+      await run.io.prompt(
+        `This deletes all ${info.messages} message(s) of dead-letter queue "${run.queue}"; nothing can bring them back.\nType the queue name to confirm: `,
+      )
+    ).trim();
+    if (answer !== run.queue)
+      throw new UsageError(`nothing was purged: "${answer}" is not the queue name.`);
   }
   const { purged } = await dlq.purge();
-  run.io.stdout(run.json ? `${JSON.stringify({ queue: run.queue, purged })}\n` : formatPurge(run.queue, purged));
+  run.io.stdout(
+    run.json ? `${JSON.stringify({ queue: run.queue, purged })}\n` : formatPurge(run.queue, purged),
+  );
   return 0;
 }
 
@@ -237,10 +308,14 @@ function toSelection(v: Values): Selection {
       throw new UsageError((err as Error).message.replace(/\.?$/, "."));
     }
   }
-  for (const [flag, key] of [["older-than", "olderThanMs"], ["newer-than", "newerThanMs"]] as const) {
+  for (const [flag, key] of [
+    ["older-than", "olderThanMs"],
+    ["newer-than", "newerThanMs"],
+  ] as const) {
     if (typeof v[flag] !== "string") continue;
     const ms = parseDuration(v[flag] as string);
-    if (ms === undefined) throw new UsageError(`--${flag} ${v[flag]} is not a duration (such as 90s, 15m, 2h or 7d).`);
+    if (ms === undefined)
+      throw new UsageError(`--${flag} ${v[flag]} is not a duration (such as 90s, 15m, 2h or 7d).`);
     s[key] = ms;
   }
   for (const h of list("header")) {
@@ -258,7 +333,8 @@ function isEmpty(s: Selection): boolean {
 function count(value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} takes a whole number of 1 or more, not "${String(value)}".`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} takes a whole number of 1 or more, not "${String(value)}".`);
   return n;
 }
 
@@ -266,17 +342,25 @@ function count(value: unknown, flag: string): number | undefined {
 async function loadRegistry(v: Values, io: DlqIo): Promise<Registry | undefined> {
   const image = v.image as string | undefined;
   const proto = v.proto as string | undefined;
-  if (image !== undefined && proto !== undefined) throw new UsageError("give --image or --proto, not both.");
+  if (image !== undefined && proto !== undefined)
+    throw new UsageError("give --image or --proto, not both.");
   let bytes: Uint8Array;
   if (image !== undefined) {
     const path = resolve(io.cwd, image);
-    if (!existsSync(path) || statSync(path).isDirectory()) throw new UsageError(`--image ${image}: no such file (build one with buf build -o image.binpb).`);
+    if (!existsSync(path) || statSync(path).isDirectory())
+      throw new UsageError(
+        `--image ${image}: no such file (build one with buf build -o image.binpb).`,
+      );
     bytes = /\.(binpb|bin|pb)$/.test(path) ? readFileSync(path) : await runBufBuild(path, io.cwd);
   } else if (proto !== undefined) {
     const path = resolve(io.cwd, proto);
-    if (!existsSync(path) || !statSync(path).isDirectory()) throw new UsageError(`--proto ${proto}: no such folder.`);
+    if (!existsSync(path) || !statSync(path).isDirectory())
+      throw new UsageError(`--proto ${proto}: no such folder.`);
     bytes = await runBufBuild(path, io.cwd);
-  } else if (existsSync(resolve(io.cwd, "buf.yaml")) || existsSync(resolve(io.cwd, "buf.work.yaml"))) {
+  } else if (
+    existsSync(resolve(io.cwd, "buf.yaml")) ||
+    existsSync(resolve(io.cwd, "buf.work.yaml"))
+  ) {
     bytes = await runBufBuild(".", io.cwd);
   } else {
     return undefined;
@@ -286,9 +370,17 @@ async function loadRegistry(v: Values, io: DlqIo): Promise<Registry | undefined>
 
 async function connect(url: string): Promise<AmqpConnection> {
   try {
-    return await AmqpConnection.connect({ urls: url, name: "grabbit dlq", connectTimeoutMs: 10_000, reconnect: { maxAttempts: 2 }, logger: silentLogger() });
+    return await AmqpConnection.connect({
+      urls: url,
+      name: "grabbit dlq",
+      connectTimeoutMs: 10_000,
+      reconnect: { maxAttempts: 2 },
+      logger: silentLogger(),
+    });
   } catch (err) {
-    throw new UsageError(`cannot connect to RabbitMQ at ${redactUrl(url)}: ${(err as Error).message}`);
+    throw new UsageError(
+      `cannot connect to RabbitMQ at ${redactUrl(url)}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -298,7 +390,10 @@ function sentence(err: Error): string {
 }
 
 /** A progress bar on stderr, drawn only on a terminal and only once a replay has taken a moment (half a second). */
-export function progressBar(io: Pick<DlqIo, "isTTY" | "stderr">, clock: () => number = Date.now): { update(p: ReplayProgress): void; done(): void } {
+export function progressBar(
+  io: Pick<DlqIo, "isTTY" | "stderr">,
+  clock: () => number = Date.now,
+): { update(p: ReplayProgress): void; done(): void } {
   if (!io.isTTY) return { update() {}, done() {} };
   const start = clock();
   let last = 0;
@@ -311,7 +406,9 @@ export function progressBar(io: Pick<DlqIo, "isTTY" | "stderr">, clock: () => nu
       shown = true;
       const width = 30;
       const filled = Math.min(width, Math.round((p.examined / p.total) * width));
-      io.stderr(`\r\x1b[2Kreplaying [${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.examined}/${p.total} examined, ${p.replayed} replayed${p.failed ? `, ${p.failed} failed` : ""}`);
+      io.stderr(
+        `\r\x1b[2Kreplaying [${"#".repeat(filled)}${".".repeat(width - filled)}] ${p.examined}/${p.total} examined, ${p.replayed} replayed${p.failed ? `, ${p.failed} failed` : ""}`,
+      );
     },
     done() {
       if (shown) io.stderr("\r\x1b[2K");

@@ -17,7 +17,12 @@ Sets a repo up for grabbit: buf.yaml, buf.gen.yaml and a first .proto.
 const INIT: CommandSpec = {
   name: "init",
   positionals: { max: 0, what: "" },
-  flags: { dir: { type: "string" }, proto: { type: "string" }, out: { type: "string" }, messages: { type: "string" } },
+  flags: {
+    dir: { type: "string" },
+    proto: { type: "string" },
+    out: { type: "string" },
+    messages: { type: "string" },
+  },
 };
 
 export interface InitIo {
@@ -35,6 +40,8 @@ export async function runInitCommand(argv: string[], io: InitIo): Promise<number
     io.stdout(INIT_USAGE);
     return EXIT.OK;
   }
-  const flags = Object.entries(args.values).flatMap(([k, v]) => (typeof v === "string" ? [`--${k}`, v] : []));
+  const flags = Object.entries(args.values).flatMap(([k, v]) =>
+    typeof v === "string" ? [`--${k}`, v] : [],
+  );
   return await runInit(flags);
 }

@@ -27,10 +27,30 @@ export interface Command {
 }
 
 export const COMMANDS: readonly Command[] = [
-  { name: "init", synopsis: "init", summary: "write buf.yaml, buf.gen.yaml and proto/ for grabbit", run: runInitCommand },
-  { name: "breaking", synopsis: "breaking [input] --against <ref>", summary: "report changes against <ref> and fail on breaking ones", run: runBreaking },
-  { name: "release", synopsis: "release [input] --package <dir|name>", summary: "next SDK version, changelog, build, pack and publish", run: runRelease },
-  { name: "dlq", synopsis: "dlq list|show|replay|purge <queue>", summary: "look into a dead-letter queue, replay or purge it", run: dlq },
+  {
+    name: "init",
+    synopsis: "init",
+    summary: "write buf.yaml, buf.gen.yaml and proto/ for grabbit",
+    run: runInitCommand,
+  },
+  {
+    name: "breaking",
+    synopsis: "breaking [input] --against <ref>",
+    summary: "report changes against <ref> and fail on breaking ones",
+    run: runBreaking,
+  },
+  {
+    name: "release",
+    synopsis: "release [input] --package <dir|name>",
+    summary: "next SDK version, changelog, build, pack and publish",
+    run: runRelease,
+  },
+  {
+    name: "dlq",
+    synopsis: "dlq list|show|replay|purge <queue>",
+    summary: "look into a dead-letter queue, replay or purge it",
+    run: dlq,
+  },
 ];
 
 export function usage(): string {
@@ -53,7 +73,11 @@ export async function main(argv: string[], io: Io = defaultIo()): Promise<number
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    io.stderr(name === undefined ? `grabbit: a command is required.\n\n${usage()}` : `grabbit: unknown command "${name}".\n\n${usage()}`);
+    io.stderr(
+      name === undefined
+        ? `grabbit: a command is required.\n\n${usage()}`
+        : `grabbit: unknown command "${name}".\n\n${usage()}`,
+    );
     return EXIT.USAGE;
   }
   try {

@@ -27,7 +27,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { runBufBuild } from "../governance/images.js";
 import { lateKeyStory, type LateKeyResult } from "./late-key.js";
-import { startOtlpReceiver, formatTrace, tracesOf, type OtlpReceiver } from "./shared/otlp-receiver.js";
+import {
+  startOtlpReceiver,
+  formatTrace,
+  tracesOf,
+  type OtlpReceiver,
+} from "./shared/otlp-receiver.js";
 import { startProcesses, ServiceFailedError, type Processes } from "./processes.js";
 import { RestClient, runBatch } from "./system.js";
 import { TokenClient } from "./shared/auth.js";
@@ -37,8 +42,12 @@ import { LIBRARY } from "#messages";
 // EXAMPLE_MESSAGES picks the message library; Node's --conditions (set by `npm run demo` and, for each
 // service, processes.ts) is what makes "#gen/*" resolve to it. Refuse a run where the two disagree.
 const wanted = process.env.EXAMPLE_MESSAGES || "ts-proto";
-if (wanted !== "ts-proto" && wanted !== "protobuf-es") throw new Error(`EXAMPLE_MESSAGES=${wanted}: use ts-proto (the default) or protobuf-es`);
-if (LIBRARY !== wanted) throw new Error(`EXAMPLE_MESSAGES=${wanted} but this process loaded ${LIBRARY} messages: run it as npm run demo does, node --conditions=${wanted} --import tsx examples/demo.ts`);
+if (wanted !== "ts-proto" && wanted !== "protobuf-es")
+  throw new Error(`EXAMPLE_MESSAGES=${wanted}: use ts-proto (the default) or protobuf-es`);
+if (LIBRARY !== wanted)
+  throw new Error(
+    `EXAMPLE_MESSAGES=${wanted} but this process loaded ${LIBRARY} messages: run it as npm run demo does, node --conditions=${wanted} --import tsx examples/demo.ts`,
+  );
 
 const { values } = parseArgs({
   options: {
@@ -54,8 +63,16 @@ const { values } = parseArgs({
 const count = Number(values.count);
 const seed = Number(values.seed);
 const traceCount = Number(values["trace-count"]);
-if (!Number.isSafeInteger(count) || count <= 0 || !Number.isSafeInteger(seed) || !Number.isSafeInteger(traceCount) || traceCount < 0) {
-  console.error("demo: --count takes a positive integer, --seed an integer and --trace-count a non-negative integer");
+if (
+  !Number.isSafeInteger(count) ||
+  count <= 0 ||
+  !Number.isSafeInteger(seed) ||
+  !Number.isSafeInteger(traceCount) ||
+  traceCount < 0
+) {
+  console.error(
+    "demo: --count takes a positive integer, --seed an integer and --trace-count a non-negative integer",
+  );
   process.exit(1);
 }
 
@@ -86,7 +103,9 @@ const image = runBufBuild("proto", process.cwd(), undefined, ["proto/example"]).
     return file;
   },
   (err: unknown) => {
-    console.error(`demo: the contract image could not be built, grabbit dlq will not decode bodies: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `demo: the contract image could not be built, grabbit dlq will not decode bodies: ${err instanceof Error ? err.message : String(err)}`,
+    );
     return undefined;
   },
 );
@@ -101,7 +120,11 @@ try {
   system = await startProcesses({
     issuer,
     ...(process.env.EXAMPLE_PG_URL ? { pgUrl: process.env.EXAMPLE_PG_URL } : { dbDir }),
-    amqpUrls: { bridge: process.env.BRIDGE_AMQP_URL, processor: process.env.PROCESSOR_AMQP_URL, reporter: process.env.REPORTER_AMQP_URL },
+    amqpUrls: {
+      bridge: process.env.BRIDGE_AMQP_URL,
+      processor: process.env.PROCESSOR_AMQP_URL,
+      reporter: process.env.REPORTER_AMQP_URL,
+    },
     seed,
     // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
     reporterQueue: `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
@@ -109,7 +132,9 @@ try {
     // A token of a kid the services lack makes them fetch the key set, at most once per cooldown (1 s
     // by default); the dead-letter story at the end meets two such waits, so the demo shortens them.
     env: { EXAMPLE_JWKS_COOLDOWN_MS: process.env.EXAMPLE_JWKS_COOLDOWN_MS || "200", ...otelEnv },
-    ...(values.verbose ? { log: (_service: string, line: string) => console.log(`  ${line}`) } : {}),
+    ...(values.verbose
+      ? { log: (_service: string, line: string) => console.log(`  ${line}`) }
+      : {}),
   });
 } catch (err) {
   await receiver?.close();
@@ -127,24 +152,47 @@ try {
 let exitCode = 0;
 try {
   const { bridge, processor } = system;
-  console.log(`grabbit demo: Bridge REST ${bridge.httpUrl}, Bridge gRPC ${bridge.grpcAddress}, Processor ${values.amqp ? "over RabbitMQ" : `gRPC ${processor.grpcAddress}`}, Reporter queue ${system.reporter.queue}`);
-  const exporting = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
-  if (!receiver && exporting) console.log(`  each service exports its telemetry to ${exporting} as service.name ${process.env.OTEL_SERVICE_NAME || "bridge, processor, reporter"}`);
+  console.log(
+    `grabbit demo: Bridge REST ${bridge.httpUrl}, Bridge gRPC ${bridge.grpcAddress}, Processor ${values.amqp ? "over RabbitMQ" : `gRPC ${processor.grpcAddress}`}, Reporter queue ${system.reporter.queue}`,
+  );
+  const exporting =
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT ||
+    process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ||
+    process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT;
+  if (!receiver && exporting)
+    console.log(
+      `  each service exports its telemetry to ${exporting} as service.name ${process.env.OTEL_SERVICE_NAME || "bridge, processor, reporter"}`,
+    );
 
   // Identity: a token from the issuer; without a valid one the Bridge refuses the request before
   // anything else sees it. Then a key rotation the services pick up without a restart.
   const first = await tokens.token();
-  console.log(`  issuer ${issuer.url}: client ${clientId} got an ES256 token for audience ${issuer.audience} (kid ${issuer.kids[0]!.slice(0, 8)}...)`);
+  console.log(
+    `  issuer ${issuer.url}: client ${clientId} got an ES256 token for audience ${issuer.audience} (kid ${issuer.kids[0]!.slice(0, 8)}...)`,
+  );
   const { forged, expired, otherAudience } = await badTokens(issuer);
-  for (const [what, bad] of [["no token", undefined], ["a forged token", forged], ["an expired token", expired], ["a token for another audience", otherAudience]] as const) {
-    const refused = await new RestClient(bridge.httpUrl, bad).call("POST", "/sendRequest", { customer: "mallory", amountCents: 100, region: "eu-west" });
-    console.log(`  a request with ${what}: HTTP ${refused.status} (${String(refused.json.error).replace(/^send Authorization: Bearer <token from the issuer>: /, "")})`);
+  for (const [what, bad] of [
+    ["no token", undefined],
+    ["a forged token", forged],
+    ["an expired token", expired],
+    ["a token for another audience", otherAudience],
+  ] as const) {
+    const refused = await new RestClient(bridge.httpUrl, bad).call("POST", "/sendRequest", {
+      customer: "mallory",
+      amountCents: 100,
+      region: "eu-west",
+    });
+    console.log(
+      `  a request with ${what}: HTTP ${refused.status} (${String(refused.json.error).replace(/^send Authorization: Bearer <token from the issuer>: /, "")})`,
+    );
   }
   const rotation = await issuer.rotate({ graceMs: 60_000 });
   // A new client session gets a token of the new key; the services fetch the key on its first use.
   const token = await new TokenClient(issuer.tokenEndpoint, clientId, clientSecret).token();
   const old = await new RestClient(bridge.httpUrl, first).call("GET", "/getStatus/none");
-  console.log(`  key rotated: new kid ${rotation.kid.slice(0, 8)}... signs from now on, the old key retires in 60 s (a token of it meanwhile: ${old.status === 401 ? "refused" : "accepted"})`);
+  console.log(
+    `  key rotated: new kid ${rotation.kid.slice(0, 8)}... signs from now on, the old key retires in 60 s (a token of it meanwhile: ${old.status === 401 ? "refused" : "accepted"})`,
+  );
 
   let killedAt: number | undefined;
   let chaos: Promise<void> | undefined;
@@ -162,9 +210,13 @@ try {
             killedAt = accepted;
             const pid = system.processor.pid;
             chaos = system.processor.kill().then(async () => {
-              console.log(`  chaos: SIGKILL to the Processor (pid ${pid}) after ${accepted} of ${count} requests were accepted`);
+              console.log(
+                `  chaos: SIGKILL to the Processor (pid ${pid}) after ${accepted} of ${count} requests were accepted`,
+              );
               await system.processor.restart();
-              console.log(`  chaos: the Processor is back (pid ${system.processor.pid}), same port, same database`);
+              console.log(
+                `  chaos: the Processor is back (pid ${system.processor.pid}), same port, same database`,
+              );
             });
           },
         }
@@ -173,10 +225,16 @@ try {
   await chaos;
   const done = requests.filter((r) => r.status === "DONE").length;
   const failed = requests.length - done;
-  console.log(`  ${requests.length} requests sent through REST, ${done} decided, ${failed} failed, in ${elapsedMs} ms`);
-  console.log(`  Reporter: ${summary.reports} reports, ${summary.approved} approved ($${(summary.approvedCents / 100).toFixed(2)}), ${summary.denied} denied, ${summary.duplicates} duplicates, ${summary.refused} refused`);
+  console.log(
+    `  ${requests.length} requests sent through REST, ${done} decided, ${failed} failed, in ${elapsedMs} ms`,
+  );
+  console.log(
+    `  Reporter: ${summary.reports} reports, ${summary.approved} approved ($${(summary.approvedCents / 100).toFixed(2)}), ${summary.denied} denied, ${summary.duplicates} duplicates, ${summary.refused} refused`,
+  );
   for (const [region, r] of Object.entries(summary.byRegion).sort()) {
-    console.log(`    ${region.padEnd(10)} ${String(r.approved).padStart(3)} approved  ${String(r.denied).padStart(3)} denied`);
+    console.log(
+      `    ${region.padEnd(10)} ${String(r.approved).padStart(3)} approved  ${String(r.denied).padStart(3)} denied`,
+    );
   }
   // Every request of this batch must be in the Reporter's tally (another run's reports may be too).
   const ids = requests.map((r) => r.requestId);
@@ -210,7 +268,12 @@ try {
   if (values.chaos && killedAt === undefined) {
     console.error("demo: FAILED: the batch ended before the chaos kill (use a larger --count)");
     exitCode = 1;
-  } else if (failed > 0 || unreported.length > 0 || audit.decided !== ids.length || twice.length > 0) {
+  } else if (
+    failed > 0 ||
+    unreported.length > 0 ||
+    audit.decided !== ids.length ||
+    twice.length > 0
+  ) {
     console.error("demo: FAILED: not every request was decided and reported exactly once");
     exitCode = 1;
   } else if (late === undefined || late.problem !== undefined) {
@@ -238,8 +301,14 @@ process.exit(exitCode);
 /** The first requests' traces (those the REST call POST /sendRequest started) as trees, and a count. */
 function printTraces(receiver: OtlpReceiver): void {
   const traces = [...tracesOf(receiver.spans).values()];
-  const requests = traces.filter((spans) => spans.some((s) => s.name === "POST /sendRequest" && s.parentSpanId === "") && new Set(spans.map((s) => s.service)).size > 1);
-  console.log(`traces: ${receiver.spans.length} spans from ${new Set(receiver.spans.map((s) => s.service)).size} services in ${traces.length} traces; ${requests.length} requests went through more than one service${requests.length > traceCount ? `, the first ${traceCount}` : ""}:`);
+  const requests = traces.filter(
+    (spans) =>
+      spans.some((s) => s.name === "POST /sendRequest" && s.parentSpanId === "") &&
+      new Set(spans.map((s) => s.service)).size > 1,
+  );
+  console.log(
+    `traces: ${receiver.spans.length} spans from ${new Set(receiver.spans.map((s) => s.service)).size} services in ${traces.length} traces; ${requests.length} requests went through more than one service${requests.length > traceCount ? `, the first ${traceCount}` : ""}:`,
+  );
   for (const spans of requests.slice(0, traceCount)) {
     console.log(`  trace ${spans[0]!.traceId}`);
     for (const line of formatTrace(spans)) console.log(`    ${line}`);
@@ -247,7 +316,9 @@ function printTraces(receiver: OtlpReceiver): void {
 }
 
 /** Tokens the services must refuse: signed by a key the issuer never published, expired, for another API. */
-async function badTokens(issuer: Issuer): Promise<{ forged: string; expired: string; otherAudience: string }> {
+async function badTokens(
+  issuer: Issuer,
+): Promise<{ forged: string; expired: string; otherAudience: string }> {
   const { generateKeyPair, SignJWT } = await import("jose");
   const { privateKey } = await generateKeyPair("ES256");
   const now = Math.floor(Date.now() / 1000);
@@ -259,5 +330,9 @@ async function badTokens(issuer: Issuer): Promise<{ forged: string; expired: str
     .setIssuedAt(now)
     .setExpirationTime(now + 600)
     .sign(privateKey);
-  return { forged, expired: await issuer.sign({ expiresInSec: -120 }), otherAudience: await issuer.sign({ audience: "another-api" }) };
+  return {
+    forged,
+    expired: await issuer.sign({ expiresInSec: -120 }),
+    otherAudience: await issuer.sign({ audience: "another-api" }),
+  };
 }

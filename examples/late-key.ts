@@ -70,30 +70,72 @@ export async function lateKeyStory(options: LateKeyOptions): Promise<LateKeyResu
   const started = Date.now();
 
   const { kid } = await issuer.stageKey();
-  const token = await issuer.sign({ kid, subject: Object.keys(issuer.clients)[0] ?? "demo-client" });
-  const publishing = await AmqpConnection.connect({ urls: options.publisherUrl, name: "grabbit-example-late-key", connectTimeoutMs: 5000, logger: silentLogger() });
+  const token = await issuer.sign({
+    kid,
+    subject: Object.keys(issuer.clients)[0] ?? "demo-client",
+  });
+  const publishing = await AmqpConnection.connect({
+    urls: options.publisherUrl,
+    name: "grabbit-example-late-key",
+    connectTimeoutMs: 5000,
+    logger: silentLogger(),
+  });
   try {
     const publisher = new RequestReportedPublisher(publishing);
     await publisher.publish(
-      { requestId, decision: APPROVED, region: options.region ?? "eu-west", amountCents: cents(4200), decidedAt: timestamp(new Date()) },
+      {
+        requestId,
+        decision: APPROVED,
+        region: options.region ?? "eu-west",
+        amountCents: cents(4200),
+        decidedAt: timestamp(new Date()),
+      },
       { messageId, metadata: bearer(token) },
     );
     await publisher.close();
   } finally {
     await publishing.close();
   }
-  print(`a report signed by a key the issuer has not published yet (kid ${kid.slice(0, 8)}...): the Reporter refuses it`);
+  print(
+    `a report signed by a key the issuer has not published yet (kid ${kid.slice(0, 8)}...): the Reporter refuses it`,
+  );
   // Wait for this story's message by its id: on a shared broker the Reporter (bound to every region)
   // may also refuse and dead-letter other runs' reports, so the queue's count says nothing of ours.
-  await waitForOurs(options.dlqUrl, dlq, messageId, 1, timeoutMs, `the refused report did not reach "${dlq}"`);
+  await waitForOurs(
+    options.dlqUrl,
+    dlq,
+    messageId,
+    1,
+    timeoutMs,
+    `the refused report did not reach "${dlq}"`,
+  );
 
-  const listed = await dlqCommand(["list", dlq, "--id", messageId, "--url", options.dlqUrl, ...image]);
+  const listed = await dlqCommand([
+    "list",
+    dlq,
+    "--id",
+    messageId,
+    "--url",
+    options.dlqUrl,
+    ...image,
+  ]);
   print(`grabbit dlq list ${dlq} --id ${messageId}`);
   for (const line of listed.trimEnd().split("\n")) print(`  ${line}`);
 
   issuer.publish(kid);
-  print(`the issuer publishes kid ${kid.slice(0, 8)}... (its key set now has ${issuer.kids.length} keys)`);
-  const replayed = await dlqCommand(["replay", dlq, "--id", messageId, "--to-queue", reporter.queue, "--url", options.dlqUrl]);
+  print(
+    `the issuer publishes kid ${kid.slice(0, 8)}... (its key set now has ${issuer.kids.length} keys)`,
+  );
+  const replayed = await dlqCommand([
+    "replay",
+    dlq,
+    "--id",
+    messageId,
+    "--to-queue",
+    reporter.queue,
+    "--url",
+    options.dlqUrl,
+  ]);
   print(`grabbit dlq replay ${dlq} --id ${messageId} --to-queue ${reporter.queue}`);
   for (const line of replayed.trimEnd().split("\n")) print(`  ${line}`);
 
@@ -113,23 +155,50 @@ export async function lateKeyStory(options: LateKeyOptions): Promise<LateKeyResu
       ? `the Reporter accepted the replayed report and counted it once (now ${after.reports} reports, ${after.duplicates} duplicates); it is no longer in "${dlq}"; all this in ${Date.now() - started} ms`
       : `the replayed report: ${problem}`,
   );
-  return { requestId, messageId, deadLetterQueue: dlq, kid, listed, replayed, before, after, leftInDlq, problem };
+  return {
+    requestId,
+    messageId,
+    deadLetterQueue: dlq,
+    kid,
+    listed,
+    replayed,
+    before,
+    after,
+    leftInDlq,
+    problem,
+  };
 }
 
 /** Runs `grabbit dlq <args>` in this process (the CLI's code); its stdout, or an error with its stderr. */
 async function dlqCommand(args: string[]): Promise<string> {
   let out = "";
   let err = "";
-  const code = await runDlq(args, { stdout: (s) => (out += s), stderr: (s) => (err += s), cwd: process.cwd(), isTTY: false, env: {} });
-  if (code !== 0) throw new Error(`grabbit dlq ${args[0]} ${args[1]} failed (exit ${code}): ${err.trim()}`);
+  const code = await runDlq(args, {
+    stdout: (s) => (out += s),
+    stderr: (s) => (err += s),
+    cwd: process.cwd(),
+    isTTY: false,
+    env: {},
+  });
+  if (code !== 0)
+    throw new Error(`grabbit dlq ${args[0]} ${args[1]} failed (exit ${code}): ${err.trim()}`);
   return out;
 }
 
 /** Polls `grabbit dlq list --id` until the queue holds `want` copies of the message; returns the last count. */
-async function waitForOurs(url: string, queue: string, messageId: string, want: number, timeoutMs: number, what: string): Promise<number> {
+async function waitForOurs(
+  url: string,
+  queue: string,
+  messageId: string,
+  want: number,
+  timeoutMs: number,
+  what: string,
+): Promise<number> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const listed = JSON.parse(await dlqCommand(["list", queue, "--id", messageId, "--url", url, "--format", "json"])) as { items: unknown[] };
+    const listed = JSON.parse(
+      await dlqCommand(["list", queue, "--id", messageId, "--url", url, "--format", "json"]),
+    ) as { items: unknown[] };
     if (listed.items.length === want || Date.now() > end) {
       if (listed.items.length !== want && what) throw new Error(what);
       return listed.items.length;

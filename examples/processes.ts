@@ -70,7 +70,9 @@ export class ServiceFailedError extends Error {
     readonly service: ServiceName,
     readonly stderr: string,
   ) {
-    super(`${service} exited before it was ready${stderr.trim() ? `: ${stderr.trim().split("\n").at(-1)}` : ""}`);
+    super(
+      `${service} exited before it was ready${stderr.trim() ? `: ${stderr.trim().split("\n").at(-1)}` : ""}`,
+    );
   }
 }
 
@@ -81,7 +83,11 @@ interface Started {
 
 const root = fileURLToPath(new URL(".", import.meta.url));
 
-function start(service: ServiceName, env: NodeJS.ProcessEnv, log: ProcessesOptions["log"]): Promise<Started> {
+function start(
+  service: ServiceName,
+  env: NodeJS.ProcessEnv,
+  log: ProcessesOptions["log"],
+): Promise<Started> {
   const child = fork(`${root}${service}/main.ts`, [], {
     // The message library the services' "#gen/*" and "#messages" imports resolve to (examples/package.json).
     execArgv: [`--conditions=${env.EXAMPLE_MESSAGES || "ts-proto"}`, "--import", "tsx"],
@@ -149,7 +155,8 @@ let nextId = 0;
 function ask<T>(child: ChildProcess, message: Record<string, unknown>, answer: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const id = ++nextId;
-    const onExit = () => reject(new Error(`the service exited before it answered ${String(message.type)}`));
+    const onExit = () =>
+      reject(new Error(`the service exited before it answered ${String(message.type)}`));
     const onMessage = (m: any) => {
       if (m?.type !== answer || m.id !== id) return;
       child.off("message", onMessage);
@@ -168,12 +175,17 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
     if (value === undefined) delete base[name];
     else base[name] = value;
   }
-  for (const [service, url] of Object.entries(options.amqpUrls ?? {})) if (url) base[`${service.toUpperCase()}_AMQP_URL`] = url;
+  for (const [service, url] of Object.entries(options.amqpUrls ?? {}))
+    if (url) base[`${service.toUpperCase()}_AMQP_URL`] = url;
   if (options.processorOverAmqp) base.PROCESSOR_AMQP = "1";
   else delete base.PROCESSOR_AMQP;
   // Addresses come over the IPC channel, not from this process's own environment.
   for (const name of ["BRIDGE_GRPC", "PROCESSOR_GRPC", "BRIDGE_HTTP_PORT"]) delete base[name];
-  const processorEnv: NodeJS.ProcessEnv = { ...base, PROCESSOR_GRPC: "127.0.0.1:0", PROCESSOR_SEED: String(options.seed ?? 42) };
+  const processorEnv: NodeJS.ProcessEnv = {
+    ...base,
+    PROCESSOR_GRPC: "127.0.0.1:0",
+    PROCESSOR_SEED: String(options.seed ?? 42),
+  };
   if (options.pgUrl) processorEnv.EXAMPLE_PG_URL = options.pgUrl;
   if (options.dbDir) processorEnv.EXAMPLE_DB_DIR = options.dbDir;
   if (options.pgSchema) processorEnv.EXAMPLE_PG_SCHEMA = options.pgSchema;
@@ -188,22 +200,39 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
     const results = await Promise.allSettled([
       start("bridge", { ...base, BRIDGE_HTTP_PORT: "0", BRIDGE_GRPC: "127.0.0.1:0" }, options.log),
       start("processor", processorEnv, options.log),
-      start("reporter", { ...base, REPORTER_QUEUE: options.reporterQueue, REPORTER_QUEUE_EXPIRES_MS: "60000" }, options.log),
+      start(
+        "reporter",
+        { ...base, REPORTER_QUEUE: options.reporterQueue, REPORTER_QUEUE_EXPIRES_MS: "60000" },
+        options.log,
+      ),
     ]);
     // In this order when closing: front to back, so nothing is cut off mid-request.
     for (const r of results) if (r.status === "fulfilled") started.push(r.value);
     for (const r of results) if (r.status === "rejected") throw r.reason;
-    const [bridge, processor, reporter] = results.map((r) => (r as PromiseFulfilledResult<Started>).value) as [Started, Started, Started];
+    const [bridge, processor, reporter] = results.map(
+      (r) => (r as PromiseFulfilledResult<Started>).value,
+    ) as [Started, Started, Started];
     // Answered once done, so that no request reaches a service before it knows its peer.
     await Promise.all([
       connect(processor.child, { type: "connectBridge", address: bridge.ready.grpcAddress }),
-      ...(options.processorOverAmqp ? [] : [connect(bridge.child, { type: "connectProcessor", address: processor.ready.grpcAddress })]),
+      ...(options.processorOverAmqp
+        ? []
+        : [
+            connect(bridge.child, {
+              type: "connectProcessor",
+              address: processor.ready.grpcAddress,
+            }),
+          ]),
     ]);
 
     const processorAddress: string = processor.ready.grpcAddress;
     let current = processor;
     const waited = (ids: string[], timeoutMs: number) =>
-      ask<{ error?: string; summary: ReportSummary; missing: string[] }>(reporter.child, { type: "waitFor", ids, timeoutMs }, "waited");
+      ask<{ error?: string; summary: ReportSummary; missing: string[] }>(
+        reporter.child,
+        { type: "waitFor", ids, timeoutMs },
+        "waited",
+      );
     return {
       bridge: { httpUrl: bridge.ready.httpUrl, grpcAddress: bridge.ready.grpcAddress },
       processor: {
@@ -212,8 +241,13 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
           return current.child.pid!;
         },
         async audit(ids) {
-          const answer = await ask<{ audit?: DecisionAudit; error?: string }>(current.child, { type: "audit", ids }, "audited");
-          if (!answer.audit) throw new Error(`the Processor could not audit its decisions: ${answer.error}`);
+          const answer = await ask<{ audit?: DecisionAudit; error?: string }>(
+            current.child,
+            { type: "audit", ids },
+            "audited",
+          );
+          if (!answer.audit)
+            throw new Error(`the Processor could not audit its decisions: ${answer.error}`);
           return answer.audit;
         },
         kill() {
@@ -226,7 +260,11 @@ export async function startProcesses(options: ProcessesOptions): Promise<Process
         },
         async restart() {
           // The same port: the Bridge's gRPC channel reconnects by itself, as to a restarted host.
-          const next = await start("processor", { ...processorEnv, PROCESSOR_GRPC: processorAddress }, options.log);
+          const next = await start(
+            "processor",
+            { ...processorEnv, PROCESSOR_GRPC: processorAddress },
+            options.log,
+          );
           started[started.indexOf(current)] = next;
           current = next;
           await connect(next.child, { type: "connectBridge", address: bridge.ready.grpcAddress });

@@ -58,7 +58,11 @@ export class BrokerUnreachableError extends Error {}
 
 export async function startSystem(options: SystemOptions = {}): Promise<System> {
   const url = options.amqpUrl ?? process.env.AMQP_URL ?? "amqp://127.0.0.1";
-  const urls = { bridge: options.bridgeAmqpUrl ?? url, processor: options.processorAmqpUrl ?? url, reporter: options.reporterAmqpUrl ?? url };
+  const urls = {
+    bridge: options.bridgeAmqpUrl ?? url,
+    processor: options.processorAmqpUrl ?? url,
+    reporter: options.reporterAmqpUrl ?? url,
+  };
   const opened = new Map<string, AmqpConnection>();
   const closeConnections = async () => {
     for (const c of opened.values()) await c.close().catch(() => undefined);
@@ -68,12 +72,20 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const open = opened.get(serviceUrl);
     if (open) return open;
     try {
-      const c = await AmqpConnection.connect({ urls: serviceUrl, name: `grabbit-example-${service}`, connectTimeoutMs: 5000, reconnect: { maxDelayMs: 1000 } });
+      const c = await AmqpConnection.connect({
+        urls: serviceUrl,
+        name: `grabbit-example-${service}`,
+        connectTimeoutMs: 5000,
+        reconnect: { maxDelayMs: 1000 },
+      });
       opened.set(serviceUrl, c);
       return c;
     } catch (err) {
       await closeConnections();
-      throw new BrokerUnreachableError(`${service}: cannot connect to RabbitMQ at ${redactUrl(serviceUrl)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new BrokerUnreachableError(
+        `${service}: cannot connect to RabbitMQ at ${redactUrl(serviceUrl)}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
     }
   }
   const connections = {
@@ -95,7 +107,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<System> 
     const reporter = await startReporter({
       connection: connections.reporter,
       // broker-setup.sh grants the Reporter's user REPORTER_QUEUE and these per-run queues.
-      queue: options.reporterQueue ?? `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
+      queue:
+        options.reporterQueue ??
+        `${process.env.REPORTER_QUEUE || "example.reporter"}.run-${process.pid}-${Date.now().toString(36)}`,
       queueExpiresMs: 60_000,
       identity,
       ...(options.reporterRegion !== undefined ? { region: options.reporterRegion } : {}),
@@ -200,16 +214,25 @@ export async function runBatch(system: BatchTarget, options: BatchOptions): Prom
     while (next < bodies.length) {
       const i = next++;
       const { status, json } = await api.call("POST", "/sendRequest", bodies[i]);
-      if (status !== 202) throw new Error(`sendRequest answered ${status}: ${JSON.stringify(json)}`);
+      if (status !== 202)
+        throw new Error(`sendRequest answered ${status}: ${JSON.stringify(json)}`);
       ids[i] = json.requestId as string;
       options.onAccepted?.(++accepted);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? bodies.length, bodies.length)) }, sender));
+  await Promise.all(
+    Array.from(
+      { length: Math.max(1, Math.min(options.concurrency ?? bodies.length, bodies.length)) },
+      sender,
+    ),
+  );
 
   const pending = new Set(ids);
   while (pending.size > 0) {
-    if (Date.now() - started > timeoutMs) throw new Error(`${pending.size} of ${ids.length} requests are not finished after ${timeoutMs} ms`);
+    if (Date.now() - started > timeoutMs)
+      throw new Error(
+        `${pending.size} of ${ids.length} requests are not finished after ${timeoutMs} ms`,
+      );
     await Promise.all(
       [...pending].map(async (id) => {
         const { json } = await api.call("GET", `/getStatus/${id}`);
@@ -218,7 +241,9 @@ export async function runBatch(system: BatchTarget, options: BatchOptions): Prom
     );
     if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  const requests = await Promise.all(ids.map(async (id) => (await api.call("GET", `/getResult/${id}`)).json));
+  const requests = await Promise.all(
+    ids.map(async (id) => (await api.call("GET", `/getResult/${id}`)).json),
+  );
   await system.reporter.waitFor(ids, Math.max(1000, timeoutMs - (Date.now() - started)));
   return { requests, summary: await system.reporter.summary(), elapsedMs: Date.now() - started };
 }
@@ -230,11 +255,19 @@ export class RestClient {
     readonly token: string | undefined,
   ) {}
 
-  async call(method: "GET" | "POST", path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async call(
+    method: "GET" | "POST",
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: any }> {
     const headers: Record<string, string> = {};
     if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await fetch(this.baseUrl + path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const res = await fetch(this.baseUrl + path, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
     return { status: res.status, json: await res.json() };
   }
 }

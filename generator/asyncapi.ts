@@ -78,7 +78,12 @@ class SchemaSet {
     const properties: Record<string, Json> = {};
     for (const field of message.fields) properties[field.jsonName] = this.field(field);
     const description = leadingComment(message)?.trim();
-    return { type: "object", title: message.typeName, ...(description ? { description } : {}), properties };
+    return {
+      type: "object",
+      title: message.typeName,
+      ...(description ? { description } : {}),
+      properties,
+    };
   }
 
   private field(field: DescField): Json {
@@ -92,18 +97,29 @@ class SchemaSet {
       case "list":
         return {
           type: "array",
-          items: field.listKind === "scalar" ? scalarSchema(field.scalar) : field.listKind === "enum" ? { type: "string", enum: field.enum.values.map((v) => v.name) } : this.ref(field.message),
+          items:
+            field.listKind === "scalar"
+              ? scalarSchema(field.scalar)
+              : field.listKind === "enum"
+                ? { type: "string", enum: field.enum.values.map((v) => v.name) }
+                : this.ref(field.message),
         };
       case "map":
         return {
           type: "object",
-          additionalProperties: field.mapKind === "scalar" ? scalarSchema(field.scalar) : field.mapKind === "enum" ? { type: "string", enum: field.enum.values.map((v) => v.name) } : this.ref(field.message),
+          additionalProperties:
+            field.mapKind === "scalar"
+              ? scalarSchema(field.scalar)
+              : field.mapKind === "enum"
+                ? { type: "string", enum: field.enum.values.map((v) => v.name) }
+                : this.ref(field.message),
         };
     }
   }
 }
 
-const PROTOBUF_NOTE = "Body: the binary protobuf message (content type application/x-protobuf). The schema shows its fields by their proto3 JSON names.";
+const PROTOBUF_NOTE =
+  "Body: the binary protobuf message (content type application/x-protobuf). The schema shows its fields by their proto3 JSON names.";
 
 const STREAM_KINDS: Partial<Record<MethodModel["kind"], string>> = {
   server_streaming: "Server-streaming",
@@ -118,20 +134,32 @@ const STREAM_KINDS: Partial<Record<MethodModel["kind"], string>> = {
  */
 function streamNote(method: MethodModel): string {
   const kind = STREAM_KINDS[method.kind];
-  return kind ? ` ${kind} call: the request opens the stream, and the stream's messages and its end travel as frames described in grabbit's wire contract ("Streams over RabbitMQ").` : "";
+  return kind
+    ? ` ${kind} call: the request opens the stream, and the stream's messages and its end travel as frames described in grabbit's wire contract ("Streams over RabbitMQ").`
+    : "";
 }
 
 function exchangeBinding(event: EventModel): Json {
   return {
     amqp: {
       is: "routingKey",
-      exchange: { name: event.exchange, type: event.exchangeKind, durable: true, autoDelete: false, vhost: "/" },
+      exchange: {
+        name: event.exchange,
+        type: event.exchangeKind,
+        durable: true,
+        autoDelete: false,
+        vhost: "/",
+      },
       bindingVersion: AMQP_BINDING_VERSION,
     },
   };
 }
 
-export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, info: AsyncApiInfo): Json {
+export function buildAsyncApi(
+  model: GenerationModel,
+  registry: FileRegistry,
+  info: AsyncApiInfo,
+): Json {
   const schemas = new SchemaSet();
   const channels: Json = {};
   const operations: Json = {};
@@ -155,7 +183,8 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
         payload: schemas.ref(desc),
         headers: {
           type: "object",
-          description: "Metadata such as authorization and traceparent travels as headers of the same names.",
+          description:
+            "Metadata such as authorization and traceparent travels as headers of the same names.",
           additionalProperties: { type: "string" },
         },
         bindings: { amqp: { messageType: event.typeName, bindingVersion: AMQP_BINDING_VERSION } },
@@ -182,15 +211,23 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       operations[`publish.${event.typeName}`] = {
         action: "send",
         title: `Publish ${desc.name}`,
-        description: "Published with publisher confirms and the mandatory flag; an unroutable event is reported to the publisher.",
+        description:
+          "Published with publisher confirms and the mandatory flag; an unroutable event is reported to the publisher.",
         channel: channelRef,
         messages: [messageRef],
-        bindings: { amqp: { deliveryMode: event.persistent ? 2 : 1, mandatory: true, bindingVersion: AMQP_BINDING_VERSION } },
+        bindings: {
+          amqp: {
+            deliveryMode: event.persistent ? 2 : 1,
+            mandatory: true,
+            bindingVersion: AMQP_BINDING_VERSION,
+          },
+        },
       };
       operations[`consume.${event.typeName}`] = {
         action: "receive",
         title: `Consume ${desc.name}`,
-        description: "Consumers bind their own queue; placeholders become * unless the consumer filters on them. Acked after the handler succeeds, retried with delay, then dead-lettered.",
+        description:
+          "Consumers bind their own queue; placeholders become * unless the consumer filters on them. Acked after the handler succeeds, retried with delay, then dead-lettered.",
         channel: channelRef,
         messages: [messageRef],
         bindings: { amqp: { ack: true, bindingVersion: AMQP_BINDING_VERSION } },
@@ -214,42 +251,61 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
         title: `${method.path} request (${method.input.typeName})`,
         description: `${PROTOBUF_NOTE} Routed to the handler by header rpc-method ${method.path}.${streamNote(method)}`,
         contentType: "application/x-protobuf",
-        correlationId: { location: "$message.header#/correlation_id", description: "The AMQP correlation_id property." },
+        correlationId: {
+          location: "$message.header#/correlation_id",
+          description: "The AMQP correlation_id property.",
+        },
         headers: {
           type: "object",
           required: ["rpc-method"],
           properties: {
             "rpc-method": { type: "string", const: method.path },
-            "rpc-timeout-ms": { type: "integer", description: "Remaining deadline in milliseconds; also the message expiration." },
+            "rpc-timeout-ms": {
+              type: "integer",
+              description: "Remaining deadline in milliseconds; also the message expiration.",
+            },
           },
           additionalProperties: { type: "string" },
         },
         payload: schemas.ref(lookup(method.input.typeName)),
-        bindings: { amqp: { messageType: method.input.typeName, bindingVersion: AMQP_BINDING_VERSION } },
+        bindings: {
+          amqp: { messageType: method.input.typeName, bindingVersion: AMQP_BINDING_VERSION },
+        },
       };
       messages[replyKey] = {
         name: `${method.protoName}Reply`,
         title: `${method.path} reply (${method.output.typeName})`,
         description: `${PROTOBUF_NOTE} Sent to reply_to with the request's correlation_id; the body is empty unless rpc-status is 0.${streamNote(method)}`,
         contentType: "application/x-protobuf",
-        correlationId: { location: "$message.header#/correlation_id", description: "The AMQP correlation_id property." },
+        correlationId: {
+          location: "$message.header#/correlation_id",
+          description: "The AMQP correlation_id property.",
+        },
         headers: {
           type: "object",
           required: ["rpc-status"],
           properties: {
-            "rpc-status": { type: "integer", minimum: 0, maximum: 16, description: "gRPC status code; 0 is OK." },
+            "rpc-status": {
+              type: "integer",
+              minimum: 0,
+              maximum: 16,
+              description: "gRPC status code; 0 is OK.",
+            },
             "rpc-message": { type: "string", description: "Error text when rpc-status is not 0." },
             "rpc-status-details-bin": {
               type: "string",
               format: "binary",
-              description: "Optional, when rpc-status is not 0: the error details, a serialized google.rpc.Status, as an AMQP byte array.",
+              description:
+                "Optional, when rpc-status is not 0: the error details, a serialized google.rpc.Status, as an AMQP byte array.",
             },
           },
           additionalProperties: { type: "string" },
         },
         payload: schemas.ref(lookup(method.output.typeName)),
       };
-      requestMessages[`${method.protoName}Request`] = { $ref: `#/components/messages/${requestKey}` };
+      requestMessages[`${method.protoName}Request`] = {
+        $ref: `#/components/messages/${requestKey}`,
+      };
       replyMessages[`${method.protoName}Reply`] = { $ref: `#/components/messages/${replyKey}` };
     }
     // The AMQP binding (0.3.0) has no field for the queue type: it travels as the queue argument's
@@ -266,7 +322,14 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       bindings: {
         amqp: {
           is: "queue",
-          queue: { name: queue, durable: true, exclusive: false, autoDelete: false, vhost: "/", ...(queueType ? { "x-queue-type": queueType } : {}) },
+          queue: {
+            name: queue,
+            durable: true,
+            exclusive: false,
+            autoDelete: false,
+            vhost: "/",
+            ...(queueType ? { "x-queue-type": queueType } : {}),
+          },
           bindingVersion: AMQP_BINDING_VERSION,
         },
       },
@@ -281,11 +344,16 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
       operations[`${service.typeName}.${method.protoName}`] = {
         action: "send",
         title: method.path,
-        ...(method.comment || method.kind !== "unary" ? { description: `${method.comment ?? ""}${streamNote(method)}`.trim() } : {}),
+        ...(method.comment || method.kind !== "unary"
+          ? { description: `${method.comment ?? ""}${streamNote(method)}`.trim() }
+          : {}),
         channel: { $ref: `#/channels/${requestChannel}` },
         messages: [{ $ref: `#/channels/${requestChannel}/messages/${method.protoName}Request` }],
         reply: {
-          address: { location: "$message.header#/reply_to", description: "The AMQP reply_to property." },
+          address: {
+            location: "$message.header#/reply_to",
+            description: "The AMQP reply_to property.",
+          },
           channel: { $ref: `#/channels/${replyChannel}` },
           messages: [{ $ref: `#/channels/${replyChannel}/messages/${method.protoName}Reply` }],
         },
@@ -295,7 +363,11 @@ export function buildAsyncApi(model: GenerationModel, registry: FileRegistry, in
 
   return {
     asyncapi: "3.0.0",
-    info: { title: info.title, version: info.version, description: "Generated by protoc-gen-grabbit from the .proto contracts." },
+    info: {
+      title: info.title,
+      version: info.version,
+      description: "Generated by protoc-gen-grabbit from the .proto contracts.",
+    },
     defaultContentType: "application/x-protobuf",
     channels,
     operations,

@@ -33,9 +33,11 @@ function typescriptFormatter(): Formatter {
   );
   const problems = created.getConfigDiagnostics();
   if (problems.length > 0) {
-    throw new Error(`formatter configuration: ${
-      problems.map((p) => `${p.propertyName}: ${p.message}`).join("; ")
-    }`);
+    throw new Error(
+      `formatter configuration: ${problems
+        .map((p) => `${p.propertyName}: ${p.message}`)
+        .join("; ")}`,
+    );
   }
   formatter = created;
   return created;
@@ -45,9 +47,13 @@ function typescriptFormatter(): Formatter {
 export function formatTypeScript(fileName: string, text: string): string {
   // Top-level statements start at column 0 after a blank line; nothing else does in generated
   // code (class members are indented, doc comment lines start with " *").
-  const chunks = text.split(/\n\n(?=\S)/).map((chunk) =>
-    chunk.split("\n").some((line) => line.length > LINE_WIDTH) ? formatWhole(fileName, chunk) : chunk
-  );
+  const chunks = text
+    .split(/\n\n(?=\S)/)
+    .map((chunk) =>
+      chunk.split("\n").some((line) => line.length > LINE_WIDTH)
+        ? formatWhole(fileName, chunk)
+        : chunk,
+    );
   return `${chunks.map((chunk) => chunk.replace(/\n+$/, "")).join("\n\n")}\n`;
 }
 
@@ -73,9 +79,10 @@ export interface DocBlock {
 /** A JSDoc block at `indent`, wrapped so that its prose lines stay within LINE_WIDTH. */
 export function jsdoc(block: DocBlock, indent: string): string {
   const width = LINE_WIDTH - indent.length - 3;
-  const text = block.verbatim !== undefined
-    ? block.verbatim.split("\n").map((l) => l.trimEnd())
-    : wrapProse(block.prose ?? "", width);
+  const text =
+    block.verbatim !== undefined
+      ? block.verbatim.split("\n").map((l) => l.trimEnd())
+      : wrapProse(block.prose ?? "", width);
   const lines = block.tags.length > 0 ? [...text, "", ...block.tags] : text;
   // Ends with a newline: templates close the block on a line of its own, which handlebars drops.
   return [

@@ -26,10 +26,17 @@ Writes buf.yaml, <proto>/grabbit/v1/options.proto, a starter contract and buf.ge
 const FLAGS = ["--dir", "--proto", "--out", "--messages"];
 
 function parse(argv: string[]): InitOptions | string {
-  const options: InitOptions = { dir: process.cwd(), proto: "proto", out: "src/gen", messages: "ts-proto" };
+  const options: InitOptions = {
+    dir: process.cwd(),
+    proto: "proto",
+    out: "src/gen",
+    messages: "ts-proto",
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
     const value = () => inline ?? argv[++i];
     if (flag === "--help" || flag === "-h") return "help";
     if (!FLAGS.includes(flag)) return `grabbit init: unknown argument "${arg}".`;
@@ -47,7 +54,8 @@ function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "proto/grabbit/v1/options.proto"))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error("grabbit init: cannot find grabbit's own proto/grabbit/v1/options.proto");
+    if (up === dir)
+      throw new Error("grabbit init: cannot find grabbit's own proto/grabbit/v1/options.proto");
     dir = up;
   }
   return dir;
@@ -58,7 +66,8 @@ function hasProtoFiles(dir: string, skip: string): boolean {
   for (const entry of readdirSync(dir)) {
     const path = join(dir, entry);
     if (path === skip) continue;
-    if (statSync(path).isDirectory() ? hasProtoFiles(path, skip) : entry.endsWith(".proto")) return true;
+    if (statSync(path).isDirectory() ? hasProtoFiles(path, skip) : entry.endsWith(".proto"))
+      return true;
   }
   return false;
 }
@@ -196,23 +205,41 @@ export async function runInit(argv: string[]): Promise<number> {
   // Vendored and owned by grabbit: kept in step with the installed version.
   const options = readFileSync(join(packageRoot(), "proto/grabbit/v1/options.proto"), "utf8");
   write(join(proto, "grabbit/v1/options.proto"), options, true);
-  if (!hasProtoFiles(join(dir, proto), join(dir, proto, "grabbit"))) write(join(proto, "hello/v1/hello.proto"), STARTER);
-  write("buf.gen.yaml", messages === "protobuf-es" ? bufGenYamlProtobufEs(proto, out) : bufGenYaml(proto, out));
+  if (!hasProtoFiles(join(dir, proto), join(dir, proto, "grabbit")))
+    write(join(proto, "hello/v1/hello.proto"), STARTER);
+  write(
+    "buf.gen.yaml",
+    messages === "protobuf-es" ? bufGenYamlProtobufEs(proto, out) : bufGenYaml(proto, out),
+  );
 
   for (const path of wrote) console.log(`wrote ${path}`);
   for (const path of kept) console.log(`kept  ${path} (already there)`);
 
   const pkgPath = join(dir, "package.json");
   if (existsSync(pkgPath)) {
-    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as { type?: string; dependencies?: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(pkgPath, "utf8")) as {
+      type?: string;
+      dependencies?: Record<string, string>;
+    };
     if (pkg.type !== "module") {
-      console.log(`note: generated code is ES modules; set "type": "module" in ${relative(process.cwd(), pkgPath) || "package.json"}.`);
+      console.log(
+        `note: generated code is ES modules; set "type": "module" in ${relative(process.cwd(), pkgPath) || "package.json"}.`,
+      );
     }
     if (!pkg.dependencies?.["@grabbit/runtime"]) {
-      console.log("note: services need the runtime at run time: npm install @grabbit/runtime @bufbuild/protobuf");
+      console.log(
+        "note: services need the runtime at run time: npm install @grabbit/runtime @bufbuild/protobuf",
+      );
     }
-    if (messages === "protobuf-es" && !(pkg as { devDependencies?: Record<string, string> }).devDependencies?.["@bufbuild/protoc-gen-es"]) {
-      console.log("note: buf runs protoc-gen-es from node_modules: npm install --save-dev @bufbuild/protoc-gen-es");
+    if (
+      messages === "protobuf-es" &&
+      !(pkg as { devDependencies?: Record<string, string> }).devDependencies?.[
+        "@bufbuild/protoc-gen-es"
+      ]
+    ) {
+      console.log(
+        "note: buf runs protoc-gen-es from node_modules: npm install --save-dev @bufbuild/protoc-gen-es",
+      );
     }
   }
   console.log(`next: npx buf generate   (writes ${out}/)`);

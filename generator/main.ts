@@ -22,10 +22,16 @@ export async function main(): Promise<void> {
   try {
     // Only the files that can produce output are decoded (generator/request.ts).
     const response = runLean(readRequest(await readStdin()));
-    await new Promise<void>((resolve, reject) => process.stdout.write(toBinary(CodeGeneratorResponseSchema, response), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(toBinary(CodeGeneratorResponseSchema, response), (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
   } catch (err) {
     // A bug of ours, not the user's contract: say so in one line, keep the stack for a report.
-    process.stderr.write(`${PLUGIN_NAME}: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(
+      `${PLUGIN_NAME}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exitCode = 1;
   }
 }

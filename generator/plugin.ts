@@ -13,8 +13,17 @@ import {
 import { InputError } from "../governance/errors.js";
 import { buildModel, DEFAULT_BUILD_OPTIONS, type BuildOptions } from "./model/build.js";
 import { ContractErrors } from "./model/errors.js";
-import { isProtocGenEsOption, MESSAGE_LIBRARIES, type MessageLibrary, unfollowedProtocGenEsOption } from "./model/protobuf-es.js";
-import { isTsProtoOption, TsProtoOptionError, tsProtoOptionsFrom } from "./model/ts-proto-options.js";
+import {
+  isProtocGenEsOption,
+  MESSAGE_LIBRARIES,
+  type MessageLibrary,
+  unfollowedProtocGenEsOption,
+} from "./model/protobuf-es.js";
+import {
+  isTsProtoOption,
+  TsProtoOptionError,
+  tsProtoOptionsFrom,
+} from "./model/ts-proto-options.js";
 import { buildAsyncApi } from "./asyncapi.js";
 import { renderFile, renderTopology } from "./render.js";
 import type { LeanRequest } from "./request.js";
@@ -31,7 +40,8 @@ export interface PluginParameters extends BuildOptions {
   mermaid: string | undefined;
 }
 
-const KNOWN_OPTIONS = "messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)";
+const KNOWN_OPTIONS =
+  "messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)";
 
 /**
  * Parses `opt:` values from buf.gen.yaml ("key=value,key=value"). Besides grabbit's own (snake_case)
@@ -50,23 +60,32 @@ export function parseParameters(parameter: string): PluginParameters {
   const protocGenEsKeys: string[] = [];
   let importExtensionGiven = false;
   let tsProtoFileSuffix: string | undefined;
-  for (const pair of parameter.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of parameter
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const eq = pair.indexOf("=");
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const value = eq < 0 ? "" : pair.slice(eq + 1);
     switch (key) {
       case "messages":
         if (!MESSAGE_LIBRARIES.includes(value as MessageLibrary)) {
-          throw new ParameterError(`option "messages" takes ${MESSAGE_LIBRARIES.join(" or ")} (the plugin that writes the message types), not "${value}"`);
+          throw new ParameterError(
+            `option "messages" takes ${MESSAGE_LIBRARIES.join(" or ")} (the plugin that writes the message types), not "${value}"`,
+          );
         }
         params.messages = value as MessageLibrary;
         break;
       case "import_extension":
         importExtensionGiven = true;
-        params.importExtension = value === "none" || value === "" ? "" : value.startsWith(".") ? value : `.${value}`;
+        params.importExtension =
+          value === "none" || value === "" ? "" : value.startsWith(".") ? value : `.${value}`;
         break;
       case "runtime":
-        if (!value) throw new ParameterError(`option "runtime" needs a module name, such as runtime=@grabbit/runtime`);
+        if (!value)
+          throw new ParameterError(
+            `option "runtime" needs a module name, such as runtime=@grabbit/runtime`,
+          );
         params.runtime = value;
         break;
       case "ts_proto_file_suffix":
@@ -92,37 +111,54 @@ export function parseParameters(parameter: string): PluginParameters {
           protocGenEsKeys.push(key);
           break;
         }
-        if (!isTsProtoOption(key)) throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
+        if (!isTsProtoOption(key))
+          throw new ParameterError(`unknown option "${key}"; known options: ${KNOWN_OPTIONS}`);
         tsProtoPairs.push({ key, value: eq < 0 ? undefined : value });
     }
   }
   if (params.messages === "protobuf-es") {
     // protoc-gen-es's options are the ones that make sense beside it; ts-proto's would name nothing.
     if (tsProtoPairs.length > 0) {
-      throw new ParameterError(`option "${tsProtoPairs[0]!.key}" is ts-proto's, but messages=protobuf-es: give protoc-gen-grabbit the options of protoc-gen-es (or none)`);
+      throw new ParameterError(
+        `option "${tsProtoPairs[0]!.key}" is ts-proto's, but messages=protobuf-es: give protoc-gen-grabbit the options of protoc-gen-es (or none)`,
+      );
     }
-    if (tsProtoFileSuffix !== undefined) throw new ParameterError(`option "ts_proto_file_suffix" names ts-proto's files, but messages=protobuf-es: drop it (protoc-gen-es writes <file>_pb.ts)`);
-    const refused = protocGenEsKeys.map(unfollowedProtocGenEsOption).find((why) => why !== undefined);
+    if (tsProtoFileSuffix !== undefined)
+      throw new ParameterError(
+        `option "ts_proto_file_suffix" names ts-proto's files, but messages=protobuf-es: drop it (protoc-gen-es writes <file>_pb.ts)`,
+      );
+    const refused = protocGenEsKeys
+      .map(unfollowedProtocGenEsOption)
+      .find((why) => why !== undefined);
     if (refused) throw new ParameterError(refused);
     return params;
   }
   if (protocGenEsKeys.length > 0) {
-    throw new ParameterError(`option "${protocGenEsKeys[0]}" is protoc-gen-es's: add messages=protobuf-es to generate for protobuf-es messages (the default is ts-proto)`);
+    throw new ParameterError(
+      `option "${protocGenEsKeys[0]}" is protoc-gen-es's: add messages=protobuf-es to generate for protobuf-es messages (the default is ts-proto)`,
+    );
   }
   params.tsProto = tsProtoOptionsFrom(tsProtoPairs);
   // ts-proto's importSuffix is the import extension too (its default, none, is not grabbit's .js).
   // grabbit's own import_extension and ts_proto_file_suffix, when given, win over ts-proto's spelling.
-  if (!importExtensionGiven && params.tsProto.importSuffix !== undefined) params.importExtension = params.tsProto.importSuffix;
+  if (!importExtensionGiven && params.tsProto.importSuffix !== undefined)
+    params.importExtension = params.tsProto.importSuffix;
   if (tsProtoFileSuffix !== undefined) params.tsProto.fileSuffix = tsProtoFileSuffix;
   return params;
 }
 
 /** A plugin option (buf.gen.yaml `opt`) that grabbit cannot follow; the plugin reports it as a sentence. */
 export class ParameterError extends InputError {}
-Object.defineProperty(ParameterError.prototype, "name", { value: "ParameterError", writable: true, configurable: true });
+Object.defineProperty(ParameterError.prototype, "name", {
+  value: "ParameterError",
+  writable: true,
+  configurable: true,
+});
 
 export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
-  return generate(request.parameter, request.fileToGenerate, request.fileToGenerate, () => createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })));
+  return generate(request.parameter, request.fileToGenerate, request.fileToGenerate, () =>
+    createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })),
+  );
 }
 
 /**
@@ -130,13 +166,23 @@ export function run(request: CodeGeneratorRequest): CodeGeneratorResponse {
  * produce output and what they import were decoded, which is what keeps googleapis under 1 GB.
  */
 export function runLean(request: LeanRequest): CodeGeneratorResponse {
-  return generate(request.parameter, request.candidates, request.fileToGenerate, () => createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })));
+  return generate(request.parameter, request.candidates, request.fileToGenerate, () =>
+    createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile })),
+  );
 }
 
 /** `candidates` are the files to walk, `fileToGenerate` all the request names (ts-proto writes those). */
-function generate(parameter: string, candidates: readonly string[], fileToGenerate: readonly string[], makeRegistry: () => FileRegistry): CodeGeneratorResponse {
+function generate(
+  parameter: string,
+  candidates: readonly string[],
+  fileToGenerate: readonly string[],
+  makeRegistry: () => FileRegistry,
+): CodeGeneratorResponse {
   const response = create(CodeGeneratorResponseSchema, {
-    supportedFeatures: BigInt(CodeGeneratorResponse_Feature.PROTO3_OPTIONAL | CodeGeneratorResponse_Feature.SUPPORTS_EDITIONS),
+    supportedFeatures: BigInt(
+      CodeGeneratorResponse_Feature.PROTO3_OPTIONAL |
+        CodeGeneratorResponse_Feature.SUPPORTS_EDITIONS,
+    ),
     minimumEdition: Edition.EDITION_PROTO2,
     maximumEdition: Edition.EDITION_2024,
   });
@@ -145,16 +191,24 @@ function generate(parameter: string, candidates: readonly string[], fileToGenera
     const registry = makeRegistry();
     const model = buildModel(registry, candidates, params, fileToGenerate);
     const renderOptions = { version: PLUGIN_VERSION };
-    const emit = (name: string, content: string) => response.file.push(create(CodeGeneratorResponse_FileSchema, { name, content }));
+    const emit = (name: string, content: string) =>
+      response.file.push(create(CodeGeneratorResponse_FileSchema, { name, content }));
     for (const file of model.files) emit(file.outputPath, renderFile(file, renderOptions));
     if (params.asyncapi) {
-      const doc = buildAsyncApi(model, registry, { title: params.asyncapiTitle, version: params.asyncapiVersion });
+      const doc = buildAsyncApi(model, registry, {
+        title: params.asyncapiTitle,
+        version: params.asyncapiVersion,
+      });
       emit(params.asyncapi, JSON.stringify(doc, null, 2) + "\n");
     }
     if (params.mermaid) emit(params.mermaid, renderTopology(model, renderOptions));
   } catch (err) {
     // Contract and parameter errors are the user's to fix: report them as text, never a stack.
-    if (err instanceof ContractErrors || err instanceof ParameterError || err instanceof TsProtoOptionError) {
+    if (
+      err instanceof ContractErrors ||
+      err instanceof ParameterError ||
+      err instanceof TsProtoOptionError
+    ) {
       response.error = err.message;
     } else {
       throw err;

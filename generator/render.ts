@@ -33,19 +33,26 @@ function engine(): Map<string, Handlebars.TemplateDelegate> {
   const hb = Handlebars.create();
   hb.registerHelper("json", (value: unknown) => JSON.stringify(value));
   // An array literal of strings, spaced as the formatter writes one: ["a", "b"].
-  hb.registerHelper("list", (values: string[]) => `[${values.map((v) => JSON.stringify(v)).join(", ")}]`);
+  hb.registerHelper(
+    "list",
+    (values: string[]) => `[${values.map((v) => JSON.stringify(v)).join(", ")}]`,
+  );
   // {{#doc doc indent}}prose{{/doc}}: a JSDoc block with the proto comment (or, without one or with
   // fallbackOnly=true, the template's prose), @deprecated and the @see link back to the proto.
-  hb.registerHelper("doc", function (this: unknown, doc: DocModel, indent: string, options: Handlebars.HelperOptions) {
-    const prose = options.fn(this);
-    const own = options.hash["fallbackOnly"] === true ? undefined : doc.comment;
-    const tags = [...(doc.deprecated ? ["@deprecated"] : []), `@see ${doc.see}`];
-    return jsdoc({ verbatim: own, prose, tags }, indent);
-  });
+  hb.registerHelper(
+    "doc",
+    function (this: unknown, doc: DocModel, indent: string, options: Handlebars.HelperOptions) {
+      const prose = options.fn(this);
+      const own = options.hash["fallbackOnly"] === true ? undefined : doc.comment;
+      const tags = [...(doc.deprecated ? ["@deprecated"] : []), `@see ${doc.see}`];
+      return jsdoc({ verbatim: own, prose, tags }, indent);
+    },
+  );
   const dir = templatesDir();
   const load = (name: string) => readFileSync(join(dir, `${name}.hbs`), "utf8");
   // Strict: a name the context lacks fails rendering instead of printing nothing.
-  const compile = (name: string) => hb.compile(load(name), { noEscape: true, strict: true, preventIndent: true });
+  const compile = (name: string) =>
+    hb.compile(load(name), { noEscape: true, strict: true, preventIndent: true });
   hb.registerPartial("service", compile("service"));
   hb.registerPartial("event", compile("event"));
   compiled = new Map([
@@ -63,7 +70,10 @@ export function renderTemplate(name: string, context: object): string {
 
 /** One generated .ts file: the file template over the model, formatted at 100 columns. */
 export function renderFile(file: FileModel, options: RenderOptions): string {
-  return formatTypeScript(file.outputPath, renderTemplate("file", { ...file, version: options.version }));
+  return formatTypeScript(
+    file.outputPath,
+    renderTemplate("file", { ...file, version: options.version }),
+  );
 }
 
 /** Mermaid node ids: letters, digits and underscores only. */
@@ -79,9 +89,20 @@ export function renderTopology(model: GenerationModel, options: RenderOptions): 
   for (const file of model.files) {
     for (const event of file.events) {
       const exchangeId = nodeId("x", event.exchange);
-      exchanges.set(event.exchange, { id: exchangeId, name: event.exchange, kind: event.exchangeKind });
-      const bindingKey = event.exchangeKind === "fanout" ? "all" : event.routingKey.replace(/\{[^}]*\}/g, "*");
-      events.push({ ...event, id: nodeId("e", event.typeName), exchangeId, queueId: nodeId("q", event.typeName), bindingKey });
+      exchanges.set(event.exchange, {
+        id: exchangeId,
+        name: event.exchange,
+        kind: event.exchangeKind,
+      });
+      const bindingKey =
+        event.exchangeKind === "fanout" ? "all" : event.routingKey.replace(/\{[^}]*\}/g, "*");
+      events.push({
+        ...event,
+        id: nodeId("e", event.typeName),
+        exchangeId,
+        queueId: nodeId("q", event.typeName),
+        bindingKey,
+      });
     }
     for (const service of file.services) {
       services.push({
@@ -94,5 +115,10 @@ export function renderTopology(model: GenerationModel, options: RenderOptions): 
       });
     }
   }
-  return renderTemplate("topology.mmd", { ...options, exchanges: [...exchanges.values()], events, services });
+  return renderTemplate("topology.mmd", {
+    ...options,
+    exchanges: [...exchanges.values()],
+    events,
+    services,
+  });
 }

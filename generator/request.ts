@@ -10,11 +10,23 @@
 // time it is read, which generator/model/location.ts does once per file it documents or locates.
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import { type FileDescriptorProto, FileDescriptorProtoSchema, type SourceCodeInfo, type SourceCodeInfo_Location } from "@bufbuild/protobuf/wkt";
+import {
+  type FileDescriptorProto,
+  FileDescriptorProtoSchema,
+  type SourceCodeInfo,
+  type SourceCodeInfo_Location,
+} from "@bufbuild/protobuf/wkt";
 
 // Field numbers in plugin.proto and descriptor.proto.
 const REQUEST = { fileToGenerate: 1, parameter: 2, protoFile: 15 } as const;
-const FILE = { name: 1, dependency: 3, messageType: 4, service: 6, options: 8, sourceCodeInfo: 9 } as const;
+const FILE = {
+  name: 1,
+  dependency: 3,
+  messageType: 4,
+  service: 6,
+  options: 8,
+  sourceCodeInfo: 9,
+} as const;
 const MESSAGE = { nestedType: 3, options: 7 } as const;
 // grabbit's option extensions (grabbit/v1/options.proto).
 const EXT_FILE = 51730;
@@ -47,8 +59,10 @@ export function readRequest(bytes: Uint8Array): LeanRequest {
   const reader = new BinaryReader(bytes);
   while (reader.pos < reader.len) {
     const [no, wireType] = reader.tag();
-    if (no === REQUEST.fileToGenerate && wireType === WireType.LengthDelimited) fileToGenerate.push(reader.string());
-    else if (no === REQUEST.parameter && wireType === WireType.LengthDelimited) parameter = reader.string();
+    if (no === REQUEST.fileToGenerate && wireType === WireType.LengthDelimited)
+      fileToGenerate.push(reader.string());
+    else if (no === REQUEST.parameter && wireType === WireType.LengthDelimited)
+      parameter = reader.string();
     else if (no === REQUEST.protoFile && wireType === WireType.LengthDelimited) {
       const file = scanFile(reader.bytes());
       if (!files.has(file.name)) order.push(file.name);
@@ -56,7 +70,8 @@ export function readRequest(bytes: Uint8Array): LeanRequest {
     } else reader.skip(wireType, no);
   }
   const missing = fileToGenerate.find((name) => !files.has(name));
-  if (missing !== undefined) throw new Error(`the request names ${missing} to generate but does not contain it`);
+  if (missing !== undefined)
+    throw new Error(`the request names ${missing} to generate but does not contain it`);
 
   const candidates = fileToGenerate.filter((name) => files.get(name)!.relevant);
   const needed = new Set<string>();
@@ -68,7 +83,9 @@ export function readRequest(bytes: Uint8Array): LeanRequest {
     // An import the request lacks is left for createFileRegistry to report, as before.
     for (const dep of files.get(name)?.dependencies ?? []) if (!needed.has(dep)) stack.push(dep);
   }
-  const protoFile = order.filter((name) => needed.has(name)).map((name) => decodeFile(files.get(name)!));
+  const protoFile = order
+    .filter((name) => needed.has(name))
+    .map((name) => decodeFile(files.get(name)!));
   return { parameter, fileToGenerate, candidates, protoFile };
 }
 
@@ -153,7 +170,13 @@ function hasField(bytes: Uint8Array, fieldNo: number): boolean {
 }
 
 const SOURCE_CODE_INFO_LOCATION = 1;
-const LOCATION = { path: 1, span: 2, leadingComments: 3, trailingComments: 4, leadingDetachedComments: 6 } as const;
+const LOCATION = {
+  path: 1,
+  span: 2,
+  leadingComments: 3,
+  trailingComments: 4,
+  leadingDetachedComments: 6,
+} as const;
 
 /**
  * SourceCodeInfo's locations, read straight off the wire into plain objects of the same fields:
@@ -165,7 +188,8 @@ function readSourceCodeInfo(bytes: Uint8Array): SourceCodeInfo {
   const reader = new BinaryReader(bytes);
   while (reader.pos < reader.len) {
     const [no, wireType] = reader.tag();
-    if (no === SOURCE_CODE_INFO_LOCATION && wireType === WireType.LengthDelimited) location.push(readLocation(reader.bytes()));
+    if (no === SOURCE_CODE_INFO_LOCATION && wireType === WireType.LengthDelimited)
+      location.push(readLocation(reader.bytes()));
     else reader.skip(wireType, no);
   }
   return { $typeName: "google.protobuf.SourceCodeInfo", location } as SourceCodeInfo;
@@ -186,10 +210,20 @@ function readLocation(bytes: Uint8Array): SourceCodeInfo_Location {
         const end = reader.uint32() + reader.pos;
         while (reader.pos < end) into.push(reader.int32());
       } else into.push(reader.int32());
-    } else if (no === LOCATION.leadingComments && wireType === WireType.LengthDelimited) leadingComments = reader.string();
-    else if (no === LOCATION.trailingComments && wireType === WireType.LengthDelimited) trailingComments = reader.string();
-    else if (no === LOCATION.leadingDetachedComments && wireType === WireType.LengthDelimited) leadingDetachedComments.push(reader.string());
+    } else if (no === LOCATION.leadingComments && wireType === WireType.LengthDelimited)
+      leadingComments = reader.string();
+    else if (no === LOCATION.trailingComments && wireType === WireType.LengthDelimited)
+      trailingComments = reader.string();
+    else if (no === LOCATION.leadingDetachedComments && wireType === WireType.LengthDelimited)
+      leadingDetachedComments.push(reader.string());
     else reader.skip(wireType, no);
   }
-  return { $typeName: "google.protobuf.SourceCodeInfo.Location", path, span, leadingComments, trailingComments, leadingDetachedComments };
+  return {
+    $typeName: "google.protobuf.SourceCodeInfo.Location",
+    path,
+    span,
+    leadingComments,
+    trailingComments,
+    leadingDetachedComments,
+  };
 }

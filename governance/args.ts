@@ -18,12 +18,25 @@ export interface CommandSpec {
   positionals: { max: number; what: string };
 }
 
-export type Parsed = { help: true } | { help: false; values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+export type Parsed =
+  | { help: true }
+  | {
+      help: false;
+      values: Record<string, string | boolean | string[] | undefined>;
+      positionals: string[];
+    };
 
 /** Parses argv for a command; a string is the sentence saying what is wrong. `--help`/`-h` always works. */
 export function parseCommand(spec: CommandSpec, argv: string[]): Parsed | string {
-  const options: NonNullable<ParseArgsConfig["options"]> = { help: { type: "boolean", short: "h" } };
-  for (const [name, f] of Object.entries(spec.flags)) options[name] = { type: f.type, ...(f.multiple ? { multiple: true } : {}), ...(f.short ? { short: f.short } : {}) };
+  const options: NonNullable<ParseArgsConfig["options"]> = {
+    help: { type: "boolean", short: "h" },
+  };
+  for (const [name, f] of Object.entries(spec.flags))
+    options[name] = {
+      type: f.type,
+      ...(f.multiple ? { multiple: true } : {}),
+      ...(f.short ? { short: f.short } : {}),
+    };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -38,11 +51,17 @@ export function parseCommand(spec: CommandSpec, argv: string[]): Parsed | string
     if (f.type !== "string" || v === undefined) continue;
     const list = (Array.isArray(v) ? v : [v]) as string[];
     if (list.some((x) => x === "")) return `--${name} needs a value.`;
-    if (f.commas) values[name] = list.flatMap((x) => x.split(",")).map((x) => x.trim()).filter(Boolean);
+    if (f.commas)
+      values[name] = list
+        .flatMap((x) => x.split(","))
+        .map((x) => x.trim())
+        .filter(Boolean);
   }
   if (parsed.positionals.length > spec.positionals.max) {
     const extra = parsed.positionals[spec.positionals.max]!;
-    return spec.positionals.max === 0 ? `unexpected argument "${extra}" (${spec.name} takes flags only).` : `unexpected argument "${extra}" (${spec.positionals.what}).`;
+    return spec.positionals.max === 0
+      ? `unexpected argument "${extra}" (${spec.name} takes flags only).`
+      : `unexpected argument "${extra}" (${spec.positionals.what}).`;
   }
   return { help: false, values, positionals: parsed.positionals };
 }
@@ -53,7 +72,9 @@ function sentence(err: Error & { code?: string }, spec: CommandSpec): string {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `unknown flag "${flag ?? err.message}".`;
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return flag && spec.flags[flag.replace(/^-+/, "")]?.type === "boolean" ? `${flag} takes no value.` : `${flag ?? "a flag"} needs a value.`;
+      return flag && spec.flags[flag.replace(/^-+/, "")]?.type === "boolean"
+        ? `${flag} takes no value.`
+        : `${flag ?? "a flag"} needs a value.`;
     default:
       return err.message.split(". ")[0]!.replace(/\.$/, "") + ".";
   }

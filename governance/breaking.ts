@@ -84,13 +84,17 @@ function toArgs(argv: string[], cwd: string): Args | "help" | string {
   if (typeof p === "string") return p;
   if (p.help) return "help";
   const v = p.values as Record<string, string | string[] | boolean | undefined>;
-  if (v.format !== undefined && v["error-format"] !== undefined) return "give --format or --error-format, not both.";
+  if (v.format !== undefined && v["error-format"] !== undefined)
+    return "give --format or --error-format, not both.";
   const format = (v.format ?? v["error-format"] ?? "text") as string;
-  if (!(FORMATS as readonly string[]).includes(format)) return `unknown format "${format}"; use one of ${FORMATS.join(", ")}.`;
-  if (v.against === undefined) return "--against is required (for example --against .git#branch=main).";
+  if (!(FORMATS as readonly string[]).includes(format))
+    return `unknown format "${format}"; use one of ${FORMATS.join(", ")}.`;
+  if (v.against === undefined)
+    return "--against is required (for example --against .git#branch=main).";
   const list = (k: string) => (v[k] as string[] | undefined) ?? [];
   const messages = (v.messages ?? "ts-proto") as MessageLibrary;
-  if (!MESSAGE_LIBRARIES.includes(messages)) return `--messages takes ${MESSAGE_LIBRARIES.join(" or ")}, not "${messages}".`;
+  if (!MESSAGE_LIBRARIES.includes(messages))
+    return `--messages takes ${MESSAGE_LIBRARIES.join(" or ")}, not "${messages}".`;
   return {
     input: p.positionals[0] ?? ".",
     against: v.against as string,
@@ -117,7 +121,9 @@ function progress(io: BreakingIo): { phase(s: string): void; done(): void } {
   let shown = false;
   const draw = () => {
     shown = true;
-    io.stderr(`\r\x1b[2Kgrabbit breaking: ${current} (${((Date.now() - start) / 1000).toFixed(1)} s)`);
+    io.stderr(
+      `\r\x1b[2Kgrabbit breaking: ${current} (${((Date.now() - start) / 1000).toFixed(1)} s)`,
+    );
   };
   const timer = setInterval(() => Date.now() - start > 1000 && draw(), 250);
   timer.unref();
@@ -135,7 +141,11 @@ function progress(io: BreakingIo): { phase(s: string): void; done(): void } {
 
 export async function runBreaking(argv: string[], io: BreakingIo): Promise<number> {
   const parsed = parseCommand(BREAKING, argv);
-  if (typeof parsed !== "string" && !parsed.help && EVENT_FLAGS.some((k) => parsed.values[k] !== undefined)) {
+  if (
+    typeof parsed !== "string" &&
+    !parsed.help &&
+    EVENT_FLAGS.some((k) => parsed.values[k] !== undefined)
+  ) {
     return runEvents(parsed.values, parsed.positionals, io);
   }
   const args = toArgs(argv, io.cwd);
@@ -149,7 +159,11 @@ export async function runBreaking(argv: string[], io: BreakingIo): Promise<numbe
   }
   const p = progress(io);
   try {
-    const report = await checkBreaking({ ...args, onProgress: (s) => p.phase(s), onWarning: (w) => io.stderr(`grabbit breaking: warning: ${w}\n`) });
+    const report = await checkBreaking({
+      ...args,
+      onProgress: (s) => p.phase(s),
+      onWarning: (w) => io.stderr(`grabbit breaking: warning: ${w}\n`),
+    });
     p.done();
     io.stdout(render(report, args.format, args.flavour));
     return report.changes.some((c) => c.breaking) ? EXIT.BREAKING : EXIT.OK;

@@ -43,7 +43,8 @@ function protoFiles(dir: string, roots: string[]): Map<string, string> {
         const p = join(d, e.name);
         if (e.isDirectory()) {
           if (e.name !== "node_modules" && !e.name.startsWith(".")) walk(p);
-        } else if (e.name.endsWith(".proto")) out.set(relative(base, p).split(sep).join("/"), join(root, relative(base, p)));
+        } else if (e.name.endsWith(".proto"))
+          out.set(relative(base, p).split(sep).join("/"), join(root, relative(base, p)));
       }
     };
     walk(base);
@@ -65,7 +66,10 @@ export type DeclaredKind = "message" | "enum" | "extension";
  * a partial build does not build the unchanged files, so their text must tell.
  */
 export function declaredKinds(text: string): Set<DeclaredKind> {
-  const code = text.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g, " ");
+  const code = text.replace(
+    /\/\*[\s\S]*?\*\/|\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'/g,
+    " ",
+  );
   const out = new Set<DeclaredKind>();
   let depth = 0;
   for (const m of code.matchAll(/[{}]|\b(message|enum|extend)\s+[A-Za-z_.]/g)) {
@@ -127,7 +131,8 @@ function isDir(p: string): boolean {
 }
 
 function configText(dir: string): string {
-  for (const n of ["buf.yaml", "buf.yml", "buf.work.yaml"]) if (existsSync(join(dir, n))) return `${n}\n${readFileSync(join(dir, n), "utf8")}`;
+  for (const n of ["buf.yaml", "buf.yml", "buf.work.yaml"])
+    if (existsSync(join(dir, n))) return `${n}\n${readFileSync(join(dir, n), "utf8")}`;
   return "";
 }
 
@@ -141,7 +146,8 @@ function rel(cwd: string, p: string): string {
 
 /** Two directories with the same layout. */
 function dirs(input: string, against: string, cwd: string): ChangedFiles | undefined {
-  if (configText(input) !== configText(against) || lockText(input) !== lockText(against)) return undefined;
+  if (configText(input) !== configText(against) || lockText(input) !== lockText(against))
+    return undefined;
   const roots = moduleRoots(input);
   const a = protoFiles(input, roots);
   const b = protoFiles(against, roots);
@@ -173,7 +179,15 @@ function dirs(input: string, against: string, cwd: string): ChangedFiles | undef
     inputPaths.push(rel(cwd, join(input, a.get(path)!)));
     againstPaths.push(rel(cwd, join(against, b.get(path)!)));
   }
-  return { inputPaths, againstPaths, unchangedPackages, unchangedKinds, inputFiles: new Set(a.keys()), againstFiles: new Set(b.keys()), total: Math.max(a.size, b.size) };
+  return {
+    inputPaths,
+    againstPaths,
+    unchangedPackages,
+    unchangedKinds,
+    inputFiles: new Set(a.keys()),
+    againstFiles: new Set(b.keys()),
+    total: Math.max(a.size, b.size),
+  };
 }
 
 /** The working tree of a repository against one of its own refs (`.git#branch=main`). */
@@ -184,23 +198,35 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
   const opts = Object.fromEntries(m[2]!.split(",").map((kv) => kv.split("=") as [string, string]));
   const keys = Object.keys(opts);
   const rev = opts.branch ?? opts.tag ?? opts.ref ?? opts.commit;
-  if (!rev || keys.some((k) => !["branch", "tag", "ref", "commit", "depth"].includes(k))) return undefined;
-  const git = (...args: string[]) => execFileSync("git", ["-C", repo, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 1 << 28 });
+  if (!rev || keys.some((k) => !["branch", "tag", "ref", "commit", "depth"].includes(k)))
+    return undefined;
+  const git = (...args: string[]) =>
+    execFileSync("git", ["-C", repo, ...args], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+      maxBuffer: 1 << 28,
+    });
   try {
     if (resolve(git("rev-parse", "--show-toplevel").trim()) !== resolve(input)) return undefined;
     const cfg = configText(input);
     const name = cfg.slice(0, cfg.indexOf("\n"));
     if (!name || git("show", `${rev}:${name}`) !== cfg.slice(name.length + 1)) return undefined;
-    const lockBefore = git("ls-tree", "--name-only", rev, "buf.lock").trim() ? git("show", `${rev}:buf.lock`) : "";
+    const lockBefore = git("ls-tree", "--name-only", rev, "buf.lock").trim()
+      ? git("show", `${rev}:buf.lock`)
+      : "";
     if (lockBefore !== lockText(input)) return undefined;
     const roots = moduleRoots(input).map((r) => r.replace(/^\.\/?/, "").replace(/\/+$/, ""));
-    const under = (p: string) => p.endsWith(".proto") && roots.some((r) => r === "" || p.startsWith(r + "/"));
+    const under = (p: string) =>
+      p.endsWith(".proto") && roots.some((r) => r === "" || p.startsWith(r + "/"));
     const changed = new Set([
       ...git("diff", "--name-only", "--no-renames", rev, "--").split("\n").filter(under),
       ...git("ls-files", "--others", "--exclude-standard").split("\n").filter(under),
     ]);
     const before = new Set(git("ls-tree", "-r", "--name-only", rev).split("\n").filter(under));
-    const now = protoFiles(input, roots.map((r) => r || "."));
+    const now = protoFiles(
+      input,
+      roots.map((r) => r || "."),
+    );
     const unchangedPackages = new Set<string>();
     const unchangedKinds = new Map<string, Set<DeclaredKind>>();
     // Imports name files relative to their module root; git names them relative to the repository.
@@ -227,21 +253,38 @@ function gitRef(input: string, against: string, cwd: string): ChangedFiles | und
       if (changed.has(p)) changedImports.add(importPath);
     }
     for (const path of dependentsOf(texts, changedImports)) changed.add(repoPathOf.get(path)!);
-    const inputPaths = [...changed].filter((p) => existsSync(join(input, p))).map((p) => rel(cwd, join(input, p)));
+    const inputPaths = [...changed]
+      .filter((p) => existsSync(join(input, p)))
+      .map((p) => rel(cwd, join(input, p)));
     // buf takes the paths of a git input relative to the repository root.
     const againstPaths = [...changed].filter((p) => before.has(p));
-    return { inputPaths, againstPaths, unchangedPackages, unchangedKinds, inputFiles: new Set(now.keys()), againstFiles, total: Math.max(now.size, before.size) };
+    return {
+      inputPaths,
+      againstPaths,
+      unchangedPackages,
+      unchangedKinds,
+      inputFiles: new Set(now.keys()),
+      againstFiles,
+      total: Math.max(now.size, before.size),
+    };
   } catch {
     return undefined;
   }
 }
 
-export function changedFiles(input: string, against: string, cwd: string): ChangedFiles | undefined {
+export function changedFiles(
+  input: string,
+  against: string,
+  cwd: string,
+): ChangedFiles | undefined {
   if (process.env.GRABBIT_FULL_BUILD === "1") return undefined;
   const inputDir = resolve(cwd, input);
   if (input.includes("#") || !isDir(inputDir)) return undefined;
   const againstDir = resolve(cwd, against);
-  const found = !against.includes("#") && isDir(againstDir) ? dirs(inputDir, againstDir, cwd) : gitRef(inputDir, against, cwd);
+  const found =
+    !against.includes("#") && isDir(againstDir)
+      ? dirs(inputDir, againstDir, cwd)
+      : gitRef(inputDir, against, cwd);
   if (!found) return undefined;
   const changed = Math.max(found.inputPaths.length, found.againstPaths.length);
   return changed <= Math.max(1, found.total * MAX_SHARE) ? found : undefined;

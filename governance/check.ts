@@ -8,7 +8,15 @@ import { checkRuleName, loadConfig, selectRules } from "./config.js";
 import { compareImages, type Report } from "./diff.js";
 import { InputError } from "./errors.js";
 import type { MessageLibrary } from "./rules/ts-names.js";
-import { buildImage, dependencyPaths, localDir, parseImage, pathMapper, runBufBuild, type Image } from "./images.js";
+import {
+  buildImage,
+  dependencyPaths,
+  localDir,
+  parseImage,
+  pathMapper,
+  runBufBuild,
+  type Image,
+} from "./images.js";
 
 /** What `grabbit breaking` checks: the same options as its flags, for callers such as `grabbit release`. */
 export interface BreakingOptions {
@@ -33,7 +41,11 @@ export interface BreakingOptions {
 }
 
 /** `buf build` with what buf breaking passes on to its builds: --config, --path and --exclude-path. */
-async function bufBuild(input: string, cwd: string, o: { config?: string; paths: string[]; excludePaths: string[] }): Promise<Image> {
+async function bufBuild(
+  input: string,
+  cwd: string,
+  o: { config?: string; paths: string[]; excludePaths: string[] },
+): Promise<Image> {
   const bytes = await runBufBuild(input, cwd, o.config, o.paths, o.excludePaths);
   return { input, files: parseImage(bytes), externalPath: pathMapper(input, cwd) };
 }
@@ -84,23 +96,58 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
     throw e instanceof InputError ? new InputError(`${side}: ${e.message}`, { cause: e }) : e;
   };
   let images: [Image, Image];
-  if (o.config !== undefined || o.againstConfig !== undefined || paths.length || excludePaths.length) {
+  if (
+    o.config !== undefined ||
+    o.againstConfig !== undefined ||
+    paths.length ||
+    excludePaths.length
+  ) {
     // What buf breaking does with these flags: both sides built with them (paths apply to both).
     phase(`building ${o.input} and ${o.against} with buf`);
     const explicitAgainst = configFile(o.againstConfig, cwd);
     images = await Promise.all([
-      bufBuild(o.input, cwd, { ...(explicit !== undefined ? { config: explicit } : {}), paths, excludePaths }).catch(wrap("input")),
-      bufBuild(o.against, cwd, { ...(explicitAgainst !== undefined ? { config: explicitAgainst } : {}), paths, excludePaths }).catch(wrap("--against")),
+      bufBuild(o.input, cwd, {
+        ...(explicit !== undefined ? { config: explicit } : {}),
+        paths,
+        excludePaths,
+      }).catch(wrap("input")),
+      bufBuild(o.against, cwd, {
+        ...(explicitAgainst !== undefined ? { config: explicitAgainst } : {}),
+        paths,
+        excludePaths,
+      }).catch(wrap("--against")),
     ]);
   } else {
     // buf builds dominate the run time: build only what differs when that can be known up front,
     // and both sides side by side.
     const changed = changedFiles(o.input, o.against, cwd);
-    phase(changed ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf` : `building ${o.input} and ${o.against} with buf`);
+    phase(
+      changed
+        ? `building ${Math.max(changed.inputPaths.length, changed.againstPaths.length)} changed files with buf`
+        : `building ${o.input} and ${o.against} with buf`,
+    );
     const build = (p: ChangedFiles | undefined) =>
       Promise.all([
-        buildImage(o.input, cwd, p && { paths: p.inputPaths, packagesOutside: p.unchangedPackages, kindsOutside: p.unchangedKinds, moduleFiles: p.inputFiles }).catch(wrap("input")),
-        buildImage(o.against, cwd, p && { paths: p.againstPaths, packagesOutside: p.unchangedPackages, kindsOutside: p.unchangedKinds, moduleFiles: p.againstFiles }).catch(wrap("--against")),
+        buildImage(
+          o.input,
+          cwd,
+          p && {
+            paths: p.inputPaths,
+            packagesOutside: p.unchangedPackages,
+            kindsOutside: p.unchangedKinds,
+            moduleFiles: p.inputFiles,
+          },
+        ).catch(wrap("input")),
+        buildImage(
+          o.against,
+          cwd,
+          p && {
+            paths: p.againstPaths,
+            packagesOutside: p.unchangedPackages,
+            kindsOutside: p.unchangedKinds,
+            moduleFiles: p.againstFiles,
+          },
+        ).catch(wrap("--against")),
       ]);
     let partial: [Image, Image] | undefined;
     try {
@@ -113,7 +160,8 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
     // Dependencies are compared like the module's files. Where the partial builds pulled in different
     // ones (a changed file stopped importing a WKT), only whole builds tell whether an unchanged file
     // still imports it; where they pulled in the same ones, whole builds would add the same to both.
-    if (partial && sameKeys(dependencyPaths(partial[0]), dependencyPaths(partial[1]))) images = partial;
+    if (partial && sameKeys(dependencyPaths(partial[0]), dependencyPaths(partial[1])))
+      images = partial;
     else {
       if (changed) phase(`building ${o.input} and ${o.against} with buf`);
       images = await build(undefined);
@@ -124,7 +172,13 @@ export async function checkBreaking(o: BreakingOptions): Promise<Report> {
   // A deleted file is printed where it lived: through the against input if it is a directory,
   // else where the current input keeps its files.
   old.externalPath = pathMapper(o.against, cwd, cur.externalPath);
-  return compareImages(old, cur, { config, enabled, excludeImports: o.excludeImports === true, onProgress: phase, ...(o.messages ? { messages: o.messages } : {}) });
+  return compareImages(old, cur, {
+    config,
+    enabled,
+    excludeImports: o.excludeImports === true,
+    onProgress: phase,
+    ...(o.messages ? { messages: o.messages } : {}),
+  });
 }
 
 function sameKeys(a: Set<string>, b: Set<string>): boolean {

@@ -7,8 +7,27 @@
 // command line replaces the selection altogether.
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from "yaml";
-import { ALL_CATEGORIES, GRABBIT_CATEGORIES, RULES, RULE_BY_ID, canonicalRuleList, categoriesOf, deprecationWarning, isDeprecatedRuleId, type ConfigVersion } from "./rules/catalog.js";
+import {
+  LineCounter,
+  isMap,
+  isScalar,
+  isSeq,
+  parseDocument,
+  type Node as YamlNode,
+  type Pair,
+  type YAMLMap,
+} from "yaml";
+import {
+  ALL_CATEGORIES,
+  GRABBIT_CATEGORIES,
+  RULES,
+  RULE_BY_ID,
+  canonicalRuleList,
+  categoriesOf,
+  deprecationWarning,
+  isDeprecatedRuleId,
+  type ConfigVersion,
+} from "./rules/catalog.js";
 import { ConfigError } from "./errors.js";
 
 /** One `breaking` section, with the module it applies to. */
@@ -63,12 +82,22 @@ class Source {
 }
 
 function parse(src: Source): YamlNode | null {
-  const doc = parseDocument(src.text, { lineCounter: src.lines, uniqueKeys: true, prettyErrors: false, strict: true });
+  const doc = parseDocument(src.text, {
+    lineCounter: src.lines,
+    uniqueKeys: true,
+    prettyErrors: false,
+    strict: true,
+  });
   const err = doc.errors[0];
   if (err) {
     const p = src.lines.linePos(err.pos[0]);
-    const msg = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+.*$/, "").replace(/\.$/, "");
-    throw new ConfigError(`${src.where}${p ? `:${p.line}:${p.col}` : ""}: ${err.code === "DUPLICATE_KEY" ? "a key is given twice (buf refuses duplicate keys)" : `not valid YAML (${msg})`}.`);
+    const msg = err.message
+      .split("\n")[0]!
+      .replace(/ at line \d+, column \d+.*$/, "")
+      .replace(/\.$/, "");
+    throw new ConfigError(
+      `${src.where}${p ? `:${p.line}:${p.col}` : ""}: ${err.code === "DUPLICATE_KEY" ? "a key is given twice (buf refuses duplicate keys)" : `not valid YAML (${msg})`}.`,
+    );
   }
   return (doc.contents as YamlNode | null) ?? null;
 }
@@ -78,13 +107,23 @@ function keyOf(pair: Pair): string {
 }
 
 /** The pairs of a map node, refusing keys buf does not know there. */
-function mapping(src: Source, node: unknown, what: string, known: readonly string[] | null): Map<string, Pair<YamlNode, YamlNode | null>> {
-  if (node === null || node === undefined || (isScalar(node) && node.value === null)) return new Map();
+function mapping(
+  src: Source,
+  node: unknown,
+  what: string,
+  known: readonly string[] | null,
+): Map<string, Pair<YamlNode, YamlNode | null>> {
+  if (node === null || node === undefined || (isScalar(node) && node.value === null))
+    return new Map();
   if (!isMap(node)) src.fail(node as YamlNode, `${what} must be a mapping (key: value).`);
   const out = new Map<string, Pair<YamlNode, YamlNode | null>>();
   for (const pair of (node as YAMLMap<YamlNode, YamlNode | null>).items) {
     const key = keyOf(pair);
-    if (known && !known.includes(key)) src.fail(pair.key, `unknown key "${key}" in ${what} (buf refuses it; known keys: ${known.join(", ")}).`);
+    if (known && !known.includes(key))
+      src.fail(
+        pair.key,
+        `unknown key "${key}" in ${what} (buf refuses it; known keys: ${known.join(", ")}).`,
+      );
     out.set(key, pair);
   }
   return out;
@@ -101,9 +140,17 @@ function str(src: Source, node: YamlNode | null | undefined, what: string): stri
   return node.source ?? String(node.value);
 }
 
-function list(src: Source, node: YamlNode | null | undefined, what: string): { value: string; node: YamlNode }[] {
+function list(
+  src: Source,
+  node: YamlNode | null | undefined,
+  what: string,
+): { value: string; node: YamlNode }[] {
   if (isNull(node)) return [];
-  if (!isSeq(node)) src.fail(node!, `${what} must be a list (for example [${what.endsWith("use") || what.endsWith("except") ? "FILE" : "proto/foo"}]), not ${isMap(node) ? "a mapping" : "a single value"}.`);
+  if (!isSeq(node))
+    src.fail(
+      node!,
+      `${what} must be a list (for example [${what.endsWith("use") || what.endsWith("except") ? "FILE" : "proto/foo"}]), not ${isMap(node) ? "a mapping" : "a single value"}.`,
+    );
   return node.items.map((item) => {
     const n = item as YamlNode;
     if (!isScalar(n) || n.value === null) src.fail(n, `every item of ${what} must be a string.`);
@@ -129,7 +176,14 @@ const TOP_V1 = ["version", "name", "deps", "build", "lint", "breaking"];
 const TOP_V2 = ["version", "name", "modules", "deps", "lint", "breaking", "plugins", "policies"];
 const MODULE_V2 = ["path", "name", "includes", "excludes", "lint", "breaking"];
 const BUILD_V1 = ["roots", "excludes"];
-const BREAKING = ["use", "except", "ignore", "ignore_only", "ignore_unstable_packages", "disable_builtin"];
+const BREAKING = [
+  "use",
+  "except",
+  "ignore",
+  "ignore_only",
+  "ignore_unstable_packages",
+  "disable_builtin",
+];
 const VERSIONS = ["v1beta1", "v1", "v2"];
 
 interface Section {
@@ -140,36 +194,60 @@ interface Section {
   ignoreUnstablePackages: boolean;
 }
 
-function section(src: Source, node: YamlNode | null | undefined, what: string, version: ConfigVersion, warnings: string[]): Section | undefined {
+function section(
+  src: Source,
+  node: YamlNode | null | undefined,
+  what: string,
+  version: ConfigVersion,
+  warnings: string[],
+): Section | undefined {
   if (isNull(node)) return undefined;
   const m = mapping(src, node, what, BREAKING);
   const ids = (key: string) => {
     const items = list(src, m.get(key)?.value, `${what}.${key}`);
     for (const { value, node } of items) checkConfigRule(src, node, value, version, warnings);
-    return canonicalRuleList(items.map((i) => i.value), version);
+    return canonicalRuleList(
+      items.map((i) => i.value),
+      version,
+    );
   };
   const ignoreOnly: Record<string, string[]> = {};
   const only = m.get("ignore_only");
   for (const [key, pair] of mapping(src, only?.value, `${what}.ignore_only`, null).entries()) {
     checkConfigRule(src, pair.key, key, version, warnings);
-    for (const id of canonicalRuleList([key], version)) ignoreOnly[id] = [...(ignoreOnly[id] ?? []), ...list(src, pair.value, `${what}.ignore_only.${key}`).map((i) => clean(i.value))];
+    for (const id of canonicalRuleList([key], version))
+      ignoreOnly[id] = [
+        ...(ignoreOnly[id] ?? []),
+        ...list(src, pair.value, `${what}.ignore_only.${key}`).map((i) => clean(i.value)),
+      ];
   }
   return {
     use: ids("use"),
     except: ids("except"),
     ignore: list(src, m.get("ignore")?.value, `${what}.ignore`).map((i) => clean(i.value)),
     ignoreOnly,
-    ignoreUnstablePackages: bool(src, m.get("ignore_unstable_packages")?.value, `${what}.ignore_unstable_packages`),
+    ignoreUnstablePackages: bool(
+      src,
+      m.get("ignore_unstable_packages")?.value,
+      `${what}.ignore_unstable_packages`,
+    ),
   };
 }
 
-function checkConfigRule(src: Source, node: YamlNode, id: string, version: ConfigVersion, warnings: string[]): void {
+function checkConfigRule(
+  src: Source,
+  node: YamlNode,
+  id: string,
+  version: ConfigVersion,
+  warnings: string[],
+): void {
   if (isDeprecatedRuleId(id, version)) {
     const w = deprecationWarning(id, version);
     if (w && !warnings.includes(w)) warnings.push(w);
     return;
   }
-  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id)) src.fail(node, `"${id}" is not a known rule or category ID.`);
+  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id))
+    src.fail(node, `"${id}" is not a known rule or category ID.`);
 }
 
 function clean(path: string): string {
@@ -185,7 +263,10 @@ function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`, { cause: err });
+    throw new ConfigError(
+      `${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)}).`,
+      { cause: err },
+    );
   }
 }
 
@@ -196,7 +277,10 @@ function readConfigText(dir: string, explicit?: string, flag = "--config"): Sour
       // A directory means "the configuration that lives there", as for an input directory.
       if (statSync(explicit).isDirectory()) {
         const inside = readConfigText(explicit);
-        if (!inside) throw new ConfigError(`${flag} ${explicit}: a directory without buf.yaml; give the configuration file.`);
+        if (!inside)
+          throw new ConfigError(
+            `${flag} ${explicit}: a directory without buf.yaml; give the configuration file.`,
+          );
         return inside;
       }
       return new Source(explicit, readText(explicit));
@@ -222,12 +306,17 @@ interface BufYaml {
 
 function readBufYaml(src: Source, warnings: string[]): BufYaml {
   const root = parse(src);
-  if (isNull(root)) throw new ConfigError(`${src.where}:1:1: "version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`);
+  if (isNull(root))
+    throw new ConfigError(
+      `${src.where}:1:1: "version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`,
+    );
   const probe = mapping(src, root, "buf.yaml", null);
   const vPair = probe.get("version");
   const rawVersion = str(src, vPair?.value, "version");
-  if (rawVersion === undefined) src.fail(root, `"version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`);
-  if (!VERSIONS.includes(rawVersion)) src.fail(vPair!.value, `unknown version "${rawVersion}"; buf knows ${VERSIONS.join(", ")}.`);
+  if (rawVersion === undefined)
+    src.fail(root, `"version" is not set; add "version: v2" (buf refuses a buf.yaml without one).`);
+  if (!VERSIONS.includes(rawVersion))
+    src.fail(vPair!.value, `unknown version "${rawVersion}"; buf knows ${VERSIONS.join(", ")}.`);
   const version: ConfigVersion = rawVersion === "v2" ? "v2" : "v1";
   const top = mapping(src, root, `a ${rawVersion} buf.yaml`, rawVersion === "v2" ? TOP_V2 : TOP_V1);
   const topSection = section(src, top.get("breaking")?.value, "breaking", version, warnings);
@@ -236,24 +325,51 @@ function readBufYaml(src: Source, warnings: string[]): BufYaml {
     const rootsNode = build.get("roots");
     const roots = list(src, rootsNode?.value, "build.roots").map((r) => normalizeRoot(r.value));
     list(src, build.get("excludes")?.value, "build.excludes");
-    if (roots.length && rawVersion === "v1") src.fail(rootsNode!.key, `build.roots cannot be set on version v1 (only v1beta1); v1 has one root, the directory of buf.yaml.`);
+    if (roots.length && rawVersion === "v1")
+      src.fail(
+        rootsNode!.key,
+        `build.roots cannot be set on version v1 (only v1beta1); v1 has one root, the directory of buf.yaml.`,
+      );
     const effective = roots.length ? roots : [""];
-    return { version, rawVersion, top: topSection, modules: effective.map((r) => ({ root: r, section: topSection })), roots: effective };
+    return {
+      version,
+      rawVersion,
+      top: topSection,
+      modules: effective.map((r) => ({ root: r, section: topSection })),
+      roots: effective,
+    };
   }
   const modulesNode = top.get("modules")?.value;
-  if (!isNull(modulesNode) && !isSeq(modulesNode)) src.fail(modulesNode!, `modules must be a list of modules ([{path: proto}]).`);
+  if (!isNull(modulesNode) && !isSeq(modulesNode))
+    src.fail(modulesNode!, `modules must be a list of modules ([{path: proto}]).`);
   const modules: BufYaml["modules"] = [];
   for (const item of isSeq(modulesNode) ? (modulesNode.items as YamlNode[]) : []) {
     const m = mapping(src, item, "a module", MODULE_V2);
     const path = str(src, m.get("path")?.value, "a module's path") ?? ".";
     for (const k of ["includes", "excludes"]) list(src, m.get(k)?.value, `a module's ${k}`);
-    modules.push({ root: normalizeRoot(path), section: section(src, m.get("breaking")?.value, `the breaking section of module "${path}"`, version, warnings) ?? topSection });
+    modules.push({
+      root: normalizeRoot(path),
+      section:
+        section(
+          src,
+          m.get("breaking")?.value,
+          `the breaking section of module "${path}"`,
+          version,
+          warnings,
+        ) ?? topSection,
+    });
   }
   if (!modules.length) modules.push({ root: "", section: topSection });
   return { version, rawVersion, top: topSection, modules, roots: modules.map((m) => m.root) };
 }
 
-const EMPTY: Section = { use: [], except: [], ignore: [], ignoreOnly: {}, ignoreUnstablePackages: false };
+const EMPTY: Section = {
+  use: [],
+  except: [],
+  ignore: [],
+  ignoreOnly: {},
+  ignoreUnstablePackages: false,
+};
 
 /**
  * Reads the breaking configuration for an input directory (or an explicit --config file or data).
@@ -262,18 +378,40 @@ const EMPTY: Section = { use: [], except: [], ignore: [], ignoreOnly: {}, ignore
 export function loadConfig(dir: string, explicit?: string): BreakingConfig {
   const warnings: string[] = [];
   // A v1 workspace (buf.work.yaml): each directory is a module with its own buf.yaml and section.
-  const work = explicit === undefined && !existsSync(join(dir, "buf.yaml")) ? readWorkspace(dir) : undefined;
+  const work =
+    explicit === undefined && !existsSync(join(dir, "buf.yaml")) ? readWorkspace(dir) : undefined;
   if (work) {
     const modules: ModuleConfig[] = work.map((d) => {
       const src = readConfigText(join(dir, d));
       const y = src ? readBufYaml(src, warnings) : undefined;
-      if (y?.version === "v2") throw new ConfigError(`${src!.where}: a v2 buf.yaml cannot be a module of a buf.work.yaml; move its modules into one v2 buf.yaml.`);
+      if (y?.version === "v2")
+        throw new ConfigError(
+          `${src!.where}: a v2 buf.yaml cannot be a module of a buf.work.yaml; move its modules into one v2 buf.yaml.`,
+        );
       return { ...(y?.top ?? EMPTY), root: normalizeRoot(d) };
     });
-    return { ...modules[0]!, version: "v1", roots: modules.map((m) => m.root), modules, dir, otherDirs: [], warnings, where: join(dir, "buf.work.yaml"), workspace: true };
+    return {
+      ...modules[0]!,
+      version: "v1",
+      roots: modules.map((m) => m.root),
+      modules,
+      dir,
+      otherDirs: [],
+      warnings,
+      where: join(dir, "buf.work.yaml"),
+      workspace: true,
+    };
   }
   const src = readConfigText(dir, explicit);
-  const y: BufYaml = src ? readBufYaml(src, warnings) : { version: "v1", rawVersion: "v1", top: undefined, modules: [{ root: "", section: undefined }], roots: [""] };
+  const y: BufYaml = src
+    ? readBufYaml(src, warnings)
+    : {
+        version: "v1",
+        rawVersion: "v1",
+        top: undefined,
+        modules: [{ root: "", section: undefined }],
+        roots: [""],
+      };
   const modules: ModuleConfig[] = y.modules.map((m) => ({ root: m.root, ...(m.section ?? EMPTY) }));
   // The top-level fields: the first module's section (what a single-module layout uses); every module's
   // own ignore paths are kept with it.
@@ -293,7 +431,8 @@ export function loadConfig(dir: string, explicit?: string): BreakingConfig {
 /** Checks a rule ID given on the command line (--use, --except). */
 export function checkRuleName(id: string, where: string, version: ConfigVersion = "v2"): void {
   if (isDeprecatedRuleId(id, version)) return;
-  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id)) throw new ConfigError(`${where}: "${id}" is not a known rule or category ID.`);
+  if (!RULE_BY_ID.has(id) && !ALL_CATEGORIES.includes(id))
+    throw new ConfigError(`${where}: "${id}" is not a known rule or category ID.`);
 }
 
 // --- buf.work.yaml -----------------------------------------------------------------------------------
@@ -307,7 +446,8 @@ export function readWorkspace(dir: string): string[] | undefined {
   const m = mapping(src, root, "buf.work.yaml", ["version", "directories"]);
   const v = str(src, m.get("version")?.value, "version");
   if (v === undefined) src.fail(root, `"version" is not set; add "version: v1".`);
-  if (v !== "v1") src.fail(m.get("version")!.value, `unknown buf.work.yaml version "${v}"; buf knows v1.`);
+  if (v !== "v1")
+    src.fail(m.get("version")!.value, `unknown buf.work.yaml version "${v}"; buf knows v1.`);
   const dirs = list(src, m.get("directories")?.value, "directories");
   if (!dirs.length) src.fail(root, `directories is empty; list the module directories.`);
   return dirs.map((d) => clean(d.value));
@@ -337,7 +477,11 @@ export function moduleRoots(dir: string): string[] {
  * empty) minus `except`, and grabbit's categories are added unless excluded. CLI `--use` replaces the
  * configured lists, `--except` adds to them. Each module keeps its own set (see `ignored`).
  */
-export function selectRules(cfg: BreakingConfig, cliUse: string[], cliExcept: string[]): Set<string> {
+export function selectRules(
+  cfg: BreakingConfig,
+  cliUse: string[],
+  cliExcept: string[],
+): Set<string> {
   const use = canonicalRuleList(cliUse, cfg.version);
   const except = canonicalRuleList(cliExcept, cfg.version);
   const all = new Set<string>();
@@ -349,7 +493,13 @@ export function selectRules(cfg: BreakingConfig, cliUse: string[], cliExcept: st
   return all;
 }
 
-function selectFor(section: Section, version: ConfigVersion, cliUse: string[], cliExcept: string[], explicit: boolean): Set<string> {
+function selectFor(
+  section: Section,
+  version: ConfigVersion,
+  cliUse: string[],
+  cliExcept: string[],
+  explicit: boolean,
+): Set<string> {
   const use = explicit ? cliUse : section.use.length ? section.use : ["FILE"];
   const except = [...section.except, ...cliExcept];
   const match = (names: string[], id: string) => {
@@ -359,7 +509,11 @@ function selectFor(section: Section, version: ConfigVersion, cliUse: string[], c
   };
   const out = new Set<string>();
   for (const rule of RULES) {
-    const inUse = match(use, rule.id) || (!explicit && rule.grabbit && !use.some((u) => GRABBIT_CATEGORIES.includes(u) || RULE_BY_ID.get(u)?.grabbit));
+    const inUse =
+      match(use, rule.id) ||
+      (!explicit &&
+        rule.grabbit &&
+        !use.some((u) => GRABBIT_CATEGORIES.includes(u) || RULE_BY_ID.get(u)?.grabbit));
     if (inUse && !match(except, rule.id)) out.add(rule.id);
   }
   return out;
@@ -408,7 +562,12 @@ export function ignoredPath(cfg: BreakingConfig, list: string[], path: string): 
 }
 
 /** Whether the configuration ignores a finding of `rule` at image path `path` in package `pkg`. */
-export function ignored(cfg: BreakingConfig, rule: string, path: string, pkg: string | undefined): boolean {
+export function ignored(
+  cfg: BreakingConfig,
+  rule: string,
+  path: string,
+  pkg: string | undefined,
+): boolean {
   const m = configFor(cfg, path);
   // A rule the file's own module does not run (another module's section turned it on).
   if (m.enabled && !m.enabled.has(rule)) return true;

@@ -6,7 +6,13 @@ import { Buffer } from "node:buffer";
 import { ignored, ignoredPath, type BreakingConfig } from "./config.js";
 import { locations, type Image, type ImageFile } from "./images.js";
 import { indexSide } from "./model.js";
-import { CHANGE_KINDS, RULE_BY_ID, categoriesOf, type ChangeKind, type RuleId } from "./rules/catalog.js";
+import {
+  CHANGE_KINDS,
+  RULE_BY_ID,
+  categoriesOf,
+  type ChangeKind,
+  type RuleId,
+} from "./rules/catalog.js";
 import { checkChanges } from "./rules/changes.js";
 import { Ctx, type Finding } from "./rules/context.js";
 import { checkEnums } from "./rules/enum.js";
@@ -52,11 +58,22 @@ export interface Report {
 
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+  return (
+    a.length === b.length &&
+    Buffer.from(a.buffer, a.byteOffset, a.length).equals(
+      Buffer.from(b.buffer, b.byteOffset, b.length),
+    )
+  );
 }
 
 // Rules that describe a whole rename lead the group of findings a rename produces.
-const RENAME_HEADS: readonly string[] = ["GRABBIT_EVENT_TYPE_CHANGED", "TYPESCRIPT_MESSAGE_RENAMED", "TYPESCRIPT_ENUM_RENAMED", "TYPESCRIPT_SERVICE_RENAMED", "TYPESCRIPT_METHOD_RENAMED"] satisfies readonly RuleId[];
+const RENAME_HEADS: readonly string[] = [
+  "GRABBIT_EVENT_TYPE_CHANGED",
+  "TYPESCRIPT_MESSAGE_RENAMED",
+  "TYPESCRIPT_ENUM_RENAMED",
+  "TYPESCRIPT_SERVICE_RENAMED",
+  "TYPESCRIPT_METHOD_RENAMED",
+] satisfies readonly RuleId[];
 
 const ACCEPT = /grabbit:accept\s+([A-Z0-9_]+(?:\s*,\s*[A-Z0-9_]+)*)\s+reason:\s*(\S[^\n]*)/g;
 
@@ -78,7 +95,9 @@ export function acceptances(f: Pick<Finding, "at">): Acceptance[] {
     const loc = locs.get(file);
     if (loc) texts.push(loc.leading, ...loc.detached);
   }
-  for (const t of texts) for (const m of t.matchAll(ACCEPT)) out.push({ rules: m[1]!.split(/\s*,\s*/), reason: m[2]!.trim() });
+  for (const t of texts)
+    for (const m of t.matchAll(ACCEPT))
+      out.push({ rules: m[1]!.split(/\s*,\s*/), reason: m[2]!.trim() });
   return out;
 }
 
@@ -106,7 +125,9 @@ export function compareImages(old: Image, cur: Image, opts: CompareOptions): Rep
     else if (!sameBytes(f.desc, g!.desc) || !sameBytes(f.src, g!.src)) changed.push(path);
   }
   for (const [path, g] of cur.files) if (own(g) && !own(old.files.get(path))) onlyNew.push(path);
-  opts.onProgress?.(`comparing ${changed.length + onlyOld.length + onlyNew.length} changed of ${cur.files.size} files`);
+  opts.onProgress?.(
+    `comparing ${changed.length + onlyOld.length + onlyNew.length} changed of ${cur.files.size} files`,
+  );
 
   const oldSide = indexSide(old, [...changed, ...onlyOld]);
   const newSide = indexSide(cur, [...changed, ...onlyNew]);
@@ -169,7 +190,8 @@ export function where(f: Pick<Finding, "at" | "sub" | "subOnly">): Where {
   const spath = f.at.spath;
   // A file-level finding is at 1:1, as buf prints it (the file's own span starts after its header).
   const sub = f.sub && locs.get([...spath, ...f.sub].join("."));
-  const loc = spath.length === 0 ? undefined : sub || (f.subOnly ? undefined : locs.get(spath.join(".")));
+  const loc =
+    spath.length === 0 ? undefined : sub || (f.subOnly ? undefined : locs.get(spath.join(".")));
   return {
     path: f.at.file.owner.externalPath(f.at.file.path),
     line: loc?.line ?? 1,
@@ -182,23 +204,53 @@ export function where(f: Pick<Finding, "at" | "sub" | "subOnly">): Where {
 /** The grabbit:accept comment that covers a unit, if any: it may name any of its rules or their categories. */
 function acceptanceOf(u: Unit, cfg: BreakingConfig): Acceptance | undefined {
   const ids = [...new Set(u.members.map((f) => f.rule))];
-  const names = new Set([...ids, ...ids.flatMap((id) => categoriesOf(RULE_BY_ID.get(id)!, cfg.version))]);
+  const names = new Set([
+    ...ids,
+    ...ids.flatMap((id) => categoriesOf(RULE_BY_ID.get(id)!, cfg.version)),
+  ]);
   return acceptances(u.head).find((a) => a.rules.some((r) => names.has(r)));
 }
 
 /** grabbit's change for a unit: the head's finding, naming the other rules and what a deletion was. */
-function toChange(u: Unit, accepted: Acceptance | undefined, cfg: BreakingConfig, notes: Map<string, string>): Change {
+function toChange(
+  u: Unit,
+  accepted: Acceptance | undefined,
+  cfg: BreakingConfig,
+  notes: Map<string, string>,
+): Change {
   const { head } = u;
   const others = [...new Set(u.members.slice(1).map((f) => f.rule))];
-  const note = head.subject !== undefined && !RENAME_HEADS.includes(head.rule) ? notes.get(head.subject) : undefined;
-  let message = head.message + (note ? ` (${note})` : "") + (others.length ? ` (also ${others.join(", ")})` : "");
+  const note =
+    head.subject !== undefined && !RENAME_HEADS.includes(head.rule)
+      ? notes.get(head.subject)
+      : undefined;
+  let message =
+    head.message +
+    (note ? ` (${note})` : "") +
+    (others.length ? ` (also ${others.join(", ")})` : "");
   if (!head.breaking) {
-    return { rule: head.rule, breaking: false, bump: head.bump ?? CHANGE_KINDS[head.rule as ChangeKind], categories: [], ...where(head), message };
+    return {
+      rule: head.rule,
+      breaking: false,
+      bump: head.bump ?? CHANGE_KINDS[head.rule as ChangeKind],
+      categories: [],
+      ...where(head),
+      message,
+    };
   }
   // Accepted: it no longer fails the check, but it still is a major change of the SDK.
   if (accepted) message = `Accepted (${accepted.reason}): ${message}`;
-  const categories = categoriesOf(RULE_BY_ID.get(head.rule)!, cfg.version).filter((c) => c !== "CSR");
-  return { rule: head.rule, breaking: !accepted, bump: "major", categories, ...where(head), message };
+  const categories = categoriesOf(RULE_BY_ID.get(head.rule)!, cfg.version).filter(
+    (c) => c !== "CSR",
+  );
+  return {
+    rule: head.rule,
+    breaking: !accepted,
+    bump: "major",
+    categories,
+    ...where(head),
+    message,
+  };
 }
 
 /** buf's annotation for one finding: its rule's message as is, and no file for one that is gone. */
@@ -206,7 +258,8 @@ function toFailure(f: Finding, old: Image, cfg: BreakingConfig): Change {
   const categories = categoriesOf(RULE_BY_ID.get(f.rule)!, cfg.version).filter((c) => c !== "CSR");
   // buf anchors a finding on the current files; one it can only place in a deleted file (the file
   // itself, a package's last file) it prints without a path, at line 0 (printed 1:1, as buf does).
-  const at = f.at.file.owner === old ? { path: "", line: 0, column: 0, endLine: 0, endColumn: 0 } : where(f);
+  const at =
+    f.at.file.owner === old ? { path: "", line: 0, column: 0, endLine: 0, endColumn: 0 } : where(f);
   return { rule: f.rule, breaking: true, bump: "major", categories, ...at, message: f.message };
 }
 
@@ -215,14 +268,30 @@ const cmp = <T>(a: T, b: T) => (a < b ? -1 : a > b ? 1 : 0);
 /** buf's order (bufanalysis): findings without a file first, then path, start, rule, message, end. */
 function bufOrder(a: Change, b: Change): number {
   if (!a.path !== !b.path) return a.path ? 1 : -1;
-  return cmp(a.path, b.path) || a.line - b.line || a.column - b.column || cmp(a.rule, b.rule) || cmp(a.message, b.message) || a.endLine - b.endLine || a.endColumn - b.endColumn;
+  return (
+    cmp(a.path, b.path) ||
+    a.line - b.line ||
+    a.column - b.column ||
+    cmp(a.rule, b.rule) ||
+    cmp(a.message, b.message) ||
+    a.endLine - b.endLine ||
+    a.endColumn - b.endColumn
+  );
 }
 
 /** buf's findings in buf's order without duplicates (buf prints each distinct annotation once), then grabbit's. */
 function bufView(failures: Change[]): Change[] {
   const byKey = new Map<string, Change>();
   for (const c of failures) {
-    const key = JSON.stringify([c.path, c.line, c.column, c.endLine, c.endColumn, c.rule, c.message]);
+    const key = JSON.stringify([
+      c.path,
+      c.line,
+      c.column,
+      c.endLine,
+      c.endColumn,
+      c.rule,
+      c.message,
+    ]);
     if (!byKey.has(key)) byKey.set(key, c);
   }
   const unique = [...byKey.values()];
@@ -240,11 +309,21 @@ function inImportLeftOut(f: Finding, excludeImports: boolean): boolean {
   return excludeImports || !f.breaking || RULE_BY_ID.get(f.rule)?.grabbit === true;
 }
 
-function finish(findings: Finding[], old: Image, opts: CompareOptions, renameTargets: Set<string>, notes: Map<string, string>): Report {
+function finish(
+  findings: Finding[],
+  old: Image,
+  opts: CompareOptions,
+  renameTargets: Set<string>,
+  notes: Map<string, string>,
+): Report {
   const cfg = opts.config;
   const kept = findings.filter((f) => {
     if (inImportLeftOut(f, opts.excludeImports === true)) return false;
-    if (f.subject?.startsWith("rpc-added:") && renameTargets.has(f.subject.slice("rpc-added:".length))) return false;
+    if (
+      f.subject?.startsWith("rpc-added:") &&
+      renameTargets.has(f.subject.slice("rpc-added:".length))
+    )
+      return false;
     if (!f.breaking) return !ignoredPath(cfg, cfg.ignore, f.at.file.path);
     return !ignored(cfg, f.rule, f.at.file.path, f.at.file.pkg);
   });
@@ -254,8 +333,11 @@ function finish(findings: Finding[], old: Image, opts: CompareOptions, renameTar
   for (const u of units(kept)) {
     const accepted = u.head.breaking ? acceptanceOf(u, cfg) : undefined;
     changes.push(toChange(u, accepted, cfg, notes));
-    if (u.head.breaking && !accepted) for (const f of u.members) failures.push(toFailure(f, old, cfg));
+    if (u.head.breaking && !accepted)
+      for (const f of u.members) failures.push(toFailure(f, old, cfg));
   }
-  changes.sort((a, b) => cmp(a.path, b.path) || a.line - b.line || a.column - b.column || cmp(a.rule, b.rule));
+  changes.sort(
+    (a, b) => cmp(a.path, b.path) || a.line - b.line || a.column - b.column || cmp(a.rule, b.rule),
+  );
   return { bump: maxBump(changes.map((c) => c.bump)), changes, failures: bufView(failures) };
 }

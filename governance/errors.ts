@@ -33,4 +33,5 @@ const NAMES: Array<[typeof GrabbitError, string]> = [
   [ConfigError, "ConfigError"],
   [ReleaseError, "ReleaseError"],
 ];
-for (const [cls, name] of NAMES) Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });
+for (const [cls, name] of NAMES)
+  Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });

@@ -68,8 +68,21 @@ function bufBin(): string {
 }
 
 /** Runs `buf build <input> -o -` (with buf's --config, --path and --exclude-path) and returns the binary image. */
-export function runBufBuild(input: string, cwd: string, config?: string, paths?: string[], excludePaths?: string[]): Promise<Uint8Array> {
-  const args = ["build", input, "-o", "-#format=binpb", ...(paths ?? []).flatMap((p) => ["--path", p]), ...(excludePaths ?? []).flatMap((p) => ["--exclude-path", p])];
+export function runBufBuild(
+  input: string,
+  cwd: string,
+  config?: string,
+  paths?: string[],
+  excludePaths?: string[],
+): Promise<Uint8Array> {
+  const args = [
+    "build",
+    input,
+    "-o",
+    "-#format=binpb",
+    ...(paths ?? []).flatMap((p) => ["--path", p]),
+    ...(excludePaths ?? []).flatMap((p) => ["--exclude-path", p]),
+  ];
   if (config !== undefined) args.push("--config", config);
   return new Promise((resolvePromise, reject) => {
     const child = spawn(bufBin(), args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
@@ -77,10 +90,15 @@ export function runBufBuild(input: string, cwd: string, config?: string, paths?:
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => reject(new InputError(`cannot run buf (${e.message}); install @bufbuild/buf`)));
+    child.on("error", (e) =>
+      reject(new InputError(`cannot run buf (${e.message}); install @bufbuild/buf`)),
+    );
     child.on("close", (code) => {
       if (code === 0) return resolvePromise(Buffer.concat(out));
-      const msg = Buffer.concat(err).toString("utf8").trim().replace(/^Failure: /, "");
+      const msg = Buffer.concat(err)
+        .toString("utf8")
+        .trim()
+        .replace(/^Failure: /, "");
       reject(new InputError(`cannot build "${input}": ${msg || `buf exited with status ${code}`}`));
     });
   });
@@ -174,7 +192,8 @@ function splitFile(bytes: Uint8Array): ImageFile {
     }
     if (f.no === 8042 && f.wire === 2) {
       // buf's ImageFileExtension: field 1 is is_import.
-      for (const g of fields(bytes, f.dataStart, f.end)) if (g.no === 1 && g.wire === 0) isImport = g.value !== 0;
+      for (const g of fields(bytes, f.dataStart, f.end))
+        if (g.no === 1 && g.wire === 0) isImport = g.value !== 0;
       continue;
     }
     if (f.no === 1 && f.wire === 2) path = utf8.decode(bytes.subarray(f.dataStart, f.end));
@@ -214,7 +233,9 @@ export function decodeFile(file: ImageFile): FileDescriptorProto {
     try {
       file.decoded = fromBinary(FileDescriptorProtoSchema, file.desc);
     } catch (err) {
-      throw new InputError(`the image's file "${file.path}" is not a valid file descriptor (${err instanceof Error ? err.message : String(err)})`);
+      throw new InputError(
+        `the image's file "${file.path}" is not a valid file descriptor (${err instanceof Error ? err.message : String(err)})`,
+      );
     }
   }
   return file.decoded;
@@ -245,7 +266,15 @@ export class Locations {
 
 function decodeLocation(src: Uint8Array, start: number, end: number): Location {
   const span: number[] = [];
-  const l: Location = { line: 1, column: 1, endLine: 1, endColumn: 1, leading: "", trailing: "", detached: [] };
+  const l: Location = {
+    line: 1,
+    column: 1,
+    endLine: 1,
+    endColumn: 1,
+    leading: "",
+    trailing: "",
+    detached: [],
+  };
   for (const f of fields(src, start, end)) {
     if (f.no === 2 && f.wire === 2) {
       for (let p = f.dataStart; p < f.end && span.length < 4; ) {
@@ -319,7 +348,11 @@ export function localDir(input: string, cwd: string): string | undefined {
 }
 
 /** Maps image paths to paths a human (and GitHub annotations) can open, as buf prints them. */
-export function pathMapper(input: string, cwd: string, fallback?: (p: string) => string): (p: string) => string {
+export function pathMapper(
+  input: string,
+  cwd: string,
+  fallback?: (p: string) => string,
+): (p: string) => string {
   const dir = localDir(input, cwd);
   if (!dir) return fallback ?? ((p) => p);
   const roots = moduleRoots(dir);
@@ -327,8 +360,14 @@ export function pathMapper(input: string, cwd: string, fallback?: (p: string) =>
   return (p) => {
     let hit = memo.get(p);
     if (hit !== undefined) return hit;
-    const found = roots.find((r) => existsSync(join(dir, r, p))) ?? (fallback ? undefined : roots[0]);
-    hit = found === undefined ? fallback!(p) : relative(cwd, join(dir, found, p)).split(sep).join("/");
+    const found =
+      roots.find((r) => existsSync(join(dir, r, p))) ?? (fallback ? undefined : roots[0]);
+    hit =
+      found === undefined
+        ? fallback!(p)
+        : relative(cwd, join(dir, found, p))
+            .split(sep)
+            .join("/");
     memo.set(p, hit);
     return hit;
   };
@@ -347,10 +386,26 @@ export interface PartialBuild {
 }
 
 /** Builds an input whole, or only some of its files (`partial`). */
-export async function buildImage(input: string, cwd: string, partial?: PartialBuild): Promise<Image> {
-  const files = partial && partial.paths.length === 0 ? new Map<string, ImageFile>() : parseImage(await runBufBuild(input, cwd, undefined, partial?.paths));
-  if (partial) for (const f of files.values()) if (f.isImport && partial.moduleFiles.has(f.path)) f.partialContext = true;
-  return { input, files, externalPath: pathMapper(input, cwd), ...(partial ? { packagesOutside: partial.packagesOutside, kindsOutside: partial.kindsOutside } : {}) };
+export async function buildImage(
+  input: string,
+  cwd: string,
+  partial?: PartialBuild,
+): Promise<Image> {
+  const files =
+    partial && partial.paths.length === 0
+      ? new Map<string, ImageFile>()
+      : parseImage(await runBufBuild(input, cwd, undefined, partial?.paths));
+  if (partial)
+    for (const f of files.values())
+      if (f.isImport && partial.moduleFiles.has(f.path)) f.partialContext = true;
+  return {
+    input,
+    files,
+    externalPath: pathMapper(input, cwd),
+    ...(partial
+      ? { packagesOutside: partial.packagesOutside, kindsOutside: partial.kindsOutside }
+      : {}),
+  };
 }
 
 /** Paths of the real dependencies an image holds (imports that are not partial-build context). */

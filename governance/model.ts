@@ -68,40 +68,107 @@ export function syntaxOf(fd: FileDescriptorProto): string {
 }
 
 export function indexSide(image: Image, paths: Iterable<string>): Side {
-  const side: Side = { image, files: new Map(), messages: new Map(), enums: new Map(), services: new Map(), extensions: new Map(), packages: new Map() };
+  const side: Side = {
+    image,
+    files: new Map(),
+    messages: new Map(),
+    enums: new Map(),
+    services: new Map(),
+    extensions: new Map(),
+    packages: new Map(),
+  };
   // Imports hold packages too (buf deletes "google.protobuf" when the last import of a WKT goes); files a
   // partial build pulled in as context are counted through packagesOutside instead.
-  for (const f of image.files.values()) if (!f.partialContext) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
-  for (const pkg of image.packagesOutside ?? []) side.packages.set(pkg, (side.packages.get(pkg) ?? 0) + 1);
+  for (const f of image.files.values())
+    if (!f.partialContext) side.packages.set(f.pkg, (side.packages.get(f.pkg) ?? 0) + 1);
+  for (const pkg of image.packagesOutside ?? [])
+    side.packages.set(pkg, (side.packages.get(pkg) ?? 0) + 1);
   for (const path of paths) {
     const image_ = image.files.get(path);
     if (!image_) continue;
     const fd = decodeFile(image_);
-    const file: FileEl = { image: image_, fd, path, pkg: fd.package, syntax: syntaxOf(fd), owner: image };
+    const file: FileEl = {
+      image: image_,
+      fd,
+      path,
+      pkg: fd.package,
+      syntax: syntaxOf(fd),
+      owner: image,
+    };
     side.files.set(path, file);
     const prefix = fd.package ? fd.package + "." : "";
     const addEnum = (d: EnumDescriptorProto, spath: number[], local: string, parent?: MessageEl) =>
-      side.enums.set(prefix + local, { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) });
+      side.enums.set(prefix + local, {
+        file,
+        spath,
+        fullName: prefix + local,
+        local,
+        d,
+        ...(parent ? { parent } : {}),
+      });
     const addExt = (d: FieldDescriptorProto, spath: number[], local: string, parent?: MessageEl) =>
-      side.extensions.set(prefix + local, { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) });
+      side.extensions.set(prefix + local, {
+        file,
+        spath,
+        fullName: prefix + local,
+        local,
+        d,
+        ...(parent ? { parent } : {}),
+      });
     const addMessage = (d: DescriptorProto, spath: number[], local: string, parent?: MessageEl) => {
-      const el: MessageEl = { file, spath, fullName: prefix + local, local, d, ...(parent ? { parent } : {}) };
+      const el: MessageEl = {
+        file,
+        spath,
+        fullName: prefix + local,
+        local,
+        d,
+        ...(parent ? { parent } : {}),
+      };
       side.messages.set(el.fullName, el);
-      d.nestedType.forEach((n, i) => { addMessage(n, [...spath, 3, i], `${local}.${n.name}`, el); });
-      d.enumType.forEach((e, i) => { addEnum(e, [...spath, 4, i], `${local}.${e.name}`, el); });
-      d.extension.forEach((x, i) => { addExt(x, [...spath, 6, i], `${local}.${x.name}`, el); });
+      d.nestedType.forEach((n, i) => {
+        addMessage(n, [...spath, 3, i], `${local}.${n.name}`, el);
+      });
+      d.enumType.forEach((e, i) => {
+        addEnum(e, [...spath, 4, i], `${local}.${e.name}`, el);
+      });
+      d.extension.forEach((x, i) => {
+        addExt(x, [...spath, 6, i], `${local}.${x.name}`, el);
+      });
     };
-    fd.messageType.forEach((m, i) => { addMessage(m, [4, i], m.name); });
-    fd.enumType.forEach((e, i) => { addEnum(e, [5, i], e.name); });
-    fd.service.forEach((s, i) => { side.services.set(prefix + s.name, { file, spath: [6, i], fullName: prefix + s.name, local: s.name, d: s }); });
-    fd.extension.forEach((x, i) => { addExt(x, [7, i], x.name); });
+    fd.messageType.forEach((m, i) => {
+      addMessage(m, [4, i], m.name);
+    });
+    fd.enumType.forEach((e, i) => {
+      addEnum(e, [5, i], e.name);
+    });
+    fd.service.forEach((s, i) => {
+      side.services.set(prefix + s.name, {
+        file,
+        spath: [6, i],
+        fullName: prefix + s.name,
+        local: s.name,
+        d: s,
+      });
+    });
+    fd.extension.forEach((x, i) => {
+      addExt(x, [7, i], x.name);
+    });
   }
   return side;
 }
 
 export function methodsOf(s: ServiceEl): Map<string, MethodEl> {
   const out = new Map<string, MethodEl>();
-  s.d.method.forEach((m, i) => { out.set(m.name, { file: s.file, spath: [...s.spath, 2, i], fullName: `${s.fullName}.${m.name}`, local: m.name, d: m, service: s }); });
+  s.d.method.forEach((m, i) => {
+    out.set(m.name, {
+      file: s.file,
+      spath: [...s.spath, 2, i],
+      fullName: `${s.fullName}.${m.name}`,
+      local: m.name,
+      d: m,
+      service: s,
+    });
+  });
   return out;
 }
 

@@ -86,15 +86,24 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
 
   // --- gRPC: the Processor's callback ---
   const handlers: BridgeHandlers = {
-    notifyRequestDone(done: NotifyRequestDoneRequest, context: HandlerContext): NotifyRequestDoneResponse {
+    notifyRequestDone(
+      done: NotifyRequestDoneRequest,
+      context: HandlerContext,
+    ): NotifyRequestDoneResponse {
       const stored = requests.get(done.requestId);
       if (!stored) throw new StatusError(Code.NOT_FOUND, `no request ${done.requestId}`);
       // A valid token is not enough: it must be the one this request came with.
       if (context.metadata.authorization !== stored.authorization) {
-        throw new StatusError(Code.PERMISSION_DENIED, `request ${done.requestId} was sent with another token`);
+        throw new StatusError(
+          Code.PERMISSION_DENIED,
+          `request ${done.requestId} was sent with another token`,
+        );
       }
       if (done.decision !== APPROVED && done.decision !== DENIED) {
-        throw new StatusError(Code.INVALID_ARGUMENT, `decision ${decisionName(done.decision)} is not final`);
+        throw new StatusError(
+          Code.INVALID_ARGUMENT,
+          `decision ${decisionName(done.decision)} is not final`,
+        );
       }
       // At-least-once callers may repeat a callback: the first one wins, repeats are acknowledged.
       if (stored.status !== "DONE") {
@@ -118,23 +127,56 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const customer = body?.customer;
     const amountCents = body?.amountCents;
     const region = body?.region;
-    if (typeof customer !== "string" || customer === "" || typeof region !== "string" || region === "" || !Number.isSafeInteger(amountCents) || amountCents <= 0) {
-      return [400, { error: 'send JSON {"customer": string, "amountCents": positive integer, "region": string}' }];
+    if (
+      typeof customer !== "string" ||
+      customer === "" ||
+      typeof region !== "string" ||
+      region === "" ||
+      !Number.isSafeInteger(amountCents) ||
+      amountCents <= 0
+    ) {
+      return [
+        400,
+        {
+          error:
+            'send JSON {"customer": string, "amountCents": positive integer, "region": string}',
+        },
+      ];
     }
-    if (!processor) return [503, { error: "the Bridge does not know where the Request Processor is yet" }];
-    const stored: StoredRequest = { requestId: randomUUID(), customer, amountCents, region, status: "RECEIVED", receivedAt: Date.now(), authorization };
+    if (!processor)
+      return [503, { error: "the Bridge does not know where the Request Processor is yet" }];
+    const stored: StoredRequest = {
+      requestId: randomUUID(),
+      customer,
+      amountCents,
+      region,
+      status: "RECEIVED",
+      receivedAt: Date.now(),
+      authorization,
+    };
     requests.set(stored.requestId, stored);
     try {
       // Retried (for about a minute) while the Processor is away (restarting, say): it decides a request once however
       // often it is sent (its decisions are keyed by request id), so a repeat is safe.
-      await retrying(`send ${stored.requestId} to the Processor`, log, () =>
-        processor!.processRequest(
-          { request: { requestId: stored.requestId, customer, amountCents: cents(amountCents), region } },
-          // The token enters here: a REST request is no call the runtime serves, so there is no call
-          // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
-          { metadata: { authorization }, timeoutMs: 5000 },
-        ),
-      16);
+      await retrying(
+        `send ${stored.requestId} to the Processor`,
+        log,
+        () =>
+          processor!.processRequest(
+            {
+              request: {
+                requestId: stored.requestId,
+                customer,
+                amountCents: cents(amountCents),
+                region,
+              },
+            },
+            // The token enters here: a REST request is no call the runtime serves, so there is no call
+            // context to inherit from and it is passed on by hand. From the Processor on, it travels by itself.
+            { metadata: { authorization }, timeoutMs: 5000 },
+          ),
+        16,
+      );
       // The callback may already have come in: never move a request back from DONE.
       if (stored.status === "RECEIVED") stored.status = "PROCESSING";
     } catch (err) {
@@ -159,17 +201,36 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     } catch (err) {
       const status = StatusError.from(err);
       if (status.code === Code.UNAVAILABLE) return [503, { error: status.message }];
-      return [401, { error: `send Authorization: Bearer <token from the issuer>: ${status.message}` }];
+      return [
+        401,
+        { error: `send Authorization: Bearer <token from the issuer>: ${status.message}` },
+      ];
     }
-    if (req.method === "POST" && action === "sendRequest" && id === undefined) return sendRequest(req, authorization!);
+    if (req.method === "POST" && action === "sendRequest" && id === undefined)
+      return sendRequest(req, authorization!);
     if (req.method === "GET" && (action === "getStatus" || action === "getResult") && id) {
       const stored = requests.get(decodeURIComponent(id));
       if (!stored) return [404, { error: `no request ${id}` }];
-      if (action === "getStatus") return [200, { requestId: stored.requestId, status: stored.status }];
-      if (!FINAL.has(stored.status)) return [409, { requestId: stored.requestId, status: stored.status, error: "the request is not finished yet" }];
+      if (action === "getStatus")
+        return [200, { requestId: stored.requestId, status: stored.status }];
+      if (!FINAL.has(stored.status))
+        return [
+          409,
+          {
+            requestId: stored.requestId,
+            status: stored.status,
+            error: "the request is not finished yet",
+          },
+        ];
       return [200, publicView(stored)];
     }
-    return [404, { error: "endpoints: POST /sendRequest, GET /getStatus/{requestId}, GET /getResult/{requestId}" }];
+    return [
+      404,
+      {
+        error:
+          "endpoints: POST /sendRequest, GET /getStatus/{requestId}, GET /getResult/{requestId}",
+      },
+    ];
   }
 
   const tracer = trace.getTracer("grabbit-example-bridge");
@@ -179,7 +240,14 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
     const httpRoute = routeOf(req);
     tracer.startActiveSpan(
       `${req.method} ${httpRoute}`,
-      { kind: SpanKind.SERVER, attributes: { "http.request.method": req.method ?? "", "http.route": httpRoute, "url.path": (req.url ?? "/").split("?")[0]! } },
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "http.request.method": req.method ?? "",
+          "http.route": httpRoute,
+          "url.path": (req.url ?? "/").split("?")[0]!,
+        },
+      },
       parent,
       (span) => {
         const reply = (status: number, body: unknown) => {
@@ -236,7 +304,10 @@ function publicView(stored: StoredRequest): Omit<StoredRequest, "authorization">
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": Buffer.byteLength(text) };
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  };
   if (status === 401) headers["www-authenticate"] = "Bearer";
   res.writeHead(status, headers).end(text);
 }

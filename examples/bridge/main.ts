@@ -10,7 +10,14 @@
 
 import { startTelemetry } from "../shared/telemetry.js";
 import { identityFromEnv } from "../shared/auth.js";
-import { closeOnSignal, connectOrExit, env, onParentMessage, orExit, tellParent } from "../shared/main.js";
+import {
+  closeOnSignal,
+  connectOrExit,
+  env,
+  onParentMessage,
+  orExit,
+  tellParent,
+} from "../shared/main.js";
 import { startBridge } from "./bridge.js";
 
 const telemetry = await startTelemetry("bridge");
@@ -20,7 +27,9 @@ const connection = env("PROCESSOR_AMQP", "") === "1" ? await connectOrExit("brid
 const bridge = await startBridge({
   httpPort: Number(env("BRIDGE_HTTP_PORT", "8080")),
   grpcAddress: env("BRIDGE_GRPC", "127.0.0.1:50051"),
-  ...(connection ? { processorOverAmqp: connection } : { processorAddress: env("PROCESSOR_GRPC", "127.0.0.1:50052") }),
+  ...(connection
+    ? { processorOverAmqp: connection }
+    : { processorAddress: env("PROCESSOR_GRPC", "127.0.0.1:50052") }),
   identity,
   log: console.log,
 });

@@ -10,7 +10,14 @@ import { dirname, resolve } from "node:path";
 import { openDatabase } from "@grabbit/runtime/outbox";
 import { startTelemetry } from "../shared/telemetry.js";
 import { identityFromEnv } from "../shared/auth.js";
-import { closeOnSignal, connectOrExit, env, onParentMessage, orExit, tellParent } from "../shared/main.js";
+import {
+  closeOnSignal,
+  connectOrExit,
+  env,
+  onParentMessage,
+  orExit,
+  tellParent,
+} from "../shared/main.js";
 import { startProcessor } from "./processor.js";
 
 const telemetry = await startTelemetry("processor");

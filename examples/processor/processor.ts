@@ -16,7 +16,11 @@ import type { AmqpConnection, AmqpRpcServer } from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { Outbox, OutboxRelay, type Database } from "@grabbit/runtime/outbox";
 import { BridgeClient } from "#gen/example/v1/bridge.grabbit.js";
-import { addRequestProcessorGrpcService, serveRequestProcessorAmqp, type RequestProcessorHandlers } from "#gen/example/v1/processor.grabbit.js";
+import {
+  addRequestProcessorGrpcService,
+  serveRequestProcessorAmqp,
+  type RequestProcessorHandlers,
+} from "#gen/example/v1/processor.grabbit.js";
 import { RequestReportedEvent } from "#gen/example/v1/reports.grabbit.js";
 import { APPROVED, DENIED, centsOf, reportMessage, type Decision } from "#messages";
 
@@ -74,12 +78,16 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
   const seed = options.seed ?? 42;
   const { db } = options;
   const schema = options.schema ?? "example_processor";
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(schema)) throw new TypeError(`schema ${JSON.stringify(schema)}: lower-case letters, digits and underscores`);
+  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(schema))
+    throw new TypeError(
+      `schema ${JSON.stringify(schema)}: lower-case letters, digits and underscores`,
+    );
   const decisions = `${schema}.decisions`;
   const outbox = new Outbox({ table: `${schema}.outbox` });
   await db.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`).catch(async (err: unknown) => {
     // Two processes creating it at once: one wins, the other sees it there.
-    if (!(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).rows.length) throw err;
+    if (!(await db.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema])).rows.length)
+      throw err;
   });
   await outbox.install(db);
   await db.query(`CREATE TABLE IF NOT EXISTS ${decisions} (
@@ -109,31 +117,59 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
     bridgeTransport?.close();
     bridgeTransport = new GrpcTransport(address);
     bridge = new BridgeClient(bridgeTransport);
-    void notifyOwed().catch((err: unknown) => log(`processor: ${err instanceof Error ? err.message : String(err)}`));
+    void notifyOwed().catch((err: unknown) =>
+      log(`processor: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
   if (options.bridgeAddress !== undefined) connectBridge(options.bridgeAddress);
 
   /** Makes the owed callback for one decision, once at a time per request, and records it. */
-  function notify(requestId: string, decision: Decision, reason: string, authorization: string): Promise<void> {
+  function notify(
+    requestId: string,
+    decision: Decision,
+    reason: string,
+    authorization: string,
+  ): Promise<void> {
     const running = notifying.get(requestId);
     if (running) return running;
-    const work = retrying(`notify the Bridge of ${requestId}`, log, () => {
-      // Stopping: no more attempts; the callback stays owed in the database for the next start.
-      if (closing) throw new StatusError(Code.FAILED_PRECONDITION, "the Processor is stopping");
-      if (!bridge) throw new StatusError(Code.UNAVAILABLE, "the Processor does not know where the Bridge is yet");
-      // The token the request came with: inherited inside the call, stored in the row for a restart.
-      return bridge.notifyRequestDone({ requestId, decision, reason }, { metadata: { authorization } });
-    }, 12)
+    const work = retrying(
+      `notify the Bridge of ${requestId}`,
+      log,
+      () => {
+        // Stopping: no more attempts; the callback stays owed in the database for the next start.
+        if (closing) throw new StatusError(Code.FAILED_PRECONDITION, "the Processor is stopping");
+        if (!bridge)
+          throw new StatusError(
+            Code.UNAVAILABLE,
+            "the Processor does not know where the Bridge is yet",
+          );
+        // The token the request came with: inherited inside the call, stored in the row for a restart.
+        return bridge.notifyRequestDone(
+          { requestId, decision, reason },
+          { metadata: { authorization } },
+        );
+      },
+      12,
+    )
       .then(
-        () => db.query(`UPDATE ${decisions} SET notified_at = now() WHERE request_id = $1`, [requestId]),
+        () =>
+          db.query(`UPDATE ${decisions} SET notified_at = now() WHERE request_id = $1`, [
+            requestId,
+          ]),
         (err: unknown) => {
           if (closing) return;
           const why = err instanceof Error ? err.message : String(err);
           log(`processor: gave up telling the Bridge about ${requestId}: ${why}`);
-          return db.query(`UPDATE ${decisions} SET notify_error = $2 WHERE request_id = $1`, [requestId, why]);
+          return db.query(`UPDATE ${decisions} SET notify_error = $2 WHERE request_id = $1`, [
+            requestId,
+            why,
+          ]);
         },
       )
-      .then(() => undefined, (err: unknown) => log(`processor: ${err instanceof Error ? err.message : String(err)}`))
+      .then(
+        () => undefined,
+        (err: unknown) => log(`processor: ${err instanceof Error ? err.message : String(err)}`),
+      )
       .finally(() => notifying.delete(requestId));
     notifying.set(requestId, work);
     return work;
@@ -142,12 +178,17 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
   /** The callbacks a previous run (or a Bridge that was away) still owes. */
   async function notifyOwed(): Promise<void> {
     if (closing || !bridge) return;
-    const { rows } = await db.query(`SELECT request_id, decision, reason, authorization_header FROM ${decisions} WHERE notified_at IS NULL AND notify_error IS NULL ORDER BY decided_at`);
+    const { rows } = await db.query(
+      `SELECT request_id, decision, reason, authorization_header FROM ${decisions} WHERE notified_at IS NULL AND notify_error IS NULL ORDER BY decided_at`,
+    );
     for (const r of rows) void notify(r.request_id, r.decision, r.reason, r.authorization_header);
   }
 
   /** One transaction: the decision (once per request id) and its report in the outbox. */
-  async function decideOnce(request: Request, authorization: string): Promise<{ decision: Decision; reason: string; fresh: boolean }> {
+  async function decideOnce(
+    request: Request,
+    authorization: string,
+  ): Promise<{ decision: Decision; reason: string; fresh: boolean }> {
     return db.transaction(async (tx) => {
       const made = decide(seed, request);
       const inserted = await tx.query(
@@ -155,8 +196,15 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
         [request.requestId, made.decision, made.reason, authorization],
       );
       if (inserted.rows.length === 0) {
-        const { rows } = await tx.query(`UPDATE ${decisions} SET repeats = repeats + 1 WHERE request_id = $1 RETURNING decision, reason`, [request.requestId]);
-        return { decision: rows[0].decision as Decision, reason: rows[0].reason as string, fresh: false };
+        const { rows } = await tx.query(
+          `UPDATE ${decisions} SET repeats = repeats + 1 WHERE request_id = $1 RETURNING decision, reason`,
+          [request.requestId],
+        );
+        return {
+          decision: rows[0].decision as Decision,
+          reason: rows[0].reason as string,
+          fresh: false,
+        };
       }
       // The outbox does not inherit the call context: the token (for the Reporter's check) is passed
       // here; the trace context is stored with the row by the outbox itself. The message id is the
@@ -164,19 +212,34 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
       await outbox.add(
         tx,
         RequestReportedEvent,
-        reportMessage({ requestId: request.requestId, decision: made.decision, region: request.region, amountCents: centsOf(request.amountCents), decidedAt: new Date() }),
+        reportMessage({
+          requestId: request.requestId,
+          decision: made.decision,
+          region: request.region,
+          amountCents: centsOf(request.amountCents),
+          decidedAt: new Date(),
+        }),
         // Ordered per request (there is one report each): no report waits behind another one.
-        { messageId: `report-${request.requestId}`, orderingKey: request.requestId, metadata: { authorization } },
+        {
+          messageId: `report-${request.requestId}`,
+          orderingKey: request.requestId,
+          metadata: { authorization },
+        },
       );
       return { ...made, fresh: true };
     });
   }
 
   const handlers: RequestProcessorHandlers = {
-    async processRequest(input: ProcessRequestRequest, context: HandlerContext): Promise<ProcessRequestResponse> {
+    async processRequest(
+      input: ProcessRequestRequest,
+      context: HandlerContext,
+    ): Promise<ProcessRequestResponse> {
       const request = input.request;
-      if (!request?.requestId) throw new StatusError(Code.INVALID_ARGUMENT, "request.request_id is required");
-      if (centsOf(request.amountCents) <= 0) throw new StatusError(Code.INVALID_ARGUMENT, "request.amount_cents must be positive");
+      if (!request?.requestId)
+        throw new StatusError(Code.INVALID_ARGUMENT, "request.request_id is required");
+      if (centsOf(request.amountCents) <= 0)
+        throw new StatusError(Code.INVALID_ARGUMENT, "request.amount_cents must be positive");
       // The interceptor verified it; it is stored with the decision for the callback after a restart.
       const authorization = context.metadata.authorization!;
       const { decision, reason, fresh } = await decideOnce(request, authorization);
@@ -199,8 +262,11 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
   const grpcAddress = `${listen.slice(0, listen.lastIndexOf(":"))}:${port}`;
   // The same handlers and the same token check serve RabbitMQ callers.
   let amqpServer: AmqpRpcServer | undefined;
-  if (options.serveAmqp) amqpServer = await serveRequestProcessorAmqp(options.connection, handlers, { interceptors });
-  log(`processor: gRPC on ${grpcAddress}${amqpServer ? ", AMQP on queue example.v1.RequestProcessorService" : ""}, seed ${seed}, database ${db.kind} (${schema})`);
+  if (options.serveAmqp)
+    amqpServer = await serveRequestProcessorAmqp(options.connection, handlers, { interceptors });
+  log(
+    `processor: gRPC on ${grpcAddress}${amqpServer ? ", AMQP on queue example.v1.RequestProcessorService" : ""}, seed ${seed}, database ${db.kind} (${schema})`,
+  );
   // A Bridge that was away, or callbacks a killed run owed: tried again now and then.
   const sweep = setInterval(() => void notifyOwed().catch(() => undefined), 2000);
   sweep.unref();
@@ -213,14 +279,28 @@ export async function startProcessor(options: ProcessorOptions): Promise<Process
     connectBridge,
     async audit(requestIds) {
       const ids = [...requestIds];
-      const decided = await db.query(`SELECT count(*)::int AS n, coalesce(sum(repeats), 0)::int AS repeats FROM ${decisions} WHERE request_id = ANY($1::text[])`, [ids]);
-      const reports = await db.query(`SELECT message_id, count(*)::int AS n FROM ${outbox.table} WHERE message_id = ANY($1::text[]) GROUP BY message_id`, [ids.map((id) => `report-${id}`)]);
-      const pending = await db.query(`SELECT count(*)::int AS n FROM ${outbox.table} WHERE message_id = ANY($1::text[]) AND sent_at IS NULL`, [ids.map((id) => `report-${id}`)]);
-      const owed = await db.query(`SELECT count(*)::int AS n FROM ${decisions} WHERE request_id = ANY($1::text[]) AND notified_at IS NULL`, [ids]);
+      const decided = await db.query(
+        `SELECT count(*)::int AS n, coalesce(sum(repeats), 0)::int AS repeats FROM ${decisions} WHERE request_id = ANY($1::text[])`,
+        [ids],
+      );
+      const reports = await db.query(
+        `SELECT message_id, count(*)::int AS n FROM ${outbox.table} WHERE message_id = ANY($1::text[]) GROUP BY message_id`,
+        [ids.map((id) => `report-${id}`)],
+      );
+      const pending = await db.query(
+        `SELECT count(*)::int AS n FROM ${outbox.table} WHERE message_id = ANY($1::text[]) AND sent_at IS NULL`,
+        [ids.map((id) => `report-${id}`)],
+      );
+      const owed = await db.query(
+        `SELECT count(*)::int AS n FROM ${decisions} WHERE request_id = ANY($1::text[]) AND notified_at IS NULL`,
+        [ids],
+      );
       return {
         decided: Number(decided.rows[0].n),
         repeats: Number(decided.rows[0].repeats),
-        reportRows: Object.fromEntries(reports.rows.map((r) => [String(r.message_id).slice("report-".length), Number(r.n)])),
+        reportRows: Object.fromEntries(
+          reports.rows.map((r) => [String(r.message_id).slice("report-".length), Number(r.n)]),
+        ),
         pendingReports: Number(pending.rows[0].n),
         pendingCallbacks: Number(owed.rows[0].n),
       };

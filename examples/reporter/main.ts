@@ -5,7 +5,14 @@
 
 import { startTelemetry } from "../shared/telemetry.js";
 import { identityFromEnv } from "../shared/auth.js";
-import { closeOnSignal, connectOrExit, env, onParentMessage, orExit, tellParent } from "../shared/main.js";
+import {
+  closeOnSignal,
+  connectOrExit,
+  env,
+  onParentMessage,
+  orExit,
+  tellParent,
+} from "../shared/main.js";
 import { startReporter } from "./reporter.js";
 
 const telemetry = await startTelemetry("reporter");
@@ -43,7 +50,15 @@ onParentMessage(async (message) => {
   if (message?.type !== "waitFor") return;
   const ids = message.ids as string[];
   let error: string | undefined;
-  await reporter.waitFor(ids, message.timeoutMs).catch((err: unknown) => (error = err instanceof Error ? err.message : String(err)));
-  process.send?.({ type: "waited", id: message.id, error, summary: reporter.summary(), missing: ids.filter((id) => !reporter.has(id)) });
+  await reporter
+    .waitFor(ids, message.timeoutMs)
+    .catch((err: unknown) => (error = err instanceof Error ? err.message : String(err)));
+  process.send?.({
+    type: "waited",
+    id: message.id,
+    error,
+    summary: reporter.summary(),
+    missing: ids.filter((id) => !reporter.has(id)),
+  });
 });
 tellParent({ queue: reporter.queue });

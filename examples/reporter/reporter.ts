@@ -59,7 +59,16 @@ export interface Reporter {
 export async function startReporter(options: ReporterOptions): Promise<Reporter> {
   const log = options.log ?? (() => {});
   const queue = options.queue ?? "example.reporter";
-  const summary: ReportSummary = { reports: 0, approved: 0, denied: 0, approvedCents: 0, deniedCents: 0, byRegion: {}, duplicates: 0, refused: 0 };
+  const summary: ReportSummary = {
+    reports: 0,
+    approved: 0,
+    denied: 0,
+    approvedCents: 0,
+    deniedCents: 0,
+    byRegion: {},
+    duplicates: 0,
+    refused: 0,
+  };
   const seen = new Set<string>();
   // Message ids counted: a copy of one (same id) is a duplicate, whatever its request.
   const messages = new Set<string>();
@@ -73,7 +82,10 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
       if (status.code !== Code.UNAUTHENTICATED) throw status; // UNAVAILABLE: retried
       summary.refused++;
       // UNAUTHENTICATED is permanent to the consumer: dead-lettered now, with this reason.
-      throw new StatusError(Code.UNAUTHENTICATED, `report ${report.requestId} refused: ${status.rawMessage}`);
+      throw new StatusError(
+        Code.UNAUTHENTICATED,
+        `report ${report.requestId} refused: ${status.rawMessage}`,
+      );
     }
     const id = delivery.messageId || `report-${report.requestId}`;
     if (messages.has(id) || seen.has(report.requestId)) {
@@ -82,7 +94,11 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
     }
     messages.add(id);
     seen.add(report.requestId);
-    const region = (summary.byRegion[report.region] ??= { approved: 0, denied: 0, approvedCents: 0 });
+    const region = (summary.byRegion[report.region] ??= {
+      approved: 0,
+      denied: 0,
+      approvedCents: 0,
+    });
     summary.reports++;
     if (report.decision === APPROVED) {
       summary.approved++;
@@ -104,7 +120,9 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
     onHandlerError: (err) => log(`reporter: ${err instanceof Error ? err.message : String(err)}`),
   });
   await consumer.start(record);
-  log(`reporter: consuming ${queue} (${options.region === undefined ? "every region" : `region ${options.region}`})`);
+  log(
+    `reporter: consuming ${queue} (${options.region === undefined ? "every region" : `region ${options.region}`})`,
+  );
 
   return {
     queue,
@@ -117,7 +135,11 @@ export async function startReporter(options: ReporterOptions): Promise<Reporter>
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(wake);
-          reject(new Error(`the Reporter is still missing ${missing().length} of ${ids.length} reports after ${timeoutMs} ms`));
+          reject(
+            new Error(
+              `the Reporter is still missing ${missing().length} of ${ids.length} reports after ${timeoutMs} ms`,
+            ),
+          );
         }, timeoutMs);
         const wake = () => {
           if (missing().length > 0) return;

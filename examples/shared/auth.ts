@@ -10,7 +10,13 @@
 // (retryable: an event is retried, not dead-lettered, while the issuer is down).
 
 import { Code, StatusError, type Interceptor } from "@grabbit/runtime";
-import { JWT_CLAIMS, jwtVerifier, verifyMetadata, type JwtClaims, type JwtVerifier } from "@grabbit/runtime/auth";
+import {
+  JWT_CLAIMS,
+  jwtVerifier,
+  verifyMetadata,
+  type JwtClaims,
+  type JwtVerifier,
+} from "@grabbit/runtime/auth";
 import { EXAMPLE_AUDIENCE } from "./issuer.js";
 
 export interface IdentityOptions {
@@ -36,14 +42,28 @@ export async function discover(issuer: string): Promise<IssuerMetadata> {
   const base = issuer.replace(/\/+$/, "");
   let res: Response;
   try {
-    res = await fetch(`${base}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) });
+    res = await fetch(`${base}/.well-known/openid-configuration`, {
+      signal: AbortSignal.timeout(5000),
+    });
   } catch (err) {
-    throw new Error(`cannot reach the token issuer at ${base} (${err instanceof Error ? err.message : String(err)}): start it (examples/issuer/main.ts) or set EXAMPLE_ISSUER`, { cause: err });
+    throw new Error(
+      `cannot reach the token issuer at ${base} (${err instanceof Error ? err.message : String(err)}): start it (examples/issuer/main.ts) or set EXAMPLE_ISSUER`,
+      { cause: err },
+    );
   }
-  if (!res.ok) throw new Error(`the token issuer at ${base} answered ${res.status} for its discovery document`);
+  if (!res.ok)
+    throw new Error(
+      `the token issuer at ${base} answered ${res.status} for its discovery document`,
+    );
   const meta = (await res.json()) as Partial<IssuerMetadata>;
-  if (meta.issuer !== issuer || typeof meta.jwks_uri !== "string" || typeof meta.token_endpoint !== "string") {
-    throw new Error(`the discovery document at ${base} does not describe issuer ${issuer} (issuer ${JSON.stringify(meta.issuer)})`);
+  if (
+    meta.issuer !== issuer ||
+    typeof meta.jwks_uri !== "string" ||
+    typeof meta.token_endpoint !== "string"
+  ) {
+    throw new Error(
+      `the discovery document at ${base} does not describe issuer ${issuer} (issuer ${JSON.stringify(meta.issuer)})`,
+    );
   }
   return meta as IssuerMetadata;
 }
@@ -58,7 +78,11 @@ export class Identity {
     options: IdentityOptions,
   ) {
     this.verifyToken = jwtVerifier({
-      keys: { jwksUrl: metadata.jwks_uri, cacheMaxAgeMs: options.jwksMaxAgeMs ?? 5000, cooldownMs: options.jwksCooldownMs ?? 1000 },
+      keys: {
+        jwksUrl: metadata.jwks_uri,
+        cacheMaxAgeMs: options.jwksMaxAgeMs ?? 5000,
+        cooldownMs: options.jwksCooldownMs ?? 1000,
+      },
       algorithms: ["ES256", "RS256"],
       issuer: metadata.issuer,
       audience: this.audience,
@@ -68,7 +92,11 @@ export class Identity {
   }
 
   static async connect(options: IdentityOptions): Promise<Identity> {
-    return new Identity(await discover(options.issuer), options.audience ?? EXAMPLE_AUDIENCE, options);
+    return new Identity(
+      await discover(options.issuer),
+      options.audience ?? EXAMPLE_AUDIENCE,
+      options,
+    );
   }
 
   /** The verified claims of an `authorization` value; StatusError UNAUTHENTICATED (or UNAVAILABLE) otherwise. */
@@ -92,13 +120,22 @@ export class Identity {
 /** The Identity of EXAMPLE_ISSUER (required), EXAMPLE_AUDIENCE, EXAMPLE_JWKS_MAX_AGE_MS, EXAMPLE_JWKS_COOLDOWN_MS. */
 export function identityFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Identity> {
   const issuer = env.EXAMPLE_ISSUER;
-  if (!issuer) return Promise.reject(new Error("EXAMPLE_ISSUER is not set: start the issuer (node --import tsx examples/issuer/main.ts) and export the URL it prints"));
+  if (!issuer)
+    return Promise.reject(
+      new Error(
+        "EXAMPLE_ISSUER is not set: start the issuer (node --import tsx examples/issuer/main.ts) and export the URL it prints",
+      ),
+    );
   const ms = (name: string) => (env[name] ? Number(env[name]) : undefined);
   return Identity.connect({
     issuer,
     ...(env.EXAMPLE_AUDIENCE ? { audience: env.EXAMPLE_AUDIENCE } : {}),
-    ...(ms("EXAMPLE_JWKS_MAX_AGE_MS") !== undefined ? { jwksMaxAgeMs: ms("EXAMPLE_JWKS_MAX_AGE_MS")! } : {}),
-    ...(ms("EXAMPLE_JWKS_COOLDOWN_MS") !== undefined ? { jwksCooldownMs: ms("EXAMPLE_JWKS_COOLDOWN_MS")! } : {}),
+    ...(ms("EXAMPLE_JWKS_MAX_AGE_MS") !== undefined
+      ? { jwksMaxAgeMs: ms("EXAMPLE_JWKS_MAX_AGE_MS")! }
+      : {}),
+    ...(ms("EXAMPLE_JWKS_COOLDOWN_MS") !== undefined
+      ? { jwksCooldownMs: ms("EXAMPLE_JWKS_COOLDOWN_MS")! }
+      : {}),
   });
 }
 
@@ -118,16 +155,36 @@ export class TokenClient {
 
   async token(): Promise<string> {
     if (this.cached && Date.now() < this.cached.until) return this.cached.token;
-    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: this.clientId, client_secret: this.clientSecret });
+    const form = new URLSearchParams({
+      grant_type: "client_credentials",
+      client_id: this.clientId,
+      client_secret: this.clientSecret,
+    });
     if (this.audience) form.set("audience", this.audience);
-    const res = await fetch(this.tokenEndpoint, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: form, signal: AbortSignal.timeout(5000) });
-    const body = (await res.json().catch(() => ({}))) as { access_token?: string; expires_in?: number; error?: string; error_description?: string };
+    const res = await fetch(this.tokenEndpoint, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: form,
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = (await res.json().catch(() => ({}))) as {
+      access_token?: string;
+      expires_in?: number;
+      error?: string;
+      error_description?: string;
+    };
     if (!res.ok || !body.access_token) {
-      throw new StatusError(Code.UNAUTHENTICATED, `the token endpoint refused client ${this.clientId}: ${body.error ?? res.status}${body.error_description ? ` (${body.error_description})` : ""}`);
+      throw new StatusError(
+        Code.UNAUTHENTICATED,
+        `the token endpoint refused client ${this.clientId}: ${body.error ?? res.status}${body.error_description ? ` (${body.error_description})` : ""}`,
+      );
     }
     // Renewed a minute early (or at half its life for short ones), so no call leaves with a token about to expire.
     const life = (body.expires_in ?? 60) * 1000;
-    this.cached = { token: body.access_token, until: Date.now() + Math.max(life - 60_000, life / 2) };
+    this.cached = {
+      token: body.access_token,
+      until: Date.now() + Math.max(life - 60_000, life / 2),
+    };
     return body.access_token;
   }
 }

@@ -86,7 +86,9 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
   const audience = options.audience ?? EXAMPLE_AUDIENCE;
   const ttl = options.tokenTtlSec ?? 600;
   const defaultGrace = options.graceMs ?? 60_000;
-  const clients: Record<string, string> = options.clients ?? { "demo-client": randomBytes(18).toString("base64url") };
+  const clients: Record<string, string> = options.clients ?? {
+    "demo-client": randomBytes(18).toString("base64url"),
+  };
   // Published keys, the current (signing) one first.
   const keys: SigningKey[] = [await newKey()];
   // Staged: made, able to sign, not in the key set yet.
@@ -94,7 +96,10 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
   let url = "";
 
   async function sign(o: SignOptions = {}): Promise<string> {
-    const key = o.kid === undefined ? keys[0]! : (keys.find((k) => k.kid === o.kid) ?? staged.find((k) => k.kid === o.kid));
+    const key =
+      o.kid === undefined
+        ? keys[0]!
+        : (keys.find((k) => k.kid === o.kid) ?? staged.find((k) => k.kid === o.kid));
     if (!key) throw new Error(`no published or staged key ${o.kid}`);
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({})
@@ -119,7 +124,11 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
   const server = createServer((req, res) => {
     handle(req).then(
       ([status, body]) => reply(res, status, body),
-      (err: unknown) => reply(res, 500, { error: "server_error", error_description: err instanceof Error ? err.message : String(err) }),
+      (err: unknown) =>
+        reply(res, 500, {
+          error: "server_error",
+          error_description: err instanceof Error ? err.message : String(err),
+        }),
     );
   });
 
@@ -142,7 +151,14 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
     }
     if (req.method === "GET" && path === "/jwks") return [200, { keys: keys.map((k) => k.jwk) }];
     if (req.method === "POST" && path === "/token") return token(req);
-    return [404, { error: "not_found", error_description: "endpoints: GET /.well-known/openid-configuration, GET /jwks, POST /token" }];
+    return [
+      404,
+      {
+        error: "not_found",
+        error_description:
+          "endpoints: GET /.well-known/openid-configuration, GET /jwks, POST /token",
+      },
+    ];
   }
 
   // RFC 6749 4.4: grant_type=client_credentials, the client authenticated by Basic or by
@@ -158,10 +174,20 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
       id = decodeURIComponent(decoded.slice(0, colon));
       secret = decodeURIComponent(decoded.slice(colon + 1));
     }
-    if (form.get("grant_type") !== "client_credentials") return [400, { error: "unsupported_grant_type", error_description: "only grant_type=client_credentials" }];
+    if (form.get("grant_type") !== "client_credentials")
+      return [
+        400,
+        {
+          error: "unsupported_grant_type",
+          error_description: "only grant_type=client_credentials",
+        },
+      ];
     const expected = id === undefined ? undefined : clients[id];
     if (expected === undefined || secret === undefined || !sameSecret(secret, expected)) {
-      return [401, { error: "invalid_client", error_description: "unknown client or wrong secret" }];
+      return [
+        401,
+        { error: "invalid_client", error_description: "unknown client or wrong secret" },
+      ];
     }
     const access = await sign({ subject: id, audience: form.get("audience") || audience });
     return [200, { access_token: access, token_type: "Bearer", expires_in: ttl }];
@@ -203,7 +229,10 @@ export async function startIssuer(options: IssuerOptions = {}): Promise<Issuer> 
     },
     publish(kid) {
       const i = staged.findIndex((k) => k.kid === kid);
-      if (i < 0) throw new Error(`no staged key ${kid}${keys.some((k) => k.kid === kid) ? " (it is already published)" : ""}`);
+      if (i < 0)
+        throw new Error(
+          `no staged key ${kid}${keys.some((k) => k.kid === kid) ? " (it is already published)" : ""}`,
+        );
       keys.splice(1, 0, ...staged.splice(i, 1));
     },
     async close() {
@@ -224,7 +253,13 @@ function sameSecret(given: string, expected: string): boolean {
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", "content-length": Buffer.byteLength(text) }).end(text);
+  res
+    .writeHead(status, {
+      "content-type": "application/json",
+      "cache-control": "no-store",
+      "content-length": Buffer.byteLength(text),
+    })
+    .end(text);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

@@ -15,13 +15,21 @@ export function amqpUrlOf(service: "bridge" | "processor" | "reporter"): string 
   return env(`${service.toUpperCase()}_AMQP_URL`, env("AMQP_URL", "amqp://127.0.0.1"));
 }
 
-export async function connectOrExit(service: "bridge" | "processor" | "reporter"): Promise<AmqpConnection> {
+export async function connectOrExit(
+  service: "bridge" | "processor" | "reporter",
+): Promise<AmqpConnection> {
   const url = amqpUrlOf(service);
   try {
-    return await AmqpConnection.connect({ urls: url, name: `grabbit-example-${service}`, connectTimeoutMs: 5000 });
+    return await AmqpConnection.connect({
+      urls: url,
+      name: `grabbit-example-${service}`,
+      connectTimeoutMs: 5000,
+    });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    console.error(`${service}: cannot connect to RabbitMQ at ${redactUrl(url)} (${why}): start a broker or set ${service.toUpperCase()}_AMQP_URL or AMQP_URL, then run it again.`);
+    console.error(
+      `${service}: cannot connect to RabbitMQ at ${redactUrl(url)} (${why}): start a broker or set ${service.toUpperCase()}_AMQP_URL or AMQP_URL, then run it again.`,
+    );
     process.exit(1);
   }
 }
@@ -37,7 +45,11 @@ export async function orExit<T>(service: string, promise: Promise<T>): Promise<T
 }
 
 /** Ctrl-C or SIGTERM: `close` finishes the work in flight, then `telemetry` exports what it still holds. */
-export function closeOnSignal(service: string, close: () => Promise<void>, telemetry?: Telemetry): void {
+export function closeOnSignal(
+  service: string,
+  close: () => Promise<void>,
+  telemetry?: Telemetry,
+): void {
   let closing = false;
   const stop = (signal: string) => {
     if (closing) process.exit(1); // a second Ctrl-C does not wait

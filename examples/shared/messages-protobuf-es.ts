@@ -32,6 +32,16 @@ export function timestamp(date: Date): Timestamp {
 }
 
 /** A report for the outbox, which takes a message: create() makes one from the plain fields. */
-export function reportMessage(report: { requestId: string; decision: Decision; region: string; amountCents: number; decidedAt: Date }): RequestReported {
-  return create(RequestReportedSchema, { ...report, amountCents: BigInt(report.amountCents), decidedAt: timestampFromDate(report.decidedAt) });
+export function reportMessage(report: {
+  requestId: string;
+  decision: Decision;
+  region: string;
+  amountCents: number;
+  decidedAt: Date;
+}): RequestReported {
+  return create(RequestReportedSchema, {
+    ...report,
+    amountCents: BigInt(report.amountCents),
+    decidedAt: timestampFromDate(report.decidedAt),
+  });
 }

@@ -30,6 +30,12 @@ export function timestamp(date: Date): Date {
 }
 
 /** A report for the outbox, which takes the library's message (ts-proto: the plain object). */
-export function reportMessage(report: { requestId: string; decision: Decision; region: string; amountCents: number; decidedAt: Date }): RequestReported {
+export function reportMessage(report: {
+  requestId: string;
+  decision: Decision;
+  region: string;
+  amountCents: number;
+  decidedAt: Date;
+}): RequestReported {
   return report;
 }

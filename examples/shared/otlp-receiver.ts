@@ -57,7 +57,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         if (contentType.startsWith("application/json")) {
           const json = JSON.parse(body.toString("utf8"));
           if (path === "/v1/traces") spans.push(...spansOf(json));
-          else for (const rm of json.resourceMetrics ?? []) metricServices.add(serviceOf(rm.resource));
+          else
+            for (const rm of json.resourceMetrics ?? []) metricServices.add(serviceOf(rm.resource));
           res.writeHead(200, { "content-type": "application/json" }).end("{}");
         } else {
           // An empty ExportTraceServiceResponse / ExportMetricsServiceResponse is zero bytes.
@@ -89,7 +90,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return req.headers["content-encoding"] === "gzip" ? gunzipSync(body) : body;
 }
 
-type AnyValue = { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values?: AnyValue[] } };
+type AnyValue = {
+  stringValue?: string;
+  intValue?: string | number;
+  doubleValue?: number;
+  boolValue?: boolean;
+  arrayValue?: { values?: AnyValue[] };
+};
 type KeyValue = { key: string; value?: AnyValue };
 
 function anyValueOf(v: AnyValue | undefined): unknown {
@@ -123,7 +130,9 @@ function nanos(v: unknown): bigint {
 /** Ids as OTLP/JSON writes them: hex (the spec), or base64 (protobuf's JSON mapping). */
 function hexId(v: unknown): string {
   if (typeof v !== "string" || v === "") return "";
-  return /^[\da-f]+$/i.test(v) && (v.length === 32 || v.length === 16) ? v.toLowerCase() : Buffer.from(v, "base64").toString("hex");
+  return /^[\da-f]+$/i.test(v) && (v.length === 32 || v.length === 16)
+    ? v.toLowerCase()
+    : Buffer.from(v, "base64").toString("hex");
 }
 
 /** The spans of one OTLP/JSON ExportTraceServiceRequest, flattened. */
@@ -156,7 +165,9 @@ export function spansOf(request: any): ReceivedSpan[] {
 /** Spans by trace id, each trace's spans in start order; traces in the order they started. */
 export function tracesOf(spans: ReceivedSpan[]): Map<string, ReceivedSpan[]> {
   const byTrace = new Map<string, ReceivedSpan[]>();
-  for (const s of [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0))) {
+  for (const s of [...spans].sort((a, b) =>
+    a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0,
+  )) {
     const list = byTrace.get(s.traceId) ?? [];
     list.push(s);
     byTrace.set(s.traceId, list);
@@ -189,7 +200,9 @@ export function formatTrace(spans: ReceivedSpan[]): string[] {
     const ms = (n: bigint) => (Number(n) / 1e6).toFixed(1);
     const kind = KIND[s.kind] ? ` (${KIND[s.kind]})` : "";
     const error = s.status === 2 ? "  ERROR" : "";
-    lines.push(`${s.service.padEnd(serviceWidth)}  ${prefix}${branch}${s.name}${kind}  ${ms(s.endNs - s.startNs)} ms  @+${ms(s.startNs - t0)} ms${error}`);
+    lines.push(
+      `${s.service.padEnd(serviceWidth)}  ${prefix}${branch}${s.name}${kind}  ${ms(s.endNs - s.startNs)} ms  @+${ms(s.startNs - t0)} ms${error}`,
+    );
     const kids = children.get(s.spanId) ?? [];
     kids.forEach((k, i) => {
       walk(k, root ? "" : prefix + (last ? "   " : "│  "), i === kids.length - 1, false);

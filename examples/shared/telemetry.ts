@@ -36,13 +36,21 @@ function env(name: string): string | undefined {
 /** Whether a signal is to be exported: an endpoint for it is set and its exporter is not "none". */
 function wanted(signal: "TRACES" | "METRICS"): boolean {
   if (env(`OTEL_${signal}_EXPORTER`)?.toLowerCase() === "none") return false;
-  return env(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`) !== undefined || env("OTEL_EXPORTER_OTLP_ENDPOINT") !== undefined;
+  return (
+    env(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`) !== undefined ||
+    env("OTEL_EXPORTER_OTLP_ENDPOINT") !== undefined
+  );
 }
 
 function protocolOf(signal: "TRACES" | "METRICS", service: string): Protocol {
-  const given = env(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`) ?? env("OTEL_EXPORTER_OTLP_PROTOCOL") ?? "http/protobuf";
+  const given =
+    env(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`) ??
+    env("OTEL_EXPORTER_OTLP_PROTOCOL") ??
+    "http/protobuf";
   if (given === "http/json" || given === "http/protobuf") return given;
-  console.error(`${service}: OTEL_EXPORTER_OTLP_PROTOCOL=${given} is not supported by the example (http/protobuf or http/json); using http/protobuf`);
+  console.error(
+    `${service}: OTEL_EXPORTER_OTLP_PROTOCOL=${given} is not supported by the example (http/protobuf or http/json); using http/protobuf`,
+  );
   return "http/protobuf";
 }
 
@@ -54,30 +62,57 @@ export async function startTelemetry(service: ServiceName): Promise<Telemetry> {
   if (!traces && !meters) return off;
 
   // Loaded only now: a run without an endpoint does not pay for loading the SDK.
-  const [{ AsyncLocalStorageContextManager }, { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator }, { detectResources, envDetector, resourceFromAttributes }] =
-    await Promise.all([import("@opentelemetry/context-async-hooks"), import("@opentelemetry/core"), import("@opentelemetry/resources")]);
+  const [
+    { AsyncLocalStorageContextManager },
+    { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator },
+    { detectResources, envDetector, resourceFromAttributes },
+  ] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/core"),
+    import("@opentelemetry/resources"),
+  ]);
 
   // The service's own name unless OTEL_SERVICE_NAME says otherwise (the env detector's attributes win).
-  const resource = resourceFromAttributes({ "service.name": service, "service.namespace": "grabbit-example" }).merge(detectResources({ detectors: [envDetector] }));
+  const resource = resourceFromAttributes({
+    "service.name": service,
+    "service.namespace": "grabbit-example",
+  }).merge(detectResources({ detectors: [envDetector] }));
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  propagation.setGlobalPropagator(
+    new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  );
 
   const stops: (() => Promise<void>)[] = [];
   const described: string[] = [];
   if (traces) {
     const protocol = protocolOf("TRACES", service);
-    const { BasicTracerProvider, BatchSpanProcessor } = await import("@opentelemetry/sdk-trace-base");
+    const { BasicTracerProvider, BatchSpanProcessor } = await import(
+      "@opentelemetry/sdk-trace-base"
+    );
     // The exporters read their endpoint, headers and compression from the environment.
-    const { OTLPTraceExporter } = protocol === "http/json" ? await import("@opentelemetry/exporter-trace-otlp-http") : await import("@opentelemetry/exporter-trace-otlp-proto");
-    const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())] });
+    const { OTLPTraceExporter } =
+      protocol === "http/json"
+        ? await import("@opentelemetry/exporter-trace-otlp-http")
+        : await import("@opentelemetry/exporter-trace-otlp-proto");
+    const provider = new BasicTracerProvider({
+      resource,
+      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    });
     trace.setGlobalTracerProvider(provider);
     stops.push(() => provider.shutdown());
     described.push(`traces (${protocol})`);
   }
   if (meters) {
     const protocol = protocolOf("METRICS", service);
-    const { MeterProvider, PeriodicExportingMetricReader } = await import("@opentelemetry/sdk-metrics");
-    const { OTLPMetricExporter } = protocol === "http/json" ? await import("@opentelemetry/exporter-metrics-otlp-http") : await import("@opentelemetry/exporter-metrics-otlp-proto");
+    const { MeterProvider, PeriodicExportingMetricReader } = await import(
+      "@opentelemetry/sdk-metrics"
+    );
+    const { OTLPMetricExporter } =
+      protocol === "http/json"
+        ? await import("@opentelemetry/exporter-metrics-otlp-http")
+        : await import("@opentelemetry/exporter-metrics-otlp-proto");
     const interval = Number(env("OTEL_METRIC_EXPORT_INTERVAL") ?? 60_000);
     const reader = new PeriodicExportingMetricReader({
       exporter: new OTLPMetricExporter(),
@@ -89,7 +124,10 @@ export async function startTelemetry(service: ServiceName): Promise<Telemetry> {
     stops.push(() => provider.shutdown());
     described.push(`metrics (${protocol})`);
   }
-  const where = env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ?? env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+  const where =
+    env("OTEL_EXPORTER_OTLP_ENDPOINT") ??
+    env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") ??
+    env("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
   return {
     description: `${described.join(" and ")} to ${where} as service.name ${String(resource.attributes["service.name"])}`,
     async shutdown() {
@@ -99,7 +137,11 @@ export async function startTelemetry(service: ServiceName): Promise<Telemetry> {
       metrics.disable();
       propagation.disable();
       context.disable();
-      for (const r of results) if (r.status === "rejected") console.error(`${service}: exporting telemetry at shutdown failed: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`);
+      for (const r of results)
+        if (r.status === "rejected")
+          console.error(
+            `${service}: exporting telemetry at shutdown failed: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`,
+          );
     },
   };
 }

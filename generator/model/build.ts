@@ -30,9 +30,20 @@ import type {
   ServiceModel,
   TransportName,
 } from "./model.js";
-import { NameScope, methodMemberName, serviceBaseName, tsProtoFieldName, tsProtoModulePath, tsProtoTypeName } from "./names.js";
+import {
+  NameScope,
+  methodMemberName,
+  serviceBaseName,
+  tsProtoFieldName,
+  tsProtoModulePath,
+  tsProtoTypeName,
+} from "./names.js";
 import { type MessageLibrary, protobufEsFieldName } from "./protobuf-es.js";
-import { DEFAULT_TS_PROTO_OPTIONS, TsProtoOptionError, type TsProtoOptions } from "./ts-proto-options.js";
+import {
+  DEFAULT_TS_PROTO_OPTIONS,
+  TsProtoOptionError,
+  type TsProtoOptions,
+} from "./ts-proto-options.js";
 
 export interface BuildOptions {
   /** The module generated code imports the runtime from. */
@@ -47,7 +58,13 @@ export interface BuildOptions {
   outputSuffix: string;
 }
 
-export const DEFAULT_BUILD_OPTIONS: BuildOptions = { runtime: "@grabbit/runtime", importExtension: ".js", messages: "ts-proto", tsProto: DEFAULT_TS_PROTO_OPTIONS, outputSuffix: ".grabbit" };
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = {
+  runtime: "@grabbit/runtime",
+  importExtension: ".js",
+  messages: "ts-proto",
+  tsProto: DEFAULT_TS_PROTO_OPTIONS,
+  outputSuffix: ".grabbit",
+};
 
 const DEFAULT_PREFETCH = 32;
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
@@ -71,7 +88,10 @@ const QUEUE_TYPE_NAMES: Record<number, QueueTypeName | undefined> = {
 };
 
 /** Per call kind: how the request is passed, what handler and client return, which Transport method calls. */
-const CALL_SHAPES: Record<MethodKindName, { streamIn: boolean; streamOut: boolean; transportCall: MethodModel["transportCall"] }> = {
+const CALL_SHAPES: Record<
+  MethodKindName,
+  { streamIn: boolean; streamOut: boolean; transportCall: MethodModel["transportCall"] }
+> = {
   unary: { streamIn: false, streamOut: false, transportCall: "unary" },
   server_streaming: { streamIn: false, streamOut: true, transportCall: "serverStream" },
   client_streaming: { streamIn: true, streamOut: false, transportCall: "clientStream" },
@@ -79,15 +99,30 @@ const CALL_SHAPES: Record<MethodKindName, { streamIn: boolean; streamOut: boolea
 };
 
 const INTEGER_SCALARS = new Set([
-  ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64,
-  ScalarType.FIXED32, ScalarType.FIXED64, ScalarType.SFIXED32, ScalarType.SFIXED64, ScalarType.FLOAT, ScalarType.DOUBLE,
+  ScalarType.INT32,
+  ScalarType.INT64,
+  ScalarType.UINT32,
+  ScalarType.UINT64,
+  ScalarType.SINT32,
+  ScalarType.SINT64,
+  ScalarType.FIXED32,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED32,
+  ScalarType.SFIXED64,
+  ScalarType.FLOAT,
+  ScalarType.DOUBLE,
 ]);
 
 /**
  * `generated` is every file the request names to generate, when `filesToGenerate` is only those
  * of them that may produce output (generator/request.ts); it defaults to `filesToGenerate`.
  */
-export function buildModel(registry: FileRegistry, filesToGenerate: readonly string[], options: BuildOptions = DEFAULT_BUILD_OPTIONS, generated: readonly string[] = filesToGenerate): GenerationModel {
+export function buildModel(
+  registry: FileRegistry,
+  filesToGenerate: readonly string[],
+  options: BuildOptions = DEFAULT_BUILD_OPTIONS,
+  generated: readonly string[] = filesToGenerate,
+): GenerationModel {
   const builder = new ModelBuilder(options, new Set(generated));
   const files: FileModel[] = [];
   for (const name of filesToGenerate) {
@@ -112,7 +147,10 @@ type Where = Position | (() => Position);
 class ModelBuilder {
   readonly errors: ContractError[] = [];
   // Checks that span files: one exchange has one kind, one request queue serves one service.
-  private readonly exchanges = new Map<string, { kind: ExchangeKindName; where: () => Position; event: string }>();
+  private readonly exchanges = new Map<
+    string,
+    { kind: ExchangeKindName; where: () => Position; event: string }
+  >();
   private readonly queueOwners = new Map<string, string>();
 
   /** Files whose types are used but that ts-proto does not write (emitImportedFiles=false, no M mapping). */
@@ -132,95 +170,182 @@ class ModelBuilder {
    * An option's value, or undefined when unset. Bytes that do not decode as the option's message
    * (a hand-made or corrupted request: buf never sends them) are a contract error at the option.
    */
-  private option<V>(desc: DescFile | DescMessage | DescService | DescMethod, read: () => V | undefined, number: number, what: string): V | undefined {
+  private option<V>(
+    desc: DescFile | DescMessage | DescService | DescMethod,
+    read: () => V | undefined,
+    number: number,
+    what: string,
+  ): V | undefined {
     try {
       return read();
     } catch (err) {
-      const name = desc.kind === "file" ? desc.proto.name : desc.kind === "rpc" ? `${desc.parent.typeName}.${desc.name}` : desc.typeName;
-      this.fail(() => locate(desc, optionPath(desc, number)), `the (grabbit.v1.${what}) option of ${name} cannot be decoded: ${err instanceof Error ? err.message : String(err)}`);
+      const name =
+        desc.kind === "file"
+          ? desc.proto.name
+          : desc.kind === "rpc"
+            ? `${desc.parent.typeName}.${desc.name}`
+            : desc.typeName;
+      this.fail(
+        () => locate(desc, optionPath(desc, number)),
+        `the (grabbit.v1.${what}) option of ${name} cannot be decoded: ${err instanceof Error ? err.message : String(err)}`,
+      );
       return undefined;
     }
   }
 
   file(file: DescFile): FileModel | undefined {
-    const defaults = this.option(file, () => (hasOption(file, opts.file) ? getOption(file, opts.file) : undefined), EXT.file, "file");
+    const defaults = this.option(
+      file,
+      () => (hasOption(file, opts.file) ? getOption(file, opts.file) : undefined),
+      EXT.file,
+      "file",
+    );
     const events = collectMessages(file.messages).filter((m) => hasOption(m, opts.event));
     if (file.services.length === 0 && events.length === 0) return undefined;
 
     const outputPath = tsProtoModulePath(file.proto.name, "") + this.options.outputSuffix + ".ts";
     const ctx = new FileContext(outputPath, this.options, this.generated, (imported) => {
-      if (this.options.messages === "ts-proto" && !this.options.tsProto.emitImportedFiles && !this.generated.has(imported) && this.options.tsProto.moduleOf[imported] === undefined) this.unwritten.add(imported);
+      if (
+        this.options.messages === "ts-proto" &&
+        !this.options.tsProto.emitImportedFiles &&
+        !this.generated.has(imported) &&
+        this.options.tsProto.moduleOf[imported] === undefined
+      )
+        this.unwritten.add(imported);
     });
     // The file's exports take their names before anything is imported, so a message type or a
     // runtime symbol of the same name gets the alias and an export never changes its name.
     const serviceNames = file.services.map((service) => serviceExports(service, ctx.names));
     const eventNames = events.map((message) => eventExports(message, ctx.names));
     if (defaults) this.checkFileDefaults(file, defaults);
-    const services = file.services.map((service, i) => this.service(service, serviceNames[i]!, defaults, ctx));
+    const services = file.services.map((service, i) =>
+      this.service(service, serviceNames[i]!, defaults, ctx),
+    );
     const eventModels: EventModel[] = [];
     events.forEach((message, i) => {
       const own = this.option(message, () => getOption(message, opts.event), EXT.event, "event");
       if (own) eventModels.push(this.event(message, eventNames[i]!, own, defaults, ctx));
     });
-    return { proto: file.proto.name, outputPath, services, events: eventModels, enumTables: ctx.enumTables, imports: ctx.finish() };
+    return {
+      proto: file.proto.name,
+      outputPath,
+      services,
+      events: eventModels,
+      enumTables: ctx.enumTables,
+      imports: ctx.finish(),
+    };
   }
 
   private checkFileDefaults(file: DescFile, defaults: opts.FileOptions): void {
     const at = () => locate(file, optionPath(file, EXT.file));
     if (defaults.exchange && !NAME_RE.test(defaults.exchange)) {
-      this.fail(at, `(grabbit.v1.file).exchange "${defaults.exchange}" is not a valid exchange name (letters, digits, "-", "_", ".", ":")`);
+      this.fail(
+        at,
+        `(grabbit.v1.file).exchange "${defaults.exchange}" is not a valid exchange name (letters, digits, "-", "_", ".", ":")`,
+      );
     }
     if (defaults.queuePrefix && !NAME_RE.test(defaults.queuePrefix)) {
-      this.fail(at, `(grabbit.v1.file).queue_prefix "${defaults.queuePrefix}" may only contain letters, digits, "-", "_", ".", ":"`);
+      this.fail(
+        at,
+        `(grabbit.v1.file).queue_prefix "${defaults.queuePrefix}" may only contain letters, digits, "-", "_", ".", ":"`,
+      );
     }
   }
 
-  private service(service: DescService, names: ServiceModel["names"], defaults: opts.FileOptions | undefined, ctx: FileContext): ServiceModel {
-    const own = this.option(service, () => (hasOption(service, opts.service) ? getOption(service, opts.service) : undefined), EXT.service, "service");
-    const at = (field?: number) => () => locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
+  private service(
+    service: DescService,
+    names: ServiceModel["names"],
+    defaults: opts.FileOptions | undefined,
+    ctx: FileContext,
+  ): ServiceModel {
+    const own = this.option(
+      service,
+      () => (hasOption(service, opts.service) ? getOption(service, opts.service) : undefined),
+      EXT.service,
+      "service",
+    );
+    const at = (field?: number) => () =>
+      locate(service, optionPath(service, EXT.service, ...(field ? [field] : [])));
 
-    const declared = own?.transports.length ? own.transports : defaults?.transports.length ? defaults.transports : [opts.Transport.GRPC];
+    const declared = own?.transports.length
+      ? own.transports
+      : defaults?.transports.length
+        ? defaults.transports
+        : [opts.Transport.GRPC];
     const transports: TransportName[] = [];
     for (const t of declared) {
-      const name = t === opts.Transport.GRPC ? "grpc" : t === opts.Transport.AMQP ? "amqp" : undefined;
+      const name =
+        t === opts.Transport.GRPC ? "grpc" : t === opts.Transport.AMQP ? "amqp" : undefined;
       if (!name) {
-        this.fail(at(SERVICE_FIELD.transports), `service ${service.typeName}: transport ${t} is not TRANSPORT_GRPC or TRANSPORT_AMQP`);
+        this.fail(
+          at(SERVICE_FIELD.transports),
+          `service ${service.typeName}: transport ${t} is not TRANSPORT_GRPC or TRANSPORT_AMQP`,
+        );
       } else if (transports.includes(name)) {
-        this.fail(at(SERVICE_FIELD.transports), `service ${service.typeName}: transport ${name.toUpperCase()} is listed twice`);
+        this.fail(
+          at(SERVICE_FIELD.transports),
+          `service ${service.typeName}: transport ${name.toUpperCase()} is listed twice`,
+        );
       } else {
         transports.push(name);
       }
     }
     const amqp = transports.includes("amqp");
     if (!amqp && own?.requestQueue) {
-      this.fail(at(SERVICE_FIELD.requestQueue), `service ${service.typeName} sets request_queue but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove request_queue`);
+      this.fail(
+        at(SERVICE_FIELD.requestQueue),
+        `service ${service.typeName} sets request_queue but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove request_queue`,
+      );
     }
     if (!amqp && own?.prefetch) {
-      this.fail(at(SERVICE_FIELD.prefetch), `service ${service.typeName} sets prefetch but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove prefetch`);
+      this.fail(
+        at(SERVICE_FIELD.prefetch),
+        `service ${service.typeName} sets prefetch but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove prefetch`,
+      );
     }
     // Unspecified (0) leaves the choice to the server at run time ("auto"); an unknown number (a
     // newer options.proto) would otherwise be silently read as unspecified.
     const queueType = own?.queueType ? QUEUE_TYPE_NAMES[own.queueType] : undefined;
     if (own?.queueType && !queueType) {
-      this.fail(at(SERVICE_FIELD.queueType), `service ${service.typeName}: queue_type ${own.queueType} is not QUEUE_TYPE_QUORUM or QUEUE_TYPE_CLASSIC`);
+      this.fail(
+        at(SERVICE_FIELD.queueType),
+        `service ${service.typeName}: queue_type ${own.queueType} is not QUEUE_TYPE_QUORUM or QUEUE_TYPE_CLASSIC`,
+      );
     } else if (!amqp && queueType) {
-      this.fail(at(SERVICE_FIELD.queueType), `service ${service.typeName} sets queue_type but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove queue_type`);
+      this.fail(
+        at(SERVICE_FIELD.queueType),
+        `service ${service.typeName} sets queue_type but is not served over AMQP: add TRANSPORT_AMQP to its transports or remove queue_type`,
+      );
     }
 
     let amqpModel: ServiceModel["amqp"];
     if (amqp) {
       const requestQueue = own?.requestQueue || (defaults?.queuePrefix ?? "") + service.typeName;
       const where = at(SERVICE_FIELD.requestQueue);
-      if (!NAME_RE.test(requestQueue) || requestQueue.startsWith("amq.") || Buffer.byteLength(requestQueue) > 255) {
-        this.fail(where, `service ${service.typeName}: request queue "${requestQueue}" is not a valid queue name (up to 255 of letters, digits, "-", "_", ".", ":"; not starting with "amq.")`);
+      if (
+        !NAME_RE.test(requestQueue) ||
+        requestQueue.startsWith("amq.") ||
+        Buffer.byteLength(requestQueue) > 255
+      ) {
+        this.fail(
+          where,
+          `service ${service.typeName}: request queue "${requestQueue}" is not a valid queue name (up to 255 of letters, digits, "-", "_", ".", ":"; not starting with "amq.")`,
+        );
       }
       const earlier = this.queueOwners.get(requestQueue);
       if (earlier) {
-        this.fail(where, `services ${earlier} and ${service.typeName} both use request queue "${requestQueue}"; give one of them its own request_queue`);
+        this.fail(
+          where,
+          `services ${earlier} and ${service.typeName} both use request queue "${requestQueue}"; give one of them its own request_queue`,
+        );
       } else {
         this.queueOwners.set(requestQueue, service.typeName);
       }
-      amqpModel = { requestQueue, prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH, queueType };
+      amqpModel = {
+        requestQueue,
+        prefetch: own?.prefetch || defaults?.prefetch || DEFAULT_PREFETCH,
+        queueType,
+      };
     }
 
     const serviceTimeout = own?.timeoutMs || defaults?.timeoutMs || undefined;
@@ -244,8 +369,18 @@ class ModelBuilder {
     };
   }
 
-  private method(method: DescMethod, members: NameScope, serviceTimeout: number | undefined, ctx: FileContext): MethodModel {
-    const own = this.option(method, () => (hasOption(method, opts.method) ? getOption(method, opts.method) : undefined), EXT.method, "method");
+  private method(
+    method: DescMethod,
+    members: NameScope,
+    serviceTimeout: number | undefined,
+    ctx: FileContext,
+  ): MethodModel {
+    const own = this.option(
+      method,
+      () => (hasOption(method, opts.method) ? getOption(method, opts.method) : undefined),
+      EXT.method,
+      "method",
+    );
     const idempotent =
       (own?.idempotent ?? false) ||
       method.idempotency === MethodOptions_IdempotencyLevel.IDEMPOTENT ||
@@ -262,10 +397,16 @@ class ModelBuilder {
       output,
       // Handlers get decoded messages and may return init shapes; clients send init shapes and get
       // decoded messages (with ts-proto both are the message type itself).
-      request: shape.streamIn ? { name: "requests", type: `AsyncIterable<${input.tsRef}>` } : { name: "request", type: input.tsRef },
+      request: shape.streamIn
+        ? { name: "requests", type: `AsyncIterable<${input.tsRef}>` }
+        : { name: "request", type: input.tsRef },
       clientRequestType: shape.streamIn ? `AsyncIterable<${input.init}>` : input.init,
-      handlerReturns: shape.streamOut ? `AsyncIterable<${output.init}>` : `Promise<${output.init}> | ${output.init}`,
-      clientReturns: shape.streamOut ? `AsyncIterable<${output.tsRef}>` : `Promise<${output.tsRef}>`,
+      handlerReturns: shape.streamOut
+        ? `AsyncIterable<${output.init}>`
+        : `Promise<${output.init}> | ${output.init}`,
+      clientReturns: shape.streamOut
+        ? `AsyncIterable<${output.tsRef}>`
+        : `Promise<${output.tsRef}>`,
       transportCall: shape.transportCall,
       idempotent,
       timeoutMs: own?.timeoutMs || serviceTimeout,
@@ -275,19 +416,36 @@ class ModelBuilder {
     };
   }
 
-  private event(message: DescMessage, names: EventModel["names"], own: opts.EventOptions, defaults: opts.FileOptions | undefined, ctx: FileContext): EventModel {
-    const at = (field?: number) => () => locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
+  private event(
+    message: DescMessage,
+    names: EventModel["names"],
+    own: opts.EventOptions,
+    defaults: opts.FileOptions | undefined,
+    ctx: FileContext,
+  ): EventModel {
+    const at = (field?: number) => () =>
+      locate(message, optionPath(message, EXT.event, ...(field ? [field] : [])));
 
     const exchange = own.exchange || defaults?.exchange || "";
     if (!exchange) {
-      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName} has no exchange: set (grabbit.v1.event).exchange, or (grabbit.v1.file).exchange for the whole file`);
+      this.fail(
+        at(EVENT_FIELD.exchange),
+        `event ${message.typeName} has no exchange: set (grabbit.v1.event).exchange, or (grabbit.v1.file).exchange for the whole file`,
+      );
     } else if (!NAME_RE.test(exchange) || Buffer.byteLength(exchange) > 255) {
-      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName}: "${exchange}" is not a valid exchange name (up to 255 of letters, digits, "-", "_", ".", ":")`);
+      this.fail(
+        at(EVENT_FIELD.exchange),
+        `event ${message.typeName}: "${exchange}" is not a valid exchange name (up to 255 of letters, digits, "-", "_", ".", ":")`,
+      );
     } else if (exchange.startsWith("amq.")) {
-      this.fail(at(EVENT_FIELD.exchange), `event ${message.typeName}: exchange names starting with "amq." are reserved by RabbitMQ`);
+      this.fail(
+        at(EVENT_FIELD.exchange),
+        `event ${message.typeName}: exchange names starting with "amq." are reserved by RabbitMQ`,
+      );
     }
 
-    const exchangeKind = KIND_NAMES[own.exchangeKind] ?? KIND_NAMES[defaults?.exchangeKind ?? 0] ?? "topic";
+    const exchangeKind =
+      KIND_NAMES[own.exchangeKind] ?? KIND_NAMES[defaults?.exchangeKind ?? 0] ?? "topic";
     if (exchange) {
       const where = at(EVENT_FIELD.exchangeKind);
       const earlier = this.exchanges.get(exchange);
@@ -303,7 +461,13 @@ class ModelBuilder {
     }
 
     const routingKey = own.routingKey || message.typeName;
-    const routingFields = this.routingFields(message, routingKey, exchangeKind, at(EVENT_FIELD.routingKey), ctx);
+    const routingFields = this.routingFields(
+      message,
+      routingKey,
+      exchangeKind,
+      at(EVENT_FIELD.routingKey),
+      ctx,
+    );
     const type = ctx.typeRef(message);
     const picked = routingFields.map((f) => JSON.stringify(f.tsName)).join(" | ");
     return {
@@ -315,7 +479,10 @@ class ModelBuilder {
       routingKey,
       routingFields,
       routingFieldNames: routingFields.map((f) => f.protoName),
-      filterType: routingFields.length > 0 ? `Partial<Pick<${type.tsRef}, ${picked}>>` : "Record<string, never>",
+      filterType:
+        routingFields.length > 0
+          ? `Partial<Pick<${type.tsRef}, ${picked}>>`
+          : "Record<string, never>",
       persistent: own.persistent ?? true,
       comment: comment(message),
       deprecated: message.deprecated,
@@ -324,29 +491,47 @@ class ModelBuilder {
     };
   }
 
-  private routingFields(message: DescMessage, template: string, kind: ExchangeKindName, where: Where, ctx: FileContext): RoutingFieldModel[] {
-    const fail = (text: string) => this.fail(where, `event ${message.typeName}: routing key "${template}": ${text}`);
+  private routingFields(
+    message: DescMessage,
+    template: string,
+    kind: ExchangeKindName,
+    where: Where,
+    ctx: FileContext,
+  ): RoutingFieldModel[] {
+    const fail = (text: string) =>
+      this.fail(where, `event ${message.typeName}: routing key "${template}": ${text}`);
     if (Buffer.byteLength(template) > 255) fail("longer than the 255 bytes AMQP allows");
     const literal = template.replace(PLACEHOLDER_RE, "");
     if (/[{}]/.test(literal)) fail(`unbalanced "{" or "}"`);
-    if (/[*#]/.test(literal)) fail(`"*" and "#" are wildcards for bindings and cannot appear in a routing key`);
+    if (/[*#]/.test(literal))
+      fail(`"*" and "#" are wildcards for bindings and cannot appear in a routing key`);
 
     const fields: RoutingFieldModel[] = [];
     for (const match of template.matchAll(PLACEHOLDER_RE)) {
       const name = match[1]!;
       const start = match.index!;
       const end = start + match[0].length;
-      if (kind === "topic" && ((start > 0 && template[start - 1] !== ".") || (end < template.length && template[end] !== "."))) {
-        fail(`{${name}} must be a whole word between dots, so that consumers can bind to it with "*"`);
+      if (
+        kind === "topic" &&
+        ((start > 0 && template[start - 1] !== ".") ||
+          (end < template.length && template[end] !== "."))
+      ) {
+        fail(
+          `{${name}} must be a whole word between dots, so that consumers can bind to it with "*"`,
+        );
       }
       const field = message.fields.find((f) => f.name === name);
       if (!field) {
         const known = message.fields.filter(isRoutable).map((f) => f.name);
-        fail(`{${name}} is not a field of ${message.typeName}${known.length ? ` (scalar fields: ${known.join(", ")})` : " (it has no scalar fields)"}`);
+        fail(
+          `{${name}} is not a field of ${message.typeName}${known.length ? ` (scalar fields: ${known.join(", ")})` : " (it has no scalar fields)"}`,
+        );
         continue;
       }
       if (!isRoutable(field)) {
-        fail(`{${name}} is a ${describeField(field)} field; placeholders take string, number, bool or enum fields`);
+        fail(
+          `{${name}} is a ${describeField(field)} field; placeholders take string, number, bool or enum fields`,
+        );
         continue;
       }
       if (fields.some((f) => f.protoName === name)) {
@@ -370,23 +555,40 @@ class ModelBuilder {
       fields.push(this.routingField(field, ctx));
     }
     if (kind === "fanout" && fields.length > 0) {
-      fail(`a fanout exchange ignores routing keys, so placeholders would never filter anything; use a topic exchange or remove them`);
+      fail(
+        `a fanout exchange ignores routing keys, so placeholders would never filter anything; use a topic exchange or remove them`,
+      );
     }
     return fields;
   }
 
   private routingField(field: DescField, ctx: FileContext): RoutingFieldModel {
-    const tsName = this.options.messages === "protobuf-es" ? protobufEsFieldName(field) : tsProtoFieldName(field, this.options.tsProto);
-    const tsAccess = /^[A-Za-z_$][\w$]*$/.test(tsName) ? `.${tsName}` : `[${JSON.stringify(tsName)}]`;
+    const tsName =
+      this.options.messages === "protobuf-es"
+        ? protobufEsFieldName(field)
+        : tsProtoFieldName(field, this.options.tsProto);
+    const tsAccess = /^[A-Za-z_$][\w$]*$/.test(tsName)
+      ? `.${tsName}`
+      : `[${JSON.stringify(tsName)}]`;
     const read = `event${tsAccess}`;
     const named = { protoName: field.name, tsName, tsAccess, read };
     // With stringEnums the value already is the enum value's name, which is what routing keys carry.
-    if (field.fieldKind === "enum" && this.options.messages === "ts-proto" && this.options.tsProto.stringEnums) return { ...named, kind: "string", text: read };
+    if (
+      field.fieldKind === "enum" &&
+      this.options.messages === "ts-proto" &&
+      this.options.tsProto.stringEnums
+    )
+      return { ...named, kind: "string", text: read };
     if (field.fieldKind === "enum") {
-      return { ...named, kind: "enum", text: `${ctx.enumTable(field.enum)}[${read} as number] ?? String(${read})` };
+      return {
+        ...named,
+        kind: "enum",
+        text: `${ctx.enumTable(field.enum)}[${read} as number] ?? String(${read})`,
+      };
     }
     const scalar = field.fieldKind === "scalar" ? field.scalar : ScalarType.STRING;
-    const kind = scalar === ScalarType.BOOL ? "bool" : INTEGER_SCALARS.has(scalar) ? "number" : "string";
+    const kind =
+      scalar === ScalarType.BOOL ? "bool" : INTEGER_SCALARS.has(scalar) ? "number" : "string";
     return { ...named, kind, text: kind === "string" ? read : `String(${read})` };
   }
 }
@@ -425,8 +627,13 @@ function comment(desc: DescMessage | DescService | DescMethod): string | undefin
   if (!raw?.trim()) return undefined;
   // `// text` comes through as " text": drop the indentation every line shares.
   const lines = raw.replace(/\s+$/, "").split("\n");
-  const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
-  const text = lines.map((l) => l.slice(indent)).join("\n").trim();
+  const indent = Math.min(
+    ...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length),
+  );
+  const text = lines
+    .map((l) => l.slice(indent))
+    .join("\n")
+    .trim();
   // A comment may not close the JSDoc block it is placed in.
   return text.replace(/\*\//g, "*\\/");
 }

@@ -22,4 +22,8 @@ export class ContractErrors extends InputError {
   }
 }
 // On the prototype, as governance/errors.ts does, so the name is there when the stack is captured.
-Object.defineProperty(ContractErrors.prototype, "name", { value: "ContractErrors", writable: true, configurable: true });
+Object.defineProperty(ContractErrors.prototype, "name", {
+  value: "ContractErrors",
+  writable: true,
+  configurable: true,
+});

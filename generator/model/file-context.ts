@@ -6,7 +6,12 @@ import type { DescEnum, DescFile, DescMessage } from "@bufbuild/protobuf";
 import { ImportRegistry, type ImportStatement } from "./imports.js";
 import type { EnumTableModel, RuntimeNames, TypeRef } from "./model.js";
 import { NameScope, tsProtoModulePath, tsProtoTypeName } from "./names.js";
-import { type MessageLibrary, protobufEsModule, protobufEsSchemaName, protobufEsShapeName } from "./protobuf-es.js";
+import {
+  type MessageLibrary,
+  protobufEsModule,
+  protobufEsSchemaName,
+  protobufEsShapeName,
+} from "./protobuf-es.js";
 import type { TsProtoOptions } from "./ts-proto-options.js";
 
 /**
@@ -61,7 +66,7 @@ const RUNTIME_SYMBOLS = {
       ],
     },
   },
-} satisfies Record<string, Record<string, { values: string[], types: string[] }>>;
+} satisfies Record<string, Record<string, { values: string[]; types: string[] }>>;
 
 export type RuntimeFeature = keyof typeof RUNTIME_SYMBOLS;
 
@@ -83,7 +88,7 @@ export class FileContext {
   readonly names = new NameScope(RESERVED_GLOBALS);
   private readonly registry: ImportRegistry;
   private readonly tables = new Map<DescEnum, string>();
-  private readonly runtimeUses: { features: RuntimeFeature[], names: RuntimeNames }[] = [];
+  private readonly runtimeUses: { features: RuntimeFeature[]; names: RuntimeNames }[] = [];
 
   constructor(
     private readonly outputPath: string,
@@ -105,11 +110,21 @@ export class FileContext {
       const tsRef = this.registry.use(from, protobufEsShapeName(message), false);
       const schema = this.registry.use(from, protobufEsSchemaName(message), true);
       const initShape = this.registry.use("@bufbuild/protobuf", "MessageInitShape", false);
-      return { typeName: message.typeName, tsRef, init: `${initShape}<typeof ${schema}>`, codecArgs: schema };
+      return {
+        typeName: message.typeName,
+        tsRef,
+        init: `${initShape}<typeof ${schema}>`,
+        codecArgs: schema,
+      };
     }
     const name = tsProtoTypeName(message, this.options.tsProto);
     const tsRef = this.registry.use(this.moduleOf(message.file), name, true);
-    return { typeName: message.typeName, tsRef, init: tsRef, codecArgs: `${JSON.stringify(message.typeName)}, ${tsRef}` };
+    return {
+      typeName: message.typeName,
+      tsRef,
+      init: tsRef,
+      codecArgs: `${JSON.stringify(message.typeName)}, ${tsRef}`,
+    };
   }
 
   /**
@@ -119,7 +134,8 @@ export class FileContext {
   runtime(...features: RuntimeFeature[]): RuntimeNames {
     const names: RuntimeNames = {};
     // Services and events encode messages: they use the library's adapter, as `rt.messageType`.
-    if (features.includes("service") || features.includes("event")) features.push(MESSAGE_TYPE_FEATURE[this.options.messages].feature);
+    if (features.includes("service") || features.includes("event"))
+      features.push(MESSAGE_TYPE_FEATURE[this.options.messages].feature);
     this.runtimeUses.push({ features, names });
     return names;
   }
@@ -131,7 +147,7 @@ export class FileContext {
       this.tables.set(desc, name);
       // With allow_alias several names share a number: the first declared is the one a decoded
       // value takes (in ts-proto's string enums too), so routing keys agree whichever style made it.
-      const entries: { number: number, name: string }[] = [];
+      const entries: { number: number; name: string }[] = [];
       for (const v of desc.values) {
         if (!entries.some((e) => e.number === v.number)) {
           entries.push({ number: v.number, name: v.name });
@@ -168,7 +184,9 @@ export class FileContext {
 
   private protobufEsModuleOf(file: DescFile): string {
     const where = protobufEsModule(file.proto.name, this.generated.has(file.proto.name));
-    return "package" in where ? where.package : relativeImport(this.outputPath, where.path) + this.options.importExtension;
+    return "package" in where
+      ? where.package
+      : relativeImport(this.outputPath, where.path) + this.options.importExtension;
   }
 
   private moduleOf(file: DescFile): string {

@@ -35,9 +35,9 @@ export class ImportRegistry {
    */
   use(from: string, name: string, value: boolean): string {
     let entries = this.modules.get(from);
-    if (!entries) this.modules.set(from, entries = new Map());
+    if (!entries) this.modules.set(from, (entries = new Map()));
     let entry = entries.get(name);
-    if (!entry) entries.set(name, entry = { name, local: this.scope.alias(name), value });
+    if (!entry) entries.set(name, (entry = { name, local: this.scope.alias(name), value }));
     entry.value ||= value;
     return entry.local;
   }
@@ -47,8 +47,8 @@ export class ImportRegistry {
       from === this.runtime || from.startsWith(`${this.runtime}/`)
         ? 0
         : from.startsWith(".")
-        ? 2
-        : 1;
+          ? 2
+          : 1;
     const modules = [...this.modules].map(([from, entries], order) => ({ from, entries, order }));
     modules.sort((a, b) => group(a.from) - group(b.from) || a.order - b.order);
     return modules.map(({ from, entries }) => {

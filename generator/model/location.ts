@@ -29,14 +29,22 @@ export function declarationPath(desc: AnyDesc): number[] {
       return [];
     case "message":
       return desc.parent
-        ? [...declarationPath(desc.parent), MESSAGE_NESTED, desc.parent.nestedMessages.indexOf(desc)]
+        ? [
+            ...declarationPath(desc.parent),
+            MESSAGE_NESTED,
+            desc.parent.nestedMessages.indexOf(desc),
+          ]
         : [FILE_MESSAGE, desc.file.messages.indexOf(desc)];
     case "enum":
       return desc.parent
         ? [...declarationPath(desc.parent), MESSAGE_ENUM, desc.parent.nestedEnums.indexOf(desc)]
         : [FILE_ENUM, desc.file.enums.indexOf(desc)];
     case "field":
-      return [...declarationPath(desc.parent), MESSAGE_FIELD, desc.parent.proto.field.indexOf(desc.proto)];
+      return [
+        ...declarationPath(desc.parent),
+        MESSAGE_FIELD,
+        desc.parent.proto.field.indexOf(desc.proto),
+      ];
     case "service":
       return [FILE_SERVICE, desc.file.services.indexOf(desc)];
     case "rpc":
@@ -64,7 +72,11 @@ export function optionPath(desc: AnyDesc, ...rest: number[]): number[] {
 }
 
 function fileOf(desc: AnyDesc): DescFile {
-  return desc.kind === "file" ? desc : desc.kind === "field" || desc.kind === "rpc" ? desc.parent.file : (desc as { file: DescFile }).file;
+  return desc.kind === "file"
+    ? desc
+    : desc.kind === "field" || desc.kind === "rpc"
+      ? desc.parent.file
+      : (desc as { file: DescFile }).file;
 }
 
 interface FileIndexes {
@@ -89,7 +101,8 @@ function indexes(file: DescFile): FileIndexes {
       if (!found.spans.has(key)) found.spans.set(key, loc.span);
       if (loc.leadingComments) found.comments.set(key, loc.leadingComments);
     }
-    if (recentIndexes.size >= KEPT_INDEXES) recentIndexes.delete(recentIndexes.keys().next().value!);
+    if (recentIndexes.size >= KEPT_INDEXES)
+      recentIndexes.delete(recentIndexes.keys().next().value!);
   }
   recentIndexes.set(file, found);
   return found;
@@ -114,7 +127,8 @@ export function locate(desc: AnyDesc, path: number[] = declarationPath(desc)): P
   const index = spans(file);
   for (let n = path.length; n >= 0; n--) {
     const span = index.get(path.slice(0, n).join(","));
-    if (span && span.length >= 3) return { file: file.proto.name, line: span[0]! + 1, column: span[1]! + 1 };
+    if (span && span.length >= 3)
+      return { file: file.proto.name, line: span[0]! + 1, column: span[1]! + 1 };
   }
   return { file: file.proto.name, line: 1, column: 1 };
 }

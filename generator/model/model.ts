@@ -75,7 +75,9 @@ export interface ServiceModel {
   transports: TransportName[];
   grpc: boolean;
   /** queueType is undefined when the contract names none (the server picks at run time). */
-  amqp: { requestQueue: string; prefetch: number; queueType: QueueTypeName | undefined } | undefined;
+  amqp:
+    | { requestQueue: string; prefetch: number; queueType: QueueTypeName | undefined }
+    | undefined;
   methods: MethodModel[];
   comment: string | undefined;
   deprecated: boolean;

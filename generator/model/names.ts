@@ -23,16 +23,31 @@ const TS_PROTO_BUILT_INS = new Set(["Date", "Function"]);
  * The name ts-proto exports for a message or enum: nested names joined with "_" (`Outer_Inner`),
  * each camel-cased unless snakeToCamel leaves keys alone, wrapped in the type/message/enum affixes.
  */
-export function tsProtoTypeName(desc: DescMessage | DescEnum, options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS): string {
+export function tsProtoTypeName(
+  desc: DescMessage | DescEnum,
+  options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS,
+): string {
   const parts: string[] = [];
-  for (let d: DescMessage | DescEnum | undefined = desc; d; d = d.parent) parts.unshift(options.snakeToCamelKeys ? tsProtoCamel(d.name) : d.name);
-  const [prefix, suffix] = desc.kind === "enum" ? [options.enumPrefix, options.enumSuffix] : [options.messagePrefix, options.messageSuffix];
-  const name = options.typePrefix + prefix + parts.join(options.useSnakeTypeName ? "_" : "") + suffix + options.typeSuffix;
+  for (let d: DescMessage | DescEnum | undefined = desc; d; d = d.parent)
+    parts.unshift(options.snakeToCamelKeys ? tsProtoCamel(d.name) : d.name);
+  const [prefix, suffix] =
+    desc.kind === "enum"
+      ? [options.enumPrefix, options.enumSuffix]
+      : [options.messagePrefix, options.messageSuffix];
+  const name =
+    options.typePrefix +
+    prefix +
+    parts.join(options.useSnakeTypeName ? "_" : "") +
+    suffix +
+    options.typeSuffix;
   return TS_PROTO_BUILT_INS.has(name) ? `${name}Message` : name;
 }
 
 /** The property name ts-proto gives a field. */
-export function tsProtoFieldName(field: DescField, options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS): string {
+export function tsProtoFieldName(
+  field: DescField,
+  options: TsProtoOptions = DEFAULT_TS_PROTO_OPTIONS,
+): string {
   if (options.useJsonName) return field.jsonName;
   return options.snakeToCamelKeys ? tsProtoCamel(field.name) : field.name;
 }

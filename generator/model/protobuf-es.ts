@@ -13,11 +13,60 @@ export const MESSAGE_LIBRARIES: readonly MessageLibrary[] = ["ts-proto", "protob
 // Identifiers protoc-gen-es escapes with a trailing "$" (protoplugin's reserved list, v2): keywords,
 // TypeScript's type keywords, `Object`, and the names its own output refers to.
 const ESCAPED = new Set([
-  "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do", "else", "export",
-  "extends", "false", "finally", "for", "function", "if", "import", "in", "instanceof", "new", "null", "return",
-  "super", "switch", "this", "throw", "true", "try", "typeof", "var", "void", "while", "with", "yield", "enum",
-  "implements", "interface", "let", "package", "private", "protected", "public", "static", "Object", "bigint",
-  "number", "boolean", "string", "object", "globalThis", "Uint8Array", "Partial",
+  "break",
+  "case",
+  "catch",
+  "class",
+  "const",
+  "continue",
+  "debugger",
+  "default",
+  "delete",
+  "do",
+  "else",
+  "export",
+  "extends",
+  "false",
+  "finally",
+  "for",
+  "function",
+  "if",
+  "import",
+  "in",
+  "instanceof",
+  "new",
+  "null",
+  "return",
+  "super",
+  "switch",
+  "this",
+  "throw",
+  "true",
+  "try",
+  "typeof",
+  "var",
+  "void",
+  "while",
+  "with",
+  "yield",
+  "enum",
+  "implements",
+  "interface",
+  "let",
+  "package",
+  "private",
+  "protected",
+  "public",
+  "static",
+  "Object",
+  "bigint",
+  "number",
+  "boolean",
+  "string",
+  "object",
+  "globalThis",
+  "Uint8Array",
+  "Partial",
 ]);
 
 const escapeReserved = (name: string) => (ESCAPED.has(name) ? `${name}$` : name);
@@ -86,7 +135,10 @@ export function protobufEsFieldName(field: DescField): string {
  * The module a file's types are imported from, for protoc-gen-es's output: a well-known type from
  * @bufbuild/protobuf's own, unless it is among the files generated; else `<file>_pb`, relative.
  */
-export function protobufEsModule(protoFile: string, generated: boolean): { package: string } | { path: string } {
+export function protobufEsModule(
+  protoFile: string,
+  generated: boolean,
+): { package: string } | { path: string } {
   const wkt = wktPublicImportPaths[protoFile];
   if (wkt !== undefined && !generated) return { package: wkt };
   return { path: protoFile.replace(/\.proto$/, "") + "_pb" };
@@ -94,7 +146,16 @@ export function protobufEsModule(protoFile: string, generated: boolean): { packa
 
 // protoc-gen-es's own options that change nothing grabbit refers to: accepted and ignored.
 // import_extension is grabbit's option too (the same spelling and meaning).
-const PROTOC_GEN_ES_NEUTRAL = new Set(["target", "ts_nocheck", "json_types", "valid_types", "js_import_style", "keep_empty_files", "elide_plugin_version", "erasable_syntax"]);
+const PROTOC_GEN_ES_NEUTRAL = new Set([
+  "target",
+  "ts_nocheck",
+  "json_types",
+  "valid_types",
+  "js_import_style",
+  "keep_empty_files",
+  "elide_plugin_version",
+  "erasable_syntax",
+]);
 // Options that move modules grabbit imports: followed by neither plugin pair yet, so refused.
 const PROTOC_GEN_ES_UNFOLLOWED = new Set(["rewrite_imports", "map_imports", "bootstrap_wkt"]);
 

@@ -52,32 +52,110 @@ export const DEFAULT_TS_PROTO_OPTIONS: TsProtoOptions = {
 // The options of ts-proto 2.x that change nothing grabbit refers to (service, JSON, date, long and
 // optional-field styles reach grabbit only through ts-proto's own types, which it uses as they are).
 const NEUTRAL = new Set([
-  "context", "useContextDataloaders", "protoJsonFormat", "emitDefaultValues", "globalThisPolyfill", "forceLong",
-  "useJsTypeOverride", "useOptionals", "useDate", "useJsonTimestamp", "useMongoObjectId", "esModuleInterop",
-  "lowerCaseServiceMethods", "outputJsonMethods",
-  "outputPartialMethods", "outputTypeAnnotations", "outputTypeRegistry", "constEnums", "removeEnumPrefix",
-  "enumsAsLiterals", "outputClientImpl", "returnObservable", "addGrpcMetadata", "metadataType",
-  "addNestjsRestParameter", "useNestjsFqnServiceName", "env", "unrecognizedEnum", "unrecognizedEnumName",
-  "unrecognizedEnumValue", "exportCommonSymbols", "outputSchema", "useExactTypes",
-  "useAbortSignal", "useAsyncIterable", "unknownFields", "usePrototypeForDefaults", "useNumericEnumForJson",
-  "initializeFieldsAsUndefined", "useMapType", "useReadonlyTypes", "useUnknownForValue", "outputExtensions",
-  "outputIndex", "rpcBeforeRequest", "rpcAfterResponse", "rpcErrorHandler", "comments", "disableProto2Optionals",
-  "disableProto2DefaultValues", "useNullAsOptional", "annotateFilesWithVersion", "noDefaultsForOptionals",
-  "bigIntLiteral", "useDuration", "anyType", "useJsonWireFormat",
+  "context",
+  "useContextDataloaders",
+  "protoJsonFormat",
+  "emitDefaultValues",
+  "globalThisPolyfill",
+  "forceLong",
+  "useJsTypeOverride",
+  "useOptionals",
+  "useDate",
+  "useJsonTimestamp",
+  "useMongoObjectId",
+  "esModuleInterop",
+  "lowerCaseServiceMethods",
+  "outputJsonMethods",
+  "outputPartialMethods",
+  "outputTypeAnnotations",
+  "outputTypeRegistry",
+  "constEnums",
+  "removeEnumPrefix",
+  "enumsAsLiterals",
+  "outputClientImpl",
+  "returnObservable",
+  "addGrpcMetadata",
+  "metadataType",
+  "addNestjsRestParameter",
+  "useNestjsFqnServiceName",
+  "env",
+  "unrecognizedEnum",
+  "unrecognizedEnumName",
+  "unrecognizedEnumValue",
+  "exportCommonSymbols",
+  "outputSchema",
+  "useExactTypes",
+  "useAbortSignal",
+  "useAsyncIterable",
+  "unknownFields",
+  "usePrototypeForDefaults",
+  "useNumericEnumForJson",
+  "initializeFieldsAsUndefined",
+  "useMapType",
+  "useReadonlyTypes",
+  "useUnknownForValue",
+  "outputExtensions",
+  "outputIndex",
+  "rpcBeforeRequest",
+  "rpcAfterResponse",
+  "rpcErrorHandler",
+  "comments",
+  "disableProto2Optionals",
+  "disableProto2DefaultValues",
+  "useNullAsOptional",
+  "annotateFilesWithVersion",
+  "noDefaultsForOptionals",
+  "bigIntLiteral",
+  "useDuration",
+  "anyType",
+  "useJsonWireFormat",
 ]);
 
-const AFFIXES = ["typePrefix", "typeSuffix", "messagePrefix", "messageSuffix", "enumPrefix", "enumSuffix"] as const;
-const FOLLOWED = ["snakeToCamel", "useJsonName", "useSnakeTypeName", "stringEnums", "oneof", "fileSuffix", "importSuffix", ...AFFIXES];
+const AFFIXES = [
+  "typePrefix",
+  "typeSuffix",
+  "messagePrefix",
+  "messageSuffix",
+  "enumPrefix",
+  "enumSuffix",
+] as const;
+const FOLLOWED = [
+  "snakeToCamel",
+  "useJsonName",
+  "useSnakeTypeName",
+  "stringEnums",
+  "oneof",
+  "fileSuffix",
+  "importSuffix",
+  ...AFFIXES,
+];
 // Options that leave grabbit's code without the codecs it calls, or the modules it imports.
-const GUARDED = ["outputEncodeMethods", "onlyTypes", "nestJs", "outputServices", "outputEncodeIncludeTypes", "outputDecodeIncludeTypes", "emitImportedFiles"];
+const GUARDED = [
+  "outputEncodeMethods",
+  "onlyTypes",
+  "nestJs",
+  "outputServices",
+  "outputEncodeIncludeTypes",
+  "outputDecodeIncludeTypes",
+  "emitImportedFiles",
+];
 
 /** Thrown for a ts-proto option value that grabbit cannot follow; the plugin reports it as a sentence. */
 export class TsProtoOptionError extends InputError {}
-Object.defineProperty(TsProtoOptionError.prototype, "name", { value: "TsProtoOptionError", writable: true, configurable: true });
+Object.defineProperty(TsProtoOptionError.prototype, "name", {
+  value: "TsProtoOptionError",
+  writable: true,
+  configurable: true,
+});
 
 /** Whether `key` is one of ts-proto's options (an `M` mapping included). */
 export function isTsProtoOption(key: string): boolean {
-  return (key.length > 1 && key.startsWith("M")) || NEUTRAL.has(key) || FOLLOWED.includes(key) || GUARDED.includes(key);
+  return (
+    (key.length > 1 && key.startsWith("M")) ||
+    NEUTRAL.has(key) ||
+    FOLLOWED.includes(key) ||
+    GUARDED.includes(key)
+  );
 }
 
 type Raw = string | boolean | Raw[];
@@ -86,14 +164,22 @@ type Raw = string | boolean | Raw[];
  * ts-proto's options from the `key=value` pairs it was given, read the way ts-proto reads them:
  * "true"/"false" become booleans, an empty value is false, a repeated key collects its values.
  */
-export function tsProtoOptionsFrom(pairs: readonly { key: string; value: string | undefined }[]): TsProtoOptions {
+export function tsProtoOptionsFrom(
+  pairs: readonly { key: string; value: string | undefined }[],
+): TsProtoOptions {
   const raw = new Map<string, Raw>();
   const out: TsProtoOptions = { ...DEFAULT_TS_PROTO_OPTIONS, moduleOf: {} };
   for (const { key, value } of pairs) {
     // ts-proto drops a key without "=" without a word; say so instead of guessing what was meant.
-    if (value === undefined) throw new TsProtoOptionError(`ts-proto ignores "${key}" without a value; write ${key}=true (or the value you mean), for both plugins`);
+    if (value === undefined)
+      throw new TsProtoOptionError(
+        `ts-proto ignores "${key}" without a value; write ${key}=true (or the value you mean), for both plugins`,
+      );
     if (key.length > 1 && key.startsWith("M")) {
-      if (!value) throw new TsProtoOptionError(`ts-proto option "${key}" needs a module, such as ${key}=@acme/protos/${key.slice(1).replace(/\.proto$/, "")}`);
+      if (!value)
+        throw new TsProtoOptionError(
+          `ts-proto option "${key}" needs a module, such as ${key}=@acme/protos/${key.slice(1).replace(/\.proto$/, "")}`,
+        );
       out.moduleOf[key.slice(1)] = value;
       continue;
     }
@@ -105,9 +191,14 @@ export function tsProtoOptionsFrom(pairs: readonly { key: string; value: string 
   const has = (key: string) => raw.has(key);
 
   if (has("snakeToCamel")) {
-    const words = flatten(raw.get("snakeToCamel")!).flatMap((w) => (typeof w === "string" ? w.split("_") : w === true ? ["keys", "json"] : []));
+    const words = flatten(raw.get("snakeToCamel")!).flatMap((w) =>
+      typeof w === "string" ? w.split("_") : w === true ? ["keys", "json"] : [],
+    );
     const unknown = words.filter((w) => w !== "keys" && w !== "json" && w !== "");
-    if (unknown.length > 0) throw new TsProtoOptionError(`ts-proto option snakeToCamel takes true, false, keys, json or keys_json, not "${unknown.join("_")}"`);
+    if (unknown.length > 0)
+      throw new TsProtoOptionError(
+        `ts-proto option snakeToCamel takes true, false, keys, json or keys_json, not "${unknown.join("_")}"`,
+      );
     out.snakeToCamelKeys = words.includes("keys");
   }
   if (has("useJsonName")) out.useJsonName = truthy("useJsonName");
@@ -116,7 +207,9 @@ export function tsProtoOptionsFrom(pairs: readonly { key: string; value: string 
   if (has("oneof")) {
     const oneof = raw.get("oneof");
     if (oneof !== "properties" && oneof !== "unions" && oneof !== "unions-value") {
-      throw new TsProtoOptionError(`ts-proto option oneof takes properties, unions or unions-value, not "${String(oneof)}"`);
+      throw new TsProtoOptionError(
+        `ts-proto option oneof takes properties, unions or unions-value, not "${String(oneof)}"`,
+      );
     }
     out.oneofUnions = oneof !== "properties";
   }
@@ -127,15 +220,23 @@ export function tsProtoOptionsFrom(pairs: readonly { key: string; value: string 
 
   const codecs = "the encode and decode functions that grabbit's code calls";
   if (has("outputEncodeMethods") && raw.get("outputEncodeMethods") !== true) {
-    throw new TsProtoOptionError(`ts-proto option outputEncodeMethods=${String(raw.get("outputEncodeMethods"))} leaves out ${codecs}; keep ts-proto's default (true)`);
+    throw new TsProtoOptionError(
+      `ts-proto option outputEncodeMethods=${String(raw.get("outputEncodeMethods"))} leaves out ${codecs}; keep ts-proto's default (true)`,
+    );
   }
-  if (truthy("onlyTypes")) throw new TsProtoOptionError(`ts-proto option onlyTypes leaves out ${codecs}; drop it`);
+  if (truthy("onlyTypes"))
+    throw new TsProtoOptionError(`ts-proto option onlyTypes leaves out ${codecs}; drop it`);
   // nestJs turns the codecs off, and ts-proto turns them back on only when services are asked for too.
   if (truthy("nestJs") && !truthy("outputServices")) {
-    throw new TsProtoOptionError(`ts-proto option nestJs without outputServices leaves out ${codecs}; add outputServices=default (or drop nestJs)`);
+    throw new TsProtoOptionError(
+      `ts-proto option nestJs without outputServices leaves out ${codecs}; add outputServices=default (or drop nestJs)`,
+    );
   }
   for (const key of ["outputEncodeIncludeTypes", "outputDecodeIncludeTypes"]) {
-    if (truthy(key)) throw new TsProtoOptionError(`ts-proto option ${key} gives the messages it does not match codecs that throw, and grabbit's code encodes and decodes every event and RPC message; drop it`);
+    if (truthy(key))
+      throw new TsProtoOptionError(
+        `ts-proto option ${key} gives the messages it does not match codecs that throw, and grabbit's code encodes and decodes every event and RPC message; drop it`,
+      );
   }
   if (has("emitImportedFiles")) out.emitImportedFiles = truthy("emitImportedFiles");
   return out;

@@ -11,7 +11,15 @@ import { MODES, loadEventsConfig, type Mode } from "./config.js";
 import { buildReport, summaryText, type Compared, type EventsReport } from "./report.js";
 import { registryVersions, tagVersions, type Version } from "./sources.js";
 
-export const EVENT_FLAGS = ["events", "events-transitive", "events-config", "events-json", "against-tags", "against-registry", "registry"] as const;
+export const EVENT_FLAGS = [
+  "events",
+  "events-transitive",
+  "events-config",
+  "events-json",
+  "against-tags",
+  "against-registry",
+  "registry",
+] as const;
 
 export interface EventsIo {
   stdout: (s: string) => void;
@@ -38,12 +46,22 @@ export async function checkEvents(o: EventsOptions): Promise<EventsReport> {
   const cfg = loadEventsConfig(dir, o.eventsConfig && resolve(o.cwd, o.eventsConfig));
   if (o.json) cfg.json = true;
   const transitive = o.transitive ?? cfg.transitive;
-  const tags = o.againstTags ?? (o.against === undefined && o.againstRegistry === undefined ? cfg.againstTags : undefined);
+  const tags =
+    o.againstTags ??
+    (o.against === undefined && o.againstRegistry === undefined ? cfg.againstTags : undefined);
   const sources = [o.against, tags, o.againstRegistry].filter((x) => x !== undefined).length;
-  if (sources === 0) throw new InputError("give what to compare with: --against <input>, --against-tags <pattern> or --against-registry <package>.");
-  if (sources > 1) throw new InputError("give one of --against, --against-tags and --against-registry.");
-  if (transitive && o.against !== undefined) throw new InputError("--events-transitive compares with every released version: give --against-tags or --against-registry instead of --against.");
-  if (o.registry !== undefined && o.againstRegistry === undefined) throw new InputError("--registry goes with --against-registry.");
+  if (sources === 0)
+    throw new InputError(
+      "give what to compare with: --against <input>, --against-tags <pattern> or --against-registry <package>.",
+    );
+  if (sources > 1)
+    throw new InputError("give one of --against, --against-tags and --against-registry.");
+  if (transitive && o.against !== undefined)
+    throw new InputError(
+      "--events-transitive compares with every released version: give --against-tags or --against-registry instead of --against.",
+    );
+  if (o.registry !== undefined && o.againstRegistry === undefined)
+    throw new InputError("--registry goes with --against-registry.");
 
   let versions: Version[];
   let skipped: EventsReport["skipped"] = [];
@@ -56,7 +74,10 @@ export async function checkEvents(o: EventsOptions): Promise<EventsReport> {
     const r = await registryVersions(o.againstRegistry!, o.registry, o.cwd);
     versions = r.versions;
     skipped = r.skipped;
-    if (!versions.length) throw new InputError(`--against-registry ${o.againstRegistry}: no published version carries its contract image (${skipped.map((s) => s.version).join(", ")}).`);
+    if (!versions.length)
+      throw new InputError(
+        `--against-registry ${o.againstRegistry}: no published version carries its contract image (${skipped.map((s) => s.version).join(", ")}).`,
+      );
   }
   // Non-transitive: the newest version only, as a schema registry's BACKWARD (not _TRANSITIVE) does.
   if (!transitive) versions = versions.slice(-1);
@@ -69,18 +90,32 @@ export async function checkEvents(o: EventsOptions): Promise<EventsReport> {
   // Two builds at a time: buf is the cost, and the machine is shared.
   const images: Image[] = [];
   for (let i = 0; i < versions.length; i += 2) {
-    images.push(...(await Promise.all(versions.slice(i, i + 2).map((v) => v.load().catch(wrap(o.against !== undefined ? "--against" : v.label))))));
+    images.push(
+      ...(await Promise.all(
+        versions
+          .slice(i, i + 2)
+          .map((v) => v.load().catch(wrap(o.against !== undefined ? "--against" : v.label))),
+      )),
+    );
   }
   versions.forEach((v, i) => {
     const old = wholeSide(images[i]!);
-    compared.push({ version: v.label, findings: compareEventImages(old, current), events: new Set(eventsOf(old).keys()) });
+    compared.push({
+      version: v.label,
+      findings: compareEventImages(old, current),
+      events: new Set(eventsOf(old).keys()),
+    });
   });
   const currentEvents = new Map([...eventsOf(current)].map(([name, m]) => [name, m.file.pkg]));
   return buildReport(compared, currentEvents, cfg, o.mode, skipped);
 }
 
 /** Runs the event check for `grabbit breaking` with its parsed flags. */
-export async function runEvents(values: Record<string, string | string[] | boolean | undefined>, positionals: string[], io: EventsIo): Promise<number> {
+export async function runEvents(
+  values: Record<string, string | string[] | boolean | undefined>,
+  positionals: string[],
+  io: EventsIo,
+): Promise<number> {
   const s = (k: string) => values[k] as string | undefined;
   const mode = s("events");
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
@@ -89,13 +124,26 @@ export async function runEvents(values: Record<string, string | string[] | boole
   }
   const format = (s("format") ?? "text") as Format;
   if (!(FORMATS as readonly string[]).includes(format) || s("error-format") !== undefined) {
-    io.stderr(`grabbit breaking: with --events, give --format ${FORMATS.join("|")}${s("error-format") !== undefined ? " (not --error-format)" : ""}.\n`);
+    io.stderr(
+      `grabbit breaking: with --events, give --format ${FORMATS.join("|")}${s("error-format") !== undefined ? " (not --error-format)" : ""}.\n`,
+    );
     return 1;
   }
-  for (const k of ["use", "except", "path", "exclude-path", "config", "against-config", "limit-to-input-files", "exclude-imports"]) {
+  for (const k of [
+    "use",
+    "except",
+    "path",
+    "exclude-path",
+    "config",
+    "against-config",
+    "limit-to-input-files",
+    "exclude-imports",
+  ]) {
     const v = values[k];
     if (v !== undefined && v !== false && !(Array.isArray(v) && !v.length)) {
-      io.stderr(`grabbit breaking: --${k} does not apply to --events (modes are set per event in grabbit.yaml).\n`);
+      io.stderr(
+        `grabbit breaking: --${k} does not apply to --events (modes are set per event in grabbit.yaml).\n`,
+      );
       return 1;
     }
   }
@@ -120,9 +168,21 @@ export async function runEvents(values: Record<string, string | string[] | boole
     }
     throw err;
   }
-  const out = format === "json" ? JSON.stringify({ bump: report.bump, changes: report.changes, events: report.events, skipped: report.skipped }) + "\n" : render(report, format);
+  const out =
+    format === "json"
+      ? JSON.stringify({
+          bump: report.bump,
+          changes: report.changes,
+          events: report.events,
+          skipped: report.skipped,
+        }) + "\n"
+      : render(report, format);
   io.stdout(out);
-  if (format === "text" && (report.events.some((e) => e.versions.length > 1) || report.skipped.length)) io.stdout(summaryText(report));
+  if (
+    format === "text" &&
+    (report.events.some((e) => e.versions.length > 1) || report.skipped.length)
+  )
+    io.stdout(summaryText(report));
   return report.changes.some((c) => c.breaking) ? 100 : 0;
 }
 

@@ -9,7 +9,14 @@ import { FieldDescriptorProto_Type as T, type FieldDescriptorProto } from "@bufb
 import type { Image } from "../images.js";
 import { indexSide, type EnumEl, type MessageEl, type Side } from "../model.js";
 import { bindingPattern, effectiveEvent } from "../rules/grabbit.js";
-import { cardinality, enumType, fieldKind, inOneof, isMessageType, typeText } from "../rules/features.js";
+import {
+  cardinality,
+  enumType,
+  fieldKind,
+  inOneof,
+  isMessageType,
+  typeText,
+} from "../rules/features.js";
 import type { At } from "../rules/context.js";
 
 export type Direction = "BACKWARD" | "FORWARD";
@@ -33,16 +40,20 @@ export interface EventFinding {
 
 /** The event rules, with what each checks (for docs, SARIF and `grabbit:accept`). */
 export const EVENT_RULES = {
-  EVENT_REMOVED: "events stay (queued, dead-lettered or replayed data of a removed event has no consumer).",
+  EVENT_REMOVED:
+    "events stay (queued, dead-lettered or replayed data of a removed event has no consumer).",
   EVENT_TYPE_CHANGED: "events keep their full name, the AMQP `type` consumers dispatch on.",
   EVENT_EXCHANGE_CHANGED: "events keep their exchange and exchange kind.",
   EVENT_ROUTING_KEY_CHANGED: "events keep the binding pattern of their routing key.",
   EVENT_FIELD_TYPE_CHANGED: "fields keep a wire-compatible type (protobuf's compatibility groups).",
   EVENT_FIELD_NUMBER_REUSED: "a removed field's number is not reused with another type.",
-  EVENT_FIELD_NUMBER_NOT_RESERVED: "a removed field's number is reserved (note: harmless until reused).",
+  EVENT_FIELD_NUMBER_NOT_RESERVED:
+    "a removed field's number is reserved (note: harmless until reused).",
   EVENT_FIELD_CARDINALITY_CHANGED: "a repeated field is not read as a singular one.",
-  EVENT_FIELD_REQUIRED: "readers require no field that writers may leave out (proto2 required, LEGACY_REQUIRED).",
-  EVENT_FIELD_ONEOF_CHANGED: "fields a writer can set together are not read as members of one oneof.",
+  EVENT_FIELD_REQUIRED:
+    "readers require no field that writers may leave out (proto2 required, LEGACY_REQUIRED).",
+  EVENT_FIELD_ONEOF_CHANGED:
+    "fields a writer can set together are not read as members of one oneof.",
   EVENT_ENUM_VALUE_UNKNOWN: "every enum value a writer can send is known to the reader.",
   EVENT_FIELD_JSON_NAME_CHANGED: "fields keep their JSON name (JSON only).",
   EVENT_ENUM_VALUE_JSON_NAME_CHANGED: "enum values keep their name (JSON only).",
@@ -70,7 +81,8 @@ export function wholeSide(image: Image): Side {
 /** Event messages of a side by full name (imports excluded: a dependency's events are not ours). */
 export function eventsOf(side: Side): Map<string, MessageEl> {
   const out = new Map<string, MessageEl>();
-  for (const [name, m] of side.messages) if (!m.file.image.isImport && effectiveEvent(m)) out.set(name, m);
+  for (const [name, m] of side.messages)
+    if (!m.file.image.isImport && effectiveEvent(m)) out.set(name, m);
   return out;
 }
 
@@ -87,14 +99,35 @@ export function compareEventImages(old: Side, cur: Side): EventFinding[] {
       const eb = effectiveEvent(before)!;
       after = [...curEvents.values()].find((m) => {
         const ea = effectiveEvent(m)!;
-        return !oldEvents.has(m.fullName) && !matched.has(m.fullName) && ea.exchange === eb.exchange && bindingPattern(ea.routingKey) === bindingPattern(eb.routingKey);
+        return (
+          !oldEvents.has(m.fullName) &&
+          !matched.has(m.fullName) &&
+          ea.exchange === eb.exchange &&
+          bindingPattern(ea.routingKey) === bindingPattern(eb.routingKey)
+        );
       });
       if (!after) {
-        add(out, { rule: "EVENT_REMOVED", event: name, directions: ["BACKWARD"], wire: "binary", breaking: true, at: at(before), message: `Event "${name}" was removed: its data still in queues, dead-letter queues or replays reaches new consumers that no longer know the type, and is dead-lettered.` });
+        add(out, {
+          rule: "EVENT_REMOVED",
+          event: name,
+          directions: ["BACKWARD"],
+          wire: "binary",
+          breaking: true,
+          at: at(before),
+          message: `Event "${name}" was removed: its data still in queues, dead-letter queues or replays reaches new consumers that no longer know the type, and is dead-lettered.`,
+        });
         continue;
       }
       matched.add(after.fullName);
-      add(out, { rule: "EVENT_TYPE_CHANGED", event: after.fullName, directions: ["BACKWARD", "FORWARD"], wire: "binary", breaking: true, at: at(after), message: `Event "${name}" is now "${after.fullName}": consumers dispatch on the AMQP type, so each version dead-letters the other's events.` });
+      add(out, {
+        rule: "EVENT_TYPE_CHANGED",
+        event: after.fullName,
+        directions: ["BACKWARD", "FORWARD"],
+        wire: "binary",
+        breaking: true,
+        at: at(after),
+        message: `Event "${name}" is now "${after.fullName}": consumers dispatch on the AMQP type, so each version dead-letters the other's events.`,
+      });
     }
     compareOption(out, before, after);
     for (const dir of ["BACKWARD", "FORWARD"] as const) {
@@ -113,14 +146,22 @@ function at(m: MessageEl, sub: number[] = []): At {
  * one change, named once, with what each direction does when the two differ.
  */
 function add(out: EventFinding[], f: EventFinding): void {
-  const same = out.find((g) => g.rule === f.rule && g.event === f.event && g.wire === f.wire && g.at.file.path === f.at.file.path && g.at.spath.join() === f.at.spath.join());
+  const same = out.find(
+    (g) =>
+      g.rule === f.rule &&
+      g.event === f.event &&
+      g.wire === f.wire &&
+      g.at.file.path === f.at.file.path &&
+      g.at.spath.join() === f.at.spath.join(),
+  );
   if (!same) {
     out.push(f);
     return;
   }
   if (same.message !== f.message && f.directions.length) {
     const tag = (g: EventFinding) => `${g.directions.join("+")}: `;
-    if (!same.message.startsWith("BACKWARD: ") && !same.message.startsWith("FORWARD: ")) same.message = tag(same) + same.message;
+    if (!same.message.startsWith("BACKWARD: ") && !same.message.startsWith("FORWARD: "))
+      same.message = tag(same) + same.message;
     same.message += ` ${tag(f)}${f.message}`;
   }
   for (const d of f.directions) if (!same.directions.includes(d)) same.directions.push(d);
@@ -130,14 +171,28 @@ function add(out: EventFinding[], f: EventFinding): void {
 function compareOption(out: EventFinding[], before: MessageEl, after: MessageEl): void {
   const eb = effectiveEvent(before)!;
   const ea = effectiveEvent(after)!;
-  const base = () => ({ event: after.fullName, directions: ["BACKWARD", "FORWARD"] as Direction[], wire: "binary" as const, breaking: true, at: at(after, [7]) });
+  const base = () => ({
+    event: after.fullName,
+    directions: ["BACKWARD", "FORWARD"] as Direction[],
+    wire: "binary" as const,
+    breaking: true,
+    at: at(after, [7]),
+  });
   if (eb.exchange !== ea.exchange || eb.kind !== ea.kind) {
-    add(out, { ...base(), rule: "EVENT_EXCHANGE_CHANGED", message: `Event "${after.fullName}" moved from ${eb.kind} exchange "${eb.exchange}" to ${ea.kind} exchange "${ea.exchange}": each version's consumers are bound where the other version's producers do not publish.` });
+    add(out, {
+      ...base(),
+      rule: "EVENT_EXCHANGE_CHANGED",
+      message: `Event "${after.fullName}" moved from ${eb.kind} exchange "${eb.exchange}" to ${ea.kind} exchange "${ea.exchange}": each version's consumers are bound where the other version's producers do not publish.`,
+    });
   }
   const pb = bindingPattern(eb.routingKey);
   const pa = bindingPattern(ea.routingKey);
   if (pb !== pa && ea.kind !== "fanout") {
-    add(out, { ...base(), rule: "EVENT_ROUTING_KEY_CHANGED", message: `Event "${after.fullName}" changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" miss what is published as "${pa}", and the other way round.` });
+    add(out, {
+      ...base(),
+      rule: "EVENT_ROUTING_KEY_CHANGED",
+      message: `Event "${after.fullName}" changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" miss what is published as "${pa}", and the other way round.`,
+    });
   }
 }
 
@@ -157,9 +212,24 @@ function comparePair(p: Pass, o: MessageEl, n: MessageEl): void {
   const wByNo = new Map(w.d.field.map((f) => [f.number, f]));
   const nIndex = (f: FieldDescriptorProto) => n.d.field.indexOf(f);
   // Where a finding about a field points: the field in the new message, else the new message.
-  const fieldAt = (nf: FieldDescriptorProto | undefined, sub: number[] = []) => (nf && nIndex(nf) >= 0 ? at(n, [2, nIndex(nf), ...sub]) : at(n));
-  const push = (rule: EventRuleId, nf: FieldDescriptorProto | undefined, message: string, extra: Partial<EventFinding> = {}) =>
-    add(p.out, { rule, event: p.event, directions: [p.dir], wire: "binary", breaking: true, at: fieldAt(nf), message, ...extra });
+  const fieldAt = (nf: FieldDescriptorProto | undefined, sub: number[] = []) =>
+    nf && nIndex(nf) >= 0 ? at(n, [2, nIndex(nf), ...sub]) : at(n);
+  const push = (
+    rule: EventRuleId,
+    nf: FieldDescriptorProto | undefined,
+    message: string,
+    extra: Partial<EventFinding> = {},
+  ) =>
+    add(p.out, {
+      rule,
+      event: p.event,
+      directions: [p.dir],
+      wire: "binary",
+      breaking: true,
+      at: fieldAt(nf),
+      message,
+      ...extra,
+    });
 
   for (const wf of w.d.field) {
     const rf = rByNo.get(wf.number);
@@ -168,7 +238,12 @@ function comparePair(p: Pass, o: MessageEl, n: MessageEl): void {
     if (!rf) {
       // Binary readers skip a field they do not know (JSON readers must ignore unknown fields too).
       if (p.dir === "BACKWARD" && !reserved(n, wf.number)) {
-        push("EVENT_FIELD_NUMBER_NOT_RESERVED", undefined, `Field ${wf.number} "${wf.name}" of "${o.fullName}" was removed without reserving its number (reserved ${wf.number};): a later version that reuses it with another type breaks readers of data written before the removal.`, { directions: [], breaking: false });
+        push(
+          "EVENT_FIELD_NUMBER_NOT_RESERVED",
+          undefined,
+          `Field ${wf.number} "${wf.name}" of "${o.fullName}" was removed without reserving its number (reserved ${wf.number};): a later version that reuses it with another type breaks readers of data written before the removal.`,
+          { directions: [], breaking: false },
+        );
       }
       continue;
     }
@@ -180,17 +255,29 @@ function comparePair(p: Pass, o: MessageEl, n: MessageEl): void {
     const wf = wByNo.get(rf.number);
     if (wf && cardinality(wf, w, ws) === "required") continue;
     const nf = p.dir === "BACKWARD" ? rf : wf;
-    push("EVENT_FIELD_REQUIRED", nf, `Field ${rf.number} "${rf.name}" of "${r.fullName}" is required in the ${reader} version but ${wf ? "optional" : "absent"} in the ${writer} one: a message without it fails to parse.`);
+    push(
+      "EVENT_FIELD_REQUIRED",
+      nf,
+      `Field ${rf.number} "${rf.name}" of "${r.fullName}" is required in the ${reader} version but ${wf ? "optional" : "absent"} in the ${writer} one: a message without it fails to parse.`,
+    );
   }
   // Fields a writer can set together that the reader holds in one oneof: the reader keeps only the last.
   r.d.oneofDecl.forEach((decl, index) => {
-    const members = r.d.field.filter((f) => inOneof(f) && f.oneofIndex === index && wByNo.has(f.number));
+    const members = r.d.field.filter(
+      (f) => inOneof(f) && f.oneofIndex === index && wByNo.has(f.number),
+    );
     if (members.length < 2) return;
-    const wIdx = members.map((f) => wByNo.get(f.number)!).map((f) => (inOneof(f) ? f.oneofIndex : -1 - f.number));
+    const wIdx = members
+      .map((f) => wByNo.get(f.number)!)
+      .map((f) => (inOneof(f) ? f.oneofIndex : -1 - f.number));
     if (new Set(wIdx).size === 1) return;
     const names = members.map((f) => `"${f.name}"`).join(", ");
     const first = p.dir === "BACKWARD" ? members[0] : wByNo.get(members[0]!.number);
-    push("EVENT_FIELD_ONEOF_CHANGED", first, `Fields ${names} of "${r.fullName}" are in oneof "${decl.name}" in the ${reader} version but the ${writer} version can set them together: a reader keeps only the last one and loses the others.`);
+    push(
+      "EVENT_FIELD_ONEOF_CHANGED",
+      first,
+      `Fields ${names} of "${r.fullName}" are in oneof "${decl.name}" in the ${reader} version but the ${writer} version can set them together: a reader keeps only the last one and loses the others.`,
+    );
   });
 }
 
@@ -206,7 +293,12 @@ interface FieldPair {
   of: FieldDescriptorProto;
   writer: "old" | "new";
   reader: "old" | "new";
-  push: (rule: EventRuleId, nf: FieldDescriptorProto | undefined, message: string, extra?: Partial<EventFinding>) => void;
+  push: (
+    rule: EventRuleId,
+    nf: FieldDescriptorProto | undefined,
+    message: string,
+    extra?: Partial<EventFinding>,
+  ) => void;
 }
 
 function reserved(m: MessageEl, no: number): boolean {
@@ -231,25 +323,57 @@ const RANGE: Partial<Record<T, [bigint, bigint]>> = {
 };
 
 /** How a value written as `wk` reads as `rk` on the binary wire: a reason when it does not read back intact. */
-export function binaryCompat(wk: T, rk: T): { ok: true } | { ok: false; lossy: boolean; why: string } {
+export function binaryCompat(
+  wk: T,
+  rk: T,
+): { ok: true } | { ok: false; lossy: boolean; why: string } {
   if (wk === rk) return { ok: true };
   const group = [VARINT, ZIGZAG, FIXED32, FIXED64, LEN].find((g) => g.has(wk) && g.has(rk));
   if (!group) {
     const zig = (ZIGZAG.has(wk) && VARINT.has(rk)) || (VARINT.has(wk) && ZIGZAG.has(rk));
-    return { ok: false, lossy: false, why: zig ? "zigzag (sint) and plain varints encode numbers differently, so every value is misread" : "the wire types differ, so the reader does not see the value (or fails to parse it)" };
+    return {
+      ok: false,
+      lossy: false,
+      why: zig
+        ? "zigzag (sint) and plain varints encode numbers differently, so every value is misread"
+        : "the wire types differ, so the reader does not see the value (or fails to parse it)",
+    };
   }
   if (group === VARINT || group === ZIGZAG) {
     const [wl, wh] = RANGE[wk]!;
     const [rl, rh] = RANGE[rk]!;
     if (wl >= rl && wh <= rh) return { ok: true };
-    return { ok: false, lossy: true, why: `values outside the ${kindName(rk)} range are read as other numbers (as a C++ cast)` };
+    return {
+      ok: false,
+      lossy: true,
+      why: `values outside the ${kindName(rk)} range are read as other numbers (as a C++ cast)`,
+    };
   }
-  if (group === FIXED32 || group === FIXED64) return { ok: false, lossy: true, why: "the same bits are read with the other signedness, so values past the signed range change sign" };
+  if (group === FIXED32 || group === FIXED64)
+    return {
+      ok: false,
+      lossy: true,
+      why: "the same bits are read with the other signedness, so values past the signed range change sign",
+    };
   // string, bytes and message share the length-delimited wire type.
   if (rk === T.BYTES) return { ok: true };
-  if (wk === T.BYTES && rk === T.STRING) return { ok: false, lossy: true, why: "bytes that are not valid UTF-8 fail to parse where strings are validated (proto3, editions)" };
-  if (wk === T.BYTES && rk === T.MESSAGE) return { ok: false, lossy: true, why: "the bytes parse only if they hold an encoded message of that type" };
-  return { ok: false, lossy: false, why: "the bytes of one are not a valid encoding of the other, so the reader fails to parse the event" };
+  if (wk === T.BYTES && rk === T.STRING)
+    return {
+      ok: false,
+      lossy: true,
+      why: "bytes that are not valid UTF-8 fail to parse where strings are validated (proto3, editions)",
+    };
+  if (wk === T.BYTES && rk === T.MESSAGE)
+    return {
+      ok: false,
+      lossy: true,
+      why: "the bytes parse only if they hold an encoded message of that type",
+    };
+  return {
+    ok: false,
+    lossy: false,
+    why: "the bytes of one are not a valid encoding of the other, so the reader fails to parse the event",
+  };
 }
 
 function kindName(k: T): string {
@@ -259,7 +383,20 @@ function kindName(k: T): string {
 /** Whether the JSON mapping of `wk` parses as `rk` (the integer types accept one another's forms). */
 function jsonCompat(wk: T, rk: T): boolean {
   if (wk === rk) return true;
-  const ints = new Set([T.INT32, T.INT64, T.UINT32, T.UINT64, T.SINT32, T.SINT64, T.FIXED32, T.FIXED64, T.SFIXED32, T.SFIXED64, T.FLOAT, T.DOUBLE]);
+  const ints = new Set([
+    T.INT32,
+    T.INT64,
+    T.UINT32,
+    T.UINT64,
+    T.SINT32,
+    T.SINT64,
+    T.FIXED32,
+    T.FIXED64,
+    T.SFIXED32,
+    T.SFIXED64,
+    T.FLOAT,
+    T.DOUBLE,
+  ]);
   return ints.has(wk) && ints.has(rk);
 }
 
@@ -271,24 +408,47 @@ function compareField(p: Pass, x: FieldPair): void {
   const wc = cardinality(wf, w, ws);
   const rc = cardinality(rf, r, rs);
   const many = (c: string) => c === "repeated" || c === "map";
-  const renamedAndRetyped = wf.name !== rf.name && (wk !== rk || strip(wf.typeName) !== strip(rf.typeName));
+  const renamedAndRetyped =
+    wf.name !== rf.name && (wk !== rk || strip(wf.typeName) !== strip(rf.typeName));
   const oldText = `${of.name} ${typeText(of)}`;
   const newText = `${nf.name} ${typeText(nf)}`;
 
   const reuse = binaryCompat(wk, rk);
   if (renamedAndRetyped && wk !== rk && !reuse.ok) {
-    const who = reuse.lossy ? `data written with the ${writer} version is misread by the ${reader} one` : "each version misreads the other's data";
-    push("EVENT_FIELD_NUMBER_REUSED", nf, `Field number ${nf.number} of "${r.fullName}" was "${oldText}" and is now "${newText}": a removed field's number was reused with another type, so ${who}: ${reuse.why}.`);
+    const who = reuse.lossy
+      ? `data written with the ${writer} version is misread by the ${reader} one`
+      : "each version misreads the other's data";
+    push(
+      "EVENT_FIELD_NUMBER_REUSED",
+      nf,
+      `Field number ${nf.number} of "${r.fullName}" was "${oldText}" and is now "${newText}": a removed field's number was reused with another type, so ${who}: ${reuse.why}.`,
+    );
     return;
   }
   if (many(wc) && !many(rc)) {
-    const keep = isMessageType(rf) ? "merges every element into one message" : "keeps only the last element";
-    push("EVENT_FIELD_CARDINALITY_CHANGED", nf, `${name} is ${wc} in the ${writer} version and singular in the ${reader} one: the reader ${keep}.`);
+    const keep = isMessageType(rf)
+      ? "merges every element into one message"
+      : "keeps only the last element";
+    push(
+      "EVENT_FIELD_CARDINALITY_CHANGED",
+      nf,
+      `${name} is ${wc} in the ${writer} version and singular in the ${reader} one: the reader ${keep}.`,
+    );
   } else if (!many(wc) && many(rc)) {
-    push("EVENT_FIELD_CARDINALITY_CHANGED", nf, `${name} is singular in the ${writer} version and ${rc} in the ${reader} one: binary readers get a list of one, but JSON holds a value where a list is expected.`, { wire: "json" });
+    push(
+      "EVENT_FIELD_CARDINALITY_CHANGED",
+      nf,
+      `${name} is singular in the ${writer} version and ${rc} in the ${reader} one: binary readers get a list of one, but JSON holds a value where a list is expected.`,
+      { wire: "json" },
+    );
   }
   if (wf.jsonName !== rf.jsonName) {
-    push("EVENT_FIELD_JSON_NAME_CHANGED", nf, `${name} changed its JSON name from "${of.jsonName}" to "${nf.jsonName}": JSON written by one version is not read into the field by the other.`, { wire: "json" });
+    push(
+      "EVENT_FIELD_JSON_NAME_CHANGED",
+      nf,
+      `${name} changed its JSON name from "${of.jsonName}" to "${nf.jsonName}": JSON written by one version is not read into the field by the other.`,
+      { wire: "json" },
+    );
   }
 
   const wMsg = wk === T.MESSAGE || wk === T.GROUP;
@@ -297,13 +457,21 @@ function compareField(p: Pass, x: FieldPair): void {
     if (wk !== rk) {
       const enc = (k: T) => (k === T.GROUP ? "delimited (group)" : "length-prefixed");
       const [ok, nk] = p.dir === "BACKWARD" ? [wk, rk] : [rk, wk];
-      push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} changed its message encoding from ${enc(ok)} to ${enc(nk)}: neither version reads the other's encoding.`);
+      push(
+        "EVENT_FIELD_TYPE_CHANGED",
+        nf,
+        `${name} changed its message encoding from ${enc(ok)} to ${enc(nk)}: neither version reads the other's encoding.`,
+      );
       return;
     }
     const wt = ws.messages.get(strip(wf.typeName));
     const rt = rs.messages.get(strip(rf.typeName));
     if (!wt || !rt) {
-      push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} uses a message type the image does not hold (${strip(wf.typeName)} / ${strip(rf.typeName)}); it cannot be checked.`);
+      push(
+        "EVENT_FIELD_TYPE_CHANGED",
+        nf,
+        `${name} uses a message type the image does not hold (${strip(wf.typeName)} / ${strip(rf.typeName)}); it cannot be checked.`,
+      );
       return;
     }
     comparePair(p, p.dir === "BACKWARD" ? wt : rt, p.dir === "BACKWARD" ? rt : wt);
@@ -313,11 +481,20 @@ function compareField(p: Pass, x: FieldPair): void {
   if (!bin.ok) {
     // A lossy change depends on which side writes; an incompatible one does not (one finding, both ways).
     const how = bin.lossy ? `written as ${typeText(wf)} and read as ${typeText(rf)}, ` : "";
-    push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} changed from ${typeText(of)} to ${typeText(nf)}: ${how}${bin.why}.`);
+    push(
+      "EVENT_FIELD_TYPE_CHANGED",
+      nf,
+      `${name} changed from ${typeText(of)} to ${typeText(nf)}: ${how}${bin.why}.`,
+    );
     return;
   }
   if (!jsonCompat(wk, rk)) {
-    push("EVENT_FIELD_TYPE_CHANGED", nf, `${name} changed from ${typeText(of)} to ${typeText(nf)}: compatible on the binary wire, but the JSON forms differ (${typeText(wf)} JSON does not parse as ${typeText(rf)}).`, { wire: "json" });
+    push(
+      "EVENT_FIELD_TYPE_CHANGED",
+      nf,
+      `${name} changed from ${typeText(of)} to ${typeText(nf)}: compatible on the binary wire, but the JSON forms differ (${typeText(wf)} JSON does not parse as ${typeText(rf)}).`,
+      { wire: "json" },
+    );
   }
   if (wk === T.ENUM && rk === T.ENUM) {
     const we = ws.enums.get(strip(wf.typeName));
@@ -336,12 +513,21 @@ function compareEnum(x: FieldPair, name: string, we: EnumEl, re: EnumEl): void {
     const effect = closed
       ? `"${re.fullName}" is closed there, so the value is not accepted: the field reads as unset (kept as an unknown field)${x.rf.label === 2 ? " and, the field being required, the message fails to parse" : ""}`
       : `the ${x.reader} consumer gets a number it has no name for and must handle it`;
-    x.push("EVENT_ENUM_VALUE_UNKNOWN", x.nf, `${name}: ${list} ${unknown.length > 1 ? "were" : "was"} ${what} enum "${re.fullName}" in the new version; data written with the ${x.writer} version can carry ${unknown.length > 1 ? "them" : "it"} and ${effect}.`);
+    x.push(
+      "EVENT_ENUM_VALUE_UNKNOWN",
+      x.nf,
+      `${name}: ${list} ${unknown.length > 1 ? "were" : "was"} ${what} enum "${re.fullName}" in the new version; data written with the ${x.writer} version can carry ${unknown.length > 1 ? "them" : "it"} and ${effect}.`,
+    );
   }
   for (const v of we.d.value) {
     const rv = rByNo.get(v.number);
     if (!rv || rv.name === v.name) continue;
     const [ov, nv] = x.writer === "old" ? [v, rv] : [rv, v];
-    x.push("EVENT_ENUM_VALUE_JSON_NAME_CHANGED", x.nf, `${name}: enum value ${v.number} of "${re.fullName}" was renamed from ${ov.name} to ${nv.name}: JSON carries the name, which the other version does not know.`, { wire: "json" });
+    x.push(
+      "EVENT_ENUM_VALUE_JSON_NAME_CHANGED",
+      x.nf,
+      `${name}: enum value ${v.number} of "${re.fullName}" was renamed from ${ov.name} to ${nv.name}: JSON carries the name, which the other version does not know.`,
+      { wire: "json" },
+    );
   }
 }

@@ -48,25 +48,42 @@ export function rollout(directions: Direction[]): Rollout {
 export const ROLLOUT_TEXT: Record<Rollout, string> = {
   any: "any rollout order is safe",
   "consumers-first": "safe rollout: consumers first, then producers",
-  "producers-first": "safe rollout: producers first, and consumers only once the old data is drained from queues, dead-letter queues and replays",
+  "producers-first":
+    "safe rollout: producers first, and consumers only once the old data is drained from queues, dead-letter queues and replays",
   neither: "no rollout order is safe: publish it as a new event type, or accept it",
 };
 
-const MODE_DIRECTIONS: Record<Mode, Direction[]> = { backward: ["BACKWARD"], forward: ["FORWARD"], full: ["BACKWARD", "FORWARD"], none: [] };
+const MODE_DIRECTIONS: Record<Mode, Direction[]> = {
+  backward: ["BACKWARD"],
+  forward: ["FORWARD"],
+  full: ["BACKWARD", "FORWARD"],
+  none: [],
+};
 
-
-export function toChange(f: EventFinding, cfg: EventsConfig, against: string, cliMode?: Mode, prefix = false): EventChange {
+export function toChange(
+  f: EventFinding,
+  cfg: EventsConfig,
+  against: string,
+  cliMode?: Mode,
+  prefix = false,
+): EventChange {
   const mode = modeOf(cliMode ? { ...cfg, mode: cliMode } : cfg, f.event, f.at.file.pkg);
   const judged = f.directions.filter((d) => MODE_DIRECTIONS[mode].includes(d));
   const counts = f.breaking && judged.length > 0 && (f.wire === "binary" || cfg.json);
-  const accepted = counts ? acceptances({ at: f.at }).find((a) => a.rules.includes(f.rule) || a.rules.includes("EVENTS")) : undefined;
+  const accepted = counts
+    ? acceptances({ at: f.at }).find((a) => a.rules.includes(f.rule) || a.rules.includes("EVENTS"))
+    : undefined;
   const r = rollout(f.breaking ? f.directions : []);
   let verdict: string;
   if (!f.breaking) verdict = "(a note: nothing breaks yet)";
   else {
     const dirs = f.directions.map((d) => `${d} (${DIRECTION_TEXT[d]})`).join(" and ");
     const scope = f.wire === "json" ? "JSON readers only" : "";
-    const why = !judged.length ? `not checked by mode ${mode}` : f.wire === "json" && !cfg.json ? "JSON findings do not fail without events.json" : "";
+    const why = !judged.length
+      ? `not checked by mode ${mode}`
+      : f.wire === "json" && !cfg.json
+        ? "JSON findings do not fail without events.json"
+        : "";
     verdict = `Breaks ${dirs}${scope ? ` for ${scope}` : ""}; ${ROLLOUT_TEXT[r]}${why ? ` (${why})` : ""}.`;
   }
   let message = `${prefix ? `against ${against}: ` : ""}${f.message} ${verdict}`;
@@ -96,18 +113,42 @@ export interface Compared {
 }
 
 /** The report over one or more compared versions (oldest first), and each current event's summary. */
-export function buildReport(compared: Compared[], currentEvents: Map<string, string>, cfg: EventsConfig, cliMode: Mode | undefined, skipped: EventsReport["skipped"] = []): EventsReport {
+export function buildReport(
+  compared: Compared[],
+  currentEvents: Map<string, string>,
+  cfg: EventsConfig,
+  cliMode: Mode | undefined,
+  skipped: EventsReport["skipped"] = [],
+): EventsReport {
   const changes: EventChange[] = [];
-  for (const c of compared) for (const f of c.findings) changes.push(toChange(f, cfg, c.version, cliMode, compared.length > 1 || skipped.length > 0));
-  changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.line - b.line || a.column - b.column || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0)));
+  for (const c of compared)
+    for (const f of c.findings)
+      changes.push(toChange(f, cfg, c.version, cliMode, compared.length > 1 || skipped.length > 0));
+  changes.sort((a, b) =>
+    a.path < b.path
+      ? -1
+      : a.path > b.path
+        ? 1
+        : a.line - b.line ||
+          a.column - b.column ||
+          (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0),
+  );
   const events: EventSummary[] = [];
   for (const [event, pkg] of [...currentEvents].sort()) {
     const mode = modeOf(cliMode ? { ...cfg, mode: cliMode } : cfg, event, pkg);
     const versions = compared.filter((c) => c.events.has(event)).map((c) => c.version);
-    const bad = new Set(changes.filter((ch) => ch.event === event && ch.breaking).map((ch) => ch.against));
+    const bad = new Set(
+      changes.filter((ch) => ch.event === event && ch.breaking).map((ch) => ch.against),
+    );
     let oldest: string | null = null;
     for (let i = versions.length - 1; i >= 0 && !bad.has(versions[i]!); i--) oldest = versions[i]!;
-    events.push({ event, mode, versions, incompatible: versions.filter((v) => bad.has(v)), oldestCompatible: oldest });
+    events.push({
+      event,
+      mode,
+      versions,
+      incompatible: versions.filter((v) => bad.has(v)),
+      oldestCompatible: oldest,
+    });
   }
   const failures = changes.filter((c) => c.breaking);
   return { bump: maxBump(changes.map((c) => c.bump)), changes, failures, events, skipped };
@@ -117,7 +158,12 @@ export function buildReport(compared: Compared[], currentEvents: Map<string, str
 export function summaryText(r: EventsReport): string {
   const lines = r.events.map((e) => {
     if (!e.versions.length) return `${e.event} (${e.mode}): new, no released version holds it`;
-    const head = e.oldestCompatible === null ? `compatible with none of ${e.versions.length} versions` : e.oldestCompatible === e.versions[0] ? `compatible with every version back to ${e.oldestCompatible}` : `compatible back to ${e.oldestCompatible}`;
+    const head =
+      e.oldestCompatible === null
+        ? `compatible with none of ${e.versions.length} versions`
+        : e.oldestCompatible === e.versions[0]
+          ? `compatible with every version back to ${e.oldestCompatible}`
+          : `compatible back to ${e.oldestCompatible}`;
     return `${e.event} (${e.mode}): ${head}${e.incompatible.length ? `; breaks with ${e.incompatible.join(", ")}` : ""}`;
   });
   for (const s of r.skipped) lines.push(`skipped ${s.version}: ${s.reason}`);

@@ -21,7 +21,10 @@ export interface Version {
 function tool(cmd: string, args: string[], cwd: string): string {
   const r = spawnSync(cmd, args, { cwd, encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
   if (r.error) throw new InputError(`${cmd} ${args.join(" ")}: ${r.error.message}`);
-  if (r.status !== 0) throw new InputError(`${cmd} ${args.join(" ")} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+  if (r.status !== 0)
+    throw new InputError(
+      `${cmd} ${args.join(" ")} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`,
+    );
   return r.stdout;
 }
 
@@ -36,7 +39,11 @@ export function byVersion(labels: string[], prefix: string): string[] {
 export function tagVersions(pattern: string, inputDir: string, cwd: string): Version[] {
   const top = tool("git", ["rev-parse", "--show-toplevel"], inputDir).trim();
   // Tag order by date is the fallback for tags that are not versions.
-  const tags = tool("git", ["for-each-ref", "--sort=creatordate", "--format=%(refname:short)", `refs/tags/${pattern}`], top)
+  const tags = tool(
+    "git",
+    ["for-each-ref", "--sort=creatordate", "--format=%(refname:short)", `refs/tags/${pattern}`],
+    top,
+  )
     .split("\n")
     .map((t) => t.trim())
     .filter(Boolean);
@@ -46,9 +53,14 @@ export function tagVersions(pattern: string, inputDir: string, cwd: string): Ver
   const prefix = pattern.includes("*") ? pattern.slice(0, pattern.indexOf("*")) : "";
   return byVersion(tags, prefix).map((tag) => ({
     label: tag,
-    load: () => buildImage(`${gitDir}#tag=${tag}${subdir ? `,subdir=${subdir}` : ""}`, cwd).catch((e: unknown) => {
-      throw e instanceof InputError ? new InputError(`tag ${tag}: ${e.message}`, { cause: e }) : e;
-    }),
+    load: () =>
+      buildImage(`${gitDir}#tag=${tag}${subdir ? `,subdir=${subdir}` : ""}`, cwd).catch(
+        (e: unknown) => {
+          throw e instanceof InputError
+            ? new InputError(`tag ${tag}: ${e.message}`, { cause: e })
+            : e;
+        },
+      ),
   }));
 }
 
@@ -59,13 +71,25 @@ export interface RegistryVersions {
 }
 
 /** Every published version of `pkg` (from `registry`, else npm's configured one), oldest first. */
-export async function registryVersions(pkg: string, registry: string | undefined, cwd: string): Promise<RegistryVersions> {
+export async function registryVersions(
+  pkg: string,
+  registry: string | undefined,
+  cwd: string,
+): Promise<RegistryVersions> {
   const reg = registry ? ["--registry", registry] : [];
-  const r = spawnSync("npm", ["view", pkg, "versions", "--json", ...reg], { cwd, encoding: "utf8" });
+  const r = spawnSync("npm", ["view", pkg, "versions", "--json", ...reg], {
+    cwd,
+    encoding: "utf8",
+  });
   if (r.error) throw new InputError(`npm view ${pkg}: ${r.error.message}`);
   if (r.status !== 0) {
-    if (/E404|404 Not Found|is not in this registry/.test(r.stdout + r.stderr)) throw new InputError(`--against-registry ${pkg}: the package was never published${registry ? ` to ${registry}` : ""}.`);
-    throw new InputError(`npm view ${pkg} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+    if (/E404|404 Not Found|is not in this registry/.test(r.stdout + r.stderr))
+      throw new InputError(
+        `--against-registry ${pkg}: the package was never published${registry ? ` to ${registry}` : ""}.`,
+      );
+    throw new InputError(
+      `npm view ${pkg} failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`,
+    );
   }
   const parsed = JSON.parse(r.stdout.trim() || "[]") as string | string[];
   const list = (Array.isArray(parsed) ? parsed : [parsed]).filter((v) => parseVersion(v));
@@ -75,25 +99,57 @@ export async function registryVersions(pkg: string, registry: string | undefined
   const skipped: RegistryVersions["skipped"] = [];
   try {
     // One `npm pack` for all versions (npm fetches them side by side).
-    const out = tool("npm", ["pack", ...list.map((v) => `${pkg}@${v}`), "--json", "--ignore-scripts", "--pack-destination", scratch, ...reg], scratch);
-    const packed = JSON.parse(out.slice(out.indexOf("["))) as { version: string; filename: string }[];
+    const out = tool(
+      "npm",
+      [
+        "pack",
+        ...list.map((v) => `${pkg}@${v}`),
+        "--json",
+        "--ignore-scripts",
+        "--pack-destination",
+        scratch,
+        ...reg,
+      ],
+      scratch,
+    );
+    const packed = JSON.parse(out.slice(out.indexOf("["))) as {
+      version: string;
+      filename: string;
+    }[];
     for (const v of list) {
       const entry = packed.find((p) => p.version === v);
-      const tgz = entry && [join(scratch, entry.filename), join(scratch, entry.filename.replace(/^@/, "").replace(/\//, "-"))].find(existsSync);
+      const tgz =
+        entry &&
+        [
+          join(scratch, entry.filename),
+          join(scratch, entry.filename.replace(/^@/, "").replace(/\//, "-")),
+        ].find(existsSync);
       if (!tgz) {
         skipped.push({ version: v, reason: "npm pack returned no tarball" });
         continue;
       }
       const dir = join(scratch, v);
       mkdirSync(dir, { recursive: true });
-      const x = spawnSync("tar", ["-xzf", tgz, "-C", dir, `package/${CONTRACT_IMAGE}`], { encoding: "utf8" });
+      const x = spawnSync("tar", ["-xzf", tgz, "-C", dir, `package/${CONTRACT_IMAGE}`], {
+        encoding: "utf8",
+      });
       const file = join(dir, "package", CONTRACT_IMAGE);
       if (x.status !== 0 || !existsSync(file)) {
-        skipped.push({ version: v, reason: `the package has no ${CONTRACT_IMAGE} (released before grabbit carried the contract)` });
+        skipped.push({
+          version: v,
+          reason: `the package has no ${CONTRACT_IMAGE} (released before grabbit carried the contract)`,
+        });
         continue;
       }
       const bytes = readFileSync(file);
-      versions.push({ label: v, load: async () => ({ input: `${pkg}@${v}`, files: parseImage(bytes), externalPath: (p) => p }) });
+      versions.push({
+        label: v,
+        load: async () => ({
+          input: `${pkg}@${v}`,
+          files: parseImage(bytes),
+          externalPath: (p) => p,
+        }),
+      });
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -2,7 +2,16 @@
 // into <package>/src, tsc to ESM JavaScript and declarations in <package>/dist, then package.json,
 // README and `npm pack`. The generated sources are the package's: src/ and dist/ are rewritten.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +22,10 @@ export function grabbitRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, "bin/protoc-gen-grabbit.js"))) {
     const up = dirname(dir);
-    if (up === dir) throw new ReleaseError("cannot find grabbit's bin/protoc-gen-grabbit.js next to the release code.");
+    if (up === dir)
+      throw new ReleaseError(
+        "cannot find grabbit's bin/protoc-gen-grabbit.js next to the release code.",
+      );
     dir = up;
   }
   return dir;
@@ -37,7 +49,13 @@ function findBin(name: string, dir: string, hint: string): string {
   throw new ReleaseError(`cannot find ${name} (${hint}).`);
 }
 
-export function run(cmd: string, args: string[], cwd: string, what: string, env: NodeJS.ProcessEnv = process.env): string {
+export function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  what: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
   const r = spawnSync(cmd, args, { cwd, env, encoding: "utf8", maxBuffer: 64 << 20 });
   if (r.error) throw new ReleaseError(`${what}: ${r.error.message}`, { cause: r.error });
   if (r.status !== 0) {
@@ -48,7 +66,12 @@ export function run(cmd: string, args: string[], cwd: string, what: string, env:
 }
 
 // The same ts-proto options `grabbit init` writes: what protoc-gen-grabbit's output is written against.
-const TS_PROTO_OPTIONS = ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"];
+const TS_PROTO_OPTIONS = [
+  "outputServices=none",
+  "esModuleInterop=true",
+  "importSuffix=.js",
+  "env=node",
+];
 
 export interface GenerateOptions {
   /** A buf input: a directory, an image, a git ref. */
@@ -88,7 +111,8 @@ export function generate({ input, cwd, srcDir, template }: GenerateOptions): voi
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  if (!listFiles(srcDir).some((f) => f.endsWith(".ts"))) throw new ReleaseError(`buf generate ${input} wrote no TypeScript into ${srcDir}.`);
+  if (!listFiles(srcDir).some((f) => f.endsWith(".ts")))
+    throw new ReleaseError(`buf generate ${input} wrote no TypeScript into ${srcDir}.`);
 }
 
 export function listFiles(dir: string, sub = ""): string[] {
@@ -103,10 +127,14 @@ export function listFiles(dir: string, sub = ""): string[] {
 }
 
 /** The folder of an installed package as node would find it from `from`, if any. */
-export function installedPackage(name: string, from: string): { dir: string; version: string } | undefined {
+export function installedPackage(
+  name: string,
+  from: string,
+): { dir: string; version: string } | undefined {
   for (let d = resolve(from); ; d = dirname(d)) {
     const pj = join(d, "node_modules", name, "package.json");
-    if (existsSync(pj)) return { dir: dirname(pj), version: String(JSON.parse(readFileSync(pj, "utf8")).version) };
+    if (existsSync(pj))
+      return { dir: dirname(pj), version: String(JSON.parse(readFileSync(pj, "utf8")).version) };
     if (dirname(d) === d) return undefined;
   }
 }
@@ -135,7 +163,10 @@ export function dependencyRanges(names: string[], pkgDir: string): Record<string
   const deps: Record<string, string> = {};
   for (const name of names) {
     const found = installedPackage(name, pkgDir);
-    if (!found) throw new ReleaseError(`the generated code imports ${name}, which is not installed where ${pkgDir} can see it; add it to the repo's dependencies (npm install ${name}).`);
+    if (!found)
+      throw new ReleaseError(
+        `the generated code imports ${name}, which is not installed where ${pkgDir} can see it; add it to the repo's dependencies (npm install ${name}).`,
+      );
     deps[name] = `^${found.version}`;
   }
   return deps;
@@ -165,7 +196,12 @@ export function compile(pkgDir: string): void {
   };
   writeFileSync(join(pkgDir, "tsconfig.json"), JSON.stringify(tsconfig, null, 2) + "\n");
   rmSync(join(pkgDir, "dist"), { recursive: true, force: true });
-  run(tsc, ["-p", join(pkgDir, "tsconfig.json")], pkgDir, "tsc (the generated SDK does not compile)");
+  run(
+    tsc,
+    ["-p", join(pkgDir, "tsconfig.json")],
+    pkgDir,
+    "tsc (the generated SDK does not compile)",
+  );
 }
 
 export interface Manifest {
@@ -176,13 +212,20 @@ export interface Manifest {
 }
 
 /** package.json: fields grabbit owns are rewritten, anything else a team added is kept. */
-export function writeManifest(pkgDir: string, { name, version, dependencies, contract }: Manifest): Record<string, unknown> {
+export function writeManifest(
+  pkgDir: string,
+  { name, version, dependencies, contract }: Manifest,
+): Record<string, unknown> {
   const path = join(pkgDir, "package.json");
-  const old = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>) : {};
+  const old = existsSync(path)
+    ? (JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>)
+    : {};
   const pkg: Record<string, unknown> = {
     name,
     version,
-    description: old.description ?? `TypeScript SDK generated by grabbit from the ${contract} contract: messages, gRPC clients and servers, RabbitMQ publishers and consumers.`,
+    description:
+      old.description ??
+      `TypeScript SDK generated by grabbit from the ${contract} contract: messages, gRPC clients and servers, RabbitMQ publishers and consumers.`,
     ...old,
   };
   Object.assign(pkg, {
@@ -243,7 +286,12 @@ It runs on \`@grabbit/runtime\` (installed with it).
 /** `npm pack` into `dest`; returns the tarball's path. */
 export function pack(pkgDir: string, dest: string): string {
   mkdirSync(dest, { recursive: true });
-  const out = run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dest], pkgDir, "npm pack");
+  const out = run(
+    "npm",
+    ["pack", "--json", "--ignore-scripts", "--pack-destination", dest],
+    pkgDir,
+    "npm pack",
+  );
   const parsed = JSON.parse(out.slice(out.indexOf("["))) as { filename: string }[];
   const file = parsed[0]?.filename;
   if (!file) throw new ReleaseError(`npm pack printed no tarball name:\n${out}`);

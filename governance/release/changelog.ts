@@ -2,7 +2,13 @@
 // rule ID and file:line, so a reader of the SDK's changelog can open the contract where it changed.
 import type { Change, Report } from "../diff.js";
 
-export const SECTIONS = ["Breaking changes", "Added", "Deprecated", "Changed", "Documentation"] as const;
+export const SECTIONS = [
+  "Breaking changes",
+  "Added",
+  "Deprecated",
+  "Changed",
+  "Documentation",
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export function sectionOf(change: Change): Section {
@@ -38,7 +44,10 @@ export function renderEntry({ version, previous, against, report, date }: EntryI
     return lines.join("\n");
   }
   const n = report.changes.length;
-  lines.push(`${report.bump === "none" ? "No" : capitalize(report.bump)} release after ${previous}: ${n} contract change${n === 1 ? "" : "s"}${against ? ` against \`${against}\`` : ""}.`, "");
+  lines.push(
+    `${report.bump === "none" ? "No" : capitalize(report.bump)} release after ${previous}: ${n} contract change${n === 1 ? "" : "s"}${against ? ` against \`${against}\`` : ""}.`,
+    "",
+  );
   const bySection = new Map<Section, Change[]>();
   for (const c of report.changes) {
     const s = sectionOf(c);
@@ -57,7 +66,8 @@ export function renderEntry({ version, previous, against, report, date }: EntryI
   return lines.join("\n");
 }
 
-const HEADER = "# Changelog\n\nAll notable changes to this SDK, newest first. Written by `grabbit release` from the contract's\nchanges; versions follow semantic versioning.\n";
+const HEADER =
+  "# Changelog\n\nAll notable changes to this SDK, newest first. Written by `grabbit release` from the contract's\nchanges; versions follow semantic versioning.\n";
 
 /**
  * The changelog with `entry` (for `version`) on top: an existing entry for the same version (a release
@@ -67,10 +77,15 @@ export function addEntry(existing: string | undefined, version: string, entry: s
   const text = existing && existing.trim() ? existing : HEADER;
   const blocks = splitEntries(text);
   const kept = blocks.entries.filter((e) => e.version !== version).map((e) => e.text);
-  return [blocks.head.trimEnd(), entry.trimEnd(), ...kept.map((t) => t.trimEnd())].join("\n\n") + "\n";
+  return (
+    [blocks.head.trimEnd(), entry.trimEnd(), ...kept.map((t) => t.trimEnd())].join("\n\n") + "\n"
+  );
 }
 
-function splitEntries(text: string): { head: string; entries: { version: string; text: string }[] } {
+function splitEntries(text: string): {
+  head: string;
+  entries: { version: string; text: string }[];
+} {
   const parts = text.split(/^(?=## )/m);
   const head = parts[0]!.startsWith("## ") ? HEADER : parts.shift()!;
   return {

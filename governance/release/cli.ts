@@ -1,7 +1,17 @@
 // `grabbit release`: the next version of an SDK package from the contract's changes, its changelog
 // entry, a build (buf generate, tsc), the tarball and, with a registry, the publish. Exit 0 on a
 // release (or when nothing changed), 1 with a sentence on bad usage or a failed step.
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parseCommand, type CommandSpec } from "../args.js";
 import type { Report } from "../diff.js";
@@ -9,7 +19,18 @@ import { InputError, ReleaseError } from "../errors.js";
 import { checkBreaking } from "../check.js";
 import { runBufBuild } from "../images.js";
 import { addEntry, renderEntry } from "./changelog.js";
-import { compile, dependencyRanges, generate, importedPackages, listFiles, pack, relativeOrAbsolute, run, writeManifest, writeReadme } from "./build.js";
+import {
+  compile,
+  dependencyRanges,
+  generate,
+  importedPackages,
+  listFiles,
+  pack,
+  relativeOrAbsolute,
+  run,
+  writeManifest,
+  writeReadme,
+} from "./build.js";
 import { publish, publishedVersion } from "./publish.js";
 import { checkChosenVersion, nextVersion, parseVersion } from "./version.js";
 
@@ -99,7 +120,13 @@ function parseArgs(argv: string[]): Args | string {
   if (p.help) return "help";
   const v = p.values as Record<string, string | boolean | undefined>;
   const s = (k: string) => v[k] as string | undefined;
-  const a: Args = { input: p.positionals[0] ?? ".", publish: v.publish === true, dryRun: v["dry-run"] === true, initialVersion: s("initial-version") ?? "1.0.0", format: (s("format") ?? "text") as Args["format"] };
+  const a: Args = {
+    input: p.positionals[0] ?? ".",
+    publish: v.publish === true,
+    dryRun: v["dry-run"] === true,
+    initialVersion: s("initial-version") ?? "1.0.0",
+    format: (s("format") ?? "text") as Args["format"],
+  };
   const optional: Array<[keyof Args, string]> = [
     ["package", "package"],
     ["against", "against"],
@@ -112,11 +139,16 @@ function parseArgs(argv: string[]): Args | string {
     ["template", "template"],
     ["packDestination", "pack-destination"],
   ];
-  for (const [key, flag] of optional) if (s(flag) !== undefined) (a as unknown as Record<string, unknown>)[key] = s(flag);
-  if (a.format !== "text" && a.format !== "json") return `unknown format "${a.format}"; use text or json.`;
-  if (!a.package) return "--package is required: the SDK's folder (for example --package sdk) or its npm name.";
-  if (!parseVersion(a.initialVersion)) return `--initial-version: "${a.initialVersion}" is not a semantic version.`;
-  if (a.name !== undefined && !NPM_NAME.test(a.name)) return `--name: "${a.name}" is not an npm package name.`;
+  for (const [key, flag] of optional)
+    if (s(flag) !== undefined) (a as unknown as Record<string, unknown>)[key] = s(flag);
+  if (a.format !== "text" && a.format !== "json")
+    return `unknown format "${a.format}"; use text or json.`;
+  if (!a.package)
+    return "--package is required: the SDK's folder (for example --package sdk) or its npm name.";
+  if (!parseVersion(a.initialVersion))
+    return `--initial-version: "${a.initialVersion}" is not a semantic version.`;
+  if (a.name !== undefined && !NPM_NAME.test(a.name))
+    return `--name: "${a.name}" is not an npm package name.`;
   return a;
 }
 
@@ -141,11 +173,22 @@ export interface ReleaseResult {
 }
 
 /** The contract's changes since `against`: the breaking checker, called as a function. */
-async function compare(input: string, against: string, cwd: string, io: ReleaseIo): Promise<Report> {
+async function compare(
+  input: string,
+  against: string,
+  cwd: string,
+  io: ReleaseIo,
+): Promise<Report> {
   try {
-    return await checkBreaking({ input, against, cwd, onWarning: (w) => io.stderr(`grabbit release: warning: ${w}\n`) });
+    return await checkBreaking({
+      input,
+      against,
+      cwd,
+      onWarning: (w) => io.stderr(`grabbit release: warning: ${w}\n`),
+    });
   } catch (err) {
-    if (err instanceof InputError) throw new ReleaseError(`comparing ${input} with ${against}: ${err.message}`, { cause: err });
+    if (err instanceof InputError)
+      throw new ReleaseError(`comparing ${input} with ${against}: ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -186,32 +229,53 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
   const cwd = io.cwd;
   // A scoped npm name (not a folder that exists) is released from the registry alone.
   const byName = args.package!.startsWith("@") && !existsSync(resolve(cwd, args.package!));
-  const pkgDir = byName ? join(cwd, "node_modules/.cache/grabbit/release", args.package!.replace(/^@/, "").replace("/", "-")) : resolve(cwd, args.package!);
-  if (existsSync(pkgDir) && !statSync(pkgDir).isDirectory()) throw new ReleaseError(`--package: ${args.package} is a file, not a folder.`);
+  const pkgDir = byName
+    ? join(
+        cwd,
+        "node_modules/.cache/grabbit/release",
+        args.package!.replace(/^@/, "").replace("/", "-"),
+      )
+    : resolve(cwd, args.package!);
+  if (existsSync(pkgDir) && !statSync(pkgDir).isDirectory())
+    throw new ReleaseError(`--package: ${args.package} is a file, not a folder.`);
   const manifest = readJson(join(pkgDir, "package.json"));
   const name = byName ? args.package! : (args.name ?? (manifest?.name as string | undefined));
-  if (!name) throw new ReleaseError(`${args.package} has no package.json yet: name the package with --name @scope/name.`);
+  if (!name)
+    throw new ReleaseError(
+      `${args.package} has no package.json yet: name the package with --name @scope/name.`,
+    );
   if (!NPM_NAME.test(name)) throw new ReleaseError(`"${name}" is not an npm package name.`);
   if (manifest?.name !== undefined && args.name !== undefined && manifest.name !== args.name) {
-    throw new ReleaseError(`--name ${args.name} differs from ${manifest.name} in ${join(args.package!, "package.json")}.`);
+    throw new ReleaseError(
+      `--name ${args.name} differs from ${manifest.name} in ${join(args.package!, "package.json")}.`,
+    );
   }
 
   // The registry knows what was really published; the folder's package.json stands in without one.
   const fromRegistry = byName || args.registry !== undefined || args.publish;
-  const previous = fromRegistry ? publishedVersion(name, args.registry, cwd) : (manifest?.version as string | undefined);
-  if (previous !== undefined && !parseVersion(previous)) throw new ReleaseError(`the previous version "${previous}" of ${name} is not a semantic version.`);
+  const previous = fromRegistry
+    ? publishedVersion(name, args.registry, cwd)
+    : (manifest?.version as string | undefined);
+  if (previous !== undefined && !parseVersion(previous))
+    throw new ReleaseError(
+      `the previous version "${previous}" of ${name} is not a semantic version.`,
+    );
 
   let against = args.against;
-  if (against === undefined && previous !== undefined && args.tagPrefix !== undefined) against = `.git#tag=${args.tagPrefix}${previous}`;
+  if (against === undefined && previous !== undefined && args.tagPrefix !== undefined)
+    against = `.git#tag=${args.tagPrefix}${previous}`;
   if (previous !== undefined && against === undefined) {
-    throw new ReleaseError(`${name} was released before (${previous}): pass --against with the contract of that release (for example --against .git#tag=${basename(name)}-v${previous}) or --tag-prefix.`);
+    throw new ReleaseError(
+      `${name} was released before (${previous}): pass --against with the contract of that release (for example --against .git#tag=${basename(name)}-v${previous}) or --tag-prefix.`,
+    );
   }
 
   let report: Report | undefined;
   let version: string | undefined;
   if (previous === undefined) {
     version = args.version ?? args.initialVersion;
-    if (args.preid !== undefined && !parseVersion(version)!.pre.length) version = `${version}-${args.preid}.0`;
+    if (args.preid !== undefined && !parseVersion(version)!.pre.length)
+      version = `${version}-${args.preid}.0`;
   } else {
     report = await compare(args.input, against!, cwd, io);
     if (args.version !== undefined) {
@@ -219,7 +283,11 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
       if (problem) throw new ReleaseError(`--version: ${problem}`);
       version = args.version;
     } else {
-      version = nextVersion(previous, report.bump, args.preid !== undefined ? { preid: args.preid } : {});
+      version = nextVersion(
+        previous,
+        report.bump,
+        args.preid !== undefined ? { preid: args.preid } : {},
+      );
     }
   }
   const base: ReleaseResult = {
@@ -242,20 +310,39 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
   };
   if (version === undefined) return base; // nothing changed: no release
 
-  const entry = renderEntry({ version, ...(previous !== undefined ? { previous } : {}), ...(against !== undefined ? { against } : {}), ...(report ? { report } : {}), date: new Date() });
+  const entry = renderEntry({
+    version,
+    ...(previous !== undefined ? { previous } : {}),
+    ...(against !== undefined ? { against } : {}),
+    ...(report ? { report } : {}),
+    date: new Date(),
+  });
   const pre = parseVersion(version)!.pre;
   const distTag = args.distTag ?? (pre.length ? String(pre[0]) : "latest");
-  if (pre.length && distTag === "latest") throw new ReleaseError(`${version} is a prerelease: give it a --dist-tag other than latest, so that plain installs keep the last release.`);
+  if (pre.length && distTag === "latest")
+    throw new ReleaseError(
+      `${version} is a prerelease: give it a --dist-tag other than latest, so that plain installs keep the last release.`,
+    );
 
   // A dry run builds beside the package (same node_modules above it), in a folder it then removes.
   mkdirSync(dirname(pkgDir), { recursive: true });
-  const buildDir = args.dryRun ? mkdtempSync(join(dirname(pkgDir), `.${basename(pkgDir)}-dry-run-`)) : pkgDir;
+  const buildDir = args.dryRun
+    ? mkdtempSync(join(dirname(pkgDir), `.${basename(pkgDir)}-dry-run-`))
+    : pkgDir;
   try {
     mkdirSync(buildDir, { recursive: true });
-    if (args.dryRun) for (const f of ["package.json", "CHANGELOG.md", "README.md"]) if (existsSync(join(pkgDir, f))) copyFileSync(join(pkgDir, f), join(buildDir, f));
-    if (byName && previous !== undefined && !existsSync(join(buildDir, "CHANGELOG.md"))) fetchPreviousChangelog(name, previous, args.registry, buildDir);
+    if (args.dryRun)
+      for (const f of ["package.json", "CHANGELOG.md", "README.md"])
+        if (existsSync(join(pkgDir, f))) copyFileSync(join(pkgDir, f), join(buildDir, f));
+    if (byName && previous !== undefined && !existsSync(join(buildDir, "CHANGELOG.md")))
+      fetchPreviousChangelog(name, previous, args.registry, buildDir);
 
-    generate({ input: args.input, cwd, srcDir: join(buildDir, "src"), ...(args.template !== undefined ? { template: args.template } : {}) });
+    generate({
+      input: args.input,
+      cwd,
+      srcDir: join(buildDir, "src"),
+      ...(args.template !== undefined ? { template: args.template } : {}),
+    });
     compile(buildDir);
     // The contract itself rides along as a buf image, so `grabbit breaking --against-registry` can
     // compare with every published version without their git tags.
@@ -265,12 +352,24 @@ async function release(args: Args, io: ReleaseIo): Promise<ReleaseResult> {
     writeManifest(buildDir, { name, version, dependencies, contract });
     writeReadme(buildDir, name, contract);
     const changelogPath = join(buildDir, "CHANGELOG.md");
-    writeFileSync(changelogPath, addEntry(existsSync(changelogPath) ? readFileSync(changelogPath, "utf8") : undefined, version, entry));
+    writeFileSync(
+      changelogPath,
+      addEntry(
+        existsSync(changelogPath) ? readFileSync(changelogPath, "utf8") : undefined,
+        version,
+        entry,
+      ),
+    );
 
     const dest = args.packDestination ? resolve(cwd, args.packDestination) : buildDir;
     const tarball = pack(buildDir, dest);
     const doPublish = !args.dryRun && (args.registry !== undefined || args.publish);
-    if (doPublish) publish(tarball, { ...(args.registry !== undefined ? { registry: args.registry } : {}), tag: distTag, cwd });
+    if (doPublish)
+      publish(tarball, {
+        ...(args.registry !== undefined ? { registry: args.registry } : {}),
+        tag: distTag,
+        cwd,
+      });
     return {
       ...base,
       released: !args.dryRun,
@@ -292,7 +391,8 @@ async function contractImage(input: string, cwd: string): Promise<Uint8Array> {
   try {
     return await runBufBuild(input, cwd);
   } catch (err) {
-    if (err instanceof InputError) throw new ReleaseError(`buf build ${input}: ${err.message}`, { cause: err });
+    if (err instanceof InputError)
+      throw new ReleaseError(`buf build ${input}: ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -309,13 +409,36 @@ function contractName(buildDir: string): string {
 }
 
 /** Carries the changelog on when the SDK is built from its name only: it lives in the last tarball. */
-function fetchPreviousChangelog(name: string, previous: string, registry: string | undefined, buildDir: string): void {
+function fetchPreviousChangelog(
+  name: string,
+  previous: string,
+  registry: string | undefined,
+  buildDir: string,
+): void {
   const scratch = mkdtempSync(join(dirname(buildDir), ".previous-"));
   try {
-    const out = run("npm", ["pack", `${name}@${previous}`, "--json", "--ignore-scripts", "--pack-destination", scratch, ...(registry ? ["--registry", registry] : [])], scratch, `npm pack ${name}@${previous}`);
+    const out = run(
+      "npm",
+      [
+        "pack",
+        `${name}@${previous}`,
+        "--json",
+        "--ignore-scripts",
+        "--pack-destination",
+        scratch,
+        ...(registry ? ["--registry", registry] : []),
+      ],
+      scratch,
+      `npm pack ${name}@${previous}`,
+    );
     const file = (JSON.parse(out.slice(out.indexOf("["))) as { filename: string }[])[0]?.filename;
     if (!file) return;
-    run("tar", ["-xzf", join(scratch, file), "-C", scratch, "package/CHANGELOG.md"], scratch, "tar");
+    run(
+      "tar",
+      ["-xzf", join(scratch, file), "-C", scratch, "package/CHANGELOG.md"],
+      scratch,
+      "tar",
+    );
     cpSync(join(scratch, "package/CHANGELOG.md"), join(buildDir, "CHANGELOG.md"));
   } catch {
     // An older release without a changelog: start a new one.
@@ -325,15 +448,26 @@ function fetchPreviousChangelog(name: string, previous: string, registry: string
 }
 
 function describe(r: ReleaseResult, cwd: string): string {
-  if (r.version === null) return `grabbit release: ${r.name} ${r.previous}: the contract did not change since ${r.against}; nothing to release.\n`;
+  if (r.version === null)
+    return `grabbit release: ${r.name} ${r.previous}: the contract did not change since ${r.against}; nothing to release.\n`;
   const lines: string[] = [];
   const verb = r.dryRun ? "would release" : "released";
-  const why = r.previous === null ? "first release" : `${r.bump} change${r.changes.length === 1 ? "" : "s"} (${r.changes.length}) since ${r.previous}, against ${r.against}`;
+  const why =
+    r.previous === null
+      ? "first release"
+      : `${r.bump} change${r.changes.length === 1 ? "" : "s"} (${r.changes.length}) since ${r.previous}, against ${r.against}`;
   lines.push(`grabbit release: ${verb} ${r.name} ${r.version} (${why})`);
   if (r.tarball) lines.push(`  tarball    ${relativeOrAbsolute(cwd, r.tarball)}`);
-  if (r.published) lines.push(`  published  ${r.registry ?? "npm's configured registry"} under dist-tag ${r.distTag}`);
-  else if (!r.dryRun) lines.push(`  not published (give --registry <url> or --publish; or run: npm publish ${r.tarball ? relativeOrAbsolute(cwd, r.tarball) : "<tarball>"})`);
-  if (r.gitTag) lines.push(`  tag the contract: git tag ${r.gitTag} && git push origin ${r.gitTag}`);
+  if (r.published)
+    lines.push(
+      `  published  ${r.registry ?? "npm's configured registry"} under dist-tag ${r.distTag}`,
+    );
+  else if (!r.dryRun)
+    lines.push(
+      `  not published (give --registry <url> or --publish; or run: npm publish ${r.tarball ? relativeOrAbsolute(cwd, r.tarball) : "<tarball>"})`,
+    );
+  if (r.gitTag)
+    lines.push(`  tag the contract: git tag ${r.gitTag} && git push origin ${r.gitTag}`);
   lines.push("", r.changelog ?? "");
   return lines.join("\n").trimEnd() + "\n";
 }

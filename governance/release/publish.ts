@@ -10,14 +10,23 @@ function registryArgs(registry: string | undefined): string[] {
 }
 
 /** The highest version of `name` in the registry (prereleases included), or undefined if never published. */
-export function publishedVersion(name: string, registry: string | undefined, cwd: string): string | undefined {
-  const r = spawnSync("npm", ["view", name, "versions", "--json", ...registryArgs(registry)], { cwd, encoding: "utf8" });
+export function publishedVersion(
+  name: string,
+  registry: string | undefined,
+  cwd: string,
+): string | undefined {
+  const r = spawnSync("npm", ["view", name, "versions", "--json", ...registryArgs(registry)], {
+    cwd,
+    encoding: "utf8",
+  });
   if (r.error) throw new ReleaseError(`npm view ${name}: ${r.error.message}`);
   const out = r.stdout.trim();
   if (r.status !== 0) {
     // npm prints E404 (in JSON on stdout with --json, or on stderr) for a package never published.
     if (/E404|404 Not Found|is not in this registry/.test(out + r.stderr)) return undefined;
-    throw new ReleaseError(`npm view ${name}${registry ? ` --registry ${registry}` : ""} failed:\n${(r.stderr + out).trim()}`);
+    throw new ReleaseError(
+      `npm view ${name}${registry ? ` --registry ${registry}` : ""} failed:\n${(r.stderr + out).trim()}`,
+    );
   }
   if (!out) return undefined;
   const parsed = JSON.parse(out) as string | string[];
@@ -33,5 +42,19 @@ export interface PublishOptions {
 
 export function publish(tarball: string, { registry, tag, cwd }: PublishOptions): void {
   // --access public: a scoped package is otherwise refused as private on registries that bill for those.
-  run("npm", ["publish", tarball, "--tag", tag, "--access", "public", "--ignore-scripts", ...registryArgs(registry)], cwd, `npm publish ${tarball}`);
+  run(
+    "npm",
+    [
+      "publish",
+      tarball,
+      "--tag",
+      tag,
+      "--access",
+      "public",
+      "--ignore-scripts",
+      ...registryArgs(registry),
+    ],
+    cwd,
+    `npm publish ${tarball}`,
+  );
 }

@@ -38,7 +38,9 @@ export function compareVersions(a: Version, b: Version): number {
 
 /** The highest of some version strings (unparseable ones are skipped). */
 export function highestVersion(versions: Iterable<string>): string | undefined {
-  const valid = [...versions].map((s) => semver.parse(s.trim())).filter((v): v is semver.SemVer => v !== null);
+  const valid = [...versions]
+    .map((s) => semver.parse(s.trim()))
+    .filter((v): v is semver.SemVer => v !== null);
   return valid.length ? semver.rsort(valid.map((v) => v.version))[0] : undefined;
 }
 
@@ -46,7 +48,8 @@ const RANK: Record<Bump, number> = { none: 0, patch: 1, minor: 2, major: 3 };
 
 function stableNext(v: Version, bump: Exclude<Bump, "none">): Version {
   // 0.y.z: y is the caret's major (a breaking change bumps it, anything else bumps z); 0.0.z: only z.
-  const release: semver.ReleaseType = v.major > 0 ? bump : v.minor > 0 && bump === "major" ? "minor" : "patch";
+  const release: semver.ReleaseType =
+    v.major > 0 ? bump : v.minor > 0 && bump === "major" ? "minor" : "patch";
   return parseVersion(semver.inc(formatVersion(v), release)!)!;
 }
 
@@ -66,11 +69,17 @@ export interface NextOptions {
  * The version after `previous` for a change of size `bump`; undefined when nothing changed (no release).
  * Throws on an unparseable version or prerelease identifier.
  */
-export function nextVersion(previous: string, bump: Bump, options: NextOptions = {}): string | undefined {
+export function nextVersion(
+  previous: string,
+  bump: Bump,
+  options: NextOptions = {},
+): string | undefined {
   const prev = parseVersion(previous);
   if (!prev) throw new RangeError(`"${previous}" is not a semantic version (MAJOR.MINOR.PATCH).`);
   if (options.preid !== undefined && !PREID.test(options.preid)) {
-    throw new RangeError(`"${options.preid}" is not a prerelease identifier (letters, digits and "-", not starting with a digit).`);
+    throw new RangeError(
+      `"${options.preid}" is not a prerelease identifier (letters, digits and "-", not starting with a digit).`,
+    );
   }
   if (bump === "none") return undefined;
   const base: Version = { ...prev, pre: [] };
@@ -78,13 +87,18 @@ export function nextVersion(previous: string, bump: Bump, options: NextOptions =
   if (prev.pre.length && RANK[bump] <= RANK[covers(base)]) target = base;
   else target = stableNext(base, bump);
   if (options.preid === undefined) return formatVersion(target);
-  const sameLine = prev.pre.length > 0 && compareVersions(target, base) === 0 && prev.pre[0] === options.preid;
+  const sameLine =
+    prev.pre.length > 0 && compareVersions(target, base) === 0 && prev.pre[0] === options.preid;
   const n = sameLine && typeof prev.pre[1] === "number" ? prev.pre[1] + 1 : 0;
   return formatVersion({ ...target, pre: [options.preid, n] });
 }
 
 /** Whether `wanted` (a version asked for by hand) is allowed after `previous` for a change of `bump`. */
-export function checkChosenVersion(previous: string | undefined, wanted: string, bump: Bump): string | undefined {
+export function checkChosenVersion(
+  previous: string | undefined,
+  wanted: string,
+  bump: Bump,
+): string | undefined {
   const w = parseVersion(wanted);
   if (!w) return `"${wanted}" is not a semantic version (MAJOR.MINOR.PATCH).`;
   if (previous === undefined) return undefined;

@@ -21,7 +21,10 @@ export function failures(report: Report): Located[] {
 
 /** Go's encoding/json escapes <, > and & (and U+2028/2029) in strings; so must we, to print the same bytes. */
 export function goJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** buf's FileAnnotation.String(): `path:line:column:message`. */
@@ -30,7 +33,9 @@ function annotation(c: Located): string {
 }
 
 export function bufText(report: Report): string {
-  return failures(report).map((c) => annotation(c) + "\n").join("");
+  return failures(report)
+    .map((c) => annotation(c) + "\n")
+    .join("");
 }
 
 /** buf's json: one object per line (not grabbit's report object, which `--format json` prints). */
@@ -39,7 +44,12 @@ export function bufJson(report: Report): string {
     .map((c) => {
       const o: Record<string, unknown> = {};
       if (c.path) o.path = c.path;
-      Object.assign(o, { start_line: atLeast1(c.line), start_column: atLeast1(c.column), end_line: atLeast1(endLine(c)), end_column: atLeast1(endColumn(c)) });
+      Object.assign(o, {
+        start_line: atLeast1(c.line),
+        start_column: atLeast1(c.column),
+        end_line: atLeast1(endLine(c)),
+        end_column: atLeast1(endColumn(c)),
+      });
       if (c.rule) o.type = c.rule;
       if (c.message) o.message = c.message;
       return goJson(o) + "\n";
@@ -49,13 +59,29 @@ export function bufJson(report: Report): string {
 
 export function msvs(report: Report): string {
   return failures(report)
-    .map((c) => `${pathOf(c)}(${atLeast1(c.line)},${atLeast1(c.column)}) : error ${c.rule || "FAILURE"} : ${c.message || c.rule || "FAILURE"}\n`)
+    .map(
+      (c) =>
+        `${pathOf(c)}(${atLeast1(c.line)},${atLeast1(c.column)}) : error ${c.rule || "FAILURE"} : ${c.message || c.rule || "FAILURE"}\n`,
+    )
     .join("");
 }
 
 /** Go's xml.EscapeText, as encoding/xml writes attribute values. */
 function xmlAttr(s: string): string {
-  return s.replace(/[&<>"'\t\n\r]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;", "\t": "&#x9;", "\n": "&#xA;", "\r": "&#xD;" })[ch]!);
+  return s.replace(
+    /[&<>"'\t\n\r]/g,
+    (ch) =>
+      ({
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&#34;",
+        "'": "&#39;",
+        "\t": "&#x9;",
+        "\n": "&#xA;",
+        "\r": "&#xD;",
+      })[ch]!,
+  );
 }
 
 export function junit(report: Report): string {
@@ -72,11 +98,19 @@ export function junit(report: Report): string {
   }
   const out = ["<testsuites>"];
   for (const { path, list } of suites) {
-    out.push(`  <testsuite name="${xmlAttr(path.replace(/\.proto$/, ""))}" tests="${list.length}" failures="${list.length}" errors="0">`);
+    out.push(
+      `  <testsuite name="${xmlAttr(path.replace(/\.proto$/, ""))}" tests="${list.length}" failures="${list.length}" errors="0">`,
+    );
     for (const c of list) {
-      const name = c.column ? `${c.rule}_${c.line}_${c.column}` : c.line ? `${c.rule}_${c.line}` : c.rule;
+      const name = c.column
+        ? `${c.rule}_${c.line}_${c.column}`
+        : c.line
+          ? `${c.rule}_${c.line}`
+          : c.rule;
       out.push(`    <testcase name="${xmlAttr(name)}">`);
-      out.push(`      <failure message="${xmlAttr(annotation(c))}" type="${xmlAttr(c.rule)}"></failure>`);
+      out.push(
+        `      <failure message="${xmlAttr(annotation(c))}" type="${xmlAttr(c.rule)}"></failure>`,
+      );
       out.push("    </testcase>");
     }
     out.push("  </testsuite>");
@@ -108,13 +142,21 @@ export function gitlabCodeQuality(report: Report): string {
   const found = failures(report);
   if (!found.length) return "";
   const issues = found.map((c) => {
-    const pos = (line: number, column: number) => ({ ...(line ? { line } : {}), ...(column ? { column } : {}) });
+    const pos = (line: number, column: number) => ({
+      ...(line ? { line } : {}),
+      ...(column ? { column } : {}),
+    });
     const issue: Record<string, unknown> = {};
     if (c.message) issue.description = c.message;
     if (c.rule) issue.check_name = c.rule;
-    const location = { ...(c.path ? { path: c.path } : {}), positions: { begin: pos(c.line, c.column), end: pos(endLine(c), endColumn(c)) } };
+    const location = {
+      ...(c.path ? { path: c.path } : {}),
+      positions: { begin: pos(c.line, c.column), end: pos(endLine(c), endColumn(c)) },
+    };
     const body = { ...issue, location, severity: "minor" };
-    const fingerprint = createHash("shake256", { outputLength: 64 }).update(goJson(body)).digest("hex");
+    const fingerprint = createHash("shake256", { outputLength: 64 })
+      .update(goJson(body))
+      .digest("hex");
     return { ...issue, fingerprint, location, severity: "minor" };
   });
   return goJson(issues) + "\n";

@@ -9,7 +9,16 @@ import { json } from "./json.js";
 import { markdown } from "./markdown.js";
 import { sarif } from "./sarif.js";
 
-export const FORMATS = ["text", "json", "msvs", "junit", "github-actions", "gitlab-code-quality", "sarif", "markdown"] as const;
+export const FORMATS = [
+  "text",
+  "json",
+  "msvs",
+  "junit",
+  "github-actions",
+  "gitlab-code-quality",
+  "sarif",
+  "markdown",
+] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** `json` as buf prints it (one object per finding per line), for `--error-format json`. */

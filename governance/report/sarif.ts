@@ -48,7 +48,12 @@ export function sarif(report: Report): string {
           {
             physicalLocation: {
               artifactLocation: { uri: encodeURI(c.path) },
-              region: { startLine: Math.max(1, c.line), startColumn: Math.max(1, c.column), ...(c.endLine !== undefined ? { endLine: Math.max(1, c.endLine) } : {}), ...(c.endColumn !== undefined ? { endColumn: Math.max(1, c.endColumn) } : {}) },
+              region: {
+                startLine: Math.max(1, c.line),
+                startColumn: Math.max(1, c.column),
+                ...(c.endLine !== undefined ? { endLine: Math.max(1, c.endLine) } : {}),
+                ...(c.endColumn !== undefined ? { endColumn: Math.max(1, c.endColumn) } : {}),
+              },
             },
           },
         ]
@@ -60,7 +65,14 @@ export function sarif(report: Report): string {
     version: "2.1.0",
     runs: [
       {
-        tool: { driver: { name: "grabbit", informationUri: "https://github.com/grabbit/grabbit", ...(version ? { version, semanticVersion: version } : {}), rules } },
+        tool: {
+          driver: {
+            name: "grabbit",
+            informationUri: "https://github.com/grabbit/grabbit",
+            ...(version ? { version, semanticVersion: version } : {}),
+            rules,
+          },
+        },
         results,
         properties: { bump: report.bump },
       },

@@ -43,13 +43,23 @@ export class Ctx {
   }
 
   /** Reports a finding of `rule` if the rule is selected. Only catalog IDs compile (rules/catalog.ts). */
-  add(rule: RuleId, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subOnly" | "subject">> = {}): void {
+  add(
+    rule: RuleId,
+    at: At,
+    message: string,
+    extra: Partial<Pick<Finding, "sub" | "subOnly" | "subject">> = {},
+  ): void {
     if (!this.enabled.has(rule)) return;
     this.findings.push({ rule, breaking: true, at, message, ...extra });
   }
 
   /** Reports a non-breaking change, always (the semantic version needs every change). */
-  change(kind: ChangeKind, at: At, message: string, extra: Partial<Pick<Finding, "sub" | "subject" | "bump">> = {}): void {
+  change(
+    kind: ChangeKind,
+    at: At,
+    message: string,
+    extra: Partial<Pick<Finding, "sub" | "subject" | "bump">> = {},
+  ): void {
     this.findings.push({ rule: kind, breaking: false, at, message, ...extra });
   }
 }
@@ -68,7 +78,12 @@ export function stripDot(name: string): string {
  * package `pkg`, as `local` is) that `side` still has, in `file` when one is given. buf walks up the
  * whole name, so a message deleted with its parent points at the grandparent.
  */
-export function enclosingMessage(side: Side, pkg: string, local: string, file?: FileEl): MessageEl | undefined {
+export function enclosingMessage(
+  side: Side,
+  pkg: string,
+  local: string,
+  file?: FileEl,
+): MessageEl | undefined {
   const prefix = pkg ? pkg + "." : "";
   const parts = local.split(".");
   for (let i = parts.length - 1; i > 0; i--) {

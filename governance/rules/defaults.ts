@@ -1,7 +1,12 @@
 // Field defaults as buf compares them (FIELD_SAME_DEFAULT): an unset default is the kind's zero value,
 // or an enum's first value; values compare across kinds (numbers, bools and enums by number, strings
 // and bytes by content, float against double at float precision) and print as buf prints them.
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type as T, type EnumDescriptorProto, type FieldDescriptorProto } from "@bufbuild/protobuf/wkt";
+import {
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type as T,
+  type EnumDescriptorProto,
+  type FieldDescriptorProto,
+} from "@bufbuild/protobuf/wkt";
 
 export interface FieldDefault {
   /** A string for string and bytes (bytes as latin1 characters), else a number (bigint for 64-bit). */
@@ -18,7 +23,19 @@ export function canHaveDefault(f: FieldDescriptorProto, kind: T): boolean {
 /** The bytes of a C-escaped default (descriptor.proto's form for bytes defaults). */
 function unescapeBytes(s: string): number[] {
   const out: number[] = [];
-  const simple: Record<string, number> = { n: 10, r: 13, t: 9, '"': 34, "'": 39, "\\": 92, a: 7, b: 8, f: 12, v: 11, "?": 63 };
+  const simple: Record<string, number> = {
+    n: 10,
+    r: 13,
+    t: 9,
+    '"': 34,
+    "'": 39,
+    "\\": 92,
+    a: 7,
+    b: 8,
+    f: 12,
+    v: 11,
+    "?": 63,
+  };
   for (let i = 0; i < s.length; i++) {
     const c = s[i]!;
     if (c !== "\\") {
@@ -73,7 +90,17 @@ export function goFloat(x: number, float32: boolean): string {
 
 /** Go's %q of a string (printable characters as is, the rest escaped). */
 function goQuote(s: string): string {
-  const named: Record<number, string> = { 7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 34: '\\"', 92: "\\\\" };
+  const named: Record<number, string> = {
+    7: "\\a",
+    8: "\\b",
+    9: "\\t",
+    10: "\\n",
+    11: "\\v",
+    12: "\\f",
+    13: "\\r",
+    34: '\\"',
+    92: "\\\\",
+  };
   let out = "";
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
@@ -84,12 +111,21 @@ function goQuote(s: string): string {
   return `"${out}"`;
 }
 
-export function fieldDefault(f: FieldDescriptorProto, kind: T, en: EnumDescriptorProto | undefined): FieldDefault {
+export function fieldDefault(
+  f: FieldDescriptorProto,
+  kind: T,
+  en: EnumDescriptorProto | undefined,
+): FieldDefault {
   const d = f.defaultValue ?? "";
   switch (kind) {
     case T.BYTES: {
       const bytes = unescapeBytes(d);
-      return { value: String.fromCharCode(...bytes), float32: false, zero: bytes.length === 0, printable: `[${bytes.map((b) => `0x${b.toString(16).toUpperCase()}`).join(",")}]` };
+      return {
+        value: String.fromCharCode(...bytes),
+        float32: false,
+        zero: bytes.length === 0,
+        printable: `[${bytes.map((b) => `0x${b.toString(16).toUpperCase()}`).join(",")}]`,
+      };
     }
     case T.STRING:
       return { value: d, float32: false, zero: d === "", printable: goQuote(d) };
@@ -97,7 +133,12 @@ export function fieldDefault(f: FieldDescriptorProto, kind: T, en: EnumDescripto
       const values = en?.value ?? [];
       const n = d ? (values.find((v) => v.name === d)?.number ?? 0) : (values[0]?.number ?? 0);
       const v = values.find((x) => x.number === n);
-      return { value: n, float32: false, zero: n === 0, printable: v ? `${en!.name}.${v.name}` : `${en?.name ?? ""}.${n}(?)` };
+      return {
+        value: n,
+        float32: false,
+        zero: n === 0,
+        printable: v ? `${en!.name}.${v.name}` : `${en?.name ?? ""}.${n}(?)`,
+      };
     }
     case T.BOOL: {
       const b = d === "true";
@@ -106,9 +147,23 @@ export function fieldDefault(f: FieldDescriptorProto, kind: T, en: EnumDescripto
     case T.FLOAT:
     case T.DOUBLE: {
       const float32 = kind === T.FLOAT;
-      let x = d === "" ? 0 : d === "inf" ? Infinity : d === "-inf" ? -Infinity : d === "nan" ? NaN : Number(d);
+      let x =
+        d === ""
+          ? 0
+          : d === "inf"
+            ? Infinity
+            : d === "-inf"
+              ? -Infinity
+              : d === "nan"
+                ? NaN
+                : Number(d);
       if (float32) x = Math.fround(x);
-      return { value: x, float32, zero: x === 0 && !Object.is(x, -0), printable: goFloat(x, float32) };
+      return {
+        value: x,
+        float32,
+        zero: x === 0 && !Object.is(x, -0),
+        printable: goFloat(x, float32),
+      };
     }
     default: {
       const n = BigInt(d === "" ? "0" : d);
@@ -121,10 +176,12 @@ export function defaultsEqual(a: FieldDefault, b: FieldDefault): boolean {
   if (typeof a.value === "string" || typeof b.value === "string") return a.value === b.value;
   const nan = (v: number | bigint) => typeof v === "number" && Number.isNaN(v);
   if (nan(a.value) || nan(b.value)) return nan(a.value) && nan(b.value);
-  if (typeof a.value === "number" && typeof b.value === "number" && a.float32 !== b.float32) return Math.fround(a.value) === Math.fround(b.value);
+  if (typeof a.value === "number" && typeof b.value === "number" && a.float32 !== b.float32)
+    return Math.fround(a.value) === Math.fround(b.value);
   // Compare exactly: a bigint against a float through the float's exact value.
   if (typeof a.value === "bigint" && typeof b.value === "bigint") return a.value === b.value;
-  const toExact = (v: number | bigint) => (typeof v === "bigint" ? v : Number.isInteger(v) ? BigInt(v) : v);
+  const toExact = (v: number | bigint) =>
+    typeof v === "bigint" ? v : Number.isInteger(v) ? BigInt(v) : v;
   const x = toExact(a.value);
   const y = toExact(b.value);
   if (typeof x === "bigint" && typeof y === "bigint") return x === y;

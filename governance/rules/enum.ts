@@ -28,33 +28,64 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
   const what = `enum "${after.d.name}"`;
   const tb = enumType(before);
   const ta = enumType(after);
-  if (tb !== ta) ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.d.name}" changed from ${tb} to ${ta}.`, { sub: [3, 7, 2] });
+  if (tb !== ta)
+    ctx.add("ENUM_SAME_TYPE", at, `Enum "${after.d.name}" changed from ${tb} to ${ta}.`, {
+      sub: [3, 7, 2],
+    });
   if (enumJsonFormat(before) === "allow" && enumJsonFormat(after) === "legacy") {
-    ctx.add("ENUM_SAME_JSON_FORMAT", at, `Enum "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`, { sub: [3, 7, 6] });
+    ctx.add(
+      "ENUM_SAME_JSON_FORMAT",
+      at,
+      `Enum "${after.local}" JSON format support changed from ALLOW to LEGACY_BEST_EFFORT.`,
+      { sub: [3, 7, 6] },
+    );
   }
   for (const r of before.d.reservedRange) {
     // Enum reserved ranges are inclusive.
     if (!covered(r, after.d.reservedRange, true)) {
-      ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved range "${r.start === r.end ? `[${r.start}]` : `[${r.start},${r.end}]`}" on ${what} is missing values: ${missingText(r, after.d.reservedRange, true)} were removed.`);
+      ctx.add(
+        "RESERVED_ENUM_NO_DELETE",
+        at,
+        `Previously present reserved range "${r.start === r.end ? `[${r.start}]` : `[${r.start},${r.end}]`}" on ${what} is missing values: ${missingText(r, after.d.reservedRange, true)} were removed.`,
+      );
     }
   }
   for (const n of before.d.reservedName) {
-    if (!after.d.reservedName.includes(n)) ctx.add("RESERVED_ENUM_NO_DELETE", at, `Previously present reserved name "${n}" on ${what} was deleted.`);
+    if (!after.d.reservedName.includes(n))
+      ctx.add(
+        "RESERVED_ENUM_NO_DELETE",
+        at,
+        `Previously present reserved name "${n}" on ${what} was deleted.`,
+      );
   }
-  if (after.d.reservedRange.length > before.d.reservedRange.length || after.d.reservedName.length > before.d.reservedName.length) {
+  if (
+    after.d.reservedRange.length > before.d.reservedRange.length ||
+    after.d.reservedName.length > before.d.reservedName.length
+  ) {
     ctx.change("RESERVED_ADDED", at, `Reserved numbers or names were added to ${what}.`);
   }
   const b = namesByNumber(before);
   const a = namesByNumber(after);
-  const reservedNumber = (n: number) => after.d.reservedRange.some((r) => r.start <= n && n <= r.end);
+  const reservedNumber = (n: number) =>
+    after.d.reservedRange.some((r) => r.start <= n && n <= r.end);
   for (const [n, names] of b) {
     const now = a.get(n);
     if (!now) {
       const base = `Previously present enum value "${n}" on ${what} was deleted`;
       ctx.add("ENUM_VALUE_NO_DELETE", at, `${base}.`, { subject: `value:${after.fullName}:${n}` });
-      if (!reservedNumber(n)) ctx.add("ENUM_VALUE_NO_DELETE_UNLESS_NUMBER_RESERVED", at, `${base} without reserving the number "${n}".`);
+      if (!reservedNumber(n))
+        ctx.add(
+          "ENUM_VALUE_NO_DELETE_UNLESS_NUMBER_RESERVED",
+          at,
+          `${base} without reserving the number "${n}".`,
+        );
       const missing = names.filter((x) => !after.d.reservedName.includes(x));
-      if (missing.length) ctx.add("ENUM_VALUE_NO_DELETE_UNLESS_NAME_RESERVED", at, `${base} without reserving the name "${missing[0]}".`);
+      if (missing.length)
+        ctx.add(
+          "ENUM_VALUE_NO_DELETE_UNLESS_NAME_RESERVED",
+          at,
+          `${base} without reserving the name "${missing[0]}".`,
+        );
       continue;
     }
     if (names.some((x) => !now.includes(x))) {
@@ -65,19 +96,35 @@ function compareEnum(ctx: Ctx, before: EnumEl, after: EnumEl): void {
       const s = names.length > 1 && now.length > 1 ? "s" : "";
       const text = `Enum value "${n}" on ${what} changed name${s} from "${sorted(names).join('", "')}" to "${sorted(now).join('", "')}".`;
       after.d.value.forEach((v, i) => {
-        if (v.number === n) ctx.add("ENUM_VALUE_SAME_NAME", { file: after.file, spath: [...after.spath, 2, i] }, text, { sub: [2], subject: `value:${after.fullName}:${n}` });
+        if (v.number === n)
+          ctx.add(
+            "ENUM_VALUE_SAME_NAME",
+            { file: after.file, spath: [...after.spath, 2, i] },
+            text,
+            { sub: [2], subject: `value:${after.fullName}:${n}` },
+          );
       });
       if (ctx.messages === "ts-proto") {
-        ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`, {
-          sub: [1],
-          subject: `value:${after.fullName}:${n}`,
-        });
+        ctx.add(
+          "TYPESCRIPT_ENUM_VALUE_RENAMED",
+          { file: after.file, spath: [...after.spath, 2, index] },
+          `Enum value "${n}" on ${what} changed its TypeScript member from "${names[0]}" to "${now[0]}".`,
+          {
+            sub: [1],
+            subject: `value:${after.fullName}:${n}`,
+          },
+        );
       }
     }
   }
   if (ctx.messages === "protobuf-es") checkProtobufEsMembers(ctx, before, after, what);
   after.d.value.forEach((v, i) => {
-    if (!b.has(v.number)) ctx.change("ENUM_VALUE_ADDED", { file: after.file, spath: [...after.spath, 2, i] }, `Enum value "${v.name}" (${v.number}) was added to ${what}.`);
+    if (!b.has(v.number))
+      ctx.change(
+        "ENUM_VALUE_ADDED",
+        { file: after.file, spath: [...after.spath, 2, i] },
+        `Enum value "${v.name}" (${v.number}) was added to ${what}.`,
+      );
   });
 }
 
@@ -95,9 +142,14 @@ function checkProtobufEsMembers(ctx: Ctx, before: EnumEl, after: EnumEl, what: s
     const now = ma.byNumber.get(n);
     if (now === undefined || now === was) continue;
     const index = after.d.value.findIndex((v) => v.number === n);
-    ctx.add("TYPESCRIPT_ENUM_VALUE_RENAMED", { file: after.file, spath: [...after.spath, 2, index] }, `Enum value "${n}" on ${what} changed its TypeScript member from "${was}" to "${now}".${why}`, {
-      sub: [1],
-      subject: `value:${after.fullName}:${n}`,
-    });
+    ctx.add(
+      "TYPESCRIPT_ENUM_VALUE_RENAMED",
+      { file: after.file, spath: [...after.spath, 2, index] },
+      `Enum value "${n}" on ${what} changed its TypeScript member from "${was}" to "${now}".${why}`,
+      {
+        sub: [1],
+        subject: `value:${after.fullName}:${n}`,
+      },
+    );
   }
 }

@@ -20,7 +20,11 @@ import type { EnumEl, FileEl, MessageEl, Side } from "../model.js";
 
 type Holder = { options?: { features?: FeatureSet | undefined } | undefined } | undefined;
 
-function resolve<K extends keyof FeatureSet>(key: K, chain: Holder[], fallback: FeatureSet[K]): FeatureSet[K] {
+function resolve<K extends keyof FeatureSet>(
+  key: K,
+  chain: Holder[],
+  fallback: FeatureSet[K],
+): FeatureSet[K] {
   // The innermost explicit value wins; 0 means "not set" for every feature enum.
   for (let i = chain.length - 1; i >= 0; i--) {
     const v = chain[i]?.options?.features?.[key];
@@ -36,14 +40,22 @@ function messageChain(m: MessageEl | undefined): Holder[] {
 }
 
 export function enumType(e: EnumEl): "open" | "closed" {
-  const fallback = e.file.syntax === "proto2" ? FeatureSet_EnumType.CLOSED : FeatureSet_EnumType.OPEN;
-  const v = e.file.syntax === "editions" ? resolve("enumType", [e.file.fd, ...messageChain(e.parent), e.d], fallback) : fallback;
+  const fallback =
+    e.file.syntax === "proto2" ? FeatureSet_EnumType.CLOSED : FeatureSet_EnumType.OPEN;
+  const v =
+    e.file.syntax === "editions"
+      ? resolve("enumType", [e.file.fd, ...messageChain(e.parent), e.d], fallback)
+      : fallback;
   return v === FeatureSet_EnumType.CLOSED ? "closed" : "open";
 }
 
 export function jsonFormat(file: FileEl, chain: Holder[]): "allow" | "legacy" {
-  const fallback = file.syntax === "proto2" ? FeatureSet_JsonFormat.LEGACY_BEST_EFFORT : FeatureSet_JsonFormat.ALLOW;
-  const v = file.syntax === "editions" ? resolve("jsonFormat", [file.fd, ...chain], fallback) : fallback;
+  const fallback =
+    file.syntax === "proto2"
+      ? FeatureSet_JsonFormat.LEGACY_BEST_EFFORT
+      : FeatureSet_JsonFormat.ALLOW;
+  const v =
+    file.syntax === "editions" ? resolve("jsonFormat", [file.fd, ...chain], fallback) : fallback;
   return v === FeatureSet_JsonFormat.LEGACY_BEST_EFFORT ? "legacy" : "allow";
 }
 
@@ -56,8 +68,12 @@ export function enumJsonFormat(e: EnumEl): "allow" | "legacy" {
 }
 
 export function utf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" | "none" {
-  const fallback = m.file.syntax === "proto2" ? FeatureSet_Utf8Validation.NONE : FeatureSet_Utf8Validation.VERIFY;
-  const v = m.file.syntax === "editions" ? resolve("utf8Validation", [m.file.fd, ...messageChain(m), f], fallback) : fallback;
+  const fallback =
+    m.file.syntax === "proto2" ? FeatureSet_Utf8Validation.NONE : FeatureSet_Utf8Validation.VERIFY;
+  const v =
+    m.file.syntax === "editions"
+      ? resolve("utf8Validation", [m.file.fd, ...messageChain(m), f], fallback)
+      : fallback;
   return v === FeatureSet_Utf8Validation.NONE ? "none" : "verify";
 }
 
@@ -96,7 +112,8 @@ const JAVA_VERIFY = 2;
  */
 export function javaUtf8Validation(f: FieldDescriptorProto, m: MessageEl): "verify" | "none" {
   const standard = utf8Validation(f, m);
-  if (m.file.syntax !== "editions") return m.file.fd.options?.javaStringCheckUtf8 ? "verify" : standard;
+  if (m.file.syntax !== "editions")
+    return m.file.fd.options?.javaStringCheckUtf8 ? "verify" : standard;
   const chain: Holder[] = [m.file.fd, ...messageChain(m), f];
   for (let i = chain.length - 1; i >= 0; i--) {
     const v = languageFeature(chain[i], 1001, 2);
@@ -113,13 +130,19 @@ const CTYPE_TEXT = ["STRING", "CORD", "STRING_PIECE"];
  * ctype wins; in editions, else the (pb.cpp).string_type feature of the field or file (messages cannot
  * set it), else the edition's default: STRING before 2024, VIEW from 2024.
  */
-export function cppStringType(f: FieldDescriptorProto, file: FileEl): { same: string; text: string } {
+export function cppStringType(
+  f: FieldDescriptorProto,
+  file: FileEl,
+): { same: string; text: string } {
   if (f.options && isFieldSet(f.options, FieldOptionsSchema.field.ctype)) {
     const text = CTYPE_TEXT[f.options.ctype] ?? "STRING";
     return { same: text === "CORD" ? "CORD" : "STRING", text };
   }
   if (file.syntax !== "editions") return { same: "STRING", text: "STRING" };
-  const v = cppStringTypeFeature(f) ?? cppStringTypeFeature(file.fd) ?? (file.fd.edition >= Edition.EDITION_2024 ? "VIEW" : "STRING");
+  const v =
+    cppStringTypeFeature(f) ??
+    cppStringTypeFeature(file.fd) ??
+    (file.fd.edition >= Edition.EDITION_2024 ? "VIEW" : "STRING");
   return { same: v, text: v };
 }
 
@@ -143,12 +166,18 @@ export function cardinality(f: FieldDescriptorProto, m: MessageEl, side: Side): 
   // An extension always has explicit presence, whatever the file's syntax or field_presence feature.
   if (f.extendee) return "optional";
   if (m.file.syntax === "editions") {
-    const p = resolve("fieldPresence", [m.file.fd, ...messageChain(m), f], FeatureSet_FieldPresence.EXPLICIT);
+    const p = resolve(
+      "fieldPresence",
+      [m.file.fd, ...messageChain(m), f],
+      FeatureSet_FieldPresence.EXPLICIT,
+    );
     if (p === FeatureSet_FieldPresence.LEGACY_REQUIRED) return "required";
-    if (p === FeatureSet_FieldPresence.IMPLICIT && !isMessageType(f) && !inOneof(f)) return "implicit";
+    if (p === FeatureSet_FieldPresence.IMPLICIT && !isMessageType(f) && !inOneof(f))
+      return "implicit";
     return "optional";
   }
-  if (m.file.syntax === "proto3" && !f.proto3Optional && !isMessageType(f) && !inOneof(f)) return "implicit";
+  if (m.file.syntax === "proto3" && !f.proto3Optional && !isMessageType(f) && !inOneof(f))
+    return "implicit";
   return "optional";
 }
 
@@ -161,8 +190,24 @@ export const CARDINALITY_TEXT: Record<Cardinality, string> = {
 };
 
 const TYPE_NAMES: Record<number, string> = {
-  1: "double", 2: "float", 3: "int64", 4: "uint64", 5: "int32", 6: "fixed64", 7: "fixed32", 8: "bool", 9: "string",
-  10: "group", 11: "message", 12: "bytes", 13: "uint32", 14: "enum", 15: "sfixed32", 16: "sfixed64", 17: "sint32", 18: "sint64",
+  1: "double",
+  2: "float",
+  3: "int64",
+  4: "uint64",
+  5: "int32",
+  6: "fixed64",
+  7: "fixed32",
+  8: "bool",
+  9: "string",
+  10: "group",
+  11: "message",
+  12: "bytes",
+  13: "uint32",
+  14: "enum",
+  15: "sfixed32",
+  16: "sfixed64",
+  17: "sint32",
+  18: "sint64",
 };
 
 export function typeName(f: FieldDescriptorProto): string {
@@ -171,7 +216,8 @@ export function typeName(f: FieldDescriptorProto): string {
 
 /** The field's type as printed in messages: the scalar name, or the referenced full name. */
 export function typeText(f: FieldDescriptorProto): string {
-  if (f.typeName && (isMessageType(f) || f.type === FieldDescriptorProto_Type.ENUM)) return f.typeName.replace(/^\./, "");
+  if (f.typeName && (isMessageType(f) || f.type === FieldDescriptorProto_Type.ENUM))
+    return f.typeName.replace(/^\./, "");
   return typeName(f);
 }
 
@@ -181,12 +227,17 @@ export function typeText(f: FieldDescriptorProto): string {
  */
 export function fieldKind(f: FieldDescriptorProto, m: MessageEl): FieldDescriptorProto_Type {
   if (f.type !== FieldDescriptorProto_Type.MESSAGE || m.file.syntax !== "editions") return f.type;
-  const v = resolve("messageEncoding", [m.file.fd, ...messageChain(m), f], FeatureSet_MessageEncoding.LENGTH_PREFIXED);
+  const v = resolve(
+    "messageEncoding",
+    [m.file.fd, ...messageChain(m), f],
+    FeatureSet_MessageEncoding.LENGTH_PREFIXED,
+  );
   return v === FeatureSet_MessageEncoding.DELIMITED ? FieldDescriptorProto_Type.GROUP : f.type;
 }
 
 /** The kind as buf prints it in type changes: a group outside proto2 is a delimited message. */
 export function kindText(kind: FieldDescriptorProto_Type, file: FileEl): string {
-  if (kind === FieldDescriptorProto_Type.GROUP && file.syntax !== "proto2") return "message (delimited encoding)";
+  if (kind === FieldDescriptorProto_Type.GROUP && file.syntax !== "proto2")
+    return "message (delimited encoding)";
   return TYPE_NAMES[kind] ?? String(kind);
 }

@@ -40,7 +40,12 @@ function syntaxText(file: FileEl): string {
   return file.syntax;
 }
 
-export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyNew: string[]): void {
+export function checkFiles(
+  ctx: Ctx,
+  changed: string[],
+  onlyOld: string[],
+  onlyNew: string[],
+): void {
   for (const path of onlyOld) {
     const f = ctx.old.files.get(path);
     if (!f) continue;
@@ -65,41 +70,73 @@ export function checkFiles(ctx: Ctx, changed: string[], onlyOld: string[], onlyN
     const after = ctx.cur.files.get(path);
     if (!before || !after) continue;
     if (before.pkg !== after.pkg) {
-      ctx.add("FILE_SAME_PACKAGE", { file: after, spath: [2] }, `File package changed from "${before.pkg}" to "${after.pkg}".`);
+      ctx.add(
+        "FILE_SAME_PACKAGE",
+        { file: after, spath: [2] },
+        `File package changed from "${before.pkg}" to "${after.pkg}".`,
+      );
     }
     // buf compares the syntax only: editions 2023 to 2024 is no change of syntax (what the new edition
     // changes shows up as the features it changes, field by field).
     if (syntaxText(before) !== syntaxText(after)) {
       const sub = after.syntax === "editions" ? [14] : [12];
-      ctx.add("FILE_SAME_SYNTAX", { file: after, spath: sub }, `File syntax changed from "${syntaxText(before)}" to "${syntaxText(after)}".`);
+      ctx.add(
+        "FILE_SAME_SYNTAX",
+        { file: after, spath: sub },
+        `File syntax changed from "${syntaxText(before)}" to "${syntaxText(after)}".`,
+      );
     }
     for (const [rule, option, key, sub] of FILE_OPTIONS) {
       if (!ctx.on(rule)) continue;
       const a = optionValue(before, key);
       const b = optionValue(after, key);
       // Quoted like buf (Go's %q): backslashes in PHP namespaces come out doubled.
-      if (a !== b) ctx.add(rule, { file: after, spath: [8, sub] }, `File option "${option}" changed from ${JSON.stringify(a)} to ${JSON.stringify(b)}.`);
+      if (a !== b)
+        ctx.add(
+          rule,
+          { file: after, spath: [8, sub] },
+          `File option "${option}" changed from ${JSON.stringify(a)} to ${JSON.stringify(b)}.`,
+        );
     }
     // Declarations that left this file (moving them elsewhere still breaks per-file generated code).
-    const deleted = (rule: RuleId, what: string, olds: Map<string, { local: string }> | undefined, news: Map<string, unknown> | undefined) => {
+    const deleted = (
+      rule: RuleId,
+      what: string,
+      olds: Map<string, { local: string }> | undefined,
+      news: Map<string, unknown> | undefined,
+    ) => {
       for (const [name, el] of olds ?? []) {
         if (news?.has(name)) continue;
         // A nested declaration points at the innermost message around it still in this file (by its
         // name in the file's package now), else at the file.
         const parent = enclosingMessage(ctx.cur, after.pkg, el.local, after);
         const at = parent ? { file: after, spath: parent.spath } : fileAt(after);
-        ctx.add(rule, at, `Previously present ${what} "${el.local}" was deleted from file.`, { subject: `${what}:${before.pkg ? before.pkg + "." : ""}${name}` });
+        ctx.add(rule, at, `Previously present ${what} "${el.local}" was deleted from file.`, {
+          subject: `${what}:${before.pkg ? before.pkg + "." : ""}${name}`,
+        });
       }
     };
-    deleted("MESSAGE_NO_DELETE", "message", byFile.oldMessages.get(path), byFile.newMessages.get(path));
+    deleted(
+      "MESSAGE_NO_DELETE",
+      "message",
+      byFile.oldMessages.get(path),
+      byFile.newMessages.get(path),
+    );
     deleted("ENUM_NO_DELETE", "enum", byFile.oldEnums.get(path), byFile.newEnums.get(path));
-    deleted("SERVICE_NO_DELETE", "service", byFile.oldServices.get(path), byFile.newServices.get(path));
+    deleted(
+      "SERVICE_NO_DELETE",
+      "service",
+      byFile.oldServices.get(path),
+      byFile.newServices.get(path),
+    );
     deleted("EXTENSION_NO_DELETE", "extension", byFile.oldExts.get(path), byFile.newExts.get(path));
   }
 }
 
 // Keyed by the name inside the package: a changed package is FILE_SAME_PACKAGE's finding alone.
-function group<T extends { file: FileEl; local: string }>(map: Map<string, T>): Map<string, Map<string, T>> {
+function group<T extends { file: FileEl; local: string }>(
+  map: Map<string, T>,
+): Map<string, Map<string, T>> {
   const out = new Map<string, Map<string, T>>();
   for (const v of map.values()) {
     const k = v.local;

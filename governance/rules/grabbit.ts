@@ -3,7 +3,15 @@
 // so moving a setting between the file and the element is not a change.
 import { getExtension, hasExtension } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { ExchangeKind, QueueType, Transport, event as eventExt, file as fileExt, method as methodExt, service as serviceExt } from "../../generator/gen/grabbit/v1/options_pb.js";
+import {
+  ExchangeKind,
+  QueueType,
+  Transport,
+  event as eventExt,
+  file as fileExt,
+  method as methodExt,
+  service as serviceExt,
+} from "../../generator/gen/grabbit/v1/options_pb.js";
 import { methodsOf, type FileEl, type MessageEl, type MethodEl, type ServiceEl } from "../model.js";
 import { type At, Ctx } from "./context.js";
 
@@ -14,10 +22,20 @@ export interface EffectiveEvent {
   persistent: boolean;
 }
 
-const KIND = { [ExchangeKind.UNSPECIFIED]: "topic", [ExchangeKind.TOPIC]: "topic", [ExchangeKind.DIRECT]: "direct", [ExchangeKind.FANOUT]: "fanout", [ExchangeKind.HEADERS]: "headers" } as Record<number, string>;
+const KIND = {
+  [ExchangeKind.UNSPECIFIED]: "topic",
+  [ExchangeKind.TOPIC]: "topic",
+  [ExchangeKind.DIRECT]: "direct",
+  [ExchangeKind.FANOUT]: "fanout",
+  [ExchangeKind.HEADERS]: "headers",
+} as Record<number, string>;
 const TRANSPORT = { [Transport.GRPC]: "gRPC", [Transport.AMQP]: "AMQP" } as Record<number, string>;
 /** "auto" is QUEUE_TYPE_UNSPECIFIED: quorum where the broker supports it, an existing queue used as is. */
-const QUEUE_TYPE = { [QueueType.UNSPECIFIED]: "auto", [QueueType.QUORUM]: "quorum", [QueueType.CLASSIC]: "classic" } as Record<number, string>;
+const QUEUE_TYPE = {
+  [QueueType.UNSPECIFIED]: "auto",
+  [QueueType.QUORUM]: "quorum",
+  [QueueType.CLASSIC]: "classic",
+} as Record<number, string>;
 /** Where buf records `queue_type` inside the service's options: options, (grabbit.v1.service), field 5. */
 const QUEUE_TYPE_SUB = [3, 51732, 5];
 
@@ -57,23 +75,48 @@ export function compareEvents(ctx: Ctx, before: MessageEl, after: MessageEl): vo
   const at = { file: after.file, spath: after.spath };
   const name = `Event "${after.local}"`;
   if (!eb) {
-    if (ea) ctx.change("EVENT_ADDED", at, `Message "${after.local}" became an event on exchange "${ea.exchange}" with routing key "${ea.routingKey}".`);
+    if (ea)
+      ctx.change(
+        "EVENT_ADDED",
+        at,
+        `Message "${after.local}" became an event on exchange "${ea.exchange}" with routing key "${ea.routingKey}".`,
+      );
     return;
   }
   if (!ea) {
-    ctx.add("GRABBIT_EVENT_REMOVED", at, `Message "${after.local}" is no longer an event: (grabbit.v1.event) was removed, so it is no longer published to "${eb.exchange}".`, { sub: [7] });
+    ctx.add(
+      "GRABBIT_EVENT_REMOVED",
+      at,
+      `Message "${after.local}" is no longer an event: (grabbit.v1.event) was removed, so it is no longer published to "${eb.exchange}".`,
+      { sub: [7] },
+    );
     return;
   }
   if (before.fullName !== after.fullName) {
-    ctx.add("GRABBIT_EVENT_TYPE_CHANGED", at, `Event "${before.fullName}" was renamed to "${after.fullName}": its AMQP "type" property changes and consumers dispatching on the old name ignore it.`, {
-      subject: `message:${before.fullName}`,
-    });
+    ctx.add(
+      "GRABBIT_EVENT_TYPE_CHANGED",
+      at,
+      `Event "${before.fullName}" was renamed to "${after.fullName}": its AMQP "type" property changes and consumers dispatching on the old name ignore it.`,
+      {
+        subject: `message:${before.fullName}`,
+      },
+    );
   }
   if (eb.exchange !== ea.exchange) {
-    ctx.add("GRABBIT_EVENT_EXCHANGE_CHANGED", at, `${name} moved from exchange "${eb.exchange}" to "${ea.exchange}": queues bound to the old exchange stop receiving it.`, { sub: [7] });
+    ctx.add(
+      "GRABBIT_EVENT_EXCHANGE_CHANGED",
+      at,
+      `${name} moved from exchange "${eb.exchange}" to "${ea.exchange}": queues bound to the old exchange stop receiving it.`,
+      { sub: [7] },
+    );
   }
   if (eb.kind !== ea.kind) {
-    ctx.add("GRABBIT_EVENT_EXCHANGE_KIND_CHANGED", at, `${name} changed its exchange kind from "${eb.kind}" to "${ea.kind}": declaring the exchange with another kind fails and existing bindings match differently.`, { sub: [7] });
+    ctx.add(
+      "GRABBIT_EVENT_EXCHANGE_KIND_CHANGED",
+      at,
+      `${name} changed its exchange kind from "${eb.kind}" to "${ea.kind}": declaring the exchange with another kind fails and existing bindings match differently.`,
+      { sub: [7] },
+    );
   }
   if (eb.routingKey !== ea.routingKey) {
     const pb = bindingPattern(eb.routingKey);
@@ -82,30 +125,78 @@ export function compareEvents(ctx: Ctx, before: MessageEl, after: MessageEl): vo
     const pha = placeholders(ea.routingKey);
     const kind = ea.kind;
     if (kind === "fanout" && eb.kind === "fanout") {
-      ctx.change("OPTION_CHANGED", at, `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" (a fanout exchange ignores it).`, { sub: [7] });
+      ctx.change(
+        "OPTION_CHANGED",
+        at,
+        `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" (a fanout exchange ignores it).`,
+        { sub: [7] },
+      );
     } else if (kind === "headers" && eb.kind === "headers" && phb.join() === pha.join()) {
-      ctx.change("OPTION_CHANGED", at, `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" (a headers exchange matches the same placeholders).`, { sub: [7] });
+      ctx.change(
+        "OPTION_CHANGED",
+        at,
+        `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" (a headers exchange matches the same placeholders).`,
+        { sub: [7] },
+      );
     } else if (pb !== pa) {
-      ctx.add("GRABBIT_EVENT_ROUTING_KEY_CHANGED", at, `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" no longer match ("${pa}" now).`, { sub: [7] });
+      ctx.add(
+        "GRABBIT_EVENT_ROUTING_KEY_CHANGED",
+        at,
+        `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}": consumers bound to "${pb}" no longer match ("${pa}" now).`,
+        { sub: [7] },
+      );
     } else if (phb.join() !== pha.join()) {
-      ctx.add("GRABBIT_EVENT_ROUTING_KEY_CHANGED", at, `${name} changed the placeholders of its routing key from "${eb.routingKey}" to "${ea.routingKey}": typed consumer filters bind on other fields.`, { sub: [7] });
+      ctx.add(
+        "GRABBIT_EVENT_ROUTING_KEY_CHANGED",
+        at,
+        `${name} changed the placeholders of its routing key from "${eb.routingKey}" to "${ea.routingKey}": typed consumer filters bind on other fields.`,
+        { sub: [7] },
+      );
     } else {
-      ctx.change("OPTION_CHANGED", at, `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" with the same binding pattern.`, { sub: [7] });
+      ctx.change(
+        "OPTION_CHANGED",
+        at,
+        `${name} changed its routing key from "${eb.routingKey}" to "${ea.routingKey}" with the same binding pattern.`,
+        { sub: [7] },
+      );
     }
   }
   if (eb.persistent !== ea.persistent) {
-    if (eb.persistent) ctx.add("GRABBIT_EVENT_PERSISTENCE_CHANGED", at, `${name} changed from persistent to transient: a broker restart now loses it.`, { sub: [7] });
-    else ctx.change("OPTION_CHANGED", at, `${name} changed from transient to persistent.`, { sub: [7] });
+    if (eb.persistent)
+      ctx.add(
+        "GRABBIT_EVENT_PERSISTENCE_CHANGED",
+        at,
+        `${name} changed from persistent to transient: a broker restart now loses it.`,
+        { sub: [7] },
+      );
+    else
+      ctx.change("OPTION_CHANGED", at, `${name} changed from transient to persistent.`, {
+        sub: [7],
+      });
   }
 }
 
-export function effectiveService(s: ServiceEl): { transports: string[]; queue: string; prefetch: number; timeoutMs: number; queueType: string } {
+export function effectiveService(s: ServiceEl): {
+  transports: string[];
+  queue: string;
+  prefetch: number;
+  timeoutMs: number;
+  queueType: string;
+} {
   const o = s.d.options;
   const opts = o && hasExtension(o, serviceExt) ? getExtension(o, serviceExt) : undefined;
   const defaults = fileDefaults(s.file);
-  const list = opts?.transports.length ? opts.transports : defaults?.transports.length ? defaults.transports : [Transport.GRPC];
+  const list = opts?.transports.length
+    ? opts.transports
+    : defaults?.transports.length
+      ? defaults.transports
+      : [Transport.GRPC];
   return {
-    transports: [...new Set(list.filter((t) => t !== Transport.UNSPECIFIED).map((t) => TRANSPORT[t] ?? String(t)))].sort(),
+    transports: [
+      ...new Set(
+        list.filter((t) => t !== Transport.UNSPECIFIED).map((t) => TRANSPORT[t] ?? String(t)),
+      ),
+    ].sort(),
     queue: opts?.requestQueue || `${defaults?.queuePrefix ?? ""}${s.fullName}`,
     prefetch: opts?.prefetch || defaults?.prefetch || 32,
     timeoutMs: opts?.timeoutMs || defaults?.timeoutMs || 0,
@@ -124,10 +215,22 @@ export function effectiveService(s: ServiceEl): { transports: string[]; queue: s
  * - quorum or classic -> unspecified does not: "auto" servers use an existing queue of either type.
  *   It is reported as an option change (new environments get quorum where supported).
  */
-function compareQueueTypes(ctx: Ctx, at: At, name: string, queue: string, before: string, after: string): void {
+function compareQueueTypes(
+  ctx: Ctx,
+  at: At,
+  name: string,
+  queue: string,
+  before: string,
+  after: string,
+): void {
   const rule = "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED";
   if (after === "auto") {
-    ctx.change("OPTION_CHANGED", at, `${name} no longer fixes the type of its AMQP request queue "${queue}" (was ${before}): servers now use the existing queue of either type, and create a quorum queue where the broker supports it.`, { sub: QUEUE_TYPE_SUB });
+    ctx.change(
+      "OPTION_CHANGED",
+      at,
+      `${name} no longer fixes the type of its AMQP request queue "${queue}" (was ${before}): servers now use the existing queue of either type, and create a quorum queue where the broker supports it.`,
+      { sub: QUEUE_TYPE_SUB },
+    );
     return;
   }
   const fails = `servers declaring "${queue}" as ${after} fail with PRECONDITION_FAILED wherever it exists as`;
@@ -141,13 +244,22 @@ function compareQueueTypes(ctx: Ctx, at: At, name: string, queue: string, before
     );
     return;
   }
-  ctx.add(rule, at, `${name} changed its AMQP request queue type from ${before} to ${after}: ${fails} ${before}, ${fix}.`, { sub: QUEUE_TYPE_SUB });
+  ctx.add(
+    rule,
+    at,
+    `${name} changed its AMQP request queue type from ${before} to ${after}: ${fails} ${before}, ${fix}.`,
+    { sub: QUEUE_TYPE_SUB },
+  );
 }
 
 function idempotent(m: MethodEl): boolean {
   const o = m.d.options;
   if (!o) return false;
-  if (o.idempotencyLevel === MethodOptions_IdempotencyLevel.IDEMPOTENT || o.idempotencyLevel === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS) return true;
+  if (
+    o.idempotencyLevel === MethodOptions_IdempotencyLevel.IDEMPOTENT ||
+    o.idempotencyLevel === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS
+  )
+    return true;
   return hasExtension(o, methodExt) && getExtension(o, methodExt).idempotent;
 }
 
@@ -162,28 +274,61 @@ export function compareServiceContracts(ctx: Ctx, before: ServiceEl, after: Serv
   const at = { file: after.file, spath: after.spath };
   const name = `Service "${after.local}"`;
   for (const t of sb.transports) {
-    if (!sa.transports.includes(t)) ctx.add("GRABBIT_SERVICE_TRANSPORT_REMOVED", at, `${name} is no longer served over ${t}: its ${t} clients fail.`, { sub: [3] });
+    if (!sa.transports.includes(t))
+      ctx.add(
+        "GRABBIT_SERVICE_TRANSPORT_REMOVED",
+        at,
+        `${name} is no longer served over ${t}: its ${t} clients fail.`,
+        { sub: [3] },
+      );
   }
-  for (const t of sa.transports) if (!sb.transports.includes(t)) ctx.change("TRANSPORT_ADDED", at, `${name} is now also served over ${t}.`, { sub: [3] });
+  for (const t of sa.transports)
+    if (!sb.transports.includes(t))
+      ctx.change("TRANSPORT_ADDED", at, `${name} is now also served over ${t}.`, { sub: [3] });
   if (sb.transports.includes("AMQP") && sa.transports.includes("AMQP") && sb.queue !== sa.queue) {
-    ctx.add("GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED", at, `${name} moved its AMQP request queue from "${sb.queue}" to "${sa.queue}": clients still publish to the old queue.`, { sub: [3] });
+    ctx.add(
+      "GRABBIT_SERVICE_REQUEST_QUEUE_CHANGED",
+      at,
+      `${name} moved its AMQP request queue from "${sb.queue}" to "${sa.queue}": clients still publish to the old queue.`,
+      { sub: [3] },
+    );
   }
   // On a moved queue the type is that of a new queue: the move is the finding.
-  if (sb.transports.includes("AMQP") && sa.transports.includes("AMQP") && sb.queue === sa.queue && sb.queueType !== sa.queueType) {
+  if (
+    sb.transports.includes("AMQP") &&
+    sa.transports.includes("AMQP") &&
+    sb.queue === sa.queue &&
+    sb.queueType !== sa.queueType
+  ) {
     compareQueueTypes(ctx, at, name, sa.queue, sb.queueType, sa.queueType);
   }
   if (sb.prefetch !== sa.prefetch || sb.timeoutMs !== sa.timeoutMs) {
-    ctx.change("OPTION_CHANGED", at, `${name} changed its prefetch or default timeout (prefetch ${sb.prefetch} -> ${sa.prefetch}, timeout ${sb.timeoutMs} ms -> ${sa.timeoutMs} ms).`, { sub: [3] });
+    ctx.change(
+      "OPTION_CHANGED",
+      at,
+      `${name} changed its prefetch or default timeout (prefetch ${sb.prefetch} -> ${sa.prefetch}, timeout ${sb.timeoutMs} ms -> ${sa.timeoutMs} ms).`,
+      { sub: [3] },
+    );
   }
   const mb = methodsOf(before);
   for (const [mname, a] of methodsOf(after)) {
     const b = mb.get(mname);
     if (!b) continue;
     if (idempotent(b) && !idempotent(a)) {
-      ctx.add("GRABBIT_METHOD_IDEMPOTENCY_REMOVED", a, `Method "${mname}" on service "${after.local}" is no longer idempotent: clients that retry it may now repeat side effects.`, { sub: [4] });
+      ctx.add(
+        "GRABBIT_METHOD_IDEMPOTENCY_REMOVED",
+        a,
+        `Method "${mname}" on service "${after.local}" is no longer idempotent: clients that retry it may now repeat side effects.`,
+        { sub: [4] },
+      );
     }
     if (methodTimeout(b) !== methodTimeout(a)) {
-      ctx.change("OPTION_CHANGED", a, `Method "${mname}" on service "${after.local}" changed its default timeout from ${methodTimeout(b)} ms to ${methodTimeout(a)} ms.`, { sub: [4] });
+      ctx.change(
+        "OPTION_CHANGED",
+        a,
+        `Method "${mname}" on service "${after.local}" changed its default timeout from ${methodTimeout(b)} ms to ${methodTimeout(a)} ms.`,
+        { sub: [4] },
+      );
     }
   }
 }

@@ -14,12 +14,14 @@ export function checkPackages(ctx: Ctx): void {
   for (const pkg of ctx.old.packages.keys()) {
     if (ctx.cur.packages.has(pkg)) continue;
     const f = anyFileOf(ctx.old, pkg);
-    if (f) ctx.add("PACKAGE_NO_DELETE", fileAt(f), `Previously present package "${pkg}" was deleted.`);
+    if (f)
+      ctx.add("PACKAGE_NO_DELETE", fileAt(f), `Previously present package "${pkg}" was deleted.`);
   }
   for (const pkg of ctx.cur.packages.keys()) {
     if (ctx.old.packages.has(pkg)) continue;
     const f = anyFileOf(ctx.cur, pkg);
-    if (f && !f.image.isImport) ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
+    if (f && !f.image.isImport)
+      ctx.change("PACKAGE_ADDED", fileAt(f), `Package "${pkg}" was added.`);
   }
   type El = { file: FileEl; fullName: string; local: string; parent?: { fullName: string } };
   type Kind = "message" | "enum" | "extension";
@@ -42,7 +44,12 @@ export function checkPackages(ctx: Ctx): void {
     memo.set(key, v);
     return v;
   };
-  const deleted = (rule: RuleId, what: Kind | "service", olds: Map<string, El>, news: Map<string, El>) => {
+  const deleted = (
+    rule: RuleId,
+    what: Kind | "service",
+    olds: Map<string, El>,
+    news: Map<string, El>,
+  ) => {
     for (const [name, el] of olds) {
       if (news.has(name)) continue;
       const pkg = el.file.pkg;
@@ -55,8 +62,17 @@ export function checkPackages(ctx: Ctx): void {
       // its files, so not at all when the file changed package), enums' and extensions' in that file.
       const now = ctx.cur.files.get(el.file.path);
       let anchor: At = fileAt(now ?? el.file);
-      if (now) anchor = (what === "message" ? enclosingMessage(ctx.cur, pkg, el.local) : enclosingMessage(ctx.cur, now.pkg, el.local, now)) ?? anchor;
-      ctx.add(rule, anchor, `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`, { subject: `${what}:${name}` });
+      if (now)
+        anchor =
+          (what === "message"
+            ? enclosingMessage(ctx.cur, pkg, el.local)
+            : enclosingMessage(ctx.cur, now.pkg, el.local, now)) ?? anchor;
+      ctx.add(
+        rule,
+        anchor,
+        `Previously present ${what} "${el.local}" was deleted from package "${pkg}".`,
+        { subject: `${what}:${name}` },
+      );
     }
   };
   deleted("PACKAGE_MESSAGE_NO_DELETE", "message", ctx.old.messages, ctx.cur.messages);
@@ -67,6 +83,11 @@ export function checkPackages(ctx: Ctx): void {
 
 function kindIn(fd: FileDescriptorProto, kind: "message" | "enum" | "extension"): boolean {
   if (kind === "message") return fd.messageType.length > 0;
-  const inMessage = (m: DescriptorProto): boolean => (kind === "enum" ? m.enumType.length > 0 : m.extension.length > 0) || m.nestedType.some(inMessage);
-  return (kind === "enum" ? fd.enumType.length > 0 : fd.extension.length > 0) || fd.messageType.some(inMessage);
+  const inMessage = (m: DescriptorProto): boolean =>
+    (kind === "enum" ? m.enumType.length > 0 : m.extension.length > 0) ||
+    m.nestedType.some(inMessage);
+  return (
+    (kind === "enum" ? fd.enumType.length > 0 : fd.extension.length > 0) ||
+    fd.messageType.some(inMessage)
+  );
 }

@@ -23,7 +23,11 @@ export function enumMembers(d: EnumDescriptorProto, library: MessageLibrary): En
     return { byNumber, stripped: undefined };
   }
   // The enum alone in a file of its own: its values' local names do not depend on anything else.
-  const file = create(FileDescriptorProtoSchema, { name: "grabbit-enum.proto", syntax: "proto2", enumType: [d] });
+  const file = create(FileDescriptorProtoSchema, {
+    name: "grabbit-enum.proto",
+    syntax: "proto2",
+    enumType: [d],
+  });
   const desc = createFileRegistry(file, () => undefined).getEnum(d.name);
   if (!desc) throw new Error(`could not read enum ${d.name} with protobuf-es`);
   for (const v of desc.values) if (!byNumber.has(v.number)) byNumber.set(v.number, v.localName);

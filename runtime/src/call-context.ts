@@ -16,7 +16,12 @@ import { Code, StatusError } from "./status.js";
  * the caller's credentials, and W3C trace context and baggage (with an OpenTelemetry SDK registered
  * the active span's context is injected over these; without one they pass through unchanged).
  */
-export const INHERITED_HEADERS: readonly string[] = ["authorization", "traceparent", "tracestate", "baggage"];
+export const INHERITED_HEADERS: readonly string[] = [
+  "authorization",
+  "traceparent",
+  "tracestate",
+  "baggage",
+];
 
 const storage = new AsyncLocalStorage<HandlerContext>();
 
@@ -46,11 +51,19 @@ export function inheritCallOptions(options: CallOptions | undefined): CallOption
   if (ctx === undefined) return options;
   const out: CallOptions = { ...options };
   if (ctx.deadline !== undefined) {
-    const own = options?.deadline === undefined ? undefined : options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
+    const own =
+      options?.deadline === undefined
+        ? undefined
+        : options.deadline instanceof Date
+          ? options.deadline.getTime()
+          : options.deadline;
     out.deadline = own === undefined ? ctx.deadline : Math.min(own, ctx.deadline);
   }
   const served = ctx.signal;
-  out.signal = options?.signal === undefined || options.signal === served ? served : AbortSignal.any([options.signal, served]);
+  out.signal =
+    options?.signal === undefined || options.signal === served
+      ? served
+      : AbortSignal.any([options.signal, served]);
   let metadata: Metadata | undefined;
   for (const name of INHERITED_HEADERS) {
     const value = ctx.metadata[name];
@@ -80,7 +93,10 @@ export function detachFromCall<T>(fn: () => T): T {
     signal: new AbortController().signal,
     responseHeaders: {},
     sendHeaders() {
-      throw new StatusError(Code.FAILED_PRECONDITION, "work detached from a call cannot send the call's response headers");
+      throw new StatusError(
+        Code.FAILED_PRECONDITION,
+        "work detached from a call cannot send the call's response headers",
+      );
     },
     responseMetadata: {},
     peer: call.peer,

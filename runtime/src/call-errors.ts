@@ -6,7 +6,10 @@ import { Code, StatusError } from "./status.js";
 
 /** The client's status when the call's deadline passed before its reply. */
 export function deadlineError(method: MethodDesc): StatusError {
-  return new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the deadline passed before the reply arrived`);
+  return new StatusError(
+    Code.DEADLINE_EXCEEDED,
+    `${method.path}: the deadline passed before the reply arrived`,
+  );
 }
 
 /**
@@ -18,16 +21,29 @@ export function abortStatus(signal: AbortSignal): StatusError {
   if (reason instanceof StatusError) return reason;
   // AbortSignal.timeout() is a deadline by another name.
   if (reason instanceof Error && reason.name === "TimeoutError") {
-    return new StatusError(Code.DEADLINE_EXCEEDED, `the call's signal timed out: ${reason.message}`, { cause: reason });
+    return new StatusError(
+      Code.DEADLINE_EXCEEDED,
+      `the call's signal timed out: ${reason.message}`,
+      { cause: reason },
+    );
   }
-  return new StatusError(Code.CANCELLED, reason instanceof Error && reason.message ? `the call was cancelled: ${reason.message}` : "the call was cancelled", {
-    cause: reason,
-  });
+  return new StatusError(
+    Code.CANCELLED,
+    reason instanceof Error && reason.message
+      ? `the call was cancelled: ${reason.message}`
+      : "the call was cancelled",
+    {
+      cause: reason,
+    },
+  );
 }
 
 /** A generated client called a method through the wrong Transport method (a hand-built descriptor, a mismatch). */
 export function kindError(method: MethodDesc, called: string): StatusError {
-  return new StatusError(Code.INTERNAL, `${method.path} is a ${method.kind} method, called as ${called}`);
+  return new StatusError(
+    Code.INTERNAL,
+    `${method.path} is a ${method.kind} method, called as ${called}`,
+  );
 }
 
 /** A stream whose first next() fails with `err`. */

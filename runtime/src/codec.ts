@@ -2,7 +2,14 @@
 // The generator adapts the message library's objects to this: ts-proto's message objects with
 // `tsProtoType`, protobuf-es schemas (the `...Schema` exports of protoc-gen-es's `_pb` files) with
 // `protobufEsType`.
-import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 
 export interface MessageType<T> {
   /** Full protobuf name, such as "demo.v1.OrderCreated"; sent as the AMQP `type` property. */

@@ -53,7 +53,11 @@ export interface CallOptions {
 }
 
 /** The absolute deadline of a call, or undefined when it has none. */
-export function resolveDeadline(options: CallOptions | undefined, defaultTimeoutMs: number | undefined, now = Date.now()): number | undefined {
+export function resolveDeadline(
+  options: CallOptions | undefined,
+  defaultTimeoutMs: number | undefined,
+  now = Date.now(),
+): number | undefined {
   let deadline: number | undefined;
   const timeout = options?.timeoutMs ?? defaultTimeoutMs;
   if (timeout !== undefined && timeout > 0) deadline = now + timeout;

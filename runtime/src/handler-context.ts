@@ -79,7 +79,13 @@ export function serverCallRequest(ctx: HandlerContext, input: CallInput): CallRe
 }
 
 /** The request client interceptors see; `values` is made on first use (an own getter, so `{ ...req }` keeps it). */
-export function clientCallRequest(method: MethodDesc, transport: TransportName, options: CallOptions | undefined, deadline: number | undefined, input: CallInput): CallRequest {
+export function clientCallRequest(
+  method: MethodDesc,
+  transport: TransportName,
+  options: CallOptions | undefined,
+  deadline: number | undefined,
+  input: CallInput,
+): CallRequest {
   let values: Map<string | symbol, unknown> | undefined;
   return {
     method,

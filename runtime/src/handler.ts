@@ -6,8 +6,14 @@ import type { MethodDesc, ServiceDesc } from "./descriptors.js";
 
 export type UnaryHandler<I, O> = (request: I, context: HandlerContext) => Promise<O> | O;
 export type ServerStreamHandler<I, O> = (request: I, context: HandlerContext) => AsyncIterable<O>;
-export type ClientStreamHandler<I, O> = (requests: AsyncIterable<I>, context: HandlerContext) => Promise<O> | O;
-export type BidiStreamHandler<I, O> = (requests: AsyncIterable<I>, context: HandlerContext) => AsyncIterable<O>;
+export type ClientStreamHandler<I, O> = (
+  requests: AsyncIterable<I>,
+  context: HandlerContext,
+) => Promise<O> | O;
+export type BidiStreamHandler<I, O> = (
+  requests: AsyncIterable<I>,
+  context: HandlerContext,
+) => AsyncIterable<O>;
 
 export type AnyHandler =
   | UnaryHandler<any, any>

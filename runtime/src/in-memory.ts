@@ -9,13 +9,39 @@
 // aborted signal CANCELLED, a handler's StatusError its code, message, metadata and details, and
 // anything else thrown UNKNOWN with its message. It is for tests: no message size limit, no retry.
 
-import { inheritCallOptions, runInCallContext, runWithCallContext, currentCallContext } from "./call-context.js";
+import {
+  inheritCallOptions,
+  runInCallContext,
+  runWithCallContext,
+  currentCallContext,
+} from "./call-context.js";
 import { abortStatus, deadlineError, failing, kindError } from "./call-errors.js";
-import { NEVER_ABORTED, resolveDeadline, type CallOptions, type HandlerContext } from "./context.js";
+import {
+  NEVER_ABORTED,
+  resolveDeadline,
+  type CallOptions,
+  type HandlerContext,
+} from "./context.js";
 import type { MethodDesc, ServiceDesc, TransportName } from "./descriptors.js";
 import type { ServiceHandlers } from "./handler.js";
-import { clientCallRequest, createHandlerContext, serverCallRequest, type ServerCall } from "./handler-context.js";
-import { applyInterceptors, requestStreams, responseMessage, responseStream, responseStreams, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "./interceptor.js";
+import {
+  clientCallRequest,
+  createHandlerContext,
+  serverCallRequest,
+  type ServerCall,
+} from "./handler-context.js";
+import {
+  applyInterceptors,
+  requestStreams,
+  responseMessage,
+  responseStream,
+  responseStreams,
+  type CallInput,
+  type CallNext,
+  type CallRequest,
+  type CallResponse,
+  type Interceptor,
+} from "./interceptor.js";
 import { lazyResponses } from "./lazy-responses.js";
 import { isReservedHeader, normalizeMetadata, type Metadata } from "./metadata.js";
 import { Code, StatusError, messageOf } from "./status.js";
@@ -45,7 +71,10 @@ interface Served {
 
 /** Where the innermost client step finds the caller's options (callbacks) behind the interceptors. */
 const OPTIONS = Symbol("grabbit.memory.options");
-type ClientRequest = CallRequest & { [OPTIONS]?: CallOptions | undefined; [CALLER]?: HandlerContext | undefined };
+type ClientRequest = CallRequest & {
+  [OPTIONS]?: CallOptions | undefined;
+  [CALLER]?: HandlerContext | undefined;
+};
 /** The call the caller was serving, if any: its own request stream runs in it, as on a real client. */
 const CALLER = Symbol("grabbit.memory.caller");
 
@@ -64,7 +93,8 @@ export class InMemoryTransport implements Transport {
 
   constructor(options: InMemoryTransportOptions = {}) {
     this.clientChain = applyInterceptors(this.send, options.clientInterceptors);
-    this.serverInterceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
+    this.serverInterceptors =
+      options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     this.transportName = options.transport ?? "grpc";
     this.peer = options.peer ?? "in-memory";
     this.defaultTimeoutMs = options.timeoutMs;
@@ -83,24 +113,46 @@ export class InMemoryTransport implements Transport {
 
   async unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw kindError(method, "unary");
-    return responseMessage(await this.call(method, { stream: false, message: request }, inheritCallOptions(options)), method) as O;
+    return responseMessage(
+      await this.call(method, { stream: false, message: request }, inheritCallOptions(options)),
+      method,
+    ) as O;
   }
 
-  serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
+  serverStream<I, O>(
+    method: MethodDesc<I, O>,
+    request: I,
+    options?: CallOptions,
+  ): AsyncIterable<O> {
     if (method.kind !== "server_streaming") return failing(kindError(method, "server_streaming"));
     const inherited = inheritCallOptions(options); // taken now, in the caller's call context
-    return lazyResponses(() => this.call(method, { stream: false, message: request }, inherited)) as AsyncIterable<O>;
+    return lazyResponses(() =>
+      this.call(method, { stream: false, message: request }, inherited),
+    ) as AsyncIterable<O>;
   }
 
-  async clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O> {
+  async clientStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    options?: CallOptions,
+  ): Promise<O> {
     if (method.kind !== "client_streaming") throw kindError(method, "client_streaming");
-    return responseMessage(await this.call(method, { stream: true, messages: requests }, inheritCallOptions(options)), method) as O;
+    return responseMessage(
+      await this.call(method, { stream: true, messages: requests }, inheritCallOptions(options)),
+      method,
+    ) as O;
   }
 
-  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
+  bidiStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    options?: CallOptions,
+  ): AsyncIterable<O> {
     if (method.kind !== "bidi_streaming") return failing(kindError(method, "bidi_streaming"));
     const inherited = inheritCallOptions(options);
-    return lazyResponses(() => this.call(method, { stream: true, messages: requests }, inherited)) as AsyncIterable<O>;
+    return lazyResponses(() =>
+      this.call(method, { stream: true, messages: requests }, inherited),
+    ) as AsyncIterable<O>;
   }
 
   /** Later calls fail UNAVAILABLE; calls already running go on. */
@@ -108,8 +160,18 @@ export class InMemoryTransport implements Transport {
     this.closed = true;
   }
 
-  private call(method: MethodDesc, input: CallInput, options: CallOptions | undefined): Promise<CallResponse> {
-    const req: ClientRequest = clientCallRequest(method, this.transportName, options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), input);
+  private call(
+    method: MethodDesc,
+    input: CallInput,
+    options: CallOptions | undefined,
+  ): Promise<CallResponse> {
+    const req: ClientRequest = clientCallRequest(
+      method,
+      this.transportName,
+      options,
+      resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
+      input,
+    );
     req[OPTIONS] = options;
     req[CALLER] = currentCallContext();
     return this.clientChain(req);
@@ -118,20 +180,43 @@ export class InMemoryTransport implements Transport {
   /** The innermost client step: hand the call to its handler, as a server would receive it. */
   private readonly send = (req: ClientRequest): Promise<CallResponse> => {
     const path = req.method.path;
-    if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the in-memory transport is closed"));
+    if (this.closed)
+      return Promise.reject(new StatusError(Code.UNAVAILABLE, "the in-memory transport is closed"));
     const served = this.served.get(path);
-    if (served === undefined) return Promise.reject(new StatusError(Code.UNIMPLEMENTED, `unknown method ${path} (no service on this in-memory transport has it)`));
-    if (served.handler === undefined) return Promise.reject(new StatusError(Code.UNIMPLEMENTED, `${path} is not implemented by this server`));
+    if (served === undefined)
+      return Promise.reject(
+        new StatusError(
+          Code.UNIMPLEMENTED,
+          `unknown method ${path} (no service on this in-memory transport has it)`,
+        ),
+      );
+    if (served.handler === undefined)
+      return Promise.reject(
+        new StatusError(Code.UNIMPLEMENTED, `${path} is not implemented by this server`),
+      );
     const kind = req.method.kind;
     if (requestStreams(kind) !== req.stream) {
-      return Promise.reject(new StatusError(Code.INTERNAL, `${path}: an interceptor changed the request's shape (a ${kind} call takes ${req.stream ? "one message" : "a stream"})`));
+      return Promise.reject(
+        new StatusError(
+          Code.INTERNAL,
+          `${path}: an interceptor changed the request's shape (a ${kind} call takes ${req.stream ? "one message" : "a stream"})`,
+        ),
+      );
     }
     return new MemoryCall(served.method, served.handler, req, this).start();
   };
 
   /** What a MemoryCall needs of its transport. */
-  get settings(): { readonly transport: TransportName; readonly peer: string; readonly interceptors: Interceptor[] | undefined } {
-    return { transport: this.transportName, peer: this.peer, interceptors: this.serverInterceptors };
+  get settings(): {
+    readonly transport: TransportName;
+    readonly peer: string;
+    readonly interceptors: Interceptor[] | undefined;
+  } {
+    return {
+      transport: this.transportName,
+      peer: this.peer,
+      interceptors: this.serverInterceptors,
+    };
   }
 }
 
@@ -175,7 +260,8 @@ class MemoryCall {
     this.interceptors = settings.interceptors;
     // Over the "wire" only what a transport would carry: normalized names, reserved ones dropped.
     const metadata: Metadata = {};
-    for (const [name, value] of Object.entries(normalizeMetadata(req.metadata))) if (!isReservedHeader(name)) metadata[name] = value;
+    for (const [name, value] of Object.entries(normalizeMetadata(req.metadata)))
+      if (!isReservedHeader(name)) metadata[name] = value;
     this.server = createHandlerContext({
       method,
       transport: settings.transport,
@@ -192,12 +278,27 @@ class MemoryCall {
     const req = this.req;
     const method = this.method;
     if (req.signal.aborted) return Promise.reject(abortStatus(req.signal));
-    if (req.deadline !== undefined && req.deadline <= Date.now()) return Promise.reject(deadlineError(method));
+    if (req.deadline !== undefined && req.deadline <= Date.now())
+      return Promise.reject(deadlineError(method));
     if (req.deadline !== undefined) {
-      this.timer = setTimeout(() => this.end(deadlineError(method), new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the handler did not finish before the deadline`)), delayUntil(req.deadline));
+      this.timer = setTimeout(
+        () =>
+          this.end(
+            deadlineError(method),
+            new StatusError(
+              Code.DEADLINE_EXCEEDED,
+              `${method.path}: the handler did not finish before the deadline`,
+            ),
+          ),
+        delayUntil(req.deadline),
+      );
     }
     if (req.signal !== NEVER_ABORTED) {
-      this.onAbort = () => this.end(abortStatus(req.signal), new StatusError(Code.CANCELLED, "the caller cancelled the call"));
+      this.onAbort = () =>
+        this.end(
+          abortStatus(req.signal),
+          new StatusError(Code.CANCELLED, "the caller cancelled the call"),
+        );
       req.signal.addEventListener("abort", this.onAbort, { once: true });
     }
     let request: unknown;
@@ -210,16 +311,33 @@ class MemoryCall {
       }
     }
     const ctx = this.server.ctx;
-    const input: CallInput = req.stream ? { stream: true, messages: this.requestStream(req.messages) } : { stream: false, message: request };
+    const input: CallInput = req.stream
+      ? { stream: true, messages: this.requestStream(req.messages) }
+      : { stream: false, message: request };
     const callHandler = async (r: CallRequest): Promise<CallResponse> => {
       const result = await this.handler(r.stream ? r.messages : r.message, ctx);
-      return responseStreams(method.kind) ? { stream: true, messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata } : { stream: false, message: result, metadata: ctx.responseMetadata };
+      return responseStreams(method.kind)
+        ? {
+            stream: true,
+            messages: result as AsyncIterable<unknown>,
+            metadata: ctx.responseMetadata,
+          }
+        : { stream: false, message: result, metadata: ctx.responseMetadata };
     };
-    const chain = this.interceptors ? applyInterceptors(callHandler, this.interceptors) : callHandler;
+    const chain = this.interceptors
+      ? applyInterceptors(callHandler, this.interceptors)
+      : callHandler;
     const run = runInCallContext(ctx, () => chain(serverCallRequest(ctx, input)));
     const response = Promise.race([run, this.cut]);
-    if (method.kind === "unary" || method.kind === "client_streaming") return response.then((r) => this.single(r), (err) => this.failed(err));
-    return response.then((r) => this.stream(r), (err) => this.failed(err));
+    if (method.kind === "unary" || method.kind === "client_streaming")
+      return response.then(
+        (r) => this.single(r),
+        (err) => this.failed(err),
+      );
+    return response.then(
+      (r) => this.stream(r),
+      (err) => this.failed(err),
+    );
   }
 
   /** A unary or client-streaming call's response, encoded and decoded as a transport would. */
@@ -247,7 +365,12 @@ class MemoryCall {
       return this.failed(err);
     }
     if (messages === undefined || typeof messages[Symbol.asyncIterator] !== "function") {
-      return this.failed(new StatusError(Code.INTERNAL, `${this.method.path}: the handler did not return an async iterable`));
+      return this.failed(
+        new StatusError(
+          Code.INTERNAL,
+          `${this.method.path}: the handler did not return an async iterable`,
+        ),
+      );
     }
     const ctx = this.server.ctx;
     const iterator = runInCallContext(ctx, () => messages[Symbol.asyncIterator]());
@@ -260,7 +383,8 @@ class MemoryCall {
         try {
           next = await Promise.race([runInCallContext(ctx, () => iterator.next()), this.cut]);
         } catch (err) {
-          if (this.over) void runInCallContext(ctx, async () => iterator.return?.())?.catch(() => {});
+          if (this.over)
+            void runInCallContext(ctx, async () => iterator.return?.())?.catch(() => {});
           return this.failed(err);
         }
         if (next.done) {
@@ -283,7 +407,13 @@ class MemoryCall {
       },
       return: async () => {
         if (!this.over) {
-          this.end(undefined, new StatusError(Code.CANCELLED, `${this.method.path}: the caller stopped reading the stream`));
+          this.end(
+            undefined,
+            new StatusError(
+              Code.CANCELLED,
+              `${this.method.path}: the caller stopped reading the stream`,
+            ),
+          );
           void runInCallContext(ctx, async () => iterator.return?.())?.catch(() => {});
         }
         return { value: undefined, done: true };
@@ -328,15 +458,30 @@ class MemoryCall {
 
   /** The caller's request stream threw: the call is cancelled on both sides, as on gRPC. */
   private requestFailure(err: unknown): StatusError {
-    const status = err instanceof StatusError ? err : new StatusError(Code.CANCELLED, `${this.method.path}: the request stream failed: ${messageOf(err)}`, { cause: err });
+    const status =
+      err instanceof StatusError
+        ? err
+        : new StatusError(
+            Code.CANCELLED,
+            `${this.method.path}: the request stream failed: ${messageOf(err)}`,
+            { cause: err },
+          );
     this.end(status, status);
     return status;
   }
 
   /** Sends the response headers (once); `explicit` is ctx.sendHeaders(). Returns what was sent. */
-  private sendHeaders(ctx: HandlerContext, extra: Metadata | undefined, explicit: boolean): Metadata {
+  private sendHeaders(
+    ctx: HandlerContext,
+    extra: Metadata | undefined,
+    explicit: boolean,
+  ): Metadata {
     if (this.headersSent) {
-      if (explicit) throw new StatusError(Code.FAILED_PRECONDITION, `${this.method.path}: the response headers were already sent (explicitly, or with the first message)`);
+      if (explicit)
+        throw new StatusError(
+          Code.FAILED_PRECONDITION,
+          `${this.method.path}: the response headers were already sent (explicitly, or with the first message)`,
+        );
       return {};
     }
     if (extra) Object.assign(ctx.responseHeaders, normalizeMetadata(extra));
@@ -374,11 +519,18 @@ class MemoryCall {
     this.server.abort(status);
     this.finish();
     this.report(trailers);
-    throw new StatusError(status.code, status.rawMessage, { metadata, details: status.details, cause: status });
+    throw new StatusError(status.code, status.rawMessage, {
+      metadata,
+      details: status.details,
+      cause: status,
+    });
   }
 
   private lateEnd(): StatusError {
-    return new StatusError(Code.CANCELLED, `${this.method.path}: the call was over before the handler finished`);
+    return new StatusError(
+      Code.CANCELLED,
+      `${this.method.path}: the call was over before the handler finished`,
+    );
   }
 
   private finish(): void {
@@ -404,16 +556,28 @@ class MemoryCall {
 }
 
 /** A message through its type's codec, as a transport carries it (so handlers and callers never share objects). */
-function roundTrip(type: MethodDesc["input"], message: unknown, what: "request" | "response"): unknown {
+function roundTrip(
+  type: MethodDesc["input"],
+  message: unknown,
+  what: "request" | "response",
+): unknown {
   let bytes: Uint8Array;
   try {
     bytes = type.encode(message);
   } catch (err) {
-    throw new StatusError(Code.INTERNAL, `could not encode the ${type.typeName} ${what}: ${messageOf(err)}`, { cause: err });
+    throw new StatusError(
+      Code.INTERNAL,
+      `could not encode the ${type.typeName} ${what}: ${messageOf(err)}`,
+      { cause: err },
+    );
   }
   try {
     return type.decode(bytes);
   } catch (err) {
-    throw new StatusError(what === "request" ? Code.INVALID_ARGUMENT : Code.INTERNAL, `could not decode the ${what} as ${type.typeName}: ${messageOf(err)}`, { cause: err });
+    throw new StatusError(
+      what === "request" ? Code.INVALID_ARGUMENT : Code.INTERNAL,
+      `could not decode the ${what} as ${type.typeName}: ${messageOf(err)}`,
+      { cause: err },
+    );
   }
 }

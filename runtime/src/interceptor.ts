@@ -10,7 +10,9 @@ import { Code, StatusError } from "./status.js";
  * `stream: false`) or a stream of them (client- and bidi-streaming calls, `stream: true`). The
  * method's kind decides which; the transports set the tag, interceptors narrow on it.
  */
-export type CallInput = { readonly stream: false; message: unknown } | { readonly stream: true; messages: AsyncIterable<unknown> };
+export type CallInput =
+  | { readonly stream: false; message: unknown }
+  | { readonly stream: true; messages: AsyncIterable<unknown> };
 
 /** The fields every call request has, whatever it carries. */
 export interface CallRequestBase {
@@ -79,30 +81,49 @@ export function responseStreams(kind: MethodDesc["kind"]): boolean {
  * instead gets INTERNAL naming the method (not a silent `undefined` for the handler).
  */
 export function requestMessage(request: CallRequest): unknown {
-  if (request.stream) throw new StatusError(Code.INTERNAL, `${request.method.path}: an interceptor passed on a request stream for a ${request.method.kind} call, which takes one message`);
+  if (request.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      `${request.method.path}: an interceptor passed on a request stream for a ${request.method.kind} call, which takes one message`,
+    );
   return request.message;
 }
 
 /** The request stream of a client- or bidi-streaming call; INTERNAL if an interceptor passed on one message instead. */
 export function requestStream(request: CallRequest): AsyncIterable<unknown> {
-  if (!request.stream) throw new StatusError(Code.INTERNAL, `${request.method.path}: an interceptor passed on one request message for a ${request.method.kind} call, which takes a stream`);
+  if (!request.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      `${request.method.path}: an interceptor passed on one request message for a ${request.method.kind} call, which takes a stream`,
+    );
   return request.messages;
 }
 
 /** The one response message of a unary or client-streaming call; INTERNAL if an interceptor returned a stream. */
 export function responseMessage(response: CallResponse, method: MethodDesc): unknown {
-  if (response.stream) throw new StatusError(Code.INTERNAL, `${method.path}: an interceptor returned a response stream for a ${method.kind} call, which answers with one message`);
+  if (response.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      `${method.path}: an interceptor returned a response stream for a ${method.kind} call, which answers with one message`,
+    );
   return response.message;
 }
 
 /** The response stream of a server- or bidi-streaming call; INTERNAL if an interceptor returned one message. */
 export function responseStream(response: CallResponse, method: MethodDesc): AsyncIterable<unknown> {
-  if (!response.stream) throw new StatusError(Code.INTERNAL, `${method.path}: an interceptor returned one response message for a ${method.kind} call, which answers with a stream`);
+  if (!response.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      `${method.path}: an interceptor returned one response message for a ${method.kind} call, which answers with a stream`,
+    );
   return response.messages;
 }
 
 /** Applies interceptors so that the first in the list is the outermost. */
-export function applyInterceptors(next: CallNext, interceptors: readonly Interceptor[] | undefined): CallNext {
+export function applyInterceptors(
+  next: CallNext,
+  interceptors: readonly Interceptor[] | undefined,
+): CallNext {
   if (!interceptors || interceptors.length === 0) return next;
   let call = next;
   for (let i = interceptors.length - 1; i >= 0; i--) call = interceptors[i]!(call);

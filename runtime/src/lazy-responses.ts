@@ -13,14 +13,19 @@ export function lazyResponses(open: () => Promise<CallResponse>): AsyncIterable<
       let opening: Promise<AsyncIterator<unknown>> | undefined;
       const start = () =>
         (opening ??= open().then((response) => {
-          if (!response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned one response message for a call that answers with a stream");
+          if (!response.stream)
+            throw new StatusError(
+              Code.INTERNAL,
+              "an interceptor returned one response message for a call that answers with a stream",
+            );
           iterator = response.messages[Symbol.asyncIterator]();
           return iterator;
         }));
       return {
         next: async () => (iterator ?? (await start())).next(),
         return: async () => {
-          if (iterator === undefined && opening === undefined) return { value: undefined, done: true };
+          if (iterator === undefined && opening === undefined)
+            return { value: undefined, done: true };
           const it = iterator ?? (await start().catch(() => undefined));
           return (await it?.return?.()) ?? { value: undefined, done: true };
         },

@@ -4,7 +4,14 @@
 export type Metadata = Record<string, string>;
 
 /** Header names grabbit itself writes on AMQP messages; user metadata may not use them. */
-export const RESERVED_HEADER_PREFIXES = ["rpc-", "x-grabbit-", "x-death", "x-first-death", "x-last-death", "x-match"] as const;
+export const RESERVED_HEADER_PREFIXES = [
+  "rpc-",
+  "x-grabbit-",
+  "x-death",
+  "x-first-death",
+  "x-last-death",
+  "x-match",
+] as const;
 
 export function isReservedHeader(name: string): boolean {
   return RESERVED_HEADER_PREFIXES.some((prefix) => name.startsWith(prefix));
@@ -22,8 +29,10 @@ export function normalizeMetadata(input: Record<string, unknown> | undefined): M
   if (!input) return out;
   for (const [key, value] of Object.entries(input)) {
     if (typeof value === "string") out[key.toLowerCase()] = value;
-    else if (typeof value === "number" || typeof value === "boolean") out[key.toLowerCase()] = String(value);
-    else if (value instanceof Uint8Array) out[key.toLowerCase()] = Buffer.from(value).toString("utf8");
+    else if (typeof value === "number" || typeof value === "boolean")
+      out[key.toLowerCase()] = String(value);
+    else if (value instanceof Uint8Array)
+      out[key.toLowerCase()] = Buffer.from(value).toString("utf8");
   }
   return out;
 }

@@ -6,8 +6,12 @@ import type { EventDesc } from "./descriptors.js";
 const SPECIAL = /[%.*#]/g;
 
 export function routingWord(value: unknown): string {
-  const text = typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
-  return text.replace(SPECIAL, (ch) => "%" + ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"));
+  const text =
+    typeof value === "string" ? value : value === undefined || value === null ? "" : String(value);
+  return text.replace(
+    SPECIAL,
+    (ch) => "%" + ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, "0"),
+  );
 }
 
 type Part = { literal: string } | { field: string };

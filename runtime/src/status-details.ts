@@ -17,9 +17,16 @@ export interface RpcStatus {
   details: ErrorDetail[];
 }
 
-export function encodeRpcStatus(status: Omit<RpcStatus, "details"> & { details: readonly ErrorDetail[] }): Uint8Array {
-  const details = status.details.map((d) => create(AnySchema, { typeUrl: d.typeUrl, value: d.value }));
-  return toBinary(StatusSchema, create(StatusSchema, { code: status.code, message: status.message, details }));
+export function encodeRpcStatus(
+  status: Omit<RpcStatus, "details"> & { details: readonly ErrorDetail[] },
+): Uint8Array {
+  const details = status.details.map((d) =>
+    create(AnySchema, { typeUrl: d.typeUrl, value: d.value }),
+  );
+  return toBinary(
+    StatusSchema,
+    create(StatusSchema, { code: status.code, message: status.message, details }),
+  );
 }
 
 /** Throws on malformed input; callers decide whether a bad trailer matters. */

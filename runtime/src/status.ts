@@ -46,9 +46,16 @@ export class StatusError extends Error {
   constructor(
     code: Code,
     message: string,
-    options: { metadata?: Record<string, string>; details?: readonly ErrorDetail[]; cause?: unknown } = {},
+    options: {
+      metadata?: Record<string, string>;
+      details?: readonly ErrorDetail[];
+      cause?: unknown;
+    } = {},
   ) {
-    super(`[${codeName(code)}] ${message}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `[${codeName(code)}] ${message}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.rawMessage = message;
     this.metadata = options.metadata ?? {};
@@ -59,10 +66,14 @@ export class StatusError extends Error {
   static from(err: unknown, fallback: Code = Code.UNKNOWN): StatusError {
     if (err instanceof StatusError) return err;
     if (err instanceof Error && err.name === "AbortError") {
-      return new StatusError(Code.CANCELLED, err.message || "the call was cancelled", { cause: err });
+      return new StatusError(Code.CANCELLED, err.message || "the call was cancelled", {
+        cause: err,
+      });
     }
     if (err instanceof Error && err.name === "TimeoutError") {
-      return new StatusError(Code.DEADLINE_EXCEEDED, err.message || "the deadline passed", { cause: err });
+      return new StatusError(Code.DEADLINE_EXCEEDED, err.message || "the deadline passed", {
+        cause: err,
+      });
     }
     const message = messageOf(err);
     return new StatusError(fallback, message, { cause: err });
@@ -80,7 +91,10 @@ export class UnroutableError extends StatusError {
     readonly routingKey: string,
     readonly replyText = "NO_ROUTE",
   ) {
-    super(Code.NOT_FOUND, `no queue is bound to exchange "${exchange}" for routing key "${routingKey}" (${replyText})`);
+    super(
+      Code.NOT_FOUND,
+      `no queue is bound to exchange "${exchange}" for routing key "${routingKey}" (${replyText})`,
+    );
   }
 }
 

@@ -7,8 +7,16 @@ import type { MethodDesc } from "./descriptors.js";
 export interface Transport {
   unary<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): Promise<O>;
   serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O>;
-  clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): Promise<O>;
-  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O>;
+  clientStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    options?: CallOptions,
+  ): Promise<O>;
+  bidiStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    options?: CallOptions,
+  ): AsyncIterable<O>;
   /** Releases what the transport holds (a gRPC channel, a reply consumer). */
   close?(): void | Promise<void>;
 }

@@ -53,9 +53,13 @@ describe("AmqpRpcServer.close() on a quorum request queue under load", () => {
       );
       bed.closables.push(first);
 
-      const transport = new AmqpRpcTransport(bed.clientConn, { timeoutMs: 60_000 }).register(service);
+      const transport = new AmqpRpcTransport(bed.clientConn, { timeoutMs: 60_000 }).register(
+        service,
+      );
       bed.closables.push(transport);
-      const calls = Array.from({ length: TOTAL }, (_, i) => transport.unary(service.methods.echo, { text: String(i), delayMs: 0 }));
+      const calls = Array.from({ length: TOTAL }, (_, i) =>
+        transport.unary(service.methods.echo, { text: String(i), delayMs: 0 }),
+      );
 
       await reached.promise;
       closeRequested = true;
@@ -68,10 +72,17 @@ describe("AmqpRpcServer.close() on a quorum request queue under load", () => {
       expect(handledAfterClose).toBe(0);
 
       // A second server takes every request the first one did not ack; each call gets its own echo.
-      const second = await serveAmqp(bed.serverConn, service, { echo: (req: Echo) => (count(req.text), req) }, options);
+      const second = await serveAmqp(
+        bed.serverConn,
+        service,
+        { echo: (req: Echo) => (count(req.text), req) },
+        options,
+      );
       bed.closables.push(second);
       const replies = await Promise.all(calls);
-      expect(replies.map((r) => r.text)).toEqual(Array.from({ length: TOTAL }, (_, i) => String(i)));
+      expect(replies.map((r) => r.text)).toEqual(
+        Array.from({ length: TOTAL }, (_, i) => String(i)),
+      );
       await second.close();
 
       // A request the first server answered but whose ack was lost would come back: handled twice.

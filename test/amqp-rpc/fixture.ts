@@ -34,8 +34,19 @@ export const EchoType: MessageType<Echo> = {
   },
 };
 
-export function echoMethod(service: string, name: string, kind: MethodDesc["kind"] = "unary"): MethodDesc<Echo, Echo> {
-  return { name, path: `/${service}/${name}`, kind, input: EchoType, output: EchoType, idempotent: false };
+export function echoMethod(
+  service: string,
+  name: string,
+  kind: MethodDesc["kind"] = "unary",
+): MethodDesc<Echo, Echo> {
+  return {
+    name,
+    path: `/${service}/${name}`,
+    kind,
+    input: EchoType,
+    output: EchoType,
+    idempotent: false,
+  };
 }
 
 export type EchoService = ServiceDesc<{
@@ -103,7 +114,9 @@ export interface RpcTestBed {
 }
 
 export function rpcTestBed(name: string): RpcTestBed {
-  const bed = { queues: [] as string[], closables: [] as { close(): Promise<void> }[] } as { -readonly [K in keyof RpcTestBed]: RpcTestBed[K] };
+  const bed = { queues: [] as string[], closables: [] as { close(): Promise<void> }[] } as {
+    -readonly [K in keyof RpcTestBed]: RpcTestBed[K];
+  };
   beforeAll(async () => {
     bed.serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: `${name}-server` });
     bed.clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: `${name}-client` });
@@ -142,7 +155,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /** Polls `check` until it is true (no timing assertions: it only bounds how long a test waits). */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, limitMs = 20_000): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 20_000,
+): Promise<void> {
   const until = Date.now() + limitMs;
   while (!(await check())) {
     if (Date.now() > until) throw new Error(`gave up waiting for: ${what}`);

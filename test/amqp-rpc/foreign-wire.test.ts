@@ -17,7 +17,12 @@ const PROTOBUF = "application/x-protobuf";
 const CANCEL_EXCHANGE = "grabbit.rpc.cancel";
 const DIRECT_REPLY_TO = "amq.rabbitmq.reply-to";
 /** "Each side declares its own inbox": server-named, exclusive, auto-delete, not durable, classic. */
-const INBOX: amqp.Options.AssertQueue = { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } };
+const INBOX: amqp.Options.AssertQueue = {
+  exclusive: true,
+  autoDelete: true,
+  durable: false,
+  arguments: { "x-queue-type": "classic" },
+};
 const EMPTY = Buffer.alloc(0);
 
 function frameOf(m: amqp.Message): string | undefined {
@@ -47,7 +52,10 @@ class FrameQueue {
   async next(what: string): Promise<amqp.ConsumeMessage> {
     const until = Date.now() + 10_000;
     while (this.read >= this.all.length) {
-      if (Date.now() > until) throw new Error(`no frame came: waiting for ${what}; got ${this.all.map(frameOf).join(", ") || "nothing"}`);
+      if (Date.now() > until)
+        throw new Error(
+          `no frame came: waiting for ${what}; got ${this.all.map(frameOf).join(", ") || "nothing"}`,
+        );
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         setTimeout(resolve, 50);
@@ -92,7 +100,12 @@ class ForeignClientCall {
   /** A frame to the server's inbox: default exchange, mandatory, the call's correlation_id. */
   send(kind: string, headers: Record<string, unknown> = {}): void {
     this.lastSent = Date.now();
-    this.ch.publish("", this.serverInbox!, EMPTY, { correlationId: this.id, contentType: PROTOBUF, mandatory: true, headers: { ...headers, "rpc-frame": kind } });
+    this.ch.publish("", this.serverInbox!, EMPTY, {
+      correlationId: this.id,
+      contentType: PROTOBUF,
+      mandatory: true,
+      headers: { ...headers, "rpc-frame": kind },
+    });
   }
 
   credit(n: number): void {
@@ -101,7 +114,10 @@ class ForeignClientCall {
 
   /** "a stream whose ready has arrived: "" / the server's inbox", not mandatory. */
   cancel(reason: string): void {
-    this.ch.publish("", this.serverInbox!, EMPTY, { correlationId: this.id, headers: { "rpc-frame": "cancel", "rpc-message": reason } });
+    this.ch.publish("", this.serverInbox!, EMPTY, {
+      correlationId: this.id,
+      headers: { "rpc-frame": "cancel", "rpc-message": reason },
+    });
     this.stop();
   }
 
@@ -126,12 +142,20 @@ class ForeignClient {
     const { queue } = await ch.assertQueue("", INBOX);
     const client = new ForeignClient(ch, queue);
     ch.on("return", (m: amqp.Message) => client.returned.push(m));
-    await ch.consume(queue, (m) => m && client.calls.get(m.properties.correlationId as string)?.onFrame(m), { noAck: true });
+    await ch.consume(
+      queue,
+      (m) => m && client.calls.get(m.properties.correlationId as string)?.onFrame(m),
+      { noAck: true },
+    );
     return client;
   }
 
   /** Publishes an `open` to the request queue; the call's frames come to this client's inbox. */
-  open(queue: string, path: string, options: { credit: number; keepaliveMs: number; timeoutMs: number; request?: Echo }): ForeignClientCall {
+  open(
+    queue: string,
+    path: string,
+    options: { credit: number; keepaliveMs: number; timeoutMs: number; request?: Echo },
+  ): ForeignClientCall {
     const id = randomUUID();
     const call = new ForeignClientCall(this.ch, id, options.keepaliveMs);
     this.calls.set(id, call);
@@ -192,7 +216,10 @@ class ForeignServerCall {
     this.clientWindow = Number(header(open, "rpc-credit") ?? 64);
     this.credit = this.clientWindow;
     this.granted = window;
-    const keepaliveMs = Math.min(60_000, Math.max(50, Number(header(open, "rpc-keepalive-ms") ?? 1000)));
+    const keepaliveMs = Math.min(
+      60_000,
+      Math.max(50, Number(header(open, "rpc-keepalive-ms") ?? 1000)),
+    );
     this.timer = setInterval(() => {
       if (Date.now() - this.lastSent >= keepaliveMs) this.send("ping");
     }, keepaliveMs / 2);
@@ -203,7 +230,12 @@ class ForeignServerCall {
   }
 
   /** A frame to the client's inbox (the open's reply_to): default exchange, mandatory. */
-  send(kind: string, headers: Record<string, unknown> = {}, body: Buffer = EMPTY, props: amqp.Options.Publish = {}): void {
+  send(
+    kind: string,
+    headers: Record<string, unknown> = {},
+    body: Buffer = EMPTY,
+    props: amqp.Options.Publish = {},
+  ): void {
     if (this.ended) return;
     this.lastSent = Date.now();
     this.ch.publish("", this.open.properties.replyTo as string, body, {
@@ -252,7 +284,8 @@ class ForeignServerCall {
     this.recvSeq = seq;
     if (this.granted === 0) this.breaches.push(`message ${seq} beyond the credit given`);
     this.granted--;
-    if (m.properties.type !== EchoType.typeName) this.breaches.push(`message ${seq} has type ${String(m.properties.type)}`);
+    if (m.properties.type !== EchoType.typeName)
+      this.breaches.push(`message ${seq} has type ${String(m.properties.type)}`);
     const request = EchoType.decode(m.content);
     this.received.push(request);
     if (this.kind === "chat") {
@@ -282,7 +315,9 @@ class ForeignServerCall {
         this.send("headers", { "x-head": "raw" });
       }
       this.credit--;
-      this.send("message", { "rpc-seq": ++this.sentSeq }, encode(this.outgoing.shift()!), { type: EchoType.typeName });
+      this.send("message", { "rpc-seq": ++this.sentSeq }, encode(this.outgoing.shift()!), {
+        type: EchoType.typeName,
+      });
     }
     if (this.halfClosed && this.outgoing.length === 0) {
       this.send("end", { "rpc-status": 0, "x-count": String(this.received.length) });
@@ -308,7 +343,11 @@ class ForeignServer {
     readonly inbox: string,
   ) {}
 
-  static async start(queue: string, paths: { chat: string; sum: string }, window: number): Promise<ForeignServer> {
+  static async start(
+    queue: string,
+    paths: { chat: string; sum: string },
+    window: number,
+  ): Promise<ForeignServer> {
     const conn = await amqp.connect(AMQP_URL);
     const ch = await conn.createChannel();
     await ch.assertQueue(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
@@ -316,7 +355,11 @@ class ForeignServer {
     const { queue: inbox } = await ch.assertQueue("", INBOX);
     await ch.bindQueue(inbox, CANCEL_EXCHANGE, queue);
     const server = new ForeignServer(conn, ch, inbox);
-    await ch.consume(inbox, (m) => m && server.calls.get(m.properties.correlationId as string)?.onFrame(m), { noAck: true });
+    await ch.consume(
+      inbox,
+      (m) => m && server.calls.get(m.properties.correlationId as string)?.onFrame(m),
+      { noAck: true },
+    );
     await ch.consume(
       queue,
       (m) => {
@@ -324,7 +367,9 @@ class ForeignServer {
         const path = header(m, "rpc-method");
         const kind = path === paths.chat ? "chat" : path === paths.sum ? "sum" : undefined;
         if (frameOf(m) !== "open" || kind === undefined) {
-          server.problems.push(`got what it does not serve: ${String(path)}, rpc-frame ${String(frameOf(m))}`);
+          server.problems.push(
+            `got what it does not serve: ${String(path)}, rpc-frame ${String(frameOf(m))}`,
+          );
           ch.nack(m, false, false);
           return;
         }
@@ -361,7 +406,8 @@ beforeAll(async () => {
   raw = await amqp.connect(AMQP_URL);
 });
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await Promise.resolve(cleanup()).catch(() => {});
+  for (const cleanup of cleanups.splice(0).reverse())
+    await Promise.resolve(cleanup()).catch(() => {});
 });
 afterAll(async () => {
   const ch = await raw.createChannel();
@@ -392,7 +438,10 @@ async function foreignClient(): Promise<ForeignClient> {
 }
 
 /** Reads a server stream as a foreign client: credit 1 back per message read, until `end`. */
-async function readToEnd(call: ForeignClientCall, firstSeq: number): Promise<{ messages: amqp.ConsumeMessage[]; end: amqp.ConsumeMessage }> {
+async function readToEnd(
+  call: ForeignClientCall,
+  firstSeq: number,
+): Promise<{ messages: amqp.ConsumeMessage[]; end: amqp.ConsumeMessage }> {
   const messages: amqp.ConsumeMessage[] = [];
   for (;;) {
     const f = await call.frames.next(`message ${firstSeq + messages.length} or end`);
@@ -416,7 +465,12 @@ describe("a foreign client against a grabbit server", () => {
     });
     const client = await foreignClient();
     const keepaliveMs = 100;
-    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, { credit: 2, keepaliveMs, timeoutMs: 30_000, request: { text: "n", delayMs: 10 } });
+    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, {
+      credit: 2,
+      keepaliveMs,
+      timeoutMs: 30_000,
+      request: { text: "n", delayMs: 10 },
+    });
 
     const ready = await call.frames.next("ready");
     expect(frameOf(ready)).toBe("ready");
@@ -430,17 +484,26 @@ describe("a foreign client against a grabbit server", () => {
     // The window of 2 is spent: the server must wait. It pings while it waits, and our pings keep
     // the call alive past three keepalives of waiting (else it would end UNAVAILABLE).
     const first = [await call.frames.next("message 1"), await call.frames.next("message 2")];
-    expect(first.map((f) => [frameOf(f), Number(header(f, "rpc-seq"))])).toEqual([["message", 1], ["message", 2]]);
+    expect(first.map((f) => [frameOf(f), Number(header(f, "rpc-seq"))])).toEqual([
+      ["message", 1],
+      ["message", 2],
+    ]);
     const pingsBefore = call.pings;
     // (An end instead, UNAVAILABLE if our pings went unheard, stops the wait and fails just below.)
-    await eventually(() => call.pings >= pingsBefore + 4 || call.frames.all.length > 4, "four pings from a server waiting for credit", 10_000);
+    await eventually(
+      () => call.pings >= pingsBefore + 4 || call.frames.all.length > 4,
+      "four pings from a server waiting for credit",
+      10_000,
+    );
     expect(call.frames.all.map(frameOf)).toEqual(["ready", "headers", "message", "message"]);
 
     call.credit(2);
     const rest = await readToEnd(call, 3);
     const all = [...first, ...rest.messages];
     expect(all.map((f) => f.properties.type)).toEqual(Array(10).fill(EchoType.typeName));
-    expect(all.map((f) => EchoType.decode(f.content))).toEqual(Array.from({ length: 10 }, (_, i) => ({ text: `n${i + 1}`, delayMs: i + 1 })));
+    expect(all.map((f) => EchoType.decode(f.content))).toEqual(
+      Array.from({ length: 10 }, (_, i) => ({ text: `n${i + 1}`, delayMs: i + 1 })),
+    );
     expect(Number(header(rest.end, "rpc-status"))).toBe(Code.OK);
     expect(header(rest.end, "x-total")).toBe("10");
     expect(client.returned).toEqual([]);
@@ -450,11 +513,18 @@ describe("a foreign client against a grabbit server", () => {
     const service = await serve({
       async *count() {
         yield { text: "1", delayMs: 0 };
-        throw new StatusError(Code.FAILED_PRECONDITION, "no more", { metadata: { "x-why": "test" } });
+        throw new StatusError(Code.FAILED_PRECONDITION, "no more", {
+          metadata: { "x-why": "test" },
+        });
       },
     });
     const client = await foreignClient();
-    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, { credit: 8, keepaliveMs: 1000, timeoutMs: 30_000, request: { text: "", delayMs: 0 } });
+    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, {
+      credit: 8,
+      keepaliveMs: 1000,
+      timeoutMs: 30_000,
+      request: { text: "", delayMs: 0 },
+    });
     expect(frameOf(await call.frames.next("ready"))).toBe("ready");
     const { messages, end } = await readToEnd(call, 1);
     expect(messages.map((f) => EchoType.decode(f.content).text)).toEqual(["1"]);
@@ -468,10 +538,17 @@ describe("a foreign client against a grabbit server", () => {
     const client = await foreignClient();
     const queue = service.amqp!.requestQueue;
     const options = { credit: 8, keepaliveMs: 1000, timeoutMs: 30_000 };
-    const unimplemented = client.open(queue, service.methods.count.path, { ...options, request: { text: "", delayMs: 1 } });
+    const unimplemented = client.open(queue, service.methods.count.path, {
+      ...options,
+      request: { text: "", delayMs: 1 },
+    });
     const unknown = client.open(queue, `/${service.typeName}/NoSuchMethod`, options);
     const unary = client.open(queue, service.methods.echo.path, options);
-    for (const [call, code] of [[unimplemented, Code.UNIMPLEMENTED], [unknown, Code.UNIMPLEMENTED], [unary, Code.INVALID_ARGUMENT]] as const) {
+    for (const [call, code] of [
+      [unimplemented, Code.UNIMPLEMENTED],
+      [unknown, Code.UNIMPLEMENTED],
+      [unary, Code.INVALID_ARGUMENT],
+    ] as const) {
       const end = await call.frames.next("the refusal");
       expect(frameOf(end)).toBe("end");
       expect(end.properties.correlationId).toBe(call.id);
@@ -491,7 +568,12 @@ describe("a foreign client against a grabbit server", () => {
       },
     });
     const client = await foreignClient();
-    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, { credit: 4, keepaliveMs: 1000, timeoutMs: 30_000, request: { text: "", delayMs: 0 } });
+    const call = client.open(service.amqp!.requestQueue, service.methods.count.path, {
+      credit: 4,
+      keepaliveMs: 1000,
+      timeoutMs: 30_000,
+      request: { text: "", delayMs: 0 },
+    });
     expect(frameOf(await call.frames.next("ready"))).toBe("ready");
     expect(frameOf(await call.frames.next("message 1"))).toBe("message");
     call.cancel("the foreign reader is done");
@@ -512,7 +594,11 @@ describe("a foreign server for grabbit's client", () => {
     const service = foreignService();
     const queue = service.amqp!.requestQueue;
     queues.push(queue);
-    const server = await ForeignServer.start(queue, { chat: service.methods.chat.path, sum: service.methods.sum.path }, window);
+    const server = await ForeignServer.start(
+      queue,
+      { chat: service.methods.chat.path, sum: service.methods.sum.path },
+      window,
+    );
     cleanups.push(() => server.close());
     const transport = new AmqpRpcTransport(grabbitConn, { keepaliveMs: 100 });
     cleanups.push(() => transport.close());
@@ -569,7 +655,10 @@ describe("a foreign server for grabbit's client", () => {
     const { service, server, transport } = await foreignServer(2);
     const texts = ["1", "2", "3", "4", "5", "6"];
     let trailers: Record<string, string> | undefined;
-    const res = await transport.clientStream(service.methods.sum, requests(texts, 3), { timeoutMs: 20_000, onTrailers: (t) => (trailers = t) });
+    const res = await transport.clientStream(service.methods.sum, requests(texts, 3), {
+      timeoutMs: 20_000,
+      onTrailers: (t) => (trailers = t),
+    });
     expect(res).toEqual({ text: texts.join(","), delayMs: 21 });
     expect(trailers).toMatchObject({ "x-count": "6" });
     const [call] = [...server.calls.values()];
@@ -591,13 +680,19 @@ describe("a foreign server for grabbit's client", () => {
     const got: Echo[] = [];
     await expect(
       (async () => {
-        for await (const m of transport.bidiStream(service.methods.chat, endless, { signal: ac.signal, timeoutMs: 20_000 })) {
+        for await (const m of transport.bidiStream(service.methods.chat, endless, {
+          signal: ac.signal,
+          timeoutMs: 20_000,
+        })) {
           got.push(m);
           if (got.length === 2) ac.abort(new Error("enough"));
         }
       })(),
     ).rejects.toMatchObject({ code: Code.CANCELLED });
-    await eventually(() => [...server.calls.values()][0]?.cancelled !== undefined, "a cancel frame at the foreign server");
+    await eventually(
+      () => [...server.calls.values()][0]?.cancelled !== undefined,
+      "a cancel frame at the foreign server",
+    );
     expect([...server.calls.values()][0]!.cancelled).toContain("enough");
   });
 
@@ -607,7 +702,9 @@ describe("a foreign server for grabbit's client", () => {
       yield { text: "only", delayMs: 1 };
       await new Promise(() => {});
     })();
-    const it = transport.bidiStream(service.methods.chat, never, { timeoutMs: 20_000 })[Symbol.asyncIterator]();
+    const it = transport
+      .bidiStream(service.methods.chat, never, { timeoutMs: 20_000 })
+      [Symbol.asyncIterator]();
     await expect(it.next()).resolves.toMatchObject({ value: { text: "ONLY" } });
     await server.close(); // its connection closes: the broker deletes its inbox, the client's next frame comes back
     await expect(it.next()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
@@ -633,7 +730,11 @@ describe("a foreign client cancels a unary call", () => {
         headers: { "rpc-method": path, "rpc-timeout-ms": timeoutMs },
       });
     // "grabbit.rpc.cancel / the request queue's name", the request's correlation_id, not mandatory.
-    const cancel = (why: string) => ch.publish(CANCEL_EXCHANGE, queue, EMPTY, { correlationId: id, headers: { "rpc-frame": "cancel", "rpc-message": why } });
+    const cancel = (why: string) =>
+      ch.publish(CANCEL_EXCHANGE, queue, EMPTY, {
+        correlationId: id,
+        headers: { "rpc-frame": "cancel", "rpc-message": why },
+      });
     return { request, cancel, replies };
   }
 

@@ -28,7 +28,11 @@ afterAll(async () => {
 });
 
 async function connect(url: string, name: string): Promise<AmqpConnection> {
-  const conn = await AmqpConnection.connect({ urls: url, name, reconnect: { initialDelayMs: 50, maxDelayMs: 500 } });
+  const conn = await AmqpConnection.connect({
+    urls: url,
+    name,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+  });
   cleanup.push(conn);
   return conn;
 }
@@ -42,7 +46,13 @@ async function proxy(): Promise<TcpProxy> {
 /** Settles every promise and reports each outcome; never waits on a timer of its own. */
 async function outcomes(calls: Promise<unknown>[]): Promise<(string | number)[]> {
   const settled = await Promise.allSettled(calls);
-  return settled.map((s) => (s.status === "fulfilled" ? "ok" : s.reason instanceof StatusError ? s.reason.code : String(s.reason)));
+  return settled.map((s) =>
+    s.status === "fulfilled"
+      ? "ok"
+      : s.reason instanceof StatusError
+        ? s.reason.code
+        : String(s.reason),
+  );
 }
 
 describe("AMQP RPC under failure and load", () => {
@@ -69,7 +79,9 @@ describe("AMQP RPC under failure and load", () => {
     const clientConn = await connect(AMQP_URL, "rpc-compete-client");
     const t = new AmqpRpcTransport(clientConn);
     cleanup.push(t);
-    const results = await Promise.all(Array.from({ length: 60 }, () => t.unary(service.methods.echo, { text: "", delayMs: 20 })));
+    const results = await Promise.all(
+      Array.from({ length: 60 }, () => t.unary(service.methods.echo, { text: "", delayMs: 20 })),
+    );
     expect(results).toHaveLength(60);
     expect(served.reduce((a, b) => a + b, 0)).toBe(60);
     // Each server took part: with prefetch 2 and 60 calls at once, none can take them all.
@@ -98,10 +110,14 @@ describe("AMQP RPC under failure and load", () => {
     const clientConn = await connect(p.url, "rpc-cut-client");
     const t = new AmqpRpcTransport(clientConn, { timeoutMs: 0 }); // no deadline: only the cut can end these calls
     cleanup.push(t);
-    expect((await t.unary(service.methods.echo, { text: "before", delayMs: 0 })).text).toBe("before");
+    expect((await t.unary(service.methods.echo, { text: "before", delayMs: 0 })).text).toBe(
+      "before",
+    );
 
     // 40 calls: 16 in handlers (the service's prefetch), the rest still queued in the broker.
-    const calls = Array.from({ length: 40 }, () => t.unary(service.methods.slow, { text: "", delayMs: 0 }));
+    const calls = Array.from({ length: 40 }, () =>
+      t.unary(service.methods.slow, { text: "", delayMs: 0 }),
+    );
     await eventually(() => entered === 16, "a prefetch's worth of calls to reach the handler");
     p.cutAll();
     const results = await outcomes(calls);
@@ -113,7 +129,9 @@ describe("AMQP RPC under failure and load", () => {
     let answer: string | undefined;
     await eventually(async () => {
       try {
-        answer = (await t.unary(service.methods.echo, { text: "after", delayMs: 0 }, { timeoutMs: 2000 })).text;
+        answer = (
+          await t.unary(service.methods.echo, { text: "after", delayMs: 0 }, { timeoutMs: 2000 })
+        ).text;
         return true;
       } catch (err) {
         expect(err).toBeInstanceOf(StatusError);
@@ -145,7 +163,9 @@ describe("AMQP RPC under failure and load", () => {
     const clientConn = await connect(AMQP_URL, "rpc-cut-server-side-client");
     const t = new AmqpRpcTransport(clientConn, { timeoutMs: 0 });
     cleanup.push(t);
-    const calls = ["a", "b", "c"].map((text) => t.unary(service.methods.slow, { text, delayMs: 0 }));
+    const calls = ["a", "b", "c"].map((text) =>
+      t.unary(service.methods.slow, { text, delayMs: 0 }),
+    );
     await eventually(() => entered === 3, "three calls to reach the handler");
     p.cutAll();
     firstGate();
@@ -161,7 +181,14 @@ describe("AMQP RPC under failure and load", () => {
     queues.push(q);
     const conn = await connect(AMQP_URL, "rpc-requeue-server");
     const errors: Error[] = [];
-    cleanup.push(await serveAmqp(conn, service, { echo: (req: { text: string; delayMs: number }) => req }, { onError: (e) => errors.push(e) }));
+    cleanup.push(
+      await serveAmqp(
+        conn,
+        service,
+        { echo: (req: { text: string; delayMs: number }) => req },
+        { onError: (e) => errors.push(e) },
+      ),
+    );
     const t = new AmqpRpcTransport(conn);
     cleanup.push(t);
     expect((await t.unary(service.methods.echo, { text: "one", delayMs: 0 })).text).toBe("one");
@@ -169,7 +196,9 @@ describe("AMQP RPC under failure and load", () => {
     await ch.deleteQueue(q);
     await ch.close();
     await eventually(async () => {
-      const r = await t.unary(service.methods.echo, { text: "two", delayMs: 0 }, { timeoutMs: 2000 }).catch((e: StatusError) => e.code);
+      const r = await t
+        .unary(service.methods.echo, { text: "two", delayMs: 0 }, { timeoutMs: 2000 })
+        .catch((e: StatusError) => e.code);
       return typeof r === "object" && r.text === "two";
     }, "calls to work again");
     expect(errors.some((e) => e.message.includes("cancelled the consumer"))).toBe(true);
@@ -201,7 +230,9 @@ describe("AMQP RPC under failure and load", () => {
     release();
     expect(conn.connected).toBe(true);
     await eventually(async () => {
-      const r = await t.unary(service.methods.echo, { text: "b", delayMs: 0 }, { timeoutMs: 2000 }).catch((e: StatusError) => e.code);
+      const r = await t
+        .unary(service.methods.echo, { text: "b", delayMs: 0 }, { timeoutMs: 2000 })
+        .catch((e: StatusError) => e.code);
       return typeof r === "object" && r.text === "b";
     }, "calls to work on a new channel");
   });
@@ -210,7 +241,11 @@ describe("AMQP RPC under failure and load", () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
     const serverConn = await connect(AMQP_URL, "rpc-ready-server");
-    cleanup.push(await serveAmqp(serverConn, service, { echo: (req: { text: string; delayMs: number }) => req }));
+    cleanup.push(
+      await serveAmqp(serverConn, service, {
+        echo: (req: { text: string; delayMs: number }) => req,
+      }),
+    );
     const p = await proxy();
     const clientConn = await connect(p.url, "rpc-ready-client");
     const eager = new AmqpRpcTransport(clientConn);
@@ -221,9 +256,15 @@ describe("AMQP RPC under failure and load", () => {
     p.refuse(true);
     p.cutAll();
     await eventually(() => !clientConn.connected, "the client to notice the cut");
-    const failFast = await eager.unary(service.methods.echo, { text: "x", delayMs: 0 }).catch((e: StatusError) => e.code);
+    const failFast = await eager
+      .unary(service.methods.echo, { text: "x", delayMs: 0 })
+      .catch((e: StatusError) => e.code);
     expect(failFast).toBe(Code.UNAVAILABLE);
-    const waiting = patient.unary(service.methods.echo, { text: "waited", delayMs: 0 }, { timeoutMs: 30_000 });
+    const waiting = patient.unary(
+      service.methods.echo,
+      { text: "waited", delayMs: 0 },
+      { timeoutMs: 30_000 },
+    );
     p.refuse(false);
     expect((await waiting).text).toBe("waited");
   });

@@ -5,14 +5,29 @@ import { describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext, type Interceptor } from "@grabbit/runtime";
 import { AmqpRpcTransport, serveAmqp } from "@grabbit/runtime/amqp";
 import { uniqueName } from "../support/broker.js";
-import { EchoType, echoMethod, echoService, eventually, rpcTestBed, sleep, type Echo, type EchoService } from "./fixture.js";
+import {
+  EchoType,
+  echoMethod,
+  echoService,
+  eventually,
+  rpcTestBed,
+  sleep,
+  type Echo,
+  type EchoService,
+} from "./fixture.js";
 
 const bed = rpcTestBed("rpc-test");
 const { queues, closables } = bed;
 
-type Handlers = Partial<Record<keyof EchoService["methods"], (req: Echo, ctx: HandlerContext) => unknown>>;
+type Handlers = Partial<
+  Record<keyof EchoService["methods"], (req: Echo, ctx: HandlerContext) => unknown>
+>;
 
-async function serve(handlers: Handlers, options: Parameters<typeof serveAmqp>[3] = {}, service = echoService()) {
+async function serve(
+  handlers: Handlers,
+  options: Parameters<typeof serveAmqp>[3] = {},
+  service = echoService(),
+) {
   queues.push(service.amqp!.requestQueue);
   const server = await serveAmqp(bed.serverConn, service, handlers, options);
   closables.push(server);
@@ -29,11 +44,15 @@ function client(options: ConstructorParameters<typeof AmqpRpcTransport>[1] = {})
 async function rawReplies(ch: amqp.Channel): Promise<() => Promise<amqp.ConsumeMessage>> {
   const queue: amqp.ConsumeMessage[] = [];
   let wake: (() => void) | undefined;
-  await ch.consume("amq.rabbitmq.reply-to", (m) => {
-    if (!m) return;
-    queue.push(m);
-    wake?.();
-  }, { noAck: true });
+  await ch.consume(
+    "amq.rabbitmq.reply-to",
+    (m) => {
+      if (!m) return;
+      queue.push(m);
+      wake?.();
+    },
+    { noAck: true },
+  );
   return async () => {
     while (queue.length === 0) await new Promise<void>((r) => (wake = r));
     return queue.shift()!;
@@ -52,12 +71,18 @@ async function rejection(p: Promise<unknown>): Promise<StatusError> {
 
 describe("AMQP RPC", () => {
   it("calls a handler and returns its typed response", async () => {
-    const { service } = await serve({ echo: (req) => ({ text: `echo: ${req.text}`, delayMs: req.delayMs + 1 }) });
+    const { service } = await serve({
+      echo: (req) => ({ text: `echo: ${req.text}`, delayMs: req.delayMs + 1 }),
+    });
     const t = client();
     const res = await t.unary(service.methods.echo, { text: "hello", delayMs: 41 });
     expect(res).toEqual({ text: "echo: hello", delayMs: 42 });
     // Many at once, each gets its own reply.
-    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => t.unary(service.methods.echo, { text: `n${i}`, delayMs: i })));
+    const many = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        t.unary(service.methods.echo, { text: `n${i}`, delayMs: i }),
+      ),
+    );
     expect(many.map((r) => r.text)).toEqual(Array.from({ length: 50 }, (_, i) => `echo: n${i}`));
     expect(t.inFlight).toBe(0);
   });
@@ -74,10 +99,14 @@ describe("AMQP RPC", () => {
     });
     const t = client();
     let response: Record<string, string> | undefined;
-    const res = await t.unary(service.methods.echo, { text: "m", delayMs: 0 }, {
-      metadata: { "X-Tenant": "acme", traceparent: "00-abc-def-01", "rpc-method": "/evil/Path" },
-      onResponseMetadata: (md) => (response = md),
-    });
+    const res = await t.unary(
+      service.methods.echo,
+      { text: "m", delayMs: 0 },
+      {
+        metadata: { "X-Tenant": "acme", traceparent: "00-abc-def-01", "rpc-method": "/evil/Path" },
+        onResponseMetadata: (md) => (response = md),
+      },
+    );
     expect(res.text).toBe("m");
     expect(seen).toEqual({ "x-tenant": "acme", traceparent: "00-abc-def-01" });
     expect(response).toEqual({ "x-served-by": "server-1" });
@@ -87,12 +116,20 @@ describe("AMQP RPC", () => {
     const { service } = await serve({
       fail: (req, ctx) => {
         ctx.responseMetadata["x-from-ctx"] = "yes";
-        throw new StatusError(Code.NOT_FOUND, `no order ${req.text}`, { metadata: { "x-reason": "gone" } });
+        throw new StatusError(Code.NOT_FOUND, `no order ${req.text}`, {
+          metadata: { "x-reason": "gone" },
+        });
       },
     });
     const t = client();
     let md: Record<string, string> | undefined;
-    const err = await rejection(t.unary(service.methods.fail, { text: "7", delayMs: 0 }, { onResponseMetadata: (m) => (md = m) }));
+    const err = await rejection(
+      t.unary(
+        service.methods.fail,
+        { text: "7", delayMs: 0 },
+        { onResponseMetadata: (m) => (md = m) },
+      ),
+    );
     expect(err.code).toBe(Code.NOT_FOUND);
     expect(err.rawMessage).toBe("no order 7");
     expect(err.metadata).toEqual({ "x-reason": "gone", "x-from-ctx": "yes" });
@@ -114,17 +151,25 @@ describe("AMQP RPC", () => {
   it("answers UNIMPLEMENTED for unknown methods and missing handlers, streaming ones too", async () => {
     const { service } = await serve({ echo: (req) => req });
     const t = client();
-    const unknown = await rejection(t.unary(echoMethod(service.typeName, "NoSuchMethod"), { text: "", delayMs: 0 }));
+    const unknown = await rejection(
+      t.unary(echoMethod(service.typeName, "NoSuchMethod"), { text: "", delayMs: 0 }),
+    );
     expect(unknown.code).toBe(Code.UNIMPLEMENTED);
     expect(unknown.rawMessage).toContain("NoSuchMethod");
     const missing = await rejection(t.unary(service.methods.missing, { text: "", delayMs: 0 }));
     expect(missing.code).toBe(Code.UNIMPLEMENTED);
     // A streaming method the server object lacks: the stream's open is answered with an `end` frame.
-    const iter = t.serverStream(service.methods.watch, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
+    const iter = t
+      .serverStream(service.methods.watch, { text: "", delayMs: 0 })
+      [Symbol.asyncIterator]();
     await expect(iter.next()).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
     // Calling a method as another kind than its descriptor's is the caller's bug, refused before anything is sent.
-    await expect(t.clientStream(service.methods.watch, (async function* () {})())).rejects.toMatchObject({ code: Code.INTERNAL });
-    await expect(rejection(t.unary(service.methods.watch, { text: "", delayMs: 0 }))).resolves.toMatchObject({ code: Code.INTERNAL });
+    await expect(
+      t.clientStream(service.methods.watch, (async function* () {})()),
+    ).rejects.toMatchObject({ code: Code.INTERNAL });
+    await expect(
+      rejection(t.unary(service.methods.watch, { text: "", delayMs: 0 })),
+    ).resolves.toMatchObject({ code: Code.INTERNAL });
   });
 
   it("enforces the deadline on the client: DEADLINE_EXCEEDED when no reply comes", async () => {
@@ -132,11 +177,18 @@ describe("AMQP RPC", () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
     const ch = await bed.admin.createChannel();
-    await ch.assertQueue(service.amqp!.requestQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await ch.assertQueue(service.amqp!.requestQueue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum" },
+    });
     let received: amqp.ConsumeMessage | undefined;
-    await ch.consume(service.amqp!.requestQueue, (m) => (received = m ?? undefined), { noAck: true });
+    await ch.consume(service.amqp!.requestQueue, (m) => (received = m ?? undefined), {
+      noAck: true,
+    });
     const t = client();
-    const err = await rejection(t.unary(service.methods.echo, { text: "x", delayMs: 0 }, { timeoutMs: 300 }));
+    const err = await rejection(
+      t.unary(service.methods.echo, { text: "x", delayMs: 0 }, { timeoutMs: 300 }),
+    );
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
     expect(received).toBeDefined();
     // The deadline travelled with the request.
@@ -152,7 +204,10 @@ describe("AMQP RPC", () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
     const ch = await bed.admin.createChannel();
-    await ch.assertQueue(service.amqp!.requestQueue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await ch.assertQueue(service.amqp!.requestQueue, {
+      durable: true,
+      arguments: { "x-queue-type": "quorum" },
+    });
     const held: amqp.ConsumeMessage[] = [];
     await ch.consume(
       service.amqp!.requestQueue,
@@ -160,16 +215,29 @@ describe("AMQP RPC", () => {
         if (!m) return;
         const text = EchoType.decode(m.content).text;
         if (text === "slow") held.push(m);
-        else ch.publish("", m.properties.replyTo, Buffer.from(EchoType.encode({ text: `ok ${text}`, delayMs: 0 })), { correlationId: m.properties.correlationId, headers: { "rpc-status": 0 } });
+        else
+          ch.publish(
+            "",
+            m.properties.replyTo,
+            Buffer.from(EchoType.encode({ text: `ok ${text}`, delayMs: 0 })),
+            { correlationId: m.properties.correlationId, headers: { "rpc-status": 0 } },
+          );
       },
       { noAck: true },
     );
     const t = client();
-    const err = await rejection(t.unary(service.methods.echo, { text: "slow", delayMs: 0 }, { timeoutMs: 200 }));
+    const err = await rejection(
+      t.unary(service.methods.echo, { text: "slow", delayMs: 0 }, { timeoutMs: 200 }),
+    );
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
     // Now answer the abandoned call, then make a fresh one: it must get its own answer.
     const late = held[0]!;
-    ch.publish("", late.properties.replyTo, Buffer.from(EchoType.encode({ text: "LATE", delayMs: 0 })), { correlationId: late.properties.correlationId, headers: { "rpc-status": 0 } });
+    ch.publish(
+      "",
+      late.properties.replyTo,
+      Buffer.from(EchoType.encode({ text: "LATE", delayMs: 0 })),
+      { correlationId: late.properties.correlationId, headers: { "rpc-status": 0 } },
+    );
     const res = await t.unary(service.methods.echo, { text: "fresh", delayMs: 0 });
     expect(res.text).toBe("ok fresh");
     expect(t.inFlight).toBe(0);
@@ -188,11 +256,16 @@ describe("AMQP RPC", () => {
     // A raw caller without a client-side deadline, so only the server can produce the status.
     const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
-    ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "", delayMs: 0 })), {
-      correlationId: "c-1",
-      replyTo: "amq.rabbitmq.reply-to",
-      headers: { "rpc-method": service.methods.slow.path, "rpc-timeout-ms": 250 },
-    });
+    ch.publish(
+      "",
+      service.amqp!.requestQueue,
+      Buffer.from(EchoType.encode({ text: "", delayMs: 0 })),
+      {
+        correlationId: "c-1",
+        replyTo: "amq.rabbitmq.reply-to",
+        headers: { "rpc-method": service.methods.slow.path, "rpc-timeout-ms": 250 },
+      },
+    );
     const m = await reply();
     expect(m.properties.correlationId).toBe("c-1");
     expect(Number(m.properties.headers!["rpc-status"])).toBe(Code.DEADLINE_EXCEEDED);
@@ -202,7 +275,9 @@ describe("AMQP RPC", () => {
 
     // Through the typed client the status is the same whichever side notices first.
     const t = client();
-    const err = await rejection(t.unary(service.methods.slow, { text: "", delayMs: 0 }, { timeoutMs: 250 }));
+    const err = await rejection(
+      t.unary(service.methods.slow, { text: "", delayMs: 0 }, { timeoutMs: 250 }),
+    );
     expect(err.code).toBe(Code.DEADLINE_EXCEEDED);
   });
 
@@ -216,11 +291,16 @@ describe("AMQP RPC", () => {
     });
     const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
-    ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })), {
-      correlationId: "late-1",
-      replyTo: "amq.rabbitmq.reply-to",
-      headers: { "rpc-method": service.methods.echo.path, "rpc-timeout-ms": 0 },
-    });
+    ch.publish(
+      "",
+      service.amqp!.requestQueue,
+      Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })),
+      {
+        correlationId: "late-1",
+        replyTo: "amq.rabbitmq.reply-to",
+        headers: { "rpc-method": service.methods.echo.path, "rpc-timeout-ms": 0 },
+      },
+    );
     const m = await reply();
     expect(Number(m.properties.headers!["rpc-status"])).toBe(Code.DEADLINE_EXCEEDED);
     expect(calls).toBe(0);
@@ -239,14 +319,20 @@ describe("AMQP RPC", () => {
     });
     const t = client();
     const controller = new AbortController();
-    const call = t.unary(service.methods.slow, { text: "", delayMs: 0 }, { signal: controller.signal });
+    const call = t.unary(
+      service.methods.slow,
+      { text: "", delayMs: 0 },
+      { signal: controller.signal },
+    );
     await running;
     controller.abort();
     const err = await rejection(call);
     expect(err.code).toBe(Code.CANCELLED);
     expect(t.inFlight).toBe(0);
     // Already aborted: fails without sending.
-    const err2 = await rejection(t.unary(service.methods.slow, { text: "", delayMs: 0 }, { signal: AbortSignal.abort() }));
+    const err2 = await rejection(
+      t.unary(service.methods.slow, { text: "", delayMs: 0 }, { signal: AbortSignal.abort() }),
+    );
     expect(err2.code).toBe(Code.CANCELLED);
   });
 
@@ -256,12 +342,17 @@ describe("AMQP RPC", () => {
     const ch = await bed.admin.createChannel();
     const reply = await rawReplies(ch);
     // A tag followed by a varint that never ends: not protobuf.
-    ch.publish("", service.amqp!.requestQueue, Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), {
-      correlationId: "bad-1",
-      replyTo: "amq.rabbitmq.reply-to",
-      contentType: "application/x-protobuf",
-      headers: { "rpc-method": service.methods.echo.path },
-    });
+    ch.publish(
+      "",
+      service.amqp!.requestQueue,
+      Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+      {
+        correlationId: "bad-1",
+        replyTo: "amq.rabbitmq.reply-to",
+        contentType: "application/x-protobuf",
+        headers: { "rpc-method": service.methods.echo.path },
+      },
+    );
     const m = await reply();
     expect(Number(m.properties.headers!["rpc-status"])).toBe(Code.INVALID_ARGUMENT);
     expect(String(m.properties.headers!["rpc-message"])).toContain(EchoType.typeName);
@@ -305,12 +396,16 @@ describe("AMQP RPC", () => {
     const authServer: Interceptor = (next) => async (req) => {
       serverSeen.push(`${req.side}/${req.transport}/${req.method.name}`);
       const auth = req.metadata["authorization"];
-      if (auth !== "Bearer s3cret") throw new StatusError(Code.UNAUTHENTICATED, "missing or bad token");
+      if (auth !== "Bearer s3cret")
+        throw new StatusError(Code.UNAUTHENTICATED, "missing or bad token");
       req.values.set(USER, "alice");
       const res = await next(req);
       return { ...res, metadata: { ...res.metadata, "x-audited": "1" } };
     };
-    const { service } = await serve({ echo: (req, ctx) => ({ text: `${ctx.values.get(USER)}: ${req.text}`, delayMs: 0 }) }, { interceptors: [authServer] });
+    const { service } = await serve(
+      { echo: (req, ctx) => ({ text: `${ctx.values.get(USER)}: ${req.text}`, delayMs: 0 }) },
+      { interceptors: [authServer] },
+    );
 
     const clientSeen: string[] = [];
     const token: Interceptor = (next) => (req) => {
@@ -319,7 +414,11 @@ describe("AMQP RPC", () => {
       return next(req);
     };
     let md: Record<string, string> | undefined;
-    const res = await client({ interceptors: [token] }).unary(service.methods.echo, { text: "hi", delayMs: 0 }, { onResponseMetadata: (m) => (md = m) });
+    const res = await client({ interceptors: [token] }).unary(
+      service.methods.echo,
+      { text: "hi", delayMs: 0 },
+      { onResponseMetadata: (m) => (md = m) },
+    );
     expect(res.text).toBe("alice: hi");
     expect(md).toEqual({ "x-audited": "1" });
     expect(clientSeen).toEqual(["client/amqp/Echo"]);
@@ -335,7 +434,10 @@ describe("AMQP RPC", () => {
     const rewrite: Interceptor = (next) => (req) => {
       req.values.set(TAG, `${req.side}-tagged`);
       if (req.stream) return next(req);
-      return next({ ...req, message: { ...(req.message as Echo), text: `${(req.message as Echo).text}+${req.side}` } });
+      return next({
+        ...req,
+        message: { ...(req.message as Echo), text: `${(req.message as Echo).text}+${req.side}` },
+      });
     };
     let sawSignal = false;
     const { service } = await serve(
@@ -347,14 +449,19 @@ describe("AMQP RPC", () => {
       },
       { interceptors: [rewrite] },
     );
-    const res = await client({ interceptors: [rewrite] }).unary(service.methods.echo, { text: "m", delayMs: 0 });
+    const res = await client({ interceptors: [rewrite] }).unary(service.methods.echo, {
+      text: "m",
+      delayMs: 0,
+    });
     expect(res.text).toBe("m+client+server server-tagged");
     expect(sawSignal).toBe(true);
   });
 
   it("fails UNAVAILABLE when no queue exists for the service (mandatory return)", async () => {
     const service = echoService();
-    const err = await rejection(client().unary(service.methods.echo, { text: "x", delayMs: 0 }, { timeoutMs: 0 }));
+    const err = await rejection(
+      client().unary(service.methods.echo, { text: "x", delayMs: 0 }, { timeoutMs: 0 }),
+    );
     expect(err.code).toBe(Code.UNAVAILABLE);
     expect(err.rawMessage).toContain(service.amqp!.requestQueue);
   });
@@ -364,9 +471,18 @@ describe("AMQP RPC", () => {
     const { service } = await serve({ echo: (req) => req }, {}, echoService(queue));
     // As generated code does: the method carries its queue.
     const generated = { ...service.methods.echo, requestQueue: queue };
-    expect((await client().unary(generated, { text: "by method", delayMs: 0 })).text).toBe("by method");
+    expect((await client().unary(generated, { text: "by method", delayMs: 0 })).text).toBe(
+      "by method",
+    );
     // Hand-written descriptors without it: the transport learns the queue from the service.
-    expect((await client({ services: [service] }).unary(service.methods.echo, { text: "by service", delayMs: 0 })).text).toBe("by service");
+    expect(
+      (
+        await client({ services: [service] }).unary(service.methods.echo, {
+          text: "by service",
+          delayMs: 0,
+        })
+      ).text,
+    ).toBe("by service");
   });
 
   it("declares a quorum request queue and DLQ by default, adopts an existing classic queue, and refuses a clash when the type is explicit", async () => {
@@ -394,12 +510,18 @@ describe("AMQP RPC", () => {
     await ch.assertQueue(classic.amqp!.requestQueue, { durable: true });
     const server = await serveAmqp(bed.serverConn, classic, { echo: (r: Echo) => r });
     closables.push(server);
-    expect((await client().unary(classic.methods.echo, { text: "adopted", delayMs: 0 })).text).toBe("adopted");
+    expect((await client().unary(classic.methods.echo, { text: "adopted", delayMs: 0 })).text).toBe(
+      "adopted",
+    );
 
     // Explicit "quorum" on that classic queue: the clash is reported, not papered over.
-    const clash = await rejection(serveAmqp(bed.serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" }));
+    const clash = await rejection(
+      serveAmqp(bed.serverConn, classic, { echo: (r: Echo) => r }, { queueType: "quorum" }),
+    );
     expect(clash.code).toBe(Code.FAILED_PRECONDITION);
-    expect(clash.rawMessage).toContain("the quorum type that the server's queueType option asks for");
+    expect(clash.rawMessage).toContain(
+      "the quorum type that the server's queueType option asks for",
+    );
     expect((clash.cause as { code?: number }).code).toBe(406);
     await ch.close();
   });
@@ -425,7 +547,9 @@ describe("AMQP RPC", () => {
     // "auto" choice would be quorum (the default test above shows that).
     const { service } = await serve({ echo: (r) => r }, {}, withType("classic"));
     const q = service.amqp!.requestQueue;
-    expect((await client().unary(service.methods.echo, { text: "classic", delayMs: 0 })).text).toBe("classic");
+    expect((await client().unary(service.methods.echo, { text: "classic", delayMs: 0 })).text).toBe(
+      "classic",
+    );
     expect(await redeclare(q, "classic")).toBe("same");
     expect(await redeclare(q, "quorum")).toBe(406);
     expect(await redeclare(`${q}.dlq`, "classic")).toBe("same");
@@ -438,16 +562,25 @@ describe("AMQP RPC", () => {
     expect(await redeclare(mq, "quorum")).toBe("same");
     const err = await rejection(serveAmqp(bed.serverConn, moved, { echo: (r: Echo) => r }));
     expect(err.code).toBe(Code.FAILED_PRECONDITION);
-    expect(err.rawMessage).toContain(`cannot serve ${moved.typeName}: queue "${mq}" already exists with another type than the classic type that the contract ((grabbit.v1.service).queue_type of ${moved.typeName}) asks for`);
+    expect(err.rawMessage).toContain(
+      `cannot serve ${moved.typeName}: queue "${mq}" already exists with another type than the classic type that the contract ((grabbit.v1.service).queue_type of ${moved.typeName}) asks for`,
+    );
     expect(err.rawMessage).toContain(`delete "${mq}" and "${mq}.dlq"`);
     expect(err.rawMessage).toContain("re-created as classic");
     expect(err.rawMessage).toContain("inequivalent arg 'x-queue-type'");
     // Nothing was changed: the queue is still quorum.
     expect(await redeclare(mq, "quorum")).toBe("same");
     // The server's own option wins over the contract: "quorum" (or "auto") serves the quorum queue.
-    const overridden = await serveAmqp(bed.serverConn, moved, { echo: (r: Echo) => r }, { queueType: "quorum" });
+    const overridden = await serveAmqp(
+      bed.serverConn,
+      moved,
+      { echo: (r: Echo) => r },
+      { queueType: "quorum" },
+    );
     closables.push(overridden);
-    expect((await client().unary(moved.methods.echo, { text: "overridden", delayMs: 0 })).text).toBe("overridden");
+    expect(
+      (await client().unary(moved.methods.echo, { text: "overridden", delayMs: 0 })).text,
+    ).toBe("overridden");
 
     // The contract says quorum on an existing classic queue: refused the same way.
     const toQuorum = withType("quorum");
@@ -456,7 +589,9 @@ describe("AMQP RPC", () => {
     expect(await redeclare(tq, "classic")).toBe("same");
     const err2 = await rejection(serveAmqp(bed.serverConn, toQuorum, { echo: (r: Echo) => r }));
     expect(err2.code).toBe(Code.FAILED_PRECONDITION);
-    expect(err2.rawMessage).toContain(`queue "${tq}" already exists with another type than the quorum type`);
+    expect(err2.rawMessage).toContain(
+      `queue "${tq}" already exists with another type than the quorum type`,
+    );
   });
 
   it("close(): the transport cancels waiting calls; the server finishes in-flight handlers first", async () => {
@@ -488,7 +623,9 @@ describe("AMQP RPC", () => {
     const pendingErr = rejection(pending);
     await t2.close();
     expect((await pendingErr).code).toBe(Code.CANCELLED);
-    expect((await rejection(t2.unary(service.methods.echo, { text: "", delayMs: 0 }))).code).toBe(Code.UNAVAILABLE);
+    expect((await rejection(t2.unary(service.methods.echo, { text: "", delayMs: 0 }))).code).toBe(
+      Code.UNAVAILABLE,
+    );
     await ch.close();
   });
 });

@@ -80,7 +80,13 @@ describe("every call kind over RabbitMQ", () => {
     const { service } = await serve(handlers);
     const t = client();
     let trailers: Record<string, string> | undefined;
-    const out = await collect(t.serverStream(service.methods.count, { text: "n", delayMs: 500 }, { onTrailers: (m) => (trailers = m) }));
+    const out = await collect(
+      t.serverStream(
+        service.methods.count,
+        { text: "n", delayMs: 500 },
+        { onTrailers: (m) => (trailers = m) },
+      ),
+    );
     expect(out.map((m) => m.delayMs)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
     expect(out[499]!.text).toBe("n500");
     expect(trailers).toMatchObject({ "x-total": "500" });
@@ -91,7 +97,13 @@ describe("every call kind over RabbitMQ", () => {
     const t = client();
     const items = Array.from({ length: 300 }, (_, i) => ({ text: String(i), delayMs: i }));
     let trailers: Record<string, string> | undefined;
-    const res = await t.clientStream(service.methods.sum, (async function* () { yield* items; })(), { onTrailers: (m) => (trailers = m) });
+    const res = await t.clientStream(
+      service.methods.sum,
+      (async function* () {
+        yield* items;
+      })(),
+      { onTrailers: (m) => (trailers = m) },
+    );
     expect(res.delayMs).toBe((299 * 300) / 2);
     expect(res.text.split(",")).toEqual(items.map((i) => i.text));
     expect(trailers).toMatchObject({ "x-count": "300" });
@@ -107,7 +119,10 @@ describe("every call kind over RabbitMQ", () => {
   it("unary still works beside streams on one server", async () => {
     const { service } = await serve(handlers);
     const t = client();
-    await expect(t.unary(service.methods.echo, { text: "hi", delayMs: 0 })).resolves.toEqual({ text: "hi", delayMs: 0 });
+    await expect(t.unary(service.methods.echo, { text: "hi", delayMs: 0 })).resolves.toEqual({
+      text: "hi",
+      delayMs: 0,
+    });
   });
 
   it("headers: sendHeaders arrives before the first message; responseHeaders go with the first message", async () => {
@@ -127,13 +142,21 @@ describe("every call kind over RabbitMQ", () => {
     });
     const t = client();
     let headers: Record<string, string> | undefined;
-    const it = t.serverStream(service.methods.count, { text: "x", delayMs: 0 }, { onHeaders: (m) => (headers = m) })[Symbol.asyncIterator]();
+    const it = t
+      .serverStream(
+        service.methods.count,
+        { text: "x", delayMs: 0 },
+        { onHeaders: (m) => (headers = m) },
+      )
+      [Symbol.asyncIterator]();
     const first = it.next();
     await settles(() => expect(headers).toEqual({ "x-early": "yes" }));
     release();
     await expect(first).resolves.toMatchObject({ value: { text: "x" } });
     let lazy: Record<string, string> | undefined;
-    await collect(t.bidiStream(service.methods.chat, texts(["q"]), { onHeaders: (m) => (lazy = m) }));
+    await collect(
+      t.bidiStream(service.methods.chat, texts(["q"]), { onHeaders: (m) => (lazy = m) }),
+    );
     expect(lazy).toEqual({ "x-lazy": "1" });
   });
 
@@ -141,7 +164,9 @@ describe("every call kind over RabbitMQ", () => {
     const { service } = await serve({
       async *count() {
         yield { text: "1", delayMs: 0 };
-        throw new StatusError(Code.FAILED_PRECONDITION, "no more", { metadata: { "x-why": "test" } });
+        throw new StatusError(Code.FAILED_PRECONDITION, "no more", {
+          metadata: { "x-why": "test" },
+        });
       },
     });
     const t = client();
@@ -149,20 +174,30 @@ describe("every call kind over RabbitMQ", () => {
     let trailers: Record<string, string> | undefined;
     const err = await (async () => {
       try {
-        for await (const m of t.serverStream(service.methods.count, { text: "", delayMs: 0 }, { onTrailers: (m) => (trailers = m) })) got.push(m);
+        for await (const m of t.serverStream(
+          service.methods.count,
+          { text: "", delayMs: 0 },
+          { onTrailers: (m) => (trailers = m) },
+        ))
+          got.push(m);
       } catch (e) {
         return e;
       }
     })();
     expect(got).toHaveLength(1);
-    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, message: expect.stringContaining("no more") });
+    expect(err).toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+      message: expect.stringContaining("no more"),
+    });
     expect(trailers).toMatchObject({ "x-why": "test" });
   });
 
   it("a missing streaming method answers UNIMPLEMENTED", async () => {
     const { service } = await serve({ echo: handlers.echo });
     const t = client();
-    await expect(collect(t.serverStream(service.methods.count, { text: "", delayMs: 1 }))).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+    await expect(
+      collect(t.serverStream(service.methods.count, { text: "", delayMs: 1 })),
+    ).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
   });
 });
 
@@ -178,7 +213,9 @@ describe("flow control", () => {
       },
     });
     const t = client({ streamWindow: 16 });
-    const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
+    const it = t
+      .serverStream(service.methods.count, { text: "", delayMs: 0 })
+      [Symbol.asyncIterator]();
     await it.next();
     await sleep(300);
     // The window, plus the message the generator made while waiting for credit.
@@ -206,7 +243,11 @@ describe("cancellation and deadlines", () => {
     const got: Echo[] = [];
     await expect(
       (async () => {
-        for await (const m of t.serverStream(service.methods.count, { text: "", delayMs: 0 }, { signal: ac.signal })) {
+        for await (const m of t.serverStream(
+          service.methods.count,
+          { text: "", delayMs: 0 },
+          { signal: ac.signal },
+        )) {
           got.push(m);
           if (got.length === 3) ac.abort();
         }
@@ -224,7 +265,8 @@ describe("cancellation and deadlines", () => {
       },
     });
     const t = client();
-    for await (const m of t.serverStream(service.methods.count, { text: "", delayMs: 0 })) if (m.delayMs === 5) break;
+    for await (const m of t.serverStream(service.methods.count, { text: "", delayMs: 0 }))
+      if (m.delayMs === 5) break;
     await settles(() => expect(aborted).toBe(true));
   });
 
@@ -232,7 +274,8 @@ describe("cancellation and deadlines", () => {
     let pulled = 0;
     const { service } = await serve({
       async sum(requests: AsyncIterable<Echo>) {
-        for await (const r of requests) if (r.delayMs === 3) throw new StatusError(Code.ABORTED, "enough");
+        for await (const r of requests)
+          if (r.delayMs === 3) throw new StatusError(Code.ABORTED, "enough");
         return { text: "", delayMs: 0 };
       },
     });
@@ -244,7 +287,9 @@ describe("cancellation and deadlines", () => {
         await sleep(1);
       }
     })();
-    await expect(t.clientStream(service.methods.sum, endless)).rejects.toMatchObject({ code: Code.ABORTED });
+    await expect(t.clientStream(service.methods.sum, endless)).rejects.toMatchObject({
+      code: Code.ABORTED,
+    });
     const after = pulled;
     await sleep(100);
     expect(pulled - after).toBeLessThanOrEqual(1);
@@ -265,7 +310,12 @@ describe("cancellation and deadlines", () => {
     const got: Echo[] = [];
     await expect(
       (async () => {
-        for await (const m of t.serverStream(service.methods.count, { text: "", delayMs: 0 }, { timeoutMs: 300 })) got.push(m);
+        for await (const m of t.serverStream(
+          service.methods.count,
+          { text: "", delayMs: 0 },
+          { timeoutMs: 300 },
+        ))
+          got.push(m);
       })(),
     ).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
     expect(got.length).toBeGreaterThan(0);
@@ -279,16 +329,22 @@ describe("cancellation and deadlines", () => {
     const { service } = await serve({
       async echo(req: Echo, ctx: HandlerContext) {
         started();
-        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => {
-          aborted = ctx.signal.reason;
-          resolve();
-        }));
+        await new Promise<void>((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            aborted = ctx.signal.reason;
+            resolve();
+          }),
+        );
         return req;
       },
     });
     const t = client();
     const ac = new AbortController();
-    const call = t.unary(service.methods.echo, { text: "", delayMs: 0 }, { signal: ac.signal, timeoutMs: 60_000 });
+    const call = t.unary(
+      service.methods.echo,
+      { text: "", delayMs: 0 },
+      { signal: ac.signal, timeoutMs: 60_000 },
+    );
     await running;
     ac.abort();
     await expect(call).rejects.toMatchObject({ code: Code.CANCELLED });
@@ -303,7 +359,13 @@ describe("cancellation and deadlines", () => {
       },
     });
     const t = client();
-    const out = await collect(t.serverStream(service.methods.count, { text: "r", delayMs: 0 }, { metadata: { "x-who": "me" } }));
+    const out = await collect(
+      t.serverStream(
+        service.methods.count,
+        { text: "r", delayMs: 0 },
+        { metadata: { "x-who": "me" } },
+      ),
+    );
     expect(out[0]!.text).toBe("me");
   });
 });
@@ -322,7 +384,9 @@ describe("a peer that vanishes", () => {
     });
     const conn = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-doomed-client" });
     const t = new AmqpRpcTransport(conn, { keepaliveMs: 200 });
-    const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
+    const it = t
+      .serverStream(service.methods.count, { text: "", delayMs: 0 })
+      [Symbol.asyncIterator]();
     await it.next();
     await conn.close();
     await settles(() => expect(aborted).toBeInstanceOf(StatusError), 5_000);
@@ -333,21 +397,35 @@ describe("a peer that vanishes", () => {
     queues.push(service.amqp!.requestQueue);
     const proxy = await brokerProxy();
     const conn = await AmqpConnection.connect({ urls: proxy.url, name: "streams-doomed-server" });
-    const server = await serveAmqp(conn, service, {
-      async *count() {
-        for (let i = 0; ; i++) {
-          yield { text: "", delayMs: i };
-          await sleep(5);
-        }
+    const server = await serveAmqp(
+      conn,
+      service,
+      {
+        async *count() {
+          for (let i = 0; ; i++) {
+            yield { text: "", delayMs: i };
+            await sleep(5);
+          }
+        },
       },
-    }, { closeTimeoutMs: 100 });
+      { closeTimeoutMs: 100 },
+    );
     try {
       const t = client({ keepaliveMs: 200 });
-      const it = t.serverStream(service.methods.count, { text: "", delayMs: 0 })[Symbol.asyncIterator]();
+      const it = t
+        .serverStream(service.methods.count, { text: "", delayMs: 0 })
+        [Symbol.asyncIterator]();
       await it.next();
       proxy.refuse(true);
       proxy.cutAll(); // as a server process killed: its socket closes, the broker drops its inbox
-      await expect((async () => { for (;;) { const r = await it.next(); if (r.done) return "done"; } })()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+      await expect(
+        (async () => {
+          for (;;) {
+            const r = await it.next();
+            if (r.done) return "done";
+          }
+        })(),
+      ).rejects.toMatchObject({ code: Code.UNAVAILABLE });
     } finally {
       await server.close();
       await conn.close();
@@ -364,7 +442,9 @@ describe("a stream nobody serves", () => {
     await ch.assertQueue(service.amqp!.requestQueue, { durable: true }); // a queue, no server
     await ch.close();
     const t = client({ timeoutMs: 300 });
-    await expect(collect(t.serverStream(service.methods.count, { text: "", delayMs: 1 }))).rejects.toMatchObject({
+    await expect(
+      collect(t.serverStream(service.methods.count, { text: "", delayMs: 1 })),
+    ).rejects.toMatchObject({
       code: Code.UNAVAILABLE,
       message: expect.stringContaining("no server accepted the stream"),
     });
@@ -376,7 +456,12 @@ describe("a stream nobody serves", () => {
         }
       },
     });
-    const out = await collect(client({ timeoutMs: 300 }).serverStream(served.service.methods.count, { text: "", delayMs: 0 }));
+    const out = await collect(
+      client({ timeoutMs: 300 }).serverStream(served.service.methods.count, {
+        text: "",
+        delayMs: 0,
+      }),
+    );
     expect(out).toHaveLength(5);
   });
 });

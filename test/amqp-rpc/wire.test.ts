@@ -42,21 +42,38 @@ describe("RPC wire contract", () => {
       seen.push(m);
       const req = EchoType.decode(m.content);
       const headers: Record<string, unknown> =
-        req.text === "fail" ? { "rpc-status": Code.FAILED_PRECONDITION, "rpc-message": "not in this state", "x-why": "state" } : { "rpc-status": 0, "x-reply": "r1" };
-      ch.publish("", m.properties.replyTo, req.text === "fail" ? Buffer.alloc(0) : Buffer.from(EchoType.encode({ text: `raw ${req.text}`, delayMs: 0 })), {
-        correlationId: m.properties.correlationId,
-        headers,
-      });
+        req.text === "fail"
+          ? {
+              "rpc-status": Code.FAILED_PRECONDITION,
+              "rpc-message": "not in this state",
+              "x-why": "state",
+            }
+          : { "rpc-status": 0, "x-reply": "r1" };
+      ch.publish(
+        "",
+        m.properties.replyTo,
+        req.text === "fail"
+          ? Buffer.alloc(0)
+          : Buffer.from(EchoType.encode({ text: `raw ${req.text}`, delayMs: 0 })),
+        {
+          correlationId: m.properties.correlationId,
+          headers,
+        },
+      );
       ch.ack(m);
     });
 
     const t = new AmqpRpcTransport(conn);
     let md: Record<string, string> | undefined;
-    const res = await t.unary(service.methods.echo, { text: "hi", delayMs: 5 }, {
-      timeoutMs: 5000,
-      metadata: { authorization: "Bearer t", traceparent: "00-1-2-01" },
-      onResponseMetadata: (m) => (md = m),
-    });
+    const res = await t.unary(
+      service.methods.echo,
+      { text: "hi", delayMs: 5 },
+      {
+        timeoutMs: 5000,
+        metadata: { authorization: "Bearer t", traceparent: "00-1-2-01" },
+        onResponseMetadata: (m) => (md = m),
+      },
+    );
     expect(res).toEqual({ text: "raw hi", delayMs: 0 });
     expect(md).toEqual({ "x-reply": "r1" });
 
@@ -93,7 +110,10 @@ describe("RPC wire contract", () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
     const server = await serveAmqp(conn, service, {
-      echo: (req: { text: string; delayMs: number }, ctx: { metadata: Record<string, string>; responseMetadata: Record<string, string> }) => {
+      echo: (
+        req: { text: string; delayMs: number },
+        ctx: { metadata: Record<string, string>; responseMetadata: Record<string, string> },
+      ) => {
         ctx.responseMetadata["x-tenant-seen"] = ctx.metadata["x-tenant"] ?? "";
         return { text: req.text.toUpperCase(), delayMs: req.delayMs };
       },
@@ -105,15 +125,20 @@ describe("RPC wire contract", () => {
     const replies: amqp.ConsumeMessage[] = [];
     await ch.consume("amq.rabbitmq.reply-to", (m) => m && replies.push(m), { noAck: true });
     const send = (method: string, correlationId: string) =>
-      ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "abc", delayMs: 3 })), {
-        correlationId,
-        replyTo: "amq.rabbitmq.reply-to",
-        contentType: "application/x-protobuf",
-        type: EchoType.typeName,
-        messageId: "m-" + correlationId,
-        expiration: "10000",
-        headers: { "rpc-method": method, "rpc-timeout-ms": 10000, "x-tenant": "acme" },
-      });
+      ch.publish(
+        "",
+        service.amqp!.requestQueue,
+        Buffer.from(EchoType.encode({ text: "abc", delayMs: 3 })),
+        {
+          correlationId,
+          replyTo: "amq.rabbitmq.reply-to",
+          contentType: "application/x-protobuf",
+          type: EchoType.typeName,
+          messageId: "m-" + correlationId,
+          expiration: "10000",
+          headers: { "rpc-method": method, "rpc-timeout-ms": 10000, "x-tenant": "acme" },
+        },
+      );
     send(service.methods.echo.path, "ok-1");
     send(service.methods.fail.path, "err-1");
     while (replies.length < 2) await new Promise((r) => setTimeout(r, 10));
@@ -135,7 +160,10 @@ describe("RPC wire contract", () => {
   it("error details travel as a google.rpc.Status in rpc-status-details-bin, both ways", async () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue);
-    const detail = { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Uint8Array.from([0x0a, 0x03, 0x66, 0x6f, 0x6f]) };
+    const detail = {
+      typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
+      value: Uint8Array.from([0x0a, 0x03, 0x66, 0x6f, 0x6f]),
+    };
     const server = await serveAmqp(conn, service, {
       fail: () => {
         throw new StatusError(Code.FAILED_PRECONDITION, "stock too low", { details: [detail] });
@@ -145,24 +173,38 @@ describe("RPC wire contract", () => {
     const ch = await raw.createChannel();
     const replies: amqp.ConsumeMessage[] = [];
     await ch.consume("amq.rabbitmq.reply-to", (m) => m && replies.push(m), { noAck: true });
-    ch.publish("", service.amqp!.requestQueue, Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })), {
-      correlationId: "d-1",
-      replyTo: "amq.rabbitmq.reply-to",
-      contentType: "application/x-protobuf",
-      type: EchoType.typeName,
-      headers: { "rpc-method": service.methods.fail.path },
-    });
+    ch.publish(
+      "",
+      service.amqp!.requestQueue,
+      Buffer.from(EchoType.encode({ text: "x", delayMs: 0 })),
+      {
+        correlationId: "d-1",
+        replyTo: "amq.rabbitmq.reply-to",
+        contentType: "application/x-protobuf",
+        type: EchoType.typeName,
+        headers: { "rpc-method": service.methods.fail.path },
+      },
+    );
     while (replies.length < 1) await new Promise((r) => setTimeout(r, 10));
     const bytes = replies[0]!.properties.headers!["rpc-status-details-bin"] as Buffer;
     expect(Buffer.isBuffer(bytes)).toBe(true);
-    expect(decodeStatus(bytes)).toEqual({ code: Code.FAILED_PRECONDITION, message: "stock too low", details: [[detail.typeUrl, Buffer.from(detail.value).toString("hex")]] });
+    expect(decodeStatus(bytes)).toEqual({
+      code: Code.FAILED_PRECONDITION,
+      message: "stock too low",
+      details: [[detail.typeUrl, Buffer.from(detail.value).toString("hex")]],
+    });
 
     // The typed client gets them as StatusError.details.
     const transport = new AmqpRpcTransport(conn);
-    const err = await transport.unary(service.methods.fail, { text: "x", delayMs: 0 }).then(() => undefined, (e: unknown) => e as StatusError);
+    const err = await transport.unary(service.methods.fail, { text: "x", delayMs: 0 }).then(
+      () => undefined,
+      (e: unknown) => e as StatusError,
+    );
     if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
     expect(err.code).toBe(Code.FAILED_PRECONDITION);
-    expect(err.details.map((d) => [d.typeUrl, Buffer.from(d.value).toString("hex")])).toEqual([[detail.typeUrl, "0a03666f6f"]]);
+    expect(err.details.map((d) => [d.typeUrl, Buffer.from(d.value).toString("hex")])).toEqual([
+      [detail.typeUrl, "0a03666f6f"],
+    ]);
     await transport.close();
     await ch.close();
     await server.close();
@@ -177,13 +219,20 @@ describe("RPC wire contract", () => {
       if (!m) return;
       ch.publish("", m.properties.replyTo, Buffer.alloc(0), {
         correlationId: m.properties.correlationId,
-        headers: { "rpc-status": Code.ABORTED, "rpc-message": "conflict", "rpc-status-details-bin": Buffer.from([0x1a, 0xff]) },
+        headers: {
+          "rpc-status": Code.ABORTED,
+          "rpc-message": "conflict",
+          "rpc-status-details-bin": Buffer.from([0x1a, 0xff]),
+        },
       });
       ch.ack(m);
     });
     const transport = new AmqpRpcTransport(conn);
     const method = { ...echoService().methods.fail, requestQueue: queue };
-    const err = await transport.unary(method, { text: "x", delayMs: 0 }).then(() => undefined, (e: unknown) => e as StatusError);
+    const err = await transport.unary(method, { text: "x", delayMs: 0 }).then(
+      () => undefined,
+      (e: unknown) => e as StatusError,
+    );
     if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
     expect(err.code).toBe(Code.ABORTED);
     expect(err.rawMessage).toBe("conflict");
@@ -201,16 +250,25 @@ describe("RPC wire contract", () => {
       service,
       {
         fail: () => {
-          throw new StatusError(Code.RESOURCE_EXHAUSTED, "quota", { metadata: { "x-huge": "y".repeat(200_000) } });
+          throw new StatusError(Code.RESOURCE_EXHAUSTED, "quota", {
+            metadata: { "x-huge": "y".repeat(200_000) },
+          });
         },
       },
       { onError: (e) => problems.push(e) },
     );
     const transport = new AmqpRpcTransport(conn);
-    const err = await transport.unary(service.methods.fail, { text: "x", delayMs: 0 }, { timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e as StatusError);
+    const err = await transport
+      .unary(service.methods.fail, { text: "x", delayMs: 0 }, { timeoutMs: 10_000 })
+      .then(
+        () => undefined,
+        (e: unknown) => e as StatusError,
+      );
     if (!(err instanceof StatusError)) throw new Error("expected a StatusError");
     expect(err.code).toBe(Code.RESOURCE_EXHAUSTED);
-    expect(err.rawMessage).toMatch(/^quota \(the reply's metadata and error details were dropped: /);
+    expect(err.rawMessage).toMatch(
+      /^quota \(the reply's metadata and error details were dropped: /,
+    );
     expect(err.metadata["x-huge"]).toBeUndefined();
     expect(problems.map((p) => p.message).join("\n")).toMatch(/dropped/);
     await transport.close();
@@ -219,7 +277,11 @@ describe("RPC wire contract", () => {
 });
 
 /** google.rpc.Status { int32 code = 1; string message = 2; repeated Any details = 3; }, read by hand. */
-function decodeStatus(bytes: Uint8Array): { code: number; message: string; details: [string, string][] } {
+function decodeStatus(bytes: Uint8Array): {
+  code: number;
+  message: string;
+  details: [string, string][];
+} {
   const r = new BinaryReader(bytes);
   const out = { code: 0, message: "", details: [] as [string, string][] };
   while (r.pos < r.len) {
@@ -241,4 +303,3 @@ function decodeStatus(bytes: Uint8Array): { code: number; message: string; detai
   }
   return out;
 }
-

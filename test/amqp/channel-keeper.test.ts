@@ -5,7 +5,10 @@ import type { Channel, ConfirmChannel } from "amqplib";
 import { AmqpConnection, ChannelKeeper } from "@grabbit/runtime/amqp";
 import { deferred, faultHarness } from "./fixtures.js";
 
-const { closers, proxied } = faultHarness("grabbit-keeper-test", { initialDelayMs: 10, maxDelayMs: 50 });
+const { closers, proxied } = faultHarness("grabbit-keeper-test", {
+  initialDelayMs: 10,
+  maxDelayMs: 50,
+});
 const keepers: ChannelKeeper<Channel>[] = [];
 afterEach(async () => {
   for (const k of keepers.splice(0)) await k.close();
@@ -127,6 +130,10 @@ describe("ChannelKeeper", () => {
     closers.push(() => keeper.close());
     await keeper.startOrFail();
     const ch = keeper.current!;
-    await new Promise<void>((resolve, reject) => ch.publish("amq.direct", "nobody", Buffer.from("x"), {}, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      ch.publish("amq.direct", "nobody", Buffer.from("x"), {}, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
   });
 });

@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { AmqpConnection, Publisher, quorumLostMessage, redactUrl, type AmqpConnectionEvents, type AmqpSession } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  Publisher,
+  quorumLostMessage,
+  redactUrl,
+  type AmqpConnectionEvents,
+  type AmqpSession,
+} from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { TcpProxy, brokerProxy } from "../support/tcp-proxy.js";
@@ -9,15 +16,24 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f().catch(() => {});
 });
 
-function nextEvent<T = unknown>(emitter: AmqpConnection, name: keyof AmqpConnectionEvents): Promise<T> {
-  return new Promise((resolve) => emitter.once(name, (...args: unknown[]) => resolve(args[0] as T)));
+function nextEvent<T = unknown>(
+  emitter: AmqpConnection,
+  name: keyof AmqpConnectionEvents,
+): Promise<T> {
+  return new Promise((resolve) =>
+    emitter.once(name, (...args: unknown[]) => resolve(args[0] as T)),
+  );
 }
 
 describe("AmqpConnection", () => {
   it("connects, reports the broker's quorum support and runs setups now and on every session", async () => {
     const proxy = await brokerProxy();
     cleanup.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-test", reconnect: { initialDelayMs: 20 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      name: "grabbit-test",
+      reconnect: { initialDelayMs: 20 },
+    });
     cleanup.push(() => conn.close());
     expect(conn.connected).toBe(true);
     expect(conn.supportsQuorumQueues()).toBe(true);
@@ -53,7 +69,10 @@ describe("AmqpConnection", () => {
   it("keeps retrying while the broker refuses connections and recovers when it accepts again", async () => {
     const proxy = await brokerProxy();
     cleanup.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
     cleanup.push(() => conn.close());
     proxy.refuse(true);
     let attempts = 0;
@@ -65,7 +84,9 @@ describe("AmqpConnection", () => {
     proxy.cutAll();
     await threeFailures;
     expect(conn.connected).toBe(false);
-    await expect(conn.waitForSession({ timeoutMs: 1 })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(conn.waitForSession({ timeoutMs: 1 })).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+    });
     proxy.refuse(false);
     const session = await conn.waitForSession();
     expect(session.open).toBe(true);
@@ -103,13 +124,17 @@ describe("AmqpConnection", () => {
     expect(given.nodes).toEqual(shown);
     expect(given.node).toBe(shown[0]);
     // After the node is lost the connection reports the next one, with the reconnect counted.
-    const connected = new Promise<{ node: string; reconnects: number }>((resolve) => given.once("connected", (_s: unknown, i: { node: string; reconnects: number }) => resolve(i)));
+    const connected = new Promise<{ node: string; reconnects: number }>((resolve) =>
+      given.once("connected", (_s: unknown, i: { node: string; reconnects: number }) => resolve(i)),
+    );
     proxies[0]!.refuse(true);
     proxies[0]!.cutAll();
     expect(await connected).toEqual({ node: shown[1], reconnects: 1 });
     expect(given.node).toBe(shown[1]);
     expect(() => new Publisher(given)).not.toThrow();
-    await expect(AmqpConnection.connect({ urls, urlOrder: "random" as "given" })).rejects.toThrow(/urlOrder must be "shuffle" or "given"/);
+    await expect(AmqpConnection.connect({ urls, urlOrder: "random" as "given" })).rejects.toThrow(
+      /urlOrder must be "shuffle" or "given"/,
+    );
   });
 
   it("probes which nodes answer, and calls a cluster with no majority up a lost quorum", async () => {
@@ -121,10 +146,18 @@ describe("AmqpConnection", () => {
     await down1.stop();
     await down2.stop();
     cleanup.push(() => up.stop());
-    const conn = await AmqpConnection.connect({ urls: [up.url, down1.url, down2.url], urlOrder: "given" });
+    const conn = await AmqpConnection.connect({
+      urls: [up.url, down1.url, down2.url],
+      urlOrder: "given",
+    });
     cleanup.push(() => conn.close());
     const probe = await conn.probeNodes();
-    expect(probe).toEqual({ total: 3, reachable: 1, down: [redactUrl(down1.url), redactUrl(down2.url)], quorumLost: true });
+    expect(probe).toEqual({
+      total: 3,
+      reachable: 1,
+      down: [redactUrl(down1.url), redactUrl(down2.url)],
+      quorumLost: true,
+    });
     expect(quorumLostMessage(probe)).toMatch(/lost its quorum: 1 of 3 nodes answer/);
   });
 
@@ -133,7 +166,10 @@ describe("AmqpConnection", () => {
     await dead.start();
     dead.refuse(true);
     cleanup.push(() => dead.stop());
-    const err = await AmqpConnection.connect({ urls: dead.url, reconnect: { initialDelayMs: 5, maxAttempts: 2 } }).catch((e) => e);
+    const err = await AmqpConnection.connect({
+      urls: dead.url,
+      reconnect: { initialDelayMs: 5, maxAttempts: 2 },
+    }).catch((e) => e);
     expect(err).toBeInstanceOf(StatusError);
     expect(err.code).toBe(Code.UNAVAILABLE);
     expect(err.message).not.toContain("guest:guest");
@@ -142,7 +178,10 @@ describe("AmqpConnection", () => {
   it("close() closes tracked resources first and never reconnects", async () => {
     const proxy = await brokerProxy();
     cleanup.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 5 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      reconnect: { initialDelayMs: 5 },
+    });
     const events: string[] = [];
     const session = await conn.waitForSession();
     conn.track({
@@ -177,7 +216,11 @@ describe("AmqpConnection", () => {
   it("negotiates the heartbeat asked for, and unregistered setups stop running", async () => {
     const proxy = await brokerProxy();
     cleanup.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, heartbeatSeconds: 7, reconnect: { initialDelayMs: 5 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      heartbeatSeconds: 7,
+      reconnect: { initialDelayMs: 5 },
+    });
     cleanup.push(() => conn.close());
     const session = await conn.waitForSession();
     expect((session.connection.connection as unknown as { heartbeat: number }).heartbeat).toBe(7);
@@ -194,7 +237,10 @@ describe("AmqpConnection", () => {
   it("waitForSession honours an abort signal while disconnected", async () => {
     const proxy = await brokerProxy();
     cleanup.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 5, maxDelayMs: 20 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
+    });
     cleanup.push(() => conn.close());
     proxy.refuse(true);
     const lost = nextEvent(conn, "disconnected");
@@ -212,7 +258,11 @@ describe("AmqpConnection", () => {
       const conn = await AmqpConnection.connect({ noDelay });
       cleanup.push(() => conn.close());
       const session = await conn.waitForSession();
-      const socket = (session.connection.connection as unknown as { stream: { _write: Function; _writev?: Function } }).stream;
+      const socket = (
+        session.connection.connection as unknown as {
+          stream: { _write: Function; _writev?: Function };
+        }
+      ).stream;
       const p = new Publisher(conn);
       await p.publish("", "grabbit-nowhere", new Uint8Array([0]), {}, { mandatory: false });
       let writes = 0;
@@ -228,7 +278,11 @@ describe("AmqpConnection", () => {
           return writev.apply(this, args);
         };
       }
-      await Promise.all(Array.from({ length: 200 }, (_, i) => p.publish("", "grabbit-nowhere", new Uint8Array([i]), {}, { mandatory: false })));
+      await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          p.publish("", "grabbit-nowhere", new Uint8Array([i]), {}, { mandatory: false }),
+        ),
+      );
       counts[String(noDelay)] = writes;
       await p.close();
     }

@@ -28,7 +28,13 @@ describe("EventConsumer.close() on a quorum queue under load", () => {
       const exchange = janitor.exchange("stop");
       const event = orderEvent(exchange, "topic", "order.{region}");
       const queue = janitor.queue("stop", [1000]);
-      const options = { queue, queueType: "quorum" as const, prefetch: 200, concurrency: 50, retry: { delaysMs: [1000] } };
+      const options = {
+        queue,
+        queueType: "quorum" as const,
+        prefetch: 200,
+        concurrency: 50,
+        retry: { delaysMs: [1000] },
+      };
       const handled = new Map<string, number>();
       const count = (id: string) => handled.set(id, (handled.get(id) ?? 0) + 1);
 
@@ -52,7 +58,11 @@ describe("EventConsumer.close() on a quorum queue under load", () => {
       const pub = new EventPublisher(conn, event);
       const published = (async () => {
         for (let i = 0; i < TOTAL; i += 200) {
-          await Promise.all(Array.from({ length: Math.min(200, TOTAL - i) }, (_, j) => pub.publish({ id: String(i + j), region: "eu", amount: i + j })));
+          await Promise.all(
+            Array.from({ length: Math.min(200, TOTAL - i) }, (_, j) =>
+              pub.publish({ id: String(i + j), region: "eu", amount: i + j }),
+            ),
+          );
         }
       })();
       await reached.promise;

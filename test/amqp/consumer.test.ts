@@ -1,9 +1,21 @@
 // Consumer semantics: acks, retries through TTL queues, dead-lettering with reasons, concurrency,
 // queue types and shutdown.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AmqpConnection, EventConsumer, EventPublisher, type EventConsumerOptions } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  type EventConsumerOptions,
+} from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
-import { Janitor, OrderCancelled, UNDECODABLE, countdown, deferred, orderEvent } from "./fixtures.js";
+import {
+  Janitor,
+  OrderCancelled,
+  UNDECODABLE,
+  countdown,
+  deferred,
+  orderEvent,
+} from "./fixtures.js";
 
 let conn: AmqpConnection;
 const janitor = new Janitor();
@@ -33,9 +45,17 @@ function setup(opts: Partial<EventConsumerOptions> = {}) {
   const exchange = janitor.exchange("c");
   const event = orderEvent(exchange, "topic", "order.{region}");
   const queue = janitor.queue("c", opts.retry?.delaysMs ?? DELAYS);
-  const consumer = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: DELAYS, maxAttempts: 3 }, ...opts });
+  const consumer = new EventConsumer(conn, {
+    queue,
+    queueType: "classic",
+    retry: { delaysMs: DELAYS, maxAttempts: 3 },
+    ...opts,
+  });
   const pub = new EventPublisher(conn, event);
-  closers.push(() => pub.close(), () => consumer.close());
+  closers.push(
+    () => pub.close(),
+    () => consumer.close(),
+  );
   return { exchange, event, queue, consumer, pub };
 }
 
@@ -80,7 +100,10 @@ describe("EventConsumer", () => {
         throw new Error("database is down");
       })
       .start();
-    await pub.publish({ id: "42", region: "eu", amount: 9 }, { messageId: "m-42", metadata: { traceparent: "tp" } });
+    await pub.publish(
+      { id: "42", region: "eu", amount: 9 },
+      { messageId: "m-42", metadata: { traceparent: "tp" } },
+    );
     const dead = await janitor.next(`${queue}.dlq`);
     expect(calls).toBe(3);
     expect(event.type.decode(dead.content)).toEqual({ id: "42", region: "eu", amount: 9 });
@@ -118,7 +141,10 @@ describe("EventConsumer", () => {
     await consumer
       .on(event, (o) => {
         calls++;
-        throw new StatusError(o.region === "a" ? Code.INVALID_ARGUMENT : Code.FAILED_PRECONDITION, `bad order ${o.id}`);
+        throw new StatusError(
+          o.region === "a" ? Code.INVALID_ARGUMENT : Code.FAILED_PRECONDITION,
+          `bad order ${o.id}`,
+        );
       })
       .start();
     await pub.publish({ id: "1", region: "a", amount: 0 });
@@ -136,20 +162,45 @@ describe("EventConsumer", () => {
     let calls = 0;
     await consumer.on(event, () => void calls++).start();
     const ch = await janitor.channel();
-    const base = { contentType: "application/x-protobuf", type: "test.v1.OrderCreated", messageId: "poison" };
+    const base = {
+      contentType: "application/x-protobuf",
+      type: "test.v1.OrderCreated",
+      messageId: "poison",
+    };
     ch.publish(exchange, "order.x", UNDECODABLE, base);
     const undecodable = await janitor.next(`${queue}.dlq`);
-    ch.publish(exchange, "order.x", Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })), { ...base, type: "test.v1.Unknown" });
+    ch.publish(
+      exchange,
+      "order.x",
+      Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })),
+      { ...base, type: "test.v1.Unknown" },
+    );
     const unknownType = await janitor.next(`${queue}.dlq`);
-    ch.publish(exchange, "order.x", Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })), { ...base, contentType: "application/json" });
+    ch.publish(
+      exchange,
+      "order.x",
+      Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })),
+      { ...base, contentType: "application/json" },
+    );
     const wrongContent = await janitor.next(`${queue}.dlq`);
-    ch.publish(exchange, "order.x", Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })), { contentType: "application/x-protobuf" });
+    ch.publish(
+      exchange,
+      "order.x",
+      Buffer.from(event.type.encode({ id: "1", region: "", amount: 0 })),
+      { contentType: "application/x-protobuf" },
+    );
     const noType = await janitor.next(`${queue}.dlq`);
     expect(calls).toBe(0);
-    expect(String(undecodable.properties.headers!["x-grabbit-error"])).toMatch(/cannot decode test\.v1\.OrderCreated/);
+    expect(String(undecodable.properties.headers!["x-grabbit-error"])).toMatch(
+      /cannot decode test\.v1\.OrderCreated/,
+    );
     expect(undecodable.content.equals(UNDECODABLE)).toBe(true);
-    expect(String(unknownType.properties.headers!["x-grabbit-error"])).toMatch(/no handler for message type test\.v1\.Unknown/);
-    expect(String(wrongContent.properties.headers!["x-grabbit-error"])).toMatch(/unsupported content_type "application\/json"/);
+    expect(String(unknownType.properties.headers!["x-grabbit-error"])).toMatch(
+      /no handler for message type test\.v1\.Unknown/,
+    );
+    expect(String(wrongContent.properties.headers!["x-grabbit-error"])).toMatch(
+      /unsupported content_type "application\/json"/,
+    );
     expect(String(noType.properties.headers!["x-grabbit-error"])).toMatch(/no type/);
     expect(String(noType.properties.headers!["x-grabbit-original-routing-key"])).toBe("order.x");
     expect(await janitor.messageCount(queue)).toBe(0);
@@ -158,7 +209,10 @@ describe("EventConsumer", () => {
   it("a known type registered on another queue is still a wrong type here", async () => {
     const { event, queue, consumer, exchange } = setup();
     await consumer.on(event, () => {}).start();
-    const other = new EventPublisher(conn, orderEvent(exchange, "topic", "order.{region}", OrderCancelled));
+    const other = new EventPublisher(
+      conn,
+      orderEvent(exchange, "topic", "order.{region}", OrderCancelled),
+    );
     closers.push(() => other.close());
     await other.publish({ id: "1", region: "eu", amount: 0 });
     const dead = await janitor.next(`${queue}.dlq`);
@@ -183,7 +237,11 @@ describe("EventConsumer", () => {
         done.hit();
       })
       .start();
-    await Promise.all(Array.from({ length: total }, (_, i) => pub.publish({ id: String(i), region: "eu", amount: i })));
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        pub.publish({ id: String(i), region: "eu", amount: i }),
+      ),
+    );
     await threeRunning.promise;
     gate.resolve();
     await done.done;
@@ -227,7 +285,11 @@ describe("EventConsumer", () => {
     const exchange = janitor.exchange("close");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("close", DELAYS);
-    const consumer = new EventConsumer(own, { queue, queueType: "classic", retry: { delaysMs: DELAYS } });
+    const consumer = new EventConsumer(own, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: DELAYS },
+    });
     const started = deferred();
     const release = deferred();
     const events: string[] = [];
@@ -248,26 +310,48 @@ describe("EventConsumer", () => {
     await closed;
     expect(events).toEqual(["handler done", "connection closed"]);
     expect(await janitor.messageCount(queue)).toBe(0);
-    await expect(pub.publish({ id: "2", region: "eu", amount: 0 })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(pub.publish({ id: "2", region: "eu", amount: 0 })).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+    });
   });
 
   it("queueType auto is quorum on this broker, and retry/DLQ queues share the type", async () => {
-    for (const [requested, expected] of [["auto", "quorum"], ["classic", "classic"], ["quorum", "quorum"]] as const) {
+    for (const [requested, expected] of [
+      ["auto", "quorum"],
+      ["classic", "classic"],
+      ["quorum", "quorum"],
+    ] as const) {
       const { event, queue, consumer } = setup({ queueType: requested });
       await consumer.on(event, () => {}).start();
       expect(consumer.type).toBe(expected);
       // Re-declaring with the other type must fail if the queue really has the expected type.
       // Every other argument as declared, so the type is the only difference.
-      const other = expected === "quorum" ? { "x-queue-type": "classic" } : { "x-queue-type": "quorum" };
-      const strategy = expected === "quorum" ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" } : {};
+      const other =
+        expected === "quorum" ? { "x-queue-type": "classic" } : { "x-queue-type": "quorum" };
+      const strategy =
+        expected === "quorum"
+          ? { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" }
+          : {};
       const argsOf: Record<string, Record<string, unknown>> = {
-        [queue]: { ...other, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": `${queue}.dlq` },
+        [queue]: {
+          ...other,
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": `${queue}.dlq`,
+        },
         [`${queue}.dlq`]: other,
-        [`${queue}.retry.50`]: { ...other, "x-message-ttl": 50, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": queue, ...strategy },
+        [`${queue}.retry.50`]: {
+          ...other,
+          "x-message-ttl": 50,
+          "x-dead-letter-exchange": "",
+          "x-dead-letter-routing-key": queue,
+          ...strategy,
+        },
       };
       for (const [q, args] of Object.entries(argsOf)) {
         const ch = await janitor.channel();
-        const err = await ch.assertQueue(q, { durable: true, arguments: args }).catch((e: Error) => e);
+        const err = await ch
+          .assertQueue(q, { durable: true, arguments: args })
+          .catch((e: Error) => e);
         expect(String(err)).toMatch(/inequivalent arg 'x-queue-type'/);
       }
       await consumer.close();
@@ -295,7 +379,9 @@ describe("EventConsumer", () => {
     await ch.assertQueue(queue, { durable: true });
     const errors: Error[] = [];
     conn.on("error", (e) => errors.push(e));
-    await expect(consumer.on(event, () => {}).start()).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+    await expect(consumer.on(event, () => {}).start()).rejects.toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+    });
     conn.removeAllListeners("error");
     expect(conn.connected).toBe(true);
     await ch.deleteQueue(queue);

@@ -36,7 +36,21 @@ interface QueueRow {
 
 /** The broker's own view of the queues (rabbitmqctl reads; it changes nothing). */
 async function listQueues(names: string[]): Promise<Map<string, QueueRow>> {
-  const { stdout } = await run("rabbitmqctl", ["-q", "list_queues", "name", "durable", "auto_delete", "exclusive", "arguments", "--formatter", "json"], { timeout: 30_000 });
+  const { stdout } = await run(
+    "rabbitmqctl",
+    [
+      "-q",
+      "list_queues",
+      "name",
+      "durable",
+      "auto_delete",
+      "exclusive",
+      "arguments",
+      "--formatter",
+      "json",
+    ],
+    { timeout: 30_000 },
+  );
   const rows = JSON.parse(stdout) as QueueRow[];
   return new Map(rows.filter((r) => names.includes(r.name)).map((r) => [r.name, r]));
 }
@@ -50,11 +64,20 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     const exchange = janitor.exchange("decl");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("decl", [100]);
-    const consumer = new EventConsumer(conn, { queue, queueType: "quorum", retry: { delaysMs: [100], maxAttempts: 3 } });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueType: "quorum",
+      retry: { delaysMs: [100], maxAttempts: 3 },
+    });
     await consumer.on(event, () => {}).start();
     closers.push(() => consumer.close());
     const rpcQueue = janitor.queue("rpc"); // its .dlq is cleaned up too
-    const server = await serveAmqp(conn, echoService(rpcQueue), { echo: (o: unknown) => o }, { queueType: "quorum" });
+    const server = await serveAmqp(
+      conn,
+      echoService(rpcQueue),
+      { echo: (o: unknown) => o },
+      { queueType: "quorum" },
+    );
     closers.push(() => server.close());
 
     const names = [queue, `${queue}.dlq`, `${queue}.retry.100`, rpcQueue, `${rpcQueue}.dlq`];
@@ -62,10 +85,19 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     expect([...rows.keys()].sort()).toEqual([...names].sort());
     for (const row of rows.values()) {
       // 4.x refuses transient non-exclusive queues; quorum queues can be neither exclusive nor auto-delete.
-      expect({ name: row.name, durable: row.durable, auto_delete: row.auto_delete, exclusive: row.exclusive !== "" && row.exclusive !== false }).toEqual({ name: row.name, durable: true, auto_delete: false, exclusive: false });
+      expect({
+        name: row.name,
+        durable: row.durable,
+        auto_delete: row.auto_delete,
+        exclusive: row.exclusive !== "" && row.exclusive !== false,
+      }).toEqual({ name: row.name, durable: true, auto_delete: false, exclusive: false });
       expect(args(row)["x-queue-type"]).toBe("quorum");
     }
-    expect(args(rows.get(queue))).toEqual({ "x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": `${queue}.dlq` });
+    expect(args(rows.get(queue))).toEqual({
+      "x-queue-type": "quorum",
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": `${queue}.dlq`,
+    });
     expect(args(rows.get(`${queue}.retry.100`))).toEqual({
       "x-queue-type": "quorum",
       "x-message-ttl": 100,
@@ -77,8 +109,15 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     expect(args(rows.get(rpcQueue))).toEqual({ "x-queue-type": "quorum" });
 
     // Per-consumer prefetch only: 4.x removed global QoS (basic.qos with global set).
-    const { stdout } = await run("rabbitmqctl", ["-q", "list_channels", "prefetch_count", "global_prefetch_count", "--formatter", "json"], { timeout: 30_000 });
-    const channels = JSON.parse(stdout) as { prefetch_count: number; global_prefetch_count: number }[];
+    const { stdout } = await run(
+      "rabbitmqctl",
+      ["-q", "list_channels", "prefetch_count", "global_prefetch_count", "--formatter", "json"],
+      { timeout: 30_000 },
+    );
+    const channels = JSON.parse(stdout) as {
+      prefetch_count: number;
+      global_prefetch_count: number;
+    }[];
     expect(channels.length).toBeGreaterThan(0);
     expect(channels.filter((c) => c.global_prefetch_count !== 0)).toEqual([]);
   });
@@ -90,7 +129,12 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     const exchange = janitor.exchange("limit");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("limit", [30]);
-    const consumer = new EventConsumer(conn, { queue, queueType: "quorum", deliveryLimit: 1, retry: { delaysMs: [30], maxAttempts: 4 } });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueType: "quorum",
+      deliveryLimit: 1,
+      retry: { delaysMs: [30], maxAttempts: 4 },
+    });
     const attempts: number[] = [];
     const all = countdown(4);
     await consumer
@@ -107,7 +151,9 @@ describe("declarations RabbitMQ 4.x accepts", () => {
     await all.done;
     const dead = await janitor.next(`${queue}.dlq`);
     expect(attempts).toEqual([1, 2, 3, 4]);
-    expect(String(dead.properties.headers?.["x-grabbit-error"])).toMatch(/still failing.*gave up after 4 attempts/);
+    expect(String(dead.properties.headers?.["x-grabbit-error"])).toMatch(
+      /still failing.*gave up after 4 attempts/,
+    );
     expect(args((await listQueues([queue])).get(queue))["x-delivery-limit"]).toBe(1);
   });
 });

@@ -1,8 +1,20 @@
 // Typed publish/consume round trips over every exchange kind, and the events wire contract.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { AmqpConnection, EventConsumer, EventPublisher, type DeliveryContext } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  type DeliveryContext,
+} from "@grabbit/runtime/amqp";
 import { Code, UnroutableError } from "@grabbit/runtime";
-import { Janitor, OrderCancelled, OrderCreated, countdown, orderEvent, type Order } from "./fixtures.js";
+import {
+  Janitor,
+  OrderCancelled,
+  OrderCreated,
+  countdown,
+  orderEvent,
+  type Order,
+} from "./fixtures.js";
 
 let conn: AmqpConnection;
 const janitor = new Janitor();
@@ -19,8 +31,16 @@ afterAll(async () => {
   await conn.close();
 });
 
-function consumer(queue: string, opts: Partial<ConstructorParameters<typeof EventConsumer>[1]> = {}): EventConsumer {
-  const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] }, ...opts });
+function consumer(
+  queue: string,
+  opts: Partial<ConstructorParameters<typeof EventConsumer>[1]> = {},
+): EventConsumer {
+  const c = new EventConsumer(conn, {
+    queue,
+    queueType: "classic",
+    retry: { delaysMs: [50] },
+    ...opts,
+  });
   closers.push(() => c.close());
   return c;
 }
@@ -42,10 +62,14 @@ describe("events round trip", () => {
     const euDone = countdown(2);
     const allDone = countdown(3);
     await consumer(qEu)
-      .on(event, (o, d) => {
-        eu.push([o, d]);
-        euDone.hit();
-      }, { region: "eu.west" })
+      .on(
+        event,
+        (o, d) => {
+          eu.push([o, d]);
+          euDone.hit();
+        },
+        { region: "eu.west" },
+      )
       .start();
     await consumer(qAll)
       .on(event, (o) => {
@@ -54,7 +78,13 @@ describe("events round trip", () => {
       })
       .start();
     const pub = publisher(event);
-    await pub.publish({ id: "1", region: "eu.west", amount: 5 }, { metadata: { traceparent: "00-abc-def-01", "x-grabbit-attempt": "9", "rpc-status": "7" }, messageId: "fixed-id" });
+    await pub.publish(
+      { id: "1", region: "eu.west", amount: 5 },
+      {
+        metadata: { traceparent: "00-abc-def-01", "x-grabbit-attempt": "9", "rpc-status": "7" },
+        messageId: "fixed-id",
+      },
+    );
     await pub.publish({ id: "2", region: "us", amount: 6 });
     await pub.publish({ id: "3", region: "eu.west", amount: 7 });
     await euDone.done;
@@ -85,13 +115,21 @@ describe("events round trip", () => {
     const q = janitor.queue("raw");
     await ch.assertQueue(q, { durable: true });
     await ch.bindQueue(q, exchange, "#");
-    await publisher(event).publish({ id: "1", region: "", amount: 1 }, { metadata: { authorization: "Bearer t" } });
-    await publisher(transient).publish({ id: "2", region: "", amount: 1 }, { expirationMs: 60000, priority: 3 });
+    await publisher(event).publish(
+      { id: "1", region: "", amount: 1 },
+      { metadata: { authorization: "Bearer t" } },
+    );
+    await publisher(transient).publish(
+      { id: "2", region: "", amount: 1 },
+      { expirationMs: 60000, priority: 3 },
+    );
     const [m1, m2] = await janitor.drain(q);
     expect(m1!.fields.routingKey).toBe("order.created");
     expect(m1!.properties.contentType).toBe("application/x-protobuf");
     expect(m1!.properties.type).toBe("test.v1.OrderCreated");
-    expect(m1!.properties.messageId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(m1!.properties.messageId).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
     expect(m1!.properties.deliveryMode).toBe(2);
     expect(typeof m1!.properties.timestamp).toBe("number");
     expect(m1!.properties.headers).toMatchObject({ authorization: "Bearer t" });
@@ -107,14 +145,22 @@ describe("events round trip", () => {
     const q = janitor.queue("direct", [50]);
     const got: string[] = [];
     const done = countdown(1);
-    expect(() => new EventConsumer(conn, { queue: q }).on(event, () => {})).toThrow(/needs a value for "region"/);
-    const c = consumer(q).on(event, (o) => {
-      got.push(o.id);
-      done.hit();
-    }, { region: "eu" });
+    expect(() => new EventConsumer(conn, { queue: q }).on(event, () => {})).toThrow(
+      /needs a value for "region"/,
+    );
+    const c = consumer(q).on(
+      event,
+      (o) => {
+        got.push(o.id);
+        done.hit();
+      },
+      { region: "eu" },
+    );
     await c.start();
     const pub = publisher(event);
-    await expect(pub.publish({ id: "us-1", region: "us", amount: 0 })).rejects.toBeInstanceOf(UnroutableError);
+    await expect(pub.publish({ id: "us-1", region: "us", amount: 0 })).rejects.toBeInstanceOf(
+      UnroutableError,
+    );
     await pub.publish({ id: "eu-1", region: "eu", amount: 0 });
     await done.done;
     expect(got).toEqual(["eu-1"]);
@@ -136,7 +182,10 @@ describe("events round trip", () => {
         .start();
     }
     const pub = publisher(event);
-    await Promise.all([pub.publish({ id: "1", region: "x", amount: 0 }), pub.publish({ id: "2", region: "y", amount: 0 })]);
+    await Promise.all([
+      pub.publish({ id: "1", region: "x", amount: 0 }),
+      pub.publish({ id: "2", region: "y", amount: 0 }),
+    ]);
     await done.done;
     expect(seen.sort()).toEqual([`${qa}:1`, `${qa}:2`, `${qb}:1`, `${qb}:2`].sort());
   });
@@ -148,14 +197,20 @@ describe("events round trip", () => {
     const got: [string, DeliveryContext][] = [];
     const done = countdown(2);
     await consumer(q)
-      .on(event, (o, d) => {
-        got.push([o.id, d]);
-        done.hit();
-      }, { region: "eu" })
+      .on(
+        event,
+        (o, d) => {
+          got.push([o.id, d]);
+          done.hit();
+        },
+        { region: "eu" },
+      )
       .start();
     const pub = publisher(event);
     await pub.publish({ id: "a", region: "eu", amount: 0 }, { metadata: { tenant: "t1" } });
-    await expect(pub.publish({ id: "b", region: "us", amount: 0 })).rejects.toBeInstanceOf(UnroutableError);
+    await expect(pub.publish({ id: "b", region: "us", amount: 0 })).rejects.toBeInstanceOf(
+      UnroutableError,
+    );
     await pub.publish({ id: "c", region: "eu", amount: 0 });
     await done.done;
     expect(got.map(([id]) => id).sort()).toEqual(["a", "c"]);
@@ -191,7 +246,9 @@ describe("events round trip", () => {
     const event = orderEvent(exchange, "topic", "x");
     const pub = new EventPublisher(conn, event, { declareExchange: false });
     closers.push(() => pub.close());
-    await expect(pub.publish({ id: "1", region: "", amount: 0 })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await expect(pub.publish({ id: "1", region: "", amount: 0 })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
+    });
     const ch = await janitor.channel();
     await ch.assertExchange(exchange, "topic", { durable: true });
     const q = janitor.queue("late");
@@ -209,7 +266,9 @@ describe("events round trip", () => {
     conn.on("error", (e) => errors.push(e));
     const pub = new EventPublisher(conn, orderEvent(exchange, "topic", "x"));
     closers.push(() => pub.close());
-    await expect(pub.publish({ id: "1", region: "", amount: 0 })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+    await expect(pub.publish({ id: "1", region: "", amount: 0 })).rejects.toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+    });
     conn.removeAllListeners("error");
     expect(conn.connected).toBe(true);
   });

@@ -32,7 +32,10 @@ export function orderEvent(
     routingKeyTemplate: template,
     routingFields: fields,
     persistent: true,
-    routingValues: (o: Order) => Object.fromEntries(fields.map((f) => [f, String((o as unknown as Record<string, unknown>)[f] ?? "")])),
+    routingValues: (o: Order) =>
+      Object.fromEntries(
+        fields.map((f) => [f, String((o as unknown as Record<string, unknown>)[f] ?? "")]),
+      ),
   };
 }
 
@@ -117,7 +120,11 @@ export class Janitor {
 }
 
 /** Resolves after `n` calls of the returned `hit`. */
-export function countdown(n: number): { hit: () => void; done: Promise<void>; readonly count: number } {
+export function countdown(n: number): {
+  hit: () => void;
+  done: Promise<void>;
+  readonly count: number;
+} {
   let count = 0;
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
@@ -144,7 +151,10 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => 
  * For fault tests: connections through a TCP proxy the test controls. After each test, whatever
  * was pushed on `closers` is closed, newest first, and the janitor deletes what the test declared.
  */
-export function faultHarness(name: string, reconnect: { initialDelayMs: number; maxDelayMs: number }) {
+export function faultHarness(
+  name: string,
+  reconnect: { initialDelayMs: number; maxDelayMs: number },
+) {
   const janitor = new Janitor();
   const closers: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
@@ -154,7 +164,10 @@ export function faultHarness(name: string, reconnect: { initialDelayMs: number; 
   async function proxied(): Promise<{ proxy: TcpProxy; conn: AmqpConnection }> {
     const proxy = await brokerProxy();
     const conn = await AmqpConnection.connect({ urls: proxy.url, name, reconnect });
-    closers.push(() => proxy.stop(), () => conn.close());
+    closers.push(
+      () => proxy.stop(),
+      () => conn.close(),
+    );
     return { proxy, conn };
   }
   return { janitor, closers, proxied };

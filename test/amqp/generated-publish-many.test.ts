@@ -52,8 +52,15 @@ describe("generated publisher publishMany", () => {
 
     const got = await janitor.drain(queue);
     expect(got.map((m) => m.properties.messageId)).toEqual(ids);
-    expect(got.map((m) => m.fields.routingKey)).toEqual(events.map((e) => `report.${common.Decision[e.decision]}.${region}`));
-    expect(got.every((m) => m.properties.type === "example.v1.RequestReported" && m.properties.deliveryMode === 2)).toBe(true);
+    expect(got.map((m) => m.fields.routingKey)).toEqual(
+      events.map((e) => `report.${common.Decision[e.decision]}.${region}`),
+    );
+    expect(
+      got.every(
+        (m) =>
+          m.properties.type === "example.v1.RequestReported" && m.properties.deliveryMode === 2,
+      ),
+    ).toBe(true);
     await publisher.close();
   });
 
@@ -73,19 +80,37 @@ describe("generated publisher publishMany", () => {
     await ch.assertQueue(queue, { durable: false });
     await ch.bindQueue(queue, reports.RequestReportedEvent.exchange, `report.*.${region}`);
     await ch.close();
-    const events = ["a", "b", "c"].map((requestId) => ({ requestId, decision: common.Decision.DECISION_APPROVED, region, amountCents: 1, decidedAt: new Date() }));
+    const events = ["a", "b", "c"].map((requestId) => ({
+      requestId,
+      decision: common.Decision.DECISION_APPROVED,
+      region,
+      amountCents: 1,
+      decidedAt: new Date(),
+    }));
     await publisher.publishMany(events, { messageIds: ["id-a", "id-b", "id-c"] });
     expect(seen).toEqual(["a", "b", "c"]);
     const got = await janitor.drain(queue);
     expect(got.map((m) => m.properties.messageId).sort()).toEqual(["id-a", "id-b", "id-c"]);
-    expect(got.map((m) => String(m.properties.headers?.["x-stamp"])).sort()).toEqual(["stamped-1", "stamped-2", "stamped-3"]);
+    expect(got.map((m) => String(m.properties.headers?.["x-stamp"])).sort()).toEqual([
+      "stamped-1",
+      "stamped-2",
+      "stamped-3",
+    ]);
     await publisher.close();
   });
 
   it("refuses a batch whose message ids do not match its events, sending none", async () => {
     const publisher = new reports.RequestReportedPublisher(conn);
-    const event = { requestId: "r", decision: common.Decision.DECISION_APPROVED, region: "nowhere", amountCents: 1, decidedAt: new Date() };
-    await expect(publisher.publishMany([event, event], { messageIds: ["only-one"] })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
+    const event = {
+      requestId: "r",
+      decision: common.Decision.DECISION_APPROVED,
+      region: "nowhere",
+      amountCents: 1,
+      decidedAt: new Date(),
+    };
+    await expect(
+      publisher.publishMany([event, event], { messageIds: ["only-one"] }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
     await publisher.close();
   });
 });

@@ -7,7 +7,10 @@ import { Code, UnroutableError } from "@grabbit/runtime";
 import { ConfirmLedger } from "../../runtime/src/amqp/confirm-ledger.js";
 import { faultHarness } from "./fixtures.js";
 
-const { janitor, closers, proxied } = faultHarness("grabbit-publish-many-test", { initialDelayMs: 10, maxDelayMs: 100 });
+const { janitor, closers, proxied } = faultHarness("grabbit-publish-many-test", {
+  initialDelayMs: 10,
+  maxDelayMs: 100,
+});
 
 async function queue(prefix: string): Promise<string> {
   const q = janitor.queue(prefix);
@@ -46,10 +49,19 @@ describe("Publisher.publishMany", () => {
     const p = new Publisher(conn, { maxInFlight: 100 });
     closers.push(() => p.close());
     const n = 1000;
-    await p.publishMany(Array.from({ length: n }, (_, i) => ({ exchange: "", routingKey: q, content: Buffer.from(`m-${i}`), properties: i === 0 ? { messageId: "first" } : {} })));
+    await p.publishMany(
+      Array.from({ length: n }, (_, i) => ({
+        exchange: "",
+        routingKey: q,
+        content: Buffer.from(`m-${i}`),
+        properties: i === 0 ? { messageId: "first" } : {},
+      })),
+    );
     expect(p.pending).toBe(0);
     const got = await janitor.drain(q);
-    expect(got.map((m) => m.content.toString())).toEqual(Array.from({ length: n }, (_, i) => `m-${i}`));
+    expect(got.map((m) => m.content.toString())).toEqual(
+      Array.from({ length: n }, (_, i) => `m-${i}`),
+    );
     expect(got[0]!.properties.messageId).toBe("first");
     expect(new Set(got.map((m) => m.properties.messageId)).size).toBe(n);
     await expect(p.publishMany([])).resolves.toBeUndefined();
@@ -60,7 +72,11 @@ describe("Publisher.publishMany", () => {
     const { conn } = await proxied();
     const p = new Publisher(conn);
     closers.push(() => p.close());
-    const messages = Array.from({ length: 10 }, (_, i) => ({ exchange: "", routingKey: i % 3 === 1 ? "grabbit-no-such-queue-many" : q, content: new Uint8Array([i]) }));
+    const messages = Array.from({ length: 10 }, (_, i) => ({
+      exchange: "",
+      routingKey: i % 3 === 1 ? "grabbit-no-such-queue-many" : q,
+      content: new Uint8Array([i]),
+    }));
     const err = await p.publishMany(messages).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PublishManyError);
     const e = err as PublishManyError;
@@ -74,9 +90,16 @@ describe("Publisher.publishMany", () => {
     expect((await janitor.drain(q)).map((m) => m.content[0])).toEqual([0, 2, 3, 5, 6, 8, 9]);
     // Refused before anything is queued: an oversized body, a closed publisher.
     const small = new Publisher(conn, { maxMessageBytes: 4 });
-    await expect(small.publishMany([{ exchange: "", routingKey: q, content: new Uint8Array(1) }, { exchange: "", routingKey: q, content: new Uint8Array(5) }])).rejects.toMatchObject({ code: Code.RESOURCE_EXHAUSTED });
+    await expect(
+      small.publishMany([
+        { exchange: "", routingKey: q, content: new Uint8Array(1) },
+        { exchange: "", routingKey: q, content: new Uint8Array(5) },
+      ]),
+    ).rejects.toMatchObject({ code: Code.RESOURCE_EXHAUSTED });
     await small.close();
-    await expect(small.publishMany([{ exchange: "", routingKey: q, content: new Uint8Array(1) }])).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(
+      small.publishMany([{ exchange: "", routingKey: q, content: new Uint8Array(1) }]),
+    ).rejects.toMatchObject({ code: Code.UNAVAILABLE });
     expect(await janitor.messageCount(q)).toBe(0);
   });
 
@@ -95,7 +118,14 @@ describe("Publisher.publishMany", () => {
       }
     }, 1);
     closers.push(async () => clearInterval(watch));
-    await p.publishMany(Array.from({ length: total }, (_, i) => ({ exchange: "", routingKey: q, content: Buffer.from(`m-${i}`), properties: { messageId: `m-${i}`, deliveryMode: 2 } })));
+    await p.publishMany(
+      Array.from({ length: total }, (_, i) => ({
+        exchange: "",
+        routingKey: q,
+        content: Buffer.from(`m-${i}`),
+        properties: { messageId: `m-${i}`, deliveryMode: 2 },
+      })),
+    );
     expect(p.stats.resent).toBeGreaterThan(0);
     const seen = new Set((await janitor.drain(q)).map((m) => m.properties.messageId as string));
     for (let i = 0; i < total; i++) expect(seen.has(`m-${i}`)).toBe(true);

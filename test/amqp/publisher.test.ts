@@ -39,7 +39,10 @@ describe("Publisher", () => {
   it("resolves on confirm and the message is in the queue", async () => {
     const q = await queue("p");
     const p = publisher();
-    await p.publish("", q, new TextEncoder().encode("hello"), { messageId: "m1", headers: { a: "b" } });
+    await p.publish("", q, new TextEncoder().encode("hello"), {
+      messageId: "m1",
+      headers: { a: "b" },
+    });
     const [m] = await janitor.drain(q);
     expect(m!.content.toString()).toBe("hello");
     expect(m!.properties.messageId).toBe("m1");
@@ -48,17 +51,27 @@ describe("Publisher", () => {
 
   it("rejects a mandatory message nobody receives with UnroutableError, but not a non-mandatory one", async () => {
     const p = publisher();
-    const err = await p.publish("", "grabbit-no-such-queue-x", new Uint8Array([1]), {}).catch((e) => e);
+    const err = await p
+      .publish("", "grabbit-no-such-queue-x", new Uint8Array([1]), {})
+      .catch((e) => e);
     expect(err).toBeInstanceOf(UnroutableError);
     expect(err).toBeInstanceOf(StatusError);
     expect(err.routingKey).toBe("grabbit-no-such-queue-x");
-    await expect(p.publish("", "grabbit-no-such-queue-x", new Uint8Array([1]), {}, { mandatory: false })).resolves.toBeUndefined();
+    await expect(
+      p.publish("", "grabbit-no-such-queue-x", new Uint8Array([1]), {}, { mandatory: false }),
+    ).resolves.toBeUndefined();
     // Only the returned one failed: interleaved routable messages still resolve.
     const q = await queue("mixed");
     const results = await Promise.allSettled(
-      Array.from({ length: 20 }, (_, i) => p.publish("", i % 2 ? q : "grabbit-no-such-queue-x", new Uint8Array([i]), { messageId: "same-id" })),
+      Array.from({ length: 20 }, (_, i) =>
+        p.publish("", i % 2 ? q : "grabbit-no-such-queue-x", new Uint8Array([i]), {
+          messageId: "same-id",
+        }),
+      ),
     );
-    expect(results.map((r) => r.status)).toEqual(Array.from({ length: 20 }, (_, i) => (i % 2 ? "fulfilled" : "rejected")));
+    expect(results.map((r) => r.status)).toEqual(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? "fulfilled" : "rejected")),
+    );
     expect(await janitor.messageCount(q)).toBe(10);
   });
 
@@ -113,7 +126,10 @@ describe("Publisher", () => {
   it("while disconnected, publish waits for a session and fails UNAVAILABLE when its timeout passes", async () => {
     const proxy = await brokerProxy();
     closers.push(() => proxy.stop());
-    const own = await AmqpConnection.connect({ urls: proxy.url, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const own = await AmqpConnection.connect({
+      urls: proxy.url,
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
     closers.push(() => own.close());
     const q = await queue("down");
     const p = publisher({}, own);
@@ -128,7 +144,9 @@ describe("Publisher", () => {
     // Mixed timeouts expire in deadline order, whatever the order they were published in.
     const order: number[] = [];
     await Promise.all(
-      [300, 100, 200, 100].map((t, i) => p.publish("", q, new Uint8Array([10 + i]), {}, { timeoutMs: t }).catch(() => order.push(t))),
+      [300, 100, 200, 100].map((t, i) =>
+        p.publish("", q, new Uint8Array([10 + i]), {}, { timeoutMs: t }).catch(() => order.push(t)),
+      ),
     );
     expect(order).toEqual([100, 100, 200, 300]);
     // A publish with time to spare goes through once the broker is back.
@@ -159,7 +177,9 @@ describe("Publisher", () => {
     for (const s of sent) void s.then(() => settledBeforeClose++);
     await p.close();
     expect(settledBeforeClose).toBe(100);
-    await expect(p.publish("", q, new Uint8Array([0]))).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(p.publish("", q, new Uint8Array([0]))).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+    });
     expect(await janitor.messageCount(q)).toBe(100);
   });
 
@@ -171,7 +191,10 @@ describe("Publisher", () => {
       p.publish("", q, new Uint8Array([2]), { userId: "someone-else" }),
       p.publish("", q, new Uint8Array([3])),
     ]);
-    expect(results[1]).toMatchObject({ status: "rejected", reason: { code: Code.PERMISSION_DENIED } });
+    expect(results[1]).toMatchObject({
+      status: "rejected",
+      reason: { code: Code.PERMISSION_DENIED },
+    });
     expect(results[0]!.status).toBe("fulfilled");
     expect(results[2]!.status).toBe("fulfilled");
     const bodies = (await janitor.drain(q)).map((m) => m.content[0]).sort();

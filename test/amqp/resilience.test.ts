@@ -6,7 +6,10 @@ import { AmqpConnection, EventConsumer, EventPublisher, Publisher } from "@grabb
 import { StatusError } from "@grabbit/runtime";
 import { countdown, faultHarness, orderEvent } from "./fixtures.js";
 
-const { janitor, closers, proxied } = faultHarness("grabbit-fault-test", { initialDelayMs: 10, maxDelayMs: 100 });
+const { janitor, closers, proxied } = faultHarness("grabbit-fault-test", {
+  initialDelayMs: 10,
+  maxDelayMs: 100,
+});
 
 describe("faults", () => {
   it("a connection cut mid-burst loses nothing: every message is confirmed and consumed, or reported", async () => {
@@ -56,7 +59,11 @@ describe("faults", () => {
     const got: string[] = [];
     const first = countdown(1);
     const rest = countdown(2);
-    const consumer = new EventConsumer(conn, { queue, queueType: "quorum", retry: { delaysMs: [50] } });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueType: "quorum",
+      retry: { delaysMs: [50] },
+    });
     closers.push(() => consumer.close());
     await consumer
       .on(event, (o, d) => {
@@ -101,7 +108,13 @@ describe("faults", () => {
     const handled = new Set<string>();
     const all = countdown(total);
     const errors: Error[] = [];
-    const consumer = new EventConsumer(conn, { queue, queueType: "classic", prefetch: 20, retry: { delaysMs: [50] }, onError: (e) => errors.push(e) });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueType: "classic",
+      prefetch: 20,
+      retry: { delaysMs: [50] },
+      onError: (e) => errors.push(e),
+    });
     closers.push(() => consumer.close());
     await consumer
       .on(event, (o) => {
@@ -114,7 +127,11 @@ describe("faults", () => {
       .start();
     const pub = new EventPublisher(conn, event, { timeoutMs: 60_000 });
     closers.push(() => pub.close());
-    const outcomes = await Promise.allSettled(Array.from({ length: total }, (_, i) => pub.publish({ id: String(i), region: "eu", amount: i })));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: total }, (_, i) =>
+        pub.publish({ id: String(i), region: "eu", amount: i }),
+      ),
+    );
     const rejected = outcomes.filter((o) => o.status === "rejected").length;
     expect(rejected).toBe(0);
     await all.done;

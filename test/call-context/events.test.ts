@@ -4,9 +4,29 @@
 import { getEventListeners } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ConsumeMessage } from "amqplib";
-import { Code, currentCallContext, runInCallContext, StatusError, type HandlerContext, type Interceptor, type Metadata } from "@grabbit/runtime";
-import { AmqpConnection, EventConsumer, EventPublisher, type PublishOptions } from "@grabbit/runtime/amqp";
-import { Janitor, OrderCancelled, OrderCreated, deferred, orderEvent, type Order } from "../amqp/fixtures.js";
+import {
+  Code,
+  currentCallContext,
+  runInCallContext,
+  StatusError,
+  type HandlerContext,
+  type Interceptor,
+  type Metadata,
+} from "@grabbit/runtime";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  type PublishOptions,
+} from "@grabbit/runtime/amqp";
+import {
+  Janitor,
+  OrderCancelled,
+  OrderCreated,
+  deferred,
+  orderEvent,
+  type Order,
+} from "../amqp/fixtures.js";
 
 let conn: AmqpConnection;
 const janitor = new Janitor();
@@ -53,12 +73,27 @@ function header(msg: ConsumeMessage, name: string): string | undefined {
  * `options`, and reports the call context it ran in.
  */
 async function relay(options: PublishOptions, interceptors: Interceptor[] = []) {
-  const inbound = orderEvent(janitor.exchange("in"), "topic", "order.{region}.created", OrderCreated);
-  const outbound = orderEvent(janitor.exchange("out"), "topic", "order.{region}.cancelled", OrderCancelled);
+  const inbound = orderEvent(
+    janitor.exchange("in"),
+    "topic",
+    "order.{region}.created",
+    OrderCreated,
+  );
+  const outbound = orderEvent(
+    janitor.exchange("out"),
+    "topic",
+    "order.{region}.cancelled",
+    OrderCancelled,
+  );
   const out = await tap(outbound.exchange);
   const forward = publisher(outbound);
   const seen = deferred<HandlerContext | undefined>();
-  const consumer = new EventConsumer(conn, { queue: janitor.queue("relay", [50]), queueType: "classic", retry: { delaysMs: [50] }, interceptors });
+  const consumer = new EventConsumer(conn, {
+    queue: janitor.queue("relay", [50]),
+    queueType: "classic",
+    retry: { delaysMs: [50] },
+    interceptors,
+  });
   closers.push(() => consumer.close());
   consumer.on(inbound, async (order) => {
     seen.resolve(currentCallContext());
@@ -71,7 +106,10 @@ async function relay(options: PublishOptions, interceptors: Interceptor[] = []) 
 describe("a consumer handler serves the event it handles", () => {
   it("its publishes carry the consumed event's authorization and traceparent on, beside their own metadata", async () => {
     const { inbound, out, seen } = await relay({ metadata: { "x-request-id": "r1" } });
-    await publisher(inbound).publish({ id: "o1", region: "eu", amount: 3 }, { metadata: { authorization: TOKEN, traceparent: TRACEPARENT, "x-not-inherited": "1" } });
+    await publisher(inbound).publish(
+      { id: "o1", region: "eu", amount: 3 },
+      { metadata: { authorization: TOKEN, traceparent: TRACEPARENT, "x-not-inherited": "1" } },
+    );
     const forwarded = await janitor.next(out);
     expect(forwarded.properties.type).toBe("test.v1.OrderCancelled");
     expect(header(forwarded, "authorization")).toBe(TOKEN);
@@ -89,22 +127,37 @@ describe("a consumer handler serves the event it handles", () => {
 
   it("an authorization the publish sets itself wins, and inherit: false carries nothing on", async () => {
     for (const [options, expected] of [
-      [{ metadata: { authorization: "Bearer own" } }, { authorization: "Bearer own", traceparent: TRACEPARENT }],
+      [
+        { metadata: { authorization: "Bearer own" } },
+        { authorization: "Bearer own", traceparent: TRACEPARENT },
+      ],
       [{ inherit: false }, { authorization: undefined, traceparent: undefined }],
     ] as const) {
       const { inbound, out } = await relay(options);
-      await publisher(inbound).publish({ id: "o2", region: "eu", amount: 3 }, { metadata: { authorization: TOKEN, traceparent: TRACEPARENT } });
+      await publisher(inbound).publish(
+        { id: "o2", region: "eu", amount: 3 },
+        { metadata: { authorization: TOKEN, traceparent: TRACEPARENT } },
+      );
       const forwarded = await janitor.next(out);
-      expect(header(forwarded, "authorization"), JSON.stringify(options)).toBe(expected.authorization);
+      expect(header(forwarded, "authorization"), JSON.stringify(options)).toBe(
+        expected.authorization,
+      );
       expect(header(forwarded, "traceparent"), JSON.stringify(options)).toBe(expected.traceparent);
     }
   });
 
   it("inherits the metadata a server interceptor passed on to the handler", async () => {
     // An interceptor that swaps the caller's token for the service's own before the handler runs.
-    const exchange: Interceptor = (next) => (req) => next({ ...req, metadata: { ...req.metadata, authorization: "Bearer exchanged" } as Metadata });
+    const exchange: Interceptor = (next) => (req) =>
+      next({
+        ...req,
+        metadata: { ...req.metadata, authorization: "Bearer exchanged" } as Metadata,
+      });
     const { inbound, out } = await relay({}, [exchange]);
-    await publisher(inbound).publish({ id: "o3", region: "eu", amount: 3 }, { metadata: { authorization: TOKEN } });
+    await publisher(inbound).publish(
+      { id: "o3", region: "eu", amount: 3 },
+      { metadata: { authorization: TOKEN } },
+    );
     expect(header(await janitor.next(out), "authorization")).toBe("Bearer exchanged");
   });
 });
@@ -112,7 +165,14 @@ describe("a consumer handler serves the event it handles", () => {
 describe("a publish inside a served call", () => {
   function call(signal: AbortSignal, deadline?: number): HandlerContext {
     return {
-      method: { name: "Get", path: "/test.v1.Orders/Get", kind: "unary", input: OrderCreated, output: OrderCreated, idempotent: false },
+      method: {
+        name: "Get",
+        path: "/test.v1.Orders/Get",
+        kind: "unary",
+        input: OrderCreated,
+        output: OrderCreated,
+        idempotent: false,
+      },
       transport: "grpc",
       metadata: { authorization: TOKEN },
       deadline,
@@ -131,7 +191,9 @@ describe("a publish inside a served call", () => {
     const pub = publisher(event);
     const cancelled = new AbortController();
     cancelled.abort();
-    const err = await runInCallContext(call(cancelled.signal), () => pub.publish({ id: "never", region: "eu", amount: 1 })).catch((e: unknown) => e);
+    const err = await runInCallContext(call(cancelled.signal), () =>
+      pub.publish({ id: "never", region: "eu", amount: 1 }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StatusError);
     expect((err as StatusError).code).toBe(Code.CANCELLED);
     // The next publish on the same channel arrives first: the cancelled one was never sent.
@@ -142,17 +204,26 @@ describe("a publish inside a served call", () => {
 
   it("stops waiting for its confirm with CANCELLED when the call is cancelled meanwhile", async () => {
     const pub = publisher(orderEvent(janitor.exchange("midway")));
-    await pub.publish({ id: "warm-up", region: "eu", amount: 1 }, { metadata: {} }).catch(() => undefined); // declares the exchange
+    await pub
+      .publish({ id: "warm-up", region: "eu", amount: 1 }, { metadata: {} })
+      .catch(() => undefined); // declares the exchange
     const controller = new AbortController();
-    const pending = runInCallContext(call(controller.signal), () => pub.publish({ id: "midway", region: "eu", amount: 1 }));
+    const pending = runInCallContext(call(controller.signal), () =>
+      pub.publish({ id: "midway", region: "eu", amount: 1 }),
+    );
     // No confirm can have come back yet: that takes a round trip to the broker, and none ran since publish().
     controller.abort(new StatusError(Code.CANCELLED, "the client cancelled the call"));
-    await expect(pending).rejects.toMatchObject({ code: Code.CANCELLED, rawMessage: "the client cancelled the call" });
+    await expect(pending).rejects.toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "the client cancelled the call",
+    });
   });
 
   it("fails DEADLINE_EXCEEDED, unsent, when the call's deadline has passed", async () => {
     const pub = publisher(orderEvent(janitor.exchange("late")));
-    const err = await runInCallContext(call(new AbortController().signal, Date.now() - 1), () => pub.publish({ id: "late", region: "eu", amount: 1 })).catch((e: unknown) => e);
+    const err = await runInCallContext(call(new AbortController().signal, Date.now() - 1), () =>
+      pub.publish({ id: "late", region: "eu", amount: 1 }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StatusError);
     expect((err as StatusError).code).toBe(Code.DEADLINE_EXCEEDED);
     expect((err as StatusError).message).toMatch(/not sent/);
@@ -164,7 +235,9 @@ describe("a publish inside a served call", () => {
     const pub = publisher(event);
     const cancelled = new AbortController();
     cancelled.abort();
-    await runInCallContext(call(cancelled.signal, Date.now() - 1), () => pub.publish({ id: "own", region: "eu", amount: 1 }, { inherit: false }));
+    await runInCallContext(call(cancelled.signal, Date.now() - 1), () =>
+      pub.publish({ id: "own", region: "eu", amount: 1 }, { inherit: false }),
+    );
     const msg = await janitor.next(out);
     expect(OrderCreated.decode(msg.content).id).toBe("own");
     expect(header(msg, "authorization")).toBeUndefined();
@@ -177,7 +250,14 @@ describe("many publishes inside one call", () => {
     await pub.publish({ id: "warm-up", region: "eu", amount: 1 }).catch(() => undefined); // declares the exchange
     const controller = new AbortController();
     const ctx = {
-      method: { name: "Get", path: "/test.v1.Orders/Get", kind: "unary", input: OrderCreated, output: OrderCreated, idempotent: false },
+      method: {
+        name: "Get",
+        path: "/test.v1.Orders/Get",
+        kind: "unary",
+        input: OrderCreated,
+        output: OrderCreated,
+        idempotent: false,
+      },
       transport: "grpc",
       metadata: {},
       deadline: undefined,
@@ -188,12 +268,16 @@ describe("many publishes inside one call", () => {
       peer: undefined,
       values: new Map(),
     } satisfies HandlerContext;
-    const pending = runInCallContext(ctx, () => Array.from({ length: 50 }, (_, i) => pub.publish({ id: `m${i}`, region: "eu", amount: 1 })));
+    const pending = runInCallContext(ctx, () =>
+      Array.from({ length: 50 }, (_, i) => pub.publish({ id: `m${i}`, region: "eu", amount: 1 })),
+    );
     // One listener for the 50: a listener each would walk the signal's list on every add and remove.
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(1);
     controller.abort();
     const outcomes = await Promise.allSettled(pending);
-    expect(outcomes.map((o) => (o.status === "rejected" ? (o.reason as StatusError).code : "fulfilled"))).toEqual(Array(50).fill(Code.CANCELLED));
+    expect(
+      outcomes.map((o) => (o.status === "rejected" ? (o.reason as StatusError).code : "fulfilled")),
+    ).toEqual(Array(50).fill(Code.CANCELLED));
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 });

@@ -4,13 +4,27 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { COMMANDS, main, type Io } from "../../cli/main.js";
 import { checkBreaking } from "../../governance/check.js";
-import { ConfigError, EXIT, GrabbitError, InputError, ReleaseError } from "../../governance/errors.js";
+import {
+  ConfigError,
+  EXIT,
+  GrabbitError,
+  InputError,
+  ReleaseError,
+} from "../../governance/errors.js";
 import { tempDir, writeTree } from "../governance/helpers.js";
 
-async function run(argv: string[], cwd = process.cwd()): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(
+  argv: string[],
+  cwd = process.cwd(),
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
-  const io: Io = { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), cwd, isTTY: false };
+  const io: Io = {
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+    cwd,
+    isTTY: false,
+  };
   const code = await main(argv, io);
   return { code, stdout, stderr };
 }
@@ -63,7 +77,10 @@ Run grabbit <command> --help for a command's options.
 
   it("an InputError from the check is one sentence prefixed with the command, exit 1", async () => {
     const dir = tempDir();
-    writeTree(join(dir, "new"), { "buf.yaml": "version: v2\n", "a.proto": 'syntax = "proto3";\npackage a;\nmessage A {}\n' });
+    writeTree(join(dir, "new"), {
+      "buf.yaml": "version: v2\n",
+      "a.proto": 'syntax = "proto3";\npackage a;\nmessage A {}\n',
+    });
     const r = await run(["breaking", "new", "--against", "nowhere"], dir);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
@@ -73,14 +90,21 @@ Run grabbit <command> --help for a command's options.
 
   it("a bad buf.yaml is a ConfigError (an InputError), exit 1", async () => {
     const dir = tempDir();
-    writeTree(join(dir, "new"), { "buf.yaml": "version: v2\nbreaking:\n  use: [NOT_A_RULE]\n", "a.proto": 'syntax = "proto3";\npackage a;\n' });
-    const err = await checkBreaking({ input: "new", against: "new", cwd: dir }).catch((e: unknown) => e);
+    writeTree(join(dir, "new"), {
+      "buf.yaml": "version: v2\nbreaking:\n  use: [NOT_A_RULE]\n",
+      "a.proto": 'syntax = "proto3";\npackage a;\n',
+    });
+    const err = await checkBreaking({ input: "new", against: "new", cwd: dir }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ConfigError);
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).name).toBe("ConfigError");
     const r = await run(["breaking", "new", "--against", "new"], dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^grabbit breaking: .*"NOT_A_RULE" is not a known rule or category ID\.\n$/);
+    expect(r.stderr).toMatch(
+      /^grabbit breaking: .*"NOT_A_RULE" is not a known rule or category ID\.\n$/,
+    );
   });
 });
 
@@ -106,8 +130,13 @@ describe("GrabbitError", () => {
 
   it("a side's build failure names the side and keeps buf's error as its cause", async () => {
     const dir = tempDir();
-    writeTree(join(dir, "new"), { "buf.yaml": "version: v2\n", "a.proto": 'syntax = "proto3";\npackage a;\n' });
-    const err = await checkBreaking({ input: "new", against: "nowhere", cwd: dir }).catch((e: unknown) => e);
+    writeTree(join(dir, "new"), {
+      "buf.yaml": "version: v2\n",
+      "a.proto": 'syntax = "proto3";\npackage a;\n',
+    });
+    const err = await checkBreaking({ input: "new", against: "nowhere", cwd: dir }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(InputError);
     expect((err as Error).message).toMatch(/^--against: /);
     expect((err as Error).cause).toBeInstanceOf(InputError);

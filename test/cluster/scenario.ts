@@ -29,7 +29,15 @@
 
 import amqp from "amqplib";
 import { codeName, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, Publisher, serveAmqp, type AmqpRpcServer } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  EventConsumer,
+  EventPublisher,
+  Publisher,
+  serveAmqp,
+  type AmqpRpcServer,
+} from "@grabbit/runtime/amqp";
 import { orderEvent, type Order } from "../amqp/fixtures.js";
 import { echoService, type Echo } from "../amqp-rpc/fixture.js";
 import { uniqueName } from "../support/broker.js";
@@ -170,14 +178,25 @@ interface Attempt {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Every client connection of a scenario is made here, so an option (such as keeping the URL order) is set once. */
-async function connect(urls: string[], name: string, onError: (err: Error) => void): Promise<AmqpConnection> {
+async function connect(
+  urls: string[],
+  name: string,
+  onError: (err: Error) => void,
+): Promise<AmqpConnection> {
   // The same URL order for every client, kept as given (the runtime shuffles by default): the worst
   // case of the issue, every connection and every queue leader on the first node.
-  return AmqpConnection.connect({ urls: [...urls], urlOrder: "given", name, connectTimeoutMs: 30_000, onError });
+  return AmqpConnection.connect({
+    urls: [...urls],
+    urlOrder: "given",
+    name,
+    connectTimeoutMs: 30_000,
+    onError,
+  });
 }
 
 function describeError(err: unknown): { code: string; text: string } {
-  if (err instanceof StatusError) return { code: codeName(err.code), text: `${codeName(err.code)}: ${err.rawMessage}` };
+  if (err instanceof StatusError)
+    return { code: codeName(err.code), text: `${codeName(err.code)}: ${err.rawMessage}` };
   const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   return { code: "not a StatusError", text };
 }
@@ -195,7 +214,11 @@ function inTime(a: Attempt, limitMs: number): boolean {
   return a.settledAt !== undefined && a.settledAt - a.sentAt <= limitMs;
 }
 
-function recoveryFrom(attempts: Attempt[], from: number, limitMs: number): { recoveryMs: number | null; tailStart: number } {
+function recoveryFrom(
+  attempts: Attempt[],
+  from: number,
+  limitMs: number,
+): { recoveryMs: number | null; tailStart: number } {
   let s = attempts.length;
   while (s > 0 && attempts[s - 1]!.ok && inTime(attempts[s - 1]!, limitMs)) s--;
   let j = s;
@@ -206,7 +229,13 @@ function recoveryFrom(attempts: Attempt[], from: number, limitMs: number): { rec
   return { recoveryMs: first - from, tailStart: j };
 }
 
-function summarize(attempts: Attempt[], limitMs: number, start: number, faultAt: number | undefined, loadMs: number): StreamSummary {
+function summarize(
+  attempts: Attempt[],
+  limitMs: number,
+  start: number,
+  faultAt: number | undefined,
+  loadMs: number,
+): StreamSummary {
   let ok = 0;
   let failed = 0;
   let hung = 0;
@@ -265,7 +294,8 @@ function summarize(attempts: Attempt[], limitMs: number, start: number, faultAt:
     failedMentioningQuorum,
     maxFailLatencyMs,
     recoveryMs,
-    lastFailureSentMs: lastFailureSent === undefined || faultAt === undefined ? null : lastFailureSent - faultAt,
+    lastFailureSentMs:
+      lastFailureSent === undefined || faultAt === undefined ? null : lastFailureSent - faultAt,
     maxLatencyAfterRecoveryMs,
     slowAfterRecovery,
     timeline: buckets.map((b) => `${b[0]}/${b[1]}/${b[2]}`).join(" "),
@@ -283,14 +313,27 @@ function sessionsText(sessions: { url: string; at: number }[], start: number): s
     return `${port}@${((x.at - start) / 1000).toFixed(1)}`;
   };
   const all = sessions.map(one);
-  return all.length <= 12 ? all.join(" ") : `${all.slice(0, 6).join(" ")} ... (${all.length - 12} more) ... ${all.slice(-6).join(" ")}`;
+  return all.length <= 12
+    ? all.join(" ")
+    : `${all.slice(0, 6).join(" ")} ... (${all.length - 12} more) ... ${all.slice(-6).join(" ")}`;
 }
 
 /** Closes something, giving up after `ms` (and saying so). */
-async function closeWithin(what: string, close: () => Promise<unknown>, ms: number, timeouts: string[]): Promise<void> {
+async function closeWithin(
+  what: string,
+  close: () => Promise<unknown>,
+  ms: number,
+  timeouts: string[],
+): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const gaveUp = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
-  const r = await Promise.race([close().then(() => "done" as const, () => "done" as const), gaveUp]);
+  const r = await Promise.race([
+    close().then(
+      () => "done" as const,
+      () => "done" as const,
+    ),
+    gaveUp,
+  ]);
   clearTimeout(timer);
   if (r === "timeout") timeouts.push(`${what} (${ms} ms)`);
 }
@@ -322,14 +365,26 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
 
   const reported = new Map<string, number>();
   const report = (who: string) => (err: Error) => countInto(reported, `${who}: ${err.message}`);
-  const connections: { name: string; conn: AmqpConnection; sessions: { url: string; at: number }[]; disconnects: number }[] = [];
+  const connections: {
+    name: string;
+    conn: AmqpConnection;
+    sessions: { url: string; at: number }[];
+    disconnects: number;
+  }[] = [];
   // Reset when the load starts; every time in the summary is relative to it.
   let start = Date.now();
   const closeTimeouts: string[] = [];
   const open = async (name: string) => {
     const conn = await connect(options.urls, `${tag}-${name}`, report(`connection ${name}`));
-    const entry = { name, conn, sessions: [{ url: conn.currentSession?.url ?? "?", at: Date.now() }], disconnects: 0 };
-    conn.on("connected", (s: { url: string }) => entry.sessions.push({ url: s.url, at: Date.now() }));
+    const entry = {
+      name,
+      conn,
+      sessions: [{ url: conn.currentSession?.url ?? "?", at: Date.now() }],
+      disconnects: 0,
+    };
+    conn.on("connected", (s: { url: string }) =>
+      entry.sessions.push({ url: s.url, at: Date.now() }),
+    );
     conn.on("disconnected", () => entry.disconnects++);
     connections.push(entry);
     return conn;
@@ -410,7 +465,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const loadEnded = new AbortController();
 
     const publishOne = (i: number) => {
-      const a: Attempt = { sentAt: Date.now(), settledAt: undefined, ok: false, error: undefined, code: undefined };
+      const a: Attempt = {
+        sentAt: Date.now(),
+        settledAt: undefined,
+        ok: false,
+        error: undefined,
+        code: undefined,
+      };
       pubs.push(a);
       const id = `${tag}-${i}`;
       track(
@@ -430,7 +491,13 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       );
     };
     const callOne = (i: number) => {
-      const a: Attempt = { sentAt: Date.now(), settledAt: undefined, ok: false, error: undefined, code: undefined };
+      const a: Attempt = {
+        sentAt: Date.now(),
+        settledAt: undefined,
+        ok: false,
+        error: undefined,
+        code: undefined,
+      };
       calls.push(a);
       const text = `${tag}-c${i}`;
       track(
@@ -458,7 +525,10 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
       const after = options.runAfterMark;
       if (!after) return durationMs;
       const at = marks[after.label];
-      return Math.min(after.maxDurationMs, Math.max(durationMs, at === undefined ? Infinity : at + after.ms));
+      return Math.min(
+        after.maxDurationMs,
+        Math.max(durationMs, at === undefined ? Infinity : at + after.ms),
+      );
     };
     let faultRun: Promise<void> = Promise.resolve();
     let faultError: unknown;
@@ -527,7 +597,12 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
     const pubSummary = summarize(pubs, pubLimit, start, faultAt, ranMs);
     const rpcSummary = summarize(calls, rpcLimit, start, faultAt, ranMs);
     const afterMarks = (attempts: Attempt[], limit: number) =>
-      Object.fromEntries(Object.entries(marks).map(([label, at]) => [label, recoveryFrom(attempts, start + at, limit).recoveryMs]));
+      Object.fromEntries(
+        Object.entries(marks).map(([label, at]) => [
+          label,
+          recoveryFrom(attempts, start + at, limit).recoveryMs,
+        ]),
+      );
     summary = {
       name: options.name,
       loadMs: ranMs,
@@ -557,24 +632,38 @@ export async function runScenario(options: ScenarioOptions): Promise<ScenarioRes
         outcome: !inTime(a, limit) ? "hung" : a.ok ? "ok" : "failed",
         error: a.error,
       }));
-    return { summary, created, attempts: { publish: record(pubs, pubLimit), rpc: record(calls, rpcLimit) } };
+    return {
+      summary,
+      created,
+      attempts: { publish: record(pubs, pubLimit), rpc: record(calls, rpcLimit) },
+    };
   } finally {
     // Bounded closes: a client that cannot close is noted, not waited for.
-    for (const t of transports) await closeWithin("rpc transport", () => t.close(), 5_000, closeTimeouts);
-    for (const p of publishers) await closeWithin("publisher", () => p.close(), 5_000, closeTimeouts);
+    for (const t of transports)
+      await closeWithin("rpc transport", () => t.close(), 5_000, closeTimeouts);
+    for (const p of publishers)
+      await closeWithin("publisher", () => p.close(), 5_000, closeTimeouts);
     for (const c of consumers) await closeWithin("consumer", () => c.close(), 5_000, closeTimeouts);
     for (const s of servers) await closeWithin("rpc server", () => s.close(), 5_000, closeTimeouts);
-    for (const c of connections) await closeWithin(`connection ${c.name}`, () => c.conn.close(), 5_000, closeTimeouts);
+    for (const c of connections)
+      await closeWithin(`connection ${c.name}`, () => c.conn.close(), 5_000, closeTimeouts);
     // Filled in here (the returned object is this one) so they include what happened while closing.
     if (summary) {
-      summary.connections = connections.map((c) => ({ name: c.name, sessions: sessionsText(c.sessions, start), disconnects: c.disconnects }));
+      summary.connections = connections.map((c) => ({
+        name: c.name,
+        sessions: sessionsText(c.sessions, start),
+        disconnects: c.disconnects,
+      }));
       summary.reportedErrors = top(reported);
     }
   }
 }
 
 /** Deletes a scenario's queues and exchanges through the first node that answers (each step bounded). */
-export async function deleteScenarioObjects(urls: string[], created: ScenarioResult["created"]): Promise<string[]> {
+export async function deleteScenarioObjects(
+  urls: string[],
+  created: ScenarioResult["created"],
+): Promise<string[]> {
   const problems: string[] = [];
   for (const url of urls) {
     let model: amqp.ChannelModel | undefined;
@@ -585,7 +674,10 @@ export async function deleteScenarioObjects(urls: string[], created: ScenarioRes
         const ch = await model!.createChannel();
         ch.on("error", () => {});
         let timer: NodeJS.Timeout | undefined;
-        const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer in 10 s`)), 10_000)));
+        const limit = new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(() => reject(new Error(`${what}: no answer in 10 s`)), 10_000)),
+        );
         try {
           await Promise.race([f(ch), limit]);
         } catch (err) {
@@ -596,7 +688,8 @@ export async function deleteScenarioObjects(urls: string[], created: ScenarioRes
         }
       };
       for (const q of created.queues) await step(`delete queue ${q}`, (ch) => ch.deleteQueue(q));
-      for (const e of created.exchanges) await step(`delete exchange ${e}`, (ch) => ch.deleteExchange(e));
+      for (const e of created.exchanges)
+        await step(`delete exchange ${e}`, (ch) => ch.deleteExchange(e));
       await model.close().catch(() => {});
       return problems;
     } catch (err) {
@@ -621,7 +714,10 @@ export function formatSummary(s: ScenarioSummary): string {
     `CLUSTER SCENARIO ${s.name}: load ${s.loadMs} ms, fault ${JSON.stringify(s.faultLabel)} at ${s.faultAtMs} ms, marks ${JSON.stringify(s.marks)} (ms from the start of the load)`,
     ...stream("publish", s.publish),
     ...stream("rpc", s.rpc),
-    ...s.connections.map((c) => `  connection ${c.name}: ${c.disconnects} disconnect(s), sessions (port@s) ${c.sessions}`),
+    ...s.connections.map(
+      (c) =>
+        `  connection ${c.name}: ${c.disconnects} disconnect(s), sessions (port@s) ${c.sessions}`,
+    ),
     `  reported errors: ${JSON.stringify(s.reportedErrors)}`,
     `  close timeouts: ${JSON.stringify(s.closeTimeouts)}`,
   ].join("\n");

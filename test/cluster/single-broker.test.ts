@@ -2,7 +2,13 @@
 // durable queues and every confirmed message survive, the consumer and the RPC server resume by
 // themselves, and no publish or call hangs while the broker is away.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, serveAmqp } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  EventConsumer,
+  EventPublisher,
+  serveAmqp,
+} from "@grabbit/runtime/amqp";
 import { Code, StatusError } from "@grabbit/runtime";
 import { orderEvent } from "../amqp/fixtures.js";
 import { echoService } from "../amqp-rpc/fixture.js";
@@ -11,7 +17,13 @@ import { Cluster } from "../support/cluster.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const broker = new Cluster({ size: 1, basePort: 47011, namePrefix: "grabbit-single", epmdPort: 47379, dir: join(tmpdir(), "grabbit-single-broker") });
+const broker = new Cluster({
+  size: 1,
+  basePort: 47011,
+  namePrefix: "grabbit-single",
+  epmdPort: 47379,
+  dir: join(tmpdir(), "grabbit-single-broker"),
+});
 const connections: AmqpConnection[] = [];
 
 beforeAll(async () => {
@@ -23,7 +35,12 @@ afterAll(async () => {
 });
 
 async function connect(name: string): Promise<AmqpConnection> {
-  const c = await AmqpConnection.connect({ urls: broker.urls, name, reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 }, onError: () => {} });
+  const c = await AmqpConnection.connect({
+    urls: broker.urls,
+    name,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 1_000 },
+    onError: () => {},
+  });
   connections.push(c);
   return c;
 }
@@ -49,13 +66,18 @@ describe("a single broker stopped and started", () => {
     // A second queue on the same events with no consumer during the outage: what it holds when the
     // broker stops must still be there after the restart (durable queue, persistent messages).
     const parkedQueue = uniqueName("grabbit-single-parked");
-    const declareOnly = new EventConsumer(consumerConn, { queue: parkedQueue, queueType: "quorum" });
+    const declareOnly = new EventConsumer(consumerConn, {
+      queue: parkedQueue,
+      queueType: "quorum",
+    });
     await declareOnly.on(event, () => {}).start();
     await declareOnly.close();
 
     const service = echoService();
     const serverConn = await connect("single-rpc-server");
-    await serveAmqp(serverConn, service, { echo: (req: { text: string }) => ({ text: `echo ${req.text}`, delayMs: 0 }) });
+    await serveAmqp(serverConn, service, {
+      echo: (req: { text: string }) => ({ text: `echo ${req.text}`, delayMs: 0 }),
+    });
     const client = new AmqpRpcTransport(await connect("single-rpc-client"), { timeoutMs: 2_000 });
 
     const pub = new EventPublisher(await connect("single-publisher"), event, { timeoutMs: 30_000 });
@@ -112,7 +134,11 @@ describe("a single broker stopped and started", () => {
     expect(seenAfterRestart).toBeGreaterThan(0);
 
     const parked = new Set<string>();
-    const late = new EventConsumer(consumerConn, { queue: parkedQueue, queueType: "quorum", prefetch: 200 });
+    const late = new EventConsumer(consumerConn, {
+      queue: parkedQueue,
+      queueType: "quorum",
+      prefetch: 200,
+    });
     await late.on(event, (o) => void parked.add(o.id)).start();
     while (parked.size < confirmed.size && Date.now() < until + 20_000) await sleep(100);
     await late.close();
@@ -120,7 +146,8 @@ describe("a single broker stopped and started", () => {
     // Publishes wait for the broker within their timeout (30 s): none is refused for a short restart.
     expect(refused).toEqual([]);
     // Calls while the broker was away fail fast, never by hanging: only UNAVAILABLE or a deadline.
-    for (const code of calls.failed.keys()) expect(["UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(code);
+    for (const code of calls.failed.keys())
+      expect(["UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(code);
     await consumer.close();
   });
 });

@@ -3,10 +3,22 @@
 // from that image, and real dead letters made by a real consumer whose handler throws.
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { fromBinary, fromJson, toBinary, type DescMessage, type JsonObject, type Registry } from "@bufbuild/protobuf";
+import {
+  fromBinary,
+  fromJson,
+  toBinary,
+  type DescMessage,
+  type JsonObject,
+  type Registry,
+} from "@bufbuild/protobuf";
 import { readFileSync } from "node:fs";
 import type { EventDesc, MessageType } from "@grabbit/runtime";
-import { AmqpConnection, EventConsumer, EventPublisher, type EventHandler } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  type EventHandler,
+} from "@grabbit/runtime/amqp";
 import { registryFromImage } from "@grabbit/runtime/dlq";
 import { silentLogger } from "@grabbit/runtime";
 import { BUF, REPO, scratchDir } from "../support/buf.js";
@@ -21,7 +33,9 @@ let built: { image: string; registry: Registry } | undefined;
 export function contract(): { image: string; registry: Registry } {
   if (built) return built;
   const image = join(scratchDir("dlq-image"), "contract.binpb");
-  execFileSync(BUF, ["build", join(REPO, "proto"), "-o", image], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(BUF, ["build", join(REPO, "proto"), "-o", image], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   built = { image, registry: registryFromImage(readFileSync(image)) };
   return built;
 }
@@ -32,7 +46,10 @@ export function messageType(typeName: string): MessageType<JsonObject> {
   return {
     typeName,
     encode: (json) => toBinary(desc, fromJson(desc, json)),
-    decode: (bytes) => JSON.parse(JSON.stringify(fromBinary(desc, bytes), (_k, v) => (typeof v === "bigint" ? String(v) : v))) as JsonObject,
+    decode: (bytes) =>
+      JSON.parse(
+        JSON.stringify(fromBinary(desc, bytes), (_k, v) => (typeof v === "bigint" ? String(v) : v)),
+      ) as JsonObject,
   };
 }
 
@@ -45,12 +62,21 @@ export function reportedEvent(exchange: string): EventDesc<JsonObject> {
     routingKeyTemplate: "report.{decision}.{region}",
     routingFields: ["decision", "region"],
     persistent: true,
-    routingValues: (o) => ({ decision: String(o.decision ?? "DECISION_UNSPECIFIED"), region: String(o.region ?? "") }),
+    routingValues: (o) => ({
+      decision: String(o.decision ?? "DECISION_UNSPECIFIED"),
+      region: String(o.region ?? ""),
+    }),
   };
 }
 
 export function report(i: number, region = "eu-west"): JsonObject {
-  return { requestId: `req-${i}`, decision: i % 2 ? "DECISION_APPROVED" : "DECISION_DENIED", region, amountCents: String(1000 + i), decidedAt: "2026-11-30T12:00:00Z" };
+  return {
+    requestId: `req-${i}`,
+    decision: i % 2 ? "DECISION_APPROVED" : "DECISION_DENIED",
+    region,
+    amountCents: String(1000 + i),
+    decidedAt: "2026-11-30T12:00:00Z",
+  };
 }
 
 export interface DeadLetterSetup {
@@ -68,7 +94,14 @@ export async function setup(janitor: Janitor, prefix: string): Promise<DeadLette
   const exchange = janitor.exchange(`dlq-${prefix}`);
   const queue = janitor.queue(`dlq-${prefix}`, [50]);
   const event = reportedEvent(exchange);
-  return { connection, queue, dlq: `${queue}.dlq`, exchange, event, publisher: new EventPublisher(connection, event) };
+  return {
+    connection,
+    queue,
+    dlq: `${queue}.dlq`,
+    exchange,
+    event,
+    publisher: new EventPublisher(connection, event),
+  };
 }
 
 /**
@@ -81,35 +114,65 @@ export async function deadLetter(
   janitor: Janitor,
   events: JsonObject[],
   handler: EventHandler<JsonObject>,
-  o: { maxAttempts?: number; raw?: { content: Buffer; type: string }[]; metadata?: Record<string, string>; dead?: number } = {},
+  o: {
+    maxAttempts?: number;
+    raw?: { content: Buffer; type: string }[];
+    metadata?: Record<string, string>;
+    dead?: number;
+  } = {},
 ): Promise<string[]> {
   let before = 0;
   const ids: string[] = [];
   const expected = o.dead ?? events.length + (o.raw?.length ?? 0);
-  await withConsumer(s, handler, async () => (await janitor.messageCount(s.dlq)) >= before + expected, o.maxAttempts ?? 1, async () => {
-    // The consumer declared the DLQ on start.
-    before = await janitor.messageCount(s.dlq);
-    for (const e of events) {
-      const id = `msg-${(seq++).toString().padStart(3, "0")}-${e.requestId as string}`;
-      await s.publisher.publish(e, { messageId: id, ...(o.metadata ? { metadata: o.metadata } : {}) });
-      ids.push(id);
-    }
-    const ch = await janitor.channel();
-    for (const r of o.raw ?? []) {
-      const id = `raw-${(seq++).toString().padStart(3, "0")}`;
-      ch.publish(s.exchange, "report.DECISION_APPROVED.eu-west", r.content, { contentType: "application/x-protobuf", type: r.type, messageId: id, timestamp: Math.floor(Date.now() / 1000), persistent: true });
-      ids.push(id);
-    }
-    await ch.close();
-  });
+  await withConsumer(
+    s,
+    handler,
+    async () => (await janitor.messageCount(s.dlq)) >= before + expected,
+    o.maxAttempts ?? 1,
+    async () => {
+      // The consumer declared the DLQ on start.
+      before = await janitor.messageCount(s.dlq);
+      for (const e of events) {
+        const id = `msg-${(seq++).toString().padStart(3, "0")}-${e.requestId as string}`;
+        await s.publisher.publish(e, {
+          messageId: id,
+          ...(o.metadata ? { metadata: o.metadata } : {}),
+        });
+        ids.push(id);
+      }
+      const ch = await janitor.channel();
+      for (const r of o.raw ?? []) {
+        const id = `raw-${(seq++).toString().padStart(3, "0")}`;
+        ch.publish(s.exchange, "report.DECISION_APPROVED.eu-west", r.content, {
+          contentType: "application/x-protobuf",
+          type: r.type,
+          messageId: id,
+          timestamp: Math.floor(Date.now() / 1000),
+          persistent: true,
+        });
+        ids.push(id);
+      }
+      await ch.close();
+    },
+  );
   return ids;
 }
 
 let seq = 0;
 
 /** Runs a real consumer on the setup's queue with `handler` until `done` holds (checked after `start`). */
-export async function withConsumer(s: DeadLetterSetup, handler: EventHandler<JsonObject>, done: () => Promise<boolean>, maxAttempts = 1, start?: () => Promise<void>): Promise<void> {
-  const consumer = new EventConsumer(s.connection, { queue: s.queue, retry: { maxAttempts, delaysMs: [50] }, logger: silentLogger() });
+export async function withConsumer(
+  s: DeadLetterSetup,
+  handler: EventHandler<JsonObject>,
+  done: () => Promise<boolean>,
+  maxAttempts = 1,
+  start?: () => Promise<void>,
+): Promise<void> {
+  const consumer = new EventConsumer(s.connection, {
+    queue: s.queue,
+    retry: { maxAttempts, delaysMs: [50] },
+    logger: silentLogger(),
+  });
   consumer.on(s.event, handler);
   await consumer.start();
   try {
@@ -121,7 +184,18 @@ export async function withConsumer(s: DeadLetterSetup, handler: EventHandler<Jso
 }
 
 /** Every message now in `queue`, taken off it (acked). */
-export async function take(janitor: Janitor, queue: string): Promise<{ id: string | undefined; headers: Record<string, unknown>; content: Buffer; exchange: string; routingKey: string }[]> {
+export async function take(
+  janitor: Janitor,
+  queue: string,
+): Promise<
+  {
+    id: string | undefined;
+    headers: Record<string, unknown>;
+    content: Buffer;
+    exchange: string;
+    routingKey: string;
+  }[]
+> {
   return (await janitor.drain(queue)).map((m) => ({
     id: m.properties.messageId as string | undefined,
     headers: (m.properties.headers ?? {}) as Record<string, unknown>,

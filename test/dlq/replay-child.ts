@@ -9,7 +9,10 @@ process.stdin.on("end", () => process.exit(1));
 process.stdin.resume();
 
 const crashAfter = Number(process.env.CRASH_AFTER);
-const connection = await AmqpConnection.connect({ urls: process.env.AMQP_URL ?? "amqp://127.0.0.1", logger: silentLogger() });
+const connection = await AmqpConnection.connect({
+  urls: process.env.AMQP_URL ?? "amqp://127.0.0.1",
+  logger: silentLogger(),
+});
 const dlq = new DeadLetterQueue(connection, process.env.DLQ_QUEUE!);
 let replayed = 0;
 await dlq.replay({

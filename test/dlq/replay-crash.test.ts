@@ -25,25 +25,45 @@ const WINDOW = 20;
 it("loses nothing when the replaying process is killed after N confirms, and a second run finishes", async () => {
   const s = await setup(janitor, "crash");
   connections.push(s.connection);
-  const ids = await deadLetter(s, janitor, Array.from({ length: TOTAL }, (_, i) => report(i)), () => {
-    throw new Error("the ledger is down");
-  });
+  const ids = await deadLetter(
+    s,
+    janitor,
+    Array.from({ length: TOTAL }, (_, i) => report(i)),
+    () => {
+      throw new Error("the ledger is down");
+    },
+  );
   expect(await janitor.messageCount(s.dlq)).toBe(TOTAL);
 
-  const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "test/dlq/replay-child.ts")], {
-    cwd: REPO,
-    env: { ...process.env, AMQP_URL, DLQ_QUEUE: s.dlq, CRASH_AFTER: String(CRASH_AFTER), WINDOW: String(WINDOW) },
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(REPO, "test/dlq/replay-child.ts")],
+    {
+      cwd: REPO,
+      env: {
+        ...process.env,
+        AMQP_URL,
+        DLQ_QUEUE: s.dlq,
+        CRASH_AFTER: String(CRASH_AFTER),
+        WINDOW: String(WINDOW),
+      },
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   let out = "";
   child.stdout!.on("data", (b: Buffer) => (out += b.toString("utf8")));
-  const ended = await new Promise<NodeJS.Signals | number | null>((resolve) => child.on("exit", (code, signal) => resolve(signal ?? code)));
+  const ended = await new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.on("exit", (code, signal) => resolve(signal ?? code)),
+  );
   expect(ended).toBe("SIGKILL");
   const confirmed = out.split("\n").filter((l) => l.startsWith("replayed "));
   expect(confirmed).toHaveLength(CRASH_AFTER);
 
   // The broker gives the killed process's unacked copies back to the DLQ (asynchronously).
-  const counts = async () => ({ dlq: await janitor.messageCount(s.dlq), work: await janitor.messageCount(s.queue) });
+  const counts = async () => ({
+    dlq: await janitor.messageCount(s.dlq),
+    work: await janitor.messageCount(s.queue),
+  });
   let c = await counts();
   while (c.dlq + c.work < TOTAL) {
     await new Promise((r) => setTimeout(r, 20));
@@ -55,15 +75,37 @@ it("loses nothing when the replaying process is killed after N confirms, and a s
   expect(duplicates).toBeGreaterThanOrEqual(0);
   expect(duplicates).toBeLessThanOrEqual(WINDOW);
   // Nothing is missing: each id is in the DLQ or on the work queue.
-  const inDlq = (await new DeadLetterQueue(s.connection, s.dlq).list({ limit: TOTAL })).items.map((d) => d.messageId!);
+  const inDlq = (await new DeadLetterQueue(s.connection, s.dlq).list({ limit: TOTAL })).items.map(
+    (d) => d.messageId!,
+  );
   expect(inDlq).toHaveLength(c.dlq);
 
   // The real binary finishes the replay.
-  const second = spawnSync(process.execPath, [join(REPO, "bin/grabbit.js"), "dlq", "replay", s.dlq, "--all", "--url", AMQP_URL, "--image", contract().image, "--format", "json"], { cwd: REPO, encoding: "utf8" });
+  const second = spawnSync(
+    process.execPath,
+    [
+      join(REPO, "bin/grabbit.js"),
+      "dlq",
+      "replay",
+      s.dlq,
+      "--all",
+      "--url",
+      AMQP_URL,
+      "--image",
+      contract().image,
+      "--format",
+      "json",
+    ],
+    { cwd: REPO, encoding: "utf8" },
+  );
   expect(second.stderr).toBe("");
   expect(second.status).toBe(0);
   expect(JSON.parse(second.stdout)).toMatchObject({ replayed: c.dlq, failed: [], notExamined: 0 });
-  while ((await janitor.messageCount(s.dlq)) > 0 || (await janitor.messageCount(s.queue)) < TOTAL + duplicates) await new Promise((r) => setTimeout(r, 20));
+  while (
+    (await janitor.messageCount(s.dlq)) > 0 ||
+    (await janitor.messageCount(s.queue)) < TOTAL + duplicates
+  )
+    await new Promise((r) => setTimeout(r, 20));
   const back = (await janitor.drain(s.queue)).map((m) => m.properties.messageId as string);
   expect(back).toHaveLength(TOTAL + duplicates);
   expect(new Set(back)).toEqual(new Set(ids));

@@ -10,29 +10,52 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { REPO } from "../support/buf.js";
 
-const version = (pkg: string) => JSON.parse(readFileSync(join(REPO, "node_modules", pkg, "package.json"), "utf8")).version as string;
+const version = (pkg: string) =>
+  JSON.parse(readFileSync(join(REPO, "node_modules", pkg, "package.json"), "utf8"))
+    .version as string;
 
 let packs: { tool: string; runtime: string };
 
 function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
   try {
-    return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    return execFileSync(cmd, args, {
+      cwd,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`,
+    );
   }
 }
 
 beforeAll(() => {
   const dir = mkdtempSync(join(tmpdir(), "grabbit-packs-"));
-  const packed = (from: string) => join(dir, sh("npm", ["pack", "--silent", "--pack-destination", dir], from).trim().split("\n").pop()!);
+  const packed = (from: string) =>
+    join(
+      dir,
+      sh("npm", ["pack", "--silent", "--pack-destination", dir], from).trim().split("\n").pop()!,
+    );
   packs = { tool: packed(REPO), runtime: packed(join(REPO, "runtime")) };
 }, 600_000);
 
 type Library = "ts-proto" | "protobuf-es";
 
 /** What differs per library: the plugin installed beside grabbit, init's flag, the app's message code. */
-const LIBRARIES: Record<Library, { plugin: string; init: string[]; messagesModule: string; imports: string; reply: string; event: (fields: string) => string }> = {
+const LIBRARIES: Record<
+  Library,
+  {
+    plugin: string;
+    init: string[];
+    messagesModule: string;
+    imports: string;
+    reply: string;
+    event: (fields: string) => string;
+  }
+> = {
   "ts-proto": {
     plugin: `ts-proto@${version("ts-proto")}`,
     init: [],
@@ -58,16 +81,38 @@ describe.each(Object.keys(LIBRARIES) as Library[])("a consuming repo on %s", (li
 
   beforeAll(() => {
     repo = mkdtempSync(join(tmpdir(), "grabbit-consumer-"));
-    writeFileSync(join(repo, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2));
-    sh("npm", [
-      "install", "--no-audit", "--no-fund", "--prefer-offline",
-      packs.runtime, `@bufbuild/protobuf@${version("@bufbuild/protobuf")}`,
-    ], repo);
-    sh("npm", [
-      "install", "--save-dev", "--no-audit", "--no-fund", "--prefer-offline",
-      packs.tool, lib.plugin, `@bufbuild/buf@${version("@bufbuild/buf")}`,
-      `typescript@${version("typescript")}`, `@types/node@${version("@types/node")}`,
-    ], repo);
+    writeFileSync(
+      join(repo, "package.json"),
+      JSON.stringify({ name: "consumer", private: true, type: "module" }, null, 2),
+    );
+    sh(
+      "npm",
+      [
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefer-offline",
+        packs.runtime,
+        `@bufbuild/protobuf@${version("@bufbuild/protobuf")}`,
+      ],
+      repo,
+    );
+    sh(
+      "npm",
+      [
+        "install",
+        "--save-dev",
+        "--no-audit",
+        "--no-fund",
+        "--prefer-offline",
+        packs.tool,
+        lib.plugin,
+        `@bufbuild/buf@${version("@bufbuild/buf")}`,
+        `typescript@${version("typescript")}`,
+        `@types/node@${version("@types/node")}`,
+      ],
+      repo,
+    );
   }, 600_000);
 
   it("is set up by grabbit init and generates code that type-checks strict under NodeNext", () => {
@@ -75,16 +120,31 @@ describe.each(Object.keys(LIBRARIES) as Library[])("a consuming repo on %s", (li
     expect(init).toContain("wrote buf.gen.yaml");
     expect(existsSync(join(repo, "proto/grabbit/v1/options.proto"))).toBe(true);
     // A second run keeps what is there.
-    expect(sh("npx", ["grabbit", "init", ...lib.init], repo)).toContain("kept  buf.gen.yaml (already there)");
+    expect(sh("npx", ["grabbit", "init", ...lib.init], repo)).toContain(
+      "kept  buf.gen.yaml (already there)",
+    );
 
     sh("npx", ["buf", "generate"], repo);
     expect(existsSync(join(repo, "src/gen/hello/v1/hello.grabbit.ts"))).toBe(true);
-    expect(existsSync(join(repo, "src/gen/hello/v1", library === "protobuf-es" ? "hello_pb.ts" : "hello.ts"))).toBe(true);
+    expect(
+      existsSync(
+        join(repo, "src/gen/hello/v1", library === "protobuf-es" ? "hello_pb.ts" : "hello.ts"),
+      ),
+    ).toBe(true);
 
     writeFileSync(
       join(repo, "tsconfig.json"),
       JSON.stringify({
-        compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, outDir: "dist", rootDir: "src", skipLibCheck: false, types: ["node"] },
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          outDir: "dist",
+          rootDir: "src",
+          skipLibCheck: false,
+          types: ["node"],
+        },
         include: ["src"],
       }),
     );
@@ -148,6 +208,10 @@ await server.close({ graceMs: 1000 });
     sh("npx", ["tsc"], repo);
     const output = sh("node", ["dist/main.js"], repo, { AMQP_URL });
     const result = JSON.parse(output.trim().split("\n").pop()!);
-    expect(result).toEqual({ overGrpc: "hello ada over grpc", overAmqp: "hello bob over amqp", received: ["dee"] });
+    expect(result).toEqual({
+      overGrpc: "hello ada over grpc",
+      overAmqp: "hello bob over amqp",
+      received: ["dee"],
+    });
   }, 120_000);
 });

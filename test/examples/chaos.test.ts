@@ -22,16 +22,30 @@ let vhostUrl: string;
 
 function ctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 
-function runDemo(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, TSX_TSCONFIG_PATH: join(REPO, "test/examples/tsconfig.runtime-src.json"), ...env };
+function runDemo(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    TSX_TSCONFIG_PATH: join(REPO, "test/examples/tsconfig.runtime-src.json"),
+    ...env,
+  };
   for (const name of Object.keys(childEnv)) if (name.startsWith("OTEL_")) delete childEnv[name];
-  for (const name of ["REPORTER_QUEUE", "EXAMPLE_PG_URL", "EXAMPLE_DB_DIR", "EXAMPLE_PG_SCHEMA"]) if (!(name in env)) delete childEnv[name];
+  for (const name of ["REPORTER_QUEUE", "EXAMPLE_PG_URL", "EXAMPLE_DB_DIR", "EXAMPLE_PG_SCHEMA"])
+    if (!(name in env)) delete childEnv[name];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], { cwd: REPO, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], {
+      cwd: REPO,
+      env: childEnv,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -50,7 +64,15 @@ beforeAll(async () => {
   generateExamples();
   await ctl("add_vhost", VHOST);
   const base = new URL(AMQP_URL);
-  await ctl("set_permissions", "-p", VHOST, decodeURIComponent(base.username || "guest"), ".*", ".*", ".*");
+  await ctl(
+    "set_permissions",
+    "-p",
+    VHOST,
+    decodeURIComponent(base.username || "guest"),
+    ".*",
+    ".*",
+    ".*",
+  );
   base.pathname = `/${encodeURIComponent(VHOST)}`;
   vhostUrl = base.toString();
 }, 240_000);
@@ -64,25 +86,45 @@ afterAll(async () => {
 }, 240_000);
 
 /** The demo's output, checked: the kill happened mid-batch, and every request was decided and reported once. */
-function expectExactlyOnce(run: { code: number | null; stdout: string; stderr: string }, count: number): void {
+function expectExactlyOnce(
+  run: { code: number | null; stdout: string; stderr: string },
+  count: number,
+): void {
   expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
-  const killed = /chaos: SIGKILL to the Processor \(pid (\d+)\) after (\d+) of (\d+) requests were accepted/.exec(run.stdout);
+  const killed =
+    /chaos: SIGKILL to the Processor \(pid (\d+)\) after (\d+) of (\d+) requests were accepted/.exec(
+      run.stdout,
+    );
   expect(killed, run.stdout).not.toBeNull();
   expect(Number(killed![2])).toBeLessThan(count);
   const back = /chaos: the Processor is back \(pid (\d+)\)/.exec(run.stdout);
   expect(back, run.stdout).not.toBeNull();
   expect(back![1]).not.toBe(killed![1]);
   expect(run.stdout).toContain(`${count} requests sent through REST, ${count} decided, 0 failed`);
-  const once = /exactly once: (\d+) of (\d+) requests decided in the Processor's database, (\d+) with exactly one report in its outbox; \d+ repeated processRequest calls found their decision made; the Reporter counted (\d+) reports once each/.exec(run.stdout);
+  const once =
+    /exactly once: (\d+) of (\d+) requests decided in the Processor's database, (\d+) with exactly one report in its outbox; \d+ repeated processRequest calls found their decision made; the Reporter counted (\d+) reports once each/.exec(
+      run.stdout,
+    );
   expect(once, run.stdout).not.toBeNull();
   expect(once!.slice(1, 5).map(Number)).toEqual([count, count, count, count]);
   expect(run.stdout).toMatch(/demo: OK, .* exactly once each, across a SIGKILL of the Processor/);
   // Then the dead-letter story (examples/late-key.ts): listed with its reason, replayed, counted once.
-  const listed = /grabbit dlq list (\S+) --id (report-late-[\da-f]+)\n {4}dead-letter queue "\1": 1 message ready, 0 consumers\n {4}#1 {2}\2 {2}example\.v1\.RequestReported {2}attempts 1\n {8}reason: {2}\[UNAUTHENTICATED\] report late-[\da-f]+ refused: invalid token: no key in the key set matches the token\n/.exec(run.stdout);
+  const listed =
+    /grabbit dlq list (\S+) --id (report-late-[\da-f]+)\n {4}dead-letter queue "\1": 1 message ready, 0 consumers\n {4}#1 {2}\2 {2}example\.v1\.RequestReported {2}attempts 1\n {8}reason: {2}\[UNAUTHENTICATED\] report late-[\da-f]+ refused: invalid token: no key in the key set matches the token\n/.exec(
+      run.stdout,
+    );
   expect(listed, run.stdout).not.toBeNull();
-  expect(run.stdout).toMatch(new RegExp(`grabbit dlq replay \\S+ --id ${listed![2]} --to-queue \\S+\\n {4}replayed 1 of 1 matching message`));
-  expect(run.stdout).toMatch(/the Reporter accepted the replayed report and counted it once \(now \d+ reports, \d+ duplicates\); it is no longer in "\S+\.dlq"/);
-  expect(run.stdout).toMatch(/the report of the late key replayed from the dead-letter queue and counted once$/m);
+  expect(run.stdout).toMatch(
+    new RegExp(
+      `grabbit dlq replay \\S+ --id ${listed![2]} --to-queue \\S+\\n {4}replayed 1 of 1 matching message`,
+    ),
+  );
+  expect(run.stdout).toMatch(
+    /the Reporter accepted the replayed report and counted it once \(now \d+ reports, \d+ duplicates\); it is no longer in "\S+\.dlq"/,
+  );
+  expect(run.stdout).toMatch(
+    /the report of the late key replayed from the dead-letter queue and counted once$/m,
+  );
 }
 
 describe("npm run demo -- --chaos", () => {
@@ -100,9 +142,13 @@ describe("npm run demo -- --chaos", () => {
     // The decisions are in PostgreSQL, one per request of the run.
     const db = await openDatabase(PG_URL);
     try {
-      const { rows } = await db.query(`SELECT count(*)::int AS n, count(DISTINCT request_id)::int AS d FROM ${SCHEMA}.decisions`);
+      const { rows } = await db.query(
+        `SELECT count(*)::int AS n, count(DISTINCT request_id)::int AS d FROM ${SCHEMA}.decisions`,
+      );
       expect(rows[0]).toEqual({ n: count, d: count });
-      const sent = await db.query(`SELECT count(*)::int AS n FROM ${SCHEMA}.outbox WHERE sent_at IS NOT NULL`);
+      const sent = await db.query(
+        `SELECT count(*)::int AS n FROM ${SCHEMA}.outbox WHERE sent_at IS NOT NULL`,
+      );
       expect(sent.rows[0].n).toBe(count);
     } finally {
       await db.close();

@@ -11,7 +11,12 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { AMQP_URL } from "../support/broker.js";
 import { REPO } from "../support/buf.js";
 import { generateExamples } from "./generate.js";
-import { startOtlpReceiver, tracesOf, type OtlpReceiver, type ReceivedSpan } from "../../examples/shared/otlp-receiver.js";
+import {
+  startOtlpReceiver,
+  tracesOf,
+  type OtlpReceiver,
+  type ReceivedSpan,
+} from "../../examples/shared/otlp-receiver.js";
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -28,16 +33,30 @@ interface DemoRun {
 
 /** `node --import tsx examples/demo.ts ...args` with `env` on top of this process's own. */
 function runDemo(args: string[], env: Record<string, string | undefined> = {}): Promise<DemoRun> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, AMQP_URL, TSX_TSCONFIG_PATH: join(REPO, "test/examples/tsconfig.runtime-src.json") };
+  const childEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    AMQP_URL,
+    TSX_TSCONFIG_PATH: join(REPO, "test/examples/tsconfig.runtime-src.json"),
+  };
   // A developer's own OTEL_* settings must not leak into the run.
   for (const name of Object.keys(childEnv)) if (name.startsWith("OTEL_")) delete childEnv[name];
-  for (const name of ["BRIDGE_AMQP_URL", "PROCESSOR_AMQP_URL", "REPORTER_AMQP_URL", "REPORTER_QUEUE"]) delete childEnv[name];
+  for (const name of [
+    "BRIDGE_AMQP_URL",
+    "PROCESSOR_AMQP_URL",
+    "REPORTER_AMQP_URL",
+    "REPORTER_QUEUE",
+  ])
+    delete childEnv[name];
   // The Processor's embedded database in a folder of this file's own, not the developer's .grabbit/.
   childEnv.EXAMPLE_DB_DIR = join(REPO, ".tmp", "demo-otel-db");
   delete childEnv.EXAMPLE_PG_URL;
   for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
   return new Promise<DemoRun>((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], { cwd: REPO, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "examples/demo.ts", ...args], {
+      cwd: REPO,
+      env: childEnv,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));
@@ -55,12 +74,24 @@ function runDemo(args: string[], env: Record<string, string | undefined> = {}): 
 /** The request traces: those whose root is the Bridge's POST /sendRequest answered 202. */
 function requestTraces(spans: ReceivedSpan[]): ReceivedSpan[][] {
   return [...tracesOf(spans).values()].filter((trace) =>
-    trace.some((s) => s.service === "bridge" && s.name === "POST /sendRequest" && s.parentSpanId === "" && s.attributes["http.response.status_code"] === 202),
+    trace.some(
+      (s) =>
+        s.service === "bridge" &&
+        s.name === "POST /sendRequest" &&
+        s.parentSpanId === "" &&
+        s.attributes["http.response.status_code"] === 202,
+    ),
   );
 }
 
-const childOf = (trace: ReceivedSpan[], parent: ReceivedSpan | undefined, match: (s: ReceivedSpan) => boolean) =>
-  parent === undefined ? undefined : trace.find((s) => s.parentSpanId === parent.spanId && match(s));
+const childOf = (
+  trace: ReceivedSpan[],
+  parent: ReceivedSpan | undefined,
+  match: (s: ReceivedSpan) => boolean,
+) =>
+  parent === undefined
+    ? undefined
+    : trace.find((s) => s.parentSpanId === parent.spanId && match(s));
 
 /** The spans below `root` (children, their children, ...). */
 function descendants(trace: ReceivedSpan[], root: ReceivedSpan): ReceivedSpan[] {
@@ -79,19 +110,51 @@ function descendants(trace: ReceivedSpan[], root: ReceivedSpan): ReceivedSpan[] 
 
 /** The gRPC chain of one request trace: REST → processRequest (client, server) → notifyRequestDone (client, server). */
 function grpcChain(trace: ReceivedSpan[]) {
-  const rest = trace.find((s) => s.service === "bridge" && s.name === "POST /sendRequest" && s.parentSpanId === "");
-  const call = childOf(trace, rest, (s) => s.service === "bridge" && s.name === PROCESS_REQUEST && s.kind === CLIENT);
-  const served = childOf(trace, call, (s) => s.service === "processor" && s.name === PROCESS_REQUEST && s.kind === SERVER);
-  const notify = served && descendants(trace, served).find((s) => s.service === "processor" && s.name === NOTIFY_DONE && s.kind === CLIENT);
-  const notified = childOf(trace, notify, (s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER);
+  const rest = trace.find(
+    (s) => s.service === "bridge" && s.name === "POST /sendRequest" && s.parentSpanId === "",
+  );
+  const call = childOf(
+    trace,
+    rest,
+    (s) => s.service === "bridge" && s.name === PROCESS_REQUEST && s.kind === CLIENT,
+  );
+  const served = childOf(
+    trace,
+    call,
+    (s) => s.service === "processor" && s.name === PROCESS_REQUEST && s.kind === SERVER,
+  );
+  const notify =
+    served &&
+    descendants(trace, served).find(
+      (s) => s.service === "processor" && s.name === NOTIFY_DONE && s.kind === CLIENT,
+    );
+  const notified = childOf(
+    trace,
+    notify,
+    (s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER,
+  );
   return { rest, call, served, notify, notified };
 }
 
 /** The RequestReported event in one request trace: the Processor's publish and the Reporter's handling. */
 function reportSpans(trace: ReceivedSpan[]) {
   const { served } = grpcChain(trace);
-  const publish = served && descendants(trace, served).find((s) => s.service === "processor" && s.kind === PRODUCER && s.attributes["messaging.system"] === "rabbitmq");
-  const processed = publish && descendants(trace, publish).find((s) => s.service === "reporter" && s.kind === CONSUMER && s.attributes["messaging.operation.type"] === "process");
+  const publish =
+    served &&
+    descendants(trace, served).find(
+      (s) =>
+        s.service === "processor" &&
+        s.kind === PRODUCER &&
+        s.attributes["messaging.system"] === "rabbitmq",
+    );
+  const processed =
+    publish &&
+    descendants(trace, publish).find(
+      (s) =>
+        s.service === "reporter" &&
+        s.kind === CONSUMER &&
+        s.attributes["messaging.operation.type"] === "process",
+    );
   return { publish, processed };
 }
 
@@ -133,10 +196,22 @@ describe("npm run demo with OTEL_* pointing at a collector", () => {
     expect(traces).toHaveLength(count);
     for (const trace of traces) {
       const chain = grpcChain(trace);
-      expect(chain.call, "the Bridge's gRPC client span for processRequest, under the REST span").toBeDefined();
-      expect(chain.served, "the Processor's server span, under the Bridge's client span").toBeDefined();
-      expect(chain.notify, "the Processor's notifyRequestDone call, under its server span").toBeDefined();
-      expect(chain.notified, "the Bridge's notifyRequestDone server span, under that call").toBeDefined();
+      expect(
+        chain.call,
+        "the Bridge's gRPC client span for processRequest, under the REST span",
+      ).toBeDefined();
+      expect(
+        chain.served,
+        "the Processor's server span, under the Bridge's client span",
+      ).toBeDefined();
+      expect(
+        chain.notify,
+        "the Processor's notifyRequestDone call, under its server span",
+      ).toBeDefined();
+      expect(
+        chain.notified,
+        "the Bridge's notifyRequestDone server span, under that call",
+      ).toBeDefined();
       expect(chain.call!.attributes["rpc.system.name"]).toBe("grpc");
     }
 
@@ -154,22 +229,32 @@ describe("npm run demo with OTEL_* pointing at a collector", () => {
     expect(traces).toHaveLength(count);
     for (const trace of traces) {
       const { publish, processed } = reportSpans(trace);
-      expect(publish, "the Processor's RequestReported publish (PRODUCER, messaging.system rabbitmq) under its server span").toBeDefined();
+      expect(
+        publish,
+        "the Processor's RequestReported publish (PRODUCER, messaging.system rabbitmq) under its server span",
+      ).toBeDefined();
       expect(processed, "the Reporter's process span (CONSUMER) under the publish").toBeDefined();
     }
   });
 
   it("exports over OTLP/HTTP protobuf when OTEL_EXPORTER_OTLP_PROTOCOL says so (the default)", async () => {
     receiver = await startOtlpReceiver();
-    const run = await runDemo(["--count", "2", "--seed", "6"], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url });
+    const run = await runDemo(["--count", "2", "--seed", "6"], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    });
     expect(run.code, run.stderr).toBe(0);
     const traces = receiver.requests.filter((r) => r.path === "/v1/traces");
     expect(traces.length).toBeGreaterThan(0);
     for (const r of traces) expect(r.contentType).toBe("application/x-protobuf");
     // Not decoded here; strings are plain UTF-8 in protobuf, so the service names and span names show.
     const bytes = Buffer.concat(traces.map((r) => r.body)).toString("latin1");
-    for (const text of ["bridge", "processor", "POST /sendRequest", PROCESS_REQUEST, NOTIFY_DONE]) expect(bytes).toContain(text);
-    expect(receiver.requests.some((r) => r.path === "/v1/metrics" && r.contentType === "application/x-protobuf")).toBe(true);
+    for (const text of ["bridge", "processor", "POST /sendRequest", PROCESS_REQUEST, NOTIFY_DONE])
+      expect(bytes).toContain(text);
+    expect(
+      receiver.requests.some(
+        (r) => r.path === "/v1/metrics" && r.contentType === "application/x-protobuf",
+      ),
+    ).toBe(true);
   }, 120_000);
 });
 
@@ -178,13 +263,18 @@ describe("npm run demo -- --amqp with OTEL_* (processRequest over RabbitMQ)", ()
 
   it("runs and exports", async () => {
     receiver = await startOtlpReceiver();
-    const run = await runDemo(["--count", "2", "--seed", "8", "--amqp"], { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json" });
+    const run = await runDemo(["--count", "2", "--seed", "8", "--amqp"], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/json",
+    });
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/demo: OK/);
     spans = [...receiver.spans];
     expect(requestTraces(spans)).toHaveLength(2);
     // The callback is gRPC whatever --amqp says.
-    expect(spans.some((s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER)).toBe(true);
+    expect(
+      spans.some((s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER),
+    ).toBe(true);
   }, 120_000);
 
   it("one trace per request: REST → AMQP RPC client → the Processor's server span → the callback", () => {
@@ -192,12 +282,24 @@ describe("npm run demo -- --amqp with OTEL_* (processRequest over RabbitMQ)", ()
     expect(traces, "runs after the test above").toHaveLength(2);
     for (const trace of traces) {
       const rest = trace.find((s) => s.name === "POST /sendRequest" && s.parentSpanId === "")!;
-      const call = childOf(trace, rest, (s) => s.service === "bridge" && s.name === PROCESS_REQUEST && s.kind === CLIENT);
+      const call = childOf(
+        trace,
+        rest,
+        (s) => s.service === "bridge" && s.name === PROCESS_REQUEST && s.kind === CLIENT,
+      );
       expect(call?.attributes["rpc.system.name"]).toBe("grabbit_amqp");
       const served = childOf(trace, call, (s) => s.service === "processor" && s.kind === SERVER);
       expect(served).toBeDefined();
-      const notify = descendants(trace, served!).find((s) => s.name === NOTIFY_DONE && s.kind === CLIENT);
-      expect(childOf(trace, notify, (s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER)).toBeDefined();
+      const notify = descendants(trace, served!).find(
+        (s) => s.name === NOTIFY_DONE && s.kind === CLIENT,
+      );
+      expect(
+        childOf(
+          trace,
+          notify,
+          (s) => s.service === "bridge" && s.name === NOTIFY_DONE && s.kind === SERVER,
+        ),
+      ).toBeDefined();
       expect(reportSpans(trace).processed).toBeDefined();
     }
   });
@@ -213,7 +315,9 @@ describe("npm run demo -- --trace", () => {
     expect(trees!.match(/^ {2}trace [\da-f]{32}$/gm)).toHaveLength(2);
     // service, indented span name (kind), duration: the callback nested under the Processor's span.
     expect(trees).toMatch(/^ {4}bridge +POST \/sendRequest \(server\) {2}\d+\.\d ms/m);
-    expect(trees).toMatch(new RegExp(`^ {4}bridge +└─ ${PROCESS_REQUEST} \\(client\\) {2}\\d+\\.\\d ms`, "m"));
+    expect(trees).toMatch(
+      new RegExp(`^ {4}bridge +└─ ${PROCESS_REQUEST} \\(client\\) {2}\\d+\\.\\d ms`, "m"),
+    );
     expect(trees).toMatch(new RegExp(`^ {4}processor +└─ ${PROCESS_REQUEST} \\(server\\)`, "m"));
     // (The report is published by the outbox relay, so it may come before or after the callback.)
     expect(trees).toMatch(new RegExp(`^ {4}bridge +[│ ]*└─ ${NOTIFY_DONE} \\(server\\)`, "m"));

@@ -32,7 +32,12 @@ beforeAll(async () => {
     reports: await import("../../examples/gen/example/v1/reports.grabbit.js"),
     common: await import("../../examples/gen/example/v1/common.js"),
   };
-  system = await sys.startSystem({ amqpUrl: AMQP_URL, seed: 7, reporterQueue: queue, reporterRegion: region });
+  system = await sys.startSystem({
+    amqpUrl: AMQP_URL,
+    seed: 7,
+    reporterQueue: queue,
+    reporterRegion: region,
+  });
   TOKEN = await system.token();
   // Valid, but another client's: not the token a request came with.
   OTHER = await system.issuer.sign({ subject: "other-client" });
@@ -46,7 +51,12 @@ afterAll(async () => {
 describe("the example system", () => {
   it("decides every request sent through REST, and the Reporter sees every report", async () => {
     const count = 30;
-    const { requests, summary } = await sys.runBatch(system, { count, seed: 7, token: TOKEN, regions: [region] });
+    const { requests, summary } = await sys.runBatch(system, {
+      count,
+      seed: 7,
+      token: TOKEN,
+      regions: [region],
+    });
     expect(requests).toHaveLength(count);
     for (const r of requests) {
       expect(r.status).toBe("DONE");
@@ -56,10 +66,14 @@ describe("the example system", () => {
     expect(summary.reports).toBe(count);
     expect(summary.approved + summary.denied).toBe(count);
     expect(summary.approved).toBe(requests.filter((r) => r.decision === "APPROVED").length);
-    expect(summary.byRegion[region]).toMatchObject({ approved: summary.approved, denied: summary.denied });
+    expect(summary.byRegion[region]).toMatchObject({
+      approved: summary.approved,
+      denied: summary.denied,
+    });
     expect(summary.refused).toBe(0);
     // The Bridge's own store agrees with what the REST API said.
-    for (const r of requests) expect(system.bridge.requests.get(r.requestId)?.decision).toBe(r.decision);
+    for (const r of requests)
+      expect(system.bridge.requests.get(r.requestId)?.decision).toBe(r.decision);
   });
 
   it("type-checks against the generated code (strict, NodeNext)", () => {
@@ -72,13 +86,21 @@ describe("the example system", () => {
       "@grabbit/runtime/auth": [join(src, "auth/index.ts")],
       "@grabbit/runtime/dlq": [join(src, "dlq/index.ts")],
     };
-    expect(typeCheck(scratchDir("examples-tsc"), { files: ["../../examples/**/*.ts"], paths })).toBe("");
+    expect(
+      typeCheck(scratchDir("examples-tsc"), { files: ["../../examples/**/*.ts"], paths }),
+    ).toBe("");
   });
 
   it("decides the same way for the same seed", async () => {
     const { decide } = await import("../../examples/processor/processor.js");
-    const request = (i: number) => ({ requestId: `r${i}`, customer: `c${i}`, amountCents: 1000 * i, region: "eu" });
-    const run = (seed: number) => Array.from({ length: 40 }, (_, i) => decide(seed, request(i + 1)).decision);
+    const request = (i: number) => ({
+      requestId: `r${i}`,
+      customer: `c${i}`,
+      amountCents: 1000 * i,
+      region: "eu",
+    });
+    const run = (seed: number) =>
+      Array.from({ length: 40 }, (_, i) => decide(seed, request(i + 1)).decision);
     expect(run(1)).toEqual(run(1));
     expect(run(1)).not.toEqual(run(2));
     expect(new Set(run(1)).size).toBe(2);
@@ -90,36 +112,63 @@ describe("token propagation", () => {
     const body = { customer: "mallory", amountCents: 100, region };
     const before = system.bridge.requests.size;
     for (const token of [undefined, "forged"]) {
-      const { status, json } = await new sys.RestClient(system.bridge.httpUrl, token).call("POST", "/sendRequest", body);
+      const { status, json } = await new sys.RestClient(system.bridge.httpUrl, token).call(
+        "POST",
+        "/sendRequest",
+        body,
+      );
       expect(status).toBe(401);
       expect(json.error).toMatch(/Bearer/);
     }
-    const { status } = await new sys.RestClient(system.bridge.httpUrl, "forged").call("GET", "/getStatus/anything");
+    const { status } = await new sys.RestClient(system.bridge.httpUrl, "forged").call(
+      "GET",
+      "/getStatus/anything",
+    );
     expect(status).toBe(401);
     expect(system.bridge.requests.size).toBe(before);
   });
 
   it("the Processor refuses gRPC calls without a valid token", async () => {
     const client = gen.processor.createRequestProcessorGrpcClient(system.processor.grpcAddress);
-    const request = { request: { requestId: "direct-1", customer: "mallory", amountCents: 100, region } };
+    const request = {
+      request: { requestId: "direct-1", customer: "mallory", amountCents: 100, region },
+    };
     await expect(client.processRequest(request)).rejects.toMatchObject({ code: 16 }); // UNAUTHENTICATED
-    await expect(client.processRequest(request, { metadata: { authorization: "Bearer forged" } })).rejects.toMatchObject({ code: 16 });
+    await expect(
+      client.processRequest(request, { metadata: { authorization: "Bearer forged" } }),
+    ).rejects.toMatchObject({ code: 16 });
   });
 
   it("the Bridge takes a callback only with the token the request came with", async () => {
-    const { json } = await new sys.RestClient(system.bridge.httpUrl, TOKEN).call("POST", "/sendRequest", { customer: "ada", amountCents: 500, region });
+    const { json } = await new sys.RestClient(system.bridge.httpUrl, TOKEN).call(
+      "POST",
+      "/sendRequest",
+      { customer: "ada", amountCents: 500, region },
+    );
     const client = gen.bridge.createBridgeGrpcClient(system.bridge.grpcAddress);
-    const done = { requestId: json.requestId, decision: gen.common.Decision.DECISION_DENIED, reason: "forged" };
+    const done = {
+      requestId: json.requestId,
+      decision: gen.common.Decision.DECISION_DENIED,
+      reason: "forged",
+    };
     await expect(client.notifyRequestDone(done)).rejects.toMatchObject({ code: 16 });
     // A valid token, but not this request's: PERMISSION_DENIED.
-    await expect(client.notifyRequestDone(done, { metadata: { authorization: `Bearer ${OTHER}` } })).rejects.toMatchObject({ code: 7 });
+    await expect(
+      client.notifyRequestDone(done, { metadata: { authorization: `Bearer ${OTHER}` } }),
+    ).rejects.toMatchObject({ code: 7 });
     await system.reporter.waitFor([json.requestId], 10_000);
   });
 
   it("the Reporter dead-letters a report without a valid token instead of counting it", async () => {
     const before = system.reporter.summary();
     const publisher = new gen.reports.RequestReportedPublisher(system.connection);
-    const forged = { requestId: uniqueName("forged"), decision: gen.common.Decision.DECISION_APPROVED, region, amountCents: 1, decidedAt: new Date() };
+    const forged = {
+      requestId: uniqueName("forged"),
+      decision: gen.common.Decision.DECISION_APPROVED,
+      region,
+      amountCents: 1,
+      decidedAt: new Date(),
+    };
     await publisher.publish(forged, { metadata: { authorization: "Bearer forged" } });
     await publisher.close();
     // It lands in the Reporter's dead-letter queue with the reason.
@@ -131,7 +180,9 @@ describe("token propagation", () => {
     }
     await channel.close();
     expect(dead).toBeTruthy();
-    expect(String(dead.properties.headers["x-grabbit-error"])).toMatch(/refused: invalid token: malformed token/);
+    expect(String(dead.properties.headers["x-grabbit-error"])).toMatch(
+      /refused: invalid token: malformed token/,
+    );
     const after = system.reporter.summary();
     expect(after.refused).toBe(before.refused + 1);
     expect(after.reports).toBe(before.reports);
@@ -154,8 +205,14 @@ describe("the example on a vhost of its own, one least-privilege user per servic
   delete env.REPORTER_QUEUE; // the defaults: example.reporter and the demo's per-run queues
   const setup = (...args: string[]) =>
     new Promise<string>((resolve, reject) => {
-      execFile("bash", ["examples/broker-setup.sh", ...args], { env, timeout: 120_000 }, (err, stdout, stderr) =>
-        err ? reject(new Error(`broker-setup.sh ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+      execFile(
+        "bash",
+        ["examples/broker-setup.sh", ...args],
+        { env, timeout: 120_000 },
+        (err, stdout, stderr) =>
+          err
+            ? reject(new Error(`broker-setup.sh ${args.join(" ")}: ${stderr || err.message}`))
+            : resolve(stdout),
       );
     });
   let urls: Record<string, string>;
@@ -170,14 +227,22 @@ describe("the example on a vhost of its own, one least-privilege user per servic
     // Twice: the second run must change nothing (idempotent) and print the same URLs.
     const first = await setup(vhost);
     expect(await setup(vhost)).toBe(first);
-    urls = Object.fromEntries([...first.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]));
-    expect(Object.keys(urls).sort()).toEqual(["BRIDGE_AMQP_URL", "PROCESSOR_AMQP_URL", "REPORTER_AMQP_URL"]);
+    urls = Object.fromEntries(
+      [...first.matchAll(/^export (\w+)='([^']*)'$/gm)].map((m) => [m[1]!, m[2]!]),
+    );
+    expect(Object.keys(urls).sort()).toEqual([
+      "BRIDGE_AMQP_URL",
+      "PROCESSOR_AMQP_URL",
+      "REPORTER_AMQP_URL",
+    ]);
   }, 240_000);
 
   afterAll(async () => {
     for (const c of conns) await c.close().catch(() => {});
     await setup("--delete", vhost);
-    const left = await new Promise<string>((resolve) => execFile("rabbitmqctl", ["list_vhosts", "--quiet"], (_e, out) => resolve(out)));
+    const left = await new Promise<string>((resolve) =>
+      execFile("rabbitmqctl", ["list_vhosts", "--quiet"], (_e, out) => resolve(out)),
+    );
     expect(left).not.toContain(vhost);
   }, 240_000);
 
@@ -194,7 +259,11 @@ describe("the example on a vhost of its own, one least-privilege user per servic
         expect(new Set(Object.values(own.connections)).size).toBe(processorOverAmqp ? 3 : 2);
         expect(own.reporter.queue).toMatch(/^example\.reporter\.run-/);
         const count = 12;
-        const { requests, summary } = await sys.runBatch(own, { count, seed: 11, token: await own.token() });
+        const { requests, summary } = await sys.runBatch(own, {
+          count,
+          seed: 11,
+          token: await own.token(),
+        });
         expect(requests.map((r) => r.status)).toEqual(Array(count).fill("DONE"));
         for (const r of requests) expect(own.reporter.has(r.requestId)).toBe(true);
         expect(summary.reports).toBe(count);
@@ -202,8 +271,15 @@ describe("the example on a vhost of its own, one least-privilege user per servic
         // The demo's dead-letter story with these users: the Processor's publishes the report, the
         // Reporter's lists its dead-letter queue and replays to its own queue (late-key.ts).
         const { lateKeyStory } = await import("../../examples/late-key.js");
-        const late = await lateKeyStory({ issuer: own.issuer, publisherUrl: urls.PROCESSOR_AMQP_URL!, dlqUrl: urls.REPORTER_AMQP_URL!, reporter: own.reporter });
-        expect(late.listed).toContain("refused: invalid token: no key in the key set matches the token");
+        const late = await lateKeyStory({
+          issuer: own.issuer,
+          publisherUrl: urls.PROCESSOR_AMQP_URL!,
+          dlqUrl: urls.REPORTER_AMQP_URL!,
+          reporter: own.reporter,
+        });
+        expect(late.listed).toContain(
+          "refused: invalid token: no key in the key set matches the token",
+        );
         expect(late.replayed).toMatch(/^replayed 1 of 1 matching message/);
         expect(late.problem).toBeUndefined();
         expect(own.reporter.has(late.requestId)).toBe(true);
@@ -219,24 +295,45 @@ describe("the example on a vhost of its own, one least-privilege user per servic
         () => undefined,
         (e: unknown) => e,
       );
-      expect(err, "the broker allowed what the permissions should refuse").toBeInstanceOf(StatusError);
+      expect(err, "the broker allowed what the permissions should refuse").toBeInstanceOf(
+        StatusError,
+      );
       expect(codes, String(err)).toContain((err as StatusError).code);
       expect((err as StatusError).message).toMatch(/ACCESS_REFUSED/);
     };
-    const report = { requestId: uniqueName("forged"), decision: gen.common.Decision.DECISION_APPROVED, region: "eu-west", amountCents: 1, decidedAt: new Date() };
+    const report = {
+      requestId: uniqueName("forged"),
+      decision: gen.common.Decision.DECISION_APPROVED,
+      region: "eu-west",
+      amountCents: 1,
+      decidedAt: new Date(),
+    };
     // The Reporter consumes reports; it cannot publish one. It may declare the exchange (consumers
     // do), so the refusal comes at basic.publish, which closes the channel: the publisher fails that
     // message at once with PERMISSION_DENIED and the broker's ACCESS_REFUSED text.
-    const reporterPublishing = new gen.reports.RequestReportedPublisher(await connect(urls.REPORTER_AMQP_URL!));
-    await denied(reporterPublishing.publish(report, { metadata: { authorization: `Bearer ${TOKEN}` } }));
+    const reporterPublishing = new gen.reports.RequestReportedPublisher(
+      await connect(urls.REPORTER_AMQP_URL!),
+    );
+    await denied(
+      reporterPublishing.publish(report, { metadata: { authorization: `Bearer ${TOKEN}` } }),
+    );
     await reporterPublishing.close().catch(() => {});
     // The Bridge calls processRequest; it cannot serve it, nor consume the Reporter's queue.
     const bridge = await connect(urls.BRIDGE_AMQP_URL!);
-    await denied(gen.processor.serveRequestProcessorAmqp(bridge, { processRequest: () => ({ requestId: "x", accepted: true }) }));
-    const bridgeConsuming = new gen.reports.RequestReportedConsumer(bridge, { queue: "example.reporter" });
+    await denied(
+      gen.processor.serveRequestProcessorAmqp(bridge, {
+        processRequest: () => ({ requestId: "x", accepted: true }),
+      }),
+    );
+    const bridgeConsuming = new gen.reports.RequestReportedConsumer(bridge, {
+      queue: "example.reporter",
+    });
     await denied(bridgeConsuming.start(() => {}));
     // The Processor publishes reports and serves requests; it cannot take the Reporter's queue.
-    const processorConsuming = new gen.reports.RequestReportedConsumer(await connect(urls.PROCESSOR_AMQP_URL!), { queue: "example.reporter" });
+    const processorConsuming = new gen.reports.RequestReportedConsumer(
+      await connect(urls.PROCESSOR_AMQP_URL!),
+      { queue: "example.reporter" },
+    );
     await denied(processorConsuming.start(() => {}));
   }, 60_000);
 });

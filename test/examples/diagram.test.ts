@@ -10,7 +10,16 @@ import { run } from "../../generator/plugin.js";
 import { bufRequest, REPO } from "../support/buf.js";
 
 const MERMAID_JS = join(REPO, "node_modules/mermaid/dist/mermaid.min.js");
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 function chromiumPath(): string {
   let path = "";
@@ -20,13 +29,17 @@ function chromiumPath(): string {
     // reported below
   }
   // Not a skip: .ci/run installs it, so a missing browser is a broken environment.
-  if (!path) throw new Error("chromium is not installed: run `apt-get update && apt-get install -y chromium` (.ci/run does this), then the test again");
+  if (!path)
+    throw new Error(
+      "chromium is not installed: run `apt-get update && apt-get install -y chromium` (.ci/run does this), then the test again",
+    );
   return path;
 }
 
 /** The plugin's extra outputs for the example contracts, with the options the repo's buf.gen.yaml gives. */
 function generated(): Record<string, string> {
-  const parameter = "asyncapi=asyncapi.json,asyncapi_title=grabbit example system,asyncapi_version=1.0.0,mermaid=topology.mmd";
+  const parameter =
+    "asyncapi=asyncapi.json,asyncapi_title=grabbit example system,asyncapi_version=1.0.0,mermaid=topology.mmd";
   const response = run(bufRequest(join(REPO, "proto"), parameter, (f) => f.startsWith("example/")));
   expect(response.error ?? "").toBe("");
   return Object.fromEntries(response.file.map((f) => [f.name, f.content]));
@@ -35,7 +48,9 @@ function generated(): Record<string, string> {
 let rendered = 0;
 
 /** Renders with the mermaid already loaded in `page`; each diagram gets a fresh container. */
-async function render(text: string): Promise<{ root: string | undefined; nodes: string[]; edges: string[]; error: string | null }> {
+async function render(
+  text: string,
+): Promise<{ root: string | undefined; nodes: string[]; edges: string[]; error: string | null }> {
   return page!.evaluate(
     async ([source, id]) => {
       // Runs in the page; this file is compiled without the DOM library, hence the `any`.
@@ -50,8 +65,16 @@ async function render(text: string): Promise<{ root: string | undefined; nodes: 
       }
       // A <br/> in a label is a line break, not text: read it as a space.
       for (const br of out.querySelectorAll("br")) br.replaceWith(" ");
-      const labels = (selector: string) => [...out.querySelectorAll(selector)].map((n) => (n.textContent ?? "").replace(/\s+/g, " ").trim());
-      return { root: out.firstElementChild?.tagName, nodes: labels("g.node"), edges: labels(".edgeLabel"), error: out.querySelector(".error-text")?.textContent ?? null };
+      const labels = (selector: string) =>
+        [...out.querySelectorAll(selector)].map((n) =>
+          (n.textContent ?? "").replace(/\s+/g, " ").trim(),
+        );
+      return {
+        root: out.firstElementChild?.tagName,
+        nodes: labels("g.node"),
+        edges: labels(".edgeLabel"),
+        error: out.querySelector(".error-text")?.textContent ?? null,
+      };
     },
     [text, `diagram${++rendered}`] as const,
   );
@@ -73,7 +96,9 @@ beforeAll(async () => {
   await page.route("**/*", (route) => route.abort());
   await page.setContent("<!doctype html><html><body></body></html>");
   await page.addScriptTag({ path: MERMAID_JS });
-  await page.evaluate(() => (globalThis as any).mermaid.initialize({ startOnLoad: false, securityLevel: "strict" }));
+  await page.evaluate(() =>
+    (globalThis as any).mermaid.initialize({ startOnLoad: false, securityLevel: "strict" }),
+  );
 });
 
 afterAll(async () => {
@@ -87,7 +112,10 @@ describe("the example system's Mermaid topology", () => {
     expect(block, "docs/topology.md has no ```mermaid block").toBeDefined();
     expect(block).toBe(diagram);
     const copy = readFileSync(join(REPO, "docs/example.asyncapi.json"), "utf8");
-    expect(JSON.parse(copy), "docs/example.asyncapi.json is stale: copy examples/gen/asyncapi.json after npm run generate").toEqual(JSON.parse(files["asyncapi.json"]!));
+    expect(
+      JSON.parse(copy),
+      "docs/example.asyncapi.json is stale: copy examples/gen/asyncapi.json after npm run generate",
+    ).toEqual(JSON.parse(files["asyncapi.json"]!));
   });
 
   it("renders to an SVG with the exchanges, events, queues and services as nodes", async () => {
@@ -107,11 +135,17 @@ describe("the example system's Mermaid topology", () => {
       expect(nodes).toContain(label);
     }
     expect(result.nodes).toHaveLength(7);
-    for (const label of ["report.{decision}.{region}", "report.*.*", "reply_to + correlation_id"]) expect(result.edges).toContain(label);
+    for (const label of ["report.{decision}.{region}", "report.*.*", "reply_to + correlation_id"])
+      expect(result.edges).toContain(label);
   });
 
   it("every Mermaid block in docs/ and the README renders", async () => {
-    const sources = [join(REPO, "README.md"), ...readdirSync(join(REPO, "docs")).filter((f) => f.endsWith(".md")).map((f) => join(REPO, "docs", f))];
+    const sources = [
+      join(REPO, "README.md"),
+      ...readdirSync(join(REPO, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => join(REPO, "docs", f)),
+    ];
     let count = 0;
     for (const file of sources) {
       for (const match of readFileSync(file, "utf8").matchAll(/```mermaid\n([\s\S]*?)```/g)) {

@@ -7,7 +7,10 @@ import { BUF, REPO } from "../support/buf.js";
 
 export function generateExamples(): void {
   try {
-    for (const args of [["generate"], ["generate", "--template", "examples/buf.gen.protobuf-es.yaml"]]) {
+    for (const args of [
+      ["generate"],
+      ["generate", "--template", "examples/buf.gen.protobuf-es.yaml"],
+    ]) {
       execFileSync(BUF, args, {
         cwd: REPO,
         stdio: ["ignore", "pipe", "pipe"],
@@ -15,6 +18,8 @@ export function generateExamples(): void {
       });
     }
   } catch (err) {
-    throw new Error(`buf generate for the examples failed (is the plugin built? npm run build): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}`);
+    throw new Error(
+      `buf generate for the examples failed (is the plugin built? npm run build): ${(err as { stderr?: Buffer }).stderr?.toString() ?? err}`,
+    );
   }
 }

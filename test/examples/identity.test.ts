@@ -27,7 +27,9 @@ const queue = uniqueName("example.reporter.identity");
 
 function ctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 
@@ -35,7 +37,15 @@ beforeAll(async () => {
   generateExamples();
   await ctl("add_vhost", VHOST);
   const base = new URL(AMQP_URL);
-  await ctl("set_permissions", "-p", VHOST, decodeURIComponent(base.username || "guest"), ".*", ".*", ".*");
+  await ctl(
+    "set_permissions",
+    "-p",
+    VHOST,
+    decodeURIComponent(base.username || "guest"),
+    ".*",
+    ".*",
+    ".*",
+  );
   base.pathname = `/${encodeURIComponent(VHOST)}`;
   sys = await import("../../examples/system.js");
   authMod = await import("../../examples/shared/auth.js");
@@ -46,7 +56,13 @@ beforeAll(async () => {
     common: await import("../../examples/gen/example/v1/common.js"),
   };
   // Key sets fetched on every check (max age 0, no cooldown): a rotation is seen at once, no waiting.
-  system = await sys.startSystem({ amqpUrl: base.toString(), processorOverAmqp: true, reporterQueue: queue, reporterRegion: region, jwks: { jwksMaxAgeMs: 0, jwksCooldownMs: 0 } });
+  system = await sys.startSystem({
+    amqpUrl: base.toString(),
+    processorOverAmqp: true,
+    reporterQueue: queue,
+    reporterRegion: region,
+    jwks: { jwksMaxAgeMs: 0, jwksCooldownMs: 0 },
+  });
   amqp = await AmqpConnection.connect({ urls: base.toString(), onError: () => {} });
 }, 240_000);
 
@@ -77,8 +93,13 @@ const transports = {
 } as const;
 
 function processRequest(transport: keyof typeof transports, token: string) {
-  const request = { request: { requestId: uniqueName("direct"), customer: "ada", amountCents: 100, region } };
-  return transports[transport]().processRequest(request, { metadata: { authorization: `Bearer ${token}` }, timeoutMs: 10_000 });
+  const request = {
+    request: { requestId: uniqueName("direct"), customer: "ada", amountCents: 100, region },
+  };
+  return transports[transport]().processRequest(request, {
+    metadata: { authorization: `Bearer ${token}` },
+    timeoutMs: 10_000,
+  });
 }
 
 async function refusal(p: Promise<unknown>): Promise<StatusError> {
@@ -93,8 +114,17 @@ async function refusal(p: Promise<unknown>): Promise<StatusError> {
 /** Publishes a report with `token` and returns its dead-lettered copy's x-grabbit-error. */
 async function deadLettered(token: string): Promise<string> {
   const publisher = new gen.reports.RequestReportedPublisher(amqp);
-  const report = { requestId: uniqueName("bad"), decision: gen.common.Decision.DECISION_APPROVED, region, amountCents: 1, decidedAt: new Date() };
-  await publisher.publish(report, { metadata: { authorization: `Bearer ${token}` }, messageId: `bad-${report.requestId}` });
+  const report = {
+    requestId: uniqueName("bad"),
+    decision: gen.common.Decision.DECISION_APPROVED,
+    region,
+    amountCents: 1,
+    decidedAt: new Date(),
+  };
+  await publisher.publish(report, {
+    metadata: { authorization: `Bearer ${token}` },
+    messageId: `bad-${report.requestId}`,
+  });
   await publisher.close();
   const channel = await (await amqp.waitForSession()).createChannel();
   try {
@@ -116,20 +146,36 @@ async function deadLettered(token: string): Promise<string> {
 describe("tokens of the example's issuer, checked by the services", () => {
   it("serves discovery, a key set and a token endpoint that refuses a wrong secret", async () => {
     const meta = await authMod.discover(system.issuer.url);
-    expect(meta).toMatchObject({ issuer: system.issuer.url, jwks_uri: system.issuer.jwksUri, token_endpoint: system.issuer.tokenEndpoint });
-    const jwks = (await (await fetch(meta.jwks_uri)).json()) as { keys: { kid: string; alg: string; d?: string }[] };
+    expect(meta).toMatchObject({
+      issuer: system.issuer.url,
+      jwks_uri: system.issuer.jwksUri,
+      token_endpoint: system.issuer.tokenEndpoint,
+    });
+    const jwks = (await (await fetch(meta.jwks_uri)).json()) as {
+      keys: { kid: string; alg: string; d?: string }[];
+    };
     expect(jwks.keys.map((k) => k.kid)).toEqual(system.issuer.kids);
     expect(jwks.keys.every((k) => k.alg === "ES256" && k.d === undefined)).toBe(true); // public keys only
     const [clientId] = Object.keys(system.issuer.clients);
-    await expect(new authMod.TokenClient(meta.token_endpoint, clientId!, "wrong").token()).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, message: expect.stringMatching(/invalid_client/) });
-    const res = await fetch(meta.token_endpoint, { method: "POST", body: new URLSearchParams({ grant_type: "password" }) });
+    await expect(
+      new authMod.TokenClient(meta.token_endpoint, clientId!, "wrong").token(),
+    ).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+      message: expect.stringMatching(/invalid_client/),
+    });
+    const res = await fetch(meta.token_endpoint, {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "password" }),
+    });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: "unsupported_grant_type" });
   });
 
   for (const transport of Object.keys(transports) as (keyof typeof transports)[]) {
     it(`the Processor over ${transport}: a token from the token endpoint is accepted; expired, forged and wrong-audience ones are UNAUTHENTICATED`, async () => {
-      await expect(processRequest(transport, await system.token())).resolves.toMatchObject({ accepted: true });
+      await expect(processRequest(transport, await system.token())).resolves.toMatchObject({
+        accepted: true,
+      });
       const cases: [string, Promise<string>, RegExp][] = [
         ["expired", system.issuer.sign({ expiresInSec: -120 }), /expired/],
         ["forged", forgedToken(), /signature does not verify/],
@@ -145,20 +191,34 @@ describe("tokens of the example's issuer, checked by the services", () => {
 
   it("a request sent again, over either transport, finds its decision: decided once, reported once", async () => {
     const token = await system.token();
-    const request = { request: { requestId: uniqueName("again"), customer: "ada", amountCents: 4200, region } };
+    const request = {
+      request: { requestId: uniqueName("again"), customer: "ada", amountCents: 4200, region },
+    };
     const metadata = { authorization: `Bearer ${token}` };
     for (const transport of ["gRPC", "RPC over RabbitMQ", "gRPC"] as const) {
-      await expect(transports[transport]().processRequest(request, { metadata, timeoutMs: 10_000 })).resolves.toMatchObject({ accepted: true });
+      await expect(
+        transports[transport]().processRequest(request, { metadata, timeoutMs: 10_000 }),
+      ).resolves.toMatchObject({ accepted: true });
     }
     const audit = await system.processor.audit([request.request.requestId]);
-    expect(audit).toMatchObject({ decided: 1, repeats: 2, reportRows: { [request.request.requestId]: 1 } });
+    expect(audit).toMatchObject({
+      decided: 1,
+      repeats: 2,
+      reportRows: { [request.request.requestId]: 1 },
+    });
   });
 
   it("an event carrying an expired, forged or wrong-audience token is dead-lettered with the reason", async () => {
     const before = system.reporter.summary();
-    expect(await deadLettered(await system.issuer.sign({ expiresInSec: -120 }))).toMatch(/refused: invalid token: the token expired/);
-    expect(await deadLettered(await forgedToken())).toMatch(/refused: invalid token: the signature does not verify/);
-    expect(await deadLettered(await system.issuer.sign({ audience: "another-api" }))).toMatch(/refused: invalid token: unexpected "aud" claim value/);
+    expect(await deadLettered(await system.issuer.sign({ expiresInSec: -120 }))).toMatch(
+      /refused: invalid token: the token expired/,
+    );
+    expect(await deadLettered(await forgedToken())).toMatch(
+      /refused: invalid token: the signature does not verify/,
+    );
+    expect(await deadLettered(await system.issuer.sign({ audience: "another-api" }))).toMatch(
+      /refused: invalid token: unexpected "aud" claim value/,
+    );
     const after = system.reporter.summary();
     expect(after.refused).toBe(before.refused + 3);
     expect(after.reports).toBe(before.reports);
@@ -172,11 +232,20 @@ describe("tokens of the example's issuer, checked by the services", () => {
     const newToken = await system.issuer.sign();
     expect(JSON.parse(Buffer.from(newToken.split(".")[0]!, "base64url").toString()).kid).toBe(kid);
     for (const transport of Object.keys(transports) as (keyof typeof transports)[]) {
-      await expect(processRequest(transport, newToken), transport).resolves.toMatchObject({ accepted: true });
-      await expect(processRequest(transport, oldToken), `${transport}, in the grace period`).resolves.toMatchObject({ accepted: true });
+      await expect(processRequest(transport, newToken), transport).resolves.toMatchObject({
+        accepted: true,
+      });
+      await expect(
+        processRequest(transport, oldToken),
+        `${transport}, in the grace period`,
+      ).resolves.toMatchObject({ accepted: true });
     }
     // The whole path with the new key: REST, the Processor, the report through the outbox, the callback.
-    const { requests } = await sys.runBatch(system, { count: 3, token: newToken, regions: [region] });
+    const { requests } = await sys.runBatch(system, {
+      count: 3,
+      token: newToken,
+      regions: [region],
+    });
     expect(requests.map((r) => r.status)).toEqual(["DONE", "DONE", "DONE"]);
 
     system.issuer.retire(oldKid);
@@ -185,18 +254,34 @@ describe("tokens of the example's issuer, checked by the services", () => {
       expect(err.code, transport).toBe(Code.UNAUTHENTICATED);
       expect(err.message, transport).toMatch(/no key in the key set matches/);
     }
-    expect(await deadLettered(oldToken)).toMatch(/refused: invalid token: no key in the key set matches/);
-    const rest = await new sys.RestClient(system.bridge.httpUrl, oldToken).call("GET", "/getStatus/none");
+    expect(await deadLettered(oldToken)).toMatch(
+      /refused: invalid token: no key in the key set matches/,
+    );
+    const rest = await new sys.RestClient(system.bridge.httpUrl, oldToken).call(
+      "GET",
+      "/getStatus/none",
+    );
     expect(rest.status).toBe(401);
   });
 
   it("an issuer that cannot be reached is UNAVAILABLE (retryable), not UNAUTHENTICATED", async () => {
     const gone = await issuerMod.startIssuer();
     const token = await gone.sign();
-    const verify = jwtVerifier({ keys: { jwksUrl: gone.jwksUri, cooldownMs: 0 }, issuer: gone.url, audience: gone.audience });
+    const verify = jwtVerifier({
+      keys: { jwksUrl: gone.jwksUri, cooldownMs: 0 },
+      issuer: gone.url,
+      audience: gone.audience,
+    });
     await expect(verify(token)).resolves.toMatchObject({ iss: gone.url });
     await gone.close();
-    const fresh = jwtVerifier({ keys: { jwksUrl: gone.jwksUri }, issuer: gone.url, audience: gone.audience });
-    await expect(fresh(token)).rejects.toMatchObject({ code: Code.UNAVAILABLE, message: expect.stringMatching(/cannot fetch the key set/) });
+    const fresh = jwtVerifier({
+      keys: { jwksUrl: gone.jwksUri },
+      issuer: gone.url,
+      audience: gone.audience,
+    });
+    await expect(fresh(token)).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+      message: expect.stringMatching(/cannot fetch the key set/),
+    });
   });
 });

@@ -21,10 +21,17 @@ let image: string;
 beforeAll(async () => {
   generateExamples();
   image = join(scratchDir("late-key"), "example.binpb");
-  execFileSync(BUF, ["build", "proto", "--path", "proto/example", "-o", image], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  execFileSync(BUF, ["build", "proto", "--path", "proto/example", "-o", image], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const sys: SystemModule = await import("../../examples/system.js");
   story = await import("../../examples/late-key.js");
-  system = await sys.startSystem({ amqpUrl: AMQP_URL, reporterQueue: queue, reporterRegion: region });
+  system = await sys.startSystem({
+    amqpUrl: AMQP_URL,
+    reporterQueue: queue,
+    reporterRegion: region,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -36,13 +43,25 @@ describe("a report signed by a key published late", () => {
   it("is dead-lettered with the reason, listed by grabbit dlq, and once the key is out replayed and counted once", async () => {
     const lines: string[] = [];
     const kidsBefore = system.issuer.kids.length;
-    const r = await story.lateKeyStory({ issuer: system.issuer, publisherUrl: AMQP_URL, dlqUrl: AMQP_URL, reporter: system.reporter, image, region, print: (l) => lines.push(l) });
+    const r = await story.lateKeyStory({
+      issuer: system.issuer,
+      publisherUrl: AMQP_URL,
+      dlqUrl: AMQP_URL,
+      reporter: system.reporter,
+      image,
+      region,
+      print: (l) => lines.push(l),
+    });
 
     // The list, while it was dead-lettered: the message, the reason, the decoded body.
     expect(r.listed).toContain(`dead-letter queue "${queue}.dlq": 1 message ready`);
     expect(r.listed).toContain(r.messageId);
     expect(r.listed).toContain("example.v1.RequestReported");
-    expect(r.listed).toMatch(new RegExp(`reason: +\\[UNAUTHENTICATED\\] report ${r.requestId} refused: invalid token: no key in the key set matches the token`));
+    expect(r.listed).toMatch(
+      new RegExp(
+        `reason: +\\[UNAUTHENTICATED\\] report ${r.requestId} refused: invalid token: no key in the key set matches the token`,
+      ),
+    );
     expect(r.listed).toContain(`"requestId":"${r.requestId}"`);
     // The issuer published it; the replay took that one message.
     expect(system.issuer.kids).toContain(r.kid);

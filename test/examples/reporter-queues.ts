@@ -9,7 +9,8 @@ export async function deleteReporterQueues(queue: string): Promise<void> {
   const connection = await AmqpConnection.connect({ urls: AMQP_URL });
   try {
     const channel = await (await connection.waitForSession()).createChannel();
-    for (const q of [queue, `${queue}.dlq`, ...RETRY_DELAYS_MS.map((ms) => `${queue}.retry.${ms}`)]) await channel.deleteQueue(q).catch(() => undefined);
+    for (const q of [queue, `${queue}.dlq`, ...RETRY_DELAYS_MS.map((ms) => `${queue}.retry.${ms}`)])
+      await channel.deleteQueue(q).catch(() => undefined);
   } finally {
     await connection.close();
   }

@@ -21,7 +21,9 @@ describe("AsyncAPI document", () => {
     ] as const) {
       const files = generate(dir, "asyncapi,asyncapi_title=Example,asyncapi_version=1.2.3", only);
       const { document, diagnostics } = await parser.parse(files["asyncapi.json"]!);
-      const errors = diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`);
+      const errors = diagnostics
+        .filter((d) => d.severity === 0)
+        .map((d) => `${d.path.join(".")}: ${d.message}`);
       expect(errors).toEqual([]);
       expect(document).toBeDefined();
     }
@@ -32,16 +34,30 @@ describe("AsyncAPI document", () => {
     const doc = JSON.parse(files["asyncapi.json"]!);
     const reported = doc.channels["event.example.v1.RequestReported"];
     expect(reported.address).toBe("report.{decision}.{region}");
-    expect(reported.bindings.amqp.exchange).toMatchObject({ name: "example.reports", type: "topic", durable: true });
-    expect(reported.parameters.decision.enum).toEqual(["DECISION_UNSPECIFIED", "DECISION_APPROVED", "DECISION_DENIED"]);
-    expect(doc.operations["publish.example.v1.RequestReported"].bindings.amqp).toMatchObject({ deliveryMode: 2, mandatory: true });
+    expect(reported.bindings.amqp.exchange).toMatchObject({
+      name: "example.reports",
+      type: "topic",
+      durable: true,
+    });
+    expect(reported.parameters.decision.enum).toEqual([
+      "DECISION_UNSPECIFIED",
+      "DECISION_APPROVED",
+      "DECISION_DENIED",
+    ]);
+    expect(doc.operations["publish.example.v1.RequestReported"].bindings.amqp).toMatchObject({
+      deliveryMode: 2,
+      mandatory: true,
+    });
 
     const requests = doc.channels["rpc.example.v1.RequestProcessorService"];
     expect(requests.address).toBe("example.v1.RequestProcessorService");
     const op = doc.operations["example.v1.RequestProcessorService.ProcessRequest"];
     expect(op.reply.address.location).toBe("$message.header#/reply_to");
-    const request = doc.components.messages["example.v1.RequestProcessorService.ProcessRequest.request"];
-    expect(request.headers.properties["rpc-method"].const).toBe("/example.v1.RequestProcessorService/ProcessRequest");
+    const request =
+      doc.components.messages["example.v1.RequestProcessorService.ProcessRequest.request"];
+    expect(request.headers.properties["rpc-method"].const).toBe(
+      "/example.v1.RequestProcessorService/ProcessRequest",
+    );
     expect(request.contentType).toBe("application/x-protobuf");
     // The gRPC-only Bridge has no messaging channels.
     expect(Object.keys(doc.channels).some((k) => k.includes("BridgeService"))).toBe(false);
@@ -56,16 +72,27 @@ describe("AsyncAPI document", () => {
   it("names the request queue type the contract fixes, in the queue binding and the description, and validates", async () => {
     const files = generate(FIXTURES, "asyncapi");
     const { diagnostics } = await new Parser().parse(files["asyncapi.json"]!);
-    expect(diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`)).toEqual([]);
+    expect(
+      diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`),
+    ).toEqual([]);
     const doc = JSON.parse(files["asyncapi.json"]!);
     const classic = doc.channels["rpc.kitchen.v1.AmqpOnly"];
-    expect(classic.bindings.amqp.queue).toEqual({ name: "kitchen.v1.AmqpOnly", durable: true, exclusive: false, autoDelete: false, vhost: "/", "x-queue-type": "classic" });
+    expect(classic.bindings.amqp.queue).toEqual({
+      name: "kitchen.v1.AmqpOnly",
+      durable: true,
+      exclusive: false,
+      autoDelete: false,
+      vhost: "/",
+      "x-queue-type": "classic",
+    });
     expect(classic.description).toContain("declares it as a classic queue (x-queue-type classic)");
     expect(doc.channels["rpc.legacy.v1.Desk"].bindings.amqp.queue["x-queue-type"]).toBe("quorum");
     // Unspecified: no type in the binding; the description says what the servers do instead.
     const auto = doc.channels["rpc.kitchen.v1.OrdersService"];
     expect(auto.bindings.amqp.queue).not.toHaveProperty("x-queue-type");
-    expect(auto.description).toContain("quorum queue where the broker supports it, classic otherwise");
+    expect(auto.description).toContain(
+      "quorum queue where the broker supports it, classic otherwise",
+    );
   });
 
   it("says that a streaming method's request only opens the stream, and still validates", async () => {
@@ -87,15 +114,25 @@ service Meter {
     });
     const files = generate(dir, "asyncapi");
     const { diagnostics } = await new Parser().parse(files["asyncapi.json"]!);
-    expect(diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`)).toEqual([]);
+    expect(
+      diagnostics.filter((d) => d.severity === 0).map((d) => `${d.path.join(".")}: ${d.message}`),
+    ).toEqual([]);
     const doc = JSON.parse(files["asyncapi.json"]!);
     const description = (method: string) => doc.operations[`meter.v1.Meter.${method}`].description;
     expect(description("Latest")).toBe("The latest reading.");
-    expect(description("Watch")).toMatch(/^Every reading from now on\. Server-streaming call: the request opens the stream, .*wire contract/);
+    expect(description("Watch")).toMatch(
+      /^Every reading from now on\. Server-streaming call: the request opens the stream, .*wire contract/,
+    );
     expect(description("Record")).toMatch(/^Client-streaming call: the request opens the stream/);
-    expect(description("Relay")).toMatch(/^Bidirectional streaming call: the request opens the stream/);
-    expect(doc.components.messages["meter.v1.Meter.Watch.request"].description).toContain("Server-streaming call");
-    expect(doc.components.messages["meter.v1.Meter.Latest.request"].description).not.toContain("stream");
+    expect(description("Relay")).toMatch(
+      /^Bidirectional streaming call: the request opens the stream/,
+    );
+    expect(doc.components.messages["meter.v1.Meter.Watch.request"].description).toContain(
+      "Server-streaming call",
+    );
+    expect(doc.components.messages["meter.v1.Meter.Latest.request"].description).not.toContain(
+      "stream",
+    );
   });
 });
 
@@ -105,15 +142,23 @@ describe("Mermaid topology", () => {
     const text = files["topology.mmd"]!;
     expect(text.split("\n")[1]).toBe("flowchart LR");
     expect(text).toContain('x_example_reports{"example.reports<br/>topic exchange"}');
-    expect(text).toContain('e_example_v1_RequestReported -- "report.{decision}.{region}" --> x_example_reports');
+    expect(text).toContain(
+      'e_example_v1_RequestReported -- "report.{decision}.{region}" --> x_example_reports',
+    );
     expect(text).toContain('x_example_reports -. "report.*.*" .->');
-    expect(text).toContain('rq_example_v1_RequestProcessorService[("example.v1.RequestProcessorService<br/>request queue")]');
-    expect(text).toContain('s_example_v1_BridgeService[["example.v1.BridgeService<br/>gRPC: NotifyRequestDone"]]');
+    expect(text).toContain(
+      'rq_example_v1_RequestProcessorService[("example.v1.RequestProcessorService<br/>request queue")]',
+    );
+    expect(text).toContain(
+      's_example_v1_BridgeService[["example.v1.BridgeService<br/>gRPC: NotifyRequestDone"]]',
+    );
   });
 
   it("labels a request queue with the type the contract fixes", () => {
     const text = generate(FIXTURES, "mermaid")["topology.mmd"]!;
-    expect(text).toContain('rq_kitchen_v1_AmqpOnly[("kitchen.v1.AmqpOnly<br/>classic request queue")]');
+    expect(text).toContain(
+      'rq_kitchen_v1_AmqpOnly[("kitchen.v1.AmqpOnly<br/>classic request queue")]',
+    );
     expect(text).toContain('rq_legacy_v1_Desk[("legacy.v1.Desk<br/>quorum request queue")]');
     expect(text).toContain('rq_kitchen_v1_OrdersService[("kitchen.orders.rpc<br/>request queue")]');
   });

@@ -25,7 +25,9 @@ message OrderCreated {
   string id = 2;
 }
 `);
-    expect(error).toMatch(/^shop\/v1\/shop\.proto:6:50: event shop\.v1\.OrderCreated: routing key "order\.\{regoin\}\.created": \{regoin\} is not a field of shop\.v1\.OrderCreated \(scalar fields: region, id\)$/);
+    expect(error).toMatch(
+      /^shop\/v1\/shop\.proto:6:50: event shop\.v1\.OrderCreated: routing key "order\.\{regoin\}\.created": \{regoin\} is not a field of shop\.v1\.OrderCreated \(scalar fields: region, id\)$/,
+    );
   });
 
   it("refuses non-scalar placeholders", () => {
@@ -53,7 +55,9 @@ message Shipped {
   string id = 1;
 }
 `);
-    expect(error).toMatch(/^shop\/v1\/shop\.proto:6:10: event shop\.v1\.Shipped has no exchange: set \(grabbit\.v1\.event\)\.exchange, or \(grabbit\.v1\.file\)\.exchange for the whole file$/);
+    expect(error).toMatch(
+      /^shop\/v1\/shop\.proto:6:10: event shop\.v1\.Shipped has no exchange: set \(grabbit\.v1\.event\)\.exchange, or \(grabbit\.v1\.file\)\.exchange for the whole file$/,
+    );
   });
 
   it("points at the single option line when the option is set field by field", () => {
@@ -68,28 +72,36 @@ message Shipped {
   });
 
   it("refuses reserved and malformed exchange names", () => {
-    expect(errorsOf(`message A { option (grabbit.v1.event) = {exchange: "amq.topic"}; string id = 1; }`)).toContain(
-      'exchange names starting with "amq." are reserved',
-    );
-    expect(errorsOf(`message A { option (grabbit.v1.event) = {exchange: "has space"}; string id = 1; }`)).toContain(
-      '"has space" is not a valid exchange name',
-    );
+    expect(
+      errorsOf(`message A { option (grabbit.v1.event) = {exchange: "amq.topic"}; string id = 1; }`),
+    ).toContain('exchange names starting with "amq." are reserved');
+    expect(
+      errorsOf(`message A { option (grabbit.v1.event) = {exchange: "has space"}; string id = 1; }`),
+    ).toContain('"has space" is not a valid exchange name');
   });
 
   it("refuses placeholders inside a word of a topic key, wildcards and broken braces", () => {
-    expect(errorsOf(`message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.x{id}"}; string id = 1; }`)).toContain(
-      "{id} must be a whole word between dots",
-    );
-    expect(errorsOf(`message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.*.b"}; string id = 1; }`)).toContain(
-      '"*" and "#" are wildcards',
-    );
-    expect(errorsOf(`message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.{id"}; string id = 1; }`)).toContain(
-      'unbalanced "{" or "}"',
-    );
+    expect(
+      errorsOf(
+        `message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.x{id}"}; string id = 1; }`,
+      ),
+    ).toContain("{id} must be a whole word between dots");
+    expect(
+      errorsOf(
+        `message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.*.b"}; string id = 1; }`,
+      ),
+    ).toContain('"*" and "#" are wildcards');
+    expect(
+      errorsOf(
+        `message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "a.{id"}; string id = 1; }`,
+      ),
+    ).toContain('unbalanced "{" or "}"');
   });
 
   it("refuses placeholders on a fanout exchange", () => {
-    const error = errorsOf(`message A { option (grabbit.v1.event) = {exchange: "s", exchange_kind: EXCHANGE_KIND_FANOUT, routing_key: "a.{id}"}; string id = 1; }`);
+    const error = errorsOf(
+      `message A { option (grabbit.v1.event) = {exchange: "s", exchange_kind: EXCHANGE_KIND_FANOUT, routing_key: "a.{id}"}; string id = 1; }`,
+    );
     expect(error).toContain("a fanout exchange ignores routing keys");
   });
 
@@ -101,7 +113,9 @@ service One { option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP], reque
 service Two { option (grabbit.v1.service) = {transports: [TRANSPORT_AMQP], request_queue: "q"}; rpc Do(A) returns (B); }
 `);
     expect(error).toContain('services shop.v1.One and shop.v1.Two both use request queue "q"');
-    expect(error).toContain('event shop.v1.B declares exchange "shared" as direct, but shop.v1.A (shop/v1/shop.proto:5) declares it as topic');
+    expect(error).toContain(
+      'event shop.v1.B declares exchange "shared" as direct, but shop.v1.A (shop/v1/shop.proto:5) declares it as topic',
+    );
   });
 
   it("refuses AMQP settings on a gRPC-only service, and nothing about streaming methods on an AMQP one", () => {
@@ -153,14 +167,21 @@ service Fine {
   });
 
   it("rejects unknown plugin options with the list of known ones", () => {
-    const dir = protoModule({ "shop/v1/shop.proto": header + "message A { string id = 1; }\nservice S { rpc Do(A) returns (A); }" });
+    const dir = protoModule({
+      "shop/v1/shop.proto":
+        header + "message A { string id = 1; }\nservice S { rpc Do(A) returns (A); }",
+    });
     const response = run(bufRequest(dir, "import_extention=js"));
-    expect(response.error).toBe("unknown option \"import_extention\"; known options: messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)");
+    expect(response.error).toBe(
+      "unknown option \"import_extention\"; known options: messages, import_extension, runtime, ts_proto_file_suffix, file_suffix, asyncapi, asyncapi_title, asyncapi_version, mermaid, and those of the message library's plugin (ts-proto's, or protoc-gen-es's with messages=protobuf-es)",
+    );
   });
 
   it("fails the real buf generate with the positions and no stack trace", () => {
     const dir = protoModule({
-      "shop/v1/shop.proto": header + `message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "{nope}"}; string id = 1; }\n`,
+      "shop/v1/shop.proto":
+        header +
+        `message A { option (grabbit.v1.event) = {exchange: "s", routing_key: "{nope}"}; string id = 1; }\n`,
     });
     const result = bufGenerate(
       dir,
@@ -171,7 +192,9 @@ plugins:
 `,
     );
     expect(result.ok).toBe(false);
-    expect(result.stderr).toContain("shop/v1/shop.proto:4:57: event shop.v1.A: routing key \"{nope}\": {nope} is not a field of shop.v1.A (scalar fields: id)");
+    expect(result.stderr).toContain(
+      'shop/v1/shop.proto:4:57: event shop.v1.A: routing key "{nope}": {nope} is not a field of shop.v1.A (scalar fields: id)',
+    );
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -9,7 +9,9 @@ import { ParameterError, parseParameters } from "../../generator/plugin.js";
 
 describe("generator errors", () => {
   it("are named InputErrors", () => {
-    const contract = new ContractErrors([new ContractError({ file: "a/v1/a.proto", line: 3, column: 5 }, "no transports")]);
+    const contract = new ContractErrors([
+      new ContractError({ file: "a/v1/a.proto", line: 3, column: 5 }, "no transports"),
+    ]);
     for (const [err, name] of [
       [contract, "ContractErrors"],
       [new TsProtoOptionError("bad option"), "TsProtoOptionError"],

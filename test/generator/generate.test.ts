@@ -22,7 +22,12 @@ const read = (file: string) => readFileSync(join(out, file), "utf8");
 describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
   it("generates a file for each proto with services or events, and none for the rest", () => {
     expect(generation.stderr).toBe("");
-    for (const f of ["kitchen/v1/kitchen", "kitchen/common/v1/common", "legacy/v1/legacy", "modern/v1/modern"]) {
+    for (const f of [
+      "kitchen/v1/kitchen",
+      "kitchen/common/v1/common",
+      "legacy/v1/legacy",
+      "modern/v1/modern",
+    ]) {
       expect(existsSync(join(out, `${f}.grabbit.ts`)), f).toBe(true);
     }
     expect(existsSync(join(out, "grabbit/v1/options.grabbit.ts"))).toBe(false);
@@ -40,7 +45,9 @@ describe("buf generate with ts-proto and protoc-gen-grabbit", () => {
   });
 
   it("gives each event publisher a typed publishMany: a batch of the event and its message ids check, anything else does not", () => {
-    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain("publishMany(events: readonly OrderCreated[], options?: PublishManyOptions): Promise<void>");
+    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain(
+      "publishMany(events: readonly OrderCreated[], options?: PublishManyOptions): Promise<void>",
+    );
     writeFileSync(
       join(out, "kitchen/v1/use-publish-many.ts"),
       `import type { AmqpConnection } from "@grabbit/runtime/amqp";
@@ -62,11 +69,22 @@ export async function send(conn: AmqpConnection, orders: OrderCreated[]): Promis
 
   it("escapes member names that would break a class and keeps colliding names apart", () => {
     const text = read("kitchen/v1/kitchen.grabbit.ts");
-    for (const member of ["constructor$(", "then$(", "toString$(", "transport$(", "close$(", "delete(", "unary(", "unary2("]) {
+    for (const member of [
+      "constructor$(",
+      "then$(",
+      "toString$(",
+      "transport$(",
+      "close$(",
+      "delete(",
+      "unary(",
+      "unary2(",
+    ]) {
       expect(text).toContain(`  ${member}request`);
     }
     // ts-proto renames a message called Date so that it does not shadow the global.
-    expect(flat(text)).toContain("clientStream(requests: AsyncIterable<DateMessage>, options?: CallOptions): Promise<FunctionMessage>");
+    expect(flat(text)).toContain(
+      "clientStream(requests: AsyncIterable<DateMessage>, options?: CallOptions): Promise<FunctionMessage>",
+    );
     expect(text).toContain("AsyncIterable<snakeCaseMessage>");
   });
 
@@ -76,19 +94,25 @@ export async function send(conn: AmqpConnection, orders: OrderCreated[]): Promis
     expect(kitchen).toMatch(/getOrder: \{[^}]*idempotent: true,\s*timeoutMs: 250,/);
     expect(kitchen).toMatch(/cancelOrder: \{[^}]*idempotent: false,\s*timeoutMs: 1000,/);
     expect(kitchen).toMatch(/touch: \{[^}]*idempotent: true,/);
-    expect(kitchen).toContain('export const AmqpOnlyService: ServiceDesc<');
+    expect(kitchen).toContain("export const AmqpOnlyService: ServiceDesc<");
     expect(kitchen).not.toContain("createAmqpOnlyGrpcClient");
     expect(kitchen).not.toContain("createPlainAmqpClient");
     const common = read("kitchen/common/v1/common.grabbit.ts");
-    expect(common).toContain('amqp: { requestQueue: "common.kitchen.common.v1.Pricing", prefetch: 16 }');
+    expect(common).toContain(
+      'amqp: { requestQueue: "common.kitchen.common.v1.Pricing", prefetch: 16 }',
+    );
     expect(common).toContain("timeoutMs: 3000");
     expect(common).toContain('exchange: "kitchen.common"');
   });
 
   it("puts the request queue type the contract names into the descriptor, and none when it names none", async () => {
     // Text: the type-check test above compiles these descriptors against the runtime's ServiceDesc.
-    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain('amqp: { requestQueue: "kitchen.v1.AmqpOnly", prefetch: 32, queueType: "classic" }');
-    expect(read("legacy/v1/legacy.grabbit.ts")).toContain('amqp: { requestQueue: "legacy.v1.Desk", prefetch: 32, queueType: "quorum" }');
+    expect(read("kitchen/v1/kitchen.grabbit.ts")).toContain(
+      'amqp: { requestQueue: "kitchen.v1.AmqpOnly", prefetch: 32, queueType: "classic" }',
+    );
+    expect(read("legacy/v1/legacy.grabbit.ts")).toContain(
+      'amqp: { requestQueue: "legacy.v1.Desk", prefetch: 32, queueType: "quorum" }',
+    );
     const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
     const legacy = await import(pathToFileURL(join(out, "legacy/v1/legacy.grabbit.ts")).href);
     expect(kitchen.AmqpOnlyService.amqp.queueType).toBe("classic");
@@ -100,16 +124,36 @@ export async function send(conn: AmqpConnection, orders: OrderCreated[]): Promis
   it("renders routing keys from real ts-proto messages: enum names, escaping, proto2 defaults, editions", async () => {
     const kitchenMessages = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.ts")).href);
     const kitchen = await import(pathToFileURL(join(out, "kitchen/v1/kitchen.grabbit.ts")).href);
-    const created = kitchenMessages.OrderCreated.fromPartial({ orderId: "o1", region: "eu.west", tier: kitchenMessages.Tier.TIER_GOLD });
-    expect(renderRoutingKey(kitchen.OrderCreatedEvent, created)).toBe("order.eu%2Ewest.TIER_GOLD.created");
-    expect(bindingKey(kitchen.OrderCreatedEvent, kitchen.OrderCreatedEvent.routingValues({ tier: kitchenMessages.Tier.TIER_SILVER }))).toBe(
-      "order.*.TIER_SILVER.created",
+    const created = kitchenMessages.OrderCreated.fromPartial({
+      orderId: "o1",
+      region: "eu.west",
+      tier: kitchenMessages.Tier.TIER_GOLD,
+    });
+    expect(renderRoutingKey(kitchen.OrderCreatedEvent, created)).toBe(
+      "order.eu%2Ewest.TIER_GOLD.created",
     );
-    expect(renderRoutingKey(kitchen.AuditLoggedEvent, kitchenMessages.AuditLogged.fromPartial({ level: 3 }))).toBe("audit.3");
-    expect(() => bindingKey(kitchen.AuditLoggedEvent, {})).toThrow(/direct exchange "kitchen.audit": the consumer's filter needs a value for "level"/);
+    expect(
+      bindingKey(
+        kitchen.OrderCreatedEvent,
+        kitchen.OrderCreatedEvent.routingValues({ tier: kitchenMessages.Tier.TIER_SILVER }),
+      ),
+    ).toBe("order.*.TIER_SILVER.created");
+    expect(
+      renderRoutingKey(
+        kitchen.AuditLoggedEvent,
+        kitchenMessages.AuditLogged.fromPartial({ level: 3 }),
+      ),
+    ).toBe("audit.3");
+    expect(() => bindingKey(kitchen.AuditLoggedEvent, {})).toThrow(
+      /direct exchange "kitchen.audit": the consumer's filter needs a value for "level"/,
+    );
     expect(kitchen.BroadcastEvent.persistent).toBe(false);
     expect(kitchen.BroadcastEvent.exchangeKind).toBe("fanout");
-    expect(kitchen.TaggedEvent.routingValues(kitchenMessages.Tagged.fromPartial({ team: "core", urgent: true }))).toEqual({ team: "core", urgent: "true" });
+    expect(
+      kitchen.TaggedEvent.routingValues(
+        kitchenMessages.Tagged.fromPartial({ team: "core", urgent: true }),
+      ),
+    ).toEqual({ team: "core", urgent: "true" });
     expect(kitchen.Outer_HappenedEvent.routingKeyTemplate).toBe("kitchen.v1.Outer.Happened");
 
     const legacyMessages = await import(pathToFileURL(join(out, "legacy/v1/legacy.ts")).href);
@@ -119,7 +163,12 @@ export async function send(conn: AmqpConnection, orders: OrderCreated[]): Promis
 
     const modernMessages = await import(pathToFileURL(join(out, "modern/v1/modern.ts")).href);
     const modern = await import(pathToFileURL(join(out, "modern/v1/modern.grabbit.ts")).href);
-    expect(renderRoutingKey(modern.ShipmentEvent, modernMessages.Shipment.fromPartial({ carrier: "dhl" }))).toBe("shipment.dhl");
+    expect(
+      renderRoutingKey(
+        modern.ShipmentEvent,
+        modernMessages.Shipment.fromPartial({ carrier: "dhl" }),
+      ),
+    ).toBe("shipment.dhl");
   });
 
   it("gives the codec of each method the message's full name and a binary round trip", async () => {

@@ -175,7 +175,8 @@ function parseDiagnostics(output: string): Diagnostic[] {
   for (const line of output.split("\n")) {
     const head = /^(.+?)\(\d+,\d+\): error (TS\d+): (.*)$/.exec(line);
     if (head) found.push({ file: head[1]!, code: head[2]!, text: head[3]! });
-    else if (found.length > 0 && /^\s+\S/.test(line)) found[found.length - 1]!.text += ` ${line.trim()}`;
+    else if (found.length > 0 && /^\s+\S/.test(line))
+      found[found.length - 1]!.text += ` ${line.trim()}`;
   }
   return found;
 }
@@ -194,29 +195,50 @@ beforeAll(() => {
 describe("a service with every call kind, served over gRPC and RabbitMQ", () => {
   it("generates the AMQP client and server helpers beside the gRPC ones", () => {
     expect(generated).toContain(`requestQueue: "${requestQueue}"`);
-    for (const kind of ["unary", "server_streaming", "client_streaming", "bidi_streaming"]) expect(generated).toContain(`kind: "${kind}"`);
-    expect(flat(generated)).toContain("export function createMeterAmqpClient(connection: AmqpConnection, options?: AmqpRpcTransportOptions): MeterClient");
-    expect(flat(generated)).toContain("export function serveMeterAmqp(connection: AmqpConnection, handlers: Partial<MeterHandlers>, options?: AmqpRpcServerOptions)");
-    expect(flat(generated)).toContain("export function addMeterGrpcService(server: GrpcServer, handlers: Partial<MeterHandlers>): GrpcServer");
+    for (const kind of ["unary", "server_streaming", "client_streaming", "bidi_streaming"])
+      expect(generated).toContain(`kind: "${kind}"`);
+    expect(flat(generated)).toContain(
+      "export function createMeterAmqpClient(connection: AmqpConnection, options?: AmqpRpcTransportOptions): MeterClient",
+    );
+    expect(flat(generated)).toContain(
+      "export function serveMeterAmqp(connection: AmqpConnection, handlers: Partial<MeterHandlers>, options?: AmqpRpcServerOptions)",
+    );
+    expect(flat(generated)).toContain(
+      "export function addMeterGrpcService(server: GrpcServer, handlers: Partial<MeterHandlers>): GrpcServer",
+    );
   });
 
   it("type-checks: full and partial implementations, every call kind through both clients", () => {
     writeFileSync(join(out, "accepted.ts"), accepted);
-    const diagnostics = parseDiagnostics(typeCheck(out, { pedantic: true, files: ["accepted.ts"] }));
+    const diagnostics = parseDiagnostics(
+      typeCheck(out, { pedantic: true, files: ["accepted.ts"] }),
+    );
     // ts-proto's own files trip some pedantic flags; grabbit's and the case's must not.
-    expect(diagnostics.filter((d) => d.file.includes("grabbit.ts") || d.file.includes("accepted.ts"))).toEqual([]);
+    expect(
+      diagnostics.filter((d) => d.file.includes("grabbit.ts") || d.file.includes("accepted.ts")),
+    ).toEqual([]);
   });
 
   it("refuses a missing method in a full implementation, misspelt names and wrong signatures", () => {
-    for (const [name, { source }] of Object.entries(refused)) writeFileSync(join(out, `${name}.ts`), `${prelude}\n${source}\n`);
-    const diagnostics = parseDiagnostics(typeCheck(out, { files: Object.keys(refused).map((name) => `${name}.ts`) }));
+    for (const [name, { source }] of Object.entries(refused))
+      writeFileSync(join(out, `${name}.ts`), `${prelude}\n${source}\n`);
+    const diagnostics = parseDiagnostics(
+      typeCheck(out, { files: Object.keys(refused).map((name) => `${name}.ts`) }),
+    );
     for (const [name, { code, says }] of Object.entries(refused)) {
       const own = diagnostics.filter((d) => d.file.endsWith(`${name}.ts`));
-      expect(own.map((d) => d.code), name).toEqual([code]);
+      expect(
+        own.map((d) => d.code),
+        name,
+      ).toEqual([code]);
       expect(own[0]!.text, name).toMatch(says);
     }
     // Only the case files are wrong: the generated code itself compiles.
-    expect(diagnostics.filter((d) => !Object.keys(refused).some((name) => d.file.endsWith(`${name}.ts`)))).toEqual([]);
+    expect(
+      diagnostics.filter(
+        (d) => !Object.keys(refused).some((name) => d.file.endsWith(`${name}.ts`)),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -239,20 +261,24 @@ describe("a partial implementation at run time", () => {
   }
 
   it("answers UNIMPLEMENTED over gRPC for each method it leaves out, and serves the one it has", async () => {
-    g.addMeterGrpcService(server, { latest: (query: { sensor: string }) => ({ sensor: query.sensor, value: 7 }) });
+    g.addMeterGrpcService(server, {
+      latest: (query: { sensor: string }) => ({ sensor: query.sensor, value: 7 }),
+    });
     const client = g.createMeterGrpcClient(`127.0.0.1:${await server.listen("127.0.0.1:0")}`);
     try {
       expect(await client.latest({ sensor: "a" })).toEqual({ sensor: "a", value: 7 });
       const unimplemented = { code: Code.UNIMPLEMENTED };
       await expect(
         (async () => {
-          for await (const _ of client.watch({ sensor: "a" })) throw new Error("watch is not implemented, yet it sent a reading");
+          for await (const _ of client.watch({ sensor: "a" }))
+            throw new Error("watch is not implemented, yet it sent a reading");
         })(),
       ).rejects.toMatchObject(unimplemented);
       await expect(client.record(readings())).rejects.toMatchObject(unimplemented);
       await expect(
         (async () => {
-          for await (const _ of client.relay(readings())) throw new Error("relay is not implemented, yet it sent a reading");
+          for await (const _ of client.relay(readings()))
+            throw new Error("relay is not implemented, yet it sent a reading");
         })(),
       ).rejects.toMatchObject(unimplemented);
     } finally {
@@ -262,10 +288,14 @@ describe("a partial implementation at run time", () => {
 
   it("answers UNIMPLEMENTED over RabbitMQ for a unary method it leaves out", async () => {
     connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "generator-handlers" });
-    const rpcServer = await g.serveMeterAmqp(connection, { relay: (requests: AsyncIterable<unknown>) => requests });
+    const rpcServer = await g.serveMeterAmqp(connection, {
+      relay: (requests: AsyncIterable<unknown>) => requests,
+    });
     const client = g.createMeterAmqpClient(connection);
     try {
-      await expect(client.latest({ sensor: "a" }, { timeoutMs: 10_000 })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+      await expect(client.latest({ sensor: "a" }, { timeoutMs: 10_000 })).rejects.toMatchObject({
+        code: Code.UNIMPLEMENTED,
+      });
     } finally {
       await client.close();
       await rpcServer.close();

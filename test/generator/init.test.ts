@@ -21,7 +21,9 @@ describe("grabbit init --messages", () => {
   it("protobuf-es: protoc-gen-es and protoc-gen-grabbit with messages=protobuf-es and the same options", async () => {
     const dir = scratchDir("init-es");
     expect(await runInit(["--dir", dir, "--messages", "protobuf-es"])).toBe(0);
-    const plugins = (parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }).plugins;
+    const plugins = (
+      parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }
+    ).plugins;
     expect(plugins.map((p) => p.local)).toEqual(["protoc-gen-es", "protoc-gen-grabbit"]);
     expect(plugins[0]!.opt).toEqual(["target=ts", "import_extension=js"]);
     expect(plugins[1]!.opt).toEqual(["messages=protobuf-es", "target=ts", "import_extension=js"]);
@@ -30,7 +32,9 @@ describe("grabbit init --messages", () => {
   it("ts-proto by default", async () => {
     const dir = scratchDir("init-ts");
     expect(await runInit(["--dir", dir])).toBe(0);
-    const plugins = (parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }).plugins;
+    const plugins = (
+      parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }
+    ).plugins;
     expect(plugins.map((p) => p.local)).toEqual(["protoc-gen-ts_proto", "protoc-gen-grabbit"]);
     expect(plugins[1]!.opt).not.toContain("messages=protobuf-es");
   });
@@ -38,7 +42,9 @@ describe("grabbit init --messages", () => {
   it("refuses an unknown library and writes nothing", async () => {
     const dir = scratchDir("init-bad");
     expect(await runInit(["--dir", dir, "--messages", "protobufjs"])).toBe(1);
-    expect(out.join("\n")).toContain(`grabbit init: --messages takes ts-proto or protobuf-es, not "protobufjs".`);
+    expect(out.join("\n")).toContain(
+      `grabbit init: --messages takes ts-proto or protobuf-es, not "protobufjs".`,
+    );
     expect(() => readFileSync(join(dir, "buf.gen.yaml"))).toThrow(/ENOENT/);
   });
 });

@@ -3,7 +3,11 @@
 // writes must be exactly what decoding the whole request gives: same files, same bytes, same errors.
 import { join } from "node:path";
 import { toBinary } from "@bufbuild/protobuf";
-import { type CodeGeneratorRequest, CodeGeneratorRequestSchema, CodeGeneratorResponseSchema } from "@bufbuild/protobuf/wkt";
+import {
+  type CodeGeneratorRequest,
+  CodeGeneratorRequestSchema,
+  CodeGeneratorResponseSchema,
+} from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { run, runLean } from "../../generator/plugin.js";
 import { readRequest } from "../../generator/request.js";
@@ -25,7 +29,9 @@ describe("reading the request lazily", () => {
         const { whole, lean } = both(bufRequest(dir, parameter, only));
         expect(whole.error ?? "").toBe("");
         expect(whole.file.length).toBeGreaterThan(0);
-        expect(toBinary(CodeGeneratorResponseSchema, lean)).toEqual(toBinary(CodeGeneratorResponseSchema, whole));
+        expect(toBinary(CodeGeneratorResponseSchema, lean)).toEqual(
+          toBinary(CodeGeneratorResponseSchema, whole),
+        );
       }
     }
   });
@@ -49,10 +55,18 @@ message Paid {
     const lean = readRequest(toBinary(CodeGeneratorRequestSchema, request));
     expect(lean.candidates).toEqual(["shop/v1/shop.proto"]);
     const decoded = lean.protoFile.map((f) => f.name);
-    expect(decoded).toEqual(expect.arrayContaining(["shop/v1/shop.proto", "shop/v1/money.proto", "grabbit/v1/options.proto"]));
+    expect(decoded).toEqual(
+      expect.arrayContaining([
+        "shop/v1/shop.proto",
+        "shop/v1/money.proto",
+        "grabbit/v1/options.proto",
+      ]),
+    );
     expect(decoded).not.toContain("shop/v1/unused.proto");
     const response = runLean(lean);
-    expect(toBinary(CodeGeneratorResponseSchema, response)).toEqual(toBinary(CodeGeneratorResponseSchema, run(request)));
+    expect(toBinary(CodeGeneratorResponseSchema, response)).toEqual(
+      toBinary(CodeGeneratorResponseSchema, run(request)),
+    );
     const file = response.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content;
     expect(file).toContain("Paid is published when an order is paid.");
   });
@@ -84,7 +98,11 @@ message Nested {
   it("fails like the whole decoding when a file to generate is missing from the request", () => {
     const request = bufRequest(FIXTURES);
     request.fileToGenerate.push("missing/v1/missing.proto");
-    expect(() => run(request)).toThrow("the request names missing/v1/missing.proto to generate but does not contain it");
-    expect(() => readRequest(toBinary(CodeGeneratorRequestSchema, request))).toThrow("the request names missing/v1/missing.proto to generate but does not contain it");
+    expect(() => run(request)).toThrow(
+      "the request names missing/v1/missing.proto to generate but does not contain it",
+    );
+    expect(() => readRequest(toBinary(CodeGeneratorRequestSchema, request))).toThrow(
+      "the request names missing/v1/missing.proto to generate but does not contain it",
+    );
   });
 });

@@ -15,7 +15,14 @@ import type { EventModel } from "../../generator/model/model.js";
 import { NameScope } from "../../generator/model/names.js";
 import { renderFile, renderTemplate } from "../../generator/render.js";
 import { formatTypeScript, formatWhole } from "../../generator/format.js";
-import { bufRequest, FIXTURES, generateModule, protoModule, REPO, typeCheck } from "../support/buf.js";
+import {
+  bufRequest,
+  FIXTURES,
+  generateModule,
+  protoModule,
+  REPO,
+  typeCheck,
+} from "../support/buf.js";
 import { flat } from "./text.js";
 
 const CLASH = `syntax = "proto3";
@@ -74,25 +81,23 @@ function importOf(from: string): string {
 describe("names in a file whose messages are called Event, Error, Promise, Object, Buffer, CallOptions...", () => {
   it("type-checks strict, and pedantic (no unused import) in grabbit's file", () => {
     expect(typeCheck(out)).toBe("");
-    const ours = typeCheck(out, { pedantic: true }).split("\n").filter((line) =>
-      line.includes(".grabbit.ts(")
-    );
+    const ours = typeCheck(out, { pedantic: true })
+      .split("\n")
+      .filter((line) => line.includes(".grabbit.ts("));
     expect(ours).toEqual([]);
   });
 
   it("keeps every export's name: an import of the same name gets the alias", () => {
-    for (
-      const declaration of [
-        "export const EventEvent:",
-        "export class EventPublisher {",
-        "export class EventConsumer {",
-        "export type EventFilter =",
-        "export const ErrorEvent:",
-        "export class ErrorPublisher {",
-        "export const ClashService:",
-        "export class ClashClient {",
-      ]
-    ) {
+    for (const declaration of [
+      "export const EventEvent:",
+      "export class EventPublisher {",
+      "export class EventConsumer {",
+      "export type EventFilter =",
+      "export const ErrorEvent:",
+      "export class ErrorPublisher {",
+      "export const ClashService:",
+      "export class ClashClient {",
+    ]) {
       expect(text).toContain(declaration);
     }
     const runtimeAmqp = importOf("@grabbit/runtime/amqp");
@@ -142,8 +147,9 @@ describe("names in a file whose messages are called Event, Error, Promise, Objec
     const generated = await import(pathToFileURL(join(out, "clash/v1/clash.grabbit.ts")).href);
     const method = generated.ClashService.methods.get;
     expect(method.input.typeName).toBe("clash.v1.Buffer");
-    expect(method.input.decode(method.input.encode(messages.Buffer.fromPartial({ data: "x" }))))
-      .toEqual({ data: "x" });
+    expect(
+      method.input.decode(method.input.encode(messages.Buffer.fromPartial({ data: "x" }))),
+    ).toEqual({ data: "x" });
     expect(Object.keys(generated.ClashService.methods)).toEqual([
       "close$",
       "get",
@@ -212,10 +218,15 @@ describe("the layout", () => {
     let files = 0;
     for (const dir of modules) {
       const request = bufRequest(dir);
-      const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
-      for (const file of buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS).files) {
+      const registry = createFileRegistry(
+        create(FileDescriptorSetSchema, { file: request.protoFile }),
+      );
+      for (const file of buildModel(registry, request.fileToGenerate, DEFAULT_BUILD_OPTIONS)
+        .files) {
         const raw = renderTemplate("file", { ...file, version: "0" });
-        expect(formatTypeScript(file.outputPath, raw), file.outputPath).toBe(formatWhole(file.outputPath, raw));
+        expect(formatTypeScript(file.outputPath, raw), file.outputPath).toBe(
+          formatWhole(file.outputPath, raw),
+        );
         files++;
       }
     }

@@ -5,7 +5,13 @@ import { bufGenerate, REPO } from "../support/buf.js";
 
 export const PROTOBUF_ES_OPTS = ["target=ts", "import_extension=js"];
 
-export function protobufEsTemplate({ input, opts = PROTOBUF_ES_OPTS }: { input?: string; opts?: string[] } = {}): string {
+export function protobufEsTemplate({
+  input,
+  opts = PROTOBUF_ES_OPTS,
+}: {
+  input?: string;
+  opts?: string[];
+} = {}): string {
   return `version: v2
 ${input === undefined ? "" : `inputs:\n  - directory: ${input}\n`}plugins:
   - local: protoc-gen-es
@@ -18,7 +24,10 @@ ${input === undefined ? "" : `inputs:\n  - directory: ${input}\n`}plugins:
 }
 
 /** protoc-gen-es and protoc-gen-grabbit over the module in `dir`; gen/ is the output folder. */
-export function generateProtobufEsModule(dir: string, input?: string): { ok: boolean; out: string; stderr: string } {
+export function generateProtobufEsModule(
+  dir: string,
+  input?: string,
+): { ok: boolean; out: string; stderr: string } {
   const result = bufGenerate(dir, protobufEsTemplate(input === undefined ? {} : { input }));
   return { ...result, out: join(dir, "gen") };
 }

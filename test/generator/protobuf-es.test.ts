@@ -86,14 +86,23 @@ beforeAll(() => {
 describe("messages=protobuf-es: a contract named after globals, with a method close", () => {
   it("type-checks strict with protoc-gen-es's output, and pedantic in grabbit's file", () => {
     expect(typeCheck(out)).toBe("");
-    const ours = typeCheck(out, { pedantic: true }).split("\n").filter((line) => line.includes(".grabbit.ts("));
+    const ours = typeCheck(out, { pedantic: true })
+      .split("\n")
+      .filter((line) => line.includes(".grabbit.ts("));
     expect(ours).toEqual([]);
   });
 
   it("imports shapes as types and schemas as values from the _pb file, well-known types from @bufbuild/protobuf/wkt", () => {
     const flatText = flat(text);
     const pb = flatText.match(/import \{[^}]*\} from "\.\/globals_pb\.js";/)?.[0] ?? "";
-    for (const schema of ["BufferSchema$", "PromiseSchema", "ObjectSchema", "DateSchema", "ErrorSchema", "BufferSchemaSchema"]) {
+    for (const schema of [
+      "BufferSchema$",
+      "PromiseSchema",
+      "ObjectSchema",
+      "DateSchema",
+      "ErrorSchema",
+      "BufferSchemaSchema",
+    ]) {
       expect(pb).toContain(` ${schema}`);
     }
     // protoc-gen-es names the message Object `Object$`, and BufferSchema's shape takes the plain
@@ -107,9 +116,15 @@ describe("messages=protobuf-es: a contract named after globals, with a method cl
 
   it("gives handlers message shapes and clients init shapes", () => {
     const flatText = flat(text);
-    expect(flatText).toContain("get(request: Buffer, context: HandlerContext): Promise<MessageInitShape<typeof ErrorSchema>> | MessageInitShape<typeof ErrorSchema>;");
-    expect(flatText).toContain("close$(request: MessageInitShape<typeof PromiseSchema>, options?: CallOptions): Promise<Object$> {");
-    expect(flatText).toContain("publish(event: MessageInitShape<typeof ErrorSchema>, options?: PublishOptions): Promise<void> {");
+    expect(flatText).toContain(
+      "get(request: Buffer, context: HandlerContext): Promise<MessageInitShape<typeof ErrorSchema>> | MessageInitShape<typeof ErrorSchema>;",
+    );
+    expect(flatText).toContain(
+      "close$(request: MessageInitShape<typeof PromiseSchema>, options?: CallOptions): Promise<Object$> {",
+    );
+    expect(flatText).toContain(
+      "publish(event: MessageInitShape<typeof ErrorSchema>, options?: PublishOptions): Promise<void> {",
+    );
   });
 
   it("runs: descriptors encode init shapes and decode to messages, routing keys carry enum names", async () => {
@@ -123,9 +138,21 @@ describe("messages=protobuf-es: a contract named after globals, with a method cl
     expect(decoded.$typeName).toBe("globals.v1.Buffer");
     expect(decoded.data).toBe("x");
     const event = generated.ErrorEvent;
-    expect(event.type.decode(event.type.encode({ kind: "disk", level: pb.Error_Level.FATAL })).level).toBe(pb.Error_Level.FATAL);
-    expect(event.routingValues({ kind: "disk", level: pb.Error_Level.FATAL })).toEqual({ kind: "disk", level: "LEVEL_FATAL" });
-    expect(Object.keys(generated.GlobalsService.methods)).toEqual(["close$", "get", "watch", "send", "chat", "ping"]);
+    expect(
+      event.type.decode(event.type.encode({ kind: "disk", level: pb.Error_Level.FATAL })).level,
+    ).toBe(pb.Error_Level.FATAL);
+    expect(event.routingValues({ kind: "disk", level: pb.Error_Level.FATAL })).toEqual({
+      kind: "disk",
+      level: "LEVEL_FATAL",
+    });
+    expect(Object.keys(generated.GlobalsService.methods)).toEqual([
+      "close$",
+      "get",
+      "watch",
+      "send",
+      "chat",
+      "ping",
+    ]);
     expect(generated.GlobalsService.methods.ping.input.typeName).toBe("google.protobuf.Empty");
   });
 });
@@ -154,14 +181,29 @@ describe("messages=protobuf-es at run time: every call kind over gRPC and Rabbit
       return all;
     };
     try {
-      for (const client of [generated.createGlobalsGrpcClient(`127.0.0.1:${port}`), generated.createGlobalsAmqpClient(connection)]) {
+      for (const client of [
+        generated.createGlobalsGrpcClient(`127.0.0.1:${port}`),
+        generated.createGlobalsAmqpClient(connection),
+      ]) {
         const options = { timeoutMs: 10_000 };
         const closed = await client.close$({ id: "p" }, options);
         expect(closed).toMatchObject({ $typeName: "globals.v1.Object", id: "closed p" });
-        expect(await client.get({ data: "disk" }, options)).toMatchObject({ $typeName: "globals.v1.Error", kind: "disk", level: 2 });
-        expect((await collect(client.watch({ day: "mon" }, options))).map((e) => e["kind"])).toEqual(["mon", "mon again"]);
-        expect(await client.send(items({ data: "a" }, { data: "b" }), options)).toMatchObject({ id: "ab" });
-        expect((await collect(client.chat(items({ id: "x" }, { id: "y" }), options))).map((d) => d["day"])).toEqual(["X", "Y"]);
+        expect(await client.get({ data: "disk" }, options)).toMatchObject({
+          $typeName: "globals.v1.Error",
+          kind: "disk",
+          level: 2,
+        });
+        expect(
+          (await collect(client.watch({ day: "mon" }, options))).map((e) => e["kind"]),
+        ).toEqual(["mon", "mon again"]);
+        expect(await client.send(items({ data: "a" }, { data: "b" }), options)).toMatchObject({
+          id: "ab",
+        });
+        expect(
+          (await collect(client.chat(items({ id: "x" }, { id: "y" }), options))).map(
+            (d) => d["day"],
+          ),
+        ).toEqual(["X", "Y"]);
         expect(await client.ping({}, options)).toEqual({ $typeName: "google.protobuf.Empty" });
         await client.close();
       }
@@ -198,18 +240,31 @@ describe("what does not depend on the library", () => {
 });
 
 describe("the messages option", () => {
-  const dir = () => protoModule({ "m/v1/m.proto": `syntax = "proto3";\npackage m.v1;\nimport "grabbit/v1/options.proto";\nmessage A { oneof which { string id = 1; } }\nmessage E {\n  option (grabbit.v1.event) = {exchange: "m.events", routing_key: "e.{id}"};\n  oneof which { string id = 1; }\n}\nservice S { rpc Do(A) returns (A); }\n` });
+  const dir = () =>
+    protoModule({
+      "m/v1/m.proto": `syntax = "proto3";\npackage m.v1;\nimport "grabbit/v1/options.proto";\nmessage A { oneof which { string id = 1; } }\nmessage E {\n  option (grabbit.v1.event) = {exchange: "m.events", routing_key: "e.{id}"};\n  oneof which { string id = 1; }\n}\nservice S { rpc Do(A) returns (A); }\n`,
+    });
 
   it("refuses an unknown library, ts-proto's options beside protobuf-es, and protoc-gen-es's without it", () => {
     const d = dir();
-    expect(run(bufRequest(d, "messages=protobuf")).error).toBe('option "messages" takes ts-proto or protobuf-es (the plugin that writes the message types), not "protobuf"');
-    expect(run(bufRequest(d, "messages=protobuf-es,useDate=true")).error).toBe(`option "useDate" is ts-proto's, but messages=protobuf-es: give protoc-gen-grabbit the options of protoc-gen-es (or none)`);
-    expect(run(bufRequest(d, "target=ts")).error).toBe(`option "target" is protoc-gen-es's: add messages=protobuf-es to generate for protobuf-es messages (the default is ts-proto)`);
-    expect(run(bufRequest(d, "messages=protobuf-es,rewrite_imports=./x:y")).error).toMatch(/^protoc-gen-es option rewrite_imports moves the modules/);
+    expect(run(bufRequest(d, "messages=protobuf")).error).toBe(
+      'option "messages" takes ts-proto or protobuf-es (the plugin that writes the message types), not "protobuf"',
+    );
+    expect(run(bufRequest(d, "messages=protobuf-es,useDate=true")).error).toBe(
+      `option "useDate" is ts-proto's, but messages=protobuf-es: give protoc-gen-grabbit the options of protoc-gen-es (or none)`,
+    );
+    expect(run(bufRequest(d, "target=ts")).error).toBe(
+      `option "target" is protoc-gen-es's: add messages=protobuf-es to generate for protobuf-es messages (the default is ts-proto)`,
+    );
+    expect(run(bufRequest(d, "messages=protobuf-es,rewrite_imports=./x:y")).error).toMatch(
+      /^protoc-gen-es option rewrite_imports moves the modules/,
+    );
   });
 
   it("refuses a routing placeholder in a oneof, which protobuf-es nests under the oneof's name", () => {
     const response = run(bufRequest(dir(), "messages=protobuf-es"));
-    expect(response.error).toContain(`routing key "e.{id}": {id} is a member of oneof "which", which protobuf-es turns into a { case, value } union with no id property`);
+    expect(response.error).toContain(
+      `routing key "e.{id}": {id} is a member of oneof "which", which protobuf-es turns into a { case, value } union with no id property`,
+    );
   });
 });

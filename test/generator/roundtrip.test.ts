@@ -54,7 +54,8 @@ describe("generated gRPC code", () => {
           return { body: `sum=${total}` };
         },
         async *bidi(items: AsyncIterable<any>) {
-          for await (const item of items) yield { ...item, someField: item.someField.toUpperCase() };
+          for await (const item of items)
+            yield { ...item, someField: item.someField.toUpperCase() };
         },
         empty: () => ({}),
         delete: () => ({ seconds: 42, nanos: 0 }),
@@ -69,25 +70,36 @@ describe("generated gRPC code", () => {
     // A client with a `then` member would be swallowed by await; the generated one is not.
     expect(await Promise.resolve(client)).toBe(client);
 
-    const outer = m.Outer.fromPartial({ text: "hi", byName: { a: { name: "x", kind: 1 } }, maybe: "set" });
+    const outer = m.Outer.fromPartial({
+      text: "hi",
+      byName: { a: { name: "x", kind: 1 } },
+      maybe: "set",
+    });
     const echoed = await client.unary(outer);
     expect(echoed.text).toBe("echo hi");
     expect(echoed.byName.a).toEqual({ name: "x", kind: 1 });
     expect(echoed.maybe).toBe("set");
 
     const streamed: string[] = [];
-    for await (const inner of client.serverStream(m.Outer_Inner.fromPartial({ name: "n" }))) streamed.push(inner.name);
+    for await (const inner of client.serverStream(m.Outer_Inner.fromPartial({ name: "n" })))
+      streamed.push(inner.name);
     expect(streamed).toEqual(["n-0", "n-1", "n-2"]);
 
-    const summed = await client.clientStream(from([1, 2, 3].map((millis) => m.DateMessage.fromPartial({ millis }))));
+    const summed = await client.clientStream(
+      from([1, 2, 3].map((millis) => m.DateMessage.fromPartial({ millis }))),
+    );
     expect(summed.body).toBe("sum=6");
 
     const upper: string[] = [];
-    for await (const item of client.bidi(from(["a", "b"].map((someField) => m.snakeCaseMessage.fromPartial({ someField }))))) upper.push(item.someField);
+    for await (const item of client.bidi(
+      from(["a", "b"].map((someField) => m.snakeCaseMessage.fromPartial({ someField }))),
+    ))
+      upper.push(item.someField);
     expect(upper).toEqual(["A", "B"]);
 
     expect(await client.delete(outer)).toEqual({ seconds: 42, nanos: 0 });
-    for (const name of ["constructor", "then", "toString", "transport", "close"]) expect((await client[`${name}$`](outer)).text).toBe(name);
+    for (const name of ["constructor", "then", "toString", "transport", "close"])
+      expect((await client[`${name}$`](outer)).text).toBe(name);
     await client.close();
     await expect(client.unary(outer)).rejects.toMatchObject({ code: 14 });
   });
@@ -99,7 +111,11 @@ describe("one implementation on both transports", () => {
     const handlers = {
       getOrder: (req: any, ctx: any) => {
         seen.push(`${ctx.transport}:${ctx.deadline !== undefined}`);
-        return m.Order.fromPartial({ orderId: req.orderId, tier: m.Tier.TIER_GOLD, total: { currency: "EUR", units: 5 } });
+        return m.Order.fromPartial({
+          orderId: req.orderId,
+          tier: m.Tier.TIER_GOLD,
+          total: { currency: "EUR", units: 5 },
+        });
       },
       cancelOrder: () => {
         throw new Error("not today");
@@ -114,10 +130,19 @@ describe("one implementation on both transports", () => {
       await channel.close();
     });
 
-    for (const client of [g.createOrdersGrpcClient(address), g.createOrdersAmqpClient(connection)]) {
+    for (const client of [
+      g.createOrdersGrpcClient(address),
+      g.createOrdersAmqpClient(connection),
+    ]) {
       const order = await client.getOrder(m.GetOrderRequest.fromPartial({ orderId: "o-7" }));
-      expect(order).toEqual({ orderId: "o-7", tier: m.Tier.TIER_GOLD, total: { currency: "EUR", units: 5 } });
-      await expect(client.cancelOrder(m.GetOrderRequest.fromPartial({ orderId: "o-7" }))).rejects.toMatchObject({ code: 2, rawMessage: "not today" });
+      expect(order).toEqual({
+        orderId: "o-7",
+        tier: m.Tier.TIER_GOLD,
+        total: { currency: "EUR", units: 5 },
+      });
+      await expect(
+        client.cancelOrder(m.GetOrderRequest.fromPartial({ orderId: "o-7" })),
+      ).rejects.toMatchObject({ code: 2, rawMessage: "not today" });
     }
     // Both transports applied the method's default deadline (timeout_ms: 250 in the proto).
     expect(seen).toEqual(["grpc:true", "amqp:true"]);
@@ -125,7 +150,10 @@ describe("one implementation on both transports", () => {
 });
 
 describe("generated events", () => {
-  async function collect<T>(consumer: any, count: number): Promise<{ events: T[]; done: Promise<void> }> {
+  async function collect<T>(
+    consumer: any,
+    count: number,
+  ): Promise<{ events: T[]; done: Promise<void> }> {
     const events: T[] = [];
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
@@ -138,26 +166,52 @@ describe("generated events", () => {
   }
 
   it("routes by typed filters on topic, direct, fanout and headers exchanges", async () => {
-    const opts = (name: string) => ({ queue: uniqueName(name), queueExpiresMs: 60_000, queueType: "classic" as const });
-    const gold = await collect<any>(new g.OrderCreatedConsumer(connection, { ...opts("gold"), filter: { tier: m.Tier.TIER_GOLD } }), 1);
-    const level3 = await collect<any>(new g.AuditLoggedConsumer(connection, { ...opts("audit"), filter: { level: 3 } }), 1);
+    const opts = (name: string) => ({
+      queue: uniqueName(name),
+      queueExpiresMs: 60_000,
+      queueType: "classic" as const,
+    });
+    const gold = await collect<any>(
+      new g.OrderCreatedConsumer(connection, {
+        ...opts("gold"),
+        filter: { tier: m.Tier.TIER_GOLD },
+      }),
+      1,
+    );
+    const level3 = await collect<any>(
+      new g.AuditLoggedConsumer(connection, { ...opts("audit"), filter: { level: 3 } }),
+      1,
+    );
     const everyone = await collect<any>(new g.BroadcastConsumer(connection, opts("fanout")), 2);
-    const core = await collect<any>(new g.TaggedConsumer(connection, { ...opts("tags"), filter: { team: "core" } }), 1);
+    const core = await collect<any>(
+      new g.TaggedConsumer(connection, { ...opts("tags"), filter: { team: "core" } }),
+      1,
+    );
 
     const orders = new g.OrderCreatedPublisher(connection);
     // mandatory: an event no queue is bound for is reported, not dropped.
-    await expect(orders.publish(m.OrderCreated.fromPartial({ orderId: "silver", region: "eu", tier: m.Tier.TIER_SILVER }))).rejects.toMatchObject({
+    await expect(
+      orders.publish(
+        m.OrderCreated.fromPartial({ orderId: "silver", region: "eu", tier: m.Tier.TIER_SILVER }),
+      ),
+    ).rejects.toMatchObject({
       name: "UnroutableError",
     });
-    await orders.publish(m.OrderCreated.fromPartial({ orderId: "gold", region: "eu", tier: m.Tier.TIER_GOLD }));
+    await orders.publish(
+      m.OrderCreated.fromPartial({ orderId: "gold", region: "eu", tier: m.Tier.TIER_GOLD }),
+    );
     const audit = new g.AuditLoggedPublisher(connection);
-    await expect(audit.publish(m.AuditLogged.fromPartial({ level: 1, text: "nobody listens" }))).rejects.toMatchObject({ name: "UnroutableError" });
+    await expect(
+      audit.publish(m.AuditLogged.fromPartial({ level: 1, text: "nobody listens" })),
+    ).rejects.toMatchObject({ name: "UnroutableError" });
     await audit.publish(m.AuditLogged.fromPartial({ level: 3, text: "warn" }));
     const broadcast = new g.BroadcastPublisher(connection);
     await broadcast.publish(m.Broadcast.fromPartial({ text: "one" }));
     await broadcast.publish(m.Broadcast.fromPartial({ text: "two" }));
     const tagged = new g.TaggedPublisher(connection);
-    await expect(tagged.publish(m.Tagged.fromPartial({ team: "ops", urgent: true }))).rejects.toMatchObject({ name: "UnroutableError" });
+    await expect(
+      tagged.publish(m.Tagged.fromPartial({ team: "ops", urgent: true })),
+    ).rejects.toMatchObject({ name: "UnroutableError" });
     await tagged.publish(m.Tagged.fromPartial({ team: "core", urgent: false }));
 
     await Promise.all([gold.done, level3.done, everyone.done, core.done]);

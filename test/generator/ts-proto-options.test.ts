@@ -82,8 +82,14 @@ plugins:
   return join(dir, "gen");
 }
 
-async function eventDesc(out: string, name = "orderPlacedEvent"): Promise<EventDesc<Record<string, unknown>>> {
-  const mod = (await import(pathToFileURL(join(out, "shop/v1/shop.grabbit.ts")).href)) as Record<string, unknown>;
+async function eventDesc(
+  out: string,
+  name = "orderPlacedEvent",
+): Promise<EventDesc<Record<string, unknown>>> {
+  const mod = (await import(pathToFileURL(join(out, "shop/v1/shop.grabbit.ts")).href)) as Record<
+    string,
+    unknown
+  >;
   return mod[name] as EventDesc<Record<string, unknown>>;
 }
 
@@ -107,12 +113,20 @@ describe("ts-proto options given to both plugins", () => {
     expect(typeCheck(out)).toBe("");
     const desc = await eventDesc(out);
     // The message as ts-proto shapes it under these options: snake_case keys, enum names, long as text.
-    const message = { order_id: "o-1", region: "SALES_REGION_EU", amount_cents: "9007199254740993", lines: [], payment: { $case: "card", card: "c" } };
+    const message = {
+      order_id: "o-1",
+      region: "SALES_REGION_EU",
+      amount_cents: "9007199254740993",
+      lines: [],
+      payment: { $case: "card", card: "c" },
+    };
     expect(renderRoutingKey(desc, message)).toBe("order.SALES_REGION_EU.9007199254740993.o-1");
     const back = desc.type.decode(desc.type.encode(message)) as typeof message;
     expect(back.amount_cents).toBe("9007199254740993");
     expect(back.payment).toEqual({ $case: "card", card: "c" });
-    expect(renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: "CHANNEL_WEB" })).toBe("channel.CHANNEL_WEB");
+    expect(
+      renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: "CHANNEL_WEB" }),
+    ).toBe("channel.CHANNEL_WEB");
   });
 
   it("json_name keys, bigint longs, optional messages, enums as literals", async () => {
@@ -128,9 +142,18 @@ describe("ts-proto options given to both plugins", () => {
     ]);
     expect(typeCheck(out)).toBe("");
     const desc = await eventDesc(out);
-    const message = { ref: "o-2", region: 1, amountCents: 12n, lines: [], card: undefined, voucher: "v" };
+    const message = {
+      ref: "o-2",
+      region: 1,
+      amountCents: 12n,
+      lines: [],
+      card: undefined,
+      voucher: "v",
+    };
     expect(renderRoutingKey(desc, message)).toBe("order.SALES_REGION_EU.12.o-2");
-    expect(renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: 1 })).toBe("channel.CHANNEL_WEB");
+    expect(renderRoutingKey(await eventDesc(out, "channelOpenedEvent"), { via: 1 })).toBe(
+      "channel.CHANNEL_WEB",
+    );
   });
 
   it("reads values as ts-proto does: a repeated key collects its values, an empty value is false", () => {
@@ -156,11 +179,16 @@ describe("ts-proto options given to both plugins", () => {
     const dir = protoModule({ "shop/v1/shop.proto": SHOP });
     const res = run(bufRequest(dir, "Mshop/v1/shop.proto=./vendored/shop.js"));
     expect(res.error).toBe("");
-    expect(res.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content).toContain('from "../../vendored/shop.js"');
+    expect(res.file.find((f) => f.name === "shop/v1/shop.grabbit.ts")!.content).toContain(
+      'from "../../vendored/shop.js"',
+    );
   });
 
   it("emitImportedFiles=false: a type from a file nobody writes is an error naming the M mapping to add", () => {
-    const withEmpty = SHOP.replace('import "grabbit/v1/options.proto";', 'import "grabbit/v1/options.proto";\nimport "google/protobuf/empty.proto";').replace(
+    const withEmpty = SHOP.replace(
+      'import "grabbit/v1/options.proto";',
+      'import "grabbit/v1/options.proto";\nimport "google/protobuf/empty.proto";',
+    ).replace(
       "rpc Place(order_placed) returns (order_placed.line_item);",
       "rpc Place(order_placed) returns (order_placed.line_item);\n  rpc Ping(order_placed) returns (google.protobuf.Empty);",
     );
@@ -168,7 +196,10 @@ describe("ts-proto options given to both plugins", () => {
     expect(run(bufRequest(dir, "emitImportedFiles=false")).error).toBe(
       "with ts-proto's emitImportedFiles=false, nothing writes google/protobuf/empty.proto, whose types grabbit's code uses; map it to a module with Mgoogle/protobuf/empty.proto=<module>, or drop emitImportedFiles=false",
     );
-    expect(run(bufRequest(dir, "emitImportedFiles=false,Mgoogle/protobuf/empty.proto=@acme/wkt/empty")).error).toBe("");
+    expect(
+      run(bufRequest(dir, "emitImportedFiles=false,Mgoogle/protobuf/empty.proto=@acme/wkt/empty"))
+        .error,
+    ).toBe("");
     expect(run(bufRequest(dir, "emitImportedFiles=true")).error).toBe("");
   });
 
@@ -185,21 +216,35 @@ describe("ts-proto options given to both plugins", () => {
     const proto = SHOP.replace("{order_id}", "{card}");
     const dir = protoModule({ "shop/v1/shop.proto": proto });
     const unions = run(bufRequest(dir, "oneof=unions"));
-    expect(unions.error).toMatch(/^shop\/v1\/shop\.proto:\d+:\d+: .*\{card\} is a member of oneof "payment", which ts-proto's oneof=unions/);
+    expect(unions.error).toMatch(
+      /^shop\/v1\/shop\.proto:\d+:\d+: .*\{card\} is a member of oneof "payment", which ts-proto's oneof=unions/,
+    );
     expect(run(bufRequest(dir, "oneof=properties")).error).toBe("");
   });
 
   it("refuses the ts-proto options that leave out the codecs, and values ts-proto would not take, with a sentence", () => {
     const dir = protoModule({ "shop/v1/shop.proto": SHOP });
     const errorOf = (parameter: string) => run(bufRequest(dir, parameter)).error;
-    expect(errorOf("onlyTypes=true")).toMatch(/onlyTypes leaves out the encode and decode functions/);
-    expect(errorOf("outputEncodeMethods=decode-only")).toMatch(/outputEncodeMethods=decode-only leaves out/);
-    expect(errorOf("snakeToCamel=camels")).toMatch(/snakeToCamel takes true, false, keys, json or keys_json/);
+    expect(errorOf("onlyTypes=true")).toMatch(
+      /onlyTypes leaves out the encode and decode functions/,
+    );
+    expect(errorOf("outputEncodeMethods=decode-only")).toMatch(
+      /outputEncodeMethods=decode-only leaves out/,
+    );
+    expect(errorOf("snakeToCamel=camels")).toMatch(
+      /snakeToCamel takes true, false, keys, json or keys_json/,
+    );
     expect(errorOf("oneof=maybe")).toMatch(/oneof takes properties, unions or unions-value/);
-    expect(errorOf("stringEnums")).toMatch(/ts-proto ignores "stringEnums" without a value; write stringEnums=true/);
-    expect(errorOf("nestJs=true")).toMatch(/nestJs without outputServices leaves out the encode and decode functions/);
+    expect(errorOf("stringEnums")).toMatch(
+      /ts-proto ignores "stringEnums" without a value; write stringEnums=true/,
+    );
+    expect(errorOf("nestJs=true")).toMatch(
+      /nestJs without outputServices leaves out the encode and decode functions/,
+    );
     expect(errorOf("nestJs=true,outputServices=default")).toBe("");
-    expect(errorOf("outputEncodeIncludeTypes=Line")).toMatch(/outputEncodeIncludeTypes gives the messages it does not match codecs that throw/);
+    expect(errorOf("outputEncodeIncludeTypes=Line")).toMatch(
+      /outputEncodeIncludeTypes gives the messages it does not match codecs that throw/,
+    );
     // A name ts-proto does not have is still an unknown option, not silently a ts-proto one.
     expect(errorOf("snakeToCamle=false")).toMatch(/unknown option "snakeToCamle"/);
     // ts-proto options that change nothing grabbit refers to are taken and ignored.

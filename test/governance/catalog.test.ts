@@ -5,7 +5,13 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { EVENT_RULES, type EventRuleId } from "../../governance/events/compat.js";
-import { CHANGE_KINDS, RULES, RULE_BY_ID, isRuleId, type RuleId } from "../../governance/rules/catalog.js";
+import {
+  CHANGE_KINDS,
+  RULES,
+  RULE_BY_ID,
+  isRuleId,
+  type RuleId,
+} from "../../governance/rules/catalog.js";
 import type { Ctx } from "../../governance/rules/context.js";
 import { ROOT } from "./helpers.js";
 

@@ -11,14 +11,25 @@ import { tempDir } from "./helpers.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
-async function cycles(entries: string[], cwd: string): Promise<{ cycles: string[][]; tree: Awaited<ReturnType<typeof parseDependencyTree>> }> {
-  const tree = await parseDependencyTree(entries, { cwd, context: cwd, transform: false, skipDynamicImports: false, });
+async function cycles(
+  entries: string[],
+  cwd: string,
+): Promise<{ cycles: string[][]; tree: Awaited<ReturnType<typeof parseDependencyTree>> }> {
+  const tree = await parseDependencyTree(entries, {
+    cwd,
+    context: cwd,
+    transform: false,
+    skipDynamicImports: false,
+  });
   return { cycles: parseCircular(tree, false), tree };
 }
 
 describe("import cycles", () => {
   it("governance/, cli/ and bin/ have none", async () => {
-    const { cycles: found, tree } = await cycles(["governance/**/*.ts", "cli/**/*.ts", "bin/*.js"], ROOT);
+    const { cycles: found, tree } = await cycles(
+      ["governance/**/*.ts", "cli/**/*.ts", "bin/*.js"],
+      ROOT,
+    );
     // Not vacuous: the tree resolves the .js specifiers of the TypeScript sources to their files.
     expect(tree["governance/release/cli.ts"]?.map((d) => d.id)).toContain("governance/check.ts");
     expect(tree["cli/main.ts"]?.map((d) => d.id)).toContain("governance/breaking.ts");
@@ -29,9 +40,18 @@ describe("import cycles", () => {
     const dir = tempDir();
     mkdirSync(join(dir, "src"));
     // dpdm resolves "./a.js" to a.ts the way tsc does, through the tsconfig.json it finds.
-    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext" } }));
-    writeFileSync(join(dir, "src/a.ts"), `import { b } from "./b.js";\nexport const a = () => b;\n`);
-    writeFileSync(join(dir, "src/b.ts"), `export async function b() {\n  return (await import("./a.js")).a;\n}\n`);
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext" } }),
+    );
+    writeFileSync(
+      join(dir, "src/a.ts"),
+      `import { b } from "./b.js";\nexport const a = () => b;\n`,
+    );
+    writeFileSync(
+      join(dir, "src/b.ts"),
+      `export async function b() {\n  return (await import("./a.js")).a;\n}\n`,
+    );
     const { cycles: found } = await cycles(["src/**/*.ts"], dir);
     expect(found.map((c) => [...c].sort())).toEqual([["src/a.ts", "src/b.ts"]]);
   });

@@ -28,7 +28,11 @@ interface Row {
   line: string;
 }
 
-function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
@@ -42,7 +46,15 @@ function run(cmd: string, args: string[], cwd: string): Promise<{ code: number; 
 
 /** The command line both tools run for a seed (after `buf` or `grabbit`). */
 function argsFor(seed: number): string[] {
-  return ["breaking", "new", "--against", "old", "--error-format", "json", ...(seed % 2 ? ["--exclude-imports"] : [])];
+  return [
+    "breaking",
+    "new",
+    "--against",
+    "old",
+    "--error-format",
+    "json",
+    ...(seed % 2 ? ["--exclude-imports"] : []),
+  ];
 }
 
 async function bufRows(dir: string, args: string[]): Promise<Row[] | undefined> {
@@ -54,16 +66,29 @@ async function bufRows(dir: string, args: string[]): Promise<Row[] | undefined> 
 
 /** `--error-format json` output (one object a line), buf's or grabbit's, as rows. */
 function rowsOf(stdout: string): Row[] {
-  return jsonLines(stdout).map((line) => ({ rule: /^\S*:\d+:\d+: ([A-Z0-9_]+) /.exec(line)![1]!, line }));
+  return jsonLines(stdout).map((line) => ({
+    rule: /^\S*:\d+:\d+: ([A-Z0-9_]+) /.exec(line)![1]!,
+    line,
+  }));
 }
 
-async function grabbitRows(dir: string, args: string[]): Promise<{ rows: Row[]; stderr: string; code: number }> {
+async function grabbitRows(
+  dir: string,
+  args: string[],
+): Promise<{ rows: Row[]; stderr: string; code: number }> {
   // What grabbit prints in buf's format: the lines a team that switches from buf sees.
   const r = await grabbit(dir, args);
-  return { rows: rowsOf(r.stdout).filter((x) => RULE_BY_ID.has(x.rule) && !RULE_BY_ID.get(x.rule)!.grabbit), stderr: r.stderr, code: r.code };
+  return {
+    rows: rowsOf(r.stdout).filter(
+      (x) => RULE_BY_ID.has(x.rule) && !RULE_BY_ID.get(x.rule)!.grabbit,
+    ),
+    stderr: r.stderr,
+    code: r.code,
+  };
 }
 
-const inCategory = (rule: string, cat: string) => RULE_BY_ID.get(rule)?.categories.includes(cat) ?? false;
+const inCategory = (rule: string, cat: string) =>
+  RULE_BY_ID.get(rule)?.categories.includes(cat) ?? false;
 
 /** Rows of `a` not matched one for one in `b`. */
 function minus(a: string[], b: string[]): string[] {
@@ -122,7 +147,14 @@ async function check(seed: number): Promise<Outcome> {
     extra.push(...minus(g, b).map((x) => `[${cat}] ${x}`));
   }
   if (ours.code === 1) extra.push(`grabbit failed: ${ours.stderr.trim()}`);
-  const outcome: Outcome = { seed, skipped: false, buf: total, matched: total - missing.length, missing, extra };
+  const outcome: Outcome = {
+    seed,
+    skipped: false,
+    buf: total,
+    matched: total - missing.length,
+    missing,
+    extra,
+  };
   if (missing.length || extra.length) outcome.folder = writeOut(pair, missing, extra);
   return outcome;
 }
@@ -135,14 +167,20 @@ afterAll(() => {
   const matched = done.reduce((s, o) => s + o.matched, 0);
   const extra = done.reduce((s, o) => s + o.extra.length, 0);
   const byRule = new Map<string, number>();
-  for (const o of done) for (const x of [...o.missing, ...o.extra]) {
-    const rule = /: ([A-Z0-9_]+) /.exec(x)?.[1] ?? "?";
-    byRule.set(rule, (byRule.get(rule) ?? 0) + 1);
-  }
+  for (const o of done)
+    for (const x of [...o.missing, ...o.extra]) {
+      const rule = /: ([A-Z0-9_]+) /.exec(x)?.[1] ?? "?";
+      byRule.set(rule, (byRule.get(rule) ?? 0) + 1);
+    }
   console.log(
     `[differential] base seed ${BASE}: ${done.length} pairs compared (${outcomes.length - done.length} did not compile); ` +
       `recall ${buf ? (matched / buf).toFixed(3) : "1"} (${matched} of ${buf} buf findings), ${extra} extra` +
-      (byRule.size ? `\n  differences by rule: ${[...byRule].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r} ${n}`).join(", ")}` : ""),
+      (byRule.size
+        ? `\n  differences by rule: ${[...byRule]
+            .sort((a, b) => b[1] - a[1])
+            .map(([r, n]) => `${r} ${n}`)
+            .join(", ")}`
+        : ""),
   );
 });
 
@@ -152,12 +190,18 @@ describe("grabbit breaking agrees with buf breaking on random pairs", () => {
     const queue = [...seeds];
     await Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
-        for (let s = queue.shift(); s !== undefined; s = queue.shift()) outcomes.push(await check(s));
+        for (let s = queue.shift(); s !== undefined; s = queue.shift())
+          outcomes.push(await check(s));
       }),
     );
     // Every difference fails the run (none is left open).
     const failed = outcomes.filter((o) => o.missing.length || o.extra.length);
-    const report = failed.map((o) => `seed ${o.seed} (${o.folder}):\n    missed ${o.missing.join("\n    missed ")}\n    extra ${o.extra.join("\n    extra ")}`.replace(/\n    (missed|extra) $/gm, ""));
+    const report = failed.map((o) =>
+      `seed ${o.seed} (${o.folder}):\n    missed ${o.missing.join("\n    missed ")}\n    extra ${o.extra.join("\n    extra ")}`.replace(
+        /\n    (missed|extra) $/gm,
+        "",
+      ),
+    );
     expect(report).toEqual([]);
     // The generator must mostly produce pairs that compile, or the test proves little.
     expect(outcomes.filter((o) => o.skipped).length).toBeLessThan(COUNT / 2);

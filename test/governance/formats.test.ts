@@ -12,16 +12,27 @@ import type { Report } from "../../governance/diff.js";
 import { render } from "../../governance/report/index.js";
 import { BUF, ROOT, proto, tempDir, writeTree } from "./helpers.js";
 
-const BUF_FORMATS = ["text", "json", "msvs", "junit", "github-actions", "gitlab-code-quality"] as const;
+const BUF_FORMATS = [
+  "text",
+  "json",
+  "msvs",
+  "junit",
+  "github-actions",
+  "gitlab-code-quality",
+] as const;
 
 // Several findings over two files, with quotes, a map type (<, >) and a deleted file in the messages.
 const OLD = {
-  "demo/v1/a.proto": proto('message A {\n  string name = 1;\n  int32 id = 2;\n  map<string, int32> counts = 3;\n  reserved 9;\n}\n\nenum E {\n  E_UNSPECIFIED = 0;\n  E_ONE = 1;\n}'),
+  "demo/v1/a.proto": proto(
+    "message A {\n  string name = 1;\n  int32 id = 2;\n  map<string, int32> counts = 3;\n  reserved 9;\n}\n\nenum E {\n  E_UNSPECIFIED = 0;\n  E_ONE = 1;\n}",
+  ),
   "demo/v1/b.proto": proto("message B {\n  string id = 1;\n  string note = 2;\n}"),
   "demo/v1/gone.proto": proto("message Gone {\n  string id = 1;\n}"),
 };
 const NEW = {
-  "demo/v1/a.proto": proto("message A {\n  int64 name = 1;\n  string counts = 3;\n}\n\nenum E {\n  E_UNSPECIFIED = 0;\n}"),
+  "demo/v1/a.proto": proto(
+    "message A {\n  int64 name = 1;\n  string counts = 3;\n}\n\nenum E {\n  E_UNSPECIFIED = 0;\n}",
+  ),
   "demo/v1/b.proto": proto("message B {\n  string id = 1;\n}"),
 };
 
@@ -33,7 +44,10 @@ beforeAll(() => {
   writeTree(join(dir, "old"), OLD);
   writeTree(join(dir, "new"), NEW);
   for (const f of BUF_FORMATS) {
-    const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", f], { cwd: dir, encoding: "utf8" });
+    const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", f], {
+      cwd: dir,
+      encoding: "utf8",
+    });
     expect(r.status, r.stderr).toBe(100);
     bufOut[f] = r.stdout;
   }
@@ -41,24 +55,59 @@ beforeAll(() => {
 
 /** buf's own findings (from its json) as grabbit's report, ends included. */
 function bufReport(): Report {
-  const failures = bufOut.json!
-    .trim()
+  const failures = bufOut
+    .json!.trim()
     .split("\n")
-    .map((l) => JSON.parse(l) as { path?: string; start_line: number; start_column: number; end_line: number; end_column: number; type: string; message: string })
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          path?: string;
+          start_line: number;
+          start_column: number;
+          end_line: number;
+          end_column: number;
+          type: string;
+          message: string;
+        },
+    )
     // A finding without a file (a deleted file) has no position either: buf prints <input> and 1:1.
     .map((x) => {
-      const at = x.path === undefined ? { line: 0, column: 0, endLine: 0, endColumn: 0 } : { line: x.start_line, column: x.start_column, endLine: x.end_line, endColumn: x.end_column };
-      return { rule: x.type, breaking: true, bump: "major" as const, categories: [], path: x.path ?? "", ...at, message: x.message };
+      const at =
+        x.path === undefined
+          ? { line: 0, column: 0, endLine: 0, endColumn: 0 }
+          : {
+              line: x.start_line,
+              column: x.start_column,
+              endLine: x.end_line,
+              endColumn: x.end_column,
+            };
+      return {
+        rule: x.type,
+        breaking: true,
+        bump: "major" as const,
+        categories: [],
+        path: x.path ?? "",
+        ...at,
+        message: x.message,
+      };
     });
   return { bump: "major", changes: failures, failures };
 }
 
 const EMPTY: Report = { bump: "none", changes: [], failures: [] };
 
-async function run(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function run(
+  cwd: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
-  const code = await main(["breaking", "new", "--against", "old", ...args], { cwd, isTTY: false, stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  const code = await main(["breaking", "new", "--against", "old", ...args], {
+    cwd,
+    isTTY: false,
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+  });
   return { code, stdout, stderr };
 }
 
@@ -87,8 +136,12 @@ describe("grabbit's own run on the pair", () => {
     const report = JSON.parse(r.stdout) as Report;
     expect(Object.keys(report)).toEqual(["bump", "changes"]);
     expect(report.bump).toBe("major");
-    expect(report.changes.filter((c) => c.breaking).length).toBe(bufOut.text!.trim().split("\n").length);
-    expect(report.changes.find((c) => c.rule === "FILE_NO_DELETE")!.path).toBe("old/demo/v1/gone.proto");
+    expect(report.changes.filter((c) => c.breaking).length).toBe(
+      bufOut.text!.trim().split("\n").length,
+    );
+    expect(report.changes.find((c) => c.rule === "FILE_NO_DELETE")!.path).toBe(
+      "old/demo/v1/gone.proto",
+    );
   });
 });
 
@@ -102,10 +155,23 @@ describe("renames in buf's formats, grabbit's rules on", () => {
   const renamed: Record<string, string> = {};
   beforeAll(() => {
     rdir = tempDir();
-    writeTree(join(rdir, "old"), { "buf.yaml": yaml, "demo/v1/a.proto": proto("message Order {\n  string order_id = 1;\n  int32 n = 2;\n}\n\nmessage Line {\n  string sku = 1;\n}") });
-    writeTree(join(rdir, "new"), { "buf.yaml": yaml, "demo/v1/a.proto": proto("message Order {\n  string purchase_id = 1;\n  int32 n = 2;\n}\n\nmessage Item {\n  string sku = 1;\n}") });
+    writeTree(join(rdir, "old"), {
+      "buf.yaml": yaml,
+      "demo/v1/a.proto": proto(
+        "message Order {\n  string order_id = 1;\n  int32 n = 2;\n}\n\nmessage Line {\n  string sku = 1;\n}",
+      ),
+    });
+    writeTree(join(rdir, "new"), {
+      "buf.yaml": yaml,
+      "demo/v1/a.proto": proto(
+        "message Order {\n  string purchase_id = 1;\n  int32 n = 2;\n}\n\nmessage Item {\n  string sku = 1;\n}",
+      ),
+    });
     for (const f of BUF_FORMATS) {
-      const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", f], { cwd: rdir, encoding: "utf8" });
+      const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", f], {
+        cwd: rdir,
+        encoding: "utf8",
+      });
       expect(r.status, r.stderr).toBe(100);
       renamed[f] = r.stdout;
     }
@@ -115,64 +181,94 @@ describe("renames in buf's formats, grabbit's rules on", () => {
 
   it("buf reports each rename as several findings", () => {
     const types = lines(renamed.json!).map((l) => (JSON.parse(l) as { type: string }).type);
-    expect(types.sort()).toEqual(["FIELD_SAME_JSON_NAME", "FIELD_SAME_NAME", "MESSAGE_NO_DELETE", "PACKAGE_MESSAGE_NO_DELETE"]);
+    expect(types.sort()).toEqual([
+      "FIELD_SAME_JSON_NAME",
+      "FIELD_SAME_NAME",
+      "MESSAGE_NO_DELETE",
+      "PACKAGE_MESSAGE_NO_DELETE",
+    ]);
   });
 
   it("grabbit's JSON folds each rename into one change", async () => {
     const report = JSON.parse((await run(rdir, ["--format", "json"])).stdout) as Report;
     const breaking = report.changes.filter((c) => c.breaking);
     expect(breaking.map((c) => c.rule)).toEqual(["FIELD_SAME_NAME", "TYPESCRIPT_MESSAGE_RENAMED"]);
-    expect(breaking[0]!.message).toMatch(/\(also FIELD_SAME_JSON_NAME, TYPESCRIPT_FIELD_RENAMED\)$/);
+    expect(breaking[0]!.message).toMatch(
+      /\(also FIELD_SAME_JSON_NAME, TYPESCRIPT_FIELD_RENAMED\)$/,
+    );
     expect(breaking[1]!.message).toMatch(/\(also MESSAGE_NO_DELETE, PACKAGE_MESSAGE_NO_DELETE\)$/);
   });
 
   // Formats of one line per finding: buf's lines first, identical, then one line per grabbit finding.
-  it.each(["text", "json", "msvs", "github-actions"] as const)("%s: buf's lines as buf prints them, then grabbit's", async (format) => {
-    const r = await run(rdir, ["--error-format", format]);
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(100);
-    const theirs = lines(renamed[format]!);
-    const ours = lines(r.stdout);
-    expect(ours.slice(0, theirs.length)).toEqual(theirs);
-    const extra = ours.slice(theirs.length);
-    expect(extra).toHaveLength(2);
-    // (json escapes the quotes)
-    expect(extra[0]).toMatch(/TypeScript property from \\?"orderId\\?" to \\?"purchaseId\\?"/);
-    expect(extra[1]).toMatch(/\\?"demo\.v1\.Line\\?" was renamed to \\?"demo\.v1\.Item\\?"/);
-    expect(r.stdout).not.toMatch(/\(also |\(renamed to /);
-  });
+  it.each(["text", "json", "msvs", "github-actions"] as const)(
+    "%s: buf's lines as buf prints them, then grabbit's",
+    async (format) => {
+      const r = await run(rdir, ["--error-format", format]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(100);
+      const theirs = lines(renamed[format]!);
+      const ours = lines(r.stdout);
+      expect(ours.slice(0, theirs.length)).toEqual(theirs);
+      const extra = ours.slice(theirs.length);
+      expect(extra).toHaveLength(2);
+      // (json escapes the quotes)
+      expect(extra[0]).toMatch(/TypeScript property from \\?"orderId\\?" to \\?"purchaseId\\?"/);
+      expect(extra[1]).toMatch(/\\?"demo\.v1\.Line\\?" was renamed to \\?"demo\.v1\.Item\\?"/);
+      expect(r.stdout).not.toMatch(/\(also |\(renamed to /);
+    },
+  );
 
   it("junit: buf's suites as buf prints them, grabbit's findings in a suite of their own after them", async () => {
     const ours = lines((await run(rdir, ["--error-format", "junit"])).stdout);
     const theirs = lines(renamed.junit!);
     // buf's document up to its closing </testsuites>, then grabbit's suite, then the closing tag.
     expect(ours.slice(0, theirs.length - 1)).toEqual(theirs.slice(0, -1));
-    expect(ours[theirs.length - 1]).toBe('  <testsuite name="new/demo/v1/a" tests="2" failures="2" errors="0">');
+    expect(ours[theirs.length - 1]).toBe(
+      '  <testsuite name="new/demo/v1/a" tests="2" failures="2" errors="0">',
+    );
     expect(ours.at(-1)).toBe("</testsuites>");
-    const cases = (ls: string[]) => ls.filter((l) => l.includes("<testcase ")).map((l) => /name="([A-Z_]+?)(_\d+)*"/.exec(l)?.[1]);
+    const cases = (ls: string[]) =>
+      ls
+        .filter((l) => l.includes("<testcase "))
+        .map((l) => /name="([A-Z_]+?)(_\d+)*"/.exec(l)?.[1]);
     expect(cases(ours)).toEqual([...cases(theirs), ...own]);
   });
 
   it("gitlab-code-quality: buf's issues as buf prints them (fingerprints too), then grabbit's", async () => {
     const theirs = JSON.parse(renamed["gitlab-code-quality"]!) as Array<{ check_name: string }>;
-    const ours = JSON.parse((await run(rdir, ["--error-format", "gitlab-code-quality"])).stdout) as Array<{ check_name: string }>;
+    const ours = JSON.parse(
+      (await run(rdir, ["--error-format", "gitlab-code-quality"])).stdout,
+    ) as Array<{ check_name: string }>;
     expect(ours.slice(0, theirs.length)).toEqual(theirs);
     expect(ours.slice(theirs.length).map((i) => i.check_name)).toEqual(own);
   });
 
   it("with only buf's rules selected, every format is buf's output byte for byte", async () => {
-    for (const f of BUF_FORMATS) expect((await run(rdir, ["--error-format", f, "--use", "FILE,PACKAGE"])).stdout, f).toBe(renamed[f]);
+    for (const f of BUF_FORMATS)
+      expect((await run(rdir, ["--error-format", f, "--use", "FILE,PACKAGE"])).stdout, f).toBe(
+        renamed[f],
+      );
   });
 
   it("SARIF and markdown are grabbit's: one alert per rename", async () => {
-    const sarif = JSON.parse((await run(rdir, ["--format", "sarif"])).stdout) as { runs: Array<{ results: Array<{ ruleId: string }> }> };
-    expect(sarif.runs[0]!.results.map((x) => x.ruleId)).toEqual(["FIELD_SAME_NAME", "TYPESCRIPT_MESSAGE_RENAMED"]);
+    const sarif = JSON.parse((await run(rdir, ["--format", "sarif"])).stdout) as {
+      runs: Array<{ results: Array<{ ruleId: string }> }>;
+    };
+    expect(sarif.runs[0]!.results.map((x) => x.ruleId)).toEqual([
+      "FIELD_SAME_NAME",
+      "TYPESCRIPT_MESSAGE_RENAMED",
+    ]);
     expect((await run(rdir, ["--format", "markdown"])).stdout).toMatch(/:x: 2 breaking changes/);
   });
 });
 
 describe("SARIF 2.1.0", () => {
-  const schema = JSON.parse(readFileSync(join(ROOT, "node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"), "utf8")) as object;
+  const schema = JSON.parse(
+    readFileSync(
+      join(ROOT, "node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"),
+      "utf8",
+    ),
+  ) as object;
   // CommonJS modules under NodeNext: the class is the default of the module object (module.exports.default).
   const Ajv = ajvDraft04.default.default;
   const addFormats = ajvFormats.default.default;
@@ -183,7 +279,20 @@ describe("SARIF 2.1.0", () => {
   it("is valid against the SARIF 2.1.0 schema, one result per breaking finding", async () => {
     const r = await run(dir, ["--format", "sarif"]);
     expect(r.code).toBe(100);
-    const log = JSON.parse(r.stdout) as { version: string; runs: Array<{ tool: { driver: { name: string; rules: Array<{ id: string }> } }; results: Array<{ ruleId: string; ruleIndex: number; level: string; locations: Array<{ physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } } }> }> }> };
+    const log = JSON.parse(r.stdout) as {
+      version: string;
+      runs: Array<{
+        tool: { driver: { name: string; rules: Array<{ id: string }> } };
+        results: Array<{
+          ruleId: string;
+          ruleIndex: number;
+          level: string;
+          locations: Array<{
+            physicalLocation: { artifactLocation: { uri: string }; region: { startLine: number } };
+          }>;
+        }>;
+      }>;
+    };
     expect(validate(log), JSON.stringify(validate.errors, null, 2)).toBe(true);
     expect(log.version).toBe("2.1.0");
     const results = log.runs[0]!.results;
@@ -192,7 +301,11 @@ describe("SARIF 2.1.0", () => {
       expect(res.level).toBe("error");
       expect(log.runs[0]!.tool.driver.rules[res.ruleIndex]!.id).toBe(res.ruleId);
     }
-    expect(results.some((res) => res.locations[0]?.physicalLocation.artifactLocation.uri === "new/demo/v1/b.proto")).toBe(true);
+    expect(
+      results.some(
+        (res) => res.locations[0]?.physicalLocation.artifactLocation.uri === "new/demo/v1/b.proto",
+      ),
+    ).toBe(true);
   });
 
   it("an empty run is a valid log with no results", () => {

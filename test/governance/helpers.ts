@@ -42,7 +42,12 @@ export interface Run {
 export async function grabbit(cwd: string, argv: string[]): Promise<Run> {
   let stdout = "";
   let stderr = "";
-  const code = await main(argv, { cwd, isTTY: false, stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  const code = await main(argv, {
+    cwd,
+    isTTY: false,
+    stdout: (s) => void (stdout += s),
+    stderr: (s) => void (stderr += s),
+  });
   let report: Report | undefined;
   // grabbit's report object (--format json), not buf's json (--error-format json, one object a line).
   if (argv.includes("--format") && argv[argv.indexOf("--format") + 1] === "json") {
@@ -53,17 +58,31 @@ export async function grabbit(cwd: string, argv: string[]): Promise<Run> {
     }
   }
   const also = (m: string) => /\(also ([A-Z0-9_, ]+)\)$/.exec(m)?.[1]?.split(", ") ?? [];
-  const breaking = report ? report.changes.filter((c) => c.breaking).flatMap((c) => [c.rule, ...also(c.message)]) : [];
+  const breaking = report
+    ? report.changes.filter((c) => c.breaking).flatMap((c) => [c.rule, ...also(c.message)])
+    : [];
   const all = report ? report.changes.map((c) => c.rule) : [];
   return { code, stdout, stderr, ...(report ? { report } : {}), breaking, all };
 }
 
 /** Writes old/ and new/ trees and compares them with the given extra arguments. */
-export async function compareTrees(oldTree: Tree, newTree: Tree, args: string[] = []): Promise<Run & { dir: string }> {
+export async function compareTrees(
+  oldTree: Tree,
+  newTree: Tree,
+  args: string[] = [],
+): Promise<Run & { dir: string }> {
   const dir = tempDir();
   writeTree(join(dir, "old"), oldTree);
   writeTree(join(dir, "new"), newTree);
-  const run = await grabbit(dir, ["breaking", "new", "--against", "old", "--format", "json", ...args]);
+  const run = await grabbit(dir, [
+    "breaking",
+    "new",
+    "--against",
+    "old",
+    "--format",
+    "json",
+    ...args,
+  ]);
   return { ...run, dir };
 }
 
@@ -72,20 +91,41 @@ export function jsonLines(stdout: string): string[] {
   return stdout
     .split("\n")
     .filter((l) => l.trim().startsWith("{"))
-    .map((l) => JSON.parse(l) as { path?: string; start_line: number; start_column: number; type: string; message: string })
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          path?: string;
+          start_line: number;
+          start_column: number;
+          type: string;
+          message: string;
+        },
+    )
     .map((x) => `${x.path ?? "<input>"}:${x.start_line}:${x.start_column}: ${x.type} ${x.message}`);
 }
 
 /** `buf breaking` on the same kind of trees: its findings as `path:line:column: RULE message`. */
 export function bufLines(dir: string, use: string[], flags: string[] = []): string[] {
   bufBreaking(dir, use);
-  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json", ...flags], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(
+    BUF,
+    ["breaking", "new", "--against", "old", "--error-format", "json", ...flags],
+    { cwd: dir, encoding: "utf8" },
+  );
   return jsonLines(r.stdout ?? "");
 }
 
 /** grabbit's findings in buf's json format (what buf's formats print), as `bufLines` gives buf's. */
 export async function grabbitBufLines(dir: string, args: string[]): Promise<string[]> {
-  const r = await grabbit(dir, ["breaking", "new", "--against", "old", "--error-format", "json", ...args]);
+  const r = await grabbit(dir, [
+    "breaking",
+    "new",
+    "--against",
+    "old",
+    "--error-format",
+    "json",
+    ...args,
+  ]);
   if (r.stderr) throw new Error(`grabbit breaking failed: ${r.stderr}`);
   return jsonLines(r.stdout);
 }
@@ -96,7 +136,10 @@ export function bufBreaking(dir: string, use: string[]): { code: number; rules: 
   const yaml = `version: v2\nbreaking:\n  use:\n${use.map((u) => `    - ${u}\n`).join("")}`;
   writeFileSync(join(dir, "new", "buf.yaml"), yaml);
   writeFileSync(join(dir, "old", "buf.yaml"), yaml);
-  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(BUF, ["breaking", "new", "--against", "old", "--error-format", "json"], {
+    cwd: dir,
+    encoding: "utf8",
+  });
   const rules = (r.stdout ?? "")
     .split("\n")
     .filter((l) => l.trim().startsWith("{"))

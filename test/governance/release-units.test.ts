@@ -8,7 +8,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importedPackages } from "../../governance/release/build.js";
 import { runRelease } from "../../governance/release/cli.js";
-import { checkChosenVersion, compareVersions, highestVersion, nextVersion, parseVersion } from "../../governance/release/version.js";
+import {
+  checkChosenVersion,
+  compareVersions,
+  highestVersion,
+  nextVersion,
+  parseVersion,
+} from "../../governance/release/version.js";
 
 describe("nextVersion", () => {
   it("follows semver from 1.0.0 on", () => {
@@ -53,31 +59,65 @@ describe("nextVersion", () => {
   it("refuses what is not a version or a prerelease id", () => {
     expect(() => nextVersion("1.2", "minor")).toThrow(/not a semantic version/);
     expect(() => nextVersion("01.2.3", "minor")).toThrow(/not a semantic version/);
-    expect(() => nextVersion("1.2.3", "minor", { preid: "1beta" })).toThrow(/not a prerelease identifier/);
-    expect(() => nextVersion("1.2.3", "minor", { preid: "be.ta" })).toThrow(/not a prerelease identifier/);
+    expect(() => nextVersion("1.2.3", "minor", { preid: "1beta" })).toThrow(
+      /not a prerelease identifier/,
+    );
+    expect(() => nextVersion("1.2.3", "minor", { preid: "be.ta" })).toThrow(
+      /not a prerelease identifier/,
+    );
   });
 });
 
 describe("version order", () => {
   it("is semver precedence, prereleases before their release", () => {
-    const sorted = ["1.0.0", "1.0.0-rc.1", "1.0.0-beta.11", "1.0.0-beta.2", "1.0.0-beta", "1.0.0-alpha.beta", "1.0.0-alpha.1", "1.0.0-alpha", "0.9.9"]
+    const sorted = [
+      "1.0.0",
+      "1.0.0-rc.1",
+      "1.0.0-beta.11",
+      "1.0.0-beta.2",
+      "1.0.0-beta",
+      "1.0.0-alpha.beta",
+      "1.0.0-alpha.1",
+      "1.0.0-alpha",
+      "0.9.9",
+    ]
       .map((s) => parseVersion(s)!)
       .sort(compareVersions)
       .map((v) => `${v.major}.${v.minor}.${v.patch}${v.pre.length ? "-" + v.pre.join(".") : ""}`);
-    expect(sorted).toEqual(["0.9.9", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0"]);
-    expect(highestVersion(["1.2.0", "1.10.0", "1.9.9", "2.0.0-rc.0", "garbage"])).toBe("2.0.0-rc.0");
+    expect(sorted).toEqual([
+      "0.9.9",
+      "1.0.0-alpha",
+      "1.0.0-alpha.1",
+      "1.0.0-alpha.beta",
+      "1.0.0-beta",
+      "1.0.0-beta.2",
+      "1.0.0-beta.11",
+      "1.0.0-rc.1",
+      "1.0.0",
+    ]);
+    expect(highestVersion(["1.2.0", "1.10.0", "1.9.9", "2.0.0-rc.0", "garbage"])).toBe(
+      "2.0.0-rc.0",
+    );
     expect(highestVersion([])).toBeUndefined();
   });
 
   it("lets a chosen version through only above what the change needs", () => {
     expect(checkChosenVersion("0.9.0", "1.0.0", "minor")).toBeUndefined(); // graduating from 0.x
-    expect(checkChosenVersion("1.4.2", "1.4.3", "minor")).toMatch(/below 1\.5\.0, the least a minor change allows/);
+    expect(checkChosenVersion("1.4.2", "1.4.3", "minor")).toMatch(
+      /below 1\.5\.0, the least a minor change allows/,
+    );
     expect(checkChosenVersion("1.4.2", "1.4.2", "patch")).toMatch(/not above the previous version/);
     expect(checkChosenVersion("1.4.2", "nope", "patch")).toMatch(/not a semantic version/);
   });
 });
 
-const change = (rule: string, bump: Change["bump"], breaking: boolean, line: number, message: string): Change => ({
+const change = (
+  rule: string,
+  bump: Change["bump"],
+  breaking: boolean,
+  line: number,
+  message: string,
+): Change => ({
   rule,
   breaking,
   bump,
@@ -94,9 +134,27 @@ describe("changelog entries", () => {
   const report: Report = {
     bump: "major",
     changes: [
-      change("FIELD_NO_DELETE", "major", true, 18, 'Previously present field "3" with name "note" on message "Order" was deleted.'),
-      change("GRABBIT_EVENT_ROUTING_KEY_CHANGED", "major", false, 24, 'Accepted (no consumer yet): routing key "order.*.placed" changed.'),
-      change("FIELD_ADDED", "minor", false, 31, 'Field "4" with name "tags" (map<string, string>) was added to message "Order".'),
+      change(
+        "FIELD_NO_DELETE",
+        "major",
+        true,
+        18,
+        'Previously present field "3" with name "note" on message "Order" was deleted.',
+      ),
+      change(
+        "GRABBIT_EVENT_ROUTING_KEY_CHANGED",
+        "major",
+        false,
+        24,
+        'Accepted (no consumer yet): routing key "order.*.placed" changed.',
+      ),
+      change(
+        "FIELD_ADDED",
+        "minor",
+        false,
+        31,
+        'Field "4" with name "tags" (map<string, string>) was added to message "Order".',
+      ),
       change("DEPRECATED", "minor", false, 12, 'Field "total" was deprecated.'),
       change("OPTION_CHANGED", "patch", false, 7, "Timeout changed."),
       change("RESERVED_ADDED", "patch", false, 19, "Reserved 3."),
@@ -107,7 +165,13 @@ describe("changelog entries", () => {
   };
 
   it("groups changes by kind, each with its rule and file:line, markup escaped", () => {
-    const entry = renderEntry({ version: "2.0.0", previous: "1.4.2", against: ".git#tag=v1.4.2", report, date: new Date("2026-03-04T10:00:00Z") });
+    const entry = renderEntry({
+      version: "2.0.0",
+      previous: "1.4.2",
+      against: ".git#tag=v1.4.2",
+      report,
+      date: new Date("2026-03-04T10:00:00Z"),
+    });
     expect(entry).toBe(`## 2.0.0 (2026-03-04)
 
 Major release after 1.4.2: 7 contract changes against \`.git#tag=v1.4.2\`.
@@ -139,7 +203,9 @@ Major release after 1.4.2: 7 contract changes against \`.git#tag=v1.4.2\`.
   });
 
   it("says so for a first release", () => {
-    expect(renderEntry({ version: "1.0.0", date: new Date("2026-03-04T00:00:00Z") })).toBe("## 1.0.0 (2026-03-04)\n\nFirst release of the generated SDK.\n");
+    expect(renderEntry({ version: "1.0.0", date: new Date("2026-03-04T00:00:00Z") })).toBe(
+      "## 1.0.0 (2026-03-04)\n\nFirst release of the generated SDK.\n",
+    );
   });
 
   it("puts new entries on top, replaces an entry of the same version, keeps a hand-written preface", () => {
@@ -151,8 +217,14 @@ Major release after 1.4.2: 7 contract changes against \`.git#tag=v1.4.2\`.
     expect(redo.match(/## 1\.1\.0/g)).toHaveLength(1);
     expect(redo).toContain("Second, again.");
     expect(redo).not.toContain("(2026-03-02)");
-    const own = addEntry("# Orders SDK changes\n\nAsk #orders for help.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n", "1.0.1", "## 1.0.1 (2026-03-05)\n\nPatch.\n");
-    expect(own).toBe("# Orders SDK changes\n\nAsk #orders for help.\n\n## 1.0.1 (2026-03-05)\n\nPatch.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n");
+    const own = addEntry(
+      "# Orders SDK changes\n\nAsk #orders for help.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n",
+      "1.0.1",
+      "## 1.0.1 (2026-03-05)\n\nPatch.\n",
+    );
+    expect(own).toBe(
+      "# Orders SDK changes\n\nAsk #orders for help.\n\n## 1.0.1 (2026-03-05)\n\nPatch.\n\n## [1.0.0] - 2026-01-01\n\nOld style.\n",
+    );
   });
 });
 
@@ -189,17 +261,39 @@ describe("grabbit release usage", () => {
   const capture = async (argv: string[]) => {
     let out = "";
     let err = "";
-    const code = await runRelease(argv, { stdout: (s) => void (out += s), stderr: (s) => void (err += s), cwd: process.cwd() });
+    const code = await runRelease(argv, {
+      stdout: (s) => void (out += s),
+      stderr: (s) => void (err += s),
+      cwd: process.cwd(),
+    });
     return { code, out, err };
   };
 
   it("exits 1 with a sentence on bad usage", async () => {
-    expect(await capture([])).toMatchObject({ code: 1, err: expect.stringMatching(/^grabbit release: --package is required/) });
-    expect(await capture(["--package", "sdk", "--bogus"])).toMatchObject({ code: 1, err: 'grabbit release: unknown flag "--bogus".\n' });
-    expect(await capture(["--package", "sdk", "--format", "xml"])).toMatchObject({ code: 1, err: expect.stringContaining('unknown format "xml"') });
-    expect(await capture(["--package", "sdk", "--against"])).toMatchObject({ code: 1, err: "grabbit release: --against needs a value.\n" });
-    expect(await capture(["--package", "sdk", "--initial-version", "one"])).toMatchObject({ code: 1, err: expect.stringContaining("not a semantic version") });
-    expect(await capture(["--package", "sdk", "--name", "Not A Name"])).toMatchObject({ code: 1, err: expect.stringContaining("is not an npm package name") });
+    expect(await capture([])).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/^grabbit release: --package is required/),
+    });
+    expect(await capture(["--package", "sdk", "--bogus"])).toMatchObject({
+      code: 1,
+      err: 'grabbit release: unknown flag "--bogus".\n',
+    });
+    expect(await capture(["--package", "sdk", "--format", "xml"])).toMatchObject({
+      code: 1,
+      err: expect.stringContaining('unknown format "xml"'),
+    });
+    expect(await capture(["--package", "sdk", "--against"])).toMatchObject({
+      code: 1,
+      err: "grabbit release: --against needs a value.\n",
+    });
+    expect(await capture(["--package", "sdk", "--initial-version", "one"])).toMatchObject({
+      code: 1,
+      err: expect.stringContaining("not a semantic version"),
+    });
+    expect(await capture(["--package", "sdk", "--name", "Not A Name"])).toMatchObject({
+      code: 1,
+      err: expect.stringContaining("is not an npm package name"),
+    });
     const help = await capture(["--help"]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("Usage: grabbit release");

@@ -10,7 +10,10 @@ const options = readFileSync(join(ROOT, "proto", OPTIONS_PROTO_PATH), "utf8");
 
 function tree(t: Tree | string, withOptions: boolean): Tree {
   // A v2 buf.yaml, as buf.yaml files are now: without one, buf (and grabbit) read the v1 rule set.
-  const base = { "buf.yaml": "version: v2\n", ...(typeof t === "string" ? { "demo/v1/demo.proto": t } : t) };
+  const base = {
+    "buf.yaml": "version: v2\n",
+    ...(typeof t === "string" ? { "demo/v1/demo.proto": t } : t),
+  };
   return withOptions ? { ...base, [OPTIONS_PROTO_PATH]: options } : base;
 }
 
@@ -39,7 +42,9 @@ describe.each([...RULE_CASES, ...GRABBIT_CASES])("$rule", (c) => {
     if (c.buf) {
       // Same rule IDs as buf on the same pair, for buf's own categories.
       const buf = bufBreaking(r.dir, [c.use]);
-      const ours = r.breaking.filter((id) => !id.startsWith("GRABBIT_") && !id.startsWith("TYPESCRIPT_"));
+      const ours = r.breaking.filter(
+        (id) => !id.startsWith("GRABBIT_") && !id.startsWith("TYPESCRIPT_"),
+      );
       expect([...new Set(ours)].sort()).toEqual([...new Set(buf.rules)].sort());
     }
   });
@@ -63,10 +68,19 @@ describe("GRABBIT_SERVICE_QUEUE_TYPE_CHANGED messages and bumps", () => {
   };
 
   it("says why quorum -> classic breaks, at the queue_type line", async () => {
-    const r = await findings("    queue_type: QUEUE_TYPE_QUORUM", "    queue_type: QUEUE_TYPE_CLASSIC");
+    const r = await findings(
+      "    queue_type: QUEUE_TYPE_QUORUM",
+      "    queue_type: QUEUE_TYPE_CLASSIC",
+    );
     expect(r.code).toBe(100);
     const c = r.report!.changes.find((x) => x.rule === "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED")!;
-    expect(c).toMatchObject({ breaking: true, bump: "major", path: "new/demo/v1/demo.proto", line: 11, column: 5 });
+    expect(c).toMatchObject({
+      breaking: true,
+      bump: "major",
+      path: "new/demo/v1/demo.proto",
+      line: 11,
+      column: 5,
+    });
     expect(c.message).toBe(
       'Service "Orders" changed its AMQP request queue type from quorum to classic: servers declaring "demo.v1.Orders" as classic fail with PRECONDITION_FAILED wherever it exists as quorum, until it is deleted and re-created (existing deployments keep the type they created it with).',
     );
@@ -77,7 +91,9 @@ describe("GRABBIT_SERVICE_QUEUE_TYPE_CHANGED messages and bumps", () => {
     expect(r.code).toBe(100);
     const c = r.report!.changes.find((x) => x.rule === "GRABBIT_SERVICE_QUEUE_TYPE_CHANGED")!;
     expect(c.bump).toBe("major");
-    expect(c.message).toContain("now fixes its AMQP request queue type to quorum (it was unspecified: quorum where the broker supports it, classic otherwise, any existing queue used as is)");
+    expect(c.message).toContain(
+      "now fixes its AMQP request queue type to quorum (it was unspecified: quorum where the broker supports it, classic otherwise, any existing queue used as is)",
+    );
     expect(c.message).toContain("grabbit:accept GRABBIT_SERVICE_QUEUE_TYPE_CHANGED");
   });
 
@@ -86,7 +102,14 @@ describe("GRABBIT_SERVICE_QUEUE_TYPE_CHANGED messages and bumps", () => {
     expect(r.code).toBe(0);
     expect(r.report!.bump).toBe("patch");
     expect(r.report!.changes).toEqual([
-      expect.objectContaining({ rule: "OPTION_CHANGED", breaking: false, bump: "patch", message: expect.stringContaining('no longer fixes the type of its AMQP request queue "demo.v1.Orders" (was classic)') }),
+      expect.objectContaining({
+        rule: "OPTION_CHANGED",
+        breaking: false,
+        bump: "patch",
+        message: expect.stringContaining(
+          'no longer fixes the type of its AMQP request queue "demo.v1.Orders" (was classic)',
+        ),
+      }),
     ]);
   });
 
@@ -94,7 +117,10 @@ describe("GRABBIT_SERVICE_QUEUE_TYPE_CHANGED messages and bumps", () => {
     const accepted = Object.fromEntries(
       Object.entries(service("    queue_type: QUEUE_TYPE_QUORUM")).map(([k, v]) => [
         k,
-        v.replace("service Orders {", "// grabbit:accept GRABBIT_SERVICE_QUEUE_TYPE_CHANGED reason: every broker made it quorum already\nservice Orders {"),
+        v.replace(
+          "service Orders {",
+          "// grabbit:accept GRABBIT_SERVICE_QUEUE_TYPE_CHANGED reason: every broker made it quorum already\nservice Orders {",
+        ),
       ]),
     );
     const r = await compareTrees(service(""), accepted, ["--use", "GRABBIT"]);

@@ -3,7 +3,15 @@
 // generator; the calls it makes to a second server inherit its deadline, cancellation and
 // authorization/trace headers, unless they say `inherit: false`.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, currentCallContext, StatusError, type CallOptions, type HandlerContext, type Interceptor, type ServiceDesc } from "@grabbit/runtime";
+import {
+  Code,
+  currentCallContext,
+  StatusError,
+  type CallOptions,
+  type HandlerContext,
+  type Interceptor,
+  type ServiceDesc,
+} from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { startSdk, type Sdk } from "../telemetry/sdk.js";
 import { collect, fromArray, jsonMethod, Probe, statusOf, type Req, type Res } from "./fixtures.js";
@@ -56,7 +64,9 @@ const downstreamHandlers = {
   async hold(req: Req, ctx: HandlerContext): Promise<Res> {
     const hold = holds.get(req.text!)!;
     hold.started.resolve(ctx);
-    const aborted = new Promise<"aborted">((resolve) => ctx.signal.addEventListener("abort", () => resolve("aborted"), { once: true }));
+    const aborted = new Promise<"aborted">((resolve) =>
+      ctx.signal.addEventListener("abort", () => resolve("aborted"), { once: true }),
+    );
     if ((await Promise.race([aborted, hold.release.promise])) === "aborted") {
       hold.aborted.resolve(ctx.signal.reason);
       throw ctx.signal.reason;
@@ -105,7 +115,14 @@ async function callDownstream(how: string | undefined): Promise<Res> {
 
 /** What the second server saw, with what the first knew: its own deadline and whether the context was its own. */
 function relayed(seen: Res, ctx: HandlerContext, same: boolean): Res {
-  return { ...seen, values: { same, upstreamDeadline: ctx.deadline ?? null, upstreamTraceparent: ctx.metadata["traceparent"] ?? null } };
+  return {
+    ...seen,
+    values: {
+      same,
+      upstreamDeadline: ctx.deadline ?? null,
+      upstreamTraceparent: ctx.metadata["traceparent"] ?? null,
+    },
+  };
 }
 
 /** Per relayHold call: A's signal aborted, and how A's own downstream call ended. */
@@ -130,7 +147,8 @@ const upstreamHandlers = {
     return relayed(await callDownstream(how), ctx, currentCallContext() === ctx);
   },
   async *relayChat(reqs: AsyncIterable<Req>, ctx: HandlerContext): AsyncIterable<Res> {
-    for await (const r of reqs) yield relayed(await callDownstream(r.text), ctx, currentCallContext() === ctx);
+    for await (const r of reqs)
+      yield relayed(await callDownstream(r.text), ctx, currentCallContext() === ctx);
   },
   async relayHold(req: Req, ctx: HandlerContext): Promise<Res> {
     const [id, mode] = req.text!.split(":") as [string, string | undefined];
@@ -170,7 +188,11 @@ afterAll(async () => {
 });
 
 function newHold(id: string): Hold {
-  const hold = { started: new Probe<HandlerContext>(), aborted: new Probe<unknown>(), release: new Probe<void>() };
+  const hold = {
+    started: new Probe<HandlerContext>(),
+    aborted: new Probe<unknown>(),
+    release: new Probe<void>(),
+  };
   holds.set(id, hold);
   return hold;
 }
@@ -195,7 +217,9 @@ function expectInherited(res: Res, traced: boolean): void {
   expect(res.values?.["same"]).toBe(true);
   expect(res.metadata?.["authorization"]).toBe(CALLER.authorization);
   if (traced) {
-    expect(traceId(res.metadata?.["traceparent"])).toBe(traceId(res.values?.["upstreamTraceparent"]));
+    expect(traceId(res.metadata?.["traceparent"])).toBe(
+      traceId(res.values?.["upstreamTraceparent"]),
+    );
     expect(res.metadata?.["traceparent"]).not.toBe(res.values?.["upstreamTraceparent"]);
   } else {
     expect(res.metadata?.["traceparent"]).toBe(CALLER.traceparent);
@@ -244,11 +268,20 @@ for (const config of [
     });
 
     it("in a client-streaming handler", async () => {
-      expectInherited(await client.clientStream(U.relaySum, fromArray<Req>([{ text: "bidi" }]), options()), traced);
+      expectInherited(
+        await client.clientStream(U.relaySum, fromArray<Req>([{ text: "bidi" }]), options()),
+        traced,
+      );
     });
 
     it("in a bidi handler's generator body, between the requests it reads", async () => {
-      const replies = await collect(client.bidiStream(U.relayChat, fromArray<Req>([{ text: "unary" }, { text: "server" }]), options()));
+      const replies = await collect(
+        client.bidiStream(
+          U.relayChat,
+          fromArray<Req>([{ text: "unary" }, { text: "server" }]),
+          options(),
+        ),
+      );
       expect(replies).toHaveLength(2);
       for (const reply of replies) expectInherited(reply, traced);
     });
@@ -278,7 +311,11 @@ for (const config of [
       const hold = newHold(id);
       const relay = newRelay(id);
       const controller = new AbortController();
-      const call = client.unary(U.relayHold, { text: id }, { ...options(), signal: controller.signal });
+      const call = client.unary(
+        U.relayHold,
+        { text: id },
+        { ...options(), signal: controller.signal },
+      );
       await hold.started.promise;
       controller.abort();
       expect((await statusOf(call)).code).toBe(Code.CANCELLED);
@@ -291,7 +328,11 @@ for (const config of [
       const id = `deadline-${config.name}`;
       const hold = newHold(id);
       const relay = newRelay(id);
-      const call = client.unary(U.relayHold, { text: id }, { timeoutMs: 300, metadata: { ...CALLER } });
+      const call = client.unary(
+        U.relayHold,
+        { text: id },
+        { timeoutMs: 300, metadata: { ...CALLER } },
+      );
       expect((await statusOf(call)).code).toBe(Code.DEADLINE_EXCEEDED);
       expect(StatusError.from(await hold.aborted.promise).code).toBe(Code.DEADLINE_EXCEEDED);
       expect(await relay.outcome.promise).toBe("DEADLINE_EXCEEDED");
@@ -302,7 +343,11 @@ for (const config of [
       const hold = newHold(id);
       const relay = newRelay(id);
       const controller = new AbortController();
-      const call = client.unary(U.relayHold, { text: `${id}:noinherit` }, { ...options(), signal: controller.signal });
+      const call = client.unary(
+        U.relayHold,
+        { text: `${id}:noinherit` },
+        { ...options(), signal: controller.signal },
+      );
       await hold.started.promise;
       controller.abort();
       expect((await statusOf(call)).code).toBe(Code.CANCELLED);

@@ -1,7 +1,16 @@
 // The four call kinds over a real grpc-js server on loopback, with metadata both ways.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@grabbit/runtime";
-import { collect, fromArray, startHarness, statusOf, TestService, type Harness, type Req, type Res } from "./fixtures.js";
+import {
+  collect,
+  fromArray,
+  startHarness,
+  statusOf,
+  TestService,
+  type Harness,
+  type Req,
+  type Res,
+} from "./fixtures.js";
 
 const M = TestService.methods;
 let h: Harness;
@@ -15,7 +24,11 @@ afterAll(async () => {
 
 describe("unary", () => {
   it("round-trips a message and request metadata", async () => {
-    const res = await h.client.unary(M.echo, { text: "hi", n: 7 }, { metadata: { "x-trace": "abc", "x-data-bin": Buffer.from([1, 2, 250]).toString("base64") } });
+    const res = await h.client.unary(
+      M.echo,
+      { text: "hi", n: 7 },
+      { metadata: { "x-trace": "abc", "x-data-bin": Buffer.from([1, 2, 250]).toString("base64") } },
+    );
     expect(res.text).toBe("hi");
     expect(res.n).toBe(7);
     expect(res.metadata?.["x-trace"]).toBe("abc");
@@ -30,10 +43,21 @@ describe("unary", () => {
 
   it("does not send or surface protocol headers as metadata", async () => {
     let seen: Record<string, string> | undefined;
-    const res = await h.client.unary(M.echo, {}, { metadata: { "Content-Type": "text/plain", "grpc-timeout": "1n" }, onResponseMetadata: (md) => (seen = md) });
+    const res = await h.client.unary(
+      M.echo,
+      {},
+      {
+        metadata: { "Content-Type": "text/plain", "grpc-timeout": "1n" },
+        onResponseMetadata: (md) => (seen = md),
+      },
+    );
     expect(res.metadata?.["grpc-timeout"]).toBeUndefined();
     expect(seen).toBeDefined();
-    expect(Object.keys(seen!).filter((k) => ["content-type", "date", "grpc-status", "grpc-message"].includes(k))).toEqual([]);
+    expect(
+      Object.keys(seen!).filter((k) =>
+        ["content-type", "date", "grpc-status", "grpc-message"].includes(k),
+      ),
+    ).toEqual([]);
   });
 
   it("reports response metadata (headers and trailers)", async () => {
@@ -48,7 +72,9 @@ describe("unary", () => {
   });
 
   it("runs many calls concurrently on one channel", async () => {
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => h.client.unary(M.echo, { n: i })));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => h.client.unary(M.echo, { n: i })),
+    );
     expect(results.map((r) => r.n)).toEqual(Array.from({ length: 200 }, (_, i) => i));
   });
 });
@@ -76,7 +102,9 @@ describe("closed transport", () => {
     expect((await t.unary(M.echo, { text: "before" })).text).toBe("before");
     t.close();
     expect((await statusOf(t.unary(M.echo, {}))).code).toBe(Code.UNAVAILABLE);
-    expect((await statusOf(collect(t.serverStream(M.count, { n: 1 })))).code).toBe(Code.UNAVAILABLE);
+    expect((await statusOf(collect(t.serverStream(M.count, { n: 1 })))).code).toBe(
+      Code.UNAVAILABLE,
+    );
     expect((await statusOf(t.clientStream(M.sum, fromArray<Req>([])))).code).toBe(Code.UNAVAILABLE);
   });
 });
@@ -93,7 +121,9 @@ describe("long deadlines", () => {
 describe("server streaming", () => {
   it("delivers every message in order, then response trailers", async () => {
     let seen: Record<string, string> | undefined;
-    const out = await collect(h.client.serverStream(M.count, { n: 500 }, { onResponseMetadata: (md) => (seen = md) }));
+    const out = await collect(
+      h.client.serverStream(M.count, { n: 500 }, { onResponseMetadata: (md) => (seen = md) }),
+    );
     expect(out.map((r) => r.n)).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(seen?.["x-count"]).toBe("500");
   });
@@ -129,7 +159,10 @@ describe("client streaming", () => {
   it("sends a stream (with back-pressure) and gets one answer", async () => {
     const reqs: Req[] = Array.from({ length: 2000 }, (_, i) => ({ n: i, text: "x".repeat(100) }));
     let seen: Record<string, string> | undefined;
-    const res = await h.client.clientStream(M.sum, fromArray(reqs), { metadata: { "x-who": "summer" }, onResponseMetadata: (md) => (seen = md) });
+    const res = await h.client.clientStream(M.sum, fromArray(reqs), {
+      metadata: { "x-who": "summer" },
+      onResponseMetadata: (md) => (seen = md),
+    });
     expect(res.n).toBe((1999 * 2000) / 2);
     expect(res.metadata?.["x-who"]).toBe("summer");
     expect(seen?.["x-count"]).toBe("2000");
@@ -162,7 +195,9 @@ describe("bidi streaming", () => {
     }
     const out: Res[] = [];
     let seen: Record<string, string> | undefined;
-    for await (const r of h.client.bidiStream(M.chat, requests(), { onResponseMetadata: (md) => (seen = md) })) {
+    for await (const r of h.client.bidiStream(M.chat, requests(), {
+      onResponseMetadata: (md) => (seen = md),
+    })) {
       out.push(r);
       answered?.();
     }
@@ -174,7 +209,15 @@ describe("bidi streaming", () => {
     const out: Res[] = [];
     const err = await statusOf(
       (async () => {
-        for await (const r of h.client.bidiStream(M.chat, fromArray<Req>([{ text: "a", n: 1 }, { text: "boom", n: 2 }, { text: "c", n: 3 }]))) out.push(r);
+        for await (const r of h.client.bidiStream(
+          M.chat,
+          fromArray<Req>([
+            { text: "a", n: 1 },
+            { text: "boom", n: 2 },
+            { text: "c", n: 3 },
+          ]),
+        ))
+          out.push(r);
       })(),
     );
     expect(out.map((r) => r.text)).toEqual(["re: a"]);

@@ -4,7 +4,17 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
-import { collect, fromArray, Probe, startHarness, statusOf, TestService, testHandlers, type Harness, type Req } from "./fixtures.js";
+import {
+  collect,
+  fromArray,
+  Probe,
+  startHarness,
+  statusOf,
+  TestService,
+  testHandlers,
+  type Harness,
+  type Req,
+} from "./fixtures.js";
 
 const M = TestService.methods;
 let h: Harness | undefined;
@@ -66,8 +76,12 @@ describe("deadlines", () => {
       yield { n: 1 };
       await new Promise(() => {});
     }
-    expect((await statusOf(h.client.clientStream(M.sum, never(), { timeoutMs: 200 }))).code).toBe(Code.DEADLINE_EXCEEDED);
-    expect((await statusOf(collect(h.client.bidiStream(M.chat, never(), { timeoutMs: 200 })))).code).toBe(Code.DEADLINE_EXCEEDED);
+    expect((await statusOf(h.client.clientStream(M.sum, never(), { timeoutMs: 200 }))).code).toBe(
+      Code.DEADLINE_EXCEEDED,
+    );
+    expect(
+      (await statusOf(collect(h.client.bidiStream(M.chat, never(), { timeoutMs: 200 })))).code,
+    ).toBe(Code.DEADLINE_EXCEEDED);
   });
 });
 
@@ -94,10 +108,15 @@ describe("deadline propagation", () => {
       // Connect both hops first, so that the deadline is not spent on connection setup.
       await client.unary(M.echo, {});
       await downstream.unary(M.echo, {});
-      expect((await statusOf(client.unary(M.wait, {}, { timeoutMs: 1000 }))).code).toBe(Code.DEADLINE_EXCEEDED);
+      expect((await statusOf(client.unary(M.wait, {}, { timeoutMs: 1000 }))).code).toBe(
+        Code.DEADLINE_EXCEEDED,
+      );
       expect((await downstreamError.promise).code).toBe(Code.DEADLINE_EXCEEDED);
       // The downstream handler was stopped too.
-      expect(((await h.probes.waitAborted.promise) as StatusError).code).toBeOneOf([Code.DEADLINE_EXCEEDED, Code.CANCELLED]);
+      expect(((await h.probes.waitAborted.promise) as StatusError).code).toBeOneOf([
+        Code.DEADLINE_EXCEEDED,
+        Code.CANCELLED,
+      ]);
     } finally {
       client.close();
       await front.close({ graceMs: 1000 });
@@ -133,8 +152,12 @@ describe("cancellation", () => {
     h = await startHarness();
     const signal = AbortSignal.abort();
     expect((await statusOf(h.client.unary(M.echo, {}, { signal }))).code).toBe(Code.CANCELLED);
-    expect((await statusOf(collect(h.client.serverStream(M.count, { n: 1 }, { signal })))).code).toBe(Code.CANCELLED);
-    expect((await statusOf(h.client.clientStream(M.sum, fromArray<Req>([]), { signal }))).code).toBe(Code.CANCELLED);
+    expect(
+      (await statusOf(collect(h.client.serverStream(M.count, { n: 1 }, { signal })))).code,
+    ).toBe(Code.CANCELLED);
+    expect(
+      (await statusOf(h.client.clientStream(M.sum, fromArray<Req>([]), { signal }))).code,
+    ).toBe(Code.CANCELLED);
   });
 
   it("cancels a server stream mid-way; the server generator is stopped", async () => {
@@ -143,7 +166,11 @@ describe("cancellation", () => {
     const err = await statusOf(
       (async () => {
         let n = 0;
-        for await (const _ of h!.client.serverStream(M.count, { n: 1_000_000 }, { signal: controller.signal })) {
+        for await (const _ of h!.client.serverStream(
+          M.count,
+          { n: 1_000_000 },
+          { signal: controller.signal },
+        )) {
           if (++n === 10) controller.abort();
         }
       })(),
@@ -157,7 +184,9 @@ describe("cancellation", () => {
     const controller = new AbortController();
     async function* slow(): AsyncIterable<Req> {
       yield { text: "one", n: 1 };
-      await new Promise<void>((resolve) => controller.signal.addEventListener("abort", () => resolve()));
+      await new Promise<void>((resolve) =>
+        controller.signal.addEventListener("abort", () => resolve()),
+      );
       yield { text: "late", n: 2 };
     }
     const got: string[] = [];
@@ -177,7 +206,9 @@ describe("cancellation", () => {
 describe("transport construction", () => {
   it("accepts channel options", async () => {
     h = await startHarness();
-    const t = new GrpcTransport(h.address, { channelOptions: { "grpc.max_receive_message_length": 1024 * 1024 } });
+    const t = new GrpcTransport(h.address, {
+      channelOptions: { "grpc.max_receive_message_length": 1024 * 1024 },
+    });
     try {
       expect((await t.unary(M.echo, { text: "ok" })).text).toBe("ok");
     } finally {

@@ -4,7 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { Code, StatusError } from "@grabbit/runtime";
 import { decodeRpcStatus, encodeRpcStatus, STATUS_DETAILS_KEY } from "@grabbit/runtime/grpc";
-import { collect, startHarness, statusOf, TestService, type Harness, type Res } from "./fixtures.js";
+import {
+  collect,
+  startHarness,
+  statusOf,
+  TestService,
+  type Harness,
+  type Res,
+} from "./fixtures.js";
 
 const M = TestService.methods;
 let h: Harness;
@@ -17,26 +24,31 @@ afterAll(async () => {
 });
 
 describe("status errors", () => {
-  it.each([Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION, Code.UNAVAILABLE, Code.DATA_LOSS, Code.UNAUTHENTICATED])(
-    "carries code %i, message, details and trailers",
-    async (code) => {
-      const err = await statusOf(h.client.unary(M.fail, { code, text: `bad ${code}: ünïcode` }));
-      expect(err).toBeInstanceOf(StatusError);
-      expect(err.code).toBe(code);
-      expect(err.rawMessage).toBe(`bad ${code}: ünïcode`);
-      // The error's own metadata and the handler's responseMetadata both arrive as trailers.
-      expect(err.metadata["x-reason"]).toBe("because");
-      expect(err.metadata["x-before-fail"]).toBe("yes");
-      expect(Buffer.from(err.metadata["x-blob-bin"]!, "base64")).toEqual(Buffer.from([0, 1, 2, 255]));
-      // Details are decoded, not left as a base64 trailer.
-      expect(err.metadata[STATUS_DETAILS_KEY]).toBeUndefined();
-      expect(err.details).toHaveLength(2);
-      expect(err.details[0]!.typeUrl).toBe("type.googleapis.com/google.rpc.ErrorInfo");
-      expect([...err.details[0]!.value]).toEqual([10, 3, 102, 111, 111]);
-      expect(err.details[1]!.typeUrl).toBe("type.googleapis.com/test.v1.Empty");
-      expect(err.details[1]!.value.length).toBe(0);
-    },
-  );
+  it.each([
+    Code.INVALID_ARGUMENT,
+    Code.NOT_FOUND,
+    Code.PERMISSION_DENIED,
+    Code.FAILED_PRECONDITION,
+    Code.UNAVAILABLE,
+    Code.DATA_LOSS,
+    Code.UNAUTHENTICATED,
+  ])("carries code %i, message, details and trailers", async (code) => {
+    const err = await statusOf(h.client.unary(M.fail, { code, text: `bad ${code}: ünïcode` }));
+    expect(err).toBeInstanceOf(StatusError);
+    expect(err.code).toBe(code);
+    expect(err.rawMessage).toBe(`bad ${code}: ünïcode`);
+    // The error's own metadata and the handler's responseMetadata both arrive as trailers.
+    expect(err.metadata["x-reason"]).toBe("because");
+    expect(err.metadata["x-before-fail"]).toBe("yes");
+    expect(Buffer.from(err.metadata["x-blob-bin"]!, "base64")).toEqual(Buffer.from([0, 1, 2, 255]));
+    // Details are decoded, not left as a base64 trailer.
+    expect(err.metadata[STATUS_DETAILS_KEY]).toBeUndefined();
+    expect(err.details).toHaveLength(2);
+    expect(err.details[0]!.typeUrl).toBe("type.googleapis.com/google.rpc.ErrorInfo");
+    expect([...err.details[0]!.value]).toEqual([10, 3, 102, 111, 111]);
+    expect(err.details[1]!.typeUrl).toBe("type.googleapis.com/test.v1.Empty");
+    expect(err.details[1]!.value.length).toBe(0);
+  });
 
   it("turns a plain Error into UNKNOWN with its message and no stack", async () => {
     const err = await statusOf(h.client.unary(M.fail, { text: "database exploded" }));
@@ -64,7 +76,9 @@ describe("status errors", () => {
     const dead = new GrpcTransport("127.0.0.1:1");
     try {
       expect((await statusOf(dead.unary(M.echo, {}))).code).toBe(Code.UNAVAILABLE);
-      expect((await statusOf(collect(dead.serverStream(M.count, { n: 1 })))).code).toBe(Code.UNAVAILABLE);
+      expect((await statusOf(collect(dead.serverStream(M.count, { n: 1 })))).code).toBe(
+        Code.UNAVAILABLE,
+      );
     } finally {
       dead.close();
     }
@@ -84,13 +98,17 @@ describe("undecodable requests", () => {
   it("answers INVALID_ARGUMENT, as the AMQP transport does, for unary and server-streaming calls", async () => {
     const raw = new grpc.Client(h.address, grpc.credentials.createInsecure());
     try {
-      const unary = await new Promise<grpc.ServiceError>((resolve) => raw.makeUnaryRequest(M.echo.path, garbage, decode, "{not json", (e) => resolve(e!)));
+      const unary = await new Promise<grpc.ServiceError>((resolve) =>
+        raw.makeUnaryRequest(M.echo.path, garbage, decode, "{not json", (e) => resolve(e!)),
+      );
       expect(unary.code).toBe(grpc.status.INVALID_ARGUMENT);
       expect(unary.details).toMatch(/cannot decode test\.v1\.Req/);
       const stream = raw.makeServerStreamRequest(M.count.path, garbage, decode, "{not json");
       stream.on("data", () => {});
       stream.on("error", () => {}); // the status event says the same
-      const status = await new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
+      const status = await new Promise<grpc.StatusObject>((resolve) =>
+        stream.on("status", resolve),
+      );
       expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
     } finally {
       raw.close();
@@ -133,17 +151,32 @@ describe("interop of the details trailer", () => {
       const status = decodeRpcStatus(trailer);
       expect(status.code).toBe(Code.NOT_FOUND);
       expect(status.message).toBe("gone");
-      expect(status.details.map((d) => d.typeUrl)).toEqual(["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/test.v1.Empty"]);
+      expect(status.details.map((d) => d.typeUrl)).toEqual([
+        "type.googleapis.com/google.rpc.ErrorInfo",
+        "type.googleapis.com/test.v1.Empty",
+      ]);
     } finally {
       raw.close();
     }
   });
 
   it("encodes and decodes google.rpc.Status, skipping unknown fields", () => {
-    const bytes = encodeRpcStatus({ code: 5, message: "x", details: [{ typeUrl: "t", value: new Uint8Array([1]) }] });
+    const bytes = encodeRpcStatus({
+      code: 5,
+      message: "x",
+      details: [{ typeUrl: "t", value: new Uint8Array([1]) }],
+    });
     // Append an unknown field 9 (varint 1): decoders must skip it.
     const withUnknown = new Uint8Array([...bytes, 9 << 3, 1]);
-    expect(decodeRpcStatus(withUnknown)).toEqual({ code: 5, message: "x", details: [{ typeUrl: "t", value: new Uint8Array([1]) }] });
-    expect(decodeRpcStatus(encodeRpcStatus({ code: 0, message: "", details: [] }))).toEqual({ code: 0, message: "", details: [] });
+    expect(decodeRpcStatus(withUnknown)).toEqual({
+      code: 5,
+      message: "x",
+      details: [{ typeUrl: "t", value: new Uint8Array([1]) }],
+    });
+    expect(decodeRpcStatus(encodeRpcStatus({ code: 0, message: "", details: [] }))).toEqual({
+      code: 0,
+      message: "",
+      details: [],
+    });
   });
 });

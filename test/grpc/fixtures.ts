@@ -1,8 +1,19 @@
 // Hand-built descriptors and a test service for the gRPC transport tests: messages are JSON bytes,
 // so the tests need no generated code and still exercise real encode/decode on both sides.
-import type { MessageType, MethodDesc, MethodKind, ServiceDesc, HandlerContext } from "@grabbit/runtime";
+import type {
+  MessageType,
+  MethodDesc,
+  MethodKind,
+  ServiceDesc,
+  HandlerContext,
+} from "@grabbit/runtime";
 import { Code, StatusError } from "@grabbit/runtime";
-import { GrpcServer, GrpcTransport, type GrpcServerOptions, type GrpcTransportOptions } from "@grabbit/runtime/grpc";
+import {
+  GrpcServer,
+  GrpcTransport,
+  type GrpcServerOptions,
+  type GrpcTransportOptions,
+} from "@grabbit/runtime/grpc";
 
 export function jsonType<T>(typeName: string): MessageType<T> {
   const encoder = new TextEncoder();
@@ -34,8 +45,21 @@ const ReqType = jsonType<Req>("test.v1.Req");
 const ResType = jsonType<Res>("test.v1.Res");
 
 /** A method of `service` (a full name such as "test.v1.Test") taking Req and answering Res, both JSON. */
-export function jsonMethod(service: string, name: string, kind: MethodKind, timeoutMs?: number): MethodDesc<Req, Res> {
-  return { name, path: `/${service}/${name}`, kind, input: ReqType, output: ResType, idempotent: false, ...(timeoutMs ? { timeoutMs } : {}) };
+export function jsonMethod(
+  service: string,
+  name: string,
+  kind: MethodKind,
+  timeoutMs?: number,
+): MethodDesc<Req, Res> {
+  return {
+    name,
+    path: `/${service}/${name}`,
+    kind,
+    input: ReqType,
+    output: ResType,
+    idempotent: false,
+    ...(timeoutMs ? { timeoutMs } : {}),
+  };
 }
 
 function method(name: string, kind: MethodKind, timeoutMs?: number): MethodDesc<Req, Res> {
@@ -81,15 +105,28 @@ export function testHandlers() {
       ctx.responseMetadata["x-echo"] = req.text ?? "";
       const values: Record<string, unknown> = {};
       for (const [k, v] of ctx.values) if (typeof k === "string") values[k] = v;
-      return { text: req.text, n: req.n, metadata: ctx.metadata, deadline: ctx.deadline ?? null, peer: ctx.peer, values };
+      return {
+        text: req.text,
+        n: req.n,
+        metadata: ctx.metadata,
+        deadline: ctx.deadline ?? null,
+        peer: ctx.peer,
+        values,
+      };
     },
     async fail(req: Req, ctx: HandlerContext): Promise<Res> {
       ctx.responseMetadata["x-before-fail"] = "yes";
       if (req.code === undefined) throw new Error(req.text ?? "plain failure");
       throw new StatusError(req.code, req.text ?? "failed", {
-        metadata: { "x-reason": "because", "x-blob-bin": Buffer.from([0, 1, 2, 255]).toString("base64") },
+        metadata: {
+          "x-reason": "because",
+          "x-blob-bin": Buffer.from([0, 1, 2, 255]).toString("base64"),
+        },
         details: [
-          { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: new Uint8Array([10, 3, 102, 111, 111]) },
+          {
+            typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
+            value: new Uint8Array([10, 3, 102, 111, 111]),
+          },
           { typeUrl: "type.googleapis.com/test.v1.Empty", value: new Uint8Array(0) },
         ],
       });
@@ -130,14 +167,19 @@ export function testHandlers() {
     },
     async *chat(reqs: AsyncIterable<Req>, ctx: HandlerContext): AsyncIterable<Res> {
       for await (const r of reqs) {
-        if (r.text === "boom") throw new StatusError(Code.ABORTED, "chat aborted", { metadata: { "x-last": String(r.n) } });
+        if (r.text === "boom")
+          throw new StatusError(Code.ABORTED, "chat aborted", {
+            metadata: { "x-last": String(r.n) },
+          });
         yield { text: `re: ${r.text}`, n: r.n };
       }
       ctx.responseMetadata["x-chat"] = "done";
     },
     async *failStream(req: Req): AsyncIterable<Res> {
       for (let i = 0; i < (req.n ?? 0); i++) yield { n: i };
-      throw new StatusError(Code.RESOURCE_EXHAUSTED, "no more", { metadata: { "x-sent": String(req.n) } });
+      throw new StatusError(Code.RESOURCE_EXHAUSTED, "no more", {
+        metadata: { "x-sent": String(req.n) },
+      });
     },
   };
   // `missing` is deliberately not implemented.
@@ -153,7 +195,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { server?: GrpcServerOptions; client?: GrpcTransportOptions } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { server?: GrpcServerOptions; client?: GrpcTransportOptions } = {},
+): Promise<Harness> {
   const { handlers, probes } = testHandlers();
   const server = new GrpcServer(options.server).add(TestService, handlers);
   const port = await server.listen();

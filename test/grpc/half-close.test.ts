@@ -23,7 +23,9 @@ interface CallRecord {
   /** Resolves once the handler has read three requests. */
   readonly three: Probe<void>;
   /** How the handler's loop over its requests came out. */
-  readonly loop: Probe<{ ended: true; count: number } | { ended: false; error: unknown; count: number }>;
+  readonly loop: Probe<
+    { ended: true; count: number } | { ended: false; error: unknown; count: number }
+  >;
   /** The reason ctx.signal aborted with. */
   readonly aborted: Probe<unknown>;
 }
@@ -34,11 +36,17 @@ function newRecord(): CallRecord {
 
 function handlers(records: Map<string, CallRecord>) {
   /** Reads every request, telling the record how the loop ended. */
-  async function readAll(requests: AsyncIterable<Req>, ctx: HandlerContext, onEach: (req: Req) => void): Promise<number> {
+  async function readAll(
+    requests: AsyncIterable<Req>,
+    ctx: HandlerContext,
+    onEach: (req: Req) => void,
+  ): Promise<number> {
     const id = ctx.metadata["x-id"] ?? "";
     const record = records.get(id) ?? newRecord();
     records.set(id, record);
-    ctx.signal.addEventListener("abort", () => record.aborted.resolve(ctx.signal.reason), { once: true });
+    ctx.signal.addEventListener("abort", () => record.aborted.resolve(ctx.signal.reason), {
+      once: true,
+    });
     let count = 0;
     try {
       for await (const req of requests) {
@@ -104,10 +112,15 @@ function recordFor(records: Map<string, CallRecord>, id: string): CallRecord {
 }
 
 /** Runs a bidi call to its end: the replies, or the status it failed with. */
-async function talk(client: GrpcTransport, requests: AsyncIterable<Req>, options: Parameters<GrpcTransport["bidiStream"]>[2]): Promise<{ replies: number[]; error?: StatusError }> {
+async function talk(
+  client: GrpcTransport,
+  requests: AsyncIterable<Req>,
+  options: Parameters<GrpcTransport["bidiStream"]>[2],
+): Promise<{ replies: number[]; error?: StatusError }> {
   const replies: number[] = [];
   try {
-    for await (const res of client.bidiStream(M.talk, requests, options)) replies.push((res as Res).n ?? 0);
+    for await (const res of client.bidiStream(M.talk, requests, options))
+      replies.push((res as Res).n ?? 0);
     return { replies };
   } catch (err) {
     return { replies, error: StatusError.from(err) };
@@ -137,7 +150,9 @@ describe("the client half-closes: the handler's loop ends cleanly", () => {
     const { records, client } = await start();
     const ids = Array.from({ length: 16 }, (_, i) => `many-${i}`);
     for (const id of ids) recordFor(records, id);
-    const results = await Promise.all(ids.map((id, i) => client.clientStream(M.upload, upTo(i + 1), { metadata: { "x-id": id } })));
+    const results = await Promise.all(
+      ids.map((id, i) => client.clientStream(M.upload, upTo(i + 1), { metadata: { "x-id": id } })),
+    );
     expect(results.map((r) => r.n)).toEqual(ids.map((_, i) => ((i + 1) * (i + 2)) / 2));
     for (const id of ids) expect((await records.get(id)!.loop.promise).ended).toBe(true);
   });
@@ -149,7 +164,12 @@ describe("the client cancels mid-stream: the handler's loop throws CANCELLED and
     const record = recordFor(records, "up-cancel");
     const controller = new AbortController();
     void record.three.promise.then(() => controller.abort());
-    const err = await statusOf(client.clientStream(M.upload, holdOpen(3, record.loop.promise), { metadata: { "x-id": "up-cancel" }, signal: controller.signal }));
+    const err = await statusOf(
+      client.clientStream(M.upload, holdOpen(3, record.loop.promise), {
+        metadata: { "x-id": "up-cancel" },
+        signal: controller.signal,
+      }),
+    );
     expect(err.code).toBe(Code.CANCELLED);
     const loop = await record.loop.promise;
     expect(loop.ended).toBe(false);
@@ -162,7 +182,10 @@ describe("the client cancels mid-stream: the handler's loop throws CANCELLED and
     const record = recordFor(records, "bidi-cancel");
     const controller = new AbortController();
     void record.three.promise.then(() => controller.abort());
-    const outcome = await talk(client, holdOpen(3, record.loop.promise), { metadata: { "x-id": "bidi-cancel" }, signal: controller.signal });
+    const outcome = await talk(client, holdOpen(3, record.loop.promise), {
+      metadata: { "x-id": "bidi-cancel" },
+      signal: controller.signal,
+    });
     expect(outcome.error?.code).toBe(Code.CANCELLED);
     const loop = await record.loop.promise;
     expect(loop.ended).toBe(false);
@@ -179,12 +202,17 @@ describe("the deadline passes mid-stream: the handler's loop throws DEADLINE_EXC
       const record = recordFor(records, id);
       const options = { metadata: { "x-id": id }, timeoutMs: 1500 };
       const requests = holdOpen(3, record.loop.promise);
-      const error = kind === "bidi" ? (await talk(client, requests, options)).error : await statusOf(client.clientStream(M.upload, requests, options));
+      const error =
+        kind === "bidi"
+          ? (await talk(client, requests, options)).error
+          : await statusOf(client.clientStream(M.upload, requests, options));
       expect(error?.code).toBe(Code.DEADLINE_EXCEEDED);
       const loop = await record.loop.promise;
       expect(loop.ended).toBe(false);
       expect(loop.count).toBe(3);
-      expect(loop.ended ? undefined : StatusError.from(loop.error).code).toBe(Code.DEADLINE_EXCEEDED);
+      expect(loop.ended ? undefined : StatusError.from(loop.error).code).toBe(
+        Code.DEADLINE_EXCEEDED,
+      );
       expect(await record.aborted.promise).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
     });
   }

@@ -3,7 +3,16 @@
 // (onHeaders / onTrailers), sendHeaders ahead of a stream's first message, and its misuse.
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Code, currentCallContext, StatusError, type CallOptions, type HandlerContext, type Interceptor, type Metadata, type ServiceDesc } from "@grabbit/runtime";
+import {
+  Code,
+  currentCallContext,
+  StatusError,
+  type CallOptions,
+  type HandlerContext,
+  type Interceptor,
+  type Metadata,
+  type ServiceDesc,
+} from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { collect, fromArray, jsonMethod, Probe, statusOf, type Req, type Res } from "./fixtures.js";
 import {
@@ -27,7 +36,10 @@ describe("interop custom_metadata, raw grpc-js client against a grabbit server",
 
   beforeAll(async () => {
     server = new GrpcServer().add(InteropTestService, interopHandlers);
-    client = new grpc.Client(`127.0.0.1:${await server.listen()}`, grpc.credentials.createInsecure());
+    client = new grpc.Client(
+      `127.0.0.1:${await server.listen()}`,
+      grpc.credentials.createInsecure(),
+    );
   });
   afterAll(async () => {
     client.close();
@@ -41,7 +53,8 @@ describe("interop custom_metadata, raw grpc-js client against a grabbit server",
     return metadata;
   }
 
-  const serialize = (codec: { encode(m: never): Uint8Array }) => (value: unknown) => Buffer.from(codec.encode(value as never));
+  const serialize = (codec: { encode(m: never): Uint8Array }) => (value: unknown) =>
+    Buffer.from(codec.encode(value as never));
 
   it("echoes the initial value as a header and the binary one as a trailer on UnaryCall", async () => {
     let headers: grpc.Metadata | undefined;
@@ -238,7 +251,11 @@ const copyRequest: Interceptor = (next) => (req) => next({ ...req });
 
 for (const config of [
   { name: "without interceptors", server: {}, client: {} },
-  { name: "with interceptors", server: { interceptors: [headerFromInterceptor] }, client: { interceptors: [copyRequest] } },
+  {
+    name: "with interceptors",
+    server: { interceptors: [headerFromInterceptor] },
+    client: { interceptors: [copyRequest] },
+  },
 ]) {
   describe(`response headers and trailers, ${config.name}`, () => {
     let server: GrpcServer;
@@ -255,7 +272,11 @@ for (const config of [
     });
 
     /** The headers carry x-kind (and the interceptor's), never the trailer; the trailers the reverse. */
-    function expectSplit(seen: ReturnType<typeof recorder>["seen"], kind: string, method: string): void {
+    function expectSplit(
+      seen: ReturnType<typeof recorder>["seen"],
+      kind: string,
+      method: string,
+    ): void {
       expect(seen.headers?.["x-kind"]).toBe(kind);
       expect(seen.headers?.["x-end"]).toBeUndefined();
       expect(seen.headers?.["x-interceptor"]).toBe(intercepted ? method : undefined);
@@ -291,7 +312,10 @@ for (const config of [
 
     it("bidirectional streaming", async () => {
       const { events, seen, options } = recorder();
-      const replies = await drain(client.bidiStream(M.chat, fromArray<Req>([{ text: "a" }, { text: "b" }]), options), events);
+      const replies = await drain(
+        client.bidiStream(M.chat, fromArray<Req>([{ text: "a" }, { text: "b" }]), options),
+        events,
+      );
       expect(replies.map((r) => r.text)).toEqual(["a", "b"]);
       expect(events[0]).toBe("headers");
       expect(events.filter((e) => e === "trailers")).toHaveLength(1);
@@ -334,7 +358,9 @@ for (const config of [
       const id = `early-${config.name}`;
       gates.set(id, gate);
       const headersArrived = new Probe<Metadata>();
-      const stream = client.serverStream(M.early, { text: id }, { onHeaders: (md) => headersArrived.resolve(md) })[Symbol.asyncIterator]();
+      const stream = client
+        .serverStream(M.early, { text: id }, { onHeaders: (md) => headersArrived.resolve(md) })
+        [Symbol.asyncIterator]();
       const first = stream.next(); // starts the call
       // The handler waits at the gate until the test has seen the headers: they cannot ride on a message.
       expect((await headersArrived.promise)["x-early"]).toBe("now");
@@ -346,7 +372,9 @@ for (const config of [
     it("a second sendHeaders throws FAILED_PRECONDITION and sends nothing more", async () => {
       const { seen, options } = recorder();
       const res = await client.unary(M.twice, {}, options);
-      expect(res.text).toMatch(/^FAILED_PRECONDITION: sendHeaders was already called for \/test\.v1\.Headers\/Twice/);
+      expect(res.text).toMatch(
+        /^FAILED_PRECONDITION: sendHeaders was already called for \/test\.v1\.Headers\/Twice/,
+      );
       expect(seen.headers?.["x-first"]).toBe("1");
       expect(seen.headers?.["x-second"]).toBeUndefined();
     });
@@ -354,7 +382,9 @@ for (const config of [
     it("sendHeaders after the first message throws FAILED_PRECONDITION; later header changes are ignored", async () => {
       const { events, seen, options } = recorder();
       const replies = await drain(client.serverStream(M.late, {}, options), events);
-      expect(replies[1]?.text).toMatch(/^FAILED_PRECONDITION: the response headers of \/test\.v1\.Headers\/Late went out with its first response message/);
+      expect(replies[1]?.text).toMatch(
+        /^FAILED_PRECONDITION: the response headers of \/test\.v1\.Headers\/Late went out with its first response message/,
+      );
       expect(seen.headers?.["x-before"]).toBe("yes");
       expect(seen.headers?.["x-after"]).toBeUndefined();
     });
@@ -378,7 +408,9 @@ for (const config of [
     it("headers gRPC cannot carry fail the call with INTERNAL, or throw from sendHeaders before anything is sent", async () => {
       const err = await statusOf(client.unary(M.badHeader, {}));
       expect(err.code).toBe(Code.INTERNAL);
-      expect(err.rawMessage).toMatch(/response headers of \/test\.v1\.Headers\/BadHeader cannot be sent.*not a header/);
+      expect(err.rawMessage).toMatch(
+        /response headers of \/test\.v1\.Headers\/BadHeader cannot be sent.*not a header/,
+      );
       const { seen, options } = recorder();
       const res = await client.unary(M.badHeader, { text: "send" }, options);
       expect(res.text).toMatch(/^INTERNAL: the response headers .* cannot be sent/);
@@ -387,21 +419,29 @@ for (const config of [
 
     it("a hook that throws fails the call with its error", async () => {
       const err = await statusOf(
-        client.unary(M.get, {}, {
-          onHeaders: () => {
-            throw new StatusError(Code.FAILED_PRECONDITION, "unexpected headers");
+        client.unary(
+          M.get,
+          {},
+          {
+            onHeaders: () => {
+              throw new StatusError(Code.FAILED_PRECONDITION, "unexpected headers");
+            },
           },
-        }),
+        ),
       );
       expect(err.code).toBe(Code.FAILED_PRECONDITION);
       expect(err.rawMessage).toBe("unexpected headers");
       const streamErr = await statusOf(
         collect(
-          client.serverStream(M.list, { n: 2 }, {
-            onTrailers: () => {
-              throw new Error("bad trailers");
+          client.serverStream(
+            M.list,
+            { n: 2 },
+            {
+              onTrailers: () => {
+                throw new Error("bad trailers");
+              },
             },
-          }),
+          ),
         ),
       );
       expect(streamErr.rawMessage).toBe("bad trailers");

@@ -1,7 +1,14 @@
 // grpc.health.v1.Health on a GrpcServer: Check, Watch, interceptors bypassed, and shutdown.
 import { describe, expect, it } from "vitest";
 import { Code, StatusError, type Interceptor } from "@grabbit/runtime";
-import { GrpcServer, GrpcTransport, HealthServiceDesc, HealthStatus, ServingStatus, type HealthCheckResponse } from "@grabbit/runtime/grpc";
+import {
+  GrpcServer,
+  GrpcTransport,
+  HealthServiceDesc,
+  HealthStatus,
+  ServingStatus,
+  type HealthCheckResponse,
+} from "@grabbit/runtime/grpc";
 import * as grpc from "@grpc/grpc-js";
 import { statusOf, TestService, testHandlers } from "./fixtures.js";
 
@@ -11,7 +18,10 @@ const denyAll: Interceptor = () => async () => {
 };
 
 async function start(health?: HealthStatus) {
-  const server = new GrpcServer({ interceptors: [denyAll] }).add(TestService, testHandlers().handlers);
+  const server = new GrpcServer({ interceptors: [denyAll] }).add(
+    TestService,
+    testHandlers().handlers,
+  );
   const status = server.addHealth(health);
   const port = await server.listen();
   const client = new GrpcTransport(`127.0.0.1:${port}`);
@@ -26,15 +36,27 @@ function watcher(stream: AsyncIterable<HealthCheckResponse>) {
 
 describe("health", () => {
   it("answers Check for the server and for named services, without the server's interceptors", async () => {
-    const { server, status, client } = await start(new HealthStatus({ "": ServingStatus.SERVING, "test.v1.Test": ServingStatus.NOT_SERVING }));
+    const { server, status, client } = await start(
+      new HealthStatus({ "": ServingStatus.SERVING, "test.v1.Test": ServingStatus.NOT_SERVING }),
+    );
     try {
       // The application's interceptors still guard the application's methods.
-      expect((await statusOf(client.unary(TestService.methods.echo, {}))).code).toBe(Code.UNAUTHENTICATED);
-      expect(await client.unary(H.check, { service: "" })).toEqual({ status: ServingStatus.SERVING });
-      expect(await client.unary(H.check, { service: "test.v1.Test" })).toEqual({ status: ServingStatus.NOT_SERVING });
+      expect((await statusOf(client.unary(TestService.methods.echo, {}))).code).toBe(
+        Code.UNAUTHENTICATED,
+      );
+      expect(await client.unary(H.check, { service: "" })).toEqual({
+        status: ServingStatus.SERVING,
+      });
+      expect(await client.unary(H.check, { service: "test.v1.Test" })).toEqual({
+        status: ServingStatus.NOT_SERVING,
+      });
       status.set("test.v1.Test", ServingStatus.SERVING);
-      expect(await client.unary(H.check, { service: "test.v1.Test" })).toEqual({ status: ServingStatus.SERVING });
-      expect((await statusOf(client.unary(H.check, { service: "nope" }))).code).toBe(Code.NOT_FOUND);
+      expect(await client.unary(H.check, { service: "test.v1.Test" })).toEqual({
+        status: ServingStatus.SERVING,
+      });
+      expect((await statusOf(client.unary(H.check, { service: "nope" }))).code).toBe(
+        Code.NOT_FOUND,
+      );
     } finally {
       client.close();
       await server.close({ graceMs: 1000 });
@@ -47,7 +69,13 @@ describe("health", () => {
     try {
       // HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status: SERVING} is field 1 = 1.
       const bytes = await new Promise<Buffer>((resolve, reject) =>
-        raw.makeUnaryRequest("/grpc.health.v1.Health/Check", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (e, v) => (e ? reject(e) : resolve(v!))),
+        raw.makeUnaryRequest(
+          "/grpc.health.v1.Health/Check",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.alloc(0),
+          (e, v) => (e ? reject(e) : resolve(v!)),
+        ),
       );
       expect([...bytes]).toEqual([0x08, 0x01]);
     } finally {

@@ -3,7 +3,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError, type CallRequest, type Interceptor } from "@grabbit/runtime";
 import { GrpcTransport } from "@grabbit/runtime/grpc";
-import { collect, fromArray, startHarness, statusOf, TestService, type Harness, type Req, type Res } from "./fixtures.js";
+import {
+  collect,
+  fromArray,
+  startHarness,
+  statusOf,
+  TestService,
+  type Harness,
+  type Req,
+  type Res,
+} from "./fixtures.js";
 
 const M = TestService.methods;
 
@@ -20,7 +29,8 @@ const bearer =
 const authenticate: Interceptor = (next) => async (req) => {
   const header = req.metadata["authorization"];
   const user = header === "Bearer s3cret" ? "alice" : undefined;
-  if (user === undefined) throw new StatusError(Code.UNAUTHENTICATED, header ? "unknown token" : "missing token");
+  if (user === undefined)
+    throw new StatusError(Code.UNAUTHENTICATED, header ? "unknown token" : "missing token");
   req.values.set("user", user);
   return next(req);
 };
@@ -82,7 +92,9 @@ describe("token propagation", () => {
       const err = await statusOf(anonymous.unary(M.echo, {}));
       expect(err.code).toBe(Code.UNAUTHENTICATED);
       expect(err.rawMessage).toBe("missing token");
-      expect((await statusOf(collect(anonymous.serverStream(M.count, { n: 3 })))).code).toBe(Code.UNAUTHENTICATED);
+      expect((await statusOf(collect(anonymous.serverStream(M.count, { n: 3 })))).code).toBe(
+        Code.UNAUTHENTICATED,
+      );
     } finally {
       anonymous.close();
     }
@@ -99,8 +111,14 @@ describe("token propagation", () => {
 
   it("applies interceptors to every call kind", async () => {
     expect((await collect(h.client.serverStream(M.count, { n: 2 }))).length).toBe(2);
-    expect((await h.client.clientStream(M.sum, fromArray([{ n: 1 }, { n: 2 }]))).metadata?.["authorization"]).toBe("Bearer s3cret");
-    expect((await collect(h.client.bidiStream(M.chat, fromArray([{ text: "x" }])))).map((r) => r.text)).toEqual(["re: x"]);
+    expect(
+      (await h.client.clientStream(M.sum, fromArray([{ n: 1 }, { n: 2 }]))).metadata?.[
+        "authorization"
+      ],
+    ).toBe("Bearer s3cret");
+    expect(
+      (await collect(h.client.bidiStream(M.chat, fromArray([{ text: "x" }])))).map((r) => r.text),
+    ).toEqual(["re: x"]);
   });
 });
 
@@ -156,11 +174,19 @@ describe("what interceptors see", () => {
       expect(req.signal.aborted).toBe(false);
       return next(req);
     };
-    const s = await startHarness({ server: { interceptors: [spy] }, client: { interceptors: [spy] } });
+    const s = await startHarness({
+      server: { interceptors: [spy] },
+      client: { interceptors: [spy] },
+    });
     try {
       await s.client.unary(M.echo, { text: "x" }, { timeoutMs: 60_000 });
       const [client, server] = seen;
-      expect(client).toMatchObject({ side: "client", transport: "grpc", message: { text: "x" }, peer: undefined });
+      expect(client).toMatchObject({
+        side: "client",
+        transport: "grpc",
+        message: { text: "x" },
+        peer: undefined,
+      });
       expect(server).toMatchObject({ side: "server", transport: "grpc", message: { text: "x" } });
       expect(client!.method).toBe(M.echo);
       expect(server!.method).toBe(M.echo);
@@ -205,7 +231,10 @@ describe("streams through interceptors", () => {
     const s = await startHarness({ server: { interceptors: [streamRewriter] } });
     try {
       expect((await s.client.clientStream(M.sum, fromArray([{ n: 5 }]))).n).toBe(10);
-      expect(await collect(s.client.serverStream(M.count, { n: 2 }))).toEqual([{ n: 0, text: "!" }, { n: 1, text: "!" }]);
+      expect(await collect(s.client.serverStream(M.count, { n: 2 }))).toEqual([
+        { n: 0, text: "!" },
+        { n: 1, text: "!" },
+      ]);
     } finally {
       await s.close();
     }

@@ -63,7 +63,8 @@ function payloadOnlyType(typeName: string): MessageType<{ payload: Payload | und
       let payload: Payload | undefined;
       while (reader.pos < reader.len) {
         const [field, wireType] = reader.tag();
-        if (field === 1 && wireType === WireType.LengthDelimited) payload = readPayload(reader.bytes());
+        if (field === 1 && wireType === WireType.LengthDelimited)
+          payload = readPayload(reader.bytes());
         else reader.skip(wireType, field);
       }
       return { payload };
@@ -85,7 +86,8 @@ export const SimpleRequestType: MessageType<SimpleRequest> = {
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
       if (field === 2 && wireType === WireType.Varint) message.responseSize = reader.int32();
-      else if (field === 3 && wireType === WireType.LengthDelimited) message.payload = readPayload(reader.bytes());
+      else if (field === 3 && wireType === WireType.LengthDelimited)
+        message.payload = readPayload(reader.bytes());
       else reader.skip(wireType, field);
     }
     return message;
@@ -110,8 +112,10 @@ export const StreamingOutputCallRequestType: MessageType<StreamingOutputCallRequ
     const message: StreamingOutputCallRequest = { responseSizes: [], payload: undefined };
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
-      if (field === 2 && wireType === WireType.LengthDelimited) message.responseSizes.push(readResponseSize(reader.bytes()));
-      else if (field === 3 && wireType === WireType.LengthDelimited) message.payload = readPayload(reader.bytes());
+      if (field === 2 && wireType === WireType.LengthDelimited)
+        message.responseSizes.push(readResponseSize(reader.bytes()));
+      else if (field === 3 && wireType === WireType.LengthDelimited)
+        message.payload = readPayload(reader.bytes());
       else reader.skip(wireType, field);
     }
     return message;
@@ -129,8 +133,12 @@ function readResponseSize(bytes: Uint8Array): number {
   return size;
 }
 
-export const SimpleResponseType = payloadOnlyType("grpc.testing.SimpleResponse") as MessageType<SimpleResponse>;
-export const StreamingOutputCallResponseType = payloadOnlyType("grpc.testing.StreamingOutputCallResponse") as MessageType<StreamingOutputCallResponse>;
+export const SimpleResponseType = payloadOnlyType(
+  "grpc.testing.SimpleResponse",
+) as MessageType<SimpleResponse>;
+export const StreamingOutputCallResponseType = payloadOnlyType(
+  "grpc.testing.StreamingOutputCallResponse",
+) as MessageType<StreamingOutputCallResponse>;
 
 const unaryCall: MethodDesc<SimpleRequest, SimpleResponse> = {
   name: "UnaryCall",
@@ -185,7 +193,10 @@ export const interopHandlers = {
     echoMetadata(ctx);
     return { payload: zeros(request.responseSize) };
   },
-  async *fullDuplexCall(requests: AsyncIterable<StreamingOutputCallRequest>, ctx: HandlerContext): AsyncIterable<StreamingOutputCallResponse> {
+  async *fullDuplexCall(
+    requests: AsyncIterable<StreamingOutputCallRequest>,
+    ctx: HandlerContext,
+  ): AsyncIterable<StreamingOutputCallResponse> {
     // A stream sends its headers before reading anything, so the client sees them at once.
     echoMetadata(ctx);
     ctx.sendHeaders();

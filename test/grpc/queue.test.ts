@@ -4,7 +4,11 @@ import { AsyncQueue } from "../../runtime/src/grpc/queue.js";
 
 function queue(highWater = 4) {
   const events: string[] = [];
-  const q = new AsyncQueue<number>(highWater, () => events.push("resume"), () => events.push("return"));
+  const q = new AsyncQueue<number>(
+    highWater,
+    () => events.push("resume"),
+    () => events.push("return"),
+  );
   return { q, events };
 }
 

@@ -2,7 +2,14 @@
 // are cut off and their handlers' signals abort with UNAVAILABLE.
 import { describe, expect, it } from "vitest";
 import { Code, StatusError, type HandlerContext } from "@grabbit/runtime";
-import { GrpcServer, GrpcTransport, grpcServiceDefinition, grpcServiceImplementation, HealthStatus, ServingStatus } from "@grabbit/runtime/grpc";
+import {
+  GrpcServer,
+  GrpcTransport,
+  grpcServiceDefinition,
+  grpcServiceImplementation,
+  HealthStatus,
+  ServingStatus,
+} from "@grabbit/runtime/grpc";
 import * as grpc from "@grpc/grpc-js";
 import { Probe, statusOf, TestService, testHandlers, type Req, type Res } from "./fixtures.js";
 
@@ -22,7 +29,9 @@ function gatedHandlers() {
       ...handlers,
       async wait(_req: Req, ctx: HandlerContext): Promise<Res> {
         started.resolve(ctx);
-        ctx.signal.addEventListener("abort", () => aborted.resolve(ctx.signal.reason), { once: true });
+        ctx.signal.addEventListener("abort", () => aborted.resolve(ctx.signal.reason), {
+          once: true,
+        });
         await release.promise;
         return { text: "finished" };
       },
@@ -139,7 +148,10 @@ describe("graceful shutdown", () => {
   });
 
   it("keeps the deprecated HealthStatus.shutdown() as an alias of close()", () => {
-    const health = new HealthStatus({ "": ServingStatus.SERVING, "test.v1.Test": ServingStatus.SERVING });
+    const health = new HealthStatus({
+      "": ServingStatus.SERVING,
+      "test.v1.Test": ServingStatus.SERVING,
+    });
     health.shutdown();
     expect(health.get("")).toBe(ServingStatus.NOT_SERVING);
     expect(health.get("test.v1.Test")).toBe(ServingStatus.NOT_SERVING);
@@ -187,7 +199,9 @@ describe("plain grpc-js servers", () => {
       }),
     );
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     const client = new GrpcTransport(`127.0.0.1:${port}`);
     try {

@@ -6,7 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@grabbit/runtime";
-import { GrpcServer, GrpcTransport, tlsChannelCredentials, tlsServerCredentials } from "@grabbit/runtime/grpc";
+import {
+  GrpcServer,
+  GrpcTransport,
+  tlsChannelCredentials,
+  tlsServerCredentials,
+} from "@grabbit/runtime/grpc";
 import { statusOf, TestService, testHandlers } from "./fixtures.js";
 
 const M = TestService.methods;
@@ -25,13 +30,65 @@ function makePki(): Pki {
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   try {
-    ssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=grabbit test CA");
-    ssl("req", "-x509", ...ec, "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=someone else's CA");
-    writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+    ssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=grabbit test CA",
+    );
+    ssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "other.key",
+      "-out",
+      "other.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=someone else's CA",
+    );
+    writeFileSync(
+      join(dir, "server.ext"),
+      "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    );
     writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
     for (const who of ["server", "client"]) {
-      ssl("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who === "server" ? "localhost" : "grabbit test client"}`);
-      ssl("x509", "-req", "-in", `${who}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-out", `${who}.crt`, "-extfile", `${who}.ext`);
+      ssl(
+        "req",
+        ...ec,
+        "-keyout",
+        `${who}.key`,
+        "-out",
+        `${who}.csr`,
+        "-subj",
+        `/CN=${who === "server" ? "localhost" : "grabbit test client"}`,
+      );
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        `${who}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        `${who}.crt`,
+        "-extfile",
+        `${who}.ext`,
+      );
     }
     const read = (f: string) => readFileSync(join(dir, f), "utf8");
     return {
@@ -52,14 +109,28 @@ beforeAll(() => {
   pki = makePki();
 });
 
-async function tlsServer(requireClientCert: boolean): Promise<{ server: GrpcServer; port: number }> {
+async function tlsServer(
+  requireClientCert: boolean,
+): Promise<{ server: GrpcServer; port: number }> {
   const server = new GrpcServer().add(TestService, testHandlers().handlers);
-  const credentials = tlsServerCredentials({ cert: pki.serverCert, key: Buffer.from(pki.serverKey), ca: pki.ca, requireClientCert });
+  const credentials = tlsServerCredentials({
+    cert: pki.serverCert,
+    key: Buffer.from(pki.serverKey),
+    ca: pki.ca,
+    requireClientCert,
+  });
   return { server, port: await server.listen("127.0.0.1:0", credentials) };
 }
 
-async function withClient<T>(address: string, credentials: Parameters<typeof tlsChannelCredentials>[0], fn: (t: GrpcTransport) => Promise<T>): Promise<T> {
-  const t = new GrpcTransport(address, { credentials: tlsChannelCredentials(credentials), timeoutMs: 20_000 });
+async function withClient<T>(
+  address: string,
+  credentials: Parameters<typeof tlsChannelCredentials>[0],
+  fn: (t: GrpcTransport) => Promise<T>,
+): Promise<T> {
+  const t = new GrpcTransport(address, {
+    credentials: tlsChannelCredentials(credentials),
+    timeoutMs: 20_000,
+  });
   try {
     return await fn(t);
   } finally {
@@ -77,7 +148,9 @@ describe("server-authenticated TLS", () => {
   });
 
   it("serves a client that trusts the CA", async () => {
-    const res = await withClient(`localhost:${s.port}`, { ca: pki.ca }, (t) => t.unary(M.echo, { text: "secure" }));
+    const res = await withClient(`localhost:${s.port}`, { ca: pki.ca }, (t) =>
+      t.unary(M.echo, { text: "secure" }),
+    );
     expect(res.text).toBe("secure");
   });
 
@@ -87,7 +160,9 @@ describe("server-authenticated TLS", () => {
   });
 
   it("fails with UNAVAILABLE for a client trusting another CA", async () => {
-    const err = await withClient(`localhost:${s.port}`, { ca: pki.otherCa }, (t) => statusOf(t.unary(M.echo, {})));
+    const err = await withClient(`localhost:${s.port}`, { ca: pki.otherCa }, (t) =>
+      statusOf(t.unary(M.echo, {})),
+    );
     expect(err.code).toBe(Code.UNAVAILABLE);
   });
 
@@ -111,17 +186,27 @@ describe("mutual TLS", () => {
   });
 
   it("serves a client presenting a certificate signed by the CA", async () => {
-    const res = await withClient(`localhost:${s.port}`, { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey }, (t) => t.unary(M.echo, { text: "mutual" }));
+    const res = await withClient(
+      `localhost:${s.port}`,
+      { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+      (t) => t.unary(M.echo, { text: "mutual" }),
+    );
     expect(res.text).toBe("mutual");
   });
 
   it("fails with UNAVAILABLE for a client without a certificate", async () => {
-    const err = await withClient(`localhost:${s.port}`, { ca: pki.ca }, (t) => statusOf(t.unary(M.echo, {})));
+    const err = await withClient(`localhost:${s.port}`, { ca: pki.ca }, (t) =>
+      statusOf(t.unary(M.echo, {})),
+    );
     expect(err.code).toBe(Code.UNAVAILABLE);
   });
 
   it("fails with UNAVAILABLE for a client without the CA", async () => {
-    const err = await withClient(`localhost:${s.port}`, { cert: pki.clientCert, key: pki.clientKey }, (t) => statusOf(t.unary(M.echo, {})));
+    const err = await withClient(
+      `localhost:${s.port}`,
+      { cert: pki.clientCert, key: pki.clientKey },
+      (t) => statusOf(t.unary(M.echo, {})),
+    );
     expect(err.code).toBe(Code.UNAVAILABLE);
   });
 });
@@ -129,6 +214,8 @@ describe("mutual TLS", () => {
 describe("helpers", () => {
   it("refuse half a key pair and mutual TLS without a CA", () => {
     expect(() => tlsChannelCredentials({ cert: "x" })).toThrow(/both cert and key/);
-    expect(() => tlsServerCredentials({ cert: "x", key: "y", requireClientCert: true })).toThrow(/ca/);
+    expect(() => tlsServerCredentials({ cert: "x", key: "y", requireClientCert: true })).toThrow(
+      /ca/,
+    );
   });
 });

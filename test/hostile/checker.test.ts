@@ -45,9 +45,16 @@ async function check(argv: string[], cwd = dir): Promise<Outcome> {
   let stderr = "";
   let code: number;
   try {
-    code = await main(argv, { cwd, isTTY: false, stdout: () => {}, stderr: (s) => void (stderr += s) });
+    code = await main(argv, {
+      cwd,
+      isTTY: false,
+      stdout: () => {},
+      stderr: (s) => void (stderr += s),
+    });
   } catch (err) {
-    throw new Error(`main(${JSON.stringify(argv).slice(0, 200)}) threw: ${err instanceof Error ? err.stack : String(err)}`);
+    throw new Error(
+      `main(${JSON.stringify(argv).slice(0, 200)}) threw: ${err instanceof Error ? err.stack : String(err)}`,
+    );
   }
   expect([0, 1, 100]).toContain(code);
   if (code === 1) {
@@ -77,7 +84,14 @@ describe("grabbit breaking under hostile input", () => {
       fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, asInput) => {
         const bad = writeImage(bytes);
         const good = join(dir, "good.binpb");
-        const r = await check(["breaking", asInput ? bad : good, "--against", asInput ? good : bad, "--format", "json"]);
+        const r = await check([
+          "breaking",
+          asInput ? bad : good,
+          "--against",
+          asInput ? good : bad,
+          "--format",
+          "json",
+        ]);
         // Empty bytes are a valid empty image (no files): comparing it is a legitimate answer.
         if (bytes.length > 0 && r.code === 1) expect(r.stderr).toMatch(/^grabbit breaking: .+\n$/);
         count(outcomes, r.code);
@@ -91,26 +105,49 @@ describe("grabbit breaking under hostile input", () => {
 
   it("damaged copies of a real image (truncated, bytes flipped, bytes inserted): a report or exit 1, never a crash", async () => {
     const damage = fc.oneof(
-      fc.nat({ max: image.length - 1 }).map((n) => ({ kind: "truncate" as const, at: n, bytes: [] as number[] })),
-      fc.tuple(fc.nat({ max: image.length - 1 }), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 })).map(([at, bytes]) => ({ kind: "flip" as const, at, bytes })),
-      fc.tuple(fc.nat({ max: image.length - 1 }), fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 })).map(([at, bytes]) => ({ kind: "insert" as const, at, bytes })),
+      fc
+        .nat({ max: image.length - 1 })
+        .map((n) => ({ kind: "truncate" as const, at: n, bytes: [] as number[] })),
+      fc
+        .tuple(
+          fc.nat({ max: image.length - 1 }),
+          fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }),
+        )
+        .map(([at, bytes]) => ({ kind: "flip" as const, at, bytes })),
+      fc
+        .tuple(
+          fc.nat({ max: image.length - 1 }),
+          fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }),
+        )
+        .map(([at, bytes]) => ({ kind: "insert" as const, at, bytes })),
     );
     // The undamaged copy compares clean: the outcomes below are the damage's doing.
-    expect((await check(["breaking", writeImage(image.slice()), "--against", join(dir, "good.binpb")])).code).toBe(0);
+    expect(
+      (await check(["breaking", writeImage(image.slice()), "--against", join(dir, "good.binpb")]))
+        .code,
+    ).toBe(0);
     const outcomes: Record<string, number> = {};
     let tried = 0;
     await fc.assert(
       fc.asyncProperty(damage, async (d) => {
         let bytes: Uint8Array;
         if (d.kind === "truncate") bytes = image.slice(0, d.at);
-        else if (d.kind === "insert") bytes = new Uint8Array([...image.slice(0, d.at), ...d.bytes, ...image.slice(d.at)]);
+        else if (d.kind === "insert")
+          bytes = new Uint8Array([...image.slice(0, d.at), ...d.bytes, ...image.slice(d.at)]);
         else {
           bytes = image.slice();
           d.bytes.forEach((b, i) => {
             if (d.at + i < bytes.length) bytes[d.at + i] = b;
           });
         }
-        const r = await check(["breaking", writeImage(bytes), "--against", join(dir, "good.binpb"), "--format", "json"]);
+        const r = await check([
+          "breaking",
+          writeImage(bytes),
+          "--against",
+          join(dir, "good.binpb"),
+          "--format",
+          "json",
+        ]);
         count(outcomes, r.code);
         tried++;
       }),
@@ -127,11 +164,47 @@ describe("grabbit breaking under hostile input", () => {
       // Paths that exist but are no configuration file: directories, a binary image.
       fc.constantFrom(".", "..", "/", good),
       json.map((v) => JSON.stringify(v)),
-      fc.record({ version: fc.constantFrom("v1", "v2", "v3", 1, null), breaking: json }).map((v) => JSON.stringify(v)),
-      fc.record({ version: fc.constant("v2"), breaking: fc.record({ use: fc.array(fc.constantFrom("FILE", "WIRE", "NOPE", "FIELD_NO_DELETE", "", "*"), { maxLength: 3 }), except: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }), ignore: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }) }) }).map((v) => JSON.stringify(v)),
+      fc
+        .record({ version: fc.constantFrom("v1", "v2", "v3", 1, null), breaking: json })
+        .map((v) => JSON.stringify(v)),
+      fc
+        .record({
+          version: fc.constant("v2"),
+          breaking: fc.record({
+            use: fc.array(fc.constantFrom("FILE", "WIRE", "NOPE", "FIELD_NO_DELETE", "", "*"), {
+              maxLength: 3,
+            }),
+            except: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }),
+            ignore: fc.array(fc.string({ maxLength: 8 }), { maxLength: 2 }),
+          }),
+        })
+        .map((v) => JSON.stringify(v)),
     );
     const token = fc.oneof(
-      fc.constantFrom("breaking", "--against", "--format", "--error-format", "--use", "--except", "--config", "json", "text", "markdown", "github-actions", "xml", "FIELD_NO_DELETE", "FILE", "NOPE", "", "-", "--", "--unknown", "-h", good, good),
+      fc.constantFrom(
+        "breaking",
+        "--against",
+        "--format",
+        "--error-format",
+        "--use",
+        "--except",
+        "--config",
+        "json",
+        "text",
+        "markdown",
+        "github-actions",
+        "xml",
+        "FIELD_NO_DELETE",
+        "FILE",
+        "NOPE",
+        "",
+        "-",
+        "--",
+        "--unknown",
+        "-h",
+        good,
+        good,
+      ),
       fc.stringMatching(/^[a-z0-9_-]{1,10}$/), // relative paths that do not exist in an empty cwd
     );
     const argv = fc.oneof(

@@ -5,7 +5,12 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, EventConsumer, HEADER_ERROR, republishableHeaders } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  HEADER_ERROR,
+  republishableHeaders,
+} from "@grabbit/runtime/amqp";
 import { AMQP_URL } from "../support/broker.js";
 import { Janitor, OrderCreated, orderEvent, type Order } from "../amqp/fixtures.js";
 import { runs, tally } from "./support.js";
@@ -16,7 +21,11 @@ const janitor = new Janitor();
 const errors: Error[] = [];
 
 beforeAll(async () => {
-  conn = await AmqpConnection.connect({ urls: AMQP_URL, name: "hostile-consumer-test", onError: (e) => errors.push(e) });
+  conn = await AmqpConnection.connect({
+    urls: AMQP_URL,
+    name: "hostile-consumer-test",
+    onError: (e) => errors.push(e),
+  });
 });
 afterAll(async () => {
   await conn.close();
@@ -37,7 +46,11 @@ const headerValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b)),
     fc.array(tie("value"), { maxLength: 4 }),
     // Tables whose keys include "!", which amqplib's encoder would take for a type tag.
-    fc.dictionary(fc.oneof(fc.constant("!"), fc.string({ minLength: 1, maxLength: 10 })), tie("value"), { maxKeys: 4 }),
+    fc.dictionary(
+      fc.oneof(fc.constant("!"), fc.string({ minLength: 1, maxLength: 10 })),
+      tie("value"),
+      { maxKeys: 4 },
+    ),
   ),
 })).value;
 
@@ -55,22 +68,44 @@ const nastyName = fc.constantFrom(
   "region",
 );
 
-const headers = fc.dictionary(fc.oneof(nastyName, fc.string({ minLength: 1, maxLength: 30 })), headerValue, { maxKeys: 8 });
+const headers = fc.dictionary(
+  fc.oneof(nastyName, fc.string({ minLength: 1, maxLength: 30 })),
+  headerValue,
+  { maxKeys: 8 },
+);
 /** 25-50 KB of headers: under amqplib's 64 KB header table, far over anything sensible. */
-const hugeHeaders = fc.integer({ min: 20_000, max: 40_000 }).map((n) => ({ "x-huge": "h".repeat(n), authorization: `Bearer ${"a".repeat(n / 4)}` }));
+const hugeHeaders = fc
+  .integer({ min: 20_000, max: 40_000 })
+  .map((n) => ({ "x-huge": "h".repeat(n), authorization: `Bearer ${"a".repeat(n / 4)}` }));
 
 const body = fc.oneof(
   fc.uint8Array({ maxLength: 200 }),
   // Valid events, some of which the handler refuses (negative amount).
-  fc.record({ id: fc.string({ maxLength: 20 }), region: fc.string({ maxLength: 10 }), amount: fc.integer({ min: -5, max: 1_000_000 }) }).map((o) => OrderCreated.encode(o)),
+  fc
+    .record({
+      id: fc.string({ maxLength: 20 }),
+      region: fc.string({ maxLength: 10 }),
+      amount: fc.integer({ min: -5, max: 1_000_000 }),
+    })
+    .map((o) => OrderCreated.encode(o)),
   // Over the consumer's maxMessageBytes.
   fc.integer({ min: MAX_BYTES + 1, max: MAX_BYTES * 4 }).map((n) => new Uint8Array(n).fill(0x08)),
 );
 
 const delivery = fc.record({
   body,
-  contentType: fc.oneof({ weight: 6, arbitrary: fc.constant("application/x-protobuf") }, fc.constant(undefined), fc.constantFrom("application/json", "text/plain", "APPLICATION/X-PROTOBUF", ""), fc.string({ maxLength: 40 })),
-  type: fc.oneof({ weight: 6, arbitrary: fc.constant(OrderCreated.typeName) }, fc.constant(undefined), fc.constantFrom("test.v1.OrderCancelled", ""), fc.string({ maxLength: 60 })),
+  contentType: fc.oneof(
+    { weight: 6, arbitrary: fc.constant("application/x-protobuf") },
+    fc.constant(undefined),
+    fc.constantFrom("application/json", "text/plain", "APPLICATION/X-PROTOBUF", ""),
+    fc.string({ maxLength: 40 }),
+  ),
+  type: fc.oneof(
+    { weight: 6, arbitrary: fc.constant(OrderCreated.typeName) },
+    fc.constant(undefined),
+    fc.constantFrom("test.v1.OrderCancelled", ""),
+    fc.string({ maxLength: 60 }),
+  ),
   headers: fc.oneof({ weight: 5, arbitrary: headers }, { weight: 1, arbitrary: hugeHeaders }),
 });
 
@@ -100,21 +135,32 @@ describe("event consumer under hostile deliveries", () => {
     await consumer.start();
     const ch = await janitor.channel();
     // Fits the 64 KB header table when sent; the copy adds the reason and does not.
-    ch.sendToQueue(queue, Buffer.from("x"), { messageId: "big", contentType: "text/plain", headers: { "x-pad": "p".repeat(65_400) } });
+    ch.sendToQueue(queue, Buffer.from("x"), {
+      messageId: "big",
+      contentType: "text/plain",
+      headers: { "x-pad": "p".repeat(65_400) },
+    });
     const dead = await janitor.next(`${queue}.dlq`);
     expect(dead.properties.messageId).toBe("big");
-    expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(/^unsupported content_type "text\/plain".*; its headers could not be copied and were dropped/);
+    expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(
+      /^unsupported content_type "text\/plain".*; its headers could not be copied and were dropped/,
+    );
     expect(dead.properties.headers?.["x-pad"]).toBeUndefined();
     await consumer.close();
     expect(errors).toEqual([]);
   });
 
-
   it("every delivery is handled or dead-lettered with the reason the rules give; nothing crashes", async () => {
     const exchange = janitor.exchange("hostile");
     const queue = janitor.queue("hostile", [50]);
     const handled = new Map<string, Order>();
-    const consumer = new EventConsumer(conn, { queue, queueExpiresMs: 600_000, maxMessageBytes: MAX_BYTES, retry: { maxAttempts: 2, delaysMs: [50] }, prefetch: 64 });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueExpiresMs: 600_000,
+      maxMessageBytes: MAX_BYTES,
+      retry: { maxAttempts: 2, delaysMs: [50] },
+      prefetch: 64,
+    });
     consumer.on(orderEvent(exchange), (o, d) => {
       if (o.amount < 0) throw new StatusError(Code.INVALID_ARGUMENT, "negative amount");
       handled.set(d.messageId!, o);
@@ -149,8 +195,17 @@ describe("event consumer under hostile deliveries", () => {
         const until = Date.now() + 30_000;
         while (!ids.every(([id]) => handled.has(id) || dlq.has(id))) {
           if (Date.now() > until) {
-            const lost = ids.filter(([id]) => !handled.has(id) && !dlq.has(id)).map(([id, d]) => ({ id, ...d, body: d.body.length, headers: JSON.stringify(d.headers).slice(0, 300) }));
-            throw new Error(`no outcome for ${JSON.stringify(lost)}; consumer errors: ${errors.map((e) => e.message).join("; ")}`);
+            const lost = ids
+              .filter(([id]) => !handled.has(id) && !dlq.has(id))
+              .map(([id, d]) => ({
+                id,
+                ...d,
+                body: d.body.length,
+                headers: JSON.stringify(d.headers).slice(0, 300),
+              }));
+            throw new Error(
+              `no outcome for ${JSON.stringify(lost)}; consumer errors: ${errors.map((e) => e.message).join("; ")}`,
+            );
           }
           await new Promise((r) => setTimeout(r, 20));
         }

@@ -19,9 +19,14 @@ let open: { server: GrpcServer; client: grpc.Client };
 let guarded: { server: GrpcServer; client: grpc.Client };
 
 async function start(interceptors: Parameters<typeof requireJwt>[0] | undefined) {
-  const server = new GrpcServer(interceptors ? { interceptors: [requireJwt(interceptors)] } : {}).add(service, { echo: async (req: Echo) => req });
+  const server = new GrpcServer(
+    interceptors ? { interceptors: [requireJwt(interceptors)] } : {},
+  ).add(service, { echo: async (req: Echo) => req });
   const port = await server.listen("127.0.0.1:0");
-  return { server, client: new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) };
+  return {
+    server,
+    client: new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()),
+  };
 }
 
 beforeAll(async () => {
@@ -36,7 +41,12 @@ afterAll(async () => {
 });
 
 /** A unary call with raw bytes in and out; resolves with the status code and the reply bytes. */
-function call(client: grpc.Client, method: string, body: Uint8Array, metadata: Record<string, string> = {}): Promise<{ code: number; reply?: Buffer; details: string }> {
+function call(
+  client: grpc.Client,
+  method: string,
+  body: Uint8Array,
+  metadata: Record<string, string> = {},
+): Promise<{ code: number; reply?: Buffer; details: string }> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);
   return new Promise((resolve) => {
@@ -47,7 +57,12 @@ function call(client: grpc.Client, method: string, body: Uint8Array, metadata: R
       Buffer.from(body),
       md,
       { deadline: Date.now() + 30_000 },
-      (err, reply) => resolve(err ? { code: err.code ?? -1, details: err.details ?? "" } : { code: 0, reply: reply as Buffer, details: "" }),
+      (err, reply) =>
+        resolve(
+          err
+            ? { code: err.code ?? -1, details: err.details ?? "" }
+            : { code: 0, reply: reply as Buffer, details: "" },
+        ),
     );
   });
 }
@@ -59,7 +74,10 @@ describe("gRPC server under hostile requests", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.uint8Array({ maxLength: 200 }),
-        fc.oneof({ weight: 4, arbitrary: fc.constant(path) }, fc.constantFrom(`${path}x`, "/nope.v1.X/Y", service.methods.fail.path)),
+        fc.oneof(
+          { weight: 4, arbitrary: fc.constant(path) },
+          fc.constantFrom(`${path}x`, "/nope.v1.X/Y", service.methods.fail.path),
+        ),
         async (body, method) => {
           const r = await call(open.client, method, body);
           let want: Code;
@@ -86,12 +104,19 @@ describe("gRPC server under hostile requests", () => {
   });
 
   it("random authorization metadata: UNAUTHENTICATED unless the token is valid", async () => {
-    const valid = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("ok").setExpirationTime("10m").sign(new TextEncoder().encode(SECRET));
+    const valid = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("ok")
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(SECRET));
     const body = EchoType.encode({ text: "hello", delayMs: 0 });
     const auth = fc.oneof(
       fc.constant(`Bearer ${valid}`),
       fc.string({ maxLength: 100 }).filter((s) => /^[\x20-\x7e]*$/.test(s)),
-      fc.string({ maxLength: 100 }).filter((s) => /^[\x21-\x7e]*$/.test(s)).map((s) => `Bearer ${s}`),
+      fc
+        .string({ maxLength: 100 })
+        .filter((s) => /^[\x21-\x7e]*$/.test(s))
+        .map((s) => `Bearer ${s}`),
       fc.integer({ min: 4000, max: 7000 }).map((n) => `Bearer ${"x".repeat(n)}`),
     );
     const outcomes: Record<string, number> = {};

@@ -43,23 +43,35 @@ describe("message size limits", () => {
     const service = echoService();
     queues.push(service.amqp!.requestQueue, `${service.amqp!.requestQueue}.dlq`);
     let handled = 0;
-    const server = await serveAmqp(conn, service, {
-      async echo(req: Echo) {
-        handled++;
-        return { text: req.text.repeat(100), delayMs: 0 };
+    const server = await serveAmqp(
+      conn,
+      service,
+      {
+        async echo(req: Echo) {
+          handled++;
+          return { text: req.text.repeat(100), delayMs: 0 };
+        },
       },
-    }, { maxMessageBytes: 4096 });
+      { maxMessageBytes: 4096 },
+    );
     const client = new AmqpRpcTransport(conn, { maxMessageBytes: 4096, timeoutMs: 20_000 });
-    const big = await statusOf(client.unary(service.methods.echo, { text: "x".repeat(5000), delayMs: 0 }));
+    const big = await statusOf(
+      client.unary(service.methods.echo, { text: "x".repeat(5000), delayMs: 0 }),
+    );
     expect(big.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(big.message).toMatch(/the request is 500\d bytes, over the limit of 4096/);
     expect(handled).toBe(0);
     // 100 x 50 bytes = over the server's limit on the way back.
-    const reply = await statusOf(client.unary(service.methods.echo, { text: "y".repeat(50), delayMs: 0 }));
+    const reply = await statusOf(
+      client.unary(service.methods.echo, { text: "y".repeat(50), delayMs: 0 }),
+    );
     expect(reply.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(reply.message).toMatch(/the response is 500\d bytes, over the limit of 4096/);
     expect(handled).toBe(1);
-    expect(await client.unary(service.methods.echo, { text: "z", delayMs: 0 })).toEqual({ text: "z".repeat(100), delayMs: 0 });
+    expect(await client.unary(service.methods.echo, { text: "z", delayMs: 0 })).toEqual({
+      text: "z".repeat(100),
+      delayMs: 0,
+    });
     await client.close();
     await server.close();
   });

@@ -18,7 +18,11 @@ export function runs(n: number): { numRuns: number; seed?: number } {
 const rows: string[] = [];
 
 export function tally(edge: string, tried: number, outcomes: Record<string, number>): void {
-  rows.push(`${edge}: ${tried} tried -> ${Object.entries(outcomes).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  rows.push(
+    `${edge}: ${tried} tried -> ${Object.entries(outcomes)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}`,
+  );
 }
 
 afterAll(() => {

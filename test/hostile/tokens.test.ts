@@ -28,8 +28,15 @@ describe("token verification under hostile input", () => {
     const value = fc.oneof(
       fc.string({ maxLength: 200 }),
       fc.string({ maxLength: 200 }).map((s) => `Bearer ${s}`),
-      fc.array(fc.base64String({ maxLength: 60 }), { minLength: 1, maxLength: 5 }).map((parts) => `Bearer ${parts.join(".")}`),
-      fc.jsonValue().map((v) => `Bearer ${Buffer.from(JSON.stringify({ alg: "HS256" })).toString("base64url")}.${Buffer.from(JSON.stringify(v) ?? "").toString("base64url")}.`),
+      fc
+        .array(fc.base64String({ maxLength: 60 }), { minLength: 1, maxLength: 5 })
+        .map((parts) => `Bearer ${parts.join(".")}`),
+      fc
+        .jsonValue()
+        .map(
+          (v) =>
+            `Bearer ${Buffer.from(JSON.stringify({ alg: "HS256" })).toString("base64url")}.${Buffer.from(JSON.stringify(v) ?? "").toString("base64url")}.`,
+        ),
       fc.integer({ min: 16_000, max: 40_000 }).map((n) => `Bearer ${"a".repeat(n)}`),
     );
     let tried = 0;
@@ -44,12 +51,22 @@ describe("token verification under hostile input", () => {
   });
 
   it("a valid token changed anywhere is refused; the original passes", async () => {
-    const token = await new SignJWT({ scope: "a b" }).setProtectedHeader({ alg: "HS256" }).setSubject("s").setIssuer("iss").setAudience("svc").setExpirationTime("10m").sign(new TextEncoder().encode(SECRET));
+    const token = await new SignJWT({ scope: "a b" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("s")
+      .setIssuer("iss")
+      .setAudience("svc")
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(SECRET));
     expect(await outcome(`Bearer ${token}`)).toBe("ok");
     const edit = fc.oneof(
-      fc.tuple(fc.nat({ max: token.length - 1 }), fc.string({ minLength: 1, maxLength: 1 })).map(([at, c]) => token.slice(0, at) + c + token.slice(at + 1)),
+      fc
+        .tuple(fc.nat({ max: token.length - 1 }), fc.string({ minLength: 1, maxLength: 1 }))
+        .map(([at, c]) => token.slice(0, at) + c + token.slice(at + 1)),
       fc.nat({ max: token.length - 1 }).map((at) => token.slice(0, at)),
-      fc.tuple(fc.nat({ max: token.length }), fc.string({ minLength: 1, maxLength: 5 })).map(([at, s]) => token.slice(0, at) + s + token.slice(at)),
+      fc
+        .tuple(fc.nat({ max: token.length }), fc.string({ minLength: 1, maxLength: 5 }))
+        .map(([at, s]) => token.slice(0, at) + s + token.slice(at)),
     );
     let refused = 0;
     let unchanged = 0;
@@ -64,7 +81,11 @@ describe("token verification under hostile input", () => {
       }),
       runs(1000),
     );
-    tally("auth edited tokens", 1000, { refused, unchanged, sameBytes: 1000 - refused - unchanged });
+    tally("auth edited tokens", 1000, {
+      refused,
+      unchanged,
+      sameBytes: 1000 - refused - unchanged,
+    });
     expect(refused).toBeGreaterThan(900);
   });
 });
@@ -73,5 +94,8 @@ describe("token verification under hostile input", () => {
 function decodesToSame(a: string, b: string): boolean {
   const pa = a.split(".");
   const pb = b.split(".");
-  return pa.length === pb.length && pa.every((p, i) => Buffer.from(p, "base64url").equals(Buffer.from(pb[i]!, "base64url")));
+  return (
+    pa.length === pb.length &&
+    pa.every((p, i) => Buffer.from(p, "base64url").equals(Buffer.from(pb[i]!, "base64url")))
+  );
 }

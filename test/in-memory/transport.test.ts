@@ -71,7 +71,9 @@ function ledger() {
     },
     async hold(_query: unknown, ctx: HandlerContext) {
       holding.resolve();
-      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+      );
       seen.held = ctx.signal.reason;
       return { account: "late", cents: 0, entries: 0 };
     },
@@ -98,7 +100,8 @@ function ledger() {
       return { account, cents, entries: count };
     },
     async *mirror(stream: AsyncIterable<{ account: string; cents: number }>) {
-      for await (const entry of stream) yield { account: entry.account.toUpperCase(), cents: -Number(entry.cents) };
+      for await (const entry of stream)
+        yield { account: entry.account.toUpperCase(), cents: -Number(entry.cents) };
     },
   };
   return { handlers, seen, holding };
@@ -128,18 +131,34 @@ describe("unary calls", () => {
   });
 
   it("answers a method the handlers leave out UNIMPLEMENTED, and a descriptor it does not serve too", async () => {
-    const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, { get: ledger().handlers.get }));
-    await expect(client.hold({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED, rawMessage: "/ledger.v1.Ledger/Hold is not implemented by this server" });
-    const other = createInMemoryTransport({ typeName: "x.v1.X", transports: ["grpc"], methods: {} }, {});
-    await expect(new g.LedgerClient(other).get({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+    const client = new g.LedgerClient(
+      createInMemoryTransport(g.LedgerService, { get: ledger().handlers.get }),
+    );
+    await expect(client.hold({ account: "a", count: 0 })).rejects.toMatchObject({
+      code: Code.UNIMPLEMENTED,
+      rawMessage: "/ledger.v1.Ledger/Hold is not implemented by this server",
+    });
+    const other = createInMemoryTransport(
+      { typeName: "x.v1.X", transports: ["grpc"], methods: {} },
+      {},
+    );
+    await expect(new g.LedgerClient(other).get({ account: "a", count: 0 })).rejects.toMatchObject({
+      code: Code.UNIMPLEMENTED,
+    });
   });
 
   it("gives the caller a handler's status, message, metadata and details, and UNKNOWN for anything else thrown", async () => {
-    const detail = { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: new Uint8Array([10, 4, 115, 116, 111, 112]) };
+    const detail = {
+      typeUrl: "type.googleapis.com/google.rpc.ErrorInfo",
+      value: new Uint8Array([10, 4, 115, 116, 111, 112]),
+    };
     const transport = createInMemoryTransport(g.LedgerService, {
       get(_q: unknown, ctx: HandlerContext) {
         ctx.responseMetadata["x-trailer"] = "t";
-        throw new StatusError(Code.FAILED_PRECONDITION, "account frozen", { metadata: { "x-reason": "audit" }, details: [detail] });
+        throw new StatusError(Code.FAILED_PRECONDITION, "account frozen", {
+          metadata: { "x-reason": "audit" },
+          details: [detail],
+        });
       },
       hold() {
         throw new RangeError("cents out of range");
@@ -148,9 +167,18 @@ describe("unary calls", () => {
     const client = new g.LedgerClient(transport);
     const err = await client.get({ account: "a", count: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StatusError);
-    expect(err).toMatchObject({ code: Code.FAILED_PRECONDITION, rawMessage: "account frozen", metadata: { "x-trailer": "t", "x-reason": "audit" } });
-    expect((err as StatusError).details.map((d) => [d.typeUrl, [...d.value]])).toEqual([[detail.typeUrl, [...detail.value]]]);
-    await expect(client.hold({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNKNOWN, rawMessage: "cents out of range" });
+    expect(err).toMatchObject({
+      code: Code.FAILED_PRECONDITION,
+      rawMessage: "account frozen",
+      metadata: { "x-trailer": "t", "x-reason": "audit" },
+    });
+    expect((err as StatusError).details.map((d) => [d.typeUrl, [...d.value]])).toEqual([
+      [detail.typeUrl, [...detail.value]],
+    ]);
+    await expect(client.hold({ account: "a", count: 0 })).rejects.toMatchObject({
+      code: Code.UNKNOWN,
+      rawMessage: "cents out of range",
+    });
   });
 });
 
@@ -163,7 +191,11 @@ describe("the transport itself", () => {
     };
     let ctxTransport: string | undefined;
     const other = { typeName: "x.v1.Other", transports: ["amqp"], methods: {} } as const;
-    const transport = createInMemoryTransport(other, {}, { transport: "amqp", peer: "tester", interceptors: [see], clientInterceptors: [see] }).add(g.LedgerService, {
+    const transport = createInMemoryTransport(
+      other,
+      {},
+      { transport: "amqp", peer: "tester", interceptors: [see], clientInterceptors: [see] },
+    ).add(g.LedgerService, {
       get(_q: unknown, ctx: HandlerContext) {
         ctxTransport = `${ctx.transport}/${ctx.peer}`;
         return { account: "a", cents: 0, entries: 0 };
@@ -174,7 +206,9 @@ describe("the transport itself", () => {
     expect(ctxTransport).toBe("amqp/tester");
     expect(seen).toEqual(["client:amqp", "server:amqp"]);
     await client.close();
-    await expect(client.get({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(client.get({ account: "a", count: 0 })).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+    });
   });
 });
 
@@ -189,7 +223,8 @@ describe("interceptors", () => {
     };
   const IDENTITY = Symbol("identity");
   const checkToken: Interceptor = (next) => (req) => {
-    if (req.metadata.authorization !== "Bearer good") throw new StatusError(Code.UNAUTHENTICATED, "a valid bearer token is required");
+    if (req.metadata.authorization !== "Bearer good")
+      throw new StatusError(Code.UNAUTHENTICATED, "a valid bearer token is required");
     req.values.set(IDENTITY, "alice");
     return next(req);
   };
@@ -214,11 +249,23 @@ describe("interceptors", () => {
           return { account: "a", cents: 1, entries: 1 };
         },
       },
-      { clientInterceptors: [trace("c1"), bearer("good"), trace("c2")], interceptors: [trace("s1"), checkToken, trace("s2")] },
+      {
+        clientInterceptors: [trace("c1"), bearer("good"), trace("c2")],
+        interceptors: [trace("s1"), checkToken, trace("s2")],
+      },
     );
     await new g.LedgerClient(transport).get({ account: "a", count: 0 });
     expect(identity).toBe("alice");
-    expect(order).toEqual(["c1:client>", "c2:client>", "s1:server>", "s2:server>", "<s2", "<s1", "<c2", "<c1"]);
+    expect(order).toEqual([
+      "c1:client>",
+      "c2:client>",
+      "s1:server>",
+      "s2:server>",
+      "<s2",
+      "<s1",
+      "<c2",
+      "<c1",
+    ]);
   });
 
   it("can refuse a call before the handler runs", async () => {
@@ -233,7 +280,9 @@ describe("interceptors", () => {
       },
       { clientInterceptors: [bearer("stolen")], interceptors: [checkToken] },
     );
-    await expect(new g.LedgerClient(transport).get({ account: "a", count: 0 })).rejects.toMatchObject({ code: Code.UNAUTHENTICATED });
+    await expect(
+      new g.LedgerClient(transport).get({ account: "a", count: 0 }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED });
     expect(ran).toBe(false);
   });
 
@@ -243,7 +292,10 @@ describe("interceptors", () => {
       deadlines.push(req.deadline);
       return next(req);
     };
-    const transport = createInMemoryTransport(g.LedgerService, ledger().handlers, { clientInterceptors: [see], interceptors: [see] });
+    const transport = createInMemoryTransport(g.LedgerService, ledger().handlers, {
+      clientInterceptors: [see],
+      interceptors: [see],
+    });
     const deadline = Date.now() + 120_000;
     await new g.LedgerClient(transport).get({ account: "a", count: 0 }, { deadline });
     expect(deadlines).toEqual([deadline, deadline]);
@@ -254,14 +306,22 @@ describe("deadlines and cancellation", () => {
   it("end a call DEADLINE_EXCEEDED at its deadline and abort the handler's signal with it", async () => {
     const { handlers, seen } = ledger();
     const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, handlers));
-    await expect(client.hold({ account: "a", count: 0 }, { timeoutMs: 20 })).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    await expect(client.hold({ account: "a", count: 0 }, { timeoutMs: 20 })).rejects.toMatchObject({
+      code: Code.DEADLINE_EXCEEDED,
+    });
     await expect.poll(() => seen.held).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
   });
 
   it("do not run a handler whose deadline has passed already", async () => {
     let ran = false;
-    const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, { get: () => ((ran = true), { account: "", cents: 0, entries: 0 }) }));
-    await expect(client.get({ account: "a", count: 0 }, { deadline: Date.now() - 1 })).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    const client = new g.LedgerClient(
+      createInMemoryTransport(g.LedgerService, {
+        get: () => ((ran = true), { account: "", cents: 0, entries: 0 }),
+      }),
+    );
+    await expect(
+      client.get({ account: "a", count: 0 }, { deadline: Date.now() - 1 }),
+    ).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
     expect(ran).toBe(false);
   });
 
@@ -272,7 +332,10 @@ describe("deadlines and cancellation", () => {
     const call = client.hold({ account: "a", count: 0 }, { signal: controller.signal });
     await holding.promise;
     controller.abort(new Error("user closed the page"));
-    await expect(call).rejects.toMatchObject({ code: Code.CANCELLED, rawMessage: "the call was cancelled: user closed the page" });
+    await expect(call).rejects.toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "the call was cancelled: user closed the page",
+    });
     await expect.poll(() => seen.held).toMatchObject({ code: Code.CANCELLED });
   });
 
@@ -292,7 +355,10 @@ describe("deadlines and cancellation", () => {
       }),
     );
     const deadline = Date.now() + 90_000;
-    await upstream.get({ account: "a", count: 0 }, { deadline, metadata: { authorization: "Bearer t", "x-other": "no" } });
+    await upstream.get(
+      { account: "a", count: 0 },
+      { deadline, metadata: { authorization: "Bearer t", "x-other": "no" } },
+    );
     expect(inner!.deadline).toBe(deadline);
     expect(inner!.metadata).toEqual({ authorization: "Bearer t" });
   });
@@ -304,7 +370,11 @@ describe("streams", () => {
     const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, handlers));
     let trailers: Metadata | undefined;
     const got: unknown[] = [];
-    for await (const entry of client.history({ account: "a", count: 3 }, { onTrailers: (m: Metadata) => (trailers = m) })) got.push(entry);
+    for await (const entry of client.history(
+      { account: "a", count: 3 },
+      { onTrailers: (m: Metadata) => (trailers = m) },
+    ))
+      got.push(entry);
     expect(got).toEqual([1, 2, 3].map((cents) => ({ account: "a", cents })));
     expect(seen.inContext).toBe(true);
     expect(trailers).toEqual({});
@@ -332,7 +402,9 @@ describe("streams", () => {
 
   it("client streaming: the handler reads every request and answers once", async () => {
     const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, ledger().handlers));
-    const balance = await client.post(entries({ account: "b", cents: 5 }, { account: "b", cents: 7 }));
+    const balance = await client.post(
+      entries({ account: "b", cents: 5 }, { account: "b", cents: 7 }),
+    );
     expect(balance).toEqual({ account: "b", cents: 12, entries: 2 });
   });
 
@@ -355,14 +427,20 @@ describe("streams", () => {
       yield { account: "b", cents: 1 };
       throw new Error("disk full");
     }
-    await expect(client.post(broken())).rejects.toMatchObject({ code: Code.CANCELLED, rawMessage: "/ledger.v1.Ledger/Post: the request stream failed: disk full" });
+    await expect(client.post(broken())).rejects.toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "/ledger.v1.Ledger/Post: the request stream failed: disk full",
+    });
     expect(handlerSaw).toMatchObject({ code: Code.CANCELLED });
   });
 
   it("bidi: responses come as the requests go, and an error after some messages ends the stream with it", async () => {
     const client = new g.LedgerClient(createInMemoryTransport(g.LedgerService, ledger().handlers));
     const got: unknown[] = [];
-    for await (const entry of client.mirror(entries({ account: "c", cents: 1 }, { account: "d", cents: 2 }))) got.push(entry);
+    for await (const entry of client.mirror(
+      entries({ account: "c", cents: 1 }, { account: "d", cents: 2 }),
+    ))
+      got.push(entry);
     expect(got).toEqual([
       { account: "C", cents: -1 },
       { account: "D", cents: -2 },
@@ -373,17 +451,26 @@ describe("streams", () => {
         async *mirror(stream: AsyncIterable<{ account: string }>) {
           for await (const entry of stream) {
             yield { account: entry.account, cents: 0 };
-            throw new StatusError(Code.RESOURCE_EXHAUSTED, "one is enough", { metadata: { "x-limit": "1" } });
+            throw new StatusError(Code.RESOURCE_EXHAUSTED, "one is enough", {
+              metadata: { "x-limit": "1" },
+            });
           }
         },
       }),
     );
     const seen: unknown[] = [];
     const err = await (async () => {
-      for await (const entry of failing.mirror(entries({ account: "e", cents: 1 }, { account: "f", cents: 1 }))) seen.push(entry);
+      for await (const entry of failing.mirror(
+        entries({ account: "e", cents: 1 }, { account: "f", cents: 1 }),
+      ))
+        seen.push(entry);
     })().catch((e: unknown) => e);
     expect(seen).toEqual([{ account: "e", cents: 0 }]);
-    expect(err).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, rawMessage: "one is enough", metadata: { "x-limit": "1" } });
+    expect(err).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      rawMessage: "one is enough",
+      metadata: { "x-limit": "1" },
+    });
   });
 
   it("a stream's deadline ends it DEADLINE_EXCEEDED and aborts the handler", async () => {
@@ -392,14 +479,17 @@ describe("streams", () => {
       createInMemoryTransport(g.LedgerService, {
         async *history(_q: unknown, ctx: HandlerContext) {
           yield { account: "a", cents: 1 };
-          await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+          );
           reason = ctx.signal.reason;
         },
       }),
     );
     const got: unknown[] = [];
     const err = await (async () => {
-      for await (const entry of client.history({ account: "a", count: 0 }, { timeoutMs: 30 })) got.push(entry);
+      for await (const entry of client.history({ account: "a", count: 0 }, { timeoutMs: 30 }))
+        got.push(entry);
     })().catch((e: unknown) => e);
     expect(got).toHaveLength(1);
     expect(err).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
@@ -427,6 +517,10 @@ createInMemoryTransport(LedgerService, { gte: () => ({ account: "", cents: 0, en
 `,
     );
     const diagnostics = typeCheck(out, { files: ["usage.ts"] });
-    expect(diagnostics.split("\n").filter((line) => line.includes("usage.ts") || line.includes("grabbit.ts"))).toEqual([]);
+    expect(
+      diagnostics
+        .split("\n")
+        .filter((line) => line.includes("usage.ts") || line.includes("grabbit.ts")),
+    ).toEqual([]);
   });
 });

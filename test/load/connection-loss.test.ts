@@ -8,7 +8,10 @@ import type { Channel } from "amqplib";
 import { brokerProxy } from "../support/tcp-proxy.js";
 import { faultHarness, orderEvent } from "../amqp/fixtures.js";
 
-const { janitor, closers, proxied } = faultHarness("grabbit-loss-test", { initialDelayMs: 10, maxDelayMs: 50 });
+const { janitor, closers, proxied } = faultHarness("grabbit-loss-test", {
+  initialDelayMs: 10,
+  maxDelayMs: 50,
+});
 
 /** The next session after `session`. */
 function nextSession(conn: AmqpConnection, session: AmqpSession): Promise<AmqpSession> {
@@ -23,7 +26,9 @@ function nextSession(conn: AmqpConnection, session: AmqpSession): Promise<AmqpSe
 }
 
 describe("connection lost at the worst moment", () => {
-  it("channel.close() settles when the connection drops before the broker's CloseOk", { timeout: 30_000 }, async () => {
+  it("channel.close() settles when the connection drops before the broker's CloseOk", {
+    timeout: 30_000,
+  }, async () => {
     const { proxy, conn } = await proxied();
     const session = await conn.waitForSession();
     const ch = await session.createChannel();
@@ -35,10 +40,16 @@ describe("connection lost at the worst moment", () => {
     expect(session.open).toBe(false);
   });
 
-  it("connection.close() finishes when the connection drops before the broker's CloseOk", { timeout: 30_000 }, async () => {
+  it("connection.close() finishes when the connection drops before the broker's CloseOk", {
+    timeout: 30_000,
+  }, async () => {
     const proxy = await brokerProxy();
     closers.push(() => proxy.stop());
-    const conn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-loss-close", reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    const conn = await AmqpConnection.connect({
+      urls: proxy.url,
+      name: "grabbit-loss-close",
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
     const session = await conn.waitForSession();
     // The cut lands right after the Close frame is handed to the socket.
     const model = session.connection;
@@ -53,7 +64,9 @@ describe("connection lost at the worst moment", () => {
     expect(conn.connected).toBe(false);
   });
 
-  it("a session setup that closes a channel as the cut lands does not stop recovery", { timeout: 30_000 }, async () => {
+  it("a session setup that closes a channel as the cut lands does not stop recovery", {
+    timeout: 30_000,
+  }, async () => {
     const { proxy, conn } = await proxied();
     const first = await conn.waitForSession();
     let armed = true;
@@ -82,7 +95,9 @@ describe("connection lost at the worst moment", () => {
     expect(runs).toBeGreaterThanOrEqual(2);
   });
 
-  it("a channel opened from a close handler while the connection goes down fails instead of hanging", { timeout: 30_000 }, async () => {
+  it("a channel opened from a close handler while the connection goes down fails instead of hanging", {
+    timeout: 30_000,
+  }, async () => {
     const { proxy, conn } = await proxied();
     const session = await conn.waitForSession();
     const ch = await session.createChannel();
@@ -95,7 +110,9 @@ describe("connection lost at the worst moment", () => {
     await expect(reopened).rejects.toThrow();
   });
 
-  it("an event publisher keeps publishing when cuts land during its exchange declaration", { timeout: 120_000 }, async () => {
+  it("an event publisher keeps publishing when cuts land during its exchange declaration", {
+    timeout: 120_000,
+  }, async () => {
     const { proxy, conn } = await proxied();
     const exchange = janitor.exchange("declare-cut");
     const event = orderEvent(exchange, "topic", "order.{region}");
@@ -118,7 +135,11 @@ describe("connection lost at the worst moment", () => {
       if (cuts < 5) queueMicrotask(() => proxy.cutAll());
     });
     proxy.cutAll();
-    await Promise.all(Array.from({ length: 200 }, (_, i) => pub.publish({ id: String(i), region: "eu", amount: i })));
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        pub.publish({ id: String(i), region: "eu", amount: i }),
+      ),
+    );
     expect(await janitor.messageCount(q)).toBeGreaterThanOrEqual(200);
   });
 });

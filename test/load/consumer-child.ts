@@ -15,7 +15,11 @@ const env = (name: string): string => {
 
 const who = env("WHO");
 const db = await openDatabase(env("PG_URL"), { poolSize: 12 });
-const conn = await AmqpConnection.connect({ urls: env("CHILD_AMQP_URL"), name: `grabbit-load-${who}`, reconnect: { initialDelayMs: 20, maxDelayMs: 250 } });
+const conn = await AmqpConnection.connect({
+  urls: env("CHILD_AMQP_URL"),
+  name: `grabbit-load-${who}`,
+  reconnect: { initialDelayMs: 20, maxDelayMs: 250 },
+});
 const event = orderEvent(env("EXCHANGE"), "topic", "load.{region}");
 const applied = env("APPLIED_TABLE");
 const dups = env("DUPS_TABLE");
@@ -33,12 +37,18 @@ await consumer
     idempotent<Order>(
       db,
       async (_o, d, tx) => {
-        await tx.query(`INSERT INTO ${applied} (message_id, who) VALUES ($1, $2)`, [d.messageId, who]);
+        await tx.query(`INSERT INTO ${applied} (message_id, who) VALUES ($1, $2)`, [
+          d.messageId,
+          who,
+        ]);
       },
       {
         consumer: "load",
         table: env("PROCESSED_TABLE"),
-        onDuplicate: (d, tx) => tx.query(`INSERT INTO ${dups} (message_id, who) VALUES ($1, $2)`, [d.messageId, who]).then(() => {}),
+        onDuplicate: (d, tx) =>
+          tx
+            .query(`INSERT INTO ${dups} (message_id, who) VALUES ($1, $2)`, [d.messageId, who])
+            .then(() => {}),
       },
     ),
   )

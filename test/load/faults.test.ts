@@ -10,7 +10,14 @@
 import amqp from "amqplib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, Publisher, serveAmqp } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  EventConsumer,
+  EventPublisher,
+  Publisher,
+  serveAmqp,
+} from "@grabbit/runtime/amqp";
 import { idempotent, installIdempotency, type Database } from "@grabbit/runtime/outbox";
 import { AMQP_URL } from "../support/broker.js";
 import { brokerProxy, type TcpProxy } from "../support/tcp-proxy.js";
@@ -54,7 +61,12 @@ afterAll(async () => {
 });
 
 async function proxied(name: string): Promise<{ conn: AmqpConnection; sessions: () => number }> {
-  const conn = await AmqpConnection.connect({ urls: proxy.url, name, reconnect: { initialDelayMs: 20, maxDelayMs: 250 }, connectTimeoutMs: 60_000 });
+  const conn = await AmqpConnection.connect({
+    urls: proxy.url,
+    name,
+    reconnect: { initialDelayMs: 20, maxDelayMs: 250 },
+    connectTimeoutMs: 60_000,
+  });
   let sessions = 1;
   conn.on("connected", () => sessions++);
   closers.push(() => conn.close());
@@ -63,13 +75,16 @@ async function proxied(name: string): Promise<{ conn: AmqpConnection; sessions: 
 
 /** Progress on stderr with GRABBIT_LOAD_DEBUG=1, to see where a stuck run is stuck. */
 function debug(text: string): void {
-  if (process.env.GRABBIT_LOAD_DEBUG) process.stderr.write(`load: ${new Date().toISOString()} ${text}\n`);
+  if (process.env.GRABBIT_LOAD_DEBUG)
+    process.stderr.write(`load: ${new Date().toISOString()} ${text}\n`);
 }
 
 type RpcOutcome = "ok" | "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "hung" | string;
 
 describe("load with faults", () => {
-  it(`${TOTAL} events and RPC calls through cuts, a refusal window and a killed consumer: none lost, none applied twice, no call hangs`, { timeout: 900_000 }, async () => {
+  it(`${TOTAL} events and RPC calls through cuts, a refusal window and a killed consumer: none lost, none applied twice, no call hangs`, {
+    timeout: 900_000,
+  }, async () => {
     const started = Date.now();
     const processed = uniqueTable("load_processed");
     const applied = uniqueTable("load_applied");
@@ -84,7 +99,13 @@ describe("load with faults", () => {
 
     // Consumer 1, in this process.
     const c1 = await proxied("grabbit-load-parent");
-    const consumer = new EventConsumer(c1.conn, { queue, queueType: QUEUE_TYPE, prefetch: 64, concurrency: 12, retry: { delaysMs: [100] } });
+    const consumer = new EventConsumer(c1.conn, {
+      queue,
+      queueType: QUEUE_TYPE,
+      prefetch: 64,
+      concurrency: 12,
+      retry: { delaysMs: [100] },
+    });
     closers.push(() => consumer.close());
     await consumer
       .on(
@@ -92,9 +113,18 @@ describe("load with faults", () => {
         idempotent<Order>(
           db,
           async (_o, d, tx) => {
-            await tx.query(`INSERT INTO ${applied} (message_id, who) VALUES ($1, 'parent')`, [d.messageId]);
+            await tx.query(`INSERT INTO ${applied} (message_id, who) VALUES ($1, 'parent')`, [
+              d.messageId,
+            ]);
           },
-          { consumer: "load", table: processed, onDuplicate: (d, tx) => tx.query(`INSERT INTO ${dups} (message_id, who) VALUES ($1, 'parent')`, [d.messageId]).then(() => {}) },
+          {
+            consumer: "load",
+            table: processed,
+            onDuplicate: (d, tx) =>
+              tx
+                .query(`INSERT INTO ${dups} (message_id, who) VALUES ($1, 'parent')`, [d.messageId])
+                .then(() => {}),
+          },
         ),
       )
       .start();
@@ -123,16 +153,28 @@ describe("load with faults", () => {
     const service = echoService();
     rpcQueue = service.amqp!.requestQueue;
     const serverConn = await proxied("grabbit-load-rpc-server");
-    const server = await serveAmqp(serverConn.conn, service, { echo: async (req: { text: string }) => ({ text: req.text, delayMs: 0 }) }, { queueType: "classic" });
+    const server = await serveAmqp(
+      serverConn.conn,
+      service,
+      { echo: async (req: { text: string }) => ({ text: req.text, delayMs: 0 }) },
+      { queueType: "classic" },
+    );
     closers.push(() => server.close());
     const clientConn = await proxied("grabbit-load-rpc-client");
     // Fail-fast (the default) answers UNAVAILABLE while disconnected; waitForReady holds calls until
     // the connection is back or their deadline passes (DEADLINE_EXCEEDED). Calls alternate.
     const failFast = new AmqpRpcTransport(clientConn.conn, { timeoutMs: RPC_DEADLINE_MS });
-    const patient = new AmqpRpcTransport(clientConn.conn, { timeoutMs: RPC_DEADLINE_MS, waitForReady: true });
-    closers.push(() => failFast.close(), () => patient.close());
+    const patient = new AmqpRpcTransport(clientConn.conn, {
+      timeoutMs: RPC_DEADLINE_MS,
+      waitForReady: true,
+    });
+    closers.push(
+      () => failFast.close(),
+      () => patient.close(),
+    );
 
-    const appliedCount = async (): Promise<number> => (await db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n;
+    const appliedCount = async (): Promise<number> =>
+      (await db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n;
 
     // ---- RPC load, until the events are all in ----
     const rpc = new Map<RpcOutcome, number>();
@@ -140,11 +182,20 @@ describe("load with faults", () => {
     let loadDone = false;
     const rpcOne = (i: number): Promise<RpcOutcome> => {
       let timer: NodeJS.Timeout | undefined;
-      const watchdog = new Promise<RpcOutcome>((resolve) => (timer = setTimeout(() => resolve("hung"), HANG_MS)));
+      const watchdog = new Promise<RpcOutcome>(
+        (resolve) => (timer = setTimeout(() => resolve("hung"), HANG_MS)),
+      );
       const transport = i % 2 === 0 ? failFast : patient;
       const call = transport.unary(service.methods.echo, { text: `c${i}`, delayMs: 0 }).then(
         (r): RpcOutcome => (r.text === `c${i}` ? "ok" : "wrong reply"),
-        (err): RpcOutcome => (err instanceof StatusError ? (err.code === Code.UNAVAILABLE ? "UNAVAILABLE" : err.code === Code.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : `code ${err.code}`) : String(err)),
+        (err): RpcOutcome =>
+          err instanceof StatusError
+            ? err.code === Code.UNAVAILABLE
+              ? "UNAVAILABLE"
+              : err.code === Code.DEADLINE_EXCEEDED
+                ? "DEADLINE_EXCEEDED"
+                : `code ${err.code}`
+            : String(err),
       );
       return Promise.race([call, watchdog]).finally(() => clearTimeout(timer));
     };
@@ -165,7 +216,8 @@ describe("load with faults", () => {
     const faults: string[] = [];
     // A fault hits live connections only: one that is still reconnecting from the last would not notice.
     const proxiedConns = [pubConn, c1, clientConn, serverConn];
-    const allUp = () => until(() => proxiedConns.every((c) => c.conn.connected), "every proxied connection up");
+    const allUp = () =>
+      until(() => proxiedConns.every((c) => c.conn.connected), "every proxied connection up");
     const cut = async (why: string) => {
       await allUp();
       proxy.cutAll();
@@ -183,12 +235,17 @@ describe("load with faults", () => {
       proxy.refuse(true);
       proxy.cutAll();
       debug("refusing");
-      await until(() => !pubConn.conn.connected && !c1.conn.connected, "publisher and consumer disconnected");
+      await until(
+        () => !pubConn.conn.connected && !c1.conn.connected,
+        "publisher and consumer disconnected",
+      );
       // Longer than the RPC deadline, so calls waiting for the connection run out of time; an
       // outage has no progress to wait for, so this one pause is fixed.
       await sleep(RPC_DEADLINE_MS + 1000);
       proxy.refuse(false);
-      faults.push(`refused new connections for ${(RPC_DEADLINE_MS + 1000) / 1000} s (80% published)`);
+      faults.push(
+        `refused new connections for ${(RPC_DEADLINE_MS + 1000) / 1000} s (80% published)`,
+      );
       debug(faults.at(-1)!);
       await until(async () => (await appliedCount()) >= TOTAL * 0.35, "35% applied", 600_000);
       await cut("35% applied");
@@ -217,8 +274,12 @@ describe("load with faults", () => {
     faultLoop.catch(() => {});
 
     const watch = setInterval(() => {
-      const state = proxiedConns.map((c) => `${c.conn.connected ? "up" : "down"}/${c.sessions()}`).join(" ");
-      debug(`connections ${state}; publisher pending=${shared.pending} window=${shared.inWindow} ${JSON.stringify(shared.stats)} confirmed=${confirmed}`);
+      const state = proxiedConns
+        .map((c) => `${c.conn.connected ? "up" : "down"}/${c.sessions()}`)
+        .join(" ");
+      debug(
+        `connections ${state}; publisher pending=${shared.pending} window=${shared.inWindow} ${JSON.stringify(shared.stats)} confirmed=${confirmed}`,
+      );
     }, 5000);
     closers.push(async () => clearInterval(watch));
 
@@ -233,7 +294,11 @@ describe("load with faults", () => {
       for (let from = 0; from < todo.length; from += CHUNK) {
         const chunk = todo.slice(from, from + CHUNK);
         const outcomes = await Promise.allSettled(
-          chunk.map((i) => publisher.publish({ id: `e-${i}`, region: `r${i % 7}`, amount: i }, { messageId: `load-${i}` }).then(() => confirmed++)),
+          chunk.map((i) =>
+            publisher
+              .publish({ id: `e-${i}`, region: `r${i % 7}`, amount: i }, { messageId: `load-${i}` })
+              .then(() => confirmed++),
+          ),
         );
         outcomes.forEach((o, k) => {
           if (o.status === "rejected") failed.push(chunk[k]!);
@@ -260,17 +325,27 @@ describe("load with faults", () => {
     const totalMs = Date.now() - started;
 
     // After the faults: the RPC path is whole again.
-    await until(() => clientConn.conn.connected && serverConn.conn.connected, "RPC connections back");
+    await until(
+      () => clientConn.conn.connected && serverConn.conn.connected,
+      "RPC connections back",
+    );
     const after = await Promise.all(Array.from({ length: 50 }, (_, i) => rpcOne(1_000_000 + i)));
 
     // ---- the accounting ----
-    const { rows } = await db.query(`SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`);
+    const { rows } = await db.query(
+      `SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`,
+    );
     const byWho = Object.fromEntries(
-      (await db.query(`SELECT who, count(*)::int AS n FROM ${applied} GROUP BY who ORDER BY who`)).rows.map((r: { who: string; n: number }) => [r.who, r.n]),
+      (
+        await db.query(`SELECT who, count(*)::int AS n FROM ${applied} GROUP BY who ORDER BY who`)
+      ).rows.map((r: { who: string; n: number }) => [r.who, r.n]),
     );
     const dupRows = (await db.query(`SELECT count(*)::int AS n FROM ${dups}`)).rows[0].n as number;
     const missing = (
-      await db.query(`SELECT count(*)::int AS n FROM generate_series(0, $1::int - 1) g(i) WHERE NOT EXISTS (SELECT 1 FROM ${applied} a WHERE a.message_id = 'load-' || g.i)`, [TOTAL])
+      await db.query(
+        `SELECT count(*)::int AS n FROM generate_series(0, $1::int - 1) g(i) WHERE NOT EXISTS (SELECT 1 FROM ${applied} a WHERE a.message_id = 'load-' || g.i)`,
+        [TOTAL],
+      )
     ).rows[0].n as number;
     const dead = await janitor.messageCount(`${queue}.dlq`);
     const rpcSummary = Object.fromEntries([...rpc.entries()].sort());
@@ -294,7 +369,8 @@ describe("load with faults", () => {
     expect(killedChild).toBeDefined();
     // RPC: every call ended in a reply or a clear status, none hung, and the path works afterwards.
     expect(rpc.get("ok") ?? 0).toBeGreaterThan(0);
-    for (const outcome of rpc.keys()) expect(["ok", "UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(outcome);
+    for (const outcome of rpc.keys())
+      expect(["ok", "UNAVAILABLE", "DEADLINE_EXCEEDED"]).toContain(outcome);
     expect(after.every((o) => o === "ok")).toBe(true);
   });
 });

@@ -43,7 +43,12 @@ async function setup(): Promise<Setup> {
   const exchange = janitor.exchange("crash");
   const event = orderEvent(exchange, "topic", "order.{region}");
   const queue = janitor.queue("crash", [50]);
-  const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 64, retry: { delaysMs: [50] } });
+  const consumer = new EventConsumer(ctx.conn, {
+    queue,
+    queueType: "classic",
+    prefetch: 64,
+    retry: { delaysMs: [50] },
+  });
   closers.push(() => consumer.close());
   await consumer
     .on(
@@ -51,9 +56,17 @@ async function setup(): Promise<Setup> {
       idempotent<Order>(
         ctx.db,
         async (o, d, tx) => {
-          await tx.query(`INSERT INTO ${applied} (message_id, order_id) VALUES ($1, $2)`, [d.messageId, o.id]);
+          await tx.query(`INSERT INTO ${applied} (message_id, order_id) VALUES ($1, $2)`, [
+            d.messageId,
+            o.id,
+          ]);
         },
-        { consumer: "crash-test", table: processed, onDuplicate: (d, tx) => tx.query(`INSERT INTO ${dups} (message_id) VALUES ($1)`, [d.messageId]).then(() => {}) },
+        {
+          consumer: "crash-test",
+          table: processed,
+          onDuplicate: (d, tx) =>
+            tx.query(`INSERT INTO ${dups} (message_id) VALUES ($1)`, [d.messageId]).then(() => {}),
+        },
       ),
     )
     .start();
@@ -62,7 +75,14 @@ async function setup(): Promise<Setup> {
   const regions = ["eu", "us", "ap", "sa", "af"];
   for (let i = 0; i < TOTAL; i += 100) {
     await ctx.db.transaction(async (tx) => {
-      for (let j = i; j < i + 100; j++) ids.add(await outbox.add(tx, event, { id: `o-${j}`, region: regions[j % regions.length]!, amount: j }));
+      for (let j = i; j < i + 100; j++)
+        ids.add(
+          await outbox.add(tx, event, {
+            id: `o-${j}`,
+            region: regions[j % regions.length]!,
+            amount: j,
+          }),
+        );
     });
   }
   return {
@@ -84,7 +104,9 @@ async function setup(): Promise<Setup> {
       return child;
     },
     async appliedCounts() {
-      const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`);
+      const { rows } = await ctx.db.query(
+        `SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM ${applied}`,
+      );
       return rows[0] as { n: number; d: number };
     },
     async duplicates() {
@@ -117,7 +139,10 @@ describe("relay crash", () => {
 
     // A different relay id: it must wait for the dead relay's leases to run out, then send the rest.
     const second = s.relay({ RELAY_ID: "crash-b", LEASE_MS: "1500" });
-    await until(async () => (await s.outbox.counts(ctx.db)).pending === 0, "outbox drained by the second relay");
+    await until(
+      async () => (await s.outbox.counts(ctx.db)).pending === 0,
+      "outbox drained by the second relay",
+    );
     await until(async () => (await s.appliedCounts()).d === TOTAL, "every event applied");
     await stopChild(second);
 
@@ -126,7 +151,9 @@ describe("relay crash", () => {
     expect(await appliedIds(s)).toEqual(s.ids);
     expect(await janitor.messageCount(`${s.queue}.dlq`)).toBe(0);
     const dups = await s.duplicates();
-    console.log(`FIGURES crash-external: events=${TOTAL} sent-before-kill=${atKill.sent} pending-at-kill=${atKill.pending} applied=${counts.n} duplicates-caught=${dups}`);
+    console.log(
+      `FIGURES crash-external: events=${TOTAL} sent-before-kill=${atKill.sent} pending-at-kill=${atKill.pending} applied=${counts.n} duplicates-caught=${dups}`,
+    );
   });
 
   it("a crash after the confirm and before the mark re-sends those events, and the consumer drops every copy", async () => {
@@ -141,9 +168,15 @@ describe("relay crash", () => {
 
     // Same relay id: it takes its own leases back at once and re-sends the unmarked rows.
     const second = s.relay({ RELAY_ID: "crash-c" });
-    await until(async () => (await s.outbox.counts(ctx.db)).pending === 0, "outbox drained after restart");
+    await until(
+      async () => (await s.outbox.counts(ctx.db)).pending === 0,
+      "outbox drained after restart",
+    );
     await until(async () => (await s.appliedCounts()).d === TOTAL, "every event applied");
-    await until(async () => (await s.duplicates()) >= crashAfter - atKill.sent, "the copies reached the consumer");
+    await until(
+      async () => (await s.duplicates()) >= crashAfter - atKill.sent,
+      "the copies reached the consumer",
+    );
     await stopChild(second);
 
     const counts = await s.appliedCounts();
@@ -153,6 +186,8 @@ describe("relay crash", () => {
     // At least every row confirmed-but-unmarked at the crash came twice and was dropped.
     expect(dups).toBeGreaterThanOrEqual(crashAfter - atKill.sent);
     expect(dups).toBeGreaterThan(0);
-    console.log(`FIGURES crash-window: events=${TOTAL} confirmed-at-crash=${crashAfter}+ marked-at-crash=${atKill.sent} applied=${counts.n} duplicates-caught=${dups}`);
+    console.log(
+      `FIGURES crash-window: events=${TOTAL} confirmed-at-crash=${crashAfter}+ marked-at-crash=${atKill.sent} applied=${counts.n} duplicates-caught=${dups}`,
+    );
   });
 });

@@ -6,7 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { AmqpConnection, EventConsumer } from "@grabbit/runtime/amqp";
-import { Outbox, OutboxRelay, idempotent, installIdempotency, openDatabase } from "@grabbit/runtime/outbox";
+import {
+  Outbox,
+  OutboxRelay,
+  idempotent,
+  installIdempotency,
+  openDatabase,
+} from "@grabbit/runtime/outbox";
 import { Janitor, countdown, orderEvent, type Order } from "../amqp/fixtures.js";
 import { until } from "./support.js";
 
@@ -18,7 +24,9 @@ afterAll(async () => {
 });
 
 describe("embedded outbox (PGlite)", () => {
-  it("keeps events across a restart of the service and delivers them once the relay runs", { timeout: 240_000 }, async () => {
+  it("keeps events across a restart of the service and delivers them once the relay runs", {
+    timeout: 240_000,
+  }, async () => {
     const outbox = new Outbox({ partitions: 4 });
     const exchange = janitor.exchange("embedded");
     const event = orderEvent(exchange, "topic", "order.{region}");
@@ -51,7 +59,11 @@ describe("embedded outbox (PGlite)", () => {
     const conn = await AmqpConnection.connect({ name: "grabbit-embedded-test" });
     const queue = janitor.queue("embedded", [50]);
     const all = countdown(total);
-    const consumer = new EventConsumer(conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const consumer = new EventConsumer(conn, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: [50] },
+    });
     await consumer
       .on(
         event,
@@ -71,7 +83,9 @@ describe("embedded outbox (PGlite)", () => {
     await relay.close();
     await consumer.close();
     await conn.close();
-    const { rows } = await db.query("SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, min(amount)::int AS lo FROM applied");
+    const { rows } = await db.query(
+      "SELECT count(*)::int AS n, count(DISTINCT id)::int AS d, min(amount)::int AS lo FROM applied",
+    );
     expect(rows[0]).toEqual({ n: total, d: total, lo: 0 });
     expect(relay.stats.sent).toBe(total);
     await db.close();

@@ -9,7 +9,11 @@ import { uniqueTable, until, outboxTestContext } from "./support.js";
 const ctx = outboxTestContext("grabbit-idempotent-test");
 const { janitor, closers, tables } = ctx;
 
-async function tablesFor(): Promise<{ processed: string; applied: string; count(): Promise<{ n: number; d: number }> }> {
+async function tablesFor(): Promise<{
+  processed: string;
+  applied: string;
+  count(): Promise<{ n: number; d: number }>;
+}> {
   const processed = uniqueTable("processed");
   const applied = uniqueTable("applied");
   tables.push(processed, applied);
@@ -19,7 +23,9 @@ async function tablesFor(): Promise<{ processed: string; applied: string; count(
     processed,
     applied,
     async count() {
-      const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
+      const { rows } = await ctx.db.query(
+        `SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`,
+      );
       return rows[0] as { n: number; d: number };
     },
   };
@@ -42,7 +48,12 @@ describe("idempotent consumer", () => {
     let duplicates = 0;
     const seen = countdown(total * copies);
     for (let i = 0; i < 2; i++) {
-      const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", prefetch: 32, retry: { delaysMs: [50] } });
+      const c = new EventConsumer(ctx.conn, {
+        queue,
+        queueType: "classic",
+        prefetch: 32,
+        retry: { delaysMs: [50] },
+      });
       closers.push(() => c.close());
       await c
         .on(
@@ -68,13 +79,19 @@ describe("idempotent consumer", () => {
     const pub = publisher(event);
     // Copies back to back: they sit next to each other in the queue, so the two consumers race on them.
     await Promise.all(
-      Array.from({ length: total }, (_, i) => Array.from({ length: copies }, () => pub.publish({ id: `o-${i}`, region: "eu", amount: i }, { messageId: `m-${i}` }))).flat(),
+      Array.from({ length: total }, (_, i) =>
+        Array.from({ length: copies }, () =>
+          pub.publish({ id: `o-${i}`, region: "eu", amount: i }, { messageId: `m-${i}` }),
+        ),
+      ).flat(),
     );
     await seen.done;
     await until(async () => (await t.count()).n === total, "all applied");
     expect(await t.count()).toEqual({ n: total, d: total });
     expect(duplicates).toBe(total * (copies - 1));
-    const { rows } = await ctx.db.query(`SELECT count(*)::int AS n FROM ${t.processed} WHERE consumer = 'idem-test'`);
+    const { rows } = await ctx.db.query(
+      `SELECT count(*)::int AS n FROM ${t.processed} WHERE consumer = 'idem-test'`,
+    );
     expect(rows[0].n).toBe(total);
   });
 
@@ -85,7 +102,11 @@ describe("idempotent consumer", () => {
     const queue = janitor.queue("idem-fail", [50]);
     const attempts: number[] = [];
     const done = countdown(1);
-    const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const c = new EventConsumer(ctx.conn, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: [50] },
+    });
     closers.push(() => c.close());
     await c
       .on(
@@ -102,13 +123,18 @@ describe("idempotent consumer", () => {
         ),
       )
       .start();
-    await publisher(event).publish({ id: "x", region: "eu", amount: 1 }, { messageId: "only-once" });
+    await publisher(event).publish(
+      { id: "x", region: "eu", amount: 1 },
+      { messageId: "only-once" },
+    );
     await done.done;
     await until(async () => (await t.count()).n === 1, "applied");
     expect(attempts).toEqual([1, 2]);
     expect(await t.count()).toEqual({ n: 1, d: 1 });
     // Different consumers keep separate records: the same id is new to another consumer name.
-    const fresh = await ctx.db.query(`INSERT INTO ${t.processed} (consumer, message_id) VALUES ('other', 'only-once') ON CONFLICT DO NOTHING RETURNING 1`);
+    const fresh = await ctx.db.query(
+      `INSERT INTO ${t.processed} (consumer, message_id) VALUES ('other', 'only-once') ON CONFLICT DO NOTHING RETURNING 1`,
+    );
     expect(fresh.rows).toHaveLength(1);
     expect(await purgeProcessed(ctx.db, 60_000, { table: t.processed })).toBe(0);
     expect(await purgeProcessed(ctx.db, -60_000, { table: t.processed })).toBe(2);
@@ -119,17 +145,31 @@ describe("idempotent consumer", () => {
     const exchange = janitor.exchange("idem-noid");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const queue = janitor.queue("idem-noid", [50]);
-    const c = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const c = new EventConsumer(ctx.conn, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: [50] },
+    });
     closers.push(() => c.close());
-    await c.on(event, idempotent<Order>(ctx.db, async () => {}, { consumer: "noid", table: t.processed })).start();
+    await c
+      .on(
+        event,
+        idempotent<Order>(ctx.db, async () => {}, { consumer: "noid", table: t.processed }),
+      )
+      .start();
     // A raw publish that leaves message_id out, as a foreign publisher might.
     const raw = new Publisher(ctx.conn);
     closers.push(() => raw.close());
-    await raw.publish(exchange, "order.eu", event.type.encode({ id: "n", region: "eu", amount: 0 }), {
-      contentType: "application/x-protobuf",
-      type: event.type.typeName,
-      messageId: "",
-    });
+    await raw.publish(
+      exchange,
+      "order.eu",
+      event.type.encode({ id: "n", region: "eu", amount: 0 }),
+      {
+        contentType: "application/x-protobuf",
+        type: event.type.typeName,
+        messageId: "",
+      },
+    );
     const dead = await janitor.next(`${queue}.dlq`);
     expect(String(dead.properties.headers?.["x-grabbit-error"])).toMatch(/without message_id/);
     expect(await t.count()).toEqual({ n: 0, d: 0 });

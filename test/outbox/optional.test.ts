@@ -2,7 +2,16 @@
 // without them, and opening a database then fails with a message naming the package to install.
 // The runtime is built into a folder outside the repo whose node_modules has everything but them.
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,7 +20,8 @@ import { REPO } from "./support.js";
 const dir = mkdtempSync(join(tmpdir(), "grabbit-noopt-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const OPTIONAL = /^(pg|pg-.*|pgpass|postgres-.*|@electric-sql|@grabbit|\.bin|\.package-lock\.json)$/;
+const OPTIONAL =
+  /^(pg|pg-.*|pgpass|postgres-.*|@electric-sql|@grabbit|\.bin|\.package-lock\.json)$/;
 
 describe("optional database packages", () => {
   it("runtime/package.json declares them as optional peers, not dependencies", () => {
@@ -21,16 +31,26 @@ describe("optional database packages", () => {
       expect(pkg.peerDependencies?.[name]).toBeDefined();
       expect(pkg.peerDependenciesMeta?.[name]?.optional).toBe(true);
     }
-    expect(pkg.exports["./outbox"]).toEqual({ types: "./dist/outbox/index.d.ts", default: "./dist/outbox/index.js" });
+    expect(pkg.exports["./outbox"]).toEqual({
+      types: "./dist/outbox/index.d.ts",
+      default: "./dist/outbox/index.js",
+    });
   });
 
-  it("the built runtime imports without pg and PGlite, and says which package a database needs", { timeout: 120_000 }, () => {
+  it("the built runtime imports without pg and PGlite, and says which package a database needs", {
+    timeout: 120_000,
+  }, () => {
     const runtime = join(dir, "node_modules/@grabbit/runtime");
     mkdirSync(runtime, { recursive: true });
-    execFileSync(join(REPO, "node_modules/.bin/tsc"), ["-p", join(REPO, "runtime"), "--outDir", join(runtime, "dist")], { stdio: "pipe" });
+    execFileSync(
+      join(REPO, "node_modules/.bin/tsc"),
+      ["-p", join(REPO, "runtime"), "--outDir", join(runtime, "dist")],
+      { stdio: "pipe" },
+    );
     cpSync(join(REPO, "runtime/package.json"), join(runtime, "package.json"));
     for (const name of readdirSync(join(REPO, "node_modules"))) {
-      if (!OPTIONAL.test(name)) symlinkSync(join(REPO, "node_modules", name), join(dir, "node_modules", name));
+      if (!OPTIONAL.test(name))
+        symlinkSync(join(REPO, "node_modules", name), join(dir, "node_modules", name));
     }
     writeFileSync(
       join(dir, "probe.mjs"),
@@ -42,7 +62,9 @@ describe("optional database packages", () => {
        }
        console.log(JSON.stringify(out));`,
     );
-    const out = JSON.parse(execFileSync(process.execPath, ["probe.mjs"], { cwd: dir, encoding: "utf8" }));
+    const out = JSON.parse(
+      execFileSync(process.execPath, ["probe.mjs"], { cwd: dir, encoding: "utf8" }),
+    );
     expect(out.exports).toContain("Outbox");
     expect(out.exports).toContain("idempotent");
     expect(out.errors).toEqual([

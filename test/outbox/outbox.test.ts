@@ -18,7 +18,11 @@ async function newOutbox(partitions = 16): Promise<Outbox> {
   return outbox;
 }
 
-function relay(outbox: Outbox, options: ConstructorParameters<typeof OutboxRelay>[3] = {}, connection = ctx.conn): OutboxRelay {
+function relay(
+  outbox: Outbox,
+  options: ConstructorParameters<typeof OutboxRelay>[3] = {},
+  connection = ctx.conn,
+): OutboxRelay {
   const r = new OutboxRelay(ctx.db, connection, outbox, { pollMs: 20, ...options });
   closers.push(() => r.close());
   return r;
@@ -54,7 +58,12 @@ describe("outbox on PostgreSQL", () => {
 
     const committedId = await ctx.db.transaction(async (tx) => {
       await tx.query(`INSERT INTO ${business} (id) VALUES ($1)`, ["o-1"]);
-      return outbox.add(tx, event, { id: "o-1", region: "eu", amount: 7 }, { metadata: { traceparent: "00-abc-def-01", "x-grabbit-error": "reserved, dropped" } });
+      return outbox.add(
+        tx,
+        event,
+        { id: "o-1", region: "eu", amount: 7 },
+        { metadata: { traceparent: "00-abc-def-01", "x-grabbit-error": "reserved, dropped" } },
+      );
     });
     await expect(
       ctx.db.transaction(async (tx) => {
@@ -94,7 +103,8 @@ describe("outbox on PostgreSQL", () => {
     // Writers interleave keys in many small transactions, as concurrent requests would.
     for (let i = 0; i < perKey; i++) {
       await ctx.db.transaction(async (tx) => {
-        for (const region of keys) await outbox.add(tx, event, { id: `${region}-${i}`, region, amount: i });
+        for (const region of keys)
+          await outbox.add(tx, event, { id: `${region}-${i}`, region, amount: i });
       });
     }
     const a = relay(outbox, { partitionsPerClaim: 1, batchSize: 40 }).start();
@@ -122,7 +132,8 @@ describe("outbox on PostgreSQL", () => {
     const event = orderEvent(exchange, "topic", "order.{region}");
     const q = await boundQueue(exchange, "rounds");
     await ctx.db.transaction(async (tx) => {
-      for (let i = 0; i < 400; i++) await outbox.add(tx, event, { id: `r-${i}`, region: `k${i % 4}`, amount: i });
+      for (let i = 0; i < 400; i++)
+        await outbox.add(tx, event, { id: `r-${i}`, region: `k${i % 4}`, amount: i });
     });
     const r = relay(outbox, { partitionsPerClaim: 4, batchSize: 100 });
     const sent = await Promise.all(Array.from({ length: 6 }, () => r.runOnce()));
@@ -142,18 +153,30 @@ describe("outbox on PostgreSQL", () => {
     await ch.close();
     const n = 230;
     await ctx.db.transaction(async (tx) => {
-      for (let i = 0; i < n; i++) await outbox.add(tx, event, { id: `p-${i}`, region: i % 50 === 7 ? "zz" : `k${i % 4}`, amount: i });
+      for (let i = 0; i < n; i++)
+        await outbox.add(tx, event, {
+          id: `p-${i}`,
+          region: i % 50 === 7 ? "zz" : `k${i % 4}`,
+          amount: i,
+        });
     });
     const lost = Array.from({ length: n }, (_, i) => i).filter((i) => i % 50 === 7).length;
     const confirmed: string[] = [];
-    const r = relay(outbox, { partitionsPerClaim: 4, batchSize: 20, onConfirmed: (ids) => confirmed.push(...ids) });
+    const r = relay(outbox, {
+      partitionsPerClaim: 4,
+      batchSize: 20,
+      onConfirmed: (ids) => confirmed.push(...ids),
+    });
     expect(await r.runOnce()).toBe(n - lost);
     // Several batches, each marked with its own UPDATE, in one round.
     expect(r.stats.rounds).toBeGreaterThan(5);
     expect(r.stats.failedAttempts).toBe(lost);
     expect(await outbox.counts(ctx.db)).toEqual({ pending: lost, sent: n - lost, failed: 0 });
     expect(new Set(confirmed).size).toBe(n - lost);
-    await until(async () => (await janitor.messageCount(q)) >= n - lost, "all routed rows in the queue");
+    await until(
+      async () => (await janitor.messageCount(q)) >= n - lost,
+      "all routed rows in the queue",
+    );
     const got = (await janitor.drain(q)).map((m) => event.type.decode(m.content));
     expect(got).toHaveLength(n - lost);
     for (const region of ["k0", "k1", "k2", "k3"]) {
@@ -165,17 +188,24 @@ describe("outbox on PostgreSQL", () => {
     expect(await r.runOnce()).toBe(0);
   });
 
-  it("a relay stalled mid-round by a broker outage keeps its lease: another relay does not send its rows", { timeout: 120_000 }, async () => {
+  it("a relay stalled mid-round by a broker outage keeps its lease: another relay does not send its rows", {
+    timeout: 120_000,
+  }, async () => {
     const outbox = await newOutbox(2);
     const exchange = janitor.exchange("stall");
     const event = orderEvent(exchange, "topic", "order.{region}");
     const q = await boundQueue(exchange, "stall");
     await ctx.db.transaction(async (tx) => {
-      for (let i = 0; i < 100; i++) await outbox.add(tx, event, { id: `s-${i}`, region: `k${i % 5}`, amount: i });
+      for (let i = 0; i < 100; i++)
+        await outbox.add(tx, event, { id: `s-${i}`, region: `k${i % 5}`, amount: i });
     });
     const proxy = await brokerProxy();
     closers.push(() => proxy.stop());
-    const stalledConn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-outbox-stalled", reconnect: { initialDelayMs: 20, maxDelayMs: 100 } });
+    const stalledConn = await AmqpConnection.connect({
+      urls: proxy.url,
+      name: "grabbit-outbox-stalled",
+      reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
+    });
     closers.push(() => stalledConn.close());
     const a = relay(outbox, { leaseMs: 1500, partitionsPerClaim: 2 }, stalledConn);
     // The round claims its partitions, then finds the broker gone and waits for it, renewing its lease.
@@ -183,7 +213,13 @@ describe("outbox on PostgreSQL", () => {
     proxy.refuse(true);
     proxy.cutAll();
     await until(
-      async () => (await ctx.db.query(`SELECT count(*)::int AS n FROM ${outbox.partitionTable} WHERE owner = $1`, [a.id])).rows[0].n === 2,
+      async () =>
+        (
+          await ctx.db.query(
+            `SELECT count(*)::int AS n FROM ${outbox.partitionTable} WHERE owner = $1`,
+            [a.id],
+          )
+        ).rows[0].n === 2,
       "relay A holds both partitions",
     );
     const b = relay(outbox, { leaseMs: 1500, partitionsPerClaim: 2 }).start();
@@ -208,9 +244,15 @@ describe("outbox on PostgreSQL", () => {
       // Let the relay find nothing and go to sleep, then write and wake it.
       await until(async () => (await outbox.counts(ctx.db)).pending === 0, "idle");
       await new Promise((resolve) => setTimeout(resolve, 50));
-      await ctx.db.transaction((tx) => outbox.add(tx, event, { id: `w-${i}`, region: "eu", amount: i }));
+      await ctx.db.transaction((tx) =>
+        outbox.add(tx, event, { id: `w-${i}`, region: "eu", amount: i }),
+      );
       r.wake();
-      await until(async () => (await janitor.messageCount(q)) === i + 1, `event ${i} delivered after wake()`, 30_000);
+      await until(
+        async () => (await janitor.messageCount(q)) === i + 1,
+        `event ${i} delivered after wake()`,
+        30_000,
+      );
     }
     // The queue can hold the third copy before the relay has marked its row and counted it.
     await until(() => r.stats.sent >= 3, "the relay counts the third event");
@@ -227,10 +269,16 @@ describe("outbox on PostgreSQL", () => {
       await outbox.add(tx, event, { id: "second", region: "eu", amount: 2 });
     });
     const errors: Error[] = [];
-    const r = relay(outbox, { retryDelayMs: { initial: 50, max: 50 }, maxAttempts: 3, onError: (e) => errors.push(e) });
+    const r = relay(outbox, {
+      retryDelayMs: { initial: 50, max: 50 },
+      maxAttempts: 3,
+      onError: (e) => errors.push(e),
+    });
     // Nothing is bound: "first" comes back unroutable and "second" must not overtake it.
     expect(await r.runOnce()).toBe(0);
-    const { rows } = await ctx.db.query(`SELECT message_id, attempts, last_error, sent_at FROM ${outbox.table} ORDER BY id`);
+    const { rows } = await ctx.db.query(
+      `SELECT message_id, attempts, last_error, sent_at FROM ${outbox.table} ORDER BY id`,
+    );
     expect(rows[0].attempts).toBe(1);
     expect(rows[0].last_error).toMatch(/unroutable|NO_ROUTE/i);
     expect(rows[0].sent_at).toBeNull();
@@ -240,14 +288,24 @@ describe("outbox on PostgreSQL", () => {
     // The binding appears: the next attempt delivers both, in order.
     const q = await boundQueue(exchange, "late");
     r.start();
-    await until(async () => (await outbox.counts(ctx.db)).pending === 0, "both sent after the binding appeared");
-    expect((await janitor.drain(q)).map((m) => event.type.decode(m.content).id)).toEqual(["first", "second"]);
+    await until(
+      async () => (await outbox.counts(ctx.db)).pending === 0,
+      "both sent after the binding appeared",
+    );
+    expect((await janitor.drain(q)).map((m) => event.type.decode(m.content).id)).toEqual([
+      "first",
+      "second",
+    ]);
 
     // With no binding at all, after maxAttempts the row is marked failed and kept with its reason.
     const lost = orderEvent(janitor.exchange("nobody"), "topic", "x.{region}");
-    await ctx.db.transaction((tx) => outbox.add(tx, lost, { id: "orphan", region: "eu", amount: 0 }));
+    await ctx.db.transaction((tx) =>
+      outbox.add(tx, lost, { id: "orphan", region: "eu", amount: 0 }),
+    );
     await until(async () => (await outbox.counts(ctx.db)).failed === 1, "row given up");
-    const failed = await ctx.db.query(`SELECT attempts, last_error FROM ${outbox.table} WHERE failed_at IS NOT NULL`);
+    const failed = await ctx.db.query(
+      `SELECT attempts, last_error FROM ${outbox.table} WHERE failed_at IS NOT NULL`,
+    );
     expect(failed.rows[0].attempts).toBe(3);
     expect(r.stats.gaveUp).toBe(1);
     expect(errors.some((e) => /failed for good after 3 attempts/.test(e.message))).toBe(true);
@@ -261,11 +319,19 @@ describe("outbox on PostgreSQL", () => {
       // One queue, bound at first for eu only: the us event in the middle is unroutable.
       const q = await boundQueue(exchange, "order", "order.eu");
       await ctx.db.transaction(async (tx) => {
-        for (const [id, region] of [["first", "eu"], ["second", "us"], ["third", "eu"]] as const) {
+        for (const [id, region] of [
+          ["first", "eu"],
+          ["second", "us"],
+          ["third", "eu"],
+        ] as const) {
           await outbox.add(tx, event, { id, region, amount: 1 }, { orderingKey: "customer-7" });
         }
       });
-      const r = relay(outbox, { strictOrder, retryDelayMs: { initial: 50, max: 50 }, onError: () => {} });
+      const r = relay(outbox, {
+        strictOrder,
+        retryDelayMs: { initial: 50, max: 50 },
+        onError: () => {},
+      });
       await r.runOnce();
       const firstRound = (await janitor.drain(q)).map((m) => event.type.decode(m.content).id);
       // The route appears; the retry sends what is left.
@@ -273,9 +339,18 @@ describe("outbox on PostgreSQL", () => {
       await ch.bindQueue(q, exchange, "order.us");
       await ch.close();
       r.start();
-      await until(async () => (await outbox.counts(ctx.db)).pending === 0, "all sent once us is bound");
-      await until(async () => (await janitor.messageCount(q)) === 3 - firstRound.length, "the rest in the queue");
-      return [...firstRound, ...(await janitor.drain(q)).map((m) => event.type.decode(m.content).id)];
+      await until(
+        async () => (await outbox.counts(ctx.db)).pending === 0,
+        "all sent once us is bound",
+      );
+      await until(
+        async () => (await janitor.messageCount(q)) === 3 - firstRound.length,
+        "the rest in the queue",
+      );
+      return [
+        ...firstRound,
+        ...(await janitor.drain(q)).map((m) => event.type.decode(m.content).id),
+      ];
     };
     expect(await ids(true)).toEqual(["first", "second", "third"]);
     expect(await ids(false)).toEqual(["first", "third", "second"]);
@@ -294,10 +369,19 @@ describe("outbox on PostgreSQL", () => {
     const refused = orderEvent(clash, "topic", "order.{region}");
     await ctx.db.transaction(async (tx) => {
       await outbox.add(tx, ok, { id: "first", region: "eu", amount: 1 }, { orderingKey: "k" });
-      await outbox.add(tx, refused, { id: "second", region: "eu", amount: 2 }, { orderingKey: "k" });
+      await outbox.add(
+        tx,
+        refused,
+        { id: "second", region: "eu", amount: 2 },
+        { orderingKey: "k" },
+      );
       await outbox.add(tx, ok, { id: "third", region: "eu", amount: 3 }, { orderingKey: "k" });
     });
-    const r = relay(outbox, { retryDelayMs: { initial: 50, max: 50 }, maxAttempts: 2, onError: () => {} });
+    const r = relay(outbox, {
+      retryDelayMs: { initial: 50, max: 50 },
+      maxAttempts: 2,
+      onError: () => {},
+    });
     expect(await r.runOnce()).toBe(1);
     expect((await janitor.drain(q)).map((m) => ok.type.decode(m.content).id)).toEqual(["first"]);
     r.start();
@@ -320,7 +404,11 @@ describe("outbox on PostgreSQL", () => {
     // The consumer talks to the broker directly; only the relay's connection goes through the proxy.
     const total = 300;
     const all = countdown(total);
-    const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } });
+    const consumer = new EventConsumer(ctx.conn, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: [50] },
+    });
     closers.push(() => consumer.close());
     await consumer
       .on(
@@ -338,11 +426,17 @@ describe("outbox on PostgreSQL", () => {
 
     const proxy = await brokerProxy();
     closers.push(() => proxy.stop());
-    const relayConn = await AmqpConnection.connect({ urls: proxy.url, name: "grabbit-outbox-relay", reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+    const relayConn = await AmqpConnection.connect({
+      urls: proxy.url,
+      name: "grabbit-outbox-relay",
+      reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+    });
     closers.push(() => relayConn.close());
     const r = relay(outbox, { batchSize: 50 }, relayConn).start();
 
-    await ctx.db.transaction((tx) => outbox.add(tx, event, { id: "before", region: "eu", amount: 0 }));
+    await ctx.db.transaction((tx) =>
+      outbox.add(tx, event, { id: "before", region: "eu", amount: 0 }),
+    );
     await until(async () => all.count === 1, "the first event");
 
     proxy.refuse(true);
@@ -361,8 +455,14 @@ describe("outbox on PostgreSQL", () => {
     await all.done;
     await until(async () => (await outbox.counts(ctx.db)).pending === 0, "outbox drained");
     // The handler counts before its transaction commits: wait for the commits, then count rows.
-    await until(async () => (await ctx.db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n >= total, "all applied");
-    const { rows } = await ctx.db.query(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`);
+    await until(
+      async () =>
+        (await ctx.db.query(`SELECT count(*)::int AS n FROM ${applied}`)).rows[0].n >= total,
+      "all applied",
+    );
+    const { rows } = await ctx.db.query(
+      `SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${applied}`,
+    );
     expect(rows[0]).toEqual({ n: total, d: total });
     expect(r.stats.sent).toBe(total);
     expect(await janitor.messageCount(`${queue}.dlq`)).toBe(0);

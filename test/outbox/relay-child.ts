@@ -14,7 +14,11 @@ const env = (name: string): string => {
 };
 
 const db = await openDatabase(env("PG_URL"), { poolSize: 4 });
-const conn = await AmqpConnection.connect({ urls: env("RELAY_AMQP_URL"), name: "grabbit-relay-child", reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+const conn = await AmqpConnection.connect({
+  urls: env("RELAY_AMQP_URL"),
+  name: "grabbit-relay-child",
+  reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+});
 const outbox = new Outbox({ table: env("OUTBOX_TABLE"), partitions: Number(env("PARTITIONS")) });
 const crashAfter = Number(process.env.CRASH_AFTER ?? "0");
 let confirmed = 0;

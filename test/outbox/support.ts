@@ -50,12 +50,18 @@ export function runChild(script: string, env: Record<string, string>): Child {
     buffered = parts.pop()!;
     lines.push(...parts.filter((l) => l.length > 0));
   });
-  const exited = new Promise<number | string>((resolve) => proc.on("exit", (code, signal) => resolve(signal ?? code ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on("exit", (code, signal) => resolve(signal ?? code ?? -1)),
+  );
   return { proc, exited, lines, kill9: () => void proc.kill("SIGKILL") };
 }
 
 /** Waits until `check` holds; the limit only bounds a broken run, nothing is asserted on time. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, limitMs = 120_000): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  limitMs = 120_000,
+): Promise<void> {
   const end = Date.now() + limitMs;
   while (!(await check())) {
     if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
@@ -92,4 +98,3 @@ export function outboxTestContext(name: string, beforeCleanup: () => void = () =
   });
   return ctx;
 }
-

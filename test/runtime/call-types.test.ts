@@ -31,7 +31,14 @@ const TextType: MessageType<Text> = {
 };
 
 function method(name: string, kind: MethodDesc["kind"]): MethodDesc<Text, Text> {
-  return { name, path: `/types.v1.Echo/${name}`, kind, input: TextType, output: TextType, idempotent: false };
+  return {
+    name,
+    path: `/types.v1.Echo/${name}`,
+    kind,
+    input: TextType,
+    output: TextType,
+    idempotent: false,
+  };
 }
 
 const Echo: ServiceDesc = {
@@ -61,7 +68,9 @@ const handlers = {
     yield { text: `s1:${req.text}` };
     yield { text: `s2:${req.text}` };
   },
-  clientStream: async (reqs: AsyncIterable<Text>) => ({ text: `c:${(await collect(reqs)).join(",")}` }),
+  clientStream: async (reqs: AsyncIterable<Text>) => ({
+    text: `c:${(await collect(reqs)).join(",")}`,
+  }),
   bidiStream: async function* (reqs: AsyncIterable<Text>) {
     for await (const r of reqs) yield { text: `b:${r.text}` };
   },
@@ -125,12 +134,21 @@ describe("the tag on the in-memory transport", () => {
       seen.push(`${req.side}:${req.method.name}:response:${res.stream}`);
       return res;
     };
-    const transport = createInMemoryTransport(Echo, handlers, { clientInterceptors: [rewrite], interceptors: [rewrite] });
+    const transport = createInMemoryTransport(Echo, handlers, {
+      clientInterceptors: [rewrite],
+      interceptors: [rewrite],
+    });
     const m = Echo.methods;
     expect(await transport.unary(m.unary!, { text: "a" })).toEqual({ text: "u:a+client+server" });
-    expect(await collect(transport.serverStream(m.serverStream!, { text: "b" }) as AsyncIterable<Text>)).toEqual(["s1:b+client+server", "s2:b+client+server"]);
-    expect(await transport.clientStream(m.clientStream!, texts("c", "d"))).toEqual({ text: "c:c+client+server,d+client+server" });
-    expect(await collect(transport.bidiStream(m.bidiStream!, texts("e")) as AsyncIterable<Text>)).toEqual(["b:e+client+server"]);
+    expect(
+      await collect(transport.serverStream(m.serverStream!, { text: "b" }) as AsyncIterable<Text>),
+    ).toEqual(["s1:b+client+server", "s2:b+client+server"]);
+    expect(await transport.clientStream(m.clientStream!, texts("c", "d"))).toEqual({
+      text: "c:c+client+server,d+client+server",
+    });
+    expect(
+      await collect(transport.bidiStream(m.bidiStream!, texts("e")) as AsyncIterable<Text>),
+    ).toEqual(["b:e+client+server"]);
     expect(seen).toEqual([
       "client:Unary:false",
       "server:Unary:false",
@@ -152,7 +170,8 @@ describe("the tag on the in-memory transport", () => {
   });
 
   it("fails INTERNAL, naming the method, when a server interceptor answers a unary call with a stream", async () => {
-    const wrongShape: Interceptor = () => async () => ({ stream: true, messages: texts("x"), metadata: {} }) satisfies CallResponse;
+    const wrongShape: Interceptor = () => async () =>
+      ({ stream: true, messages: texts("x"), metadata: {} }) satisfies CallResponse;
     const transport = createInMemoryTransport(Echo, handlers, { interceptors: [wrongShape] });
     const err = await transport.unary(Echo.methods.unary!, { text: "a" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StatusError);
@@ -162,9 +181,16 @@ describe("the tag on the in-memory transport", () => {
   });
 
   it("fails INTERNAL when a client interceptor turns a one-message request into a stream", async () => {
-    const wrongShape: Interceptor = (next) => (req) => (req.stream ? next(req) : next({ ...req, message: undefined, stream: true, messages: texts("x") } as CallRequest));
+    const wrongShape: Interceptor = (next) => (req) =>
+      req.stream
+        ? next(req)
+        : next({ ...req, message: undefined, stream: true, messages: texts("x") } as CallRequest);
     let ran = false;
-    const transport = createInMemoryTransport(Echo, { ...handlers, unary: (r: Text) => ((ran = true), r) }, { clientInterceptors: [wrongShape] });
+    const transport = createInMemoryTransport(
+      Echo,
+      { ...handlers, unary: (r: Text) => ((ran = true), r) },
+      { clientInterceptors: [wrongShape] },
+    );
     const err = await transport.unary(Echo.methods.unary!, { text: "a" }).catch((e: unknown) => e);
     expect((err as StatusError).code).toBe(Code.INTERNAL);
     expect((err as StatusError).rawMessage).toContain("changed the request's shape");

@@ -22,19 +22,29 @@ describe("runtime/src/gen", () => {
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it("is what protoc-gen-es makes of runtime/proto today", () => {
-    const template = readFileSync(join(runtimeDir, "buf.gen.yaml"), "utf8").replace("out: src/gen", `out: ${out}`);
+    const template = readFileSync(join(runtimeDir, "buf.gen.yaml"), "utf8").replace(
+      "out: src/gen",
+      `out: ${out}`,
+    );
     writeFileSync(join(out, "buf.gen.yaml"), template);
     execFileSync(join(bin, "buf"), ["generate", "--template", join(out, "buf.gen.yaml")], {
       cwd: runtimeDir,
       env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
       stdio: "pipe",
     });
-    const fresh = files(out).filter((f) => f.endsWith(".ts")).map((f) => relative(out, f)).sort();
-    const committed = files(join(runtimeDir, "src/gen")).map((f) => relative(join(runtimeDir, "src/gen"), f)).sort();
+    const fresh = files(out)
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => relative(out, f))
+      .sort();
+    const committed = files(join(runtimeDir, "src/gen"))
+      .map((f) => relative(join(runtimeDir, "src/gen"), f))
+      .sort();
     expect(fresh).toEqual(committed);
     expect(fresh).toContain("grpc/health/v1/health_pb.ts");
     for (const name of fresh) {
-      expect(readFileSync(join(out, name), "utf8"), name).toBe(readFileSync(join(runtimeDir, "src/gen", name), "utf8"));
+      expect(readFileSync(join(out, name), "utf8"), name).toBe(
+        readFileSync(join(runtimeDir, "src/gen", name), "utf8"),
+      );
     }
   });
 });

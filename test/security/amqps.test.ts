@@ -29,14 +29,57 @@ function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), "grabbit-amqps-pki-"));
   const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=grabbit amqps test CA");
-  ssl("req", "-x509", ...ec, "-keyout", "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=someone else's CA");
+  ssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=grabbit amqps test CA",
+  );
+  ssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "other.key",
+    "-out",
+    "other.crt",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=someone else's CA",
+  );
   // Only the name "localhost": dialling 127.0.0.1 is then a hostname mismatch.
-  writeFileSync(join(dir, "server.ext"), "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
+  writeFileSync(
+    join(dir, "server.ext"),
+    "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+  );
   writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
   const issue = (who: string, cn: string, ca: string, ext: string) => {
     ssl("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${cn}`);
-    ssl("x509", "-req", "-in", `${who}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "2", "-out", `${who}.crt`, "-extfile", ext);
+    ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${who}.csr`,
+      "-CA",
+      `${ca}.crt`,
+      "-CAkey",
+      `${ca}.key`,
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-out",
+      `${who}.crt`,
+      "-extfile",
+      ext,
+    );
   };
   issue("server", "localhost", "ca", "server.ext");
   issue("client", "grabbit-client", "ca", "client.ext");
@@ -87,7 +130,13 @@ afterAll(async () => {
 
 /** One connection attempt, no retries, so a refusal surfaces as the error it is. */
 async function connect(host: string, tls: AmqpTlsOptions): Promise<AmqpConnection> {
-  return AmqpConnection.connect({ urls: `amqps://guest:guest@${host}:${broker.tlsPort}`, tls, reconnect: { maxAttempts: 1 }, connectTimeoutMs: 60_000, name: "amqps-test" });
+  return AmqpConnection.connect({
+    urls: `amqps://guest:guest@${host}:${broker.tlsPort}`,
+    tls,
+    reconnect: { maxAttempts: 1 },
+    connectTimeoutMs: 60_000,
+    name: "amqps-test",
+  });
 }
 
 async function refusal(host: string, tls: AmqpTlsOptions): Promise<StatusError> {
@@ -110,7 +159,9 @@ describe("amqps with mutual TLS on a private node", () => {
       const session = await conn.waitForSession();
       expect(session.url).toMatch(/^amqps:\/\/localhost:/);
       // The socket under the session really is TLS, with the server's certificate verified.
-      const socket = (session.connection.connection as unknown as { stream: import("node:tls").TLSSocket }).stream;
+      const socket = (
+        session.connection.connection as unknown as { stream: import("node:tls").TLSSocket }
+      ).stream;
       expect(socket.encrypted).toBe(true);
       expect(socket.authorized).toBe(true);
       expect(socket.getPeerCertificate().subject.CN).toBe("localhost");
@@ -133,24 +184,36 @@ describe("amqps with mutual TLS on a private node", () => {
   });
 
   it("trusting another CA only: the server is not trusted", async () => {
-    const err = await refusal("localhost", { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey });
+    const err = await refusal("localhost", {
+      ca: pki.otherCa,
+      cert: pki.clientCert,
+      key: pki.clientKey,
+    });
     expect(err.message).toMatch(/self[- ]signed certificate|unable to verify|unable to get/);
   });
 
   it("dialling a name the certificate does not carry fails the hostname check", async () => {
     const err = await refusal("127.0.0.1", mine());
     expect(err.code).toBe(Code.UNAVAILABLE);
-    expect(err.message).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list|does not match certificate's altnames/);
+    expect(err.message).toMatch(
+      /IP: 127\.0\.0\.1 is not in the cert's list|does not match certificate's altnames/,
+    );
   });
 
   it("with the default (retrying) policy, the connect timeout still names the TLS failure", async () => {
     try {
-      const c = await AmqpConnection.connect({ urls: `amqps://guest:guest@localhost:${broker.tlsPort}`, tls: { cert: pki.clientCert, key: pki.clientKey }, connectTimeoutMs: 3000 });
+      const c = await AmqpConnection.connect({
+        urls: `amqps://guest:guest@localhost:${broker.tlsPort}`,
+        tls: { cert: pki.clientCert, key: pki.clientKey },
+        connectTimeoutMs: 3000,
+      });
       await c.close();
       throw new Error("connected without trusting the CA");
     } catch (err) {
       expect((err as StatusError).code).toBe(Code.UNAVAILABLE);
-      expect((err as Error).message).toMatch(/within 3000 ms \(last attempt: self[- ]signed certificate/);
+      expect((err as Error).message).toMatch(
+        /within 3000 ms \(last attempt: self[- ]signed certificate/,
+      );
     }
   });
 
@@ -162,7 +225,11 @@ describe("amqps with mutual TLS on a private node", () => {
   });
 
   it("a client certificate from another CA is refused by the broker", async () => {
-    const err = await refusal("localhost", { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey });
+    const err = await refusal("localhost", {
+      ca: pki.ca,
+      cert: pki.otherClientCert,
+      key: pki.otherClientKey,
+    });
     expect(err.code).toBe(Code.UNAVAILABLE);
     expect(err.message).toMatch(/alert unknown ca|alert bad certificate/);
   });
@@ -170,7 +237,13 @@ describe("amqps with mutual TLS on a private node", () => {
 
 describe("logging in with the client certificate (SASL EXTERNAL)", () => {
   const external = (cert: string, key: string) =>
-    AmqpConnection.connect({ urls: `amqps://localhost:${broker.tlsPort}`, tls: { ca: pki.ca, cert, key }, auth: "external", reconnect: { maxAttempts: 1 }, connectTimeoutMs: 60_000 });
+    AmqpConnection.connect({
+      urls: `amqps://localhost:${broker.tlsPort}`,
+      tls: { ca: pki.ca, cert, key },
+      auth: "external",
+      reconnect: { maxAttempts: 1 },
+      connectTimeoutMs: 60_000,
+    });
 
   it("logs in as the certificate's common name, with no password anywhere", async () => {
     const conn = await external(pki.clientCert, pki.clientKey);
@@ -180,13 +253,17 @@ describe("logging in with the client certificate (SASL EXTERNAL)", () => {
       const q = await ch.assertQueue("", { exclusive: true });
       const publisher = new Publisher(conn);
       // RabbitMQ checks user_id against the login: it is the certificate's name, not guest.
-      await publisher.publish("", q.queue, Buffer.from("as grabbit-client"), { userId: "grabbit-client" });
+      await publisher.publish("", q.queue, Buffer.from("as grabbit-client"), {
+        userId: "grabbit-client",
+      });
       const got = await ch.get(q.queue, { noAck: true });
       expect(got && got.properties.userId).toBe("grabbit-client");
-      const err = await publisher.publish("", q.queue, Buffer.from("as guest"), { userId: "guest" }).then(
-        () => undefined,
-        (e: unknown) => e as StatusError,
-      );
+      const err = await publisher
+        .publish("", q.queue, Buffer.from("as guest"), { userId: "guest" })
+        .then(
+          () => undefined,
+          (e: unknown) => e as StatusError,
+        );
       expect(err?.code).toBe(Code.PERMISSION_DENIED);
       expect(err?.message).toMatch(/user_id property set to 'guest'/);
       await publisher.close();
@@ -204,13 +281,27 @@ describe("logging in with the client certificate (SASL EXTERNAL)", () => {
       (e: unknown) => e as StatusError,
     );
     expect(err.code).toBe(Code.UNAVAILABLE);
-    expect(err.message).toMatch(/ACCESS.REFUSED - Login was refused using authentication mechanism EXTERNAL/);
+    expect(err.message).toMatch(
+      /ACCESS.REFUSED - Login was refused using authentication mechanism EXTERNAL/,
+    );
   });
 
   it("asking for it over plain amqp:// or without a certificate fails at once with a sentence", async () => {
-    await expect(AmqpConnection.connect({ urls: `amqp://localhost:${broker.amqpPort}`, tls: { cert: pki.clientCert, key: pki.clientKey }, auth: "external" })).rejects.toThrow(
+    await expect(
+      AmqpConnection.connect({
+        urls: `amqp://localhost:${broker.amqpPort}`,
+        tls: { cert: pki.clientCert, key: pki.clientKey },
+        auth: "external",
+      }),
+    ).rejects.toThrow(
       /auth "external" logs in with the client certificate, so it needs amqps:\/\/ URLs, not amqp:\/\/localhost/,
     );
-    await expect(AmqpConnection.connect({ urls: `amqps://localhost:${broker.tlsPort}`, tls: { ca: pki.ca }, auth: "external" })).rejects.toThrow(/set tls\.cert and tls\.key/);
+    await expect(
+      AmqpConnection.connect({
+        urls: `amqps://localhost:${broker.tlsPort}`,
+        tls: { ca: pki.ca },
+        auth: "external",
+      }),
+    ).rejects.toThrow(/set tls\.cert and tls\.key/);
   });
 });

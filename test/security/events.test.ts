@@ -5,7 +5,14 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, EventConsumer, EventPublisher, HEADER_ERROR, HEADER_ATTEMPTS, type DeliveryContext } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  HEADER_ERROR,
+  HEADER_ATTEMPTS,
+  type DeliveryContext,
+} from "@grabbit/runtime/amqp";
 import { bearerToken, claimsOf, requireJwt } from "@grabbit/runtime/auth";
 import { AMQP_URL } from "../support/broker.js";
 import { Janitor, OrderCreated, deferred, orderEvent, type Order } from "../amqp/fixtures.js";
@@ -13,7 +20,12 @@ import { Janitor, OrderCreated, deferred, orderEvent, type Order } from "../amqp
 const SECRET = "events-secret-that-is-at-least-32-bytes";
 const key = new TextEncoder().encode(SECRET);
 const token = (sub: string, expSec = 300) =>
-  new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setAudience("events").setExpirationTime(Math.floor(Date.now() / 1000) + expSec).sign(key);
+  new SignJWT({})
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(sub)
+    .setAudience("events")
+    .setExpirationTime(Math.floor(Date.now() / 1000) + expSec)
+    .sign(key);
 
 let conn: AmqpConnection;
 const janitor = new Janitor();
@@ -29,15 +41,27 @@ afterAll(async () => {
 });
 
 /** A started consumer on a fresh queue bound to a fresh exchange, and a publisher for it. */
-async function setup(opts: { consumer?: Partial<ConstructorParameters<typeof EventConsumer>[1]>; publisher?: ConstructorParameters<typeof EventPublisher>[2]; handler: (o: Order, d: DeliveryContext) => Promise<void> | void }) {
+async function setup(opts: {
+  consumer?: Partial<ConstructorParameters<typeof EventConsumer>[1]>;
+  publisher?: ConstructorParameters<typeof EventPublisher>[2];
+  handler: (o: Order, d: DeliveryContext) => Promise<void> | void;
+}) {
   const exchange = janitor.exchange("sec");
   const queue = janitor.queue("sec", [50]);
   const event = orderEvent(exchange);
-  const consumer = new EventConsumer(conn, { queue, queueExpiresMs: 600_000, retry: { maxAttempts: 3, delaysMs: [50] }, ...opts.consumer });
+  const consumer = new EventConsumer(conn, {
+    queue,
+    queueExpiresMs: 600_000,
+    retry: { maxAttempts: 3, delaysMs: [50] },
+    ...opts.consumer,
+  });
   consumer.on(event, opts.handler);
   await consumer.start();
   const publisher = new EventPublisher(conn, event, opts.publisher ?? {});
-  closers.push(() => publisher.close(), () => consumer.close());
+  closers.push(
+    () => publisher.close(),
+    () => consumer.close(),
+  );
   return { exchange, queue, event, consumer, publisher };
 }
 
@@ -52,7 +76,9 @@ describe("bearer tokens on events", () => {
         got.resolve(d);
       },
     });
-    const signed = new EventPublisher(conn, orderEvent(exchange), { interceptors: [bearerToken(() => token("billing"))] });
+    const signed = new EventPublisher(conn, orderEvent(exchange), {
+      interceptors: [bearerToken(() => token("billing"))],
+    });
     closers.push(() => signed.close());
     await signed.publish({ id: "good", region: "eu", amount: 1 });
     const d = await got.promise;
@@ -61,11 +87,28 @@ describe("bearer tokens on events", () => {
 
     // No token, an expired one, one for another audience, one signed with another key.
     await publisher.publish({ id: "none", region: "eu", amount: 1 });
-    await publisher.publish({ id: "expired", region: "eu", amount: 1 }, { metadata: { authorization: `Bearer ${await token("billing", -3600)}` } });
-    const otherAud = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setAudience("rpc").setExpirationTime("5m").sign(key);
-    await publisher.publish({ id: "aud", region: "eu", amount: 1 }, { metadata: { authorization: `Bearer ${otherAud}` } });
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setAudience("events").setExpirationTime("5m").sign(new TextEncoder().encode("x".repeat(40)));
-    await publisher.publish({ id: "forged", region: "eu", amount: 1 }, { metadata: { authorization: `Bearer ${forged}` } });
+    await publisher.publish(
+      { id: "expired", region: "eu", amount: 1 },
+      { metadata: { authorization: `Bearer ${await token("billing", -3600)}` } },
+    );
+    const otherAud = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setAudience("rpc")
+      .setExpirationTime("5m")
+      .sign(key);
+    await publisher.publish(
+      { id: "aud", region: "eu", amount: 1 },
+      { metadata: { authorization: `Bearer ${otherAud}` } },
+    );
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: "HS256" })
+      .setAudience("events")
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode("x".repeat(40)));
+    await publisher.publish(
+      { id: "forged", region: "eu", amount: 1 },
+      { metadata: { authorization: `Bearer ${forged}` } },
+    );
     const reasons: Record<string, string> = {};
     for (let i = 0; i < 4; i++) {
       const m = await janitor.next(`${queue}.dlq`);
@@ -86,14 +129,20 @@ describe("bearer tokens on events", () => {
     const { queue, publisher } = await setup({
       handler: (o) => {
         calls++;
-        throw new StatusError(o.id === "deny" ? Code.PERMISSION_DENIED : Code.UNAUTHENTICATED, `no ${o.id}`);
+        throw new StatusError(
+          o.id === "deny" ? Code.PERMISSION_DENIED : Code.UNAUTHENTICATED,
+          `no ${o.id}`,
+        );
       },
     });
     await publisher.publish({ id: "deny", region: "eu", amount: 1 });
     const first = await janitor.next(`${queue}.dlq`);
     await publisher.publish({ id: "unauth", region: "eu", amount: 1 });
     const second = await janitor.next(`${queue}.dlq`);
-    expect([first, second].map((m) => m.properties.headers?.[HEADER_ERROR])).toEqual(["[PERMISSION_DENIED] no deny", "[UNAUTHENTICATED] no unauth"]);
+    expect([first, second].map((m) => m.properties.headers?.[HEADER_ERROR])).toEqual([
+      "[PERMISSION_DENIED] no deny",
+      "[UNAUTHENTICATED] no unauth",
+    ]);
     expect([first, second].map((m) => m.properties.headers?.[HEADER_ATTEMPTS])).toEqual([1, 1]);
     expect(calls).toBe(2);
   });
@@ -120,7 +169,10 @@ describe("AMQP user_id", () => {
     // A user_id other than the login: the broker refuses it, the publish rejects.
     const liar = new EventPublisher(conn, orderEvent(exchange), { userId: "billing" });
     closers.push(() => liar.close());
-    const err = await liar.publish({ id: "2", region: "eu", amount: 1 }).then(() => undefined, (e: unknown) => e as StatusError);
+    const err = await liar.publish({ id: "2", region: "eu", amount: 1 }).then(
+      () => undefined,
+      (e: unknown) => e as StatusError,
+    );
     expect(err?.code).toBe(Code.PERMISSION_DENIED);
 
     // No user_id, or only a forged header claiming one: dead-lettered with the reason.
@@ -128,13 +180,23 @@ describe("AMQP user_id", () => {
     closers.push(() => plain.close());
     await plain.publish({ id: "3", region: "eu", amount: 1 });
     const ch = await janitor.channel();
-    ch.publish(exchange, "order.eu.created", Buffer.from(OrderCreated.encode({ id: "4", region: "eu", amount: 1 })), {
-      contentType: "application/x-protobuf",
-      type: OrderCreated.typeName,
-      headers: { "x-grabbit-original-user-id": "billing" },
-    });
-    const reasons = [await janitor.next(`${queue}.dlq`), await janitor.next(`${queue}.dlq`)].map((m) => String(m.properties.headers?.[HEADER_ERROR]));
-    expect(reasons).toEqual(["the message has no user_id and this consumer requires one", "the message has no user_id and this consumer requires one"]);
+    ch.publish(
+      exchange,
+      "order.eu.created",
+      Buffer.from(OrderCreated.encode({ id: "4", region: "eu", amount: 1 })),
+      {
+        contentType: "application/x-protobuf",
+        type: OrderCreated.typeName,
+        headers: { "x-grabbit-original-user-id": "billing" },
+      },
+    );
+    const reasons = [await janitor.next(`${queue}.dlq`), await janitor.next(`${queue}.dlq`)].map(
+      (m) => String(m.properties.headers?.[HEADER_ERROR]),
+    );
+    expect(reasons).toEqual([
+      "the message has no user_id and this consumer requires one",
+      "the message has no user_id and this consumer requires one",
+    ]);
     expect(users).toEqual(["guest", "guest"]);
   });
 });
@@ -149,7 +211,10 @@ describe("message size limits", () => {
     });
     const limited = new EventPublisher(conn, orderEvent(exchange), { maxMessageBytes: 1024 });
     closers.push(() => limited.close());
-    const err = await limited.publish({ id: "x".repeat(2000), region: "eu", amount: 1 }).then(() => undefined, (e: unknown) => e as StatusError);
+    const err = await limited.publish({ id: "x".repeat(2000), region: "eu", amount: 1 }).then(
+      () => undefined,
+      (e: unknown) => e as StatusError,
+    );
     expect(err?.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(err?.message).toMatch(/over the limit of 1024/);
     // Another publisher with no limit of its own: the consumer's limit applies.
@@ -157,7 +222,9 @@ describe("message size limits", () => {
     closers.push(() => unlimited.close());
     await unlimited.publish({ id: "y".repeat(5000), region: "eu", amount: 1 });
     const dead = await janitor.next(`${queue}.dlq`);
-    expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(/^the message body is 50\d\d bytes, over the limit of 1024/);
+    expect(String(dead.properties.headers?.[HEADER_ERROR])).toMatch(
+      /^the message body is 50\d\d bytes, over the limit of 1024/,
+    );
     expect(handled).toEqual([]);
   });
 });

@@ -16,13 +16,27 @@ const AUDIENCE = "grabbit-test";
 const SLOW_MS = 300;
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
-interface Key { kid: string; privateKey: KeyPair["privateKey"]; jwk: JWK }
+interface Key {
+  kid: string;
+  privateKey: KeyPair["privateKey"];
+  jwk: JWK;
+}
 async function makeKey(kid: string): Promise<Key> {
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" } };
+  return {
+    kid,
+    privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" },
+  };
 }
 const sign = (k: Key) =>
-  new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: k.kid }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime("5m").sign(k.privateKey);
+  new SignJWT({})
+    .setProtectedHeader({ alg: "ES256", kid: k.kid })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime("5m")
+    .sign(k.privateKey);
 
 let server: Server;
 let url: string;
@@ -45,7 +59,11 @@ describe("jwtVerifier with a remote key set, a key rotated in during a slow fetc
     const a = await makeKey("key-a");
     const b = await makeKey("key-b");
     published.push(a.jwk);
-    const verify = jwtVerifier({ keys: { jwksUrl: url, cooldownMs: 100 }, issuer: ISSUER, audience: AUDIENCE });
+    const verify = jwtVerifier({
+      keys: { jwksUrl: url, cooldownMs: 100 },
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    });
     expect((await verify(await sign(a))).iss).toBe(ISSUER);
 
     // A token of a kid the copy lacks sets a fetch going; key b is published while it is under way.

@@ -7,7 +7,14 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, AmqpRpcTransport, EventConsumer, EventPublisher, HEADER_ERROR, serveAmqp } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  AmqpRpcTransport,
+  EventConsumer,
+  EventPublisher,
+  HEADER_ERROR,
+  serveAmqp,
+} from "@grabbit/runtime/amqp";
 import { OrderCreated, deferred, orderEvent } from "../amqp/fixtures.js";
 import { echoMethod } from "../amqp-rpc/fixture.js";
 
@@ -32,7 +39,11 @@ const ROLES = {
     write: "^(amq\\.default|amq\\.gen-.*)$",
     read: `^(${esc(SERVICE)}|amq\\.gen-.*|grabbit\\.rpc\\.cancel)$`,
   },
-  rpcClient: { configure: "^(amq\\.gen-.*|grabbit\\.rpc\\.cancel)$", write: "^(amq\\.default|grabbit\\.rpc\\.cancel)$", read: "^amq\\.gen-.*$" },
+  rpcClient: {
+    configure: "^(amq\\.gen-.*|grabbit\\.rpc\\.cancel)$",
+    write: "^(amq\\.default|grabbit\\.rpc\\.cancel)$",
+    read: "^amq\\.gen-.*$",
+  },
 } as const;
 type Role = keyof typeof ROLES;
 const user = (role: Role) => `grabbit-${role}-${id}`;
@@ -40,14 +51,20 @@ const PASSWORD = randomBytes(12).toString("hex");
 
 function ctl(...args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) => (err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout)));
+    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
+    );
   });
 }
 
 const conns: AmqpConnection[] = [];
 async function connect(role: Role): Promise<AmqpConnection> {
   const host = new URL(process.env.AMQP_URL ?? "amqp://127.0.0.1").host;
-  const c = await AmqpConnection.connect({ urls: `amqp://${user(role)}:${PASSWORD}@${host}/${encodeURIComponent(VHOST)}`, name: `least-privilege-${role}`, onError: () => {} });
+  const c = await AmqpConnection.connect({
+    urls: `amqp://${user(role)}:${PASSWORD}@${host}/${encodeURIComponent(VHOST)}`,
+    name: `least-privilege-${role}`,
+    onError: () => {},
+  });
   conns.push(c);
   return c;
 }
@@ -63,7 +80,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of conns) await c.close().catch(() => {});
-  for (const role of Object.keys(ROLES) as Role[]) await ctl("delete_user", user(role)).catch(() => {});
+  for (const role of Object.keys(ROLES) as Role[])
+    await ctl("delete_user", user(role)).catch(() => {});
   // Deleting the vhost deletes its exchanges and queues with it.
   await ctl("delete_vhost", VHOST).catch(() => {});
   expect(await ctl("list_vhosts", "--quiet")).not.toContain(VHOST);
@@ -86,7 +104,11 @@ describe("least-privilege users in a dedicated vhost", () => {
     const publisherConn = await connect("publisher");
     const seen: { id: string; attempt: number; userId: string | undefined }[] = [];
     const done = deferred();
-    const consumer = new EventConsumer(consumerConn, { queue: QUEUE, retry: { maxAttempts: 3, delaysMs: [50] }, requireUserId: user("publisher") });
+    const consumer = new EventConsumer(consumerConn, {
+      queue: QUEUE,
+      retry: { maxAttempts: 3, delaysMs: [50] },
+      requireUserId: user("publisher"),
+    });
     consumer.on(event, (o, d) => {
       seen.push({ id: o.id, attempt: d.attempt, userId: d.userId });
       if (o.id === "bad") throw new StatusError(Code.INVALID_ARGUMENT, "refused by the handler");
@@ -106,12 +128,16 @@ describe("least-privilege users in a dedicated vhost", () => {
     const ch = await (await consumerConn.waitForSession()).createChannel();
     const dead = await ch.get(`${QUEUE}.dlq`, { noAck: true });
     expect(dead && OrderCreated.decode(dead.content).id).toBe("bad");
-    expect(dead && dead.properties.headers?.[HEADER_ERROR]).toBe("[INVALID_ARGUMENT] refused by the handler");
+    expect(dead && dead.properties.headers?.[HEADER_ERROR]).toBe(
+      "[INVALID_ARGUMENT] refused by the handler",
+    );
     await ch.close();
 
     // Outside its rights: another exchange, another queue, reading the consumer's queue.
     const other = new EventPublisher(publisherConn, orderEvent("shop.payments"));
-    expect((await refused(other.publish({ id: "x", region: "eu", amount: 1 }))).code).toBe(Code.PERMISSION_DENIED);
+    expect((await refused(other.publish({ id: "x", region: "eu", amount: 1 }))).code).toBe(
+      Code.PERMISSION_DENIED,
+    );
     const sneaky = new EventConsumer(publisherConn, { queue: QUEUE });
     sneaky.on(event, () => {});
     expect((await refused(sneaky.start())).code).toBe(Code.PERMISSION_DENIED);
@@ -122,7 +148,9 @@ describe("least-privilege users in a dedicated vhost", () => {
     expect(err.message).toMatch(/ACCESS_REFUSED.*billing\.someone-elses/);
     // The publisher cannot pass as the consumer's user.
     const liar = new EventPublisher(publisherConn, event, { userId: user("consumer") });
-    expect((await refused(liar.publish({ id: "y", region: "eu", amount: 1 }))).code).toBe(Code.PERMISSION_DENIED);
+    expect((await refused(liar.publish({ id: "y", region: "eu", amount: 1 }))).code).toBe(
+      Code.PERMISSION_DENIED,
+    );
     await publisher.close();
     await consumer.close();
   });
@@ -130,29 +158,50 @@ describe("least-privilege users in a dedicated vhost", () => {
   it("an RPC server and client do their jobs and nothing else", async () => {
     const method = echoMethod(SERVICE, "Echo");
     const count = echoMethod(SERVICE, "Count", "server_streaming");
-    const service = { typeName: SERVICE, transports: ["amqp" as const], amqp: { requestQueue: SERVICE, prefetch: 4 }, methods: { echo: method, count } };
+    const service = {
+      typeName: SERVICE,
+      transports: ["amqp" as const],
+      amqp: { requestQueue: SERVICE, prefetch: 4 },
+      methods: { echo: method, count },
+    };
     const server = await serveAmqp(await connect("rpcServer"), service, {
-      echo: async (req: { text: string; delayMs: number }) => ({ text: `re: ${req.text}`, delayMs: 0 }),
+      echo: async (req: { text: string; delayMs: number }) => ({
+        text: `re: ${req.text}`,
+        delayMs: 0,
+      }),
       async *count(req: { text: string; delayMs: number }) {
         for (let i = 1; i <= req.delayMs; i++) yield { text: req.text, delayMs: i };
       },
     });
     const clientConn = await connect("rpcClient");
     const client = new AmqpRpcTransport(clientConn, { timeoutMs: 20_000 });
-    expect(await client.unary(method, { text: "hi", delayMs: 0 })).toEqual({ text: "re: hi", delayMs: 0 });
+    expect(await client.unary(method, { text: "hi", delayMs: 0 })).toEqual({
+      text: "re: hi",
+      delayMs: 0,
+    });
     // Streams work with these rights: both inboxes are declared, frames flow.
     const streamed: number[] = [];
-    for await (const m of client.serverStream(count, { text: "s", delayMs: 3 })) streamed.push(m.delayMs);
+    for await (const m of client.serverStream(count, { text: "s", delayMs: 3 }))
+      streamed.push(m.delayMs);
     expect(streamed).toEqual([1, 2, 3]);
 
     // The client may not serve (declare or consume the request queue), the server no other service.
-    const impostor = await refused(serveAmqp(clientConn, service, { echo: async () => ({ text: "fake", delayMs: 0 }) }));
+    const impostor = await refused(
+      serveAmqp(clientConn, service, { echo: async () => ({ text: "fake", delayMs: 0 }) }),
+    );
     expect(impostor.code).toBe(Code.PERMISSION_DENIED);
     expect(impostor.message).toMatch(/ACCESS_REFUSED/);
     const otherName = "shop.v1.Payments";
-    const otherService = { ...service, typeName: otherName, amqp: { requestQueue: otherName, prefetch: 1 }, methods: { echo: echoMethod(otherName, "Echo") } };
+    const otherService = {
+      ...service,
+      typeName: otherName,
+      amqp: { requestQueue: otherName, prefetch: 1 },
+      methods: { echo: echoMethod(otherName, "Echo") },
+    };
     const serverConn2 = await connect("rpcServer");
-    const elsewhere = await refused(serveAmqp(serverConn2, otherService, { echo: async () => ({ text: "", delayMs: 0 }) }));
+    const elsewhere = await refused(
+      serveAmqp(serverConn2, otherService, { echo: async () => ({ text: "", delayMs: 0 }) }),
+    );
     expect(elsewhere.code).toBe(Code.PERMISSION_DENIED);
     expect(elsewhere.message).toMatch(/ACCESS_REFUSED.*shop\.v1\.Payments/);
     // The client cannot declare queues of its own either (configure "^$").

@@ -31,9 +31,15 @@ export function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ok: boolean; out: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ ok: boolean; out: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout: 120_000 }, (err, stdout, stderr) => resolve({ ok: !err, out: `${stdout}${stderr}` }));
+    execFile(cmd, args, { env, timeout: 120_000 }, (err, stdout, stderr) =>
+      resolve({ ok: !err, out: `${stdout}${stderr}` }),
+    );
   });
 }
 
@@ -52,7 +58,10 @@ export interface TlsFiles {
  * node's own output when it cannot start (missing rabbitmq-server, no epmd, port clash...).
  */
 export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> {
-  if (!existsSync(join(SBIN, "rabbitmq-server"))) throw new Error(`cannot start a private RabbitMQ node: ${SBIN}/rabbitmq-server is not installed`);
+  if (!existsSync(join(SBIN, "rabbitmq-server")))
+    throw new Error(
+      `cannot start a private RabbitMQ node: ${SBIN}/rabbitmq-server is not installed`,
+    );
   const dir = mkdtempSync(join(tmpdir(), "grabbit-rmq-"));
   const node = `grabbit-tls-${randomBytes(4).toString("hex")}@localhost`;
   const [amqpPort, tlsPort, distPort] = [await freePort(), await freePort(), await freePort()];
@@ -68,11 +77,21 @@ export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> 
       `ssl_options.fail_if_no_peer_cert = ${tls.requireClientCert}`,
       // guest may only log in over loopback, which is where this node listens.
       "loopback_users.guest = true",
-      ...(tls.certificateLogin ? ["auth_mechanisms.1 = PLAIN", "auth_mechanisms.2 = AMQPLAIN", "auth_mechanisms.3 = EXTERNAL", "ssl_cert_login_from = common_name"] : []),
+      ...(tls.certificateLogin
+        ? [
+            "auth_mechanisms.1 = PLAIN",
+            "auth_mechanisms.2 = AMQPLAIN",
+            "auth_mechanisms.3 = EXTERNAL",
+            "ssl_cert_login_from = common_name",
+          ]
+        : []),
       "",
     ].join("\n"),
   );
-  writeFileSync(join(dir, "enabled_plugins"), tls.certificateLogin ? "[rabbitmq_auth_mechanism_ssl].\n" : "[].\n");
+  writeFileSync(
+    join(dir, "enabled_plugins"),
+    tls.certificateLogin ? "[rabbitmq_auth_mechanism_ssl].\n" : "[].\n",
+  );
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     // The Erlang cookie lives in $HOME: a private one, so neither root's nor the shared node's is touched.
@@ -89,11 +108,16 @@ export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> 
     RABBITMQ_PID_FILE: join(dir, "node.pid"),
   };
   const logFile = join(dir, "log", `${node}.log`);
-  const child: ChildProcess = spawn(join(SBIN, "rabbitmq-server"), [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child: ChildProcess = spawn(join(SBIN, "rabbitmq-server"), [], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
   const ctl = (...args: string[]) => run(join(SBIN, "rabbitmqctl"), ["-n", node, ...args], env);
 
   const stop = async () => {
@@ -106,11 +130,16 @@ export async function startPrivateBroker(tls: TlsFiles): Promise<PrivateBroker> 
   };
 
   // `wait` returns once the node runs, or fails when the OS process dies first.
-  const waited = await Promise.race([ctl("wait", "--timeout", "110", join(dir, "node.pid")), exited.then((code) => ({ ok: false, out: `rabbitmq-server exited with ${code}` }))]);
+  const waited = await Promise.race([
+    ctl("wait", "--timeout", "110", join(dir, "node.pid")),
+    exited.then((code) => ({ ok: false, out: `rabbitmq-server exited with ${code}` })),
+  ]);
   if (!waited.ok) {
     const log = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
     await stop().catch(() => {});
-    throw new Error(`the private RabbitMQ node ${node} did not start: ${waited.out.trim()}\n${output.slice(-3000)}${log.slice(-2000)}`);
+    throw new Error(
+      `the private RabbitMQ node ${node} did not start: ${waited.out.trim()}\n${output.slice(-3000)}${log.slice(-2000)}`,
+    );
   }
   return { node, dir, amqpPort, tlsPort, ctl, stop };
 }

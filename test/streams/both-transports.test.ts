@@ -9,19 +9,37 @@ import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError, type CallOptions, type Metadata } from "@grabbit/runtime";
-import { AmqpConnection, type AmqpRpcServer, type AmqpRpcServerOptions, type AmqpRpcTransportOptions } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  type AmqpRpcServer,
+  type AmqpRpcServerOptions,
+  type AmqpRpcTransportOptions,
+} from "@grabbit/runtime/amqp";
 import { GrpcServer } from "@grabbit/runtime/grpc";
 import { AMQP_URL, uniqueName } from "../support/broker.js";
 import { bufGenerate, protoModule, REPO, typeCheck } from "../support/buf.js";
 import { eventually } from "../amqp-rpc/fixture.js";
-import { CALL_HEADER, CallLog, HEADERS_HEADER, tallyHandlers, tallyProto, type Ask, type Item, type TallyClient } from "./tally.js";
+import {
+  CALL_HEADER,
+  CallLog,
+  HEADERS_HEADER,
+  tallyHandlers,
+  tallyProto,
+  type Ask,
+  type Item,
+  type TallyClient,
+} from "./tally.js";
 
 /** The generated module's exports the test uses (checked against the generated code in beforeAll). */
 interface TallyModule {
   createTallyGrpcClient(address: string): TallyClient;
   createTallyAmqpClient(connection: AmqpConnection, options?: AmqpRpcTransportOptions): TallyClient;
   addTallyGrpcService(server: GrpcServer, handlers: ReturnType<typeof tallyHandlers>): GrpcServer;
-  serveTallyAmqp(connection: AmqpConnection, handlers: ReturnType<typeof tallyHandlers>, options?: AmqpRpcServerOptions): Promise<AmqpRpcServer>;
+  serveTallyAmqp(
+    connection: AmqpConnection,
+    handlers: ReturnType<typeof tallyHandlers>,
+    options?: AmqpRpcServerOptions,
+  ): Promise<AmqpRpcServer>;
 }
 
 const TRANSPORTS = ["grpc", "amqp"] as const;
@@ -69,7 +87,9 @@ export const helpers: [typeof generated.addTallyGrpcService, typeof generated.se
   );
   expect(typeCheck(out, { files: ["check.ts"] })).toBe("");
 
-  const g = (await import(pathToFileURL(join(out, "tally/v1/tally.grabbit.ts")).href)) as TallyModule;
+  const g = (await import(
+    pathToFileURL(join(out, "tally/v1/tally.grabbit.ts")).href
+  )) as TallyModule;
   g.addTallyGrpcService(grpcServer, handlers);
   const port = await grpcServer.listen("127.0.0.1:0");
   connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "streams-both-transports" });
@@ -115,8 +135,20 @@ interface Outcome {
  * Makes one call of `kind` with `ask` through `client`, recording the callbacks and messages in
  * order. `onMessage` sees each stream message as it arrives (to cancel mid-stream).
  */
-async function call(client: TallyClient, kind: Kind, ask: Ask, options: CallOptions = {}, onMessage?: (count: number) => void): Promise<Outcome> {
-  const outcome: Outcome = { result: undefined, events: [], headers: undefined, trailers: undefined, error: undefined };
+async function call(
+  client: TallyClient,
+  kind: Kind,
+  ask: Ask,
+  options: CallOptions = {},
+  onMessage?: (count: number) => void,
+): Promise<Outcome> {
+  const outcome: Outcome = {
+    result: undefined,
+    events: [],
+    headers: undefined,
+    trailers: undefined,
+    error: undefined,
+  };
   const opts: CallOptions = {
     ...options,
     onHeaders: (m) => {
@@ -143,7 +175,10 @@ async function call(client: TallyClient, kind: Kind, ask: Ask, options: CallOpti
     else if (kind === "client") outcome.result = await client.sum(itemsFor(ask), opts);
     else await read(client.chat(itemsFor(ask), opts));
   } catch (err) {
-    outcome.error = err instanceof StatusError ? err : new StatusError(Code.UNKNOWN, `not a StatusError: ${String(err)}`);
+    outcome.error =
+      err instanceof StatusError
+        ? err
+        : new StatusError(Code.UNKNOWN, `not a StatusError: ${String(err)}`);
   }
   return outcome;
 }
@@ -182,15 +217,25 @@ describe("every call kind gives the same results on both transports", () => {
       expect(outcomes[transport]!.result, transport).toEqual(expectedResult(kind));
       // The same handler object served both: its log names the transport of each call.
       expect(log.get(id)?.transport).toBe(transport);
-      expect(log.get(id)?.aborted, `${transport}: a call that ended well does not abort its handler`).toBeUndefined();
+      expect(
+        log.get(id)?.aborted,
+        `${transport}: a call that ended well does not abort its handler`,
+      ).toBeUndefined();
     }
     expect(outcomes.amqp!.result).toEqual(outcomes.grpc!.result);
   });
 
   it.each(TRANSPORTS)("%s: a long server stream arrives whole and in order", async (transport) => {
-    const outcome = await call(clients[transport], "server", { ...plain, count: 2_000 }, named(uniqueName("long")));
+    const outcome = await call(
+      clients[transport],
+      "server",
+      { ...plain, count: 2_000 },
+      named(uniqueName("long")),
+    );
     expect(outcome.error).toBeUndefined();
-    expect((outcome.result as Item[]).map((m) => m.n)).toEqual(Array.from({ length: 2_000 }, (_, i) => i + 1));
+    expect((outcome.result as Item[]).map((m) => m.n)).toEqual(
+      Array.from({ length: 2_000 }, (_, i) => i + 1),
+    );
   });
 });
 
@@ -198,7 +243,12 @@ describe("response headers and trailers on every call kind", () => {
   for (const transport of TRANSPORTS) {
     for (const kind of KINDS) {
       it(`${transport} ${kind}: responseHeaders go with the first message, trailers with the end`, async () => {
-        const outcome = await call(clients[transport], kind, { ...plain, count: 3 }, named(uniqueName("headers")));
+        const outcome = await call(
+          clients[transport],
+          kind,
+          { ...plain, count: 3 },
+          named(uniqueName("headers")),
+        );
         expect(outcome.error).toBeUndefined();
         expect(outcome.headers).toMatchObject({ "x-kind": kind });
         expect(outcome.headers).not.toHaveProperty("x-early");
@@ -207,7 +257,12 @@ describe("response headers and trailers on every call kind", () => {
       });
 
       it(`${transport} ${kind}: sendHeaders() sends them before anything else`, async () => {
-        const outcome = await call(clients[transport], kind, { ...plain, count: 3 }, named(uniqueName("early"), { metadata: { [HEADERS_HEADER]: "early" } }));
+        const outcome = await call(
+          clients[transport],
+          kind,
+          { ...plain, count: 3 },
+          named(uniqueName("early"), { metadata: { [HEADERS_HEADER]: "early" } }),
+        );
         expect(outcome.error).toBeUndefined();
         expect(outcome.headers).toMatchObject({ "x-kind": kind, "x-early": "1" });
         expect(outcome.trailers).toMatchObject({ "x-seen": "3" });
@@ -244,13 +299,26 @@ describe("the caller cancels mid-call: the handler's signal aborts", () => {
           const record = log.get(id);
           return record !== undefined && (kind === "unary" || record.progress >= 3);
         };
-        const watcher = kind === "unary" || kind === "client" ? eventually(underWay, `the ${kind} call under way`).then(() => controller.abort()) : undefined;
-        const outcome = await call(clients[transport], kind, { ...plain, endless: true }, named(id, { signal: controller.signal, timeoutMs: 60_000 }), (count) => {
-          if (count === 3) controller.abort();
-        });
+        const watcher =
+          kind === "unary" || kind === "client"
+            ? eventually(underWay, `the ${kind} call under way`).then(() => controller.abort())
+            : undefined;
+        const outcome = await call(
+          clients[transport],
+          kind,
+          { ...plain, endless: true },
+          named(id, { signal: controller.signal, timeoutMs: 60_000 }),
+          (count) => {
+            if (count === 3) controller.abort();
+          },
+        );
         await watcher;
         expect(outcome.error?.code, outcome.error?.message).toBe(Code.CANCELLED);
-        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`, 10_000);
+        await eventually(
+          () => log.get(id)?.aborted !== undefined,
+          `the ${transport} ${kind} handler's signal to abort`,
+          10_000,
+        );
         expect(log.get(id)!.aborted).toMatchObject({ code: Code.CANCELLED });
       });
     }
@@ -261,9 +329,16 @@ describe("the server fails mid-stream: the caller gets its status and trailers a
   for (const transport of TRANSPORTS) {
     for (const kind of KINDS) {
       it(`${transport} ${kind}`, async () => {
-        const outcome = await call(clients[transport], kind, { count: 5, failAfter: 2, endless: false }, named(uniqueName("fail")));
+        const outcome = await call(
+          clients[transport],
+          kind,
+          { count: 5, failAfter: 2, endless: false },
+          named(uniqueName("fail")),
+        );
         expect(outcome.error?.code, outcome.error?.message).toBe(Code.FAILED_PRECONDITION);
-        expect(outcome.error?.rawMessage).toBe(`stopped as planned at message ${kind === "unary" ? 0 : 3}`);
+        expect(outcome.error?.rawMessage).toBe(
+          `stopped as planned at message ${kind === "unary" ? 0 : 3}`,
+        );
         expect(outcome.trailers).toMatchObject({ "x-why": "planned" });
         if (kind === "server") expect((outcome.result as Item[]).map((m) => m.n)).toEqual([1, 2]);
         if (kind === "bidi") expect((outcome.result as Item[]).map((m) => m.n)).toEqual([2, 4]);
@@ -278,11 +353,21 @@ describe("a deadline mid-stream: DEADLINE_EXCEEDED for the caller, the handler's
     for (const kind of KINDS) {
       it(`${transport} ${kind}`, async () => {
         const id = uniqueName("deadline");
-        const outcome = await call(clients[transport], kind, { ...plain, endless: true }, named(id, { timeoutMs: 700 }));
+        const outcome = await call(
+          clients[transport],
+          kind,
+          { ...plain, endless: true },
+          named(id, { timeoutMs: 700 }),
+        );
         expect(outcome.error?.code, outcome.error?.message).toBe(Code.DEADLINE_EXCEEDED);
         // Mid-stream: messages had gone through before the deadline.
-        if (kind === "server" || kind === "bidi") expect((outcome.result as Item[]).length).toBeGreaterThan(0);
-        await eventually(() => log.get(id)?.aborted !== undefined, `the ${transport} ${kind} handler's signal to abort`, 10_000);
+        if (kind === "server" || kind === "bidi")
+          expect((outcome.result as Item[]).length).toBeGreaterThan(0);
+        await eventually(
+          () => log.get(id)?.aborted !== undefined,
+          `the ${transport} ${kind} handler's signal to abort`,
+          10_000,
+        );
         if (kind !== "unary") expect(log.get(id)!.progress).toBeGreaterThan(0);
         expect(log.get(id)!.aborted).toMatchObject({ code: Code.DEADLINE_EXCEEDED });
       });

@@ -91,7 +91,14 @@ export function blobService(typeName: string): BlobService {
     transports: ["amqp"],
     amqp: { requestQueue: typeName, prefetch: 1, queueType: "classic" },
     methods: {
-      pour: { name: "Pour", path: `/${typeName}/Pour`, kind: "server_streaming", input: PourType, output: ChunkType, idempotent: false },
+      pour: {
+        name: "Pour",
+        path: `/${typeName}/Pour`,
+        kind: "server_streaming",
+        input: PourType,
+        output: ChunkType,
+        idempotent: false,
+      },
     },
   };
 }
@@ -108,7 +115,11 @@ export interface Child {
   readonly proc: ChildProcess;
   readonly messages: Record<string, unknown>[];
   /** The first message (already sent or to come) that `matches`; gives up after `limitMs`. */
-  next(matches: (m: Record<string, unknown>) => boolean, what: string, limitMs?: number): Promise<Record<string, unknown>>;
+  next(
+    matches: (m: Record<string, unknown>) => boolean,
+    what: string,
+    limitMs?: number,
+  ): Promise<Record<string, unknown>>;
   readonly exited: Promise<number | string>;
 }
 
@@ -117,14 +128,21 @@ export interface Child {
  * by itself when this process goes (its IPC channel disconnects), so a failed run leaves no orphan.
  */
 export function startChild(script: string, env: Record<string, string>): Child {
-  const proc = fork(script, [], { cwd: REPO, execArgv: ["--import", "tsx"], env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const proc = fork(script, [], {
+    cwd: REPO,
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const messages: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   proc.on("message", (m) => {
     messages.push(m as Record<string, unknown>);
     for (const w of [...waiters]) w();
   });
-  const exited = new Promise<number | string>((resolve) => proc.on("exit", (code, signal) => resolve(signal ?? code ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on("exit", (code, signal) => resolve(signal ?? code ?? -1)),
+  );
   void exited.then(() => {
     for (const w of [...waiters]) w();
   });
@@ -138,7 +156,12 @@ export function startChild(script: string, env: Record<string, string>): Child {
         waiters.delete(check);
         clearTimeout(timer);
         if (found !== undefined) resolve(found);
-        else reject(new Error(`the child ${script} exited (${proc.signalCode ?? proc.exitCode}) before sending ${what}`));
+        else
+          reject(
+            new Error(
+              `the child ${script} exited (${proc.signalCode ?? proc.exitCode}) before sending ${what}`,
+            ),
+          );
       };
       timer = setTimeout(() => {
         waiters.delete(check);

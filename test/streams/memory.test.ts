@@ -47,7 +47,9 @@ function produced(): number {
   return 0;
 }
 
-it("a slow reader of a 1 GiB server stream keeps the producer's memory bounded, and gets every byte", { timeout: 180_000 }, async () => {
+it("a slow reader of a 1 GiB server stream keeps the producer's memory bounded, and gets every byte", {
+  timeout: 180_000,
+}, async () => {
   const startRss = producer.messages[0]!.rss as number;
   const transport = new AmqpRpcTransport(connection, { timeoutMs: 0, streamWindow: WINDOW });
   const started = Date.now();
@@ -58,13 +60,22 @@ it("a slow reader of a 1 GiB server stream keeps the producer's memory bounded, 
   const problems: string[] = [];
   let heldAt: { consumed: number; produced: number } | undefined;
   try {
-    for await (const chunk of transport.serverStream(blobService(queue).methods.pour, { count: CHUNKS, size: CHUNK_BYTES })) {
+    for await (const chunk of transport.serverStream(blobService(queue).methods.pour, {
+      count: CHUNKS,
+      size: CHUNK_BYTES,
+    })) {
       count++;
       bytes += chunk.data.length;
       weighted += chunk.seq * chunk.data.length;
       const fill = fillOf(chunk.seq);
-      if (chunk.seq !== count || chunk.data[0] !== fill || chunk.data[chunk.data.length - 1] !== fill) {
-        problems.push(`chunk ${count}: seq ${chunk.seq}, first byte ${chunk.data[0]}, last byte ${chunk.data.at(-1)}, expected fill ${fill}`);
+      if (
+        chunk.seq !== count ||
+        chunk.data[0] !== fill ||
+        chunk.data[chunk.data.length - 1] !== fill
+      ) {
+        problems.push(
+          `chunk ${count}: seq ${chunk.seq}, first byte ${chunk.data[0]}, last byte ${chunk.data.at(-1)}, expected fill ${fill}`,
+        );
       }
       if (count === 200) {
         // The reader stops for a while: the producer must stop too, a window ahead at most.
@@ -79,7 +90,9 @@ it("a slow reader of a 1 GiB server stream keeps the producer's memory bounded, 
   }
   const seconds = (Date.now() - started) / 1000;
   producer.proc.send("peak");
-  const { peak } = (await producer.next((m) => typeof m.peak === "number", "its peak RSS")) as { peak: number };
+  const { peak } = (await producer.next((m) => typeof m.peak === "number", "its peak RSS")) as {
+    peak: number;
+  };
 
   // Every byte, in order.
   expect(problems.slice(0, 5)).toEqual([]);

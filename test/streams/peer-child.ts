@@ -12,9 +12,13 @@ process.on("disconnect", () => process.exit(1));
 
 const role = process.env.ROLE;
 const queue = process.env.QUEUE;
-if (!queue || (role !== "server" && role !== "client")) throw new Error("peer-child needs ROLE=server|client and QUEUE");
+if (!queue || (role !== "server" && role !== "client"))
+  throw new Error("peer-child needs ROLE=server|client and QUEUE");
 const service = dripService(queue);
-const connection = await AmqpConnection.connect({ urls: process.env.AMQP_URL ?? "amqp://127.0.0.1", name: `streams-peer-${role}` });
+const connection = await AmqpConnection.connect({
+  urls: process.env.AMQP_URL ?? "amqp://127.0.0.1",
+  name: `streams-peer-${role}`,
+});
 
 /** Reports every 5th message, so the test knows the stream is flowing without an IPC message per message. */
 function progress(kind: StreamKind, n: number): void {
@@ -62,12 +66,15 @@ if (role === "server") {
     for await (const _ of stream) progress(kind, ++n);
   };
   const calls: Record<StreamKind, () => Promise<unknown>> = {
-    count: () => read("count", transport.serverStream(service.methods.count, { text: "", delayMs: 0 })),
+    count: () =>
+      read("count", transport.serverStream(service.methods.count, { text: "", delayMs: 0 })),
     sum: () => transport.clientStream(service.methods.sum, endless("sum")),
     chat: () => read("chat", transport.bidiStream(service.methods.chat, endless())),
   };
   for (const kind of STREAM_KINDS) {
-    calls[kind]().catch((err: unknown) => send({ failed: kind, error: err instanceof Error ? err.message : String(err) }));
+    calls[kind]().catch((err: unknown) =>
+      send({ failed: kind, error: err instanceof Error ? err.message : String(err) }),
+    );
   }
   send({ ready: true });
 }

@@ -40,7 +40,10 @@ function peer(role: "server" | "client", queue: string): Child {
 
 /** The child reported `n` or more messages through the `kind` stream. */
 function flowing(child: Child, kind: StreamKind, n = 10) {
-  return child.next((m) => m.progress === kind && Number(m.n) >= n, `progress on its ${kind} stream`);
+  return child.next(
+    (m) => m.progress === kind && Number(m.n) >= n,
+    `progress on its ${kind} stream`,
+  );
 }
 
 /** How a call ended: its status code, or "ended" when it ended without an error. */
@@ -56,7 +59,13 @@ async function outcome(call: Promise<unknown>): Promise<Code | "ended"> {
 /** Resolves with the call's outcome, or fails the test if it has none within the bound (a hang). */
 function within<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no outcome within ${BOUND_MS} ms (a hang)`)), BOUND_MS)));
+  const bound = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(
+        () => reject(new Error(`${what}: no outcome within ${BOUND_MS} ms (a hang)`)),
+        BOUND_MS,
+      )),
+  );
   return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }
 
@@ -81,18 +90,31 @@ describe("a server process SIGKILLed mid-stream", () => {
         }
       }
       const calls: Record<StreamKind, Promise<Code | "ended">> = {
-        count: outcome(reader("count", transport.serverStream(service.methods.count, { text: "", delayMs: 0 }))),
+        count: outcome(
+          reader("count", transport.serverStream(service.methods.count, { text: "", delayMs: 0 })),
+        ),
         sum: outcome(transport.clientStream(service.methods.sum, endless())),
         chat: outcome(reader("chat", transport.bidiStream(service.methods.chat, endless()))),
       };
       // Mid-stream: messages flow both ways on every call.
       await Promise.all(STREAM_KINDS.map((kind) => flowing(server, kind)));
-      await eventually(() => received.count > 0 && received.chat > 0, "responses on the client", BOUND_MS);
+      await eventually(
+        () => received.count > 0 && received.chat > 0,
+        "responses on the client",
+        BOUND_MS,
+      );
 
       server.proc.kill("SIGKILL");
       expect(await server.exited).toBe("SIGKILL");
-      const codes = await within(Promise.all(STREAM_KINDS.map((kind) => calls[kind])), "the client's streams after the server died");
-      expect(Object.fromEntries(STREAM_KINDS.map((kind, i) => [kind, codes[i]]))).toEqual({ count: Code.UNAVAILABLE, sum: Code.UNAVAILABLE, chat: Code.UNAVAILABLE });
+      const codes = await within(
+        Promise.all(STREAM_KINDS.map((kind) => calls[kind])),
+        "the client's streams after the server died",
+      );
+      expect(Object.fromEntries(STREAM_KINDS.map((kind, i) => [kind, codes[i]]))).toEqual({
+        count: Code.UNAVAILABLE,
+        sum: Code.UNAVAILABLE,
+        chat: Code.UNAVAILABLE,
+      });
     } finally {
       await transport.close();
     }
@@ -108,7 +130,10 @@ describe("a client process SIGKILLed mid-stream", () => {
       sum: { n: 0, aborted: undefined },
       chat: { n: 0, aborted: undefined },
     };
-    const watch = (kind: StreamKind, ctx: HandlerContext) => ctx.signal.addEventListener("abort", () => (seen[kind].aborted = ctx.signal.reason), { once: true });
+    const watch = (kind: StreamKind, ctx: HandlerContext) =>
+      ctx.signal.addEventListener("abort", () => (seen[kind].aborted = ctx.signal.reason), {
+        once: true,
+      });
     const server = await serveAmqp(connection, dripService(queue), {
       async *count(_request: Echo, ctx: HandlerContext) {
         watch("count", ctx);
@@ -135,16 +160,26 @@ describe("a client process SIGKILLed mid-stream", () => {
       const client = peer("client", queue);
       await client.next((m) => m.ready === true, "ready");
       await Promise.all(STREAM_KINDS.map((kind) => flowing(client, kind)));
-      await eventually(() => STREAM_KINDS.every((kind) => seen[kind].n > 0), "every handler under way", BOUND_MS);
+      await eventually(
+        () => STREAM_KINDS.every((kind) => seen[kind].n > 0),
+        "every handler under way",
+        BOUND_MS,
+      );
 
       client.proc.kill("SIGKILL");
       expect(await client.exited).toBe("SIGKILL");
-      await eventually(() => STREAM_KINDS.every((kind) => seen[kind].aborted !== undefined), "every handler's signal to abort", BOUND_MS);
+      await eventually(
+        () => STREAM_KINDS.every((kind) => seen[kind].aborted !== undefined),
+        "every handler's signal to abort",
+        BOUND_MS,
+      );
       for (const kind of STREAM_KINDS) {
         // CANCELLED when the broker returned a frame to the client's vanished inbox, UNAVAILABLE when
         // the client's silence outlasted the keepalives: either way a status, not a hang.
         expect(seen[kind].aborted, kind).toBeInstanceOf(StatusError);
-        expect([Code.CANCELLED, Code.UNAVAILABLE], kind).toContain((seen[kind].aborted as StatusError).code);
+        expect([Code.CANCELLED, Code.UNAVAILABLE], kind).toContain(
+          (seen[kind].aborted as StatusError).code,
+        );
       }
     } finally {
       await server.close();

@@ -25,7 +25,10 @@ process.on("message", (m) => {
   }
 });
 
-const connection = await AmqpConnection.connect({ urls: process.env.AMQP_URL ?? "amqp://127.0.0.1", name: "streams-memory-producer" });
+const connection = await AmqpConnection.connect({
+  urls: process.env.AMQP_URL ?? "amqp://127.0.0.1",
+  name: "streams-memory-producer",
+});
 await serveAmqp(connection, blobService(queue), {
   async *pour(request: Pour): AsyncGenerator<Chunk> {
     for (let seq = 1; seq <= request.count; seq++) {

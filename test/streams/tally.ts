@@ -91,7 +91,9 @@ export class CallLog {
     const id = ctx.metadata[CALL_HEADER] ?? "";
     const record: CallRecord = { transport: ctx.transport, progress: 0, aborted: undefined };
     this.calls.set(id, record);
-    ctx.signal.addEventListener("abort", () => (record.aborted = ctx.signal.reason), { once: true });
+    ctx.signal.addEventListener("abort", () => (record.aborted = ctx.signal.reason), {
+      once: true,
+    });
     return record;
   }
 
@@ -111,12 +113,16 @@ function headers(ctx: HandlerContext, kind: string): void {
 }
 
 function planned(at: number): StatusError {
-  return new StatusError(Code.FAILED_PRECONDITION, `stopped as planned at message ${at}`, { metadata: { "x-why": "planned" } });
+  return new StatusError(Code.FAILED_PRECONDITION, `stopped as planned at message ${at}`, {
+    metadata: { "x-why": "planned" },
+  });
 }
 
 /** Resolves when `signal` aborts (never rejects). */
 function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+  return new Promise((resolve) =>
+    signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true }),
+  );
 }
 
 /** The one handler object both transports serve. Its type is checked against the generated TallyHandlers. */

@@ -1,10 +1,22 @@
 // Runs the real buf: builds images for in-process plugin tests, and full `buf generate` runs.
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary } from "@bufbuild/protobuf";
-import { CodeGeneratorRequestSchema, FileDescriptorSetSchema, type CodeGeneratorRequest } from "@bufbuild/protobuf/wkt";
+import {
+  CodeGeneratorRequestSchema,
+  FileDescriptorSetSchema,
+  type CodeGeneratorRequest,
+} from "@bufbuild/protobuf/wkt";
 
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
 export const BUF = join(REPO, "node_modules/.bin/buf");
@@ -39,7 +51,11 @@ function protoFilesUnder(dir: string, sub = ""): string[] {
 }
 
 /** Builds `dir` with the real `buf build` and makes the request buf would send the plugin. */
-export function bufRequest(dir: string, parameter = "", only?: (file: string) => boolean): CodeGeneratorRequest {
+export function bufRequest(
+  dir: string,
+  parameter = "",
+  only?: (file: string) => boolean,
+): CodeGeneratorRequest {
   const out = join(scratchDir("image"), "image.binpb");
   try {
     execFileSync(BUF, ["build", dir, "-o", out], { stdio: ["ignore", "ignore", "pipe"] });
@@ -56,10 +72,18 @@ export function bufRequest(dir: string, parameter = "", only?: (file: string) =>
 }
 
 /** Runs `buf generate` in `dir` with a template written there; returns buf's stderr on failure. */
-export function bufGenerate(dir: string, template: string, extraArgs: string[] = []): { ok: boolean; stderr: string } {
+export function bufGenerate(
+  dir: string,
+  template: string,
+  extraArgs: string[] = [],
+): { ok: boolean; stderr: string } {
   writeFileSync(join(dir, "buf.gen.yaml"), template);
   try {
-    execFileSync(BUF, ["generate", ...extraArgs], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PATH: `${join(REPO, "node_modules/.bin")}:${process.env.PATH}` } });
+    execFileSync(BUF, ["generate", ...extraArgs], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PATH: `${join(REPO, "node_modules/.bin")}:${process.env.PATH}` },
+    });
     return { ok: true, stderr: "" };
   } catch (err) {
     return { ok: false, stderr: (err as { stderr?: Buffer }).stderr?.toString() ?? String(err) };
@@ -70,7 +94,13 @@ export function bufGenerate(dir: string, template: string, extraArgs: string[] =
  * The buf.gen.yaml a consuming repo writes: ts-proto (with `tsProtoOpts`) and protoc-gen-grabbit,
  * both into gen/, over `input` (default: the module in the folder buf runs in).
  */
-export function grabbitTemplate({ input, tsProtoOpts = ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"] }: { input?: string; tsProtoOpts?: string[] } = {}): string {
+export function grabbitTemplate({
+  input,
+  tsProtoOpts = ["outputServices=none", "esModuleInterop=true", "importSuffix=.js", "env=node"],
+}: {
+  input?: string;
+  tsProtoOpts?: string[];
+} = {}): string {
   return `version: v2
 ${input === undefined ? "" : `inputs:\n  - directory: ${input}\n`}plugins:
   - local: protoc-gen-ts_proto
@@ -84,8 +114,14 @@ ${input === undefined ? "" : `inputs:\n  - directory: ${input}\n`}plugins:
 }
 
 /** ts-proto and protoc-gen-grabbit over the module in `dir` (grabbitTemplate); gen/ is the output folder. */
-export function generateModule(dir: string, tsProtoOpts?: string[]): { ok: boolean; out: string; stderr: string } {
-  const result = bufGenerate(dir, grabbitTemplate(tsProtoOpts === undefined ? {} : { tsProtoOpts }));
+export function generateModule(
+  dir: string,
+  tsProtoOpts?: string[],
+): { ok: boolean; out: string; stderr: string } {
+  const result = bufGenerate(
+    dir,
+    grabbitTemplate(tsProtoOpts === undefined ? {} : { tsProtoOpts }),
+  );
   return { ...result, out: join(dir, "gen") };
 }
 
@@ -110,7 +146,14 @@ const PEDANTIC = {
   verbatimModuleSyntax: true,
 };
 
-export function typeCheck(dir: string, { pedantic = false, files = ["**/*.ts"], paths = runtimePaths() }: { pedantic?: boolean; files?: string[]; paths?: Record<string, string[]> } = {}): string {
+export function typeCheck(
+  dir: string,
+  {
+    pedantic = false,
+    files = ["**/*.ts"],
+    paths = runtimePaths(),
+  }: { pedantic?: boolean; files?: string[]; paths?: Record<string, string[]> } = {},
+): string {
   const tsconfig = {
     compilerOptions: {
       target: "ES2022",
@@ -129,7 +172,9 @@ export function typeCheck(dir: string, { pedantic = false, files = ["**/*.ts"], 
   };
   writeFileSync(join(dir, "tsconfig.json"), JSON.stringify(tsconfig, null, 2));
   try {
-    execFileSync(join(REPO, "node_modules/.bin/tsc"), ["-p", dir], { stdio: ["ignore", "pipe", "pipe"] });
+    execFileSync(join(REPO, "node_modules/.bin/tsc"), ["-p", dir], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     return "";
   } catch (err) {
     const e = err as { stdout?: Buffer; stderr?: Buffer };

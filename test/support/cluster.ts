@@ -45,10 +45,16 @@ export function rabbitmqScripts(): string {
   const roots = ["/usr/lib/rabbitmq/lib"];
   for (const root of roots) {
     if (!existsSync(root)) continue;
-    const server = readdirSync(root).filter((d) => d.startsWith("rabbitmq_server-")).sort().pop();
-    if (server && existsSync(join(root, server, "sbin", "rabbitmq-server"))) return join(root, server, "sbin");
+    const server = readdirSync(root)
+      .filter((d) => d.startsWith("rabbitmq_server-"))
+      .sort()
+      .pop();
+    if (server && existsSync(join(root, server, "sbin", "rabbitmq-server")))
+      return join(root, server, "sbin");
   }
-  throw new Error("the private RabbitMQ cluster needs Debian's rabbitmq-server package (its scripts under /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin were not found): apt-get install rabbitmq-server");
+  throw new Error(
+    "the private RabbitMQ cluster needs Debian's rabbitmq-server package (its scripts under /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin were not found): apt-get install rabbitmq-server",
+  );
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -118,7 +124,8 @@ export class Cluster {
     if (fresh) rmSync(d, { recursive: true, force: true });
     mkdirSync(join(d, "home"), { recursive: true });
     const cookie = join(d, "home", ".erlang.cookie");
-    if (!existsSync(cookie)) writeFileSync(cookie, `GRABBITCLUSTER${process.pid}X${Date.now()}`, { mode: 0o400 });
+    if (!existsSync(cookie))
+      writeFileSync(cookie, `GRABBITCLUSTER${process.pid}X${Date.now()}`, { mode: 0o400 });
     writeFileSync(join(d, "empty.env"), "");
     writeFileSync(join(d, "enabled_plugins"), "[].\n");
     const conf = [
@@ -159,10 +166,17 @@ export class Cluster {
   }
 
   /** Starts one node's Erlang VM in the background. */
-  async startNode(index: number, options: { wait?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  async startNode(
+    index: number,
+    options: { wait?: boolean; timeoutMs?: number } = {},
+  ): Promise<void> {
     const node = this.nodes[index]!;
     if (this.pid(node) === undefined) {
-      const child = spawn(join(this.sbin, "rabbitmq-server"), [], { env: this.env(node), detached: true, stdio: "ignore" });
+      const child = spawn(join(this.sbin, "rabbitmq-server"), [], {
+        env: this.env(node),
+        detached: true,
+        stdio: "ignore",
+      });
       child.unref();
     }
     if (options.wait ?? true) await this.awaitNode(node, options.timeoutMs ?? 60_000);
@@ -176,7 +190,10 @@ export class Cluster {
   }
 
   async ctl(node: ClusterNode, ...args: string[]): Promise<string> {
-    const { stdout } = await run(join(this.sbin, "rabbitmqctl"), ["-n", node.name, ...args], { env: this.env(), timeout: 30_000 });
+    const { stdout } = await run(join(this.sbin, "rabbitmqctl"), ["-n", node.name, ...args], {
+      env: this.env(),
+      timeout: 30_000,
+    });
     return stdout;
   }
 
@@ -193,7 +210,9 @@ export class Cluster {
       }
       await new Promise((r) => setTimeout(r, 300));
     }
-    throw new Error(`RabbitMQ node ${node.name} did not start on port ${node.port} within ${timeoutMs} ms; see ${join(this.dir, `n${node.index + 1}`, "log")}`);
+    throw new Error(
+      `RabbitMQ node ${node.name} did not start on port ${node.port} within ${timeoutMs} ms; see ${join(this.dir, `n${node.index + 1}`, "log")}`,
+    );
   }
 
   /** Every node up and every node seeing all the others as running. */
@@ -211,7 +230,9 @@ export class Cluster {
       }
       await new Promise((r) => setTimeout(r, 500));
     }
-    throw new Error(`the private RabbitMQ cluster did not form within ${timeoutMs} ms (last status: ${last.slice(0, 300)})`);
+    throw new Error(
+      `the private RabbitMQ cluster did not form within ${timeoutMs} ms (last status: ${last.slice(0, 300)})`,
+    );
   }
 
   /** The node that leads a quorum queue (its index), from the queue's leader as the broker reports it. */
@@ -219,7 +240,16 @@ export class Cluster {
     for (const n of this.nodes) {
       if (this.pid(n) === undefined) continue;
       try {
-        const out = await this.ctl(n, "list_queues", "-p", vhost, "name", "leader", "--formatter", "json");
+        const out = await this.ctl(
+          n,
+          "list_queues",
+          "-p",
+          vhost,
+          "name",
+          "leader",
+          "--formatter",
+          "json",
+        );
         const rows = JSON.parse(out) as { name: string; leader: string }[];
         const row = rows.find((r) => r.name === queue);
         if (!row) throw new Error(`queue ${queue} not found`);
@@ -237,7 +267,8 @@ export class Cluster {
     for (const n of this.nodes) this.kill(n.index);
     for (const n of this.nodes) {
       const until = Date.now() + 10_000;
-      while (this.pid(n) !== undefined && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      while (this.pid(n) !== undefined && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 100));
     }
     // epmd on the private port was started by the first node; it holds no state worth keeping.
     try {
@@ -255,11 +286,16 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
   const main = async () => {
     if (cmd === "start") {
       await cluster.start({ fresh: true });
-      console.log(`cluster: ${cluster.nodes.map((n) => `${n.name} on ${n.port}`).join(", ")} (dir ${cluster.dir})`);
+      console.log(
+        `cluster: ${cluster.nodes.map((n) => `${n.name} on ${n.port}`).join(", ")} (dir ${cluster.dir})`,
+      );
     } else if (cmd === "stop") {
       await cluster.stop();
     } else if (cmd === "status") {
-      for (const n of cluster.nodes) console.log(`${n.name} port ${n.port}: ${cluster.pid(n) ? `running (pid ${cluster.pid(n)})` : "down"}`);
+      for (const n of cluster.nodes)
+        console.log(
+          `${n.name} port ${n.port}: ${cluster.pid(n) ? `running (pid ${cluster.pid(n)})` : "down"}`,
+        );
     } else {
       console.error("usage: cluster.ts start|stop|status");
       process.exit(2);

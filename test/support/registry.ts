@@ -23,7 +23,9 @@ export function sh(cmd: string, args: string[], cwd: string): string {
     return execFileSync(cmd, args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed:\n${e.stdout ?? ""}\n${e.stderr ?? e.message}`,
+    );
   }
 }
 
@@ -62,9 +64,19 @@ max_body_size: 200mb
 log: { type: stdout, format: pretty, level: warn }
 `,
   );
-  const verdaccio = spawn(process.execPath, [join(REPO, "node_modules/verdaccio/bin/verdaccio"), "--config", join(home, "config.yaml"), "--listen", `127.0.0.1:${port}`], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const verdaccio = spawn(
+    process.execPath,
+    [
+      join(REPO, "node_modules/verdaccio/bin/verdaccio"),
+      "--config",
+      join(home, "config.yaml"),
+      "--listen",
+      `127.0.0.1:${port}`,
+    ],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let log = "";
   verdaccio.stdout!.on("data", (d) => (log += d));
   verdaccio.stderr!.on("data", (d) => (log += d));
@@ -94,7 +106,12 @@ log: { type: stdout, format: pretty, level: warn }
     const res = await fetch(`${url}/-/user/org.couchdb.user:releaser`, {
       method: "PUT",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name: "releaser", password: "release-test-pw", type: "user", roles: [] }),
+      body: JSON.stringify({
+        name: "releaser",
+        password: "release-test-pw",
+        type: "user",
+        roles: [],
+      }),
     });
     const { token } = (await res.json()) as { token?: string };
     if (!token) throw new Error(`adduser answered ${res.status} without a token:\n${log}`);

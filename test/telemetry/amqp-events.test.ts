@@ -7,7 +7,13 @@ import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentele
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { AmqpConnection, EventConsumer, EventPublisher, EVENT_DEAD_LETTER, EVENT_RETRY } from "@grabbit/runtime/amqp";
+import {
+  AmqpConnection,
+  EventConsumer,
+  EventPublisher,
+  EVENT_DEAD_LETTER,
+  EVENT_RETRY,
+} from "@grabbit/runtime/amqp";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer } from "@grabbit/runtime/telemetry";
 import { countdown, Janitor, orderEvent, type Order } from "../amqp/fixtures.js";
@@ -52,9 +58,17 @@ function publisher(exchange: string): EventPublisher<Order> {
 }
 
 /** A consumer with fast retries whose handler is `handler`. */
-async function consumer(exchange: string, handler: (o: Order) => Promise<void> | void, maxAttempts = 3): Promise<EventConsumer> {
+async function consumer(
+  exchange: string,
+  handler: (o: Order) => Promise<void> | void,
+  maxAttempts = 3,
+): Promise<EventConsumer> {
   const queue = janitor.queue("tel", [20]);
-  const c = new EventConsumer(conn, { queue, queueType: "classic", retry: { maxAttempts, delaysMs: [20] } }).on(orderEvent(exchange), handler);
+  const c = new EventConsumer(conn, {
+    queue,
+    queueType: "classic",
+    retry: { maxAttempts, delaysMs: [20] },
+  }).on(orderEvent(exchange), handler);
   await c.start();
   closers.push(() => c.close());
   return c;
@@ -76,16 +90,36 @@ describe("with no provider registered", () => {
     );
     const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     await publisher(exchange).publish({ id: "plain", region: "eu", amount: 1 });
-    await publisher(exchange).publish({ id: "own", region: "eu", amount: 2 }, { messageId: "m-own", metadata: { traceparent: own } });
+    await publisher(exchange).publish(
+      { id: "own", region: "eu", amount: 2 },
+      { messageId: "m-own", metadata: { traceparent: own } },
+    );
     const [first, second] = [await janitor.next(raw), await janitor.next(raw)];
     expect(first.properties.headers?.["traceparent"]).toBeUndefined();
     // The caller's own traceparent travels untouched when nothing traces.
     expect(second.properties.headers?.["traceparent"]).toBe(own);
     await seen.done;
-    await until(() => log.records().some((r) => r["message_id"] === "m-own" && String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line", 20_000);
+    await until(
+      () =>
+        log
+          .records()
+          .some(
+            (r) => r["message_id"] === "m-own" && String(r["msg"]).startsWith("dead-lettering"),
+          ),
+      "the dead-letter log line",
+      20_000,
+    );
     const records = log.records().filter((r) => r["message_id"] === "m-own");
-    expect(records.find((r) => String(r["msg"]).startsWith("handler failed"))).toMatchObject({ level: "warn", attempt: 1, trace_id: "0af7651916cd43dd8448eb211c80319c" });
-    expect(records.find((r) => String(r["msg"]).startsWith("dead-lettering"))).toMatchObject({ level: "warn", reason_kind: "permanent_error", trace_id: "0af7651916cd43dd8448eb211c80319c" });
+    expect(records.find((r) => String(r["msg"]).startsWith("handler failed"))).toMatchObject({
+      level: "warn",
+      attempt: 1,
+      trace_id: "0af7651916cd43dd8448eb211c80319c",
+    });
+    expect(records.find((r) => String(r["msg"]).startsWith("dead-lettering"))).toMatchObject({
+      level: "warn",
+      reason_kind: "permanent_error",
+      trace_id: "0af7651916cd43dd8448eb211c80319c",
+    });
   });
 });
 
@@ -100,10 +134,16 @@ describe("with the SDK registered", () => {
   it("publish is a PRODUCER span under the caller's, and traceparent arrives as a plain string header another client reads", async () => {
     const exchange = janitor.exchange("tel-pub");
     const raw = await rawQueue(exchange);
-    const withBaggage = propagation.setBaggage(context.active(), propagation.createBaggage({ tenant: { value: "acme" } }));
+    const withBaggage = propagation.setBaggage(
+      context.active(),
+      propagation.createBaggage({ tenant: { value: "acme" } }),
+    );
     const root = await context.with(withBaggage, () =>
       trace.getTracer("test").startActiveSpan("caller", async (span) => {
-        await publisher(exchange).publish({ id: "o-1", region: "eu", amount: 3 }, { messageId: "m-1" });
+        await publisher(exchange).publish(
+          { id: "o-1", region: "eu", amount: 3 },
+          { messageId: "m-1" },
+        );
         span.end();
         return span.spanContext();
       }),
@@ -154,16 +194,22 @@ describe("with the SDK registered", () => {
     await pub.publish({ id: "flaky", region: "eu", amount: 1 }, { messageId: "m-flaky" });
     await pub.publish({ id: "bad", region: "eu", amount: 2 }, { messageId: "m-bad" });
     await done.done;
-    const processName = (s: ReadableSpan) => s.name.startsWith("process ") && s.kind === SpanKind.CONSUMER;
+    const processName = (s: ReadableSpan) =>
+      s.name.startsWith("process ") && s.kind === SpanKind.CONSUMER;
     await until(() => sdk.spans().filter(processName).length === 6, "six process spans", 20_000);
 
     const producers = spansNamed(`publish ${exchange}`);
-    const producerOf = (id: string) => producers.find((s) => s.attributes["messaging.message.id"] === id)!;
+    const producerOf = (id: string) =>
+      producers.find((s) => s.attributes["messaging.message.id"] === id)!;
     const attemptsOf = (id: string) =>
       sdk
         .spans()
         .filter((s) => processName(s) && s.attributes["messaging.message.id"] === id)
-        .sort((a, b) => Number(a.attributes["grabbit.delivery.attempt"]) - Number(b.attributes["grabbit.delivery.attempt"]));
+        .sort(
+          (a, b) =>
+            Number(a.attributes["grabbit.delivery.attempt"]) -
+            Number(b.attributes["grabbit.delivery.attempt"]),
+        );
 
     const flaky = attemptsOf("m-flaky");
     expect(flaky.map((s) => s.attributes["grabbit.delivery.attempt"])).toEqual([1, 2, 3]);
@@ -171,17 +217,36 @@ describe("with the SDK registered", () => {
       // Each attempt is a child of the producer span (the retried copies keep its traceparent).
       expect(span.spanContext().traceId).toBe(producerOf("m-flaky").spanContext().traceId);
       expect(parentOf(span)).toBe(producerOf("m-flaky").spanContext().spanId);
-      expect(span.attributes["messaging.destination.name"]).toBe(span.name.slice("process ".length));
+      expect(span.attributes["messaging.destination.name"]).toBe(
+        span.name.slice("process ".length),
+      );
     }
-    expect(flaky.slice(0, 2).map((s) => s.attributes["grabbit.outcome"])).toEqual(["retry", "retry"]);
-    expect(flaky.slice(0, 2).every((s) => s.status.code === SpanStatusCode.ERROR && s.events.some((e) => e.name === EVENT_RETRY))).toBe(true);
-    expect(flaky[0]!.events.find((e) => e.name === EVENT_RETRY)?.attributes).toMatchObject({ "grabbit.delivery.attempt": 2, "grabbit.retry.delay_ms": 20 });
+    expect(flaky.slice(0, 2).map((s) => s.attributes["grabbit.outcome"])).toEqual([
+      "retry",
+      "retry",
+    ]);
+    expect(
+      flaky
+        .slice(0, 2)
+        .every(
+          (s) =>
+            s.status.code === SpanStatusCode.ERROR && s.events.some((e) => e.name === EVENT_RETRY),
+        ),
+    ).toBe(true);
+    expect(flaky[0]!.events.find((e) => e.name === EVENT_RETRY)?.attributes).toMatchObject({
+      "grabbit.delivery.attempt": 2,
+      "grabbit.retry.delay_ms": 20,
+    });
     expect(flaky[0]!.events.some((e) => e.name === "exception")).toBe(true);
     expect(flaky[2]!.attributes["grabbit.outcome"]).toBe("ack");
     expect(flaky[2]!.status.code).toBe(SpanStatusCode.UNSET);
 
     const bad = attemptsOf("m-bad");
-    expect(bad.map((s) => s.attributes["grabbit.outcome"])).toEqual(["retry", "retry", "dead_letter"]);
+    expect(bad.map((s) => s.attributes["grabbit.outcome"])).toEqual([
+      "retry",
+      "retry",
+      "dead_letter",
+    ]);
     const last = bad[2]!;
     expect(last.status.code).toBe(SpanStatusCode.ERROR);
     expect(last.attributes["grabbit.reason"]).toBe("retries_exhausted");
@@ -190,14 +255,30 @@ describe("with the SDK registered", () => {
     expect(String(dead?.attributes?.["grabbit.dead_letter.queue"])).toMatch(/\.dlq$/);
 
     // Logged: each failed attempt (warn, attempt number) and the dead-letter (warn, reason), with ids.
-    await until(() => log.records().some((r) => String(r["msg"]).startsWith("dead-lettering")), "the dead-letter log line", 20_000);
-    const failedLogs = log.records().filter((r) => r["message_id"] === "m-bad" && String(r["msg"]).startsWith("handler failed"));
+    await until(
+      () => log.records().some((r) => String(r["msg"]).startsWith("dead-lettering")),
+      "the dead-letter log line",
+      20_000,
+    );
+    const failedLogs = log
+      .records()
+      .filter((r) => r["message_id"] === "m-bad" && String(r["msg"]).startsWith("handler failed"));
     expect(failedLogs.map((r) => r["attempt"])).toEqual([1, 2, 3]);
-    expect(failedLogs.every((r) => r["level"] === "warn" && r["trace_id"] === producerOf("m-bad").spanContext().traceId)).toBe(true);
+    expect(
+      failedLogs.every(
+        (r) => r["level"] === "warn" && r["trace_id"] === producerOf("m-bad").spanContext().traceId,
+      ),
+    ).toBe(true);
     // The span id is the attempt's own process span.
     expect(failedLogs[0]!["span_id"]).toBe(bad[0]!.spanContext().spanId);
-    const deadLog = log.records().find((r) => r["message_id"] === "m-bad" && String(r["msg"]).startsWith("dead-lettering"));
-    expect(deadLog).toMatchObject({ level: "warn", reason_kind: "retries_exhausted", trace_id: producerOf("m-bad").spanContext().traceId });
+    const deadLog = log
+      .records()
+      .find((r) => r["message_id"] === "m-bad" && String(r["msg"]).startsWith("dead-lettering"));
+    expect(deadLog).toMatchObject({
+      level: "warn",
+      reason_kind: "retries_exhausted",
+      trace_id: producerOf("m-bad").spanContext().traceId,
+    });
     expect(String(deadLog!["queue"])).toBe(last.attributes["messaging.destination.name"]);
   });
 
@@ -218,19 +299,47 @@ describe("with the SDK registered", () => {
     );
     const pub = publisher(exchange);
     // 5 events: 2 fine, 1 that fails once, 2 that always fail (maxAttempts 2).
-    for (const id of ["a", "b", "flaky", "bad-1", "bad-2"]) await pub.publish({ id, region: "eu", amount: 1 });
+    for (const id of ["a", "b", "flaky", "bad-1", "bad-2"])
+      await pub.publish({ id, region: "eu", amount: 1 });
     await settled.done;
-    await until(() => sdk.spans().filter((s) => s.name === `process ${c.queue}`).length === 8, "eight process spans", 20_000);
+    await until(
+      () => sdk.spans().filter((s) => s.name === `process ${c.queue}`).length === 8,
+      "eight process spans",
+      20_000,
+    );
     const m = await sdk.metrics();
-    expect(sum(m.get("messaging.client.sent.messages"), { "messaging.destination.name": exchange })).toBe(5);
-    expect(count(m.get("messaging.client.operation.duration"), { "messaging.destination.name": exchange, "messaging.operation.type": "send" })).toBe(5);
+    expect(
+      sum(m.get("messaging.client.sent.messages"), { "messaging.destination.name": exchange }),
+    ).toBe(5);
+    expect(
+      count(m.get("messaging.client.operation.duration"), {
+        "messaging.destination.name": exchange,
+        "messaging.operation.type": "send",
+      }),
+    ).toBe(5);
     // 2 + 2 (flaky) + 2 + 2 (bad, two attempts each) deliveries, as many handler runs.
-    expect(sum(m.get("messaging.client.consumed.messages"), { "messaging.destination.name": c.queue })).toBe(8);
-    expect(count(m.get("messaging.process.duration"), { "messaging.destination.name": c.queue })).toBe(8);
-    expect(count(m.get("messaging.process.duration"), { "messaging.destination.name": c.queue, "error.type": "Error" })).toBe(5);
+    expect(
+      sum(m.get("messaging.client.consumed.messages"), { "messaging.destination.name": c.queue }),
+    ).toBe(8);
+    expect(
+      count(m.get("messaging.process.duration"), { "messaging.destination.name": c.queue }),
+    ).toBe(8);
+    expect(
+      count(m.get("messaging.process.duration"), {
+        "messaging.destination.name": c.queue,
+        "error.type": "Error",
+      }),
+    ).toBe(5);
     // Retried: flaky once, each bad once; dead-lettered: the two bad ones.
-    expect(sum(m.get("grabbit.consume.retries"), { "messaging.destination.name": c.queue })).toBe(3);
-    expect(sum(m.get("grabbit.consume.dead_lettered"), { "messaging.destination.name": c.queue, "grabbit.reason": "retries_exhausted" })).toBe(2);
+    expect(sum(m.get("grabbit.consume.retries"), { "messaging.destination.name": c.queue })).toBe(
+      3,
+    );
+    expect(
+      sum(m.get("grabbit.consume.dead_lettered"), {
+        "messaging.destination.name": c.queue,
+        "grabbit.reason": "retries_exhausted",
+      }),
+    ).toBe(2);
     expect(await janitor.messageCount(c.deadLetterQueue)).toBe(2);
   });
 
@@ -261,7 +370,11 @@ describe("with the SDK registered", () => {
       return span.spanContext();
     });
     await handled.done;
-    await until(() => sdk.spans().some((s) => s.name.startsWith("process ")), "the process span", 20_000);
+    await until(
+      () => sdk.spans().some((s) => s.name.startsWith("process ")),
+      "the process span",
+      20_000,
+    );
     const spans = sdk.spans().filter((s) => s.spanContext().traceId === root.traceId);
     const byName = (pred: (s: ReadableSpan) => boolean) => spans.find(pred)!;
     const grpcClient = byName((s) => s.kind === SpanKind.CLIENT && s.name === "test.v1.Test/Echo");

@@ -26,7 +26,11 @@ const closables: { close(): Promise<void> }[] = [];
 beforeAll(async () => {
   log = capturedLogs();
   // The server's logger comes from its connection.
-  serverConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "telemetry-rpc-server", logger: log.logger });
+  serverConn = await AmqpConnection.connect({
+    urls: AMQP_URL,
+    name: "telemetry-rpc-server",
+    logger: log.logger,
+  });
   clientConn = await AmqpConnection.connect({ urls: AMQP_URL, name: "telemetry-rpc-client" });
 });
 afterEach(async () => {
@@ -64,14 +68,31 @@ describe("with no provider registered", () => {
         throw new Error("database exploded");
       },
     });
-    const echoed = await client.unary(service.methods.echo, { text: "plain", delayMs: 0 }, { onResponseMetadata: (m) => (seen = m) });
+    const echoed = await client.unary(
+      service.methods.echo,
+      { text: "plain", delayMs: 0 },
+      { onResponseMetadata: (m) => (seen = m) },
+    );
     expect(echoed.text).toBe("plain");
     expect(seen?.["traceparent"]).toBeUndefined();
     log.lines.length = 0;
     const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    await expect(client.unary(service.methods.fail, { text: "x", delayMs: 0 }, { metadata: { traceparent: own } })).rejects.toMatchObject({ code: Code.UNKNOWN });
+    await expect(
+      client.unary(
+        service.methods.fail,
+        { text: "x", delayMs: 0 },
+        { metadata: { traceparent: own } },
+      ),
+    ).rejects.toMatchObject({ code: Code.UNKNOWN });
     await until(() => log.lines.length > 0, "the failure log", 10_000);
-    expect(log.records()[0]).toMatchObject({ level: "error", method: service.methods.fail.path, code: "UNKNOWN", transport: "amqp", queue: service.amqp!.requestQueue, trace_id: "0af7651916cd43dd8448eb211c80319c" });
+    expect(log.records()[0]).toMatchObject({
+      level: "error",
+      method: service.methods.fail.path,
+      code: "UNKNOWN",
+      transport: "amqp",
+      queue: service.amqp!.requestQueue,
+      trace_id: "0af7651916cd43dd8448eb211c80319c",
+    });
   });
 });
 
@@ -106,7 +127,11 @@ describe("with the SDK registered", () => {
       span.end();
       return span.spanContext();
     });
-    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER), "the server span", 10_000);
+    await until(
+      () => sdk.spans().some((s) => s.kind === SpanKind.SERVER),
+      "the server span",
+      10_000,
+    );
     const spans = sdk.spans().filter((s) => s.spanContext().traceId === root.traceId);
     const method = service.methods.echo.path.slice(1);
     const clientSpan = spans.find((s) => s.kind === SpanKind.CLIENT && s.name === method)!;
@@ -143,11 +168,17 @@ describe("with the SDK registered", () => {
   it("a request refused before any handler runs (a method the server lacks) still has its SERVER span, in error, in the caller's trace", async () => {
     const { service, client } = await setup({});
     const root = await trace.getTracer("test").startActiveSpan("caller", async (span) => {
-      await expect(client.unary(service.methods.missing, { text: "", delayMs: 0 })).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
+      await expect(
+        client.unary(service.methods.missing, { text: "", delayMs: 0 }),
+      ).rejects.toMatchObject({ code: Code.UNIMPLEMENTED });
       span.end();
       return span.spanContext();
     });
-    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER), "the server span", 10_000);
+    await until(
+      () => sdk.spans().some((s) => s.kind === SpanKind.SERVER),
+      "the server span",
+      10_000,
+    );
     const serverSpan = sdk.spans().find((s) => s.kind === SpanKind.SERVER)!;
     expect(serverSpan.spanContext().traceId).toBe(root.traceId);
     expect(serverSpan.status.code).toBe(SpanStatusCode.ERROR);
@@ -165,9 +196,16 @@ describe("with the SDK registered", () => {
     const client = new AmqpRpcTransport(clientConn);
     closables.push(client, server);
     const got: number[] = [];
-    for await (const m of client.serverStream(service.methods.watch, { text: "s", delayMs: 0 })) got.push(m.delayMs);
+    for await (const m of client.serverStream(service.methods.watch, { text: "s", delayMs: 0 }))
+      got.push(m.delayMs);
     expect(got).toEqual([0, 1, 2]);
-    await until(() => sdk.spans().some((s) => s.kind === SpanKind.SERVER) && sdk.spans().some((s) => s.kind === SpanKind.CLIENT), "both spans", 10_000);
+    await until(
+      () =>
+        sdk.spans().some((s) => s.kind === SpanKind.SERVER) &&
+        sdk.spans().some((s) => s.kind === SpanKind.CLIENT),
+      "both spans",
+      10_000,
+    );
     const method = service.methods.watch.path.slice(1);
     const clientSpan = sdk.spans().find((s) => s.kind === SpanKind.CLIENT && s.name === method)!;
     const serverSpan = sdk.spans().find((s) => s.kind === SpanKind.SERVER && s.name === method)!;
@@ -185,32 +223,92 @@ describe("with the SDK registered", () => {
         throw new StatusError(Code.NOT_FOUND, "no such thing");
       },
     });
-    for (let i = 0; i < 3; i++) await client.unary(service.methods.echo, { text: `ok-${i}`, delayMs: 0 });
-    await expect(client.unary(service.methods.fail, { text: "x", delayMs: 0 })).rejects.toMatchObject({ code: Code.UNKNOWN });
-    await expect(client.unary(service.methods.slow, { text: "x", delayMs: 0 })).rejects.toMatchObject({ code: Code.NOT_FOUND });
-    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length === 5, "five server spans", 10_000);
+    for (let i = 0; i < 3; i++)
+      await client.unary(service.methods.echo, { text: `ok-${i}`, delayMs: 0 });
+    await expect(
+      client.unary(service.methods.fail, { text: "x", delayMs: 0 }),
+    ).rejects.toMatchObject({ code: Code.UNKNOWN });
+    await expect(
+      client.unary(service.methods.slow, { text: "x", delayMs: 0 }),
+    ).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    await until(
+      () => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length === 5,
+      "five server spans",
+      10_000,
+    );
 
     const m = await sdk.metrics();
     const echo = service.methods.echo.path.slice(1);
     const fail = service.methods.fail.path.slice(1);
     const slow = service.methods.slow.path.slice(1);
     const amqpRpc = { "rpc.system.name": "grabbit_amqp" };
-    expect(count(m.get("rpc.client.call.duration"), { ...amqpRpc, "rpc.method": echo, "rpc.status_code": "OK" })).toBe(3);
-    expect(count(m.get("rpc.server.call.duration"), { ...amqpRpc, "rpc.method": echo, "rpc.status_code": "OK" })).toBe(3);
-    expect(count(m.get("rpc.client.call.duration"), { ...amqpRpc, "rpc.method": fail, "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" })).toBe(1);
-    expect(count(m.get("rpc.server.call.duration"), { ...amqpRpc, "rpc.method": fail, "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" })).toBe(1);
+    expect(
+      count(m.get("rpc.client.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": echo,
+        "rpc.status_code": "OK",
+      }),
+    ).toBe(3);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": echo,
+        "rpc.status_code": "OK",
+      }),
+    ).toBe(3);
+    expect(
+      count(m.get("rpc.client.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": fail,
+        "rpc.status_code": "UNKNOWN",
+        "error.type": "UNKNOWN",
+      }),
+    ).toBe(1);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": fail,
+        "rpc.status_code": "UNKNOWN",
+        "error.type": "UNKNOWN",
+      }),
+    ).toBe(1);
     // NOT_FOUND is the caller's failure: an error for the client, not for the server.
-    expect(count(m.get("rpc.client.call.duration"), { ...amqpRpc, "rpc.method": slow, "error.type": "NOT_FOUND" })).toBe(1);
-    expect(count(m.get("rpc.server.call.duration"), { ...amqpRpc, "rpc.method": slow, "rpc.status_code": "NOT_FOUND" })).toBe(1);
-    expect(count(m.get("rpc.server.call.duration"), { ...amqpRpc, "rpc.method": slow, "error.type": "NOT_FOUND" })).toBe(0);
+    expect(
+      count(m.get("rpc.client.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": slow,
+        "error.type": "NOT_FOUND",
+      }),
+    ).toBe(1);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": slow,
+        "rpc.status_code": "NOT_FOUND",
+      }),
+    ).toBe(1);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        ...amqpRpc,
+        "rpc.method": slow,
+        "error.type": "NOT_FOUND",
+      }),
+    ).toBe(0);
 
     const failServer = sdk.spans().find((s) => s.kind === SpanKind.SERVER && s.name === fail)!;
     const failClient = sdk.spans().find((s) => s.kind === SpanKind.CLIENT && s.name === fail)!;
-    expect(failServer.status).toMatchObject({ code: SpanStatusCode.ERROR, message: "database exploded" });
+    expect(failServer.status).toMatchObject({
+      code: SpanStatusCode.ERROR,
+      message: "database exploded",
+    });
     expect(failClient.status.code).toBe(SpanStatusCode.ERROR);
     expect(failServer.events.some((e) => e.name === "exception")).toBe(true);
 
-    await until(() => log.records().some((r) => r["method"] === service.methods.fail.path), "the failure log", 10_000);
+    await until(
+      () => log.records().some((r) => r["method"] === service.methods.fail.path),
+      "the failure log",
+      10_000,
+    );
     const failures = log.records().filter((r) => r["method"] === service.methods.fail.path);
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({
@@ -222,6 +320,9 @@ describe("with the SDK registered", () => {
       trace_id: failServer.spanContext().traceId,
       span_id: failServer.spanContext().spanId,
     });
-    expect(log.records().find((r) => r["method"] === service.methods.slow.path)).toMatchObject({ level: "debug", code: "NOT_FOUND" });
+    expect(log.records().find((r) => r["method"] === service.methods.slow.path)).toMatchObject({
+      level: "debug",
+      code: "NOT_FOUND",
+    });
   });
 });

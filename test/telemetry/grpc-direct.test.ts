@@ -20,7 +20,9 @@ let port: number;
 
 beforeAll(async () => {
   const base = testHandlers().handlers;
-  server = new GrpcServer({ logger: createJsonLogger({ level: "debug", write: (l) => logLines.push(l) }) }).add(TestService, {
+  server = new GrpcServer({
+    logger: createJsonLogger({ level: "debug", write: (l) => logLines.push(l) }),
+  }).add(TestService, {
     ...base,
     async echo(req: Req, ctx: HandlerContext): Promise<Res> {
       const active = trace.getActiveSpan()?.spanContext();
@@ -30,7 +32,15 @@ beforeAll(async () => {
       });
       const value = ctx.values.get(TRACE_CONTEXT_VALUE);
       const stored = value === undefined ? undefined : trace.getSpanContext(value as never);
-      return { text: req.text, metadata: ctx.metadata, values: { traceId: active?.traceId ?? null, spanId: active?.spanId ?? null, storedSpanId: stored?.spanId ?? null } };
+      return {
+        text: req.text,
+        metadata: ctx.metadata,
+        values: {
+          traceId: active?.traceId ?? null,
+          spanId: active?.spanId ?? null,
+          storedSpanId: stored?.spanId ?? null,
+        },
+      };
     },
   });
   port = await server.listen();
@@ -55,7 +65,9 @@ describe("with the SDK registered", () => {
     logLines.length = 0;
   });
   const one = (name: string, kind?: SpanKind): ReadableSpan => {
-    const found = sdk.spans().filter((s) => s.name === name && (kind === undefined || s.kind === kind));
+    const found = sdk
+      .spans()
+      .filter((s) => s.name === name && (kind === undefined || s.kind === kind));
     expect(found, `${name} spans`).toHaveLength(1);
     return found[0]!;
   };
@@ -78,14 +90,32 @@ describe("with the SDK registered", () => {
     expect(serverSpan.parentSpanContext?.isRemote).toBe(true);
     expect(work.parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
     const spanId = serverSpan.spanContext().spanId;
-    expect(res.values).toEqual({ traceId: root.spanContext().traceId, spanId, storedSpanId: spanId });
-    expect(clientSpan.attributes).toEqual({ "rpc.system.name": "grpc", "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK", "server.address": "127.0.0.1", "server.port": port });
-    expect(serverSpan.attributes).toMatchObject({ "rpc.system.name": "grpc", "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK", "network.peer.address": "127.0.0.1" });
+    expect(res.values).toEqual({
+      traceId: root.spanContext().traceId,
+      spanId,
+      storedSpanId: spanId,
+    });
+    expect(clientSpan.attributes).toEqual({
+      "rpc.system.name": "grpc",
+      "rpc.method": "test.v1.Test/Echo",
+      "rpc.status_code": "OK",
+      "server.address": "127.0.0.1",
+      "server.port": port,
+    });
+    expect(serverSpan.attributes).toMatchObject({
+      "rpc.system.name": "grpc",
+      "rpc.method": "test.v1.Test/Echo",
+      "rpc.status_code": "OK",
+      "network.peer.address": "127.0.0.1",
+    });
     expect(typeof serverSpan.attributes["network.peer.port"]).toBe("number");
   });
 
   it("the call's traceparent replaces one the caller put in the metadata, and the caller's object is left alone", async () => {
-    const own = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "x-app": "1" };
+    const own = {
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "x-app": "1",
+    };
     const res = await client.unary(M.echo, {}, { metadata: own });
     const clientSpan = one("test.v1.Test/Echo", SpanKind.CLIENT);
     expect(res.metadata?.["traceparent"]).toContain(clientSpan.spanContext().spanId);
@@ -94,31 +124,79 @@ describe("with the SDK registered", () => {
   });
 
   it("failures: a caller's error on the client span only; a handler's error on the server span, logged with its trace id", async () => {
-    expect((await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }))).code).toBe(Code.NOT_FOUND);
+    expect(
+      (await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }))).code,
+    ).toBe(Code.NOT_FOUND);
     await until(() => sdk.spans().length >= 2, "sdk.spans().length >= 2", 2_000);
-    expect(one("test.v1.Test/Fail", SpanKind.CLIENT).status).toEqual({ code: SpanStatusCode.ERROR, message: "no such order" });
+    expect(one("test.v1.Test/Fail", SpanKind.CLIENT).status).toEqual({
+      code: SpanStatusCode.ERROR,
+      message: "no such order",
+    });
     expect(one("test.v1.Test/Fail", SpanKind.SERVER).status.code).toBe(SpanStatusCode.UNSET);
     sdk.reset();
     logLines.length = 0;
     const responseMetadata: Record<string, string>[] = [];
-    const err = await statusOf(client.unary(M.fail, { text: "database exploded" }, { onResponseMetadata: (m) => responseMetadata.push(m) }));
+    const err = await statusOf(
+      client.unary(
+        M.fail,
+        { text: "database exploded" },
+        { onResponseMetadata: (m) => responseMetadata.push(m) },
+      ),
+    );
     expect(err.code).toBe(Code.UNKNOWN);
-    await until(() => sdk.spans().length >= 2 && logLines.length > 0, "sdk.spans().length >= 2 && logLines.length > 0", 2_000);
+    await until(
+      () => sdk.spans().length >= 2 && logLines.length > 0,
+      "sdk.spans().length >= 2 && logLines.length > 0",
+      2_000,
+    );
     const clientSpan = one("test.v1.Test/Fail", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
-    expect(clientSpan.attributes).toMatchObject({ "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" });
+    expect(clientSpan.attributes).toMatchObject({
+      "rpc.status_code": "UNKNOWN",
+      "error.type": "UNKNOWN",
+    });
     expect(serverSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "database exploded" });
     expect(serverSpan.events.map((e) => e.name)).toEqual(["exception"]);
-    expect(JSON.parse(logLines[0]!)).toMatchObject({ level: "error", trace_id: serverSpan.spanContext().traceId, span_id: serverSpan.spanContext().spanId });
+    expect(JSON.parse(logLines[0]!)).toMatchObject({
+      level: "error",
+      trace_id: serverSpan.spanContext().traceId,
+      span_id: serverSpan.spanContext().spanId,
+    });
   });
 
   it("metrics: durations by method and status on both sides", async () => {
-    for (let i = 0; i < 3; i++) await client.unary(M.echo, { text: String(i) }, i === 0 ? { onResponseMetadata: () => {} } : undefined);
+    for (let i = 0; i < 3; i++)
+      await client.unary(
+        M.echo,
+        { text: String(i) },
+        i === 0 ? { onResponseMetadata: () => {} } : undefined,
+      );
     await statusOf(client.unary(M.fail, { code: Code.INTERNAL }));
     const m = await sdk.metrics();
-    expect(count(m.get("rpc.client.call.duration"), { "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK", "rpc.system.name": "grpc" })).toBe(3);
-    expect(count(m.get("rpc.server.call.duration"), { "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK" })).toBe(3);
-    expect(count(m.get("rpc.client.call.duration"), { "rpc.method": "test.v1.Test/Fail", "error.type": "INTERNAL" })).toBe(1);
-    expect(count(m.get("rpc.server.call.duration"), { "rpc.method": "test.v1.Test/Fail", "error.type": "INTERNAL" })).toBe(1);
+    expect(
+      count(m.get("rpc.client.call.duration"), {
+        "rpc.method": "test.v1.Test/Echo",
+        "rpc.status_code": "OK",
+        "rpc.system.name": "grpc",
+      }),
+    ).toBe(3);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        "rpc.method": "test.v1.Test/Echo",
+        "rpc.status_code": "OK",
+      }),
+    ).toBe(3);
+    expect(
+      count(m.get("rpc.client.call.duration"), {
+        "rpc.method": "test.v1.Test/Fail",
+        "error.type": "INTERNAL",
+      }),
+    ).toBe(1);
+    expect(
+      count(m.get("rpc.server.call.duration"), {
+        "rpc.method": "test.v1.Test/Fail",
+        "error.type": "INTERNAL",
+      }),
+    ).toBe(1);
   });
 });

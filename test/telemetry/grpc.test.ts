@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, type HandlerContext, type Interceptor } from "@grabbit/runtime";
 import { GrpcServer, GrpcTransport } from "@grabbit/runtime/grpc";
 import { activeTracer, grpcTargetAddress } from "@grabbit/runtime/telemetry";
-import { collect, fromArray, statusOf, TestService, testHandlers, type Req, type Res } from "../grpc/fixtures.js";
+import {
+  collect,
+  fromArray,
+  statusOf,
+  TestService,
+  testHandlers,
+  type Req,
+  type Res,
+} from "../grpc/fixtures.js";
 import { capturedLogs, count, points, sdkPerBlock, type CapturedLogs } from "./sdk.js";
 import { until } from "../outbox/support.js";
 
@@ -28,7 +36,11 @@ function handlers() {
         await new Promise((resolve) => setTimeout(resolve, 1));
         span.end();
       });
-      return { text: req.text, metadata: ctx.metadata, values: { traceId: active?.traceId ?? null, spanId: active?.spanId ?? null } };
+      return {
+        text: req.text,
+        metadata: ctx.metadata,
+        values: { traceId: active?.traceId ?? null, spanId: active?.spanId ?? null },
+      };
     },
   };
 }
@@ -50,7 +62,10 @@ const serverSpy: Interceptor = (next) => async (req) => {
 
 beforeAll(async () => {
   log = capturedLogs();
-  server = new GrpcServer({ logger: log.logger, interceptors: [serverSpy] }).add(TestService, handlers());
+  server = new GrpcServer({ logger: log.logger, interceptors: [serverSpy] }).add(
+    TestService,
+    handlers(),
+  );
   port = await server.listen();
   client = new GrpcTransport(`127.0.0.1:${port}`, { interceptors: [clientSpy] });
 });
@@ -68,11 +83,26 @@ describe("with no provider registered", () => {
     expect(res.values).toEqual({ traceId: null, spanId: null });
     // A traceparent the caller set itself travels untouched and names the trace in the server's log.
     const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    expect((await client.unary(M.echo, {}, { metadata: { traceparent: own } })).metadata?.["traceparent"]).toBe(own);
+    expect(
+      (await client.unary(M.echo, {}, { metadata: { traceparent: own } })).metadata?.[
+        "traceparent"
+      ],
+    ).toBe(own);
     log.lines.length = 0;
-    expect((await statusOf(client.unary(M.fail, { text: "no provider" }, { metadata: { traceparent: own } }))).code).toBe(Code.UNKNOWN);
+    expect(
+      (
+        await statusOf(
+          client.unary(M.fail, { text: "no provider" }, { metadata: { traceparent: own } }),
+        )
+      ).code,
+    ).toBe(Code.UNKNOWN);
     await until(() => log.lines.length > 0, "log.lines.length > 0", 2_000);
-    expect(log.records()[0]).toMatchObject({ level: "error", method: "/test.v1.Test/Fail", code: "UNKNOWN", trace_id: "0af7651916cd43dd8448eb211c80319c" });
+    expect(log.records()[0]).toMatchObject({
+      level: "error",
+      method: "/test.v1.Test/Fail",
+      code: "UNKNOWN",
+      trace_id: "0af7651916cd43dd8448eb211c80319c",
+    });
   });
 });
 
@@ -104,7 +134,8 @@ describe("with the SDK registered", () => {
     const serverSpan = one("test.v1.Test/Echo", SpanKind.SERVER);
     const work = one("handler-work");
     const traceId = root.spanContext().traceId;
-    for (const span of [clientSpan, serverSpan, work]) expect(span.spanContext().traceId).toBe(traceId);
+    for (const span of [clientSpan, serverSpan, work])
+      expect(span.spanContext().traceId).toBe(traceId);
     expect(clientSpan.parentSpanContext?.spanId).toBe(root.spanContext().spanId);
     expect(serverSpan.parentSpanContext?.spanId).toBe(clientSpan.spanContext().spanId);
     expect(serverSpan.parentSpanContext?.isRemote).toBe(true);
@@ -123,7 +154,12 @@ describe("with the SDK registered", () => {
       "server.port": port,
     });
     expect(clientSpan.status.code).toBe(SpanStatusCode.UNSET);
-    expect(serverSpan.attributes).toMatchObject({ "rpc.system.name": "grpc", "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK", "network.peer.address": "127.0.0.1" });
+    expect(serverSpan.attributes).toMatchObject({
+      "rpc.system.name": "grpc",
+      "rpc.method": "test.v1.Test/Echo",
+      "rpc.status_code": "OK",
+      "network.peer.address": "127.0.0.1",
+    });
     expect(typeof serverSpan.attributes["network.peer.port"]).toBe("number");
     expect(serverSpan.status.code).toBe(SpanStatusCode.UNSET);
   });
@@ -133,7 +169,17 @@ describe("with the SDK registered", () => {
     const raw = new grpc.Server();
     let seen: grpc.Metadata | undefined;
     raw.addService(
-      { Echo: { path: "/test.v1.Test/Echo", requestStream: false, responseStream: false, requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b } },
+      {
+        Echo: {
+          path: "/test.v1.Test/Echo",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
       {
         Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
           seen = call.metadata;
@@ -141,11 +187,17 @@ describe("with the SDK registered", () => {
         },
       },
     );
-    const rawPort = await new Promise<number>((resolve, reject) => raw.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const rawPort = await new Promise<number>((resolve, reject) =>
+      raw.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
     const rawClient = new GrpcTransport(`127.0.0.1:${rawPort}`);
     try {
       const bag = propagation.createBaggage({ tenant: { value: "acme" } });
-      await context.with(propagation.setBaggage(context.active(), bag), () => rawClient.unary(M.echo, {}, { metadata: { "x-app": "1" } }));
+      await context.with(propagation.setBaggage(context.active(), bag), () =>
+        rawClient.unary(M.echo, {}, { metadata: { "x-app": "1" } }),
+      );
       const header = seen?.get("traceparent");
       expect(header).toHaveLength(1);
       expect(typeof header![0]).toBe("string");
@@ -163,26 +215,44 @@ describe("with the SDK registered", () => {
   });
 
   it("a caller's error: client span fails with the code, server span keeps UNSET, logged at debug", async () => {
-    const err = await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }));
+    const err = await statusOf(
+      client.unary(M.fail, { code: Code.NOT_FOUND, text: "no such order" }),
+    );
     expect(err.code).toBe(Code.NOT_FOUND);
-    await until(() => sdk.spans().length >= 2 && log.lines.length > 0, "sdk.spans().length >= 2 && log.lines.length > 0", 2_000);
+    await until(
+      () => sdk.spans().length >= 2 && log.lines.length > 0,
+      "sdk.spans().length >= 2 && log.lines.length > 0",
+      2_000,
+    );
     const clientSpan = one("test.v1.Test/Fail", SpanKind.CLIENT);
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
     expect(clientSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "no such order" });
-    expect(clientSpan.attributes).toMatchObject({ "rpc.status_code": "NOT_FOUND", "error.type": "NOT_FOUND" });
+    expect(clientSpan.attributes).toMatchObject({
+      "rpc.status_code": "NOT_FOUND",
+      "error.type": "NOT_FOUND",
+    });
     expect(serverSpan.status.code).toBe(SpanStatusCode.UNSET);
     expect(serverSpan.attributes["rpc.status_code"]).toBe("NOT_FOUND");
     expect(serverSpan.attributes["error.type"]).toBeUndefined();
-    expect(log.records()).toEqual([expect.objectContaining({ level: "debug", code: "NOT_FOUND", method: "/test.v1.Test/Fail" })]);
+    expect(log.records()).toEqual([
+      expect.objectContaining({ level: "debug", code: "NOT_FOUND", method: "/test.v1.Test/Fail" }),
+    ]);
   });
 
   it("a failing handler: server span ERROR with the exception, logged once at error with method and trace id", async () => {
     const err = await statusOf(client.unary(M.fail, { text: "database exploded" }));
     expect(err.code).toBe(Code.UNKNOWN);
-    await until(() => sdk.spans().length >= 2 && log.lines.length > 0, "sdk.spans().length >= 2 && log.lines.length > 0", 2_000);
+    await until(
+      () => sdk.spans().length >= 2 && log.lines.length > 0,
+      "sdk.spans().length >= 2 && log.lines.length > 0",
+      2_000,
+    );
     const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
     expect(serverSpan.status).toEqual({ code: SpanStatusCode.ERROR, message: "database exploded" });
-    expect(serverSpan.attributes).toMatchObject({ "rpc.status_code": "UNKNOWN", "error.type": "UNKNOWN" });
+    expect(serverSpan.attributes).toMatchObject({
+      "rpc.status_code": "UNKNOWN",
+      "error.type": "UNKNOWN",
+    });
     expect(serverSpan.events.map((e) => e.name)).toEqual(["exception"]);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const records = log.records();
@@ -200,9 +270,15 @@ describe("with the SDK registered", () => {
   });
 
   it("streams: spans end when the stream does, with the stream's status; streaming handlers run in the server span", async () => {
-    expect((await collect(client.serverStream(M.count, { n: 3 }))).map((r) => r.n)).toEqual([0, 1, 2]);
+    expect((await collect(client.serverStream(M.count, { n: 3 }))).map((r) => r.n)).toEqual([
+      0, 1, 2,
+    ]);
     expect((await client.clientStream(M.sum, fromArray<Req>([{ n: 1 }, { n: 2 }]))).n).toBe(3);
-    expect((await collect(client.bidiStream(M.chat, fromArray<Req>([{ text: "a" }, { text: "b" }])))).map((r) => r.text)).toEqual(["re: a", "re: b"]);
+    expect(
+      (
+        await collect(client.bidiStream(M.chat, fromArray<Req>([{ text: "a" }, { text: "b" }])))
+      ).map((r) => r.text),
+    ).toEqual(["re: a", "re: b"]);
     const failed = await statusOf(collect(client.serverStream(M.failStream, { n: 2 })));
     expect(failed.code).toBe(Code.RESOURCE_EXHAUSTED);
     await until(() => sdk.spans().length >= 8, "sdk.spans().length >= 8", 2_000);
@@ -216,7 +292,9 @@ describe("with the SDK registered", () => {
     const c = one("test.v1.Test/FailStream", SpanKind.CLIENT);
     expect(c.status.code).toBe(SpanStatusCode.ERROR);
     expect(c.attributes["rpc.status_code"]).toBe("RESOURCE_EXHAUSTED");
-    expect(one("test.v1.Test/FailStream", SpanKind.SERVER).attributes["rpc.status_code"]).toBe("RESOURCE_EXHAUSTED");
+    expect(one("test.v1.Test/FailStream", SpanKind.SERVER).attributes["rpc.status_code"]).toBe(
+      "RESOURCE_EXHAUSTED",
+    );
   });
 
   it("a streaming handler's own spans are children of the server span", async () => {
@@ -234,7 +312,8 @@ describe("with the SDK registered", () => {
       expect(await collect(localClient.serverStream(M.count, { n: 2 }))).toHaveLength(2);
       await until(() => sdk.spans().length >= 4, "sdk.spans().length >= 4", 2_000);
       const serverSpan = one("test.v1.Test/Count", SpanKind.SERVER);
-      for (const name of ["item-0", "item-1"]) expect(one(name).parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
+      for (const name of ["item-0", "item-1"])
+        expect(one(name).parentSpanContext?.spanId).toBe(serverSpan.spanContext().spanId);
     } finally {
       localClient.close();
       await local.close({ graceMs: 1000 });
@@ -245,16 +324,38 @@ describe("with the SDK registered", () => {
     for (let i = 0; i < 3; i++) await client.unary(M.echo, { text: String(i) });
     await statusOf(client.unary(M.fail, { code: Code.NOT_FOUND }));
     await statusOf(client.unary(M.fail, { code: Code.INTERNAL }));
-    await until(() => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5, "sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5", 2_000);
+    await until(
+      () => sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5,
+      "sdk.spans().filter((s) => s.kind === SpanKind.SERVER).length >= 5",
+      2_000,
+    );
     const m = await sdk.metrics();
     const clientDuration = m.get("rpc.client.call.duration");
     const serverDuration = m.get("rpc.server.call.duration");
     expect(clientDuration?.descriptor.unit).toBe("s");
-    expect(count(clientDuration, { "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK", "rpc.system.name": "grpc" })).toBe(3);
-    expect(count(serverDuration, { "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK" })).toBe(3);
-    expect(count(clientDuration, { "rpc.method": "test.v1.Test/Fail", "error.type": "NOT_FOUND" })).toBe(1);
-    expect(count(serverDuration, { "rpc.method": "test.v1.Test/Fail", "rpc.status_code": "NOT_FOUND", "error.type": undefined })).toBe(1);
-    expect(count(serverDuration, { "rpc.method": "test.v1.Test/Fail", "error.type": "INTERNAL" })).toBe(1);
+    expect(
+      count(clientDuration, {
+        "rpc.method": "test.v1.Test/Echo",
+        "rpc.status_code": "OK",
+        "rpc.system.name": "grpc",
+      }),
+    ).toBe(3);
+    expect(
+      count(serverDuration, { "rpc.method": "test.v1.Test/Echo", "rpc.status_code": "OK" }),
+    ).toBe(3);
+    expect(
+      count(clientDuration, { "rpc.method": "test.v1.Test/Fail", "error.type": "NOT_FOUND" }),
+    ).toBe(1);
+    expect(
+      count(serverDuration, {
+        "rpc.method": "test.v1.Test/Fail",
+        "rpc.status_code": "NOT_FOUND",
+        "error.type": undefined,
+      }),
+    ).toBe(1);
+    expect(
+      count(serverDuration, { "rpc.method": "test.v1.Test/Fail", "error.type": "INTERNAL" }),
+    ).toBe(1);
     // The client's duration covers the server's.
     const [c] = points<{ sum: number }>(clientDuration, { "rpc.method": "test.v1.Test/Echo" });
     const [s] = points<{ sum: number }>(serverDuration, { "rpc.method": "test.v1.Test/Echo" });
@@ -269,15 +370,25 @@ describe("with the SDK registered", () => {
         done();
       },
     });
-    const local = new GrpcServer({ logger: pino({ level: "warn" }, sink) }).add(TestService, handlers());
+    const local = new GrpcServer({ logger: pino({ level: "warn" }, sink) }).add(
+      TestService,
+      handlers(),
+    );
     const localPort = await local.listen();
     const localClient = new GrpcTransport(`127.0.0.1:${localPort}`);
     try {
-      await statusOf(localClient.unary(M.fail, { code: Code.UNAVAILABLE, text: "downstream down" }));
+      await statusOf(
+        localClient.unary(M.fail, { code: Code.UNAVAILABLE, text: "downstream down" }),
+      );
       await until(() => chunks.length > 0, "chunks.length > 0", 2_000);
       const record = JSON.parse(chunks[0]!) as Record<string, unknown>;
       const serverSpan = one("test.v1.Test/Fail", SpanKind.SERVER);
-      expect(record).toMatchObject({ level: 40, method: "/test.v1.Test/Fail", code: "UNAVAILABLE", trace_id: serverSpan.spanContext().traceId });
+      expect(record).toMatchObject({
+        level: 40,
+        method: "/test.v1.Test/Fail",
+        code: "UNAVAILABLE",
+        trace_id: serverSpan.spanContext().traceId,
+      });
     } finally {
       localClient.close();
       await local.close({ graceMs: 1000 });
@@ -296,24 +407,40 @@ describe("with the SDK registered", () => {
     }) as typeof process.stderr.write;
     try {
       await statusOf(localClient.unary(M.fail, { text: "to stderr" }));
-      await until(() => written.includes("\n"), "written.includes(\"\\n\")", 2_000);
+      await until(() => written.includes("\n"), 'written.includes("\\n")', 2_000);
     } finally {
       process.stderr.write = original;
       localClient.close();
       await local.close({ graceMs: 1000 });
     }
     const record = JSON.parse(written.trim().split("\n")[0]!) as Record<string, unknown>;
-    expect(record).toMatchObject({ level: "error", method: "/test.v1.Test/Fail", code: "UNKNOWN", trace_id: one("test.v1.Test/Fail", SpanKind.SERVER).spanContext().traceId });
+    expect(record).toMatchObject({
+      level: "error",
+      method: "/test.v1.Test/Fail",
+      code: "UNKNOWN",
+      trace_id: one("test.v1.Test/Fail", SpanKind.SERVER).spanContext().traceId,
+    });
   });
 });
 
 describe("grpcTargetAddress", () => {
   it("parses targets as the conventions say", () => {
-    expect(grpcTargetAddress("grpc.io:50051")).toEqual({ serverAddress: "grpc.io", serverPort: 50051 });
-    expect(grpcTargetAddress("dns:///grpc.io:50051")).toEqual({ serverAddress: "grpc.io", serverPort: 50051 });
-    expect(grpcTargetAddress("dns://1.2.3.4/grpc.io:50051")).toEqual({ serverAddress: "grpc.io", serverPort: 50051 });
+    expect(grpcTargetAddress("grpc.io:50051")).toEqual({
+      serverAddress: "grpc.io",
+      serverPort: 50051,
+    });
+    expect(grpcTargetAddress("dns:///grpc.io:50051")).toEqual({
+      serverAddress: "grpc.io",
+      serverPort: 50051,
+    });
+    expect(grpcTargetAddress("dns://1.2.3.4/grpc.io:50051")).toEqual({
+      serverAddress: "grpc.io",
+      serverPort: 50051,
+    });
     expect(grpcTargetAddress("[::1]:50051")).toEqual({ serverAddress: "::1", serverPort: 50051 });
     expect(grpcTargetAddress("unix:///run/app.sock")).toEqual({ serverAddress: "/run/app.sock" });
-    expect(grpcTargetAddress("ipv4:10.0.0.1:50051,10.0.0.2:50051")).toEqual({ serverAddress: "ipv4:10.0.0.1:50051,10.0.0.2:50051" });
+    expect(grpcTargetAddress("ipv4:10.0.0.1:50051,10.0.0.2:50051")).toEqual({
+      serverAddress: "ipv4:10.0.0.1:50051,10.0.0.2:50051",
+    });
   });
 });

@@ -7,9 +7,17 @@ import { createJsonLogger, defaultLogger, silentLogger, type Logger } from "@gra
 import { parseLogLevel } from "@grabbit/runtime/telemetry";
 import { StatusError, Code } from "@grabbit/runtime";
 
-function capture(): { lines: string[]; write: (line: string) => void; records: () => Record<string, unknown>[] } {
+function capture(): {
+  lines: string[];
+  write: (line: string) => void;
+  records: () => Record<string, unknown>[];
+} {
   const lines: string[] = [];
-  return { lines, write: (line) => lines.push(line), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    lines,
+    write: (line) => lines.push(line),
+    records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** Runs `fn` with process.stderr.write recording what is written (and not printing it). */
@@ -75,7 +83,10 @@ describe("JSON logger", () => {
     const out = capture();
     const log = createJsonLogger({ write: out.write });
     const cause = new TypeError("inner");
-    const err = new StatusError(Code.INTERNAL, "broken", { cause, metadata: { authorization: "Bearer secret" } });
+    const err = new StatusError(Code.INTERNAL, "broken", {
+      cause,
+      metadata: { authorization: "Bearer secret" },
+    });
     log.error({ err, method: "/a.B/C" }, "handler failed");
     log.error(new RangeError("direct"));
     const [first, second] = out.records();
@@ -86,17 +97,29 @@ describe("JSON logger", () => {
     expect(String(e["stack"])).toContain("logger.test.ts");
     expect((e["cause"] as Record<string, unknown>)["message"]).toBe("inner");
     expect(out.lines[0]).not.toContain("secret");
-    expect(second).toMatchObject({ level: "error", msg: "direct", err: { type: "RangeError", message: "direct" } });
+    expect(second).toMatchObject({
+      level: "error",
+      msg: "direct",
+      err: { type: "RangeError", message: "direct" },
+    });
   });
 
   it("child loggers add their bindings; fields cannot overwrite level or msg; cycles do not throw", () => {
     const out = capture();
-    const log = createJsonLogger({ write: out.write, bindings: { service: "processor" } }).child({ component: "consumer" });
+    const log = createJsonLogger({ write: out.write, bindings: { service: "processor" } }).child({
+      component: "consumer",
+    });
     const cyclic: Record<string, unknown> = { name: "loop" };
     cyclic["self"] = cyclic;
     log.warn({ level: "trace", msg: "fake", data: cyclic, big: 10n }, "real");
     const [record] = out.records();
-    expect(record).toMatchObject({ level: "warn", msg: "real", service: "processor", component: "consumer", big: "10" });
+    expect(record).toMatchObject({
+      level: "warn",
+      msg: "real",
+      service: "processor",
+      component: "consumer",
+      big: "10",
+    });
     expect((record!["data"] as Record<string, unknown>)["self"]).toBe("[Circular]");
   });
 
@@ -107,7 +130,10 @@ describe("JSON logger", () => {
       defaultLogger().error({ method: "/x.Y/Z" }, "default one");
       defaultLogger().info("below the default level");
     });
-    const records = written.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = written
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records).toEqual([
       expect.objectContaining({ level: "warn", msg: "to stderr", queue: "q" }),
       expect.objectContaining({ level: "error", msg: "default one", method: "/x.Y/Z" }),
@@ -135,10 +161,22 @@ describe("pino as the logger", () => {
       },
     });
     const logger: Logger = pino({ level: "info" }, sink);
-    logger.child({ component: "grpc-server" }).error({ method: "/a.B/C", err: new Error("boom") }, "handler failed");
+    logger
+      .child({ component: "grpc-server" })
+      .error({ method: "/a.B/C", err: new Error("boom") }, "handler failed");
     logger.debug("below pino's level");
-    const records = chunks.join("").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const records = chunks
+      .join("")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ level: 50, msg: "handler failed", component: "grpc-server", method: "/a.B/C", err: { type: "Error", message: "boom" } });
+    expect(records[0]).toMatchObject({
+      level: 50,
+      msg: "handler failed",
+      component: "grpc-server",
+      method: "/a.B/C",
+      err: { type: "Error", message: "boom" },
+    });
   });
 });

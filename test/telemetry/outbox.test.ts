@@ -33,7 +33,11 @@ describe("outbox and connection telemetry with the SDK registered", () => {
     const queue = janitor.queue("tel-ob", [50]);
     const handled = countdown(1);
     let handlerTrace: string | undefined;
-    const consumer = new EventConsumer(ctx.conn, { queue, queueType: "classic", retry: { delaysMs: [50] } }).on(event, () => {
+    const consumer = new EventConsumer(ctx.conn, {
+      queue,
+      queueType: "classic",
+      retry: { delaysMs: [50] },
+    }).on(event, () => {
       handlerTrace = trace.getActiveSpan()?.spanContext().traceId;
       handled.hit();
     });
@@ -42,12 +46,16 @@ describe("outbox and connection telemetry with the SDK registered", () => {
 
     // The business transaction, inside its own span; the span ends long before the relay sends.
     const writer = await trace.getTracer("test").startActiveSpan("place-order", async (span) => {
-      await ctx.db.transaction((tx) => outbox.add(tx, event, { id: "o-1", region: "eu", amount: 5 }, { messageId: "m-outbox" }));
+      await ctx.db.transaction((tx) =>
+        outbox.add(tx, event, { id: "o-1", region: "eu", amount: 5 }, { messageId: "m-outbox" }),
+      );
       span.end();
       return span.spanContext();
     });
     const { rows } = await ctx.db.query(`SELECT headers FROM ${outbox.table}`);
-    expect((rows[0] as { headers: Record<string, unknown> }).headers["traceparent"]).toBe(`00-${writer.traceId}-${writer.spanId}-01`);
+    expect((rows[0] as { headers: Record<string, unknown> }).headers["traceparent"]).toBe(
+      `00-${writer.traceId}-${writer.spanId}-01`,
+    );
 
     // A first relay starts and is stopped (the process restarts) before it sends anything...
     const first = new OutboxRelay(ctx.db, ctx.conn, outbox, { pollMs: 20 });
@@ -72,9 +80,19 @@ describe("outbox and connection telemetry with the SDK registered", () => {
     // The gauges of the running relay: nothing left, so no age either.
     await until(() => second.stats.sent === 1, "the row marked sent");
     const m = await sdk.metrics();
-    expect(points<number>(m.get("grabbit.outbox.backlog"), { "grabbit.outbox.table": outbox.table }).map((p) => p.value)).toEqual([0]);
-    expect(points<number>(m.get("grabbit.outbox.oldest_age"), { "grabbit.outbox.table": outbox.table }).map((p) => p.value)).toEqual([0]);
-    expect(sum(m.get("messaging.client.sent.messages"), { "messaging.destination.name": exchange })).toBe(1);
+    expect(
+      points<number>(m.get("grabbit.outbox.backlog"), { "grabbit.outbox.table": outbox.table }).map(
+        (p) => p.value,
+      ),
+    ).toEqual([0]);
+    expect(
+      points<number>(m.get("grabbit.outbox.oldest_age"), {
+        "grabbit.outbox.table": outbox.table,
+      }).map((p) => p.value),
+    ).toEqual([0]);
+    expect(
+      sum(m.get("messaging.client.sent.messages"), { "messaging.destination.name": exchange }),
+    ).toBe(1);
   });
 
   it("a lost connection is logged (warn, with the node), counted as a reconnect and shows in the state gauge", async () => {
@@ -93,18 +111,35 @@ describe("outbox and connection telemetry with the SDK registered", () => {
     // The runtime moves its gauges to a newly registered meter provider (sdk.reset() made one) on
     // its next look at the provider; anything recorded does that, and so does this.
     expect(metricsEnabled()).toBe(true);
-    const stateOf = async () => points<number>((await sdk.metrics()).get("grabbit.connection.state"), { "grabbit.connection.node": node });
-    expect((await stateOf()).map((p) => [p.attributes["grabbit.connection.state"], p.value])).toEqual([["connected", 1]]);
+    const stateOf = async () =>
+      points<number>((await sdk.metrics()).get("grabbit.connection.state"), {
+        "grabbit.connection.node": node,
+      });
+    expect(
+      (await stateOf()).map((p) => [p.attributes["grabbit.connection.state"], p.value]),
+    ).toEqual([["connected", 1]]);
 
     const back = new Promise<void>((resolve) => conn.once("connected", () => resolve()));
     proxy.cutAll();
     await back;
     const records = out.map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(records.find((r) => r["level"] === "warn" && String(r["msg"]).startsWith("lost the connection"))).toMatchObject({ node });
-    expect(records.find((r) => String(r["msg"]).startsWith("reconnected"))).toMatchObject({ level: "info", node, reconnects: 1 });
+    expect(
+      records.find(
+        (r) => r["level"] === "warn" && String(r["msg"]).startsWith("lost the connection"),
+      ),
+    ).toMatchObject({ node });
+    expect(records.find((r) => String(r["msg"]).startsWith("reconnected"))).toMatchObject({
+      level: "info",
+      node,
+      reconnects: 1,
+    });
     const m = await sdk.metrics();
-    expect(sum(m.get("grabbit.connection.reconnects"), { "grabbit.connection.node": node })).toBe(1);
-    expect((await stateOf()).map((p) => [p.attributes["grabbit.connection.state"], p.value])).toEqual([["connected", 1]]);
+    expect(sum(m.get("grabbit.connection.reconnects"), { "grabbit.connection.node": node })).toBe(
+      1,
+    );
+    expect(
+      (await stateOf()).map((p) => [p.attributes["grabbit.connection.state"], p.value]),
+    ).toEqual([["connected", 1]]);
     expect(conn.metricState).toBe("connected");
     await conn.close();
     expect(conn.metricState).toBe("closed");

@@ -3,9 +3,24 @@
 import { context, metrics, propagation, trace } from "@opentelemetry/api";
 import { afterAll, beforeAll, beforeEach } from "vitest";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
-import { MeterProvider, MetricReader, type DataPoint, type Histogram, type MetricData } from "@opentelemetry/sdk-metrics";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import {
+  CompositePropagator,
+  W3CBaggagePropagator,
+  W3CTraceContextPropagator,
+} from "@opentelemetry/core";
+import {
+  MeterProvider,
+  MetricReader,
+  type DataPoint,
+  type Histogram,
+  type MetricData,
+} from "@opentelemetry/sdk-metrics";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+} from "@opentelemetry/sdk-trace-base";
 import { createJsonLogger, type Logger } from "@grabbit/runtime";
 
 /** A pull reader: collect() whenever the test wants the current values. */
@@ -26,10 +41,14 @@ export interface Sdk {
  * The SDK for one describe block: started before its tests, reset before each (then `onReset`, e.g.
  * emptying captured log lines), shut down after them. The object returned stands for the running SDK.
  */
-export function sdkPerBlock(options: { traces?: boolean; metrics?: boolean } = {}, onReset?: () => void): Sdk {
+export function sdkPerBlock(
+  options: { traces?: boolean; metrics?: boolean } = {},
+  onReset?: () => void,
+): Sdk {
   let sdk: Sdk | undefined;
   const running = (): Sdk => {
-    if (sdk === undefined) throw new Error("the SDK is used outside the describe block that starts it");
+    if (sdk === undefined)
+      throw new Error("the SDK is used outside the describe block that starts it");
     return sdk;
   };
   beforeAll(() => {
@@ -40,16 +59,27 @@ export function sdkPerBlock(options: { traces?: boolean; metrics?: boolean } = {
     running().reset();
     onReset?.();
   });
-  return { spans: () => running().spans(), metrics: () => running().metrics(), reset: () => running().reset(), shutdown: () => running().shutdown() };
+  return {
+    spans: () => running().spans(),
+    metrics: () => running().metrics(),
+    reset: () => running().reset(),
+    shutdown: () => running().shutdown(),
+  };
 }
 
 export function startSdk(options: { traces?: boolean; metrics?: boolean } = {}): Sdk {
   const exporter = new InMemorySpanExporter();
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
   let reader = new TestReader();
   let meterProvider = new MeterProvider({ readers: [reader] });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  propagation.setGlobalPropagator(
+    new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
+  );
   if (options.traces !== false) trace.setGlobalTracerProvider(tracerProvider);
   if (options.metrics !== false) metrics.setGlobalMeterProvider(meterProvider);
   return {
@@ -57,7 +87,8 @@ export function startSdk(options: { traces?: boolean; metrics?: boolean } = {}):
     async metrics() {
       const { resourceMetrics } = await reader.collect();
       const out = new Map<string, MetricData>();
-      for (const scope of resourceMetrics.scopeMetrics) for (const metric of scope.metrics) out.set(metric.descriptor.name, metric);
+      for (const scope of resourceMetrics.scopeMetrics)
+        for (const metric of scope.metrics) out.set(metric.descriptor.name, metric);
       return out;
     },
     reset() {
@@ -82,9 +113,14 @@ export function startSdk(options: { traces?: boolean; metrics?: boolean } = {}):
 }
 
 /** The data points of a metric whose attributes include `match`. */
-export function points<T>(metric: MetricData | undefined, match: Record<string, unknown> = {}): DataPoint<T>[] {
+export function points<T>(
+  metric: MetricData | undefined,
+  match: Record<string, unknown> = {},
+): DataPoint<T>[] {
   if (metric === undefined) return [];
-  return (metric.dataPoints as DataPoint<T>[]).filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
+  return (metric.dataPoints as DataPoint<T>[]).filter((p) =>
+    Object.entries(match).every(([k, v]) => p.attributes[k] === v),
+  );
 }
 
 /** The sum of a counter's points matching `match`. */
@@ -106,5 +142,9 @@ export interface CapturedLogs {
 
 export function capturedLogs(): CapturedLogs {
   const out: string[] = [];
-  return { lines: out, logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }), records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    lines: out,
+    logger: createJsonLogger({ level: "debug", write: (l) => out.push(l) }),
+    records: () => out.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }

@@ -178,7 +178,9 @@ export class ChannelKeeper<C extends Channel = Channel> {
   }
 
   private async doOpen(session: AmqpSession, first: boolean): Promise<void> {
-    const ch = (this.options.confirm ? await session.createConfirmChannel() : await session.createChannel()) as C;
+    const ch = (
+      this.options.confirm ? await session.createConfirmChannel() : await session.createChannel()
+    ) as C;
     let lastError: Error | undefined;
     ch.on("error", (err: Error) => (lastError = err));
     let adopted = false;
@@ -219,7 +221,13 @@ export class ChannelKeeper<C extends Channel = Channel> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new StatusError(Code.UNAVAILABLE, `the broker did not finish setting up the ${this.options.owner} within ${ms} ms (a quorum queue without a majority of its nodes does not answer)`)),
+        () =>
+          reject(
+            new StatusError(
+              Code.UNAVAILABLE,
+              `the broker did not finish setting up the ${this.options.owner} within ${ms} ms (a quorum queue without a majority of its nodes does not answer)`,
+            ),
+          ),
         ms,
       );
     });
@@ -243,7 +251,13 @@ export class ChannelKeeper<C extends Channel = Channel> {
     const delay = delayMs ?? Math.round(base * (0.8 + Math.random() * 0.4));
     this.reopenTimer = setTimeout(() => {
       this.reopenTimer = undefined;
-      if (this.closed || !session.open || this.channel || this.connection.currentSession !== session) return;
+      if (
+        this.closed ||
+        !session.open ||
+        this.channel ||
+        this.connection.currentSession !== session
+      )
+        return;
       this.open(session).catch(() => undefined);
     }, delay);
     this.reopenTimer.unref();

@@ -195,10 +195,15 @@ class Session implements AmqpSession {
   private whileOpen<C>(opening: Promise<C>): Promise<C> {
     if (!this.open) {
       opening.catch(() => {});
-      return Promise.reject(new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost"));
+      return Promise.reject(
+        new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost"),
+      );
     }
     const lost = this.closed.then(() => {
-      throw new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost while opening a channel");
+      throw new StatusError(
+        Code.UNAVAILABLE,
+        "the connection to RabbitMQ was lost while opening a channel",
+      );
     });
     lost.catch(() => {});
     opening.catch(() => {});
@@ -288,7 +293,10 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   private failed: Error | undefined;
   private readonly setups: SessionSetup[] = [];
   private readonly tracked = new Set<{ close(): Promise<void> }>();
-  private readonly waiters = new Set<{ resolve: (s: AmqpSession) => void; reject: (e: Error) => void }>();
+  private readonly waiters = new Set<{
+    resolve: (s: AmqpSession) => void;
+    reject: (e: Error) => void;
+  }>();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private wakeReconnect: (() => void) | undefined;
   private serverVersion: [number, number] = [0, 0];
@@ -307,17 +315,31 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     const urls = options.urls ?? process.env.AMQP_URL ?? DEFAULT_URL;
     this.urls = (Array.isArray(urls) ? urls : [urls]).filter((u) => u.length > 0);
     if (this.urls.length === 0) throw new TypeError("AmqpConnection needs at least one broker URL");
-    if (options.urlOrder !== undefined && options.urlOrder !== "shuffle" && options.urlOrder !== "given") {
-      throw new TypeError(`urlOrder must be "shuffle" or "given", not ${JSON.stringify(options.urlOrder)}`);
+    if (
+      options.urlOrder !== undefined &&
+      options.urlOrder !== "shuffle" &&
+      options.urlOrder !== "given"
+    ) {
+      throw new TypeError(
+        `urlOrder must be "shuffle" or "given", not ${JSON.stringify(options.urlOrder)}`,
+      );
     }
     if ((options.urlOrder ?? "shuffle") === "shuffle") shuffle(this.urls);
     if (options.auth === "external") {
       // A certificate login without a certificate, or over plain TCP, could only fail at the broker.
       const plain = this.urls.filter((u) => !u.startsWith("amqps:"));
-      if (plain.length > 0) throw new TypeError(`auth "external" logs in with the client certificate, so it needs amqps:// URLs, not ${plain.map(redactUrl).join(", ")}`);
-      if (options.tls?.cert === undefined || options.tls.key === undefined) throw new TypeError(`auth "external" logs in with the client certificate: set tls.cert and tls.key`);
+      if (plain.length > 0)
+        throw new TypeError(
+          `auth "external" logs in with the client certificate, so it needs amqps:// URLs, not ${plain.map(redactUrl).join(", ")}`,
+        );
+      if (options.tls?.cert === undefined || options.tls.key === undefined)
+        throw new TypeError(
+          `auth "external" logs in with the client certificate: set tls.cert and tls.key`,
+        );
     } else if (options.auth !== undefined && options.auth !== "plain") {
-      throw new TypeError(`auth must be "plain" or "external", not ${JSON.stringify(options.auth)}`);
+      throw new TypeError(
+        `auth must be "plain" or "external", not ${JSON.stringify(options.auth)}`,
+      );
     }
     this.options = options;
     this.logger = options.logger ?? defaultLogger();
@@ -381,8 +403,12 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
   /** Resolves with a ready session; rejects UNAVAILABLE on timeout, close or when recovery gave up. */
   waitForSession(options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<AmqpSession> {
     if (this.connected) return Promise.resolve(this.session!);
-    if (this.closing) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the AMQP connection is closed"));
-    if (this.failed) return Promise.reject(new StatusError(Code.UNAVAILABLE, this.failed.message, { cause: this.failed }));
+    if (this.closing)
+      return Promise.reject(new StatusError(Code.UNAVAILABLE, "the AMQP connection is closed"));
+    if (this.failed)
+      return Promise.reject(
+        new StatusError(Code.UNAVAILABLE, this.failed.message, { cause: this.failed }),
+      );
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
     return new Promise<AmqpSession>((resolve, reject) => {
@@ -404,7 +430,13 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         timer = setTimeout(
           () => {
             const cause = this.lastConnectError;
-            waiter.reject(new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms${cause ? ` (last attempt: ${cause.message})` : ""}`, cause ? { cause } : {}));
+            waiter.reject(
+              new StatusError(
+                Code.UNAVAILABLE,
+                `no connection to RabbitMQ within ${timeoutMs} ms${cause ? ` (last attempt: ${cause.message})` : ""}`,
+                cause ? { cause } : {},
+              ),
+            );
           },
           Math.max(0, timeoutMs),
         );
@@ -498,7 +530,10 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
    */
   reportError(err: Error): void {
     try {
-      this.logger.error({ err, ...(this.node !== undefined ? { node: nodeOf(this.node) } : {}) }, err.message);
+      this.logger.error(
+        { err, ...(this.node !== undefined ? { node: nodeOf(this.node) } : {}) },
+        err.message,
+      );
     } catch {
       // A logger that throws must not take the connection down.
     }
@@ -533,7 +568,8 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
         }
       }
       if (this.closing) {
-        if (session) await Promise.race([session.connection.close().catch(() => {}), session.closed]);
+        if (session)
+          await Promise.race([session.connection.close().catch(() => {}), session.closed]);
         return;
       }
       if (!session) {
@@ -612,7 +648,9 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
       ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
       ...(tls.key !== undefined ? { key: tls.key } : {}),
       ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
-      ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+      ...(tls.rejectUnauthorized !== undefined
+        ? { rejectUnauthorized: tls.rejectUnauthorized }
+        : {}),
     });
     const socket = (model.connection as unknown as { stream?: Socket }).stream;
     if (noDelay && socket && typeof socket.cork === "function") coalesceWrites(socket);
@@ -644,7 +682,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     if (this.reconnects > 0) {
       const node = nodeOf(session.url);
       recordReconnect({ node });
-      this.log("info", { node, reconnects: this.reconnects }, `reconnected to RabbitMQ node ${node} (reconnect ${this.reconnects})`);
+      this.log(
+        "info",
+        { node, reconnects: this.reconnects },
+        `reconnected to RabbitMQ node ${node} (reconnect ${this.reconnects})`,
+      );
     }
     this.emit("connected", session, { node: session.url, reconnects: this.reconnects });
   }
@@ -667,7 +709,11 @@ export class AmqpConnection extends EventEmitter<AmqpConnectionEvents> {
     }
     if (!this.closing) {
       const node = nodeOf(session.url);
-      this.log("warn", { node, ...(err ? { err } : {}) }, `lost the connection to RabbitMQ node ${node}${err ? ` (${err.message})` : ""}; reconnecting`);
+      this.log(
+        "warn",
+        { node, ...(err ? { err } : {}) },
+        `lost the connection to RabbitMQ node ${node}${err ? ` (${err.message})` : ""}; reconnecting`,
+      );
       this.emit("disconnected", err, { node: session.url });
       if (err) this.options.onError?.(err);
     }

@@ -22,7 +22,12 @@
 import type { Channel, ConsumeMessage, Options } from "amqplib";
 import { runInCallContext } from "../call-context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
-import { applyInterceptors, requestMessage, type CallRequest, type Interceptor } from "../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  type CallRequest,
+  type Interceptor,
+} from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { bindingKey } from "../routing.js";
 import { Code, StatusError, messageOf } from "../status.js";
@@ -50,7 +55,14 @@ import type { Logger } from "../telemetry/logger.js";
 import { logTraceIds, startDelivery, type DeliveryTrace } from "./telemetry.js";
 import { metricsEnabled } from "../telemetry/metrics.js";
 import { activeTracer } from "../telemetry/otel.js";
-import { bindEvent, declareConsumerQueues, declareEventExchange, resolveQueueType, retryQueueName, type QueueType } from "./topology.js";
+import {
+  bindEvent,
+  declareConsumerQueues,
+  declareEventExchange,
+  resolveQueueType,
+  retryQueueName,
+  type QueueType,
+} from "./topology.js";
 
 export interface DeliveryContext {
   messageId: string | undefined;
@@ -135,7 +147,14 @@ export interface EventConsumerOptions {
 }
 
 /** Why a message was dead-lettered, as grabbit.reason (low cardinality; the text says more). */
-type DeadLetterReason = "user_id" | "too_large" | "content_type" | "unknown_type" | "undecodable" | "permanent_error" | "retries_exhausted";
+type DeadLetterReason =
+  | "user_id"
+  | "too_large"
+  | "content_type"
+  | "unknown_type"
+  | "undecodable"
+  | "permanent_error"
+  | "retries_exhausted";
 
 interface Registration {
   event: EventDesc;
@@ -147,7 +166,12 @@ interface Registration {
 }
 
 /** Handler errors that no retry can fix. */
-const PERMANENT = new Set<Code>([Code.INVALID_ARGUMENT, Code.FAILED_PRECONDITION, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED]);
+const PERMANENT = new Set<Code>([
+  Code.INVALID_ARGUMENT,
+  Code.FAILED_PRECONDITION,
+  Code.UNAUTHENTICATED,
+  Code.PERMISSION_DENIED,
+]);
 
 const DEFAULT_DELAYS = [1000, 5000, 30000];
 
@@ -159,7 +183,8 @@ export class EventConsumer {
   private readonly maxAttempts: number;
   private readonly delaysMs: number[];
   private readonly registrations = new Map<string, Registration>();
-  private readonly bindings: { event: EventDesc; filter: Record<string, unknown> | undefined }[] = [];
+  private readonly bindings: { event: EventDesc; filter: Record<string, unknown> | undefined }[] =
+    [];
   private keeper: ChannelKeeper<Channel> | undefined;
   private consumerTag: string | undefined;
   /** Aborted when its channel closes: handlers of deliveries from it learn they will be redelivered. */
@@ -188,7 +213,9 @@ export class EventConsumer {
     this.concurrency = Math.max(1, options.concurrency ?? this.prefetch);
     this.maxAttempts = Math.max(1, options.retry?.maxAttempts ?? 5);
     const delays = options.retry?.delaysMs ?? DEFAULT_DELAYS;
-    this.delaysMs = (delays.length > 0 ? delays : DEFAULT_DELAYS).map((d) => Math.max(1, Math.floor(d)));
+    this.delaysMs = (delays.length > 0 ? delays : DEFAULT_DELAYS).map((d) =>
+      Math.max(1, Math.floor(d)),
+    );
   }
 
   /** The queue type in use once started. */
@@ -204,14 +231,20 @@ export class EventConsumer {
   on<T>(event: EventDesc<T>, handler: EventHandler<T>, filter?: Record<string, unknown>): this {
     if (this.starting) throw new Error("EventConsumer.on() must be called before start()");
     // Fail here, not at start(): a direct exchange needs every placeholder in the filter.
-    if (event.exchangeKind === "topic" || event.exchangeKind === "direct") bindingKey(event, filter ?? {});
+    if (event.exchangeKind === "topic" || event.exchangeKind === "direct")
+      bindingKey(event, filter ?? {});
     const name = event.type.typeName;
     const existing = this.registrations.get(name);
-    if (existing && existing.handler !== handler) throw new Error(`a different handler is already registered for ${name} on queue "${this.queue}"`);
+    if (existing && existing.handler !== handler)
+      throw new Error(
+        `a different handler is already registered for ${name} on queue "${this.queue}"`,
+      );
     this.registrations.set(name, {
       event,
       handler,
-      routingHeaders: new Set(event.exchangeKind === "headers" ? event.routingFields.map((f) => f.toLowerCase()) : []),
+      routingHeaders: new Set(
+        event.exchangeKind === "headers" ? event.routingFields.map((f) => f.toLowerCase()) : [],
+      ),
       method: eventMethod(event),
     });
     this.bindings.push({ event, filter });
@@ -234,14 +267,20 @@ export class EventConsumer {
   }
 
   private async doStart(): Promise<void> {
-    if (this.registrations.size === 0) throw new Error(`EventConsumer on "${this.queue}" has no handlers: call on() first`);
-    this.retryPublisher = new Publisher(this.connection, { maxInFlight: Math.max(this.prefetch, 16), track: false, logger: this.logger });
+    if (this.registrations.size === 0)
+      throw new Error(`EventConsumer on "${this.queue}" has no handlers: call on() first`);
+    this.retryPublisher = new Publisher(this.connection, {
+      maxInFlight: Math.max(this.prefetch, 16),
+      track: false,
+      logger: this.logger,
+    });
     this.keeper = new ChannelKeeper<Channel>(this.connection, {
       owner: `consumer of queue "${this.queue}"`,
       confirm: false,
       setup: (ch) => this.subscribe(ch),
       onLost: (ch) => this.onChannelClosed(ch),
-      onError: (err) => this.reportError(toStatus(err, `cannot subscribe to queue "${this.queue}"`)),
+      onError: (err) =>
+        this.reportError(toStatus(err, `cannot subscribe to queue "${this.queue}"`)),
     });
     this.untrack = this.connection.track({ close: () => this.stop() });
     try {
@@ -303,22 +342,33 @@ export class EventConsumer {
       type,
       deadLetterQueue: this.deadLetterQueue,
       retryDelaysMs: this.delaysMs,
-      ...(this.options.queueExpiresMs !== undefined ? { expiresMs: this.options.queueExpiresMs } : {}),
-      ...(this.options.deliveryLimit !== undefined ? { deliveryLimit: this.options.deliveryLimit } : {}),
+      ...(this.options.queueExpiresMs !== undefined
+        ? { expiresMs: this.options.queueExpiresMs }
+        : {}),
+      ...(this.options.deliveryLimit !== undefined
+        ? { deliveryLimit: this.options.deliveryLimit }
+        : {}),
     });
     for (const { event, filter } of this.bindings) await bindEvent(ch, this.queue, event, filter);
     await ch.prefetch(this.prefetch);
     if (this.stopped) return;
     const abort = new AbortController();
     this.channelAborts.set(ch, abort);
-    const reply = await ch.consume(this.queue, (msg) => this.onDelivery(ch, msg, abort.signal), { noAck: false });
+    const reply = await ch.consume(this.queue, (msg) => this.onDelivery(ch, msg, abort.signal), {
+      noAck: false,
+    });
     this.consumerTag = reply.consumerTag;
   }
 
   private onChannelClosed(ch: Channel): void {
     // Unacked deliveries on this channel go back to the queue: tell their handlers.
-    this.channelAborts.get(ch)?.abort(new StatusError(Code.UNAVAILABLE, "the channel closed; the message will be redelivered"));
-    for (let i = this.backlog.length - 1; i >= 0; i--) if (this.backlog[i]!.ch === ch) this.backlog.splice(i, 1);
+    this.channelAborts
+      .get(ch)
+      ?.abort(
+        new StatusError(Code.UNAVAILABLE, "the channel closed; the message will be redelivered"),
+      );
+    for (let i = this.backlog.length - 1; i >= 0; i--)
+      if (this.backlog[i]!.ch === ch) this.backlog.splice(i, 1);
     // The keeper subscribes again: on this session if it lives, else on the next one.
     if (this.keeper?.current === undefined) this.consumerTag = undefined;
   }
@@ -326,7 +376,11 @@ export class EventConsumer {
   private onDelivery(ch: Channel, msg: ConsumeMessage | null, signal: AbortSignal): void {
     if (msg === null) {
       // The broker cancelled us (queue deleted or a quorum leader moved): subscribe again.
-      if (!this.stopped) this.keeper?.replace(ch, new Error(`the broker cancelled the consumer of queue "${this.queue}"`));
+      if (!this.stopped)
+        this.keeper?.replace(
+          ch,
+          new Error(`the broker cancelled the consumer of queue "${this.queue}"`),
+        );
       return;
     }
     // Stopping: held unacked, returned to the queue when stop() closes the channel.
@@ -371,11 +425,18 @@ export class EventConsumer {
     const headers = (props.headers ?? {}) as Record<string, unknown>;
     const attempt = headerInt(headers, HEADER_ATTEMPT) ?? 1;
     // Telemetry off (no tracer, no meter provider): nothing to describe the delivery to.
-    if (activeTracer() === undefined && !metricsEnabled()) return this.process(msg, ch, signal, headers, attempt, undefined);
+    if (activeTracer() === undefined && !metricsEnabled())
+      return this.process(msg, ch, signal, headers, attempt, undefined);
     return this.traced(msg, ch, signal, headers, attempt);
   }
 
-  private async traced(msg: ConsumeMessage, ch: Channel, signal: AbortSignal, headers: Record<string, unknown>, attempt: number): Promise<void> {
+  private async traced(
+    msg: ConsumeMessage,
+    ch: Channel,
+    signal: AbortSignal,
+    headers: Record<string, unknown>,
+    attempt: number,
+  ): Promise<void> {
     const props = msg.properties;
     // A process span per attempt (child of the producer's context) and the consume metrics, while registered.
     const trace = startDelivery({
@@ -396,31 +457,85 @@ export class EventConsumer {
     }
   }
 
-  private async process(msg: ConsumeMessage, ch: Channel, signal: AbortSignal, headers: Record<string, unknown>, attempt: number, trace: DeliveryTrace | undefined): Promise<void> {
+  private async process(
+    msg: ConsumeMessage,
+    ch: Channel,
+    signal: AbortSignal,
+    headers: Record<string, unknown>,
+    attempt: number,
+    trace: DeliveryTrace | undefined,
+  ): Promise<void> {
     const props = msg.properties;
     // Our retry copies come back through the default exchange and carry the user_id in a header.
-    const userId = typeof props.userId === "string" ? props.userId : msg.fields.exchange === "" ? stringHeader(headers, HEADER_ORIGINAL_USER_ID) : undefined;
+    const userId =
+      typeof props.userId === "string"
+        ? props.userId
+        : msg.fields.exchange === ""
+          ? stringHeader(headers, HEADER_ORIGINAL_USER_ID)
+          : undefined;
     const allowed = this.options.requireUserId;
-    if (allowed !== undefined && (userId === undefined || !(Array.isArray(allowed) ? allowed : [allowed]).includes(userId))) {
-      return this.deadLetter(msg, ch, userId === undefined ? "the message has no user_id and this consumer requires one" : `user_id ${JSON.stringify(userId)} may not publish to this consumer`, attempt, "user_id", trace);
+    if (
+      allowed !== undefined &&
+      (userId === undefined || !(Array.isArray(allowed) ? allowed : [allowed]).includes(userId))
+    ) {
+      return this.deadLetter(
+        msg,
+        ch,
+        userId === undefined
+          ? "the message has no user_id and this consumer requires one"
+          : `user_id ${JSON.stringify(userId)} may not publish to this consumer`,
+        attempt,
+        "user_id",
+        trace,
+      );
     }
     const max = this.options.maxMessageBytes;
     if (max !== undefined && msg.content.length > max) {
-      return this.deadLetter(msg, ch, `the message body is ${msg.content.length} bytes, over the limit of ${max} (maxMessageBytes)`, attempt, "too_large", trace);
+      return this.deadLetter(
+        msg,
+        ch,
+        `the message body is ${msg.content.length} bytes, over the limit of ${max} (maxMessageBytes)`,
+        attempt,
+        "too_large",
+        trace,
+      );
     }
     if (props.contentType !== CONTENT_TYPE_PROTOBUF) {
-      return this.deadLetter(msg, ch, `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`, attempt, "content_type", trace);
+      return this.deadLetter(
+        msg,
+        ch,
+        `unsupported content_type ${JSON.stringify(props.contentType ?? null)} (expected ${CONTENT_TYPE_PROTOBUF})`,
+        attempt,
+        "content_type",
+        trace,
+      );
     }
     const typeName = typeof props.type === "string" ? props.type : undefined;
     const reg = typeName ? this.registrations.get(typeName) : undefined;
     if (!reg) {
-      return this.deadLetter(msg, ch, typeName ? `no handler for message type ${typeName} on queue ${this.queue}` : "the message has no type property", attempt, "unknown_type", trace);
+      return this.deadLetter(
+        msg,
+        ch,
+        typeName
+          ? `no handler for message type ${typeName} on queue ${this.queue}`
+          : "the message has no type property",
+        attempt,
+        "unknown_type",
+        trace,
+      );
     }
     let event: unknown;
     try {
       event = reg.event.type.decode(msg.content);
     } catch (err) {
-      return this.deadLetter(msg, ch, `cannot decode ${typeName}: ${messageOf(err)}`, attempt, "undecodable", trace);
+      return this.deadLetter(
+        msg,
+        ch,
+        `cannot decode ${typeName}: ${messageOf(err)}`,
+        attempt,
+        "undecodable",
+        trace,
+      );
     }
     const delivery: DeliveryContext = {
       messageId: typeof props.messageId === "string" ? props.messageId : undefined,
@@ -439,16 +554,32 @@ export class EventConsumer {
     try {
       // The handler serves this event as a server serves a call: what it publishes or calls on
       // the way carries the event's authorization and trace headers, and stops with its signal.
-      await runInCallContext(deliveryCallContext(reg.method, delivery), () => this.invoke(reg, event, delivery, signal, userId));
+      await runInCallContext(deliveryCallContext(reg.method, delivery), () =>
+        this.invoke(reg, event, delivery, signal, userId),
+      );
     } catch (err) {
       trace?.handlerFinished(err);
       safe(() => this.options.onHandlerError?.(err, delivery));
       const reason = messageOf(err);
       const permanent = err instanceof StatusError && PERMANENT.has(err.code);
       const final = permanent || attempt >= this.maxAttempts;
-      this.log("warn", msg, headers, trace, { attempt, max_attempts: this.maxAttempts, type: typeName, err }, `handler failed on queue "${this.queue}" (attempt ${attempt} of ${this.maxAttempts}${final ? "" : ", will be retried"}): ${reason}`);
+      this.log(
+        "warn",
+        msg,
+        headers,
+        trace,
+        { attempt, max_attempts: this.maxAttempts, type: typeName, err },
+        `handler failed on queue "${this.queue}" (attempt ${attempt} of ${this.maxAttempts}${final ? "" : ", will be retried"}): ${reason}`,
+      );
       if (final) {
-        return this.deadLetter(msg, ch, permanent ? reason : `${reason} (gave up after ${attempt} attempts)`, attempt, permanent ? "permanent_error" : "retries_exhausted", trace);
+        return this.deadLetter(
+          msg,
+          ch,
+          permanent ? reason : `${reason} (gave up after ${attempt} attempts)`,
+          attempt,
+          permanent ? "permanent_error" : "retries_exhausted",
+          trace,
+        );
       }
       return this.retry(msg, ch, attempt, err, trace);
     }
@@ -458,7 +589,13 @@ export class EventConsumer {
   }
 
   /** The handler, behind the server interceptors when there are any. */
-  private async invoke(reg: Registration, event: unknown, delivery: DeliveryContext, signal: AbortSignal, userId: string | undefined): Promise<void> {
+  private async invoke(
+    reg: Registration,
+    event: unknown,
+    delivery: DeliveryContext,
+    signal: AbortSignal,
+    userId: string | undefined,
+  ): Promise<void> {
     const interceptors = this.options.interceptors;
     if (!interceptors || interceptors.length === 0) return reg.handler(event, delivery);
     const req: CallRequest = {
@@ -481,7 +618,13 @@ export class EventConsumer {
     }, interceptors)(req);
   }
 
-  private async retry(msg: ConsumeMessage, ch: Channel, attempt: number, err: unknown, trace: DeliveryTrace | undefined): Promise<void> {
+  private async retry(
+    msg: ConsumeMessage,
+    ch: Channel,
+    attempt: number,
+    err: unknown,
+    trace: DeliveryTrace | undefined,
+  ): Promise<void> {
     const delay = this.delaysMs[Math.min(attempt - 1, this.delaysMs.length - 1)]!;
     trace?.retry(err, attempt + 1, delay);
     const props = copyProperties(msg);
@@ -490,10 +633,24 @@ export class EventConsumer {
     await this.move(msg, ch, retryQueueName(this.queue, delay), props, trace);
   }
 
-  private async deadLetter(msg: ConsumeMessage, ch: Channel, reason: string, attempt: number, kind: DeadLetterReason, trace: DeliveryTrace | undefined): Promise<void> {
+  private async deadLetter(
+    msg: ConsumeMessage,
+    ch: Channel,
+    reason: string,
+    attempt: number,
+    kind: DeadLetterReason,
+    trace: DeliveryTrace | undefined,
+  ): Promise<void> {
     trace?.deadLetter(kind, reason, this.deadLetterQueue);
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    this.log("warn", msg, headers, trace, { reason, reason_kind: kind, attempts: attempt, dead_letter_queue: this.deadLetterQueue }, `dead-lettering a message from queue "${this.queue}" to "${this.deadLetterQueue}": ${reason}`);
+    this.log(
+      "warn",
+      msg,
+      headers,
+      trace,
+      { reason, reason_kind: kind, attempts: attempt, dead_letter_queue: this.deadLetterQueue },
+      `dead-lettering a message from queue "${this.queue}" to "${this.deadLetterQueue}": ${reason}`,
+    );
     const props = copyProperties(msg);
     props.headers[HEADER_ERROR] = reason;
     props.headers[HEADER_ATTEMPTS] = attempt;
@@ -504,9 +661,20 @@ export class EventConsumer {
   }
 
   /** One log line about a message: queue, message id, trace ids, and `fields`. */
-  private log(level: "warn" | "error", msg: ConsumeMessage, headers: Record<string, unknown>, trace: DeliveryTrace | undefined, fields: Record<string, unknown>, text: string): void {
+  private log(
+    level: "warn" | "error",
+    msg: ConsumeMessage,
+    headers: Record<string, unknown>,
+    trace: DeliveryTrace | undefined,
+    fields: Record<string, unknown>,
+    text: string,
+  ): void {
     const messageId = msg.properties.messageId;
-    const record: Record<string, unknown> = { queue: this.queue, message_id: typeof messageId === "string" ? messageId : undefined, ...fields };
+    const record: Record<string, unknown> = {
+      queue: this.queue,
+      message_id: typeof messageId === "string" ? messageId : undefined,
+      ...fields,
+    };
     const ids = logTraceIds(headers, trace?.ctx);
     if (ids !== undefined) Object.assign(record, ids);
     try {
@@ -517,7 +685,14 @@ export class EventConsumer {
   }
 
   // Copy first (confirmed), ack second: a crash between the two duplicates, never loses.
-  private async move(msg: ConsumeMessage, ch: Channel, queue: string, props: Options.Publish & { headers: Record<string, unknown> }, trace: DeliveryTrace | undefined, bare = false): Promise<void> {
+  private async move(
+    msg: ConsumeMessage,
+    ch: Channel,
+    queue: string,
+    props: Options.Publish & { headers: Record<string, unknown> },
+    trace: DeliveryTrace | undefined,
+    bare = false,
+  ): Promise<void> {
     try {
       await this.retryPublisher!.publish("", queue, msg.content, props, { mandatory: true });
     } catch (err) {
@@ -526,16 +701,30 @@ export class EventConsumer {
         // would loop on it forever, so keep it in the DLQ with grabbit's headers only.
         const headers: Record<string, unknown> = {
           [HEADER_ERROR]: `${typeof props.headers[HEADER_ERROR] === "string" ? `${props.headers[HEADER_ERROR]}; ` : ""}its headers could not be copied and were dropped (${err.rawMessage})`,
-          [HEADER_ATTEMPTS]: props.headers[HEADER_ATTEMPTS] ?? headerInt(props.headers, HEADER_ATTEMPT) ?? 1,
-          [HEADER_ORIGINAL_EXCHANGE]: stringHeader(props.headers, HEADER_ORIGINAL_EXCHANGE) ?? msg.fields.exchange,
-          [HEADER_ORIGINAL_ROUTING_KEY]: stringHeader(props.headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
+          [HEADER_ATTEMPTS]:
+            props.headers[HEADER_ATTEMPTS] ?? headerInt(props.headers, HEADER_ATTEMPT) ?? 1,
+          [HEADER_ORIGINAL_EXCHANGE]:
+            stringHeader(props.headers, HEADER_ORIGINAL_EXCHANGE) ?? msg.fields.exchange,
+          [HEADER_ORIGINAL_ROUTING_KEY]:
+            stringHeader(props.headers, HEADER_ORIGINAL_ROUTING_KEY) ?? msg.fields.routingKey,
         };
         return this.move(msg, ch, this.deadLetterQueue, { ...props, headers }, trace, true);
       }
       safe(() => ch.nack(msg, false, true));
       trace?.requeued(err);
-      const error = new StatusError(Code.UNAVAILABLE, `could not move a message from "${this.queue}" to "${queue}": ${messageOf(err)}`, { cause: err });
-      this.log("error", msg, (msg.properties.headers ?? {}) as Record<string, unknown>, trace, { err: error, to: queue }, `${error.message}; it goes back to the queue`);
+      const error = new StatusError(
+        Code.UNAVAILABLE,
+        `could not move a message from "${this.queue}" to "${queue}": ${messageOf(err)}`,
+        { cause: err },
+      );
+      this.log(
+        "error",
+        msg,
+        (msg.properties.headers ?? {}) as Record<string, unknown>,
+        trace,
+        { err: error, to: queue },
+        `${error.message}; it goes back to the queue`,
+      );
       this.notify(error);
       return;
     }
@@ -561,7 +750,13 @@ export class EventConsumer {
 function toStatus(err: unknown, context: string): StatusError {
   if (err instanceof StatusError) return err;
   const text = messageOf(err);
-  const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /NOT_FOUND/.test(text) ? Code.NOT_FOUND : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
+  const code = /PRECONDITION_FAILED/.test(text)
+    ? Code.FAILED_PRECONDITION
+    : /NOT_FOUND/.test(text)
+      ? Code.NOT_FOUND
+      : /ACCESS_REFUSED/.test(text)
+        ? Code.PERMISSION_DENIED
+        : Code.UNAVAILABLE;
   return new StatusError(code, `${context}: ${text}`, { cause: err });
 }
 
@@ -571,7 +766,9 @@ function stringHeader(headers: Record<string, unknown>, name: string): string | 
 }
 
 /** The message's properties for a copy: everything kept but per-message TTL and broker death records. */
-function copyProperties(msg: ConsumeMessage): Options.Publish & { headers: Record<string, unknown> } {
+function copyProperties(
+  msg: ConsumeMessage,
+): Options.Publish & { headers: Record<string, unknown> } {
   const p = msg.properties;
   const headers: Record<string, unknown> = republishableHeaders(p.headers ?? {});
   for (const h of BROKER_DEATH_HEADERS) delete headers[h];

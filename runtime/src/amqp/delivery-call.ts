@@ -39,12 +39,22 @@ class DeliveryCallContext implements HandlerContext {
   }
 
   sendHeaders(): void {
-    throw new StatusError(Code.FAILED_PRECONDITION, `${this.method.path} is an event: its handler has no response to send headers with`);
+    throw new StatusError(
+      Code.FAILED_PRECONDITION,
+      `${this.method.path} is an event: its handler has no response to send headers with`,
+    );
   }
 }
 
 /** An event as a method, for interceptors: `event:<type>` names it in logs and authorize hooks. */
 export function eventMethod(event: EventDesc): MethodDesc {
   const typeName = event.type.typeName;
-  return { name: typeName.slice(typeName.lastIndexOf(".") + 1), path: `event:${typeName}`, kind: "unary", input: event.type, output: event.type, idempotent: false };
+  return {
+    name: typeName.slice(typeName.lastIndexOf(".") + 1),
+    path: `event:${typeName}`,
+    kind: "unary",
+    input: event.type,
+    output: event.type,
+    idempotent: false,
+  };
 }

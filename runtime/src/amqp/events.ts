@@ -4,13 +4,23 @@ import { randomUUID } from "node:crypto";
 import type { Options } from "amqplib";
 import { inheritCallOptions } from "../call-context.js";
 import type { EventDesc, MethodDesc } from "../descriptors.js";
-import { applyInterceptors, requestMessage, type CallRequest, type Interceptor } from "../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  type CallRequest,
+  type Interceptor,
+} from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { renderRoutingKey } from "../routing.js";
 import { Code, StatusError, messageOf } from "../status.js";
 import type { AmqpConnection, AmqpSession } from "./connection.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "./headers.js";
-import { type OutgoingMessage, Publisher, PublishManyError, type RawPublishOptions } from "./publisher.js";
+import {
+  type OutgoingMessage,
+  Publisher,
+  PublishManyError,
+  type RawPublishOptions,
+} from "./publisher.js";
 import { startPublish } from "./telemetry.js";
 import { declareEventExchange } from "./topology.js";
 
@@ -95,10 +105,23 @@ export class EventPublisher<T> {
     this.userId = options.userId;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     const typeName = event.type.typeName;
-    this.method = { name: typeName.slice(typeName.lastIndexOf(".") + 1), path: `event:${typeName}`, kind: "unary", input: event.type, output: event.type, idempotent: false };
-    this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
+    this.method = {
+      name: typeName.slice(typeName.lastIndexOf(".") + 1),
+      path: `event:${typeName}`,
+      kind: "unary",
+      input: event.type,
+      output: event.type,
+      idempotent: false,
+    };
+    this.interceptors =
+      options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     this.ownsPublisher = options.publisher === undefined;
-    this.publisher = options.publisher ?? new Publisher(connection, options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {});
+    this.publisher =
+      options.publisher ??
+      new Publisher(
+        connection,
+        options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {},
+      );
     if (options.declareExchange ?? true) {
       this.unregister = connection.onSession((session) => this.declare(session));
     } else {
@@ -125,14 +148,29 @@ export class EventPublisher<T> {
    */
   publishMany(events: readonly T[], options: PublishManyOptions = {}): Promise<void> {
     if (options.messageIds !== undefined && options.messageIds.length !== events.length) {
-      return Promise.reject(new StatusError(Code.INVALID_ARGUMENT, `messageIds has ${options.messageIds.length} ids for ${events.length} events; no event was sent`));
+      return Promise.reject(
+        new StatusError(
+          Code.INVALID_ARGUMENT,
+          `messageIds has ${options.messageIds.length} ids for ${events.length} events; no event was sent`,
+        ),
+      );
     }
     if (events.length === 0) return Promise.resolve();
     options = inheritCallOptions(options) as PublishManyOptions;
     if (!this.interceptors) return this.sendMany(events, options);
     const ids = options.messageIds;
-    return Promise.allSettled(events.map((event, i) => this.intercepted(event, ids ? { ...options, messageId: ids[i] } : options))).then((outcomes) => {
-      const errors = outcomes.map((o) => (o.status === "rejected" ? (o.reason instanceof Error ? o.reason : new Error(String(o.reason))) : undefined));
+    return Promise.allSettled(
+      events.map((event, i) =>
+        this.intercepted(event, ids ? { ...options, messageId: ids[i] } : options),
+      ),
+    ).then((outcomes) => {
+      const errors = outcomes.map((o) =>
+        o.status === "rejected"
+          ? o.reason instanceof Error
+            ? o.reason
+            : new Error(String(o.reason))
+          : undefined,
+      );
       const failed = errors.filter((e) => e !== undefined).length;
       if (failed > 0) throw new PublishManyError(errors, failed);
     });
@@ -159,7 +197,8 @@ export class EventPublisher<T> {
 
   private send(event: T, options: PublishOptions, metadata: Metadata | undefined): Promise<void> {
     // Publishing before the first declaration finished would hit a missing exchange.
-    if (!this.declared) return this.ensureDeclared(options).then(() => this.send(event, options, metadata));
+    if (!this.declared)
+      return this.ensureDeclared(options).then(() => this.send(event, options, metadata));
     let m: OutgoingMessage;
     try {
       m = this.outgoing(event, options, metadata, options.messageId);
@@ -168,7 +207,13 @@ export class EventPublisher<T> {
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const deadline = epochMs(options.deadline);
-    if (m.settled === undefined && timeoutMs === undefined && deadline === undefined && !options.signal) return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, MANDATORY);
+    if (
+      m.settled === undefined &&
+      timeoutMs === undefined &&
+      deadline === undefined &&
+      !options.signal
+    )
+      return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, MANDATORY);
     const raw: RawPublishOptions = { mandatory: true, timeoutMs, deadline, signal: options.signal };
     // The trace ends as the publisher settles the message: no promise of its own per publish.
     if (m.settled !== undefined) raw.settled = m.settled;
@@ -176,22 +221,39 @@ export class EventPublisher<T> {
   }
 
   private sendMany(events: readonly T[], options: PublishManyOptions): Promise<void> {
-    if (!this.declared) return this.ensureDeclared(options).then(() => this.sendMany(events, options));
+    if (!this.declared)
+      return this.ensureDeclared(options).then(() => this.sendMany(events, options));
     const messages: OutgoingMessage[] = [];
     for (let i = 0; i < events.length; i++) {
       try {
-        messages.push(this.outgoing(events[i]!, options, options.metadata, options.messageIds?.[i]));
+        messages.push(
+          this.outgoing(events[i]!, options, options.metadata, options.messageIds?.[i]),
+        );
       } catch (err) {
-        const refused = new StatusError(err instanceof StatusError ? err.code : Code.INVALID_ARGUMENT, `event ${i} of the batch: ${messageOf(err)}; no event of the batch was sent`, { cause: err });
+        const refused = new StatusError(
+          err instanceof StatusError ? err.code : Code.INVALID_ARGUMENT,
+          `event ${i} of the batch: ${messageOf(err)}; no event of the batch was sent`,
+          { cause: err },
+        );
         for (const m of messages) m.settled?.end(refused);
         return Promise.reject(refused);
       }
     }
-    return this.publisher.publishMany(messages, { mandatory: true, timeoutMs: options.timeoutMs ?? this.timeoutMs, deadline: epochMs(options.deadline), signal: options.signal });
+    return this.publisher.publishMany(messages, {
+      mandatory: true,
+      timeoutMs: options.timeoutMs ?? this.timeoutMs,
+      deadline: epochMs(options.deadline),
+      signal: options.signal,
+    });
   }
 
   /** The event as the wire contract sends it; throws a StatusError when it cannot be sent. */
-  private outgoing(event: T, options: PublishOptions, metadata: Metadata | undefined, messageId: string = randomUUID()): OutgoingMessage {
+  private outgoing(
+    event: T,
+    options: PublishOptions,
+    metadata: Metadata | undefined,
+    messageId: string = randomUUID(),
+  ): OutgoingMessage {
     const desc = this.event;
     let content: Uint8Array;
     try {
@@ -200,7 +262,10 @@ export class EventPublisher<T> {
       throw StatusError.from(err, Code.INVALID_ARGUMENT);
     }
     if (content.byteLength > this.maxMessageBytes) {
-      throw new StatusError(Code.RESOURCE_EXHAUSTED, `the encoded ${desc.type.typeName} is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`);
+      throw new StatusError(
+        Code.RESOURCE_EXHAUSTED,
+        `the encoded ${desc.type.typeName} is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`,
+      );
     }
     let headers: Record<string, unknown> | undefined;
     if (metadata) headers = metadataToHeaders(metadata);
@@ -212,7 +277,12 @@ export class EventPublisher<T> {
     const persistent = options.persistent ?? desc.persistent;
     const routingKey = renderRoutingKey(desc, event);
     // A PRODUCER span (its traceparent into the headers) and the publish metrics, while registered.
-    const trace = startPublish({ exchange: desc.exchange, routingKey, messageId, bodySize: content.byteLength });
+    const trace = startPublish({
+      exchange: desc.exchange,
+      routingKey,
+      messageId,
+      bodySize: content.byteLength,
+    });
     if (trace?.traced) headers = trace.inject(headers ?? {});
     const props: Options.Publish = {
       contentType: CONTENT_TYPE_PROTOBUF,
@@ -226,7 +296,8 @@ export class EventPublisher<T> {
     // prototype of a new one, which costs more than the whole rest of the properties.
     if (headers) props.headers = headers;
     if (this.userId !== undefined) props.userId = this.userId;
-    if (options.expirationMs !== undefined) props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
+    if (options.expirationMs !== undefined)
+      props.expiration = String(Math.max(0, Math.floor(options.expirationMs)));
     if (options.priority !== undefined) props.priority = options.priority;
     return { exchange: desc.exchange, routingKey, content, properties: props, settled: trace };
   }
@@ -264,8 +335,16 @@ export class EventPublisher<T> {
           // The connection went during the declaration: try again on the next session, within the timeout.
           if (!session.open) continue;
           const text = String(err);
-          const code = /PRECONDITION_FAILED/.test(text) ? Code.FAILED_PRECONDITION : /ACCESS_REFUSED/.test(text) ? Code.PERMISSION_DENIED : Code.UNAVAILABLE;
-          throw new StatusError(code, `could not declare exchange "${this.event.exchange}": ${messageOf(err)}`, { cause: err });
+          const code = /PRECONDITION_FAILED/.test(text)
+            ? Code.FAILED_PRECONDITION
+            : /ACCESS_REFUSED/.test(text)
+              ? Code.PERMISSION_DENIED
+              : Code.UNAVAILABLE;
+          throw new StatusError(
+            code,
+            `could not declare exchange "${this.event.exchange}": ${messageOf(err)}`,
+            { cause: err },
+          );
         }
       }
     })().finally(() => (this.declaring = undefined));

@@ -21,10 +21,22 @@ export const HEADER_REPLAYS = "x-grabbit-replays";
 /** On retried and dead-lettered copies: the user_id the broker validated on the original. */
 export const HEADER_ORIGINAL_USER_ID = "x-grabbit-original-user-id";
 /** What the broker adds when it dead-letters a message (and counts deliveries): not the message's own. */
-export const BROKER_DEATH_HEADERS = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
+export const BROKER_DEATH_HEADERS = [
+  "x-death",
+  "x-first-death-exchange",
+  "x-first-death-queue",
+  "x-first-death-reason",
+  "x-last-death-exchange",
+  "x-last-death-queue",
+  "x-last-death-reason",
+  "x-delivery-count",
+];
 
 /** Metadata as AMQP headers: lower-case names, reserved names skipped. */
-export function metadataToHeaders(metadata: Metadata | undefined, into: Record<string, unknown> = {}): Record<string, unknown> {
+export function metadataToHeaders(
+  metadata: Metadata | undefined,
+  into: Record<string, unknown> = {},
+): Record<string, unknown> {
   if (!metadata) return into;
   for (const key in metadata) {
     const value = metadata[key];
@@ -37,7 +49,10 @@ export function metadataToHeaders(metadata: Metadata | undefined, into: Record<s
 }
 
 /** AMQP headers as metadata: string-like values of non-reserved names, minus the ones in `skip`. */
-export function headersToMetadata(headers: Record<string, unknown> | undefined, skip?: ReadonlySet<string>): Metadata {
+export function headersToMetadata(
+  headers: Record<string, unknown> | undefined,
+  skip?: ReadonlySet<string>,
+): Metadata {
   const out: Metadata = {};
   if (!headers) return out;
   for (const key in headers) {
@@ -45,7 +60,8 @@ export function headersToMetadata(headers: Record<string, unknown> | undefined, 
     if (isReservedHeader(name) || skip?.has(name)) continue;
     const value = headers[key];
     if (typeof value === "string") out[name] = value;
-    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") out[name] = String(value);
+    else if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint")
+      out[name] = String(value);
     else if (value instanceof Uint8Array) out[name] = Buffer.from(value).toString("utf8");
   }
   return out;
@@ -64,7 +80,13 @@ export function republishableHeaders(headers: Record<string, unknown>): Record<s
 }
 
 function republishable(value: unknown): unknown {
-  if (value === null || typeof value !== "object" || Buffer.isBuffer(value) || value instanceof Uint8Array) return value;
+  if (
+    value === null ||
+    typeof value !== "object" ||
+    Buffer.isBuffer(value) ||
+    value instanceof Uint8Array
+  )
+    return value;
   if (Array.isArray(value)) return value.map(republishable);
   const table = value as Record<string, unknown>;
   if (Object.hasOwn(table, "!") && isDecodedTypedValue(table)) return table;
@@ -78,13 +100,29 @@ function isDecodedTypedValue(t: Record<string, unknown>): boolean {
   if (keys.length !== 2 || !keys.includes("value")) return false;
   const v = t.value as Record<string, unknown> | null;
   if (t["!"] === "timestamp") return typeof v === "number";
-  return t["!"] === "decimal" && typeof v === "object" && v !== null && typeof v.places === "number" && typeof v.digits === "number";
+  return (
+    t["!"] === "decimal" &&
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.places === "number" &&
+    typeof v.digits === "number"
+  );
 }
 
 /** A header read as a positive integer (amqplib may hand back numbers, bigints or strings). */
-export function headerInt(headers: Record<string, unknown> | undefined, name: string): number | undefined {
+export function headerInt(
+  headers: Record<string, unknown> | undefined,
+  name: string,
+): number | undefined {
   const value = headers?.[name];
-  const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" ? Number(value) : NaN;
+  const n =
+    typeof value === "number"
+      ? value
+      : typeof value === "bigint"
+        ? Number(value)
+        : typeof value === "string"
+          ? Number(value)
+          : NaN;
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : undefined;
 }
 

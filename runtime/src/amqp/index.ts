@@ -14,9 +14,26 @@ export {
   type SessionSetup,
 } from "./connection.js";
 export { ChannelKeeper, type ChannelKeeperOptions } from "./channel-keeper.js";
-export { Publisher, PublishManyError, type OutgoingMessage, type PublisherOptions, type PublisherEvents, type RawPublishOptions } from "./publisher.js";
-export { EventPublisher, type EventPublisherOptions, type PublishManyOptions, type PublishOptions } from "./events.js";
-export { EventConsumer, type EventConsumerOptions, type EventHandler, type DeliveryContext } from "./consumer.js";
+export {
+  Publisher,
+  PublishManyError,
+  type OutgoingMessage,
+  type PublisherOptions,
+  type PublisherEvents,
+  type RawPublishOptions,
+} from "./publisher.js";
+export {
+  EventPublisher,
+  type EventPublisherOptions,
+  type PublishManyOptions,
+  type PublishOptions,
+} from "./events.js";
+export {
+  EventConsumer,
+  type EventConsumerOptions,
+  type EventHandler,
+  type DeliveryContext,
+} from "./consumer.js";
 export {
   type QueueType,
   resolveQueueType,
@@ -41,4 +58,10 @@ export {
   republishableHeaders,
   headersToMetadata,
 } from "./headers.js";
-export { ATTR_GRABBIT_OUTCOME, ATTR_GRABBIT_RETRY_DELAY_MS, ATTR_GRABBIT_DEAD_LETTER_QUEUE, EVENT_RETRY, EVENT_DEAD_LETTER } from "./telemetry.js";
+export {
+  ATTR_GRABBIT_OUTCOME,
+  ATTR_GRABBIT_RETRY_DELAY_MS,
+  ATTR_GRABBIT_DEAD_LETTER_QUEUE,
+  EVENT_RETRY,
+  EVENT_DEAD_LETTER,
+} from "./telemetry.js";

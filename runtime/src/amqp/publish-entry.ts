@@ -25,7 +25,10 @@ export class PublishManyError extends Error {
   readonly failed: number;
   constructor(errors: (Error | undefined)[], failed: number) {
     const first = errors.find((e) => e !== undefined);
-    super(`${failed} of ${errors.length} messages were not confirmed${first ? `; the first: ${first.message}` : ""}`, { cause: first });
+    super(
+      `${failed} of ${errors.length} messages were not confirmed${first ? `; the first: ${first.message}` : ""}`,
+      { cause: first },
+    );
     this.name = "PublishManyError";
     this.errors = errors;
     this.failed = failed;
@@ -94,18 +97,31 @@ export interface EntryMore {
 }
 
 export function moreOf(entry: Entry): EntryMore {
-  return (entry.more ??= { onSettled: undefined, callDeadline: false, signal: undefined, returned: undefined, channelErrors: 0, nacks: 0, lastNack: undefined });
+  return (entry.more ??= {
+    onSettled: undefined,
+    callDeadline: false,
+    signal: undefined,
+    returned: undefined,
+    channelErrors: 0,
+    nacks: 0,
+    lastNack: undefined,
+  });
 }
 
 /** A rejected promise for a message refused before it was queued, telling `settled` first. */
-export function refuse(options: { settled?: { end(err?: unknown): void } | undefined }, err: Error): Promise<void> {
+export function refuse(
+  options: { settled?: { end(err?: unknown): void } | undefined },
+  err: Error,
+): Promise<void> {
   options.settled?.end(err);
   return Promise.reject(err);
 }
 
 /** amqplib wants a Buffer: a view on the same bytes (no copy) when the caller gave a plain Uint8Array. */
 export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -147,18 +163,21 @@ export class DeadlineBuckets {
   }
 
   private schedule(timeoutMs: number, bucket: DeadlineBucket, at: number): void {
-    bucket.timer = setTimeout(() => {
-      bucket.timer = undefined;
-      const now = Date.now();
-      for (let entry = bucket.head; entry; entry = bucket.head) {
-        if (entry.deadline > now) {
-          this.schedule(timeoutMs, bucket, entry.deadline);
-          return;
+    bucket.timer = setTimeout(
+      () => {
+        bucket.timer = undefined;
+        const now = Date.now();
+        for (let entry = bucket.head; entry; entry = bucket.head) {
+          if (entry.deadline > now) {
+            this.schedule(timeoutMs, bucket, entry.deadline);
+            return;
+          }
+          this.expire(entry, timeoutMs); // the publisher settles it, which unlinks it
+          if (bucket.head === entry) this.unlink(entry);
         }
-        this.expire(entry, timeoutMs); // the publisher settles it, which unlinks it
-        if (bucket.head === entry) this.unlink(entry);
-      }
-    }, Math.max(0, at - Date.now()));
+      },
+      Math.max(0, at - Date.now()),
+    );
     // A deadline alone must not keep a process alive: the socket does while there is work in flight.
     bucket.timer.unref();
   }

@@ -21,12 +21,26 @@ import type { ConfirmChannel, Message, Options } from "amqplib";
 import { Code, StatusError, UnroutableError, messageOf } from "../status.js";
 import { ChannelKeeper } from "./channel-keeper.js";
 import { ConfirmLedger } from "./confirm-ledger.js";
-import { DeadlineBuckets, PublishManyError, asBuffer, moreOf, refuse, type Batch, type Entry, type OutgoingMessage } from "./publish-entry.js";
+import {
+  DeadlineBuckets,
+  PublishManyError,
+  asBuffer,
+  moreOf,
+  refuse,
+  type Batch,
+  type Entry,
+  type OutgoingMessage,
+} from "./publish-entry.js";
 import { StallWatch } from "./stall-watch.js";
 import { quorumLostMessage, type AmqpConnection } from "./connection.js";
 import { Deque } from "./deque.js";
 import type { Logger } from "../telemetry/logger.js";
-import { errorType, recordPublishRefused, recordPublishResent, recordPublishUnroutable } from "../telemetry/metrics.js";
+import {
+  errorType,
+  recordPublishRefused,
+  recordPublishResent,
+  recordPublishUnroutable,
+} from "../telemetry/metrics.js";
 import { watchConfirms } from "./telemetry.js";
 
 export interface PublisherOptions {
@@ -121,7 +135,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * Deadlines, one bucket per timeout value. Within a bucket insertion order is deadline order, so
    * one timer per bucket (at its oldest entry) replaces a timer per message.
    */
-  private readonly deadlines = new DeadlineBuckets((entry, timeoutMs) => this.expire(entry, timeoutMs));
+  private readonly deadlines = new DeadlineBuckets((entry, timeoutMs) =>
+    this.expire(entry, timeoutMs),
+  );
   /**
    * Unsettled entries by the signal that cancels them, with one abort listener per signal: many
    * publishes share one (those a handler makes share its call's, a consumer channel's deliveries
@@ -141,7 +157,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.maxMessageBytes = options.maxMessageBytes ?? Infinity;
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
-    this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.unsettled > 0);
+    this.stalls = new StallWatch(
+      this.stallTimeoutMs,
+      () => this.checkStall(),
+      () => this.unsettled > 0,
+    );
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "publisher",
       confirm: true,
@@ -151,8 +171,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         const confirmed = (err: Error | null) => (entry: Entry) => this.onConfirm(entry, ch, err);
         const acked = confirmed(null);
         const nacked = confirmed(new Error("message nacked"));
-        ch.on("ack", (f: { deliveryTag: number; multiple: boolean }) => ledger.confirm(f.deliveryTag, f.multiple, acked));
-        ch.on("nack", (f: { deliveryTag: number; multiple: boolean }) => ledger.confirm(f.deliveryTag, f.multiple, nacked));
+        ch.on("ack", (f: { deliveryTag: number; multiple: boolean }) =>
+          ledger.confirm(f.deliveryTag, f.multiple, acked),
+        );
+        ch.on("nack", (f: { deliveryTag: number; multiple: boolean }) =>
+          ledger.confirm(f.deliveryTag, f.multiple, nacked),
+        );
         ch.on("return", (msg: Message) => this.onReturn(ch, msg));
         ch.on("drain", () => {
           if (this.keeper.current !== ch) return;
@@ -204,20 +228,40 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * and dead letters and relays the outbox through it, work that must not end with a handler's call.
    * EventPublisher is where a publish inherits the served call's deadline, signal and headers.
    */
-  publish(exchange: string, routingKey: string, content: Uint8Array, properties: Options.Publish = {}, options: RawPublishOptions = {}): Promise<void> {
-    if (this.closed) return refuse(options, new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+  publish(
+    exchange: string,
+    routingKey: string,
+    content: Uint8Array,
+    properties: Options.Publish = {},
+    options: RawPublishOptions = {},
+  ): Promise<void> {
+    if (this.closed)
+      return refuse(options, new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
     const signal = options.signal;
     if (signal?.aborted) return refuse(options, StatusError.from(signal.reason, Code.CANCELLED));
     // Refused here, not buffered: an oversized message would sit in memory until the broker refused it.
     if (content.byteLength > this.maxMessageBytes) {
-      return refuse(options, new StatusError(Code.RESOURCE_EXHAUSTED, `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`));
+      return refuse(
+        options,
+        new StatusError(
+          Code.RESOURCE_EXHAUSTED,
+          `the message body is ${content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes)`,
+        ),
+      );
     }
     let timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let callDeadline = false;
     if (options.deadline !== undefined) {
       const left = options.deadline - Date.now();
       // Sent now, a message the caller has stopped waiting for could still be delivered: refuse it.
-      if (left <= 0) return refuse(options, new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the message was published; it was not sent"));
+      if (left <= 0)
+        return refuse(
+          options,
+          new StatusError(
+            Code.DEADLINE_EXCEEDED,
+            "the deadline passed before the message was published; it was not sent",
+          ),
+        );
       if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
         timeoutMs = left;
         callDeadline = true;
@@ -225,7 +269,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     const mandatory = options.mandatory ?? true;
     return new Promise<void>((resolve, reject) => {
-      this.accept(this.entry(exchange, routingKey, content, properties, mandatory, timeoutMs, callDeadline, options.settled, resolve, reject, undefined, 0), signal);
+      this.accept(
+        this.entry(
+          exchange,
+          routingKey,
+          content,
+          properties,
+          mandatory,
+          timeoutMs,
+          callDeadline,
+          options.settled,
+          resolve,
+          reject,
+          undefined,
+          0,
+        ),
+        signal,
+      );
     });
   }
 
@@ -236,21 +296,36 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * publish(): its own message_id (generated when missing), a re-send on a new channel when its
    * channel is lost or nacks, the same window; `options` apply to each (`settled` goes per message).
    */
-  publishMany(messages: readonly OutgoingMessage[], options: Omit<RawPublishOptions, "settled"> = {}): Promise<void> {
+  publishMany(
+    messages: readonly OutgoingMessage[],
+    options: Omit<RawPublishOptions, "settled"> = {},
+  ): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
-    if (this.closed) return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
+    if (this.closed)
+      return Promise.reject(new StatusError(Code.UNAVAILABLE, "the publisher is closed"));
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(StatusError.from(signal.reason, Code.CANCELLED));
     for (const m of messages) {
       if (m.content.byteLength > this.maxMessageBytes) {
-        return Promise.reject(new StatusError(Code.RESOURCE_EXHAUSTED, `a message body is ${m.content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes); no message of the batch was sent`));
+        return Promise.reject(
+          new StatusError(
+            Code.RESOURCE_EXHAUSTED,
+            `a message body is ${m.content.byteLength} bytes, over the limit of ${this.maxMessageBytes} (maxMessageBytes); no message of the batch was sent`,
+          ),
+        );
       }
     }
     let timeoutMs = options.timeoutMs ?? this.timeoutMs;
     let callDeadline = false;
     if (options.deadline !== undefined) {
       const left = options.deadline - Date.now();
-      if (left <= 0) return Promise.reject(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed before the messages were published; none was sent"));
+      if (left <= 0)
+        return Promise.reject(
+          new StatusError(
+            Code.DEADLINE_EXCEEDED,
+            "the deadline passed before the messages were published; none was sent",
+          ),
+        );
       if (!(timeoutMs > 0 && Number.isFinite(timeoutMs)) || left < timeoutMs) {
         timeoutMs = left;
         callDeadline = true;
@@ -258,10 +333,33 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     const mandatory = options.mandatory ?? true;
     return new Promise<void>((resolve, reject) => {
-      const batch: Batch = { size: messages.length, remaining: messages.length, errors: undefined, failed: 0, resolve, reject };
+      const batch: Batch = {
+        size: messages.length,
+        remaining: messages.length,
+        errors: undefined,
+        failed: 0,
+        resolve,
+        reject,
+      };
       for (let i = 0; i < messages.length; i++) {
         const m = messages[i]!;
-        this.accept(this.entry(m.exchange, m.routingKey, m.content, m.properties ?? {}, mandatory, timeoutMs, callDeadline, m.settled, undefined, undefined, batch, i), signal);
+        this.accept(
+          this.entry(
+            m.exchange,
+            m.routingKey,
+            m.content,
+            m.properties ?? {},
+            mandatory,
+            timeoutMs,
+            callDeadline,
+            m.settled,
+            undefined,
+            undefined,
+            batch,
+            i,
+          ),
+          signal,
+        );
       }
     });
   }
@@ -303,7 +401,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       admitted: false,
       prevDue: undefined,
       nextDue: undefined,
-      more: callDeadline || onSettled ? { onSettled, callDeadline, signal: undefined, returned: undefined, channelErrors: 0, nacks: 0, lastNack: undefined } : undefined,
+      more:
+        callDeadline || onSettled
+          ? {
+              onSettled,
+              callDeadline,
+              signal: undefined,
+              returned: undefined,
+              channelErrors: 0,
+              nacks: 0,
+              lastNack: undefined,
+            }
+          : undefined,
     };
   }
 
@@ -335,7 +444,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   private hasRoom(entry: Entry): boolean {
-    return this.active < this.maxInFlight && (this.active === 0 || this.activeBytes + entry.content.byteLength <= this.maxInFlightBytes);
+    return (
+      this.active < this.maxInFlight &&
+      (this.active === 0 || this.activeBytes + entry.content.byteLength <= this.maxInFlightBytes)
+    );
   }
 
   private admit(entry: Entry): void {
@@ -386,7 +498,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     entry.channel = undefined;
     if (!err) this.progressAt = Date.now();
     if (err) this.onNack(entry, ch, err);
-    else if (entry.more?.returned !== undefined) this.settle(entry, new UnroutableError(entry.exchange, entry.routingKey, entry.more.returned));
+    else if (entry.more?.returned !== undefined)
+      this.settle(
+        entry,
+        new UnroutableError(entry.exchange, entry.routingKey, entry.more.returned),
+      );
     else this.settle(entry, undefined);
   }
 
@@ -419,7 +535,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     more.lastNack = err.message;
     more.returned = undefined;
     if (entry.deadline <= Date.now()) {
-      this.settle(entry, new StatusError(Code.UNAVAILABLE, `the broker refused the message ${more.nacks} times within its timeout (${err.message})`, { cause: err }));
+      this.settle(
+        entry,
+        new StatusError(
+          Code.UNAVAILABLE,
+          `the broker refused the message ${more.nacks} times within its timeout (${err.message})`,
+          { cause: err },
+        ),
+      );
       return;
     }
     this.stats.resent++;
@@ -439,7 +562,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const missing = lastError ? NOT_FOUND_EXCHANGE.exec(lastError.message)?.[1] : undefined;
     const wrongUser = lastError ? WRONG_USER_ID.exec(lastError.message)?.[1] : undefined;
     // The broker calls the default exchange amq.default; publishers name it "".
-    const refused = lastError ? REFUSED_EXCHANGE.exec(lastError.message)?.[1]?.replace(/^amq\.default$/, "") : undefined;
+    const refused = lastError
+      ? REFUSED_EXCHANGE.exec(lastError.message)?.[1]?.replace(/^amq\.default$/, "")
+      : undefined;
     const again: Entry[] = [];
     const ledger = this.ledgers.get(ch);
     this.ledgers.delete(ch);
@@ -451,14 +576,35 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       // Channel errors name their cause only in text: reject the messages that caused them rather
       // than re-sending them into the same error forever.
       if (missing !== undefined && entry.exchange === missing) {
-        this.settle(entry, new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, { cause: lastError }));
-      } else if ((wrongUser !== undefined && entry.props.userId === wrongUser) || (refused !== undefined && entry.exchange === refused)) {
-        this.settle(entry, new StatusError(Code.PERMISSION_DENIED, lastError!.message, { cause: lastError }));
+        this.settle(
+          entry,
+          new StatusError(Code.NOT_FOUND, `exchange "${missing}" does not exist`, {
+            cause: lastError,
+          }),
+        );
+      } else if (
+        (wrongUser !== undefined && entry.props.userId === wrongUser) ||
+        (refused !== undefined && entry.exchange === refused)
+      ) {
+        this.settle(
+          entry,
+          new StatusError(Code.PERMISSION_DENIED, lastError!.message, { cause: lastError }),
+        );
       } else if (lastError && ++moreOf(entry).channelErrors >= MAX_CHANNEL_ERRORS) {
-        this.settle(entry, new StatusError(Code.FAILED_PRECONDITION, `the broker closed the channel ${entry.more!.channelErrors} times while this message was in flight: ${lastError.message}`, { cause: lastError }));
+        this.settle(
+          entry,
+          new StatusError(
+            Code.FAILED_PRECONDITION,
+            `the broker closed the channel ${entry.more!.channelErrors} times while this message was in flight: ${lastError.message}`,
+            { cause: lastError },
+          ),
+        );
       } else {
         this.stats.resent++;
-        recordPublishResent({ exchange: entry.exchange, reason: lastError ? "channel_error" : "channel_closed" });
+        recordPublishResent({
+          exchange: entry.exchange,
+          reason: lastError ? "channel_error" : "channel_closed",
+        });
         again.push(entry);
       }
     }
@@ -467,7 +613,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (again.length > 0) {
       const reason = lastError?.message ?? "the channel closed";
       try {
-        this.logger.warn({ count: again.length, reason, node: this.node }, `re-sending ${again.length} unconfirmed message(s) on a new channel: ${reason}`);
+        this.logger.warn(
+          { count: again.length, reason, node: this.node },
+          `re-sending ${again.length} unconfirmed message(s) on a new channel: ${reason}`,
+        );
       } catch {
         // A logger that throws must not lose messages.
       }
@@ -486,7 +635,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const probe = await this.connection.probeNodes();
     if (probe.quorumLost) {
       // Everything waiting now would wait for the majority to come back: tell the callers now.
-      const err = new StatusError(Code.UNAVAILABLE, `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`);
+      const err = new StatusError(
+        Code.UNAVAILABLE,
+        `no publisher confirm for ${waited} ms: ${quorumLostMessage(probe)}; the message may still be delivered once it is back`,
+      );
       // Waiters first: settling them admits nothing, so nothing new slips into the window.
       for (const entry of this.windowWaiters.clear()) this.settle(entry, err);
       for (const entry of this.queue.clear()) this.settle(entry, err);
@@ -526,7 +678,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       const entries = new Set<Entry>();
       const onAbort = (): void => {
         this.watched.delete(signal);
-        for (const waiting of entries) this.settle(waiting, StatusError.from(signal.reason, Code.CANCELLED));
+        for (const waiting of entries)
+          this.settle(waiting, StatusError.from(signal.reason, Code.CANCELLED));
       };
       group = { entries, onAbort };
       this.watched.set(signal, group);
@@ -550,11 +703,20 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (entry.settled) return;
     let err: StatusError;
     if (entry.more?.callDeadline) {
-      err = new StatusError(Code.DEADLINE_EXCEEDED, `the deadline passed before the broker confirmed the message (${this.connection.connected ? "it may still be delivered" : "no connection to RabbitMQ"})`);
+      err = new StatusError(
+        Code.DEADLINE_EXCEEDED,
+        `the deadline passed before the broker confirmed the message (${this.connection.connected ? "it may still be delivered" : "no connection to RabbitMQ"})`,
+      );
     } else if (entry.more !== undefined && entry.more.nacks > 0) {
-      err = new StatusError(Code.UNAVAILABLE, `the broker refused the message ${entry.more.nacks} times within ${timeoutMs} ms (${entry.more.lastNack}); it was sent again on a new channel each time`);
+      err = new StatusError(
+        Code.UNAVAILABLE,
+        `the broker refused the message ${entry.more.nacks} times within ${timeoutMs} ms (${entry.more.lastNack}); it was sent again on a new channel each time`,
+      );
     } else if (!this.connection.connected) {
-      err = new StatusError(Code.UNAVAILABLE, `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`);
+      err = new StatusError(
+        Code.UNAVAILABLE,
+        `no connection to RabbitMQ within ${timeoutMs} ms; the message was not published`,
+      );
     } else {
       err = new StatusError(Code.DEADLINE_EXCEEDED, `no publisher confirm within ${timeoutMs} ms`);
     }
@@ -592,7 +754,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.stats.refused++;
       if (err instanceof UnroutableError) recordPublishUnroutable({ exchange: entry.exchange });
       else recordPublishRefused({ exchange: entry.exchange, reason: errorType(err) });
-      if (this.listenerCount("refused") > 0) this.emit("refused", { messageId: entry.props.messageId, exchange: entry.exchange, routingKey: entry.routingKey, error: err });
+      if (this.listenerCount("refused") > 0)
+        this.emit("refused", {
+          messageId: entry.props.messageId,
+          exchange: entry.exchange,
+          routingKey: entry.routingKey,
+          error: err,
+        });
       entry.more?.onSettled?.end(err);
       if (entry.batch) this.settleInBatch(entry.batch, entry.index, err);
       else entry.reject!(err);

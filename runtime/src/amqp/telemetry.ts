@@ -7,7 +7,16 @@
 // undefined otherwise, so the hot paths build no attributes and allocate nothing when nothing records.
 
 import type { Attributes, Context, Span } from "@opentelemetry/api";
-import { errorType, metricsEnabled, observeGauges, recordConsumed, recordConsumeRetry, recordDeadLettered, recordProcess, recordPublish } from "../telemetry/metrics.js";
+import {
+  errorType,
+  metricsEnabled,
+  observeGauges,
+  recordConsumed,
+  recordConsumeRetry,
+  recordDeadLettered,
+  recordProcess,
+  recordPublish,
+} from "../telemetry/metrics.js";
 import { activeTracer, otelApi, traceIdsFor, type TraceIds } from "../telemetry/otel.js";
 import { messageOf } from "../status.js";
 import {
@@ -109,9 +118,13 @@ export class PublishTrace {
       }
       this.span.end();
     }
-    if (this.metrics) recordPublish({ exchange: this.exchange, durationSeconds: (performance.now() - this.start) / 1000, ...(error !== undefined ? { error } : {}) });
+    if (this.metrics)
+      recordPublish({
+        exchange: this.exchange,
+        durationSeconds: (performance.now() - this.start) / 1000,
+        ...(error !== undefined ? { error } : {}),
+      });
   }
-
 }
 
 // The span attributes every publish to an exchange (every delivery from a queue) shares, made once
@@ -140,7 +153,8 @@ function template(cache: Map<string, Attributes>, key: string, make: () => Attri
 export function startPublish(spec: PublishSpec): PublishTrace | undefined {
   const tracer = activeTracer();
   const metrics = metricsEnabled();
-  if (tracer === undefined || api === undefined) return metrics ? new PublishTrace(undefined, undefined, spec.exchange, true) : undefined;
+  if (tracer === undefined || api === undefined)
+    return metrics ? new PublishTrace(undefined, undefined, spec.exchange, true) : undefined;
   const attributes: Attributes = {
     ...template(publishTemplates, spec.exchange, () => ({
       [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
@@ -154,8 +168,15 @@ export function startPublish(spec: PublishSpec): PublishTrace | undefined {
   attributes[ATTR_MESSAGING_RABBITMQ_ROUTING_KEY] = spec.routingKey;
   attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = spec.bodySize;
   if (spec.messageId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = spec.messageId;
-  const parent = spec.parentHeaders !== undefined ? api.propagation.extract(api.ROOT_CONTEXT, spec.parentHeaders) : api.context.active();
-  const span = tracer.startSpan(`publish ${spec.exchange === "" ? "amq.default" : spec.exchange}`, { kind: api.SpanKind.PRODUCER, attributes }, parent);
+  const parent =
+    spec.parentHeaders !== undefined
+      ? api.propagation.extract(api.ROOT_CONTEXT, spec.parentHeaders)
+      : api.context.active();
+  const span = tracer.startSpan(
+    `publish ${spec.exchange === "" ? "amq.default" : spec.exchange}`,
+    { kind: api.SpanKind.PRODUCER, attributes },
+    parent,
+  );
   return new PublishTrace(span, api.trace.setSpan(parent, span), spec.exchange, metrics);
 }
 
@@ -172,7 +193,10 @@ export function activeSpan(): Span | undefined {
 }
 
 /** Trace ids for a log record about a message: the span's when recording, else the traceparent header's. */
-export function logTraceIds(headers: Record<string, unknown> | undefined, ctx?: Context): TraceIds | undefined {
+export function logTraceIds(
+  headers: Record<string, unknown> | undefined,
+  ctx?: Context,
+): TraceIds | undefined {
   const traceparent = headers?.["traceparent"];
   return traceIdsFor(typeof traceparent === "string" ? { traceparent } : undefined, ctx);
 }
@@ -221,7 +245,11 @@ export class DeliveryTrace {
   handlerFinished(err?: unknown): void {
     if (this.metrics) {
       const durationSeconds = (performance.now() - (this.handlerStart || this.start)) / 1000;
-      recordProcess({ queue: this.queue, durationSeconds, ...(err !== undefined ? { error: errorType(err) } : {}) });
+      recordProcess({
+        queue: this.queue,
+        durationSeconds,
+        ...(err !== undefined ? { error: errorType(err) } : {}),
+      });
     }
     if (err !== undefined && this.span?.isRecording()) {
       if (err instanceof Error) this.span.recordException(err);
@@ -232,7 +260,10 @@ export class DeliveryTrace {
   retry(err: unknown, nextAttempt: number, delayMs: number): void {
     if (this.metrics) recordConsumeRetry({ queue: this.queue, error: errorType(err) });
     if (this.span?.isRecording()) {
-      this.span.addEvent(EVENT_RETRY, { [ATTR_GRABBIT_DELIVERY_ATTEMPT]: nextAttempt, [ATTR_GRABBIT_RETRY_DELAY_MS]: delayMs });
+      this.span.addEvent(EVENT_RETRY, {
+        [ATTR_GRABBIT_DELIVERY_ATTEMPT]: nextAttempt,
+        [ATTR_GRABBIT_RETRY_DELAY_MS]: delayMs,
+      });
       this.span.setAttribute(ATTR_GRABBIT_OUTCOME, "retry");
     }
   }
@@ -240,7 +271,11 @@ export class DeliveryTrace {
   deadLetter(reason: string, text: string, deadLetterQueue: string): void {
     if (this.metrics) recordDeadLettered({ queue: this.queue, reason });
     if (this.span?.isRecording()) {
-      this.span.addEvent(EVENT_DEAD_LETTER, { [ATTR_GRABBIT_REASON]: reason, [ATTR_GRABBIT_DEAD_LETTER_QUEUE]: deadLetterQueue, "exception.message": text });
+      this.span.addEvent(EVENT_DEAD_LETTER, {
+        [ATTR_GRABBIT_REASON]: reason,
+        [ATTR_GRABBIT_DEAD_LETTER_QUEUE]: deadLetterQueue,
+        "exception.message": text,
+      });
       this.span.setAttribute(ATTR_GRABBIT_OUTCOME, "dead_letter");
       this.span.setAttribute(ATTR_GRABBIT_REASON, reason);
       this.fail(text, reason);
@@ -268,7 +303,10 @@ export class DeliveryTrace {
   private fail(err: unknown, type?: string): void {
     const span = this.span!;
     span.setAttribute(ATTR_ERROR_TYPE, type ?? errorType(err));
-    span.setStatus({ code: api!.SpanStatusCode.ERROR, message: typeof err === "string" ? err : messageOf(err) });
+    span.setStatus({
+      code: api!.SpanStatusCode.ERROR,
+      message: typeof err === "string" ? err : messageOf(err),
+    });
   }
 }
 
@@ -277,7 +315,8 @@ export function startDelivery(spec: DeliverySpec): DeliveryTrace | undefined {
   const tracer = activeTracer();
   const metrics = metricsEnabled();
   if (metrics) recordConsumed({ queue: spec.queue });
-  if (tracer === undefined || api === undefined) return metrics ? new DeliveryTrace(undefined, undefined, spec.queue, true) : undefined;
+  if (tracer === undefined || api === undefined)
+    return metrics ? new DeliveryTrace(undefined, undefined, spec.queue, true) : undefined;
   const attributes: Attributes = {
     ...template(deliveryTemplates, spec.queue, () => ({
       [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
@@ -295,11 +334,16 @@ export function startDelivery(spec: DeliverySpec): DeliveryTrace | undefined {
   attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = spec.bodySize;
   attributes[ATTR_GRABBIT_DELIVERY_ATTEMPT] = spec.attempt;
   if (spec.messageId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = spec.messageId;
-  if (spec.correlationId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = spec.correlationId;
+  if (spec.correlationId !== undefined)
+    attributes[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = spec.correlationId;
   // One message per delivery: the process span is the producer's child (the conventions' advice
   // for single-message processing), so the consumer's work is in the publisher's trace.
   const parent = api.propagation.extract(api.ROOT_CONTEXT, spec.headers);
-  const span = tracer.startSpan(`process ${spec.queue}`, { kind: api.SpanKind.CONSUMER, attributes }, parent);
+  const span = tracer.startSpan(
+    `process ${spec.queue}`,
+    { kind: api.SpanKind.CONSUMER, attributes },
+    parent,
+  );
   return new DeliveryTrace(span, api.trace.setSpan(parent, span), spec.queue, metrics);
 }
 
@@ -337,11 +381,19 @@ const publishers: Reporter<ConfirmSource> = { items: new Set(), unregister: unde
  */
 export function watchConfirms(source: ConfirmSource): () => void {
   return watch(publishers, source, () => {
-    const spec = { name: METRIC_GRABBIT_PUBLISH_CONFIRMS_OUTSTANDING, description: "Publishes sent and not yet confirmed by the broker.", unit: "{message}" };
+    const spec = {
+      name: METRIC_GRABBIT_PUBLISH_CONFIRMS_OUTSTANDING,
+      description: "Publishes sent and not yet confirmed by the broker.",
+      unit: "{message}",
+    };
     return observeGauges([spec], (observe) => {
       const byNode = new Map<string, number>();
       for (const p of publishers.items) byNode.set(p.node, (byNode.get(p.node) ?? 0) + p.pending);
-      for (const [node, n] of byNode) observe(spec.name, n, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_GRABBIT_NODE]: node });
+      for (const [node, n] of byNode)
+        observe(spec.name, n, {
+          [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+          [ATTR_GRABBIT_NODE]: node,
+        });
     });
   });
 }
@@ -357,7 +409,11 @@ const connections: Reporter<StateSource> = { items: new Set(), unregister: undef
 /** Counts `source` in grabbit.connection.state (connections by node and state) until the returned function is called. */
 export function watchConnectionState(source: StateSource): () => void {
   return watch(connections, source, () => {
-    const spec = { name: METRIC_GRABBIT_CONNECTION_STATE, description: "Connections by broker node and state.", unit: "{connection}" };
+    const spec = {
+      name: METRIC_GRABBIT_CONNECTION_STATE,
+      description: "Connections by broker node and state.",
+      unit: "{connection}",
+    };
     return observeGauges([spec], (observe) => {
       const counts = new Map<string, { node: string; state: string; n: number }>();
       for (const c of connections.items) {
@@ -367,7 +423,11 @@ export function watchConnectionState(source: StateSource): () => void {
         else counts.set(key, { node: c.metricNode, state: c.metricState, n: 1 });
       }
       for (const { node, state, n } of counts.values()) {
-        observe(spec.name, n, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_GRABBIT_NODE]: node, [ATTR_GRABBIT_CONNECTION_STATE]: state });
+        observe(spec.name, n, {
+          [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+          [ATTR_GRABBIT_NODE]: node,
+          [ATTR_GRABBIT_CONNECTION_STATE]: state,
+        });
       }
     });
   });

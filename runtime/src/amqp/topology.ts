@@ -9,7 +9,10 @@ import type { AmqpConnection } from "./connection.js";
 export type QueueType = "quorum" | "classic";
 
 /** "auto" is quorum where the broker supports it (RabbitMQ 3.8+), classic otherwise. */
-export function resolveQueueType(connection: AmqpConnection, requested: "auto" | QueueType | undefined): QueueType {
+export function resolveQueueType(
+  connection: AmqpConnection,
+  requested: "auto" | QueueType | undefined,
+): QueueType {
   if (requested === "quorum" || requested === "classic") return requested;
   return connection.supportsQuorumQueues() ? "quorum" : "classic";
 }
@@ -19,7 +22,10 @@ export async function declareEventExchange(channel: Channel, event: EventDesc): 
   await channel.assertExchange(event.exchange, event.exchangeKind, { durable: true });
 }
 
-function typeArguments(type: QueueType, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function typeArguments(
+  type: QueueType,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   // Classic queues are declared without x-queue-type so that queues declared before grabbit match.
   return type === "quorum" ? { "x-queue-type": "quorum", ...extra } : { ...extra };
 }
@@ -48,10 +54,18 @@ export async function declareConsumerQueues(channel: Channel, t: ConsumerTopolog
   // Quorum queues can be neither exclusive nor auto-delete: every queue here is durable and shared.
   // The work queue dead-letters to the DLQ too, so a message rejected without requeue (or past
   // the delivery limit, e.g. one that crashes every consumer) is kept rather than dropped.
-  const work: Record<string, unknown> = { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": t.deadLetterQueue, ...expires };
-  if (t.type === "quorum" && t.deliveryLimit !== undefined) work["x-delivery-limit"] = t.deliveryLimit;
+  const work: Record<string, unknown> = {
+    "x-dead-letter-exchange": "",
+    "x-dead-letter-routing-key": t.deadLetterQueue,
+    ...expires,
+  };
+  if (t.type === "quorum" && t.deliveryLimit !== undefined)
+    work["x-delivery-limit"] = t.deliveryLimit;
   await channel.assertQueue(t.queue, { durable: true, arguments: typeArguments(t.type, work) });
-  await channel.assertQueue(t.deadLetterQueue, { durable: true, arguments: typeArguments(t.type, expires) });
+  await channel.assertQueue(t.deadLetterQueue, {
+    durable: true,
+    arguments: typeArguments(t.type, expires),
+  });
   for (const delay of new Set(t.retryDelaysMs)) {
     const dl: Record<string, unknown> = {
       "x-message-ttl": delay,
@@ -61,13 +75,25 @@ export async function declareConsumerQueues(channel: Channel, t: ConsumerTopolog
     };
     // Quorum queues dead-letter at most once by default; ask for at-least-once so that a message
     // leaving the retry queue cannot be lost on the way back (needs reject-publish overflow).
-    if (t.type === "quorum") Object.assign(dl, { "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish" });
-    await channel.assertQueue(retryQueueName(t.queue, delay), { durable: true, arguments: typeArguments(t.type, dl) });
+    if (t.type === "quorum")
+      Object.assign(dl, {
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+      });
+    await channel.assertQueue(retryQueueName(t.queue, delay), {
+      durable: true,
+      arguments: typeArguments(t.type, dl),
+    });
   }
 }
 
 /** Binds a queue to an event's exchange, honouring the exchange kind and the consumer's filter. */
-export async function bindEvent(channel: Channel, queue: string, event: EventDesc, filter?: Record<string, unknown>): Promise<void> {
+export async function bindEvent(
+  channel: Channel,
+  queue: string,
+  event: EventDesc,
+  filter?: Record<string, unknown>,
+): Promise<void> {
   switch (event.exchangeKind) {
     case "fanout":
       await channel.bindQueue(queue, event.exchange, "");

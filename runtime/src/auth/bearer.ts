@@ -23,14 +23,20 @@ export const AUTHORIZATION = "authorization";
 export function bearerToken(source: TokenSource, options: BearerTokenOptions = {}): Interceptor {
   const get = typeof source === "string" ? () => source : source;
   return (next) => async (req) => {
-    if (req.side !== "client" || (!options.override && req.metadata[AUTHORIZATION] !== undefined)) return next(req);
+    if (req.side !== "client" || (!options.override && req.metadata[AUTHORIZATION] !== undefined))
+      return next(req);
     let token: string;
     try {
       token = await get();
     } catch (err) {
-      throw new StatusError(Code.UNAUTHENTICATED, `could not get a bearer token: ${messageOf(err)}`, { cause: err });
+      throw new StatusError(
+        Code.UNAUTHENTICATED,
+        `could not get a bearer token: ${messageOf(err)}`,
+        { cause: err },
+      );
     }
-    if (typeof token !== "string" || token.trim() === "") throw new StatusError(Code.UNAUTHENTICATED, "the token provider returned no token");
+    if (typeof token !== "string" || token.trim() === "")
+      throw new StatusError(Code.UNAUTHENTICATED, "the token provider returned no token");
     (req.metadata as Metadata)[AUTHORIZATION] = `Bearer ${token.trim()}`;
     return next(req);
   };
@@ -42,9 +48,21 @@ export const MAX_TOKEN_CHARS = 16 * 1024;
 /** The token in an `authorization: Bearer <token>` entry; throws UNAUTHENTICATED with the reason. */
 export function bearerFrom(metadata: Metadata): string {
   const value = metadata[AUTHORIZATION];
-  if (value === undefined || value === "") throw new StatusError(Code.UNAUTHENTICATED, "no bearer token (the authorization header is missing)");
-  if (value.length > MAX_TOKEN_CHARS + 7) throw new StatusError(Code.UNAUTHENTICATED, `the authorization header is longer than ${MAX_TOKEN_CHARS} characters`);
+  if (value === undefined || value === "")
+    throw new StatusError(
+      Code.UNAUTHENTICATED,
+      "no bearer token (the authorization header is missing)",
+    );
+  if (value.length > MAX_TOKEN_CHARS + 7)
+    throw new StatusError(
+      Code.UNAUTHENTICATED,
+      `the authorization header is longer than ${MAX_TOKEN_CHARS} characters`,
+    );
   const m = /^bearer[ \t]+([^\s]+)[ \t]*$/i.exec(value);
-  if (!m) throw new StatusError(Code.UNAUTHENTICATED, "the authorization header is not of the form 'Bearer <token>'");
+  if (!m)
+    throw new StatusError(
+      Code.UNAUTHENTICATED,
+      "the authorization header is not of the form 'Bearer <token>'",
+    );
   return m[1]!;
 }

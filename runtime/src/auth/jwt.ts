@@ -75,7 +75,10 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   const verifyOptions: JWTVerifyOptions = {
     algorithms: algorithms as JWSAlgorithm[],
     clockTolerance: options.clockToleranceSec ?? 30,
-    requiredClaims: [...(options.requireExpiry ?? true ? ["exp"] : []), ...(options.requiredClaims ?? [])],
+    requiredClaims: [
+      ...((options.requireExpiry ?? true) ? ["exp"] : []),
+      ...(options.requiredClaims ?? []),
+    ],
     ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
     ...(options.audience !== undefined ? { audience: options.audience } : {}),
     ...(options.maxTokenAgeSec !== undefined ? { maxTokenAge: options.maxTokenAgeSec } : {}),
@@ -89,7 +92,9 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
   let refetch: Promise<number> | undefined;
   const cooldownMs = "jwksUrl" in options.keys ? (options.keys.cooldownMs ?? 30_000) : Infinity;
   const fetchAgain = (set: { coolingDown?: boolean; reload(): Promise<void> }): Promise<number> =>
-    (refetch ??= new Promise<void>((resolve) => setTimeout(resolve, set.coolingDown ? cooldownMs : 0).unref?.())
+    (refetch ??= new Promise<void>((resolve) =>
+      setTimeout(resolve, set.coolingDown ? cooldownMs : 0).unref?.(),
+    )
       .then(async () => {
         const began = Date.now();
         await set.reload();
@@ -102,7 +107,12 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         const { payload } = await jwtVerify(token, (await key) as never, verifyOptions);
         return payload;
       } catch (err) {
-        if (!remote || !(err instanceof joseErrors.JWKSNoMatchingKey) || cooldownMs > MAX_WAITED_COOLDOWN_MS) throw err;
+        if (
+          !remote ||
+          !(err instanceof joseErrors.JWKSNoMatchingKey) ||
+          cooldownMs > MAX_WAITED_COOLDOWN_MS
+        )
+          throw err;
         const set = key as unknown as { coolingDown?: boolean; reload(): Promise<void> };
         const failedAt = Date.now();
         if ((await fetchAgain(set)) < failedAt) await fetchAgain(set);
@@ -110,8 +120,15 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
         return payload;
       }
     } catch (err) {
-      if (remote && unreachable(err)) throw new StatusError(Code.UNAVAILABLE, `cannot fetch the key set from ${remote}: ${reasonOf(err)}`, { cause: err });
-      throw new StatusError(Code.UNAUTHENTICATED, `invalid token: ${reasonOf(err)}`, { cause: err });
+      if (remote && unreachable(err))
+        throw new StatusError(
+          Code.UNAVAILABLE,
+          `cannot fetch the key set from ${remote}: ${reasonOf(err)}`,
+          { cause: err },
+        );
+      throw new StatusError(Code.UNAUTHENTICATED, `invalid token: ${reasonOf(err)}`, {
+        cause: err,
+      });
     }
   };
 }
@@ -119,35 +136,53 @@ export function jwtVerifier(options: JwtVerifierOptions): JwtVerifier {
 /** A failure to get the remote key set (network, timeout, not 200, not JSON): the token was not judged. */
 function unreachable(err: unknown): boolean {
   if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
-  if (err instanceof joseErrors.JOSEError) return err.code === "ERR_JOSE_GENERIC" && /JSON Web Key Set HTTP response/.test(err.message);
+  if (err instanceof joseErrors.JOSEError)
+    return err.code === "ERR_JOSE_GENERIC" && /JSON Web Key Set HTTP response/.test(err.message);
   // fetch() itself rejects with a TypeError (connection refused, DNS...).
   return err instanceof TypeError;
 }
 
 /** Key material in the form jwtVerify takes it, plus the algorithms it may be used with. */
-function resolveKeys(keys: JwtKeys, algorithms: string[] | undefined): { key: Uint8Array | KeyObject | JWTVerifyGetKey | Promise<unknown>; algorithms: string[] } {
+function resolveKeys(
+  keys: JwtKeys,
+  algorithms: string[] | undefined,
+): { key: Uint8Array | KeyObject | JWTVerifyGetKey | Promise<unknown>; algorithms: string[] } {
   if ("secret" in keys) {
-    const secret = typeof keys.secret === "string" ? new TextEncoder().encode(keys.secret) : keys.secret;
-    if (secret.byteLength < MIN_SECRET_BYTES) throw new TypeError(`an HMAC secret needs at least ${MIN_SECRET_BYTES} bytes`);
+    const secret =
+      typeof keys.secret === "string" ? new TextEncoder().encode(keys.secret) : keys.secret;
+    if (secret.byteLength < MIN_SECRET_BYTES)
+      throw new TypeError(`an HMAC secret needs at least ${MIN_SECRET_BYTES} bytes`);
     const algs = algorithms ?? ["HS256", "HS384", "HS512"];
-    if (algs.some((a) => !a.startsWith("HS"))) throw new TypeError("a shared secret only verifies HS256/HS384/HS512 tokens");
+    if (algs.some((a) => !a.startsWith("HS")))
+      throw new TypeError("a shared secret only verifies HS256/HS384/HS512 tokens");
     return { key: secret, algorithms: algs };
   }
   if ("jwks" in keys) {
-    if (!Array.isArray(keys.jwks?.keys) || keys.jwks.keys.length === 0) throw new TypeError("the JWKS has no keys");
-    const fromKeys = keys.jwks.keys.map((k) => k.alg).filter((a): a is string => typeof a === "string");
-    const algs = algorithms ?? (fromKeys.length > 0 ? [...new Set(fromKeys)] : ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]);
+    if (!Array.isArray(keys.jwks?.keys) || keys.jwks.keys.length === 0)
+      throw new TypeError("the JWKS has no keys");
+    const fromKeys = keys.jwks.keys
+      .map((k) => k.alg)
+      .filter((a): a is string => typeof a === "string");
+    const algs =
+      algorithms ??
+      (fromKeys.length > 0
+        ? [...new Set(fromKeys)]
+        : ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"]);
     return { key: createLocalJWKSet(keys.jwks), algorithms: algs };
   }
   if ("jwksUrl" in keys) {
     const url = new URL(keys.jwksUrl);
-    if (url.protocol !== "https:" && url.protocol !== "http:") throw new TypeError(`jwksUrl must be an http(s) URL, not ${url.protocol}`);
+    if (url.protocol !== "https:" && url.protocol !== "http:")
+      throw new TypeError(`jwksUrl must be an http(s) URL, not ${url.protocol}`);
     const key = createRemoteJWKSet(url, {
       ...(keys.cacheMaxAgeMs !== undefined ? { cacheMaxAge: keys.cacheMaxAgeMs } : {}),
       ...(keys.cooldownMs !== undefined ? { cooldownDuration: keys.cooldownMs } : {}),
       ...(keys.timeoutMs !== undefined ? { timeoutDuration: keys.timeoutMs } : {}),
     });
-    return { key, algorithms: algorithms ?? ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"] };
+    return {
+      key,
+      algorithms: algorithms ?? ["RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"],
+    };
   }
   const pk = keys.publicKey;
   if (typeof pk === "object" && !("asymmetricKeyType" in pk)) {
@@ -157,7 +192,10 @@ function resolveKeys(keys: JwtKeys, algorithms: string[] | undefined): { key: Ui
     return { key: importJWK(pk as JWK, alg), algorithms: algorithms ?? [alg] };
   }
   const keyObject = typeof pk === "string" ? createPublicKey(pk) : (pk as KeyObject);
-  if (keyObject.type !== "public") throw new TypeError("publicKey must be a public key (never ship the private key to a verifier)");
+  if (keyObject.type !== "public")
+    throw new TypeError(
+      "publicKey must be a public key (never ship the private key to a verifier)",
+    );
   return { key: keyObject, algorithms: algorithms ?? defaultAlgorithms(keyObject) };
 }
 
@@ -182,10 +220,12 @@ function defaultAlgorithms(key: KeyObject): string[] {
 function reasonOf(err: unknown): string {
   if (err instanceof joseErrors.JWTExpired) return `the token expired (${err.message})`;
   if (err instanceof joseErrors.JWTClaimValidationFailed) return err.message;
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "the signature does not verify";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed)
+    return "the signature does not verify";
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return "the token's algorithm is not allowed";
   if (err instanceof joseErrors.JWKSNoMatchingKey) return "no key in the key set matches the token";
-  if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid) return `malformed token (${err.message})`;
+  if (err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JWSInvalid)
+    return `malformed token (${err.message})`;
   if (err instanceof joseErrors.JOSEError) return err.message;
   return messageOf(err);
 }
@@ -194,7 +234,9 @@ function reasonOf(err: unknown): string {
 export const JWT_CLAIMS: unique symbol = Symbol.for("grabbit.auth.claims");
 
 /** The verified claims of the call, or undefined when no auth interceptor ran. */
-export function claimsOf(ctx: { readonly values: Map<string | symbol, unknown> }): JwtClaims | undefined {
+export function claimsOf(ctx: {
+  readonly values: Map<string | symbol, unknown>;
+}): JwtClaims | undefined {
   return ctx.values.get(JWT_CLAIMS) as JwtClaims | undefined;
 }
 
@@ -223,9 +265,15 @@ export function requireJwt(options: RequireJwtOptions): Interceptor {
       try {
         ok = await options.authorize(claims, req);
       } catch (err) {
-        throw err instanceof StatusError ? err : new StatusError(Code.PERMISSION_DENIED, messageOf(err), { cause: err });
+        throw err instanceof StatusError
+          ? err
+          : new StatusError(Code.PERMISSION_DENIED, messageOf(err), { cause: err });
       }
-      if (!ok) throw new StatusError(Code.PERMISSION_DENIED, `${claims.sub ?? "the caller"} may not call ${req.method.path}`);
+      if (!ok)
+        throw new StatusError(
+          Code.PERMISSION_DENIED,
+          `${claims.sub ?? "the caller"} may not call ${req.method.path}`,
+        );
     }
     req.values.set(JWT_CLAIMS, claims);
     return next(req);

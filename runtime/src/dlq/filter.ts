@@ -20,7 +20,14 @@ export interface Selection {
 }
 
 export function isEmptySelection(s: Selection): boolean {
-  return !s.ids?.length && !s.types?.length && s.reason === undefined && s.olderThanMs === undefined && s.newerThanMs === undefined && !Object.keys(s.headers ?? {}).length;
+  return (
+    !s.ids?.length &&
+    !s.types?.length &&
+    s.reason === undefined &&
+    s.olderThanMs === undefined &&
+    s.newerThanMs === undefined &&
+    !Object.keys(s.headers ?? {}).length
+  );
 }
 
 export function matches(d: DeadLetter, s: Selection, now = Date.now()): boolean {
@@ -28,7 +35,12 @@ export function matches(d: DeadLetter, s: Selection, now = Date.now()): boolean 
   if (s.types?.length && !s.types.some((t) => typeMatches(d.type, t))) return false;
   if (s.reason !== undefined) {
     const reason = d.reason ?? "";
-    if (typeof s.reason === "string" ? !reason.toLowerCase().includes(s.reason.toLowerCase()) : !s.reason.test(reason)) return false;
+    if (
+      typeof s.reason === "string"
+        ? !reason.toLowerCase().includes(s.reason.toLowerCase())
+        : !s.reason.test(reason)
+    )
+      return false;
   }
   if (s.olderThanMs !== undefined || s.newerThanMs !== undefined) {
     const at = d.lastFailure ?? d.publishedAt;
@@ -38,7 +50,12 @@ export function matches(d: DeadLetter, s: Selection, now = Date.now()): boolean 
   }
   for (const [name, value] of Object.entries(s.headers ?? {})) {
     const v = d.headers[name.toLowerCase()] ?? d.headers[name];
-    if (v === undefined || v === null || (typeof v === "object" ? JSON.stringify(v) : String(v)) !== value) return false;
+    if (
+      v === undefined ||
+      v === null ||
+      (typeof v === "object" ? JSON.stringify(v) : String(v)) !== value
+    )
+      return false;
   }
   return true;
 }
@@ -52,7 +69,14 @@ function typeMatches(type: string | undefined, pattern: string): boolean {
 export function parseDuration(text: string): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/.exec(text);
   if (!m) return undefined;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+  const unit: Record<string, number> = {
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+  };
   return Math.round(Number(m[1]) * unit[m[2] ?? "ms"]!);
 }
 
@@ -63,6 +87,8 @@ export function parseReason(text: string): string | RegExp {
   try {
     return new RegExp(m[1]!, m[2]);
   } catch (err) {
-    throw new SyntaxError(`--reason ${text} is not a valid regular expression: ${(err as Error).message}`);
+    throw new SyntaxError(
+      `--reason ${text} is not a valid regular expression: ${(err as Error).message}`,
+    );
   }
 }

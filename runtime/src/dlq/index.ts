@@ -12,5 +12,16 @@ export {
   type ReplayResult,
   type ReplayItem,
 } from "./queue.js";
-export { type DeadLetter, type DeathRecord, DEAD_LETTER_HEADERS, describe as describeDeadLetter } from "./message.js";
-export { type Selection, matches as selectionMatches, isEmptySelection, parseDuration, parseReason } from "./filter.js";
+export {
+  type DeadLetter,
+  type DeathRecord,
+  DEAD_LETTER_HEADERS,
+  describe as describeDeadLetter,
+} from "./message.js";
+export {
+  type Selection,
+  matches as selectionMatches,
+  isEmptySelection,
+  parseDuration,
+  parseReason,
+} from "./filter.js";

@@ -86,13 +86,25 @@ interface RawMessage {
 }
 
 /** Reads a dead letter. `queue` is the DLQ (an RPC request queue is named after it). */
-export function describe(msg: RawMessage, position: number, queue: string, registry: Registry | undefined): DeadLetter {
+export function describe(
+  msg: RawMessage,
+  position: number,
+  queue: string,
+  registry: Registry | undefined,
+): DeadLetter {
   const p = msg.properties;
   const headers = (p.headers ?? {}) as Record<string, unknown>;
   const deaths = deathRecords(headers);
   const reason = text(headers[HEADER_ERROR]);
   const rpc = text(headers["rpc-method"]) !== undefined;
-  const source = reason !== undefined ? (rpc && text(headers[HEADER_ORIGINAL_EXCHANGE]) === undefined ? "rpc" : "consumer") : deaths.length > 0 ? "broker" : "unknown";
+  const source =
+    reason !== undefined
+      ? rpc && text(headers[HEADER_ORIGINAL_EXCHANGE]) === undefined
+        ? "rpc"
+        : "consumer"
+      : deaths.length > 0
+        ? "broker"
+        : "unknown";
   const origin = originOf(headers, deaths, source, queue);
   const deathTimes = deaths.map((d) => d.time).filter((t): t is number => t !== undefined);
   const firstFailure = minOf([int(headers[HEADER_FIRST_FAILED_AT]), ...deathTimes]);
@@ -104,7 +116,10 @@ export function describe(msg: RawMessage, position: number, queue: string, regis
     correlationId: str(p.correlationId),
     type: str(p.type),
     reason: reason ?? brokerReason(headers, deaths),
-    attempts: int(headers[HEADER_ATTEMPTS]) ?? int(headers["x-delivery-count"]) ?? (deaths.length > 0 ? deaths.reduce((n, d) => n + d.count, 0) : undefined),
+    attempts:
+      int(headers[HEADER_ATTEMPTS]) ??
+      int(headers["x-delivery-count"]) ??
+      (deaths.length > 0 ? deaths.reduce((n, d) => n + d.count, 0) : undefined),
     originalExchange: origin?.exchange,
     originalRoutingKey: origin?.routingKey,
     firstFailure,
@@ -122,7 +137,12 @@ export function describe(msg: RawMessage, position: number, queue: string, regis
 }
 
 /** Where the message was first published, if it can be told. */
-export function originOf(headers: Record<string, unknown>, deaths: DeathRecord[], source: DeadLetter["source"], queue: string): { exchange: string; routingKey: string } | undefined {
+export function originOf(
+  headers: Record<string, unknown>,
+  deaths: DeathRecord[],
+  source: DeadLetter["source"],
+  queue: string,
+): { exchange: string; routingKey: string } | undefined {
   const exchange = text(headers[HEADER_ORIGINAL_EXCHANGE]);
   const routingKey = text(headers[HEADER_ORIGINAL_ROUTING_KEY]);
   if (exchange !== undefined && routingKey !== undefined) return { exchange, routingKey };
@@ -131,10 +151,15 @@ export function originOf(headers: Record<string, unknown>, deaths: DeathRecord[]
     const firstQueue = text(headers["x-first-death-queue"]);
     const first = deaths.find((d) => d.queue === firstQueue) ?? deaths[deaths.length - 1]!;
     const key = first.routingKeys[0];
-    if (key !== undefined) return { exchange: text(headers["x-first-death-exchange"]) ?? first.exchange, routingKey: key };
+    if (key !== undefined)
+      return {
+        exchange: text(headers["x-first-death-exchange"]) ?? first.exchange,
+        routingKey: key,
+      };
   }
   // An RPC request goes to its service's request queue through the default exchange.
-  if (source === "rpc" && queue.endsWith(".dlq")) return { exchange: "", routingKey: queue.slice(0, -".dlq".length) };
+  if (source === "rpc" && queue.endsWith(".dlq"))
+    return { exchange: "", routingKey: queue.slice(0, -".dlq".length) };
   return undefined;
 }
 
@@ -150,12 +175,19 @@ function brokerReason(headers: Record<string, unknown>, deaths: DeathRecord[]): 
   return `dead-lettered by the broker from queue "${text(headers["x-last-death-queue"]) ?? first.queue}": ${why[first.reason] ?? first.reason}`;
 }
 
-function decode(msg: RawMessage, registry: Registry | undefined): Pick<DeadLetter, "body" | "decodeError"> {
+function decode(
+  msg: RawMessage,
+  registry: Registry | undefined,
+): Pick<DeadLetter, "body" | "decodeError"> {
   const p = msg.properties;
   const type = str(p.type);
   const fail = (decodeError: string) => ({ body: undefined, decodeError });
-  if (registry === undefined) return fail("no contract was given to decode it with (an image or a proto folder)");
-  if (p.contentType !== undefined && p.contentType !== CONTENT_TYPE_PROTOBUF) return fail(`its content_type is ${JSON.stringify(p.contentType)}, not ${CONTENT_TYPE_PROTOBUF}`);
+  if (registry === undefined)
+    return fail("no contract was given to decode it with (an image or a proto folder)");
+  if (p.contentType !== undefined && p.contentType !== CONTENT_TYPE_PROTOBUF)
+    return fail(
+      `its content_type is ${JSON.stringify(p.contentType)}, not ${CONTENT_TYPE_PROTOBUF}`,
+    );
   if (type === undefined) return fail("it has no type property naming its message");
   const desc = registry.getMessage(type);
   if (desc === undefined) return fail(`the contract has no message named ${type}`);
@@ -163,7 +195,9 @@ function decode(msg: RawMessage, registry: Registry | undefined): Pick<DeadLette
     const message = fromBinary(desc, msg.content);
     return { body: toJson(desc, message, { registry }), decodeError: undefined };
   } catch (err) {
-    return fail(`its body does not decode as ${type}: ${err instanceof Error ? err.message : String(err)}`);
+    return fail(
+      `its body does not decode as ${type}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 }
 
@@ -173,14 +207,28 @@ function deathRecords(headers: Record<string, unknown>): DeathRecord[] {
   return raw.flatMap((entry) => {
     if (entry === null || typeof entry !== "object") return [];
     const e = entry as Record<string, unknown>;
-    const keys = Array.isArray(e["routing-keys"]) ? (e["routing-keys"] as unknown[]).map(text).filter((k): k is string => k !== undefined) : [];
-    return [{ queue: text(e.queue) ?? "", reason: text(e.reason) ?? "", count: int(e.count) ?? 1, exchange: text(e.exchange) ?? "", routingKeys: keys, time: timestamp(e.time) }];
+    const keys = Array.isArray(e["routing-keys"])
+      ? (e["routing-keys"] as unknown[]).map(text).filter((k): k is string => k !== undefined)
+      : [];
+    return [
+      {
+        queue: text(e.queue) ?? "",
+        reason: text(e.reason) ?? "",
+        count: int(e.count) ?? 1,
+        exchange: text(e.exchange) ?? "",
+        routingKeys: keys,
+        time: timestamp(e.time),
+      },
+    ];
   });
 }
 
 function properties(p: MessageProperties): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(p)) if (k !== "headers" && v !== undefined) out[k] = k === "timestamp" && typeof v === "number" ? new Date(v * 1000).toISOString() : jsonSafe(v);
+  for (const [k, v] of Object.entries(p))
+    if (k !== "headers" && v !== undefined)
+      out[k] =
+        k === "timestamp" && typeof v === "number" ? new Date(v * 1000).toISOString() : jsonSafe(v);
   return out;
 }
 
@@ -192,7 +240,8 @@ function jsonSafe(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(jsonSafe);
   if (typeof v === "object") {
     const t = v as Record<string, unknown>;
-    if (t["!"] === "timestamp" && typeof t.value === "number") return new Date(t.value * 1000).toISOString();
+    if (t["!"] === "timestamp" && typeof t.value === "number")
+      return new Date(t.value * 1000).toISOString();
     const out: Record<string, unknown> = {};
     for (const k of Object.keys(t)) out[k] = jsonSafe(t[k]);
     return out;
@@ -201,7 +250,8 @@ function jsonSafe(v: unknown): unknown {
 }
 
 function timestamp(v: unknown): number | undefined {
-  if (v !== null && typeof v === "object" && (v as Record<string, unknown>)["!"] === "timestamp") return int((v as Record<string, unknown>).value)! * 1000;
+  if (v !== null && typeof v === "object" && (v as Record<string, unknown>)["!"] === "timestamp")
+    return int((v as Record<string, unknown>).value)! * 1000;
   const n = int(v);
   return n === undefined ? undefined : n * 1000;
 }
@@ -215,7 +265,14 @@ function str(v: unknown): string | undefined {
 }
 
 function int(v: unknown): number | undefined {
-  const n = typeof v === "number" ? v : typeof v === "bigint" ? Number(v) : typeof v === "string" && v.trim() !== "" ? Number(v) : NaN;
+  const n =
+    typeof v === "number"
+      ? v
+      : typeof v === "bigint"
+        ? Number(v)
+        : typeof v === "string" && v.trim() !== ""
+          ? Number(v)
+          : NaN;
   return Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined;
 }
 

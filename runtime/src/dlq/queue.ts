@@ -23,7 +23,13 @@ import { createFileRegistry, fromBinary, type Registry } from "@bufbuild/protobu
 import { FileDescriptorSetSchema, type FileDescriptorSet } from "@bufbuild/protobuf/wkt";
 import type { Channel, ConsumeMessage, Options, Replies } from "amqplib";
 import type { AmqpConnection } from "../amqp/connection.js";
-import { copiedProperties, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_REPLAYS, republishableHeaders } from "../amqp/headers.js";
+import {
+  copiedProperties,
+  HEADER_ORIGINAL_EXCHANGE,
+  HEADER_ORIGINAL_ROUTING_KEY,
+  HEADER_REPLAYS,
+  republishableHeaders,
+} from "../amqp/headers.js";
 import { Publisher } from "../amqp/publisher.js";
 import { Code, StatusError, messageOf } from "../status.js";
 import { isEmptySelection, matches, type Selection } from "./filter.js";
@@ -113,12 +119,18 @@ export function registryFromImage(bytes: Uint8Array): Registry {
   try {
     set = fromBinary(FileDescriptorSetSchema, bytes);
   } catch (err) {
-    throw new StatusError(Code.INVALID_ARGUMENT, `the image is not a FileDescriptorSet (buf build -o image.binpb makes one): ${messageOf(err)}`);
+    throw new StatusError(
+      Code.INVALID_ARGUMENT,
+      `the image is not a FileDescriptorSet (buf build -o image.binpb makes one): ${messageOf(err)}`,
+    );
   }
   try {
     return createFileRegistry(set);
   } catch (err) {
-    throw new StatusError(Code.INVALID_ARGUMENT, `the image cannot be read (build it with its imports, as buf build does by default): ${messageOf(err)}`);
+    throw new StatusError(
+      Code.INVALID_ARGUMENT,
+      `the image cannot be read (build it with its imports, as buf build does by default): ${messageOf(err)}`,
+    );
   }
 }
 
@@ -171,9 +183,13 @@ export class DeadLetterQueue {
    * One message, by its message id or its 1-based position in the queue (as list numbers them), with
    * its raw body when it does not decode; undefined when not among the first `scan` (or not there).
    */
-  show(which: string | { position: number }, options: { scan?: number } = {}): Promise<{ info: QueueInfo; examined: number; message: DeadLetter | undefined }> {
+  show(
+    which: string | { position: number },
+    options: { scan?: number } = {},
+  ): Promise<{ info: QueueInfo; examined: number; message: DeadLetter | undefined }> {
     const scan = Math.max(1, options.scan ?? DEFAULT_SCAN);
-    const wanted = (msg: ConsumeMessage, position: number) => (typeof which === "string" ? msg.properties.messageId === which : position === which.position);
+    const wanted = (msg: ConsumeMessage, position: number) =>
+      typeof which === "string" ? msg.properties.messageId === which : position === which.position;
     return this.withChannel(async (ch, info, read) => {
       let found: DeadLetter | undefined;
       const target = Math.min(info.messages, typeof which === "string" ? scan : which.position);
@@ -190,7 +206,10 @@ export class DeadLetterQueue {
 
   /** Deletes every ready message of the queue; returns how many. The caller asks for confirmation. */
   purge(): Promise<{ info: QueueInfo; purged: number }> {
-    return this.withChannel(async (ch, info) => ({ info, purged: (await ch.purgeQueue(this.queue)).messageCount }));
+    return this.withChannel(async (ch, info) => ({
+      info,
+      purged: (await ch.purgeQueue(this.queue)).messageCount,
+    }));
   }
 
   /** Puts selected messages back where they were first published (or into `toQueue`); see the head comment. */
@@ -199,33 +218,79 @@ export class DeadLetterQueue {
     const window = Math.max(1, options.window ?? DEFAULT_WINDOW);
     const dryRun = options.dryRun === true;
     if (options.toQueue !== undefined) await this.checkDestination(options.toQueue);
-    const publisher = dryRun ? undefined : new Publisher(this.connection, { maxInFlight: window, track: false });
+    const publisher = dryRun
+      ? undefined
+      : new Publisher(this.connection, { maxInFlight: window, track: false });
     try {
       return await this.withChannel(async (ch, info, read) => {
-        const result: ReplayResult = { ...info, examined: 0, matched: 0, replayed: 0, failed: [], notExamined: 0, items: [], dryRun };
-        const progress = () => options.onProgress?.({ total: info.messages, examined: result.examined, replayed: result.replayed, failed: result.failed.length });
+        const result: ReplayResult = {
+          ...info,
+          examined: 0,
+          matched: 0,
+          replayed: 0,
+          failed: [],
+          notExamined: 0,
+          items: [],
+          dryRun,
+        };
+        const progress = () =>
+          options.onProgress?.({
+            total: info.messages,
+            examined: result.examined,
+            replayed: result.replayed,
+            failed: result.failed.length,
+          });
         const byId = new Set(selection.ids ?? []);
         const now = Date.now();
         const inFlight = new Set<Promise<void>>();
         let lost: Error | undefined;
-        ch.once("close", () => (lost = new StatusError(Code.UNAVAILABLE, `the channel to RabbitMQ closed after ${result.replayed} message(s) were replayed; the others stay in "${this.queue}" (one in flight may be delivered twice)`)));
+        ch.once(
+          "close",
+          () =>
+            (lost = new StatusError(
+              Code.UNAVAILABLE,
+              `the channel to RabbitMQ closed after ${result.replayed} message(s) were replayed; the others stay in "${this.queue}" (one in flight may be delivered twice)`,
+            )),
+        );
         const visit = (msg: ConsumeMessage, position: number): "hold" | "stop" => {
           result.examined = position;
           const d = describe(msg, position, this.queue, this.registry);
           // One message per id: a duplicate of it (a replay that came back) is left alone.
-          if (!matches(d, selection, now) || (byId.size > 0 && !byId.has(d.messageId ?? ""))) return "hold";
+          if (!matches(d, selection, now) || (byId.size > 0 && !byId.has(d.messageId ?? "")))
+            return "hold";
           if (d.messageId !== undefined) byId.delete(d.messageId);
           result.matched++;
-          const destination = options.toQueue !== undefined ? { exchange: "", routingKey: options.toQueue } : d.originalExchange !== undefined && d.originalRoutingKey !== undefined ? { exchange: d.originalExchange, routingKey: d.originalRoutingKey } : undefined;
-          result.items.push({ position, messageId: d.messageId, type: d.type, reason: d.reason, destination });
+          const destination =
+            options.toQueue !== undefined
+              ? { exchange: "", routingKey: options.toQueue }
+              : d.originalExchange !== undefined && d.originalRoutingKey !== undefined
+                ? { exchange: d.originalExchange, routingKey: d.originalRoutingKey }
+                : undefined;
+          result.items.push({
+            position,
+            messageId: d.messageId,
+            type: d.type,
+            reason: d.reason,
+            destination,
+          });
           if (dryRun) return selection.ids?.length && byId.size === 0 ? "stop" : "hold";
           if (destination === undefined) {
-            result.failed.push({ messageId: d.messageId, position, error: "it does not say where it was first published: replay it to a queue" });
+            result.failed.push({
+              messageId: d.messageId,
+              position,
+              error: "it does not say where it was first published: replay it to a queue",
+            });
             progress();
             return "hold";
           }
           const p = publisher!
-            .publish(destination.exchange, destination.routingKey, msg.content, replayProperties(msg, d, options.toQueue !== undefined), { mandatory: true, ...(options.signal ? { signal: options.signal } : {}) })
+            .publish(
+              destination.exchange,
+              destination.routingKey,
+              msg.content,
+              replayProperties(msg, d, options.toQueue !== undefined),
+              { mandatory: true, ...(options.signal ? { signal: options.signal } : {}) },
+            )
             .then(
               () => {
                 if (lost) return; // the copy went back to the queue with the channel: a duplicate later, not a loss
@@ -253,7 +318,14 @@ export class DeadLetterQueue {
           const idle = async () => {
             while (inFlight.size > 0) await Promise.all([...inFlight]);
           };
-          result.examined = await this.read(ch, info.messages, window, visit, { pending: () => inFlight.size, acked: () => result.replayed, idle }, options.signal);
+          result.examined = await this.read(
+            ch,
+            info.messages,
+            window,
+            visit,
+            { pending: () => inFlight.size, acked: () => result.replayed, idle },
+            options.signal,
+          );
         } catch (err) {
           throw lost ?? err;
         } finally {
@@ -263,7 +335,12 @@ export class DeadLetterQueue {
         }
         if (lost) throw lost;
         const held = result.examined - result.replayed;
-        if (result.examined < info.messages && held >= window && !(selection.ids?.length && byId.size === 0)) result.notExamined = info.messages - result.examined;
+        if (
+          result.examined < info.messages &&
+          held >= window &&
+          !(selection.ids?.length && byId.size === 0)
+        )
+          result.notExamined = info.messages - result.examined;
         progress();
         return result;
       });
@@ -290,7 +367,9 @@ export class DeadLetterQueue {
    * operation ends once the queue counts them again (or after `settleMs`), so that the next one,
    * from this process or another, sees them.
    */
-  private async withChannel<T>(f: (ch: Channel, info: QueueInfo, read: { examined: number; acked: number }) => Promise<T>): Promise<T> {
+  private async withChannel<T>(
+    f: (ch: Channel, info: QueueInfo, read: { examined: number; acked: number }) => Promise<T>,
+  ): Promise<T> {
     const session = await this.connection.waitForSession({ timeoutMs: 10_000 });
     const ch = await session.createChannel();
     const read = { examined: 0, acked: 0 };
@@ -307,7 +386,8 @@ export class DeadLetterQueue {
       return await f(ch, info, read);
     } finally {
       await ch.close().catch(() => undefined);
-      if (info && read.examined > read.acked) await this.settled(info.messages - read.acked).catch(() => undefined);
+      if (info && read.examined > read.acked)
+        await this.settled(info.messages - read.acked).catch(() => undefined);
     }
   }
 
@@ -317,7 +397,8 @@ export class DeadLetterQueue {
     const ch = await session.createChannel();
     try {
       const end = Date.now() + this.settleMs;
-      while ((await ch.checkQueue(this.queue)).messageCount < ready && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      while ((await ch.checkQueue(this.queue)).messageCount < ready && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 10));
     } finally {
       await ch.close().catch(() => undefined);
     }
@@ -343,16 +424,27 @@ export class DeadLetterQueue {
     let wake: (() => void) | undefined;
     let closed: Error | undefined;
     const onClose = () => {
-      closed = new StatusError(Code.UNAVAILABLE, `the channel reading "${this.queue}" closed; what was read goes back to the queue`);
+      closed = new StatusError(
+        Code.UNAVAILABLE,
+        `the channel reading "${this.queue}" closed; what was read goes back to the queue`,
+      );
       wake?.();
     };
     ch.once("close", onClose);
     await ch.prefetch(Math.max(1, Math.min(prefetch, target)));
-    const { consumerTag } = await ch.consume(this.queue, (msg) => {
-      if (msg === null) closed = new StatusError(Code.UNAVAILABLE, `the broker cancelled the read of "${this.queue}" (was it deleted?)`);
-      else queue.push(msg);
-      wake?.();
-    }, { noAck: false });
+    const { consumerTag } = await ch.consume(
+      this.queue,
+      (msg) => {
+        if (msg === null)
+          closed = new StatusError(
+            Code.UNAVAILABLE,
+            `the broker cancelled the read of "${this.queue}" (was it deleted?)`,
+          );
+        else queue.push(msg);
+        wake?.();
+      },
+      { noAck: false },
+    );
     let examined = 0;
     try {
       while (examined < target) {
@@ -415,6 +507,11 @@ function replayProperties(msg: ConsumeMessage, d: DeadLetter, toQueue: boolean):
 function notFound(err: unknown, sentence: string): Error {
   const text = messageOf(err);
   if (/NOT_FOUND|404/.test(text)) return new StatusError(Code.NOT_FOUND, sentence, { cause: err });
-  if (/ACCESS_REFUSED|403/.test(text)) return new StatusError(Code.PERMISSION_DENIED, `${sentence.replace(/ does not exist$/, "")}: access refused (${text})`, { cause: err });
+  if (/ACCESS_REFUSED|403/.test(text))
+    return new StatusError(
+      Code.PERMISSION_DENIED,
+      `${sentence.replace(/ does not exist$/, "")}: access refused (${text})`,
+      { cause: err },
+    );
   return err instanceof Error ? err : new Error(text);
 }

@@ -6,14 +6,36 @@ import * as grpc from "@grpc/grpc-js";
 import { inheritCallOptions } from "../call-context.js";
 import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../context.js";
 import type { MethodDesc } from "../descriptors.js";
-import { applyInterceptors, requestMessage, requestStream, responseMessage, responseStream, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  requestStream,
+  responseMessage,
+  responseStream,
+  type CallNext,
+  type CallRequest,
+  type CallResponse,
+  type Interceptor,
+} from "../interceptor.js";
 import type { Metadata } from "../metadata.js";
 import { Code, StatusError } from "../status.js";
-import { grpcTargetAddress, RpcClientTelemetry, rpcClientTelemetry, telemetryActive, type RpcCall } from "../telemetry/rpc.js";
+import {
+  grpcTargetAddress,
+  RpcClientTelemetry,
+  rpcClientTelemetry,
+  telemetryActive,
+  type RpcCall,
+} from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
 import { beyondTimers } from "../timers.js";
 import type { Transport } from "../transport.js";
-import { asBuffer, fromGrpcMetadata, GRPC_METADATA_SETTER, statusErrorFromGrpc, toGrpcMetadata } from "./convert.js";
+import {
+  asBuffer,
+  fromGrpcMetadata,
+  GRPC_METADATA_SETTER,
+  statusErrorFromGrpc,
+  toGrpcMetadata,
+} from "./convert.js";
 import { AsyncQueue, HIGH_WATER } from "./queue.js";
 
 export interface GrpcTransportOptions {
@@ -79,7 +101,11 @@ export class GrpcTransport implements Transport {
   private closed = false;
 
   constructor(address: string, options: GrpcTransportOptions = {}) {
-    this.client = new grpc.Client(address, options.credentials ?? grpc.credentials.createInsecure(), options.channelOptions);
+    this.client = new grpc.Client(
+      address,
+      options.credentials ?? grpc.credentials.createInsecure(),
+      options.channelOptions,
+    );
     this.timeoutMs = options.timeoutMs;
     this.chain =
       options.interceptors && options.interceptors.length > 0
@@ -87,7 +113,10 @@ export class GrpcTransport implements Transport {
         : undefined;
     const target = { system: RPC_SYSTEM_GRPC, ...grpcTargetAddress(address) } as const;
     this.telemetry = new RpcClientTelemetry(target);
-    this.tracedChain = applyInterceptors((request) => this.dispatch(request), [rpcClientTelemetry(target), ...(options.interceptors ?? [])]);
+    this.tracedChain = applyInterceptors(
+      (request) => this.dispatch(request),
+      [rpcClientTelemetry(target), ...(options.interceptors ?? [])],
+    );
   }
 
   unary<I, O>(method: MethodDesc<I, O>, request: I, callerOptions?: CallOptions): Promise<O> {
@@ -96,40 +125,85 @@ export class GrpcTransport implements Transport {
     if (this.chain === undefined) {
       // The direct path, traced or not: telemetry (if any) starts inside unaryCall, on the grpc-js metadata.
       const sink = ResponseSink.for(options);
-      if (sink === undefined) return this.unaryCall(method, request, options?.metadata, deadline, options?.signal, undefined, true) as Promise<O>;
-      return this.unaryCall(method, request, options!.metadata, deadline, options!.signal, sink, true).then((message) => {
+      if (sink === undefined)
+        return this.unaryCall(
+          method,
+          request,
+          options?.metadata,
+          deadline,
+          options?.signal,
+          undefined,
+          true,
+        ) as Promise<O>;
+      return this.unaryCall(
+        method,
+        request,
+        options!.metadata,
+        deadline,
+        options!.signal,
+        sink,
+        true,
+      ).then((message) => {
         options!.onResponseMetadata?.(sink.merged);
         return message as O;
       });
     }
-    return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then((response) => {
-      options?.onResponseMetadata?.(response.metadata);
-      return responseMessage(response, method) as O;
-    });
+    return this.intercept(this.callRequest(method, options, deadline, request, undefined)).then(
+      (response) => {
+        options?.onResponseMetadata?.(response.metadata);
+        return responseMessage(response, method) as O;
+      },
+    );
   }
 
-  clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callerOptions?: CallOptions): Promise<O> {
+  clientStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    callerOptions?: CallOptions,
+  ): Promise<O> {
     const options = inheritCallOptions(callerOptions);
     const deadline = this.deadlineFor(method, callerOptions, options);
-    return this.intercept(this.callRequest(method, options, deadline, undefined, requests)).then((response) => {
-      options?.onResponseMetadata?.(response.metadata);
-      return responseMessage(response, method) as O;
-    });
+    return this.intercept(this.callRequest(method, options, deadline, undefined, requests)).then(
+      (response) => {
+        options?.onResponseMetadata?.(response.metadata);
+        return responseMessage(response, method) as O;
+      },
+    );
   }
 
   /**
    * The call starts when iteration starts; leaving the loop early cancels it. What it inherits from
    * the call being served (inheritCallOptions) is taken here, when the stream is asked for.
    */
-  serverStream<I, O>(method: MethodDesc<I, O>, request: I, callerOptions?: CallOptions): AsyncIterable<O> {
+  serverStream<I, O>(
+    method: MethodDesc<I, O>,
+    request: I,
+    callerOptions?: CallOptions,
+  ): AsyncIterable<O> {
     const options = inheritCallOptions(callerOptions);
-    return this.streamResponses<O>(method, options, this.deadlineFor(method, callerOptions, options), request, undefined);
+    return this.streamResponses<O>(
+      method,
+      options,
+      this.deadlineFor(method, callerOptions, options),
+      request,
+      undefined,
+    );
   }
 
   /** As serverStream: starts when iteration starts, inherits from the call served when asked for. */
-  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callerOptions?: CallOptions): AsyncIterable<O> {
+  bidiStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    callerOptions?: CallOptions,
+  ): AsyncIterable<O> {
     const options = inheritCallOptions(callerOptions);
-    return this.streamResponses<O>(method, options, this.deadlineFor(method, callerOptions, options), undefined, requests);
+    return this.streamResponses<O>(
+      method,
+      options,
+      this.deadlineFor(method, callerOptions, options),
+      undefined,
+      requests,
+    );
   }
 
   /**
@@ -139,7 +213,14 @@ export class GrpcTransport implements Transport {
   ready(timeoutMs = 10_000): Promise<void> {
     return new Promise((resolve, reject) => {
       this.client.waitForReady(Date.now() + timeoutMs, (err) => {
-        if (err) reject(new StatusError(Code.UNAVAILABLE, `not connected within ${timeoutMs} ms: ${err.message}`, { cause: err }));
+        if (err)
+          reject(
+            new StatusError(
+              Code.UNAVAILABLE,
+              `not connected within ${timeoutMs} ms: ${err.message}`,
+              { cause: err },
+            ),
+          );
         else resolve();
       });
     });
@@ -151,7 +232,13 @@ export class GrpcTransport implements Transport {
     this.client.close();
   }
 
-  private async *streamResponses<O>(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): AsyncGenerator<O> {
+  private async *streamResponses<O>(
+    method: MethodDesc,
+    options: CallOptions | undefined,
+    deadline: number | undefined,
+    message: unknown,
+    messages: AsyncIterable<unknown> | undefined,
+  ): AsyncGenerator<O> {
     const request = this.callRequest(method, options, deadline, message, messages);
     const traced = telemetryActive();
     const response = await this.intercept(request, traced);
@@ -186,22 +273,36 @@ export class GrpcTransport implements Transport {
    * (in `inherited`, the options after inheritCallOptions). That deadline is taken apart from the
    * caller's own options: as an explicit deadline it would otherwise replace the method's timeout.
    */
-  private deadlineFor(method: MethodDesc, options: CallOptions | undefined, inherited: CallOptions | undefined): number | undefined {
+  private deadlineFor(
+    method: MethodDesc,
+    options: CallOptions | undefined,
+    inherited: CallOptions | undefined,
+  ): number | undefined {
     const own = this.ownDeadline(method, options);
     if (inherited === options || inherited?.deadline === undefined) return own;
-    const served = inherited.deadline instanceof Date ? inherited.deadline.getTime() : inherited.deadline;
+    const served =
+      inherited.deadline instanceof Date ? inherited.deadline.getTime() : inherited.deadline;
     return own === undefined ? served : Math.min(own, served);
   }
 
   private ownDeadline(method: MethodDesc, options: CallOptions | undefined): number | undefined {
     const fallback = method.timeoutMs ?? this.timeoutMs;
-    if (options === undefined || (options.timeoutMs === undefined && options.deadline === undefined)) {
+    if (
+      options === undefined ||
+      (options.timeoutMs === undefined && options.deadline === undefined)
+    ) {
       return fallback !== undefined && fallback > 0 ? Date.now() + fallback : undefined;
     }
     return resolveDeadline(options, options.deadline !== undefined ? undefined : fallback);
   }
 
-  private callRequest(method: MethodDesc, options: CallOptions | undefined, deadline: number | undefined, message: unknown, messages: AsyncIterable<unknown> | undefined): CallRequest {
+  private callRequest(
+    method: MethodDesc,
+    options: CallOptions | undefined,
+    deadline: number | undefined,
+    message: unknown,
+    messages: AsyncIterable<unknown> | undefined,
+  ): CallRequest {
     // One object shape for every kind: the tag says which of message/messages applies.
     const request = {
       method,
@@ -217,7 +318,10 @@ export class GrpcTransport implements Transport {
       values: new Map(),
       peer: undefined,
     } as CallRequest & { [SINK]?: ResponseSink };
-    const sink = options?.onHeaders === undefined && options?.onTrailers === undefined ? undefined : ResponseSink.for(options);
+    const sink =
+      options?.onHeaders === undefined && options?.onTrailers === undefined
+        ? undefined
+        : ResponseSink.for(options);
     if (sink !== undefined) request[SINK] = sink;
     return request;
   }
@@ -229,29 +333,72 @@ export class GrpcTransport implements Transport {
     const { method, metadata, deadline } = request;
     const signal = abortable(request.signal);
     // An interceptor that built a request of its own (not a spread copy) loses the caller's hooks.
-    const sink = (request as CallRequest & { [SINK]?: ResponseSink })[SINK] ?? new ResponseSink(undefined);
+    const sink =
+      (request as CallRequest & { [SINK]?: ResponseSink })[SINK] ?? new ResponseSink(undefined);
     switch (method.kind) {
       case "unary":
-        return { stream: false, message: await this.unaryCall(method, requestMessage(request), metadata, deadline, signal, sink), metadata: sink.merged };
+        return {
+          stream: false,
+          message: await this.unaryCall(
+            method,
+            requestMessage(request),
+            metadata,
+            deadline,
+            signal,
+            sink,
+          ),
+          metadata: sink.merged,
+        };
       case "client_streaming":
-        return { stream: false, message: await this.clientStreamCall(method, requestStream(request), metadata, deadline, signal, sink), metadata: sink.merged };
+        return {
+          stream: false,
+          message: await this.clientStreamCall(
+            method,
+            requestStream(request),
+            metadata,
+            deadline,
+            signal,
+            sink,
+          ),
+          metadata: sink.merged,
+        };
       case "server_streaming": {
         throwIfAborted(signal);
-        const call = this.client.makeServerStreamRequest(method.path, methodCodec(method).serialize, methodCodec(method).deserialize, requestMessage(request), toGrpcMetadata(metadata), callOptions(deadline));
-        return { stream: true, messages: readResponses(call, signal, sink, undefined), metadata: sink.merged };
+        const call = this.client.makeServerStreamRequest(
+          method.path,
+          methodCodec(method).serialize,
+          methodCodec(method).deserialize,
+          requestMessage(request),
+          toGrpcMetadata(metadata),
+          callOptions(deadline),
+        );
+        return {
+          stream: true,
+          messages: readResponses(call, signal, sink, undefined),
+          metadata: sink.merged,
+        };
       }
       case "bidi_streaming": {
         const requests = requestStream(request);
         throwIfAborted(signal);
         const codec = methodCodec(method);
-        const call = this.client.makeBidiStreamRequest(method.path, codec.serialize, codec.deserialize, toGrpcMetadata(metadata), callOptions(deadline));
+        const call = this.client.makeBidiStreamRequest(
+          method.path,
+          codec.serialize,
+          codec.deserialize,
+          toGrpcMetadata(metadata),
+          callOptions(deadline),
+        );
         const pump: PumpState = { done: false, error: undefined };
         const messages = readResponses(call, signal, sink, pump);
         void writeRequests(call, requests, pump);
         return { stream: true, messages, metadata: sink.merged };
       }
       default:
-        throw new StatusError(Code.INTERNAL, `unknown method kind ${String(method.kind)} for ${method.path}`);
+        throw new StatusError(
+          Code.INTERNAL,
+          `unknown method kind ${String(method.kind)} for ${method.path}`,
+        );
     }
   }
 
@@ -261,7 +408,15 @@ export class GrpcTransport implements Transport {
    * record the call's span and duration here while a provider is registered (the direct path; the
    * chain has its own interceptor for that).
    */
-  private unaryCall(method: MethodDesc, message: unknown, metadata: Metadata | undefined, deadline: number | undefined, signal: AbortSignal | undefined, sink: ResponseSink | undefined, traced = false): Promise<unknown> {
+  private unaryCall(
+    method: MethodDesc,
+    message: unknown,
+    metadata: Metadata | undefined,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: ResponseSink | undefined,
+    traced = false,
+  ): Promise<unknown> {
     if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     const codec = methodCodec(method);
@@ -278,23 +433,32 @@ export class GrpcTransport implements Transport {
       let onAbort: (() => void) | undefined;
       let result: unknown;
       let error: grpc.ServiceError | null = null;
-      const call = this.client.makeUnaryRequest(method.path, codec.serialize, codec.deserialize, message, grpcMetadata, callOptions(deadline), (err, value) => {
-        if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
-        if (sink !== undefined) {
-          error = err;
-          result = value;
-        } else if (err) failCall(err, signal, rpc, reject);
-        else {
-          rpc?.end(Code.OK);
-          resolve(value);
-        }
-      });
+      const call = this.client.makeUnaryRequest(
+        method.path,
+        codec.serialize,
+        codec.deserialize,
+        message,
+        grpcMetadata,
+        callOptions(deadline),
+        (err, value) => {
+          if (onAbort !== undefined) signal!.removeEventListener("abort", onAbort);
+          if (sink !== undefined) {
+            error = err;
+            result = value;
+          } else if (err) failCall(err, signal, rpc, reject);
+          else {
+            rpc?.end(Code.OK);
+            resolve(value);
+          }
+        },
+      );
       if (sink !== undefined) {
         call.on("metadata", (headers: grpc.Metadata) => sink.headers(headers, call));
         // grpc-js calls back first, then emits the status with the trailers.
         call.on("status", (status: grpc.StatusObject) => {
           sink.trailers(status.metadata);
-          if (sink.failure) return failCall(StatusError.from(sink.failure.error), signal, rpc, reject);
+          if (sink.failure)
+            return failCall(StatusError.from(sink.failure.error), signal, rpc, reject);
           if (error) return failCall(error, signal, rpc, reject);
           rpc?.end(Code.OK);
           resolve(result);
@@ -307,7 +471,14 @@ export class GrpcTransport implements Transport {
     });
   }
 
-  private clientStreamCall(method: MethodDesc, requests: AsyncIterable<unknown>, metadata: Metadata, deadline: number | undefined, signal: AbortSignal | undefined, sink: ResponseSink): Promise<unknown> {
+  private clientStreamCall(
+    method: MethodDesc,
+    requests: AsyncIterable<unknown>,
+    metadata: Metadata,
+    deadline: number | undefined,
+    signal: AbortSignal | undefined,
+    sink: ResponseSink,
+  ): Promise<unknown> {
     throwIfAborted(signal);
     const codec = methodCodec(method);
     const grpcMetadata = toGrpcMetadata(metadata);
@@ -315,10 +486,17 @@ export class GrpcTransport implements Transport {
       let result: unknown;
       let error: grpc.ServiceError | null = null;
       const pump: PumpState = { done: false, error: undefined };
-      const call = this.client.makeClientStreamRequest(method.path, codec.serialize, codec.deserialize, grpcMetadata, callOptions(deadline), (err, value) => {
-        error = err;
-        result = value;
-      });
+      const call = this.client.makeClientStreamRequest(
+        method.path,
+        codec.serialize,
+        codec.deserialize,
+        grpcMetadata,
+        callOptions(deadline),
+        (err, value) => {
+          error = err;
+          result = value;
+        },
+      );
       const onAbort = () => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
       call.on("error", ignore);
@@ -357,7 +535,12 @@ class ResponseSink {
   /** A sink for calls whose caller asked for response metadata in any form, else undefined. */
   static for(options: CallOptions | undefined): ResponseSink | undefined {
     if (options === undefined) return undefined;
-    if (options.onResponseMetadata === undefined && options.onHeaders === undefined && options.onTrailers === undefined) return undefined;
+    if (
+      options.onResponseMetadata === undefined &&
+      options.onHeaders === undefined &&
+      options.onTrailers === undefined
+    )
+      return undefined;
     return new ResponseSink(options);
   }
 
@@ -373,7 +556,11 @@ class ResponseSink {
     if (onTrailers !== undefined) this.report(onTrailers, metadata, undefined);
   }
 
-  private report(hook: (metadata: Metadata) => void, metadata: grpc.Metadata | null, call: grpc.Call | undefined): void {
+  private report(
+    hook: (metadata: Metadata) => void,
+    metadata: grpc.Metadata | null,
+    call: grpc.Call | undefined,
+  ): void {
     try {
       hook(fromGrpcMetadata(metadata));
     } catch (error) {
@@ -384,7 +571,11 @@ class ResponseSink {
 }
 
 /** Copies the request stream into the call, honouring back-pressure; stops when the call ends. */
-async function writeRequests(call: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>, requests: AsyncIterable<unknown>, pump: PumpState): Promise<void> {
+async function writeRequests(
+  call: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>,
+  requests: AsyncIterable<unknown>,
+  pump: PumpState,
+): Promise<void> {
   try {
     for await (const message of requests) {
       if (pump.done) break;
@@ -416,14 +607,23 @@ function drained(call: NodeJS.EventEmitter): Promise<void> {
  * Response messages of a server- or bidi-streaming call. The stream ends after both the readable
  * side ended (all messages delivered) and the status arrived; a non-OK status is thrown last.
  */
-function readResponses(call: ClientStream, signal: AbortSignal | undefined, sink: ResponseSink, pump: PumpState | undefined): AsyncQueue<unknown> {
+function readResponses(
+  call: ClientStream,
+  signal: AbortSignal | undefined,
+  sink: ResponseSink,
+  pump: PumpState | undefined,
+): AsyncQueue<unknown> {
   let status: grpc.StatusObject | undefined;
   let readableEnded = false;
-  const queue = new AsyncQueue<unknown>(HIGH_WATER, () => call.resume(), () => {
-    if (status === undefined) call.cancel();
-    // Keep the stream flowing so that grpc-js can finish; the queue drops what still arrives.
-    call.resume();
-  });
+  const queue = new AsyncQueue<unknown>(
+    HIGH_WATER,
+    () => call.resume(),
+    () => {
+      if (status === undefined) call.cancel();
+      // Keep the stream flowing so that grpc-js can finish; the queue drops what still arrives.
+      call.resume();
+    },
+  );
   const onAbort = () => call.cancel();
   const finish = () => {
     if (status === undefined || !readableEnded) return;
@@ -465,19 +665,26 @@ function callOptions(deadline: number | undefined): grpc.CallOptions {
   return { deadline };
 }
 
-
 /**
  * The error a failed call rejects with. A call cancelled through its signal fails with the signal's
  * reason when that is a StatusError, so a handler that passes its own ctx.signal to a downstream call
  * sees DEADLINE_EXCEEDED (or UNAVAILABLE at shutdown), not a bare CANCELLED.
  */
-function callError(status: { code: number; details: string; metadata: grpc.Metadata | null }, signal: AbortSignal | undefined): StatusError {
+function callError(
+  status: { code: number; details: string; metadata: grpc.Metadata | null },
+  signal: AbortSignal | undefined,
+): StatusError {
   if (status.code === grpc.status.CANCELLED && signal?.aborted) return abortedError(signal);
   return statusErrorFromGrpc(status);
 }
 
 /** Rejects a failed unary call, after ending its telemetry with the same error. */
-function failCall(err: grpc.ServiceError | StatusError, signal: AbortSignal | undefined, rpc: RpcCall | undefined, reject: (reason: unknown) => void): void {
+function failCall(
+  err: grpc.ServiceError | StatusError,
+  signal: AbortSignal | undefined,
+  rpc: RpcCall | undefined,
+  reject: (reason: unknown) => void,
+): void {
   const error = err instanceof StatusError ? err : callError(err, signal);
   rpc?.end(error.code, error);
   reject(error);

@@ -37,14 +37,21 @@ export function toGrpcMetadata(metadata: Metadata | undefined): grpc.Metadata {
       else out.set(key, value);
     } catch (err) {
       // grpc-js rejects keys and values HTTP/2 cannot carry; say which one.
-      throw new StatusError(Code.INVALID_ARGUMENT, `metadata "${key}" cannot be sent over gRPC: ${(err as Error).message}`, { cause: err });
+      throw new StatusError(
+        Code.INVALID_ARGUMENT,
+        `metadata "${key}" cannot be sent over gRPC: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
   return out;
 }
 
 /** Copies grpc-js metadata into `into` (later calls overwrite earlier keys: trailers over headers). */
-export function fromGrpcMetadata(metadata: grpc.Metadata | null | undefined, into: Metadata = {}): Metadata {
+export function fromGrpcMetadata(
+  metadata: grpc.Metadata | null | undefined,
+  into: Metadata = {},
+): Metadata {
   if (!metadata) return into;
   const map = metadata.getMap();
   for (const key in map) {
@@ -56,7 +63,11 @@ export function fromGrpcMetadata(metadata: grpc.Metadata | null | undefined, int
 }
 
 /** A finished call's non-OK status as the error clients reject with. */
-export function statusErrorFromGrpc(status: { code: number; details: string; metadata: grpc.Metadata | null }): StatusError {
+export function statusErrorFromGrpc(status: {
+  code: number;
+  details: string;
+  metadata: grpc.Metadata | null;
+}): StatusError {
   const metadata = fromGrpcMetadata(status.metadata);
   let details: StatusError["details"] = [];
   const raw = status.metadata?.get(STATUS_DETAILS_KEY)[0];
@@ -75,21 +86,32 @@ export function grpcStatusFromError(err: unknown, responseMetadata: Metadata): g
   const error = StatusError.from(err);
   let trailers: grpc.Metadata;
   try {
-    trailers = toGrpcMetadata(hasKeys(error.metadata) ? { ...responseMetadata, ...error.metadata } : responseMetadata);
+    trailers = toGrpcMetadata(
+      hasKeys(error.metadata) ? { ...responseMetadata, ...error.metadata } : responseMetadata,
+    );
   } catch (metaErr) {
-    return { code: grpc.status.INTERNAL, details: (metaErr as Error).message, metadata: new grpc.Metadata() };
+    return {
+      code: grpc.status.INTERNAL,
+      details: (metaErr as Error).message,
+      metadata: new grpc.Metadata(),
+    };
   }
   // OK is not an error; a handler throwing it is a bug, reported as UNKNOWN rather than a silent success.
   const code = error.code === Code.OK ? Code.UNKNOWN : error.code;
   if (error.details.length > 0) {
-    trailers.set(STATUS_DETAILS_KEY, Buffer.from(encodeRpcStatus({ code, message: error.rawMessage, details: error.details })));
+    trailers.set(
+      STATUS_DETAILS_KEY,
+      Buffer.from(encodeRpcStatus({ code, message: error.rawMessage, details: error.details })),
+    );
   }
   return { code: code as number as grpc.status, details: error.rawMessage, metadata: trailers };
 }
 
 /** grpc-js serializers must return a Buffer; wrap the codec's bytes without copying. */
 export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** How the trace context goes into grpc-js metadata: straight in, without a copy of the caller's metadata. */
@@ -109,6 +131,10 @@ export const GRPC_METADATA_GETTER: TextMapGetter<grpc.Metadata> = {
   },
   get(carrier, key) {
     const value = carrier.get(key)[0];
-    return value === undefined ? undefined : typeof value === "string" ? value : value.toString("base64");
+    return value === undefined
+      ? undefined
+      : typeof value === "string"
+        ? value
+        : value.toString("base64");
   },
 };

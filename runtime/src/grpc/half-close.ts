@@ -38,12 +38,20 @@ function http2StreamOf(call: SurfaceCall): http2.Http2Stream | undefined {
 }
 
 function isHttp2Stream(value: unknown): value is http2.Http2Stream {
-  return typeof value === "object" && value !== null && "rstCode" in value && "closed" in value && "session" in value;
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    "rstCode" in value &&
+    "closed" in value &&
+    "session" in value
+  );
 }
 
 /** True when the stream was reset or torn down, so that the end of its requests was no half-close. */
 function wasReset(stream: http2.Http2Stream): boolean {
-  return stream.closed || stream.destroyed || stream.session === undefined || stream.session.destroyed;
+  return (
+    stream.closed || stream.destroyed || stream.session === undefined || stream.session.destroyed
+  );
 }
 
 /**

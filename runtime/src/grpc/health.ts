@@ -3,11 +3,21 @@
 // protobuf-es from the schema generated out of runtime/proto/grpc/health/v1/health.proto (src/gen/);
 // handlers and callers see plain objects, `{ service }` and `{ status }`.
 
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import type { MessageType } from "../codec.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
-import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthCheckResponse_ServingStatus,
+} from "../gen/grpc/health/v1/health_pb.js";
 import { Code, StatusError } from "../status.js";
 
 /** UNKNOWN, SERVING, NOT_SERVING, and SERVICE_UNKNOWN (Watch only). */
@@ -23,7 +33,10 @@ export interface HealthCheckResponse {
 }
 
 /** A runtime message type over a protobuf-es schema whose fields are exactly `T`'s. */
-function messageType<T extends object, D extends DescMessage>(schema: D, pick: (m: MessageShape<D>) => T): MessageType<T> {
+function messageType<T extends object, D extends DescMessage>(
+  schema: D,
+  pick: (m: MessageShape<D>) => T,
+): MessageType<T> {
   return {
     typeName: schema.typeName,
     encode: (message) => toBinary(schema, create(schema, message as never)),
@@ -31,11 +44,27 @@ function messageType<T extends object, D extends DescMessage>(schema: D, pick: (
   };
 }
 
-const HealthCheckRequestType = messageType(HealthCheckRequestSchema, (m): HealthCheckRequest => ({ service: m.service }));
-const HealthCheckResponseType = messageType(HealthCheckResponseSchema, (m): HealthCheckResponse => ({ status: m.status }));
+const HealthCheckRequestType = messageType(
+  HealthCheckRequestSchema,
+  (m): HealthCheckRequest => ({ service: m.service }),
+);
+const HealthCheckResponseType = messageType(
+  HealthCheckResponseSchema,
+  (m): HealthCheckResponse => ({ status: m.status }),
+);
 
-function method(name: string, kind: MethodDesc["kind"]): MethodDesc<HealthCheckRequest, HealthCheckResponse> {
-  return { name, path: `/grpc.health.v1.Health/${name}`, kind, input: HealthCheckRequestType, output: HealthCheckResponseType, idempotent: true };
+function method(
+  name: string,
+  kind: MethodDesc["kind"],
+): MethodDesc<HealthCheckRequest, HealthCheckResponse> {
+  return {
+    name,
+    path: `/grpc.health.v1.Health/${name}`,
+    kind,
+    input: HealthCheckRequestType,
+    output: HealthCheckResponseType,
+    idempotent: true,
+  };
 }
 
 /** The descriptor of grpc.health.v1.Health, for clients: `transport.unary(HealthServiceDesc.methods.check, { service: "" })`. */
@@ -74,7 +103,8 @@ export class HealthStatus {
   /** Everything NOT_SERVING, for good, and open Watch streams end: the server is going away. */
   close(): void {
     if (this.closed) return;
-    for (const service of this.statuses.keys()) this.statuses.set(service, ServingStatus.NOT_SERVING);
+    for (const service of this.statuses.keys())
+      this.statuses.set(service, ServingStatus.NOT_SERVING);
     this.closed = true;
     this.notify();
   }
@@ -87,11 +117,13 @@ export class HealthStatus {
   readonly handlers = {
     check: async (request: HealthCheckRequest): Promise<HealthCheckResponse> => {
       const status = this.statuses.get(request.service);
-      if (status === undefined) throw new StatusError(Code.NOT_FOUND, `unknown service "${request.service}"`);
+      if (status === undefined)
+        throw new StatusError(Code.NOT_FOUND, `unknown service "${request.service}"`);
       return { status };
     },
     // Sends the current status, then every change, until the caller leaves or the server shuts down.
-    watch: (request: HealthCheckRequest, ctx: HandlerContext): AsyncIterable<HealthCheckResponse> => this.watch(request.service, ctx.signal),
+    watch: (request: HealthCheckRequest, ctx: HandlerContext): AsyncIterable<HealthCheckResponse> =>
+      this.watch(request.service, ctx.signal),
   };
 
   private async *watch(service: string, signal: AbortSignal): AsyncGenerator<HealthCheckResponse> {

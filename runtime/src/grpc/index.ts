@@ -40,8 +40,24 @@
 // - Shutdown: GrpcServer.close({ graceMs }) refuses new calls, waits for running ones, then ends the
 //   rest with UNAVAILABLE. GrpcServer.addHealth() serves grpc.health.v1.Health for probes.
 export { GrpcTransport, type GrpcTransportOptions } from "./client.js";
-export { GrpcServer, type GrpcServerOptions, grpcServiceDefinition, grpcServiceImplementation } from "./server.js";
+export {
+  GrpcServer,
+  type GrpcServerOptions,
+  grpcServiceDefinition,
+  grpcServiceImplementation,
+} from "./server.js";
 export { tlsChannelCredentials, tlsServerCredentials } from "./tls.js";
-export { HealthStatus, HealthServiceDesc, ServingStatus, type HealthCheckRequest, type HealthCheckResponse } from "./health.js";
-export { STATUS_DETAILS_KEY, encodeRpcStatus, decodeRpcStatus, type RpcStatus } from "../status-details.js";
+export {
+  HealthStatus,
+  HealthServiceDesc,
+  ServingStatus,
+  type HealthCheckRequest,
+  type HealthCheckResponse,
+} from "./health.js";
+export {
+  STATUS_DETAILS_KEY,
+  encodeRpcStatus,
+  decodeRpcStatus,
+  type RpcStatus,
+} from "../status-details.js";
 export { toGrpcMetadata, fromGrpcMetadata } from "./convert.js";

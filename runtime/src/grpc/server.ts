@@ -6,15 +6,36 @@ import { runInCallContext } from "../call-context.js";
 import type { HandlerContext } from "../context.js";
 import type { MethodDesc, ServiceDesc } from "../descriptors.js";
 import type { ServiceHandlers } from "../handler.js";
-import { applyInterceptors, requestMessage, requestStream, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  requestStream,
+  type CallNext,
+  type CallRequest,
+  type CallResponse,
+  type Interceptor,
+} from "../interceptor.js";
 import { hasKeys, type Metadata } from "../metadata.js";
 import { Code, StatusError, messageOf } from "../status.js";
 import { beyondTimers, delayUntil } from "../timers.js";
 import { defaultLogger, type Logger } from "../telemetry/logger.js";
 import type { Context } from "../telemetry/otel.js";
-import { logRpcFailure, type RpcCall, RpcServerTelemetry, rpcServerTelemetry, telemetryActive, TRACE_CONTEXT_VALUE } from "../telemetry/rpc.js";
+import {
+  logRpcFailure,
+  type RpcCall,
+  RpcServerTelemetry,
+  rpcServerTelemetry,
+  telemetryActive,
+  TRACE_CONTEXT_VALUE,
+} from "../telemetry/rpc.js";
 import { RPC_SYSTEM_GRPC } from "../telemetry/semconv.js";
-import { asBuffer, fromGrpcMetadata, GRPC_METADATA_GETTER, grpcStatusFromError, toGrpcMetadata } from "./convert.js";
+import {
+  asBuffer,
+  fromGrpcMetadata,
+  GRPC_METADATA_GETTER,
+  grpcStatusFromError,
+  toGrpcMetadata,
+} from "./convert.js";
 import { confirmHalfClose } from "./half-close.js";
 import { HealthServiceDesc, HealthStatus } from "./health.js";
 import { AsyncQueue, HIGH_WATER } from "./queue.js";
@@ -25,8 +46,12 @@ type SurfaceCall =
   | grpc.ServerWritableStream<unknown, unknown>
   | grpc.ServerDuplexStream<unknown, unknown>;
 
-type WritableCall = grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
-type ReadableCall = grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type WritableCall =
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
+type ReadableCall =
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
 
 /** Shared by the handlers of one server, so that shutdown can tell handlers why they were stopped. */
 interface ServerState {
@@ -81,7 +106,17 @@ function pick(chains: Chains): CallNext | undefined {
 /** Logs a call that failed, with the trace it belongs to. */
 function logFailure(chains: Chains, context: GrpcHandlerContext, err: unknown): void {
   try {
-    logRpcFailure(chains.logger, { method: context.method, transport: "grpc", metadata: context.metadata, peer: context.peer, ctx: context.peekValue(TRACE_CONTEXT_VALUE) as Context | undefined }, err);
+    logRpcFailure(
+      chains.logger,
+      {
+        method: context.method,
+        transport: "grpc",
+        metadata: context.metadata,
+        peer: context.peer,
+        ctx: context.peekValue(TRACE_CONTEXT_VALUE) as Context | undefined,
+      },
+      err,
+    );
   } catch {
     // A logger that throws must not break the call.
   }
@@ -91,7 +126,11 @@ function logFailure(chains: Chains, context: GrpcHandlerContext, err: unknown): 
 class Undecodable {
   readonly error: StatusError;
   constructor(typeName: string, cause: unknown) {
-    this.error = new StatusError(Code.INVALID_ARGUMENT, `cannot decode ${typeName}: ${messageOf(cause)}`, { cause });
+    this.error = new StatusError(
+      Code.INVALID_ARGUMENT,
+      `cannot decode ${typeName}: ${messageOf(cause)}`,
+      { cause },
+    );
   }
 }
 
@@ -135,14 +174,32 @@ export function grpcServiceDefinition(service: ServiceDesc): grpc.ServiceDefinit
  * grpc-js handlers for a service implementation (an object of plain async functions keyed like
  * `service.methods`). Methods without a handler are left out, so grpc-js answers UNIMPLEMENTED.
  */
-export function grpcServiceImplementation<S extends ServiceDesc>(service: S, handlers: Partial<ServiceHandlers<S>>, options: { interceptors?: Interceptor[]; logger?: Logger } = {}): grpc.UntypedServiceImplementation {
-  return implementation(service, handlers, options.interceptors, { forced: false, active: new Set() }, options.logger ?? defaultLogger(), true);
+export function grpcServiceImplementation<S extends ServiceDesc>(
+  service: S,
+  handlers: Partial<ServiceHandlers<S>>,
+  options: { interceptors?: Interceptor[]; logger?: Logger } = {},
+): grpc.UntypedServiceImplementation {
+  return implementation(
+    service,
+    handlers,
+    options.interceptors,
+    { forced: false, active: new Set() },
+    options.logger ?? defaultLogger(),
+    true,
+  );
 }
 
 const serverTelemetry = rpcServerTelemetry({ system: RPC_SYSTEM_GRPC });
 const directTelemetry = new RpcServerTelemetry({ system: RPC_SYSTEM_GRPC });
 
-function implementation(service: ServiceDesc, handlers: object, interceptors: Interceptor[] | undefined, state: ServerState, logger: Logger, traced: boolean): grpc.UntypedServiceImplementation {
+function implementation(
+  service: ServiceDesc,
+  handlers: object,
+  interceptors: Interceptor[] | undefined,
+  state: ServerState,
+  logger: Logger,
+  traced: boolean,
+): grpc.UntypedServiceImplementation {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const [key, method] of Object.entries(service.methods)) {
     const fn = (handlers as Record<string, unknown>)[key];
@@ -150,8 +207,13 @@ function implementation(service: ServiceDesc, handlers: object, interceptors: In
     // Handlers may be methods of a class instance, so keep `this`.
     const handler = (fn as (...args: unknown[]) => unknown).bind(handlers);
     const chains: Chains = {
-      plain: interceptors && interceptors.length > 0 ? applyInterceptors(terminal(method, handler), interceptors) : undefined,
-      traced: traced ? applyInterceptors(terminal(method, handler), [serverTelemetry, ...(interceptors ?? [])]) : undefined,
+      plain:
+        interceptors && interceptors.length > 0
+          ? applyInterceptors(terminal(method, handler), interceptors)
+          : undefined,
+      traced: traced
+        ? applyInterceptors(terminal(method, handler), [serverTelemetry, ...(interceptors ?? [])])
+        : undefined,
       telemetry: traced ? directTelemetry : undefined,
       logger,
     };
@@ -181,26 +243,44 @@ function terminal(method: MethodDesc, handler: Handler): CallNext {
   const streamingOutput = method.kind === "server_streaming" || method.kind === "bidi_streaming";
   return async (request: CallRequest): Promise<CallResponse> => {
     const context = (request as CallRequest & { [CONTEXT]?: GrpcHandlerContext })[CONTEXT];
-    if (context === undefined) throw new StatusError(Code.INTERNAL, "an interceptor replaced the call request without keeping its fields");
+    if (context === undefined)
+      throw new StatusError(
+        Code.INTERNAL,
+        "an interceptor replaced the call request without keeping its fields",
+      );
     // An interceptor may have replaced the metadata object; the handler sees what it passed on.
     context.metadata = request.metadata;
-    const result = await handler(streamingInput ? requestStream(request) : requestMessage(request), context);
+    const result = await handler(
+      streamingInput ? requestStream(request) : requestMessage(request),
+      context,
+    );
     return streamingOutput
-      ? { stream: true, messages: result as AsyncIterable<unknown>, metadata: context.responseMetadata }
+      ? {
+          stream: true,
+          messages: result as AsyncIterable<unknown>,
+          metadata: context.responseMetadata,
+        }
       : { stream: false, message: result, metadata: context.responseMetadata };
   };
 }
 
-function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleUnaryCall<unknown, unknown> {
+function unaryHandler(
+  method: MethodDesc,
+  handler: Handler,
+  chains: Chains,
+  state: ServerState,
+): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
-    if (call.request instanceof Undecodable) return callback(grpcStatusFromError(call.request.error, {}));
+    if (call.request instanceof Undecodable)
+      return callback(grpcStatusFromError(call.request.error, {}));
     const context = new GrpcHandlerContext(method, call, state, callback);
     let rpc: RpcCall | undefined;
     let result: unknown;
     try {
       // The handler (and its interceptors) run in the call's context, for currentCallContext().
       result = runInCallContext(context, () => {
-        if (chains.plain !== undefined) return pick(chains)!(context.request(call.request, undefined)).then(responseMessage);
+        if (chains.plain !== undefined)
+          return pick(chains)!(context.request(call.request, undefined)).then(responseMessage);
         // No interceptors: the handler directly, in the call's span while a provider is registered.
         rpc = chains.telemetry?.start(method, call.metadata, GRPC_METADATA_GETTER, call);
         if (rpc === undefined) return handler(call.request, context);
@@ -225,14 +305,23 @@ function unaryHandler(method: MethodDesc, handler: Handler, chains: Chains, stat
   };
 }
 
-function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleClientStreamingCall<unknown, unknown> {
+function clientStreamHandler(
+  method: MethodDesc,
+  handler: Handler,
+  chains: Chains,
+  state: ServerState,
+): grpc.handleClientStreamingCall<unknown, unknown> {
   return (call, callback) => {
     const context = new GrpcHandlerContext(method, call, state, callback);
     const chain = pick(chains);
     const requests = readRequests(call, context);
     let result: unknown;
     try {
-      result = runInCallContext(context, () => (chain === undefined ? handler(requests, context) : chain(context.request(undefined, requests)).then(responseMessage)));
+      result = runInCallContext(context, () =>
+        chain === undefined
+          ? handler(requests, context)
+          : chain(context.request(undefined, requests)).then(responseMessage),
+      );
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -255,7 +344,12 @@ function clientStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
   };
 }
 
-function serverStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleServerStreamingCall<unknown, unknown> {
+function serverStreamHandler(
+  method: MethodDesc,
+  handler: Handler,
+  chains: Chains,
+  state: ServerState,
+): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) => {
     if (call.request instanceof Undecodable) {
       call.emit("error", grpcStatusFromError(call.request.error, {}));
@@ -265,13 +359,20 @@ function serverStreamHandler(method: MethodDesc, handler: Handler, chains: Chain
     const chain = pick(chains);
     void runInCallContext(context, () =>
       respondWithStream(call, context, chains, async () =>
-        chain === undefined ? handler(call.request, context) : responseStream(await chain(context.request(call.request, undefined))),
+        chain === undefined
+          ? handler(call.request, context)
+          : responseStream(await chain(context.request(call.request, undefined))),
       ),
     );
   };
 }
 
-function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains, state: ServerState): grpc.handleBidiStreamingCall<unknown, unknown> {
+function bidiStreamHandler(
+  method: MethodDesc,
+  handler: Handler,
+  chains: Chains,
+  state: ServerState,
+): grpc.handleBidiStreamingCall<unknown, unknown> {
   return (call) => {
     const context = new GrpcHandlerContext(method, call, state, call);
     const chain = pick(chains);
@@ -281,7 +382,10 @@ function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains,
         call,
         context,
         chains,
-        async () => (chain === undefined ? handler(requests, context) : responseStream(await chain(context.request(undefined, requests)))),
+        async () =>
+          chain === undefined
+            ? handler(requests, context)
+            : responseStream(await chain(context.request(undefined, requests))),
         requests,
       ),
     );
@@ -290,17 +394,29 @@ function bidiStreamHandler(method: MethodDesc, handler: Handler, chains: Chains,
 
 // Shared functions (no closure per call): the transport tells the client which call it was.
 function responseMessage(response: CallResponse): unknown {
-  if (response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned a response stream for a call that answers with one message");
+  if (response.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      "an interceptor returned a response stream for a call that answers with one message",
+    );
   return response.message;
 }
 
 function responseStream(response: CallResponse): unknown {
-  if (!response.stream) throw new StatusError(Code.INTERNAL, "an interceptor returned one response message for a call that answers with a stream");
+  if (!response.stream)
+    throw new StatusError(
+      Code.INTERNAL,
+      "an interceptor returned one response message for a call that answers with a stream",
+    );
   return response.messages;
 }
 
 /** Ends a call with one response message: the response headers (if not sent yet), the message, the trailers. */
-function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown, context: GrpcHandlerContext): void {
+function sendUnaryResult(
+  callback: grpc.sendUnaryData<unknown>,
+  message: unknown,
+  context: GrpcHandlerContext,
+): void {
   let trailers: grpc.Metadata | undefined;
   try {
     context.flushHeaders("message");
@@ -314,7 +430,11 @@ function sendUnaryResult(callback: grpc.sendUnaryData<unknown>, message: unknown
 }
 
 /** Ends a call with one response message with an error: the response headers (if not sent yet), then the status. */
-function sendUnaryError(callback: grpc.sendUnaryData<unknown>, err: unknown, context: GrpcHandlerContext): void {
+function sendUnaryError(
+  callback: grpc.sendUnaryData<unknown>,
+  err: unknown,
+  context: GrpcHandlerContext,
+): void {
   try {
     context.flushHeaders("status");
   } catch (headerErr) {
@@ -326,11 +446,24 @@ function sendUnaryError(callback: grpc.sendUnaryData<unknown>, err: unknown, con
 }
 
 /** Runs a handler that returns a response stream and writes it out, then the status and trailers. */
-async function respondWithStream(call: WritableCall, context: GrpcHandlerContext, chains: Chains, start: () => Promise<unknown>, requests?: RequestQueue): Promise<void> {
+async function respondWithStream(
+  call: WritableCall,
+  context: GrpcHandlerContext,
+  chains: Chains,
+  start: () => Promise<unknown>,
+  requests?: RequestQueue,
+): Promise<void> {
   try {
     const messages = await start();
-    if (messages === undefined || messages === null || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
-      throw new StatusError(Code.INTERNAL, `the handler of ${context.method.path} returned no async iterable`);
+    if (
+      messages === undefined ||
+      messages === null ||
+      typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function"
+    ) {
+      throw new StatusError(
+        Code.INTERNAL,
+        `the handler of ${context.method.path} returned no async iterable`,
+      );
     }
     for await (const message of messages as AsyncIterable<unknown>) {
       if (call.cancelled || context.isFinished) break;
@@ -407,11 +540,14 @@ function readRequests(call: ReadableCall, context: GrpcHandlerContext): RequestQ
   call.on("end", () => {
     endSeen = true;
     if (queue.ended) return;
-    void confirmHalfClose(call).then((halfClosed) => queue.end(halfClosed ? undefined : context.cancelReason()));
+    void confirmHalfClose(call).then((halfClosed) =>
+      queue.end(halfClosed ? undefined : context.cancelReason()),
+    );
   });
   call.on("cancelled", () => queue.end(context.cancelReason()));
   call.on("close", () => {
-    if (!endSeen) queue.end(new StatusError(Code.CANCELLED, "the call ended before the request stream did"));
+    if (!endSeen)
+      queue.end(new StatusError(Code.CANCELLED, "the call ended before the request stream did"));
   });
   call.on("error", ignore);
   return queue;
@@ -464,7 +600,8 @@ class GrpcHandlerContext implements HandlerContext {
   get values(): Map<string | symbol, unknown> {
     if (this.valuesCache === undefined) {
       this.valuesCache = new Map();
-      if (this.traceContext !== undefined) this.valuesCache.set(TRACE_CONTEXT_VALUE, this.traceContext);
+      if (this.traceContext !== undefined)
+        this.valuesCache.set(TRACE_CONTEXT_VALUE, this.traceContext);
     }
     return this.valuesCache;
   }
@@ -474,8 +611,10 @@ class GrpcHandlerContext implements HandlerContext {
   }
 
   sendHeaders(metadata?: Metadata): void {
-    if (this.headersSent !== undefined || this.finished) throw new StatusError(Code.FAILED_PRECONDITION, this.headersTooLate());
-    const headers = metadata === undefined ? this.headersCache : { ...this.headersCache, ...metadata };
+    if (this.headersSent !== undefined || this.finished)
+      throw new StatusError(Code.FAILED_PRECONDITION, this.headersTooLate());
+    const headers =
+      metadata === undefined ? this.headersCache : { ...this.headersCache, ...metadata };
     this.sendHeadersNow(headers, "sendHeaders");
     // Kept so that the handler (and its interceptors) can read what was sent.
     if (metadata !== undefined) Object.assign(this.responseHeaders, metadata);
@@ -491,7 +630,10 @@ class GrpcHandlerContext implements HandlerContext {
   }
 
   /** Throws INTERNAL, before anything is sent, for headers gRPC cannot carry. */
-  private sendHeadersNow(headers: Metadata | undefined, reason: "sendHeaders" | "message" | "status"): void {
+  private sendHeadersNow(
+    headers: Metadata | undefined,
+    reason: "sendHeaders" | "message" | "status",
+  ): void {
     if (reason !== "sendHeaders" && (headers === undefined || !hasKeys(headers))) {
       // Nothing of the handler's: grpc-js sends its empty headers with the first message, or none before the status.
       this.headersSent = reason;
@@ -501,7 +643,11 @@ class GrpcHandlerContext implements HandlerContext {
     try {
       grpcHeaders = toGrpcMetadata(headers);
     } catch (err) {
-      throw new StatusError(Code.INTERNAL, `the response headers of ${this.method.path} cannot be sent: ${(err as Error).message}`, { cause: err });
+      throw new StatusError(
+        Code.INTERNAL,
+        `the response headers of ${this.method.path} cannot be sent: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     this.headersSent = reason;
     this.call.sendMetadata(grpcHeaders);
@@ -580,7 +726,8 @@ class GrpcHandlerContext implements HandlerContext {
     this.finished = true;
     this.state.active.delete(this);
     if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.controller !== undefined) (this.call as NodeJS.EventEmitter).off("cancelled", this.onCancel);
+    if (this.controller !== undefined)
+      (this.call as NodeJS.EventEmitter).off("cancelled", this.onCancel);
     return true;
   }
 
@@ -598,7 +745,8 @@ class GrpcHandlerContext implements HandlerContext {
   /** Why grpc-js cancelled the call: a forced shutdown, the deadline, or the client. */
   cancelReason(): StatusError {
     if (this.state.forced) return new StatusError(Code.UNAVAILABLE, "the server is shutting down");
-    if (this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS) return new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed");
+    if (this.deadline !== undefined && Date.now() >= this.deadline - DEADLINE_SLACK_MS)
+      return new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed");
     return new StatusError(Code.CANCELLED, "the client cancelled the call");
   }
 
@@ -607,7 +755,8 @@ class GrpcHandlerContext implements HandlerContext {
   };
 
   private readonly onDeadline = (): void => {
-    if (!this.finished) this.controller?.abort(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed"));
+    if (!this.finished)
+      this.controller?.abort(new StatusError(Code.DEADLINE_EXCEEDED, "the deadline passed"));
   };
 }
 
@@ -626,7 +775,10 @@ export class GrpcServer {
   }
 
   add<S extends ServiceDesc>(service: S, handlers: Partial<ServiceHandlers<S>>): this {
-    this.server.addService(grpcServiceDefinition(service), implementation(service, handlers, this.interceptors, this.state, this.logger, true));
+    this.server.addService(
+      grpcServiceDefinition(service),
+      implementation(service, handlers, this.interceptors, this.state, this.logger, true),
+    );
     return this;
   }
 
@@ -636,15 +788,23 @@ export class GrpcServer {
    * status NOT_SERVING and ends Watch streams before draining.
    */
   addHealth(health: HealthStatus = new HealthStatus()): HealthStatus {
-    this.server.addService(grpcServiceDefinition(HealthServiceDesc), implementation(HealthServiceDesc, health.handlers, undefined, this.state, this.logger, false));
+    this.server.addService(
+      grpcServiceDefinition(HealthServiceDesc),
+      implementation(HealthServiceDesc, health.handlers, undefined, this.state, this.logger, false),
+    );
     this.health = health;
     return health;
   }
 
   /** Binds and starts serving; resolves with the bound port (useful with port 0). */
-  listen(address = "127.0.0.1:0", credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  listen(
+    address = "127.0.0.1:0",
+    credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+  ): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(address, credentials, (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
     });
   }
 

@@ -14,7 +14,9 @@ function pem(value: Pem | undefined): Buffer | null {
  * Client credentials. `ca` trusts a private CA (else the system roots); `cert` and `key` present a
  * client certificate for mutual TLS.
  */
-export function tlsChannelCredentials(options: { ca?: Pem; cert?: Pem; key?: Pem } = {}): grpc.ChannelCredentials {
+export function tlsChannelCredentials(
+  options: { ca?: Pem; cert?: Pem; key?: Pem } = {},
+): grpc.ChannelCredentials {
   if ((options.cert === undefined) !== (options.key === undefined)) {
     throw new Error("tlsChannelCredentials: a client certificate needs both cert and key");
   }
@@ -25,9 +27,20 @@ export function tlsChannelCredentials(options: { ca?: Pem; cert?: Pem; key?: Pem
  * Server credentials. With `requireClientCert` (mutual TLS) clients must present a certificate signed
  * by `ca`, which is then required.
  */
-export function tlsServerCredentials(options: { cert: Pem; key: Pem; ca?: Pem; requireClientCert?: boolean }): grpc.ServerCredentials {
+export function tlsServerCredentials(options: {
+  cert: Pem;
+  key: Pem;
+  ca?: Pem;
+  requireClientCert?: boolean;
+}): grpc.ServerCredentials {
   if (options.requireClientCert && options.ca === undefined) {
-    throw new Error("tlsServerCredentials: requireClientCert needs the ca that signs client certificates");
+    throw new Error(
+      "tlsServerCredentials: requireClientCert needs the ca that signs client certificates",
+    );
   }
-  return grpc.ServerCredentials.createSsl(pem(options.ca), [{ cert_chain: pem(options.cert)!, private_key: pem(options.key)! }], options.requireClientCert ?? false);
+  return grpc.ServerCredentials.createSsl(
+    pem(options.ca),
+    [{ cert_chain: pem(options.cert)!, private_key: pem(options.key)! }],
+    options.requireClientCert ?? false,
+  );
 }

@@ -85,7 +85,10 @@ export const DEFAULT_EMBEDDED_DIR = ".grabbit/db";
  * - `memory:`: PGlite in memory (tests; lost on exit);
  * - nothing: PGlite in `.grabbit/db`, the development default.
  */
-export async function openDatabase(url: string | undefined = process.env.GRABBIT_DATABASE_URL, options: { poolSize?: number } = {}): Promise<Database> {
+export async function openDatabase(
+  url: string | undefined = process.env.GRABBIT_DATABASE_URL,
+  options: { poolSize?: number } = {},
+): Promise<Database> {
   const target = url ?? DEFAULT_EMBEDDED_DIR;
   if (/^postgres(ql)?:\/\//.test(target)) {
     const pg = await optionalImport("pg", "PostgreSQL");
@@ -96,7 +99,12 @@ export async function openDatabase(url: string | undefined = process.env.GRABBIT
     return postgresDatabase(pool, { ownsPool: true });
   }
   const mod = await optionalImport("@electric-sql/pglite", "the embedded database");
-  const dir = target === "memory:" ? undefined : target.startsWith("file:") ? target.slice("file:".length) : target;
+  const dir =
+    target === "memory:"
+      ? undefined
+      : target.startsWith("file:")
+        ? target.slice("file:".length)
+        : target;
   const db = await mod.PGlite.create(dir);
   return pgliteDatabase(db, { ownsDb: true });
 }
@@ -107,14 +115,18 @@ async function optionalImport(name: string, what: string): Promise<any> {
     const specifier: string = name;
     return await import(specifier);
   } catch (err) {
-    throw new Error(`${what} needs the optional package "${name}": npm install ${name}`, { cause: err });
+    throw new Error(`${what} needs the optional package "${name}": npm install ${name}`, {
+      cause: err,
+    });
   }
 }
 
 /** Checks a table name (optionally schema-qualified) so it can go into SQL text. */
 export function tableName(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,50}(\.[A-Za-z_][A-Za-z0-9_]{0,50})?$/.test(name)) {
-    throw new TypeError(`invalid table name ${JSON.stringify(name)}: letters, digits and underscores, optionally schema.table`);
+    throw new TypeError(
+      `invalid table name ${JSON.stringify(name)}: letters, digits and underscores, optionally schema.table`,
+    );
   }
   return name;
 }

@@ -18,10 +18,17 @@ export interface IdempotencyOptions {
 }
 
 /** A handler given the transaction its writes must use. */
-export type TransactionalHandler<T> = (event: T, delivery: DeliveryContext, tx: SqlClient) => Promise<void> | void;
+export type TransactionalHandler<T> = (
+  event: T,
+  delivery: DeliveryContext,
+  tx: SqlClient,
+) => Promise<void> | void;
 
 /** Creates the processed-messages table if missing. */
-export async function installIdempotency(db: Database, options: { table?: string } = {}): Promise<void> {
+export async function installIdempotency(
+  db: Database,
+  options: { table?: string } = {},
+): Promise<void> {
   const t = tableName(options.table ?? "grabbit_processed");
   await db.transaction(async (tx) => {
     await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [t]);
@@ -35,9 +42,16 @@ export async function installIdempotency(db: Database, options: { table?: string
 }
 
 /** Forgets ids processed more than `olderThanMs` ago (older copies are then no longer caught). */
-export async function purgeProcessed(db: SqlClient, olderThanMs: number, options: { table?: string } = {}): Promise<number> {
+export async function purgeProcessed(
+  db: SqlClient,
+  olderThanMs: number,
+  options: { table?: string } = {},
+): Promise<number> {
   const t = tableName(options.table ?? "grabbit_processed");
-  const { rows } = await db.query(`WITH d AS (DELETE FROM ${t} WHERE processed_at < now() - make_interval(secs => $1) RETURNING 1) SELECT count(*)::int AS n FROM d`, [olderThanMs / 1000]);
+  const { rows } = await db.query(
+    `WITH d AS (DELETE FROM ${t} WHERE processed_at < now() - make_interval(secs => $1) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+    [olderThanMs / 1000],
+  );
   return Number((rows[0] as { n: number }).n);
 }
 
@@ -49,12 +63,20 @@ export async function purgeProcessed(db: SqlClient, olderThanMs: number, options
  * lock, then sees it as processed (or, if the first rolled back, processes it itself).
  * A message without a message_id cannot be deduplicated: it is dead-lettered (INVALID_ARGUMENT).
  */
-export function idempotent<T>(db: Database, handler: TransactionalHandler<T>, options: IdempotencyOptions): EventHandler<T> {
+export function idempotent<T>(
+  db: Database,
+  handler: TransactionalHandler<T>,
+  options: IdempotencyOptions,
+): EventHandler<T> {
   const t = tableName(options.table ?? "grabbit_processed");
   const insert = `INSERT INTO ${t} (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1 AS fresh`;
   return async (event, delivery) => {
     const id = delivery.messageId;
-    if (!id) throw new StatusError(Code.INVALID_ARGUMENT, `a message without message_id reached idempotent consumer "${options.consumer}"`);
+    if (!id)
+      throw new StatusError(
+        Code.INVALID_ARGUMENT,
+        `a message without message_id reached idempotent consumer "${options.consumer}"`,
+      );
     await db.transaction(async (tx) => {
       const { rows } = await tx.query(insert, [options.consumer, id]);
       if (rows.length === 0) {

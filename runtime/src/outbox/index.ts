@@ -10,6 +10,18 @@ export {
   openDatabase,
   DEFAULT_EMBEDDED_DIR,
 } from "./database.js";
-export { Outbox, partitionOf, type OutboxOptions, type OutboxAddOptions, type OutboxCounts } from "./outbox.js";
+export {
+  Outbox,
+  partitionOf,
+  type OutboxOptions,
+  type OutboxAddOptions,
+  type OutboxCounts,
+} from "./outbox.js";
 export { OutboxRelay, type OutboxRelayOptions, type OutboxRelayStats } from "./relay.js";
-export { idempotent, installIdempotency, purgeProcessed, type IdempotencyOptions, type TransactionalHandler } from "./idempotent.js";
+export {
+  idempotent,
+  installIdempotency,
+  purgeProcessed,
+  type IdempotencyOptions,
+  type TransactionalHandler,
+} from "./idempotent.js";

@@ -82,14 +82,21 @@ export class Outbox {
         sent_at timestamptz,
         failed_at timestamptz
       )`);
-      await tx.query(`CREATE INDEX IF NOT EXISTS ${index}_pending ON ${t} (partition, id) WHERE sent_at IS NULL AND failed_at IS NULL`);
-      await tx.query(`CREATE INDEX IF NOT EXISTS ${index}_sent ON ${t} (sent_at) WHERE sent_at IS NOT NULL`);
+      await tx.query(
+        `CREATE INDEX IF NOT EXISTS ${index}_pending ON ${t} (partition, id) WHERE sent_at IS NULL AND failed_at IS NULL`,
+      );
+      await tx.query(
+        `CREATE INDEX IF NOT EXISTS ${index}_sent ON ${t} (sent_at) WHERE sent_at IS NOT NULL`,
+      );
       await tx.query(`CREATE TABLE IF NOT EXISTS ${this.partitionTable} (
         partition integer PRIMARY KEY,
         owner text,
         lease_until timestamptz NOT NULL DEFAULT '-infinity'
       )`);
-      await tx.query(`INSERT INTO ${this.partitionTable} (partition) SELECT generate_series(0, $1::int - 1) ON CONFLICT DO NOTHING`, [this.partitions]);
+      await tx.query(
+        `INSERT INTO ${this.partitionTable} (partition) SELECT generate_series(0, $1::int - 1) ON CONFLICT DO NOTHING`,
+        [this.partitions],
+      );
     });
   }
 
@@ -104,7 +111,12 @@ export class Outbox {
    * PoolClient after BEGIN, a PGlite transaction, or Database.transaction's argument). Returns the
    * message_id the event will carry.
    */
-  async add<T>(tx: SqlClient, desc: EventDesc<T>, event: T, options: OutboxAddOptions = {}): Promise<string> {
+  async add<T>(
+    tx: SqlClient,
+    desc: EventDesc<T>,
+    event: T,
+    options: OutboxAddOptions = {},
+  ): Promise<string> {
     const messageId = options.messageId ?? randomUUID();
     const routingKey = renderRoutingKey(desc, event);
     const headers = metadataToHeaders(options.metadata);
@@ -115,7 +127,11 @@ export class Outbox {
       const values = desc.routingValues(event);
       for (const field of desc.routingFields) headers[field] = values[field] ?? "";
     }
-    const partition = partitionOf(desc.exchange, options.orderingKey ?? routingKey, this.partitions);
+    const partition = partitionOf(
+      desc.exchange,
+      options.orderingKey ?? routingKey,
+      this.partitions,
+    );
     const content = desc.type.encode(event);
     await tx.query(
       `INSERT INTO ${this.table} (message_id, partition, exchange, exchange_kind, routing_key, type, content, headers, persistent, expiration_ms, priority)

@@ -152,7 +152,12 @@ export class OutboxRelay {
     this.retainSentMs = options.retainSentMs ?? 3_600_000;
     this.logger = options.logger ?? connection.logger;
     // PIPELINE_DEPTH batches in flight: marked, being confirmed, just published.
-    this.publisher = new Publisher(connection, { maxInFlight: this.batchSize * PIPELINE_DEPTH, timeoutMs: options.publishTimeoutMs ?? 60_000, track: false, logger: this.logger });
+    this.publisher = new Publisher(connection, {
+      maxInFlight: this.batchSize * PIPELINE_DEPTH,
+      timeoutMs: options.publishTimeoutMs ?? 60_000,
+      track: false,
+      logger: this.logger,
+    });
   }
 
   /** Starts the loop in the background; errors go to onError and the loop goes on. */
@@ -184,7 +189,11 @@ export class OutboxRelay {
       this.unobserve?.();
       await this.running;
       await this.publisher.close();
-      await this.db.query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1`, [this.id]).catch((err) => this.report(err));
+      await this.db
+        .query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1`, [
+          this.id,
+        ])
+        .catch((err) => this.report(err));
     })();
     return this.stopping;
   }
@@ -206,17 +215,26 @@ export class OutboxRelay {
   private async round(): Promise<number> {
     const parts = await this.claim();
     if (parts.length === 0) return 0;
-    const renew = setInterval(() => {
-      this.db
-        .query(`UPDATE ${this.p} SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND partition = ANY($3::int[])`, [this.id, this.leaseMs / 1000, parts])
-        .catch((err) => this.report(err));
-    }, Math.max(50, Math.floor(this.leaseMs / 3)));
+    const renew = setInterval(
+      () => {
+        this.db
+          .query(
+            `UPDATE ${this.p} SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND partition = ANY($3::int[])`,
+            [this.id, this.leaseMs / 1000, parts],
+          )
+          .catch((err) => this.report(err));
+      },
+      Math.max(50, Math.floor(this.leaseMs / 3)),
+    );
     try {
       return await this.sendFrom(parts);
     } finally {
       clearInterval(renew);
       await this.db
-        .query(`UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND partition = ANY($2::int[])`, [this.id, parts])
+        .query(
+          `UPDATE ${this.p} SET owner = NULL, lease_until = '-infinity' WHERE owner = $1 AND partition = ANY($2::int[])`,
+          [this.id, parts],
+        )
         .catch((err) => this.report(err));
     }
   }
@@ -227,15 +245,19 @@ export class OutboxRelay {
       `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${this.t} WHERE sent_at IS NULL AND failed_at IS NULL`,
     );
     const r = rows[0] as { n: number; age: number | null };
-    return { backlog: Number(r.n), oldestAgeSeconds: r.age === null ? undefined : Math.max(0, Number(r.age)) };
+    return {
+      backlog: Number(r.n),
+      oldestAgeSeconds: r.age === null ? undefined : Math.max(0, Number(r.age)),
+    };
   }
 
   /** Deletes sent rows older than retainSentMs; returns how many. */
   async purge(): Promise<number> {
     if (this.retainSentMs < 0) return 0;
-    const { rows } = await this.db.query(`WITH d AS (DELETE FROM ${this.t} WHERE sent_at < now() - make_interval(secs => $1) RETURNING 1) SELECT count(*)::int AS n FROM d`, [
-      this.retainSentMs / 1000,
-    ]);
+    const { rows } = await this.db.query(
+      `WITH d AS (DELETE FROM ${this.t} WHERE sent_at < now() - make_interval(secs => $1) RETURNING 1) SELECT count(*)::int AS n FROM d`,
+      [this.retainSentMs / 1000],
+    );
     return Number((rows[0] as { n: number }).n);
   }
 
@@ -344,7 +366,8 @@ export class OutboxRelay {
         if (rows.length === 0) break;
         afterId = rows[rows.length - 1]!.id;
         const due = this.dueRows(rows, blocked);
-        const refused = due.length > 0 ? await this.declareExchanges(due) : new Map<string, Error>();
+        const refused =
+          due.length > 0 ? await this.declareExchanges(due) : new Map<string, Error>();
         // A row whose exchange was refused fails before anything is sent: keep its partition's later
         // rows back too. Failures that come back after sending cannot recall what followed.
         const failed: { row: Row; err: unknown }[] = [];
@@ -360,14 +383,16 @@ export class OutboxRelay {
         const outcomes = this.publishBatch(sending);
         // Older batches are confirmed and marked while this one is in flight and the next is read.
         if (inFlight.length >= PIPELINE_DEPTH - 1) sent += await inFlight.shift()!;
-        inFlight.push(outcomes.then((errors) => {
-          const ok: Row[] = [];
-          errors.forEach((err, i) => {
-            if (err === undefined) ok.push(sending[i]!);
-            else failed.push({ row: sending[i]!, err });
-          });
-          return this.mark(ok, failed);
-        }));
+        inFlight.push(
+          outcomes.then((errors) => {
+            const ok: Row[] = [];
+            errors.forEach((err, i) => {
+              if (err === undefined) ok.push(sending[i]!);
+              else failed.push({ row: sending[i]!, err });
+            });
+            return this.mark(ok, failed);
+          }),
+        );
         if (rows.length < this.batchSize) break;
       }
     } finally {
@@ -404,11 +429,10 @@ export class OutboxRelay {
         if (id < min) min = id;
         else if (id > max) max = id;
       }
-      await this.db.query(`UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]) AND id BETWEEN $2::bigint AND $3::bigint`, [
-        ok.map((r) => r.id),
-        String(min),
-        String(max),
-      ]);
+      await this.db.query(
+        `UPDATE ${this.t} SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1::bigint[]) AND id BETWEEN $2::bigint AND $3::bigint`,
+        [ok.map((r) => r.id), String(min), String(max)],
+      );
       this.stats.sent += ok.length;
       this.stats.rounds++;
     }
@@ -449,7 +473,13 @@ export class OutboxRelay {
 
   private publish(row: Row): Promise<void> {
     const m = this.message(row);
-    return this.publisher.publish(m.exchange, m.routingKey, m.content, m.properties, m.settled === undefined ? MANDATORY : { mandatory: true, settled: m.settled });
+    return this.publisher.publish(
+      m.exchange,
+      m.routingKey,
+      m.content,
+      m.properties,
+      m.settled === undefined ? MANDATORY : { mandatory: true, settled: m.settled },
+    );
   }
 
   /** The message a row stands for, its trace (if traced) continuing the one that wrote the row. */
@@ -483,19 +513,29 @@ export class OutboxRelay {
     if (row.expiration_ms !== null) props.expiration = String(row.expiration_ms);
     if (row.priority !== null) props.priority = Number(row.priority);
     // The trace ends as the publisher settles the row's message: no promise of its own.
-    return { exchange: row.exchange, routingKey: row.routing_key, content, properties: props, settled: trace };
+    return {
+      exchange: row.exchange,
+      routingKey: row.routing_key,
+      content,
+      properties: props,
+      settled: trace,
+    };
   }
 
   /** Declares each exchange once per session; returns the ones the broker refused, with why. */
   private async declareExchanges(rows: Row[]): Promise<Map<string, Error>> {
     const refused = new Map<string, Error>();
-    const session: AmqpSession = await this.connection.waitForSession({ signal: this.stopController.signal });
+    const session: AmqpSession = await this.connection.waitForSession({
+      signal: this.stopController.signal,
+    });
     if (this.declaredSession !== session.id) {
       this.declared = new Set();
       this.declaredSession = session.id;
     }
     const wanted = new Map<string, string>();
-    for (const r of rows) if (r.exchange !== "" && !r.exchange.startsWith("amq.") && !this.declared.has(r.exchange)) wanted.set(r.exchange, r.exchange_kind);
+    for (const r of rows)
+      if (r.exchange !== "" && !r.exchange.startsWith("amq.") && !this.declared.has(r.exchange))
+        wanted.set(r.exchange, r.exchange_kind);
     for (const [exchange, kind] of wanted) {
       const ch = await session.createChannel();
       try {
@@ -504,7 +544,14 @@ export class OutboxRelay {
       } catch (err) {
         // A lost session fails the round (retried later); a refusal from a live broker fails these rows.
         if (!session.open) throw err;
-        refused.set(exchange, new StatusError(Code.FAILED_PRECONDITION, `could not declare exchange "${exchange}": ${messageOf(err)}`, { cause: err }));
+        refused.set(
+          exchange,
+          new StatusError(
+            Code.FAILED_PRECONDITION,
+            `could not declare exchange "${exchange}": ${messageOf(err)}`,
+            { cause: err },
+          ),
+        );
       } finally {
         await ch.close().catch(() => {});
       }

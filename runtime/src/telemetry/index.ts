@@ -1,7 +1,16 @@
 // Observability: a pino-shaped logger with a JSON-to-stderr default, and OpenTelemetry tracing and
 // metrics through `@opentelemetry/api` (an optional peer: nothing is recorded, and nothing costs,
 // until an application registers an SDK). See docs/observability.md.
-export { type Logger, type LogFn, type LogLevel, type JsonLoggerOptions, createJsonLogger, defaultLogger, silentLogger, parseLogLevel } from "./logger.js";
+export {
+  type Logger,
+  type LogFn,
+  type LogLevel,
+  type JsonLoggerOptions,
+  createJsonLogger,
+  defaultLogger,
+  silentLogger,
+  parseLogLevel,
+} from "./logger.js";
 export {
   INSTRUMENTATION_NAME,
   INSTRUMENTATION_VERSION,

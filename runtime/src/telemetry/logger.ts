@@ -25,7 +25,15 @@ export interface Logger {
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
-const LEVELS: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+const LEVELS: Record<LogLevel, number> = {
+  trace: 10,
+  debug: 20,
+  info: 30,
+  warn: 40,
+  error: 50,
+  fatal: 60,
+  silent: Infinity,
+};
 const METHODS = ["trace", "debug", "info", "warn", "error", "fatal"] as const;
 
 export interface JsonLoggerOptions {
@@ -71,7 +79,8 @@ class JsonLogger implements Logger {
   ) {
     // Levels below the threshold stay no-ops: a disabled debug() costs a call, nothing more.
     for (const name of METHODS) {
-      if (LEVELS[name] >= threshold) this[name] = (obj: object | string, msg?: string) => this.emit(name, obj, msg);
+      if (LEVELS[name] >= threshold)
+        this[name] = (obj: object | string, msg?: string) => this.emit(name, obj, msg);
     }
   }
 
@@ -112,7 +121,12 @@ function stringify(record: Record<string, unknown>): string {
     });
   } catch (err) {
     // A toJSON that throws, say: still write one line that says what happened.
-    return JSON.stringify({ level: record["level"], time: record["time"], msg: record["msg"], logError: `record not serializable: ${String(err)}` });
+    return JSON.stringify({
+      level: record["level"],
+      time: record["time"],
+      msg: record["msg"],
+      logError: `record not serializable: ${String(err)}`,
+    });
   }
 }
 
@@ -122,9 +136,14 @@ function serializeError(err: Error): Record<string, unknown> {
   // StatusError's metadata and details) stay out: they may carry what a log must not.
   for (const key of Object.keys(err)) {
     const value = (err as unknown as Record<string, unknown>)[key];
-    if (!(key in out) && (typeof value === "string" || typeof value === "number" || typeof value === "boolean")) out[key] = value;
+    if (
+      !(key in out) &&
+      (typeof value === "string" || typeof value === "number" || typeof value === "boolean")
+    )
+      out[key] = value;
   }
-  if (err.cause !== undefined) out["cause"] = err.cause instanceof Error ? serializeError(err.cause) : err.cause;
+  if (err.cause !== undefined)
+    out["cause"] = err.cause instanceof Error ? serializeError(err.cause) : err.cause;
   return out;
 }
 

@@ -5,7 +5,14 @@
 // Attributes are kept low-cardinality: exchange and queue names, methods, status codes, reasons;
 // never routing keys, message ids or correlation ids (those belong on spans).
 
-import type { Attributes, BatchObservableCallback, Counter, Histogram, Meter, Observable } from "@opentelemetry/api";
+import type {
+  Attributes,
+  BatchObservableCallback,
+  Counter,
+  Histogram,
+  Meter,
+  Observable,
+} from "@opentelemetry/api";
 import { codeName, type Code, StatusError, UnroutableError } from "../status.js";
 import { activeMeter } from "./otel.js";
 import {
@@ -59,25 +66,71 @@ interface Instruments {
 }
 
 function durationHistogram(meter: Meter, name: string, description: string): Histogram {
-  return meter.createHistogram(name, { description, unit: "s", advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS } });
+  return meter.createHistogram(name, {
+    description,
+    unit: "s",
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+  });
 }
 
 function create(meter: Meter): Instruments {
-  const counter = (name: string, description: string, unit = "{message}") => meter.createCounter(name, { description, unit });
+  const counter = (name: string, description: string, unit = "{message}") =>
+    meter.createCounter(name, { description, unit });
   return {
     meter,
-    rpcClientDuration: durationHistogram(meter, METRIC_RPC_CLIENT_CALL_DURATION, "Duration of outgoing RPCs."),
-    rpcServerDuration: durationHistogram(meter, METRIC_RPC_SERVER_CALL_DURATION, "Duration of incoming RPCs."),
-    sent: counter(METRIC_MESSAGING_CLIENT_SENT_MESSAGES, "Messages the producer attempted to send to the broker."),
-    consumed: counter(METRIC_MESSAGING_CLIENT_CONSUMED_MESSAGES, "Messages delivered to the application."),
-    operationDuration: durationHistogram(meter, METRIC_MESSAGING_CLIENT_OPERATION_DURATION, "Duration of messaging operations (send until confirmed, settle)."),
-    processDuration: durationHistogram(meter, METRIC_MESSAGING_PROCESS_DURATION, "Duration of processing a delivered message (the handler)."),
-    resent: counter(METRIC_GRABBIT_PUBLISH_RESENT, "Publishes sent again after a connection loss or a nack."),
-    refused: counter(METRIC_GRABBIT_PUBLISH_REFUSED, "Publishes refused to their callers (nacked, or not confirmed in time)."),
-    unroutable: counter(METRIC_GRABBIT_PUBLISH_UNROUTABLE, "Mandatory publishes the broker returned as unroutable."),
-    retries: counter(METRIC_GRABBIT_CONSUME_RETRIES, "Deliveries scheduled for another attempt after the handler failed."),
-    deadLettered: counter(METRIC_GRABBIT_CONSUME_DEAD_LETTERED, "Messages dead-lettered, by reason."),
-    reconnects: counter(METRIC_GRABBIT_CONNECTION_RECONNECTS, "Connections re-established after a loss, by broker node.", "{reconnect}"),
+    rpcClientDuration: durationHistogram(
+      meter,
+      METRIC_RPC_CLIENT_CALL_DURATION,
+      "Duration of outgoing RPCs.",
+    ),
+    rpcServerDuration: durationHistogram(
+      meter,
+      METRIC_RPC_SERVER_CALL_DURATION,
+      "Duration of incoming RPCs.",
+    ),
+    sent: counter(
+      METRIC_MESSAGING_CLIENT_SENT_MESSAGES,
+      "Messages the producer attempted to send to the broker.",
+    ),
+    consumed: counter(
+      METRIC_MESSAGING_CLIENT_CONSUMED_MESSAGES,
+      "Messages delivered to the application.",
+    ),
+    operationDuration: durationHistogram(
+      meter,
+      METRIC_MESSAGING_CLIENT_OPERATION_DURATION,
+      "Duration of messaging operations (send until confirmed, settle).",
+    ),
+    processDuration: durationHistogram(
+      meter,
+      METRIC_MESSAGING_PROCESS_DURATION,
+      "Duration of processing a delivered message (the handler).",
+    ),
+    resent: counter(
+      METRIC_GRABBIT_PUBLISH_RESENT,
+      "Publishes sent again after a connection loss or a nack.",
+    ),
+    refused: counter(
+      METRIC_GRABBIT_PUBLISH_REFUSED,
+      "Publishes refused to their callers (nacked, or not confirmed in time).",
+    ),
+    unroutable: counter(
+      METRIC_GRABBIT_PUBLISH_UNROUTABLE,
+      "Mandatory publishes the broker returned as unroutable.",
+    ),
+    retries: counter(
+      METRIC_GRABBIT_CONSUME_RETRIES,
+      "Deliveries scheduled for another attempt after the handler failed.",
+    ),
+    deadLettered: counter(
+      METRIC_GRABBIT_CONSUME_DEAD_LETTERED,
+      "Messages dead-lettered, by reason.",
+    ),
+    reconnects: counter(
+      METRIC_GRABBIT_CONNECTION_RECONNECTS,
+      "Connections re-established after a loss, by broker node.",
+      "{reconnect}",
+    ),
   };
 }
 
@@ -123,16 +176,29 @@ export interface RpcCallRecord {
   durationSeconds: number;
 }
 
-export function rpcCallAttributes(record: Omit<RpcCallRecord, "durationSeconds" | "side">): Attributes {
+export function rpcCallAttributes(
+  record: Omit<RpcCallRecord, "durationSeconds" | "side">,
+): Attributes {
   const name = codeName(record.code);
-  const attributes: Attributes = { [ATTR_RPC_SYSTEM_NAME]: record.system, [ATTR_RPC_METHOD]: record.method, [ATTR_RPC_STATUS_CODE]: name };
+  const attributes: Attributes = {
+    [ATTR_RPC_SYSTEM_NAME]: record.system,
+    [ATTR_RPC_METHOD]: record.method,
+    [ATTR_RPC_STATUS_CODE]: name,
+  };
   if (record.failed) attributes[ATTR_ERROR_TYPE] = name;
   return attributes;
 }
 
 /** rpc.client.call.duration or rpc.server.call.duration, by method and status code. */
 export function recordRpcCall(record: RpcCallRecord): void {
-  recordRpcDuration(record.side, record.system, record.method, record.code, record.failed, record.durationSeconds);
+  recordRpcDuration(
+    record.side,
+    record.system,
+    record.method,
+    record.code,
+    record.failed,
+    record.durationSeconds,
+  );
 }
 
 // The attributes of RPC durations, made once per system, method, code and failure rather than per
@@ -142,7 +208,12 @@ const rpcAttributeCache = new Map<string, Map<string, Attributes[]>>();
 const RPC_ATTRIBUTE_CACHE_LIMIT = 10_000;
 let rpcAttributeCacheSize = 0;
 
-function cachedRpcCallAttributes(system: RpcSystem, method: string, code: Code, failed: boolean): Attributes {
+function cachedRpcCallAttributes(
+  system: RpcSystem,
+  method: string,
+  code: Code,
+  failed: boolean,
+): Attributes {
   let bySystem = rpcAttributeCache.get(system);
   if (bySystem === undefined) rpcAttributeCache.set(system, (bySystem = new Map()));
   let byCode = bySystem.get(method);
@@ -160,16 +231,31 @@ function cachedRpcCallAttributes(system: RpcSystem, method: string, code: Code, 
 }
 
 /** recordRpcCall without the record object, for the per-call paths. */
-export function recordRpcDuration(side: "client" | "server", system: RpcSystem, method: string, code: Code, failed: boolean, durationSeconds: number): void {
+export function recordRpcDuration(
+  side: "client" | "server",
+  system: RpcSystem,
+  method: string,
+  code: Code,
+  failed: boolean,
+  durationSeconds: number,
+): void {
   const m = instruments();
   if (m === undefined) return;
-  (side === "client" ? m.rpcClientDuration : m.rpcServerDuration).record(durationSeconds, cachedRpcCallAttributes(system, method, code, failed));
+  (side === "client" ? m.rpcClientDuration : m.rpcServerDuration).record(
+    durationSeconds,
+    cachedRpcCallAttributes(system, method, code, failed),
+  );
 }
 
 // --- Messaging ---------------------------------------------------------------------------------
 
 /** The attributes shared by messaging metrics: system, operation, destination, error. */
-export function messagingAttributes(type: MessagingOperationType, operationName: string, destination: string, error?: string): Attributes {
+export function messagingAttributes(
+  type: MessagingOperationType,
+  operationName: string,
+  destination: string,
+  error?: string,
+): Attributes {
   const attributes: Attributes = {
     [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
     [ATTR_MESSAGING_OPERATION_TYPE]: type,
@@ -195,44 +281,81 @@ export interface PublishRecord {
 export function recordPublish(record: PublishRecord): void {
   const m = instruments();
   if (m === undefined) return;
-  const attributes = messagingAttributes("send", record.operationName ?? "publish", record.exchange, record.error);
+  const attributes = messagingAttributes(
+    "send",
+    record.operationName ?? "publish",
+    record.exchange,
+    record.error,
+  );
   m.sent.add(1, attributes);
   m.operationDuration.record(record.durationSeconds, attributes);
 }
 
 /** A delivery handed to the application: messaging.client.consumed.messages. */
 export function recordConsumed(record: { queue: string; error?: string }): void {
-  instruments()?.consumed.add(1, messagingAttributes("receive", "deliver", record.queue, record.error));
+  instruments()?.consumed.add(
+    1,
+    messagingAttributes("receive", "deliver", record.queue, record.error),
+  );
 }
 
 /** One run of a handler over a delivery: messaging.process.duration. */
-export function recordProcess(record: { queue: string; durationSeconds: number; error?: string }): void {
-  instruments()?.processDuration.record(record.durationSeconds, messagingAttributes("process", "process", record.queue, record.error));
+export function recordProcess(record: {
+  queue: string;
+  durationSeconds: number;
+  error?: string;
+}): void {
+  instruments()?.processDuration.record(
+    record.durationSeconds,
+    messagingAttributes("process", "process", record.queue, record.error),
+  );
 }
 
 /** An ack, nack or reject: messaging.client.operation.duration with operation type "settle". */
-export function recordSettle(record: { queue: string; operationName: "ack" | "nack" | "reject"; durationSeconds: number; error?: string }): void {
-  instruments()?.operationDuration.record(record.durationSeconds, messagingAttributes("settle", record.operationName, record.queue, record.error));
+export function recordSettle(record: {
+  queue: string;
+  operationName: "ack" | "nack" | "reject";
+  durationSeconds: number;
+  error?: string;
+}): void {
+  instruments()?.operationDuration.record(
+    record.durationSeconds,
+    messagingAttributes("settle", record.operationName, record.queue, record.error),
+  );
 }
 
 /** A publish sent again (after a connection loss or a nack): grabbit.publish.resent. */
 export function recordPublishResent(record: { exchange: string; reason: string }): void {
-  instruments()?.resent.add(1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange, [ATTR_GRABBIT_REASON]: record.reason });
+  instruments()?.resent.add(1, {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange,
+    [ATTR_GRABBIT_REASON]: record.reason,
+  });
 }
 
 /** A publish refused to its caller: grabbit.publish.refused. */
 export function recordPublishRefused(record: { exchange: string; reason: string }): void {
-  instruments()?.refused.add(1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange, [ATTR_GRABBIT_REASON]: record.reason });
+  instruments()?.refused.add(1, {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange,
+    [ATTR_GRABBIT_REASON]: record.reason,
+  });
 }
 
 /** A mandatory publish returned unroutable: grabbit.publish.unroutable. */
 export function recordPublishUnroutable(record: { exchange: string }): void {
-  instruments()?.unroutable.add(1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange });
+  instruments()?.unroutable.add(1, {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_MESSAGING_DESTINATION_NAME]: record.exchange,
+  });
 }
 
 /** A failed delivery scheduled for another attempt: grabbit.consume.retries. */
 export function recordConsumeRetry(record: { queue: string; error?: string }): void {
-  const attributes: Attributes = { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_MESSAGING_DESTINATION_NAME]: record.queue };
+  const attributes: Attributes = {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_MESSAGING_DESTINATION_NAME]: record.queue,
+  };
   if (record.error !== undefined) attributes[ATTR_ERROR_TYPE] = record.error;
   instruments()?.retries.add(1, attributes);
 }
@@ -242,12 +365,19 @@ export function recordConsumeRetry(record: { queue: string; error?: string }): v
  * "retries_exhausted", "undecodable", "no_reply_to", "rejected").
  */
 export function recordDeadLettered(record: { queue: string; reason: string }): void {
-  instruments()?.deadLettered.add(1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_MESSAGING_DESTINATION_NAME]: record.queue, [ATTR_GRABBIT_REASON]: record.reason });
+  instruments()?.deadLettered.add(1, {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_MESSAGING_DESTINATION_NAME]: record.queue,
+    [ATTR_GRABBIT_REASON]: record.reason,
+  });
 }
 
 /** A connection re-established, to `node` ("host:port"): grabbit.connection.reconnects. */
 export function recordReconnect(record: { node: string }): void {
-  instruments()?.reconnects.add(1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_GRABBIT_NODE]: record.node });
+  instruments()?.reconnects.add(1, {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+    [ATTR_GRABBIT_NODE]: record.node,
+  });
 }
 
 // --- Observable gauges -------------------------------------------------------------------------
@@ -264,7 +394,9 @@ export type ObserveGauge = (name: string, value: number, attributes?: Attributes
 interface GaugeRegistration {
   readonly specs: readonly GaugeSpec[];
   readonly read: (observe: ObserveGauge) => void | Promise<void>;
-  attached: { meter: Meter; callback: BatchObservableCallback; observables: Observable[] } | undefined;
+  attached:
+    | { meter: Meter; callback: BatchObservableCallback; observables: Observable[] }
+    | undefined;
 }
 
 const gauges = new Set<GaugeRegistration>();
@@ -272,7 +404,11 @@ const gauges = new Set<GaugeRegistration>();
 function attach(registration: GaugeRegistration, meter: Meter): void {
   detach(registration);
   const byName = new Map<string, Observable>();
-  for (const spec of registration.specs) byName.set(spec.name, meter.createObservableGauge(spec.name, { description: spec.description, unit: spec.unit }));
+  for (const spec of registration.specs)
+    byName.set(
+      spec.name,
+      meter.createObservableGauge(spec.name, { description: spec.description, unit: spec.unit }),
+    );
   const callback: BatchObservableCallback = (result) =>
     registration.read((name, value, attributes) => {
       const observable = byName.get(name);
@@ -295,7 +431,10 @@ function detach(registration: GaugeRegistration): void {
  * query). Returns the function that unregisters them. Registered before a meter provider is, they
  * attach once one is and the runtime records anything; register the SDK first to be sure.
  */
-export function observeGauges(specs: readonly GaugeSpec[], read: (observe: ObserveGauge) => void | Promise<void>): () => void {
+export function observeGauges(
+  specs: readonly GaugeSpec[],
+  read: (observe: ObserveGauge) => void | Promise<void>,
+): () => void {
   const registration: GaugeRegistration = { specs, read, attached: undefined };
   gauges.add(registration);
   const m = instruments();
@@ -307,20 +446,44 @@ export function observeGauges(specs: readonly GaugeSpec[], read: (observe: Obser
 }
 
 /** grabbit.publish.confirms.outstanding: publishes sent and not yet confirmed by the broker. */
-export function observeConfirmsOutstanding(read: () => number, attributes?: Attributes): () => void {
-  const spec = { name: METRIC_GRABBIT_PUBLISH_CONFIRMS_OUTSTANDING, description: "Publishes sent and not yet confirmed by the broker.", unit: "{message}" };
-  return observeGauges([spec], (observe) => observe(spec.name, read(), { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, ...attributes }));
+export function observeConfirmsOutstanding(
+  read: () => number,
+  attributes?: Attributes,
+): () => void {
+  const spec = {
+    name: METRIC_GRABBIT_PUBLISH_CONFIRMS_OUTSTANDING,
+    description: "Publishes sent and not yet confirmed by the broker.",
+    unit: "{message}",
+  };
+  return observeGauges([spec], (observe) =>
+    observe(spec.name, read(), {
+      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+      ...attributes,
+    }),
+  );
 }
 
 /**
  * grabbit.connection.state: 1 for each broker node with the state it is in ("connected",
  * "connecting", "closed"), so that a dashboard shows which node each connection uses.
  */
-export function observeConnectionState(read: () => Iterable<{ node: string; state: string }>, attributes?: Attributes): () => void {
-  const spec = { name: METRIC_GRABBIT_CONNECTION_STATE, description: "Connections by broker node and state (1 per connection).", unit: "{connection}" };
+export function observeConnectionState(
+  read: () => Iterable<{ node: string; state: string }>,
+  attributes?: Attributes,
+): () => void {
+  const spec = {
+    name: METRIC_GRABBIT_CONNECTION_STATE,
+    description: "Connections by broker node and state (1 per connection).",
+    unit: "{connection}",
+  };
   return observeGauges([spec], (observe) => {
     for (const { node, state } of read()) {
-      observe(spec.name, 1, { [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ, [ATTR_GRABBIT_NODE]: node, [ATTR_GRABBIT_CONNECTION_STATE]: state, ...attributes });
+      observe(spec.name, 1, {
+        [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_RABBITMQ,
+        [ATTR_GRABBIT_NODE]: node,
+        [ATTR_GRABBIT_CONNECTION_STATE]: state,
+        ...attributes,
+      });
     }
   });
 }
@@ -329,9 +492,20 @@ export function observeConnectionState(read: () => Iterable<{ node: string; stat
  * grabbit.outbox.backlog (rows not yet published) and grabbit.outbox.oldest_age (seconds since
  * the oldest of them was written; 0 when there is none), from one read per collection.
  */
-export function observeOutbox(read: () => Promise<{ backlog: number; oldestAgeSeconds: number | undefined }>, attributes?: Attributes): () => void {
-  const backlog = { name: METRIC_GRABBIT_OUTBOX_BACKLOG, description: "Outbox rows not yet published.", unit: "{row}" };
-  const age = { name: METRIC_GRABBIT_OUTBOX_OLDEST_AGE, description: "Age of the oldest unpublished outbox row.", unit: "s" };
+export function observeOutbox(
+  read: () => Promise<{ backlog: number; oldestAgeSeconds: number | undefined }>,
+  attributes?: Attributes,
+): () => void {
+  const backlog = {
+    name: METRIC_GRABBIT_OUTBOX_BACKLOG,
+    description: "Outbox rows not yet published.",
+    unit: "{row}",
+  };
+  const age = {
+    name: METRIC_GRABBIT_OUTBOX_OLDEST_AGE,
+    description: "Age of the oldest unpublished outbox row.",
+    unit: "s",
+  };
   return observeGauges([backlog, age], async (observe) => {
     const state = await read();
     observe(backlog.name, state.backlog, attributes);

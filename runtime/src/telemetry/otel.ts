@@ -46,7 +46,8 @@ export function otelApi(): typeof OtelApi | undefined {
 }
 
 // What the API hands out when nothing is registered: its own no-op provider and meter.
-const noopTracerProvider = api === undefined ? undefined : new api.ProxyTracerProvider().getDelegate();
+const noopTracerProvider =
+  api === undefined ? undefined : new api.ProxyTracerProvider().getDelegate();
 const noopMeter = api?.createNoopMeter();
 
 let tracerSource: TracerProvider | undefined;
@@ -58,7 +59,9 @@ let tracer: Tracer | undefined;
  */
 export function activeTracer(): Tracer | undefined {
   if (api === undefined) return undefined;
-  const global = api.trace.getTracerProvider() as TracerProvider & { getDelegate?: () => TracerProvider };
+  const global = api.trace.getTracerProvider() as TracerProvider & {
+    getDelegate?: () => TracerProvider;
+  };
   // The global is a proxy; its delegate is the SDK's provider once one is registered.
   const provider = typeof global.getDelegate === "function" ? global.getDelegate() : global;
   if (provider === noopTracerProvider) return undefined;
@@ -119,7 +122,8 @@ const TRACEPARENT = /^[\da-f]{2}-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}/;
 export function traceIdsFor(metadata?: Metadata, ctx?: Context): TraceIds | undefined {
   if (api !== undefined) {
     const spanContext = api.trace.getSpanContext(ctx ?? api.context.active());
-    if (spanContext !== undefined && api.isSpanContextValid(spanContext)) return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
+    if (spanContext !== undefined && api.isSpanContextValid(spanContext))
+      return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
   }
   const header = metadata?.["traceparent"];
   if (header === undefined) return undefined;

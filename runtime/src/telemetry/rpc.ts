@@ -45,7 +45,14 @@ export function rpcMethodName(method: MethodDesc): string {
 }
 
 /** Status codes a server counts as its own failure (the gRPC conventions' list); the rest are the caller's. */
-const SERVER_ERRORS = new Set<Code>([Code.UNKNOWN, Code.DEADLINE_EXCEEDED, Code.UNIMPLEMENTED, Code.INTERNAL, Code.UNAVAILABLE, Code.DATA_LOSS]);
+const SERVER_ERRORS = new Set<Code>([
+  Code.UNKNOWN,
+  Code.DEADLINE_EXCEEDED,
+  Code.UNIMPLEMENTED,
+  Code.INTERNAL,
+  Code.UNAVAILABLE,
+  Code.DATA_LOSS,
+]);
 
 /** Whether `code` marks a failure on `side`: every non-OK code for a client, SERVER_ERRORS for a server. */
 export function isRpcFailure(side: "client" | "server", code: Code): boolean {
@@ -101,16 +108,28 @@ function cachedPeerAttributes(peer: string): Attributes | undefined {
 }
 
 /** Ends `span` with the call's status: rpc.status_code, and error status and error.type on failure. */
-function endSpan(span: Span, side: "client" | "server", code: Code, failed: boolean, err: unknown): void {
+function endSpan(
+  span: Span,
+  side: "client" | "server",
+  code: Code,
+  failed: boolean,
+  err: unknown,
+): void {
   if (span.isRecording()) {
     const name = codeName(code);
     span.setAttribute(ATTR_RPC_STATUS_CODE, name);
     if (failed) {
       span.setAttribute(ATTR_ERROR_TYPE, name);
-      const message = err instanceof StatusError ? err.rawMessage : err instanceof Error ? err.message : undefined;
+      const message =
+        err instanceof StatusError
+          ? err.rawMessage
+          : err instanceof Error
+            ? err.message
+            : undefined;
       // `api` is loaded: there is a span.
       span.setStatus({ code: api!.SpanStatusCode.ERROR, ...(message ? { message } : {}) });
-      if (err instanceof Error && side === "server" && !(err instanceof StatusError)) span.recordException(err);
+      if (err instanceof Error && side === "server" && !(err instanceof StatusError))
+        span.recordException(err);
     }
   }
   span.end();
@@ -136,7 +155,9 @@ export class RpcCall {
 
   /** Runs `fn(a, b)` with the call's context active (as is, without one). */
   run<A, B, R>(fn: (a: A, b: B) => R, a: A, b: B): R {
-    return this.ctx === undefined || api === undefined ? fn(a, b) : api.context.with(this.ctx, fn, undefined, a, b);
+    return this.ctx === undefined || api === undefined
+      ? fn(a, b)
+      : api.context.with(this.ctx, fn, undefined, a, b);
   }
 
   /** Ends the span with `code` and records the duration; later calls do nothing. */
@@ -145,7 +166,14 @@ export class RpcCall {
     this.done = true;
     const failed = isRpcFailure(this.side, code);
     if (this.span !== undefined) endSpan(this.span, this.side, code, failed, err);
-    recordRpcDuration(this.side, this.system, this.method, code, failed, (performance.now() - this.start) / 1000);
+    recordRpcDuration(
+      this.side,
+      this.system,
+      this.method,
+      code,
+      failed,
+      (performance.now() - this.start) / 1000,
+    );
   }
 }
 
@@ -187,7 +215,9 @@ export class RpcClientTelemetry {
   start<C>(method: MethodDesc, carrier: C, setter?: TextMapSetter<C>): RpcCall | undefined {
     const tracer = activeTracer();
     if (tracer === undefined || api === undefined) {
-      return activeMeter() === undefined ? undefined : new RpcCall("client", this.system, this.methods.get(method).name, undefined, undefined);
+      return activeMeter() === undefined
+        ? undefined
+        : new RpcCall("client", this.system, this.methods.get(method).name, undefined, undefined);
     }
     const { name, attributes } = this.methods.get(method);
     const parent = api.context.active();
@@ -210,14 +240,24 @@ export class RpcServerTelemetry {
 
   constructor(target: RpcServerTarget) {
     this.system = target.system;
-    this.methods = new MethodAttributes({ [ATTR_RPC_SYSTEM_NAME]: target.system, ...target.attributes });
+    this.methods = new MethodAttributes({
+      [ATTR_RPC_SYSTEM_NAME]: target.system,
+      ...target.attributes,
+    });
   }
 
   /** `peer`: the peer string, or what gives it (read only for a recording span). */
-  start<C>(method: MethodDesc, carrier: C, getter: TextMapGetter<C> | undefined, peer: string | { getPeer(): string } | undefined): RpcCall | undefined {
+  start<C>(
+    method: MethodDesc,
+    carrier: C,
+    getter: TextMapGetter<C> | undefined,
+    peer: string | { getPeer(): string } | undefined,
+  ): RpcCall | undefined {
     const tracer = activeTracer();
     if (tracer === undefined || api === undefined) {
-      return activeMeter() === undefined ? undefined : new RpcCall("server", this.system, this.methods.get(method).name, undefined, undefined);
+      return activeMeter() === undefined
+        ? undefined
+        : new RpcCall("server", this.system, this.methods.get(method).name, undefined, undefined);
     }
     const { name, attributes } = this.methods.get(method);
     const parent = api.propagation.extract(api.ROOT_CONTEXT, carrier, getter);
@@ -244,13 +284,20 @@ function callIn(call: RpcCall, next: CallNext, request: CallRequest): Promise<Ca
  * when it fails, CANCELLED when the reader leaves early. With `ctx`, each step of the inner stream
  * runs in it, so that a server's streaming handler runs inside its span.
  */
-async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context | undefined, call: RpcCall): AsyncGenerator<unknown> {
+async function* finishWithStream(
+  messages: AsyncIterable<unknown>,
+  ctx: Context | undefined,
+  call: RpcCall,
+): AsyncGenerator<unknown> {
   const iterator = messages[Symbol.asyncIterator]();
   const step = () => iterator.next();
   let finished = false;
   try {
     for (;;) {
-      const result = ctx === undefined || api === undefined ? await iterator.next() : await api.context.with(ctx, step);
+      const result =
+        ctx === undefined || api === undefined
+          ? await iterator.next()
+          : await api.context.with(ctx, step);
       if (result.done) break;
       yield result.value;
     }
@@ -270,7 +317,12 @@ async function* finishWithStream(messages: AsyncIterable<unknown>, ctx: Context 
 }
 
 /** The rest of an interceptor chain under `call`: ends it when the response (or its stream) does. */
-function intercepted(call: RpcCall, next: CallNext, request: CallRequest, streamCtx: Context | undefined): Promise<CallResponse> {
+function intercepted(
+  call: RpcCall,
+  next: CallNext,
+  request: CallRequest,
+  streamCtx: Context | undefined,
+): Promise<CallResponse> {
   return callIn(call, next, request).then(
     (response) => {
       if (!response.stream) {
@@ -322,18 +374,29 @@ export function rpcServerTelemetry(target: RpcServerTarget): Interceptor {
  */
 export function logRpcFailure(
   logger: Logger,
-  call: { method: MethodDesc; transport: string; metadata: Metadata | undefined; peer?: string | undefined; ctx?: Context | undefined },
+  call: {
+    method: MethodDesc;
+    transport: string;
+    metadata: Metadata | undefined;
+    peer?: string | undefined;
+    ctx?: Context | undefined;
+  },
   err: unknown,
 ): void {
   const error = StatusError.from(err);
   const code = error.code === Code.OK ? Code.UNKNOWN : error.code;
-  const fields: Record<string, unknown> = { method: call.method.path, code: codeName(code), transport: call.transport };
+  const fields: Record<string, unknown> = {
+    method: call.method.path,
+    code: codeName(code),
+    transport: call.transport,
+  };
   if (call.peer !== undefined) fields["peer"] = call.peer;
   const ids = traceIdsFor(call.metadata, call.ctx);
   if (ids !== undefined) Object.assign(fields, ids);
   fields["err"] = err instanceof Error ? err : error;
   const msg = `${call.method.path} failed: ${codeName(code)}: ${error.rawMessage}`;
-  if (code === Code.UNKNOWN || code === Code.INTERNAL || code === Code.DATA_LOSS) logger.error(fields, msg);
+  if (code === Code.UNKNOWN || code === Code.INTERNAL || code === Code.DATA_LOSS)
+    logger.error(fields, msg);
   else if (SERVER_ERRORS.has(code)) logger.warn(fields, msg);
   else logger.debug(fields, msg);
 }

@@ -78,4 +78,6 @@ export const METRIC_GRABBIT_OUTBOX_BACKLOG = "grabbit.outbox.backlog";
 export const METRIC_GRABBIT_OUTBOX_OLDEST_AGE = "grabbit.outbox.oldest_age";
 
 /** Bucket boundaries in seconds the conventions advise for duration histograms. */
-export const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+export const DURATION_BUCKETS_SECONDS = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];

@@ -39,7 +39,12 @@ describe("RequestQueues", () => {
     expect(queues.of({ ...bare, requestQueue: "declared" })).toBe("declared");
     expect(queues.of(bare)).toBe("wire.v1.Notes");
     const other = { ...bare };
-    queues.register({ typeName: "wire.v1.Notes", transports: ["amqp"], amqp: { requestQueue: "notes.q", prefetch: 1 }, methods: { get: other } } satisfies ServiceDesc);
+    queues.register({
+      typeName: "wire.v1.Notes",
+      transports: ["amqp"],
+      amqp: { requestQueue: "notes.q", prefetch: 1 },
+      methods: { get: other },
+    } satisfies ServiceDesc);
     expect(queues.of(other)).toBe("notes.q");
     expect(queues.of({ ...bare })).toBe("notes.q"); // by path, for another copy of the descriptor
   });
@@ -47,7 +52,16 @@ describe("RequestQueues", () => {
 
 describe("stalledCalls", () => {
   const call = (firstSentAt: number, confirmed: boolean) => {
-    const p = new Pending("id", noteMethod("Get"), new AbortController().signal, "q", Buffer.alloc(0), {}, () => {}, () => {});
+    const p = new Pending(
+      "id",
+      noteMethod("Get"),
+      new AbortController().signal,
+      "q",
+      Buffer.alloc(0),
+      {},
+      () => {},
+      () => {},
+    );
     p.firstSentAt = firstSentAt;
     p.confirmed = confirmed;
     return p;

@@ -2,9 +2,20 @@
 // with when its deadline passes or its signal aborts, and the cap Node's timers impose.
 import { describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
-import { abortStatus, deadlineError, requestDeadline, requestTimeoutMs, untilReady } from "../../../runtime/src/amqp/rpc/deadline.js";
+import {
+  abortStatus,
+  deadlineError,
+  requestDeadline,
+  requestTimeoutMs,
+  untilReady,
+} from "../../../runtime/src/amqp/rpc/deadline.js";
 import { NEVER_ABORTED } from "../../../runtime/src/context.js";
-import { beyondTimers, delayUntil, MAX_TIMEOUT_MS, remainingMs } from "../../../runtime/src/timers.js";
+import {
+  beyondTimers,
+  delayUntil,
+  MAX_TIMEOUT_MS,
+  remainingMs,
+} from "../../../runtime/src/timers.js";
 import { noteMethod } from "./support.js";
 
 const method = noteMethod("Get");
@@ -31,31 +42,54 @@ describe("abortStatus", () => {
     const own = new StatusError(Code.UNAVAILABLE, "shutting down");
     expect(abortStatus(AbortSignal.abort(own))).toBe(own);
     const timeout = new DOMException("The operation timed out.", "TimeoutError");
-    expect(abortStatus(AbortSignal.abort(timeout))).toMatchObject({ code: Code.DEADLINE_EXCEEDED, rawMessage: "the call's signal timed out: The operation timed out." });
-    expect(abortStatus(AbortSignal.abort(new Error("user left")))).toMatchObject({ code: Code.CANCELLED, rawMessage: "the call was cancelled: user left" });
-    expect(abortStatus(AbortSignal.abort("why not"))).toMatchObject({ code: Code.CANCELLED, rawMessage: "the call was cancelled" });
+    expect(abortStatus(AbortSignal.abort(timeout))).toMatchObject({
+      code: Code.DEADLINE_EXCEEDED,
+      rawMessage: "the call's signal timed out: The operation timed out.",
+    });
+    expect(abortStatus(AbortSignal.abort(new Error("user left")))).toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "the call was cancelled: user left",
+    });
+    expect(abortStatus(AbortSignal.abort("why not"))).toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "the call was cancelled",
+    });
   });
 
   it("names the method in a deadline error", () => {
-    expect(deadlineError(method)).toMatchObject({ code: Code.DEADLINE_EXCEEDED, rawMessage: "/wire.v1.Notes/Get: the deadline passed before the reply arrived" });
+    expect(deadlineError(method)).toMatchObject({
+      code: Code.DEADLINE_EXCEEDED,
+      rawMessage: "/wire.v1.Notes/Get: the deadline passed before the reply arrived",
+    });
   });
 });
 
 describe("untilReady", () => {
-  const call = (over: { deadline?: number; signal?: AbortSignal }) => ({ method, deadline: over.deadline, signal: over.signal ?? NEVER_ABORTED });
+  const call = (over: { deadline?: number; signal?: AbortSignal }) => ({
+    method,
+    deadline: over.deadline,
+    signal: over.signal ?? NEVER_ABORTED,
+  });
 
   it("resolves with the event, and turns the event's failure into UNAVAILABLE", async () => {
     await expect(untilReady(Promise.resolve(), call({}))).resolves.toBeUndefined();
-    await expect(untilReady(Promise.reject(new Error("no session")), call({}))).rejects.toMatchObject({ code: Code.UNAVAILABLE, rawMessage: "no session" });
+    await expect(
+      untilReady(Promise.reject(new Error("no session")), call({})),
+    ).rejects.toMatchObject({ code: Code.UNAVAILABLE, rawMessage: "no session" });
   });
 
   it("fails on a deadline already passed, or a signal that aborts, before the event comes", async () => {
     const never = new Promise<void>(() => {});
-    await expect(untilReady(never, call({ deadline: Date.now() - 1 }))).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED });
+    await expect(untilReady(never, call({ deadline: Date.now() - 1 }))).rejects.toMatchObject({
+      code: Code.DEADLINE_EXCEEDED,
+    });
     const controller = new AbortController();
     const waiting = untilReady(never, call({ signal: controller.signal }));
     controller.abort(new Error("gave up"));
-    await expect(waiting).rejects.toMatchObject({ code: Code.CANCELLED, rawMessage: "the call was cancelled: gave up" });
+    await expect(waiting).rejects.toMatchObject({
+      code: Code.CANCELLED,
+      rawMessage: "the call was cancelled: gave up",
+    });
   });
 });
 

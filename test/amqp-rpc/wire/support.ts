@@ -21,7 +21,14 @@ export const NoteType: MessageType<Note> = {
 };
 
 export function noteMethod(name: string, kind: MethodKind = "unary"): MethodDesc<Note, Note> {
-  return { name, path: `/wire.v1.Notes/${name}`, kind, input: NoteType, output: NoteType, idempotent: false };
+  return {
+    name,
+    path: `/wire.v1.Notes/${name}`,
+    kind,
+    input: NoteType,
+    output: NoteType,
+    idempotent: false,
+  };
 }
 
 export const bytesOf = (m: Note): Buffer => Buffer.from(NoteType.encode(m));

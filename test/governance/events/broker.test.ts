@@ -39,7 +39,11 @@ ${noted}
 ${extra}`;
 
 const OLD = file("  int32 total = 2;", "  string note = 2;");
-const NEW = file("  int64 total = 2;\n  string carrier = 3;", "  Note note = 2;", "\nmessage Note {\n  string text = 1;\n}\n");
+const NEW = file(
+  "  int64 total = 2;\n  string carrier = 3;",
+  "  Note note = 2;",
+  "\nmessage Note {\n  string text = 1;\n}\n",
+);
 
 interface Publisher<T> {
   publish(event: T): Promise<void>;
@@ -79,17 +83,23 @@ beforeAll(async () => {
   oldDir = protoModule({ "compat/v1/orders.proto": OLD });
   newDir = protoModule({ "compat/v1/orders.proto": NEW });
   // The generated code type-checks with the values each side uses.
-  oldCode = await generated(oldDir, `import { OrderPlacedPublisher, OrderNotedPublisher } from "./compat/v1/orders.grabbit.js";
+  oldCode = await generated(
+    oldDir,
+    `import { OrderPlacedPublisher, OrderNotedPublisher } from "./compat/v1/orders.grabbit.js";
 import type { AmqpConnection } from "@grabbit/runtime/amqp";
 export const publish = (c: AmqpConnection) => Promise.all([new OrderPlacedPublisher(c).publish({ id: "1", total: 1234 }), new OrderNotedPublisher(c).publish({ id: "2", note: "good" })]);
-`);
-  newCode = await generated(newDir, `import { OrderPlacedConsumer, OrderNotedConsumer } from "./compat/v1/orders.grabbit.js";
+`,
+  );
+  newCode = await generated(
+    newDir,
+    `import { OrderPlacedConsumer, OrderNotedConsumer } from "./compat/v1/orders.grabbit.js";
 import type { AmqpConnection } from "@grabbit/runtime/amqp";
 export const consume = (c: AmqpConnection) => [
   new OrderPlacedConsumer(c, { queue: "q" }).start((e) => void [e.total.toFixed(), e.carrier.length]),
   new OrderNotedConsumer(c, { queue: "q" }).start((e) => void e.note?.text.length),
 ];
-`);
+`,
+  );
   connection = await AmqpConnection.connect({ urls: AMQP_URL, name: "events-compat-proof" });
   raw = await amqp.connect(AMQP_URL);
 }, 240_000);
@@ -98,7 +108,8 @@ afterAll(async () => {
   for (const stop of stops.reverse()) await stop().catch(() => {});
   if (raw) {
     const ch = await raw.createChannel();
-    for (const q of queues) for (const name of [q, `${q}.dlq`]) await ch.deleteQueue(name).catch(() => {});
+    for (const q of queues)
+      for (const name of [q, `${q}.dlq`]) await ch.deleteQueue(name).catch(() => {});
     await ch.deleteExchange(EXCHANGE).catch(() => {});
     await raw.close().catch(() => {});
   }
@@ -120,14 +131,34 @@ async function next(queue: string): Promise<amqp.ConsumeMessage> {
 
 describe("old producers, new consumers, through the real broker", () => {
   it("the checker says which event is safe to read with the new code and which breaks", async () => {
-    const r = parse(await grabbit(newDir, ["breaking", ".", "--against", oldDir, "--events", "backward", "--format", "json"]), newDir);
+    const r = parse(
+      await grabbit(newDir, [
+        "breaking",
+        ".",
+        "--against",
+        oldDir,
+        "--events",
+        "backward",
+        "--format",
+        "json",
+      ]),
+      newDir,
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(100);
-    const verdict = Object.fromEntries(r.events.map((e) => [e.event, e.incompatible.length ? "breaks" : "safe"]));
+    const verdict = Object.fromEntries(
+      r.events.map((e) => [e.event, e.incompatible.length ? "breaks" : "safe"]),
+    );
     expect(verdict).toEqual({ "compat.v1.OrderNoted": "breaks", "compat.v1.OrderPlaced": "safe" });
-    expect(r.changes.filter((c) => c.breaking).map((c) => [c.event, c.rule, c.directions.join("+")])).toEqual([["compat.v1.OrderNoted", "EVENT_FIELD_TYPE_CHANGED", "BACKWARD+FORWARD"]]);
+    expect(
+      r.changes.filter((c) => c.breaking).map((c) => [c.event, c.rule, c.directions.join("+")]),
+    ).toEqual([["compat.v1.OrderNoted", "EVENT_FIELD_TYPE_CHANGED", "BACKWARD+FORWARD"]]);
     // The widening is listed as a FORWARD finding, not failing a backward check.
-    expect(r.changes.find((c) => c.event === "compat.v1.OrderPlaced")).toMatchObject({ breaking: false, directions: ["FORWARD"], rollout: "consumers-first" });
+    expect(r.changes.find((c) => c.event === "compat.v1.OrderPlaced")).toMatchObject({
+      breaking: false,
+      directions: ["FORWARD"],
+      rollout: "consumers-first",
+    });
   });
 
   it("safe: the new consumer decodes what the old producer wrote", async () => {
@@ -163,7 +194,9 @@ describe("old producers, new consumers, through the real broker", () => {
     await publisher.publish({ id: "order-2", note: "good" });
     const m = await dead;
     expect(m.properties.type).toBe("compat.v1.OrderNoted");
-    expect(String(m.properties.headers?.["x-grabbit-error"])).toMatch(/^cannot decode compat\.v1\.OrderNoted: /);
+    expect(String(m.properties.headers?.["x-grabbit-error"])).toMatch(
+      /^cannot decode compat\.v1\.OrderNoted: /,
+    );
     expect(handled).toEqual([]);
   });
 });

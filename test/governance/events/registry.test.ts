@@ -38,7 +38,10 @@ function publishVersion(version: string, fields: string, withImage = true): void
   const proto = join(dir, "proto");
   writeModule(proto, contract(fields));
   if (withImage) sh(BUF, ["build", proto, "-o", join(dir, "contract.binpb")], dir);
-  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: SDK, version, files: withImage ? ["contract.binpb"] : ["proto/"] }));
+  writeFileSync(
+    join(dir, "package.json"),
+    JSON.stringify({ name: SDK, version, files: withImage ? ["contract.binpb"] : ["proto/"] }),
+  );
   sh("npm", ["publish", "--registry", registry, "--access", "public", "--ignore-scripts"], dir);
 }
 
@@ -55,13 +58,30 @@ beforeAll(async () => {
   writeFileSync(join(work, "buf.yaml"), "version: v2\nmodules:\n  - path: proto\n");
   let out = "";
   let err = "";
-  const code = await runRelease(["--package", "sdk", "--name", SDK, "--dry-run", "--pack-destination", "packs", "--format", "json"], { cwd: work, stdout: (s) => void (out += s), stderr: (s) => void (err += s) });
+  const code = await runRelease(
+    [
+      "--package",
+      "sdk",
+      "--name",
+      SDK,
+      "--dry-run",
+      "--pack-destination",
+      "packs",
+      "--format",
+      "json",
+    ],
+    { cwd: work, stdout: (s) => void (out += s), stderr: (s) => void (err += s) },
+  );
   expect(err).toBe("");
   expect(code).toBe(0);
   const { tarball, version } = JSON.parse(out) as { tarball: string; version: string };
   expect(version).toBe("1.0.0");
   expect(sh("tar", ["-tzf", tarball], work).split("\n")).toContain("package/contract.binpb");
-  sh("npm", ["publish", tarball, "--registry", registry, "--access", "public", "--ignore-scripts"], work);
+  sh(
+    "npm",
+    ["publish", tarball, "--registry", registry, "--access", "public", "--ignore-scripts"],
+    work,
+  );
   // 1.1.0 drops note without reserving 2; 1.2.0 narrows total.
   publishVersion("1.1.0", "  int64 total = 3;");
   publishVersion("1.2.0", "  int32 total = 3;");
@@ -83,29 +103,84 @@ describe("--against-registry", () => {
 
   it("transitive: every published version with its image, oldest first; the oldest compatible one per event", async () => {
     const dir = now();
-    const r = parse(await grabbit(dir, ["breaking", "--events", "backward", "--events-transitive", "--against-registry", SDK, "--registry", registry, "--format", "json"]), dir);
+    const r = parse(
+      await grabbit(dir, [
+        "breaking",
+        "--events",
+        "backward",
+        "--events-transitive",
+        "--against-registry",
+        SDK,
+        "--registry",
+        registry,
+        "--format",
+        "json",
+      ]),
+      dir,
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(100);
-    expect(r.skipped).toEqual([{ version: "0.9.0", reason: "the package has no contract.binpb (released before grabbit carried the contract)" }]);
-    expect(r.changes.filter((c) => c.breaking).map((c) => [c.against, c.rule, c.directions.join("+")]).sort()).toEqual([
+    expect(r.skipped).toEqual([
+      {
+        version: "0.9.0",
+        reason: "the package has no contract.binpb (released before grabbit carried the contract)",
+      },
+    ]);
+    expect(
+      r.changes
+        .filter((c) => c.breaking)
+        .map((c) => [c.against, c.rule, c.directions.join("+")])
+        .sort(),
+    ).toEqual([
       ["1.0.0", "EVENT_FIELD_NUMBER_REUSED", "BACKWARD+FORWARD"],
       ["1.0.0", "EVENT_FIELD_TYPE_CHANGED", "BACKWARD"],
       ["1.1.0", "EVENT_FIELD_TYPE_CHANGED", "BACKWARD"],
     ]);
-    expect(r.events).toEqual([{ event: "shop.v1.OrderPlaced", mode: "backward", versions: ["1.0.0", "1.1.0", "1.2.0"], incompatible: ["1.0.0", "1.1.0"], oldestCompatible: "1.2.0" }]);
+    expect(r.events).toEqual([
+      {
+        event: "shop.v1.OrderPlaced",
+        mode: "backward",
+        versions: ["1.0.0", "1.1.0", "1.2.0"],
+        incompatible: ["1.0.0", "1.1.0"],
+        oldestCompatible: "1.2.0",
+      },
+    ]);
   });
 
   it("not transitive: the newest published version only", async () => {
     const dir = now();
-    const r = parse(await grabbit(dir, ["breaking", "--events", "backward", "--against-registry", SDK, "--registry", registry, "--format", "json"]), dir);
+    const r = parse(
+      await grabbit(dir, [
+        "breaking",
+        "--events",
+        "backward",
+        "--against-registry",
+        SDK,
+        "--registry",
+        registry,
+        "--format",
+        "json",
+      ]),
+      dir,
+    );
     expect(r.code).toBe(0);
     expect(r.events[0]!.versions).toEqual(["1.2.0"]);
   });
 
   it("a package never published is one sentence (exit 1)", async () => {
     const dir = now();
-    const r = await grabbit(dir, ["breaking", "--events", "full", "--against-registry", "@grabbit-sdk/nope", "--registry", registry]);
+    const r = await grabbit(dir, [
+      "breaking",
+      "--events",
+      "full",
+      "--against-registry",
+      "@grabbit-sdk/nope",
+      "--registry",
+      registry,
+    ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--against-registry @grabbit-sdk\/nope: the package was never published to http:\/\/127\.0\.0\.1:\d+\./);
+    expect(r.stderr).toMatch(
+      /--against-registry @grabbit-sdk\/nope: the package was never published to http:\/\/127\.0\.0\.1:\d+\./,
+    );
   });
 });

@@ -28,26 +28,47 @@ export function writeModule(dir: string, files: Files): void {
 
 /** A demo.v1 file (proto3 unless `syntax` says otherwise) importing grabbit's options. */
 export function contract(body: string, syntax = `syntax = "proto3";`): Files {
-  return { "demo/v1/orders.proto": `${syntax}\n\npackage demo.v1;\n\nimport "grabbit/v1/options.proto";\n\n${body.trim()}\n` };
+  return {
+    "demo/v1/orders.proto": `${syntax}\n\npackage demo.v1;\n\nimport "grabbit/v1/options.proto";\n\n${body.trim()}\n`,
+  };
 }
 
 /** An event message OrderPlaced with the given fields (and anything after it). */
-export function event(fields: string, rest = "", option = `exchange: "shop" routing_key: "order.{region}.placed"`): string {
+export function event(
+  fields: string,
+  rest = "",
+  option = `exchange: "shop" routing_key: "order.{region}.placed"`,
+): string {
   return `message OrderPlaced {\n  option (grabbit.v1.event) = { ${option} };\n  string region = 1;\n${fields}\n}\n${rest}`;
 }
 
-export function parse(run: { code: number; stdout: string; stderr: string }, dir: string): EventsRun {
-  let body: { changes?: EventChange[]; events?: EventSummary[]; skipped?: EventsRun["skipped"] } = {};
+export function parse(
+  run: { code: number; stdout: string; stderr: string },
+  dir: string,
+): EventsRun {
+  let body: { changes?: EventChange[]; events?: EventSummary[]; skipped?: EventsRun["skipped"] } =
+    {};
   try {
     body = JSON.parse(run.stdout);
   } catch {
     // not JSON (an error): the fields stay empty and the test looks at stderr
   }
-  return { ...run, changes: body.changes ?? [], events: body.events ?? [], skipped: body.skipped ?? [], dir };
+  return {
+    ...run,
+    changes: body.changes ?? [],
+    events: body.events ?? [],
+    skipped: body.skipped ?? [],
+    dir,
+  };
 }
 
 /** Compares new/ against old/ with --events (default full) and --format json (unless args give a format). */
-export async function compareEvents(oldFiles: Files, newFiles: Files, args: string[] = ["--events", "full"], extra: Files = {}): Promise<EventsRun> {
+export async function compareEvents(
+  oldFiles: Files,
+  newFiles: Files,
+  args: string[] = ["--events", "full"],
+  extra: Files = {},
+): Promise<EventsRun> {
   const dir = tempDir("grabbit-events-");
   writeModule(join(dir, "old"), oldFiles);
   writeModule(join(dir, "new"), newFiles);
@@ -58,6 +79,8 @@ export async function compareEvents(oldFiles: Files, newFiles: Files, args: stri
 }
 
 /** `rule:DIRECTIONS` of every finding that fails, for compact assertions. */
-export const failing = (r: EventsRun) => r.changes.filter((c) => c.breaking).map((c) => `${c.rule}:${c.directions.join("+")}`);
+export const failing = (r: EventsRun) =>
+  r.changes.filter((c) => c.breaking).map((c) => `${c.rule}:${c.directions.join("+")}`);
 /** `rule:DIRECTIONS:wire` of every finding, failing or not. */
-export const all = (r: EventsRun) => r.changes.map((c) => `${c.rule}:${c.directions.join("+")}:${c.wire}`);
+export const all = (r: EventsRun) =>
+  r.changes.map((c) => `${c.rule}:${c.directions.join("+")}:${c.wire}`);

@@ -10,7 +10,11 @@ import { ROOT, grabbit, tempDir } from "../helpers.js";
 import { parse } from "./support.js";
 
 let repo: string;
-const git = (...args: string[]) => execFileSync("git", ["-c", "user.name=ci", "-c", "user.email=ci@example.com", ...args], { cwd: repo, stdio: ["ignore", "pipe", "pipe"] });
+const git = (...args: string[]) =>
+  execFileSync("git", ["-c", "user.name=ci", "-c", "user.email=ci@example.com", ...args], {
+    cwd: repo,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 
 const placed = (fields: string) => `message OrderPlaced {
   option (grabbit.v1.event) = { exchange: "shop" routing_key: "order.{region}.placed" };
@@ -23,7 +27,8 @@ const shipped = `message OrderShipped {
   string id = 1;
 }
 `;
-const file = (body: string) => `syntax = "proto3";\n\npackage shop.v1;\n\nimport "grabbit/v1/options.proto";\n\n${body}`;
+const file = (body: string) =>
+  `syntax = "proto3";\n\npackage shop.v1;\n\nimport "grabbit/v1/options.proto";\n\n${body}`;
 
 function release(body: string, tag?: string): void {
   writeFileSync(join(repo, "proto/shop/v1/orders.proto"), file(body));
@@ -44,7 +49,10 @@ beforeAll(() => {
   release(placed("  int64 total = 3;\n  string extra = 4;") + "\n" + shipped, "sdk-v1.2.0");
   release(placed("  int64 total = 3;\n  string extra = 4;") + "\n" + shipped, "other-v9.0.0");
   // The working tree: number 2 reused with another type.
-  writeFileSync(join(repo, "proto/shop/v1/orders.proto"), file(placed("  int64 qty = 2;\n  int64 total = 3;\n  string extra = 4;") + "\n" + shipped));
+  writeFileSync(
+    join(repo, "proto/shop/v1/orders.proto"),
+    file(placed("  int64 qty = 2;\n  int64 total = 3;\n  string extra = 4;") + "\n" + shipped),
+  );
 });
 
 afterAll(() => {
@@ -53,7 +61,18 @@ afterAll(() => {
 
 describe("--against-tags", () => {
   it("without --events-transitive, compares with the newest matching tag only: compatible", async () => {
-    const r = parse(await grabbit(repo, ["breaking", "--events", "full", "--against-tags", "sdk-v*", "--format", "json"]), repo);
+    const r = parse(
+      await grabbit(repo, [
+        "breaking",
+        "--events",
+        "full",
+        "--against-tags",
+        "sdk-v*",
+        "--format",
+        "json",
+      ]),
+      repo,
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.changes).toEqual([]);
@@ -64,35 +83,88 @@ describe("--against-tags", () => {
   });
 
   it("with --events-transitive, finds the reused number against the release that still had it", async () => {
-    const r = parse(await grabbit(repo, ["breaking", "--events", "full", "--events-transitive", "--against-tags", "sdk-v*", "--format", "json"]), repo);
+    const r = parse(
+      await grabbit(repo, [
+        "breaking",
+        "--events",
+        "full",
+        "--events-transitive",
+        "--against-tags",
+        "sdk-v*",
+        "--format",
+        "json",
+      ]),
+      repo,
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(100);
     const failing = r.changes.filter((c) => c.breaking);
-    expect(failing.map((c) => [c.rule, c.against, c.directions])).toEqual([["EVENT_FIELD_NUMBER_REUSED", "sdk-v1.0.0", ["BACKWARD", "FORWARD"]]]);
-    expect(failing[0]!.message).toMatch(/^against sdk-v1\.0\.0: Field number 2 of "shop\.v1\.OrderPlaced" was "note string" and is now "qty int64"/);
+    expect(failing.map((c) => [c.rule, c.against, c.directions])).toEqual([
+      ["EVENT_FIELD_NUMBER_REUSED", "sdk-v1.0.0", ["BACKWARD", "FORWARD"]],
+    ]);
+    expect(failing[0]!.message).toMatch(
+      /^against sdk-v1\.0\.0: Field number 2 of "shop\.v1\.OrderPlaced" was "note string" and is now "qty int64"/,
+    );
     expect(failing[0]!.path).toBe("proto/shop/v1/orders.proto");
     // The notes of the removal (1.0.0 -> now) are listed too, failing nothing.
     expect(r.events).toEqual([
-      { event: "shop.v1.OrderPlaced", mode: "full", versions: ["sdk-v1.0.0", "sdk-v1.1.0", "sdk-v1.2.0"], incompatible: ["sdk-v1.0.0"], oldestCompatible: "sdk-v1.1.0" },
-      { event: "shop.v1.OrderShipped", mode: "full", versions: ["sdk-v1.2.0"], incompatible: [], oldestCompatible: "sdk-v1.2.0" },
+      {
+        event: "shop.v1.OrderPlaced",
+        mode: "full",
+        versions: ["sdk-v1.0.0", "sdk-v1.1.0", "sdk-v1.2.0"],
+        incompatible: ["sdk-v1.0.0"],
+        oldestCompatible: "sdk-v1.1.0",
+      },
+      {
+        event: "shop.v1.OrderShipped",
+        mode: "full",
+        versions: ["sdk-v1.2.0"],
+        incompatible: [],
+        oldestCompatible: "sdk-v1.2.0",
+      },
     ]);
   });
 
   it("text output ends with the per-event summary", async () => {
-    const r = await grabbit(repo, ["breaking", "--events", "full", "--events-transitive", "--against-tags", "sdk-v*"]);
+    const r = await grabbit(repo, [
+      "breaking",
+      "--events",
+      "full",
+      "--events-transitive",
+      "--against-tags",
+      "sdk-v*",
+    ]);
     expect(r.code).toBe(100);
-    expect(r.stdout).toMatch(/^proto\/shop\/v1\/orders\.proto:\d+:3:against sdk-v1\.0\.0: Field number 2/m);
-    expect(r.stdout).toContain("# shop.v1.OrderPlaced (full): compatible back to sdk-v1.1.0; breaks with sdk-v1.0.0\n");
-    expect(r.stdout).toContain("# shop.v1.OrderShipped (full): compatible with every version back to sdk-v1.2.0\n");
+    expect(r.stdout).toMatch(
+      /^proto\/shop\/v1\/orders\.proto:\d+:3:against sdk-v1\.0\.0: Field number 2/m,
+    );
+    expect(r.stdout).toContain(
+      "# shop.v1.OrderPlaced (full): compatible back to sdk-v1.1.0; breaks with sdk-v1.0.0\n",
+    );
+    expect(r.stdout).toContain(
+      "# shop.v1.OrderShipped (full): compatible with every version back to sdk-v1.2.0\n",
+    );
   });
 
   it("grabbit.yaml can turn transitive mode and the tag pattern on; a pattern matching nothing is an error", async () => {
-    writeFileSync(join(repo, "grabbit.yaml"), 'version: v1\nevents:\n  mode: backward\n  transitive: true\n  against_tags: "sdk-v*"\n');
+    writeFileSync(
+      join(repo, "grabbit.yaml"),
+      'version: v1\nevents:\n  mode: backward\n  transitive: true\n  against_tags: "sdk-v*"\n',
+    );
     try {
-      const r = parse(await grabbit(repo, ["breaking", "--events", "backward", "--format", "json"]), repo);
+      const r = parse(
+        await grabbit(repo, ["breaking", "--events", "backward", "--format", "json"]),
+        repo,
+      );
       expect(r.code).toBe(100);
       expect(r.events[0]!.oldestCompatible).toBe("sdk-v1.1.0");
-      const none = await grabbit(repo, ["breaking", "--events", "full", "--against-tags", "nope-*"]);
+      const none = await grabbit(repo, [
+        "breaking",
+        "--events",
+        "full",
+        "--against-tags",
+        "nope-*",
+      ]);
       expect(none.code).toBe(1);
       expect(none.stderr).toMatch(/--against-tags nope-\*: no tag of .* matches\./);
     } finally {
@@ -104,7 +176,9 @@ describe("--against-tags", () => {
 describe("tag order", () => {
   it("versions sort by semantic version after the pattern's prefix, other tags keep git's date order", async () => {
     const { byVersion } = await import("../../../governance/events/sources.js");
-    expect(byVersion(["sdk-v1.10.0", "sdk-v1.2.0", "sdk-v1.2.0-beta.1", "sdk-v0.9.0"], "sdk-v")).toEqual(["sdk-v0.9.0", "sdk-v1.2.0-beta.1", "sdk-v1.2.0", "sdk-v1.10.0"]);
+    expect(
+      byVersion(["sdk-v1.10.0", "sdk-v1.2.0", "sdk-v1.2.0-beta.1", "sdk-v0.9.0"], "sdk-v"),
+    ).toEqual(["sdk-v0.9.0", "sdk-v1.2.0-beta.1", "sdk-v1.2.0", "sdk-v1.10.0"]);
     expect(byVersion(["release-b", "release-a"], "release-")).toEqual(["release-b", "release-a"]);
   });
 });

@@ -30,12 +30,20 @@ export function awaitDrain(link: Link): void {
  * with the channel), consumed with `onFrame`. Declared once per link; a failure is the caller's to
  * report, and the next stream tries again.
  */
-export function linkInbox(link: Link, onFrame: (msg: ConsumeMessage | null) => void): Promise<string> {
+export function linkInbox(
+  link: Link,
+  onFrame: (msg: ConsumeMessage | null) => void,
+): Promise<string> {
   link.inbox ??= (async () => {
     const scratch = await link.session.createChannel();
     let queue: string;
     try {
-      ({ queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } }));
+      ({ queue } = await scratch.assertQueue("", {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+        arguments: { "x-queue-type": "classic" },
+      }));
     } finally {
       await scratch.close().catch(() => {});
     }
@@ -70,13 +78,19 @@ export function broadcastCancel(
       await scratch.close().catch(() => {});
     }
   })().catch((err: unknown) => {
-    warn({ err: asError(err) }, `cancellations cannot reach AMQP servers: exchange "${CANCEL_EXCHANGE}" could not be declared (${messageOf(err)})`);
+    warn(
+      { err: asError(err) },
+      `cancellations cannot reach AMQP servers: exchange "${CANCEL_EXCHANGE}" could not be declared (${messageOf(err)})`,
+    );
     return false;
   });
   void link.cancelExchange.then((ok) => {
     if (!ok || !link.alive) return;
     try {
-      link.channel.publish(CANCEL_EXCHANGE, queue, EMPTY, { correlationId: id, headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason } });
+      link.channel.publish(CANCEL_EXCHANGE, queue, EMPTY, {
+        correlationId: id,
+        headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason },
+      });
     } catch {
       // The channel closed: the server's deadline still ends the call.
     }

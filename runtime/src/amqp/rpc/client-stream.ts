@@ -18,7 +18,14 @@ import { replyStatusError } from "./parse-reply.js";
 import { markRequestId } from "./rpc-telemetry.js";
 import type { Link } from "./pending.js";
 import { inboxRoute, StreamEnd } from "./stream.js";
-import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_MESSAGE, readCount, remainingMs } from "./wire.js";
+import {
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_FRAME,
+  HEADER_MESSAGE,
+  readCount,
+  remainingMs,
+} from "./wire.js";
 
 /** Where a stream call finds its options (callbacks) behind the interceptors. */
 export const STREAM_OPTIONS = Symbol("grabbit.amqp.streamOptions");
@@ -80,9 +87,19 @@ export class ClientStream {
       decodeCode: Code.INTERNAL,
       onBroken: (err) => this.fail(err, true),
     });
-    this.end.inbound.onReturn = () => this.fail(new StatusError(Code.CANCELLED, `${method.path}: the caller stopped reading the stream`), true);
+    this.end.inbound.onReturn = () =>
+      this.fail(
+        new StatusError(Code.CANCELLED, `${method.path}: the caller stopped reading the stream`),
+        true,
+      );
     if (sendsMessages !== req.stream) {
-      this.fail(new StatusError(Code.INTERNAL, `${method.path}: an interceptor changed the request's shape (a ${method.kind} call takes ${sendsMessages ? "a stream" : "one message"})`), false);
+      this.fail(
+        new StatusError(
+          Code.INTERNAL,
+          `${method.path}: an interceptor changed the request's shape (a ${method.kind} call takes ${sendsMessages ? "a stream" : "one message"})`,
+        ),
+        false,
+      );
     }
   }
 
@@ -104,7 +121,14 @@ export class ClientStream {
     } else if (this.acceptTimeoutMs > 0) {
       // The open expires in the queue as the wait does, so that a late server does not start it.
       this.timer = setTimeout(
-        () => this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: no server accepted the stream within ${this.acceptTimeoutMs} ms (the transport's timeoutMs)`), true),
+        () =>
+          this.fail(
+            new StatusError(
+              Code.UNAVAILABLE,
+              `${method.path}: no server accepted the stream within ${this.acceptTimeoutMs} ms (the transport's timeoutMs)`,
+            ),
+            true,
+          ),
         this.acceptTimeoutMs,
       );
     }
@@ -125,7 +149,10 @@ export class ClientStream {
       }
       body = encoded;
     }
-    const headers = requestHeaders(req.metadata, method.path, timeoutMs, { credit: this.end.window, keepaliveMs: this.keepaliveMs });
+    const headers = requestHeaders(req.metadata, method.path, timeoutMs, {
+      credit: this.end.window,
+      keepaliveMs: this.keepaliveMs,
+    });
     markRequestId(this.id);
     const props = requestProperties({
       id: this.id,
@@ -138,21 +165,43 @@ export class ClientStream {
     try {
       this.link.channel.publish("", this.queue, body, props, (err) => {
         if (err !== null && err.message !== "channel closed") {
-          this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: the broker did not take the stream's open (${err.message})`), false);
+          this.fail(
+            new StatusError(
+              Code.UNAVAILABLE,
+              `${method.path}: the broker did not take the stream's open (${err.message})`,
+            ),
+            false,
+          );
         }
       });
     } catch (err) {
-      this.fail(new StatusError(Code.UNAVAILABLE, `${method.path}: could not open the stream: ${messageOf(err)}`, { cause: err }), false);
+      this.fail(
+        new StatusError(
+          Code.UNAVAILABLE,
+          `${method.path}: could not open the stream: ${messageOf(err)}`,
+          { cause: err },
+        ),
+        false,
+      );
     }
   }
 
   /** What the interceptors and the caller get: the responses (server, bidi) or the one response (client streaming). */
   async response(): Promise<CallResponse> {
-    if (this.method.kind !== "client_streaming") return { stream: true, messages: this.end.inbound, metadata: this.metadata };
+    if (this.method.kind !== "client_streaming")
+      return { stream: true, messages: this.end.inbound, metadata: this.metadata };
     const first = await this.end.inbound.next();
-    if (first.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server ended the call without a response`);
+    if (first.done)
+      throw new StatusError(
+        Code.INTERNAL,
+        `${this.method.path}: the server ended the call without a response`,
+      );
     const rest = await this.end.inbound.next();
-    if (!rest.done) throw new StatusError(Code.INTERNAL, `${this.method.path}: the server sent more than one response to a client-streaming call`);
+    if (!rest.done)
+      throw new StatusError(
+        Code.INTERNAL,
+        `${this.method.path}: the server sent more than one response to a client-streaming call`,
+      );
     return { stream: false, message: first.value, metadata: this.metadata };
   }
 
@@ -174,22 +223,35 @@ export class ClientStream {
         if (!this.headersReported) this.reportHeaders({});
         break;
     }
-    if (this.serverInbox !== undefined) this.end.receive(kind as Parameters<StreamEnd["receive"]>[0], headers, msg.content);
+    if (this.serverInbox !== undefined)
+      this.end.receive(kind as Parameters<StreamEnd["receive"]>[0], headers, msg.content);
   }
 
   private ready(msg: ConsumeMessage, headers: Record<string, unknown> | undefined): void {
     const from = msg.properties.replyTo;
     if (typeof from !== "string" || from === "") {
-      this.fail(new StatusError(Code.INTERNAL, `${this.method.path}: the server's ready frame has no reply_to`), false);
+      this.fail(
+        new StatusError(
+          Code.INTERNAL,
+          `${this.method.path}: the server's ready frame has no reply_to`,
+        ),
+        false,
+      );
       return;
     }
     if (this.serverInbox !== undefined) {
       // A second server took the same open (the first died before acking it): keep the first.
-      if (from !== this.serverInbox) sendCancel(this.link.channel, from, this.id, "another server already serves this stream");
+      if (from !== this.serverInbox)
+        sendCancel(this.link.channel, from, this.id, "another server already serves this stream");
       return;
     }
     if (this.over) {
-      sendCancel(this.link.channel, from, this.id, "the call was over before the server accepted it");
+      sendCancel(
+        this.link.channel,
+        from,
+        this.id,
+        "the call was over before the server accepted it",
+      );
       return;
     }
     this.serverInbox = from;
@@ -211,7 +273,14 @@ export class ClientStream {
     try {
       iterator = messages[Symbol.asyncIterator]();
     } catch (err) {
-      this.fail(new StatusError(Code.CANCELLED, `${this.method.path}: the request stream failed: ${messageOf(err)}`, { cause: err }), true);
+      this.fail(
+        new StatusError(
+          Code.CANCELLED,
+          `${this.method.path}: the request stream failed: ${messageOf(err)}`,
+          { cause: err },
+        ),
+        true,
+      );
       return;
     }
     this.requests = iterator;
@@ -225,7 +294,14 @@ export class ClientStream {
       if (!this.over) this.end.sendFrame(FRAME.halfClose);
     } catch (err) {
       if (this.over) return;
-      const status = err instanceof StatusError ? err : new StatusError(Code.CANCELLED, `${this.method.path}: the request stream failed: ${messageOf(err)}`, { cause: err });
+      const status =
+        err instanceof StatusError
+          ? err
+          : new StatusError(
+              Code.CANCELLED,
+              `${this.method.path}: the request stream failed: ${messageOf(err)}`,
+              { cause: err },
+            );
       this.fail(status, true);
     }
   }
@@ -252,7 +328,8 @@ export class ClientStream {
   fail(err: StatusError, tell: boolean): void {
     if (this.over) return;
     if (tell) {
-      if (this.serverInbox !== undefined) sendCancel(this.link.channel, this.serverInbox, this.id, err.rawMessage);
+      if (this.serverInbox !== undefined)
+        sendCancel(this.link.channel, this.serverInbox, this.id, err.rawMessage);
       else this.host.broadcastCancel(this.link, this.queue, this.id, err.rawMessage);
     }
     this.finish(undefined);
@@ -296,7 +373,10 @@ export class ClientStream {
 /** A cancel frame straight to a server's inbox (not mandatory: a server already gone is fine). */
 export function sendCancel(channel: Channel, inbox: string, id: string, reason: string): void {
   try {
-    channel.publish("", inbox, EMPTY, { correlationId: id, headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason } });
+    channel.publish("", inbox, EMPTY, {
+      correlationId: id,
+      headers: { [HEADER_FRAME]: FRAME.cancel, [HEADER_MESSAGE]: reason },
+    });
   } catch {
     // The channel closed: the server hears of it through our silence.
   }

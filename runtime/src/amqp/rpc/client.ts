@@ -18,7 +18,15 @@ import { StallWatch } from "../stall-watch.js";
 import { quorumLostMessage, type AmqpConnection, type AmqpSession } from "../connection.js";
 import { NEVER_ABORTED, resolveDeadline, type CallOptions } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
-import { applyInterceptors, responseMessage, type CallInput, type CallNext, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import {
+  applyInterceptors,
+  responseMessage,
+  type CallInput,
+  type CallNext,
+  type CallRequest,
+  type CallResponse,
+  type Interceptor,
+} from "../../interceptor.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import type { Transport } from "../../transport.js";
 import { telemetryActive } from "../../telemetry/rpc.js";
@@ -48,7 +56,6 @@ import {
 } from "./wire.js";
 
 export type { AmqpRpcTransportOptions } from "./client-options.js";
-
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -112,10 +119,20 @@ export class AmqpRpcTransport implements Transport {
     this.logger = options.logger ?? connection.logger;
     for (const service of options.services ?? []) this.register(service);
     this.stallTimeoutMs = Math.max(100, options.stallTimeoutMs ?? 3_000);
-    this.keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS));
+    this.keepaliveMs = Math.min(
+      MAX_KEEPALIVE_MS,
+      Math.max(MIN_KEEPALIVE_MS, options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS),
+    );
     this.streamWindow = Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW));
-    this.streamWindowBytes = Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES));
-    this.stalls = new StallWatch(this.stallTimeoutMs, () => this.checkStall(), () => this.pending.size > 0);
+    this.streamWindowBytes = Math.max(
+      1,
+      Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES),
+    );
+    this.stalls = new StallWatch(
+      this.stallTimeoutMs,
+      () => this.checkStall(),
+      () => this.pending.size > 0,
+    );
     this.keeper = new ChannelKeeper<ConfirmChannel>(connection, {
       owner: "RPC client",
       confirm: true,
@@ -148,7 +165,13 @@ export class AmqpRpcTransport implements Transport {
   async unary<I, O>(method: MethodDesc<I, O>, request: I, callOptions?: CallOptions): Promise<O> {
     if (method.kind !== "unary") throw kindError(method, "unary");
     const options = inheritCallOptions(callOptions);
-    const req = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs), { stream: false, message: request });
+    const req = clientCallRequest(
+      method,
+      "amqp",
+      options,
+      resolveDeadline(options, method.timeoutMs ?? this.defaultTimeoutMs),
+      { stream: false, message: request },
+    );
     try {
       const response = await (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
       reportReply(options, response.metadata);
@@ -171,35 +194,65 @@ export class AmqpRpcTransport implements Transport {
     return chain;
   }
 
-  serverStream<I, O>(method: MethodDesc<I, O>, request: I, options?: CallOptions): AsyncIterable<O> {
+  serverStream<I, O>(
+    method: MethodDesc<I, O>,
+    request: I,
+    options?: CallOptions,
+  ): AsyncIterable<O> {
     if (method.kind !== "server_streaming") return failing(kindError(method, "server_streaming"));
     return this.responses(method, { stream: false, message: request }, options) as AsyncIterable<O>;
   }
 
-  async clientStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, callOptions?: CallOptions): Promise<O> {
+  async clientStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    callOptions?: CallOptions,
+  ): Promise<O> {
     if (method.kind !== "client_streaming") throw kindError(method, "client_streaming");
     const options = inheritCallOptions(callOptions);
     const response = await this.openStream(method, { stream: true, messages: requests }, options);
     return responseMessage(response, method) as O;
   }
 
-  bidiStream<I, O>(method: MethodDesc<I, O>, requests: AsyncIterable<I>, options?: CallOptions): AsyncIterable<O> {
+  bidiStream<I, O>(
+    method: MethodDesc<I, O>,
+    requests: AsyncIterable<I>,
+    options?: CallOptions,
+  ): AsyncIterable<O> {
     if (method.kind !== "bidi_streaming") return failing(kindError(method, "bidi_streaming"));
-    return this.responses(method, { stream: true, messages: requests }, options) as AsyncIterable<O>;
+    return this.responses(
+      method,
+      { stream: true, messages: requests },
+      options,
+    ) as AsyncIterable<O>;
   }
 
   /** A server or bidi stream's responses; the call opens on the first next(). */
-  private responses(method: MethodDesc, input: CallInput, callOptions: CallOptions | undefined): AsyncIterable<unknown> {
+  private responses(
+    method: MethodDesc,
+    input: CallInput,
+    callOptions: CallOptions | undefined,
+  ): AsyncIterable<unknown> {
     // Taken now, while the caller's call context (if any) is the current one.
     const options = inheritCallOptions(callOptions);
     return lazyResponses(() => this.openStream(method, input, options));
   }
 
   /** Runs a stream call through the interceptors (telemetry outermost while a provider is registered). */
-  private openStream(method: MethodDesc, input: CallInput, options: CallOptions | undefined): Promise<CallResponse> {
+  private openStream(
+    method: MethodDesc,
+    input: CallInput,
+    options: CallOptions | undefined,
+  ): Promise<CallResponse> {
     // A stream has no deadline unless the caller or the method sets one (keepalives find a dead
     // peer); the transport's default timeout bounds only the wait for a server to accept it.
-    const req: CallRequest & { [STREAM_OPTIONS]?: CallOptions } = clientCallRequest(method, "amqp", options, resolveDeadline(options, method.timeoutMs), input);
+    const req: CallRequest & { [STREAM_OPTIONS]?: CallOptions } = clientCallRequest(
+      method,
+      "amqp",
+      options,
+      resolveDeadline(options, method.timeoutMs),
+      input,
+    );
     req[STREAM_OPTIONS] = options;
     return (telemetryActive() ? this.tracedChain(method) : this.chain)(req);
   }
@@ -215,7 +268,8 @@ export class AmqpRpcTransport implements Transport {
     this.untrack();
     this.stalls.close();
     this.failAll(undefined, () => new StatusError(Code.CANCELLED, "the RPC transport was closed"));
-    for (const stream of [...this.streams.values()]) stream.fail(new StatusError(Code.CANCELLED, "the RPC transport was closed"), true);
+    for (const stream of [...this.streams.values()])
+      stream.fail(new StatusError(Code.CANCELLED, "the RPC transport was closed"), true);
     this.wake();
     this.link = undefined;
     await this.keeper.close();
@@ -252,7 +306,9 @@ export class AmqpRpcTransport implements Transport {
       const session = this.connection.currentSession;
       if (session && this.linkFailure?.session === session) {
         const cause = this.linkFailure.error;
-        throw new StatusError(Code.UNAVAILABLE, `cannot receive replies: ${cause.message}`, { cause });
+        throw new StatusError(Code.UNAVAILABLE, `cannot receive replies: ${cause.message}`, {
+          cause,
+        });
       }
       // A session without a link yet is still running its setups; ours will open the link shortly.
       if (!session && !this.waitForReady) {
@@ -260,13 +316,17 @@ export class AmqpRpcTransport implements Transport {
       }
       if (!session) {
         // waitForReady: the connection's own wait also fails when it is closed or gives up.
-        const remaining = req.deadline === undefined ? undefined : Math.max(0, req.deadline - Date.now());
+        const remaining =
+          req.deadline === undefined ? undefined : Math.max(0, req.deadline - Date.now());
         const up = this.connection.waitForSession({
           ...(req.signal !== NEVER_ABORTED ? { signal: req.signal } : {}),
           // A little later than our own deadline timer, so the caller sees DEADLINE_EXCEEDED.
           ...(remaining !== undefined ? { timeoutMs: remaining + 100 } : {}),
         });
-        await untilReady(up.then(() => undefined), req);
+        await untilReady(
+          up.then(() => undefined),
+          req,
+        );
         continue;
       }
       // If that session dies before our setup runs on it, waiters must re-check (and fail fast).
@@ -285,16 +345,38 @@ export class AmqpRpcTransport implements Transport {
       timeoutMs = remainingMs(req.deadline);
       if (timeoutMs <= 0) return Promise.reject(deadlineError(method));
     }
-    if (req.stream) return Promise.reject(new StatusError(Code.INTERNAL, `${method.path}: an interceptor passed on a request stream for a unary call`));
+    if (req.stream)
+      return Promise.reject(
+        new StatusError(
+          Code.INTERNAL,
+          `${method.path}: an interceptor passed on a request stream for a unary call`,
+        ),
+      );
     const body = encodeRequest(method.path, method.input, req.message, this.maxMessageBytes);
     if (body instanceof StatusError) return Promise.reject(body);
     const headers = requestHeaders(req.metadata, method.path, timeoutMs);
     const id = randomUUID();
     markRequestId(id); // on the call's CLIENT span, active here while tracing
-    const props = requestProperties({ id, replyTo: DIRECT_REPLY_TO, type: method.input.typeName, headers, userId: this.userId, expirationMs: timeoutMs });
+    const props = requestProperties({
+      id,
+      replyTo: DIRECT_REPLY_TO,
+      type: method.input.typeName,
+      headers,
+      userId: this.userId,
+      expirationMs: timeoutMs,
+    });
 
     return new Promise<CallResponse>((resolve, reject) => {
-      const call = new Pending(id, method, req.signal, this.queues.of(method), body, props, resolve, reject);
+      const call = new Pending(
+        id,
+        method,
+        req.signal,
+        this.queues.of(method),
+        body,
+        props,
+        resolve,
+        reject,
+      );
       // Registered before publishing: a fast server's reply can arrive in the very next read.
       this.pending.set(id, call);
       if (!this.write(link, call)) return;
@@ -309,7 +391,10 @@ export class AmqpRpcTransport implements Transport {
         call.onAbort = () => {
           const err = abortStatus(req.signal);
           // The server that took the request (whichever it is) hears it through the cancel exchange.
-          if (this.pending.has(id)) broadcastCancel(call.link ?? this.link, call.queue, id, err.rawMessage, (fields, msg) => this.warn(fields, msg));
+          if (this.pending.has(id))
+            broadcastCancel(call.link ?? this.link, call.queue, id, err.rawMessage, (fields, msg) =>
+              this.warn(fields, msg),
+            );
           this.settle(id, err);
         };
         req.signal.addEventListener("abort", call.onAbort, { once: true });
@@ -322,9 +407,16 @@ export class AmqpRpcTransport implements Transport {
     const channel = link.channel;
     let flushed: boolean;
     try {
-      flushed = channel.publish("", call.queue, call.body, call.props, (err) => this.onConfirm(call, link, err));
+      flushed = channel.publish("", call.queue, call.body, call.props, (err) =>
+        this.onConfirm(call, link, err),
+      );
     } catch (err) {
-      this.settle(call.id, new StatusError(Code.UNAVAILABLE, `could not send the request: ${messageOf(err)}`, { cause: err }));
+      this.settle(
+        call.id,
+        new StatusError(Code.UNAVAILABLE, `could not send the request: ${messageOf(err)}`, {
+          cause: err,
+        }),
+      );
       return false;
     }
     call.link = link;
@@ -358,7 +450,10 @@ export class AmqpRpcTransport implements Transport {
   private retire(link: Link, reason: string): void {
     if (this.link === link) this.link = undefined;
     this.stats.replaced++;
-    this.warn({ reason, waiting: link.calls.size }, `replacing the RPC client's channel: ${reason}`);
+    this.warn(
+      { reason, waiting: link.calls.size },
+      `replacing the RPC client's channel: ${reason}`,
+    );
     const drained = new Promise<void>((resolve) => {
       if (link.calls.size === 0) resolve();
       else link.drained = resolve;
@@ -385,7 +480,8 @@ export class AmqpRpcTransport implements Transport {
       resent++;
       this.write(link, call);
     }
-    if (resent > 0) this.warn({ count: resent }, `re-sent ${resent} RPC request(s) on a new channel`);
+    if (resent > 0)
+      this.warn({ count: resent }, `re-sent ${resent} RPC request(s) on a new channel`);
   }
 
   private warn(fields: Record<string, unknown>, msg: string): void {
@@ -403,38 +499,66 @@ export class AmqpRpcTransport implements Transport {
   // may nack, or say nothing, and cannot hand a queued request to any server).
   private async checkStall(): Promise<void> {
     const now = Date.now();
-    const stalled = stalledCalls(this.pending.values(), now, this.stallTimeoutMs, Math.max(this.confirmedAt, this.repliedAt));
+    const stalled = stalledCalls(
+      this.pending.values(),
+      now,
+      this.stallTimeoutMs,
+      Math.max(this.confirmedAt, this.repliedAt),
+    );
     if (stalled.length > 0) {
       const probe = await this.connection.probeNodes();
       if (probe.quorumLost) {
         for (const call of stalled) {
           const what = call.confirmed ? "no reply came" : "the request was not confirmed";
-          const tail = call.confirmed ? "; the request is queued and may still be served once it is back" : "";
-          this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: ${what} within ${Date.now() - call.firstSentAt} ms: ${quorumLostMessage(probe)}${tail}`));
+          const tail = call.confirmed
+            ? "; the request is queued and may still be served once it is back"
+            : "";
+          this.settle(
+            call.id,
+            new StatusError(
+              Code.UNAVAILABLE,
+              `${call.method.path}: ${what} within ${Date.now() - call.firstSentAt} ms: ${quorumLostMessage(probe)}${tail}`,
+            ),
+          );
         }
       } else {
         const current = this.link;
         if (current !== undefined && stalled.some((c) => c.link === current && !c.confirmed)) {
-          this.retire(current, `the broker did not confirm a request for ${this.stallTimeoutMs} ms`);
+          this.retire(
+            current,
+            `the broker did not confirm a request for ${this.stallTimeoutMs} ms`,
+          );
         }
         // Copies left unconfirmed on a channel already replaced will not be confirmed there: idempotent
         // calls go again on the new channel, the others fail now rather than at their deadline (the
         // broker may or may not have taken them, as when a channel is lost).
         for (const call of stalled) {
-          if (call.confirmed || call.link === undefined || call.link === current || call.link === this.link || now - call.sentAt < this.stallTimeoutMs) continue;
+          if (
+            call.confirmed ||
+            call.link === undefined ||
+            call.link === current ||
+            call.link === this.link ||
+            now - call.sentAt < this.stallTimeoutMs
+          )
+            continue;
           if (!this.pending.has(call.id)) continue;
           if (call.method.idempotent) {
             this.detach(call);
             this.resend.push(call);
           } else {
-            this.settle(call.id, new StatusError(Code.UNAVAILABLE, `${call.method.path}: the request was not confirmed within ${now - call.sentAt} ms on a channel since replaced; it may or may not have been taken`));
+            this.settle(
+              call.id,
+              new StatusError(
+                Code.UNAVAILABLE,
+                `${call.method.path}: the request was not confirmed within ${now - call.sentAt} ms on a channel since replaced; it may or may not have been taken`,
+              ),
+            );
           }
         }
         this.flushResend();
       }
     }
   }
-
 
   // ---- streams -------------------------------------------------------------------------------
 
@@ -445,11 +569,30 @@ export class AmqpRpcTransport implements Transport {
     try {
       inbox = await linkInbox(link, this.onFrame);
     } catch (err) {
-      throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: cannot open a stream: the client's inbox could not be declared (${messageOf(err)})`, { cause: err });
+      throw new StatusError(
+        Code.UNAVAILABLE,
+        `${req.method.path}: cannot open a stream: the client's inbox could not be declared (${messageOf(err)})`,
+        { cause: err },
+      );
     }
-    if (!link.alive) throw new StatusError(Code.UNAVAILABLE, `${req.method.path}: the channel to RabbitMQ was lost while the stream was opening`);
+    if (!link.alive)
+      throw new StatusError(
+        Code.UNAVAILABLE,
+        `${req.method.path}: the channel to RabbitMQ was lost while the stream was opening`,
+      );
     const options = (req as CallRequest & { [STREAM_OPTIONS]?: CallOptions })[STREAM_OPTIONS];
-    const stream = new ClientStream(this.streamHost, link, req, this.queues.of(req.method), inbox, options, this.keepaliveMs, { window: this.streamWindow, bytes: this.streamWindowBytes }, this.maxMessageBytes, this.defaultTimeoutMs);
+    const stream = new ClientStream(
+      this.streamHost,
+      link,
+      req,
+      this.queues.of(req.method),
+      inbox,
+      options,
+      this.keepaliveMs,
+      { window: this.streamWindow, bytes: this.streamWindowBytes },
+      this.maxMessageBytes,
+      this.defaultTimeoutMs,
+    );
     this.streams.set(stream.id, stream);
     stream.open(this.userId);
     return stream.response();
@@ -460,7 +603,8 @@ export class AmqpRpcTransport implements Transport {
     forget: (stream) => {
       if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
     },
-    broadcastCancel: (link, queue, id, reason) => broadcastCancel(link, queue, id, reason, (fields, msg) => this.warn(fields, msg)),
+    broadcastCancel: (link, queue, id, reason) =>
+      broadcastCancel(link, queue, id, reason, (fields, msg) => this.warn(fields, msg)),
     drained: (link) => {
       awaitDrain(link);
       return link.drain ?? Promise.resolve();
@@ -480,7 +624,13 @@ export class AmqpRpcTransport implements Transport {
     // A server accepted a stream we have given up on: tell it, so that it does not work for nobody.
     if (kind === FRAME.ready && id !== undefined && typeof msg.properties.replyTo === "string") {
       const link = this.link;
-      if (link?.alive) sendCancel(link.channel, msg.properties.replyTo, id, "the call was over before the server accepted it");
+      if (link?.alive)
+        sendCancel(
+          link.channel,
+          msg.properties.replyTo,
+          id,
+          "the call was over before the server accepted it",
+        );
     }
   };
 
@@ -496,7 +646,12 @@ export class AmqpRpcTransport implements Transport {
     this.pending.delete(call.id);
     this.detach(call);
     call.dispose();
-    const reply = parseReply(call.method, msg.properties.headers as Record<string, unknown> | undefined, msg.content, this.maxMessageBytes);
+    const reply = parseReply(
+      call.method,
+      msg.properties.headers as Record<string, unknown> | undefined,
+      msg.content,
+      this.maxMessageBytes,
+    );
     if (reply instanceof StatusError) call.reject(reply);
     else call.resolve(reply);
   };
@@ -514,7 +669,10 @@ export class AmqpRpcTransport implements Transport {
     if (!call) return;
     this.settle(
       id,
-      new StatusError(Code.UNAVAILABLE, `no server for ${call.method.path}: queue "${msg.fields.routingKey}" does not exist (${msg.fields.exchange === "" ? "default exchange, " : ""}${(msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE"})`),
+      new StatusError(
+        Code.UNAVAILABLE,
+        `no server for ${call.method.path}: queue "${msg.fields.routingKey}" does not exist (${msg.fields.exchange === "" ? "default exchange, " : ""}${(msg.fields as { replyText?: string }).replyText ?? "NO_ROUTE"})`,
+      ),
     );
   };
 
@@ -531,7 +689,16 @@ export class AmqpRpcTransport implements Transport {
 
   private adoptLink(channel: ConfirmChannel, session: AmqpSession): void {
     if (this.closed) return;
-    const link: Link = { session, channel, alive: true, drain: undefined, calls: new Set(), drained: undefined, inbox: undefined, cancelExchange: undefined };
+    const link: Link = {
+      session,
+      channel,
+      alive: true,
+      drain: undefined,
+      calls: new Set(),
+      drained: undefined,
+      inbox: undefined,
+      cancelExchange: undefined,
+    };
     channel.on("return", this.onReturn);
     this.links.set(channel, link);
     this.link = link;
@@ -553,10 +720,24 @@ export class AmqpRpcTransport implements Transport {
     for (const call of [...link.calls]) {
       this.detach(call);
       if (call.method.idempotent && !this.closed) this.resend.push(call);
-      else this.settle(call.id, new StatusError(Code.UNAVAILABLE, "the connection to RabbitMQ was lost before the reply arrived"));
+      else
+        this.settle(
+          call.id,
+          new StatusError(
+            Code.UNAVAILABLE,
+            "the connection to RabbitMQ was lost before the reply arrived",
+          ),
+        );
     }
     for (const stream of [...this.streams.values()]) {
-      if (stream.link === link) stream.fail(new StatusError(Code.UNAVAILABLE, `${stream.method.path}: the channel to RabbitMQ carrying the stream was lost`), false);
+      if (stream.link === link)
+        stream.fail(
+          new StatusError(
+            Code.UNAVAILABLE,
+            `${stream.method.path}: the channel to RabbitMQ carrying the stream was lost`,
+          ),
+          false,
+        );
     }
     this.wake();
   }

@@ -16,22 +16,30 @@ import { HEADER_TIMEOUT, readMillis } from "./wire.js";
  * (unary only) the `expiration` property; undefined when it set none. A stream's deadline is its
  * `rpc-timeout-ms` only: an open's `expiration` may just bound its wait in the queue.
  */
-export function requestTimeoutMs(headers: Record<string, unknown> | undefined, expiration: unknown, streaming: boolean): number | undefined {
+export function requestTimeoutMs(
+  headers: Record<string, unknown> | undefined,
+  expiration: unknown,
+  streaming: boolean,
+): number | undefined {
   return readMillis(headers?.[HEADER_TIMEOUT]) ?? (streaming ? undefined : readMillis(expiration));
 }
 
 /** The absolute deadline of a request that arrived at `arrival` with `timeoutMs` left (the caller's clock is never read). */
-export function requestDeadline(timeoutMs: number | undefined, arrival: number): number | undefined {
+export function requestDeadline(
+  timeoutMs: number | undefined,
+  arrival: number,
+): number | undefined {
   return timeoutMs === undefined ? undefined : arrival + timeoutMs;
 }
-
-
 
 /**
  * Waits for `event` on behalf of call `req`: rejects with the call's deadline or cancellation status
  * if either comes first, and with UNAVAILABLE (or the event's own status) if the event fails.
  */
-export function untilReady(event: Promise<void>, req: Pick<CallRequest, "method" | "deadline" | "signal">): Promise<void> {
+export function untilReady(
+  event: Promise<void>,
+  req: Pick<CallRequest, "method" | "deadline" | "signal">,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => done(() => reject(abortStatus(req.signal)));
@@ -42,7 +50,10 @@ export function untilReady(event: Promise<void>, req: Pick<CallRequest, "method"
       f();
     };
     if (req.deadline !== undefined) {
-      timer = setTimeout(() => done(() => reject(deadlineError(req.method))), delayUntil(req.deadline));
+      timer = setTimeout(
+        () => done(() => reject(deadlineError(req.method))),
+        delayUntil(req.deadline),
+      );
     }
     if (watch) req.signal.addEventListener("abort", onAbort, { once: true });
     event.then(

@@ -20,16 +20,25 @@ export interface QueueDeclaration {
 }
 
 /** The `x-queue-type` sent: an explicit type always (classic too), "auto" quorum where supported, else none. */
-export function declaredQueueType(d: Pick<QueueDeclaration, "queueType" | "quorum">): "quorum" | "classic" | undefined {
+export function declaredQueueType(
+  d: Pick<QueueDeclaration, "queueType" | "quorum">,
+): "quorum" | "classic" | undefined {
   // Where a default queue type is configured (RabbitMQ's default_queue_type), an argument-less
   // declaration would get that type instead; older brokers without quorum queues expect none.
   return d.queueType !== "auto" ? d.queueType : d.quorum ? "quorum" : undefined;
 }
 
 /** Declares durable `queue` as `d` says; in "auto" mode an existing queue of either type is taken as is. */
-export async function declareServerQueue(session: AmqpSession, queue: string, d: QueueDeclaration): Promise<void> {
+export async function declareServerQueue(
+  session: AmqpSession,
+  queue: string,
+  d: QueueDeclaration,
+): Promise<void> {
   const type = declaredQueueType(d);
-  const options: Options.AssertQueue = { durable: true, ...(type ? { arguments: { "x-queue-type": type } } : {}) };
+  const options: Options.AssertQueue = {
+    durable: true,
+    ...(type ? { arguments: { "x-queue-type": type } } : {}),
+  };
   const ch = await session.createChannel();
   try {
     await ch.assertQueue(queue, options);
@@ -49,7 +58,12 @@ export async function declareServerQueue(session: AmqpSession, queue: string, d:
 }
 
 /** An existing queue that an explicit queue type does not match: what happened and what to do. */
-export function queueTypeClash(queue: string, type: "quorum" | "classic", d: Pick<QueueDeclaration, "source" | "service" | "requestQueue">, err: unknown): StatusError {
+export function queueTypeClash(
+  queue: string,
+  type: "quorum" | "classic",
+  d: Pick<QueueDeclaration, "source" | "service" | "requestQueue">,
+  err: unknown,
+): StatusError {
   const broker = /with message "(.*)"\s*$/s.exec(messageOf(err))?.[1] ?? messageOf(err);
   const queues = `"${d.requestQueue}" and "${deadLetterQueueName(d.requestQueue)}"`;
   const what = /x-queue-type/.test(broker)

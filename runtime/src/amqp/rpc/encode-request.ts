@@ -8,7 +8,14 @@ import type { MessageType } from "../../codec.js";
 import type { Metadata } from "../../metadata.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import { CONTENT_TYPE_PROTOBUF, metadataToHeaders } from "../headers.js";
-import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_KEEPALIVE, HEADER_METHOD, HEADER_TIMEOUT } from "./wire.js";
+import {
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_FRAME,
+  HEADER_KEEPALIVE,
+  HEADER_METHOD,
+  HEADER_TIMEOUT,
+} from "./wire.js";
 
 /** A message's protobuf bytes as a Buffer (no copy). */
 export function encodeBody<T>(type: MessageType<T>, message: T): Buffer {
@@ -17,15 +24,27 @@ export function encodeBody<T>(type: MessageType<T>, message: T): Buffer {
 }
 
 /** The request body of `path`'s call, or the status the caller gets instead. */
-export function encodeRequest(path: string, type: MessageType<unknown>, message: unknown, maxMessageBytes: number): Buffer | StatusError {
+export function encodeRequest(
+  path: string,
+  type: MessageType<unknown>,
+  message: unknown,
+  maxMessageBytes: number,
+): Buffer | StatusError {
   let body: Buffer;
   try {
     body = encodeBody(type, message);
   } catch (cause) {
-    return new StatusError(Code.INTERNAL, `could not encode the ${type.typeName} request: ${messageOf(cause)}`, { cause });
+    return new StatusError(
+      Code.INTERNAL,
+      `could not encode the ${type.typeName} request: ${messageOf(cause)}`,
+      { cause },
+    );
   }
   if (body.length > maxMessageBytes) {
-    return new StatusError(Code.RESOURCE_EXHAUSTED, `${path}: the request is ${body.length} bytes, over the limit of ${maxMessageBytes} (maxMessageBytes)`);
+    return new StatusError(
+      Code.RESOURCE_EXHAUSTED,
+      `${path}: the request is ${body.length} bytes, over the limit of ${maxMessageBytes} (maxMessageBytes)`,
+    );
   }
   return body;
 }
@@ -41,7 +60,12 @@ export interface OpenFrame {
  * A request's headers: the caller's metadata (reserved names dropped), `rpc-method`, for a stream's
  * open `rpc-frame`, `rpc-credit` and `rpc-keepalive-ms`, then `rpc-timeout-ms` when it has a deadline.
  */
-export function requestHeaders(metadata: Metadata, path: string, timeoutMs: number | undefined, open?: OpenFrame): Record<string, unknown> {
+export function requestHeaders(
+  metadata: Metadata,
+  path: string,
+  timeoutMs: number | undefined,
+  open?: OpenFrame,
+): Record<string, unknown> {
   const headers = metadataToHeaders(metadata);
   headers[HEADER_METHOD] = path;
   if (open !== undefined) {

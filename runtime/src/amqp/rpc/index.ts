@@ -1,7 +1,12 @@
 // RPC over RabbitMQ (reply_to + correlation_id, direct reply-to): a Transport for generated
 // clients and a server for generated handlers. The wire format is in wire.ts and docs/wire-contract.md.
 export { AmqpRpcTransport, type AmqpRpcTransportOptions } from "./client.js";
-export { serveAmqp, AmqpRpcServer, type AmqpRpcServerOptions, type AmqpQueueType } from "./server.js";
+export {
+  serveAmqp,
+  AmqpRpcServer,
+  type AmqpRpcServerOptions,
+  type AmqpQueueType,
+} from "./server.js";
 export {
   DIRECT_REPLY_TO,
   HEADER_METHOD as RPC_HEADER_METHOD,

@@ -40,11 +40,18 @@ export function describeHeader(value: unknown): string {
 }
 
 /** The error a reply or `end` frame carries; undefined when it says OK. */
-export function replyStatusError(headers: Record<string, unknown> | undefined, path: string, metadata: Metadata): StatusError | undefined {
+export function replyStatusError(
+  headers: Record<string, unknown> | undefined,
+  path: string,
+  metadata: Metadata,
+): StatusError | undefined {
   const code = readStatus(headers);
   if (code === undefined) {
     const raw = headers?.[HEADER_STATUS];
-    const what = raw === undefined ? "has no rpc-status header" : `has an rpc-status that is not a status code (${describeHeader(raw)})`;
+    const what =
+      raw === undefined
+        ? "has no rpc-status header"
+        : `has an rpc-status that is not a status code (${describeHeader(raw)})`;
     return new StatusError(Code.INTERNAL, `the reply to ${path} ${what}`, { metadata });
   }
   if (code === Code.OK) return undefined;
@@ -52,7 +59,11 @@ export function replyStatusError(headers: Record<string, unknown> | undefined, p
   const err =
     code > MAX_CODE
       ? // As gRPC does with codes it does not know: UNKNOWN, keeping the number in the text.
-        new StatusError(Code.UNKNOWN, `the server replied with unknown status code ${code}: ${text}`, { metadata, details: readDetails(headers) })
+        new StatusError(
+          Code.UNKNOWN,
+          `the server replied with unknown status code ${code}: ${text}`,
+          { metadata, details: readDetails(headers) },
+        )
       : new StatusError(code, text, { metadata, details: readDetails(headers) });
   fromReply.add(err);
   return err;
@@ -73,11 +84,19 @@ export function parseReply(
   const err = replyStatusError(headers, method.path, metadata);
   if (err !== undefined) return err;
   if (body.length > maxMessageBytes) {
-    return new StatusError(Code.RESOURCE_EXHAUSTED, `${method.path}: the reply is ${body.length} bytes, over the limit of ${maxMessageBytes} (maxMessageBytes)`, { metadata });
+    return new StatusError(
+      Code.RESOURCE_EXHAUSTED,
+      `${method.path}: the reply is ${body.length} bytes, over the limit of ${maxMessageBytes} (maxMessageBytes)`,
+      { metadata },
+    );
   }
   try {
     return { stream: false, message: method.output.decode(body), metadata };
   } catch (cause) {
-    return new StatusError(Code.INTERNAL, `could not decode the ${method.output.typeName} response: ${messageOf(cause)}`, { cause, metadata });
+    return new StatusError(
+      Code.INTERNAL,
+      `could not decode the ${method.output.typeName} response: ${messageOf(cause)}`,
+      { cause, metadata },
+    );
   }
 }

@@ -64,9 +64,16 @@ export class Pending {
  * a new channel works); one confirmed but unanswered only when all is quiet (else it is just a slow
  * handler).
  */
-export function stalledCalls(calls: Iterable<Pending>, now: number, stallTimeoutMs: number, lastHeardAt: number): Pending[] {
+export function stalledCalls(
+  calls: Iterable<Pending>,
+  now: number,
+  stallTimeoutMs: number,
+  lastHeardAt: number,
+): Pending[] {
   const quiet = now - lastHeardAt >= stallTimeoutMs;
   const stalled: Pending[] = [];
-  for (const c of calls) if (c.firstSentAt > 0 && now - c.firstSentAt >= stallTimeoutMs && (!c.confirmed || quiet)) stalled.push(c);
+  for (const c of calls)
+    if (c.firstSentAt > 0 && now - c.firstSentAt >= stallTimeoutMs && (!c.confirmed || quiet))
+      stalled.push(c);
   return stalled;
 }

@@ -60,7 +60,8 @@ export function requestIds(msg: ConsumeMessage): Interceptor {
     if (span?.isRecording()) {
       const correlationId = msg.properties.correlationId;
       const messageId = msg.properties.messageId;
-      if (typeof correlationId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, correlationId);
+      if (typeof correlationId === "string")
+        span.setAttribute(ATTR_MESSAGING_MESSAGE_CONVERSATION_ID, correlationId);
       if (typeof messageId === "string") span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, messageId);
       span.setAttribute(ATTR_MESSAGING_MESSAGE_BODY_SIZE, msg.content.length);
     }

@@ -13,7 +13,17 @@ import type { HandlerContext } from "../../context.js";
 import type { MethodDesc } from "../../descriptors.js";
 import type { ServerCall } from "../../handler-context.js";
 import { serverCallRequest } from "../../handler-context.js";
-import { applyInterceptors, requestMessage, requestStream, responseMessage, responseStream, type CallInput, type CallRequest, type CallResponse, type Interceptor } from "../../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  requestStream,
+  responseMessage,
+  responseStream,
+  type CallInput,
+  type CallRequest,
+  type CallResponse,
+  type Interceptor,
+} from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { Code, StatusError } from "../../status.js";
 import type { Context } from "../../telemetry/otel.js";
@@ -22,7 +32,16 @@ import { delayUntil } from "../../timers.js";
 import { statusHeaders } from "./encode-reply.js";
 import { inboxRoute, StreamEnd } from "./stream.js";
 import { decodeRequest, type MethodEntry } from "./validate-request.js";
-import { DEFAULT_KEEPALIVE_MS, FRAME, HEADER_CREDIT, HEADER_KEEPALIVE, INITIAL_STREAM_CREDIT, MAX_KEEPALIVE_MS, MIN_KEEPALIVE_MS, readCount } from "./wire.js";
+import {
+  DEFAULT_KEEPALIVE_MS,
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_KEEPALIVE,
+  INITIAL_STREAM_CREDIT,
+  MAX_KEEPALIVE_MS,
+  MIN_KEEPALIVE_MS,
+  readCount,
+} from "./wire.js";
 
 /** The consuming channel, for the deliveries that came on it (acks must go back on it). */
 export interface ServerLink {
@@ -61,7 +80,12 @@ export interface StreamHost {
   readonly calls: Map<string, ActiveCall>;
   /** Refuses the open before the stream starts (logged, answered with an `end`). */
   early(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, code: Code, text: string): void;
-  context(msg: ConsumeMessage, method: MethodDesc, deadline: number | undefined, sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void): ServerCall;
+  context(
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    deadline: number | undefined,
+    sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void,
+  ): ServerCall;
   logFailure(msg: ConsumeMessage, method: MethodDesc, ctx: Context | undefined, err: unknown): void;
   chainFor(msg: ConsumeMessage): Interceptor[] | undefined;
 }
@@ -75,18 +99,39 @@ const EMPTY = Buffer.alloc(0);
  * and trailers. The deadline, the client's `cancel`, its silence or its inbox vanishing, and
  * shutdown abort the handler's signal.
  */
-export async function serveStream(host: StreamHost, link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, deadline: number | undefined): Promise<void> {
+export async function serveStream(
+  host: StreamHost,
+  link: ServerLink,
+  msg: ConsumeMessage,
+  entry: MethodEntry,
+  deadline: number | undefined,
+): Promise<void> {
   const method = entry.method;
   const props = msg.properties;
   const headers = props.headers as Record<string, unknown> | undefined;
   const id = props.correlationId as string | undefined;
   if (link.inbox === undefined || id === undefined) {
-    const why = id === undefined ? "the open has no correlation_id" : `this server cannot serve streams: ${link.inboxProblem ?? "its channel is being replaced"}`;
-    host.early(link, msg, method, id === undefined ? Code.INVALID_ARGUMENT : Code.UNAVAILABLE, `${method.path}: ${why}`);
+    const why =
+      id === undefined
+        ? "the open has no correlation_id"
+        : `this server cannot serve streams: ${link.inboxProblem ?? "its channel is being replaced"}`;
+    host.early(
+      link,
+      msg,
+      method,
+      id === undefined ? Code.INVALID_ARGUMENT : Code.UNAVAILABLE,
+      `${method.path}: ${why}`,
+    );
     return;
   }
   if (host.streams.count >= host.maxStreams) {
-    host.early(link, msg, method, Code.RESOURCE_EXHAUSTED, `${method.path}: this server already runs ${host.streams.count} streams (maxStreams)`);
+    host.early(
+      link,
+      msg,
+      method,
+      Code.RESOURCE_EXHAUSTED,
+      `${method.path}: this server already runs ${host.streams.count} streams (maxStreams)`,
+    );
     return;
   }
   let request: unknown;
@@ -98,7 +143,10 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     }
     request = decoded.request;
   }
-  const keepaliveMs = Math.min(MAX_KEEPALIVE_MS, Math.max(MIN_KEEPALIVE_MS, readCount(headers, HEADER_KEEPALIVE) ?? DEFAULT_KEEPALIVE_MS));
+  const keepaliveMs = Math.min(
+    MAX_KEEPALIVE_MS,
+    Math.max(MIN_KEEPALIVE_MS, readCount(headers, HEADER_KEEPALIVE) ?? DEFAULT_KEEPALIVE_MS),
+  );
   const clientCredit = readCount(headers, HEADER_CREDIT) ?? INITIAL_STREAM_CREDIT;
   const clientInbox = props.replyTo as string;
   const channel = link.channel;
@@ -119,9 +167,17 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     onBroken: (err) => onBroken(err),
   });
   let headersSent = false;
-  const sendHeaders = (ctx: HandlerContext, extra: Metadata | undefined, explicit: boolean): void => {
+  const sendHeaders = (
+    ctx: HandlerContext,
+    extra: Metadata | undefined,
+    explicit: boolean,
+  ): void => {
     if (headersSent) {
-      if (explicit) throw new StatusError(Code.FAILED_PRECONDITION, `${method.path}: the response headers were already sent (explicitly, or with the first message)`);
+      if (explicit)
+        throw new StatusError(
+          Code.FAILED_PRECONDITION,
+          `${method.path}: the response headers were already sent (explicitly, or with the first message)`,
+        );
       return;
     }
     headersSent = true;
@@ -129,7 +185,9 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     if (!explicit && !hasKeys(ctx.responseHeaders)) return; // nothing to say: no frame
     if (!finished) stream.sendFrame(FRAME.headers, metadataToHeaders(ctx.responseHeaders));
   };
-  const { ctx, abort, values } = host.context(msg, method, deadline, (c, extra) => sendHeaders(c, extra, true));
+  const { ctx, abort, values } = host.context(msg, method, deadline, (c, extra) =>
+    sendHeaders(c, extra, true),
+  );
 
   host.streams.count++;
   return new Promise<void>((done) => {
@@ -140,11 +198,25 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
       host.active.delete(end);
       if (host.calls.get(id)?.end === end) host.calls.delete(id);
       const status = err === undefined ? undefined : StatusError.from(err);
-      if (status !== undefined) host.logFailure(msg, method, values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined, err);
+      if (status !== undefined)
+        host.logFailure(
+          msg,
+          method,
+          values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined,
+          err,
+        );
       try {
         sendHeaders(ctx, undefined, false);
         const trailers = { ...ctx.responseMetadata, ...status?.metadata };
-        stream.sendFrame(FRAME.end, statusHeaders(status?.code ?? Code.OK, status?.rawMessage ?? "", trailers, status?.details));
+        stream.sendFrame(
+          FRAME.end,
+          statusHeaders(
+            status?.code ?? Code.OK,
+            status?.rawMessage ?? "",
+            trailers,
+            status?.details,
+          ),
+        );
       } catch {
         // The client's inbox or our channel is gone: nobody to tell.
       }
@@ -170,13 +242,21 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     });
     if (deadline !== undefined) {
       timer = setTimeout(
-        () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${method.path}: the stream did not finish before the deadline`)),
+        () =>
+          end(
+            new StatusError(
+              Code.DEADLINE_EXCEEDED,
+              `${method.path}: the stream did not finish before the deadline`,
+            ),
+          ),
         delayUntil(deadline),
       );
     }
     try {
       stream.connect(route, clientCredit);
-      stream.sendFrame(FRAME.ready, { [HEADER_CREDIT]: stream.window }, EMPTY, { replyTo: link.inbox });
+      stream.sendFrame(FRAME.ready, { [HEADER_CREDIT]: stream.window }, EMPTY, {
+        replyTo: link.inbox,
+      });
       channel.ack(msg);
     } catch (err) {
       end(StatusError.from(err, Code.UNAVAILABLE));
@@ -184,22 +264,42 @@ export async function serveStream(host: StreamHost, link: ServerLink, msg: Consu
     }
     const handler = entry.handler!;
     const handlers = host.handlers;
-    const input: CallInput = takesMessages ? { stream: true, messages: stream.inbound as AsyncIterable<unknown> } : { stream: false, message: request };
+    const input: CallInput = takesMessages
+      ? { stream: true, messages: stream.inbound as AsyncIterable<unknown> }
+      : { stream: false, message: request };
     const callHandler = async (req: CallRequest): Promise<CallResponse> => {
-      const result = await handler.call(handlers, takesMessages ? requestStream(req) : requestMessage(req), ctx);
-      return method.kind === "client_streaming" ? { stream: false, message: result, metadata: ctx.responseMetadata } : { stream: true, messages: result as AsyncIterable<unknown>, metadata: ctx.responseMetadata };
+      const result = await handler.call(
+        handlers,
+        takesMessages ? requestStream(req) : requestMessage(req),
+        ctx,
+      );
+      return method.kind === "client_streaming"
+        ? { stream: false, message: result, metadata: ctx.responseMetadata }
+        : {
+            stream: true,
+            messages: result as AsyncIterable<unknown>,
+            metadata: ctx.responseMetadata,
+          };
     };
     const interceptors = host.chainFor(msg);
     const run = async (): Promise<void> => {
-      const response = interceptors ? await applyInterceptors(callHandler, interceptors)(serverCallRequest(ctx, input)) : await callHandler(serverCallRequest(ctx, input));
+      const response = interceptors
+        ? await applyInterceptors(callHandler, interceptors)(serverCallRequest(ctx, input))
+        : await callHandler(serverCallRequest(ctx, input));
       if (method.kind === "client_streaming") {
         sendHeaders(ctx, undefined, false);
         await stream.send(responseMessage(response, method));
         return;
       }
       const messages = responseStream(response, method);
-      if (messages === undefined || typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function") {
-        throw new StatusError(Code.INTERNAL, `${method.path}: the handler did not return an async iterable`);
+      if (
+        messages === undefined ||
+        typeof (messages as AsyncIterable<unknown>)[Symbol.asyncIterator] !== "function"
+      ) {
+        throw new StatusError(
+          Code.INTERNAL,
+          `${method.path}: the handler did not return an async iterable`,
+        );
       }
       for await (const message of messages) {
         if (finished) break;

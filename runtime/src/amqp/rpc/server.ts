@@ -10,12 +10,23 @@ import type { Channel, ConsumeMessage, Message, Options } from "amqplib";
 import { ChannelKeeper } from "../channel-keeper.js";
 import type { AmqpConnection, AmqpSession } from "../connection.js";
 import { Publisher } from "../publisher.js";
-import { copiedProperties, HEADER_DEAD_LETTERED_AT, HEADER_ERROR, headersToMetadata, republishableHeaders } from "../headers.js";
+import {
+  copiedProperties,
+  HEADER_DEAD_LETTERED_AT,
+  HEADER_ERROR,
+  headersToMetadata,
+  republishableHeaders,
+} from "../headers.js";
 import type { HandlerContext } from "../../context.js";
 import type { MethodDesc, ServiceDesc } from "../../descriptors.js";
 import { createHandlerContext, serverCallRequest, type ServerCall } from "../../handler-context.js";
 import type { ServiceHandlers } from "../../handler.js";
-import { applyInterceptors, requestMessage, type CallResponse, type Interceptor } from "../../interceptor.js";
+import {
+  applyInterceptors,
+  requestMessage,
+  type CallResponse,
+  type Interceptor,
+} from "../../interceptor.js";
 import { hasKeys, normalizeMetadata, type Metadata } from "../../metadata.js";
 import { asError, Code, StatusError, type ErrorDetail, messageOf } from "../../status.js";
 import type { Logger } from "../../telemetry/logger.js";
@@ -28,11 +39,31 @@ import { runInCallContext } from "../../call-context.js";
 import { CancelMemory } from "./cancel-memory.js";
 import { requestIds, serverTelemetry } from "./rpc-telemetry.js";
 import { declareServerQueue } from "./declare-queue.js";
-import { cannotEncode, encodeResponse, replyHeaders, replyProperties, strippedReplyHeaders } from "./encode-reply.js";
+import {
+  cannotEncode,
+  encodeResponse,
+  replyHeaders,
+  replyProperties,
+  strippedReplyHeaders,
+} from "./encode-reply.js";
 import type { AmqpQueueType, AmqpRpcServerOptions } from "./server-options.js";
 import { serveStream, type ActiveCall, type ServerLink, type StreamHost } from "./serve-stream.js";
-import { decodeRequest, methodTable, validateRequest, type MethodEntry } from "./validate-request.js";
-import { CANCEL_EXCHANGE, DEFAULT_STREAM_WINDOW, DEFAULT_STREAM_WINDOW_BYTES, deadLetterQueueName, FRAME, HEADER_MESSAGE, readFrame, readText } from "./wire.js";
+import {
+  decodeRequest,
+  methodTable,
+  validateRequest,
+  type MethodEntry,
+} from "./validate-request.js";
+import {
+  CANCEL_EXCHANGE,
+  DEFAULT_STREAM_WINDOW,
+  DEFAULT_STREAM_WINDOW_BYTES,
+  deadLetterQueueName,
+  FRAME,
+  HEADER_MESSAGE,
+  readFrame,
+  readText,
+} from "./wire.js";
 
 export type { AmqpQueueType, AmqpRpcServerOptions } from "./server-options.js";
 
@@ -56,7 +87,10 @@ export async function serveAmqp<S extends ServiceDesc>(
     await server.started;
   } catch (err) {
     await server.close();
-    throw setupStatus(err, `cannot serve ${service.typeName} on queue "${service.amqp?.requestQueue}"`);
+    throw setupStatus(
+      err,
+      `cannot serve ${service.typeName} on queue "${service.amqp?.requestQueue}"`,
+    );
   }
   return server;
 }
@@ -124,9 +158,16 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   private readonly telemetry: Interceptor;
 
   /** Prefer `serveAmqp`, which waits until the server consumes. */
-  constructor(connection: AmqpConnection, service: S, handlers: Partial<ServiceHandlers<S>>, options: AmqpRpcServerOptions = {}) {
+  constructor(
+    connection: AmqpConnection,
+    service: S,
+    handlers: Partial<ServiceHandlers<S>>,
+    options: AmqpRpcServerOptions = {},
+  ) {
     if (!service.amqp) {
-      throw new TypeError(`service ${service.typeName} is not served over AMQP (its descriptor has no amqp section)`);
+      throw new TypeError(
+        `service ${service.typeName} is not served over AMQP (its descriptor has no amqp section)`,
+      );
     }
     this.connection = connection;
     this.service = service;
@@ -135,7 +176,9 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     this.prefetch = Math.max(1, Math.floor(options.prefetch ?? service.amqp.prefetch ?? 1));
     this.queueType = options.queueType ?? service.amqp.queueType ?? "auto";
     this.queueTypeSource =
-      options.queueType !== undefined ? "the server's queueType option" : `the contract ((grabbit.v1.service).queue_type of ${service.typeName})`;
+      options.queueType !== undefined
+        ? "the server's queueType option"
+        : `the contract ((grabbit.v1.service).queue_type of ${service.typeName})`;
     this.closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.onError = options.onError;
     this.logger = options.logger ?? connection.logger;
@@ -146,16 +189,21 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       maxStreams: Math.max(1, options.maxStreams ?? 256),
       maxMessageBytes: this.maxMessageBytes,
       streamWindow: Math.max(1, Math.floor(options.streamWindow ?? DEFAULT_STREAM_WINDOW)),
-      streamWindowBytes: Math.max(1, Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES)),
+      streamWindowBytes: Math.max(
+        1,
+        Math.floor(options.streamWindowBytes ?? DEFAULT_STREAM_WINDOW_BYTES),
+      ),
       streams: { count: 0 },
       active: this.active,
       calls: this.calls,
       early: (link, msg, method, code, text) => this.early(link, msg, method, code, text),
-      context: (msg, method, deadline, sendHeaders) => this.context(msg, method, deadline, sendHeaders),
+      context: (msg, method, deadline, sendHeaders) =>
+        this.context(msg, method, deadline, sendHeaders),
       logFailure: (msg, method, ctx, err) => this.logFailure(msg, method, ctx, err),
       chainFor: (msg) => this.chainFor(msg),
     };
-    this.interceptors = options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
+    this.interceptors =
+      options.interceptors && options.interceptors.length > 0 ? options.interceptors : undefined;
     this.methods = methodTable(service, handlers);
     this.started = new Promise<void>((resolve, reject) => {
       this.startedSettle = (err) => {
@@ -165,7 +213,11 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       };
     });
     this.started.catch(() => {});
-    this.deadLetters = new Publisher(connection, { maxInFlight: Math.max(16, this.prefetch), track: false, logger: this.logger });
+    this.deadLetters = new Publisher(connection, {
+      maxInFlight: Math.max(16, this.prefetch),
+      track: false,
+      logger: this.logger,
+    });
     this.keeper = new ChannelKeeper<Channel>(connection, {
       owner: `RPC server of queue "${this.requestQueue}"`,
       confirm: false,
@@ -198,7 +250,9 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
 
   private async doClose(): Promise<void> {
     this.untrack();
-    this.startedSettle?.(new StatusError(Code.CANCELLED, "the server was closed before it started"));
+    this.startedSettle?.(
+      new StatusError(Code.CANCELLED, "the server was closed before it started"),
+    );
     // The same order as EventConsumer's close (consumer.ts): RabbitMQ 3.10 quorum queues drop part
     // of the acks that follow the basic.cancel of their consumer when the channel closes soon after,
     // so requests already answered came back and were handled twice. So: no handler starts from here
@@ -208,7 +262,9 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     // with the channel, at most the prefetch of them.
     if (this.inFlightCount > 0) {
       let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.closeTimeoutMs)));
+      const graceOver = new Promise<boolean>(
+        (resolve) => (timer = setTimeout(() => resolve(false), this.closeTimeoutMs)),
+      );
       const idle = await Promise.race([this.whenIdle().then(() => true), graceOver]);
       clearTimeout(timer);
       if (!idle) {
@@ -247,12 +303,21 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     await declareServerQueue(session, deadLetterQueueName(this.requestQueue), declaration);
     await channel.prefetch(this.prefetch);
     if (this.closing || !session.open) return;
-    const link: ServerLink = { session, channel, consumerTag: undefined, alive: true, inbox: undefined, inboxProblem: undefined };
+    const link: ServerLink = {
+      session,
+      channel,
+      consumerTag: undefined,
+      alive: true,
+      inbox: undefined,
+      inboxProblem: undefined,
+    };
     await this.openInbox(link);
     if (this.closing || !session.open) return;
     this.links.set(channel, link);
     this.link = link;
-    const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), { noAck: false });
+    const ok = await channel.consume(this.requestQueue, (msg) => this.onDelivery(link, msg), {
+      noAck: false,
+    });
     link.consumerTag = ok.consumerTag;
   }
 
@@ -267,7 +332,12 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     try {
       scratch = await link.session.createChannel();
       await scratch.assertExchange(CANCEL_EXCHANGE, "direct", { durable: true });
-      const { queue } = await scratch.assertQueue("", { exclusive: true, autoDelete: true, durable: false, arguments: { "x-queue-type": "classic" } });
+      const { queue } = await scratch.assertQueue("", {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+        arguments: { "x-queue-type": "classic" },
+      });
       await scratch.bindQueue(queue, CANCEL_EXCHANGE, this.requestQueue);
       await link.channel.consume(queue, (msg) => this.onFrame(msg), { noAck: true });
       link.inbox = queue;
@@ -293,7 +363,10 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     const call = this.calls.get(id);
     if (kind === FRAME.cancel) {
       const why = readText(headers, HEADER_MESSAGE);
-      const err = new StatusError(Code.CANCELLED, `the caller cancelled the call${why ? `: ${why}` : ""}`);
+      const err = new StatusError(
+        Code.CANCELLED,
+        `the caller cancelled the call${why ? `: ${why}` : ""}`,
+      );
       if (call !== undefined) call.end(err);
       else this.cancelledEarly.remember(id);
       return;
@@ -306,7 +379,12 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   private onReturn(msg: Message): void {
     const id = msg.properties.correlationId as string | undefined;
     const call = id === undefined ? undefined : this.calls.get(id);
-    call?.stream?.break(new StatusError(Code.UNAVAILABLE, `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`));
+    call?.stream?.break(
+      new StatusError(
+        Code.UNAVAILABLE,
+        `the client is gone: its inbox "${msg.fields.routingKey}" no longer exists`,
+      ),
+    );
   }
 
   private lose(channel: Channel): void {
@@ -352,7 +430,12 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
         await this.deadLetter(link, msg, verdict.reason);
         return;
       case "unknown-method":
-        this.logMessage("warn", msg, { method: verdict.path, code: "UNIMPLEMENTED", transport: "amqp" }, verdict.text);
+        this.logMessage(
+          "warn",
+          msg,
+          { method: verdict.path, code: "UNIMPLEMENTED", transport: "amqp" },
+          verdict.text,
+        );
         this.reply(link, msg, undefined, Code.UNIMPLEMENTED, verdict.text);
         return;
       case "refuse":
@@ -373,33 +456,64 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   /** A request refused before its handler runs: logged as a failed call, then replied to. */
-  private early(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, code: Code, text: string): void {
+  private early(
+    link: ServerLink,
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    code: Code,
+    text: string,
+  ): void {
     const err = new StatusError(code, text);
     let traceCtx: Context | undefined;
     if (telemetryActive()) {
       // Refused before any handler ran, still a call: its SERVER span (continuing the caller's
       // trace) and rpc.server.call.duration record the refusal, through the same telemetry step.
       const { ctx } = this.context(msg, method, undefined, () => {});
-      void this.telemetry(() => Promise.reject(err))(serverCallRequest(ctx, { stream: false, message: undefined })).catch(() => {});
+      void this.telemetry(() => Promise.reject(err))(
+        serverCallRequest(ctx, { stream: false, message: undefined }),
+      ).catch(() => {});
       traceCtx = ctx.values.get(TRACE_CONTEXT_VALUE) as Context | undefined;
     }
     this.logFailure(msg, method, traceCtx, err);
     this.reply(link, msg, method, code, text);
   }
 
-  private logFailure(msg: ConsumeMessage, method: MethodDesc, ctx: Context | undefined, err: unknown): void {
+  private logFailure(
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    ctx: Context | undefined,
+    err: unknown,
+  ): void {
     try {
-      const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
+      const metadata = headersToMetadata(
+        msg.properties.headers as Record<string, unknown> | undefined,
+      );
       const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
-      logRpcFailure(this.logger.child({ queue: this.requestQueue, message_id: msg.properties.messageId ?? msg.properties.correlationId }), { method, transport: "amqp", metadata, peer, ctx }, err);
+      logRpcFailure(
+        this.logger.child({
+          queue: this.requestQueue,
+          message_id: msg.properties.messageId ?? msg.properties.correlationId,
+        }),
+        { method, transport: "amqp", metadata, peer, ctx },
+        err,
+      );
     } catch {
       // A logger that throws must not break the reply.
     }
   }
 
   /** One log line about a request: queue, message id, trace ids, and `fields`. */
-  private logMessage(level: "warn" | "error", msg: ConsumeMessage, fields: Record<string, unknown>, text: string): void {
-    const record: Record<string, unknown> = { queue: this.requestQueue, message_id: msg.properties.messageId ?? msg.properties.correlationId, ...fields };
+  private logMessage(
+    level: "warn" | "error",
+    msg: ConsumeMessage,
+    fields: Record<string, unknown>,
+    text: string,
+  ): void {
+    const record: Record<string, unknown> = {
+      queue: this.requestQueue,
+      message_id: msg.properties.messageId ?? msg.properties.correlationId,
+      ...fields,
+    };
     const ids = logTraceIds(msg.properties.headers as Record<string, unknown> | undefined);
     if (ids !== undefined) Object.assign(record, ids);
     try {
@@ -410,23 +524,49 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   }
 
   /** The context a handler gets (handler-context.ts); `sendHeaders` is how this call sends its response headers. */
-  private context(msg: ConsumeMessage, method: MethodDesc, deadline: number | undefined, sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void): ServerCall {
-    const metadata = headersToMetadata(msg.properties.headers as Record<string, unknown> | undefined);
+  private context(
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    deadline: number | undefined,
+    sendHeaders: (ctx: HandlerContext, metadata: Metadata | undefined) => void,
+  ): ServerCall {
+    const metadata = headersToMetadata(
+      msg.properties.headers as Record<string, unknown> | undefined,
+    );
     const peer = typeof msg.properties.userId === "string" ? msg.properties.userId : undefined;
-    return createHandlerContext({ method, transport: "amqp", metadata, deadline, peer, sendHeaders });
+    return createHandlerContext({
+      method,
+      transport: "amqp",
+      metadata,
+      deadline,
+      peer,
+      sendHeaders,
+    });
   }
 
   /** The interceptors of a call: while a provider is registered the SERVER span outermost, then the request's ids, then the user's. */
   private chainFor(msg: ConsumeMessage): Interceptor[] | undefined {
-    return telemetryActive() ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])] : this.interceptors;
+    return telemetryActive()
+      ? [this.telemetry, requestIds(msg), ...(this.interceptors ?? [])]
+      : this.interceptors;
   }
 
   /** Runs interceptors and handler, racing them against the deadline, the caller's cancellation and shutdown. */
-  private invoke(link: ServerLink, msg: ConsumeMessage, entry: MethodEntry, request: unknown, deadline: number | undefined): Promise<void> {
+  private invoke(
+    link: ServerLink,
+    msg: ConsumeMessage,
+    entry: MethodEntry,
+    request: unknown,
+    deadline: number | undefined,
+  ): Promise<void> {
     let headersSent = false;
     const { ctx, abort, values } = this.context(msg, entry.method, deadline, (c, extra) => {
       // One reply carries everything: the headers are sent with it, merged under the trailers.
-      if (headersSent) throw new StatusError(Code.FAILED_PRECONDITION, `${entry.method.path}: the response headers were already sent`);
+      if (headersSent)
+        throw new StatusError(
+          Code.FAILED_PRECONDITION,
+          `${entry.method.path}: the response headers were already sent`,
+        );
       headersSent = true;
       if (extra) Object.assign(c.responseHeaders, normalizeMetadata(extra));
     });
@@ -438,7 +578,14 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     };
     const interceptors = this.chainFor(msg);
     const start = (): Promise<CallResponse> =>
-      runInCallContext(ctx, () => (interceptors ? applyInterceptors(async (r) => callHandler(requestMessage(r)), interceptors)(serverCallRequest(ctx, { stream: false, message: request })) : callHandler(request)));
+      runInCallContext(ctx, () =>
+        interceptors
+          ? applyInterceptors(
+              async (r) => callHandler(requestMessage(r)),
+              interceptors,
+            )(serverCallRequest(ctx, { stream: false, message: request }))
+          : callHandler(request),
+      );
     const id = msg.properties.correlationId as string | undefined;
 
     return new Promise<void>((done) => {
@@ -451,11 +598,31 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
         this.active.delete(end);
         if (id !== undefined && this.calls.get(id)?.end === end) this.calls.delete(id);
         const headers = hasKeys(ctx.responseHeaders) ? ctx.responseHeaders : undefined;
-        if (response !== undefined) this.replyOk(link, msg, entry.method, headers ? { ...response, metadata: { ...headers, ...response.metadata } } : response);
+        if (response !== undefined)
+          this.replyOk(
+            link,
+            msg,
+            entry.method,
+            headers ? { ...response, metadata: { ...headers, ...response.metadata } } : response,
+          );
         else {
           const status = StatusError.from(error);
-          this.logFailure(msg, entry.method, values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined, error);
-          this.reply(link, msg, entry.method, status.code, status.rawMessage, { ...headers, ...ctx.responseMetadata, ...status.metadata }, EMPTY, status.details);
+          this.logFailure(
+            msg,
+            entry.method,
+            values()?.get(TRACE_CONTEXT_VALUE) as Context | undefined,
+            error,
+          );
+          this.reply(
+            link,
+            msg,
+            entry.method,
+            status.code,
+            status.rawMessage,
+            { ...headers, ...ctx.responseMetadata, ...status.metadata },
+            EMPTY,
+            status.details,
+          );
         }
         done();
       };
@@ -469,7 +636,13 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
       if (id !== undefined && link.inbox !== undefined) this.calls.set(id, { end });
       if (deadline !== undefined) {
         timer = setTimeout(
-          () => end(new StatusError(Code.DEADLINE_EXCEEDED, `${entry.method.path}: the handler did not finish before the deadline`)),
+          () =>
+            end(
+              new StatusError(
+                Code.DEADLINE_EXCEEDED,
+                `${entry.method.path}: the handler did not finish before the deadline`,
+              ),
+            ),
           delayUntil(deadline),
         );
       }
@@ -486,11 +659,20 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     });
   }
 
-  private replyOk(link: ServerLink, msg: ConsumeMessage, method: MethodDesc, response: CallResponse): void {
+  private replyOk(
+    link: ServerLink,
+    msg: ConsumeMessage,
+    method: MethodDesc,
+    response: CallResponse,
+  ): void {
     const body = response.stream
-      ? new StatusError(Code.INTERNAL, `${method.path}: an interceptor returned a response stream for a unary call`)
+      ? new StatusError(
+          Code.INTERNAL,
+          `${method.path}: an interceptor returned a response stream for a unary call`,
+        )
       : encodeResponse(method, response.message, this.maxMessageBytes);
-    if (body instanceof StatusError) this.reply(link, msg, method, body.code, body.rawMessage, response.metadata);
+    if (body instanceof StatusError)
+      this.reply(link, msg, method, body.code, body.rawMessage, response.metadata);
     else this.reply(link, msg, method, Code.OK, "", response.metadata, body);
   }
 
@@ -506,7 +688,13 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     details?: readonly ErrorDetail[],
   ): void {
     // The answer to a stream's open (refused before it started) is that stream's `end` frame.
-    const headers = replyHeaders(msg.properties.headers as Record<string, unknown> | undefined, code, message, metadata, details);
+    const headers = replyHeaders(
+      msg.properties.headers as Record<string, unknown> | undefined,
+      code,
+      message,
+      metadata,
+      details,
+    );
     // The request is acked before the reply is published, in the same write: RabbitMQ 3.10 closes the
     // whole connection (541 INTERNAL_ERROR) on a reply to a direct reply-to whose node is gone, and
     // with the ack after the reply the request came back to be answered again, crashing every
@@ -522,7 +710,13 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
     }
     const channel = link.alive ? link.channel : this.link?.channel;
     if (channel === undefined) return;
-    const send = (h: Record<string, unknown>) => channel.publish("", msg.properties.replyTo as string, body, replyProperties(msg.properties.correlationId, code, method, h));
+    const send = (h: Record<string, unknown>) =>
+      channel.publish(
+        "",
+        msg.properties.replyTo as string,
+        body,
+        replyProperties(msg.properties.correlationId, code, method, h),
+      );
     try {
       try {
         send(headers);
@@ -543,11 +737,27 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
   private async deadLetter(link: ServerLink, msg: ConsumeMessage, reason: string): Promise<void> {
     const p = msg.properties;
     recordDeadLettered({ queue: this.requestQueue, reason: "no_reply_to" });
-    this.logMessage("warn", msg, { reason, reason_kind: "no_reply_to", dead_letter_queue: deadLetterQueueName(this.requestQueue) }, `dead-lettering a request from queue "${this.requestQueue}": ${reason}`);
-    const headers = { ...republishableHeaders(p.headers ?? {}), [HEADER_ERROR]: reason, [HEADER_DEAD_LETTERED_AT]: Date.now() };
+    this.logMessage(
+      "warn",
+      msg,
+      {
+        reason,
+        reason_kind: "no_reply_to",
+        dead_letter_queue: deadLetterQueueName(this.requestQueue),
+      },
+      `dead-lettering a request from queue "${this.requestQueue}": ${reason}`,
+    );
+    const headers = {
+      ...republishableHeaders(p.headers ?? {}),
+      [HEADER_ERROR]: reason,
+      [HEADER_DEAD_LETTERED_AT]: Date.now(),
+    };
     // Kept until someone looks: persistent, whatever the request was.
     const options: Options.Publish = { ...copiedProperties(p), headers, deliveryMode: 2 };
-    const send = (o: Options.Publish) => this.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, { mandatory: false });
+    const send = (o: Options.Publish) =>
+      this.deadLetters.publish("", deadLetterQueueName(this.requestQueue), msg.content, o, {
+        mandatory: false,
+      });
     try {
       try {
         await send(options);
@@ -555,11 +765,20 @@ export class AmqpRpcServer<S extends ServiceDesc = ServiceDesc> {
         // Headers amqplib cannot write again (over its 64 KB table...): requeueing would loop on the
         // request forever, so keep it with the reason only.
         if (!cannotEncode(err)) throw err;
-        await send({ ...options, headers: { [HEADER_ERROR]: `${reason}; its headers could not be copied and were dropped (${messageOf(err)})` } });
+        await send({
+          ...options,
+          headers: {
+            [HEADER_ERROR]: `${reason}; its headers could not be copied and were dropped (${messageOf(err)})`,
+          },
+        });
       }
       if (link.alive) link.channel.ack(msg);
     } catch (err) {
-      this.report(new Error(`could not dead-letter a request from queue "${this.requestQueue}": ${messageOf(err)}`));
+      this.report(
+        new Error(
+          `could not dead-letter a request from queue "${this.requestQueue}": ${messageOf(err)}`,
+        ),
+      );
       try {
         if (link.alive) link.channel.nack(msg, false, true);
       } catch {

@@ -10,7 +10,16 @@ import type { MessageType } from "../../codec.js";
 import { CONTENT_TYPE_PROTOBUF } from "../headers.js";
 import { Code, StatusError, messageOf } from "../../status.js";
 import { Deque } from "../deque.js";
-import { FRAME, HEADER_CREDIT, HEADER_FRAME, HEADER_SEQ, INITIAL_STREAM_CREDIT, KEEPALIVE_MISSES, readCount, type FrameKind } from "./wire.js";
+import {
+  FRAME,
+  HEADER_CREDIT,
+  HEADER_FRAME,
+  HEADER_SEQ,
+  INITIAL_STREAM_CREDIT,
+  KEEPALIVE_MISSES,
+  readCount,
+  type FrameKind,
+} from "./wire.js";
 
 /** Where this end's frames go: the peer's inbox, through one channel. */
 export interface StreamRoute {
@@ -25,9 +34,21 @@ export interface StreamRoute {
  * as a return), the call's correlation id, protobuf content; `drained` is how the channel says it
  * has room again.
  */
-export function inboxRoute(channel: Channel, inbox: string, id: string, drained: () => Promise<void>): StreamRoute {
+export function inboxRoute(
+  channel: Channel,
+  inbox: string,
+  id: string,
+  drained: () => Promise<void>,
+): StreamRoute {
   return {
-    publish: (headers, body, props) => channel.publish("", inbox, body, { correlationId: id, contentType: CONTENT_TYPE_PROTOBUF, headers, mandatory: true, ...props }),
+    publish: (headers, body, props) =>
+      channel.publish("", inbox, body, {
+        correlationId: id,
+        contentType: CONTENT_TYPE_PROTOBUF,
+        headers,
+        mandatory: true,
+        ...props,
+      }),
     drained,
   };
 }
@@ -94,7 +115,10 @@ export class StreamEnd {
     this.addCredit(credit);
     this.lastHeard = Date.now();
     if (this.timer === undefined && !this.closed) {
-      this.timer = setInterval(() => this.tick(), Math.max(10, Math.floor(this.options.keepaliveMs / 2)));
+      this.timer = setInterval(
+        () => this.tick(),
+        Math.max(10, Math.floor(this.options.keepaliveMs / 2)),
+      );
       this.timer.unref?.();
     }
   }
@@ -104,15 +128,28 @@ export class StreamEnd {
   }
 
   /** Sends a frame of the owner's (headers, end, half-close...); false when the channel is full. */
-  sendFrame(kind: FrameKind, headers: Record<string, unknown> = {}, body: Buffer = EMPTY, props?: Options.Publish): boolean {
+  sendFrame(
+    kind: FrameKind,
+    headers: Record<string, unknown> = {},
+    body: Buffer = EMPTY,
+    props?: Options.Publish,
+  ): boolean {
     const route = this.route;
-    if (route === undefined) throw new StatusError(Code.INTERNAL, `${this.options.path}: a ${kind} frame before the peer's inbox is known`);
+    if (route === undefined)
+      throw new StatusError(
+        Code.INTERNAL,
+        `${this.options.path}: a ${kind} frame before the peer's inbox is known`,
+      );
     headers[HEADER_FRAME] = kind;
     this.lastSent = Date.now();
     try {
       return route.publish(headers, body, props);
     } catch (err) {
-      const broken = new StatusError(Code.UNAVAILABLE, `${this.options.path}: the stream's channel to RabbitMQ is gone: ${messageOf(err)}`, { cause: err });
+      const broken = new StatusError(
+        Code.UNAVAILABLE,
+        `${this.options.path}: the stream's channel to RabbitMQ is gone: ${messageOf(err)}`,
+        { cause: err },
+      );
       this.break(broken);
       throw broken;
     }
@@ -130,13 +167,22 @@ export class StreamEnd {
       const bytes = this.options.sends.encode(message);
       body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch (err) {
-      throw new StatusError(Code.INTERNAL, `could not encode a ${this.options.sends.typeName} message of ${this.options.path}: ${messageOf(err)}`, { cause: err });
+      throw new StatusError(
+        Code.INTERNAL,
+        `could not encode a ${this.options.sends.typeName} message of ${this.options.path}: ${messageOf(err)}`,
+        { cause: err },
+      );
     }
     if (body.length > this.options.maxMessageBytes) {
-      throw new StatusError(Code.RESOURCE_EXHAUSTED, `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`);
+      throw new StatusError(
+        Code.RESOURCE_EXHAUSTED,
+        `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`,
+      );
     }
     this.credit--;
-    const flushed = this.sendFrame(FRAME.message, { [HEADER_SEQ]: ++this.sentSeq }, body, { type: this.options.sends.typeName });
+    const flushed = this.sendFrame(FRAME.message, { [HEADER_SEQ]: ++this.sentSeq }, body, {
+      type: this.options.sends.typeName,
+    });
     if (!flushed) await this.route!.drained();
   }
 
@@ -152,7 +198,13 @@ export class StreamEnd {
         return true;
       case FRAME.credit: {
         const n = readCount(headers, HEADER_CREDIT);
-        if (n === undefined) this.break(new StatusError(Code.INTERNAL, `${this.options.path}: a credit frame without a valid ${HEADER_CREDIT}`));
+        if (n === undefined)
+          this.break(
+            new StatusError(
+              Code.INTERNAL,
+              `${this.options.path}: a credit frame without a valid ${HEADER_CREDIT}`,
+            ),
+          );
         else this.addCredit(n);
         return true;
       }
@@ -167,25 +219,47 @@ export class StreamEnd {
   private receiveMessage(headers: Record<string, unknown> | undefined, body: Buffer): void {
     const seq = readCount(headers, HEADER_SEQ);
     if (seq !== this.receivedSeq + 1) {
-      this.break(new StatusError(Code.INTERNAL, `${this.options.path}: stream message ${seq ?? "without a number"} arrived after message ${this.receivedSeq} (lost or reordered)`));
+      this.break(
+        new StatusError(
+          Code.INTERNAL,
+          `${this.options.path}: stream message ${seq ?? "without a number"} arrived after message ${this.receivedSeq} (lost or reordered)`,
+        ),
+      );
       return;
     }
     this.receivedSeq = seq;
     if (this.granted === 0) {
-      this.break(new StatusError(Code.RESOURCE_EXHAUSTED, `${this.options.path}: the ${peerOf(this.options.side)} sent message ${seq} beyond the credit it was given`));
+      this.break(
+        new StatusError(
+          Code.RESOURCE_EXHAUSTED,
+          `${this.options.path}: the ${peerOf(this.options.side)} sent message ${seq} beyond the credit it was given`,
+        ),
+      );
       return;
     }
     this.granted--;
-    this.meanSize = this.meanSize === 0 ? body.length + 1 : this.meanSize * 0.9 + (body.length + 1) * 0.1;
+    this.meanSize =
+      this.meanSize === 0 ? body.length + 1 : this.meanSize * 0.9 + (body.length + 1) * 0.1;
     if (body.length > this.options.maxMessageBytes) {
-      this.break(new StatusError(Code.RESOURCE_EXHAUSTED, `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`));
+      this.break(
+        new StatusError(
+          Code.RESOURCE_EXHAUSTED,
+          `${this.options.path}: a stream message of ${body.length} bytes is over the limit of ${this.options.maxMessageBytes}`,
+        ),
+      );
       return;
     }
     let message: unknown;
     try {
       message = this.options.receives.decode(body);
     } catch (err) {
-      this.break(new StatusError(this.options.decodeCode, `${this.options.path}: could not decode stream message ${seq}: ${messageOf(err)}`, { cause: err }));
+      this.break(
+        new StatusError(
+          this.options.decodeCode,
+          `${this.options.path}: could not decode stream message ${seq}: ${messageOf(err)}`,
+          { cause: err },
+        ),
+      );
       return;
     }
     this.inbound.push(message);
@@ -198,7 +272,10 @@ export class StreamEnd {
    */
   private took(): void {
     if (this.failure || this.route === undefined || this.options.window === 0) return;
-    const bySize = this.meanSize === 0 ? INITIAL_STREAM_CREDIT : Math.floor(this.options.windowBytes / this.meanSize);
+    const bySize =
+      this.meanSize === 0
+        ? INITIAL_STREAM_CREDIT
+        : Math.floor(this.options.windowBytes / this.meanSize);
     const target = Math.max(1, Math.min(this.options.window, bySize));
     const outstanding = this.granted + this.inbound.length;
     if (outstanding > target >> 1) return;
@@ -227,7 +304,10 @@ export class StreamEnd {
     const silent = now - this.lastHeard;
     if (silent >= this.options.keepaliveMs * KEEPALIVE_MISSES) {
       this.break(
-        new StatusError(Code.UNAVAILABLE, `${this.options.path}: the ${peerOf(this.options.side)} went silent for ${silent} ms (keepalive ${this.options.keepaliveMs} ms): it or its connection to RabbitMQ is gone`),
+        new StatusError(
+          Code.UNAVAILABLE,
+          `${this.options.path}: the ${peerOf(this.options.side)} went silent for ${silent} ms (keepalive ${this.options.keepaliveMs} ms): it or its connection to RabbitMQ is gone`,
+        ),
       );
       return;
     }
@@ -253,7 +333,8 @@ export class StreamEnd {
    */
   close(err?: StatusError): void {
     if (this.failure) return;
-    this.failure = err ?? new StatusError(Code.CANCELLED, `${this.options.path}: the stream is over`);
+    this.failure =
+      err ?? new StatusError(Code.CANCELLED, `${this.options.path}: the stream is over`);
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     const waiter = this.creditWaiter;
@@ -343,4 +424,3 @@ export class Inbound implements AsyncIterableIterator<unknown> {
 function peerOf(side: "client" | "server"): string {
   return side === "client" ? "server" : "client";
 }
-

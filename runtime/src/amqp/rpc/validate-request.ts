@@ -23,8 +23,14 @@ export function methodTable(service: ServiceDesc, handlers: object): Map<string,
   const table = new Map<string, MethodEntry>();
   for (const [key, method] of Object.entries(service.methods)) {
     const fn = (handlers as Record<string, unknown>)[key];
-    const unsupported = typeof fn !== "function" ? `${method.path} is not implemented by this server` : undefined;
-    table.set(method.path, { key, method, handler: unsupported === undefined ? (fn as MethodEntry["handler"]) : undefined, unsupported });
+    const unsupported =
+      typeof fn !== "function" ? `${method.path} is not implemented by this server` : undefined;
+    table.set(method.path, {
+      key,
+      method,
+      handler: unsupported === undefined ? (fn as MethodEntry["handler"]) : undefined,
+      unsupported,
+    });
   }
   return table;
 }
@@ -43,9 +49,19 @@ export type RequestVerdict =
   /** No or an unknown `rpc-method`: UNIMPLEMENTED, with no method to log the call under. */
   | { readonly kind: "unknown-method"; readonly path: string | undefined; readonly text: string }
   /** A known method refused before its handler runs. */
-  | { readonly kind: "refuse"; readonly entry: MethodEntry; readonly code: Code; readonly text: string }
+  | {
+      readonly kind: "refuse";
+      readonly entry: MethodEntry;
+      readonly code: Code;
+      readonly text: string;
+    }
   /** To serve: a unary request (its body still to decode) or a stream's open. */
-  | { readonly kind: "serve"; readonly entry: MethodEntry; readonly streaming: boolean; readonly deadline: number | undefined };
+  | {
+      readonly kind: "serve";
+      readonly entry: MethodEntry;
+      readonly streaming: boolean;
+      readonly deadline: number | undefined;
+    };
 
 export interface ValidateContext {
   readonly methods: ReadonlyMap<string, MethodEntry>;
@@ -65,15 +81,27 @@ export interface ValidateContext {
  */
 export function validateRequest(props: RequestProperties, ctx: ValidateContext): RequestVerdict {
   const headers = props.headers;
-  if (!props.replyTo) return { kind: "dead-letter", reason: "the request has no reply_to, so no reply can be sent" };
+  if (!props.replyTo)
+    return { kind: "dead-letter", reason: "the request has no reply_to, so no reply can be sent" };
   const path = readText(headers, HEADER_METHOD);
   const entry = path === undefined ? undefined : ctx.methods.get(path);
   if (entry === undefined) {
-    const what = path === undefined ? "the request has no rpc-method header" : `unknown method ${path}`;
-    return { kind: "unknown-method", path, text: `${what} (service ${ctx.service} on queue "${ctx.queue}")` };
+    const what =
+      path === undefined ? "the request has no rpc-method header" : `unknown method ${path}`;
+    return {
+      kind: "unknown-method",
+      path,
+      text: `${what} (service ${ctx.service} on queue "${ctx.queue}")`,
+    };
   }
   const method = entry.method;
-  if (entry.handler === undefined) return { kind: "refuse", entry, code: Code.UNIMPLEMENTED, text: entry.unsupported ?? `${method.path} is not implemented` };
+  if (entry.handler === undefined)
+    return {
+      kind: "refuse",
+      entry,
+      code: Code.UNIMPLEMENTED,
+      text: entry.unsupported ?? `${method.path} is not implemented`,
+    };
   const streaming = method.kind !== "unary";
   if (streaming !== (readFrame(headers) === FRAME.open)) {
     const text = streaming
@@ -82,23 +110,43 @@ export function validateRequest(props: RequestProperties, ctx: ValidateContext):
     return { kind: "refuse", entry, code: Code.INVALID_ARGUMENT, text };
   }
   if (ctx.cancelledBefore(props.correlationId)) {
-    return { kind: "refuse", entry, code: Code.CANCELLED, text: `${method.path}: the caller cancelled the call before it was served` };
+    return {
+      kind: "refuse",
+      entry,
+      code: Code.CANCELLED,
+      text: `${method.path}: the caller cancelled the call before it was served`,
+    };
   }
   const timeoutMs = requestTimeoutMs(headers, props.expiration, streaming);
   if (timeoutMs !== undefined && timeoutMs <= 0) {
-    return { kind: "refuse", entry, code: Code.DEADLINE_EXCEEDED, text: `${method.path}: the deadline had passed when the request arrived` };
+    return {
+      kind: "refuse",
+      entry,
+      code: Code.DEADLINE_EXCEEDED,
+      text: `${method.path}: the deadline had passed when the request arrived`,
+    };
   }
   return { kind: "serve", entry, streaming, deadline: requestDeadline(timeoutMs, ctx.arrival) };
 }
 
 /** A request body decoded as `method`'s input, or the refusal: over the limit, or undecodable. */
-export function decodeRequest(method: MethodDesc, body: Uint8Array, maxMessageBytes: number): { request: unknown } | { code: Code; text: string } {
+export function decodeRequest(
+  method: MethodDesc,
+  body: Uint8Array,
+  maxMessageBytes: number,
+): { request: unknown } | { code: Code; text: string } {
   if (body.length > maxMessageBytes) {
-    return { code: Code.RESOURCE_EXHAUSTED, text: `${method.path}: the request is ${body.length} bytes, over the limit of ${maxMessageBytes}` };
+    return {
+      code: Code.RESOURCE_EXHAUSTED,
+      text: `${method.path}: the request is ${body.length} bytes, over the limit of ${maxMessageBytes}`,
+    };
   }
   try {
     return { request: method.input.decode(body) };
   } catch (err) {
-    return { code: Code.INVALID_ARGUMENT, text: `could not decode the request as ${method.input.typeName}: ${messageOf(err)}` };
+    return {
+      code: Code.INVALID_ARGUMENT,
+      text: `could not decode the request as ${method.input.typeName}: ${messageOf(err)}`,
+    };
   }
 }

@@ -31,12 +31,21 @@ export function deadLetterQueueName(requestQueue: string): string {
 export function readStatus(headers: Record<string, unknown> | undefined): Code | undefined {
   const value = headers?.[HEADER_STATUS];
   const n =
-    typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" && value !== "" ? Number(value) : NaN;
+    typeof value === "number"
+      ? value
+      : typeof value === "bigint"
+        ? Number(value)
+        : typeof value === "string" && value !== ""
+          ? Number(value)
+          : NaN;
   return Number.isInteger(n) && n >= 0 ? (n as Code) : undefined;
 }
 
 /** A header as text (amqplib hands back long strings as strings, some brokers' as buffers). */
-export function readText(headers: Record<string, unknown> | undefined, name: string): string | undefined {
+export function readText(
+  headers: Record<string, unknown> | undefined,
+  name: string,
+): string | undefined {
   const value = headers?.[name];
   if (typeof value === "string") return value;
   if (value instanceof Uint8Array) return Buffer.from(value).toString("utf8");
@@ -57,7 +66,14 @@ export function readDetails(headers: Record<string, unknown> | undefined): Error
 
 /** Milliseconds from a header or the `expiration` property; undefined when absent or malformed. */
 export function readMillis(value: unknown): number | undefined {
-  const n = typeof value === "number" ? value : typeof value === "bigint" ? Number(value) : typeof value === "string" && value !== "" ? Number(value) : NaN;
+  const n =
+    typeof value === "number"
+      ? value
+      : typeof value === "bigint"
+        ? Number(value)
+        : typeof value === "string" && value !== ""
+          ? Number(value)
+          : NaN;
   return Number.isFinite(n) ? n : undefined;
 }
 
@@ -111,7 +127,10 @@ export function readFrame(headers: Record<string, unknown> | undefined): FrameKi
 }
 
 /** A non-negative integer header (credit, seq), or undefined. */
-export function readCount(headers: Record<string, unknown> | undefined, name: string): number | undefined {
+export function readCount(
+  headers: Record<string, unknown> | undefined,
+  name: string,
+): number | undefined {
   const n = readMillis(headers?.[name]);
   return n !== undefined && Number.isInteger(n) && n >= 0 ? n : undefined;
 }
