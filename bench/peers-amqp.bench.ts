@@ -4,7 +4,8 @@
 //   publish: confirmed persistent publishing with a sliding window of WINDOW unconfirmed messages;
 //     grabbit's EventPublisher vs rabbitmq-client's Publisher (confirm: true), amqp-connection-manager's
 //     ChannelWrapper (confirms on) and a rascal publication with confirm: true.
-//   consume: decode + ack of N messages at the same prefetch; grabbit's EventConsumer vs
+//   consume: decode + ack of N messages at the same prefetch, timed from the first delivery to the
+//     last (no side pays its setup or shutdown in the figure); grabbit's EventConsumer vs
 //     rabbitmq-client's Consumer, amqp-connection-manager's consume and a rascal subscription.
 //   rpc: request/reply over direct reply-to with 64 calls in flight and sequentially; grabbit's
 //     AmqpRpcTransport + serveAmqp vs rabbitmq-client's RPCClient + a Consumer replying, the same
@@ -92,25 +93,45 @@ function schedule<T extends string>(peers: T[], r: number): ("grabbit" | T)[] {
   return rotated.flatMap((p) => ["grabbit" as const, p]);
 }
 
-/** Consumes until `n` messages were handled; each side hands `onMessage` the decoded amount. */
+/** What one consume round measured: the steady-state rate and the CPU the process spent meanwhile. */
+interface ConsumeRound {
+  rate: number;
+  cpuUs: number;
+}
+
+/**
+ * Consumes until `n` messages were handled; each side hands `onMessage` the decoded amount. The clock
+ * and the CPU meter run from the first delivery to the n-th, so that neither a side's setup (grabbit's
+ * start() declares its topology and retry queues, rascal's subscribe() opens and checks its channel,
+ * amqp-connection-manager opens a channel, rabbitmq-client's Consumer connects in the background) nor
+ * its shutdown (grabbit drains its handlers, then cancels) lands in the figure: every side is measured
+ * doing the same thing, n - 1 deliveries handled and acked at the same prefetch on an open channel.
+ */
 function consumeUntil(
   n: number,
   start: (onMessage: (amount: number) => void) => Promise<() => Promise<void>>,
-): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+): Promise<ConsumeRound> {
+  return new Promise<ConsumeRound>((resolve, reject) => {
     let count = 0;
     let sum = 0;
     let stop: (() => Promise<void>) | undefined;
     let done = false;
-    const t0 = performance.now();
+    let t0 = 0;
+    let cpu0: NodeJS.CpuUsage | undefined;
+    let result: ConsumeRound | undefined;
     const finish = () => {
-      const rate = n / ((performance.now() - t0) / 1000);
       if (sum < 0) reject(new Error("unreachable"));
-      void stop!().then(() => resolve(rate), reject);
+      void stop!().then(() => resolve(result!), reject);
     };
     start((amount) => {
       sum += amount;
-      if (++count === n) {
+      if (++count === 1) {
+        cpu0 = process.cpuUsage();
+        t0 = performance.now();
+      } else if (count === n) {
+        const ms = performance.now() - t0;
+        const used = process.cpuUsage(cpu0);
+        result = { rate: (n - 1) / (ms / 1000), cpuUs: ((used.user + used.system) * n) / (n - 1) };
         done = true;
         if (stop) finish();
       }
@@ -119,6 +140,20 @@ function consumeUntil(
       if (done) finish();
     }, reject);
   });
+}
+
+/** One consume round into `t`: the rate, and the CPU per message scaled to n messages. */
+async function measureConsume(
+  t: Tally,
+  n: number,
+  run: () => Promise<ConsumeRound>,
+): Promise<void> {
+  const r = await run();
+  t.rates.push(r.rate);
+  t.cpuUs += r.cpuUs;
+  t.n += n;
+  if (process.env.BENCH_VERBOSE)
+    process.stderr.write(`  ${Math.round(r.rate)} /s, ${(r.cpuUs / n).toFixed(1)} µs CPU each\n`);
 }
 
 async function fill(ch: ConfirmChannel, n: number): Promise<void> {
@@ -294,7 +329,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
     for (let r = 0; r < rounds; r++) {
       for (const side of schedule(Object.keys(PEERS) as Peer[], r)) {
         await fill(ach, n);
-        await measure(conT[side]!, n, () => consumeUntil(n, consumers[side]));
+        await measureConsume(conT[side]!, n, () => consumeUntil(n, consumers[side]));
         await ach.purgeQueue(queue);
       }
     }

@@ -7,8 +7,8 @@
 //   time per call is the client library's cost.
 // Servers: the same raw grpc-js client calls grabbit's GrpcServer, Connect's connectNodeAdapter on
 //   node:http2 and nice-grpc's server, each in its own child; the child reports its CPU per call.
-// Rounds interleave the sides (grabbit, peer, grabbit, peer...) and each figure is the median of a
-// side's rounds, so that load from neighbours on the shared machine hits every side alike.
+// Rounds interleave the sides (grabbit and a peer, which of them first alternating) and each figure is
+// the median of a side's rounds, so that load from neighbours on the shared machine hits every side alike.
 // Serializers: grabbit and nice-grpc use the same hand-written codec (EchoType); Connect uses the
 // protobuf-es schema generated from the same .proto (it takes no other), same bytes on the wire.
 import { fork, type ChildProcess } from "node:child_process";
@@ -160,6 +160,19 @@ async function round(
   t.lat.push(...(await sequentialLatencies(call, sequential)));
 }
 
+/** The peers of round `r`, in rotating order, each with its place in the round. */
+const peerOrder = (r: number): [number, string][] =>
+  (r % 2 ? ["connect", "nice_grpc"] : ["nice_grpc", "connect"]).map((p, k) => [k, p]);
+
+/**
+ * Who goes first in a (grabbit, peer) pair: alternating with the round and the place, so that neither
+ * side always runs right after the other peer. In this process the clients' garbage outlives their
+ * round: with grabbit always first, every grabbit round after a Connect round (the most allocating
+ * client) could pay for Connect's garbage, and no nice-grpc round ever did.
+ */
+const pairOrder = (r: number, k: number, peer: string): string[] =>
+  (r + k) % 2 ? [peer, "grabbit"] : ["grabbit", peer];
+
 const selfCpu = async () => {
   const u = process.cpuUsage();
   return u.user + u.system;
@@ -232,9 +245,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
   try {
     for (const call of Object.values(clients)) await unaryThroughput(call, IN_FLIGHT, 400);
     for (let r = 0; r < rounds; r++) {
-      for (const peer of r % 2 ? ["connect", "nice_grpc"] : ["nice_grpc", "connect"]) {
-        await round(clients.grabbit!, clientT.grabbit!, durationMs, sequential, selfCpu);
-        await round(clients[peer]!, clientT[peer]!, durationMs, sequential, selfCpu);
+      for (const [k, peer] of peerOrder(r)) {
+        for (const side of pairOrder(r, k, peer))
+          await round(clients[side]!, clientT[side]!, durationMs, sequential, selfCpu);
       }
     }
   } finally {
@@ -266,8 +279,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Record<string,
         );
     for (const kind of Object.keys(children)) await unaryThroughput(rawCall(kind), IN_FLIGHT, 400);
     for (let r = 0; r < rounds; r++) {
-      for (const peer of r % 2 ? ["connect", "nice_grpc"] : ["nice_grpc", "connect"]) {
-        for (const kind of ["grabbit", peer])
+      for (const [k, peer] of peerOrder(r)) {
+        for (const kind of pairOrder(r, k, peer))
           await round(rawCall(kind), serverT[kind]!, durationMs, sequential, () =>
             children[kind]!.cpu(),
           );
