@@ -182,13 +182,13 @@ const overAmqp = await createGreeterAmqpClient(connection).sayHello({ name: "bob
 
 const consumer = new GreetedConsumer(connection, { queue: ${JSON.stringify(queue)}, filter: { language: "en" } });
 const received: Greeted[] = [];
-const done = new Promise<void>((resolve) => {
-  void consumer.start(async (event) => {
-    received.push(event);
-    if (received.length === 1) resolve();
-  });
+let firstReceived!: () => void;
+const done = new Promise<void>((resolve) => (firstReceived = resolve));
+// start() resolves once the queue is declared and bound: the publishes below have a route.
+await consumer.start(async (event) => {
+  received.push(event);
+  if (received.length === 1) firstReceived();
 });
-await new Promise((r) => setTimeout(r, 200));
 const publisher = new GreetedPublisher(connection);
 await publisher.publish(${lib.event(`{ name: "cy", language: "fr" }`)}).catch((e: Error) => e.name);
 await publisher.publish(${lib.event(`{ name: "dee", language: "en" }`)});
