@@ -1,9 +1,5 @@
 // TLS with certificates made by `openssl` for this run: server authentication, mutual TLS, and clients
 // that do not trust the server (or present no certificate) failing with UNAVAILABLE.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@grabbit/runtime";
 import {
@@ -12,6 +8,7 @@ import {
   tlsChannelCredentials,
   tlsServerCredentials,
 } from "@grabbit/runtime/grpc";
+import { TestPki } from "../support/pki.js";
 import { statusOf, TestService, testHandlers } from "./fixtures.js";
 
 const M = TestService.methods;
@@ -26,81 +23,27 @@ interface Pki {
 }
 
 function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), "grabbit-tls-"));
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const pki = new TestPki("grabbit-tls")
+    .ca("ca", "grabbit test CA")
+    .ca("other", "someone else's CA")
+    .issue("server", {
+      cn: "localhost",
+      ca: "ca",
+      usage: "serverAuth",
+      altNames: ["DNS:localhost", "IP:127.0.0.1"],
+    })
+    .issue("client", { cn: "grabbit test client", ca: "ca", usage: "clientAuth" });
   try {
-    ssl(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=grabbit test CA",
-    );
-    ssl(
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "other.key",
-      "-out",
-      "other.crt",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=someone else's CA",
-    );
-    writeFileSync(
-      join(dir, "server.ext"),
-      "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    );
-    writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-    for (const who of ["server", "client"]) {
-      ssl(
-        "req",
-        ...ec,
-        "-keyout",
-        `${who}.key`,
-        "-out",
-        `${who}.csr`,
-        "-subj",
-        `/CN=${who === "server" ? "localhost" : "grabbit test client"}`,
-      );
-      ssl(
-        "x509",
-        "-req",
-        "-in",
-        `${who}.csr`,
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        `${who}.crt`,
-        "-extfile",
-        `${who}.ext`,
-      );
-    }
-    const read = (f: string) => readFileSync(join(dir, f), "utf8");
     return {
-      ca: read("ca.crt"),
-      serverCert: read("server.crt"),
-      serverKey: read("server.key"),
-      clientCert: read("client.crt"),
-      clientKey: read("client.key"),
-      otherCa: read("other.crt"),
+      ca: pki.pem("ca.crt"),
+      serverCert: pki.pem("server.crt"),
+      serverKey: pki.pem("server.key"),
+      clientCert: pki.pem("client.crt"),
+      clientKey: pki.pem("client.key"),
+      otherCa: pki.pem("other.crt"),
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    pki.remove();
   }
 }
 

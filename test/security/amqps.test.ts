@@ -3,17 +3,14 @@
 // shows its own certificate connects and publishes; one without the CA, with a certificate from
 // another CA, without a certificate, or dialling a name the server certificate does not carry fails,
 // and says why.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection, Publisher, type AmqpTlsOptions } from "@grabbit/runtime/amqp";
+import { TestPki } from "../support/pki.js";
 import { startPrivateBroker, type PrivateBroker } from "./private-broker.js";
 
 interface Pki {
-  dir: string;
+  pki: TestPki;
   ca: string;
   clientCert: string;
   clientKey: string;
@@ -26,76 +23,29 @@ interface Pki {
 }
 
 function makePki(): Pki {
-  const dir = mkdtempSync(join(tmpdir(), "grabbit-amqps-pki-"));
-  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=grabbit amqps test CA",
-  );
-  ssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "other.key",
-    "-out",
-    "other.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=someone else's CA",
-  );
-  // Only the name "localhost": dialling 127.0.0.1 is then a hostname mismatch.
-  writeFileSync(
-    join(dir, "server.ext"),
-    "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
-  );
-  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
-  const issue = (who: string, cn: string, ca: string, ext: string) => {
-    ssl("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${cn}`);
-    ssl(
-      "x509",
-      "-req",
-      "-in",
-      `${who}.csr`,
-      "-CA",
-      `${ca}.crt`,
-      "-CAkey",
-      `${ca}.key`,
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-out",
-      `${who}.crt`,
-      "-extfile",
-      ext,
-    );
-  };
-  issue("server", "localhost", "ca", "server.ext");
-  issue("client", "grabbit-client", "ca", "client.ext");
-  issue("intruder", "grabbit-client", "other", "client.ext");
-  issue("stranger", "nobody-by-this-name", "ca", "client.ext");
-  const read = (f: string) => readFileSync(join(dir, f), "utf8");
+  const pki = new TestPki("grabbit-amqps-pki")
+    .ca("ca", "grabbit amqps test CA")
+    .ca("other", "someone else's CA")
+    // Only the name "localhost": dialling 127.0.0.1 is then a hostname mismatch.
+    .issue("server", {
+      cn: "localhost",
+      ca: "ca",
+      usage: "serverAuth",
+      altNames: ["DNS:localhost"],
+    })
+    .issue("client", { cn: "grabbit-client", ca: "ca", usage: "clientAuth" })
+    .issue("intruder", { cn: "grabbit-client", ca: "other", usage: "clientAuth" })
+    .issue("stranger", { cn: "nobody-by-this-name", ca: "ca", usage: "clientAuth" });
   return {
-    dir,
-    ca: read("ca.crt"),
-    clientCert: read("client.crt"),
-    clientKey: read("client.key"),
-    otherCa: read("other.crt"),
-    otherClientCert: read("intruder.crt"),
-    otherClientKey: read("intruder.key"),
-    strangerCert: read("stranger.crt"),
-    strangerKey: read("stranger.key"),
+    pki,
+    ca: pki.pem("ca.crt"),
+    clientCert: pki.pem("client.crt"),
+    clientKey: pki.pem("client.key"),
+    otherCa: pki.pem("other.crt"),
+    otherClientCert: pki.pem("intruder.crt"),
+    otherClientKey: pki.pem("intruder.key"),
+    strangerCert: pki.pem("stranger.crt"),
+    strangerKey: pki.pem("stranger.key"),
   };
 }
 
@@ -106,9 +56,9 @@ beforeAll(async () => {
   pki = makePki();
   // If this throws, the test fails with the node's own output: the reason it could not start here.
   broker = await startPrivateBroker({
-    cacertfile: join(pki.dir, "ca.crt"),
-    certfile: join(pki.dir, "server.crt"),
-    keyfile: join(pki.dir, "server.key"),
+    cacertfile: pki.pki.path("ca.crt"),
+    certfile: pki.pki.path("server.crt"),
+    keyfile: pki.pki.path("server.key"),
     requireClientCert: true,
     certificateLogin: true,
   });
@@ -125,7 +75,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await broker?.stop();
-  if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  pki?.pki.remove();
 }, 60_000);
 
 /** One connection attempt, no retries, so a refusal surfaces as the error it is. */
