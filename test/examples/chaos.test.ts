@@ -3,13 +3,13 @@
 // (one decision and one outbox report per request in the Processor's database, each report counted
 // once by the Reporter) must pass. Once with PostgreSQL and gRPC, once with PGlite and RPC over
 // RabbitMQ, each on a vhost of its own (no other run's Processor may serve its RabbitMQ calls).
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "@grabbit/runtime/outbox";
-import { AMQP_URL } from "../support/broker.js";
+import { privateVhost } from "../support/broker.js";
 import { REPO } from "../support/buf.js";
 import { PG_URL } from "../outbox/support.js";
 import { generateExamples } from "./generate.js";
@@ -18,15 +18,8 @@ const id = randomBytes(4).toString("hex");
 const VHOST = `grabbit-example-chaos-${id}`;
 const SCHEMA = `example_chaos_${id}`;
 const DB_DIR = join(REPO, ".tmp", `chaos-db-${id}`);
+let vhost: Awaited<ReturnType<typeof privateVhost>> | undefined;
 let vhostUrl: string;
-
-function ctl(...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
-    );
-  });
-}
 
 function runDemo(
   args: string[],
@@ -62,23 +55,12 @@ function runDemo(
 
 beforeAll(async () => {
   generateExamples();
-  await ctl("add_vhost", VHOST);
-  const base = new URL(AMQP_URL);
-  await ctl(
-    "set_permissions",
-    "-p",
-    VHOST,
-    decodeURIComponent(base.username || "guest"),
-    ".*",
-    ".*",
-    ".*",
-  );
-  base.pathname = `/${encodeURIComponent(VHOST)}`;
-  vhostUrl = base.toString();
+  vhost = await privateVhost(VHOST);
+  vhostUrl = vhost.url;
 }, 240_000);
 
 afterAll(async () => {
-  await ctl("delete_vhost", VHOST).catch(() => {});
+  await vhost?.remove().catch(() => {});
   rmSync(DB_DIR, { recursive: true, force: true });
   const db = await openDatabase(PG_URL);
   await db.query(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => {});

@@ -4,14 +4,13 @@
 // rotated-in key is accepted without a restart; an event carrying a bad token is dead-lettered with
 // the reason. Real broker (a vhost of this file's own, so no other run's Processor serves its calls),
 // real gRPC, real HTTP issuer, PGlite for the Processor.
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair, SignJWT } from "jose";
 import { Code, StatusError } from "@grabbit/runtime";
 import { AmqpConnection } from "@grabbit/runtime/amqp";
 import { jwtVerifier } from "@grabbit/runtime/auth";
-import { AMQP_URL, uniqueName } from "../support/broker.js";
+import { privateVhost, uniqueName } from "../support/broker.js";
 import { generateExamples } from "./generate.js";
 
 type SystemModule = typeof import("../../examples/system.js");
@@ -21,32 +20,14 @@ let gen: { processor: any; reports: any; common: any };
 let authMod: typeof import("../../examples/shared/auth.js");
 let issuerMod: typeof import("../../examples/shared/issuer.js");
 let amqp: AmqpConnection;
+let vhost: Awaited<ReturnType<typeof privateVhost>> | undefined;
 const VHOST = `grabbit-example-identity-${randomBytes(4).toString("hex")}`;
 const region = uniqueName("identity");
 const queue = uniqueName("example.reporter.identity");
 
-function ctl(...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
-    );
-  });
-}
-
 beforeAll(async () => {
   generateExamples();
-  await ctl("add_vhost", VHOST);
-  const base = new URL(AMQP_URL);
-  await ctl(
-    "set_permissions",
-    "-p",
-    VHOST,
-    decodeURIComponent(base.username || "guest"),
-    ".*",
-    ".*",
-    ".*",
-  );
-  base.pathname = `/${encodeURIComponent(VHOST)}`;
+  vhost = await privateVhost(VHOST);
   sys = await import("../../examples/system.js");
   authMod = await import("../../examples/shared/auth.js");
   issuerMod = await import("../../examples/shared/issuer.js");
@@ -57,20 +38,20 @@ beforeAll(async () => {
   };
   // Key sets fetched on every check (max age 0, no cooldown): a rotation is seen at once, no waiting.
   system = await sys.startSystem({
-    amqpUrl: base.toString(),
+    amqpUrl: vhost.url,
     processorOverAmqp: true,
     reporterQueue: queue,
     reporterRegion: region,
     jwks: { jwksMaxAgeMs: 0, jwksCooldownMs: 0 },
   });
-  amqp = await AmqpConnection.connect({ urls: base.toString(), onError: () => {} });
+  amqp = await AmqpConnection.connect({ urls: vhost.url, onError: () => {} });
 }, 240_000);
 
 afterAll(async () => {
   await amqp?.close();
   await system?.close();
   // Deleting the vhost deletes its exchanges and queues.
-  await ctl("delete_vhost", VHOST).catch(() => {});
+  await vhost?.remove().catch(() => {});
 }, 240_000);
 
 /** A token signed by a key the issuer never published, claiming to be the issuer's (its current kid). */

@@ -3,7 +3,7 @@
 // configure/write/read regexes. Each role does its whole job (declare, publish with user_id, consume,
 // retry, dead-letter, serve, call) and is refused outside its rights. Names are unique and everything
 // is deleted afterwards.
-import { execFile } from "node:child_process";
+import { rabbitmqctl } from "../support/broker.js";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, StatusError } from "@grabbit/runtime";
@@ -49,14 +49,6 @@ type Role = keyof typeof ROLES;
 const user = (role: Role) => `grabbit-${role}-${id}`;
 const PASSWORD = randomBytes(12).toString("hex");
 
-function ctl(...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("rabbitmqctl", args, { timeout: 120_000 }, (err, stdout, stderr) =>
-      err ? reject(new Error(`rabbitmqctl ${args[0]}: ${stderr || err.message}`)) : resolve(stdout),
-    );
-  });
-}
-
 const conns: AmqpConnection[] = [];
 async function connect(role: Role): Promise<AmqpConnection> {
   const host = new URL(process.env.AMQP_URL ?? "amqp://127.0.0.1").host;
@@ -70,21 +62,21 @@ async function connect(role: Role): Promise<AmqpConnection> {
 }
 
 beforeAll(async () => {
-  await ctl("add_vhost", VHOST);
+  await rabbitmqctl("add_vhost", VHOST);
   for (const role of Object.keys(ROLES) as Role[]) {
-    await ctl("add_user", user(role), PASSWORD);
+    await rabbitmqctl("add_user", user(role), PASSWORD);
     const p = ROLES[role];
-    await ctl("set_permissions", "-p", VHOST, user(role), p.configure, p.write, p.read);
+    await rabbitmqctl("set_permissions", "-p", VHOST, user(role), p.configure, p.write, p.read);
   }
 }, 240_000);
 
 afterAll(async () => {
   for (const c of conns) await c.close().catch(() => {});
   for (const role of Object.keys(ROLES) as Role[])
-    await ctl("delete_user", user(role)).catch(() => {});
+    await rabbitmqctl("delete_user", user(role)).catch(() => {});
   // Deleting the vhost deletes its exchanges and queues with it.
-  await ctl("delete_vhost", VHOST).catch(() => {});
-  expect(await ctl("list_vhosts", "--quiet")).not.toContain(VHOST);
+  await rabbitmqctl("delete_vhost", VHOST).catch(() => {});
+  expect(await rabbitmqctl("list_vhosts", "--quiet")).not.toContain(VHOST);
 }, 240_000);
 
 async function refused(p: Promise<unknown>): Promise<StatusError> {
