@@ -16,6 +16,7 @@ import {
   type SourceCodeInfo,
   type SourceCodeInfo_Location,
 } from "@bufbuild/protobuf/wkt";
+import * as opts from "./gen/grabbit/v1/options_pb.js";
 
 // Field numbers in plugin.proto and descriptor.proto.
 const REQUEST = { fileToGenerate: 1, parameter: 2, protoFile: 15 } as const;
@@ -28,9 +29,6 @@ const FILE = {
   sourceCodeInfo: 9,
 } as const;
 const MESSAGE = { nestedType: 3, options: 7 } as const;
-// grabbit's option extensions (grabbit/v1/options.proto).
-const EXT_FILE = 51730;
-const EXT_EVENT = 51731;
 
 export interface LeanRequest {
   parameter: string;
@@ -136,7 +134,7 @@ function scanFile(bytes: Uint8Array): { name: string; scanned: Scanned } {
       relevant = true;
       reader.skip(wireType, no);
     } else if (no === FILE.messageType) relevant = messageHasEvent(reader.bytes()) || relevant;
-    else if (no === FILE.options) relevant = hasField(reader.bytes(), EXT_FILE) || relevant;
+    else if (no === FILE.options) relevant = hasField(reader.bytes(), opts.file.number) || relevant;
     else if (no === FILE.sourceCodeInfo) {
       sourceCodeInfoTag = start;
       sourceCodeInfo = reader.bytes();
@@ -151,7 +149,7 @@ function messageHasEvent(bytes: Uint8Array): boolean {
   while (reader.pos < reader.len) {
     const [no, wireType] = reader.tag();
     if (wireType === WireType.LengthDelimited && no === MESSAGE.options) {
-      if (hasField(reader.bytes(), EXT_EVENT)) return true;
+      if (hasField(reader.bytes(), opts.event.number)) return true;
     } else if (wireType === WireType.LengthDelimited && no === MESSAGE.nestedType) {
       if (messageHasEvent(reader.bytes())) return true;
     } else reader.skip(wireType, no);

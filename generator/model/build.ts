@@ -70,8 +70,14 @@ const DEFAULT_PREFETCH = 32;
 const NAME_RE = /^[A-Za-z0-9_.:-]+$/;
 const PLACEHOLDER_RE = /\{([^{}]*)\}/g;
 
-// Option field numbers, for pointing errors at the exact option line where buf recorded one.
-const EXT = { file: 51730, event: 51731, service: 51732, method: 51733 } as const;
+// Option field numbers, for pointing errors at the exact option line where buf recorded one; the
+// extensions' own numbers come from the generated descriptors (options.proto).
+const EXT = {
+  file: opts.file.number,
+  event: opts.event.number,
+  service: opts.service.number,
+  method: opts.method.number,
+} as const;
 const EVENT_FIELD = { exchange: 1, exchangeKind: 2, routingKey: 3 } as const;
 const SERVICE_FIELD = { transports: 1, requestQueue: 2, prefetch: 3, queueType: 5 } as const;
 
