@@ -3,6 +3,7 @@
 import { parseCommand, type CommandSpec } from "../governance/args.js";
 import { EXIT } from "../governance/errors.js";
 import { runInit } from "../generator/init.js";
+import { MESSAGE_LIBRARIES, type MessageLibrary } from "../generator/model/protobuf-es.js";
 
 export const INIT_USAGE = `Usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>] [--messages <library>]
 
@@ -40,8 +41,18 @@ export async function runInitCommand(argv: string[], io: InitIo): Promise<number
     io.stdout(INIT_USAGE);
     return EXIT.OK;
   }
-  const flags = Object.entries(args.values).flatMap(([k, v]) =>
-    typeof v === "string" ? [`--${k}`, v] : [],
-  );
-  return await runInit(flags);
+  const v = args.values as Record<string, string | undefined>;
+  const messages = (v.messages ?? "ts-proto") as MessageLibrary;
+  if (!MESSAGE_LIBRARIES.includes(messages)) {
+    io.stderr(
+      `grabbit init: --messages takes ${MESSAGE_LIBRARIES.join(" or ")}, not "${messages}".\n`,
+    );
+    return EXIT.USAGE;
+  }
+  return await runInit({
+    messages,
+    ...(v.dir !== undefined ? { dir: v.dir } : {}),
+    ...(v.proto !== undefined ? { proto: v.proto } : {}),
+    ...(v.out !== undefined ? { out: v.out } : {}),
+  });
 }

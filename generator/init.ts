@@ -5,49 +5,17 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { MessageLibrary } from "./model/protobuf-es.js";
 
-interface InitOptions {
-  dir: string;
-  proto: string;
-  out: string;
-  messages: string;
-}
-
-const USAGE = `usage: grabbit init [--dir <repo>] [--proto <folder>] [--out <folder>] [--messages ts-proto|protobuf-es]
-
-Writes buf.yaml, <proto>/grabbit/v1/options.proto, a starter contract and buf.gen.yaml
-(ts-proto or protoc-gen-es for messages, protoc-gen-grabbit for transports) where they are missing.
-  --dir       the repo to set up (default: the current folder)
-  --proto     folder of .proto files (default: proto)
-  --out       folder generated TypeScript goes to (default: src/gen)
-  --messages  the plugin that writes the message types: ts-proto (default) or protobuf-es
-              (protoc-gen-es, as connect-es uses); see docs/options.md`;
-
-const FLAGS = ["--dir", "--proto", "--out", "--messages"];
-
-function parse(argv: string[]): InitOptions | string {
-  const options: InitOptions = {
-    dir: process.cwd(),
-    proto: "proto",
-    out: "src/gen",
-    messages: "ts-proto",
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] = arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : [arg, undefined];
-    const value = () => inline ?? argv[++i];
-    if (flag === "--help" || flag === "-h") return "help";
-    if (!FLAGS.includes(flag)) return `grabbit init: unknown argument "${arg}".`;
-    const v = value();
-    if (!v) return `grabbit init: ${flag} needs a value.`;
-    options[flag.slice(2) as keyof InitOptions] = v;
-  }
-  if (options.messages !== "ts-proto" && options.messages !== "protobuf-es") {
-    return `grabbit init: --messages takes ts-proto or protobuf-es, not "${options.messages}".`;
-  }
-  return options;
+export interface InitOptions {
+  /** The repo to set up (default: the current folder). */
+  dir?: string;
+  /** Folder of .proto files (default: proto). */
+  proto?: string;
+  /** Folder generated TypeScript goes to (default: src/gen). */
+  out?: string;
+  /** The plugin that writes the message types (default: ts-proto). */
+  messages?: MessageLibrary;
 }
 
 function packageRoot(): string {
@@ -172,17 +140,9 @@ plugins:
 `;
 }
 
-export async function runInit(argv: string[]): Promise<number> {
-  const parsed = parse(argv);
-  if (parsed === "help") {
-    console.log(USAGE);
-    return 0;
-  }
-  if (typeof parsed === "string") {
-    console.error(`${parsed}\n\n${USAGE}`);
-    return 1;
-  }
-  const { dir, proto, out, messages } = parsed;
+/** Writes what the repo lacks; the flags are parsed by the CLI (cli/init.ts). */
+export async function runInit(options: InitOptions = {}): Promise<number> {
+  const { dir = process.cwd(), proto = "proto", out = "src/gen", messages = "ts-proto" } = options;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     console.error(`grabbit init: ${dir} is not a folder.`);
     return 1;
@@ -203,8 +163,8 @@ export async function runInit(argv: string[]): Promise<number> {
 
   write("buf.yaml", bufYaml(proto));
   // Vendored and owned by grabbit: kept in step with the installed version.
-  const options = readFileSync(join(packageRoot(), "proto/grabbit/v1/options.proto"), "utf8");
-  write(join(proto, "grabbit/v1/options.proto"), options, true);
+  const optionsProto = readFileSync(join(packageRoot(), "proto/grabbit/v1/options.proto"), "utf8");
+  write(join(proto, "grabbit/v1/options.proto"), optionsProto, true);
   if (!hasProtoFiles(join(dir, proto), join(dir, proto, "grabbit")))
     write(join(proto, "hello/v1/hello.proto"), STARTER);
   write(

@@ -6,8 +6,8 @@
 import { create, createFileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type EnumDescriptorProto } from "@bufbuild/protobuf/wkt";
 
-export type MessageLibrary = "ts-proto" | "protobuf-es";
-export const MESSAGE_LIBRARIES: readonly MessageLibrary[] = ["ts-proto", "protobuf-es"];
+export { MESSAGE_LIBRARIES, type MessageLibrary } from "../../generator/model/protobuf-es.js";
+import type { MessageLibrary } from "../../generator/model/protobuf-es.js";
 
 export interface EnumMembers {
   /** The member of each number: the first declared value's name, as the library spells it. */

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { parse } from "yaml";
-import { runInit } from "../../generator/init.js";
+import { runInitCommand } from "../../cli/init.js";
 import { scratchDir } from "../support/buf.js";
 
 let out: string[];
@@ -14,13 +14,14 @@ beforeEach(() => {
   vi.spyOn(console, "error").mockImplementation((s: string) => void out.push(s));
 });
 afterEach(() => vi.restoreAllMocks());
+const io = { stdout: (s: string) => void out.push(s), stderr: (s: string) => void out.push(s) };
 
 type Plugin = { local: string; out: string; opt?: string[] };
 
 describe("grabbit init --messages", () => {
   it("protobuf-es: protoc-gen-es and protoc-gen-grabbit with messages=protobuf-es and the same options", async () => {
     const dir = scratchDir("init-es");
-    expect(await runInit(["--dir", dir, "--messages", "protobuf-es"])).toBe(0);
+    expect(await runInitCommand(["--dir", dir, "--messages", "protobuf-es"], io)).toBe(0);
     const plugins = (
       parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }
     ).plugins;
@@ -31,7 +32,7 @@ describe("grabbit init --messages", () => {
 
   it("ts-proto by default", async () => {
     const dir = scratchDir("init-ts");
-    expect(await runInit(["--dir", dir])).toBe(0);
+    expect(await runInitCommand(["--dir", dir], io)).toBe(0);
     const plugins = (
       parse(readFileSync(join(dir, "buf.gen.yaml"), "utf8")) as { plugins: Plugin[] }
     ).plugins;
@@ -41,7 +42,7 @@ describe("grabbit init --messages", () => {
 
   it("refuses an unknown library and writes nothing", async () => {
     const dir = scratchDir("init-bad");
-    expect(await runInit(["--dir", dir, "--messages", "protobufjs"])).toBe(1);
+    expect(await runInitCommand(["--dir", dir, "--messages", "protobufjs"], io)).toBe(1);
     expect(out.join("\n")).toContain(
       `grabbit init: --messages takes ts-proto or protobuf-es, not "protobufjs".`,
     );
